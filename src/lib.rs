@@ -1,0 +1,41 @@
+//! redraft: a replicated configuration store. Raft (openraft) over a sled log, etcd's MVCC
+//! keyspace, spoken over the Redis protocol.
+//!
+//! # Crate map
+//!
+//! | module      | owns                                                              | imports      |
+//! |-------------|-------------------------------------------------------------------|--------------|
+//! | `protocol`  | RESP framing, limits, reply encoding (no commands)                | —            |
+//! | `store`     | the deterministic MVCC keyspace: revisions, history, compaction   | —            |
+//! | `raft`      | openraft: sled log store, state machine, peer network, write path | store, watch |
+//! | `watch`     | fan-out of applied changes to watchers on this node               | store        |
+//! | `commands`  | argv → reply, through the read gate or the write path             | protocol, raft, store |
+//! | `server`    | the Redis listener and per-connection sessions                    | protocol, commands |
+//! | `config`    | `cluster.toml`, validation, data dir identity                     | —            |
+//! | `node`      | assembles and runs one node                                       | all          |
+//!
+//! # How a write flows
+//!
+//! ```text
+//! client ─RESP─▶ server::session ─▶ commands (SET) ─▶ RaftNode::write(Request{client_id, seq})
+//!   ─▶ leader: openraft client_write ─▶ log append (sled, group-commit fsync) on a majority
+//!   ─▶ committed ─▶ state_machine::apply ─▶ store::Store::apply ─▶ Response ─▶ +OK
+//!   (on a follower: forwarded to the leader over the peer connection, same path there)
+//! ```
+//!
+//! # How a read flows
+//!
+//! ```text
+//! client ─RESP─▶ session ─▶ commands (GET) ─▶ read gate (ReadIndex from the leader, wait until
+//!   applied that far; or none in stale mode) ─▶ store::Store::get ─▶ bulk reply
+//! ```
+
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod node;
+pub mod protocol;
+pub mod raft;
+pub mod server;
+pub mod store;
+pub mod watch;

@@ -1,0 +1,169 @@
+//! Assembles one node: data dir identity, the sled log, the state machine, Raft, the peer RPC
+//! server and the Redis listener; then runs until asked to stop and shuts down in order.
+//!
+//! # Start-up order
+//!
+//! ```text
+//! config validated ─▶ data dir identity checked ─▶ log store + state machine opened
+//!   ─▶ Raft built (restores snapshot + re-applies committed log) ─▶ peer listener
+//!   ─▶ initialise if the log is empty ─▶ Redis listener ─▶ serve until shutdown
+//! ```
+//!
+//! # Initialisation is safe
+//!
+//! A node whose Raft log is empty calls `initialize` with the membership from `cluster.toml`.
+//! Every node of a pristine cluster proposes the identical membership at log id
+//! `((term 0, node 0), 0)`, which openraft documents as safe: voting elects one leader. A node
+//! with any log or vote does not initialise; it finds its state on disk.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{ensure_data_dir_identity, ClusterConfig};
+use crate::error::{Error, Result};
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{NetworkFactory, Peers};
+use crate::raft::rpc::{self, PeerIdentity};
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::typ::Raft;
+use crate::raft::{PeerNode, RaftNode};
+use crate::server::{self, ServerContext};
+
+/// A running node: its Raft handle and a way to stop it.
+pub struct Node {
+    pub raft: Arc<RaftNode>,
+    pub redis_addr: std::net::SocketAddr,
+    pub raft_addr: std::net::SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts node `node_id` of `cfg`. Returns once both listeners are bound.
+    pub async fn start(cfg: ClusterConfig, node_id: u64) -> Result<Node> {
+        cfg.validate()?;
+        let me = cfg.node(node_id)?.clone();
+        ensure_data_dir_identity(&me.data_dir, &cfg.cluster.name, node_id)?;
+
+        let log_store = LogStore::open(&me.data_dir.join("raft-log"))
+            .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
+        let flush_stats = log_store.flush_stats();
+        let sm = StateMachineStore::open(&me.data_dir.join("snapshot"))
+            .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
+
+        let raft_cfg = openraft::Config {
+            cluster_name: cfg.cluster.name.clone(),
+            heartbeat_interval: cfg.raft.heartbeat_ms,
+            election_timeout_min: cfg.raft.election_timeout_ms,
+            election_timeout_max: cfg.raft.election_timeout_ms * 2,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
+            max_in_snapshot_log_to_keep: cfg.raft.max_in_snapshot_log_to_keep,
+            install_snapshot_timeout: 30_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::ConfigText(format!("raft: {e}")))?;
+
+        let identity = PeerIdentity {
+            cluster: cfg.cluster.name.clone(),
+            secret: cfg.cluster.secret.clone(),
+            node_id,
+        };
+        let raft: Raft = openraft::Raft::new(
+            node_id,
+            Arc::new(raft_cfg),
+            NetworkFactory::new(identity.clone()),
+            log_store,
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| Error::Storage(format!("cannot start raft: {e}")))?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let peer_listener = TcpListener::bind(&me.raft_addr)
+            .await
+            .map_err(|e| Error::Io(format!("cannot listen on raft_addr {}: {e}", me.raft_addr)))?;
+        let raft_addr = peer_listener
+            .local_addr()
+            .map_err(|e| Error::Io(e.to_string()))?;
+        tasks.push(tokio::spawn(rpc::serve(
+            peer_listener,
+            raft.clone(),
+            identity.clone(),
+            shutdown_rx.clone(),
+        )));
+
+        if !raft
+            .is_initialized()
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?
+        {
+            let members: BTreeMap<u64, PeerNode> = cfg
+                .nodes
+                .iter()
+                .map(|n| {
+                    let node = PeerNode {
+                        raft_addr: n.raft_addr.clone(),
+                        redis_addr: n.redis_addr.clone(),
+                    };
+                    (n.id, node)
+                })
+                .collect();
+            tracing::info!(
+                ?members,
+                "pristine log: initialising the cluster membership"
+            );
+            if let Err(e) = raft.initialize(members).await {
+                // Another path already initialised it (e.g. a leader replicated to us).
+                tracing::info!(error = %e, "initialise skipped");
+            }
+        }
+
+        let node = Arc::new(RaftNode {
+            id: node_id,
+            raft: raft.clone(),
+            sm,
+            peers: Arc::new(Peers::new(identity)),
+            flush_stats,
+            write_timeout: Duration::from_millis(cfg.server.write_timeout_ms),
+        });
+
+        let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {
+            Error::Io(format!(
+                "cannot listen on redis_addr {}: {e}",
+                me.redis_addr
+            ))
+        })?;
+        let redis_addr = redis_listener
+            .local_addr()
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let ctx = Arc::new(ServerContext::new(node.clone(), &cfg, redis_addr.port()));
+        tasks.push(tokio::spawn(server::run(redis_listener, ctx, shutdown_rx)));
+
+        tracing::info!(node_id, %redis_addr, %raft_addr, cluster = %cfg.cluster.name, "node started");
+        Ok(Node {
+            raft: node,
+            redis_addr,
+            raft_addr,
+            shutdown_tx,
+            tasks,
+        })
+    }
+
+    /// Stops accepting clients and peers, then stops Raft.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        if let Err(e) = self.raft.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The Raft log and vote, in their own sled database, with group commit.
+//!
+//! Owns `<data_dir>/raft-log` and nothing else; knows nothing of the keyspace.
+//!
+//! # On-disk layout (one `sled::Db`, two trees)
+//!
+//! ```text
+//! tree "log"   key: index as u64 big-endian (8 bytes)     value: FORMAT_VERSION ++ postcard(Entry)
+//! tree "meta"  key: b"vote"                               value: FORMAT_VERSION ++ postcard(Vote)
+//!              key: b"committed"                          value: FORMAT_VERSION ++ postcard(Option<LogId>)
+//!              key: b"last_purged"                        value: FORMAT_VERSION ++ postcard(LogId)
+//! ```
+//!
+//! OrderedKeys: indexes are big-endian, so sled's byte order is log order and the last key is
+//! the last entry.
+//!
+//! # Invariants
+//!
+//! - **DurableBeforeAck.** sled does not fsync on insert. `append` inserts the entries (so a
+//!   reader sees them at once) and hands the `IOFlushed` callback to the flusher task, which
+//!   calls it only after a `flush_async()` that started after the insert has returned. One flush
+//!   covers every append queued while the previous one ran (group commit), and callbacks are
+//!   completed in submission order. `save_vote` flushes before it returns.
+//! - **FailStop.** After a failed flush the store refuses every later write and reports the
+//!   error to openraft, which stops the node: it never acknowledges what it could not persist.
+//! - **NoHoles.** `truncate_after` removes entries from the end backwards and `purge` records
+//!   `last_purged` before removing entries from the front, so a crash at any point leaves a
+//!   contiguous log.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::OptionalSend;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::typ::{Entry, LogId, Vote};
+use super::TypeConfig;
+use crate::store::FORMAT_VERSION;
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+
+/// Counters of the group commit, reported by `INFO` (`raft_log_flushes`, ...).
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    /// Flushes that acknowledged at least one append.
+    pub flushes: AtomicU64,
+    /// Entries acknowledged by those flushes.
+    pub entries: AtomicU64,
+    /// Append calls acknowledged by those flushes.
+    pub appends: AtomicU64,
+}
+
+/// A queued acknowledgement: completed by the flusher after the next flush.
+struct FlushJob {
+    entries: u64,
+    callback: IOFlushed<TypeConfig>,
+}
+
+/// The sled-backed log store. Cheap to clone: clones share one database, and a clone is also
+/// the log reader.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+    /// Set after a failed flush (FailStop); never cleared.
+    failed: Arc<AtomicBool>,
+    /// To the flusher task. Unbounded because every job is a small callback of an append that
+    /// openraft already bounds by its own IO pipeline depth.
+    flush_tx: mpsc::UnboundedSender<FlushJob>,
+    stats: Arc<FlushStats>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the log database under `dir` and starts its flusher task.
+    ///
+    /// Must be called inside a tokio runtime.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            // The log is small and hot; flushing is ours to decide (DurableBeforeAck).
+            .flush_every_ms(None)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(sled_err)?;
+        let log = db.open_tree("log").map_err(sled_err)?;
+        let meta = db.open_tree("meta").map_err(sled_err)?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(FlushStats::default());
+        let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+        tokio::spawn(flusher(db.clone(), flush_rx, failed.clone(), stats.clone()));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                log,
+                meta,
+                failed,
+                flush_tx,
+                stats,
+            }),
+        })
+    }
+
+    /// The group-commit counters.
+    pub fn flush_stats(&self) -> Arc<FlushStats> {
+        self.inner.stats.clone()
+    }
+
+    fn check_writable(&self) -> io::Result<()> {
+        if self.inner.failed.load(Ordering::Acquire) {
+            return Err(io::Error::other(
+                "raft log store refused the write: an earlier flush failed (fail-stop)",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn flush_now(&self) -> io::Result<()> {
+        if let Err(e) = self.inner.db.flush_async().await {
+            self.inner.failed.store(true, Ordering::Release);
+            tracing::error!(error = %e, "raft log flush failed; the node stops accepting writes");
+            return Err(sled_err(e));
+        }
+        Ok(())
+    }
+
+    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
+        match self.inner.meta.get(key).map_err(sled_err)? {
+            None => Ok(None),
+            Some(v) => decode(&v).map(Some),
+        }
+    }
+
+    fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
+        match self.inner.log.last().map_err(sled_err)? {
+            None => Ok(None),
+            Some((_, v)) => Ok(Some(decode::<Entry>(&v)?.log_id())),
+        }
+    }
+}
+
+/// Completes queued acknowledgements, one flush per batch (group commit).
+async fn flusher(
+    db: sled::Db,
+    mut rx: mpsc::UnboundedReceiver<FlushJob>,
+    failed: Arc<AtomicBool>,
+    stats: Arc<FlushStats>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while let Ok(job) = rx.try_recv() {
+            batch.push(job);
+        }
+        let result = if failed.load(Ordering::Acquire) {
+            Err("an earlier flush failed".to_string())
+        } else {
+            db.flush_async()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        match result {
+            Ok(()) => {
+                stats.flushes.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .appends
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let n: u64 = batch.iter().map(|j| j.entries).sum();
+                stats.entries.fetch_add(n, Ordering::Relaxed);
+                for job in batch.drain(..) {
+                    job.callback.io_completed(Ok(()));
+                }
+            }
+            Err(msg) => {
+                failed.store(true, Ordering::Release);
+                tracing::error!(error = %msg, "raft log flush failed; refusing all further writes");
+                for job in batch.drain(..) {
+                    job.callback.io_completed(Err(io::Error::other(format!(
+                        "raft log flush failed: {msg}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => Bound::Included(i.to_be_bytes()),
+            Bound::Excluded(i) => Bound::Excluded(i.to_be_bytes()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Bound::Included(i.to_be_bytes()),
+            Bound::Excluded(i) => Bound::Excluded(i.to_be_bytes()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for kv in self.inner.log.range::<[u8; 8], _>((start, end)) {
+            let (_, v) = kv.map_err(sled_err)?;
+            out.push(decode::<Entry>(&v)?);
+        }
+        Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.get_meta(KEY_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
+        let last_log_id = self
+            .last_entry_log_id()?
+            .or_else(|| last_purged_log_id.clone());
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.check_writable()?;
+        self.inner
+            .meta
+            .insert(KEY_VOTE, encode(vote)?)
+            .map_err(sled_err)?;
+        // DurableBeforeAck: the vote is on disk before this returns.
+        self.flush_now().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        self.check_writable()?;
+        // Not flushed here: the next log flush carries it. A committed index that is older
+        // after a crash only means re-applying less on restart; the entries are durable.
+        self.inner
+            .meta
+            .insert(KEY_COMMITTED, encode(&committed)?)
+            .map_err(sled_err)?;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.check_writable()?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0u64;
+        for entry in entries {
+            batch.insert(&entry.index().to_be_bytes(), encode(&entry)?);
+            n += 1;
+        }
+        // Readable as soon as this returns (the batch is applied atomically in memory).
+        self.inner.log.apply_batch(batch).map_err(sled_err)?;
+        self.inner
+            .flush_tx
+            .send(FlushJob {
+                entries: n,
+                callback,
+            })
+            .map_err(|_| io::Error::other("raft log flusher stopped"))?;
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        self.check_writable()?;
+        let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        // NoHoles: remove from the end backwards.
+        let keys: Vec<_> = self
+            .inner
+            .log
+            .range(from.to_be_bytes()..)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(sled_err)?;
+        for k in keys.into_iter().rev() {
+            self.inner.log.remove(k).map_err(sled_err)?;
+        }
+        self.flush_now().await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        self.check_writable()?;
+        // NoHoles: record the purge point first, then drop entries from the front.
+        self.inner
+            .meta
+            .insert(KEY_LAST_PURGED, encode(&log_id)?)
+            .map_err(sled_err)?;
+        let keys: Vec<_> = self
+            .inner
+            .log
+            .range(..=log_id.index().to_be_bytes())
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(sled_err)?;
+        for k in keys {
+            self.inner.log.remove(k).map_err(sled_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a stored value: the format-version byte, then postcard.
+pub(crate) fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
+    postcard::to_extend(v, vec![FORMAT_VERSION])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Decodes a stored value written by [`encode`].
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("corrupt raft log record: {e}"),
+            )
+        }),
+        Some((v, _)) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft log record has format version {v}, this build reads {FORMAT_VERSION}"),
+        )),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "empty raft log record",
+        )),
+    }
+}
+
+fn sled_err(e: sled::Error) -> io::Error {
+    match e {
+        sled::Error::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}

@@ -1,0 +1,355 @@
+//! Outbound peer RPC: openraft's `RaftNetworkV2` over TCP, and the forwarding pool.
+//!
+//! Owns client-side peer connections. Connections are made lazily on the first RPC (no eager
+//! connect), authenticated by the handshake in `rpc.rs`, and dropped on any error; the next RPC
+//! reconnects. A peer that cannot be reached is reported as `Unreachable`, so openraft backs
+//! off before trying again.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Mutex as AsyncMutex};
+
+use super::rpc::{
+    connect_handshake, read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse,
+    MAX_FRAME,
+};
+use super::typ::{Snapshot, Vote};
+use super::{PeerNode, TypeConfig};
+
+/// How long to wait for a TCP connect plus handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a peer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The request was never sent: the peer could not be reached or refused us.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The request may have been sent; its outcome is unknown.
+    #[error("peer connection failed: {0}")]
+    Lost(String),
+    #[error("peer did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<RpcResponse>>>>;
+
+/// One authenticated, multiplexed connection to a peer.
+pub struct PeerConn {
+    writer: AsyncMutex<tokio::net::tcp::OwnedWriteHalf>,
+    pending: Pending,
+    next_id: AtomicU64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PeerConn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl PeerConn {
+    /// Connects to `addr` and proves membership of the cluster to node `target`.
+    pub async fn connect(addr: &str, me: &PeerIdentity, target: u64) -> Result<Self, PeerError> {
+        let fut = async {
+            let mut stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            connect_handshake(&mut stream, me, target).await?;
+            io::Result::Ok(stream)
+        };
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    tracing::warn!(target_node = target, %addr, error = %e, "peer refused us");
+                }
+                return Err(PeerError::Unreachable(format!("{addr}: {e}")));
+            }
+            Err(_) => return Err(PeerError::Unreachable(format!("{addr}: connect timed out"))),
+        };
+        let (mut rd, wr) = stream.into_split();
+        let pending: Pending = Arc::default();
+        let p = pending.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                match read_frame::<_, Envelope<RpcResponse>>(&mut rd, MAX_FRAME).await {
+                    Ok(Some(env)) => {
+                        let tx = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&env.id);
+                        if let Some(tx) = tx {
+                            let _ = tx.send(env.body);
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            // Fail every caller still waiting: dropping the senders wakes them.
+            p.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        });
+        Ok(Self {
+            writer: AsyncMutex::new(wr),
+            pending,
+            next_id: AtomicU64::new(1),
+            reader,
+        })
+    }
+
+    /// Whether the connection can still carry requests.
+    pub fn is_alive(&self) -> bool {
+        !self.reader.is_finished()
+    }
+
+    /// Sends one request and waits for its answer.
+    pub async fn call(&self, req: RpcRequest, timeout: Duration) -> Result<RpcResponse, PeerError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let sent = {
+            let mut w = self.writer.lock().await;
+            write_frame(&mut *w, &Envelope { id, body: req }).await
+        };
+        if let Err(e) = sent {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            return Err(PeerError::Lost(e.to_string()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(_)) => Err(PeerError::Lost("connection closed".into())),
+            Err(_) => {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                Err(PeerError::Timeout(timeout))
+            }
+        }
+    }
+}
+
+/// A lazily connected, self-healing connection slot to one peer.
+pub struct PeerSlot {
+    addr: String,
+    target: u64,
+    me: PeerIdentity,
+    conn: AsyncMutex<Option<Arc<PeerConn>>>,
+}
+
+impl PeerSlot {
+    pub fn new(addr: String, target: u64, me: PeerIdentity) -> Self {
+        Self {
+            addr,
+            target,
+            me,
+            conn: AsyncMutex::new(None),
+        }
+    }
+
+    async fn get(&self) -> Result<Arc<PeerConn>, PeerError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            if c.is_alive() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Arc::new(PeerConn::connect(&self.addr, &self.me, self.target).await?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn reset(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Calls the peer, dropping the connection on failure so the next call reconnects.
+    pub async fn call(&self, req: RpcRequest, timeout: Duration) -> Result<RpcResponse, PeerError> {
+        let conn = self.get().await?;
+        let r = conn.call(req, timeout).await;
+        if r.is_err() {
+            self.reset().await;
+        }
+        r
+    }
+}
+
+/// Shared connections for forwarded writes and read-index requests, one per peer address.
+pub struct Peers {
+    me: PeerIdentity,
+    slots: Mutex<HashMap<(u64, String), Arc<PeerSlot>>>,
+}
+
+impl Peers {
+    pub fn new(me: PeerIdentity) -> Self {
+        Self {
+            me,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The slot for node `id` at `addr` (created on first use).
+    pub fn slot(&self, id: u64, addr: &str) -> Arc<PeerSlot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry((id, addr.to_string()))
+            .or_insert_with(|| Arc::new(PeerSlot::new(addr.to_string(), id, self.me.clone())))
+            .clone()
+    }
+}
+
+/// Builds openraft's per-target network clients.
+#[derive(Clone)]
+pub struct NetworkFactory {
+    me: PeerIdentity,
+}
+
+impl NetworkFactory {
+    pub fn new(me: PeerIdentity) -> Self {
+        Self { me }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &PeerNode) -> Self::Network {
+        PeerClient {
+            target,
+            slot: PeerSlot::new(node.raft_addr.clone(), target, self.me.clone()),
+        }
+    }
+}
+
+/// openraft's client for one target: its own connection, so heartbeats never queue behind a
+/// snapshot transfer on another client.
+pub struct PeerClient {
+    target: u64,
+    slot: PeerSlot,
+}
+
+impl PeerClient {
+    async fn rpc<E: std::error::Error>(
+        &self,
+        req: RpcRequest,
+        option: &RPCOption,
+    ) -> Result<RpcResponse, RPCError<TypeConfig, E>> {
+        let timeout = option.hard_ttl();
+        match self.slot.call(req, timeout).await {
+            Ok(RpcResponse::Refused(why)) => Err(RPCError::Network(NetworkError::from_string(
+                format!("node {} refused the request: {why}", self.target),
+            ))),
+            Ok(r) => Ok(r),
+            Err(e @ PeerError::Unreachable(_)) => Err(RPCError::Unreachable(
+                Unreachable::from_string(e.to_string()),
+            )),
+            Err(e) => Err(RPCError::Network(NetworkError::from_string(e.to_string()))),
+        }
+    }
+}
+
+fn unexpected<E: std::error::Error>(what: &str) -> RPCError<TypeConfig, E> {
+    RPCError::Network(NetworkError::from_string(format!(
+        "unexpected answer to {what}"
+    )))
+}
+
+fn remote<E: std::error::Error>(target: u64, msg: String) -> RPCError<TypeConfig, E> {
+    RPCError::Network(NetworkError::from_string(format!("node {target}: {msg}")))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.rpc(RpcRequest::AppendEntries(rpc), &option).await? {
+            RpcResponse::AppendEntries(r) => r.map_err(|m| remote(self.target, m)),
+            _ => Err(unexpected("append_entries")),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.rpc(RpcRequest::Vote(rpc), &option).await? {
+            RpcResponse::Vote(r) => r.map_err(|m| remote(self.target, m)),
+            _ => Err(unexpected("vote")),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.rpc(RpcRequest::PreVote(rpc), &option).await? {
+            RpcResponse::Vote(r) => r.map_err(|m| remote(self.target, m)),
+            _ => Err(unexpected("pre_vote")),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let req = RpcRequest::FullSnapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
+        let call = self.rpc::<std::convert::Infallible>(req, &option);
+        let resp = tokio::select! {
+            r = call => r,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        match resp {
+            Ok(RpcResponse::FullSnapshot(Ok(r))) => Ok(r),
+            Ok(RpcResponse::FullSnapshot(Err(m))) => Err(StreamingError::Network(
+                NetworkError::from_string(format!("node {}: {m}", self.target)),
+            )),
+            Ok(_) => Err(StreamingError::Network(NetworkError::from_string(
+                "unexpected answer to full_snapshot",
+            ))),
+            Err(RPCError::Unreachable(u)) => Err(StreamingError::Unreachable(u)),
+            Err(RPCError::Network(n)) => Err(StreamingError::Network(n)),
+            Err(RPCError::Timeout(t)) => Err(StreamingError::Timeout(t)),
+            Err(RPCError::RemoteError(e)) => Err(StreamingError::Network(
+                NetworkError::from_string(e.to_string()),
+            )),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.rpc(RpcRequest::TransferLeader(req), &option).await? {
+            RpcResponse::TransferLeader(r) => r.map_err(|m| remote(self.target, m)),
+            _ => Err(unexpected("transfer_leader")),
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! Peer wire format and the inbound peer RPC server.
+//!
+//! Owns the bytes between nodes; knows nothing of RESP.
+//!
+//! # Framing
+//!
+//! Every message is `u32 big-endian length ++ PEER_PROTOCOL_VERSION ++ postcard(message)`.
+//! A length over [`MAX_HANDSHAKE_FRAME`] before authentication, or over [`MAX_FRAME`] after, is
+//! refused before anything is allocated.
+//!
+//! # Handshake (once per TCP connection)
+//!
+//! ```text
+//! client ── Hello { cluster, from, to } ───────────────▶ server   refuses another cluster name,
+//! client ◀── Challenge { nonce } | Refused(reason) ───── server   or a `to` that is not itself
+//! client ── Proof { mac } ─────────────────────────────▶ server   mac = HMAC-SHA256(secret,
+//! client ◀── Welcome | Refused(reason) ───────────────── server     cluster|from|to|nonce)
+//! ```
+//!
+//! With no `secret` configured the mac is empty and not checked; the cluster name and target
+//! id still are. After `Welcome`, the client sends [`Envelope`]s of [`RpcRequest`] and the
+//! server answers each with an `Envelope` of [`RpcResponse`] carrying the same id. Requests are
+//! served concurrently, so one connection multiplexes many forwarded writes.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::ReadPolicy;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
+use super::TypeConfig;
+use crate::store::{Request, Response};
+
+/// The first byte of every peer frame body.
+pub const PEER_PROTOCOL_VERSION: u8 = 1;
+/// Largest frame accepted before the handshake completes.
+pub const MAX_HANDSHAKE_FRAME: u32 = 64 * 1024;
+/// Largest frame accepted from an authenticated peer (a whole snapshot travels in one frame).
+pub const MAX_FRAME: u32 = 1024 * 1024 * 1024;
+/// How long a peer may take to complete the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who this node is, for the handshake.
+#[derive(Clone, Debug)]
+pub struct PeerIdentity {
+    pub cluster: String,
+    pub secret: Option<String>,
+    pub node_id: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub cluster: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum HelloReply {
+    Challenge { nonce: [u8; 32] },
+    Refused(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Proof {
+    pub mac: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Verdict {
+    Welcome,
+    Refused(String),
+}
+
+/// A request or response with the id that pairs them on a multiplexed connection.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub id: u64,
+    pub body: T,
+}
+
+/// What a peer asks.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    FullSnapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// A client write forwarded by a follower; answered once applied on the leader.
+    ClientWrite(Request),
+    /// A follower asks the leader for a linearizable read index (ReadIndex).
+    ReadIndex,
+}
+
+/// Why a leader-only request was not served.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardError {
+    /// This node is not the leader; `leader` is who it believes is.
+    NotLeader { leader: Option<u64> },
+    /// The node's Raft stopped.
+    Fatal(String),
+}
+
+/// What a peer answers. Remote errors travel as text: the caller only logs them.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RpcResponse {
+    AppendEntries(Result<AppendEntriesResponse<TypeConfig>, String>),
+    Vote(Result<VoteResponse<TypeConfig>, String>),
+    FullSnapshot(Result<SnapshotResponse<TypeConfig>, String>),
+    TransferLeader(Result<TransferLeaderResponse<TypeConfig>, String>),
+    ClientWrite(Result<Response, ForwardError>),
+    ReadIndex(Result<u64, ForwardError>),
+    /// The request could not be decoded or served.
+    Refused(String),
+}
+
+/// Writes one frame.
+pub async fn write_frame<W, T>(w: &mut W, msg: &T) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let mut buf = vec![0u8; 4];
+    buf.push(PEER_PROTOCOL_VERSION);
+    let mut buf =
+        postcard::to_extend(msg, buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let len = u32::try_from(buf.len() - 4)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "peer frame over 4 GiB"))?;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("peer frame of {len} bytes exceeds the {MAX_FRAME} byte limit"),
+        ));
+    }
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&buf).await
+}
+
+/// Reads one frame of at most `max` bytes. `Ok(None)` on a clean end of stream.
+pub async fn read_frame<R, T>(r: &mut R, max: u32) -> io::Result<Option<T>>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len);
+    if len == 0 || len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("peer frame length {len} outside 1..={max}"),
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body).await?;
+    match body.split_first() {
+        Some((&PEER_PROTOCOL_VERSION, rest)) => postcard::from_bytes(rest).map(Some).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("bad peer frame: {e}"))
+        }),
+        Some((v, _)) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("peer speaks protocol version {v}, this node speaks {PEER_PROTOCOL_VERSION}"),
+        )),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "empty peer frame",
+        )),
+    }
+}
+
+/// The proof that the sender knows the cluster secret, bound to this connection's nonce.
+pub fn handshake_mac(secret: Option<&str>, hello: &Hello, nonce: &[u8; 32]) -> Vec<u8> {
+    let Some(secret) = secret else {
+        return Vec::new();
+    };
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(b"redraft-peer/1\0");
+    mac.update(hello.cluster.as_bytes());
+    mac.update(b"\0");
+    mac.update(&hello.from.to_be_bytes());
+    mac.update(&hello.to.to_be_bytes());
+    mac.update(nonce);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn verify_mac(secret: &str, hello: &Hello, nonce: &[u8; 32], got: &[u8]) -> bool {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(b"redraft-peer/1\0");
+    mac.update(hello.cluster.as_bytes());
+    mac.update(b"\0");
+    mac.update(&hello.from.to_be_bytes());
+    mac.update(&hello.to.to_be_bytes());
+    mac.update(nonce);
+    // Constant-time comparison.
+    mac.verify_slice(got).is_ok()
+}
+
+/// Server side of the handshake. Returns the peer's node id when it is welcome.
+async fn accept_handshake(stream: &mut TcpStream, me: &PeerIdentity) -> io::Result<u64> {
+    let hello: Hello = read_frame(stream, MAX_HANDSHAKE_FRAME)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "closed before hello"))?;
+    let refuse = |why: String| io::Error::new(io::ErrorKind::PermissionDenied, why);
+    if hello.cluster != me.cluster {
+        let why = format!(
+            "refused peer node {} of cluster {:?}: this node belongs to cluster {:?}",
+            hello.from, hello.cluster, me.cluster
+        );
+        write_frame(stream, &HelloReply::Refused(why.clone())).await?;
+        return Err(refuse(why));
+    }
+    if hello.to != me.node_id {
+        let why = format!(
+            "refused peer node {}: it addressed node {} but this is node {}",
+            hello.from, hello.to, me.node_id
+        );
+        write_frame(stream, &HelloReply::Refused(why.clone())).await?;
+        return Err(refuse(why));
+    }
+    let nonce: [u8; 32] = rand::random();
+    write_frame(stream, &HelloReply::Challenge { nonce }).await?;
+    let proof: Proof = read_frame(stream, MAX_HANDSHAKE_FRAME)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "closed before proof"))?;
+    if let Some(secret) = &me.secret {
+        if !verify_mac(secret, &hello, &nonce, &proof.mac) {
+            let why = format!(
+                "refused peer node {}: it did not prove the cluster secret",
+                hello.from
+            );
+            write_frame(stream, &Verdict::Refused(why.clone())).await?;
+            return Err(refuse(why));
+        }
+    }
+    write_frame(stream, &Verdict::Welcome).await?;
+    Ok(hello.from)
+}
+
+/// Client side of the handshake.
+pub async fn connect_handshake(
+    stream: &mut TcpStream,
+    me: &PeerIdentity,
+    target: u64,
+) -> io::Result<()> {
+    let hello = Hello {
+        cluster: me.cluster.clone(),
+        from: me.node_id,
+        to: target,
+    };
+    write_frame(stream, &hello).await?;
+    let reply: HelloReply = read_frame(stream, MAX_HANDSHAKE_FRAME)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"))?;
+    let nonce = match reply {
+        HelloReply::Challenge { nonce } => nonce,
+        HelloReply::Refused(why) => {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+        }
+    };
+    let mac = handshake_mac(me.secret.as_deref(), &hello, &nonce);
+    write_frame(stream, &Proof { mac }).await?;
+    let verdict: Verdict = read_frame(stream, MAX_HANDSHAKE_FRAME)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"))?;
+    match verdict {
+        Verdict::Welcome => Ok(()),
+        Verdict::Refused(why) => Err(io::Error::new(io::ErrorKind::PermissionDenied, why)),
+    }
+}
+
+/// Serves peer RPCs on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    me: PeerIdentity,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let me = Arc::new(me);
+    loop {
+        let (mut stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let raft = raft.clone();
+        let me = me.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let peer =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_handshake(&mut stream, &me))
+                    .await
+                {
+                    Ok(Ok(peer)) => peer,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%addr, error = %e, "peer handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%addr, "peer handshake timed out");
+                        return;
+                    }
+                };
+            tracing::debug!(%addr, peer, "peer connected");
+            if let Err(e) = serve_conn(stream, raft, shutdown).await {
+                tracing::debug!(%addr, peer, error = %e, "peer connection closed");
+            }
+        });
+    }
+}
+
+async fn serve_conn(
+    stream: TcpStream,
+    raft: Raft,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let (mut rd, mut wr) = stream.into_split();
+    // Bounded: a peer that stops reading its answers stops being served, not the node.
+    let (tx, mut rx) = mpsc::channel::<Envelope<RpcResponse>>(1024);
+    let writer = tokio::spawn(async move {
+        while let Some(resp) = rx.recv().await {
+            write_frame(&mut wr, &resp).await?;
+        }
+        io::Result::Ok(())
+    });
+    loop {
+        let req: Envelope<RpcRequest> = tokio::select! {
+            r = read_frame(&mut rd, MAX_FRAME) => match r? {
+                Some(req) => req,
+                None => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let raft = raft.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let body = handle(&raft, req.body).await;
+            let _ = tx.send(Envelope { id: req.id, body }).await;
+        });
+    }
+    drop(tx);
+    writer.abort();
+    Ok(())
+}
+
+async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
+    match req {
+        RpcRequest::AppendEntries(rpc) => {
+            RpcResponse::AppendEntries(raft.append_entries(rpc).await.map_err(|e| e.to_string()))
+        }
+        RpcRequest::Vote(rpc) => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
+        RpcRequest::PreVote(rpc) => {
+            RpcResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string()))
+        }
+        RpcRequest::FullSnapshot { vote, meta, data } => {
+            let snapshot = Snapshot {
+                meta,
+                snapshot: data,
+            };
+            RpcResponse::FullSnapshot(
+                raft.install_full_snapshot(vote, snapshot)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        }
+        RpcRequest::TransferLeader(rpc) => RpcResponse::TransferLeader(
+            raft.handle_transfer_leader(rpc)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        RpcRequest::ClientWrite(req) => {
+            RpcResponse::ClientWrite(match raft.client_write(req).await {
+                Ok(resp) => Ok(resp.data),
+                Err(e) => Err(forward_error(&e)),
+            })
+        }
+        RpcRequest::ReadIndex => RpcResponse::ReadIndex(
+            match raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
+                Ok(lin) => Ok(lin.read_log_id().index()),
+                Err(e) => Err(forward_error(&e)),
+            },
+        ),
+    }
+}
+
+/// Turns a raft API error into what a forwarding follower needs to know.
+pub fn forward_error<E>(e: &openraft::errors::RaftError<TypeConfig, E>) -> ForwardError
+where
+    E: std::error::Error + openraft::TryAsRef<openraft::errors::ForwardToLeader<TypeConfig>>,
+{
+    match e {
+        openraft::errors::RaftError::Fatal(f) => ForwardError::Fatal(f.to_string()),
+        openraft::errors::RaftError::APIError(api) => match api.try_as_ref() {
+            Some(fwd) => ForwardError::NotLeader {
+                leader: fwd.leader_id,
+            },
+            None => ForwardError::NotLeader { leader: None },
+        },
+    }
+}

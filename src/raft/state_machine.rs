@@ -1,0 +1,232 @@
+//! The openraft state machine: an adapter around the deterministic [`Store`], plus snapshots.
+//!
+//! Owns `<data_dir>/snapshot/` and the in-memory keyspace. It decides nothing itself: every
+//! change comes from a committed entry through [`Store::apply`] (DeterministicApply).
+//!
+//! # Persistence
+//!
+//! The keyspace lives in memory; what is durable is the Raft log (see `log_store.rs`) and the
+//! last snapshot. On restart openraft installs the last snapshot from
+//! [`RaftStateMachine::get_current_snapshot`] and re-applies the log from there up to the saved
+//! committed index, so a node restored from snapshot + log answers every read as before.
+//!
+//! - **SnapshotBeforePurge.** A snapshot is fsynced (temp file, fsync, rename, fsync dir) before
+//!   `build_snapshot` or `install_snapshot` returns; openraft purges log entries only after
+//!   that, so every purged entry is covered by a durable snapshot.
+//!
+//! Snapshot file: `FORMAT_VERSION ++ postcard((SnapshotMeta, Vec<u8>))`, where the bytes are
+//! [`Store::to_snapshot`]: the whole history window, the compact revision and the dedup table;
+//! the meta carries the last applied log id and the membership.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use futures::{Stream, StreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use tokio::sync::broadcast;
+
+use super::log_store::{decode, encode};
+use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
+use super::TypeConfig;
+use crate::store::{Event, Response, Store};
+
+const SNAPSHOT_FILE: &str = "current.snap";
+
+/// Everything the state machine holds in memory.
+#[derive(Debug, Default)]
+pub struct SmState {
+    pub store: Store,
+    pub last_applied: Option<LogId>,
+    pub last_membership: StoredMembership,
+}
+
+/// The state machine handle. Clones share one state; a clone is also the snapshot builder.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    /// Read-mostly: sessions take the read lock to answer reads, apply takes the write lock
+    /// per entry, so a read waits at most for one entry's apply.
+    state: Arc<RwLock<SmState>>,
+    /// The last snapshot built or installed, as persisted.
+    current: Arc<Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>>,
+    dir: Arc<PathBuf>,
+    /// Applied changes, in revision order, for watchers on this node. Lagging receivers are
+    /// told they lagged; apply never waits for them.
+    events: broadcast::Sender<Arc<Vec<Event>>>,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine whose snapshots live under `dir`; loads the last snapshot file
+    /// (openraft installs it on start).
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(SNAPSHOT_FILE);
+        let current = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let (meta, data): (SnapshotMeta, Vec<u8>) = decode(&bytes).map_err(|e| {
+                    io::Error::new(e.kind(), format!("snapshot {}: {e}", path.display()))
+                })?;
+                Some((meta, Arc::new(data)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            state: Arc::new(RwLock::new(SmState::default())),
+            current: Arc::new(Mutex::new(current)),
+            dir: Arc::new(dir.to_path_buf()),
+            events,
+        })
+    }
+
+    /// Read access to the applied state. Hold it briefly: apply waits for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, SmState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes to applied events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Event>>> {
+        self.events.subscribe()
+    }
+
+    fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+        let bytes = encode(&(meta, data))?;
+        write_atomic(&self.dir, SNAPSHOT_FILE, &bytes)
+    }
+}
+
+/// Writes `dir/name` so that a crash leaves either the old or the new file: temp file, fsync,
+/// rename, fsync of the directory.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let (meta, data) = {
+            let st = self.read();
+            let meta = SnapshotMeta {
+                last_log_id: st.last_applied.clone(),
+                last_membership: st.last_membership.clone(),
+            };
+            (meta, st.store.to_snapshot())
+        };
+        let this = self.clone();
+        let (meta, data) =
+            tokio::task::spawn_blocking(move || this.persist(&meta, &data).map(|()| (meta, data)))
+                .await
+                .map_err(io::Error::other)??;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((meta.clone(), Arc::new(data.clone())));
+        Ok(Snapshot {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let st = self.read();
+        Ok((st.last_applied.clone(), st.last_membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let log_id = entry.log_id();
+            let (response, events) = {
+                let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+                st.last_applied = Some(log_id.clone());
+                match entry.payload {
+                    EntryPayload::Blank => (
+                        Response::Noop {
+                            revision: st.store.revision(),
+                        },
+                        Vec::new(),
+                    ),
+                    EntryPayload::Normal(ref req) => st.store.apply(req),
+                    EntryPayload::Membership(ref m) => {
+                        st.last_membership = StoredMembership::new(Some(log_id), m.clone());
+                        (
+                            Response::Noop {
+                                revision: st.store.revision(),
+                            },
+                            Vec::new(),
+                        )
+                    }
+                }
+            };
+            if !events.is_empty() {
+                // No receivers is fine: nobody is watching.
+                let _ = self.events.send(Arc::new(events));
+            }
+            if let Some(r) = responder {
+                r.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
+        let store = Store::from_snapshot(&data).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot install snapshot: {e}"),
+            )
+        })?;
+        {
+            let this = self.clone();
+            let (m, d) = (meta.clone(), data.clone());
+            tokio::task::spawn_blocking(move || this.persist(&m, &d))
+                .await
+                .map_err(io::Error::other)??;
+        }
+        {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            st.store = store;
+            st.last_applied = meta.last_log_id.clone();
+            st.last_membership = meta.last_membership.clone();
+        }
+        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((meta.clone(), Arc::new(data)));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let cur = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(cur.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: data.as_ref().clone(),
+        }))
+    }
+}

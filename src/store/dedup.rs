@@ -1,0 +1,219 @@
+//! `DedupTable`: the last request and response of each client, so a retried write applies once.
+//!
+//! A client session numbers its writes (`ClientSeq::seq`, one in flight at a time). For a request
+//! whose client is known, `seq == last` is a retry and gets the recorded response back, `seq <
+//! last` is a stale duplicate and is refused, and `seq > last` is new. The table is part of the
+//! snapshot, so a restored node deduplicates exactly as before.
+//!
+//! This file owns the table and its bound. It must not look at the keyspace.
+//!
+//! Invariants:
+//! - **DedupBounded.** At most [`MAX_DEDUP_CLIENTS`] entries. Recording a new client into a full
+//!   table evicts the client whose last recorded request is the oldest. Age is measured by
+//!   `recorded`, a counter of recorded requests, not by a clock: every node records the same
+//!   requests in the same order, so every node evicts the same client (DeterministicApply). An
+//!   evicted client's retry is applied again, as for an unknown client.
+//! - **AgeIndexed.** `by_age` maps each entry's `recorded` stamp to its client, one to one. It is
+//!   derived state: not serialised, rebuilt by [`DedupTable::restore`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ClientSeq, Response};
+
+/// The most clients the dedup table remembers (DedupBounded).
+pub const MAX_DEDUP_CLIENTS: usize = 65_536;
+
+/// What the table says about an incoming request.
+#[derive(Debug, PartialEq)]
+pub(super) enum Dedup<'a> {
+    /// Not seen: apply it and record it.
+    New,
+    /// A retry of the client's last request: answer this, change nothing.
+    Duplicate(&'a Response),
+    /// Older than the client's last request: refuse it, change nothing.
+    Stale { last: u64 },
+}
+
+/// One client's last recorded request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    seq: u64,
+    response: Response,
+    /// The table's `recorded` counter when this request was recorded.
+    recorded: u64,
+}
+
+/// The last request and response of up to [`MAX_DEDUP_CLIENTS`] clients.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct DedupTable {
+    /// By client id; a `BTreeMap` so the snapshot encoding is the same on every node.
+    clients: BTreeMap<u64, Entry>,
+    /// How many requests have been recorded; stamps entries for eviction (DedupBounded).
+    recorded: u64,
+    /// `recorded` stamp -> client id, oldest first (AgeIndexed).
+    #[serde(skip)]
+    by_age: BTreeMap<u64, u64>,
+}
+
+impl DedupTable {
+    /// Classifies a request of client `client`.
+    pub fn check(&self, client: ClientSeq) -> Dedup<'_> {
+        match self.clients.get(&client.client_id) {
+            None => Dedup::New,
+            Some(e) if client.seq > e.seq => Dedup::New,
+            Some(e) if client.seq == e.seq => Dedup::Duplicate(&e.response),
+            Some(e) => Dedup::Stale { last: e.seq },
+        }
+    }
+
+    /// Records `response` as the answer to `client`'s request, evicting the oldest client if the
+    /// table is full (DedupBounded).
+    pub fn record(&mut self, client: ClientSeq, response: Response) {
+        self.recorded += 1;
+        let stamp = self.recorded;
+        if let Some(entry) = self.clients.get_mut(&client.client_id) {
+            self.by_age.remove(&entry.recorded);
+            *entry = Entry {
+                seq: client.seq,
+                response,
+                recorded: stamp,
+            };
+        } else {
+            if self.clients.len() >= MAX_DEDUP_CLIENTS {
+                if let Some((_, oldest)) = self.by_age.pop_first() {
+                    self.clients.remove(&oldest);
+                    tracing::debug!(
+                        client_id = oldest,
+                        "dedup table full: evicted oldest client"
+                    );
+                }
+            }
+            self.clients.insert(
+                client.client_id,
+                Entry {
+                    seq: client.seq,
+                    response,
+                    recorded: stamp,
+                },
+            );
+        }
+        self.by_age.insert(stamp, client.client_id);
+        debug_assert_eq!(self.clients.len(), self.by_age.len(), "AgeIndexed");
+        debug_assert!(self.clients.len() <= MAX_DEDUP_CLIENTS, "DedupBounded");
+    }
+
+    /// Returns the number of clients remembered.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Checks a table loaded from a snapshot and rebuilds `by_age` (AgeIndexed).
+    pub fn restore(&mut self) -> Result<(), String> {
+        if self.clients.len() > MAX_DEDUP_CLIENTS {
+            return Err(format!(
+                "dedup table holds {} clients; the bound is {MAX_DEDUP_CLIENTS}",
+                self.clients.len()
+            ));
+        }
+        let mut by_age = BTreeMap::new();
+        for (&client_id, entry) in &self.clients {
+            if entry.recorded == 0 || entry.recorded > self.recorded {
+                return Err(format!("dedup entry of client {client_id} has a bad stamp"));
+            }
+            if by_age.insert(entry.recorded, client_id).is_some() {
+                return Err(format!(
+                    "dedup entry of client {client_id} shares its stamp"
+                ));
+            }
+        }
+        self.by_age = by_age;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cs(client_id: u64, seq: u64) -> ClientSeq {
+        ClientSeq { client_id, seq }
+    }
+
+    fn resp(revision: u64) -> Response {
+        Response::Put { revision }
+    }
+
+    #[test]
+    fn check_classifies_by_seq() {
+        let mut t = DedupTable::default();
+        t.record(cs(7, 5), resp(1));
+        struct Case<'a> {
+            client: ClientSeq,
+            want: Dedup<'a>,
+        }
+        let r = &resp(1);
+        let cases = [
+            Case {
+                client: cs(8, 1),
+                want: Dedup::New,
+            },
+            Case {
+                client: cs(7, 6),
+                want: Dedup::New,
+            },
+            Case {
+                client: cs(7, 5),
+                want: Dedup::Duplicate(r),
+            },
+            Case {
+                client: cs(7, 4),
+                want: Dedup::Stale { last: 5 },
+            },
+            Case {
+                client: cs(7, 0),
+                want: Dedup::Stale { last: 5 },
+            },
+        ];
+        for c in cases {
+            assert_eq!(t.check(c.client), c.want, "{:?}", c.client);
+        }
+    }
+
+    #[test]
+    fn evicts_least_recently_recorded_at_the_bound() {
+        let mut t = DedupTable::default();
+        for id in 0..MAX_DEDUP_CLIENTS as u64 {
+            t.record(cs(id, 1), resp(id));
+        }
+        // Client 0 writes again, so client 1 is now the oldest.
+        t.record(cs(0, 2), resp(0));
+        assert_eq!(t.len(), MAX_DEDUP_CLIENTS);
+        t.record(cs(u64::MAX, 1), resp(9));
+        assert_eq!(t.len(), MAX_DEDUP_CLIENTS);
+        assert_eq!(t.check(cs(1, 1)), Dedup::New, "client 1 was evicted");
+        assert_eq!(t.check(cs(0, 2)), Dedup::Duplicate(&resp(0)));
+        assert_eq!(t.check(cs(2, 1)), Dedup::Duplicate(&resp(2)));
+        assert_eq!(t.check(cs(u64::MAX, 1)), Dedup::Duplicate(&resp(9)));
+
+        let mut restored = t.clone();
+        restored.by_age.clear();
+        restored.restore().unwrap();
+        assert_eq!(restored, t);
+    }
+
+    #[test]
+    fn restore_rejects_bad_stamps() {
+        let mut t = DedupTable::default();
+        t.record(cs(1, 1), resp(1));
+        t.record(cs(2, 1), resp(2));
+        let mut shared = t.clone();
+        shared.clients.get_mut(&2).unwrap().recorded = 1;
+        assert!(shared.restore().is_err());
+        let mut future = t.clone();
+        future.clients.get_mut(&2).unwrap().recorded = 3;
+        assert!(future.restore().is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! `StoreError`: why the store refused a request or a read.
+//!
+//! These errors are API: they travel inside [`Response::Error`](super::Response) through the Raft
+//! log, snapshots and peers, so variants only grow (new ones at the end), and the first word of
+//! each message is the RESP error prefix the client sees (`COMPACTED`, `ERR`). This file owns the
+//! texts; it must not decide anything about when they happen.
+
+use serde::{Deserialize, Serialize};
+
+/// Why the store refused a request or a read. Nothing changed when one is returned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The revision asked for is older than the oldest revision compaction kept.
+    #[error(
+        "COMPACTED required revision {requested} has been compacted; oldest available revision \
+         is {compact_revision}"
+    )]
+    Compacted {
+        requested: u64,
+        compact_revision: u64,
+    },
+    /// The revision asked for has not been written yet.
+    #[error("ERR revision {requested} is in the future; current revision is {current}")]
+    FutureRevision { requested: u64, current: u64 },
+    /// A retried write that a later write of the same client already superseded.
+    #[error(
+        "ERR stale request: sequence {seq} of client {client_id} is older than the last applied \
+         {last}"
+    )]
+    StaleSequence { client_id: u64, seq: u64, last: u64 },
+}

@@ -1,0 +1,61 @@
+//! What a reader sees: [`KeyValue`] (a key's state at one revision) and [`Event`] (one change).
+//!
+//! `apply` returns the events of each request (for watchers), and `history` rebuilds them from the
+//! stored versions. This file owns only the shapes; it must not compute them.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::Revision;
+
+/// A key's state at one revision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: Bytes,
+    pub value: Bytes,
+    /// Main revision of the put that created the key's current generation.
+    pub create_revision: u64,
+    /// Main revision of the key's last change.
+    pub mod_revision: u64,
+    /// Puts since the generation was created: 1 on create, reset by a delete.
+    pub version: u64,
+}
+
+/// Whether an [`Event`] wrote a value or a tombstone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change to one key, as produced by `apply` and by `history`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    /// Where the change sits: the request's main revision and its place (`sub`) in it.
+    pub revision: Revision,
+    /// The key after a put. For a delete: the key, an empty value, `mod_revision` = the delete's
+    /// main revision, `create_revision` 0 and `version` 0 (etcd's tombstone).
+    pub kv: KeyValue,
+    /// The live value the change replaced; `None` when the key did not exist before, and in
+    /// `history` also when that earlier version has been compacted away.
+    pub prev: Option<KeyValue>,
+}
+
+impl Event {
+    /// Returns the event of a delete of `key` at `revision`, replacing `prev`.
+    pub(super) fn delete(key: Bytes, revision: Revision, prev: Option<KeyValue>) -> Self {
+        Self {
+            kind: EventKind::Delete,
+            revision,
+            kv: KeyValue {
+                key,
+                value: Bytes::new(),
+                create_revision: 0,
+                mod_revision: revision.main,
+                version: 0,
+            },
+            prev,
+        }
+    }
+}

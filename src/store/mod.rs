@@ -1,0 +1,815 @@
+//! The deterministic MVCC keyspace: [`Store::apply`] turns committed [`Request`]s into revisions,
+//! and reads answer at any revision still in the history window. Etcd's data model and words.
+//!
+//! Layout:
+//! - `request.rs`: the replicated payload ([`Request`], [`Op`], [`Response`]), versioned.
+//! - `revision.rs`: [`Revision`] `{main, sub}`.
+//! - `event.rs`: [`KeyValue`] and [`Event`], what readers and watchers see.
+//! - `key_index.rs`: one key's versions and generations; reading and compacting one key.
+//! - `kv.rs`: the keyspace, key -> key index, in byte order.
+//! - `dedup.rs`: the client dedup table and its bound.
+//! - `snapshot.rs`: the snapshot encoding and the checks on load.
+//! - `error.rs`: [`StoreError`], whose texts are RESP errors.
+//!
+//! This module reads no clock, no randomness, no configuration and does no I/O, and imports
+//! nothing else from the crate, so it can be tested without a cluster.
+//!
+//! Invariants (named where they bind):
+//! - **DeterministicApply.** The same requests in the same order give the same state, responses
+//!   and events on every node: ordered maps only, no clock, no randomness.
+//! - **RevisionMonotonic.** A state-changing request bumps `main` by exactly one and numbers its
+//!   changes `sub` = 0, 1, 2, …. A put always changes state (even to the same value); a delete
+//!   changes state only if one of its keys is live; compaction, reads, refused and deduplicated
+//!   requests bump nothing.
+//! - **HistoryWindow.** Every version with main >= `compact_revision` stays readable by
+//!   [`Store::get_at`] and [`Store::history`], and so does each key's value at
+//!   `compact_revision`; reads below `compact_revision` fail with [`StoreError::Compacted`].
+//! - **ExactlyOnce.** A request with a [`ClientSeq`] is applied at most once: a retry gets the
+//!   recorded response, an older one is refused (see `dedup.rs`, which also bounds the table:
+//!   DedupBounded).
+//! - **SnapshotFaithful.** A store restored from [`Store::to_snapshot`] equals the original.
+//! - **NoPanicOnInput.** No request and no snapshot bytes make the store panic.
+
+mod dedup;
+mod error;
+mod event;
+mod key_index;
+mod kv;
+mod request;
+mod revision;
+mod snapshot;
+
+#[cfg(test)]
+mod store_test;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use dedup::{Dedup, DedupTable};
+use kv::Keyspace;
+
+pub use dedup::MAX_DEDUP_CLIENTS;
+pub use error::StoreError;
+pub use event::{Event, EventKind, KeyValue};
+pub use request::{ClientSeq, Op, Request, Response, FORMAT_VERSION};
+pub use revision::Revision;
+pub use snapshot::SnapshotError;
+
+/// The replicated keyspace with its history window and client dedup table.
+///
+/// `Deserialize` (in `snapshot.rs`) checks the invariants and rebuilds derived indexes, so every
+/// `Store` in memory is consistent however it was obtained.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Store {
+    /// The global revision: main revision of the last state-changing request (RevisionMonotonic).
+    revision: u64,
+    /// Reads below this fail; 0 until the first compaction (HistoryWindow).
+    compact_revision: u64,
+    keyspace: Keyspace,
+    dedup: DedupTable,
+}
+
+impl Store {
+    /// Returns an empty store at revision 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one committed request and returns its response and the changes it made, in `sub`
+    /// order.
+    ///
+    /// Deterministic (DeterministicApply). A request with a [`ClientSeq`] is deduplicated
+    /// (ExactlyOnce): a retry of the client's last request returns the recorded response and
+    /// changes nothing; an older one returns [`StoreError::StaleSequence`] and changes nothing.
+    pub fn apply(&mut self, req: &Request) -> (Response, Vec<Event>) {
+        if let Some(client) = req.client {
+            match self.dedup.check(client) {
+                Dedup::New => {}
+                Dedup::Duplicate(response) => {
+                    tracing::trace!(
+                        ?client,
+                        "duplicate request: answering the recorded response"
+                    );
+                    return (response.clone(), Vec::new());
+                }
+                Dedup::Stale { last } => {
+                    let error = StoreError::StaleSequence {
+                        client_id: client.client_id,
+                        seq: client.seq,
+                        last,
+                    };
+                    return (Response::Error(error), Vec::new());
+                }
+            }
+        }
+        let (response, events) = self.apply_op(&req.op);
+        if let Some(client) = req.client {
+            self.dedup.record(client, response.clone());
+        }
+        (response, events)
+    }
+
+    fn apply_op(&mut self, op: &Op) -> (Response, Vec<Event>) {
+        match op {
+            Op::Put { key, value } => {
+                // RevisionMonotonic: a put always makes a new revision, with one change.
+                let main = self.revision + 1;
+                let event = self.keyspace.put(key, value, Revision::new(main, 0));
+                self.revision = main;
+                (Response::Put { revision: main }, vec![event])
+            }
+            Op::Delete { keys } => self.delete(keys),
+            Op::Compact { revision } => (self.compact(*revision), Vec::new()),
+        }
+    }
+
+    fn delete(&mut self, keys: &[Bytes]) -> (Response, Vec<Event>) {
+        // RevisionMonotonic: the changes share the next main revision, which becomes current
+        // only if some key was live. A key listed twice is live only the first time.
+        let main = self.revision + 1;
+        let mut events = Vec::new();
+        for key in keys {
+            let revision = Revision::new(main, events.len() as u64);
+            events.extend(self.keyspace.delete(key, revision));
+        }
+        if !events.is_empty() {
+            self.revision = main;
+        }
+        let deleted = events.len() as u64;
+        (
+            Response::Deleted {
+                deleted,
+                revision: self.revision,
+            },
+            events,
+        )
+    }
+
+    fn compact(&mut self, revision: u64) -> Response {
+        if revision <= self.compact_revision {
+            return Response::Error(StoreError::Compacted {
+                requested: revision,
+                compact_revision: self.compact_revision,
+            });
+        }
+        if revision > self.revision {
+            return Response::Error(StoreError::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        // Does not bump the revision (RevisionMonotonic), as etcd's compaction.
+        self.keyspace.compact(revision);
+        self.compact_revision = revision;
+        tracing::debug!(compact_revision = revision, "compacted history");
+        Response::Compacted {
+            compact_revision: revision,
+        }
+    }
+
+    /// Returns the current global revision: 0 for an empty store, and the first write makes 1.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Returns the oldest revision still readable; 0 until a compaction.
+    pub fn compact_revision(&self) -> u64 {
+        self.compact_revision
+    }
+
+    /// Returns the latest live value of `key`, in O(log n).
+    pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
+        self.keyspace.get(key)
+    }
+
+    /// Returns the value of `key` as of `revision`; 0 means the latest.
+    ///
+    /// Fails with [`StoreError::Compacted`] below the compact revision (reading at exactly it
+    /// works), and with [`StoreError::FutureRevision`] above the current revision.
+    pub fn get_at(&self, key: &[u8], revision: u64) -> Result<Option<KeyValue>, StoreError> {
+        if revision == 0 {
+            return Ok(self.get(key));
+        }
+        self.check_readable(revision)?;
+        Ok(self.keyspace.get_at(key, revision))
+    }
+
+    /// Returns `key`'s changes with `from <= main <= to`, oldest first, at most `limit` of them
+    /// (`limit` 0 returns none).
+    ///
+    /// `to` 0 means up to the current revision. `from` 0 means every stored version, which after
+    /// a compaction starts with the key's value at the compact revision if that was written
+    /// earlier. Fails with [`StoreError::Compacted`] if `from` is below the compact revision,
+    /// and with [`StoreError::FutureRevision`] if `to` is above the current revision. An
+    /// event's `prev` is `None` when the key did not exist before it, or when that earlier
+    /// version has been compacted away.
+    pub fn history(
+        &self,
+        key: &[u8],
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        if from != 0 && from < self.compact_revision {
+            return Err(StoreError::Compacted {
+                requested: from,
+                compact_revision: self.compact_revision,
+            });
+        }
+        let to = if to == 0 { self.revision } else { to };
+        self.check_readable(to)?;
+        Ok(self.keyspace.history(key, from, to, limit))
+    }
+
+    fn check_readable(&self, revision: u64) -> Result<(), StoreError> {
+        if revision < self.compact_revision {
+            return Err(StoreError::Compacted {
+                requested: revision,
+                compact_revision: self.compact_revision,
+            });
+        }
+        if revision > self.revision {
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns the number of live (not deleted) keys.
+    pub fn len(&self) -> usize {
+        self.keyspace.len()
+    }
+
+    /// Returns whether no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns the live keys in byte order.
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> + '_ {
+        self.keyspace.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn put(key: &str, value: &str) -> Op {
+        Op::Put {
+            key: b(key),
+            value: b(value),
+        }
+    }
+
+    fn del(keys: &[&str]) -> Op {
+        Op::Delete {
+            keys: keys.iter().map(|k| b(k)).collect(),
+        }
+    }
+
+    fn must_apply(store: &mut Store, op: Op) -> Response {
+        store.apply(&Request { client: None, op }).0
+    }
+
+    fn must_apply_as(
+        store: &mut Store,
+        client_id: u64,
+        seq: u64,
+        op: Op,
+    ) -> (Response, Vec<Event>) {
+        store.apply(&Request {
+            client: Some(ClientSeq { client_id, seq }),
+            op,
+        })
+    }
+
+    /// Returns (value, create_revision, mod_revision, version) of `key` at `revision`.
+    fn must_read(store: &Store, key: &str, revision: u64) -> Option<(String, u64, u64, u64)> {
+        let kv = store
+            .get_at(key.as_bytes(), revision)
+            .expect("readable revision")?;
+        let value = String::from_utf8(kv.value.to_vec()).unwrap();
+        Some((value, kv.create_revision, kv.mod_revision, kv.version))
+    }
+
+    //   rev:   1        2        3          4          5        6
+    //   a:   put(x) - put(x) - put(y) -   del[a,a,b] - .   -  put(z)
+    //   b:     .        .        .       (absent)   put(w)     .
+    //   a's generations: [c1 v1, c1 v2, c1 v3, tomb@4] then [c6 v1]
+    #[test]
+    fn revisions_versions_and_generations() {
+        struct Step {
+            op: Op,
+            want_response: Response,
+            want_events: usize,
+        }
+        let steps = [
+            Step {
+                op: put("a", "x"),
+                want_response: Response::Put { revision: 1 },
+                want_events: 1,
+            },
+            Step {
+                op: put("a", "x"),
+                want_response: Response::Put { revision: 2 },
+                want_events: 1,
+            },
+            Step {
+                op: put("a", "y"),
+                want_response: Response::Put { revision: 3 },
+                want_events: 1,
+            },
+            Step {
+                op: del(&["a", "a", "b"]),
+                want_response: Response::Deleted {
+                    deleted: 1,
+                    revision: 4,
+                },
+                want_events: 1,
+            },
+            Step {
+                op: del(&["a", "b"]),
+                want_response: Response::Deleted {
+                    deleted: 0,
+                    revision: 4,
+                },
+                want_events: 0,
+            },
+            Step {
+                op: put("b", "w"),
+                want_response: Response::Put { revision: 5 },
+                want_events: 1,
+            },
+            Step {
+                op: put("a", "z"),
+                want_response: Response::Put { revision: 6 },
+                want_events: 1,
+            },
+        ];
+        let mut s = Store::new();
+        assert_eq!((s.revision(), s.get_at(b"a", 0)), (0, Ok(None)));
+        for (i, step) in steps.into_iter().enumerate() {
+            let (response, events) = s.apply(&Request {
+                client: None,
+                op: step.op,
+            });
+            assert_eq!(response, step.want_response, "step {i}");
+            assert_eq!(events.len(), step.want_events, "step {i}");
+        }
+        struct Read {
+            key: &'static str,
+            revision: u64,
+            want: Option<(&'static str, u64, u64, u64)>,
+        }
+        let reads = [
+            Read {
+                key: "a",
+                revision: 1,
+                want: Some(("x", 1, 1, 1)),
+            },
+            Read {
+                key: "a",
+                revision: 2,
+                want: Some(("x", 1, 2, 2)),
+            },
+            Read {
+                key: "a",
+                revision: 3,
+                want: Some(("y", 1, 3, 3)),
+            },
+            Read {
+                key: "a",
+                revision: 4,
+                want: None,
+            },
+            Read {
+                key: "a",
+                revision: 5,
+                want: None,
+            },
+            Read {
+                key: "a",
+                revision: 6,
+                want: Some(("z", 6, 6, 1)),
+            },
+            Read {
+                key: "a",
+                revision: 0,
+                want: Some(("z", 6, 6, 1)),
+            },
+            Read {
+                key: "b",
+                revision: 4,
+                want: None,
+            },
+            Read {
+                key: "b",
+                revision: 5,
+                want: Some(("w", 5, 5, 1)),
+            },
+            Read {
+                key: "c",
+                revision: 6,
+                want: None,
+            },
+        ];
+        for r in reads {
+            let want = r.want.map(|(v, c, m, n)| (v.to_owned(), c, m, n));
+            assert_eq!(
+                must_read(&s, r.key, r.revision),
+                want,
+                "{}@{}",
+                r.key,
+                r.revision
+            );
+        }
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.keys().cloned().collect::<Vec<_>>(), vec![b("a"), b("b")]);
+        assert_eq!(
+            s.get_at(b"a", 7),
+            Err(StoreError::FutureRevision {
+                requested: 7,
+                current: 6
+            })
+        );
+    }
+
+    #[test]
+    fn delete_events_number_subs_and_carry_prev() {
+        let mut s = Store::new();
+        must_apply(&mut s, put("a", "1"));
+        must_apply(&mut s, put("b", "2"));
+        let (response, events) = s.apply(&Request {
+            client: None,
+            op: del(&["b", "x", "a", "b"]),
+        });
+        assert_eq!(
+            response,
+            Response::Deleted {
+                deleted: 2,
+                revision: 3
+            }
+        );
+        let got: Vec<(Revision, EventKind, Bytes, u64, Option<u64>)> = events
+            .iter()
+            .map(|e| {
+                let prev = e.prev.as_ref().map(|p| p.mod_revision);
+                (
+                    e.revision,
+                    e.kind,
+                    e.kv.key.clone(),
+                    e.kv.mod_revision,
+                    prev,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Revision::new(3, 0), EventKind::Delete, b("b"), 3, Some(2)),
+                (Revision::new(3, 1), EventKind::Delete, b("a"), 3, Some(1)),
+            ]
+        );
+        assert_eq!((events[0].kv.version, events[0].kv.create_revision), (0, 0));
+        assert!(events[0].kv.value.is_empty());
+        assert!(s.is_empty());
+        // The apply events and history agree.
+        assert_eq!(s.history(b"b", 3, 3, 10).unwrap(), vec![events[0].clone()]);
+    }
+
+    /// (key, revision, the value read, or `Err(())` for `Compacted`).
+    type WantRead = (&'static str, u64, Result<Option<&'static str>, ()>);
+
+    //   rev:  1       2       3       4
+    //   a:  put(1) put(2)    .     del
+    //   b:    .       .    put(3)    .
+    #[test]
+    fn compaction_edges() {
+        struct Case {
+            name: &'static str,
+            compacts: &'static [u64],
+            want_response: Response,
+            want_compact_revision: u64,
+            want_reads: &'static [WantRead],
+            want_history_a: &'static [u64],
+        }
+        let compacted = |requested, compact_revision| {
+            Response::Error(StoreError::Compacted {
+                requested,
+                compact_revision,
+            })
+        };
+        let cases = [
+            Case {
+                name: "zero on a fresh store",
+                compacts: &[0],
+                want_response: compacted(0, 0),
+                want_compact_revision: 0,
+                want_reads: &[("a", 1, Ok(Some("1")))],
+                want_history_a: &[1, 2, 4],
+            },
+            Case {
+                name: "future",
+                compacts: &[5],
+                want_response: Response::Error(StoreError::FutureRevision {
+                    requested: 5,
+                    current: 4,
+                }),
+                want_compact_revision: 0,
+                want_reads: &[("a", 1, Ok(Some("1")))],
+                want_history_a: &[1, 2, 4],
+            },
+            Case {
+                name: "keeps the value at the compact revision",
+                compacts: &[3],
+                want_response: Response::Compacted {
+                    compact_revision: 3,
+                },
+                want_compact_revision: 3,
+                want_reads: &[
+                    ("a", 2, Err(())),
+                    ("a", 3, Ok(Some("2"))),
+                    ("b", 3, Ok(Some("3"))),
+                    ("a", 4, Ok(None)),
+                ],
+                want_history_a: &[2, 4],
+            },
+            Case {
+                name: "tombstone at the compact revision stays in history",
+                compacts: &[4],
+                want_response: Response::Compacted {
+                    compact_revision: 4,
+                },
+                want_compact_revision: 4,
+                want_reads: &[
+                    ("a", 3, Err(())),
+                    ("a", 4, Ok(None)),
+                    ("b", 4, Ok(Some("3"))),
+                ],
+                want_history_a: &[4],
+            },
+            Case {
+                name: "again at the same revision",
+                compacts: &[3, 3],
+                want_response: compacted(3, 3),
+                want_compact_revision: 3,
+                want_reads: &[("a", 3, Ok(Some("2")))],
+                want_history_a: &[2, 4],
+            },
+            Case {
+                name: "below the compact revision",
+                compacts: &[3, 2],
+                want_response: compacted(2, 3),
+                want_compact_revision: 3,
+                want_reads: &[("a", 2, Err(()))],
+                want_history_a: &[2, 4],
+            },
+        ];
+        for c in cases {
+            let mut s = Store::new();
+            for op in [put("a", "1"), put("a", "2"), put("b", "3"), del(&["a"])] {
+                must_apply(&mut s, op);
+            }
+            let mut response = None;
+            for &revision in c.compacts {
+                response = Some(must_apply(&mut s, Op::Compact { revision }));
+            }
+            assert_eq!(response, Some(c.want_response), "{}", c.name);
+            assert_eq!(s.compact_revision(), c.want_compact_revision, "{}", c.name);
+            assert_eq!(s.revision(), 4, "{}: compaction bumps nothing", c.name);
+            for &(key, revision, want) in c.want_reads {
+                let got = s.get_at(key.as_bytes(), revision);
+                let got = match got {
+                    Ok(kv) => Ok(kv.map(|kv| String::from_utf8(kv.value.to_vec()).unwrap())),
+                    Err(StoreError::Compacted {
+                        requested,
+                        compact_revision,
+                    }) => {
+                        assert_eq!(
+                            (requested, compact_revision),
+                            (revision, s.compact_revision())
+                        );
+                        Err(())
+                    }
+                    Err(e) => panic!("{}: {key}@{revision}: {e}", c.name),
+                };
+                assert_eq!(
+                    got,
+                    want.map(|v| v.map(str::to_owned)),
+                    "{}: {key}@{revision}",
+                    c.name
+                );
+            }
+            let history: Vec<u64> = s
+                .history(b"a", 0, 0, usize::MAX)
+                .unwrap()
+                .iter()
+                .map(|e| e.revision.main)
+                .collect();
+            assert_eq!(history, c.want_history_a, "{}", c.name);
+            let from = s.compact_revision();
+            if from > 1 {
+                assert_eq!(
+                    s.history(b"a", from - 1, 0, 10),
+                    Err(StoreError::Compacted {
+                        requested: from - 1,
+                        compact_revision: from
+                    }),
+                    "{}",
+                    c.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn history_bounds() {
+        let mut s = Store::new();
+        for v in ["1", "2", "3"] {
+            must_apply(&mut s, put("a", v));
+        }
+        let mains = |r: Result<Vec<Event>, StoreError>| {
+            r.map(|events| events.iter().map(|e| e.revision.main).collect::<Vec<_>>())
+        };
+        assert_eq!(mains(s.history(b"a", 2, 0, 10)), Ok(vec![2, 3]));
+        assert_eq!(mains(s.history(b"a", 1, 2, 10)), Ok(vec![1, 2]));
+        assert_eq!(mains(s.history(b"a", 1, 0, 2)), Ok(vec![1, 2]));
+        assert_eq!(mains(s.history(b"a", 3, 1, 10)), Ok(vec![]));
+        assert_eq!(mains(s.history(b"a", 9, 0, 10)), Ok(vec![]));
+        assert_eq!(mains(s.history(b"zz", 0, 0, 10)), Ok(vec![]));
+        assert_eq!(
+            mains(s.history(b"a", 0, 4, 10)),
+            Err(StoreError::FutureRevision {
+                requested: 4,
+                current: 3
+            })
+        );
+    }
+
+    #[test]
+    fn dedup_same_seq_returns_cached_older_seq_refused() {
+        let mut s = Store::new();
+        let (first, events) = must_apply_as(&mut s, 1, 5, put("a", "x"));
+        assert_eq!(
+            (first.clone(), events.len()),
+            (Response::Put { revision: 1 }, 1)
+        );
+        let before = s.clone();
+        struct Case {
+            seq: u64,
+            op: Op,
+            want: Response,
+        }
+        let cases = [
+            // A retry, even with a different body, answers the recorded response.
+            Case {
+                seq: 5,
+                op: put("a", "x"),
+                want: first.clone(),
+            },
+            Case {
+                seq: 5,
+                op: del(&["a"]),
+                want: first.clone(),
+            },
+            Case {
+                seq: 4,
+                op: put("a", "old"),
+                want: Response::Error(StoreError::StaleSequence {
+                    client_id: 1,
+                    seq: 4,
+                    last: 5,
+                }),
+            },
+        ];
+        for c in cases {
+            let (response, events) = must_apply_as(&mut s, 1, c.seq, c.op);
+            assert_eq!(response, c.want, "seq {}", c.seq);
+            assert!(events.is_empty());
+            assert_eq!(s, before, "seq {} changed nothing", c.seq);
+        }
+        // A refused request is recorded too, and its retry answers the same error.
+        let (compact, _) = must_apply_as(&mut s, 1, 6, Op::Compact { revision: 9 });
+        assert!(matches!(
+            compact,
+            Response::Error(StoreError::FutureRevision { .. })
+        ));
+        assert_eq!(
+            must_apply_as(&mut s, 1, 6, Op::Compact { revision: 1 }).0,
+            compact
+        );
+        // Another client and requests without a client are independent.
+        assert_eq!(
+            must_apply_as(&mut s, 2, 1, put("a", "y")).0,
+            Response::Put { revision: 2 }
+        );
+        assert_eq!(
+            must_apply(&mut s, put("a", "z")),
+            Response::Put { revision: 3 }
+        );
+        assert_eq!(
+            must_apply(&mut s, put("a", "z")),
+            Response::Put { revision: 4 }
+        );
+    }
+
+    #[test]
+    fn dedup_evicts_oldest_client_at_the_bound() {
+        let mut s = Store::new();
+        must_apply_as(&mut s, 0, 1, put("a", "x"));
+        for client_id in 1..MAX_DEDUP_CLIENTS as u64 {
+            must_apply_as(&mut s, client_id, 1, del(&["missing"]));
+        }
+        assert_eq!(s.dedup.len(), MAX_DEDUP_CLIENTS);
+        // Full: client 0 still deduplicates.
+        assert_eq!(
+            must_apply_as(&mut s, 0, 1, put("a", "x")).0,
+            Response::Put { revision: 1 }
+        );
+        // One more client evicts client 0, the least recently recorded.
+        must_apply_as(&mut s, u64::MAX, 1, del(&["missing"]));
+        assert_eq!(s.dedup.len(), MAX_DEDUP_CLIENTS);
+        assert_eq!(
+            must_apply_as(&mut s, 0, 1, put("a", "x")).0,
+            Response::Put { revision: 2 }
+        );
+        // That re-recorded client 0 and evicted client 1.
+        let cached = Response::Deleted {
+            deleted: 0,
+            revision: 1,
+        };
+        assert_eq!(must_apply_as(&mut s, 2, 1, put("a", "y")).0, cached);
+        assert_eq!(
+            must_apply_as(&mut s, 1, 1, put("a", "y")).0,
+            Response::Put { revision: 3 }
+        );
+        let restored = Store::from_snapshot(&s.to_snapshot()).unwrap();
+        assert_eq!(restored, s);
+    }
+
+    #[test]
+    fn never_panics_on_odd_requests() {
+        let mut s = Store::new();
+        let huge: Vec<Bytes> = (0..10_000u32)
+            .map(|i| Bytes::from(i.to_be_bytes().to_vec()))
+            .collect();
+        let ops = [
+            put("", ""),
+            del(&[""]),
+            del(&[]),
+            Op::Delete { keys: huge },
+            Op::Put {
+                key: Bytes::from(vec![0xff; 1 << 16]),
+                value: Bytes::from(vec![0; 1 << 16]),
+            },
+            Op::Compact { revision: u64::MAX },
+            Op::Compact { revision: 3 },
+        ];
+        for op in ops {
+            must_apply(&mut s, op);
+        }
+        assert_eq!((s.revision(), s.compact_revision(), s.len()), (3, 3, 1));
+        must_apply_as(&mut s, u64::MAX, u64::MAX, put("a", "b"));
+        must_apply_as(&mut s, u64::MAX, 0, put("a", "b"));
+        assert!(s.get_at(b"", u64::MAX).is_err());
+        assert!(s.history(b"", u64::MAX, u64::MAX, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn error_texts_start_with_resp_prefix() {
+        let cases = [
+            (
+                StoreError::Compacted {
+                    requested: 2,
+                    compact_revision: 5,
+                },
+                "COMPACTED required revision 2 has been compacted; oldest available revision is 5",
+            ),
+            (
+                StoreError::FutureRevision {
+                    requested: 9,
+                    current: 4,
+                },
+                "ERR revision 9 is in the future; current revision is 4",
+            ),
+            (
+                StoreError::StaleSequence {
+                    client_id: 7,
+                    seq: 1,
+                    last: 3,
+                },
+                "ERR stale request: sequence 1 of client 7 is older than the last applied 3",
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(error.to_string(), want);
+        }
+    }
+}

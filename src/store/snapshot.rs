@@ -1,0 +1,268 @@
+//! Snapshots: the whole [`Store`] as bytes, and back.
+//!
+//! ```text
+//!   +----------------+---------------------------------------------------------------+
+//!   | FORMAT_VERSION | postcard(Store) = revision, compact_revision,                 |
+//!   |    (1 byte)    |   keyspace { key -> versions }, dedup { client -> last, count } |
+//!   +----------------+---------------------------------------------------------------+
+//! ```
+//!
+//! A snapshot holds the whole history window, the compact revision and the dedup table, so a
+//! store restored from one answers every read and deduplicates every retry exactly as the
+//! original (SnapshotFaithful). Derived indexes (the live-key count, the dedup age index) are not
+//! written; loading rebuilds them.
+//!
+//! This file owns the encoding and the checks on load. Snapshot bytes come from disk or a peer,
+//! so a wrong version byte, truncated or corrupt input returns a [`SnapshotError`] and never
+//! panics, and every loaded store passes the key and dedup invariants before it is used.
+
+use serde::{Deserialize, Deserializer};
+
+use super::dedup::DedupTable;
+use super::kv::Keyspace;
+use super::{Store, FORMAT_VERSION};
+
+/// Why snapshot bytes could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The bytes end before the snapshot does (this includes no bytes at all).
+    #[error("snapshot is truncated; fetch it again from the leader")]
+    Truncated,
+    /// The version byte is not one this build reads.
+    #[error(
+        "snapshot format version {found} is not supported; this build reads version {expected}"
+    )]
+    UnsupportedVersion { found: u8, expected: u8 },
+    /// The bytes decode to nothing valid, or to a store that breaks its invariants.
+    #[error("snapshot is corrupt: {0}; fetch it again from the leader")]
+    Corrupt(String),
+}
+
+/// The serialised fields of [`Store`], in its field order (keep the two in step), before the
+/// checks on load.
+#[derive(Deserialize)]
+struct StoreRepr {
+    revision: u64,
+    compact_revision: u64,
+    keyspace: Keyspace,
+    dedup: DedupTable,
+}
+
+impl StoreRepr {
+    /// Checks the invariants of a decoded store and rebuilds its derived indexes.
+    fn into_store(self) -> Result<Store, String> {
+        let StoreRepr {
+            revision,
+            compact_revision,
+            mut keyspace,
+            mut dedup,
+        } = self;
+        if compact_revision > revision {
+            return Err(format!(
+                "compact revision {compact_revision} is above the revision {revision}"
+            ));
+        }
+        keyspace.restore(revision, compact_revision)?;
+        dedup.restore()?;
+        Ok(Store {
+            revision,
+            compact_revision,
+            keyspace,
+            dedup,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Store {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        StoreRepr::deserialize(deserializer)?
+            .into_store()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Store {
+    /// Returns the store as snapshot bytes: [`FORMAT_VERSION`], then `postcard(Store)`.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_VERSION];
+        // Only maps, sequences of known length, integers and byte strings: postcard cannot fail.
+        postcard::to_io(self, &mut out).expect("postcard encodes a Store into a Vec");
+        out
+    }
+
+    /// Loads a store from snapshot bytes written by [`Store::to_snapshot`].
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
+        let (&found, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
+        if found != FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion {
+                found,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(|e| match e {
+            postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
+            e => SnapshotError::Corrupt(e.to_string()),
+        })?;
+        if !rest.is_empty() {
+            return Err(SnapshotError::Corrupt(format!(
+                "{} bytes after the store",
+                rest.len()
+            )));
+        }
+        repr.into_store().map_err(SnapshotError::Corrupt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::store::{ClientSeq, Op, Request};
+
+    fn must_sample_store() -> Store {
+        let mut s = Store::new();
+        let ops = [
+            Op::Put {
+                key: Bytes::from_static(b"a"),
+                value: Bytes::from_static(b"1"),
+            },
+            Op::Put {
+                key: Bytes::from_static(b"b"),
+                value: Bytes::from_static(b"2"),
+            },
+            Op::Put {
+                key: Bytes::from_static(b"a"),
+                value: Bytes::from_static(b"3"),
+            },
+            Op::Delete {
+                keys: vec![Bytes::from_static(b"b")],
+            },
+            Op::Compact { revision: 2 },
+            Op::Put {
+                key: Bytes::from_static(b""),
+                value: Bytes::new(),
+            },
+        ];
+        for (i, op) in ops.into_iter().enumerate() {
+            let client = Some(ClientSeq {
+                client_id: 9,
+                seq: i as u64 + 1,
+            });
+            s.apply(&Request { client, op });
+        }
+        s
+    }
+
+    #[test]
+    fn round_trip_equals_original() {
+        let s = must_sample_store();
+        let bytes = s.to_snapshot();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        let restored = Store::from_snapshot(&bytes).unwrap();
+        assert_eq!(restored, s);
+        assert_eq!(restored.len(), s.len());
+        assert_eq!(restored.to_snapshot(), bytes);
+        assert_eq!(
+            Store::from_snapshot(&Store::new().to_snapshot()).unwrap(),
+            Store::new()
+        );
+    }
+
+    #[test]
+    fn rejects_bad_bytes_without_panicking() {
+        let good = must_sample_store().to_snapshot();
+        let mut wrong_version = good.clone();
+        wrong_version[0] = FORMAT_VERSION + 1;
+        let mut trailing = good.clone();
+        trailing.push(0);
+        struct Case {
+            name: &'static str,
+            bytes: Vec<u8>,
+            want: fn(&SnapshotError) -> bool,
+        }
+        let cases = [
+            Case {
+                name: "empty",
+                bytes: vec![],
+                want: |e| *e == SnapshotError::Truncated,
+            },
+            Case {
+                name: "wrong version",
+                bytes: wrong_version,
+                want: |e| {
+                    matches!(
+                        e,
+                        SnapshotError::UnsupportedVersion {
+                            found: 2,
+                            expected: 1
+                        }
+                    )
+                },
+            },
+            Case {
+                name: "version only",
+                bytes: vec![FORMAT_VERSION],
+                want: |e| *e == SnapshotError::Truncated,
+            },
+            Case {
+                name: "trailing",
+                bytes: trailing,
+                want: |e| matches!(e, SnapshotError::Corrupt(_)),
+            },
+            Case {
+                // revision 1, compact revision 5: decodes, breaks an invariant.
+                name: "compact above revision",
+                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0],
+                want: |e| matches!(e, SnapshotError::Corrupt(_)),
+            },
+            Case {
+                name: "garbage",
+                bytes: vec![
+                    FORMAT_VERSION,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                    0xff,
+                ],
+                want: |e| matches!(e, SnapshotError::Corrupt(_) | SnapshotError::Truncated),
+            },
+        ];
+        for c in cases {
+            let err = Store::from_snapshot(&c.bytes).expect_err(c.name);
+            assert!((c.want)(&err), "{}: {err:?}", c.name);
+        }
+        // Every truncation and every single-byte corruption errs or loads; none panics.
+        for len in 0..good.len() {
+            assert!(
+                Store::from_snapshot(&good[..len]).is_err(),
+                "truncated to {len}"
+            );
+        }
+        for i in 1..good.len() {
+            for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[i] = x;
+                if let Ok(s) = Store::from_snapshot(&bad) {
+                    // Whatever loaded is self-consistent enough to answer and apply.
+                    let _ = s.get_at(b"a", 0);
+                    let _ = s.history(b"a", 0, 0, usize::MAX);
+                    let _ = s.clone().apply(&Request {
+                        client: None,
+                        op: Op::Put {
+                            key: Bytes::from_static(b"a"),
+                            value: Bytes::new(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+}
