@@ -109,7 +109,7 @@ fn client(session: &mut Session, parse: &mut Parse) -> CommandResult {
         }),
         "setname" => {
             let name = parse.next_string().map_err(|_| arity("client|setname"))?;
-            if name.contains(|c: char| c == ' ' || c == '\n') {
+            if name.contains([' ', '\n']) {
                 return Err(CommandError::Reply(
                     "ERR Client names cannot contain spaces, newlines or special characters."
                         .into(),

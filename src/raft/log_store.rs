@@ -232,9 +232,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
-        let last_log_id = self
-            .last_entry_log_id()?
-            .or_else(|| last_purged_log_id.clone());
+        let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -362,5 +360,151 @@ fn sled_err(e: sled::Error) -> io::Error {
     match e {
         sled::Error::Io(e) => e,
         other => io::Error::other(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use openraft::entry::RaftEntry;
+    use std::time::Duration;
+
+    use openraft::type_config::TypeConfigExt;
+    use openraft::vote::RaftLeaderId;
+
+    use super::*;
+    use crate::raft::PeerNode;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(term, 1);
+        Entry::new_blank(openraft::LogId::new(leader.to_committed(), index))
+    }
+
+    async fn append_and_wait(store: &mut LogStore, entries: Vec<Entry>) -> io::Result<()> {
+        let (tx, rx) = TypeConfig::oneshot();
+        store.append(entries, IOFlushed::signal(tx)).await?;
+        rx.await.map_err(io::Error::other)?
+    }
+
+    /// DurableBeforeAck: an acknowledged append survives closing and reopening the database.
+    #[tokio::test]
+    async fn acknowledged_append_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = LogStore::open(dir.path()).unwrap();
+            append_and_wait(&mut s, (1..=5).map(|i| entry(1, i)).collect())
+                .await
+                .unwrap();
+            let vote = Vote::new(3, 2);
+            s.save_vote(&vote).await.unwrap();
+        }
+        // The flusher holds the last handle until its channel closes.
+        let mut reopened = None;
+        for _ in 0..100 {
+            match LogStore::open(dir.path()) {
+                Ok(s) => {
+                    reopened = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let mut s = reopened.expect("log store reopens once the old handles are gone");
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_log_id.map(|l| l.index()), Some(5));
+        let got = s.try_get_log_entries(1..=5).await.unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.index()).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(s.read_vote().await.unwrap(), Some(Vote::new(3, 2)));
+    }
+
+    /// Group commit: callbacks complete in submission order, and every append is counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callbacks_complete_in_order_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let mut rxs = Vec::new();
+        for i in 1..=50u64 {
+            let (tx, rx) = TypeConfig::oneshot();
+            s.append([entry(1, i)], IOFlushed::signal(tx))
+                .await
+                .unwrap();
+            rxs.push((i, rx));
+        }
+        for (i, rx) in rxs {
+            let done_tx = done_tx.clone();
+            tokio::spawn(async move {
+                rx.await.unwrap().unwrap();
+                done_tx.send(i).unwrap();
+            });
+        }
+        drop(done_tx);
+        let mut n = 0;
+        while done_rx.recv().await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 50);
+        let stats = s.flush_stats();
+        assert_eq!(stats.entries.load(Ordering::Relaxed), 50);
+        assert_eq!(stats.appends.load(Ordering::Relaxed), 50);
+        let flushes = stats.flushes.load(Ordering::Relaxed);
+        assert!((1..=50).contains(&flushes), "flushes = {flushes}");
+    }
+
+    /// FailStop: once a flush has failed, every later write is refused.
+    #[tokio::test]
+    async fn refuses_writes_after_a_failed_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        append_and_wait(&mut s, vec![entry(1, 1)]).await.unwrap();
+        s.inner.failed.store(true, Ordering::Release);
+        let (tx, _rx) = TypeConfig::oneshot();
+        assert!(s
+            .append([entry(1, 2)], IOFlushed::signal(tx))
+            .await
+            .is_err());
+        assert!(s.save_vote(&Vote::new(2, 1)).await.is_err());
+        assert!(s.truncate_after(None).await.is_err());
+        // Nothing was written by the refused append.
+        assert_eq!(s.try_get_log_entries(2..3).await.unwrap().len(), 0);
+    }
+
+    /// Records from another format version or corrupt bytes are errors, not panics.
+    #[test]
+    fn decode_rejects_foreign_and_corrupt_records() {
+        let good = encode(&BTreeMap::<u64, PeerNode>::new()).unwrap();
+        assert!(decode::<BTreeMap<u64, PeerNode>>(&good).is_ok());
+        assert!(decode::<Entry>(&[]).is_err());
+        assert!(decode::<Entry>(&[FORMAT_VERSION + 1, 0, 0]).is_err());
+        assert!(decode::<Entry>(&[FORMAT_VERSION, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    /// OrderedKeys: reads after purge and truncation see a contiguous range.
+    #[tokio::test]
+    async fn purge_and_truncate_leave_no_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::open(dir.path()).unwrap();
+        append_and_wait(&mut s, (1..=300).map(|i| entry(1, i)).collect())
+            .await
+            .unwrap();
+        s.purge(entry(1, 255).log_id()).await.unwrap();
+        s.truncate_after(Some(entry(1, 290).log_id()))
+            .await
+            .unwrap();
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_purged_log_id.map(|l| l.index()), Some(255));
+        assert_eq!(st.last_log_id.map(|l| l.index()), Some(290));
+        let got: Vec<u64> = s
+            .try_get_log_entries(..)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.index())
+            .collect();
+        assert_eq!(got, (256..=290).collect::<Vec<_>>());
     }
 }

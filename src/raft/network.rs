@@ -83,15 +83,12 @@ impl PeerConn {
         let pending: Pending = Arc::default();
         let p = pending.clone();
         let reader = tokio::spawn(async move {
-            loop {
-                match read_frame::<_, Envelope<RpcResponse>>(&mut rd, MAX_FRAME).await {
-                    Ok(Some(env)) => {
-                        let tx = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&env.id);
-                        if let Some(tx) = tx {
-                            let _ = tx.send(env.body);
-                        }
-                    }
-                    Ok(None) | Err(_) => break,
+            while let Ok(Some(env)) =
+                read_frame::<_, Envelope<RpcResponse>>(&mut rd, MAX_FRAME).await
+            {
+                let tx = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&env.id);
+                if let Some(tx) = tx {
+                    let _ = tx.send(env.body);
                 }
             }
             // Fail every caller still waiting: dropping the senders wakes them.

@@ -35,6 +35,9 @@ use crate::store::{Event, Response, Store};
 
 const SNAPSHOT_FILE: &str = "current.snap";
 
+/// The last snapshot, as persisted: its meta and the encoded store.
+type CurrentSnapshot = (SnapshotMeta, Arc<Vec<u8>>);
+
 /// Everything the state machine holds in memory.
 #[derive(Debug, Default)]
 pub struct SmState {
@@ -50,7 +53,7 @@ pub struct StateMachineStore {
     /// per entry, so a read waits at most for one entry's apply.
     state: Arc<RwLock<SmState>>,
     /// The last snapshot built or installed, as persisted.
-    current: Arc<Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>>,
+    current: Arc<Mutex<Option<CurrentSnapshot>>>,
     dir: Arc<PathBuf>,
     /// Applied changes, in revision order, for watchers on this node. Lagging receivers are
     /// told they lagged; apply never waits for them.
@@ -119,7 +122,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let (meta, data) = {
             let st = self.read();
             let meta = SnapshotMeta {
-                last_log_id: st.last_applied.clone(),
+                last_log_id: st.last_applied,
                 last_membership: st.last_membership.clone(),
             };
             (meta, st.store.to_snapshot())
@@ -145,7 +148,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let st = self.read();
-        Ok((st.last_applied.clone(), st.last_membership.clone()))
+        Ok((st.last_applied, st.last_membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -157,7 +160,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let log_id = entry.log_id();
             let (response, events) = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-                st.last_applied = Some(log_id.clone());
+                st.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => (
                         Response::Noop {
@@ -209,7 +212,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
             st.store = store;
-            st.last_applied = meta.last_log_id.clone();
+            st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
         }
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
