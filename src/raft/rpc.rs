@@ -427,3 +427,149 @@ where
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn ident(cluster: &str, secret: Option<&str>, node_id: u64) -> PeerIdentity {
+        PeerIdentity {
+            cluster: cluster.into(),
+            secret: secret.map(Into::into),
+            node_id,
+        }
+    }
+
+    /// Runs one handshake: `server` accepts, `client` dials node `target`.
+    async fn handshake(
+        server: PeerIdentity,
+        client: PeerIdentity,
+        target: u64,
+    ) -> (io::Result<u64>, io::Result<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let srv = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            accept_handshake(&mut s, &server).await
+        });
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let cli = connect_handshake(&mut c, &client, target).await;
+        (srv.await.unwrap(), cli)
+    }
+
+    #[tokio::test]
+    async fn same_cluster_and_secret_is_welcome() {
+        let (s, c) = handshake(ident("a", Some("k"), 1), ident("a", Some("k"), 2), 1).await;
+        assert_eq!(s.unwrap(), 2);
+        c.unwrap();
+        let (s, c) = handshake(ident("a", None, 1), ident("a", None, 2), 1).await;
+        assert_eq!(s.unwrap(), 2);
+        c.unwrap();
+    }
+
+    #[tokio::test]
+    async fn another_cluster_is_refused_with_both_names() {
+        let (s, c) = handshake(ident("a", None, 1), ident("b", None, 2), 1).await;
+        let msg = s.unwrap_err().to_string();
+        assert!(msg.contains("\"b\"") && msg.contains("\"a\""), "{msg}");
+        let cmsg = c.unwrap_err().to_string();
+        assert!(cmsg.contains("cluster"), "{cmsg}");
+    }
+
+    #[tokio::test]
+    async fn wrong_target_node_is_refused() {
+        let (s, c) = handshake(ident("a", None, 1), ident("a", None, 2), 3).await;
+        assert!(s
+            .unwrap_err()
+            .to_string()
+            .contains("addressed node 3 but this is node 1"));
+        assert_eq!(c.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[tokio::test]
+    async fn wrong_or_missing_secret_is_refused() {
+        for client_secret in [Some("wrong"), None] {
+            let (s, c) = handshake(ident("a", Some("k"), 1), ident("a", client_secret, 2), 1).await;
+            assert!(s
+                .unwrap_err()
+                .to_string()
+                .contains("did not prove the cluster secret"));
+            assert_eq!(c.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        }
+    }
+
+    #[test]
+    fn mac_binds_cluster_nodes_and_nonce() {
+        let hello = Hello {
+            cluster: "a".into(),
+            from: 2,
+            to: 1,
+        };
+        let nonce = [7u8; 32];
+        let mac = handshake_mac(Some("k"), &hello, &nonce);
+        assert!(verify_mac("k", &hello, &nonce, &mac));
+        assert!(!verify_mac("k", &hello, &[8u8; 32], &mac), "another nonce");
+        assert!(!verify_mac("other", &hello, &nonce, &mac), "another secret");
+        let other = Hello {
+            cluster: "a".into(),
+            from: 3,
+            to: 1,
+        };
+        assert!(!verify_mac("k", &other, &nonce, &mac), "another sender");
+        assert!(handshake_mac(None, &hello, &nonce).is_empty());
+    }
+
+    #[tokio::test]
+    async fn oversized_and_garbage_frames_are_errors_not_panics() {
+        // A declared length over the limit is refused before reading (or allocating) the body.
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&(MAX_HANDSHAKE_FRAME + 1).to_be_bytes())
+            .await
+            .unwrap();
+        let r: io::Result<Option<Hello>> = read_frame(&mut b, MAX_HANDSHAKE_FRAME).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidData);
+
+        // Another protocol version.
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&[0, 0, 0, 2, PEER_PROTOCOL_VERSION + 1, 0])
+            .await
+            .unwrap();
+        let r: io::Result<Option<Hello>> = read_frame(&mut b, MAX_FRAME).await;
+        assert!(r.unwrap_err().to_string().contains("protocol version"));
+
+        // Random bodies never panic.
+        for seed in 0u8..=255 {
+            let body: Vec<u8> = (0..40u8)
+                .map(|i| i.wrapping_mul(31).wrapping_add(seed))
+                .collect();
+            let (mut a, mut b) = tokio::io::duplex(256);
+            a.write_all(&(body.len() as u32 + 1).to_be_bytes())
+                .await
+                .unwrap();
+            a.write_all(&[PEER_PROTOCOL_VERSION]).await.unwrap();
+            a.write_all(&body).await.unwrap();
+            let _: io::Result<Option<Envelope<RpcRequest>>> = read_frame(&mut b, MAX_FRAME).await;
+        }
+
+        // A clean end of stream is not an error.
+        let (a, mut b) = tokio::io::duplex(64);
+        drop(a);
+        let r: io::Result<Option<Hello>> = read_frame(&mut b, MAX_FRAME).await;
+        assert!(r.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let sent = Envelope {
+            id: 42,
+            body: RpcRequest::ReadIndex,
+        };
+        write_frame(&mut a, &sent).await.unwrap();
+        let got: Envelope<RpcRequest> = read_frame(&mut b, MAX_FRAME).await.unwrap().unwrap();
+        assert_eq!(got.id, 42);
+        assert!(matches!(got.body, RpcRequest::ReadIndex));
+    }
+}
