@@ -196,13 +196,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
+        // openraft also calls this at start-up with our own current snapshot, to restore the
+        // in-memory keyspace; that one is already on disk.
+        let restoring = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(m, d)| m == meta && d.as_slice() == data.as_slice());
         let store = Store::from_snapshot(&data).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("cannot install snapshot: {e}"),
             )
         })?;
-        {
+        if !restoring {
             let this = self.clone();
             let (m, d) = (meta.clone(), data.clone());
             tokio::task::spawn_blocking(move || this.persist(&m, &d))
@@ -215,7 +223,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
         }
-        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
+        if restoring {
+            tracing::info!(last_log_id = ?meta.last_log_id, "snapshot restored from disk");
+        } else {
+            tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed from the leader");
+        }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((meta.clone(), Arc::new(data)));
         Ok(())
