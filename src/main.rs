@@ -1,6 +1,7 @@
 //! The `redraft` binary: parses flags, loads `cluster.toml` (or the single-node default), runs
 //! one node until SIGINT/SIGTERM, then shuts down in order.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let (cfg, node_id) = match (&cli.config, cli.node) {

@@ -13,8 +13,10 @@
 //!
 //! A node whose Raft log is empty calls `initialize` with the membership from `cluster.toml`.
 //! Every node of a pristine cluster proposes the identical membership at log id
-//! `((term 0, node 0), 0)`, which openraft documents as safe: voting elects one leader. A node
-//! with any log or vote does not initialise; it finds its state on disk.
+//! `((term 0, node 0), 0)`, which openraft documents as safe: voting elects one leader. The
+//! lowest id does it at once and the others after a staggered delay, only if no leader has
+//! reached them by then, so a normal start has one election. A node with any log or vote does
+//! not initialise; it finds its state on disk.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +34,23 @@ use crate::raft::state_machine::StateMachineStore;
 use crate::raft::typ::Raft;
 use crate::raft::{PeerNode, RaftNode};
 use crate::server::{self, ServerContext};
+
+/// Initialises the membership after `delay` unless this node was initialised meanwhile.
+async fn initialise_later(raft: Raft, members: BTreeMap<u64, PeerNode>, delay: Duration) {
+    tokio::time::sleep(delay).await;
+    match raft.is_initialized().await {
+        Ok(false) => {}
+        _ => return,
+    }
+    tracing::info!(
+        ?members,
+        "pristine log: initialising the cluster membership"
+    );
+    if let Err(e) = raft.initialize(members).await {
+        // A leader's replication got here first.
+        tracing::info!(error = %e, "initialise skipped");
+    }
+}
 
 /// A running node: its Raft handle and a way to stop it.
 pub struct Node {
@@ -115,14 +134,13 @@ impl Node {
                     (n.id, node)
                 })
                 .collect();
-            tracing::info!(
-                ?members,
-                "pristine log: initialising the cluster membership"
-            );
-            if let Err(e) = raft.initialize(members).await {
-                // Another path already initialised it (e.g. a leader replicated to us).
-                tracing::info!(error = %e, "initialise skipped");
-            }
+            // The lowest id initialises at once; the others wait two election timeouts (more
+            // for higher ranks) and initialise only if no leader has reached them meanwhile.
+            // All may initialise (that is safe), but staggering avoids a second election when
+            // a late node's term-1 candidacy outranks a leader already elected.
+            let rank = members.keys().position(|id| *id == node_id).unwrap_or(0) as u64;
+            let delay = Duration::from_millis(rank * 2 * cfg.raft.election_timeout_ms);
+            tokio::spawn(initialise_later(raft.clone(), members, delay));
         }
 
         let node = Arc::new(RaftNode {

@@ -63,33 +63,37 @@ impl RaftNode {
 
     /// Whether this node is the leader now.
     pub fn is_leader(&self) -> bool {
-        self.metrics().current_leader == Some(self.id)
+        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
     }
 
     /// The current leader's id and client address, if one is known.
     pub fn leader(&self) -> Option<(u64, String)> {
-        let m = self.metrics();
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id)?.clone();
         Some((id, node.redis_addr))
     }
 
-    fn leader_raft_addr(&self, m: &RaftMetrics) -> Option<(u64, String)> {
-        let id = m.current_leader?;
-        let node = m.membership_config.membership().get_node(&id)?;
-        Some((id, node.raft_addr.clone()))
-    }
-
-    /// Waits until a leader is known or `deadline` passes.
-    async fn wait_for_leader(&self, deadline: Instant) -> Result<RaftMetrics, WriteError> {
+    /// Waits until a leader is known or `deadline` passes; returns its id and peer address.
+    /// Reads the metrics in place: no clone of the whole `RaftMetrics` per request.
+    async fn wait_for_leader(&self, deadline: Instant) -> Result<(u64, String), WriteError> {
         let mut rx = self.raft.metrics();
         loop {
-            let m = rx.borrow_and_update().clone();
-            if let Some(e) = &m.running_state.as_ref().err() {
-                return Err(WriteError::Fatal(e.to_string()));
-            }
-            if m.current_leader.is_some() {
-                return Ok(m);
+            {
+                let m = rx.borrow_and_update();
+                if let Err(e) = &m.running_state {
+                    return Err(WriteError::Fatal(e.to_string()));
+                }
+                if let Some(id) = m.current_leader {
+                    let addr = m
+                        .membership_config
+                        .membership()
+                        .get_node(&id)
+                        .map(|n| n.raft_addr.clone())
+                        .unwrap_or_default();
+                    return Ok((id, addr));
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -110,12 +114,12 @@ impl RaftNode {
         // Whether a leader may already hold the request: then a failure is "unknown".
         let mut maybe_sent = false;
         loop {
-            let m = self.wait_for_leader(deadline).await.map_err(|e| match e {
+            let (leader, addr) = self.wait_for_leader(deadline).await.map_err(|e| match e {
                 WriteError::NoLeader if maybe_sent => WriteError::Unknown,
                 e => e,
             })?;
             let left = deadline.saturating_duration_since(Instant::now());
-            if m.current_leader == Some(self.id) {
+            if leader == self.id {
                 maybe_sent = true;
                 match tokio::time::timeout(left, self.raft.client_write(req.clone())).await {
                     Ok(Ok(resp)) => return Ok(resp.data),
@@ -125,8 +129,8 @@ impl RaftNode {
                     },
                     Err(_) => return Err(WriteError::Unknown),
                 }
-            } else if let Some((id, addr)) = self.leader_raft_addr(&m) {
-                let slot = self.peers.slot(id, &addr);
+            } else if !addr.is_empty() {
+                let slot = self.peers.slot(leader, &addr);
                 match slot.call(RpcRequest::ClientWrite(req.clone()), left).await {
                     Ok(RpcResponse::ClientWrite(Ok(resp))) => return Ok(resp),
                     Ok(RpcResponse::ClientWrite(Err(ForwardError::NotLeader { .. }))) => {
@@ -156,9 +160,9 @@ impl RaftNode {
     pub async fn read_barrier(&self) -> Result<(), WriteError> {
         let deadline = Instant::now() + self.write_timeout;
         loop {
-            let m = self.wait_for_leader(deadline).await?;
+            let (leader, addr) = self.wait_for_leader(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
-            let index = if m.current_leader == Some(self.id) {
+            let index = if leader == self.id {
                 match self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
                     Ok(lin) => Some(lin.read_log_id().index()),
                     Err(e) => match forward_error(&e) {
@@ -166,10 +170,10 @@ impl RaftNode {
                         ForwardError::NotLeader { .. } => None,
                     },
                 }
-            } else if let Some((id, addr)) = self.leader_raft_addr(&m) {
+            } else if !addr.is_empty() {
                 match self
                     .peers
-                    .slot(id, &addr)
+                    .slot(leader, &addr)
                     .call(RpcRequest::ReadIndex, left)
                     .await
                 {

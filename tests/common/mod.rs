@@ -1,0 +1,651 @@
+//! Harness for the cluster tests: runs real `redraft` processes, one per node, from a generated
+//! `cluster.toml` in a temp dir, and talks to them with the sync `redis` client.
+//!
+//! Owns process lifecycle (spawn, kill -9, restart, kill -9 on drop) and bounded polling. It
+//! must not sleep for correctness: every wait polls a condition against a deadline, and every
+//! `must_*` helper panics saying what it waited for, with the tail of each node's log. On a
+//! panic the temp dir (config, data dirs, logs) is kept and its path printed.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The binary under test, built by cargo for this test target.
+pub const BIN: &str = env!("CARGO_BIN_EXE_redraft");
+
+/// Lines of each node's log shown in a panic message.
+const TAIL_LINES: usize = 40;
+
+/// How long a client waits for one reply. Longer than the default `write_timeout_ms` (5 s), so
+/// a write waiting for a leader answers `-TRYAGAIN` before the client gives up.
+const CLIENT_IO_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Starts the line the harness writes into a node's log before each (re)start.
+const START_MARKER: &str = "===== harness: starting node";
+
+/// Poll interval of every wait.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Prints why the next phase of a test runs, with the time since the first phase.
+pub fn phase(why: &str) {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed();
+    eprintln!("[{:7.2}s] == {why}", t.as_secs_f64());
+}
+
+/// Returns `n` distinct ports that were free a moment ago: binds them all on 127.0.0.1:0 at
+/// once, reads the ports, then drops the listeners.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local_addr").port())
+        .collect()
+}
+
+/// Starts `redraft --config <config> --node <id> --log info`, appending stdout and stderr to
+/// `log` after a marker line.
+pub fn spawn_node(config: &Path, id: u64, log: &Path) -> Child {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("open log {}: {e}", log.display()));
+    writeln!(file, "{START_MARKER} {id} =====").expect("write log marker");
+    let stdout = file.try_clone().expect("clone log handle");
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("--node")
+        .arg(id.to_string())
+        .arg("--log")
+        .arg("info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {BIN} for node {id}: {e}"))
+}
+
+/// Returns the last `lines` lines of the file at `path` without ANSI colours (or why it cannot
+/// be read).
+pub fn file_tail(path: &Path, lines: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = strip_ansi(&String::from_utf8_lossy(&bytes));
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+/// Removes ANSI colour sequences (`ESC [ ... m`) from `text`.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Opens a client connection to `addr` ("ip:port") and checks it with PING.
+pub fn connect(addr: &str, timeout: Duration) -> Result<redis::Connection, String> {
+    let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
+    let mut con = client
+        .get_connection_with_timeout(timeout)
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    con.set_read_timeout(Some(CLIENT_IO_TIMEOUT))
+        .and_then(|()| con.set_write_timeout(Some(CLIENT_IO_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    let pong: String = redis::cmd("PING")
+        .query(&mut con)
+        .map_err(|e| format!("PING {addr}: {e}"))?;
+    if pong != "PONG" {
+        return Err(format!("PING {addr} answered {pong:?}"));
+    }
+    Ok(con)
+}
+
+/// `SET key value`; Ok only for `+OK`.
+pub fn try_set(con: &mut redis::Connection, key: &str, value: &str) -> Result<(), String> {
+    let reply: redis::Value = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query(con)
+        .map_err(|e| format!("SET {key}: {e}"))?;
+    match reply {
+        redis::Value::Okay => Ok(()),
+        other => Err(format!("SET {key} answered {other:?}")),
+    }
+}
+
+/// `GET key`.
+pub fn try_get(con: &mut redis::Connection, key: &str) -> Result<Option<String>, String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query(con)
+        .map_err(|e| format!("GET {key}: {e}"))
+}
+
+/// `ROLE`, returning its first element (`master` or `slave`).
+pub fn try_role(con: &mut redis::Connection) -> Result<String, String> {
+    let reply: Vec<redis::Value> = redis::cmd("ROLE")
+        .query(con)
+        .map_err(|e| format!("ROLE: {e}"))?;
+    let first = reply.first().ok_or("ROLE answered an empty array")?;
+    redis::from_redis_value::<String>(first).map_err(|e| format!("ROLE first element: {e}"))
+}
+
+/// `INFO section`, parsed into its `key:value` lines.
+pub fn try_info(
+    con: &mut redis::Connection,
+    section: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query(con)
+        .map_err(|e| format!("INFO {section}: {e}"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect())
+}
+
+/// Builds a [`Cluster`]: three nodes, fast timings, everything else at its default.
+pub struct ClusterBuilder {
+    name: String,
+    nodes: u64,
+    heartbeat_ms: u64,
+    election_timeout_ms: u64,
+    snapshot_every: Option<u64>,
+    max_in_snapshot_log_to_keep: Option<u64>,
+    secret: Option<String>,
+    write_timeout_ms: Option<u64>,
+}
+
+impl ClusterBuilder {
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    pub fn snapshot_every(mut self, n: u64) -> Self {
+        self.snapshot_every = Some(n);
+        self
+    }
+
+    pub fn max_in_snapshot_log_to_keep(mut self, n: u64) -> Self {
+        self.max_in_snapshot_log_to_keep = Some(n);
+        self
+    }
+
+    pub fn secret(mut self, secret: &str) -> Self {
+        self.secret = Some(secret.to_string());
+        self
+    }
+
+    pub fn write_timeout_ms(mut self, ms: u64) -> Self {
+        self.write_timeout_ms = Some(ms);
+        self
+    }
+
+    /// Writes `cluster.toml` and spawns every node. Does not wait for a leader.
+    pub fn start(self) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("redraft-cluster-")
+            .tempdir()
+            .expect("create temp dir");
+        let ports = free_ports(2 * self.nodes as usize);
+        let mut nodes = BTreeMap::new();
+        for id in 1..=self.nodes {
+            let i = (id - 1) as usize;
+            nodes.insert(
+                id,
+                NodeSpec {
+                    raft_addr: format!("127.0.0.1:{}", ports[2 * i]),
+                    redis_addr: format!("127.0.0.1:{}", ports[2 * i + 1]),
+                    data_dir: dir.path().join(format!("node{id}")),
+                    log: dir.path().join(format!("node{id}.log")),
+                },
+            );
+        }
+
+        let mut toml = String::new();
+        let _ = writeln!(toml, "[cluster]\nname = {:?}", self.name);
+        if let Some(secret) = &self.secret {
+            let _ = writeln!(toml, "secret = {secret:?}");
+        }
+        for (id, n) in &nodes {
+            let _ = writeln!(
+                toml,
+                "\n[[node]]\nid = {id}\nraft_addr = {:?}\nredis_addr = {:?}\ndata_dir = {:?}",
+                n.raft_addr,
+                n.redis_addr,
+                n.data_dir.display().to_string()
+            );
+        }
+        let _ = writeln!(
+            toml,
+            "\n[raft]\nheartbeat_ms = {}\nelection_timeout_ms = {}",
+            self.heartbeat_ms, self.election_timeout_ms
+        );
+        if let Some(n) = self.snapshot_every {
+            let _ = writeln!(toml, "snapshot_every = {n}");
+        }
+        if let Some(n) = self.max_in_snapshot_log_to_keep {
+            let _ = writeln!(toml, "max_in_snapshot_log_to_keep = {n}");
+        }
+        if let Some(ms) = self.write_timeout_ms {
+            let _ = writeln!(toml, "\n[server]\nwrite_timeout_ms = {ms}");
+        }
+        let config = dir.path().join("cluster.toml");
+        fs::write(&config, &toml).expect("write cluster.toml");
+
+        let mut cluster = Cluster {
+            dir: Some(dir),
+            config,
+            nodes,
+            children: BTreeMap::new(),
+        };
+        let ids: Vec<u64> = cluster.nodes.keys().copied().collect();
+        for id in ids {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+}
+
+struct NodeSpec {
+    raft_addr: String,
+    redis_addr: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+/// A running cluster of `redraft` processes. Dropping it kills every node with SIGKILL.
+pub struct Cluster {
+    /// `None` only during drop.
+    dir: Option<TempDir>,
+    config: PathBuf,
+    nodes: BTreeMap<u64, NodeSpec>,
+    /// The running process of each node that was started and not killed by the test.
+    children: BTreeMap<u64, Child>,
+}
+
+impl Cluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            name: "test".to_string(),
+            nodes: 3,
+            heartbeat_ms: 50,
+            election_timeout_ms: 300,
+            snapshot_every: None,
+            max_in_snapshot_log_to_keep: None,
+            secret: None,
+            write_timeout_ms: None,
+        }
+    }
+
+    /// A default three-node cluster, started.
+    pub fn start() -> Cluster {
+        Cluster::builder().start()
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("temp dir").path()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    fn spec(&self, id: u64) -> &NodeSpec {
+        self.nodes
+            .get(&id)
+            .unwrap_or_else(|| panic!("no node {id} in this cluster"))
+    }
+
+    pub fn redis_addr(&self, id: u64) -> String {
+        self.spec(id).redis_addr.clone()
+    }
+
+    pub fn redis_port(&self, id: u64) -> u16 {
+        let addr = &self.spec(id).redis_addr;
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("bad redis_addr {addr}"))
+    }
+
+    pub fn raft_addr(&self, id: u64) -> String {
+        self.spec(id).raft_addr.clone()
+    }
+
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.spec(id).log.clone()
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let log = self.spec(id).log.clone();
+        let child = spawn_node(&self.config, id, &log);
+        self.children.insert(id, child);
+    }
+
+    /// Whether node `id` has a process that has not exited.
+    pub fn is_running(&mut self, id: u64) -> bool {
+        match self.children.get_mut(&id) {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Ids of the nodes the test has not killed.
+    pub fn live_ids(&self) -> Vec<u64> {
+        self.children.keys().copied().collect()
+    }
+
+    /// Kills node `id` with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill9(&mut self, id: u64) {
+        let mut child = self
+            .children
+            .remove(&id)
+            .unwrap_or_else(|| panic!("kill9({id}): node {id} is not running"));
+        // An already exited child makes kill fail; wait reports how it ended either way.
+        let _ = child.kill();
+        let status = child
+            .wait()
+            .unwrap_or_else(|e| panic!("wait for node {id}: {e}"));
+        eprintln!("           killed node {id} ({status})");
+    }
+
+    /// Sends SIGKILL to every running node before reaping any, so none outlives the others.
+    pub fn kill9_all(&mut self) {
+        let mut children = std::mem::take(&mut self.children);
+        for child in children.values_mut() {
+            let _ = child.kill();
+        }
+        for (id, mut child) in children {
+            let status = child
+                .wait()
+                .unwrap_or_else(|e| panic!("wait for node {id}: {e}"));
+            eprintln!("           killed node {id} ({status})");
+        }
+    }
+
+    /// Starts node `id` again on its data dir and ports.
+    pub fn restart(&mut self, id: u64) {
+        assert!(
+            !self.children.contains_key(&id),
+            "restart({id}): node {id} is still running; kill9 it first"
+        );
+        self.spawn(id);
+    }
+
+    /// The last lines of node `id`'s log.
+    pub fn log_tail(&self, id: u64) -> String {
+        file_tail(&self.spec(id).log, TAIL_LINES)
+    }
+
+    /// Whether node `id`'s log (across restarts) contains `needle`.
+    pub fn log_contains(&self, id: u64, needle: &str) -> bool {
+        fs::read(&self.spec(id).log)
+            .map(|b| String::from_utf8_lossy(&b).contains(needle))
+            .unwrap_or(false)
+    }
+
+    /// Node `id`'s log since its latest (re)start, without ANSI colours.
+    pub fn log_since_start(&self, id: u64) -> String {
+        let text = fs::read(&self.spec(id).log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let start = text.rfind(START_MARKER).unwrap_or(0);
+        strip_ansi(&text[start..])
+    }
+
+    /// The log indexes (`index: N` of the snapshot's last log id) on the lines of node `id`'s
+    /// log since its latest (re)start that contain `message`, e.g. `snapshot installed`.
+    pub fn snapshot_indexes_since_start(&self, id: u64, message: &str) -> Vec<u64> {
+        self.log_since_start(id)
+            .lines()
+            .filter(|l| l.contains(message))
+            .filter_map(|l| {
+                let rest = &l[l.rfind("index: ")? + "index: ".len()..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Every node's state and log tail, for panic messages.
+    pub fn all_log_tails(&mut self) -> String {
+        let mut out = String::new();
+        for id in self.ids() {
+            let state = match self.children.get_mut(&id).map(|c| c.try_wait()) {
+                None => "not running (killed by the test)".to_string(),
+                Some(Ok(None)) => "running".to_string(),
+                Some(Ok(Some(status))) => format!("EXITED on its own: {status}"),
+                Some(Err(e)) => format!("unknown: {e}"),
+            };
+            let _ = write!(
+                out,
+                "\n----- node {id} ({state}), last {TAIL_LINES} lines of {} -----\n{}\n",
+                self.spec(id).log.display(),
+                self.log_tail(id)
+            );
+        }
+        out
+    }
+
+    /// Polls `check` every 50 ms until it returns `Ok` or `timeout` passes; then panics naming
+    /// `what`, with the last error and every node's log tail.
+    pub fn must_wait<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut(&mut Cluster) -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match check(self) {
+                Ok(v) => return v,
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                let tails = self.all_log_tails();
+                panic!("timed out after {timeout:?} waiting for {what}; last: {last}\n{tails}");
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Panics with `msg` and every node's log tail.
+    pub fn fail(&mut self, msg: &str) -> ! {
+        let tails = self.all_log_tails();
+        panic!("{msg}\n{tails}")
+    }
+
+    /// A connection to node `id`, or why there is none.
+    pub fn try_connect(&self, id: u64) -> Result<redis::Connection, String> {
+        connect(&self.spec(id).redis_addr, Duration::from_millis(500))
+    }
+
+    /// A connection to node `id`, retried for up to 10 s (the node may still be starting).
+    pub fn must_connect(&mut self, id: u64) -> redis::Connection {
+        let what = format!("a client connection to node {id}");
+        self.must_wait(Duration::from_secs(10), &what, |c| c.try_connect(id))
+    }
+
+    /// `ROLE` of node `id` over a fresh connection.
+    pub fn try_role(&self, id: u64) -> Result<String, String> {
+        try_role(&mut self.try_connect(id)?)
+    }
+
+    /// Polls every live node until all answer, exactly one says ROLE `master`, and all agree
+    /// (INFO raft) on that leader and on the term; returns the leader's id. Agreement matters:
+    /// right after start-up a late node's first campaign can depose a leader that only some
+    /// nodes have heard of.
+    pub fn must_leader(&mut self, timeout: Duration) -> u64 {
+        self.must_wait(
+            timeout,
+            "one ROLE master that every live node names as leader, in one term",
+            |c| {
+                let mut seen = Vec::new();
+                let mut masters = Vec::new();
+                let mut views = Vec::new();
+                for id in c.live_ids() {
+                    let view = c.try_connect(id).and_then(|mut con| {
+                        let role = try_role(&mut con)?;
+                        let info = try_info(&mut con, "raft")?;
+                        let field = |k: &str| info.get(k).cloned().unwrap_or_default();
+                        Ok((role, field("raft_leader_id"), field("raft_term")))
+                    });
+                    match view {
+                        Ok((role, leader, term)) => {
+                            seen.push(format!("node {id}: {role} leader={leader} term={term}"));
+                            if role == "master" {
+                                masters.push(id);
+                            }
+                            views.push((leader, term));
+                        }
+                        Err(e) => seen.push(format!("node {id}: {e}")),
+                    }
+                }
+                let agreed = match (masters.as_slice(), views.first()) {
+                    ([m], Some(first)) => {
+                        views.len() == c.live_ids().len()
+                            && first.0 == m.to_string()
+                            && views.iter().all(|v| v == first)
+                    }
+                    _ => false,
+                };
+                if agreed {
+                    Ok(masters[0])
+                } else {
+                    Err(seen.join("; "))
+                }
+            },
+        )
+    }
+
+    /// INFO `section` of node `id`, retried for up to 10 s.
+    pub fn must_info(&mut self, id: u64, section: &str) -> BTreeMap<String, String> {
+        let what = format!("INFO {section} from node {id}");
+        self.must_wait(Duration::from_secs(10), &what, |c| {
+            try_info(&mut c.try_connect(id)?, section)
+        })
+    }
+
+    /// A numeric field of INFO `raft` on node `id`, e.g. `raft_applied_index`.
+    pub fn try_raft_u64(&self, id: u64, field: &str) -> Result<u64, String> {
+        let info = try_info(&mut self.try_connect(id)?, "raft")?;
+        let value = info
+            .get(field)
+            .ok_or_else(|| format!("node {id}: INFO raft has no {field}: {info:?}"))?;
+        value
+            .parse()
+            .map_err(|e| format!("node {id}: {field}:{value} is not a number: {e}"))
+    }
+
+    pub fn must_raft_u64(&mut self, id: u64, field: &str) -> u64 {
+        let what = format!("INFO raft {field} from node {id}");
+        self.must_wait(Duration::from_secs(10), &what, |c| {
+            c.try_raft_u64(id, field)
+        })
+    }
+
+    /// `SET key value` through node `id`, retried (on errors only) for up to 15 s.
+    pub fn must_set(&mut self, id: u64, key: &str, value: &str) {
+        let what = format!("SET {key} through node {id} to be acknowledged");
+        self.must_wait(Duration::from_secs(15), &what, |c| {
+            try_set(&mut c.try_connect(id)?, key, value)
+        });
+    }
+
+    /// Checks that GET of every `(key, value)` on node `id` returns the value. Errors (no
+    /// leader yet, connection refused) are retried for up to `timeout`; a wrong value is not
+    /// retried: a linearizable read must never return stale data.
+    pub fn must_read_all(&mut self, id: u64, kvs: &[(String, String)], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut con: Option<redis::Connection> = None;
+        let mut last_err = String::new();
+        let mut i = 0;
+        while i < kvs.len() {
+            let (key, want) = &kvs[i];
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "timed out after {timeout:?} reading {} keys from node {id}: read {i}; \
+                     last error: {last_err}",
+                    kvs.len()
+                ));
+            }
+            let res = match con.as_mut() {
+                Some(con) => try_get(con, key),
+                None => match self.try_connect(id) {
+                    Ok(c) => {
+                        con = Some(c);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match res {
+                Ok(Some(got)) if &got == want => i += 1,
+                Ok(got) => self.fail(&format!(
+                    "node {id}: GET {key} returned {got:?}, want {want:?} (acknowledged write; \
+                     {i} of {} keys read correctly before it)",
+                    kvs.len()
+                )),
+                Err(e) => {
+                    last_err = e;
+                    con = None;
+                    thread::sleep(POLL);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.children) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!(
+                    "cluster files kept for inspection: {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
+}
