@@ -14,9 +14,15 @@
 //!   `build_snapshot` or `install_snapshot` returns; openraft purges log entries only after
 //!   that, so every purged entry is covered by a durable snapshot.
 //!
-//! Snapshot file: `FORMAT_VERSION ++ postcard((SnapshotMeta, Vec<u8>))`, where the bytes are
-//! [`Store::to_snapshot`]: the whole history window, the compact revision and the dedup table;
-//! the meta carries the last applied log id and the membership.
+//! Snapshot file `current.snap`:
+//!
+//! ```text
+//! u32 big-endian n ++ [FORMAT_VERSION ++ postcard(SnapshotMeta)] (n bytes) ++ Store::to_snapshot()
+//! ```
+//!
+//! The store bytes ([`Store::to_snapshot`], which carry their own version byte) hold the whole
+//! history window, the compact revision and the dedup table; the meta carries the last applied
+//! log id and the membership. The same store bytes travel to followers as the snapshot data.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -68,7 +74,7 @@ impl StateMachineStore {
         let path = dir.join(SNAPSHOT_FILE);
         let current = match std::fs::read(&path) {
             Ok(bytes) => {
-                let (meta, data): (SnapshotMeta, Vec<u8>) = decode(&bytes).map_err(|e| {
+                let (meta, data) = split_snapshot_file(bytes).map_err(|e| {
                     io::Error::new(e.kind(), format!("snapshot {}: {e}", path.display()))
                 })?;
                 Some((meta, Arc::new(data)))
@@ -95,21 +101,41 @@ impl StateMachineStore {
         self.events.subscribe()
     }
 
+    /// Writes the snapshot file without copying `data` again (it may be large).
     fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let bytes = encode(&(meta, data))?;
-        write_atomic(&self.dir, SNAPSHOT_FILE, &bytes)
+        let meta = encode(meta)?;
+        let len = u32::try_from(meta.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "snapshot meta over 4 GiB"))?
+            .to_be_bytes();
+        write_atomic(&self.dir, SNAPSHOT_FILE, &[&len, &meta, data])
     }
 }
 
-/// Writes `dir/name` so that a crash leaves either the old or the new file: temp file, fsync,
-/// rename, fsync of the directory.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+/// Splits a snapshot file into its meta and the encoded store, without copying the latter.
+fn split_snapshot_file(mut bytes: Vec<u8>) -> io::Result<(SnapshotMeta, Vec<u8>)> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+    let len: [u8; 4] = bytes
+        .get(..4)
+        .ok_or_else(|| bad("truncated"))?
+        .try_into()
+        .unwrap();
+    let end = 4 + u32::from_be_bytes(len) as usize;
+    let meta: SnapshotMeta = decode(bytes.get(4..end).ok_or_else(|| bad("truncated meta"))?)?;
+    bytes.drain(..end);
+    Ok((meta, bytes))
+}
+
+/// Writes `parts` to `dir/name` so that a crash leaves either the old or the new file: temp
+/// file, fsync, rename, fsync of the directory.
+fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
     use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
     {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        let mut f = io::BufWriter::new(std::fs::File::create(&tmp)?);
+        for part in parts {
+            f.write_all(part)?;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
     std::fs::rename(&tmp, dir.join(name))?;
     std::fs::File::open(dir)?.sync_all()
