@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs the whole suite.
 #
-# Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools), which this
+# Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
+# redis-server (differential tests against real Redis), which this
 # script installs with apt-get when they are missing. Tests that need a missing tool fail and
 # say how to get it; none is skipped silently.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     if [ "$(id -u)" = 0 ]; then

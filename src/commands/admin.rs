@@ -21,11 +21,29 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{unknown_command, CommandError, CommandResult, Session};
+use super::{CommandError, CommandResult, Session};
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::server::ServerContext;
 
+/// The commands this family owns.
+const OWN: &[&str] = &[
+    "ping", "echo", "auth", "select", "client", "command", "config", "info", "role",
+];
+
+/// Runs `name` if it belongs to this family.
 pub async fn execute(
+    ctx: &ServerContext,
+    session: &mut Session,
+    name: &str,
+    parse: &mut Parse,
+) -> Option<CommandResult> {
+    if !OWN.contains(&name) {
+        return None;
+    }
+    Some(run(ctx, session, name, parse).await)
+}
+
+async fn run(
     ctx: &ServerContext,
     session: &mut Session,
     name: &str,
@@ -56,7 +74,9 @@ pub async fn execute(
             Ok(Frame::Bulk(Bytes::from(info(ctx, section.as_deref()))))
         }
         "role" => Ok(role(ctx)),
-        _ => Err(unknown_command(name, parse)),
+        other => Err(CommandError::Reply(format!(
+            "ERR command '{other}' is not routed here"
+        ))),
     }
 }
 

@@ -12,6 +12,23 @@
 //! ```
 
 use super::{read_gate, write, CommandError, CommandResult, Session};
+
+/// Runs `name` if it belongs to this family.
+pub async fn execute(
+    ctx: &ServerContext,
+    session: &mut Session,
+    name: &str,
+    parse: &mut Parse,
+) -> Option<CommandResult> {
+    Some(match name {
+        "get" => get(ctx, session, parse).await,
+        "set" => set(ctx, session, parse).await,
+        "del" | "unlink" => del(ctx, session, parse).await,
+        "exists" => exists(ctx, session, parse).await,
+        "dbsize" => dbsize(ctx, session, parse).await,
+        _ => return None,
+    })
+}
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::server::ServerContext;
 use crate::store::{Op, Response};

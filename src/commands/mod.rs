@@ -90,19 +90,19 @@ pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes
     if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
         return Frame::Error("NOAUTH Authentication required.".into()).into();
     }
-    let result = match name.as_str() {
-        "get" => keys::get(ctx, session, &mut parse).await,
-        "set" => keys::set(ctx, session, &mut parse).await,
-        "del" | "unlink" => keys::del(ctx, session, &mut parse).await,
-        "exists" => keys::exists(ctx, session, &mut parse).await,
-        "dbsize" => keys::dbsize(ctx, session, &mut parse).await,
-        "quit" => {
-            return Outcome {
-                frame: Frame::ok(),
-                close: true,
-            }
-        }
-        _ => admin::execute(ctx, session, &name, &mut parse).await,
+    if name == "quit" {
+        return Outcome {
+            frame: Frame::ok(),
+            close: true,
+        };
+    }
+    // Each family answers the commands it owns and returns None for the others.
+    let result = match keys::execute(ctx, session, &name, &mut parse).await {
+        Some(r) => r,
+        None => match admin::execute(ctx, session, &name, &mut parse).await {
+            Some(r) => r,
+            None => Err(unknown_command(&name, &mut parse)),
+        },
     };
     match result {
         Ok(frame) => frame.into(),

@@ -7,6 +7,8 @@
 //! panic the temp dir (config, data dirs, logs) is kept and its path printed.
 #![allow(dead_code)]
 
+pub mod single;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};

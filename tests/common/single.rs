@@ -1,0 +1,196 @@
+//! A single-node `redraft` process and a real `redis-server`, side by side, for command tests
+//! and differential tests (the same command script against both must give the same replies).
+//!
+//! Both are killed on drop. Every wait is bounded and panics with the process's log tail.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::{connect, file_tail, free_ports, spawn_node, strip_ansi};
+
+/// How long a server may take to answer PING after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A single-node redraft store on an ephemeral port.
+pub struct Single {
+    dir: TempDir,
+    child: Child,
+    pub addr: String,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Single {
+    /// Starts a single-node store with default settings.
+    pub fn start() -> Single {
+        Single::start_with("")
+    }
+
+    /// Starts a single-node store; `extra` is appended to the generated `cluster.toml` (e.g.
+    /// `"[server]\nrequirepass = \"pw\"\n"`).
+    pub fn start_with(extra: &str) -> Single {
+        let dir = tempfile::Builder::new()
+            .prefix("redraft-single-")
+            .tempdir()
+            .expect("tempdir");
+        let ports = free_ports(2);
+        let config = dir.path().join("cluster.toml");
+        let toml = format!(
+            "[cluster]\nname = \"single\"\n\n[[node]]\nid = 1\nraft_addr = \"127.0.0.1:{}\"\n\
+             redis_addr = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n\n{extra}",
+            ports[0],
+            ports[1],
+            dir.path().join("node1").display()
+        );
+        std::fs::write(&config, toml).expect("write cluster.toml");
+        let log = dir.path().join("node1.log");
+        let child = spawn_node(&config, 1, &log);
+        let mut s = Single {
+            dir,
+            child,
+            addr: format!("127.0.0.1:{}", ports[1]),
+            port: ports[1],
+            log,
+        };
+        s.must_ready();
+        s
+    }
+
+    /// Waits until the node answers PING and is the leader of its one-node cluster.
+    fn must_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("redraft exited at start ({status}):\n{}", self.log_tail());
+            }
+            match connect(&self.addr, Duration::from_secs(1)).and_then(|mut c| {
+                redis::cmd("ROLE")
+                    .query::<redis::Value>(&mut c)
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(v) if format!("{v:?}").contains("master") => return,
+                Ok(v) => last = format!("ROLE = {v:?}"),
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "single node at {} not ready within {START_TIMEOUT:?} ({last}):\n{}",
+            self.addr,
+            self.log_tail()
+        );
+    }
+
+    /// A connected client (RESP2), or a panic with the log tail.
+    pub fn must_connect(&self) -> redis::Connection {
+        connect(&self.addr, Duration::from_secs(5)).unwrap_or_else(|e| {
+            panic!("connect to redraft {}: {e}\n{}", self.addr, self.log_tail())
+        })
+    }
+
+    pub fn log_tail(&self) -> String {
+        file_tail(&self.log, 40)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The node's process id (for RSS checks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Single {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "redraft single node log ({}):\n{}",
+                self.log.display(),
+                strip_ansi(&file_tail(&self.log, 80))
+            );
+        }
+    }
+}
+
+/// A real `redis-server` (Debian's) with no persistence, on an ephemeral port.
+pub struct RealRedis {
+    _dir: TempDir,
+    child: Child,
+    pub addr: String,
+    pub port: u16,
+}
+
+impl RealRedis {
+    /// Starts `redis-server`; panics saying how to install it when it is missing (tests that
+    /// need it never skip silently).
+    pub fn start() -> RealRedis {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-real-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_ports(1)[0];
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-server ({e}): install it with `apt-get install redis-server`"
+                )
+            });
+        let r = RealRedis {
+            _dir: dir,
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            port,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if connect(&r.addr, Duration::from_secs(1)).is_ok() {
+                return r;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "redis-server on {} did not answer PING within {START_TIMEOUT:?}",
+            r.addr
+        );
+    }
+
+    pub fn must_connect(&self) -> redis::Connection {
+        connect(&self.addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to redis-server {}: {e}", self.addr))
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
