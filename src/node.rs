@@ -150,6 +150,7 @@ impl Node {
             peers: Arc::new(Peers::new(identity)),
             flush_stats,
             write_timeout: Duration::from_millis(cfg.server.write_timeout_ms),
+            reads: Default::default(),
         });
 
         let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {

@@ -6,11 +6,13 @@
 //! - `log_store.rs`: the Raft log and vote in their own sled database (DurableBeforeAck).
 //! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
+//! - `read.rs`: batched ReadIndex behind the linearizable read gate.
 //! - `rpc.rs`: the peer wire format and the inbound RPC server.
 //! - `node.rs` (crate root) assembles these into one running node.
 
 pub mod log_store;
 pub mod network;
+mod read;
 pub mod rpc;
 pub mod state_machine;
 mod write;
@@ -19,6 +21,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use read::ReadBatcher;
 pub use write::{RaftNode, WriteError};
 
 use crate::store::{Request, Response};

@@ -21,6 +21,7 @@ use openraft::ReadPolicy;
 
 use super::log_store::FlushStats;
 use super::network::{PeerError, Peers};
+use super::read::ReadBatcher;
 use super::rpc::{forward_error, ForwardError, RpcRequest, RpcResponse};
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, RaftMetrics};
@@ -53,6 +54,8 @@ pub struct RaftNode {
     pub flush_stats: Arc<FlushStats>,
     /// How long a write waits for a leader before failing with `TRYAGAIN`.
     pub write_timeout: Duration,
+    /// Shares ReadIndex rounds between concurrent readers.
+    pub reads: ReadBatcher,
 }
 
 impl RaftNode {
@@ -156,8 +159,29 @@ impl RaftNode {
 
     /// Linearizable read barrier (ReadIndex): returns once this node has applied everything
     /// committed before the call, as confirmed by a quorum-acknowledged leader. On a follower
-    /// the read index comes from the leader and the data is then read locally.
-    pub async fn read_barrier(&self) -> Result<(), WriteError> {
+    /// the read index comes from the leader and the data is then read locally. Concurrent
+    /// callers share rounds (`read.rs`).
+    pub async fn read_barrier(self: &Arc<Self>) -> Result<(), WriteError> {
+        let index = self.reads.read_index(self).await?;
+        // Fast path: the state machine is usually already there.
+        if self.sm.read().last_applied.map(|l| l.index()) >= Some(index) {
+            return Ok(());
+        }
+        match self
+            .raft
+            .wait(Some(self.write_timeout))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(WriteError::NoLeader),
+        }
+    }
+
+    /// One ReadIndex round: the leader's read index, confirmed by a quorum (on the leader
+    /// itself, or asked of the leader over the peer connection). Retries across leader changes
+    /// until `write_timeout`.
+    pub(super) async fn fetch_read_index(&self) -> Result<u64, WriteError> {
         let deadline = Instant::now() + self.write_timeout;
         loop {
             let (leader, addr) = self.wait_for_leader(deadline).await?;
@@ -184,16 +208,7 @@ impl RaftNode {
                 None
             };
             if let Some(index) = index {
-                let left = deadline.saturating_duration_since(Instant::now());
-                return match self
-                    .raft
-                    .wait(Some(left))
-                    .applied_index_at_least(Some(index), "read barrier")
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(_) => Err(WriteError::NoLeader),
-                };
+                return Ok(index);
             }
             if Instant::now() >= deadline {
                 return Err(WriteError::NoLeader);
