@@ -61,10 +61,21 @@ fn main() -> ExitCode {
             Ok(n) => n,
             Err(e) => return fail(&e),
         };
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        // FailStop: a node whose Raft stopped (e.g. a failed disk flush) exits rather than
+        // keep answering clients.
+        let code = tokio::select! {
+            _ = wait_for_signal() => {
+                tracing::info!("shutting down");
+                ExitCode::SUCCESS
+            }
+            why = node.fatal() => {
+                tracing::error!(reason = %why, "raft stopped; exiting");
+                eprintln!("redraft: raft stopped: {why}");
+                ExitCode::from(3)
+            }
+        };
         node.shutdown().await;
-        ExitCode::SUCCESS
+        code
     })
 }
 

@@ -175,6 +175,21 @@ impl Node {
         })
     }
 
+    /// Resolves when this node's Raft has stopped on its own (a fatal error such as a failed
+    /// log flush: FailStop), with the reason.
+    pub async fn fatal(&self) -> String {
+        use openraft::async_runtime::WatchReceiver;
+        let mut rx = self.raft.raft.metrics();
+        loop {
+            if let Err(e) = &rx.borrow_watched().running_state {
+                return e.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "raft metrics closed".to_string();
+            }
+        }
+    }
+
     /// Stops accepting clients and peers, then stops Raft.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);

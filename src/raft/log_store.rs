@@ -153,6 +153,21 @@ impl LogStore {
     }
 }
 
+/// Test-only failpoint: with `REDRAFT_FAILPOINTS=log_flush_fail_after=N` in the environment,
+/// every log flush after the first N fails, as a dying disk would. Read once per process.
+fn flush_fail_after() -> Option<u64> {
+    static AFTER: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *AFTER.get_or_init(|| {
+        let spec = std::env::var("REDRAFT_FAILPOINTS").ok()?;
+        let n = spec
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("log_flush_fail_after="))?;
+        let n = n.parse().ok()?;
+        tracing::warn!(after = n, "failpoint armed: log flushes will fail");
+        Some(n)
+    })
+}
+
 /// Completes queued acknowledgements, one flush per batch (group commit).
 async fn flusher(
     db: sled::Db,
@@ -161,13 +176,17 @@ async fn flusher(
     stats: Arc<FlushStats>,
 ) {
     let mut batch = Vec::new();
+    let mut done = 0u64;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while let Ok(job) = rx.try_recv() {
             batch.push(job);
         }
+        done += 1;
         let result = if failed.load(Ordering::Acquire) {
             Err("an earlier flush failed".to_string())
+        } else if flush_fail_after().is_some_and(|n| done > n) {
+            Err("injected by failpoint log_flush_fail_after".to_string())
         } else {
             db.flush_async()
                 .await
