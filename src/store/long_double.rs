@@ -59,22 +59,19 @@ impl LongDouble {
         exp: MIN_EXP,
     };
 
-    /// Parses `text` as Redis's `string2ld` does: the whole text (up to a NUL byte, as C sees
-    /// it) must be a `strtold` number with no leading space; NaN, overflow and underflow to zero
-    /// are refused; `inf` and `infinity` are accepted. Returns `None` when Redis answers "value
+    /// Parses `text` as Redis's `string2ld` does: the whole text must be a `strtold` number
+    /// (so no NUL byte) with no leading space; NaN, overflow and underflow to zero are refused;
+    /// `inf` and `infinity` are accepted. Returns `None` when Redis answers "value
     /// is not a valid float".
     pub fn parse(text: &[u8]) -> Option<LongDouble> {
         if text.is_empty() || text.len() >= MAX_INPUT {
             return None;
         }
-        let text = match text.iter().position(|&b| b == 0) {
-            Some(nul) => &text[..nul],
-            None => text,
-        };
-        let Some(&first) = text.first() else {
-            // `strtold("")` converts nothing and leaves the end pointer on the terminator.
-            return Some(LongDouble::ZERO);
-        };
+        // `strtold` stops at a NUL byte, and Redis wants the whole text consumed.
+        if text.contains(&0) {
+            return None;
+        }
+        let first = text[0];
         if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
             return None;
         }
@@ -494,9 +491,9 @@ mod tests {
         for text in refused {
             assert!(LongDouble::parse(text.as_bytes()).is_none(), "{text:?}");
         }
-        // C stops at a NUL byte; a lone NUL reads as an empty string, which is 0.
-        assert_eq!(LongDouble::parse(b"2\0junk"), LongDouble::parse(b"2"));
-        assert_eq!(LongDouble::parse(b"\0"), Some(LongDouble::ZERO));
+        // strtold stops at a NUL byte, short of the whole text.
+        assert_eq!(LongDouble::parse(b"2\0junk"), None);
+        assert_eq!(LongDouble::parse(b"\0"), None);
         assert_eq!(LongDouble::parse(&vec![b'1'; MAX_INPUT]), None);
     }
 
