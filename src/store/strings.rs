@@ -24,7 +24,7 @@ use super::{Event, Response, Revision, SetWhen, Store, StoreError};
 pub const MAX_STRING_LEN: u64 = 512 * 1024 * 1024;
 
 /// The changes of one request, all under main revision `main`.
-pub(super) struct Changes {
+struct Changes {
     main: u64,
     events: Vec<Event>,
 }
@@ -33,7 +33,7 @@ type Applied = Result<(Response, Vec<Event>), StoreError>;
 
 impl Store {
     /// Starts the changes of a request: they will share the next main revision.
-    pub(super) fn begin(&self) -> Changes {
+    fn begin(&self) -> Changes {
         Changes {
             main: self.revision + 1,
             events: Vec::new(),
@@ -41,13 +41,13 @@ impl Store {
     }
 
     /// Puts `value` at `key` as the next change.
-    pub(super) fn put_in(&mut self, changes: &mut Changes, key: &Bytes, value: &Bytes) {
+    fn put_in(&mut self, changes: &mut Changes, key: &Bytes, value: &Bytes) {
         let revision = Revision::new(changes.main, changes.events.len() as u64);
         changes.events.push(self.keyspace.put(key, value, revision));
     }
 
     /// Deletes `key` as the next change if it is live; returns whether it was.
-    pub(super) fn delete_in(&mut self, changes: &mut Changes, key: &Bytes) -> bool {
+    fn delete_in(&mut self, changes: &mut Changes, key: &Bytes) -> bool {
         let revision = Revision::new(changes.main, changes.events.len() as u64);
         match self.keyspace.delete(key, revision) {
             Some(event) => {
@@ -60,7 +60,7 @@ impl Store {
 
     /// Ends the request: its main revision becomes current if it changed anything
     /// (RevisionMonotonic). Returns its events.
-    pub(super) fn end(&mut self, changes: Changes) -> Vec<Event> {
+    fn end(&mut self, changes: Changes) -> Vec<Event> {
         if !changes.events.is_empty() {
             self.revision = changes.main;
         }
@@ -188,7 +188,9 @@ impl Store {
             let applied = false;
             return Ok((Response::Applied { applied, revision }, Vec::new()));
         }
-        // The last pair of each key wins; earlier ones are skipped, so a key changes once.
+        // The last pair of each key wins; earlier ones are skipped, so a key changes once per
+        // revision, as everywhere else (a key's version never outgrows the revision count,
+        // which the snapshot checks rely on).
         let mut later: BTreeSet<&Bytes> = BTreeSet::new();
         let mut last: Vec<bool> = pairs.iter().rev().map(|(k, _)| later.insert(k)).collect();
         last.reverse();
