@@ -422,10 +422,11 @@ fn client_list(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
         while parse.remaining() > 0 {
             let id = parse
                 .next_i64()
-                .ok()
-                .filter(|&id| id >= 1)
-                .ok_or_else(|| CommandError::Reply("ERR Invalid client ID".into()))?;
-            list.push(id as u64);
+                .map_err(|_| CommandError::Reply("ERR Invalid client ID".into()))?;
+            // Any integer is accepted; ids below 1 match no client (as Redis 7).
+            if let Ok(id) = u64::try_from(id) {
+                list.push(id);
+            }
         }
         ids = Some(list);
     } else if argc != 2 {

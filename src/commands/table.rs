@@ -249,13 +249,18 @@ impl CommandSpec {
             Frame::Integer(self.step),
             simple_set(self.acl_categories),
             Frame::Set(self.tips.iter().map(|t| bulk(t)).collect()),
-            Frame::Array(self.key_specs.iter().map(KeySpec::frame).collect()),
-            Frame::Array(
-                self.subcommands
-                    .iter()
-                    .map(CommandSpec::info_frame)
-                    .collect(),
-            ),
+            Frame::Set(self.key_specs.iter().map(KeySpec::frame).collect()),
+            // Redis's quirk: no subcommands is an empty set, some are an array.
+            if self.subcommands.is_empty() {
+                Frame::Set(Vec::new())
+            } else {
+                Frame::Array(
+                    self.subcommands
+                        .iter()
+                        .map(CommandSpec::info_frame)
+                        .collect(),
+                )
+            },
         ])
     }
 
@@ -283,7 +288,8 @@ impl CommandSpec {
                 .iter()
                 .map(|(v, what)| Frame::Array(vec![bulk(v), bulk(what)]))
                 .collect();
-            m.push((bulk("history"), Frame::Array(history)));
+            // A set in RESP3, as Redis sends it.
+            m.push((bulk("history"), Frame::Set(history)));
         }
         if !d.arguments.is_empty() {
             m.push((bulk("arguments"), args_frame(d.arguments)));
