@@ -174,10 +174,12 @@ pub async fn run(
         }
         ctx.connected.fetch_add(1, Ordering::Relaxed);
         ctx.total_connections.fetch_add(1, Ordering::Relaxed);
+        // Assigned here, in accept order, so ids grow with connection order (as in Redis).
+        let id = ctx.next_client_id.fetch_add(1, Ordering::Relaxed);
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            session::run(stream, addr, &ctx, shutdown).await;
+            session::run(stream, addr, id, &ctx, shutdown).await;
             ctx.connected.fetch_sub(1, Ordering::Relaxed);
         });
     }

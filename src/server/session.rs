@@ -33,20 +33,16 @@ use crate::protocol::{Connection, ConnectionError, Frame};
 
 /// Serves one client until it quits, disconnects, sends a malformed frame, is killed, idles out,
 /// overflows its output buffer, or shutdown.
+/// `id` is the client's `CLIENT ID`.
 pub async fn run(
     stream: TcpStream,
     addr: SocketAddr,
+    id: u64,
     ctx: &ServerContext,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let laddr = stream.local_addr().unwrap_or(addr);
-    let handle = Arc::new(ClientHandle::new(
-        ctx.next_client_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        addr,
-        laddr,
-        raw_fd(&stream),
-    ));
+    let handle = Arc::new(ClientHandle::new(id, addr, laddr, raw_fd(&stream)));
     let _registration = ctx.clients.register(handle.clone());
     let mut conn = Connection::new(stream, ctx.limits.clone());
     let mut session = Session::new(ctx, handle.clone());
