@@ -39,6 +39,12 @@ const IDENTITY_FORMAT: u32 = 1;
 /// Largest accepted `server.proto_max_bulk_len`: Redis's own ceiling, 512 MiB.
 pub const MAX_PROTO_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 
+/// Largest accepted `server.timeout`, in seconds: Redis's own ceiling (`INT_MAX`).
+pub const MAX_IDLE_TIMEOUT: u64 = i32::MAX as u64;
+
+/// Default `server.client_output_buffer_limit`: 1 GiB.
+pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: u64 = 1024 * 1024 * 1024;
+
 /// Largest accepted `raft.election_timeout_ms` (one hour). Anything near it is a typo, and the
 /// cap keeps `2 × election_timeout_ms` far from overflow.
 const MAX_ELECTION_TIMEOUT_MS: u64 = 3_600_000;
@@ -132,6 +138,17 @@ pub struct ServerSection {
     pub proto_max_bulk_len: usize,
     /// How long a write waits for a leader before the client gets `-TRYAGAIN`.
     pub write_timeout_ms: u64,
+    /// Seconds a client may stay idle before its connection is closed; 0 keeps idle clients
+    /// forever (Redis's `timeout`, settable with `CONFIG SET timeout`).
+    pub timeout: u64,
+    /// Largest amount of reply bytes a connection may have pending, in bytes; a client past it is
+    /// disconnected (the hard limit of Redis's `client-output-buffer-limit normal` class). 0 is
+    /// no limit. The default, 1 GiB, exceeds any single reply, so only a client that pipelines
+    /// far more than it reads is cut off.
+    pub client_output_buffer_limit: u64,
+    /// Keyspace notification classes (Redis's `notify-keyspace-events` letters, e.g. `"KEA"`);
+    /// empty disables them.
+    pub notify_keyspace_events: String,
 }
 
 impl Default for ServerSection {
@@ -142,7 +159,110 @@ impl Default for ServerSection {
             max_clients: 10_000,
             proto_max_bulk_len: MAX_PROTO_MAX_BULK_LEN,
             write_timeout_ms: 5000,
+            timeout: 0,
+            client_output_buffer_limit: DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT,
+            notify_keyspace_events: String::new(),
         }
+    }
+}
+
+/// Keyspace notification classes, as Redis's `notify-keyspace-events` letters describe them
+/// (`src/notify.c`: `keyspaceEventsStringToFlags` / `keyspaceEventsFlagsToString`). Stored now;
+/// emitted by the pub/sub issue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NotifyKeyspaceEvents(pub u32);
+
+impl NotifyKeyspaceEvents {
+    pub const KEYSPACE: u32 = 1 << 0; // K
+    pub const KEYEVENT: u32 = 1 << 1; // E
+    pub const GENERIC: u32 = 1 << 2; // g
+    pub const STRING: u32 = 1 << 3; // $
+    pub const LIST: u32 = 1 << 4; // l
+    pub const SET: u32 = 1 << 5; // s
+    pub const HASH: u32 = 1 << 6; // h
+    pub const ZSET: u32 = 1 << 7; // z
+    pub const EXPIRED: u32 = 1 << 8; // x
+    pub const EVICTED: u32 = 1 << 9; // e
+    pub const STREAM: u32 = 1 << 10; // t
+    pub const KEY_MISS: u32 = 1 << 11; // m
+    pub const MODULE: u32 = 1 << 13; // d
+    pub const NEW: u32 = 1 << 14; // n
+    /// `A`: every type class (not `m` and not `n`, as in Redis).
+    pub const ALL: u32 = Self::GENERIC
+        | Self::STRING
+        | Self::LIST
+        | Self::SET
+        | Self::HASH
+        | Self::ZSET
+        | Self::EXPIRED
+        | Self::EVICTED
+        | Self::STREAM
+        | Self::MODULE;
+    /// The accepted letters, in the order Redis's error message lists them.
+    pub const LETTERS: &'static str = "Ag$lshzxeKEtmdn";
+
+    /// Parses a class string; `None` if a letter is not a class.
+    pub fn parse(classes: &str) -> Option<Self> {
+        let mut flags = 0;
+        for c in classes.chars() {
+            flags |= match c {
+                'A' => Self::ALL,
+                'g' => Self::GENERIC,
+                '$' => Self::STRING,
+                'l' => Self::LIST,
+                's' => Self::SET,
+                'h' => Self::HASH,
+                'z' => Self::ZSET,
+                'x' => Self::EXPIRED,
+                'e' => Self::EVICTED,
+                'K' => Self::KEYSPACE,
+                'E' => Self::KEYEVENT,
+                't' => Self::STREAM,
+                'm' => Self::KEY_MISS,
+                'd' => Self::MODULE,
+                'n' => Self::NEW,
+                _ => return None,
+            };
+        }
+        Some(NotifyKeyspaceEvents(flags))
+    }
+
+    /// Returns the canonical class string, exactly as Redis's `CONFIG GET` shows it (`KEA` is
+    /// shown as `AKE`; with `A`, the `n` class is not shown, a quirk kept for compatibility).
+    pub fn render(self) -> String {
+        let f = self.0;
+        let mut out = String::new();
+        if f & Self::ALL == Self::ALL {
+            out.push('A');
+        } else {
+            for (bit, c) in [
+                (Self::GENERIC, 'g'),
+                (Self::STRING, '$'),
+                (Self::LIST, 'l'),
+                (Self::SET, 's'),
+                (Self::HASH, 'h'),
+                (Self::ZSET, 'z'),
+                (Self::EXPIRED, 'x'),
+                (Self::EVICTED, 'e'),
+                (Self::STREAM, 't'),
+                (Self::MODULE, 'd'),
+                (Self::NEW, 'n'),
+            ] {
+                if f & bit != 0 {
+                    out.push(c);
+                }
+            }
+        }
+        for (bit, c) in [
+            (Self::KEYSPACE, 'K'),
+            (Self::KEYEVENT, 'E'),
+            (Self::KEY_MISS, 'm'),
+        ] {
+            if f & bit != 0 {
+                out.push(c);
+            }
+        }
+        out
     }
 }
 
@@ -475,6 +595,22 @@ impl ClusterConfig {
         if server.write_timeout_ms == 0 {
             return Err(invalid("server.write_timeout_ms", "must be at least 1"));
         }
+        if server.timeout > MAX_IDLE_TIMEOUT {
+            return Err(invalid(
+                "server.timeout",
+                format!("must be between 0 and {MAX_IDLE_TIMEOUT} seconds"),
+            ));
+        }
+        if NotifyKeyspaceEvents::parse(&server.notify_keyspace_events).is_none() {
+            return Err(invalid(
+                "server.notify_keyspace_events",
+                format!(
+                    "{:?} has a letter that is not an event class; use {}",
+                    server.notify_keyspace_events,
+                    NotifyKeyspaceEvents::LETTERS
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -515,6 +651,12 @@ impl fmt::Debug for ServerSection {
             .field("max_clients", &self.max_clients)
             .field("proto_max_bulk_len", &self.proto_max_bulk_len)
             .field("write_timeout_ms", &self.write_timeout_ms)
+            .field("timeout", &self.timeout)
+            .field(
+                "client_output_buffer_limit",
+                &self.client_output_buffer_limit,
+            )
+            .field("notify_keyspace_events", &self.notify_keyspace_events)
             .finish()
     }
 }
@@ -793,6 +935,9 @@ data_dir = "data/node3"
         assert_eq!(c.server.max_clients, 10_000);
         assert_eq!(c.server.proto_max_bulk_len, 512 * 1024 * 1024);
         assert_eq!(c.server.write_timeout_ms, 5000);
+        assert_eq!(c.server.timeout, 0);
+        assert_eq!(c.server.client_output_buffer_limit, 1 << 30);
+        assert_eq!(c.server.notify_keyspace_events, "");
         assert_eq!(c.store, StoreSection::default());
         assert_eq!(c.store.history_revisions, None);
     }
@@ -1147,6 +1292,43 @@ data_dir = "d1"
             "must not be empty",
         );
         must_not_parse(&server("max_clients = -1"), &["max_clients"]);
+        must_be_invalid(
+            &server("timeout = 2147483648"),
+            "server.timeout",
+            "between 0 and 2147483647",
+        );
+        must_parse(&server("timeout = 2147483647"));
+        must_be_invalid(
+            &server("notify_keyspace_events = \"KEQ\""),
+            "server.notify_keyspace_events",
+            "Ag$lshzxeKEtmdn",
+        );
+        let c = must_parse(&server(
+            "timeout = 30\nclient_output_buffer_limit = 0\nnotify_keyspace_events = \"KEA\"",
+        ));
+        assert_eq!(c.server.timeout, 30);
+        assert_eq!(c.server.client_output_buffer_limit, 0);
+        assert_eq!(c.server.notify_keyspace_events, "KEA");
+    }
+
+    #[test]
+    fn notify_keyspace_events_render_like_redis() {
+        // want: what Redis 7's CONFIG GET shows after CONFIG SET <input>.
+        let cases = [
+            ("", ""),
+            ("KEA", "AKE"),
+            ("Kg", "gK"),
+            ("A", "A"),
+            ("KEA$nm", "AKEm"),
+            ("En$x", "$xnE"),
+            ("g$lshzxetd", "A"),
+        ];
+        for (input, want) in cases {
+            let flags = NotifyKeyspaceEvents::parse(input).expect(input);
+            assert_eq!(flags.render(), want, "input {input:?}");
+        }
+        assert_eq!(NotifyKeyspaceEvents::parse("KEQ"), None);
+        assert_eq!(NotifyKeyspaceEvents::parse("k"), None);
     }
 
     #[test]

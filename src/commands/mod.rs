@@ -1,7 +1,19 @@
 //! Commands: turns a client's argv into a reply, through the read gate or the write path.
 //!
 //! Knows RESP only as `protocol::Frame`/`Parse`; knows Raft only through `RaftNode`.
-//! One file per family: `keys.rs` (strings and keys), `admin.rs` (connection and server).
+//! One file per family: `keys.rs` (strings and keys), `admin.rs` (connection and server, routed
+//! on to `connection.rs` and `server.rs`). `table.rs` is the command table (`COMMAND`'s data).
+//!
+//! # How a command is dispatched
+//!
+//! ```text
+//! argv ─▶ table lookup ─▶ unknown subcommand? ─▶ arity ─▶ authenticated (or a no_auth command)?
+//!      ─▶ keys::execute ─▶ admin::execute ─▶ unknown command
+//! ```
+//!
+//! The checks run in Redis's order (`server.c` `processCommand`), so the same bad input gets the
+//! same error from redraft and from Redis. A command not in the table is not checked up front
+//! and, before `AUTH`, is answered as an unknown command.
 //!
 //! # How a read flows
 //!
@@ -11,28 +23,37 @@
 //! ```
 
 mod admin;
+mod connection;
 mod keys;
+mod server;
+pub mod table;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::config::ReadMode;
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
 use crate::raft::WriteError;
-use crate::server::ServerContext;
+use crate::server::clients::FLAG_READONLY;
+use crate::server::{ClientHandle, ServerContext};
 use crate::store::{ClientSeq, Op, Request, Response};
+
+use table::Lookup;
 
 /// Per-connection state.
 pub struct Session {
     /// `CLIENT ID`: unique on this node, grows.
     pub id: u64,
     pub addr: SocketAddr,
-    pub name: Option<String>,
     pub proto: Protocol,
     pub authenticated: bool,
     pub read_mode: ReadMode,
+    /// What other sessions see of this one (name, flags, last command); shared with the
+    /// client registry.
+    pub handle: Arc<ClientHandle>,
     /// Deduplication identity of this connection's writes (random, cluster-unique).
     client_id: u64,
     /// Sequence number of this connection's last write.
@@ -40,17 +61,19 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(ctx: &ServerContext, addr: SocketAddr) -> Self {
-        Self {
-            id: ctx.next_client_id.fetch_add(1, Ordering::Relaxed),
-            addr,
-            name: None,
+    pub fn new(ctx: &ServerContext, handle: Arc<ClientHandle>) -> Self {
+        let mut session = Self {
+            id: handle.id,
+            addr: handle.addr,
             proto: Protocol::Resp2,
             authenticated: ctx.requirepass.is_none(),
             read_mode: ctx.default_read_mode,
+            handle,
             client_id: rand::random(),
             seq: 0,
-        }
+        };
+        session.set_read_mode(ctx.default_read_mode);
+        session
     }
 
     /// The request for this connection's next write: the same connection never has two writes
@@ -65,6 +88,43 @@ impl Session {
             op,
         }
     }
+
+    /// Switches the reply protocol (HELLO, RESET).
+    pub fn set_proto(&mut self, proto: Protocol) {
+        self.proto = proto;
+        self.handle.set_resp(match proto {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        });
+    }
+
+    /// Sets the read mode; stale mode shows as `flags=r` in `CLIENT LIST`, as `READONLY` does in
+    /// Redis.
+    pub fn set_read_mode(&mut self, mode: ReadMode) {
+        self.read_mode = mode;
+        self.handle.set_flag(FLAG_READONLY, mode == ReadMode::Stale);
+    }
+
+    /// `RESET`: back to a new connection's state (Redis's `clearClientConnectionState`): RESP2,
+    /// no name, the default read mode, no CLIENT flags, unauthenticated when a password is
+    /// configured. The library name and version stay, as in Redis: they still describe the
+    /// client behind the connection.
+    pub fn reset(&mut self, ctx: &ServerContext) {
+        self.reset_transaction_and_subscriptions();
+        self.set_proto(Protocol::Resp2);
+        self.handle.names().name = None;
+        self.set_read_mode(ctx.default_read_mode);
+        self.handle
+            .set_flag(crate::server::clients::FLAG_NO_EVICT, false);
+        self.handle
+            .set_flag(crate::server::clients::FLAG_NO_TOUCH, false);
+        self.authenticated = ctx.requirepass.is_none();
+    }
+
+    /// The RESET hook for state that later command families add: a RESET leaves MULTI (queued
+    /// commands and WATCHed keys are discarded) and every pub/sub subscription. Nothing to
+    /// clear until those exist.
+    fn reset_transaction_and_subscriptions(&mut self) {}
 }
 
 /// What to send back, and whether to close the connection after it.
@@ -85,12 +145,14 @@ impl From<Frame> for Outcome {
 /// Runs one command.
 pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>) -> Outcome {
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = check(session, &argv) {
+        return Frame::Error(e.to_string()).into();
+    }
+    let raw_name = argv.first().cloned().unwrap_or_default();
     let mut parse = Parse::new(argv);
     let name = parse.command_name();
-    if !session.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
-        return Frame::Error("NOAUTH Authentication required.".into()).into();
-    }
     if name == "quit" {
+        // Redis's QUIT: +OK, then the connection closes once the reply is sent.
         return Outcome {
             frame: Frame::ok(),
             close: true,
@@ -101,13 +163,55 @@ pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes
         Some(r) => r,
         None => match admin::execute(ctx, session, &name, &mut parse).await {
             Some(r) => r,
-            None => Err(unknown_command(&name, &mut parse)),
+            None => Err(unknown_command(&raw_name, &mut parse)),
         },
     };
     match result {
         Ok(frame) => frame.into(),
         Err(e) => Frame::Error(e.to_string()).into(),
     }
+}
+
+/// The checks before a command runs, in Redis's order: unknown command (before `AUTH` only),
+/// unknown subcommand, arity, authentication. Records the command for `CLIENT LIST`'s `cmd=`.
+fn check(session: &Session, argv: &[Bytes]) -> Result<(), CommandError> {
+    let Some(raw_name) = argv.first() else {
+        return Ok(());
+    };
+    let name = String::from_utf8_lossy(raw_name).to_lowercase();
+    match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
+        Lookup::Found(spec, id) => {
+            session.handle.set_last_cmd(id);
+            if !spec.arity_ok(argv.len()) {
+                return Err(ParseError::WrongArity(spec.name.to_string()).into());
+            }
+            if !session.authenticated && !spec.has_flag("no_auth") {
+                return Err(noauth());
+            }
+            Ok(())
+        }
+        Lookup::UnknownSubcommand(_) => {
+            session.handle.set_last_cmd(table::CmdId::NONE);
+            Err(CommandError::Reply(format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                truncated(&argv[1], 128),
+                String::from_utf8_lossy(raw_name).to_uppercase()
+            )))
+        }
+        Lookup::Unknown => {
+            session.handle.set_last_cmd(table::CmdId::NONE);
+            if session.authenticated {
+                Ok(())
+            } else {
+                let mut parse = Parse::new(argv.to_vec());
+                Err(unknown_command(raw_name, &mut parse))
+            }
+        }
+    }
+}
+
+fn noauth() -> CommandError {
+    CommandError::Reply("NOAUTH Authentication required.".into())
 }
 
 /// A command's failure; its text is the RESP error (first word = prefix).
@@ -145,19 +249,25 @@ async fn write(
     }
 }
 
-/// Redis's reply to a command it does not know.
-fn unknown_command(name: &str, parse: &mut Parse) -> CommandError {
-    let mut args = String::new();
-    while let Ok(a) = parse.next_bytes() {
-        if args.len() > 128 {
-            break;
-        }
-        let a = String::from_utf8_lossy(&a);
-        let a: String = a.chars().take(128).collect();
-        args.push_str(&format!("'{a}' "));
+/// At most `max` bytes of `arg`, as text (invalid UTF-8 replaced), as Redis's `%.128s`.
+fn truncated(arg: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&arg[..arg.len().min(max)]).into_owned()
+}
+
+/// Redis's reply to a command it does not know (`server.c` `processCommand`): the name as sent
+/// and the first arguments, quoted, up to 128 bytes of them.
+fn unknown_command(raw_name: &[u8], parse: &mut Parse) -> CommandError {
+    let mut args: Vec<u8> = Vec::new();
+    while args.len() < 128 {
+        let Ok(a) = parse.next_bytes() else { break };
+        let room = 128 - args.len();
+        args.push(b'\'');
+        args.extend_from_slice(&a[..a.len().min(room)]);
+        args.extend_from_slice(b"' ");
     }
-    let name: String = name.chars().take(128).collect();
     CommandError::Reply(format!(
-        "ERR unknown command '{name}', with args beginning with: {args}"
+        "ERR unknown command '{}', with args beginning with: {}",
+        truncated(raw_name, 128),
+        String::from_utf8_lossy(&args)
     ))
 }

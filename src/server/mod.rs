@@ -1,28 +1,31 @@
 //! The Redis listener: accepts client connections, enforces the connection limit, and runs one
-//! [`session`] per connection until shutdown.
+//! [`session`] per connection until shutdown. Owns what every session shares: the
+//! [`ServerContext`], with the registry of live clients and the settings `CONFIG SET` changes.
 //!
 //! Knows RESP framing only through `protocol::Connection`, and commands only through
 //! `commands::execute`.
 
+pub mod clients;
 pub mod session;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{ClusterConfig, ReadMode};
+use crate::config::{ClusterConfig, NotifyKeyspaceEvents, ReadMode};
 use crate::protocol::Limits;
 use crate::raft::RaftNode;
+
+pub use clients::{ClientHandle, ClientRegistry};
 
 /// What every session shares.
 pub struct ServerContext {
     pub node: Arc<RaftNode>,
     pub limits: Limits,
-    pub max_clients: usize,
     pub requirepass: Option<String>,
     /// The read mode a new connection starts in (`[server] read_mode`).
     pub default_read_mode: ReadMode,
@@ -30,12 +33,88 @@ pub struct ServerContext {
     /// The port clients connect to (INFO's tcp_port).
     pub tcp_port: u16,
     pub started: Instant,
-    /// Connected clients now.
+    /// Connected clients now; checked against `max_clients` at accept.
     pub connected: AtomicUsize,
     /// Source of `CLIENT ID`s, unique per node.
     pub next_client_id: AtomicU64,
     pub total_connections: AtomicU64,
     pub total_commands: AtomicU64,
+    /// Connections refused because of `max_clients` (INFO's rejected_connections).
+    pub rejected_connections: AtomicU64,
+    /// Every live client (CLIENT LIST / KILL, INFO clients).
+    pub clients: Arc<ClientRegistry>,
+    /// The settings `CONFIG SET` changes on this node (until restart).
+    pub settings: Settings,
+}
+
+/// Per-node settings that `CONFIG SET` may change at run time. Each is read with one relaxed
+/// atomic load where it is used (at accept, per idle wait, per command batch), so a change
+/// applies to existing connections from their next batch on.
+pub struct Settings {
+    /// `maxclients` (`[server] max_clients`).
+    pub max_clients: AtomicUsize,
+    /// `timeout` in seconds, 0 = none (`[server] timeout`).
+    pub timeout_secs: AtomicU64,
+    /// The normal class's hard `client-output-buffer-limit` in bytes, 0 = none
+    /// (`[server] client_output_buffer_limit`).
+    pub output_buffer_limit: AtomicU64,
+    /// `notify-keyspace-events` flags (`[server] notify_keyspace_events`).
+    pub notify_keyspace_events: AtomicU32,
+    /// The rest of `client-output-buffer-limit` as `CONFIG GET` shows it: the normal class's soft
+    /// limit and seconds (stored, not enforced), and the replica and pubsub classes (stored;
+    /// redraft has no Redis replicas, and pub/sub uses the normal limit). Rarely touched.
+    pub output_buffer_classes: Mutex<OutputBufferClasses>,
+}
+
+/// `client-output-buffer-limit` fields other than the enforced normal hard limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputBufferClasses {
+    pub normal_soft: u64,
+    pub normal_soft_secs: u64,
+    pub replica: [u64; 3],
+    pub pubsub: [u64; 3],
+}
+
+impl Default for OutputBufferClasses {
+    /// Redis's defaults.
+    fn default() -> Self {
+        OutputBufferClasses {
+            normal_soft: 0,
+            normal_soft_secs: 0,
+            replica: [256 << 20, 64 << 20, 60],
+            pubsub: [32 << 20, 8 << 20, 60],
+        }
+    }
+}
+
+impl Settings {
+    fn from_config(cfg: &ClusterConfig) -> Self {
+        let notify =
+            NotifyKeyspaceEvents::parse(&cfg.server.notify_keyspace_events).unwrap_or_default();
+        Settings {
+            max_clients: AtomicUsize::new(cfg.server.max_clients),
+            timeout_secs: AtomicU64::new(cfg.server.timeout),
+            output_buffer_limit: AtomicU64::new(cfg.server.client_output_buffer_limit),
+            notify_keyspace_events: AtomicU32::new(notify.0),
+            output_buffer_classes: Mutex::new(OutputBufferClasses::default()),
+        }
+    }
+
+    pub fn max_clients(&self) -> usize {
+        self.max_clients.load(Ordering::Relaxed)
+    }
+
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.load(Ordering::Relaxed)
+    }
+
+    pub fn output_buffer_limit(&self) -> u64 {
+        self.output_buffer_limit.load(Ordering::Relaxed)
+    }
+
+    pub fn notify_keyspace_events(&self) -> NotifyKeyspaceEvents {
+        NotifyKeyspaceEvents(self.notify_keyspace_events.load(Ordering::Relaxed))
+    }
 }
 
 impl ServerContext {
@@ -47,7 +126,6 @@ impl ServerContext {
         Self {
             node,
             limits,
-            max_clients: cfg.server.max_clients,
             requirepass: cfg.server.requirepass.clone(),
             default_read_mode: cfg.server.read_mode,
             cluster_name: cfg.cluster.name.clone(),
@@ -57,6 +135,9 @@ impl ServerContext {
             next_client_id: AtomicU64::new(1),
             total_connections: AtomicU64::new(0),
             total_commands: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            clients: Arc::new(ClientRegistry::default()),
+            settings: Settings::from_config(cfg),
         }
     }
 }
@@ -81,8 +162,9 @@ pub async fn run(
             _ = shutdown.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        if ctx.connected.load(Ordering::Relaxed) >= ctx.max_clients {
+        if ctx.connected.load(Ordering::Relaxed) >= ctx.settings.max_clients() {
             // Redis's reply and behaviour: say why, then close.
+            ctx.rejected_connections.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let _ = stream
                     .write_all(b"-ERR max number of clients reached\r\n")
@@ -92,10 +174,12 @@ pub async fn run(
         }
         ctx.connected.fetch_add(1, Ordering::Relaxed);
         ctx.total_connections.fetch_add(1, Ordering::Relaxed);
+        // Assigned here, in accept order, so ids grow with connection order (as in Redis).
+        let id = ctx.next_client_id.fetch_add(1, Ordering::Relaxed);
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            session::run(stream, addr, &ctx, shutdown).await;
+            session::run(stream, addr, id, &ctx, shutdown).await;
             ctx.connected.fetch_sub(1, Ordering::Relaxed);
         });
     }

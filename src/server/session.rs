@@ -6,29 +6,63 @@
 //!
 //! A framing error gets `-ERR Protocol error: …` and closes the connection (Redis behaviour);
 //! a command error gets an error reply and the connection lives.
+//!
+//! The connection closes, without a reply unless one is said:
+//! - after `QUIT`'s `+OK`, and after the reply of a `CLIENT KILL` that killed this client;
+//! - when another client's `CLIENT KILL` names it;
+//! - when it has been idle (no command) for `timeout` seconds (`[server] timeout`, 0 = never);
+//!   a reply the client does not read for that long counts as idle too;
+//! - when the replies of one batch exceed the output buffer limit
+//!   (`[server] client_output_buffer_limit`), logged as Redis logs it.
+//!
+//! Backpressure: while the socket does not take a batch's replies, the session does not read
+//! further commands, so one connection holds at most one batch of replies (bounded by the output
+//! buffer limit). Redis instead keeps reading and queueing until the limit; a client that never
+//! reads is cut off there by Redis and stalled here (until `timeout`, if set).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::ServerContext;
+use super::{ClientHandle, ServerContext};
 use crate::commands::{self, Session};
 use crate::protocol::{Connection, ConnectionError, Frame};
 
-/// Serves one client until it quits, disconnects, sends a malformed frame, or shutdown.
+/// Serves one client until it quits, disconnects, sends a malformed frame, is killed, idles out,
+/// overflows its output buffer, or shutdown.
+/// `id` is the client's `CLIENT ID`.
 pub async fn run(
     stream: TcpStream,
     addr: SocketAddr,
+    id: u64,
     ctx: &ServerContext,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let laddr = stream.local_addr().unwrap_or(addr);
+    let handle = Arc::new(ClientHandle::new(id, addr, laddr, raw_fd(&stream)));
+    let _registration = ctx.clients.register(handle.clone());
     let mut conn = Connection::new(stream, ctx.limits.clone());
-    let mut session = Session::new(ctx, addr);
+    let mut session = Session::new(ctx, handle.clone());
+    let mut last_interaction = Instant::now();
     loop {
+        let idle_limit = idle_limit(ctx);
+        let idle = async {
+            match idle_limit {
+                Some(limit) => tokio::time::sleep_until((last_interaction + limit).into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let argv = tokio::select! {
             r = conn.read_command() => r,
             _ = shutdown.changed() => return,
+            _ = handle.killed() => return,
+            _ = idle => {
+                tracing::debug!(client = handle.id, addr = %addr, "closing idle client");
+                return;
+            }
         };
         let mut next = match argv {
             Ok(Some(argv)) => Some(argv),
@@ -38,13 +72,25 @@ pub async fn run(
                 return;
             }
         };
+        let output_limit = ctx.settings.output_buffer_limit() as usize;
+        let mut close = false;
         while let Some(argv) = next.take() {
             let out = commands::execute(ctx, &mut session, argv).await;
             conn.proto = session.proto;
             conn.write_frame(&out.frame);
-            if out.close {
-                let _ = conn.flush().await;
+            if output_limit > 0 && conn.pending_output() > output_limit {
+                tracing::warn!(
+                    client = handle.id,
+                    addr = %addr,
+                    pending = conn.pending_output(),
+                    limit = output_limit,
+                    "client closed for overcoming of output buffer limits"
+                );
                 return;
+            }
+            if out.close || handle.is_killed() {
+                close = true;
+                break;
             }
             match conn.try_next_buffered() {
                 Ok(n) => next = n,
@@ -54,10 +100,46 @@ pub async fn run(
                 }
             }
         }
-        if conn.flush().await.is_err() {
+        handle.touch(Instant::now(), conn.pending_output());
+        let flushed = tokio::select! {
+            r = flush_within(&mut conn, idle_limit) => r,
+            _ = shutdown.changed() => return,
+            _ = handle.killed(), if !close => return,
+        };
+        if !flushed || close {
             return;
         }
+        last_interaction = Instant::now();
+        handle.touch(last_interaction, 0);
     }
+}
+
+/// The idle timeout now in force, if any.
+fn idle_limit(ctx: &ServerContext) -> Option<Duration> {
+    match ctx.settings.timeout_secs() {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    }
+}
+
+/// Flushes; with an idle timeout, a client that does not take its replies within it is dropped.
+/// Returns whether the connection is still usable.
+async fn flush_within(conn: &mut Connection<TcpStream>, limit: Option<Duration>) -> bool {
+    match limit {
+        None => conn.flush().await.is_ok(),
+        Some(limit) => matches!(tokio::time::timeout(limit, conn.flush()).await, Ok(Ok(()))),
+    }
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(stream.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_stream: &TcpStream) -> i64 {
+    -1
 }
 
 async fn reply_protocol_error<S>(conn: &mut Connection<S>, e: ConnectionError)

@@ -1,0 +1,341 @@
+//! The registry of live client connections, for `CLIENT LIST`, `CLIENT INFO`, `CLIENT KILL` and
+//! `INFO clients`. It owns what one session shows to the others; it does not run commands or
+//! touch sockets.
+//!
+//! Cost model: a session updates its own [`ClientHandle`] with relaxed atomic stores once per
+//! command batch (no lock, no shared cache line with other sessions). The registry map's lock is
+//! taken only at connect, at disconnect, and by the commands that walk every client. A client's
+//! name and library fields sit behind a mutex of their own, touched by `CLIENT SETNAME`,
+//! `CLIENT SETINFO`, `HELLO SETNAME`, `RESET` and the listing commands, never per command.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::commands::table::CmdId;
+
+/// One client connection as the other sessions see it. The session that owns it is the only
+/// writer of everything but `kill`.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// `CLIENT ID`: unique on this node, grows with every connection.
+    pub id: u64,
+    pub addr: SocketAddr,
+    /// The local address the client connected to (`laddr=`).
+    pub laddr: SocketAddr,
+    /// The socket's file descriptor (`fd=`), -1 where there is none.
+    pub fd: i64,
+    created: Instant,
+    /// Milliseconds from `created` to the end of the last command batch (`idle=`).
+    last_interaction_ms: AtomicU64,
+    /// The last command run (`cmd=`).
+    last_cmd: AtomicU32,
+    /// 2 or 3 (`resp=`).
+    resp: AtomicU8,
+    /// Flag bits, `FLAG_*` (`flags=`).
+    flags: AtomicU8,
+    /// Reply bytes being written (`omem=`, `tot-mem=`): a batch's replies while they are
+    /// flushed, 0 between batches.
+    omem: AtomicU64,
+    /// Subscriptions and transaction state for `sub=`, `psub=`, `ssub=`, `multi=`; kept by the
+    /// pub/sub and MULTI issues (0 and -1 until then).
+    pub subscriptions: AtomicU64,
+    pub pattern_subscriptions: AtomicU64,
+    pub multi_queued: AtomicI64,
+    names: Mutex<ClientNames>,
+    /// Set by `CLIENT KILL`; the session closes as soon as it sees it.
+    killed: AtomicBool,
+    kill: Notify,
+}
+
+/// The fields a client sets about itself.
+#[derive(Debug, Default, Clone)]
+pub struct ClientNames {
+    /// `CLIENT SETNAME`; None when unset (or set to "").
+    pub name: Option<String>,
+    /// `CLIENT SETINFO LIB-NAME`, `LIB-VER`.
+    pub lib_name: Option<String>,
+    pub lib_ver: Option<String>,
+}
+
+/// `flags=r`: `READONLY` is on.
+pub const FLAG_READONLY: u8 = 1 << 0;
+/// `flags=e`: `CLIENT NO-EVICT on`.
+pub const FLAG_NO_EVICT: u8 = 1 << 1;
+/// `flags=T`: `CLIENT NO-TOUCH on`.
+pub const FLAG_NO_TOUCH: u8 = 1 << 2;
+
+impl ClientHandle {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i64) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            last_interaction_ms: AtomicU64::new(0),
+            last_cmd: AtomicU32::new(CmdId::NONE.0),
+            resp: AtomicU8::new(2),
+            flags: AtomicU8::new(0),
+            omem: AtomicU64::new(0),
+            subscriptions: AtomicU64::new(0),
+            pattern_subscriptions: AtomicU64::new(0),
+            multi_queued: AtomicI64::new(-1),
+            names: Mutex::new(ClientNames::default()),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        }
+    }
+
+    /// Records the command about to run (`cmd=`).
+    pub fn set_last_cmd(&self, cmd: CmdId) {
+        self.last_cmd.store(cmd.0, Ordering::Relaxed);
+    }
+
+    pub fn set_resp(&self, resp: u8) {
+        self.resp.store(resp, Ordering::Relaxed);
+    }
+
+    /// Sets or clears one `FLAG_*` bit.
+    pub fn set_flag(&self, flag: u8, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::Relaxed);
+        }
+    }
+
+    /// Records an interaction (a batch run, or its replies written) and the reply bytes still
+    /// being written.
+    pub fn touch(&self, now: Instant, omem: usize) {
+        let ms = now.saturating_duration_since(self.created).as_millis() as u64;
+        self.last_interaction_ms.store(ms, Ordering::Relaxed);
+        self.omem.store(omem as u64, Ordering::Relaxed);
+    }
+
+    /// Locks the name fields (held briefly; never across an await).
+    pub fn names(&self) -> MutexGuard<'_, ClientNames> {
+        self.names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Asks the owning session to close the connection.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        // notify_one keeps a permit when the session is not waiting right now.
+        self.kill.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when [`ClientHandle::kill`] has been called.
+    pub async fn killed(&self) {
+        if self.is_killed() {
+            return;
+        }
+        self.kill.notified().await;
+    }
+
+    /// Returns the `flags=` letters, in Redis's order (`N` when none).
+    fn flag_letters(&self) -> String {
+        let flags = self.flags.load(Ordering::Relaxed);
+        let mut out = String::new();
+        if self.subscriptions.load(Ordering::Relaxed) > 0
+            || self.pattern_subscriptions.load(Ordering::Relaxed) > 0
+        {
+            out.push('P');
+        }
+        if self.multi_queued.load(Ordering::Relaxed) >= 0 {
+            out.push('x');
+        }
+        for (bit, letter) in [
+            (FLAG_READONLY, 'r'),
+            (FLAG_NO_EVICT, 'e'),
+            (FLAG_NO_TOUCH, 'T'),
+        ] {
+            if flags & bit != 0 {
+                out.push(letter);
+            }
+        }
+        if out.is_empty() {
+            out.push('N');
+        }
+        out
+    }
+
+    /// Whether the client is a pub/sub client (`CLIENT LIST TYPE pubsub`) rather than a normal
+    /// one.
+    pub fn is_pubsub(&self) -> bool {
+        self.subscriptions.load(Ordering::Relaxed) > 0
+            || self.pattern_subscriptions.load(Ordering::Relaxed) > 0
+    }
+
+    /// Seconds since the connection was accepted (`age=`).
+    pub fn age_secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.created).as_secs()
+    }
+
+    /// Seconds since the last command batch ended (`idle=`).
+    pub fn idle_secs(&self, now: Instant) -> u64 {
+        let since_created = now.saturating_duration_since(self.created).as_millis() as u64;
+        since_created.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Appends this client's `CLIENT LIST` line (with its `\n`), with Redis 7.2's fields in
+    /// Redis's order (`networking.c` `catClientInfoString`). `db` is always 0 and `user` always
+    /// `default`; of the memory fields only `omem`/`tot-mem` are tracked (pending reply bytes),
+    /// Redis's query and argv buffer figures are 0.
+    pub fn write_info_line(&self, now: Instant, out: &mut String) {
+        let names = self.names().clone();
+        let omem = self.omem.load(Ordering::Relaxed);
+        let multi = self.multi_queued.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} \
+             ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 \
+             oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} \
+             lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            names.name.as_deref().unwrap_or(""),
+            self.age_secs(now),
+            self.idle_secs(now),
+            self.flag_letters(),
+            self.subscriptions.load(Ordering::Relaxed),
+            self.pattern_subscriptions.load(Ordering::Relaxed),
+            multi,
+            omem,
+            omem,
+            CmdId(self.last_cmd.load(Ordering::Relaxed)).name(),
+            self.resp.load(Ordering::Relaxed),
+            names.lib_name.as_deref().unwrap_or(""),
+            names.lib_ver.as_deref().unwrap_or(""),
+        );
+    }
+}
+
+/// Every live client of this node, by id (so listing order is connection order, as in Redis).
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    /// Locked at connect, disconnect, and by `CLIENT LIST`/`KILL`; never per command.
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+}
+
+impl ClientRegistry {
+    fn map(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<ClientHandle>>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a client; it stays listed until the returned guard is dropped.
+    pub fn register(self: &Arc<Self>, handle: Arc<ClientHandle>) -> Registration {
+        let id = handle.id;
+        self.map().insert(id, handle);
+        Registration {
+            registry: self.clone(),
+            id,
+        }
+    }
+
+    /// Returns every live client, in id order.
+    pub fn list(&self) -> Vec<Arc<ClientHandle>> {
+        self.map().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.map().get(&id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Keeps a client listed in its registry while alive.
+#[derive(Debug)]
+pub struct Registration {
+    registry: Arc<ClientRegistry>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.map().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(id: u64) -> Arc<ClientHandle> {
+        Arc::new(ClientHandle::new(
+            id,
+            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.1:6379".parse().unwrap(),
+            7,
+        ))
+    }
+
+    #[test]
+    fn registration_lists_in_id_order_until_dropped() {
+        let registry = Arc::new(ClientRegistry::default());
+        let b = registry.register(handle(2));
+        let a = registry.register(handle(1));
+        let ids: Vec<u64> = registry.list().iter().map(|c| c.id).collect();
+        assert_eq!(ids, [1, 2]);
+        drop(b);
+        assert_eq!(registry.len(), 1);
+        assert!(registry.get(2).is_none());
+        drop(a);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn info_line_has_redis_fields_in_order() {
+        let h = handle(9);
+        h.names().name = Some("worker".into());
+        h.set_flag(FLAG_READONLY, true);
+        h.set_flag(FLAG_NO_TOUCH, true);
+        let mut line = String::new();
+        h.write_info_line(Instant::now(), &mut line);
+        assert!(line.ends_with('\n'));
+        let fields: Vec<&str> = line
+            .trim_end()
+            .split(' ')
+            .map(|kv| kv.split_once('=').unwrap().0)
+            .collect();
+        let want = "id addr laddr fd name age idle flags db sub psub ssub multi qbuf qbuf-free \
+                    argv-mem multi-mem rbs rbp obl oll omem tot-mem events cmd user redir resp \
+                    lib-name lib-ver";
+        assert_eq!(fields, want.split_whitespace().collect::<Vec<_>>());
+        assert!(line.starts_with("id=9 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=7 name=worker "));
+        assert!(line.contains(" flags=rT "), "{line}");
+        assert!(line.contains(" cmd=NULL "), "{line}");
+    }
+
+    #[tokio::test]
+    async fn kill_before_waiting_is_not_lost() {
+        let h = handle(1);
+        h.kill();
+        assert!(h.is_killed());
+        tokio::time::timeout(std::time::Duration::from_secs(1), h.killed())
+            .await
+            .expect("killed() resolves");
+    }
+}
