@@ -58,6 +58,9 @@ pub struct Session {
     client_id: u64,
     /// Sequence number of this connection's last write.
     seq: u64,
+    /// Whether a read barrier already covers the rest of the current pipeline batch
+    /// (BatchBarrier, see [`read_gate`]). Cleared at each new batch and by every write.
+    pub(crate) barrier_valid: bool,
 }
 
 impl Session {
@@ -71,6 +74,7 @@ impl Session {
             handle,
             client_id: rand::random(),
             seq: 0,
+            barrier_valid: false,
         };
         session.set_read_mode(ctx.default_read_mode);
         session
@@ -229,10 +233,21 @@ pub type CommandResult = Result<Frame, CommandError>;
 
 /// The one read gate every reading command passes (DESIGN §4): linearizable (and, until
 /// lease reads exist, lease) waits for a ReadIndex barrier; stale reads pass at once.
-async fn read_gate(ctx: &ServerContext, session: &Session) -> Result<(), CommandError> {
+///
+/// **BatchBarrier.** One barrier serves every read of a pipeline batch. The session starts a
+/// batch only with commands already received, so each of them was invoked before the barrier's
+/// round began; a write in the batch clears the barrier, so a later read waits until this
+/// node has applied that write (read-your-writes on a follower).
+async fn read_gate(ctx: &ServerContext, session: &mut Session) -> Result<(), CommandError> {
     match session.read_mode {
         ReadMode::Stale => Ok(()),
-        ReadMode::Linearizable | ReadMode::Lease => Ok(ctx.node.read_barrier().await?),
+        ReadMode::Linearizable | ReadMode::Lease => {
+            if !session.barrier_valid {
+                ctx.node.read_barrier().await?;
+                session.barrier_valid = true;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -242,6 +257,8 @@ async fn write(
     session: &mut Session,
     op: Op,
 ) -> Result<Response, CommandError> {
+    // BatchBarrier: a read after this write needs a barrier that covers it.
+    session.barrier_valid = false;
     let req = session.request(op);
     match ctx.node.write(req).await? {
         Response::Error(e) => Err(CommandError::Reply(e.to_string())),

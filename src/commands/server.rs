@@ -747,7 +747,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
          raft_voters:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\n\
          raft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\n\
          raft_log_flushes:{}\r\nraft_log_appends_flushed:{}\r\nraft_log_entries_flushed:{}\r\n\
-         raft_log_entries_per_flush:{:.2}\r\nrevision:{}\r\ncompact_revision:{}\r\n",
+         raft_log_entries_per_flush:{:.2}\r\nraft_read_index_rounds:{}\r\n\
+         raft_read_index_reads:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n",
         ctx.node.id,
         m.state,
         m.current_term,
@@ -762,6 +763,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         appends,
         entries,
         per_flush,
+        ctx.node.reads.rounds.load(Ordering::Relaxed),
+        ctx.node.reads.reads.load(Ordering::Relaxed),
         revision,
         compact_revision,
     );

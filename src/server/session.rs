@@ -74,6 +74,9 @@ pub async fn run(
         };
         let output_limit = ctx.settings.output_buffer_limit() as usize;
         let mut close = false;
+        // BatchBarrier: this batch holds only commands already received; a read barrier taken
+        // during an earlier batch does not cover them.
+        session.barrier_valid = false;
         while let Some(argv) = next.take() {
             let out = commands::execute(ctx, &mut session, argv).await;
             conn.proto = session.proto;
