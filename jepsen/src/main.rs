@@ -237,6 +237,32 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
                     o.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default()
                 );
             }
+            // Context: where each value read in the window came from.
+            let read: BTreeSet<&str> = ops
+                .iter()
+                .filter(|o| ids.contains(&o.id))
+                .filter_map(|o| match &o.call {
+                    Call::Read { value: Some(v) } => Some(v.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for o in ops.iter().filter(|o| o.key == k.key && !ids.contains(&o.id)) {
+                let v = match &o.call {
+                    Call::Write { value } | Call::Cas { value, .. } => value.as_str(),
+                    _ => continue,
+                };
+                if read.contains(v) {
+                    println!(
+                        "    (value {v} was written by id {} p{} n{}: {} [{:.3} .. {:.3}] ms)",
+                        o.id,
+                        o.process,
+                        o.node,
+                        o.outcome.as_str(),
+                        o.invoke_ns as f64 / 1e6 - t0 as f64 / 1e6,
+                        o.complete_ns as f64 / 1e6 - t0 as f64 / 1e6,
+                    );
+                }
+            }
         }
     }
 }

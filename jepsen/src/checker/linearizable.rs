@@ -453,12 +453,57 @@ fn smallest_window(kops: &[KOp], budget: u64) -> Option<Vec<usize>> {
         let w = window_from(&prefix, s);
         let r = search(&w, ANY, budget);
         match r.verdict {
-            Verdict::False => return Some(w.iter().map(|o| o.src).collect()),
+            Verdict::False => return Some(prune(w, budget).iter().map(|o| o.src).collect()),
             Verdict::Unknown => return None,
             Verdict::True => {}
         }
     }
     Some(prefix.iter().map(|o| o.src).collect())
+}
+
+/// Makes a failing window (from ANY) easier to read without losing its meaning: drops reads
+/// and failed CASes one at a time while it still fails (each removal only drops a constraint,
+/// so what is left failing means the window fails), then drops `info` writes whose values
+/// nobody in the window observed, which is exact when no CAS in it failed (a failed CAS is
+/// the only operation whose legality depends on a value it did not read).
+fn prune(mut w: Vec<KOp>, budget: u64) -> Vec<KOp> {
+    let fails = |v: &[KOp]| search(v, ANY, budget).verdict == Verdict::False;
+    let mut i = 0;
+    while i < w.len() {
+        let weakening = matches!(
+            w[i].call,
+            KCall::Read(_)
+                | KCall::Cas {
+                    result: Some(false),
+                    ..
+                }
+        );
+        if weakening {
+            let mut t = w.clone();
+            t.remove(i);
+            if fails(&t) {
+                w = t;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let failed_cas = w.iter().any(|o| {
+        matches!(
+            o.call,
+            KCall::Cas {
+                result: Some(false),
+                ..
+            }
+        )
+    });
+    if !failed_cas {
+        let reduced = drop_unobserved_info(&w);
+        if fails(&reduced) {
+            w = reduced;
+        }
+    }
+    w
 }
 
 /// One key's result.
