@@ -1,17 +1,57 @@
-//! Strings and keys: GET, SET, DEL/UNLINK, EXISTS, DBSIZE.
+//! Strings and keys. This file answers the keyspace commands and redraft's own revision
+//! commands, and routes the string commands to `strings.rs`; KEYS and SCAN MATCH use
+//! `glob.rs` (Redis's `stringmatchlen`).
+//!
+//! Replies and error texts are Redis 7.0's. Reads pass the read gate once per command; writes
+//! are one `store::Op` each, decided at apply.
 //!
 //! # Format
 //!
 //! ```text
-//! GET key                 → bulk value | nil
-//! SET key value           → +OK      (options NX XX GET EX PX EXAT PXAT KEEPTTL: not yet,
-//!                                     answered with an error, never ignored)
-//! DEL key [key ...]       → :deleted count        (UNLINK is the same)
-//! EXISTS key [key ...]    → :count (a key named twice counts twice, as Redis)
-//! DBSIZE                  → :number of live keys
+//! DEL key [key ...]        → :deleted count        (UNLINK is the same)
+//! EXISTS key [key ...]     → :count (a key named twice counts twice, as Redis)
+//! TYPE key                 → +string | +none
+//! RENAME key newkey        → +OK | -ERR no such key   (one revision: delete key, put newkey)
+//! RENAMENX key newkey      → :1 | :0 (newkey exists) | -ERR no such key
+//! KEYS pattern             → array of keys (byte order)
+//! SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+//!                          → [next cursor, [keys]]; cursor "0" starts and ends. COUNT (default
+//!                            10) keys are examined per call, then MATCH and TYPE filter them.
+//! FLUSHDB|FLUSHALL [ASYNC|SYNC] → +OK (one revision deleting every key)
+//! DBSIZE                   → :number of live keys
+//!
+//! redraft's own:
+//! REVISION                 → map: revision, compact_revision, raft_term, raft_leader (id|nil)
+//! GETMETA key              → nil | map: value, create_revision, mod_revision, version, ttl (-1)
+//! CAS key expected_mod_revision value
+//!                          → :1 if the key's mod_revision was expected_mod_revision (0: the key
+//!                            must not exist) and value was put, else :0. Decided at apply.
 //! ```
+//!
+//! # SCAN cursors
+//!
+//! A cursor is a 64-bit number, the FNV-1a hash of the next key to visit (`store/kv.rs`, "Scan
+//! cursors"): keys are visited in hash order, so a key present for the whole iteration is
+//! returned exactly once, and one added or deleted meanwhile at most once. Cursors are the same
+//! on every node, so an iteration may continue on another node. Any number is a valid cursor;
+//! it is parsed as Redis does (`strtoul`).
+
+#[path = "glob.rs"]
+mod glob;
+// Declared here rather than in `commands/mod.rs`, which other families share: the string
+// commands are this family's, routed from `execute` below.
+#[path = "strings.rs"]
+mod strings;
+
+use bytes::Bytes;
 
 use super::{read_gate, write, CommandError, CommandResult, Session};
+use crate::protocol::{Frame, Parse, ParseError};
+use crate::server::ServerContext;
+use crate::store::{Op, Response};
+
+/// SCAN's default COUNT, as Redis.
+const SCAN_DEFAULT_COUNT: usize = 10;
 
 /// Runs `name` if it belongs to this family.
 pub async fn execute(
@@ -21,94 +61,292 @@ pub async fn execute(
     parse: &mut Parse,
 ) -> Option<CommandResult> {
     Some(match name {
-        "get" => get(ctx, session, parse).await,
-        "set" => set(ctx, session, parse).await,
         "del" | "unlink" => del(ctx, session, parse).await,
         "exists" => exists(ctx, session, parse).await,
+        "type" => key_type(ctx, session, parse).await,
+        "rename" | "renamenx" => rename(ctx, session, parse).await,
+        "keys" => keys(ctx, session, parse).await,
+        "scan" => scan(ctx, session, parse).await,
+        "flushdb" | "flushall" => flush(ctx, session, parse).await,
         "dbsize" => dbsize(ctx, session, parse).await,
-        _ => return None,
-    })
-}
-use crate::protocol::{Frame, Parse, ParseError};
-use crate::server::ServerContext;
-use crate::store::{Op, Response};
-
-pub async fn get(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    let key = parse.next_bytes().map_err(|_| arity("get"))?;
-    parse.finish().map_err(|_| arity("get"))?;
-    read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    Ok(match st.store.get(&key) {
-        Some(kv) => Frame::Bulk(kv.value),
-        None => Frame::Null,
+        "revision" => revision(ctx, session, parse).await,
+        "getmeta" => getmeta(ctx, session, parse).await,
+        "cas" => cas(ctx, session, parse).await,
+        _ => return strings::execute(ctx, session, name, parse).await,
     })
 }
 
-pub async fn set(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    let key = parse.next_bytes().map_err(|_| arity("set"))?;
-    let value = parse.next_bytes().map_err(|_| arity("set"))?;
-    if parse.remaining() > 0 {
-        let opt = parse.peek_upper().unwrap_or_default();
-        return Err(match opt.as_str() {
-            "NX" | "XX" | "GET" | "EX" | "PX" | "EXAT" | "PXAT" | "KEEPTTL" => {
-                CommandError::Reply(format!("ERR SET option {opt} is not supported yet"))
-            }
-            _ => CommandError::Parse(ParseError::Syntax),
-        });
-    }
-    match write(ctx, session, Op::Put { key, value }).await? {
-        Response::Put { .. } => Ok(Frame::ok()),
-        other => Err(unexpected(other)),
+/// Checks the argument count as Redis's command table does before running a command: `arity`
+/// counts the name; a negative arity is a minimum. Call it before consuming any argument.
+fn check_arity(parse: &Parse, arity: i64) -> Result<(), CommandError> {
+    let argc = parse.remaining() as i64 + 1;
+    let ok = if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(arity_of(&parse.command_name()))
     }
 }
 
-pub async fn del(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    let name = parse.command_name();
-    let mut keys = Vec::new();
-    while let Ok(k) = parse.next_bytes() {
-        keys.push(k);
+fn arity_of(name: &str) -> CommandError {
+    CommandError::Parse(ParseError::WrongArity(name.to_string()))
+}
+
+fn unexpected(r: Response) -> CommandError {
+    CommandError::Reply(format!("ERR unexpected store response {r:?}"))
+}
+
+fn rest(parse: &mut Parse) -> Result<Vec<Bytes>, CommandError> {
+    let mut args = Vec::with_capacity(parse.remaining());
+    while parse.remaining() > 0 {
+        args.push(parse.next_bytes()?);
     }
-    if keys.is_empty() {
-        return Err(arity(&name));
-    }
+    Ok(args)
+}
+
+async fn del(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, -2)?;
+    let keys = rest(parse)?;
     match write(ctx, session, Op::Delete { keys }).await? {
         Response::Deleted { deleted, .. } => Ok(Frame::Integer(deleted as i64)),
         other => Err(unexpected(other)),
     }
 }
 
-pub async fn exists(
-    ctx: &ServerContext,
-    session: &mut Session,
-    parse: &mut Parse,
-) -> CommandResult {
-    let mut keys = Vec::new();
-    while let Ok(k) = parse.next_bytes() {
-        keys.push(k);
-    }
-    if keys.is_empty() {
-        return Err(arity("exists"));
-    }
+async fn exists(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, -2)?;
+    let keys = rest(parse)?;
     read_gate(ctx, session).await?;
     let st = ctx.node.sm.read();
     let n = keys.iter().filter(|k| st.store.get(k).is_some()).count();
     Ok(Frame::Integer(n as i64))
 }
 
-pub async fn dbsize(
-    ctx: &ServerContext,
-    session: &mut Session,
-    parse: &mut Parse,
-) -> CommandResult {
-    parse.finish().map_err(|_| arity("dbsize"))?;
+async fn key_type(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, 2)?;
+    let key = parse.next_bytes()?;
+    read_gate(ctx, session).await?;
+    let exists = ctx.node.sm.read().store.get(&key).is_some();
+    Ok(Frame::Simple(if exists { "string" } else { "none" }.into()))
+}
+
+async fn rename(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, 3)?;
+    let if_absent = parse.command_name() == "renamenx";
+    let (src, dst) = (parse.next_bytes()?, parse.next_bytes()?);
+    let op = Op::Rename {
+        src,
+        dst,
+        if_absent,
+    };
+    match write(ctx, session, op).await? {
+        Response::Applied { applied, .. } if if_absent => Ok(Frame::Integer(i64::from(applied))),
+        Response::Applied { .. } => Ok(Frame::ok()),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn keys(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, 2)?;
+    let pattern = parse.next_bytes()?;
+    read_gate(ctx, session).await?;
+    let st = ctx.node.sm.read();
+    // Redis answers `*` without matching (so it includes the empty key, which `*` alone does
+    // not match in stringmatchlen).
+    let all = pattern.as_ref() == b"*";
+    let keys = st
+        .store
+        .keys()
+        .filter(|key| all || glob::matches(&pattern, key))
+        .map(|key| Frame::Bulk(key.clone()))
+        .collect();
+    Ok(Frame::Array(keys))
+}
+
+/// Parses a SCAN cursor as Redis's `parseScanCursorOrReply` (`strtoul`, base 10): no leading
+/// space, an optional sign (`-n` wraps around), digits up to the end (C stops at a NUL byte),
+/// no overflow. An empty cursor converts nothing and reads as 0.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let text = arg.split(|&b| b == 0).next().unwrap_or_default();
+    let (negative, digits) = match text.first() {
+        None => return Some(0),
+        Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') => return None,
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        Some(_) => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+async fn scan(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, -2)?;
+    let cursor = parse_cursor(&parse.next_bytes()?)
+        .ok_or_else(|| CommandError::Reply("ERR invalid cursor".into()))?;
+    let (mut count, mut pattern, mut type_name) = (SCAN_DEFAULT_COUNT, None, None);
+    while let Some(opt) = parse.peek_upper() {
+        parse.next_bytes()?;
+        if parse.remaining() == 0 {
+            return Err(ParseError::Syntax.into());
+        }
+        match opt.as_str() {
+            "COUNT" => {
+                let n = parse.next_i64()?;
+                if n < 1 {
+                    return Err(ParseError::Syntax.into());
+                }
+                count = usize::try_from(n).unwrap_or(usize::MAX);
+            }
+            "MATCH" => {
+                let p = parse.next_bytes()?;
+                pattern = (p.as_ref() != b"*").then_some(p);
+            }
+            "TYPE" => type_name = Some(parse.next_string()?),
+            _ => return Err(ParseError::Syntax.into()),
+        }
+    }
+    read_gate(ctx, session).await?;
+    let (page, next) = ctx.node.sm.read().store.scan(cursor, count);
+    // Every key is a string: TYPE string keeps them all, any other type none.
+    let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case("string"));
+    let keys = page
+        .into_iter()
+        .filter(|key| type_ok && pattern.as_ref().is_none_or(|p| glob::matches(p, key)))
+        .map(Frame::Bulk)
+        .collect();
+    Ok(Frame::Array(vec![
+        Frame::Bulk(Bytes::from(next.to_string())),
+        Frame::Array(keys),
+    ]))
+}
+
+async fn flush(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, -1)?;
+    // Redis: at most one option, ASYNC or SYNC; both flush at once here.
+    match parse.remaining() {
+        0 => {}
+        1 if matches!(parse.peek_upper().as_deref(), Some("ASYNC" | "SYNC")) => {}
+        _ => return Err(ParseError::Syntax.into()),
+    }
+    match write(ctx, session, Op::Flush).await? {
+        Response::Deleted { .. } => Ok(Frame::ok()),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn dbsize(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, 1)?;
     read_gate(ctx, session).await?;
     Ok(Frame::Integer(ctx.node.sm.read().store.len() as i64))
 }
 
-fn arity(name: &str) -> CommandError {
-    CommandError::Parse(ParseError::WrongArity(name.to_string()))
+fn field(name: &'static str, value: Frame) -> (Frame, Frame) {
+    (Frame::Bulk(Bytes::from_static(name.as_bytes())), value)
 }
 
-fn unexpected(r: Response) -> CommandError {
-    CommandError::Reply(format!("ERR unexpected store response {r:?}"))
+async fn revision(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, 1)?;
+    read_gate(ctx, session).await?;
+    let (revision, compact_revision) = {
+        let st = ctx.node.sm.read();
+        (st.store.revision(), st.store.compact_revision())
+    };
+    let metrics = ctx.node.metrics();
+    let leader = metrics
+        .current_leader
+        .map_or(Frame::Null, |id| Frame::Integer(id as i64));
+    Ok(Frame::Map(vec![
+        field("revision", Frame::Integer(revision as i64)),
+        field("compact_revision", Frame::Integer(compact_revision as i64)),
+        field("raft_term", Frame::Integer(metrics.current_term as i64)),
+        field("raft_leader", leader),
+    ]))
+}
+
+async fn getmeta(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, 2)?;
+    let key = parse.next_bytes()?;
+    read_gate(ctx, session).await?;
+    let Some(kv) = ctx.node.sm.read().store.get(&key) else {
+        return Ok(Frame::Null);
+    };
+    Ok(Frame::Map(vec![
+        field("value", Frame::Bulk(kv.value)),
+        field("create_revision", Frame::Integer(kv.create_revision as i64)),
+        field("mod_revision", Frame::Integer(kv.mod_revision as i64)),
+        field("version", Frame::Integer(kv.version as i64)),
+        // No expiry yet (a later issue): -1 as Redis's TTL of a key without one.
+        field("ttl", Frame::Integer(-1)),
+    ]))
+}
+
+async fn cas(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, -4)?;
+    let key = parse.next_bytes()?;
+    let expected_mod_revision = parse.next_u64()?;
+    let value = parse.next_bytes()?;
+    match parse.peek_upper().as_deref() {
+        None => {}
+        Some("EX") if parse.remaining() == 2 => {
+            return Err(CommandError::Reply(
+                "ERR CAS option EX is not supported yet".into(),
+            ))
+        }
+        Some(_) => return Err(ParseError::Syntax.into()),
+    }
+    let op = Op::Cas {
+        key,
+        expected_mod_revision,
+        value,
+    };
+    match write(ctx, session, op).await? {
+        Response::Applied { applied, .. } => Ok(Frame::Integer(i64::from(applied))),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_parse_as_strtoul() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"", Some(0)),
+            (b"007", Some(7)),
+            (b"+5", Some(5)),
+            (b"-1", Some(u64::MAX)),
+            (b"-0", Some(0)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"-18446744073709551615", Some(1)),
+            (b"12\0junk", Some(12)),
+            (b" 0", None),
+            (b"0 ", None),
+            (b"0x", None),
+            (b"abc", None),
+            (b"-", None),
+            (b"1.5", None),
+        ];
+        for &(arg, want) in cases {
+            assert_eq!(
+                parse_cursor(arg),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(arg)
+            );
+        }
+    }
 }

@@ -29,4 +29,23 @@ pub enum StoreError {
          {last}"
     )]
     StaleSequence { client_id: u64, seq: u64, last: u64 },
+    /// INCR and friends on a value that is not a canonical 64-bit integer.
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// INCR and friends whose result does not fit in 64 bits.
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    /// INCRBYFLOAT on a value (or with an increment) that is not a number.
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    /// INCRBYFLOAT whose sum is not finite.
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    /// APPEND or SETRANGE that would make a string longer than 512 MiB (Redis's default
+    /// `proto-max-bulk-len`).
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    /// RENAME or RENAMENX of a key that does not exist.
+    #[error("ERR no such key")]
+    NoSuchKey,
 }

@@ -10,8 +10,21 @@
 //!   state: not serialised, recomputed by [`Keyspace::restore`].
 //! - **DeterministicApply.** A `BTreeMap`, so iteration (compaction, `keys`) is in byte order on
 //!   every node.
+//! - **HashIndex.** `by_hash` holds `(key_hash(key), key)` for exactly the live keys. It is
+//!   derived state like `live`: not serialised, rebuilt by [`Keyspace::restore`].
+//!
+//! # Scan cursors
+//!
+//! SCAN walks the live keys in `(key_hash, key)` order. A cursor is the hash to resume from:
+//! `0` starts, and each page returns every live key whose hash lies in `[cursor, next)` at the
+//! time of the call, `next` being the hash of the first key not returned (or `0` when none is
+//! left). The pages of one iteration cover all of `0..2^64` without gaps or overlaps, and a key
+//! keeps its hash forever, so a key live for the whole iteration is returned exactly once, and
+//! a key added or deleted meanwhile at most once. A page never splits the keys of one hash, so
+//! it may exceed `count` (only on hash collisions). The hash is FNV-1a (64-bit): the same on
+//! every node, build and platform, so a cursor from one node resumes on any other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -26,6 +39,16 @@ pub(super) struct Keyspace {
     /// Number of live keys (LiveCount); kept so that `len` is O(1).
     #[serde(skip)]
     live: usize,
+    /// The live keys in SCAN order (HashIndex). The keys share their bytes with `keys`.
+    #[serde(skip)]
+    by_hash: BTreeSet<(u64, Bytes)>,
+}
+
+/// Returns the 64-bit FNV-1a hash of `key`: SCAN's order (see the module doc).
+pub(super) fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl Keyspace {
@@ -36,6 +59,7 @@ impl Keyspace {
         let event = index.put(key, value, revision);
         if !was_live {
             self.live += 1;
+            self.by_hash.insert((key_hash(key), key.clone()));
         }
         event
     }
@@ -44,6 +68,7 @@ impl Keyspace {
     pub fn delete(&mut self, key: &Bytes, revision: Revision) -> Option<Event> {
         let event = self.keys.get_mut(key.as_ref())?.tombstone(key, revision)?;
         self.live -= 1;
+        self.by_hash.remove(&(key_hash(key), key.clone()));
         Some(event)
     }
 
@@ -51,6 +76,11 @@ impl Keyspace {
     pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
         let (key, index) = self.keys.get_key_value(key)?;
         index.latest(key)
+    }
+
+    /// Returns whether `key` is live, without copying its value out.
+    pub fn is_live(&self, key: &[u8]) -> bool {
+        self.keys.get(key).is_some_and(KeyIndex::is_live)
     }
 
     /// Returns the value of `key` as of main revision `main`.
@@ -72,11 +102,15 @@ impl Keyspace {
         #[cfg(debug_assertions)]
         let live_before = self.live;
         self.keys.retain(|_, index| index.compact(at));
-        // Compaction never touches a key's newest version unless it is a tombstone.
+        // Compaction never touches a key's newest version unless it is a tombstone, so the
+        // live set (and HashIndex) stays as it is.
         #[cfg(debug_assertions)]
         debug_assert_eq!(
-            live_before,
-            self.keys.values().filter(|i| i.is_live()).count()
+            (live_before, self.by_hash.len()),
+            (
+                self.keys.values().filter(|i| i.is_live()).count(),
+                self.live
+            )
         );
     }
 
@@ -93,6 +127,22 @@ impl Keyspace {
             .map(|(key, _)| key)
     }
 
+    /// Returns the live keys whose hash is at least `cursor`, in scan order: at least `count`
+    /// of them (when there are), plus any more of the last one's hash, and the cursor of the
+    /// next page (0 when done). See "Scan cursors" in the module doc.
+    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<Bytes>, u64) {
+        let mut page: Vec<Bytes> = Vec::new();
+        let mut last = None;
+        for (hash, key) in self.by_hash.range((cursor, Bytes::new())..) {
+            if page.len() >= count.max(1) && last != Some(*hash) {
+                return (page, *hash);
+            }
+            page.push(key.clone());
+            last = Some(*hash);
+        }
+        (page, 0)
+    }
+
     /// Checks every key loaded from a snapshot and recomputes the live count (LiveCount).
     pub fn restore(&mut self, current: u64, compact_revision: u64) -> Result<(), String> {
         for (key, index) in &self.keys {
@@ -101,6 +151,10 @@ impl Keyspace {
                 .map_err(|e| format!("key {:?}: {e}", String::from_utf8_lossy(key)))?;
         }
         self.live = self.keys.values().filter(|i| i.is_live()).count();
+        self.by_hash = self
+            .keys()
+            .map(|key| (key_hash(key), key.clone()))
+            .collect();
         Ok(())
     }
 }

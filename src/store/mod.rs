@@ -7,6 +7,8 @@
 //! - `event.rs`: [`KeyValue`] and [`Event`], what readers and watchers see.
 //! - `key_index.rs`: one key's versions and generations; reading and compacting one key.
 //! - `kv.rs`: the keyspace, key -> key index, in byte order.
+//! - `strings.rs`: the read-modify-writes of the string commands, decided at apply.
+//! - `long_double.rs`: [`LongDouble`], INCRBYFLOAT's x87 extended arithmetic in software.
 //! - `dedup.rs`: the client dedup table and its bound.
 //! - `snapshot.rs`: the snapshot encoding and the checks on load.
 //! - `error.rs`: [`StoreError`], whose texts are RESP errors.
@@ -35,12 +37,16 @@ mod error;
 mod event;
 mod key_index;
 mod kv;
+mod long_double;
 mod request;
 mod revision;
 mod snapshot;
+mod strings;
 
 #[cfg(test)]
 mod store_test;
+#[cfg(test)]
+mod strings_test;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -51,9 +57,11 @@ use kv::Keyspace;
 pub use dedup::MAX_DEDUP_CLIENTS;
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
-pub use request::{ClientSeq, Op, Request, Response, FORMAT_VERSION};
+pub use long_double::LongDouble;
+pub use request::{ClientSeq, Op, Request, Response, SetWhen, FORMAT_VERSION};
 pub use revision::Revision;
 pub use snapshot::SnapshotError;
+pub use strings::MAX_STRING_LEN;
 
 /// The replicated keyspace with its history window and client dedup table.
 ///
@@ -110,17 +118,46 @@ impl Store {
     }
 
     fn apply_op(&mut self, op: &Op) -> (Response, Vec<Event>) {
-        match op {
+        // Every arm decides from the current state only (DeterministicApply); an error changes
+        // nothing.
+        let applied = match op {
             Op::Put { key, value } => {
                 // RevisionMonotonic: a put always makes a new revision, with one change.
                 let main = self.revision + 1;
                 let event = self.keyspace.put(key, value, Revision::new(main, 0));
                 self.revision = main;
-                (Response::Put { revision: main }, vec![event])
+                Ok((Response::Put { revision: main }, vec![event]))
             }
-            Op::Delete { keys } => self.delete(keys),
-            Op::Compact { revision } => (self.compact(*revision), Vec::new()),
-        }
+            Op::Delete { keys } => Ok(self.delete(keys)),
+            Op::Compact { revision } => Ok((self.compact(*revision), Vec::new())),
+            Op::Set {
+                key,
+                value,
+                when,
+                get,
+            } => self.set(key, value, *when, *get),
+            Op::GetDel { key } => self.get_del(key),
+            Op::IncrBy { key, delta } => self.incr_by(key, *delta),
+            Op::IncrByFloat { key, increment } => self.incr_by_float(key, increment),
+            Op::Append { key, value } => self.append(key, value),
+            Op::SetRange { key, offset, value } => self.set_range(key, *offset, value),
+            Op::MSet {
+                pairs,
+                if_none_exist,
+            } => self.mset(pairs, *if_none_exist),
+            Op::Rename {
+                src,
+                dst,
+                if_absent,
+            } => self.rename(src, dst, *if_absent),
+            Op::Flush => self.flush(),
+            Op::Cas {
+                key,
+                expected_mod_revision,
+                value,
+            } => self.cas(key, *expected_mod_revision, value),
+        };
+        applied.unwrap_or_else(|error| (Response::Error(error), Vec::new()))
     }
 
     fn delete(&mut self, keys: &[Bytes]) -> (Response, Vec<Event>) {
@@ -250,6 +287,14 @@ impl Store {
     /// Returns the live keys in byte order.
     pub fn keys(&self) -> impl Iterator<Item = &Bytes> + '_ {
         self.keyspace.keys()
+    }
+
+    /// Returns one page of a SCAN from `cursor` (0 starts) and the cursor of the next page (0
+    /// when done): live keys in hash order, `count` of them or a few more so that keys of one
+    /// hash are never split. A key live for the whole iteration is returned exactly once;
+    /// cursors mean the same on every node. See `kv.rs`, "Scan cursors".
+    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<Bytes>, u64) {
+        self.keyspace.scan(cursor, count)
     }
 }
 
@@ -771,11 +816,38 @@ mod tests {
             },
             Op::Compact { revision: u64::MAX },
             Op::Compact { revision: 3 },
+            Op::SetRange {
+                key: b("a"),
+                offset: u64::MAX,
+                value: b("x"),
+            },
+            Op::MSet {
+                pairs: Vec::new(),
+                if_none_exist: true,
+            },
+            Op::IncrByFloat {
+                key: b(""),
+                increment: Bytes::from(vec![b'9'; 5000]),
+            },
+            Op::IncrByFloat {
+                key: b(""),
+                increment: b("0x1p99999999999999999999"),
+            },
+            Op::IncrByFloat {
+                key: b(""),
+                increment: b("-0x1p-99999999999999999999"),
+            },
+            Op::Rename {
+                src: b("a"),
+                dst: b("a"),
+                if_absent: false,
+            },
+            Op::Flush,
         ];
         for op in ops {
             must_apply(&mut s, op);
         }
-        assert_eq!((s.revision(), s.compact_revision(), s.len()), (3, 3, 1));
+        assert_eq!((s.revision(), s.compact_revision(), s.len()), (4, 3, 0));
         must_apply_as(&mut s, u64::MAX, u64::MAX, put("a", "b"));
         must_apply_as(&mut s, u64::MAX, 0, put("a", "b"));
         assert!(s.get_at(b"", u64::MAX).is_err());
@@ -807,6 +879,24 @@ mod tests {
                 },
                 "ERR stale request: sequence 1 of client 7 is older than the last applied 3",
             ),
+            (
+                StoreError::NotInteger,
+                "ERR value is not an integer or out of range",
+            ),
+            (
+                StoreError::Overflow,
+                "ERR increment or decrement would overflow",
+            ),
+            (StoreError::NotFloat, "ERR value is not a valid float"),
+            (
+                StoreError::NanOrInfinity,
+                "ERR increment would produce NaN or Infinity",
+            ),
+            (
+                StoreError::StringTooLong,
+                "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+            ),
+            (StoreError::NoSuchKey, "ERR no such key"),
         ];
         for (error, want) in cases {
             assert_eq!(error.to_string(), want);

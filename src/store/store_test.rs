@@ -2,8 +2,9 @@
 //!
 //! The model keeps the full keyspace state after every revision and every key's full list of
 //! events, and knows nothing of key indexes or compaction internals: what compaction keeps is
-//! derived from the rules in the `store` module doc (HistoryWindow). Checks cite the invariants
-//! they test.
+//! derived from the rules in the `store` module doc (HistoryWindow). It plans each op as a list
+//! of puts and deletes from the latest state alone (the read-modify-writes of `strings.rs`
+//! included), and numbers them itself. Checks cite the invariants they test.
 
 use std::collections::BTreeMap;
 
@@ -13,21 +14,56 @@ use proptest::sample::Index;
 
 use super::*;
 
-/// Number of distinct keys; the last one is only ever deleted, never put.
+/// Number of distinct keys; the last one is only ever deleted or read, never put.
 const KEYS: u8 = 5;
+
+/// Values the ops write: strings, canonical and non-canonical integers, the i64 limits, a float.
+const VALUES: &[&str] = &[
+    "",
+    "v",
+    "vv",
+    "0",
+    "1",
+    "-5",
+    "01",
+    "1.5",
+    "9223372036854775807",
+    "-9223372036854775808",
+];
+
+/// INCRBY deltas, including the ones that overflow from the i64 limits above.
+const DELTAS: &[i64] = &[1, -1, 0, 7, i64::MAX, i64::MIN];
+
+/// INCRBYFLOAT increments, including refused ones.
+const INCREMENTS: &[&str] = &["0.5", "-1", "1e3", "abc", "inf", "0x10"];
 
 /// Returns key `k`: "", "k", "kk", … (so the empty key and byte order are exercised).
 fn key(k: u8) -> Bytes {
     Bytes::from("k".repeat(k as usize))
 }
 
-/// An operation before its compaction revision is resolved against the current revision.
+fn value(v: u8) -> Bytes {
+    Bytes::from_static(VALUES[v as usize % VALUES.len()].as_bytes())
+}
+
+/// An operation before its revision arguments are resolved against the current revision.
 #[derive(Clone, Debug)]
 enum TestOp {
     Put(u8, u8),
     Delete(Vec<u8>),
     /// Compacts at `pick % (revision + 2)`: covers 0, the current revision and the future.
     Compact(u8),
+    Set(u8, u8, u8, bool),
+    GetDel(u8),
+    IncrBy(u8, u8),
+    IncrByFloat(u8, u8),
+    Append(u8, u8),
+    SetRange(u8, u8, u8),
+    MSet(Vec<(u8, u8)>, bool),
+    Rename(u8, u8, bool),
+    Flush,
+    /// Expects mod_revision `pick % (revision + 2)`, so it matches now and then.
+    Cas(u8, u8, u8),
 }
 
 impl TestOp {
@@ -35,7 +71,7 @@ impl TestOp {
         match self {
             TestOp::Put(k, v) => Op::Put {
                 key: key(*k),
-                value: Bytes::from(vec![b'v'; *v as usize]),
+                value: value(*v),
             },
             TestOp::Delete(keys) => Op::Delete {
                 keys: keys.iter().map(|&k| key(k)).collect(),
@@ -43,15 +79,70 @@ impl TestOp {
             TestOp::Compact(pick) => Op::Compact {
                 revision: u64::from(*pick) % (revision + 2),
             },
+            TestOp::Set(k, v, when, get) => Op::Set {
+                key: key(*k),
+                value: value(*v),
+                when: [SetWhen::Always, SetWhen::Absent, SetWhen::Present][*when as usize % 3],
+                get: *get,
+            },
+            TestOp::GetDel(k) => Op::GetDel { key: key(*k) },
+            TestOp::IncrBy(k, d) => Op::IncrBy {
+                key: key(*k),
+                delta: DELTAS[*d as usize % DELTAS.len()],
+            },
+            TestOp::IncrByFloat(k, i) => Op::IncrByFloat {
+                key: key(*k),
+                increment: Bytes::from_static(
+                    INCREMENTS[*i as usize % INCREMENTS.len()].as_bytes(),
+                ),
+            },
+            TestOp::Append(k, v) => Op::Append {
+                key: key(*k),
+                value: value(*v),
+            },
+            TestOp::SetRange(k, offset, v) => Op::SetRange {
+                key: key(*k),
+                offset: u64::from(*offset),
+                value: value(*v),
+            },
+            TestOp::MSet(pairs, if_none_exist) => Op::MSet {
+                pairs: pairs.iter().map(|&(k, v)| (key(k), value(v))).collect(),
+                if_none_exist: *if_none_exist,
+            },
+            TestOp::Rename(src, dst, if_absent) => Op::Rename {
+                src: key(*src),
+                dst: key(*dst),
+                if_absent: *if_absent,
+            },
+            TestOp::Flush => Op::Flush,
+            TestOp::Cas(k, pick, v) => Op::Cas {
+                key: key(*k),
+                expected_mod_revision: u64::from(*pick) % (revision + 2),
+                value: value(*v),
+            },
         }
     }
 }
 
 fn test_op() -> impl Strategy<Value = TestOp> {
+    let put_key = 0..KEYS - 1;
+    let v = any::<u8>();
     prop_oneof![
-        5 => (0..KEYS - 1, 0..3u8).prop_map(|(k, v)| TestOp::Put(k, v)),
+        5 => (put_key.clone(), v).prop_map(|(k, v)| TestOp::Put(k, v)),
         2 => prop::collection::vec(0..KEYS, 0..4).prop_map(TestOp::Delete),
         1 => any::<u8>().prop_map(TestOp::Compact),
+        2 => (put_key.clone(), v, 0..3u8, any::<bool>())
+            .prop_map(|(k, v, w, g)| TestOp::Set(k, v, w, g)),
+        1 => (0..KEYS).prop_map(TestOp::GetDel),
+        3 => (put_key.clone(), any::<u8>()).prop_map(|(k, d)| TestOp::IncrBy(k, d)),
+        1 => (put_key.clone(), any::<u8>()).prop_map(|(k, i)| TestOp::IncrByFloat(k, i)),
+        2 => (put_key.clone(), v).prop_map(|(k, v)| TestOp::Append(k, v)),
+        2 => (put_key.clone(), 0..4u8, v).prop_map(|(k, o, v)| TestOp::SetRange(k, o, v)),
+        2 => (prop::collection::vec((put_key.clone(), v), 1..4), any::<bool>())
+            .prop_map(|(p, nx)| TestOp::MSet(p, nx)),
+        2 => (0..KEYS, put_key.clone(), any::<bool>()).prop_map(|(s, d, nx)| TestOp::Rename(s, d, nx)),
+        1 => Just(TestOp::Flush),
+        2 => (put_key, any::<u8>(), v).prop_map(|(k, p, v)| TestOp::Cas(k, p, v)),
     ]
 }
 
@@ -61,6 +152,27 @@ struct Model {
     states: Vec<BTreeMap<Bytes, KeyValue>>,
     events: BTreeMap<Bytes, Vec<Event>>,
     compact_revision: u64,
+}
+
+/// What an op answers once its changes are known: the revision is filled in afterwards.
+enum Reply {
+    Put,
+    Deleted,
+    Set { written: bool, prev: Option<Bytes> },
+    Value(Option<Bytes>),
+    Integer(i64),
+    Length(u64),
+    Applied(bool),
+    Done(Response),
+}
+
+/// A planned change: `(key, Some(value))` puts, `(key, None)` deletes (if live).
+type Change = (Bytes, Option<Bytes>);
+
+/// Redis's `string2ll`, as the model sees it: the canonical text of an i64.
+fn model_int(value: &[u8]) -> Option<i64> {
+    let n: i64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+    (n.to_string().as_bytes() == value).then_some(n)
 }
 
 impl Model {
@@ -80,61 +192,21 @@ impl Model {
         self.states.last().unwrap()
     }
 
-    fn apply(&mut self, op: &Op) -> (Response, Vec<Event>) {
-        let main = self.revision() + 1;
-        let mut state = self.latest().clone();
-        let mut events = Vec::new();
-        let response = match op {
-            Op::Put { key, value } => {
-                let prev = state.get(key).cloned();
-                let (create_revision, version) = prev
-                    .as_ref()
-                    .map_or((main, 1), |p| (p.create_revision, p.version + 1));
-                let kv = KeyValue {
-                    key: key.clone(),
-                    value: value.clone(),
-                    create_revision,
-                    mod_revision: main,
-                    version,
-                };
-                state.insert(key.clone(), kv.clone());
-                let revision = Revision::new(main, 0);
-                events.push(Event {
-                    kind: EventKind::Put,
-                    revision,
-                    kv,
-                    prev,
-                });
-                Response::Put { revision: main }
-            }
-            Op::Delete { keys } => {
-                for key in keys {
-                    if let Some(prev) = state.remove(key) {
-                        let kv = KeyValue {
-                            key: key.clone(),
-                            value: Bytes::new(),
-                            create_revision: 0,
-                            mod_revision: main,
-                            version: 0,
-                        };
-                        let revision = Revision::new(main, events.len() as u64);
-                        events.push(Event {
-                            kind: EventKind::Delete,
-                            revision,
-                            kv,
-                            prev: Some(prev),
-                        });
-                    }
-                }
-                let revision = if events.is_empty() { main - 1 } else { main };
-                Response::Deleted {
-                    deleted: events.len() as u64,
-                    revision,
-                }
-            }
+    /// Returns the changes `op` asks for, `(key, Some(value))` a put and `(key, None)` a
+    /// delete, in order, and how it answers; or the error it is refused with.
+    fn plan(&mut self, op: &Op) -> Result<(Vec<Change>, Reply), StoreError> {
+        let latest = self.latest();
+        let current = |k: &Bytes| latest.get(k).map(|kv| kv.value.clone());
+        let put = |k: &Bytes, v: Bytes| vec![(k.clone(), Some(v))];
+        Ok(match op {
+            Op::Put { key, value } => (put(key, value.clone()), Reply::Put),
+            Op::Delete { keys } => (
+                keys.iter().map(|k| (k.clone(), None)).collect(),
+                Reply::Deleted,
+            ),
             Op::Compact { revision } => {
                 let (c, current) = (self.compact_revision, self.revision());
-                if *revision <= c {
+                let response = if *revision <= c {
                     Response::Error(StoreError::Compacted {
                         requested: *revision,
                         compact_revision: c,
@@ -149,11 +221,194 @@ impl Model {
                     Response::Compacted {
                         compact_revision: *revision,
                     }
+                };
+                (Vec::new(), Reply::Done(response))
+            }
+            Op::Set {
+                key,
+                value,
+                when,
+                get,
+            } => {
+                let prev = current(key);
+                let written = match when {
+                    SetWhen::Always => true,
+                    SetWhen::Absent => prev.is_none(),
+                    SetWhen::Present => prev.is_some(),
+                };
+                let changes = if written {
+                    put(key, value.clone())
+                } else {
+                    Vec::new()
+                };
+                let prev = if *get { prev } else { None };
+                (changes, Reply::Set { written, prev })
+            }
+            Op::GetDel { key } => (vec![(key.clone(), None)], Reply::Value(current(key))),
+            Op::IncrBy { key, delta } => {
+                let n = match current(key) {
+                    Some(v) => model_int(&v).ok_or(StoreError::NotInteger)?,
+                    None => 0,
+                };
+                let n = n.checked_add(*delta).ok_or(StoreError::Overflow)?;
+                (put(key, Bytes::from(n.to_string())), Reply::Integer(n))
+            }
+            Op::IncrByFloat { key, increment } => {
+                let n = match current(key) {
+                    Some(v) => LongDouble::parse(&v).ok_or(StoreError::NotFloat)?,
+                    None => LongDouble::ZERO,
+                };
+                let i = LongDouble::parse(increment).ok_or(StoreError::NotFloat)?;
+                let text = Bytes::from(
+                    n.checked_add(i)
+                        .ok_or(StoreError::NanOrInfinity)?
+                        .to_human(),
+                );
+                (put(key, text.clone()), Reply::Value(Some(text)))
+            }
+            Op::Append { key, value } => {
+                let mut v = current(key).unwrap_or_default().to_vec();
+                v.extend_from_slice(value);
+                let length = v.len() as u64;
+                (put(key, Bytes::from(v)), Reply::Length(length))
+            }
+            Op::SetRange { key, offset, value } => {
+                let mut v = current(key).unwrap_or_default().to_vec();
+                if value.is_empty() {
+                    (Vec::new(), Reply::Length(v.len() as u64))
+                } else {
+                    let offset = *offset as usize;
+                    if v.len() < offset + value.len() {
+                        v.resize(offset + value.len(), 0);
+                    }
+                    v[offset..offset + value.len()].copy_from_slice(value);
+                    let length = v.len() as u64;
+                    (put(key, Bytes::from(v)), Reply::Length(length))
                 }
             }
+            Op::MSet {
+                pairs,
+                if_none_exist,
+            } => {
+                if *if_none_exist && pairs.iter().any(|(k, _)| latest.contains_key(k)) {
+                    (Vec::new(), Reply::Applied(false))
+                } else {
+                    // One change per key, with its last value, where that last pair stands.
+                    let changes = pairs
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, (k, _))| !pairs[i + 1..].iter().any(|(later, _)| later == k))
+                        .map(|(_, (k, v))| (k.clone(), Some(v.clone())))
+                        .collect();
+                    (changes, Reply::Applied(true))
+                }
+            }
+            Op::Rename {
+                src,
+                dst,
+                if_absent,
+            } => {
+                let v = current(src).ok_or(StoreError::NoSuchKey)?;
+                if src == dst {
+                    (Vec::new(), Reply::Applied(!if_absent))
+                } else if *if_absent && latest.contains_key(dst) {
+                    (Vec::new(), Reply::Applied(false))
+                } else {
+                    (
+                        vec![(src.clone(), None), (dst.clone(), Some(v))],
+                        Reply::Applied(true),
+                    )
+                }
+            }
+            Op::Flush => (
+                latest.keys().map(|k| (k.clone(), None)).collect(),
+                Reply::Deleted,
+            ),
+            Op::Cas {
+                key,
+                expected_mod_revision,
+                value,
+            } => {
+                let mod_revision = latest.get(key).map_or(0, |kv| kv.mod_revision);
+                if mod_revision == *expected_mod_revision {
+                    (put(key, value.clone()), Reply::Applied(true))
+                } else {
+                    (Vec::new(), Reply::Applied(false))
+                }
+            }
+        })
+    }
+
+    fn apply(&mut self, op: &Op) -> (Response, Vec<Event>) {
+        let main = self.revision() + 1;
+        let (changes, reply) = match self.plan(op) {
+            Ok(planned) => planned,
+            Err(e) => return (Response::Error(e), Vec::new()),
+        };
+        let mut state = self.latest().clone();
+        let mut events = Vec::new();
+        for (key, change) in changes {
+            let revision = Revision::new(main, events.len() as u64);
+            match change {
+                Some(value) => {
+                    let prev = state.get(&key).cloned();
+                    let (create_revision, version) = prev
+                        .as_ref()
+                        .map_or((main, 1), |p| (p.create_revision, p.version + 1));
+                    let kv = KeyValue {
+                        key: key.clone(),
+                        value,
+                        create_revision,
+                        mod_revision: main,
+                        version,
+                    };
+                    state.insert(key, kv.clone());
+                    events.push(Event {
+                        kind: EventKind::Put,
+                        revision,
+                        kv,
+                        prev,
+                    });
+                }
+                None => {
+                    if let Some(prev) = state.remove(&key) {
+                        let kv = KeyValue {
+                            key,
+                            value: Bytes::new(),
+                            create_revision: 0,
+                            mod_revision: main,
+                            version: 0,
+                        };
+                        events.push(Event {
+                            kind: EventKind::Delete,
+                            revision,
+                            kv,
+                            prev: Some(prev),
+                        });
+                    }
+                }
+            }
+        }
+        // RevisionMonotonic: only a request with changes makes a new state.
+        let revision = if events.is_empty() { main - 1 } else { main };
+        let response = match reply {
+            Reply::Put => Response::Put { revision },
+            Reply::Deleted => Response::Deleted {
+                deleted: events.len() as u64,
+                revision,
+            },
+            Reply::Set { written, prev } => Response::Set {
+                written,
+                prev,
+                revision,
+            },
+            Reply::Value(value) => Response::Value { value, revision },
+            Reply::Integer(value) => Response::Integer { value, revision },
+            Reply::Length(length) => Response::Length { length, revision },
+            Reply::Applied(applied) => Response::Applied { applied, revision },
+            Reply::Done(response) => response,
         };
         if !events.is_empty() {
-            // RevisionMonotonic: only a request with changes makes a new state.
             self.states.push(state);
             for e in &events {
                 self.events
@@ -249,7 +504,13 @@ fn check_reads(store: &Store, model: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(store.revision(), current);
     prop_assert_eq!(store.compact_revision(), c);
     let live: Vec<&Bytes> = model.latest().keys().collect();
-    prop_assert_eq!(store.keys().collect::<Vec<_>>(), live);
+    prop_assert_eq!(store.keys().collect::<Vec<_>>(), live.clone());
+    for count in [1, 2, 10] {
+        // HashIndex: a full SCAN returns the live keys, each once.
+        let mut scanned = must_scan_all(store, count);
+        scanned.sort();
+        prop_assert_eq!(scanned.iter().collect::<Vec<_>>(), live.clone());
+    }
     prop_assert_eq!(store.len(), model.latest().len());
     prop_assert_eq!(store.is_empty(), model.latest().is_empty());
     for k in 0..KEYS {
@@ -282,6 +543,20 @@ fn check_reads(store: &Store, model: &Model) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// Returns every key of a full SCAN iteration, page by page from cursor 0.
+fn must_scan_all(store: &Store, count: usize) -> Vec<Bytes> {
+    let (mut keys, mut cursor) = (Vec::new(), 0);
+    loop {
+        let (page, next) = store.scan(cursor, count);
+        keys.extend(page);
+        if next == 0 {
+            return keys;
+        }
+        assert!(next > cursor, "scan cursors grow: {cursor} then {next}");
+        cursor = next;
+    }
 }
 
 fn must_restore(store: &Store) -> Store {
@@ -371,5 +646,46 @@ proptest! {
             prop_assert_eq!(&retried, &before);
         }
         prop_assert_eq!(&retried, &plain);
+    }
+
+    /// The SCAN guarantee (kv.rs, "Scan cursors"): while keys are put and deleted between
+    /// pages, a key live for the whole iteration is returned, and no key is returned twice.
+    #[test]
+    fn scan_returns_keys_live_throughout_once(
+        initial in prop::collection::btree_set(0..60u8, 0..40),
+        between in prop::collection::vec(prop::collection::vec((0..60u8, any::<bool>()), 0..4), 0..30),
+        count in 1..5usize,
+    ) {
+        let scan_key = |i: u8| Bytes::from(format!("s{i}"));
+        let mut store = Store::new();
+        let pairs = initial.iter().map(|&i| (scan_key(i), Bytes::new())).collect();
+        store.apply(&Request { client: None, op: Op::MSet { pairs, if_none_exist: false } });
+        let mut deleted = std::collections::BTreeSet::new();
+        let (mut returned, mut cursor, mut step) = (Vec::new(), 0, 0);
+        loop {
+            let (page, next) = store.scan(cursor, count);
+            returned.extend(page);
+            if next == 0 {
+                break;
+            }
+            for &(i, put) in between.get(step).into_iter().flatten() {
+                let op = if put {
+                    Op::Put { key: scan_key(i), value: Bytes::new() }
+                } else {
+                    deleted.insert(i);
+                    Op::Delete { keys: vec![scan_key(i)] }
+                };
+                store.apply(&Request { client: None, op });
+            }
+            step += 1;
+            cursor = next;
+        }
+        let mut unique = returned.clone();
+        unique.sort();
+        unique.dedup();
+        prop_assert_eq!(unique.len(), returned.len(), "a key returned twice: {:?}", returned);
+        for i in initial.iter().filter(|i| !deleted.contains(*i)) {
+            prop_assert!(returned.contains(&scan_key(*i)), "s{} live throughout, not returned", i);
+        }
     }
 }
