@@ -168,12 +168,14 @@ impl Client {
 
     /// `GET key`.
     pub async fn get(&mut self, rng: &mut StdRng, key: &str) -> Done<Option<String>> {
-        let d = self.call(rng, Effect::ReadOnly, &[b"GET", key.as_bytes()]).await;
+        let d = self
+            .call(rng, Effect::ReadOnly, &[b"GET", key.as_bytes()])
+            .await;
         self.shape(d, Effect::ReadOnly, |r| match r {
             Reply::Bulk(None) => Ok(None),
-            Reply::Bulk(Some(b)) => String::from_utf8(b).map(Some).map_err(|e| {
-                Reply::Bulk(Some(e.into_bytes()))
-            }),
+            Reply::Bulk(Some(b)) => String::from_utf8(b)
+                .map(Some)
+                .map_err(|e| Reply::Bulk(Some(e.into_bytes()))),
             other => Err(other),
         })
     }
@@ -190,7 +192,9 @@ impl Client {
 
     /// `GETMETA key`: `None` if absent.
     pub async fn getmeta(&mut self, rng: &mut StdRng, key: &str) -> Done<Option<Meta>> {
-        let d = self.call(rng, Effect::ReadOnly, &[b"GETMETA", key.as_bytes()]).await;
+        let d = self
+            .call(rng, Effect::ReadOnly, &[b"GETMETA", key.as_bytes()])
+            .await;
         self.shape(d, Effect::ReadOnly, parse_getmeta)
     }
 
@@ -229,7 +233,10 @@ impl Client {
                 d.result.map_err(|e| e.message)?;
             }
             let (_, conn) = self.conn.as_mut().expect("connected");
-            let cmds: Vec<Vec<&[u8]>> = chunk.iter().map(|k| vec![&b"GET"[..], k.as_bytes()]).collect();
+            let cmds: Vec<Vec<&[u8]>> = chunk
+                .iter()
+                .map(|k| vec![&b"GET"[..], k.as_bytes()])
+                .collect();
             let replies = match conn.pipeline(&cmds, self.op_timeout * 4).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -255,9 +262,7 @@ impl Client {
         let d = self.call(rng, Effect::ReadOnly, args).await;
         match d.result {
             Ok(_) => Ok(true),
-            Err(e) if e.message.starts_with("ERR unknown command") => {
-                Ok(false)
-            }
+            Err(e) if e.message.starts_with("ERR unknown command") => Ok(false),
             Err(e) if e.message.starts_with("ERR wrong number") => Ok(true),
             Err(e) => Err(e.message),
         }

@@ -151,7 +151,9 @@ pub fn sweep_leftovers() -> Vec<String> {
     if let Ok(list) = run(Command::new("ip").args(["-o", "link", "show"])) {
         for line in list.lines() {
             // "12: rdjp123b: <...>" or "13: rdjp123v1@if2: <...>"
-            let Some(name) = line.split(": ").nth(1) else { continue };
+            let Some(name) = line.split(": ").nth(1) else {
+                continue;
+            };
             let name = name.split('@').next().unwrap_or(name);
             if let Some(pid) = owner_pid(name) {
                 if pid != me
@@ -277,7 +279,9 @@ pub fn render_config(name: &str, opts: &DbOpts, nodes: &[NodeInfo]) -> String {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Db {
@@ -294,7 +298,13 @@ impl Db {
                 c.links.insert(br.clone());
             });
             run(Command::new("ip").args(["link", "add", &br, "type", "bridge"]))?;
-            run(Command::new("ip").args(["addr", "add", &format!("10.231.{x}.254/24"), "dev", &br]))?;
+            run(Command::new("ip").args([
+                "addr",
+                "add",
+                &format!("10.231.{x}.254/24"),
+                "dev",
+                &br,
+            ]))?;
             run(Command::new("ip").args(["link", "set", &br, "up"]))?;
             bridge = Some(br.clone());
             for id in 1..=opts.nodes {
@@ -311,9 +321,8 @@ impl Db {
                 ]))?;
                 run(Command::new("ip").args(["link", "set", &veth, "master", &br]))?;
                 run(Command::new("ip").args(["link", "set", &veth, "up"]))?;
-                let exec = |args: &[&str]| {
-                    run(Command::new("ip").args(["netns", "exec", &ns]).args(args))
-                };
+                let exec =
+                    |args: &[&str]| run(Command::new("ip").args(["netns", "exec", &ns]).args(args));
                 exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
                 exec(&["ip", "link", "set", "eth0", "up"])?;
                 exec(&["ip", "link", "set", "lo", "up"])?;
@@ -343,7 +352,10 @@ impl Db {
             }
         }
         let config = opts.run_dir.join("cluster.toml");
-        fs::write(&config, render_config(&format!("jepsen{pid}"), &opts, &nodes))?;
+        fs::write(
+            &config,
+            render_config(&format!("jepsen{pid}"), &opts, &nodes),
+        )?;
         Ok(Db {
             opts,
             nodes,
@@ -357,7 +369,10 @@ impl Db {
 
     /// (id, redis address) of every node.
     pub fn client_addrs(&self) -> Vec<(u64, String)> {
-        self.nodes.iter().map(|n| (n.id, n.redis_addr.clone())).collect()
+        self.nodes
+            .iter()
+            .map(|n| (n.id, n.redis_addr.clone()))
+            .collect()
     }
 
     pub fn has_netns(&self) -> bool {
@@ -529,7 +544,11 @@ impl Db {
 
     /// The iptables rules inside node `id`'s namespace (for tests and debugging).
     pub fn rules(&self, id: u64) -> Result<String> {
-        let ns = self.node(id)?.ns.clone().ok_or_else(|| anyhow!("no netns"))?;
+        let ns = self
+            .node(id)?
+            .ns
+            .clone()
+            .ok_or_else(|| anyhow!("no netns"))?;
         run(Command::new("ip").args(["netns", "exec", &ns, "iptables", "-w", "-S"]))
     }
 
@@ -623,7 +642,10 @@ mod tests {
         let mut db = Db::setup(opts).expect("setup");
         db.partition(&[(1, 2)]).expect("partition");
         let rules = db.rules(1).unwrap();
-        assert!(rules.contains(&format!("-A INPUT -s {}/32 -j DROP", db.nodes[1].ip)), "{rules}");
+        assert!(
+            rules.contains(&format!("-A INPUT -s {}/32 -j DROP", db.nodes[1].ip)),
+            "{rules}"
+        );
         assert!(db.rules(3).unwrap().lines().all(|l| !l.contains("DROP")));
         db.heal_network().unwrap();
         assert!(!db.rules(1).unwrap().contains("DROP"));

@@ -116,7 +116,10 @@ impl Recorder {
     }
 
     pub fn record(&self, op: Op) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).push(op);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(op);
     }
 
     /// Every recorded operation, sorted by id.
@@ -194,7 +197,10 @@ mod tests {
         let path = dir.join("h.jsonl");
         write_jsonl(&path, &ops).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.lines().next().unwrap().contains("\"f\":\"cas\""), "{text}");
+        assert!(
+            text.lines().next().unwrap().contains("\"f\":\"cas\""),
+            "{text}"
+        );
         assert_eq!(read_jsonl(&path).unwrap(), ops);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -201,7 +201,11 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
             k.verdict.as_str()
         );
         if let Some(w) = &k.window {
-            println!("  smallest non-linearizable window of key {} ({} ops):", k.key, w.len());
+            println!(
+                "  smallest non-linearizable window of key {} ({} ops):",
+                k.key,
+                w.len()
+            );
             let ids: BTreeSet<u64> = w.iter().copied().collect();
             let t0 = ops
                 .iter()
@@ -234,7 +238,10 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
                     (o.complete_ns - t0) as f64 / 1e6,
                     o.outcome.as_str(),
                     what,
-                    o.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default()
+                    o.error
+                        .as_ref()
+                        .map(|e| format!("  ({e})"))
+                        .unwrap_or_default()
                 );
             }
             // Context: where each value read in the window came from.
@@ -246,7 +253,10 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
                     _ => None,
                 })
                 .collect();
-            for o in ops.iter().filter(|o| o.key == k.key && !ids.contains(&o.id)) {
+            for o in ops
+                .iter()
+                .filter(|o| o.key == k.key && !ids.contains(&o.id))
+            {
                 let v = match &o.call {
                     Call::Write { value } | Call::Cas { value, .. } => value.as_str(),
                     _ => continue,
@@ -299,8 +309,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
         .take(15)
         .collect();
     let run_dir = cli.out.join(format!("{stamp}-seed{seed}"));
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("create {}", run_dir.display()))?;
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("create {}", run_dir.display()))?;
     let run_dir = run_dir.canonicalize()?;
     println!("seed: {seed}");
     println!("output: {}", run_dir.display());
@@ -372,8 +381,16 @@ async fn run(cli: Cli) -> Result<Verdict> {
     println!(
         "cluster up: {} nodes {} ({}), read_mode {}",
         cli.nodes,
-        if netns { "in network namespaces" } else { "on 127.0.0.1" },
-        addrs.iter().map(|(_, a)| a.as_str()).collect::<Vec<_>>().join(" "),
+        if netns {
+            "in network namespaces"
+        } else {
+            "on 127.0.0.1"
+        },
+        addrs
+            .iter()
+            .map(|(_, a)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
         cli.read_mode
     );
 
@@ -384,7 +401,9 @@ async fn run(cli: Cli) -> Result<Verdict> {
         toggle => {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut c = Client::new(addrs.clone(), Duration::from_secs(2));
-            let getmeta = c.supports(&mut rng, &[b"GETMETA", b"__jepsen_probe__"]).await;
+            let getmeta = c
+                .supports(&mut rng, &[b"GETMETA", b"__jepsen_probe__"])
+                .await;
             let casx = c.supports(&mut rng, &[b"CAS"]).await;
             let have = matches!((getmeta, casx), (Ok(true), Ok(true)));
             if !have && toggle == Toggle::On {
@@ -461,14 +480,23 @@ async fn run(cli: Cli) -> Result<Verdict> {
             }
             d.start_all()?;
         }
-        log.push(&rec, "note", "", (1..=cli.nodes).collect(), "final kill -9 and restart of every node".into());
+        log.push(
+            &rec,
+            "note",
+            "",
+            (1..=cli.nodes).collect(),
+            "final kill -9 and restart of every node".into(),
+        );
     }
     let recovery = Duration::from_secs(cli.recovery_timeout);
     let t_heal = Instant::now();
     let ready = wait_ready(&addrs, recovery).await;
     let mut liveness = None;
     let finals = if ready {
-        println!("cluster answered {:.1} s after the final heal", t_heal.elapsed().as_secs_f64());
+        println!(
+            "cluster answered {:.1} s after the final heal",
+            t_heal.elapsed().as_secs_f64()
+        );
         let ops = rec.snapshot();
         let elements: BTreeSet<u64> = ops
             .iter()
@@ -500,10 +528,9 @@ async fn run(cli: Cli) -> Result<Verdict> {
     let ops = rec.snapshot();
     let t = Instant::now();
     let lin = register.then(|| checker::linearizable::check(&ops, cli.check_budget));
-    let set_report =
-        set.then(|| checker::set::check(&ops, finals.as_ref().map(|f| &f.set)));
-    let durable = register
-        .then(|| checker::durability::check(&ops, finals.as_ref().map(|f| &f.registers)));
+    let set_report = set.then(|| checker::set::check(&ops, finals.as_ref().map(|f| &f.set)));
+    let durable =
+        register.then(|| checker::durability::check(&ops, finals.as_ref().map(|f| &f.registers)));
     let check_s = t.elapsed().as_secs_f64();
     let mut verdict = Verdict::True;
     for v in [
@@ -566,15 +593,30 @@ async fn run(cli: Cli) -> Result<Verdict> {
     let mut text = String::new();
     {
         use std::fmt::Write as _;
-        let _ = writeln!(text, "seed {seed}; {:.1} s of workload; {} ops; checks took {check_s:.1} s", workload_end_s, ops.len());
+        let _ = writeln!(
+            text,
+            "seed {seed}; {:.1} s of workload; {} ops; checks took {check_s:.1} s",
+            workload_end_s,
+            ops.len()
+        );
         text += &report::counts_table(&ops);
-        let _ = writeln!(text, "unexpected replies: {}; nodes that crashed on their own: {crashes}", summary.unexpected_replies);
+        let _ = writeln!(
+            text,
+            "unexpected replies: {}; nodes that crashed on their own: {crashes}",
+            summary.unexpected_replies
+        );
         let _ = writeln!(text, "fault windows (availability = ok / invoked):");
         for w in &windows {
             let _ = writeln!(
                 text,
                 "  {:>7.1}-{:>7.1} s  {:<15} nodes {:?}: {:>5} ops, {:>5.1}% ok, {:>6.1} ok/s",
-                w.start_s, w.end_s, w.fault, w.nodes, w.ops, w.availability * 100.0, w.ok_per_s
+                w.start_s,
+                w.end_s,
+                w.fault,
+                w.nodes,
+                w.ops,
+                w.availability * 100.0,
+                w.ok_per_s
             );
         }
     }
@@ -596,10 +638,16 @@ async fn run(cli: Cli) -> Result<Verdict> {
             "durable: {} ({} keys){}",
             d.verdict.as_str(),
             d.keys_checked,
-            d.why_unknown.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
+            d.why_unknown
+                .as_ref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default()
         );
         for v in &d.violations {
-            println!("  key {} ended as {:?}; allowed {:?}", v.key, v.final_value, v.allowed);
+            println!(
+                "  key {} ended as {:?}; allowed {:?}",
+                v.key, v.final_value, v.allowed
+            );
         }
     }
     println!("output: {}", run_dir.display());

@@ -34,14 +34,29 @@ pub enum Family {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum Fault {
-    Kill { node: u64, leader: bool },
-    Pause { node: u64, leader: bool },
+    Kill {
+        node: u64,
+        leader: bool,
+    },
+    Pause {
+        node: u64,
+        leader: bool,
+    },
     /// The leader (or, with none known, a random node) alone on one side.
-    IsolateLeader { node: u64 },
+    IsolateLeader {
+        node: u64,
+    },
     /// A random minority cut from the majority.
-    Split { minority: Vec<u64>, majority: Vec<u64> },
+    Split {
+        minority: Vec<u64>,
+        majority: Vec<u64>,
+    },
     /// `bridge` talks to both sides; `left` and `right` cannot talk to each other.
-    Bridge { bridge: u64, left: Vec<u64>, right: Vec<u64> },
+    Bridge {
+        bridge: u64,
+        left: Vec<u64>,
+        right: Vec<u64>,
+    },
 }
 
 impl Fault {
@@ -222,7 +237,9 @@ impl Log {
 pub async fn find_leader(addrs: &[(u64, String)], timeout: Duration) -> Option<u64> {
     let mut best: Option<(u64, u64)> = None; // (term, id)
     for (id, addr) in addrs {
-        let Ok(mut c) = Conn::connect(addr, timeout).await else { continue };
+        let Ok(mut c) = Conn::connect(addr, timeout).await else {
+            continue;
+        };
         let Ok(Reply::Bulk(Some(text))) = c.call(&[b"INFO", b"raft"], timeout).await else {
             continue;
         };
@@ -232,7 +249,9 @@ pub async fn find_leader(addrs: &[(u64, String)], timeout: Duration) -> Option<u
                 .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
         };
         let leads = field("raft_state:").is_some_and(|s| s.eq_ignore_ascii_case("leader"));
-        let term = field("raft_term:").and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        let term = field("raft_term:")
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
         if leads && best.is_none_or(|(t, _)| term > t) {
             best = Some((term, *id));
         }
@@ -288,8 +307,7 @@ pub struct Schedule {
 async fn watch(db: &Mutex<Db>, rec: &Recorder, log: &Log, d: Duration) {
     let end = tokio::time::Instant::now() + d;
     while tokio::time::Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(250).min(end - tokio::time::Instant::now()))
-            .await;
+        tokio::time::sleep(Duration::from_millis(250).min(end - tokio::time::Instant::now())).await;
         let crashes = db.lock().unwrap_or_else(|p| p.into_inner()).poll_crashes();
         for c in crashes {
             log.push(rec, "crashed", "", vec![c.id], c.status);
@@ -327,7 +345,13 @@ pub async fn run(
         log.push(&rec, "start", fault.name(), fault.nodes(), detail);
         watch(&db, &rec, &log, length).await;
         let restarted = heal_all(&db)?;
-        log.push(&rec, "end", fault.name(), fault.nodes(), format!("restarted {restarted:?}"));
+        log.push(
+            &rec,
+            "end",
+            fault.name(),
+            fault.nodes(),
+            format!("restarted {restarted:?}"),
+        );
     }
     Ok(())
 }
@@ -360,7 +384,12 @@ mod tests {
             majority: vec![2, 3, 5],
         };
         assert_eq!(split.cut_pairs(&five).len(), 6);
-        assert!(Fault::Kill { node: 1, leader: false }.cut_pairs(&all).is_empty());
+        assert!(Fault::Kill {
+            node: 1,
+            leader: false
+        }
+        .cut_pairs(&all)
+        .is_empty());
     }
 
     #[test]
@@ -377,7 +406,11 @@ mod tests {
                     assert!(minority.len() < majority.len());
                     assert_eq!(minority.len() + majority.len(), 5);
                 }
-                Fault::Bridge { bridge, left, right } => {
+                Fault::Bridge {
+                    bridge,
+                    left,
+                    right,
+                } => {
                     assert!(!left.contains(bridge) && !right.contains(bridge));
                     assert_eq!(left.len() + right.len(), 4);
                 }
@@ -395,10 +428,14 @@ mod tests {
         let fams = [Family::Kill, Family::Pause, Family::Partition];
         let a: Vec<Fault> = {
             let mut rng = StdRng::seed_from_u64(9);
-            (0..20).map(|_| plan(&mut rng, &fams, &[1, 2, 3], Some(1))).collect()
+            (0..20)
+                .map(|_| plan(&mut rng, &fams, &[1, 2, 3], Some(1)))
+                .collect()
         };
         let mut rng = StdRng::seed_from_u64(9);
-        let b: Vec<Fault> = (0..20).map(|_| plan(&mut rng, &fams, &[1, 2, 3], Some(1))).collect();
+        let b: Vec<Fault> = (0..20)
+            .map(|_| plan(&mut rng, &fams, &[1, 2, 3], Some(1)))
+            .collect();
         assert_eq!(a, b);
     }
 

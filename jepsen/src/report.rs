@@ -275,12 +275,19 @@ mod tests {
             op(2, 4, Outcome::Fail),
             op(3, 6, Outcome::Ok),
         ];
-        let events = vec![ev(2, "start", "kill"), ev(5, "end", "kill"), ev(5, "start", "pause")];
+        let events = vec![
+            ev(2, "start", "kill"),
+            ev(5, "end", "kill"),
+            ev(5, "start", "pause"),
+        ];
         let w = windows(&events, &ops, 8.0);
         assert_eq!(w.len(), 2);
         assert_eq!((w[0].ops, w[0].ok), (2, 1));
         assert!((w[0].availability - 0.5).abs() < 1e-9);
-        assert_eq!((w[1].fault.as_str(), w[1].end_s, w[1].ok), ("pause", 8.0, 1));
+        assert_eq!(
+            (w[1].fault.as_str(), w[1].end_s, w[1].ok),
+            ("pause", 8.0, 1)
+        );
         let t = counts_table(&ops);
         assert!(t.contains("read") && t.contains("      3"), "{t}");
     }
@@ -288,9 +295,23 @@ mod tests {
     #[test]
     fn plots_a_png() {
         let ops: Vec<Op> = (0..50)
-            .map(|i| op(i, i / 5, if i % 7 == 0 { Outcome::Info } else { Outcome::Ok }))
+            .map(|i| {
+                op(
+                    i,
+                    i / 5,
+                    if i % 7 == 0 {
+                        Outcome::Info
+                    } else {
+                        Outcome::Ok
+                    },
+                )
+            })
             .collect();
-        let w = windows(&[ev(2, "start", "bridge"), ev(4, "end", "bridge")], &ops, 10.0);
+        let w = windows(
+            &[ev(2, "start", "bridge"), ev(4, "end", "bridge")],
+            &ops,
+            10.0,
+        );
         let path = std::env::temp_dir().join(format!("jepsen-plot-{}.png", std::process::id()));
         plot(&path, &ops, &w, "test").unwrap();
         let bytes = std::fs::read(&path).unwrap();

@@ -70,7 +70,9 @@ pub async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> std::i
                     break;
                 }
             }
-            let ReplyOrOpen::Done(done) = reply else { unreachable!() };
+            let ReplyOrOpen::Done(done) = reply else {
+                unreachable!()
+            };
             match stack.last_mut() {
                 None => return Ok(done),
                 Some((items, n)) => {
@@ -115,7 +117,10 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> std::io::Re
 async fn read_one<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<ReplyOrOpen> {
     let line = read_line(r).await?;
     let (kind, rest) = line.split_at(line.len().min(1));
-    let int = |s: &str| s.parse::<i64>().map_err(|_| bad(format!("bad length {s:?}")));
+    let int = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| bad(format!("bad length {s:?}")))
+    };
     Ok(ReplyOrOpen::Done(match kind {
         "+" => Reply::Simple(rest.to_string()),
         "-" => Reply::Error(rest.to_string()),
@@ -227,7 +232,10 @@ mod tests {
         let s = |x: &str| Reply::Bulk(Some(x.as_bytes().to_vec()));
         let cases: Vec<(&[u8], Reply)> = vec![
             (b"+OK\r\n", Reply::Simple("OK".into())),
-            (b"-TRYAGAIN no leader\r\n", Reply::Error("TRYAGAIN no leader".into())),
+            (
+                b"-TRYAGAIN no leader\r\n",
+                Reply::Error("TRYAGAIN no leader".into()),
+            ),
             (b":-12\r\n", Reply::Int(-12)),
             (b"$3\r\na\r\n\r\n", s("a\r\n")),
             (b"$0\r\n\r\n", s("")),
@@ -253,7 +261,12 @@ mod tests {
             ),
         ];
         for (bytes, want) in cases {
-            assert_eq!(decode(bytes).await.unwrap(), want, "{:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                decode(bytes).await.unwrap(),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
@@ -267,13 +280,20 @@ mod tests {
             b"",
             b"*2\r\n:1\r\n",
         ] {
-            assert!(decode(bytes).await.is_err(), "{:?}", String::from_utf8_lossy(bytes));
+            assert!(
+                decode(bytes).await.is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
     #[test]
     fn encodes_bulk_arrays() {
-        assert_eq!(encode(&[b"SET", b"k", b""]), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+        assert_eq!(
+            encode(&[b"SET", b"k", b""]),
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"
+        );
     }
 
     #[tokio::test]
@@ -293,10 +313,16 @@ mod tests {
         let mut c = Conn::connect(&addr, Duration::from_secs(1)).await.unwrap();
         let r = c.call(&[b"PING"], Duration::from_secs(1)).await.unwrap();
         assert_eq!(r, Reply::Simple("PONG".into()));
-        let err = c.call(&[b"GET", b"k"], Duration::from_millis(100)).await.unwrap_err();
+        let err = c
+            .call(&[b"GET", b"k"], Duration::from_millis(100))
+            .await
+            .unwrap_err();
         assert!(matches!(err, IoError::AfterSend(_)), "{err}");
         // Nobody listens on port 1: nothing can be sent.
-        let err = Conn::connect("127.0.0.1:1", Duration::from_secs(1)).await.err().unwrap();
+        let err = Conn::connect("127.0.0.1:1", Duration::from_secs(1))
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(err, IoError::NotSent(_)), "{err}");
     }
 }

@@ -154,7 +154,16 @@ pub async fn execute(
             let (outcome, error) = outcome_of(&d.result, unexpected);
             let meta = d.result.clone().ok().flatten();
             let seen = meta.as_ref().map(|m| m.value.clone());
-            record(key.clone(), Call::Read { value: seen.clone() }, d.node, t, outcome, error);
+            record(
+                key.clone(),
+                Call::Read {
+                    value: seen.clone(),
+                },
+                d.node,
+                t,
+                outcome,
+                error,
+            );
             if outcome != Outcome::Ok {
                 return;
             }
@@ -174,7 +183,14 @@ pub async fn execute(
             let t = rec.now();
             let d = client.set(rng, &format!("set:{element}"), "1").await;
             let (outcome, error) = outcome_of(&d.result, unexpected);
-            record(format!("set:{element}"), Call::Add { element }, d.node, t, outcome, error);
+            record(
+                format!("set:{element}"),
+                Call::Add { element },
+                d.node,
+                t,
+                outcome,
+                error,
+            );
         }
     }
 }
@@ -230,7 +246,11 @@ pub async fn final_reads(
     let mut rng = StdRng::seed_from_u64(seed ^ 0xf1a1);
     let mut client = Client::new(addrs, Duration::from_secs(2));
     let mut registers = BTreeMap::new();
-    let keys = if cfg.register { cfg.key_names() } else { Vec::new() };
+    let keys = if cfg.register {
+        cfg.key_names()
+    } else {
+        Vec::new()
+    };
     for key in keys {
         loop {
             if rec.now() > deadline {
@@ -310,7 +330,11 @@ mod tests {
         let mut values = BTreeSet::new();
         let mut elements = BTreeSet::new();
         for i in 0..2000 {
-            let g = if i % 2 == 0 { a.next(&mut rng) } else { b.next(&mut rng) };
+            let g = if i % 2 == 0 {
+                a.next(&mut rng)
+            } else {
+                b.next(&mut rng)
+            };
             match g {
                 Gen::Write { value, key } | Gen::Cas { value, key } => {
                     assert!(["r0", "r1", "r2"].contains(&key.as_str()));
@@ -328,7 +352,9 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(2);
         let mut g = Generator::new(cfg(true, false, false), Counters::default());
         let ops: Vec<Gen> = (0..1000).map(|_| g.next(&mut rng)).collect();
-        assert!(ops.iter().all(|o| !matches!(o, Gen::Cas { .. } | Gen::Add { .. })));
+        assert!(ops
+            .iter()
+            .all(|o| !matches!(o, Gen::Cas { .. } | Gen::Add { .. })));
         assert!(ops.iter().any(|o| matches!(o, Gen::Read { .. })));
         let mut g = Generator::new(cfg(true, false, true), Counters::default());
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::Cas { .. })));

@@ -64,7 +64,11 @@ pub fn check(ops: &[Op], finals: Option<&BTreeMap<String, Option<String>>>) -> D
         effects.entry(&op.key).or_default().push(Effect {
             value: value.clone(),
             invoke: op.invoke_ns,
-            complete: if acknowledged { op.complete_ns } else { u64::MAX },
+            complete: if acknowledged {
+                op.complete_ns
+            } else {
+                u64::MAX
+            },
             acknowledged,
         });
     }
@@ -119,7 +123,9 @@ mod tests {
     }
 
     fn finals(v: Option<&str>) -> BTreeMap<String, Option<String>> {
-        [("k".to_string(), v.map(str::to_string))].into_iter().collect()
+        [("k".to_string(), v.map(str::to_string))]
+            .into_iter()
+            .collect()
     }
 
     #[test]

@@ -379,7 +379,10 @@ fn cut_at(kops: &[KOp], t: u64) -> Vec<KOp> {
         }
         match op.call {
             KCall::Read(_) => {}
-            KCall::Write(_) => out.push(KOp { ret: u64::MAX, ..*op }),
+            KCall::Write(_) => out.push(KOp {
+                ret: u64::MAX,
+                ..*op
+            }),
             KCall::Cas { expected, new, .. } => out.push(KOp {
                 call: KCall::Cas {
                     expected,
@@ -408,7 +411,10 @@ fn window_from(kops: &[KOp], s: u64) -> Vec<KOp> {
         }
         match op.call {
             KCall::Read(_) => {}
-            KCall::Write(_) => out.push(KOp { ret: u64::MAX, ..*op }),
+            KCall::Write(_) => out.push(KOp {
+                ret: u64::MAX,
+                ..*op
+            }),
             KCall::Cas { expected, new, .. } => out.push(KOp {
                 call: KCall::Cas {
                     expected,
@@ -427,7 +433,11 @@ fn window_from(kops: &[KOp], s: u64) -> Vec<KOp> {
 /// source indices of the window's operations, or `None` if a search ran out of budget first.
 fn smallest_window(kops: &[KOp], budget: u64) -> Option<Vec<usize>> {
     // End: the earliest completion time whose cut already fails (monotone: binary search).
-    let mut rets: Vec<u64> = kops.iter().map(|o| o.ret).filter(|&r| r != u64::MAX).collect();
+    let mut rets: Vec<u64> = kops
+        .iter()
+        .map(|o| o.ret)
+        .filter(|&r| r != u64::MAX)
+        .collect();
     rets.sort_unstable();
     rets.dedup();
     let fails = |v: &[KOp], init| search(v, init, budget).verdict == Verdict::False;

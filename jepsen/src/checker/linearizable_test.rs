@@ -92,7 +92,10 @@ fn sequential_and_concurrent_histories_pass() {
 fn indeterminate_writes_that_did_or_did_not_land_pass() {
     // Landed: an `info` write is observed later.
     assert_eq!(
-        H::default().w_info(1, "1", 0, 10).r(2, Some("1"), 20, 30).verdict(),
+        H::default()
+            .w_info(1, "1", 0, 10)
+            .r(2, Some("1"), 20, 30)
+            .verdict(),
         Verdict::True
     );
     // Did not land: the value before it keeps being read.
@@ -117,12 +120,18 @@ fn indeterminate_writes_that_did_or_did_not_land_pass() {
     );
     // A failed write never happened: reading its value is not explained by it...
     assert_eq!(
-        H::default().w_fail(1, "1", 0, 10).r(2, Some("1"), 20, 30).verdict(),
+        H::default()
+            .w_fail(1, "1", 0, 10)
+            .r(2, Some("1"), 20, 30)
+            .verdict(),
         Verdict::False
     );
     // ...and an indeterminate one cannot take effect before its invocation.
     assert_eq!(
-        H::default().r(2, Some("1"), 0, 10).w_info(1, "1", 20, 30).verdict(),
+        H::default()
+            .r(2, Some("1"), 0, 10)
+            .w_info(1, "1", 20, 30)
+            .verdict(),
         Verdict::False
     );
     // An info CAS may or may not have applied.
@@ -175,17 +184,26 @@ fn lost_acknowledged_write_fails() {
 fn cas_against_the_wrong_value_fails() {
     // Succeeded although the register held 1, not 2.
     assert_eq!(
-        H::default().w(1, "1", 0, 10).cas(2, Some("2"), "3", true, 20, 30).verdict(),
+        H::default()
+            .w(1, "1", 0, 10)
+            .cas(2, Some("2"), "3", true, 20, 30)
+            .verdict(),
         Verdict::False
     );
     // Failed although the register held exactly the expected value, alone.
     assert_eq!(
-        H::default().w(1, "1", 0, 10).cas(2, Some("1"), "3", false, 20, 30).verdict(),
+        H::default()
+            .w(1, "1", 0, 10)
+            .cas(2, Some("1"), "3", false, 20, 30)
+            .verdict(),
         Verdict::False
     );
     // "Must not exist" succeeded on an existing key.
     assert_eq!(
-        H::default().w(1, "1", 0, 10).cas(2, None, "3", true, 20, 30).verdict(),
+        H::default()
+            .w(1, "1", 0, 10)
+            .cas(2, None, "3", true, 20, 30)
+            .verdict(),
         Verdict::False
     );
     // Two CASes from the same expected value cannot both succeed.
@@ -225,7 +243,10 @@ fn two_readers_observing_two_writes_in_opposite_orders_fails() {
     assert_eq!(h.verdict(), Verdict::False);
     // Each reader alone is fine.
     let mut a = H::default();
-    a.w(1, "1", 0, 100).w(2, "2", 0, 100).r(3, Some("1"), 10, 20).r(3, Some("2"), 30, 40);
+    a.w(1, "1", 0, 100)
+        .w(2, "2", 0, 100)
+        .r(3, Some("1"), 10, 20)
+        .r(3, Some("2"), 30, 40);
     assert_eq!(a.verdict(), Verdict::True);
 }
 
@@ -242,7 +263,11 @@ fn keys_are_checked_independently() {
     }
     let report = check(&h.0, 1_000_000);
     assert_eq!(report.verdict, Verdict::False);
-    let by: HashMap<_, _> = report.keys.iter().map(|k| (k.key.as_str(), k.verdict)).collect();
+    let by: HashMap<_, _> = report
+        .keys
+        .iter()
+        .map(|k| (k.key.as_str(), k.verdict))
+        .collect();
     assert_eq!(by["k"], Verdict::True);
     assert_eq!(by["other"], Verdict::False);
 }
@@ -266,21 +291,28 @@ fn the_failing_window_is_small_and_names_the_anomaly() {
     let mut h = H::default();
     let mut t = 0;
     for i in 0..100 {
-        h.w(1, &format!("a{i}"), t, t + 5).r(2, Some(&format!("a{i}")), t + 6, t + 9);
+        h.w(1, &format!("a{i}"), t, t + 5)
+            .r(2, Some(&format!("a{i}")), t + 6, t + 9);
         t += 10;
     }
-    h.w(1, "x", t, t + 5).w(1, "y", t + 6, t + 9).r(3, Some("x"), t + 10, t + 12);
+    h.w(1, "x", t, t + 5)
+        .w(1, "y", t + 6, t + 9)
+        .r(3, Some("x"), t + 10, t + 12);
     let bad_read = h.0.len() as u64 - 1;
     t += 20;
     for i in 0..100 {
-        h.w(1, &format!("b{i}"), t, t + 5).r(2, Some(&format!("b{i}")), t + 6, t + 9);
+        h.w(1, &format!("b{i}"), t, t + 5)
+            .r(2, Some(&format!("b{i}")), t + 6, t + 9);
         t += 10;
     }
     let report = check(&h.0, 1_000_000);
     assert_eq!(report.verdict, Verdict::False);
     let window = report.keys[0].window.clone().expect("a window");
     assert!(window.len() <= 3, "window {window:?}");
-    assert!(window.contains(&bad_read), "window {window:?} misses {bad_read}");
+    assert!(
+        window.contains(&bad_read),
+        "window {window:?} misses {bad_read}"
+    );
 }
 
 /// Brute force for tiny histories: tries every order that respects real time, with each info
@@ -288,7 +320,11 @@ fn the_failing_window_is_small_and_names_the_anomaly() {
 fn brute_force(ops: &[KOp]) -> bool {
     fn go(ops: &[KOp], done: &mut Vec<bool>, state: State, cands: &mut Vec<State>) -> bool {
         // Finished when every ok op is placed (info ops may be left out).
-        if ops.iter().zip(done.iter()).all(|(o, &d)| d || o.ret == u64::MAX) {
+        if ops
+            .iter()
+            .zip(done.iter())
+            .all(|(o, &d)| d || o.ret == u64::MAX)
+        {
             return true;
         }
         for i in 0..ops.len() {

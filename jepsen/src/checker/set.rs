@@ -74,14 +74,12 @@ pub fn check(ops: &[Op], fin: Option<&FinalSet>) -> SetReport {
         .collect();
     report.indeterminate_present = info.intersection(&fin.present).count();
     report.unaccounted_keys = fin.unaccounted_keys;
-    report.verdict = if report.lost.is_empty()
-        && report.unexpected.is_empty()
-        && fin.unaccounted_keys == 0
-    {
-        Verdict::True
-    } else {
-        Verdict::False
-    };
+    report.verdict =
+        if report.lost.is_empty() && report.unexpected.is_empty() && fin.unaccounted_keys == 0 {
+            Verdict::True
+        } else {
+            Verdict::False
+        };
     report
 }
 
