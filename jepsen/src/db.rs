@@ -351,6 +351,18 @@ impl Db {
                 });
             }
         }
+        // The nodes run a hard link (or copy) of the binary named `rdjnode`: the run keeps the
+        // exact binary it tested, and a neighbour's `pkill redraft` / `killall redraft` on a
+        // shared machine does not hit the nodes under test (seen once: every node exited with
+        // status 0 after "shutting down", i.e. an outside SIGTERM).
+        let mut opts = opts;
+        let linked = opts.run_dir.join("rdjnode");
+        let _ = fs::remove_file(&linked);
+        if fs::hard_link(&opts.bin, &linked).is_err() {
+            fs::copy(&opts.bin, &linked)
+                .with_context(|| format!("copy {} into the run folder", opts.bin.display()))?;
+        }
+        opts.bin = linked;
         let config = opts.run_dir.join("cluster.toml");
         fs::write(
             &config,

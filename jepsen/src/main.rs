@@ -101,7 +101,7 @@ struct Cli {
     #[arg(long, default_value = "jepsen/store")]
     out: PathBuf,
     /// Search steps per key before the linearizability check answers `unknown`.
-    #[arg(long, default_value_t = 20_000_000)]
+    #[arg(long, default_value_t = 10_000_000)]
     check_budget: u64,
     #[arg(long, default_value_t = 30)]
     startup_timeout: u64,
