@@ -499,7 +499,9 @@ impl Db {
                 .get_mut(&id)
                 .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
-                let child = self.children.remove(&id).expect("present");
+                // Already reaped by try_wait; wait() returns the cached status.
+                let mut child = self.children.remove(&id).expect("present");
+                let _ = child.wait();
                 with_cleanup(|c| {
                     c.pids.remove(&child.id());
                 });

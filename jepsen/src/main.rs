@@ -183,7 +183,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_only(path: &PathBuf, budget: u64) -> Result<Verdict> {
+fn check_only(path: &std::path::Path, budget: u64) -> Result<Verdict> {
     let ops = history::read_jsonl(path)?;
     let lin = checker::linearizable::check(&ops, budget);
     print_lin(&lin, &ops);
