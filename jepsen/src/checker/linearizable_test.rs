@@ -456,3 +456,21 @@ fn honest_long_histories_pass() {
         assert_eq!(search(&ops, NIL, 10_000_000).verdict, Verdict::True);
     }
 }
+
+/// SEMANTICS.md §5 soundness: cutting a linearizable history at any time, and taking any window
+/// of it from an unknown state, leaves it linearizable, so a failing window is a real failure.
+#[test]
+fn cuts_and_windows_of_linearizable_histories_stay_linearizable() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for _ in 0..300 {
+        let n = rng.gen_range(1..=40);
+        let ops = random_history(&mut rng, n, true);
+        let end = ops.iter().map(|o| o.invoke).max().unwrap_or(0) + 10;
+        let t = rng.gen_range(0..=end);
+        let cut = cut_at(&ops, t);
+        assert_eq!(search(&cut, NIL, 10_000_000).verdict, Verdict::True, "cut at {t}: {ops:?}");
+        let s = rng.gen_range(0..=t);
+        let w = window_from(&cut, s);
+        assert_eq!(search(&w, ANY, 10_000_000).verdict, Verdict::True, "window {s}..{t}: {ops:?}");
+    }
+}
