@@ -123,11 +123,20 @@ pub fn owner_pid(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Whether `pid` is a running harness.
+/// Whether `pid` is a running harness (a zombie is not: a harness killed with SIGKILL stays a
+/// zombie until its parent reaps it, and its leftovers must still be swept).
 fn harness_alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim() == COMM)
-        .unwrap_or(false)
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) state ...": comm may contain spaces and parentheses; the state follows the
+    // last ')'.
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = &stat[open + 1..close];
+    let state = stat[close + 1..].split_whitespace().next().unwrap_or("");
+    comm == COMM && !matches!(state, "Z" | "X")
 }
 
 /// Removes namespaces and links left by harness runs that are gone (SweepLeftovers). Returns
@@ -599,6 +608,13 @@ mod tests {
         assert_eq!(owner_pid("rdjpn1"), None);
         assert_eq!(owner_pid("eth0"), None);
         assert_eq!(owner_pid("docker0"), None);
+    }
+
+    #[test]
+    fn only_a_live_harness_counts_as_alive() {
+        // This test binary is not a harness; pid 0 has no /proc entry.
+        assert!(!harness_alive(std::process::id()));
+        assert!(!harness_alive(0));
     }
 
     #[test]
