@@ -346,7 +346,13 @@ pub async fn run(
         };
         if down > 0 {
             let restarted = heal_all(&db)?;
-            log.push(&rec, "restart", "", restarted, "restarted crashed nodes".into());
+            log.push(
+                &rec,
+                "restart",
+                "",
+                restarted,
+                "restarted crashed nodes".into(),
+            );
         }
         let leader = find_leader(&addrs, Duration::from_millis(300)).await;
         let fault = plan(&mut rng, &schedule.families, &all, leader);

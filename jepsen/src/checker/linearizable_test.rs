@@ -468,9 +468,17 @@ fn cuts_and_windows_of_linearizable_histories_stay_linearizable() {
         let end = ops.iter().map(|o| o.invoke).max().unwrap_or(0) + 10;
         let t = rng.gen_range(0..=end);
         let cut = cut_at(&ops, t);
-        assert_eq!(search(&cut, NIL, 10_000_000).verdict, Verdict::True, "cut at {t}: {ops:?}");
+        assert_eq!(
+            search(&cut, NIL, 10_000_000).verdict,
+            Verdict::True,
+            "cut at {t}: {ops:?}"
+        );
         let s = rng.gen_range(0..=t);
         let w = window_from(&cut, s);
-        assert_eq!(search(&w, ANY, 10_000_000).verdict, Verdict::True, "window {s}..{t}: {ops:?}");
+        assert_eq!(
+            search(&w, ANY, 10_000_000).verdict,
+            Verdict::True,
+            "window {s}..{t}: {ops:?}"
+        );
     }
 }
