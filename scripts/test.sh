@@ -26,3 +26,4 @@ if ((${#missing[@]})); then
 fi
 
 cargo test --locked "$@"
+bash scripts/jepsen-ci.sh

@@ -1,0 +1,8 @@
+//! The checks (SEMANTICS.md §4): linearizability of the register workload, the set check and the
+//! durability of acknowledged writes. Pure functions of a history; no I/O.
+
+pub mod durability;
+pub mod linearizable;
+pub mod set;
+
+pub use linearizable::Verdict;

@@ -1,0 +1,21 @@
+//! A Jepsen-style black-box harness for redraft (DESIGN §9; STYLE "jepsen/"; SEMANTICS.md).
+//!
+//! Layers, each in its own module and unit-tested:
+//!
+//! ```text
+//! main ─▶ db (cluster.toml, network namespaces, processes) ─▶ real `redraft` nodes
+//!     ─▶ nemesis (kill -9, SIGSTOP, iptables partitions, on a schedule) ─▶ db
+//!     ─▶ workload (register / set generators, N clients) ─▶ client (ops over resp) ─▶ history
+//!     ─▶ checker (linearizable per key, set, durability) ─▶ report (summary, PNG timeline)
+//! ```
+//!
+//! Only RESP reaches the system under test: the harness never links `redraft`.
+
+pub mod checker;
+pub mod client;
+pub mod db;
+pub mod history;
+pub mod nemesis;
+pub mod report;
+pub mod resp;
+pub mod workload;

@@ -1,0 +1,657 @@
+//! `redraft-jepsen`: one run of the harness. Sets up the cluster, runs the workloads and the
+//! nemesis, heals, restarts, reads back, checks, writes the run's folder and prints the
+//! verdicts; the last line is `linearizable: true|false|unknown` (SEMANTICS.md §4, §6, §7).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use jepsen::checker::{self, Verdict};
+use jepsen::client::Client;
+use jepsen::db::{self, Db, DbOpts};
+use jepsen::history::{self, Call, Recorder};
+use jepsen::nemesis::{self, Family, Log, Schedule};
+use jepsen::report;
+use jepsen::workload::{self, Counters, Generator, Unexpected, WorkloadCfg};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum WorkloadName {
+    Register,
+    Set,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Toggle {
+    Auto,
+    On,
+    Off,
+}
+
+/// Jepsen-style fault injection against a real redraft cluster.
+#[derive(Debug, Parser, Serialize)]
+#[command(name = "redraft-jepsen", version)]
+struct Cli {
+    /// The redraft binary under test (a release build).
+    #[arg(long, default_value = "target/release/redraft")]
+    bin: PathBuf,
+    /// Seconds of workload (faults included); the heal, restart and checks come after.
+    #[arg(long, default_value_t = 60)]
+    time_limit: u64,
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Concurrent clients, each on its own connection to a random node.
+    #[arg(long, default_value_t = 10)]
+    clients: u64,
+    /// Target operations per second, all clients together.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Workloads, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "register,set")]
+    workload: Vec<WorkloadName>,
+    /// Register keys (a small set keeps keys contended).
+    #[arg(long, default_value_t = 5)]
+    keys: usize,
+    /// GETMETA + CAS operations: `auto` uses them when the server knows them.
+    #[arg(long, value_enum, default_value = "auto")]
+    cas: Toggle,
+    /// Nemesis families, comma-separated; `none` for a fault-free run.
+    #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition")]
+    nemesis: Vec<String>,
+    /// Mean quiet seconds before each fault.
+    #[arg(long, default_value_t = 5.0)]
+    nemesis_interval: f64,
+    /// Mean seconds each fault lasts.
+    #[arg(long, default_value_t = 6.0)]
+    fault_duration: f64,
+    /// The nodes' `[server] read_mode`: linearizable, lease or stale (stale must fail the check).
+    #[arg(long, default_value = "linearizable")]
+    read_mode: String,
+    /// Client timeout per operation, ms (a timeout is an indeterminate outcome).
+    #[arg(long, default_value_t = 1000)]
+    op_timeout_ms: u64,
+    /// The nodes' `[server] write_timeout_ms`.
+    #[arg(long, default_value_t = 2000)]
+    write_timeout_ms: u64,
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    #[arg(long, default_value_t = 500)]
+    election_timeout_ms: u64,
+    /// `[raft] snapshot_every` (small, so snapshots and log purges happen during runs).
+    #[arg(long, default_value_t = 2000)]
+    snapshot_every: u64,
+    /// Run on 127.0.0.1 without network namespaces (no partitions), even as root.
+    #[arg(long)]
+    no_netns: bool,
+    /// Skip the kill -9 and restart of every node before the final reads.
+    #[arg(long)]
+    no_final_restart: bool,
+    /// Seed for the schedule and every client's choices (random if absent; always recorded).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where the run's folder goes.
+    #[arg(long, default_value = "jepsen/store")]
+    out: PathBuf,
+    /// Search steps per key before the linearizability check answers `unknown`.
+    #[arg(long, default_value_t = 10_000_000)]
+    check_budget: u64,
+    #[arg(long, default_value_t = 30)]
+    startup_timeout: u64,
+    /// Seconds the cluster has to answer again after the final heal.
+    #[arg(long, default_value_t = 30)]
+    recovery_timeout: u64,
+    /// Only check a saved history.jsonl (register linearizability) and exit.
+    #[arg(long, value_name = "HISTORY")]
+    check: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    seed: u64,
+    command: Vec<String>,
+    started: String,
+    options: &'a Cli,
+    netns: bool,
+    nemeses: Vec<Family>,
+    cas: bool,
+    duration_s: f64,
+    ops: usize,
+    counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
+    latency_ms_p50_p99_max: std::collections::BTreeMap<String, [f64; 3]>,
+    unexpected_replies: u64,
+    crashes: usize,
+    windows: Vec<report::Window>,
+    linearizable: Option<checker::linearizable::LinearizabilityReport>,
+    set: Option<checker::set::SetReport>,
+    durable: Option<checker::durability::DurabilityReport>,
+    liveness: Option<String>,
+    verdict: Verdict,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        db::cleanup_now();
+        default_hook(info);
+    }));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("harness failure: tokio runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = rt.block_on(async move {
+        tokio::spawn(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("interrupted: removing the cluster, namespaces and rules");
+            db::cleanup_now();
+            std::process::exit(130);
+        });
+        if let Some(path) = &cli.check {
+            return check_only(path, cli.check_budget);
+        }
+        run(cli).await
+    });
+    db::cleanup_now();
+    match result {
+        Ok(Verdict::True) => ExitCode::SUCCESS,
+        Ok(Verdict::False) => ExitCode::from(1),
+        Ok(Verdict::Unknown) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("harness failure: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn check_only(path: &std::path::Path, budget: u64) -> Result<Verdict> {
+    let ops = history::read_jsonl(path)?;
+    let lin = checker::linearizable::check(&ops, budget);
+    print_lin(&lin, &ops);
+    println!("linearizable: {}", lin.verdict.as_str());
+    Ok(lin.verdict)
+}
+
+fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history::Op]) {
+    for k in &lin.keys {
+        println!(
+            "  key {:<6} {:>6} ops {:>10} steps  {}",
+            k.key,
+            k.ops,
+            k.steps,
+            k.verdict.as_str()
+        );
+        if let Some(w) = &k.window {
+            println!(
+                "  smallest non-linearizable window of key {} ({} ops):",
+                k.key,
+                w.len()
+            );
+            let ids: BTreeSet<u64> = w.iter().copied().collect();
+            let t0 = ops
+                .iter()
+                .filter(|o| ids.contains(&o.id))
+                .map(|o| o.invoke_ns)
+                .min()
+                .unwrap_or(0);
+            for o in ops.iter().filter(|o| ids.contains(&o.id)) {
+                let what = match &o.call {
+                    Call::Read { value } => format!("read  -> {value:?}"),
+                    Call::Write { value } => format!("write {value}"),
+                    Call::Cas {
+                        expected,
+                        expected_rev,
+                        value,
+                        result,
+                    } => format!("cas   {expected:?}@{expected_rev} -> {value}: {result:?}"),
+                    Call::Add { element } => format!("add {element}"),
+                };
+                println!(
+                    "    id {:>7} p{:<3} n{} [{:>9.3} .. {:>9.3}] ms  {:<4} {}{}",
+                    o.id,
+                    if o.process == workload::FINAL_PROCESS {
+                        "fin".to_string()
+                    } else {
+                        o.process.to_string()
+                    },
+                    o.node,
+                    (o.invoke_ns - t0) as f64 / 1e6,
+                    (o.complete_ns - t0) as f64 / 1e6,
+                    o.outcome.as_str(),
+                    what,
+                    o.error
+                        .as_ref()
+                        .map(|e| format!("  ({e})"))
+                        .unwrap_or_default()
+                );
+            }
+            // Context: where each value read in the window came from.
+            let read: BTreeSet<&str> = ops
+                .iter()
+                .filter(|o| ids.contains(&o.id))
+                .filter_map(|o| match &o.call {
+                    Call::Read { value: Some(v) } => Some(v.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for o in ops
+                .iter()
+                .filter(|o| o.key == k.key && !ids.contains(&o.id))
+            {
+                let v = match &o.call {
+                    Call::Write { value } | Call::Cas { value, .. } => value.as_str(),
+                    _ => continue,
+                };
+                if read.contains(v) {
+                    println!(
+                        "    (value {v} was written by id {} p{} n{}: {} [{:.3} .. {:.3}] ms)",
+                        o.id,
+                        o.process,
+                        o.node,
+                        o.outcome.as_str(),
+                        o.invoke_ns as f64 / 1e6 - t0 as f64 / 1e6,
+                        o.complete_ns as f64 / 1e6 - t0 as f64 / 1e6,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Waits until a leader is known and every node answers a (linearizable) GET.
+async fn wait_ready(addrs: &[(u64, String)], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut rng = StdRng::seed_from_u64(0);
+    while Instant::now() < deadline {
+        let mut all = nemesis::find_leader(addrs, Duration::from_millis(500))
+            .await
+            .is_some();
+        for a in addrs {
+            if !all {
+                break;
+            }
+            let mut c = Client::new(vec![a.clone()], Duration::from_secs(2));
+            all &= c.get(&mut rng, "__jepsen_probe__").await.result.is_ok();
+        }
+        if all {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+async fn run(cli: Cli) -> Result<Verdict> {
+    let seed = cli.seed.unwrap_or_else(|| rand::thread_rng().gen());
+    let started = nemesis::rfc3339(SystemTime::now());
+    let stamp: String = started
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect();
+    let run_dir = cli.out.join(format!("{stamp}-seed{seed}"));
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("create {}", run_dir.display()))?;
+    let run_dir = run_dir.canonicalize()?;
+    println!("seed: {seed}");
+    println!("output: {}", run_dir.display());
+    if !cli.bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release --bin redraft`",
+            cli.bin.display()
+        );
+    }
+    let bin = cli.bin.canonicalize()?;
+
+    let mut families = Vec::new();
+    for n in &cli.nemesis {
+        match n.as_str() {
+            "none" | "" => {}
+            "kill" => families.push(Family::Kill),
+            "pause" => families.push(Family::Pause),
+            "partition" => families.push(Family::Partition),
+            other => bail!("unknown nemesis `{other}` (kill, pause, partition, none)"),
+        }
+    }
+    let netns = if cli.no_netns {
+        false
+    } else {
+        match db::netns_available() {
+            Ok(()) => true,
+            Err(why) => {
+                println!(
+                    "network namespaces unavailable ({why}): running on 127.0.0.1 with the kill \
+                     and pause nemeses only"
+                );
+                false
+            }
+        }
+    };
+    if !netns && families.contains(&Family::Partition) {
+        families.retain(|f| *f != Family::Partition);
+        println!("nemesis partition dropped: partitions need network namespaces");
+    }
+    if netns {
+        let removed = db::sweep_leftovers();
+        if !removed.is_empty() {
+            println!("removed leftovers of earlier runs: {}", removed.join(" "));
+        }
+    }
+
+    let db = Db::setup(DbOpts {
+        bin,
+        nodes: cli.nodes,
+        run_dir: run_dir.clone(),
+        netns,
+        heartbeat_ms: cli.heartbeat_ms,
+        election_timeout_ms: cli.election_timeout_ms,
+        write_timeout_ms: cli.write_timeout_ms,
+        snapshot_every: cli.snapshot_every,
+        read_mode: cli.read_mode.clone(),
+    })
+    .context("set up the cluster")?;
+    let addrs = db.client_addrs();
+    let db = Arc::new(Mutex::new(db));
+    db.lock().unwrap().start_all().context("start the nodes")?;
+    if !wait_ready(&addrs, Duration::from_secs(cli.startup_timeout)).await {
+        bail!(
+            "the cluster did not elect a leader and answer reads within {} s (node logs in {})",
+            cli.startup_timeout,
+            run_dir.display()
+        );
+    }
+    println!(
+        "cluster up: {} nodes {} ({}), read_mode {}",
+        cli.nodes,
+        if netns {
+            "in network namespaces"
+        } else {
+            "on 127.0.0.1"
+        },
+        addrs
+            .iter()
+            .map(|(_, a)| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        cli.read_mode
+    );
+
+    let register = cli.workload.contains(&WorkloadName::Register);
+    let set = cli.workload.contains(&WorkloadName::Set);
+    let cas = match cli.cas {
+        Toggle::Off => false,
+        toggle => {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut c = Client::new(addrs.clone(), Duration::from_secs(2));
+            let getmeta = c
+                .supports(&mut rng, &[b"GETMETA", b"__jepsen_probe__"])
+                .await;
+            let casx = c.supports(&mut rng, &[b"CAS"]).await;
+            let have = matches!((getmeta, casx), (Ok(true), Ok(true)));
+            if !have && toggle == Toggle::On {
+                bail!("--cas on, but this redraft does not know GETMETA and CAS");
+            }
+            if !have {
+                println!("cas: off (this redraft does not know GETMETA/CAS)");
+            }
+            have
+        }
+    };
+    let wcfg = WorkloadCfg {
+        register,
+        set,
+        keys: cli.keys,
+        cas: cas && register,
+    };
+
+    // The run clock starts with the workload.
+    let rec = Recorder::new(Instant::now());
+    let until = cli.time_limit * 1_000_000_000;
+    let log = Log::default();
+    log.push(
+        &rec,
+        "note",
+        "",
+        vec![],
+        format!("workload start: seed {seed}, nemeses {families:?}"),
+    );
+    let schedule = Schedule {
+        families: families.clone(),
+        interval: Duration::from_secs_f64(cli.nemesis_interval),
+        duration: Duration::from_secs_f64(cli.fault_duration),
+    };
+    let nem = tokio::spawn(nemesis::run(
+        db.clone(),
+        rec.clone(),
+        log.clone(),
+        schedule,
+        StdRng::seed_from_u64(seed ^ 0x6e656d),
+        until,
+    ));
+    let counters = Counters::default();
+    let unexpected = Unexpected::default();
+    let per_client = cli.rate / cli.clients.max(1) as f64;
+    let mut clients = Vec::new();
+    for p in 0..cli.clients {
+        clients.push(tokio::spawn(workload::client_loop(
+            p,
+            addrs.clone(),
+            Duration::from_millis(cli.op_timeout_ms),
+            Generator::new(wcfg.clone(), counters.clone()),
+            seed,
+            per_client,
+            rec.clone(),
+            until,
+            unexpected.clone(),
+        )));
+    }
+    for c in clients {
+        c.await.context("client task")?;
+    }
+    nem.await.context("nemesis task")??;
+    let workload_end_s = rec.now() as f64 / 1e9;
+
+    // Heal everything, then kill -9 and restart every node, then read back.
+    let restarted = nemesis::heal_all(&db)?;
+    log.push(&rec, "note", "", restarted, "final heal".into());
+    if !cli.no_final_restart {
+        {
+            let mut d = db.lock().unwrap();
+            for id in 1..=cli.nodes {
+                d.kill(id)?;
+            }
+            d.start_all()?;
+        }
+        log.push(
+            &rec,
+            "note",
+            "",
+            (1..=cli.nodes).collect(),
+            "final kill -9 and restart of every node".into(),
+        );
+    }
+    let recovery = Duration::from_secs(cli.recovery_timeout);
+    let t_heal = Instant::now();
+    let ready = wait_ready(&addrs, recovery).await;
+    let mut liveness = None;
+    let finals = if ready {
+        println!(
+            "cluster answered {:.1} s after the final heal",
+            t_heal.elapsed().as_secs_f64()
+        );
+        let ops = rec.snapshot();
+        let elements: BTreeSet<u64> = ops
+            .iter()
+            .filter_map(|o| match o.call {
+                Call::Add { element } => Some(element),
+                _ => None,
+            })
+            .collect();
+        let deadline = rec.now() + recovery.as_nanos() as u64;
+        workload::final_reads(addrs.clone(), &wcfg, &elements, &rec, deadline, seed).await
+    } else {
+        None
+    };
+    if finals.is_none() {
+        let msg = format!(
+            "liveness: the cluster did not answer within {} s after the final heal",
+            cli.recovery_timeout
+        );
+        println!("{msg}");
+        liveness = Some(msg);
+    }
+    let crashes = log.events().iter().filter(|e| e.event == "crashed").count();
+    {
+        let mut d = db.lock().unwrap();
+        d.teardown();
+    }
+
+    // Checks.
+    let ops = rec.snapshot();
+    let t = Instant::now();
+    let lin = register.then(|| checker::linearizable::check(&ops, cli.check_budget));
+    let set_report = set.then(|| checker::set::check(&ops, finals.as_ref().map(|f| &f.set)));
+    let durable =
+        register.then(|| checker::durability::check(&ops, finals.as_ref().map(|f| &f.registers)));
+    let check_s = t.elapsed().as_secs_f64();
+    let mut verdict = Verdict::True;
+    for v in [
+        lin.as_ref().map(|r| r.verdict),
+        set_report.as_ref().map(|r| r.verdict),
+        durable.as_ref().map(|r| r.verdict),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        verdict = verdict.and(v);
+    }
+
+    // Output.
+    let events = log.events();
+    history::write_jsonl(&run_dir.join("history.jsonl"), &ops)?;
+    {
+        use std::io::Write as _;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(run_dir.join("nemesis.jsonl"))?);
+        for e in &events {
+            serde_json::to_writer(&mut f, e)?;
+            f.write_all(b"\n")?;
+        }
+    }
+    let windows = report::windows(&events, &ops, workload_end_s);
+    let summary = Summary {
+        seed,
+        command: std::env::args().collect(),
+        started,
+        options: &cli,
+        netns,
+        nemeses: families.clone(),
+        cas: wcfg.cas,
+        duration_s: workload_end_s,
+        ops: ops.len(),
+        counts: report::counts(&ops),
+        latency_ms_p50_p99_max: report::latencies(&ops),
+        unexpected_replies: unexpected.0.load(std::sync::atomic::Ordering::Relaxed),
+        crashes,
+        windows: windows.clone(),
+        linearizable: lin.clone(),
+        set: set_report.clone(),
+        durable: durable.clone(),
+        liveness,
+        verdict,
+    };
+    std::fs::write(
+        run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    let title = format!(
+        "redraft {} nodes, {} clients, nemeses {:?}, read_mode {}, seed {seed}",
+        cli.nodes, cli.clients, families, cli.read_mode
+    );
+    let png = run_dir.join("timeline.png");
+    if let Err(e) = report::plot(&png, &ops, &windows, &title) {
+        println!("timeline: could not draw ({e:#})");
+    }
+
+    let mut text = String::new();
+    {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            text,
+            "seed {seed}; {:.1} s of workload; {} ops; checks took {check_s:.1} s",
+            workload_end_s,
+            ops.len()
+        );
+        text += &report::counts_table(&ops);
+        let _ = writeln!(
+            text,
+            "unexpected replies: {}; nodes that crashed on their own: {crashes}",
+            summary.unexpected_replies
+        );
+        let _ = writeln!(text, "fault windows (availability = ok / invoked):");
+        for w in &windows {
+            let _ = writeln!(
+                text,
+                "  {:>7.1}-{:>7.1} s  {:<15} nodes {:?}: {:>5} ops, {:>5.1}% ok, {:>6.1} ok/s",
+                w.start_s,
+                w.end_s,
+                w.fault,
+                w.nodes,
+                w.ops,
+                w.availability * 100.0,
+                w.ok_per_s
+            );
+        }
+    }
+    std::fs::write(run_dir.join("summary.txt"), &text)?;
+    print!("{text}");
+    if let Some(l) = &lin {
+        print_lin(l, &ops);
+    }
+    if let Some(s) = &set_report {
+        println!(
+            "set: {} ({} attempted, {} acknowledged, {} indeterminate of which {} present, lost {:?}, unexpected {:?}, unaccounted keys {}){}",
+            s.verdict.as_str(), s.attempted, s.acknowledged, s.indeterminate, s.indeterminate_present,
+            &s.lost[..s.lost.len().min(20)], &s.unexpected[..s.unexpected.len().min(20)], s.unaccounted_keys,
+            s.why_unknown.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
+        );
+    }
+    if let Some(d) = &durable {
+        println!(
+            "durable: {} ({} keys){}",
+            d.verdict.as_str(),
+            d.keys_checked,
+            d.why_unknown
+                .as_ref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default()
+        );
+        for v in &d.violations {
+            println!(
+                "  key {} ended as {:?}; allowed {:?}",
+                v.key, v.final_value, v.allowed
+            );
+        }
+    }
+    println!("output: {}", run_dir.display());
+    // The last line (SEMANTICS.md §4).
+    println!("linearizable: {}", verdict.as_str());
+    Ok(verdict)
+}
