@@ -3,7 +3,7 @@
 //! [`ServerContext`], with the registry of live clients and the settings `CONFIG SET` changes.
 //!
 //! Knows RESP framing only through `protocol::Connection`, and commands only through
-//! `commands::execute`.
+//! `commands::Batch`.
 
 pub mod clients;
 pub mod session;
