@@ -27,9 +27,10 @@
 //!   proposal.
 //!
 //! A single command behaves exactly as through [`execute`](super::execute): a run of one write
-//! goes through `RaftNode::write`. One difference from Redis: a run is answered as a whole, so
-//! if its replies overflow the output buffer limit, the connection closes after the run was
-//! applied, where Redis stops at the command that overflowed.
+//! goes through `RaftNode::write`. One difference from Redis: a run is applied as a whole before
+//! its replies are handed out, so if they overflow the output buffer limit, or the client is
+//! killed meanwhile, the connection closes after the whole run was applied, where Redis stops
+//! at the command that overflowed.
 
 use std::collections::VecDeque;
 

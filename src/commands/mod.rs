@@ -160,6 +160,19 @@ impl From<Frame> for Outcome {
     }
 }
 
+/// Runs one command on its own. The session answers pipelines through [`Batch`], which runs a
+/// lone command exactly this way; this is the entry point for a single command elsewhere.
+pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>) -> Outcome {
+    match prepare(ctx, session, argv) {
+        Prepared::Done(out) => out,
+        Prepared::Write(plan) => reply(match plan {
+            Ok(plan) => write(ctx, session, plan).await,
+            Err(e) => Err(e),
+        }),
+        Prepared::Other(cmd) => run_other(ctx, session, cmd).await,
+    }
+}
+
 /// A command past the checks every command passes ([`check`]), not yet run.
 enum Prepared {
     /// Already answered: it failed a check, or it is QUIT.
