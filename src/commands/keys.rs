@@ -3,7 +3,8 @@
 //! `glob.rs` (Redis's `stringmatchlen`).
 //!
 //! Replies and error texts are Redis 7.0's. Reads pass the read gate once per command; writes
-//! are one `store::Op` each, decided at apply.
+//! are one `store::Op` each, decided at apply. A write is only planned here (`plan`: its op and
+//! its reply shape); `commands` proposes it, alone or in a run of a pipeline batch.
 //!
 //! # Format
 //!
@@ -45,15 +46,27 @@ mod strings;
 
 use bytes::Bytes;
 
-use super::{read_gate, write, CommandError, CommandResult, Session};
+use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::server::ServerContext;
-use crate::store::{Op, Response};
+use crate::store::Op;
 
 /// SCAN's default COUNT, as Redis.
 const SCAN_DEFAULT_COUNT: usize = 10;
 
-/// Runs `name` if it belongs to this family.
+/// Plans `name` if it is a write command of this family (string commands included): every
+/// write is one `store::Op`, so a pipeline may propose several at once.
+pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>> {
+    Some(match name {
+        "del" | "unlink" => del(parse),
+        "rename" | "renamenx" => rename(parse),
+        "flushdb" | "flushall" => flush(parse),
+        "cas" => cas(parse),
+        _ => return strings::plan(name, parse),
+    })
+}
+
+/// Runs `name` if it is a reading command of this family.
 pub async fn execute(
     ctx: &ServerContext,
     session: &mut Session,
@@ -61,17 +74,13 @@ pub async fn execute(
     parse: &mut Parse,
 ) -> Option<CommandResult> {
     Some(match name {
-        "del" | "unlink" => del(ctx, session, parse).await,
         "exists" => exists(ctx, session, parse).await,
         "type" => key_type(ctx, session, parse).await,
-        "rename" | "renamenx" => rename(ctx, session, parse).await,
         "keys" => keys(ctx, session, parse).await,
         "scan" => scan(ctx, session, parse).await,
-        "flushdb" | "flushall" => flush(ctx, session, parse).await,
         "dbsize" => dbsize(ctx, session, parse).await,
         "revision" => revision(ctx, session, parse).await,
         "getmeta" => getmeta(ctx, session, parse).await,
-        "cas" => cas(ctx, session, parse).await,
         _ => return strings::execute(ctx, session, name, parse).await,
     })
 }
@@ -96,10 +105,6 @@ fn arity_of(name: &str) -> CommandError {
     CommandError::Parse(ParseError::WrongArity(name.to_string()))
 }
 
-fn unexpected(r: Response) -> CommandError {
-    CommandError::Reply(format!("ERR unexpected store response {r:?}"))
-}
-
 fn rest(parse: &mut Parse) -> Result<Vec<Bytes>, CommandError> {
     let mut args = Vec::with_capacity(parse.remaining());
     while parse.remaining() > 0 {
@@ -108,13 +113,13 @@ fn rest(parse: &mut Parse) -> Result<Vec<Bytes>, CommandError> {
     Ok(args)
 }
 
-async fn del(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn del(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, -2)?;
     let keys = rest(parse)?;
-    match write(ctx, session, Op::Delete { keys }).await? {
-        Response::Deleted { deleted, .. } => Ok(Frame::Integer(deleted as i64)),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Delete { keys },
+        reply: WriteReply::Deleted,
+    })
 }
 
 async fn exists(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
@@ -134,20 +139,20 @@ async fn key_type(ctx: &ServerContext, session: &mut Session, parse: &mut Parse)
     Ok(Frame::Simple(if exists { "string" } else { "none" }.into()))
 }
 
-async fn rename(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn rename(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 3)?;
     let if_absent = parse.command_name() == "renamenx";
     let (src, dst) = (parse.next_bytes()?, parse.next_bytes()?);
-    let op = Op::Rename {
-        src,
-        dst,
-        if_absent,
-    };
-    match write(ctx, session, op).await? {
-        Response::Applied { applied, .. } if if_absent => Ok(Frame::Integer(i64::from(applied))),
-        Response::Applied { .. } => Ok(Frame::ok()),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Rename {
+            src,
+            dst,
+            if_absent,
+        },
+        reply: WriteReply::Applied {
+            as_integer: if_absent,
+        },
+    })
 }
 
 async fn keys(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
@@ -231,7 +236,7 @@ async fn scan(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> 
     ]))
 }
 
-async fn flush(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn flush(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, -1)?;
     // Redis: at most one option, ASYNC or SYNC; both flush at once here.
     match parse.remaining() {
@@ -239,10 +244,10 @@ async fn flush(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) ->
         1 if matches!(parse.peek_upper().as_deref(), Some("ASYNC" | "SYNC")) => {}
         _ => return Err(ParseError::Syntax.into()),
     }
-    match write(ctx, session, Op::Flush).await? {
-        Response::Deleted { .. } => Ok(Frame::ok()),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Flush,
+        reply: WriteReply::Flushed,
+    })
 }
 
 async fn dbsize(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
@@ -291,7 +296,7 @@ async fn getmeta(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) 
     ]))
 }
 
-async fn cas(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn cas(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, -4)?;
     let key = parse.next_bytes()?;
     let expected_mod_revision = parse.next_u64()?;
@@ -305,15 +310,14 @@ async fn cas(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> C
         }
         Some(_) => return Err(ParseError::Syntax.into()),
     }
-    let op = Op::Cas {
-        key,
-        expected_mod_revision,
-        value,
-    };
-    match write(ctx, session, op).await? {
-        Response::Applied { applied, .. } => Ok(Frame::Integer(i64::from(applied))),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Cas {
+            key,
+            expected_mod_revision,
+            value,
+        },
+        reply: WriteReply::Applied { as_integer: true },
+    })
 }
 
 #[cfg(test)]

@@ -3,17 +3,27 @@
 //! Knows RESP only as `protocol::Frame`/`Parse`; knows Raft only through `RaftNode`.
 //! One file per family: `keys.rs` (strings and keys), `admin.rs` (connection and server, routed
 //! on to `connection.rs` and `server.rs`). `table.rs` is the command table (`COMMAND`'s data).
+//! `batch.rs` answers a pipeline batch ([`Batch`]), proposing runs of writes together.
 //!
 //! # How a command is dispatched
 //!
 //! ```text
 //! argv ─▶ table lookup ─▶ unknown subcommand? ─▶ arity ─▶ authenticated (or a no_auth command)?
+//!      ─▶ keys::plan (a write: its store::Op and reply shape) ─▶ proposed, alone or in a run
 //!      ─▶ keys::execute ─▶ admin::execute ─▶ unknown command
 //! ```
 //!
 //! The checks run in Redis's order (`server.c` `processCommand`), so the same bad input gets the
 //! same error from redraft and from Redis. A command not in the table is not checked up front
 //! and, before `AUTH`, is answered as an unknown command.
+//!
+//! # How a write flows
+//!
+//! ```text
+//! SET ─▶ keys::plan ─▶ Plan { op, reply } ─▶ Session::request (next seq) ─▶ RaftNode::write
+//!     ─▶ Response ─▶ WriteReply::frame ─▶ reply
+//! SET; INCR; DEL (one batch) ─▶ plans ─▶ consecutive seqs ─▶ RaftNode::write_many ─▶ replies
+//! ```
 //!
 //! # How a read flows
 //!
@@ -23,6 +33,7 @@
 //! ```
 
 mod admin;
+mod batch;
 mod connection;
 mod keys;
 mod server;
@@ -41,6 +52,7 @@ use crate::server::clients::FLAG_READONLY;
 use crate::server::{ClientHandle, ServerContext};
 use crate::store::{ClientSeq, Op, Request, Response};
 
+pub use batch::Batch;
 use table::Lookup;
 
 /// Per-connection state.
@@ -80,8 +92,10 @@ impl Session {
         session
     }
 
-    /// The request for this connection's next write: the same connection never has two writes
-    /// in flight, so `(client_id, seq)` identifies it across retries and forwarding.
+    /// The request for this connection's next write. Seqs grow by one per write, in command
+    /// order; a connection has one write, or one ordered run of them (`RaftNode::write_many`),
+    /// in flight at a time. So `(client_id, seq)` identifies a write across retries and
+    /// forwarding, and the store refuses one older than the last it applied.
     fn request(&mut self, op: Op) -> Request {
         self.seq += 1;
         Request {
@@ -146,22 +160,71 @@ impl From<Frame> for Outcome {
     }
 }
 
-/// Runs one command.
+/// Runs one command on its own. The session answers pipelines through [`Batch`], which runs a
+/// lone command exactly this way; this is the entry point for a single command elsewhere.
 pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>) -> Outcome {
+    match prepare(ctx, session, argv) {
+        Prepared::Done(out) => out,
+        Prepared::Write(plan) => reply(match plan {
+            Ok(plan) => write(ctx, session, plan).await,
+            Err(e) => Err(e),
+        }),
+        Prepared::Other(cmd) => run_other(ctx, session, cmd).await,
+    }
+}
+
+/// A command past the checks every command passes ([`check`]), not yet run.
+enum Prepared {
+    /// Already answered: it failed a check, or it is QUIT.
+    Done(Outcome),
+    /// A write command: its plan, or why planning refused it (nothing is proposed then).
+    Write(Result<Plan, CommandError>),
+    /// Any other command: runs through the families' `execute`.
+    Other(OtherCommand),
+}
+
+/// A command that is not a write, parsed up to its name.
+struct OtherCommand {
+    raw_name: Bytes,
+    name: String,
+    parse: Parse,
+}
+
+/// Counts the command, runs the checks, and plans it if it is a write. Has no effect beyond
+/// the counters and `CLIENT LIST`'s `cmd=`, so a batch may prepare a command before the one
+/// ahead of it has run.
+fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared {
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = check(session, &argv) {
-        return Frame::Error(e.to_string()).into();
+        return Prepared::Done(Frame::Error(e.to_string()).into());
     }
     let raw_name = argv.first().cloned().unwrap_or_default();
     let mut parse = Parse::new(argv);
     let name = parse.command_name();
     if name == "quit" {
         // Redis's QUIT: +OK, then the connection closes once the reply is sent.
-        return Outcome {
+        return Prepared::Done(Outcome {
             frame: Frame::ok(),
             close: true,
-        };
+        });
     }
+    if let Some(plan) = keys::plan(&name, &mut parse) {
+        return Prepared::Write(plan);
+    }
+    Prepared::Other(OtherCommand {
+        raw_name,
+        name,
+        parse,
+    })
+}
+
+/// Runs a command that is not a write.
+async fn run_other(ctx: &ServerContext, session: &mut Session, cmd: OtherCommand) -> Outcome {
+    let OtherCommand {
+        raw_name,
+        name,
+        mut parse,
+    } = cmd;
     // Each family answers the commands it owns and returns None for the others.
     let result = match keys::execute(ctx, session, &name, &mut parse).await {
         Some(r) => r,
@@ -170,6 +233,11 @@ pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes
             None => Err(unknown_command(&raw_name, &mut parse)),
         },
     };
+    reply(result)
+}
+
+/// The reply to a command's result: its frame, or its error as a RESP error.
+fn reply(result: CommandResult) -> Outcome {
     match result {
         Ok(frame) => frame.into(),
         Err(e) => Frame::Error(e.to_string()).into(),
@@ -237,7 +305,9 @@ pub type CommandResult = Result<Frame, CommandError>;
 /// **BatchBarrier.** One barrier serves every read of a pipeline batch. The session starts a
 /// batch only with commands already received, so each of them was invoked before the barrier's
 /// round began; a write in the batch clears the barrier, so a later read waits until this
-/// node has applied that write (read-your-writes on a follower).
+/// node has applied that write (read-your-writes on a follower). A run of writes proposed
+/// together clears it too, and a read after the run starts only once the run has been
+/// answered (RunBeforeNext, `batch.rs`).
 async fn read_gate(ctx: &ServerContext, session: &mut Session) -> Result<(), CommandError> {
     match session.read_mode {
         ReadMode::Stale => Ok(()),
@@ -251,19 +321,80 @@ async fn read_gate(ctx: &ServerContext, session: &mut Session) -> Result<(), Com
     }
 }
 
-/// Proposes a write for this session and returns the store's answer.
-async fn write(
-    ctx: &ServerContext,
-    session: &mut Session,
-    op: Op,
-) -> Result<Response, CommandError> {
+/// A write command, planned: what to propose, and how to answer once it is applied.
+///
+/// Planning does what Redis does before looking at the keyspace (arity, syntax, a number that
+/// does not parse) and proposes nothing when that fails; the store decides the rest at apply.
+/// Splitting plan from reply lets a pipeline batch propose a run of writes at once
+/// ([`batch`]).
+pub(crate) struct Plan {
+    pub op: Op,
+    pub reply: WriteReply,
+}
+
+/// How a write command turns the store's [`Response`] into its reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteReply {
+    /// `Put` → `+OK` (SET without options).
+    Put,
+    /// `Set` → with `get` the previous value or nil; else `+OK` if written, nil if not (SET
+    /// with options, GETSET).
+    Set { get: bool },
+    /// `Set` → `:1` if written, `:0` if not (SETNX).
+    SetNx,
+    /// `Value` → bulk or nil (GETDEL, INCRBYFLOAT).
+    Value,
+    /// `Integer` → the new value (INCR and friends).
+    Integer,
+    /// `Length` → the new length (APPEND, SETRANGE).
+    Length,
+    /// `Deleted` → how many keys were deleted (DEL, UNLINK).
+    Deleted,
+    /// `Deleted` → `+OK` (FLUSHDB, FLUSHALL).
+    Flushed,
+    /// `Applied` → `:1`/`:0` if `as_integer` (MSETNX, RENAMENX, CAS), else `+OK` (MSET, RENAME).
+    Applied { as_integer: bool },
+}
+
+impl WriteReply {
+    /// The reply to the store's answer; a refusal (`Response::Error`) is an error reply.
+    pub fn frame(self, response: Response) -> CommandResult {
+        let bulk_or_nil = |value: Option<Bytes>| value.map_or(Frame::Null, Frame::Bulk);
+        match (self, response) {
+            (_, Response::Error(e)) => Err(CommandError::Reply(e.to_string())),
+            (Self::Put, Response::Put { .. }) => Ok(Frame::ok()),
+            (Self::Set { get: true }, Response::Set { prev, .. }) => Ok(bulk_or_nil(prev)),
+            (Self::Set { get: false }, Response::Set { written, .. }) => {
+                Ok(if written { Frame::ok() } else { Frame::Null })
+            }
+            (Self::SetNx, Response::Set { written, .. }) => Ok(Frame::Integer(i64::from(written))),
+            (Self::Value, Response::Value { value, .. }) => Ok(bulk_or_nil(value)),
+            (Self::Integer, Response::Integer { value, .. }) => Ok(Frame::Integer(value)),
+            (Self::Length, Response::Length { length, .. }) => Ok(Frame::Integer(length as i64)),
+            (Self::Deleted, Response::Deleted { deleted, .. }) => {
+                Ok(Frame::Integer(deleted as i64))
+            }
+            (Self::Flushed, Response::Deleted { .. }) => Ok(Frame::ok()),
+            (Self::Applied { as_integer }, Response::Applied { applied, .. }) => {
+                Ok(if as_integer {
+                    Frame::Integer(i64::from(applied))
+                } else {
+                    Frame::ok()
+                })
+            }
+            (_, other) => Err(CommandError::Reply(format!(
+                "ERR unexpected store response {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Proposes one planned write for this session and returns its reply.
+async fn write(ctx: &ServerContext, session: &mut Session, plan: Plan) -> CommandResult {
     // BatchBarrier: a read after this write needs a barrier that covers it.
     session.barrier_valid = false;
-    let req = session.request(op);
-    match ctx.node.write(req).await? {
-        Response::Error(e) => Err(CommandError::Reply(e.to_string())),
-        r => Ok(r),
-    }
+    let req = session.request(plan.op);
+    plan.reply.frame(ctx.node.write(req).await?)
 }
 
 /// At most `max` bytes of `arg`, as text (invalid UTF-8 replaced), as Redis's `%.128s`.

@@ -6,6 +6,7 @@
 //! many clients on many nodes never loses an update. What Redis refuses before looking at the
 //! key (arity, syntax, a non-integer argument, a negative offset) is refused here without
 //! proposing anything; what depends on the value (INCR of "abc") comes back from the store.
+//! So a write is a [`Plan`] made here without touching the node, proposed by `commands`.
 //!
 //! # Format
 //!
@@ -31,13 +32,29 @@
 
 use bytes::Bytes;
 
-use super::{arity_of, check_arity, unexpected, CommandError, CommandResult, ParseError};
-use crate::commands::{read_gate, write, Session};
+use super::{arity_of, check_arity, CommandError, CommandResult, ParseError};
+use crate::commands::{read_gate, Plan, Session, WriteReply};
 use crate::protocol::{Frame, Parse};
 use crate::server::ServerContext;
-use crate::store::{LongDouble, Op, Response, SetWhen, MAX_STRING_LEN};
+use crate::store::{LongDouble, Op, SetWhen, MAX_STRING_LEN};
 
-/// Runs `name` if it is a string command.
+/// Plans `name` if it is a writing string command.
+pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>> {
+    Some(match name {
+        "set" => set(parse),
+        "setnx" => setnx(parse),
+        "getset" => getset(parse),
+        "getdel" => getdel(parse),
+        "mset" | "msetnx" => mset(parse),
+        "incr" | "decr" | "incrby" | "decrby" => incr(name, parse),
+        "incrbyfloat" => incrbyfloat(parse),
+        "append" => append(parse),
+        "setrange" => setrange(parse),
+        _ => return None,
+    })
+}
+
+/// Runs `name` if it is a reading string command.
 pub async fn execute(
     ctx: &ServerContext,
     session: &mut Session,
@@ -46,18 +63,9 @@ pub async fn execute(
 ) -> Option<CommandResult> {
     Some(match name {
         "get" => get(ctx, session, parse).await,
-        "set" => set(ctx, session, parse).await,
-        "setnx" => setnx(ctx, session, parse).await,
-        "getset" => getset(ctx, session, parse).await,
-        "getdel" => getdel(ctx, session, parse).await,
         "mget" => mget(ctx, session, parse).await,
-        "mset" | "msetnx" => mset(ctx, session, parse).await,
-        "incr" | "decr" | "incrby" | "decrby" => incr(ctx, session, name, parse).await,
-        "incrbyfloat" => incrbyfloat(ctx, session, parse).await,
-        "append" => append(ctx, session, parse).await,
         "strlen" => strlen(ctx, session, parse).await,
         "getrange" => getrange(ctx, session, parse).await,
-        "setrange" => setrange(ctx, session, parse).await,
         _ => return None,
     })
 }
@@ -119,7 +127,7 @@ fn parse_set_options(parse: &mut Parse) -> Result<SetOptions, CommandError> {
     Ok(opts)
 }
 
-async fn set(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn set(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, -3)?;
     let key = parse.next_bytes()?;
     let value = parse.next_bytes()?;
@@ -131,62 +139,57 @@ async fn set(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> C
     }
     if opts.when == SetWhen::Always && !opts.get {
         // KEEPTTL alone changes nothing while there are no TTLs: a plain put.
-        return match write(ctx, session, Op::Put { key, value }).await? {
-            Response::Put { .. } => Ok(Frame::ok()),
-            other => Err(unexpected(other)),
-        };
+        return Ok(Plan {
+            op: Op::Put { key, value },
+            reply: WriteReply::Put,
+        });
     }
-    let op = Op::Set {
-        key,
-        value,
-        when: opts.when,
-        get: opts.get,
-    };
-    match write(ctx, session, op).await? {
-        Response::Set { prev, .. } if opts.get => Ok(bulk_or_nil(prev)),
-        Response::Set { written: true, .. } => Ok(Frame::ok()),
-        Response::Set { written: false, .. } => Ok(Frame::Null),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Set {
+            key,
+            value,
+            when: opts.when,
+            get: opts.get,
+        },
+        reply: WriteReply::Set { get: opts.get },
+    })
 }
 
-async fn setnx(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn setnx(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 3)?;
     let (key, value) = (parse.next_bytes()?, parse.next_bytes()?);
-    let op = Op::Set {
-        key,
-        value,
-        when: SetWhen::Absent,
-        get: false,
-    };
-    match write(ctx, session, op).await? {
-        Response::Set { written, .. } => Ok(Frame::Integer(i64::from(written))),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Set {
+            key,
+            value,
+            when: SetWhen::Absent,
+            get: false,
+        },
+        reply: WriteReply::SetNx,
+    })
 }
 
-async fn getset(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn getset(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 3)?;
     let (key, value) = (parse.next_bytes()?, parse.next_bytes()?);
-    let op = Op::Set {
-        key,
-        value,
-        when: SetWhen::Always,
-        get: true,
-    };
-    match write(ctx, session, op).await? {
-        Response::Set { prev, .. } => Ok(bulk_or_nil(prev)),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Set {
+            key,
+            value,
+            when: SetWhen::Always,
+            get: true,
+        },
+        reply: WriteReply::Set { get: true },
+    })
 }
 
-async fn getdel(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn getdel(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 2)?;
     let key = parse.next_bytes()?;
-    match write(ctx, session, Op::GetDel { key }).await? {
-        Response::Value { value, .. } => Ok(bulk_or_nil(value)),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::GetDel { key },
+        reply: WriteReply::Value,
+    })
 }
 
 async fn mget(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
@@ -204,7 +207,7 @@ async fn mget(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> 
     Ok(Frame::Array(values))
 }
 
-async fn mset(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn mset(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, -3)?;
     let name = parse.command_name();
     if parse.remaining() % 2 != 0 {
@@ -215,25 +218,18 @@ async fn mset(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> 
         pairs.push((parse.next_bytes()?, parse.next_bytes()?));
     }
     let if_none_exist = name == "msetnx";
-    let op = Op::MSet {
-        pairs,
-        if_none_exist,
-    };
-    match write(ctx, session, op).await? {
-        Response::Applied { applied, .. } if if_none_exist => {
-            Ok(Frame::Integer(i64::from(applied)))
-        }
-        Response::Applied { .. } => Ok(Frame::ok()),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::MSet {
+            pairs,
+            if_none_exist,
+        },
+        reply: WriteReply::Applied {
+            as_integer: if_none_exist,
+        },
+    })
 }
 
-async fn incr(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> CommandResult {
+fn incr(name: &str, parse: &mut Parse) -> Result<Plan, CommandError> {
     let by = name.ends_with("by");
     check_arity(parse, if by { 3 } else { 2 })?;
     let key = parse.next_bytes()?;
@@ -245,35 +241,31 @@ async fn incr(
     } else {
         n
     };
-    match write(ctx, session, Op::IncrBy { key, delta }).await? {
-        Response::Integer { value, .. } => Ok(Frame::Integer(value)),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::IncrBy { key, delta },
+        reply: WriteReply::Integer,
+    })
 }
 
-async fn incrbyfloat(
-    ctx: &ServerContext,
-    session: &mut Session,
-    parse: &mut Parse,
-) -> CommandResult {
+fn incrbyfloat(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 3)?;
     let (key, increment) = (parse.next_bytes()?, parse.next_bytes()?);
     if LongDouble::parse(&increment).is_none() {
         return Err(CommandError::Reply("ERR value is not a valid float".into()));
     }
-    match write(ctx, session, Op::IncrByFloat { key, increment }).await? {
-        Response::Value { value, .. } => Ok(bulk_or_nil(value)),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::IncrByFloat { key, increment },
+        reply: WriteReply::Value,
+    })
 }
 
-async fn append(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn append(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 3)?;
     let (key, value) = (parse.next_bytes()?, parse.next_bytes()?);
-    match write(ctx, session, Op::Append { key, value }).await? {
-        Response::Length { length, .. } => Ok(Frame::Integer(length as i64)),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::Append { key, value },
+        reply: WriteReply::Length,
+    })
 }
 
 async fn strlen(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
@@ -310,7 +302,7 @@ async fn getrange(ctx: &ServerContext, session: &mut Session, parse: &mut Parse)
     }))
 }
 
-async fn setrange(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+fn setrange(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 4)?;
     let key = parse.next_bytes()?;
     let offset = parse.next_i64()?;
@@ -323,10 +315,10 @@ async fn setrange(ctx: &ServerContext, session: &mut Session, parse: &mut Parse)
             "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into(),
         ));
     }
-    match write(ctx, session, Op::SetRange { key, offset, value }).await? {
-        Response::Length { length, .. } => Ok(Frame::Integer(length as i64)),
-        other => Err(unexpected(other)),
-    }
+    Ok(Plan {
+        op: Op::SetRange { key, offset, value },
+        reply: WriteReply::Length,
+    })
 }
 
 #[cfg(test)]

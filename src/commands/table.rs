@@ -3,9 +3,10 @@
 //! DOCS`: summary, since, group, complexity, history, arguments). Static data only: it runs
 //! nothing and must not import anything but `protocol`.
 //!
-//! The dispatcher (`commands::execute`) uses it as the single source of truth for arity and for
-//! the commands allowed before `AUTH` (the `no_auth` flag), in Redis's order: unknown command,
-//! unknown subcommand, arity, authentication. `CLIENT LIST`'s `cmd=` names a command by its
+//! The dispatcher (`commands::check`, for `commands::execute` and `commands::Batch`) uses it as
+//! the single source of truth for arity and for the commands allowed before `AUTH` (the
+//! `no_auth` flag), in Redis's order: unknown command, unknown subcommand, arity,
+//! authentication. `CLIENT LIST`'s `cmd=` names a command by its
 //! [`CmdId`] here.
 //!
 //! The Redis commands' metadata is Redis 7.0's (what `COMMAND INFO` / `COMMAND DOCS` of

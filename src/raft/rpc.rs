@@ -26,12 +26,13 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::ReadPolicy;
+use openraft::{ReadPolicy, TryAsRef};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -107,6 +108,10 @@ pub enum RpcRequest {
     ClientWrite(Request),
     /// A follower asks the leader for a linearizable read index (ReadIndex).
     ReadIndex,
+    /// A run of one client's writes forwarded by a follower, to be appended in this order
+    /// (one request, so nothing can reorder them on the way); answered, one result per write in
+    /// the same order, once each is applied or has failed on the leader.
+    ClientWriteMany(Vec<Request>),
 }
 
 /// Why a leader-only request was not served.
@@ -129,6 +134,7 @@ pub enum RpcResponse {
     ReadIndex(Result<u64, ForwardError>),
     /// The request could not be decoded or served.
     Refused(String),
+    ClientWriteMany(Vec<Result<Response, ForwardError>>),
 }
 
 /// Writes one frame.
@@ -403,6 +409,9 @@ async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
                 Err(e) => Err(forward_error(&e)),
             })
         }
+        RpcRequest::ClientWriteMany(reqs) => {
+            RpcResponse::ClientWriteMany(client_write_many(raft, reqs).await)
+        }
         RpcRequest::ReadIndex => RpcResponse::ReadIndex(
             match raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
                 Ok(lin) => Ok(lin.read_log_id().index()),
@@ -412,10 +421,53 @@ async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
     }
 }
 
+/// Appends `reqs` in order as consecutive entries (openraft `client_write_many`) and returns
+/// one result per request, in order: the store's response once applied, or why not. A request
+/// with an error may still be applied (the follower retries it with the same `(client_id, seq)`).
+async fn client_write_many(raft: &Raft, reqs: Vec<Request>) -> Vec<Result<Response, ForwardError>> {
+    let n = reqs.len();
+    let mut results = Vec::with_capacity(n);
+    append_many(raft, reqs, &mut results).await;
+    // Fewer results only when Raft stopped: the rest share the last failure.
+    let last = match results.last() {
+        Some(Err(e)) => e.clone(),
+        _ => ForwardError::NotLeader { leader: None },
+    };
+    results.resize(n, Err(last));
+    results
+}
+
+/// Appends `reqs` in order as consecutive entries on this node, as leader, and pushes each
+/// one's result onto `results` as it arrives (so a caller that gives up keeps what came).
+/// Stops early only if Raft stopped.
+pub(super) async fn append_many(
+    raft: &Raft,
+    reqs: Vec<Request>,
+    results: &mut Vec<Result<Response, ForwardError>>,
+) {
+    let mut stream = match raft.client_write_many(reqs).await {
+        Ok(stream) => stream,
+        Err(fatal) => {
+            results.push(Err(ForwardError::Fatal(fatal.to_string())));
+            return;
+        }
+    };
+    while let Some(item) = stream.next().await {
+        results.push(match item {
+            Ok(Ok(written)) => Ok(written.response),
+            // ForwardToLeader (not appended) or LogEntryDiscarded (outcome unknown).
+            Ok(Err(e)) => Err(ForwardError::NotLeader {
+                leader: e.try_as_ref().and_then(|f| f.leader_id),
+            }),
+            Err(fatal) => Err(ForwardError::Fatal(fatal.to_string())),
+        });
+    }
+}
+
 /// Turns a raft API error into what a forwarding follower needs to know.
 pub fn forward_error<E>(e: &openraft::errors::RaftError<TypeConfig, E>) -> ForwardError
 where
-    E: std::error::Error + openraft::TryAsRef<openraft::errors::ForwardToLeader<TypeConfig>>,
+    E: std::error::Error + TryAsRef<openraft::errors::ForwardToLeader<TypeConfig>>,
 {
     match e {
         openraft::errors::RaftError::Fatal(f) => ForwardError::Fatal(f.to_string()),

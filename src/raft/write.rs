@@ -12,7 +12,17 @@
 //!
 //! A retry after a lost connection or a leader change resends the same `(client_id, seq)`;
 //! the store applies it at most once (ExactlyOnceApply, see `store::Store::apply`).
+//!
+//! # How a run of writes flows
+//!
+//! ```text
+//! RaftNode::write_many([req{client_id, seq}, req{.., seq+1}, ...])
+//!   ├─ this node leads ──▶ raft.client_write_many ──▶ consecutive entries, one result each
+//!   ├─ another leads   ──▶ RpcRequest::ClientWriteMany (one request: order kept) ──▶ (same, there)
+//!   └─ then, for each request that did not come back applied, in order: RaftNode::write
+//! ```
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +32,10 @@ use openraft::ReadPolicy;
 use super::log_store::FlushStats;
 use super::network::{PeerError, Peers};
 use super::read::ReadBatcher;
-use super::rpc::{forward_error, ForwardError, RpcRequest, RpcResponse};
+use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse};
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, RaftMetrics};
-use crate::store::{Request, Response};
+use crate::store::{ClientSeq, Request, Response, StoreError};
 
 /// Why a write (or a read barrier) failed. The first word of each message is its RESP error
 /// prefix.
@@ -157,6 +167,90 @@ impl RaftNode {
         }
     }
 
+    /// Proposes `reqs`, one client's writes with consecutive seqs, as consecutive Raft entries in
+    /// this order, and returns one result per request, in the same order. Each request is its
+    /// own entry (its own revision); what the run saves is a Raft round per write.
+    ///
+    /// # Failure handling
+    ///
+    /// ExactlyOnceApply must hold, and nothing that was not applied may be acknowledged.
+    ///
+    /// One attempt proposes the whole run (`propose_many`). A response from it is final: that
+    /// entry was applied and answered. Any other request may or may not have been appended, and
+    /// may still commit through a later leader, so it is retried in order through
+    /// [`Self::write`] with the same `(client_id, seq)`. The store then:
+    /// - applies it if it never was (after every earlier request of the run that was applied);
+    /// - answers the recorded response if it was applied and is this client's last applied
+    ///   request (a retry): a true answer;
+    /// - refuses it with `StaleSequence` if a later request of this client was applied. It may
+    ///   or may not have been applied itself, and its response is no longer recorded, so it
+    ///   is answered [`WriteError::Unknown`], never an ok. The refusal names the last applied
+    ///   seq, so every failed request below it would be refused the same way: those are
+    ///   answered `Unknown` without proposing them again.
+    ///
+    /// The store refuses a seq below the client's last applied one, so a retried request is
+    /// never applied after a later one: whatever of the run is applied is applied in order.
+    ///
+    /// When a retry fails (no leader, unknown, fatal), the requests after it are not tried
+    /// (each would wait up to `write_timeout` again). They are answered `Fatal` after a fatal
+    /// error, `Unknown` if the first attempt may have reached a leader, else `NoLeader` (then
+    /// nothing after the failed retry was ever sent).
+    pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, WriteError>> {
+        if reqs.len() <= 1 {
+            let mut out = Vec::with_capacity(1);
+            for req in reqs {
+                out.push(self.write(req).await);
+            }
+            return out;
+        }
+        let n = reqs.len();
+        let (first, maybe_sent) = match self.propose_many(&reqs).await {
+            Ok(attempt) => attempt,
+            // Nothing was sent: no request was applied.
+            Err(e) => return vec![Err(e); n],
+        };
+        settle_run(reqs, first, maybe_sent, |req| self.write(req)).await
+    }
+
+    /// One attempt to propose `reqs` as consecutive entries on the leader. Returns, per
+    /// request, the store's response if it came back applied (`None` if not, or not known),
+    /// and whether the run may have reached a leader. Fails only when nothing was sent: no
+    /// leader in time, or Raft stopped.
+    async fn propose_many(
+        &self,
+        reqs: &[Request],
+    ) -> Result<(Vec<Option<Response>>, bool), WriteError> {
+        let deadline = Instant::now() + self.write_timeout;
+        let (leader, addr) = self.wait_for_leader(deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut results = Vec::with_capacity(reqs.len());
+        let maybe_sent = if leader == self.id {
+            // On timeout the results that came are kept; the rest count as not answered.
+            let append = append_many(&self.raft, reqs.to_vec(), &mut results);
+            let _ = tokio::time::timeout(left, append).await;
+            true
+        } else if addr.is_empty() {
+            false
+        } else {
+            let slot = self.peers.slot(leader, &addr);
+            match slot
+                .call(RpcRequest::ClientWriteMany(reqs.to_vec()), left)
+                .await
+            {
+                Ok(RpcResponse::ClientWriteMany(r)) => {
+                    results = r;
+                    true
+                }
+                Ok(_) | Err(PeerError::Lost(_)) | Err(PeerError::Timeout(_)) => true,
+                Err(PeerError::Unreachable(_)) => false,
+            }
+        };
+        let mut answers: Vec<Option<Response>> = results.into_iter().map(Result::ok).collect();
+        answers.resize(reqs.len(), None);
+        answers.truncate(reqs.len());
+        Ok((answers, maybe_sent))
+    }
+
     /// Linearizable read barrier (ReadIndex): returns once this node has applied everything
     /// committed before the call, as confirmed by a quorum-acknowledged leader. On a follower
     /// the read index comes from the leader and the data is then read locally. Concurrent
@@ -214,6 +308,318 @@ impl RaftNode {
                 return Err(WriteError::NoLeader);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The results of a run after its first attempt (`first`: the responses that came back
+/// applied), retrying the others in order with `retry` ([`RaftNode::write`]) as
+/// [`RaftNode::write_many`] describes. `maybe_sent`: whether the first attempt may have reached
+/// a leader.
+async fn settle_run<F, Fut>(
+    reqs: Vec<Request>,
+    first: Vec<Option<Response>>,
+    maybe_sent: bool,
+    mut retry: F,
+) -> Vec<Result<Response, WriteError>>
+where
+    F: FnMut(Request) -> Fut,
+    Fut: Future<Output = Result<Response, WriteError>>,
+{
+    debug_assert_eq!(reqs.len(), first.len());
+    let mut out = Vec::with_capacity(reqs.len());
+    // This client's last applied seq, as a `StaleSequence` refusal reported it.
+    let mut applied_through: Option<u64> = None;
+    // The answer to every request after a failed retry.
+    let mut gave_up: Option<WriteError> = None;
+    for (req, answer) in reqs.into_iter().zip(first) {
+        let client = req.client;
+        let result = if let Some(response) = answer {
+            settle(client, response, &mut applied_through)
+        } else if let Some(e) = &gave_up {
+            Err(e.clone())
+        } else if matches!((client, applied_through), (Some(c), Some(last)) if c.seq < last) {
+            // A retry would be refused as stale too.
+            Err(WriteError::Unknown)
+        } else {
+            match retry(req).await {
+                Ok(response) => settle(client, response, &mut applied_through),
+                Err(e) => {
+                    // `write` says NoLeader when it sent nothing itself; the first attempt may
+                    // have.
+                    let e = match e {
+                        WriteError::NoLeader if maybe_sent => WriteError::Unknown,
+                        e => e,
+                    };
+                    gave_up = Some(match &e {
+                        WriteError::Fatal(_) => e.clone(),
+                        _ if maybe_sent => WriteError::Unknown,
+                        _ => WriteError::NoLeader,
+                    });
+                    Err(e)
+                }
+            }
+        };
+        out.push(result);
+    }
+    out
+}
+
+/// The result of one of `client`'s own requests answered `response`: a `StaleSequence` refusal
+/// of it means a later request of the client was applied and this one's outcome is unknown
+/// (see [`RaftNode::write_many`]); it records the client's last applied seq it names.
+fn settle(
+    client: Option<ClientSeq>,
+    response: Response,
+    applied_through: &mut Option<u64>,
+) -> Result<Response, WriteError> {
+    match (&response, client) {
+        (
+            Response::Error(StoreError::StaleSequence {
+                client_id, last, ..
+            }),
+            Some(c),
+        ) if *client_id == c.client_id => {
+            *applied_through = Some(applied_through.map_or(*last, |a| a.max(*last)));
+            Err(WriteError::Unknown)
+        }
+        _ => Ok(response),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: ClientSeq = ClientSeq {
+        client_id: 7,
+        seq: 5,
+    };
+
+    fn stale(client_id: u64, seq: u64, last: u64) -> Response {
+        Response::Error(StoreError::StaleSequence {
+            client_id,
+            seq,
+            last,
+        })
+    }
+
+    /// One client's dedup entry as `store::DedupTable` keeps it (last applied seq; a retry of
+    /// it gets its response back, an older seq is refused as stale), behind a fake `write`
+    /// that can fail at one seq.
+    struct Model {
+        last: Option<u64>,
+        fail_at: Option<(u64, WriteError)>,
+        /// The seqs `write` was called with, in order.
+        calls: Vec<u64>,
+    }
+
+    impl Model {
+        fn write(&mut self, req: Request) -> Result<Response, WriteError> {
+            let seq = req.client.expect("a client seq").seq;
+            self.calls.push(seq);
+            if let Some((at, e)) = &self.fail_at {
+                if *at == seq {
+                    return Err(e.clone());
+                }
+            }
+            match self.last {
+                Some(last) if seq < last => Ok(stale(ME.client_id, seq, last)),
+                Some(last) if seq == last => Ok(put(seq)),
+                _ => {
+                    self.last = Some(seq);
+                    Ok(put(seq))
+                }
+            }
+        }
+    }
+
+    fn put(seq: u64) -> Response {
+        Response::Put {
+            revision: 100 + seq,
+        }
+    }
+
+    /// Run requests with seqs 1..=4:
+    ///
+    /// ```text
+    /// first attempt:  ok? per seq ─▶ retry the others in order through `write` (the model)
+    ///                                  New → applied now, Duplicate → recorded answer,
+    ///                                  Stale → Unknown (and skip the seqs below `last`)
+    /// ```
+    #[test]
+    fn settle_run_retries_in_order_and_never_acknowledges_the_unknown() {
+        use WriteError::{NoLeader, Unknown};
+        struct Case {
+            name: &'static str,
+            /// The store's last applied seq of this client when the retries start.
+            last: Option<u64>,
+            /// Which seqs came back applied from the first attempt.
+            first_ok: [bool; 4],
+            maybe_sent: bool,
+            fail_at: Option<(u64, WriteError)>,
+            want: [Result<Response, WriteError>; 4],
+            want_calls: &'static [u64],
+        }
+        let fatal = || WriteError::Fatal("stopped".into());
+        let cases = [
+            Case {
+                name: "every write came back applied: no retry",
+                last: Some(4),
+                first_ok: [true; 4],
+                maybe_sent: true,
+                fail_at: None,
+                want: [Ok(put(1)), Ok(put(2)), Ok(put(3)), Ok(put(4))],
+                want_calls: &[],
+            },
+            Case {
+                name: "nothing applied: each retry applies, in order",
+                last: None,
+                first_ok: [false; 4],
+                maybe_sent: true,
+                fail_at: None,
+                want: [Ok(put(1)), Ok(put(2)), Ok(put(3)), Ok(put(4))],
+                want_calls: &[1, 2, 3, 4],
+            },
+            Case {
+                name: "all applied, no answer came: only the last one's answer is known",
+                last: Some(4),
+                first_ok: [false; 4],
+                maybe_sent: true,
+                fail_at: None,
+                want: [Err(Unknown), Err(Unknown), Err(Unknown), Ok(put(4))],
+                want_calls: &[1, 4],
+            },
+            Case {
+                name: "seq 2 applied unanswered: its retry gets the recorded answer",
+                last: Some(2),
+                first_ok: [true, false, false, false],
+                maybe_sent: true,
+                fail_at: None,
+                want: [Ok(put(1)), Ok(put(2)), Ok(put(3)), Ok(put(4))],
+                want_calls: &[2, 3, 4],
+            },
+            Case {
+                name: "a retry finds no leader after the run may have reached one",
+                last: Some(1),
+                first_ok: [true, false, false, false],
+                maybe_sent: true,
+                fail_at: Some((2, NoLeader)),
+                want: [Ok(put(1)), Err(Unknown), Err(Unknown), Err(Unknown)],
+                want_calls: &[2],
+            },
+            Case {
+                name: "a retry finds no leader and the run was never sent",
+                last: None,
+                first_ok: [false; 4],
+                maybe_sent: false,
+                fail_at: Some((2, NoLeader)),
+                want: [Ok(put(1)), Err(NoLeader), Err(NoLeader), Err(NoLeader)],
+                want_calls: &[1, 2],
+            },
+            Case {
+                name: "an unknown retry of a never-sent run: the rest were never sent",
+                last: None,
+                first_ok: [false; 4],
+                maybe_sent: false,
+                fail_at: Some((2, Unknown)),
+                want: [Ok(put(1)), Err(Unknown), Err(NoLeader), Err(NoLeader)],
+                want_calls: &[1, 2],
+            },
+            Case {
+                name: "raft stopped",
+                last: None,
+                first_ok: [false; 4],
+                maybe_sent: true,
+                fail_at: Some((1, fatal())),
+                want: [Err(fatal()), Err(fatal()), Err(fatal()), Err(fatal())],
+                want_calls: &[1],
+            },
+        ];
+        for c in cases {
+            let reqs: Vec<Request> = (1..=4)
+                .map(|seq| Request {
+                    client: Some(ClientSeq { seq, ..ME }),
+                    op: crate::store::Op::Put {
+                        key: format!("k{seq}").into(),
+                        value: "v".into(),
+                    },
+                })
+                .collect();
+            let first = (1..=4)
+                .zip(c.first_ok)
+                .map(|(seq, ok)| ok.then(|| put(seq)))
+                .collect();
+            let mut model = Model {
+                last: c.last,
+                fail_at: c.fail_at,
+                calls: Vec::new(),
+            };
+            let got = futures::executor::block_on(settle_run(reqs, first, c.maybe_sent, |req| {
+                std::future::ready(model.write(req))
+            }));
+            assert_eq!(got, c.want, "{}", c.name);
+            assert_eq!(model.calls, c.want_calls, "{}: write calls", c.name);
+        }
+    }
+
+    #[test]
+    fn settle_turns_only_our_own_stale_sequence_into_unknown() {
+        struct Case {
+            name: &'static str,
+            client: Option<ClientSeq>,
+            response: Response,
+            applied_through: Option<u64>,
+            want: Result<Response, WriteError>,
+            want_applied_through: Option<u64>,
+        }
+        let cases = [
+            Case {
+                name: "applied",
+                client: Some(ME),
+                response: Response::Put { revision: 9 },
+                applied_through: None,
+                want: Ok(Response::Put { revision: 9 }),
+                want_applied_through: None,
+            },
+            Case {
+                name: "a later request of ours was applied",
+                client: Some(ME),
+                response: stale(7, 5, 8),
+                applied_through: None,
+                want: Err(WriteError::Unknown),
+                want_applied_through: Some(8),
+            },
+            Case {
+                name: "keeps the highest last seq seen",
+                client: Some(ME),
+                response: stale(7, 5, 6),
+                applied_through: Some(8),
+                want: Err(WriteError::Unknown),
+                want_applied_through: Some(8),
+            },
+            Case {
+                name: "another client's refusal is an answer, not ours to judge",
+                client: Some(ME),
+                response: stale(8, 5, 6),
+                applied_through: None,
+                want: Ok(stale(8, 5, 6)),
+                want_applied_through: None,
+            },
+            Case {
+                name: "a request without a client id",
+                client: None,
+                response: stale(7, 5, 6),
+                applied_through: None,
+                want: Ok(stale(7, 5, 6)),
+                want_applied_through: None,
+            },
+        ];
+        for c in cases {
+            let mut applied_through = c.applied_through;
+            let got = settle(c.client, c.response, &mut applied_through);
+            assert_eq!(got, c.want, "{}", c.name);
+            assert_eq!(applied_through, c.want_applied_through, "{}", c.name);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! [`ServerContext`], with the registry of live clients and the settings `CONFIG SET` changes.
 //!
 //! Knows RESP framing only through `protocol::Connection`, and commands only through
-//! `commands::execute`.
+//! `commands::Batch` (a pipeline batch, answered command by command).
 
 pub mod clients;
 pub mod session;

@@ -1,8 +1,9 @@
 //! One client connection: reads commands, answers each in order, flushes once per batch.
 //!
-//! Pipelining: every command already complete in the read buffer is answered before the
-//! replies are written, so a pipeline of N commands costs one write syscall. Commands of one
-//! connection run one at a time, in order (Redis's guarantee).
+//! Pipelining: every command already complete in the read buffer forms a batch, answered before
+//! the replies are written, so a pipeline of N commands costs one write syscall. Commands of
+//! one connection take effect in order and are answered in order (Redis's guarantee); within a
+//! batch, a run of consecutive writes is proposed with one ordered call (`commands::Batch`).
 //!
 //! A framing error gets `-ERR Protocol error: …` and closes the connection (Redis behaviour);
 //! a command error gets an error reply and the connection lives.
@@ -64,12 +65,22 @@ pub async fn run(
                 return;
             }
         };
-        let mut next = match argv {
-            Ok(Some(argv)) => Some(argv),
+        let first = match argv {
+            Ok(Some(argv)) => argv,
             Ok(None) => return,
             Err(e) => {
                 reply_protocol_error(&mut conn, e).await;
                 return;
+            }
+        };
+        // The batch: every command already complete in the read buffer. A framing error after
+        // them is answered once they are (as Redis does), unless one of them closes first.
+        let mut received = vec![first];
+        let framing_error = loop {
+            match conn.try_next_buffered() {
+                Ok(Some(argv)) => received.push(argv),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
             }
         };
         let output_limit = ctx.settings.output_buffer_limit() as usize;
@@ -77,8 +88,8 @@ pub async fn run(
         // BatchBarrier: this batch holds only commands already received; a read barrier taken
         // during an earlier batch does not cover them.
         session.barrier_valid = false;
-        while let Some(argv) = next.take() {
-            let out = commands::execute(ctx, &mut session, argv).await;
+        let mut batch = commands::Batch::new(received);
+        while let Some(out) = batch.next(ctx, &mut session).await {
             conn.proto = session.proto;
             conn.write_frame(&out.frame);
             if output_limit > 0 && conn.pending_output() > output_limit {
@@ -95,13 +106,10 @@ pub async fn run(
                 close = true;
                 break;
             }
-            match conn.try_next_buffered() {
-                Ok(n) => next = n,
-                Err(e) => {
-                    reply_protocol_error(&mut conn, e).await;
-                    return;
-                }
-            }
+        }
+        if let Some(e) = framing_error.filter(|_| !close) {
+            reply_protocol_error(&mut conn, e).await;
+            return;
         }
         handle.touch(Instant::now(), conn.pending_output());
         let flushed = tokio::select! {
