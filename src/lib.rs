@@ -21,6 +21,9 @@
 //!   ─▶ leader: openraft client_write ─▶ log append (sled, group-commit fsync) on a majority
 //!   ─▶ committed ─▶ state_machine::apply ─▶ store::Store::apply ─▶ Response ─▶ +OK
 //!   (on a follower: forwarded to the leader over the peer connection, same path there)
+//!
+//! pipeline: consecutive writes of a batch ─▶ RaftNode::write_many ─▶ client_write_many (one
+//!   ordered call, still one entry and one revision per command; ClientWriteMany when forwarded)
 //! ```
 //!
 //! # How a read flows

@@ -1,6 +1,7 @@
 //! `DedupTable`: the last request and response of each client, so a retried write applies once.
 //!
-//! A client session numbers its writes (`ClientSeq::seq`, one in flight at a time). For a request
+//! A client session numbers its writes (`ClientSeq::seq`: one write, or one ordered run of
+//! pipelined writes proposed together, in flight at a time; seqs reach the log in order). For a request
 //! whose client is known, `seq == last` is a retry and gets the recorded response back, `seq <
 //! last` is a stale duplicate and is refused, and `seq > last` is new. The table is part of the
 //! snapshot, so a restored node deduplicates exactly as before.

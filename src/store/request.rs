@@ -21,7 +21,8 @@ pub const FORMAT_VERSION: u8 = 1;
 pub struct ClientSeq {
     /// Unique per client session across the cluster (chosen at random by the session).
     pub client_id: u64,
-    /// Grows by one for each write of that session; a session has one write in flight at a time.
+    /// Grows by one for each write of that session, in command order; a session has one write,
+    /// or one ordered run of pipelined writes, in flight at a time.
     pub seq: u64,
 }
 
