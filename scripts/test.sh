@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README): installs what the tests need, then runs the whole suite.
+# The test command (README): installs what the tests need, then runs the whole suite: cargo
+# test, then the short jepsen run (scripts/jepsen-ci.sh). Ends with one line: total passed/failed.
 #
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis), which this
@@ -25,5 +26,17 @@ if ((${#missing[@]})); then
     fi
 fi
 
-cargo test --locked "$@"
-bash scripts/jepsen-ci.sh
+# Everything is also written to a log, so the last line can sum it up for people and CI.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked "$@" 2>&1 | tee "$log"
+# The short jepsen run (jepsen/README.md): fails unless the main run is linearizable and the
+# stale-read control is caught.
+bash scripts/jepsen-ci.sh 2>&1 | tee -a "$log"
+awk '/^test result:/ {
+        for (i = 2; i <= NF; i++) {
+            if ($i ~ /^passed;?$/) p += $(i - 1)
+            if ($i ~ /^failed;?$/) f += $(i - 1)
+        }
+     }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
