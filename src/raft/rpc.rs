@@ -195,11 +195,9 @@ where
     }
 }
 
-/// The proof that the sender knows the cluster secret, bound to this connection's nonce.
-pub fn handshake_mac(secret: Option<&str>, hello: &Hello, nonce: &[u8; 32]) -> Vec<u8> {
-    let Some(secret) = secret else {
-        return Vec::new();
-    };
+/// HMAC-SHA256 keyed with the cluster secret over what the handshake binds: the protocol,
+/// the cluster name, both node ids and this connection's nonce.
+fn handshake_hmac(secret: &str, hello: &Hello, nonce: &[u8; 32]) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(b"redraft-peer/1\0");
@@ -208,20 +206,26 @@ pub fn handshake_mac(secret: Option<&str>, hello: &Hello, nonce: &[u8; 32]) -> V
     mac.update(&hello.from.to_be_bytes());
     mac.update(&hello.to.to_be_bytes());
     mac.update(nonce);
-    mac.finalize().into_bytes().to_vec()
+    mac
+}
+
+/// The proof that the sender knows the cluster secret, bound to this connection's nonce
+/// (empty without a secret).
+pub fn handshake_mac(secret: Option<&str>, hello: &Hello, nonce: &[u8; 32]) -> Vec<u8> {
+    match secret {
+        Some(secret) => handshake_hmac(secret, hello, nonce)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+        None => Vec::new(),
+    }
 }
 
 fn verify_mac(secret: &str, hello: &Hello, nonce: &[u8; 32], got: &[u8]) -> bool {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-    mac.update(b"redraft-peer/1\0");
-    mac.update(hello.cluster.as_bytes());
-    mac.update(b"\0");
-    mac.update(&hello.from.to_be_bytes());
-    mac.update(&hello.to.to_be_bytes());
-    mac.update(nonce);
     // Constant-time comparison.
-    mac.verify_slice(got).is_ok()
+    handshake_hmac(secret, hello, nonce)
+        .verify_slice(got)
+        .is_ok()
 }
 
 /// Server side of the handshake. Returns the peer's node id when it is welcome.
