@@ -367,6 +367,28 @@ fn check_kops(kops: &[KOp], budget: u64) -> SearchResult {
 
 /// The history cut at time `t` (SEMANTICS.md §5): operations invoked after `t` are gone, those
 /// still running at `t` become `info` (reads vanish).
+/// An operation that straddles a cut, as the cut history sees it: a read is dropped (it
+/// constrains nothing it did not finish), a write or CAS becomes indeterminate (`info`: it may
+/// take effect at any time after its invocation, or never).
+fn straddling(op: &KOp) -> Option<KOp> {
+    match op.call {
+        KCall::Read(_) => None,
+        KCall::Write(_) => Some(KOp {
+            ret: u64::MAX,
+            ..*op
+        }),
+        KCall::Cas { expected, new, .. } => Some(KOp {
+            call: KCall::Cas {
+                expected,
+                new,
+                result: None,
+            },
+            ret: u64::MAX,
+            ..*op
+        }),
+    }
+}
+
 fn cut_at(kops: &[KOp], t: u64) -> Vec<KOp> {
     let mut out = Vec::new();
     for op in kops {
@@ -377,22 +399,7 @@ fn cut_at(kops: &[KOp], t: u64) -> Vec<KOp> {
             out.push(*op);
             continue;
         }
-        match op.call {
-            KCall::Read(_) => {}
-            KCall::Write(_) => out.push(KOp {
-                ret: u64::MAX,
-                ..*op
-            }),
-            KCall::Cas { expected, new, .. } => out.push(KOp {
-                call: KCall::Cas {
-                    expected,
-                    new,
-                    result: None,
-                },
-                ret: u64::MAX,
-                ..*op
-            }),
-        }
+        out.extend(straddling(op));
     }
     out
 }
@@ -409,22 +416,7 @@ fn window_from(kops: &[KOp], s: u64) -> Vec<KOp> {
             out.push(*op);
             continue;
         }
-        match op.call {
-            KCall::Read(_) => {}
-            KCall::Write(_) => out.push(KOp {
-                ret: u64::MAX,
-                ..*op
-            }),
-            KCall::Cas { expected, new, .. } => out.push(KOp {
-                call: KCall::Cas {
-                    expected,
-                    new,
-                    result: None,
-                },
-                ret: u64::MAX,
-                ..*op
-            }),
-        }
+        out.extend(straddling(op));
     }
     out
 }
