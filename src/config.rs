@@ -110,6 +110,22 @@ pub struct RaftSection {
     /// Log entries already in a snapshot that are kept, so a slightly lagging follower catches
     /// up from the log instead of receiving a whole snapshot.
     pub max_in_snapshot_log_to_keep: u64,
+    /// How much shorter than `election_timeout_ms` a leader's read lease is, to absorb the
+    /// rate drift between the leader's and the followers' monotonic clocks (`read_mode =
+    /// "lease"`). Default: a fifth of `election_timeout_ms`. Equal to `election_timeout_ms`:
+    /// no lease at all (every lease read falls back to a ReadIndex round).
+    pub lease_drift_margin_ms: Option<u64>,
+}
+
+impl RaftSection {
+    /// The leader's read lease: `election_timeout_ms − lease_drift_margin_ms`
+    /// (`raft::read`'s LeaseBound).
+    pub fn read_lease(&self) -> std::time::Duration {
+        let margin = self
+            .lease_drift_margin_ms
+            .unwrap_or(self.election_timeout_ms / 5);
+        std::time::Duration::from_millis(self.election_timeout_ms.saturating_sub(margin))
+    }
 }
 
 impl Default for RaftSection {
@@ -119,6 +135,7 @@ impl Default for RaftSection {
             election_timeout_ms: 1000,
             snapshot_every: 10_000,
             max_in_snapshot_log_to_keep: 1000,
+            lease_drift_margin_ms: None,
         }
     }
 }
@@ -280,6 +297,24 @@ pub enum ReadMode {
 }
 
 impl ReadMode {
+    /// A small number for an atomic setting; [`ReadMode::from_index`] reverses it.
+    pub fn index(self) -> u8 {
+        match self {
+            ReadMode::Linearizable => 0,
+            ReadMode::Lease => 1,
+            ReadMode::Stale => 2,
+        }
+    }
+
+    /// The mode of [`ReadMode::index`]; anything unknown is the default.
+    pub fn from_index(i: u8) -> ReadMode {
+        match i {
+            1 => ReadMode::Lease,
+            2 => ReadMode::Stale,
+            _ => ReadMode::Linearizable,
+        }
+    }
+
     /// Returns the mode's name as written in config and in `READMODE`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -571,6 +606,17 @@ impl ClusterConfig {
         }
         if raft.snapshot_every == 0 {
             return Err(invalid("raft.snapshot_every", "must be at least 1"));
+        }
+        if let Some(m) = raft.lease_drift_margin_ms {
+            if m > raft.election_timeout_ms {
+                return Err(invalid(
+                    "raft.lease_drift_margin_ms",
+                    format!(
+                        "must be at most election_timeout_ms ({m} > {})",
+                        raft.election_timeout_ms
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -1079,6 +1125,21 @@ data_dir = "d1"
     }
 
     #[test]
+    fn read_lease_is_the_election_timeout_minus_the_drift_margin() {
+        let c = must_parse(BASE);
+        assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(800));
+        let c = must_parse(&format!(
+            "{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 150\n"
+        ));
+        assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(350));
+        must_be_invalid(
+            &format!("{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 501\n"),
+            "raft.lease_drift_margin_ms",
+            "must be at most election_timeout_ms",
+        );
+    }
+
+    #[test]
     fn refuses_unknown_read_mode() {
         let text = format!("{BASE}\n[server]\nread_mode = \"eventual\"\n");
         must_not_parse(&text, &["unknown variant `eventual`", "lease"]);
@@ -1379,6 +1440,9 @@ data_dir = "d1"
             assert_eq!(mode.to_string().parse::<ReadMode>(), Ok(mode));
         }
         assert_eq!("LEASE".parse::<ReadMode>(), Ok(ReadMode::Lease));
+        for mode in [ReadMode::Linearizable, ReadMode::Lease, ReadMode::Stale] {
+            assert_eq!(ReadMode::from_index(mode.index()), mode);
+        }
         let e = "fast".parse::<ReadMode>().unwrap_err();
         assert_eq!(
             e.to_string(),

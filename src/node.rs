@@ -29,6 +29,7 @@ use crate::config::{ensure_data_dir_identity, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{NetworkFactory, Peers};
+use crate::raft::read::{LeaderContact, Reads};
 use crate::raft::rpc::{self, PeerIdentity};
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::typ::Raft;
@@ -117,10 +118,12 @@ impl Node {
         let raft_addr = peer_listener
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
+        let contact = Arc::new(LeaderContact::default());
         tasks.push(tokio::spawn(rpc::serve(
             peer_listener,
             raft.clone(),
             identity.clone(),
+            contact.clone(),
             shutdown_rx.clone(),
         )));
 
@@ -156,7 +159,11 @@ impl Node {
             peers: Arc::new(Peers::new(identity)),
             flush_stats,
             write_timeout: Duration::from_millis(cfg.server.write_timeout_ms),
-            reads: Default::default(),
+            reads: Reads::new(
+                cfg.raft.read_lease(),
+                Duration::from_millis(cfg.raft.election_timeout_ms),
+                contact,
+            ),
         });
 
         let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {

@@ -61,7 +61,7 @@ pub fn execute(
             Ok(Frame::ok())
         }
         "readwrite" => {
-            session.set_read_mode(ctx.default_read_mode);
+            session.set_read_mode(ctx.settings.read_mode());
             Ok(Frame::ok())
         }
         "readmode" => readmode(session, parse),

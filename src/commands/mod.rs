@@ -82,13 +82,13 @@ impl Session {
             addr: handle.addr,
             proto: Protocol::Resp2,
             authenticated: ctx.requirepass.is_none(),
-            read_mode: ctx.default_read_mode,
+            read_mode: ctx.settings.read_mode(),
             handle,
             client_id: rand::random(),
             seq: 0,
             barrier_valid: false,
         };
-        session.set_read_mode(ctx.default_read_mode);
+        session.set_read_mode(ctx.settings.read_mode());
         session
     }
 
@@ -120,6 +120,7 @@ impl Session {
     /// Redis.
     pub fn set_read_mode(&mut self, mode: ReadMode) {
         self.read_mode = mode;
+        self.barrier_valid = false;
         self.handle.set_flag(FLAG_READONLY, mode == ReadMode::Stale);
     }
 
@@ -131,7 +132,7 @@ impl Session {
         self.reset_transaction_and_subscriptions();
         self.set_proto(Protocol::Resp2);
         self.handle.names().name = None;
-        self.set_read_mode(ctx.default_read_mode);
+        self.set_read_mode(ctx.settings.read_mode());
         self.handle
             .set_flag(crate::server::clients::FLAG_NO_EVICT, false);
         self.handle
@@ -299,26 +300,23 @@ pub enum CommandError {
 
 pub type CommandResult = Result<Frame, CommandError>;
 
-/// The one read gate every reading command passes (DESIGN §4): linearizable (and, until
-/// lease reads exist, lease) waits for a ReadIndex barrier; stale reads pass at once.
+/// The one read gate every reading command passes (DESIGN §4): it counts the read in the
+/// session's mode, then makes it safe for that mode (`raft::read`: ReadIndex, lease, or
+/// nothing for stale).
 ///
 /// **BatchBarrier.** One barrier serves every read of a pipeline batch. The session starts a
 /// batch only with commands already received, so each of them was invoked before the barrier's
 /// round began; a write in the batch clears the barrier, so a later read waits until this
 /// node has applied that write (read-your-writes on a follower). A run of writes proposed
 /// together clears it too, and a read after the run starts only once the run has been
-/// answered (RunBeforeNext, `batch.rs`).
+/// answered (RunBeforeNext, `batch.rs`). `READMODE` clears it as well.
 async fn read_gate(ctx: &ServerContext, session: &mut Session) -> Result<(), CommandError> {
-    match session.read_mode {
-        ReadMode::Stale => Ok(()),
-        ReadMode::Linearizable | ReadMode::Lease => {
-            if !session.barrier_valid {
-                ctx.node.read_barrier().await?;
-                session.barrier_valid = true;
-            }
-            Ok(())
-        }
+    ctx.node.reads.count(session.read_mode);
+    if !session.barrier_valid || session.read_mode == ReadMode::Stale {
+        ctx.node.read_barrier(session.read_mode).await?;
+        session.barrier_valid = session.read_mode != ReadMode::Stale;
     }
+    Ok(())
 }
 
 /// A write command, planned: what to propose, and how to answer once it is applied.

@@ -21,7 +21,8 @@
 //!
 //! `CONFIG SET` changes a setting on this node only, until restart (redraft has no CONFIG
 //! REWRITE: `cluster.toml` is the configuration). Settable: `maxclients`, `timeout`,
-//! `notify-keyspace-events`, `client-output-buffer-limit`. Any other listed parameter may be
+//! `notify-keyspace-events`, `client-output-buffer-limit`, and redraft's `read-mode` (the mode
+//! new connections start in; existing ones keep theirs). Any other listed parameter may be
 //! "set" to the value it has (a no-op clients and test harnesses do), and is otherwise refused as
 //! Redis refuses an immutable one.
 
@@ -35,7 +36,7 @@ use super::admin::{glob_match, help_reply, REDIS_VERSION};
 use super::connection::verbatim;
 use super::table::{self, CommandSpec};
 use super::{CommandError, CommandResult, Session};
-use crate::config::NotifyKeyspaceEvents;
+use crate::config::{NotifyKeyspaceEvents, ReadMode};
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::server::ServerContext;
 
@@ -208,6 +209,7 @@ enum NewValue {
     Timeout(u64),
     NotifyKeyspaceEvents(NotifyKeyspaceEvents),
     OutputBufferLimit(Vec<(String, [u64; 3])>),
+    ReadMode(ReadMode),
 }
 
 /// The parameters, in the order `CONFIG GET *` lists them.
@@ -267,6 +269,15 @@ fn params() -> Vec<Param> {
                             NotifyKeyspaceEvents::LETTERS
                         )
                     })
+            }),
+        },
+        Param {
+            name: "read-mode",
+            get: Value::Live(|ctx| ctx.settings.read_mode().to_string()),
+            parse: Some(|v| {
+                v.parse::<ReadMode>().map(NewValue::ReadMode).map_err(|_| {
+                    "argument(s) must be one of the following: linearizable, lease, stale".into()
+                })
             }),
         },
         Param {
@@ -392,6 +403,7 @@ fn apply(ctx: &ServerContext, value: NewValue) {
     match value {
         NewValue::MaxClients(n) => s.max_clients.store(n, Ordering::Relaxed),
         NewValue::Timeout(t) => s.timeout_secs.store(t, Ordering::Relaxed),
+        NewValue::ReadMode(m) => s.set_read_mode(m),
         NewValue::NotifyKeyspaceEvents(f) => s.notify_keyspace_events.store(f.0, Ordering::Relaxed),
         NewValue::OutputBufferLimit(classes) => {
             let mut stored = s
@@ -593,6 +605,7 @@ const SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "raft",
+    "reads",
     "keyspace",
 ];
 
@@ -665,6 +678,7 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
         }
         "replication" => replication_section(ctx, &mut out),
         "raft" => raft_section(ctx, &mut out),
+        "reads" => reads_section(ctx, &mut out),
         "keyspace" => {
             let st = ctx.node.sm.read();
             out.push_str("# Keyspace\r\n");
@@ -719,6 +733,46 @@ fn replication_section(ctx: &ServerContext, out: &mut String) {
     let _ = write!(out, "master_repl_offset:{applied}\r\n");
 }
 
+/// `# Reads`: the read gate (DESIGN §4) — reads served per mode, ReadIndex rounds and reads per
+/// round, lease checks, hits and fallbacks, and whether stale reads were served out of touch.
+fn reads_section(ctx: &ServerContext, out: &mut String) {
+    let r = &ctx.node.reads;
+    let s = &r.stats;
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let (rounds, barriers) = (get(&s.index_rounds), get(&s.index_reads));
+    let per_round = if rounds == 0 {
+        0.0
+    } else {
+        barriers as f64 / rounds as f64
+    };
+    let contact = if ctx.node.is_leader() {
+        "0".to_owned()
+    } else {
+        r.contact
+            .since()
+            .map(|d| d.as_millis().to_string())
+            .unwrap_or_else(|| "-1".into())
+    };
+    let _ = write!(
+        out,
+        "# Reads\r\nread_mode_default:{}\r\nreads_linearizable:{}\r\nreads_lease:{}\r\n\
+         reads_stale:{}\r\nreads_stale_unsynced:{}\r\nread_index_rounds:{rounds}\r\n\
+         read_index_barriers:{barriers}\r\nread_index_barriers_per_round:{per_round:.2}\r\n\
+         lease_ms:{}\r\nlease_checks:{}\r\nlease_hits:{}\r\nlease_fallbacks:{}\r\n\
+         leader_last_contact_ms:{contact}\r\nleader_in_touch:{}\r\n",
+        ctx.settings.read_mode(),
+        get(&s.linearizable),
+        get(&s.lease),
+        get(&s.stale),
+        get(&s.stale_unsynced),
+        r.lease.as_millis(),
+        get(&s.lease_rounds),
+        get(&s.lease_hits),
+        get(&s.lease_fallbacks),
+        u8::from(ctx.node.in_touch()),
+    );
+}
+
 fn raft_section(ctx: &ServerContext, out: &mut String) {
     let m = ctx.node.metrics();
     let applied = m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0);
@@ -763,8 +817,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         appends,
         entries,
         per_flush,
-        ctx.node.reads.rounds.load(Ordering::Relaxed),
-        ctx.node.reads.reads.load(Ordering::Relaxed),
+        ctx.node.reads.stats.index_rounds.load(Ordering::Relaxed),
+        ctx.node.reads.stats.index_reads.load(Ordering::Relaxed),
         revision,
         compact_revision,
     );

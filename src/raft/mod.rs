@@ -12,7 +12,7 @@
 
 pub mod log_store;
 pub mod network;
-mod read;
+pub mod read;
 pub mod rpc;
 pub mod state_machine;
 mod write;
@@ -21,7 +21,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use read::ReadBatcher;
+pub use read::{ReadStats, Reads};
 pub use write::{RaftNode, WriteError};
 
 use crate::store::{Request, Response};

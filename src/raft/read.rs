@@ -1,86 +1,379 @@
-//! The linearizable read gate's engine: batched ReadIndex.
+//! The read gate's engine: the three read modes (DESIGN §4), batched ReadIndex rounds, batched
+//! leader-lease checks, and the counters `INFO reads` reports.
 //!
-//! Owns how read barriers are shared between concurrent readers on one node; knows nothing of
-//! RESP or of the keyspace.
+//! Owns how a read is made safe on one node; knows nothing of RESP or of the keyspace.
+//!
+//! | mode           | leader                                     | follower                        |
+//! |----------------|--------------------------------------------|---------------------------------|
+//! | `linearizable` | ReadIndex round (quorum heartbeat)         | read index asked of the leader  |
+//! | `lease`        | lease check, no quorum round; if the lease | as `linearizable`               |
+//! |                | is too old, a ReadIndex round (fallback)   |                                 |
+//! | `stale`        | what this node has applied                 | what this node has applied      |
+//!
+//! In every mode but `stale` the read then waits until this node has applied up to the index
+//! obtained, and reads its own state machine: a follower never has the leader serve the data.
 //!
 //! # Batching without losing linearizability
 //!
-//! At most one ReadIndex round is in flight per node. A reader that arrives while a round is
-//! in flight does not join it (that round may have fixed its read index before the reader's
-//! invocation, i.e. before a write the reader must see); it joins the *next* round, which
-//! starts only after the current one ends. So every round starts after the invocation of every
-//! reader it serves (ReadAfterInvocation), and N concurrent readers cost about two rounds, not
-//! N.
+//! At most one round of each kind (ReadIndex, lease check) is in flight per node. A reader that
+//! arrives while a round is in flight does not join it (that round may have fixed its read
+//! index before the reader's invocation, i.e. before a write the reader must see); it joins the
+//! *next* round, which starts only after the current one ends. So every round starts after the
+//! invocation of every reader it serves (**ReadAfterInvocation**), and N concurrent readers cost
+//! about two rounds, not N.
 //!
 //! ```text
 //! reader A ──┐ round 1 (started by A) ────────┐
 //! reader B ────── waits ──────────────────────┴─ round 2 (B, C) ──┐
 //! reader C ────── waits ─────────────────────────────────────────┴─ done
 //! ```
+//!
+//! # The lease (**LeaseBound**)
+//!
+//! A follower that has accepted an AppendEntries from the leader refuses to vote for anyone
+//! else for openraft's leader lease (`election_timeout_max` = 2 × `election_timeout_ms`) after
+//! it received it. The leader may therefore answer from its own state machine, with no quorum
+//! round, while the last quorum-acknowledged RPC was *sent* less than
+//! `lease = election_timeout_ms − lease_drift_margin_ms` ago (`LinearizerOption`'s
+//! `max_quorum_ack_age`): no other leader can have been elected since. Both ends use monotonic
+//! clocks (`Instant`); the margin absorbs their rate drift. When the last acknowledgement is
+//! older, the lease check fails at once (no waiting) and the readers fall back to a ReadIndex
+//! round (`lease_fallbacks`). No lease read is served:
+//! - on a node that is not the leader (lease mode on a follower = linearizable follower read);
+//! - by a leader that has not yet applied an entry of its own term (its blank entry): until
+//!   then entries committed by the previous leader may be missing here;
+//! - by a leader transferring leadership (openraft refuses: followers drop their lease for the
+//!   transfer target).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use openraft::async_runtime::WatchReceiver;
+use openraft::raft::linearizable_read::LinearizerOption;
+use openraft::vote::RaftLeaderId;
+use openraft::ServerState;
 use tokio::sync::oneshot;
 
 use super::write::{RaftNode, WriteError};
+use crate::config::ReadMode;
 
-type Waiter = oneshot::Sender<Result<u64, WriteError>>;
+/// How a lease check ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lease {
+    /// The lease holds: read at this index, no quorum round.
+    Held(u64),
+    /// No lease now (too old, not leader, transferring, term's first entry not applied).
+    Lapsed,
+}
 
-/// Shares ReadIndex rounds between concurrent readers (see the module doc).
-#[derive(Default)]
-pub struct ReadBatcher {
+type Waiter<T> = oneshot::Sender<Result<T, WriteError>>;
+
+/// One kind of round, shared between concurrent readers (see the module doc).
+struct Rounds<T> {
     /// Readers waiting for the next round, and whether a round is running. A plain mutex:
     /// held only to push or take the list, never across an await.
-    state: Mutex<BatchState>,
-    /// ReadIndex rounds run (INFO `raft_read_index_rounds`).
-    pub rounds: AtomicU64,
-    /// Reads served by those rounds (INFO `raft_read_index_reads`).
-    pub reads: AtomicU64,
+    state: Mutex<BatchState<T>>,
 }
 
-#[derive(Default)]
-struct BatchState {
+struct BatchState<T> {
     running: bool,
-    next: Vec<Waiter>,
+    next: Vec<Waiter<T>>,
 }
 
-impl ReadBatcher {
-    /// Returns a read index obtained by a round that started after this call.
-    pub async fn read_index(&self, node: &Arc<RaftNode>) -> Result<u64, WriteError> {
-        let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.next.push(tx);
-            !std::mem::replace(&mut st.running, true)
-        };
-        if start {
-            let node = node.clone();
-            tokio::spawn(async move { node.reads.run_rounds(&node).await });
+impl<T> Default for Rounds<T> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(BatchState {
+                running: false,
+                next: Vec::new(),
+            }),
         }
-        rx.await
-            .unwrap_or_else(|_| Err(WriteError::Fatal("read batcher stopped".into())))
+    }
+}
+
+impl<T: Clone + Send + 'static> Rounds<T> {
+    /// Joins the next round; returns `true` when the caller must start running rounds.
+    fn join(&self, tx: Waiter<T>) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.next.push(tx);
+        !std::mem::replace(&mut st.running, true)
     }
 
-    /// Runs rounds until nobody waits. Only one instance runs at a time (`running`).
-    async fn run_rounds(&self, node: &RaftNode) {
-        loop {
-            let waiters = {
-                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                if st.next.is_empty() {
-                    st.running = false;
-                    return;
+    /// The readers for the next round, or `None` (and not running any more) when nobody waits.
+    fn take(&self) -> Option<Vec<Waiter<T>>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.next.is_empty() {
+            st.running = false;
+            return None;
+        }
+        Some(std::mem::take(&mut st.next))
+    }
+}
+
+/// Counters of the read gate (INFO `# Reads`). Monotonic; relaxed ordering (statistics).
+#[derive(Default)]
+pub struct ReadStats {
+    /// Reads served per mode (one per reading command).
+    pub linearizable: AtomicU64,
+    pub lease: AtomicU64,
+    pub stale: AtomicU64,
+    /// Stale reads served while this node was out of touch: not the leader and no
+    /// AppendEntries accepted from a leader within one election timeout.
+    pub stale_unsynced: AtomicU64,
+    /// ReadIndex rounds run, and the barriers they served.
+    pub index_rounds: AtomicU64,
+    pub index_reads: AtomicU64,
+    /// Lease checks run (each one message to Raft, no network).
+    pub lease_rounds: AtomicU64,
+    /// Barriers served by the lease, and barriers that fell back to a ReadIndex round.
+    pub lease_hits: AtomicU64,
+    pub lease_fallbacks: AtomicU64,
+}
+
+/// When this node last accepted AppendEntries from a leader (for `stale_unsynced` and INFO).
+pub struct LeaderContact {
+    epoch: Instant,
+    /// Milliseconds since `epoch` + 1 of the last accepted AppendEntries; 0 = never.
+    last: AtomicU64,
+}
+
+impl Default for LeaderContact {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LeaderContact {
+    /// Records an AppendEntries accepted from a leader now.
+    pub fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.last.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the last AppendEntries was accepted, if ever.
+    pub fn since(&self) -> Option<Duration> {
+        match self.last.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms - 1)),
+            ),
+        }
+    }
+}
+
+/// The read gate's state on one node: the rounds, the lease length and the counters.
+pub struct Reads {
+    index: Rounds<u64>,
+    lease_checks: Rounds<Lease>,
+    /// `max_quorum_ack_age` of a lease read (LeaseBound).
+    pub lease: Duration,
+    /// Beyond this long without AppendEntries a follower counts as out of touch.
+    pub unsynced_after: Duration,
+    pub stats: ReadStats,
+    pub contact: Arc<LeaderContact>,
+}
+
+impl Reads {
+    pub fn new(lease: Duration, unsynced_after: Duration, contact: Arc<LeaderContact>) -> Self {
+        Self {
+            index: Rounds::default(),
+            lease_checks: Rounds::default(),
+            lease,
+            unsynced_after,
+            stats: ReadStats::default(),
+            contact,
+        }
+    }
+
+    /// Counts one read served in `mode` (called once per reading command).
+    pub fn count(&self, mode: ReadMode) {
+        let c = match mode {
+            ReadMode::Linearizable => &self.stats.linearizable,
+            ReadMode::Lease => &self.stats.lease,
+            ReadMode::Stale => &self.stats.stale,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl RaftNode {
+    /// The read barrier of `mode`: returns once this node may answer a read from its own
+    /// state machine (see the module doc). Concurrent callers share rounds.
+    pub async fn read_barrier(self: &Arc<Self>, mode: ReadMode) -> Result<(), WriteError> {
+        let index = match mode {
+            ReadMode::Stale => {
+                if !self.in_touch() {
+                    let s = &self.reads.stats;
+                    s.stale_unsynced.fetch_add(1, Ordering::Relaxed);
                 }
-                std::mem::take(&mut st.next)
-            };
+                return Ok(());
+            }
+            ReadMode::Linearizable => self.read_index().await?,
+            ReadMode::Lease => {
+                let held = if self.is_leader() {
+                    let (tx, rx) = oneshot::channel();
+                    if self.reads.lease_checks.join(tx) {
+                        let node = self.clone();
+                        tokio::spawn(async move { node.run_lease_rounds().await });
+                    }
+                    rx.await.unwrap_or_else(|_| Err(stopped()))?
+                } else {
+                    Lease::Lapsed
+                };
+                match held {
+                    Lease::Held(index) => {
+                        self.reads.stats.lease_hits.fetch_add(1, Ordering::Relaxed);
+                        index
+                    }
+                    Lease::Lapsed => {
+                        let s = &self.reads.stats;
+                        s.lease_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        self.read_index().await?
+                    }
+                }
+            }
+        };
+        self.wait_applied(index).await
+    }
+
+    /// Whether this node is the leader or has heard from one within `unsynced_after`.
+    pub fn in_touch(&self) -> bool {
+        self.is_leader()
+            || self
+                .reads
+                .contact
+                .since()
+                .is_some_and(|d| d < self.reads.unsynced_after)
+    }
+
+    /// Waits until this node has applied `index` (or `write_timeout` passes).
+    async fn wait_applied(&self, index: u64) -> Result<(), WriteError> {
+        // Fast path: the state machine is usually already there.
+        if self.sm.read().last_applied.map(|l| l.index()) >= Some(index) {
+            return Ok(());
+        }
+        match self
+            .raft
+            .wait(Some(self.write_timeout))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(WriteError::NoLeader),
+        }
+    }
+
+    /// A read index obtained by a ReadIndex round that started after this call.
+    async fn read_index(self: &Arc<Self>) -> Result<u64, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        if self.reads.index.join(tx) {
+            let node = self.clone();
+            tokio::spawn(async move { node.run_index_rounds().await });
+        }
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Runs ReadIndex rounds until nobody waits. One instance at a time (`running`).
+    async fn run_index_rounds(&self) {
+        while let Some(waiters) = self.reads.index.take() {
             // ReadAfterInvocation: every waiter taken here arrived before this round starts.
-            let result = node.fetch_read_index().await;
-            self.rounds.fetch_add(1, Ordering::Relaxed);
-            self.reads
+            let result = self.fetch_read_index().await;
+            let s = &self.reads.stats;
+            s.index_rounds.fetch_add(1, Ordering::Relaxed);
+            s.index_reads
                 .fetch_add(waiters.len() as u64, Ordering::Relaxed);
             for w in waiters {
                 let _ = w.send(result.clone());
             }
         }
+    }
+
+    /// Runs lease checks until nobody waits. One instance at a time (`running`).
+    async fn run_lease_rounds(&self) {
+        while let Some(waiters) = self.reads.lease_checks.take() {
+            // ReadAfterInvocation, as for ReadIndex rounds.
+            let result = self.check_lease().await;
+            self.reads
+                .stats
+                .lease_rounds
+                .fetch_add(1, Ordering::Relaxed);
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+        }
+    }
+
+    /// One lease check (LeaseBound): the read index if the lease holds now.
+    async fn check_lease(&self) -> Result<Lease, WriteError> {
+        {
+            let rx = self.raft.metrics();
+            let m = rx.borrow_watched();
+            if let Err(e) = &m.running_state {
+                return Err(WriteError::Fatal(e.to_string()));
+            }
+            // Not leader, or the first entry of this term not yet applied here.
+            let own_term_applied = m
+                .last_applied
+                .as_ref()
+                .is_some_and(|l| l.committed_leader_id().term() == m.current_term);
+            if m.state != ServerState::Leader || !own_term_applied {
+                return Ok(Lease::Lapsed);
+            }
+        }
+        // `wait_timeout` zero: a lapsed lease fails at once instead of waiting for a heartbeat.
+        let option =
+            LinearizerOption::new(Some(self.reads.lease), false).with_wait_timeout(Duration::ZERO);
+        match self.raft.get_read_linearizer(option).await {
+            Ok(lin) => Ok(Lease::Held(lin.read_log_id().index())),
+            Err(openraft::errors::RaftError::Fatal(f)) => Err(WriteError::Fatal(f.to_string())),
+            // QuorumNotEnough (lease too old) or ForwardToLeader (deposed, transferring).
+            Err(openraft::errors::RaftError::APIError(_)) => Ok(Lease::Lapsed),
+        }
+    }
+}
+
+fn stopped() -> WriteError {
+    WriteError::Fatal("read gate stopped".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_is_started_once_and_late_arrivals_wait_for_the_next() {
+        let r: Rounds<u64> = Rounds::default();
+        let (a, _ra) = oneshot::channel();
+        let (b, _rb) = oneshot::channel();
+        assert!(r.join(a), "the first reader starts the rounds");
+        let first = r.take().expect("A's round");
+        assert_eq!(first.len(), 1);
+        assert!(
+            !r.join(b),
+            "B arrives while A's round runs: it must not start another"
+        );
+        let second = r.take().expect("B waits for the next round");
+        assert_eq!(second.len(), 1);
+        assert!(r.take().is_none(), "nobody left: rounds stop");
+        let (c, _rc) = oneshot::channel();
+        assert!(
+            r.join(c),
+            "after the rounds stopped, the next reader starts them again"
+        );
+    }
+
+    #[test]
+    fn leader_contact_reports_how_long_ago() {
+        let c = LeaderContact::default();
+        assert_eq!(c.since(), None);
+        c.touch();
+        let d = c.since().expect("touched");
+        assert!(d < Duration::from_secs(5), "{d:?}");
     }
 }

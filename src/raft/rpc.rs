@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::read::LeaderContact;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use super::TypeConfig;
 use crate::store::{Request, Response};
@@ -306,6 +307,7 @@ pub async fn serve(
     listener: TcpListener,
     raft: Raft,
     me: PeerIdentity,
+    contact: Arc<LeaderContact>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let me = Arc::new(me);
@@ -324,6 +326,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
         let me = me.clone();
+        let contact = contact.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let peer =
@@ -341,7 +344,7 @@ pub async fn serve(
                     }
                 };
             tracing::debug!(%addr, peer, "peer connected");
-            if let Err(e) = serve_conn(stream, raft, shutdown).await {
+            if let Err(e) = serve_conn(stream, raft, contact, shutdown).await {
                 tracing::debug!(%addr, peer, error = %e, "peer connection closed");
             }
         });
@@ -351,6 +354,7 @@ pub async fn serve(
 async fn serve_conn(
     stream: TcpStream,
     raft: Raft,
+    contact: Arc<LeaderContact>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
@@ -372,14 +376,24 @@ async fn serve_conn(
         };
         let raft = raft.clone();
         let tx = tx.clone();
+        let contact = contact.clone();
         tokio::spawn(async move {
             let body = handle(&raft, req.body).await;
+            if accepted_from_leader(&body) {
+                contact.touch();
+            }
             let _ = tx.send(Envelope { id: req.id, body }).await;
         });
     }
     drop(tx);
     writer.abort();
     Ok(())
+}
+
+/// Whether `resp` answers an AppendEntries this node accepted from a current leader (anything
+/// but a refusal for a higher vote): the leader is in touch.
+fn accepted_from_leader(resp: &RpcResponse) -> bool {
+    matches!(resp, RpcResponse::AppendEntries(Ok(r)) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
 }
 
 async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {

@@ -1,5 +1,5 @@
 //! The node handle the rest of the crate uses: writes (local or forwarded to the leader) and
-//! the linearizable read barrier.
+//! the ReadIndex round the read gate (`read.rs`) builds on.
 //!
 //! # How a write flows
 //!
@@ -31,7 +31,7 @@ use openraft::ReadPolicy;
 
 use super::log_store::FlushStats;
 use super::network::{PeerError, Peers};
-use super::read::ReadBatcher;
+use super::read::Reads;
 use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse};
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, RaftMetrics};
@@ -64,8 +64,8 @@ pub struct RaftNode {
     pub flush_stats: Arc<FlushStats>,
     /// How long a write waits for a leader before failing with `TRYAGAIN`.
     pub write_timeout: Duration,
-    /// Shares ReadIndex rounds between concurrent readers.
-    pub reads: ReadBatcher,
+    /// The read gate: rounds shared between concurrent readers, the lease, counters.
+    pub reads: Reads,
 }
 
 impl RaftNode {
@@ -249,27 +249,6 @@ impl RaftNode {
         answers.resize(reqs.len(), None);
         answers.truncate(reqs.len());
         Ok((answers, maybe_sent))
-    }
-
-    /// Linearizable read barrier (ReadIndex): returns once this node has applied everything
-    /// committed before the call, as confirmed by a quorum-acknowledged leader. On a follower
-    /// the read index comes from the leader and the data is then read locally. Concurrent
-    /// callers share rounds (`read.rs`).
-    pub async fn read_barrier(self: &Arc<Self>) -> Result<(), WriteError> {
-        let index = self.reads.read_index(self).await?;
-        // Fast path: the state machine is usually already there.
-        if self.sm.read().last_applied.map(|l| l.index()) >= Some(index) {
-            return Ok(());
-        }
-        match self
-            .raft
-            .wait(Some(self.write_timeout))
-            .applied_index_at_least(Some(index), "read barrier")
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(_) => Err(WriteError::NoLeader),
-        }
     }
 
     /// One ReadIndex round: the leader's read index, confirmed by a quorum (on the leader

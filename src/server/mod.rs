@@ -8,7 +8,7 @@
 pub mod clients;
 pub mod session;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -27,8 +27,6 @@ pub struct ServerContext {
     pub node: Arc<RaftNode>,
     pub limits: Limits,
     pub requirepass: Option<String>,
-    /// The read mode a new connection starts in (`[server] read_mode`).
-    pub default_read_mode: ReadMode,
     pub cluster_name: String,
     /// The port clients connect to (INFO's tcp_port).
     pub tcp_port: u16,
@@ -60,6 +58,9 @@ pub struct Settings {
     pub output_buffer_limit: AtomicU64,
     /// `notify-keyspace-events` flags (`[server] notify_keyspace_events`).
     pub notify_keyspace_events: AtomicU32,
+    /// The read mode a new connection starts in (`[server] read_mode`, CONFIG `read-mode`),
+    /// as [`ReadMode::index`].
+    pub read_mode: AtomicU8,
     /// The rest of `client-output-buffer-limit` as `CONFIG GET` shows it: the normal class's soft
     /// limit and seconds (stored, not enforced), and the replica and pubsub classes (stored;
     /// redraft has no Redis replicas, and pub/sub uses the normal limit). Rarely touched.
@@ -96,6 +97,7 @@ impl Settings {
             timeout_secs: AtomicU64::new(cfg.server.timeout),
             output_buffer_limit: AtomicU64::new(cfg.server.client_output_buffer_limit),
             notify_keyspace_events: AtomicU32::new(notify.0),
+            read_mode: AtomicU8::new(cfg.server.read_mode.index()),
             output_buffer_classes: Mutex::new(OutputBufferClasses::default()),
         }
     }
@@ -110,6 +112,15 @@ impl Settings {
 
     pub fn output_buffer_limit(&self) -> u64 {
         self.output_buffer_limit.load(Ordering::Relaxed)
+    }
+
+    /// The read mode a new connection starts in.
+    pub fn read_mode(&self) -> ReadMode {
+        ReadMode::from_index(self.read_mode.load(Ordering::Relaxed))
+    }
+
+    pub fn set_read_mode(&self, mode: ReadMode) {
+        self.read_mode.store(mode.index(), Ordering::Relaxed);
     }
 
     pub fn notify_keyspace_events(&self) -> NotifyKeyspaceEvents {
@@ -127,7 +138,6 @@ impl ServerContext {
             node,
             limits,
             requirepass: cfg.server.requirepass.clone(),
-            default_read_mode: cfg.server.read_mode,
             cluster_name: cfg.cluster.name.clone(),
             tcp_port,
             started: Instant::now(),

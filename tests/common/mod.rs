@@ -402,6 +402,34 @@ impl Cluster {
         }
     }
 
+    /// Freezes node `id` with SIGSTOP (its sockets stay open; it answers nothing).
+    pub fn pause(&mut self, id: u64) {
+        self.signal(id, "STOP");
+    }
+
+    /// Lets a node frozen by [`Cluster::pause`] run again (SIGCONT).
+    pub fn resume(&mut self, id: u64) {
+        self.signal(id, "CONT");
+    }
+
+    fn signal(&mut self, id: u64, sig: &str) {
+        let pid = self
+            .children
+            .get(&id)
+            .unwrap_or_else(|| panic!("signal {sig}: node {id} is not running"))
+            .id();
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
+        assert!(
+            status.success(),
+            "kill -{sig} {pid} (node {id}) failed: {status}"
+        );
+        eprintln!("           SIG{sig} node {id} (pid {pid})");
+    }
+
     /// Starts node `id` again on its data dir and ports.
     pub fn restart(&mut self, id: u64) {
         assert!(
