@@ -9,6 +9,7 @@
 # machine noise hits all of them alike, and the group-commit figure (entries per log flush).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 N=100000
 ROUNDS=3
@@ -21,60 +22,13 @@ while getopts "n:r:" o; do
 done
 command -v redis-benchmark >/dev/null || { echo "need redis-benchmark: apt-get install redis-tools" >&2; exit 1; }
 
-cargo build --release --locked -q
-BIN=$PWD/target/release/redraft
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-cat > "$WORK/cluster.toml" <<TOML
-[cluster]
-name = "bench"
-[[node]]
-id = 1
-raft_addr = "127.0.0.1:17101"
-redis_addr = "127.0.0.1:16381"
-data_dir = "$WORK/node1"
-[[node]]
-id = 2
-raft_addr = "127.0.0.1:17102"
-redis_addr = "127.0.0.1:16382"
-data_dir = "$WORK/node2"
-[[node]]
-id = 3
-raft_addr = "127.0.0.1:17103"
-redis_addr = "127.0.0.1:16383"
-data_dir = "$WORK/node3"
-TOML
-for i in 1 2 3; do
-    "$BIN" --config "$WORK/cluster.toml" --node $i --log warn 2>"$WORK/node$i.log" &
-    PIDS+=($!)
-done
-
-LEADER=""
-for _ in $(seq 1 100); do
-    for p in 16381 16382 16383; do
-        if [ "$(redis-cli -p $p ROLE 2>/dev/null | head -1)" = master ]; then LEADER=$p; fi
-    done
-    [ -n "$LEADER" ] && break
-    sleep 0.1
-done
-[ -n "$LEADER" ] || { echo "no leader elected; logs in $WORK" >&2; tail -5 "$WORK"/node*.log >&2; exit 1; }
-FOLLOWER=$(for p in 16381 16382 16383; do [ $p != "$LEADER" ] && echo $p; done | head -1)
+bench_init
+start_cluster 17100 16380
 
 SYSTEMS=("redraft-leader:$LEADER" "redraft-follower:$FOLLOWER")
 if command -v redis-server >/dev/null; then
-    redis-server --port 16390 --save '' --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-    PIDS+=($!)
-    redis-server --port 16391 --save '' --appendonly yes --appendfsync always \
-        --dir "$WORK" --daemonize no >"$WORK/redis-aof.log" 2>&1 &
-    PIDS+=($!)
-    sleep 0.5
+    start_redis 16390 --appendonly no
+    start_redis 16391 --appendonly yes --appendfsync always
     SYSTEMS+=("redis-nopersist:16390" "redis-fsync-always:16391")
 fi
 
@@ -95,7 +49,6 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 read -r e1 f1 < <(flush_counts)
 
-median() { sort -n | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 echo "redis-benchmark -t set,get -n $N -c 50, median of $ROUNDS interleaved rounds, $(nproc) cores"
 echo
 echo "| system | test | requests/s | p50 ms | p99 ms |"

@@ -8,6 +8,7 @@
 # redraft / Redis (no persistence) per row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 N=200000
 ROUNDS=3
@@ -22,17 +23,7 @@ for t in redis-benchmark redis-cli redis-server; do
     command -v $t >/dev/null || { echo "need $t: apt-get install redis-tools redis-server" >&2; exit 1; }
 done
 
-cargo build --release --locked -q
-BIN=$PWD/target/release/redraft
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
+bench_init
 cat > "$WORK/single.toml" <<TOML
 [cluster]
 name = "bench-single"
@@ -44,11 +35,8 @@ data_dir = "$WORK/node1"
 TOML
 "$BIN" --config "$WORK/single.toml" --node 1 --log warn 2>"$WORK/node1.log" &
 PIDS+=($!)
-redis-server --port 16490 --save '' --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-redis-server --port 16491 --save '' --appendonly yes --appendfsync always --dir "$WORK" \
-    --daemonize no >"$WORK/redis-aof.log" 2>&1 &
-PIDS+=($!)
+start_redis 16490 --appendonly no
+start_redis 16491 --appendonly yes --appendfsync always
 for _ in $(seq 1 100); do
     [ "$(redis-cli -p 16481 ROLE 2>/dev/null | head -1)" = master ] && break
     sleep 0.1
@@ -69,7 +57,6 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-median() { sort -n | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 field() { awk -F, -v s="$1" -v p="$2" -v t="$3" -v f="$4" '$1==s && $2==p && $3==t {print $f}' "$RAW" | median; }
 echo "redis-benchmark -t set,get -n $N -c 50, median of $ROUNDS interleaved rounds, $(nproc) cores"
 echo

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The short Jepsen run of CI (jepsen/README.md): the harness's unit tests, then a ~60 s run
-# against a real three-node cluster (kill, pause and partition nemeses; register and set
-# workloads) that must end `linearizable: true`, then a ~20 s negative control with
-# read_mode = "stale" and partitions that must end `linearizable: false` (the checker bites on
-# the real system).
+# The short Jepsen run of CI (jepsen/README.md): the harness's unit tests and its tests against
+# real nodes, then a ~60 s run against a real three-node cluster (kill, pause and partition
+# nemeses; register and set workloads) that must end `linearizable: true`, a ~40 s run in
+# lease read mode (pause and partition) that must end `linearizable: true`, then a ~20 s
+# negative control with read_mode = "stale" and partitions that must end
+# `linearizable: false` (the checker bites on the real system).
 #
 # Needs root for network namespaces (without it the harness runs on 127.0.0.1 with kill and
 # pause only, and says so). Installs iproute2, iptables and fonts-dejavu-core (plot text) with
@@ -32,7 +33,6 @@ if ((${#missing[@]})); then
 fi
 
 start=$SECONDS
-cargo test --locked -p jepsen
 if [ "${JEPSEN_PROFILE:-debug}" = release ]; then
     cargo build --locked --release --bin redraft
     bin=target/release/redraft
@@ -40,6 +40,9 @@ else
     cargo build --locked --bin redraft
     bin=target/debug/redraft
 fi
+# The harness's unit tests, and its tests against real nodes (jepsen/tests/: reads on a
+# follower cut off by a partition), which run $REDRAFT_BIN.
+REDRAFT_BIN="$PWD/$bin" cargo test --locked -p jepsen
 cargo build --locked -p jepsen
 harness=target/debug/redraft-jepsen
 out=${JEPSEN_OUT:-jepsen/store/ci}
@@ -57,6 +60,18 @@ if [ "$last" != "linearizable: true" ]; then
     exit 1
 fi
 
+# Lease reads: the same register workload with read_mode = "lease", under pauses and
+# partitions of the leader (the faults a lease must survive).
+"$harness" --bin "$bin" --out "$out" --time-limit "${JEPSEN_LEASE_TIME_LIMIT:-40}" \
+    --read-mode lease --nemesis pause,partition --workload register \
+    --nemesis-interval 3 --fault-duration 4 \
+    | tee "$out/lease.txt" || true
+last=$(tail -n 1 "$out/lease.txt")
+if [ "$last" != "linearizable: true" ]; then
+    echo "jepsen-ci.sh: lease run ended with '$last' (want 'linearizable: true'); see $out" >&2
+    exit 1
+fi
+
 # Negative control: stale reads from followers cut off by partitions must be caught.
 if [ "$(id -u)" = 0 ]; then
     "$harness" --bin "$bin" --out "$out" --time-limit 20 --read-mode stale \
@@ -71,4 +86,4 @@ if [ "$(id -u)" = 0 ]; then
 fi
 echo "jepsen-ci.sh: passed in $((SECONDS - start)) s"
 # The plain closing line CI reads: the runs above, each checked against its expected verdict.
-if [ "$(id -u)" = 0 ]; then echo "jepsen: 2 passed, 0 failed"; else echo "jepsen: 1 passed, 0 failed"; fi
+if [ "$(id -u)" = 0 ]; then echo "jepsen: 3 passed, 0 failed"; else echo "jepsen: 2 passed, 0 failed"; fi

@@ -1,0 +1,78 @@
+# Shared by the redis-benchmark scripts in benches/: build, scratch folder, process cleanup,
+# a local three-node cluster, a local Redis, medians. Source it; it defines functions only,
+# plus WORK, BIN and PIDS once `bench_init` has run.
+
+# Builds the release binary, makes a scratch folder, and kills every process the script
+# started (by PID) when it exits.
+bench_init() {
+    cargo build --release --locked -q --bin redraft
+    BIN=$PWD/target/release/redraft
+    WORK=$(mktemp -d)
+    PIDS=()
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
+# Fails unless every named tool is installed.
+need_tools() {
+    for t in "$@"; do
+        command -v "$t" >/dev/null || { echo "need $t: apt-get install redis-tools redis-server" >&2; exit 1; }
+    done
+}
+
+# start_cluster RAFT_BASE REDIS_BASE: a three-node cluster on 127.0.0.1 ports RAFT_BASE+i and
+# REDIS_BASE+i (i = 1..3); waits for a leader; sets LEADER and FOLLOWER (redis ports) and
+# CLUSTER_PORTS.
+start_cluster() {
+    local raft_base=$1 redis_base=$2 i
+    {
+        echo "[cluster]"
+        echo 'name = "bench"'
+        for i in 1 2 3; do
+            echo "[[node]]"
+            echo "id = $i"
+            echo "raft_addr = \"127.0.0.1:$((raft_base + i))\""
+            echo "redis_addr = \"127.0.0.1:$((redis_base + i))\""
+            echo "data_dir = \"$WORK/node$i\""
+        done
+    } >"$WORK/cluster.toml"
+    CLUSTER_PORTS=()
+    for i in 1 2 3; do
+        "$BIN" --config "$WORK/cluster.toml" --node $i --log warn 2>"$WORK/node$i.log" &
+        PIDS+=($!)
+        CLUSTER_PORTS+=($((redis_base + i)))
+    done
+    LEADER=""
+    for _ in $(seq 1 100); do
+        for p in "${CLUSTER_PORTS[@]}"; do
+            if [ "$(redis-cli -p "$p" ROLE 2>/dev/null | head -1)" = master ]; then LEADER=$p; fi
+        done
+        [ -n "$LEADER" ] && break
+        sleep 0.1
+    done
+    [ -n "$LEADER" ] || { echo "no leader elected; logs in $WORK" >&2; tail -5 "$WORK"/node*.log >&2; exit 1; }
+    FOLLOWER=$(for p in "${CLUSTER_PORTS[@]}"; do [ "$p" != "$LEADER" ] && echo "$p"; done | head -1)
+}
+
+# start_redis PORT [redis-server options...]: a local Redis without snapshots.
+start_redis() {
+    local port=$1
+    shift
+    redis-server --port "$port" --save '' --dir "$WORK" --daemonize no "$@" \
+        >"$WORK/redis-$port.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 50); do
+        redis-cli -p "$port" PING >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "redis-server on $port did not start" >&2
+    exit 1
+}
+
+# Median of the numbers on stdin, one per line.
+median() { sort -n | awk '{a[NR]=$1} END{ if (NR == 0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
