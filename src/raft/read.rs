@@ -36,14 +36,16 @@
 //! round, while the last quorum-acknowledged RPC was *sent* less than
 //! `lease = election_timeout_ms − lease_drift_margin_ms` ago (`LinearizerOption`'s
 //! `max_quorum_ack_age`): no other leader can have been elected since. Both ends use monotonic
-//! clocks (`Instant`); the margin absorbs their rate drift. When the last acknowledgement is
-//! older, the lease check fails at once (no waiting) and the readers fall back to a ReadIndex
-//! round (`lease_fallbacks`). No lease read is served:
+//! clocks (`Instant`); the margin absorbs their rate drift. The check runs first on the metrics
+//! openraft publishes (no message to the Raft core: [`RaftNode::lease_from_metrics`]), then,
+//! when those cannot show a live lease, in the core (batched). When the last acknowledgement
+//! is older, the lease check fails at once (no waiting) and the readers fall back to a
+//! ReadIndex round (`lease_fallbacks`). No lease read is served:
 //! - on a node that is not the leader (lease mode on a follower = linearizable follower read);
 //! - by a leader that has not yet applied an entry of its own term (its blank entry): until
 //!   then entries committed by the previous leader may be missing here;
 //! - by a leader transferring leadership (openraft refuses: followers drop their lease for the
-//!   transfer target).
+//!   transfer target; the fast path is off from before the transfer starts: TransferGuard).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,11 +53,13 @@ use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::linearizable_read::LinearizerOption;
+use openraft::type_config::alias::InstantOf;
 use openraft::vote::RaftLeaderId;
-use openraft::ServerState;
+use openraft::{Instant as _, ServerState};
 use tokio::sync::oneshot;
 
 use super::write::{RaftNode, WriteError};
+use super::TypeConfig;
 use crate::config::ReadMode;
 
 /// How a lease check ended.
@@ -124,8 +128,10 @@ pub struct ReadStats {
     /// ReadIndex rounds run, and the barriers they served.
     pub index_rounds: AtomicU64,
     pub index_reads: AtomicU64,
-    /// Lease checks run (each one message to Raft, no network).
+    /// Lease checks run through the Raft core (each one message, no network).
     pub lease_rounds: AtomicU64,
+    /// Lease hits decided from the published metrics, without a message to the Raft core.
+    pub lease_fast_hits: AtomicU64,
     /// Barriers served by the lease, and barriers that fell back to a ReadIndex round.
     pub lease_hits: AtomicU64,
     pub lease_fallbacks: AtomicU64,
@@ -177,6 +183,9 @@ pub struct Reads {
     pub unsynced_after: Duration,
     pub stats: ReadStats,
     pub contact: Arc<LeaderContact>,
+    /// No lease fast path before this instant (ms since `contact.epoch`): set before this node
+    /// asks openraft to transfer leadership (TransferGuard).
+    no_fast_lease_until: AtomicU64,
 }
 
 impl Reads {
@@ -188,7 +197,21 @@ impl Reads {
             unsynced_after,
             stats: ReadStats::default(),
             contact,
+            no_fast_lease_until: AtomicU64::new(0),
         }
+    }
+
+    /// **TransferGuard.** Turns the lease fast path off for `d` (a leader transfer is about to
+    /// start: the followers drop their lease for the transfer target at once). Reads still go
+    /// through openraft's own check, which refuses them while the transfer runs.
+    pub fn suspend_fast_lease(&self, d: Duration) {
+        let until = (self.contact.epoch.elapsed() + d).as_millis() as u64;
+        self.no_fast_lease_until.fetch_max(until, Ordering::SeqCst);
+    }
+
+    fn fast_lease_suspended(&self) -> bool {
+        let now = self.contact.epoch.elapsed().as_millis() as u64;
+        now < self.no_fast_lease_until.load(Ordering::SeqCst)
     }
 
     /// Counts one read served in `mode` (called once per reading command).
@@ -216,7 +239,13 @@ impl RaftNode {
             }
             ReadMode::Linearizable => self.read_index().await?,
             ReadMode::Lease => {
-                let held = if self.is_leader() {
+                let held = if let Some(index) = self.lease_from_metrics() {
+                    self.reads
+                        .stats
+                        .lease_fast_hits
+                        .fetch_add(1, Ordering::Relaxed);
+                    Lease::Held(index)
+                } else if self.is_leader() {
                     let (tx, rx) = oneshot::channel();
                     if self.reads.lease_checks.join(tx) {
                         let node = self.clone();
@@ -307,6 +336,51 @@ impl RaftNode {
                 let _ = w.send(result.clone());
             }
         }
+    }
+
+    /// The lease fast path: openraft's own lease condition, `now < last_quorum_acked +
+    /// max_quorum_ack_age` (LeaseBound), evaluated on the metrics openraft publishes instead
+    /// of in a message to the Raft core, plus the same guards as [`RaftNode::check_lease`].
+    /// Returns the index to read at (this node's applied index: while the lease holds no other
+    /// leader exists, and every write acknowledged so far was applied here first), or `None`
+    /// when the metrics cannot show the lease holds (then the core decides).
+    ///
+    /// Metrics lag the core; every lag is conservative here: the published
+    /// `last_quorum_acked` is never later than the core's, and a node deposed since the
+    /// metrics were published is still the only leader the cluster can have had until the
+    /// lease (anchored at that acknowledgement) runs out. A transfer is the one way followers
+    /// give up their lease early, hence TransferGuard.
+    fn lease_from_metrics(&self) -> Option<u64> {
+        if self.reads.fast_lease_suspended() {
+            return None;
+        }
+        let rx = self.raft.metrics();
+        let m = rx.borrow_watched();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.id) {
+            return None;
+        }
+        let applied = m.last_applied.as_ref()?;
+        if applied.committed_leader_id().term() != m.current_term {
+            return None;
+        }
+        let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
+        if InstantOf::<TypeConfig>::now() < acked + self.reads.lease {
+            Some(applied.index())
+        } else {
+            None
+        }
+    }
+
+    /// Asks openraft to hand leadership to `to`, with the lease fast path off while it runs
+    /// (TransferGuard). Every transfer must go through here.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), WriteError> {
+        self.reads
+            .suspend_fast_lease(self.write_timeout.max(Duration::from_secs(5)));
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| WriteError::Fatal(e.to_string()))
     }
 
     /// One lease check (LeaseBound): the read index if the lease holds now.
