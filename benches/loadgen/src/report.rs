@@ -218,7 +218,8 @@ pub fn table(results: &[RunResult]) -> String {
             let good: Vec<&RunResult> = all.iter().copied().filter(|r| r.status == "ok").collect();
             let status = if good.is_empty() {
                 let first = all[0];
-                format!("{}: {}", first.status, first.note.replace('|', "/"))
+                let note: String = first.note.replace('|', "/").chars().take(70).collect();
+                format!("{}: {note}", first.status)
             } else {
                 "ok".to_string()
             };
@@ -330,6 +331,7 @@ fn line_chart(
     series: &BTreeMap<String, Vec<(f64, f64)>>,
     log_x: bool,
     marks: &[(f64, &str)],
+    legend: SeriesLabelPosition,
 ) -> anyhow::Result<()> {
     let text = font();
     let pts = series.values().flatten();
@@ -393,7 +395,7 @@ fn line_chart(
             if text {
                 chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
+                    .position(legend.clone())
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .draw()?;
@@ -401,7 +403,7 @@ fn line_chart(
         }};
     }
     if log_x {
-        draw!(b.build_cartesian_2d((x0.max(1e-3)..x1 * 1.2).log_scale(), 0f64..y1)?);
+        draw!(b.build_cartesian_2d((x0.max(1e-3) / 1.5..x1 * 1.5).log_scale(), 0f64..y1)?);
     } else {
         draw!(b.build_cartesian_2d(x0..x1, 0f64..y1)?);
     }
@@ -464,6 +466,7 @@ pub fn plot(results: &[RunResult], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             &series,
             true,
             &[],
+            SeriesLabelPosition::UpperLeft,
         )?;
         files.push(path);
 
@@ -498,6 +501,7 @@ pub fn plot(results: &[RunResult], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 &series,
                 true,
                 &[],
+                SeriesLabelPosition::LowerRight,
             )?;
             files.push(path);
         }
@@ -534,6 +538,7 @@ pub fn plot(results: &[RunResult], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             &series,
             true,
             &[],
+            SeriesLabelPosition::UpperLeft,
         )?;
         files.push(path);
     }

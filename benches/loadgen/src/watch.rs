@@ -110,11 +110,10 @@ async fn watcher(
     match (args.system, args.mode.as_str()) {
         (System::Etcd, _) => {
             let mut client = etcd_connect(endpoint).await?;
+            // Returns once etcd has confirmed the watch (it reads the "created" response).
             let (_watcher, mut stream) = client.watch(key.clone(), None).await?;
+            signal(Ok(()));
             while let Some(resp) = stream.message().await? {
-                if resp.created() {
-                    signal(Ok(()));
-                }
                 for ev in resp.events() {
                     if let Some(i) = ev.kv().and_then(|kv| index_of(kv.value())) {
                         shared.event(i);
@@ -178,8 +177,12 @@ async fn watcher(
                 .and_then(|v| v.first())
                 .and_then(Reply::text);
             if kind.as_deref() != Some("subscribe") {
-                signal(Err(format!("SUBSCRIBE: {confirm:?}")));
-                bail!("SUBSCRIBE: {confirm:?}");
+                let why = match &confirm {
+                    Reply::Error(e) => e.clone(),
+                    other => format!("unexpected reply {other:?}"),
+                };
+                signal(Err(format!("SUBSCRIBE: {why}")));
+                bail!("SUBSCRIBE: {why}");
             }
             signal(Ok(()));
             let mut n = 0;
