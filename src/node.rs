@@ -159,6 +159,9 @@ impl Node {
             reads: Default::default(),
         });
 
+        // Only the leader expires keys; the task idles while this node follows.
+        tasks.push(crate::raft::spawn_expiry(node.clone(), shutdown_rx.clone()));
+
         let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {
             Error::Io(format!(
                 "cannot listen on redis_addr {}: {e}",
