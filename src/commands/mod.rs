@@ -213,8 +213,9 @@ enum Prepared {
     /// A keyspace read answered from one `store::ReadOp` (`reads.rs`), or why planning
     /// refused it.
     Read(Result<reads::ReadPlan, CommandError>),
-    /// MULTI EXEC DISCARD WATCH UNWATCH (`txn.rs`), by lowercase name.
-    Txn(String, Parse),
+    /// MULTI EXEC DISCARD WATCH UNWATCH (`txn.rs`), by lowercase name; an EXEC that failed
+    /// the checks carries why.
+    Txn(String, Result<Parse, CommandError>),
     /// Any other command: runs through the families' `execute`.
     Other(OtherCommand),
 }
@@ -232,6 +233,10 @@ struct OtherCommand {
 fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared {
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = check(session, &argv) {
+        // A refused EXEC discards the transaction (Redis's `rejectCommand`): `txn.rs` does.
+        if argv.first().is_some_and(|n| n.eq_ignore_ascii_case(b"exec")) {
+            return Prepared::Txn("exec".into(), Err(e));
+        }
         return Prepared::Done(Frame::Error(e.to_string()).into());
     }
     let raw_name = argv.first().cloned().unwrap_or_default();
@@ -251,7 +256,7 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
         return Prepared::Read(plan);
     }
     if txn::is_txn_command(&name) {
-        return Prepared::Txn(name, parse);
+        return Prepared::Txn(name, Ok(parse));
     }
     Prepared::Other(OtherCommand {
         raw_name,

@@ -31,6 +31,7 @@
 //! EXEC               → array of replies | nil array (a watched key changed)
 //!                      | -EXECABORT Transaction discarded because of previous errors.
 //!                      | -ERR EXEC without MULTI
+//!                      | -EXECABORT Transaction discarded because of: <why EXEC was refused>
 //! DISCARD            → +OK | -ERR DISCARD without MULTI
 //! WATCH key [key ...] → +OK | -ERR WATCH inside MULTI is not allowed
 //! UNWATCH            → +OK
@@ -118,8 +119,21 @@ pub(super) async fn run(
     ctx: &ServerContext,
     session: &mut Session,
     name: &str,
-    mut parse: Parse,
+    parse: Result<Parse, CommandError>,
 ) -> CommandResult {
+    let mut parse = match parse {
+        Ok(parse) => parse,
+        Err(e) => {
+            // An EXEC refused by the checks discards the transaction and says why (Redis's
+            // `execCommandAbort`, which drops the `ERR` word).
+            session.txn = TxnState::default();
+            let why = e.to_string();
+            let why = why.strip_prefix("ERR ").unwrap_or(&why);
+            return Err(CommandError::Reply(format!(
+                "EXECABORT Transaction discarded because of: {why}"
+            )));
+        }
+    };
     match name {
         "multi" => {
             if session.txn.in_multi() {
