@@ -234,7 +234,10 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = check(session, &argv) {
         // A refused EXEC discards the transaction (Redis's `rejectCommand`): `txn.rs` does.
-        if argv.first().is_some_and(|n| n.eq_ignore_ascii_case(b"exec")) {
+        if argv
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"))
+        {
             return Prepared::Txn("exec".into(), Err(e));
         }
         return Prepared::Done(Frame::Error(e.to_string()).into());
