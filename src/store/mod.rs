@@ -49,6 +49,8 @@ mod strings;
 mod store_test;
 #[cfg(test)]
 mod strings_test;
+#[cfg(test)]
+mod txn_test;
 
 use bytes::Bytes;
 use serde::Serialize;
