@@ -284,7 +284,8 @@ fn expire_follows_redis_conditions_and_past_deadlines_delete() {
         },
     );
     // (starting deadline, new deadline, cond, want applied, want deadline after)
-    let cases: &[(Option<i64>, i64, ExpireCond, bool, Option<i64>)] = &[
+    type Case = (Option<i64>, i64, ExpireCond, bool, Option<i64>);
+    let cases: &[Case] = &[
         (None, 500, ExpireCond::default(), true, Some(500)),
         (None, 500, nx, true, Some(500)),
         (Some(400), 500, nx, false, Some(400)),
