@@ -166,6 +166,9 @@ impl Node {
             ),
         });
 
+        // Only the leader expires keys; the task idles while this node follows.
+        tasks.push(crate::raft::spawn_expiry(node.clone(), shutdown_rx.clone()));
+
         let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {
             Error::Io(format!(
                 "cannot listen on redis_addr {}: {e}",

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::read::LeaderContact;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
-use super::TypeConfig;
+use super::{stamp, TypeConfig};
 use crate::store::{Request, Response};
 
 /// The first byte of every peer frame body.
@@ -422,7 +422,7 @@ async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
                 .map_err(|e| e.to_string()),
         ),
         RpcRequest::ClientWrite(req) => {
-            RpcResponse::ClientWrite(match raft.client_write(req).await {
+            RpcResponse::ClientWrite(match raft.client_write(stamp(req)).await {
                 Ok(resp) => Ok(resp.data),
                 Err(e) => Err(forward_error(&e)),
             })
@@ -463,6 +463,7 @@ pub(super) async fn append_many(
     reqs: Vec<Request>,
     results: &mut Vec<Result<Response, ForwardError>>,
 ) {
+    let reqs = reqs.into_iter().map(stamp).collect::<Vec<_>>();
     let mut stream = match raft.client_write_many(reqs).await {
         Ok(stream) => stream,
         Err(fatal) => {

@@ -21,7 +21,7 @@
 //! ```
 //!
 //! The store bytes ([`Store::to_snapshot`], which carry their own version byte) hold the whole
-//! history window, the compact revision and the dedup table; the meta carries the last applied
+//! history window, the compact revision, the dedup table and every live key's deadline; the meta carries the last applied
 //! log id and the membership. The same store bytes travel to followers as the snapshot data.
 
 use std::io;
@@ -32,7 +32,7 @@ use futures::{Stream, StreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use super::log_store::{decode, encode};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
@@ -64,6 +64,9 @@ pub struct StateMachineStore {
     /// Applied changes, in revision order, for watchers on this node. Lagging receivers are
     /// told they lagged; apply never waits for them.
     events: broadcast::Sender<Arc<Vec<Event>>>,
+    /// Woken when an apply (or a snapshot install) makes the earliest deadline earlier, so the
+    /// leader's expiry timer (`expiry.rs`) never sleeps past a deadline it has not seen.
+    deadline_wake: Arc<Notify>,
 }
 
 impl StateMachineStore {
@@ -88,12 +91,19 @@ impl StateMachineStore {
             current: Arc::new(Mutex::new(current)),
             dir: Arc::new(dir.to_path_buf()),
             events,
+            deadline_wake: Arc::new(Notify::new()),
         })
     }
 
     /// Read access to the applied state. Hold it briefly: apply waits for it.
     pub fn read(&self) -> RwLockReadGuard<'_, SmState> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns the notifier the expiry timer waits on: woken when the earliest deadline moves
+    /// earlier.
+    pub fn deadline_wake(&self) -> Arc<Notify> {
+        self.deadline_wake.clone()
     }
 
     /// Subscribes to applied events.
@@ -181,11 +191,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
+        let mut earlier_deadline = false;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
             let (response, events) = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+                let next_before = st.store.next_deadline();
                 st.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => (
@@ -194,7 +206,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         },
                         Vec::new(),
                     ),
-                    EntryPayload::Normal(ref req) => st.store.apply(req),
+                    EntryPayload::Normal(ref req) => {
+                        let applied = st.store.apply(req);
+                        let next = st.store.next_deadline();
+                        earlier_deadline |=
+                            next.is_some() && next_before.is_none_or(|b| next < Some(b));
+                        applied
+                    }
                     EntryPayload::Membership(ref m) => {
                         st.last_membership = StoredMembership::new(Some(log_id), m.clone());
                         (
@@ -213,6 +231,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if let Some(r) = responder {
                 r.send(response);
             }
+        }
+        if earlier_deadline {
+            self.deadline_wake.notify_one();
         }
         Ok(())
     }
@@ -249,6 +270,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
         }
+        // The snapshot's deadlines are this node's to expire if it leads.
+        self.deadline_wake.notify_one();
         if restoring {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot restored from disk");
         } else {

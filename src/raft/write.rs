@@ -33,6 +33,7 @@ use super::log_store::FlushStats;
 use super::network::{PeerError, Peers};
 use super::read::Reads;
 use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse};
+use super::stamp;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, RaftMetrics};
 use crate::store::{ClientSeq, Request, Response, StoreError};
@@ -134,7 +135,7 @@ impl RaftNode {
             let left = deadline.saturating_duration_since(Instant::now());
             if leader == self.id {
                 maybe_sent = true;
-                match tokio::time::timeout(left, self.raft.client_write(req.clone())).await {
+                match tokio::time::timeout(left, self.raft.client_write(stamp(req.clone()))).await {
                     Ok(Ok(resp)) => return Ok(resp.data),
                     Ok(Err(e)) => match forward_error(&e) {
                         ForwardError::Fatal(m) => return Err(WriteError::Fatal(m)),

@@ -4,13 +4,17 @@
 //!   +----------------+---------------------------------------------------------------+
 //!   | FORMAT_VERSION | postcard(Store) = revision, compact_revision,                 |
 //!   |    (1 byte)    |   keyspace { key -> versions }, dedup { client -> last, count } |
+//!   |                |   [deadlines { key -> unix ms }]                                |
 //!   +----------------+---------------------------------------------------------------+
 //! ```
 //!
-//! A snapshot holds the whole history window, the compact revision and the dedup table, so a
-//! store restored from one answers every read and deduplicates every retry exactly as the
-//! original (SnapshotFaithful). Derived indexes (the live-key count, the dedup age index) are not
-//! written; loading rebuilds them.
+//! A snapshot holds the whole history window, the compact revision, the dedup table and the
+//! expiry state (every live key's deadline), so a store restored from one answers every read,
+//! deduplicates every retry and expires every key exactly as the original (SnapshotFaithful),
+//! and a new leader restored from one takes over every pending deadline. Derived indexes (the
+//! live-key count, the dedup age index, the deadline order) are not written; loading rebuilds
+//! them. The deadlines come last and are optional on load: a snapshot written before expiry
+//! existed ends after the dedup table and loads with no deadlines.
 //!
 //! This file owns the encoding and the checks on load. Snapshot bytes come from disk or a peer,
 //! so a wrong version byte, truncated or corrupt input returns a [`SnapshotError`] and never
@@ -18,6 +22,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::deadlines::Deadlines;
 use super::dedup::DedupTable;
 use super::kv::Keyspace;
 use super::{Store, FORMAT_VERSION};
@@ -39,8 +44,8 @@ pub enum SnapshotError {
     Corrupt(String),
 }
 
-/// The serialised fields of [`Store`], in its field order (keep the two in step), before the
-/// checks on load.
+/// The serialised fields of [`Store`] before `deadlines`, in its field order (keep the two in
+/// step), before the checks on load.
 #[derive(Deserialize)]
 struct StoreRepr {
     revision: u64,
@@ -49,9 +54,19 @@ struct StoreRepr {
     dedup: DedupTable,
 }
 
+/// Every serialised field of [`Store`], for deserializers other than the snapshot's.
+#[derive(Deserialize)]
+struct FullRepr {
+    revision: u64,
+    compact_revision: u64,
+    keyspace: Keyspace,
+    dedup: DedupTable,
+    deadlines: Deadlines,
+}
+
 impl StoreRepr {
     /// Checks the invariants of a decoded store and rebuilds its derived indexes.
-    fn into_store(self) -> Result<Store, String> {
+    fn into_store(self, mut deadlines: Deadlines) -> Result<Store, String> {
         let StoreRepr {
             revision,
             compact_revision,
@@ -65,19 +80,27 @@ impl StoreRepr {
         }
         keyspace.restore(revision, compact_revision)?;
         dedup.restore()?;
+        deadlines.restore(&keyspace)?;
         Ok(Store {
             revision,
             compact_revision,
             keyspace,
             dedup,
+            deadlines,
         })
     }
 }
 
 impl<'de> Deserialize<'de> for Store {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        StoreRepr::deserialize(deserializer)?
-            .into_store()
+        let full = FullRepr::deserialize(deserializer)?;
+        let core = StoreRepr {
+            revision: full.revision,
+            compact_revision: full.compact_revision,
+            keyspace: full.keyspace,
+            dedup: full.dedup,
+        };
+        core.into_store(full.deadlines)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -100,17 +123,24 @@ impl Store {
                 expected: FORMAT_VERSION,
             });
         }
-        let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(|e| match e {
+        let decode_error = |e| match e {
             postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
             e => SnapshotError::Corrupt(e.to_string()),
-        })?;
+        };
+        let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(decode_error)?;
+        // A snapshot from before expiry existed ends here.
+        let (deadlines, rest) = if rest.is_empty() {
+            (Deadlines::default(), rest)
+        } else {
+            postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?
+        };
         if !rest.is_empty() {
             return Err(SnapshotError::Corrupt(format!(
                 "{} bytes after the store",
                 rest.len()
             )));
         }
-        repr.into_store().map_err(SnapshotError::Corrupt)
+        repr.into_store(deadlines).map_err(SnapshotError::Corrupt)
     }
 }
 
@@ -144,6 +174,12 @@ mod tests {
                 key: Bytes::from_static(b""),
                 value: Bytes::new(),
             },
+            Op::Expire {
+                key: Bytes::from_static(b"a"),
+                expiry: crate::store::Expiry::At(1_000),
+                cond: Default::default(),
+                now_ms: 10,
+            },
         ];
         for (i, op) in ops.into_iter().enumerate() {
             let client = Some(ClientSeq {
@@ -163,6 +199,8 @@ mod tests {
         let restored = Store::from_snapshot(&bytes).unwrap();
         assert_eq!(restored, s);
         assert_eq!(restored.len(), s.len());
+        assert_eq!(restored.deadline(b"a"), Some(1_000));
+        assert_eq!(restored.next_deadline(), Some(1_000));
         assert_eq!(restored.to_snapshot(), bytes);
         assert_eq!(
             Store::from_snapshot(&Store::new().to_snapshot()).unwrap(),
@@ -239,12 +277,19 @@ mod tests {
             let err = Store::from_snapshot(&c.bytes).expect_err(c.name);
             assert!((c.want)(&err), "{}: {err:?}", c.name);
         }
-        // Every truncation and every single-byte corruption errs or loads; none panics.
+        // Every truncation errs, but the one that leaves a snapshot as written before expiry
+        // existed: that one loads, with no deadlines. Every single-byte corruption errs or
+        // loads; none panics.
+        let sample = must_sample_store();
+        let deadlines = postcard::to_allocvec(&sample.deadlines).unwrap();
+        let core_len = good.len() - deadlines.len();
         for len in 0..good.len() {
-            assert!(
-                Store::from_snapshot(&good[..len]).is_err(),
-                "truncated to {len}"
-            );
+            match Store::from_snapshot(&good[..len]) {
+                Ok(s) if len == core_len => {
+                    assert_eq!((s.expiring(), s.len()), (0, sample.len()));
+                }
+                other => assert!(other.is_err(), "truncated to {len}"),
+            }
         }
         for i in 1..good.len() {
             for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {
