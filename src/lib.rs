@@ -12,6 +12,7 @@
 //! | `commands`  | argv → reply, through the read gate or the write path             | protocol, raft, store |
 //! | `server`    | the Redis listener and per-connection sessions                    | protocol, commands |
 //! | `config`    | `cluster.toml`, validation, data dir identity                     | —            |
+//! | `metrics`   | counters and histograms, Prometheus text exposition               | —            |
 //! | `node`      | assembles and runs one node                                       | all          |
 //!
 //! # How a write flows
@@ -33,9 +34,11 @@
 //!   applied that far; or none in stale mode) ─▶ store::Store::get ─▶ bulk reply
 //! ```
 
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod raft;

@@ -6,22 +6,45 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use redraft::config::ClusterConfig;
-use redraft::node::Node;
+use redraft::config::{ClusterConfig, NodeConfig};
+use redraft::node::{Node, StartOptions};
 
 /// A replicated configuration store that speaks the Redis protocol.
 ///
 /// With no arguments, runs a single-node store on 127.0.0.1:6379 with data in ./data.
 /// With --config and --node, runs node N of the cluster described by the file.
+/// With --join, runs a new node that asks a running cluster to add it.
 #[derive(Debug, Parser)]
 #[command(name = "redraft", version, about, long_about = None)]
 struct Cli {
-    /// Cluster description (see cluster.toml). Requires --node.
+    /// Cluster description (see cluster.toml). Requires --node. With --join, only its
+    /// [cluster] (name, secret), [raft], [server] and [store] sections are used.
     #[arg(long, value_name = "FILE", requires = "node")]
     config: Option<PathBuf>,
     /// Which node of --config this process runs (its `id`).
     #[arg(long, value_name = "N", requires = "config")]
     node: Option<u64>,
+    /// Join a running cluster through this member's Redis address (host:port): the node asks
+    /// to be added (RAFT.ADDNODE) and never initialises a cluster of its own. Needs --config
+    /// (for the cluster name and secret), --node, --raft-addr, --redis-addr and --data-dir.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        requires_all = ["config", "node", "raft_addr", "redis_addr", "data_dir"]
+    )]
+    join: Option<String>,
+    /// With --join: this node's peer address.
+    #[arg(long, value_name = "HOST:PORT", requires = "join")]
+    raft_addr: Option<String>,
+    /// With --join: this node's client address.
+    #[arg(long, value_name = "HOST:PORT", requires = "join")]
+    redis_addr: Option<String>,
+    /// With --join: this node's data directory.
+    #[arg(long, value_name = "DIR", requires = "join")]
+    data_dir: Option<PathBuf>,
+    /// With --join: this node's HTTP address for /metrics, /health and /ready.
+    #[arg(long, value_name = "HOST:PORT", requires = "join")]
+    metrics_addr: Option<String>,
     /// Log filter, e.g. "info", "redraft=debug" (overrides RUST_LOG).
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
@@ -40,13 +63,24 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let (cfg, node_id) = match (&cli.config, cli.node) {
+    let (mut cfg, node_id) = match (&cli.config, cli.node) {
         (Some(path), Some(id)) => match ClusterConfig::from_file(path) {
             Ok(cfg) => (cfg, id),
             Err(e) => return fail(&e),
         },
         _ => (ClusterConfig::single_node(), 1),
     };
+    if cli.join.is_some() {
+        // The joining node's own [[node]] comes from the flags; the file's [[node]] list is
+        // not used (the cluster's membership is the Raft log's).
+        cfg.nodes = vec![NodeConfig {
+            id: node_id,
+            raft_addr: cli.raft_addr.clone().unwrap_or_default(),
+            redis_addr: cli.redis_addr.clone().unwrap_or_default(),
+            data_dir: cli.data_dir.clone().unwrap_or_default(),
+            metrics_addr: cli.metrics_addr.clone(),
+        }];
+    }
     // Refuse bad config before anything starts.
     if let Err(e) = cfg.validate().and_then(|_| cfg.node(node_id).map(|_| ())) {
         return fail(&e);
@@ -56,16 +90,37 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
+    let password = cfg.server.requirepass.clone();
+    let opts = StartOptions {
+        join: cli.join.clone(),
+    };
     rt.block_on(async move {
-        let node = match Node::start(cfg, node_id).await {
+        let node = match Node::start_with(cfg, node_id, opts).await {
             Ok(n) => n,
             Err(e) => return fail(&e),
         };
+        if let Some(member) = &cli.join {
+            let joined = tokio::select! {
+                r = node.join(member, password.as_deref()) => r,
+                _ = wait_for_signal() => {
+                    node.shutdown().await;
+                    return ExitCode::SUCCESS;
+                }
+            };
+            if let Err(e) = joined {
+                node.shutdown().await;
+                return fail(&e);
+            }
+        }
         // FailStop: a node whose Raft stopped (e.g. a failed disk flush) exits rather than
         // keep answering clients.
         let code = tokio::select! {
             _ = wait_for_signal() => {
                 tracing::info!("shutting down");
+                ExitCode::SUCCESS
+            }
+            _ = node.stop_requested() => {
+                tracing::info!("SHUTDOWN requested; shutting down");
                 ExitCode::SUCCESS
             }
             why = node.fatal() => {

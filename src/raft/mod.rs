@@ -7,10 +7,14 @@
 //! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
 //! - `read.rs`: batched ReadIndex behind the linearizable read gate.
+//! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
+//! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
 //! - `rpc.rs`: the peer wire format and the inbound RPC server.
 //! - `node.rs` (crate root) assembles these into one running node.
 
+pub mod health;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 mod read;
 pub mod rpc;

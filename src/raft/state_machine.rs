@@ -26,6 +26,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use futures::{Stream, StreamExt};
@@ -37,6 +38,7 @@ use tokio::sync::broadcast;
 use super::log_store::{decode, encode};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
+use crate::metrics::NodeMetrics;
 use crate::store::{Event, Response, Store};
 
 const SNAPSHOT_FILE: &str = "current.snap";
@@ -64,6 +66,8 @@ pub struct StateMachineStore {
     /// Applied changes, in revision order, for watchers on this node. Lagging receivers are
     /// told they lagged; apply never waits for them.
     events: broadcast::Sender<Arc<Vec<Event>>>,
+    /// Snapshot counts and build durations (`/metrics`), shared with the node.
+    metrics: Arc<NodeMetrics>,
 }
 
 impl StateMachineStore {
@@ -88,7 +92,13 @@ impl StateMachineStore {
             current: Arc::new(Mutex::new(current)),
             dir: Arc::new(dir.to_path_buf()),
             events,
+            metrics: Arc::default(),
         })
+    }
+
+    /// The node's metric handles; the state machine records snapshot builds and installs.
+    pub fn metrics(&self) -> Arc<NodeMetrics> {
+        self.metrics.clone()
     }
 
     /// Read access to the applied state. Hold it briefly: apply waits for it.
@@ -145,6 +155,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let started = std::time::Instant::now();
         let (meta, data) = {
             let st = self.read();
             let meta = SnapshotMeta {
@@ -159,6 +170,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 .await
                 .map_err(io::Error::other)??;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .snapshot_build_seconds
+            .observe_duration(started.elapsed());
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((meta.clone(), Arc::new(data.clone())));
         Ok(Snapshot {
@@ -253,6 +268,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot restored from disk");
         } else {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed from the leader");
+            self.metrics
+                .snapshot_installs
+                .fetch_add(1, Ordering::Relaxed);
         }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((meta.clone(), Arc::new(data)));
