@@ -16,7 +16,7 @@ const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// A sanity bound, not a performance claim: a transfer that takes this long is broken.
 const STALL_SANITY: Duration = Duration::from_secs(5);
 
-fn cmd(c: &mut Cluster, id: u64, args: &[&str]) -> Result<redis::Value, String> {
+fn cmd(c: &Cluster, id: u64, args: &[&str]) -> Result<redis::Value, String> {
     let mut con = c.try_connect(id)?;
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -163,7 +163,7 @@ fn raft_info_role_replication_snapshot_metrics_and_health() {
     {
         phase("RAFT.SNAPSHOT returns once a snapshot covers the applied index");
         let applied = c.must_raft_u64(follower, "raft_applied_index");
-        let r = cmd(&mut c, follower, &["RAFT.SNAPSHOT"]).unwrap();
+        let r = cmd(&c, follower, &["RAFT.SNAPSHOT"]).unwrap();
         assert_eq!(r, redis::Value::Okay);
         let snap = c.must_raft_u64(follower, "raft_snapshot_index");
         assert!(snap >= applied, "snapshot {snap} < applied {applied}");
@@ -264,9 +264,9 @@ fn transfer_under_load_moves_leadership_without_failed_writes() {
 
     {
         phase("refusals: a node that is not a voter, a missing argument");
-        let e = cmd(&mut c, leader, &["RAFT.TRANSFER", "99"]).unwrap_err();
+        let e = cmd(&c, leader, &["RAFT.TRANSFER", "99"]).unwrap_err();
         assert!(e.contains("node 99 is not a voter"), "{e}");
-        let e = cmd(&mut c, leader, &["RAFT.TRANSFER", "x"]).unwrap_err();
+        let e = cmd(&c, leader, &["RAFT.TRANSFER", "x"]).unwrap_err();
         assert!(e.contains("not an integer"), "{e}");
     }
 
@@ -276,7 +276,7 @@ fn transfer_under_load_moves_leadership_without_failed_writes() {
     let started = Instant::now();
     {
         phase("RAFT.TRANSFER <target>, sent to the third node (forwarded to the leader)");
-        let r = cmd(&mut c, via, &["RAFT.TRANSFER", &target.to_string()]).unwrap();
+        let r = cmd(&c, via, &["RAFT.TRANSFER", &target.to_string()]).unwrap();
         assert_eq!(r, redis::Value::Int(target as i64));
         assert_eq!(c.must_leader(LEADER_TIMEOUT), target);
     }
@@ -286,7 +286,7 @@ fn transfer_under_load_moves_leadership_without_failed_writes() {
     let started2 = Instant::now();
     {
         phase("RAFT.TRANSFER with no id picks the most caught-up voter");
-        let r = cmd(&mut c, target, &["RAFT.TRANSFER"]).unwrap();
+        let r = cmd(&c, target, &["RAFT.TRANSFER"]).unwrap();
         let redis::Value::Int(new) = r else {
             panic!("{r:?}")
         };
