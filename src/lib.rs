@@ -12,6 +12,7 @@
 //! | `commands`  | argv → reply, through the read gate or the write path             | protocol, raft, store |
 //! | `server`    | the Redis listener and per-connection sessions                    | protocol, commands |
 //! | `config`    | `cluster.toml`, validation, data dir identity                     | —            |
+//! | `backup`    | backup file format; restore into new data dirs                    | raft, store, config |
 //! | `metrics`   | counters and histograms, Prometheus text exposition               | —            |
 //! | `node`      | assembles and runs one node                                       | all          |
 //!
@@ -34,6 +35,7 @@
 //!   applied that far; or none in stale mode) ─▶ store::Store::get ─▶ bulk reply
 //! ```
 
+pub mod backup;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -45,13 +45,45 @@ struct Cli {
     /// With --join: this node's HTTP address for /metrics, /health and /ready.
     #[arg(long, value_name = "HOST:PORT", requires = "join")]
     metrics_addr: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Log filter, e.g. "info", "redraft=debug" (overrides RUST_LOG).
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
 }
 
+/// Offline and client-side operations (instead of running a node).
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Save a consistent backup of a running cluster (RAFT.BACKUP) to a file.
+    Backup {
+        /// Any member's Redis address (host:port).
+        #[arg(long, value_name = "HOST:PORT")]
+        from: String,
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The cluster's requirepass, if it has one.
+        #[arg(long, value_name = "PASSWORD")]
+        password: Option<String>,
+    },
+    /// Create a new cluster's data dirs from a backup (every data_dir of --config must be
+    /// empty or missing); then start the nodes as usual.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The new cluster's description; its [cluster] name is the restored identity.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(sub) = &cli.command {
+        return run_sub(sub);
+    }
     let filter = cli
         .log
         .clone()
@@ -145,5 +177,105 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Runs `redraft backup` / `redraft restore`.
+fn run_sub(sub: &Sub) -> ExitCode {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    match sub {
+        Sub::Backup {
+            from,
+            out,
+            password,
+        } => rt.block_on(async {
+            use redraft::client::{Client, Reply};
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(format!("backup from {from}"));
+            let mut c = match Client::connect(from, std::time::Duration::from_secs(5)).await {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            if let Some(pw) = password {
+                match c.call(&[b"AUTH", pw.as_bytes()], |_| {}).await {
+                    Ok(Reply::Error(e)) => return fail(&e),
+                    Ok(_) => {}
+                    Err(e) => return fail(&e),
+                }
+            }
+            let reply = c
+                .call(&[b"RAFT.BACKUP"], |n| bar.set_position(n as u64))
+                .await;
+            bar.finish_and_clear();
+            let bytes = match reply {
+                Ok(Reply::BulkString(b)) => b,
+                Ok(Reply::Error(e)) => return fail(&e),
+                Ok(other) => return fail(&format!("RAFT.BACKUP answered {other:?}")),
+                Err(e) => return fail(&e),
+            };
+            let header = match redraft::backup::decode(&bytes) {
+                Ok((h, _)) => h,
+                Err(e) => return fail(&e),
+            };
+            let tmp = out.with_extension("tmp");
+            if let Err(e) = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, out)) {
+                return fail(&format!("{}: {e}", out.display()));
+            }
+            println!(
+                "backup of cluster {:?} at revision {} (compact revision {}, applied index {}, {} \
+                 keys, {} bytes) written to {}",
+                header.cluster,
+                header.revision,
+                header.compact_revision,
+                header.applied_index,
+                header.keys,
+                bytes.len(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }),
+        Sub::Restore { from, config } => {
+            let cfg = match ClusterConfig::from_file(config) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let bytes = match redraft::backup::read_file(from) {
+                Ok(b) => b,
+                Err(e) => return fail(&e),
+            };
+            let bar = ProgressBar::new(cfg.nodes.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("restoring {pos}/{len} data dirs {wide_bar} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let result = rt.block_on(redraft::backup::restore(&bytes, &cfg, |id| {
+                bar.set_message(format!("node {id}"));
+                bar.inc(1);
+            }));
+            bar.finish_and_clear();
+            match result {
+                Ok(h) => {
+                    println!(
+                        "restored cluster {:?} (from {:?} at revision {}) into {} data dirs; \
+                         start its nodes with --config {}",
+                        cfg.cluster.name,
+                        h.cluster,
+                        h.revision,
+                        cfg.nodes.len(),
+                        config.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
     }
 }

@@ -17,6 +17,9 @@
 //! RAFT.ADDNODE id raft_addr redis_addr → +OK once the node is a voter (learner, caught up, then
 //!                                        promoted); -ERR/-TRYAGAIN with the reason otherwise
 //! RAFT.REMOVENODE id                   → +OK once the membership without it is committed
+//! RAFT.BACKUP                          → bulk: a backup (backup.rs format) of this node's store
+//!                                        after a linearizable read barrier: whole history
+//!                                        window, revision, compact revision
 //! SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] → no reply: a leader hands leadership over first, then
 //!                                        the node stops (Redis's SHUTDOWN closes the connection)
 //! SHUTDOWN ABORT                       → -ERR No shutdown in progress.
@@ -27,6 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{CommandError, CommandResult, Session};
+use crate::backup::BackupHeader;
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::membership::{AdminError, AdminRequest, CATCH_UP_TIMEOUT};
 use crate::raft::PeerNode;
@@ -53,6 +57,10 @@ pub async fn execute(
         },
         "raft.addnode" => add_node(ctx, parse).await,
         "raft.removenode" => remove_node(ctx, parse).await,
+        "raft.backup" => match parse.finish() {
+            Ok(()) => backup(ctx).await,
+            Err(e) => Err(e.into()),
+        },
         "shutdown" => shutdown(ctx, parse).await,
         _ => return None,
     })
@@ -213,6 +221,31 @@ async fn remove_node(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
         .await
         .map_err(admin_error)?;
     Ok(Frame::ok())
+}
+
+async fn backup(ctx: &ServerContext) -> CommandResult {
+    // Consistent: everything acknowledged before this command is in the state read below.
+    ctx.node.read_barrier().await?;
+    let node = ctx.node.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        let st = node.sm.read();
+        let header = BackupHeader {
+            cluster: String::new(),
+            node_id: node.id,
+            applied_index: st.last_applied.map_or(0, |l| l.index()),
+            revision: st.store.revision(),
+            compact_revision: st.store.compact_revision(),
+            keys: st.store.len() as u64,
+        };
+        (header, st.store.to_snapshot())
+    })
+    .await
+    .map_err(|e| CommandError::Reply(format!("ERR backup failed: {e}")))?;
+    let (mut header, store) = bytes;
+    header.cluster = ctx.cluster_name.clone();
+    Ok(Frame::Bulk(Bytes::from(crate::backup::encode(
+        &header, &store,
+    ))))
 }
 
 async fn shutdown(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {

@@ -2135,6 +2135,25 @@ static COMMANDS: &[CommandSpec] = &[
             ..Doc::EMPTY
         },
     },
+    CommandSpec {
+        name: "raft.backup",
+        arity: 1,
+        flags: &["admin", "noscript", "readonly"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return a consistent backup of the whole store (history window, revision) as one bulk string; `redraft backup` saves it (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the number of revisions kept",
+            ..Doc::EMPTY
+        },
+    },
 ];
 
 #[cfg(test)]

@@ -137,6 +137,13 @@ impl LogStore {
         self.inner.stats.clone()
     }
 
+    /// Marks everything up to `log_id` as purged and flushes: a restored data dir's log starts
+    /// after the restored snapshot (`backup.rs`).
+    pub async fn restore_purged(&mut self, log_id: LogId) -> io::Result<()> {
+        RaftLogStorage::purge(self, log_id).await?;
+        self.flush_now().await
+    }
+
     fn check_writable(&self) -> io::Result<()> {
         if self.inner.failed.load(Ordering::Acquire) {
             return Err(io::Error::other(

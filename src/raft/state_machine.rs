@@ -121,6 +121,31 @@ impl StateMachineStore {
     }
 }
 
+/// Writes a restored data dir's Raft state (`backup.rs`): a snapshot of `store` (encoded
+/// `Store` bytes) at log id `((term 1, node 0), 1)` whose membership has every node of
+/// `members` as a voter, and a log purged up to that log id. Every node restored this way
+/// starts initialised with the same state and membership.
+pub async fn write_restored(
+    data_dir: &Path,
+    members: &std::collections::BTreeMap<u64, super::PeerNode>,
+    store: &[u8],
+) -> io::Result<()> {
+    use openraft::vote::RaftLeaderIdExt;
+    let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 0);
+    let log_id = LogId::new(leader, 1);
+    let voters = members.keys().copied().collect();
+    let membership = openraft::Membership::new(vec![voters], members.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: StoredMembership::new(Some(log_id), membership),
+    };
+    let sm = StateMachineStore::open(&data_dir.join("snapshot"))?;
+    sm.persist(&meta, store)?;
+    let mut log = super::log_store::LogStore::open(&data_dir.join("raft-log"))?;
+    log.restore_purged(log_id).await
+}
+
 /// Splits a snapshot file into its meta and the encoded store, without copying the latter.
 fn split_snapshot_file(mut bytes: Vec<u8>) -> io::Result<(SnapshotMeta, Vec<u8>)> {
     let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());

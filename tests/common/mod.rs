@@ -329,6 +329,13 @@ impl ClusterBuilder {
 
     /// Writes `cluster.toml` and spawns every node. Does not wait for a leader.
     pub fn start(self) -> Cluster {
+        let mut cluster = self.create();
+        cluster.spawn_all();
+        cluster
+    }
+
+    /// Writes `cluster.toml` and starts nothing (e.g. to restore data dirs first).
+    pub fn create(self) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("redraft-cluster-")
             .tempdir()
@@ -386,17 +393,12 @@ impl ClusterBuilder {
         let config = dir.path().join("cluster.toml");
         fs::write(&config, &toml).expect("write cluster.toml");
 
-        let mut cluster = Cluster {
+        Cluster {
             dir: Some(dir),
             config,
             nodes,
             children: BTreeMap::new(),
-        };
-        let ids: Vec<u64> = cluster.nodes.keys().copied().collect();
-        for id in ids {
-            cluster.spawn(id);
         }
-        cluster
     }
 }
 
@@ -438,6 +440,16 @@ impl Cluster {
     /// A default three-node cluster, started.
     pub fn start() -> Cluster {
         Cluster::builder().start()
+    }
+
+    /// Spawns every node that is not running.
+    pub fn spawn_all(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if !self.children.contains_key(&id) {
+                self.spawn(id);
+            }
+        }
     }
 
     pub fn ids(&self) -> Vec<u64> {
