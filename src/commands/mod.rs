@@ -46,6 +46,7 @@
 
 mod admin;
 mod batch;
+mod cluster;
 mod connection;
 mod keys;
 mod reads;
@@ -233,7 +234,15 @@ struct OtherCommand {
 /// ahead of it has run.
 fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared {
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = check(session, &argv) {
+    let checked = check(session, &argv);
+    // Commands per type (`/metrics`): the slot after the table's counts unknown commands.
+    let slot = session
+        .handle
+        .last_cmd()
+        .top_index()
+        .unwrap_or(table::commands().len());
+    ctx.command_counts.inc(slot);
+    if let Err(e) = checked {
         // A refused EXEC discards the transaction (Redis's `rejectCommand`): `txn.rs` does.
         if argv
             .first()

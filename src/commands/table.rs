@@ -12,7 +12,8 @@
 //! The Redis commands' metadata is Redis 7.0's (what `COMMAND INFO` / `COMMAND DOCS` of
 //! redis-server 7.0.15 answer, so a client sees the same table from redraft and from Redis),
 //! plus Redis 7.2's `CLIENT SETINFO` and `CLIENT NO-TOUCH`. Only the subcommands redraft answers
-//! are listed. redraft's own commands (`REVISION`, `GETMETA`, `CAS`, `READMODE`) come last, with
+//! are listed. redraft's own commands (`REVISION`, `GETMETA`, `CAS`, `READMODE`, `RAFT.*`) come
+//! last (after Redis's `SHUTDOWN`, added with them), with
 //! docs written so that `redis-cli` shows their argument hints.
 //!
 //! Adding a command: add its entry here (copy Redis's from `COMMAND INFO` / `COMMAND DOCS`), then
@@ -132,6 +133,11 @@ pub struct CmdId(pub u32);
 
 impl CmdId {
     pub const NONE: CmdId = CmdId(0);
+
+    /// The index of the top-level command in [`commands`], or `None` for [`CmdId::NONE`].
+    pub fn top_index(self) -> Option<usize> {
+        ((self.0 & 0xffff) as usize).checked_sub(1)
+    }
 
     /// Returns the full name (`get`, `client|list`), or `NULL` as Redis shows a client that has
     /// run no known command.
@@ -2437,6 +2443,160 @@ static COMMANDS: &[CommandSpec] = &[
                         Arg { name: "stale", typ: "pure-token", token: "STALE", ..Arg::EMPTY },
                     ], ..Arg::EMPTY },
             ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "shutdown",
+        arity: -1,
+        flags: &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Synchronously save the dataset to disk and then shut down the server",
+            since: "1.0.0",
+            group: "server",
+            complexity: "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
+            history: &[("7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers.")],
+            arguments: &[
+                Arg { name: "nosave_save", typ: "oneof", flags: &["optional"], arguments: &[
+                        Arg { name: "nosave", typ: "pure-token", token: "NOSAVE", ..Arg::EMPTY },
+                        Arg { name: "save", typ: "pure-token", token: "SAVE", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+                Arg { name: "now", typ: "pure-token", token: "NOW", since: "7.0.0", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "force", typ: "pure-token", token: "FORCE", since: "7.0.0", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "abort", typ: "pure-token", token: "ABORT", since: "7.0.0", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.info",
+        arity: 1,
+        flags: &["admin", "loading", "stale", "fast"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@fast", "@dangerous"],
+        tips: &["nondeterministic_output"],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return this node's Raft state: id, role, term, leader, log indexes, and every member with its match index and lag (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the number of members",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.transfer",
+        arity: -1,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Transfer Raft leadership to a voter (the most caught-up one when none is named); returns the new leader's id (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "id", typ: "integer", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.snapshot",
+        arity: 1,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Build a Raft snapshot on this node now; returns once it covers what was applied (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the number of revisions kept",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.addnode",
+        arity: 4,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Add a node: as a learner, then as a voter once it caught up; returns when it is a voter (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the log or snapshot the node must catch up on",
+            arguments: &[
+                Arg { name: "id", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "raft_addr", typ: "string", ..Arg::EMPTY },
+                Arg { name: "redis_addr", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.removenode",
+        arity: 2,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Remove a node from the cluster (joint consensus; the leader may remove itself) (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "id", typ: "integer", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.backup",
+        arity: 1,
+        flags: &["admin", "noscript", "readonly"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return a consistent backup of the whole store (history window, revision) as one bulk string; `redraft backup` saves it (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the number of revisions kept",
             ..Doc::EMPTY
         },
     },

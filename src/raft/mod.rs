@@ -9,11 +9,15 @@
 //! - `read.rs`: batched ReadIndex behind the linearizable read gate.
 //! - `expiry.rs`: the leader's expiry timer, which proposes the deletion of keys whose deadline
 //!   has passed.
+//! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
+//! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
 //! - `rpc.rs`: the peer wire format and the inbound RPC server.
 //! - `node.rs` (crate root) assembles these into one running node.
 
 mod expiry;
+pub mod health;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod read;
 pub mod rpc;

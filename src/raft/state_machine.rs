@@ -26,6 +26,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use futures::{Stream, StreamExt};
@@ -37,6 +38,7 @@ use tokio::sync::{broadcast, Notify};
 use super::log_store::{decode, encode};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
+use crate::metrics::NodeMetrics;
 use crate::store::{Event, Response, Store};
 
 const SNAPSHOT_FILE: &str = "current.snap";
@@ -67,6 +69,8 @@ pub struct StateMachineStore {
     /// Woken when an apply (or a snapshot install) makes the earliest deadline earlier, so the
     /// leader's expiry timer (`expiry.rs`) never sleeps past a deadline it has not seen.
     deadline_wake: Arc<Notify>,
+    /// Snapshot counts and build durations (`/metrics`), shared with the node.
+    metrics: Arc<NodeMetrics>,
 }
 
 impl StateMachineStore {
@@ -92,7 +96,13 @@ impl StateMachineStore {
             dir: Arc::new(dir.to_path_buf()),
             events,
             deadline_wake: Arc::new(Notify::new()),
+            metrics: Arc::default(),
         })
+    }
+
+    /// The node's metric handles; the state machine records snapshot builds and installs.
+    pub fn metrics(&self) -> Arc<NodeMetrics> {
+        self.metrics.clone()
     }
 
     /// Read access to the applied state. Hold it briefly: apply waits for it.
@@ -119,6 +129,31 @@ impl StateMachineStore {
             .to_be_bytes();
         write_atomic(&self.dir, SNAPSHOT_FILE, &[&len, &meta, data])
     }
+}
+
+/// Writes a restored data dir's Raft state (`backup.rs`): a snapshot of `store` (encoded
+/// `Store` bytes) at log id `((term 1, node 0), 1)` whose membership has every node of
+/// `members` as a voter, and a log purged up to that log id. Every node restored this way
+/// starts initialised with the same state and membership.
+pub async fn write_restored(
+    data_dir: &Path,
+    members: &std::collections::BTreeMap<u64, super::PeerNode>,
+    store: &[u8],
+) -> io::Result<()> {
+    use openraft::vote::RaftLeaderIdExt;
+    let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 0);
+    let log_id = LogId::new(leader, 1);
+    let voters = members.keys().copied().collect();
+    let membership = openraft::Membership::new(vec![voters], members.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: StoredMembership::new(Some(log_id), membership),
+    };
+    let sm = StateMachineStore::open(&data_dir.join("snapshot"))?;
+    sm.persist(&meta, store)?;
+    let mut log = super::log_store::LogStore::open(&data_dir.join("raft-log"))?;
+    log.restore_purged(log_id).await
 }
 
 /// Splits a snapshot file into its meta and the encoded store, without copying the latter.
@@ -155,6 +190,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let started = std::time::Instant::now();
         let (meta, data) = {
             let st = self.read();
             let meta = SnapshotMeta {
@@ -169,6 +205,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 .await
                 .map_err(io::Error::other)??;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .snapshot_build_seconds
+            .observe_duration(started.elapsed());
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((meta.clone(), Arc::new(data.clone())));
         Ok(Snapshot {
@@ -276,6 +316,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot restored from disk");
         } else {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed from the leader");
+            self.metrics
+                .snapshot_installs
+                .fetch_add(1, Ordering::Relaxed);
         }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((meta.clone(), Arc::new(data)));

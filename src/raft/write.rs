@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::ReadPolicy;
 
+use super::health::Liveness;
 use super::log_store::FlushStats;
 use super::network::{PeerError, Peers};
 use super::read::Reads;
@@ -36,6 +37,7 @@ use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcRespon
 use super::stamp;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, RaftMetrics};
+use crate::metrics::NodeMetrics;
 use crate::store::{ClientSeq, Request, Response, StoreError};
 
 /// Why a write (or a read barrier) failed. The first word of each message is its RESP error
@@ -67,6 +69,12 @@ pub struct RaftNode {
     pub write_timeout: Duration,
     /// The read gate: rounds shared between concurrent readers, the lease, counters.
     pub reads: Reads,
+    /// Counters for `/metrics` (proposals, leader changes, snapshots), shared with the state
+    /// machine.
+    pub node_metrics: Arc<NodeMetrics>,
+    /// Leader contact and apply progress, for `/health` and `/ready` (and the read gate's
+    /// `leader_in_touch`).
+    pub liveness: Arc<Liveness>,
 }
 
 impl RaftNode {
@@ -124,6 +132,22 @@ impl RaftNode {
     /// Proposes `req` and returns the store's answer once it is committed on a majority and
     /// applied (on the leader; a forwarded write is answered by the leader).
     pub async fn write(&self, req: Request) -> Result<Response, WriteError> {
+        let result = self.write_once(req).await;
+        self.count_proposal(&result);
+        result
+    }
+
+    /// Counts a client write's outcome for `/metrics`.
+    fn count_proposal(&self, result: &Result<Response, WriteError>) {
+        let counter = match result {
+            Ok(_) => &self.node_metrics.proposals_committed,
+            Err(_) => &self.node_metrics.proposals_failed,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// [`Self::write`] without counting.
+    async fn write_once(&self, req: Request) -> Result<Response, WriteError> {
         let deadline = Instant::now() + self.write_timeout;
         // Whether a leader may already hold the request: then a failure is "unknown".
         let mut maybe_sent = false;
@@ -208,9 +232,19 @@ impl RaftNode {
         let (first, maybe_sent) = match self.propose_many(&reqs).await {
             Ok(attempt) => attempt,
             // Nothing was sent: no request was applied.
-            Err(e) => return vec![Err(e); n],
+            Err(e) => {
+                let results = vec![Err(e); n];
+                for r in &results {
+                    self.count_proposal(r);
+                }
+                return results;
+            }
         };
-        settle_run(reqs, first, maybe_sent, |req| self.write(req)).await
+        let results = settle_run(reqs, first, maybe_sent, |req| self.write_once(req)).await;
+        for r in &results {
+            self.count_proposal(r);
+        }
+        results
     }
 
     /// One attempt to propose `reqs` as consecutive entries on the leader. Returns, per

@@ -97,6 +97,11 @@ impl ClientHandle {
         self.last_cmd.store(cmd.0, Ordering::Relaxed);
     }
 
+    /// The command recorded last (`cmd=`).
+    pub fn last_cmd(&self) -> CmdId {
+        CmdId(self.last_cmd.load(Ordering::Relaxed))
+    }
+
     pub fn set_resp(&self, resp: u8) {
         self.resp.store(resp, Ordering::Relaxed);
     }

@@ -83,8 +83,7 @@ pub struct Store {
     compact_revision: u64,
     keyspace: Keyspace,
     dedup: DedupTable,
-    /// The live keys' deadlines (DeadlineLive). Last, so a snapshot written before expiry
-    /// existed (which ends after `dedup`) still loads (`snapshot.rs`).
+    /// The live keys' deadlines (DeadlineLive). Serialised last (`snapshot.rs`).
     deadlines: Deadlines,
 }
 

@@ -4,7 +4,7 @@
 //!   +----------------+---------------------------------------------------------------+
 //!   | FORMAT_VERSION | postcard(Store) = revision, compact_revision,                 |
 //!   |    (1 byte)    |   keyspace { key -> versions }, dedup { client -> last, count } |
-//!   |                |   [deadlines { key -> unix ms }]                                |
+//!   |                |   deadlines { key -> unix ms }                                  |
 //!   +----------------+---------------------------------------------------------------+
 //! ```
 //!
@@ -13,8 +13,8 @@
 //! deduplicates every retry and expires every key exactly as the original (SnapshotFaithful),
 //! and a new leader restored from one takes over every pending deadline. Derived indexes (the
 //! live-key count, the dedup age index, the deadline order) are not written; loading rebuilds
-//! them. The deadlines come last and are optional on load: a snapshot written before expiry
-//! existed ends after the dedup table and loads with no deadlines.
+//! them. Every section is required: a snapshot cut short anywhere (a torn backup file, a
+//! partial transfer) is refused as truncated, never loaded with a section missing.
 //!
 //! This file owns the encoding and the checks on load. Snapshot bytes come from disk or a peer,
 //! so a wrong version byte, truncated or corrupt input returns a [`SnapshotError`] and never
@@ -128,12 +128,8 @@ impl Store {
             e => SnapshotError::Corrupt(e.to_string()),
         };
         let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(decode_error)?;
-        // A snapshot from before expiry existed ends here.
-        let (deadlines, rest) = if rest.is_empty() {
-            (Deadlines::default(), rest)
-        } else {
-            postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?
-        };
+        let (deadlines, rest) =
+            postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?;
         if !rest.is_empty() {
             return Err(SnapshotError::Corrupt(format!(
                 "{} bytes after the store",
@@ -250,9 +246,10 @@ mod tests {
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
-                // revision 1, compact revision 5: decodes, breaks an invariant.
+                // revision 1, compact revision 5, empty keyspace, dedup and deadlines: decodes,
+                // breaks an invariant.
                 name: "compact above revision",
-                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0],
+                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0, 0],
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
@@ -277,20 +274,21 @@ mod tests {
             let err = Store::from_snapshot(&c.bytes).expect_err(c.name);
             assert!((c.want)(&err), "{}: {err:?}", c.name);
         }
-        // Every truncation errs, but the one that leaves a snapshot as written before expiry
-        // existed: that one loads, with no deadlines. Every single-byte corruption errs or
+        // Every truncation errs (also the one that cuts exactly the deadlines off: a torn
+        // file must not load without its expiry state). Every single-byte corruption errs or
         // loads; none panics.
-        let sample = must_sample_store();
-        let deadlines = postcard::to_allocvec(&sample.deadlines).unwrap();
-        let core_len = good.len() - deadlines.len();
         for len in 0..good.len() {
-            match Store::from_snapshot(&good[..len]) {
-                Ok(s) if len == core_len => {
-                    assert_eq!((s.expiring(), s.len()), (0, sample.len()));
-                }
-                other => assert!(other.is_err(), "truncated to {len}"),
-            }
+            assert!(
+                Store::from_snapshot(&good[..len]).is_err(),
+                "truncated to {len}"
+            );
         }
+        let empty = Store::new().to_snapshot();
+        assert_eq!(
+            Store::from_snapshot(&empty[..empty.len() - 1]),
+            Err(SnapshotError::Truncated),
+            "an empty store's snapshot without its (empty) deadlines section"
+        );
         for i in 1..good.len() {
             for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {
                 let mut bad = good.clone();
