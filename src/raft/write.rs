@@ -31,9 +31,9 @@ use openraft::ReadPolicy;
 
 use super::health::Liveness;
 use super::log_store::FlushStats;
-use super::network::{PeerError, Peers};
+use super::network::{encoded_len, PeerError, Peers};
 use super::read::Reads;
-use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse};
+use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse, MAX_FRAME};
 use super::stamp;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, RaftMetrics};
@@ -53,9 +53,27 @@ pub enum WriteError {
         "TRYAGAIN the leader was lost before answering; the write may or may not have been applied"
     )]
     Unknown,
+    /// The request would not fit one Raft entry on the peer wire (EntryBytesBound); it was
+    /// never proposed.
+    #[error(
+        "ERR request too large to replicate: {0} bytes encoded, the limit is {MAX_ENTRY_BYTES}"
+    )]
+    TooLarge(usize),
     /// This node's Raft has stopped (e.g. a failed disk flush); it serves nothing more.
     #[error("ERR raft stopped on this node: {0}")]
     Fatal(String),
+}
+
+/// **EntryBytesBound.** The largest encoded request proposed as one entry: one entry must fit
+/// a peer frame (`rpc::MAX_FRAME`, 1 GiB) with room for the AppendEntries around it, or no
+/// follower could ever receive it and replication would stall. Redis's own query-buffer limit
+/// is 1 GB, so every command Redis would accept from one client fits, apart from the extreme.
+pub const MAX_ENTRY_BYTES: usize = MAX_FRAME as usize - (1 << 20);
+
+/// The encoded size of `req` when it exceeds [`MAX_ENTRY_BYTES`].
+fn too_large(req: &Request) -> Option<usize> {
+    let len = encoded_len(req);
+    (len > MAX_ENTRY_BYTES).then_some(len)
 }
 
 /// One node's Raft and the ways to reach its peers.
@@ -148,6 +166,9 @@ impl RaftNode {
 
     /// [`Self::write`] without counting.
     async fn write_once(&self, req: Request) -> Result<Response, WriteError> {
+        if let Some(len) = too_large(&req) {
+            return Err(WriteError::TooLarge(len));
+        }
         let deadline = Instant::now() + self.write_timeout;
         // Whether a leader may already hold the request: then a failure is "unknown".
         let mut maybe_sent = false;
@@ -221,7 +242,9 @@ impl RaftNode {
     /// error, `Unknown` if the first attempt may have reached a leader, else `NoLeader` (then
     /// nothing after the failed retry was ever sent).
     pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, WriteError>> {
-        if reqs.len() <= 1 {
+        // A request too large for one entry is refused by `write` (EntryBytesBound); the run
+        // is then proposed one by one, in order.
+        if reqs.len() <= 1 || reqs.iter().any(|r| too_large(r).is_some()) {
             let mut out = Vec::with_capacity(1);
             for req in reqs {
                 out.push(self.write(req).await);
@@ -461,6 +484,23 @@ mod tests {
     ///                                  New → applied now, Duplicate → recorded answer,
     ///                                  Stale → Unknown (and skip the seqs below `last`)
     /// ```
+    #[test]
+    fn requests_under_the_entry_bound_pass() {
+        let req = Request {
+            client: Some(ME),
+            op: crate::store::Op::Put {
+                key: bytes::Bytes::from_static(b"k"),
+                value: bytes::Bytes::from(vec![0u8; 1 << 20]),
+            },
+        };
+        assert_eq!(too_large(&req), None);
+        let len = encoded_len(&req);
+        assert!(len > 1 << 20 && len < (1 << 20) + 64, "{len}");
+        assert!(WriteError::TooLarge(len)
+            .to_string()
+            .starts_with("ERR request too large to replicate"),);
+    }
+
     #[test]
     fn settle_run_retries_in_order_and_never_acknowledges_the_unknown() {
         use WriteError::{NoLeader, Unknown};
