@@ -336,7 +336,11 @@ async fn run(cli: Cli) -> Result<Verdict> {
             "kill" => families.push(Family::Kill),
             "pause" => families.push(Family::Pause),
             "partition" => families.push(Family::Partition),
-            other => bail!("unknown nemesis `{other}` (kill, pause, partition, none)"),
+            "transfer" => families.push(Family::Transfer),
+            "membership" => families.push(Family::Membership),
+            other => bail!(
+                "unknown nemesis `{other}` (kill, pause, partition, transfer, membership, none)"
+            ),
         }
     }
     let netns = if cli.no_netns {
