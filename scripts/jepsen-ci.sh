@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The short Jepsen run of CI (jepsen/README.md): the harness's unit tests and its tests against
-# real nodes, then a ~60 s run against a real three-node cluster (kill, pause and partition
-# nemeses; register and set workloads) that must end `linearizable: true`, a ~40 s run in
+# real nodes, then a ~60 s run against a real three-node cluster (kill, pause, partition,
+# leader-transfer and membership nemeses; register and set workloads) that must end `linearizable: true`, a ~40 s run in
 # lease read mode (pause and partition) that must end `linearizable: true`, then a ~20 s
 # negative control with read_mode = "stale" and partitions that must end
 # `linearizable: false` (the checker bites on the real system).
@@ -51,7 +51,7 @@ mkdir -p "$out"
 # The main run: every verdict must be true. It ends with kill -9 of every node and a restart
 # (jepsen/README.md bug #2 was found that way).
 "$harness" --bin "$bin" --out "$out" --time-limit "${JEPSEN_TIME_LIMIT:-60}" \
-    --nemesis kill,pause,partition --workload register,set \
+    --nemesis kill,pause,partition,transfer,membership --workload register,set \
     --nemesis-interval 4 --fault-duration 5 ${JEPSEN_CI_FLAGS:-} \
     | tee "$out/main.txt" || true
 last=$(tail -n 1 "$out/main.txt")

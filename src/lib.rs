@@ -12,6 +12,8 @@
 //! | `commands`  | argv → reply, through the read gate or the write path             | protocol, raft, store |
 //! | `server`    | the Redis listener and per-connection sessions                    | protocol, commands |
 //! | `config`    | `cluster.toml`, validation, data dir identity                     | —            |
+//! | `backup`    | backup file format; restore into new data dirs                    | raft, store, config |
+//! | `metrics`   | counters and histograms, Prometheus text exposition               | —            |
 //! | `node`      | assembles and runs one node                                       | all          |
 //!
 //! # How a write flows
@@ -33,9 +35,12 @@
 //!   applied that far; or none in stale mode) ─▶ store::Store::get ─▶ bulk reply
 //! ```
 
+pub mod backup;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod node;
 pub mod protocol;
 pub mod raft;

@@ -6,29 +6,84 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use redraft::config::ClusterConfig;
-use redraft::node::Node;
+use redraft::config::{ClusterConfig, NodeConfig};
+use redraft::node::{Node, StartOptions};
 
 /// A replicated configuration store that speaks the Redis protocol.
 ///
 /// With no arguments, runs a single-node store on 127.0.0.1:6379 with data in ./data.
 /// With --config and --node, runs node N of the cluster described by the file.
+/// With --join, runs a new node that asks a running cluster to add it.
 #[derive(Debug, Parser)]
 #[command(name = "redraft", version, about, long_about = None)]
 struct Cli {
-    /// Cluster description (see cluster.toml). Requires --node.
+    /// Cluster description (see cluster.toml). Requires --node. With --join, only its
+    /// [cluster] (name, secret), [raft], [server] and [store] sections are used.
     #[arg(long, value_name = "FILE", requires = "node")]
     config: Option<PathBuf>,
     /// Which node of --config this process runs (its `id`).
     #[arg(long, value_name = "N", requires = "config")]
     node: Option<u64>,
+    /// Join a running cluster through this member's Redis address (host:port): the node asks
+    /// to be added (RAFT.ADDNODE) and never initialises a cluster of its own. Needs --config
+    /// (for the cluster name and secret), --node, --raft-addr, --redis-addr and --data-dir.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        requires_all = ["config", "node", "raft_addr", "redis_addr", "data_dir"]
+    )]
+    join: Option<String>,
+    /// With --join: this node's peer address.
+    #[arg(long, value_name = "HOST:PORT", requires = "join")]
+    raft_addr: Option<String>,
+    /// With --join: this node's client address.
+    #[arg(long, value_name = "HOST:PORT", requires = "join")]
+    redis_addr: Option<String>,
+    /// With --join: this node's data directory.
+    #[arg(long, value_name = "DIR", requires = "join")]
+    data_dir: Option<PathBuf>,
+    /// With --join: this node's HTTP address for /metrics, /health and /ready.
+    #[arg(long, value_name = "HOST:PORT", requires = "join")]
+    metrics_addr: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Log filter, e.g. "info", "redraft=debug" (overrides RUST_LOG).
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
 }
 
+/// Offline and client-side operations (instead of running a node).
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Save a consistent backup of a running cluster (RAFT.BACKUP) to a file.
+    Backup {
+        /// Any member's Redis address (host:port).
+        #[arg(long, value_name = "HOST:PORT")]
+        from: String,
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The cluster's requirepass, if it has one.
+        #[arg(long, value_name = "PASSWORD")]
+        password: Option<String>,
+    },
+    /// Create a new cluster's data dirs from a backup (every data_dir of --config must be
+    /// empty or missing); then start the nodes as usual.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The new cluster's description; its [cluster] name is the restored identity.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(sub) = &cli.command {
+        return run_sub(sub);
+    }
     let filter = cli
         .log
         .clone()
@@ -40,13 +95,24 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let (cfg, node_id) = match (&cli.config, cli.node) {
+    let (mut cfg, node_id) = match (&cli.config, cli.node) {
         (Some(path), Some(id)) => match ClusterConfig::from_file(path) {
             Ok(cfg) => (cfg, id),
             Err(e) => return fail(&e),
         },
         _ => (ClusterConfig::single_node(), 1),
     };
+    if cli.join.is_some() {
+        // The joining node's own [[node]] comes from the flags; the file's [[node]] list is
+        // not used (the cluster's membership is the Raft log's).
+        cfg.nodes = vec![NodeConfig {
+            id: node_id,
+            raft_addr: cli.raft_addr.clone().unwrap_or_default(),
+            redis_addr: cli.redis_addr.clone().unwrap_or_default(),
+            data_dir: cli.data_dir.clone().unwrap_or_default(),
+            metrics_addr: cli.metrics_addr.clone(),
+        }];
+    }
     // Refuse bad config before anything starts.
     if let Err(e) = cfg.validate().and_then(|_| cfg.node(node_id).map(|_| ())) {
         return fail(&e);
@@ -56,16 +122,37 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
+    let password = cfg.server.requirepass.clone();
+    let opts = StartOptions {
+        join: cli.join.clone(),
+    };
     rt.block_on(async move {
-        let node = match Node::start(cfg, node_id).await {
+        let node = match Node::start_with(cfg, node_id, opts).await {
             Ok(n) => n,
             Err(e) => return fail(&e),
         };
+        if let Some(member) = &cli.join {
+            let joined = tokio::select! {
+                r = node.join(member, password.as_deref()) => r,
+                _ = wait_for_signal() => {
+                    node.shutdown().await;
+                    return ExitCode::SUCCESS;
+                }
+            };
+            if let Err(e) = joined {
+                node.shutdown().await;
+                return fail(&e);
+            }
+        }
         // FailStop: a node whose Raft stopped (e.g. a failed disk flush) exits rather than
         // keep answering clients.
         let code = tokio::select! {
             _ = wait_for_signal() => {
                 tracing::info!("shutting down");
+                ExitCode::SUCCESS
+            }
+            _ = node.stop_requested() => {
+                tracing::info!("SHUTDOWN requested; shutting down");
                 ExitCode::SUCCESS
             }
             why = node.fatal() => {
@@ -90,5 +177,105 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Runs `redraft backup` / `redraft restore`.
+fn run_sub(sub: &Sub) -> ExitCode {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    match sub {
+        Sub::Backup {
+            from,
+            out,
+            password,
+        } => rt.block_on(async {
+            use redraft::client::{Client, Reply};
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(format!("backup from {from}"));
+            let mut c = match Client::connect(from, std::time::Duration::from_secs(5)).await {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            if let Some(pw) = password {
+                match c.call(&[b"AUTH", pw.as_bytes()], |_| {}).await {
+                    Ok(Reply::Error(e)) => return fail(&e),
+                    Ok(_) => {}
+                    Err(e) => return fail(&e),
+                }
+            }
+            let reply = c
+                .call(&[b"RAFT.BACKUP"], |n| bar.set_position(n as u64))
+                .await;
+            bar.finish_and_clear();
+            let bytes = match reply {
+                Ok(Reply::BulkString(b)) => b,
+                Ok(Reply::Error(e)) => return fail(&e),
+                Ok(other) => return fail(&format!("RAFT.BACKUP answered {other:?}")),
+                Err(e) => return fail(&e),
+            };
+            let header = match redraft::backup::decode(&bytes) {
+                Ok((h, _)) => h,
+                Err(e) => return fail(&e),
+            };
+            let tmp = out.with_extension("tmp");
+            if let Err(e) = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, out)) {
+                return fail(&format!("{}: {e}", out.display()));
+            }
+            println!(
+                "backup of cluster {:?} at revision {} (compact revision {}, applied index {}, {} \
+                 keys, {} bytes) written to {}",
+                header.cluster,
+                header.revision,
+                header.compact_revision,
+                header.applied_index,
+                header.keys,
+                bytes.len(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }),
+        Sub::Restore { from, config } => {
+            let cfg = match ClusterConfig::from_file(config) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let bytes = match redraft::backup::read_file(from) {
+                Ok(b) => b,
+                Err(e) => return fail(&e),
+            };
+            let bar = ProgressBar::new(cfg.nodes.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("restoring {pos}/{len} data dirs {wide_bar} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let result = rt.block_on(redraft::backup::restore(&bytes, &cfg, |id| {
+                bar.set_message(format!("node {id}"));
+                bar.inc(1);
+            }));
+            bar.finish_and_clear();
+            match result {
+                Ok(h) => {
+                    println!(
+                        "restored cluster {:?} (from {:?} at revision {}) into {} data dirs; \
+                         start its nodes with --config {}",
+                        cfg.cluster.name,
+                        h.cluster,
+                        h.revision,
+                        cfg.nodes.len(),
+                        config.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
     }
 }

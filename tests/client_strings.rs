@@ -252,6 +252,17 @@ fn meta(value: &str, create: i64, modified: i64, version: i64) -> Reply {
     ]))
 }
 
+/// GETMETA's reply for a live key with a TTL of `ttl` seconds.
+fn meta_ttl(value: &str, create: i64, modified: i64, version: i64, ttl: i64) -> Reply {
+    meta(value, create, modified, version).map(|v| match v {
+        Value::Array(mut fields) => {
+            fields[9] = Value::Int(ttl);
+            Value::Array(fields)
+        }
+        other => other,
+    })
+}
+
 #[test]
 fn revisions_getmeta_and_cas_are_exact() {
     let node = Single::start();
@@ -320,9 +331,11 @@ fn revisions_getmeta_and_cas_are_exact() {
             err("ERR wrong number of arguments for 'cas' command"),
             11,
         ),
+        // CAS EX: the key exists, so expecting 0 fails.
+        ("CAS a 0 v EX 10", int(0), 11),
         (
-            "CAS a 0 v EX 10",
-            err("ERR CAS option EX is not supported yet"),
+            "CAS a 11 v EX 0",
+            err("ERR invalid expire time in 'cas' command"),
             11,
         ),
         ("CAS a 0 v EX", err("ERR syntax error"), 11),
@@ -342,46 +355,59 @@ fn revisions_getmeta_and_cas_are_exact() {
             err("ERR wrong number of arguments for 'revision' command"),
             11,
         ),
+        // Expiry options (issue 6): each set is a revision; a deadline already passed deletes.
+        ("SET a v EX 10", Ok(Value::Okay), 12),
+        ("SET a v px 100000", Ok(Value::Okay), 13),
+        ("SET a v NX EXAT 10", Ok(Value::Nil), 13),
+        ("SET a v PXAT 10 GET", Ok(bulk("v")), 14),
+        ("GETMETA a", Ok(Value::Nil), 14),
+        ("SET a v EX 10 EX 1000", Ok(Value::Okay), 15),
+        ("SET a v EX 10 PX 10", err("ERR syntax error"), 15),
+        ("GETMETA a", meta_ttl("v", 15, 15, 1, 1000), 15),
+        // Changing a deadline is a put of the same value: mod_revision and version move.
+        ("EXPIRE a 2000", int(1), 16),
+        ("GETMETA a", meta_ttl("v", 15, 16, 2, 2000), 16),
+        ("PERSIST a", int(1), 17),
+        ("PERSIST a", int(0), 17),
+        ("GETMETA a", meta("v", 15, 17, 3), 17),
+        ("CAS a 17 w EX 500", int(1), 18),
+        ("GETMETA a", meta_ttl("w", 15, 18, 4, 500), 18),
+        ("CAS a 18 x", int(1), 19),
+        ("GETMETA a", meta("x", 15, 19, 5), 19),
+        ("EXPIRE a -1", int(1), 20),
+        ("GETMETA a", Ok(Value::Nil), 20),
+        ("EXPIRE a 10", int(0), 20),
+        // One transaction, one revision, whatever it changes.
+        ("MULTI", Ok(Value::Okay), 20),
+        ("SET t1 1", Ok(Value::SimpleString("QUEUED".into())), 20),
+        ("INCR t1", Ok(Value::SimpleString("QUEUED".into())), 20),
+        ("SET t2 2", Ok(Value::SimpleString("QUEUED".into())), 20),
         (
-            "SET a v EX 10",
-            err("ERR SET option EX is not supported yet"),
-            11,
+            "EXEC",
+            Ok(Value::Array(vec![Value::Okay, Value::Int(2), Value::Okay])),
+            21,
         ),
-        (
-            "SET a v px 10",
-            err("ERR SET option PX is not supported yet"),
-            11,
-        ),
-        (
-            "SET a v NX EXAT 10",
-            err("ERR SET option EXAT is not supported yet"),
-            11,
-        ),
-        (
-            "SET a v PXAT 10 GET",
-            err("ERR SET option PXAT is not supported yet"),
-            11,
-        ),
-        (
-            "SET a v EX 10 EX 10",
-            err("ERR SET option EX is not supported yet"),
-            11,
-        ),
-        ("SET a v EX 10 PX 10", err("ERR syntax error"), 11),
-        ("GETMETA a", meta("again", 11, 11, 1), 11),
+        ("GETMETA t1", meta("2", 21, 21, 2), 21),
+        ("GETMETA t2", meta("2", 21, 21, 1), 21),
+        // A transaction that changes nothing bumps nothing.
+        ("MULTI", Ok(Value::Okay), 21),
+        ("GET t1", Ok(Value::SimpleString("QUEUED".into())), 21),
+        ("EXEC", Ok(Value::Array(vec![bulk("2")])), 21),
     ];
+    // REVISION from another connection: this one may be inside MULTI.
+    let mut observer = node.must_connect();
     for (i, (command, want, want_revision)) in steps.iter().enumerate() {
         let got = must_run_str(&mut con, command);
         assert_eq!(&got, want, "step {i}: {command}");
         assert_eq!(
-            must_revision(&mut con),
+            must_revision(&mut observer),
             *want_revision,
             "step {i}: revision after {command}"
         );
     }
     match must_run_str(&mut con, "REVISION") {
         Ok(Value::Array(fields)) => match fields.as_slice() {
-            [r, Value::Int(11), c, Value::Int(0), t, Value::Int(term), l, Value::Int(1)] => {
+            [r, Value::Int(21), c, Value::Int(0), t, Value::Int(term), l, Value::Int(1)] => {
                 assert_eq!(
                     [r, c, t, l],
                     [

@@ -210,6 +210,45 @@ impl Client {
         })
     }
 
+    /// The first half of Redis's optimistic compare-and-set: `WATCH key`, then `GET key` on the
+    /// same connection. Neither has an effect.
+    pub async fn watch_get(&mut self, rng: &mut StdRng, key: &str) -> Done<Option<String>> {
+        let watch = self
+            .call(rng, Effect::ReadOnly, &[b"WATCH", key.as_bytes()])
+            .await;
+        let watch = self.shape(watch, Effect::ReadOnly, |r| match r {
+            Reply::Simple(s) if s == "OK" => Ok(None),
+            other => Err(other),
+        });
+        if watch.result.is_err() {
+            return watch;
+        }
+        self.get(rng, key).await
+    }
+
+    /// The second half, on the connection [`Self::watch_get`] used: `MULTI`, `SET key value`,
+    /// `EXEC`. Returns whether EXEC applied (`false`: aborted, a watched key changed). A failure
+    /// before EXEC is a `fail` (the connection is closed, which discards the transaction).
+    pub async fn multi_set_exec(&mut self, rng: &mut StdRng, key: &str, value: &str) -> Done<bool> {
+        let queue: [&[&[u8]]; 2] = [&[b"MULTI"], &[b"SET", key.as_bytes(), value.as_bytes()]];
+        for (args, want) in queue.into_iter().zip(["OK", "QUEUED"]) {
+            let d = self.call(rng, Effect::ReadOnly, args).await;
+            let d = self.shape(d, Effect::ReadOnly, |r| match r {
+                Reply::Simple(s) if s == want => Ok(false),
+                other => Err(other),
+            });
+            if d.result.is_err() {
+                return d;
+            }
+        }
+        let d = self.call(rng, Effect::Write, &[b"EXEC"]).await;
+        self.shape(d, Effect::Write, |r| match r {
+            Reply::Array(Some(replies)) if replies == [Reply::Simple("OK".into())] => Ok(true),
+            Reply::Array(None) | Reply::Bulk(None) => Ok(false),
+            other => Err(other),
+        })
+    }
+
     /// `DBSIZE`.
     pub async fn dbsize(&mut self, rng: &mut StdRng) -> Done<i64> {
         let d = self.call(rng, Effect::ReadOnly, &[b"DBSIZE"]).await;

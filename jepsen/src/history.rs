@@ -41,11 +41,19 @@ pub enum Call {
     Write { value: String },
     /// `CAS key expected_rev value`, where `expected` is the value `GETMETA` returned with
     /// `expected_rev` (`None` and 0 for an absent key); `result` is `:1` / `:0` when `ok`.
+    /// With `watch`, the same compare-and-set done Redis's way: `WATCH key`, `GET key`
+    /// (`expected`), `MULTI`, `SET key value`, `EXEC`; `expected_rev` is 0 (the server
+    /// compares the revision WATCH read). An applied EXEC (`result` true) means no write
+    /// between WATCH and EXEC, so the value read was current: a successful CAS of it. An
+    /// aborted EXEC is recorded as a `fail` (no effect): a write may have landed between WATCH
+    /// and GET, so "changed since the value read" does not follow.
     Cas {
         expected: Option<String>,
         expected_rev: u64,
         value: String,
         result: Option<bool>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        watch: bool,
     },
     /// Set workload: `SET set:<element> 1`.
     Add { element: u64 },
@@ -172,6 +180,7 @@ mod tests {
                 call: Call::Cas {
                     expected: None,
                     expected_rev: 0,
+                    watch: false,
                     value: "7".into(),
                     result: Some(true),
                 },

@@ -219,9 +219,17 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
                     Call::Write { value } => format!("write {value}"),
                     Call::Cas {
                         expected,
+                        value,
+                        result,
+                        watch: true,
+                        ..
+                    } => format!("watch {expected:?} -> {value}: {result:?}"),
+                    Call::Cas {
+                        expected,
                         expected_rev,
                         value,
                         result,
+                        ..
                     } => format!("cas   {expected:?}@{expected_rev} -> {value}: {result:?}"),
                     Call::Add { element } => format!("add {element}"),
                 };
@@ -328,7 +336,11 @@ async fn run(cli: Cli) -> Result<Verdict> {
             "kill" => families.push(Family::Kill),
             "pause" => families.push(Family::Pause),
             "partition" => families.push(Family::Partition),
-            other => bail!("unknown nemesis `{other}` (kill, pause, partition, none)"),
+            "transfer" => families.push(Family::Transfer),
+            "membership" => families.push(Family::Membership),
+            other => bail!(
+                "unknown nemesis `{other}` (kill, pause, partition, transfer, membership, none)"
+            ),
         }
     }
     let netns = if cli.no_netns {
@@ -415,11 +427,23 @@ async fn run(cli: Cli) -> Result<Verdict> {
             have
         }
     };
+    let watch = if cas {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut c = Client::new(addrs.clone(), Duration::from_secs(2));
+        let have = matches!(c.supports(&mut rng, &[b"UNWATCH"]).await, Ok(true));
+        if !have {
+            println!("watch-cas: off (this redraft does not know WATCH/MULTI/EXEC)");
+        }
+        have
+    } else {
+        false
+    };
     let wcfg = WorkloadCfg {
         register,
         set,
         keys: cli.keys,
         cas: cas && register,
+        watch: watch && register,
     };
 
     // The run clock starts with the workload.

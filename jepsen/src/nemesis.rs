@@ -7,7 +7,11 @@
 //! Families: `kill` (kill -9 a random node or the leader; heal restarts it), `pause` (SIGSTOP a
 //! random node or the leader; heal sends SIGCONT), `partition` (isolate the leader, a random
 //! majority/minority split, or a bridge: one node sees both sides that cannot see each other).
-//! Membership changes and leader transfer wait for `RAFT.ADDNODE/REMOVENODE/TRANSFER`.
+//! `transfer` (`RAFT.TRANSFER` from the leader to a random other node; nothing to heal),
+//! `membership` (`RAFT.REMOVENODE` of a random node or the leader, which keeps running; heal
+//! adds it back with `RAFT.ADDNODE`, as a learner that catches up and then a voter). These two
+//! go through any node's RESP port like an operator's commands; a command the cluster refuses
+//! (no leader at that moment, a change already in flight) is logged as a `note`, not a fault.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -28,6 +32,8 @@ pub enum Family {
     Kill,
     Pause,
     Partition,
+    Transfer,
+    Membership,
 }
 
 /// One fault, with the nodes it hits.
@@ -57,6 +63,16 @@ pub enum Fault {
         left: Vec<u64>,
         right: Vec<u64>,
     },
+    /// `RAFT.TRANSFER to` while `from` leads.
+    Transfer {
+        from: u64,
+        to: u64,
+    },
+    /// `RAFT.REMOVENODE node`; healed by `RAFT.ADDNODE`.
+    Remove {
+        node: u64,
+        leader: bool,
+    },
 }
 
 impl Fault {
@@ -69,6 +85,9 @@ impl Fault {
             Fault::IsolateLeader { .. } => "isolate-leader",
             Fault::Split { .. } => "split",
             Fault::Bridge { .. } => "bridge",
+            Fault::Transfer { .. } => "transfer",
+            Fault::Remove { leader: true, .. } => "remove-leader",
+            Fault::Remove { .. } => "remove",
         }
     }
 
@@ -76,6 +95,8 @@ impl Fault {
         match self {
             Fault::Kill { .. } => Family::Kill,
             Fault::Pause { .. } => Family::Pause,
+            Fault::Transfer { .. } => Family::Transfer,
+            Fault::Remove { .. } => Family::Membership,
             _ => Family::Partition,
         }
     }
@@ -84,6 +105,8 @@ impl Fault {
     pub fn nodes(&self) -> Vec<u64> {
         match self {
             Fault::Kill { node, .. } | Fault::Pause { node, .. } => vec![*node],
+            Fault::Transfer { from, to } => vec![*from, *to],
+            Fault::Remove { node, .. } => vec![*node],
             Fault::IsolateLeader { node } => vec![*node],
             Fault::Split { minority, .. } => minority.clone(),
             Fault::Bridge { bridge, .. } => vec![*bridge],
@@ -126,6 +149,18 @@ pub fn plan(rng: &mut StdRng, families: &[Family], all: &[u64], leader: Option<u
             leader: is_leader,
         },
         Family::Pause => Fault::Pause {
+            node: target,
+            leader: is_leader,
+        },
+        Family::Transfer => {
+            let from = leader.unwrap_or(random);
+            let others: Vec<u64> = all.iter().copied().filter(|n| *n != from).collect();
+            Fault::Transfer {
+                from,
+                to: *others.choose(rng).unwrap_or(&from),
+            }
+        }
+        Family::Membership => Fault::Remove {
             node: target,
             leader: is_leader,
         },
@@ -271,9 +306,84 @@ pub fn apply(db: &Mutex<Db>, fault: &Fault) -> Result<()> {
             }
             db.pause(*node)
         }
+        // Operator commands: `apply_admin`.
+        Fault::Transfer { .. } | Fault::Remove { .. } => Ok(()),
         _ => {
             let all: Vec<u64> = db.nodes.iter().map(|n| n.id).collect();
             db.partition(&fault.cut_pairs(&all))
+        }
+    }
+}
+
+/// Sends an operator command to the nodes in turn (skipping `avoid`) until one answers with
+/// anything but an error; returns that reply or the last error.
+async fn admin(
+    addrs: &[(u64, String)],
+    avoid: u64,
+    args: &[&[u8]],
+    timeout: Duration,
+) -> Result<Reply, String> {
+    let mut last = String::from("no node to ask");
+    for (id, addr) in addrs.iter().filter(|(id, _)| *id != avoid) {
+        match Conn::connect(addr, Duration::from_millis(500)).await {
+            Ok(mut c) => match c.call(args, timeout).await {
+                Ok(Reply::Error(e)) => last = format!("node {id}: {e}"),
+                Ok(r) => return Ok(r),
+                Err(e) => last = format!("node {id}: {e}"),
+            },
+            Err(e) => last = format!("node {id}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// Applies an operator fault (`Transfer`, `Remove`); `Err` says why the cluster refused it.
+pub async fn apply_admin(addrs: &[(u64, String)], fault: &Fault) -> Result<(), String> {
+    let timeout = Duration::from_secs(10);
+    match fault {
+        Fault::Transfer { from, to } => {
+            let to = to.to_string();
+            admin(addrs, 0, &[b"RAFT.TRANSFER", to.as_bytes()], timeout)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("transfer {from} -> {to}: {e}"))
+        }
+        Fault::Remove { node, .. } => {
+            let id = node.to_string();
+            admin(addrs, *node, &[b"RAFT.REMOVENODE", id.as_bytes()], timeout)
+                .await
+                .map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Undoes an operator fault: adds a removed node back (retried until `timeout`).
+pub async fn heal_admin(db: &Mutex<Db>, fault: &Fault, timeout: Duration) -> Result<(), String> {
+    let Fault::Remove { node, .. } = fault else {
+        return Ok(());
+    };
+    let (addrs, info) = {
+        let d = db.lock().unwrap_or_else(|p| p.into_inner());
+        let info = d.nodes.iter().find(|n| n.id == *node).cloned();
+        (d.client_addrs(), info)
+    };
+    let info = info.ok_or_else(|| format!("no node {node}"))?;
+    let id = node.to_string();
+    let args: [&[u8]; 4] = [
+        b"RAFT.ADDNODE",
+        id.as_bytes(),
+        info.raft_addr.as_bytes(),
+        info.redis_addr.as_bytes(),
+    ];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match admin(&addrs, *node, &args, Duration::from_secs(60)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!("re-adding node {node}: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
 }
@@ -358,8 +468,22 @@ pub async fn run(
         let fault = plan(&mut rng, &schedule.families, &all, leader);
         let detail = serde_json::to_string(&fault).unwrap_or_default();
         apply(&db, &fault).map_err(|e| anyhow::anyhow!("nemesis {}: {e:#}", fault.name()))?;
+        if let Err(why) = apply_admin(&addrs, &fault).await {
+            log.push(
+                &rec,
+                "note",
+                fault.name(),
+                fault.nodes(),
+                format!("refused: {why}"),
+            );
+            continue;
+        }
         log.push(&rec, "start", fault.name(), fault.nodes(), detail);
         watch(&db, &rec, &log, length).await;
+        // A node removed must be a member again before the next fault (or the final reads).
+        heal_admin(&db, &fault, Duration::from_secs(120))
+            .await
+            .map_err(|e| anyhow::anyhow!("nemesis {}: {e}", fault.name()))?;
         let restarted = heal_all(&db)?;
         log.push(
             &rec,
@@ -437,6 +561,33 @@ mod tests {
         assert_eq!(seen.len(), 3, "{seen:?}");
         let f = plan(&mut rng, &[Family::Kill], &all, None);
         assert!(matches!(f, Fault::Kill { leader: false, .. }));
+    }
+
+    #[test]
+    fn operator_faults_target_the_leader_or_another_node() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let all = [1, 2, 3];
+        for _ in 0..100 {
+            match plan(&mut rng, &[Family::Transfer], &all, Some(2)) {
+                Fault::Transfer { from, to } => {
+                    assert_eq!(from, 2, "a transfer starts at the leader");
+                    assert!(to != 2 && all.contains(&to));
+                }
+                f => panic!("{f:?}"),
+            }
+            let f = plan(&mut rng, &[Family::Membership], &all, Some(2));
+            assert_eq!(f.family(), Family::Membership);
+            match f {
+                Fault::Remove { node, leader } => {
+                    assert!(all.contains(&node));
+                    assert_eq!(leader, node == 2 && leader);
+                }
+                f => panic!("{f:?}"),
+            }
+        }
+        assert!(Fault::Transfer { from: 1, to: 2 }
+            .cut_pairs(&all)
+            .is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! operations, and the final reads after the cluster is healed.
 //!
 //! - `register`: per key of a small set (`r0`…), read (`GET`), write (`SET`, unique values), and,
-//!   when the server has them, compare-and-set (`GETMETA` then `CAS` on its `mod_revision`).
+//!   when the server has them, compare-and-set (`GETMETA` then `CAS` on its `mod_revision`),
+//!   and Redis's compare-and-set (`WATCH`, `GET`, `MULTI`, `SET`, `EXEC`).
 //! - `set`: unique elements added as one key each (`SET set:<e> 1`); checked at the end.
 //!
 //! Every choice comes from a per-client rng seeded from the run's seed.
@@ -31,6 +32,9 @@ pub struct WorkloadCfg {
     pub keys: usize,
     /// Whether `GETMETA`/`CAS` are available (probed at start).
     pub cas: bool,
+    /// Whether `WATCH`/`MULTI`/`EXEC` are available (probed at start): half the
+    /// compare-and-sets are then done Redis's way.
+    pub watch: bool,
 }
 
 impl WorkloadCfg {
@@ -45,6 +49,7 @@ pub enum Gen {
     Read { key: String },
     Write { key: String, value: String },
     Cas { key: String, value: String },
+    WatchCas { key: String, value: String },
     Add { element: u64 },
 }
 
@@ -87,8 +92,13 @@ impl Generator {
                 key,
                 value: value(),
             }
-        } else {
+        } else if roll < 88 || !self.cfg.watch {
             Gen::Cas {
+                key,
+                value: value(),
+            }
+        } else {
+            Gen::WatchCas {
                 key,
                 value: value(),
             }
@@ -176,8 +186,47 @@ pub async fn execute(
                 expected_rev: rev,
                 value,
                 result: d.result.ok(),
+                watch: false,
             };
             record(key, call, d.node, t, outcome, error);
+        }
+        Gen::WatchCas { key, value } => {
+            let t = rec.now();
+            let read = client.watch_get(rng, &key).await;
+            let read_done = rec.now();
+            let (outcome, error) = outcome_of(&read.result, unexpected);
+            let seen = read.result.clone().ok().flatten();
+            record(
+                key.clone(),
+                Call::Read {
+                    value: seen.clone(),
+                },
+                read.node,
+                t,
+                outcome,
+                error,
+            );
+            if outcome != Outcome::Ok {
+                return;
+            }
+            let exec = client.multi_set_exec(rng, &key, &value).await;
+            let (mut outcome, mut error) = outcome_of(&exec.result, unexpected);
+            if outcome == Outcome::Ok && exec.result == Ok(false) {
+                // An aborted EXEC had no effect. What it says (the key changed at some point
+                // after WATCH, maybe before the GET) is no compare on the value read, so it is
+                // recorded as a `fail`, which the checker drops.
+                outcome = Outcome::Fail;
+                error = Some("EXEC aborted: the watched key changed".into());
+            }
+            let call = Call::Cas {
+                expected: seen,
+                expected_rev: 0,
+                value,
+                result: exec.result.ok(),
+                watch: true,
+            };
+            // Applied, it took effect after the GET's reply and before EXEC's.
+            record(key, call, exec.node, read_done, outcome, error);
         }
         Gen::Add { element } => {
             let t = rec.now();
@@ -318,6 +367,7 @@ mod tests {
             set,
             keys: 3,
             cas,
+            watch: cas,
         }
     }
 
@@ -336,7 +386,9 @@ mod tests {
                 b.next(&mut rng)
             };
             match g {
-                Gen::Write { value, key } | Gen::Cas { value, key } => {
+                Gen::Write { value, key }
+                | Gen::Cas { value, key }
+                | Gen::WatchCas { value, key } => {
                     assert!(["r0", "r1", "r2"].contains(&key.as_str()));
                     assert!(values.insert(value));
                 }
@@ -354,10 +406,11 @@ mod tests {
         let ops: Vec<Gen> = (0..1000).map(|_| g.next(&mut rng)).collect();
         assert!(ops
             .iter()
-            .all(|o| !matches!(o, Gen::Cas { .. } | Gen::Add { .. })));
+            .all(|o| !matches!(o, Gen::Cas { .. } | Gen::WatchCas { .. } | Gen::Add { .. })));
         assert!(ops.iter().any(|o| matches!(o, Gen::Read { .. })));
         let mut g = Generator::new(cfg(true, false, true), Counters::default());
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::Cas { .. })));
+        assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::WatchCas { .. })));
         let mut g = Generator::new(cfg(false, true, false), Counters::default());
         assert!((0..100).all(|_| matches!(g.next(&mut rng), Gen::Add { .. })));
     }

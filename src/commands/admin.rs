@@ -1,10 +1,11 @@
 //! Connection and server commands: routes each to its file, `connection.rs` (PING ECHO HELLO
-//! AUTH SELECT RESET READONLY READWRITE READMODE CLIENT) or `server.rs` (COMMAND CONFIG INFO ROLE
-//! TIME). `QUIT` is answered by the dispatcher itself, since it closes the connection.
+//! AUTH SELECT RESET READONLY READWRITE READMODE CLIENT), `cluster.rs` (RAFT.* and SHUTDOWN) or
+//! `server.rs` (COMMAND CONFIG INFO ROLE TIME). `QUIT` is answered by the dispatcher itself,
+//! since it closes the connection.
 //!
 //! Helpers both files share live here: Redis's `HELP` reply and the arity error.
 
-use super::{connection, server, CommandError, CommandResult, Session};
+use super::{cluster, connection, server, CommandError, CommandResult, Session};
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::server::ServerContext;
 
@@ -19,6 +20,9 @@ pub async fn execute(
     parse: &mut Parse,
 ) -> Option<CommandResult> {
     if let Some(result) = connection::execute(ctx, session, name, parse) {
+        return Some(result);
+    }
+    if let Some(result) = cluster::execute(ctx, session, name, parse).await {
         return Some(result);
     }
     server::execute(ctx, session, name, parse)

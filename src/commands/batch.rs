@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{prepare, reply, run_other, write, CommandError, Outcome, Plan, Prepared, Session};
+use super::{prepare, reply, run_prepared, write, CommandError, Outcome, Plan, Prepared, Session};
 use crate::raft::WriteError;
 use crate::server::ServerContext;
 
@@ -74,6 +74,11 @@ impl Batch {
         if let Some(out) = self.answered.pop_front() {
             return Some(out);
         }
+        if self.held.is_none() && session.txn.in_multi() {
+            // Inside MULTI each command is queued (or runs: EXEC, DISCARD…) on its own.
+            let argv = self.commands.next()?;
+            return Some(super::execute(ctx, session, argv).await);
+        }
         let (first, size) = match self.held.take() {
             Some(held) => held,
             None => {
@@ -83,9 +88,8 @@ impl Batch {
             }
         };
         let plan = match first {
-            Prepared::Done(out) => return Some(out),
-            Prepared::Other(cmd) => return Some(run_other(ctx, session, cmd).await),
             Prepared::Write(plan) => plan,
+            other => return Some(run_prepared(ctx, session, other).await),
         };
         let mut run = vec![slot(plan)];
         let mut bytes = size;

@@ -1,6 +1,7 @@
 //! Strings and keys. This file answers the keyspace commands and redraft's own revision
-//! commands, and routes the string commands to `strings.rs`; KEYS and SCAN MATCH use
-//! `glob.rs` (Redis's `stringmatchlen`).
+//! commands, and routes the writing string commands to `strings.rs` and the writing TTL
+//! commands to `expire.rs` (the reads that answer from one `store::ReadOp` are `reads.rs`'s);
+//! KEYS and SCAN MATCH use `glob.rs` (Redis's `stringmatchlen`).
 //!
 //! Replies and error texts are Redis 7.0's. Reads pass the read gate once per command; writes
 //! are one `store::Op` each, decided at apply. A write is only planned here (`plan`: its op and
@@ -10,8 +11,6 @@
 //!
 //! ```text
 //! DEL key [key ...]        → :deleted count        (UNLINK is the same)
-//! EXISTS key [key ...]     → :count (a key named twice counts twice, as Redis)
-//! TYPE key                 → +string | +none
 //! RENAME key newkey        → +OK | -ERR no such key   (one revision: delete key, put newkey)
 //! RENAMENX key newkey      → :1 | :0 (newkey exists) | -ERR no such key
 //! KEYS pattern             → array of keys (byte order)
@@ -19,14 +18,14 @@
 //!                          → [next cursor, [keys]]; cursor "0" starts and ends. COUNT (default
 //!                            10) keys are examined per call, then MATCH and TYPE filter them.
 //! FLUSHDB|FLUSHALL [ASYNC|SYNC] → +OK (one revision deleting every key)
-//! DBSIZE                   → :number of live keys
 //!
 //! redraft's own:
 //! REVISION                 → map: revision, compact_revision, raft_term, raft_leader (id|nil)
-//! GETMETA key              → nil | map: value, create_revision, mod_revision, version, ttl (-1)
-//! CAS key expected_mod_revision value
+//! CAS key expected_mod_revision value [EX seconds]
 //!                          → :1 if the key's mod_revision was expected_mod_revision (0: the key
-//!                            must not exist) and value was put, else :0. Decided at apply.
+//!                            must not exist) and value was put, else :0. Decided at apply. The
+//!                            put clears the key's TTL, or with EX gives it one (a lock with a
+//!                            lease; the fencing token is the new mod_revision).
 //! ```
 //!
 //! # SCAN cursors
@@ -43,11 +42,15 @@ mod glob;
 // commands are this family's, routed from `execute` below.
 #[path = "strings.rs"]
 mod strings;
+// The writing TTL commands, routed from `plan` below like the string commands.
+#[path = "expire.rs"]
+mod expire;
 
 use bytes::Bytes;
 
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
 use crate::protocol::{Frame, Parse, ParseError};
+use crate::raft::unix_ms;
 use crate::server::ServerContext;
 use crate::store::Op;
 
@@ -62,7 +65,7 @@ pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>>
         "rename" | "renamenx" => rename(parse),
         "flushdb" | "flushall" => flush(parse),
         "cas" => cas(parse),
-        _ => return strings::plan(name, parse),
+        _ => return strings::plan(name, parse).or_else(|| expire::plan(name, parse)),
     })
 }
 
@@ -74,20 +77,16 @@ pub async fn execute(
     parse: &mut Parse,
 ) -> Option<CommandResult> {
     Some(match name {
-        "exists" => exists(ctx, session, parse).await,
-        "type" => key_type(ctx, session, parse).await,
         "keys" => keys(ctx, session, parse).await,
         "scan" => scan(ctx, session, parse).await,
-        "dbsize" => dbsize(ctx, session, parse).await,
         "revision" => revision(ctx, session, parse).await,
-        "getmeta" => getmeta(ctx, session, parse).await,
-        _ => return strings::execute(ctx, session, name, parse).await,
+        _ => return None,
     })
 }
 
 /// Checks the argument count as Redis's command table does before running a command: `arity`
 /// counts the name; a negative arity is a minimum. Call it before consuming any argument.
-fn check_arity(parse: &Parse, arity: i64) -> Result<(), CommandError> {
+pub(super) fn check_arity(parse: &Parse, arity: i64) -> Result<(), CommandError> {
     let argc = parse.remaining() as i64 + 1;
     let ok = if arity >= 0 {
         argc == arity
@@ -120,23 +119,6 @@ fn del(parse: &mut Parse) -> Result<Plan, CommandError> {
         op: Op::Delete { keys },
         reply: WriteReply::Deleted,
     })
-}
-
-async fn exists(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, -2)?;
-    let keys = rest(parse)?;
-    read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    let n = keys.iter().filter(|k| st.store.get(k).is_some()).count();
-    Ok(Frame::Integer(n as i64))
-}
-
-async fn key_type(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 2)?;
-    let key = parse.next_bytes()?;
-    read_gate(ctx, session).await?;
-    let exists = ctx.node.sm.read().store.get(&key).is_some();
-    Ok(Frame::Simple(if exists { "string" } else { "none" }.into()))
 }
 
 fn rename(parse: &mut Parse) -> Result<Plan, CommandError> {
@@ -250,12 +232,6 @@ fn flush(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-async fn dbsize(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 1)?;
-    read_gate(ctx, session).await?;
-    Ok(Frame::Integer(ctx.node.sm.read().store.len() as i64))
-}
-
 fn field(name: &'static str, value: Frame) -> (Frame, Frame) {
     (Frame::Bulk(Bytes::from_static(name.as_bytes())), value)
 }
@@ -279,45 +255,42 @@ async fn revision(ctx: &ServerContext, session: &mut Session, parse: &mut Parse)
     ]))
 }
 
-async fn getmeta(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 2)?;
-    let key = parse.next_bytes()?;
-    read_gate(ctx, session).await?;
-    let Some(kv) = ctx.node.sm.read().store.get(&key) else {
-        return Ok(Frame::Null);
-    };
-    Ok(Frame::Map(vec![
-        field("value", Frame::Bulk(kv.value)),
-        field("create_revision", Frame::Integer(kv.create_revision as i64)),
-        field("mod_revision", Frame::Integer(kv.mod_revision as i64)),
-        field("version", Frame::Integer(kv.version as i64)),
-        // No expiry yet (a later issue): -1 as Redis's TTL of a key without one.
-        field("ttl", Frame::Integer(-1)),
-    ]))
-}
-
 fn cas(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, -4)?;
     let key = parse.next_bytes()?;
     let expected_mod_revision = parse.next_u64()?;
     let value = parse.next_bytes()?;
+    let reply = WriteReply::Applied { as_integer: true };
     match parse.peek_upper().as_deref() {
-        None => {}
+        None => Ok(Plan {
+            op: Op::Cas {
+                key,
+                expected_mod_revision,
+                value,
+            },
+            reply,
+        }),
         Some("EX") if parse.remaining() == 2 => {
-            return Err(CommandError::Reply(
-                "ERR CAS option EX is not supported yet".into(),
-            ))
+            parse.next_bytes()?;
+            let unit = expire::TimeUnit {
+                seconds: true,
+                absolute: false,
+            };
+            let expiry = expire::positive_expiry(&parse.next_bytes()?, unit, "cas", unix_ms())
+                .map_err(|e| CommandError::Reply(e.to_string()))?;
+            Ok(Plan {
+                op: Op::CasEx {
+                    key,
+                    expected_mod_revision,
+                    value,
+                    expiry,
+                    now_ms: 0,
+                },
+                reply,
+            })
         }
-        Some(_) => return Err(ParseError::Syntax.into()),
+        Some(_) => Err(ParseError::Syntax.into()),
     }
-    Ok(Plan {
-        op: Op::Cas {
-            key,
-            expected_mod_revision,
-            value,
-        },
-        reply: WriteReply::Applied { as_integer: true },
-    })
 }
 
 #[cfg(test)]

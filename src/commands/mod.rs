@@ -1,8 +1,10 @@
 //! Commands: turns a client's argv into a reply, through the read gate or the write path.
 //!
 //! Knows RESP only as `protocol::Frame`/`Parse`; knows Raft only through `RaftNode`.
-//! One file per family: `keys.rs` (strings and keys), `admin.rs` (connection and server, routed
-//! on to `connection.rs` and `server.rs`). `table.rs` is the command table (`COMMAND`'s data).
+//! One file per family: `keys.rs` (strings and keys; the writing TTL commands in `expire.rs`),
+//! `reads.rs` (keyspace reads answered from one `store::ReadOp`), `txn.rs` (MULTI EXEC DISCARD
+//! WATCH UNWATCH), `admin.rs` (connection and server, routed on to `connection.rs` and
+//! `server.rs`). `table.rs` is the command table (`COMMAND`'s data).
 //! `batch.rs` answers a pipeline batch ([`Batch`]), proposing runs of writes together.
 //!
 //! # How a command is dispatched
@@ -10,7 +12,17 @@
 //! ```text
 //! argv ─▶ table lookup ─▶ unknown subcommand? ─▶ arity ─▶ authenticated (or a no_auth command)?
 //!      ─▶ keys::plan (a write: its store::Op and reply shape) ─▶ proposed, alone or in a run
+//!      ─▶ reads::plan (a read: its store::ReadOp and reply shape) ─▶ read gate ─▶ store
+//!      ─▶ txn::run (MULTI EXEC DISCARD WATCH UNWATCH)
 //!      ─▶ keys::execute ─▶ admin::execute ─▶ unknown command
+//! ```
+//!
+//! Inside MULTI, every command but EXEC DISCARD MULTI WATCH QUIT RESET is checked and queued
+//! instead (`txn::queue`); EXEC proposes the queued writes and reads as one entry:
+//!
+//! ```text
+//! MULTI; SET a 1; GET a; EXEC ─▶ plans ─▶ Op::Txn{compares (WATCH), ops} ─▶ RaftNode::write
+//!     ─▶ Response::Txn (one response per op, or none: a watched key changed) ─▶ array reply
 //! ```
 //!
 //! The checks run in Redis's order (`server.c` `processCommand`), so the same bad input gets the
@@ -34,10 +46,13 @@
 
 mod admin;
 mod batch;
+mod cluster;
 mod connection;
 mod keys;
+mod reads;
 mod server;
 pub mod table;
+mod txn;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -73,6 +88,8 @@ pub struct Session {
     /// Whether a read barrier already covers the rest of the current pipeline batch
     /// (BatchBarrier, see [`read_gate`]). Cleared at each new batch and by every write.
     pub(crate) barrier_valid: bool,
+    /// MULTI's queue and the WATCHed keys (`txn.rs`).
+    txn: txn::TxnState,
 }
 
 impl Session {
@@ -87,6 +104,7 @@ impl Session {
             client_id: rand::random(),
             seq: 0,
             barrier_valid: false,
+            txn: txn::TxnState::default(),
         };
         session.set_read_mode(ctx.settings.read_mode());
         session
@@ -141,9 +159,10 @@ impl Session {
     }
 
     /// The RESET hook for state that later command families add: a RESET leaves MULTI (queued
-    /// commands and WATCHed keys are discarded) and every pub/sub subscription. Nothing to
-    /// clear until those exist.
-    fn reset_transaction_and_subscriptions(&mut self) {}
+    /// commands and WATCHed keys are discarded) and every pub/sub subscription (none yet).
+    fn reset_transaction_and_subscriptions(&mut self) {
+        self.txn = txn::TxnState::default();
+    }
 }
 
 /// What to send back, and whether to close the connection after it.
@@ -164,12 +183,25 @@ impl From<Frame> for Outcome {
 /// Runs one command on its own. The session answers pipelines through [`Batch`], which runs a
 /// lone command exactly this way; this is the entry point for a single command elsewhere.
 pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>) -> Outcome {
-    match prepare(ctx, session, argv) {
+    if session.txn.in_multi() && txn::queues(&argv) {
+        return txn::queue(ctx, session, argv);
+    }
+    run_prepared(ctx, session, prepare(ctx, session, argv)).await
+}
+
+/// Runs a prepared command on its own.
+async fn run_prepared(ctx: &ServerContext, session: &mut Session, prepared: Prepared) -> Outcome {
+    match prepared {
         Prepared::Done(out) => out,
         Prepared::Write(plan) => reply(match plan {
             Ok(plan) => write(ctx, session, plan).await,
             Err(e) => Err(e),
         }),
+        Prepared::Read(plan) => reply(match plan {
+            Ok(plan) => reads::run(ctx, session, plan).await,
+            Err(e) => Err(e),
+        }),
+        Prepared::Txn(name, parse) => reply(txn::run(ctx, session, &name, parse).await),
         Prepared::Other(cmd) => run_other(ctx, session, cmd).await,
     }
 }
@@ -180,6 +212,12 @@ enum Prepared {
     Done(Outcome),
     /// A write command: its plan, or why planning refused it (nothing is proposed then).
     Write(Result<Plan, CommandError>),
+    /// A keyspace read answered from one `store::ReadOp` (`reads.rs`), or why planning
+    /// refused it.
+    Read(Result<reads::ReadPlan, CommandError>),
+    /// MULTI EXEC DISCARD WATCH UNWATCH (`txn.rs`), by lowercase name; an EXEC that failed
+    /// the checks carries why.
+    Txn(String, Result<Parse, CommandError>),
     /// Any other command: runs through the families' `execute`.
     Other(OtherCommand),
 }
@@ -196,7 +234,22 @@ struct OtherCommand {
 /// ahead of it has run.
 fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared {
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = check(session, &argv) {
+    let checked = check(session, &argv);
+    // Commands per type (`/metrics`): the slot after the table's counts unknown commands.
+    let slot = session
+        .handle
+        .last_cmd()
+        .top_index()
+        .unwrap_or(table::commands().len());
+    ctx.command_counts.inc(slot);
+    if let Err(e) = checked {
+        // A refused EXEC discards the transaction (Redis's `rejectCommand`): `txn.rs` does.
+        if argv
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"))
+        {
+            return Prepared::Txn("exec".into(), Err(e));
+        }
         return Prepared::Done(Frame::Error(e.to_string()).into());
     }
     let raw_name = argv.first().cloned().unwrap_or_default();
@@ -211,6 +264,12 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
     }
     if let Some(plan) = keys::plan(&name, &mut parse) {
         return Prepared::Write(plan);
+    }
+    if let Some(plan) = reads::plan(&name, &mut parse) {
+        return Prepared::Read(plan);
+    }
+    if txn::is_txn_command(&name) {
+        return Prepared::Txn(name, Ok(parse));
     }
     Prepared::Other(OtherCommand {
         raw_name,

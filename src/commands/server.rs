@@ -691,10 +691,29 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
     out
 }
 
+/// Redis's 40-hex `master_replid`: names the replication history a leader serves. redraft's
+/// history changes owner at each new term, as Redis's does at a failover, so the id is derived
+/// from the cluster name and the term (the same on every node of one term).
+fn repl_id(cluster: &str, term: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(cluster.as_bytes());
+    h.update(b"\0");
+    h.update(term.to_be_bytes());
+    h.finalize()[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `INFO replication` with Redis 7.0's fields, in its order. The replication offset is the
+/// Raft applied index (on a leader: each follower's matched index); `lag` is seconds since the
+/// follower last acknowledged the leader.
 fn replication_section(ctx: &ServerContext, out: &mut String) {
     let m = ctx.node.metrics();
     let applied = m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0);
     let _ = write!(out, "# Replication\r\nrole:{}\r\n", role_name(ctx));
+    let membership = m.membership_config.membership();
     if m.current_leader == Some(ctx.node.id) {
         let reps: Vec<_> = m
             .replication
@@ -703,17 +722,24 @@ fn replication_section(ctx: &ServerContext, out: &mut String) {
             .filter(|(id, _)| **id != ctx.node.id)
             .collect();
         let _ = write!(out, "connected_slaves:{}\r\n", reps.len());
-        let membership = m.membership_config.membership();
         for (i, (id, matched)) in reps.iter().enumerate() {
             let addr = membership
                 .get_node(id)
                 .map(|n| n.redis_addr.clone())
                 .unwrap_or_default();
             let (h, p) = split_host_port(&addr);
-            let off = matched.as_ref().map(|l| l.index()).unwrap_or(0);
+            let (state, off) = match matched {
+                Some(l) => ("online", l.index()),
+                None => ("wait_bgsave", 0),
+            };
+            let lag = m
+                .heartbeat
+                .as_ref()
+                .and_then(|hb| hb.get(id).cloned().flatten())
+                .map_or(0, |t| openraft::Instant::elapsed(&*t).as_secs());
             let _ = write!(
                 out,
-                "slave{i}:ip={h},port={p},state=online,offset={off},lag=0\r\n"
+                "slave{i}:ip={h},port={p},state={state},offset={off},lag={lag}\r\n"
             );
         }
     } else {
@@ -724,13 +750,30 @@ fn replication_section(ctx: &ServerContext, out: &mut String) {
             }
             None => (String::new(), -1, "down"),
         };
+        let last_io: i64 = if up == "up" { 0 } else { -1 };
         let _ = write!(
             out,
             "master_host:{h}\r\nmaster_port:{p}\r\nmaster_link_status:{up}\r\n\
-             slave_repl_offset:{applied}\r\n"
+             master_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:0\r\n\
+             slave_read_repl_offset:{applied}\r\nslave_repl_offset:{applied}\r\n"
+        );
+        if up == "down" {
+            out.push_str("master_link_down_since_seconds:-1\r\n");
+        }
+        out.push_str(
+            "slave_priority:100\r\nslave_read_only:0\r\nreplica_announced:1\r\n\
+             connected_slaves:0\r\n",
         );
     }
-    let _ = write!(out, "master_repl_offset:{applied}\r\n");
+    let _ = write!(
+        out,
+        "master_failover_state:no-failover\r\nmaster_replid:{}\r\n\
+         master_replid2:0000000000000000000000000000000000000000\r\n\
+         master_repl_offset:{applied}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:1\r\n\
+         repl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:1\r\n\
+         repl_backlog_histlen:{applied}\r\n",
+        repl_id(&ctx.cluster_name, m.current_term),
+    );
 }
 
 /// `# Reads`: the read gate (DESIGN §4) — reads served per mode, ReadIndex rounds and reads per
@@ -748,8 +791,8 @@ fn reads_section(ctx: &ServerContext, out: &mut String) {
     let contact = if ctx.node.is_leader() {
         "0".to_owned()
     } else {
-        r.contact
-            .since()
+        r.liveness
+            .since_leader_contact()
             .map(|d| d.as_millis().to_string())
             .unwrap_or_else(|| "-1".into())
     };

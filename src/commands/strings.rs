@@ -1,7 +1,8 @@
-//! String commands: GET SET SETNX GETSET GETDEL MGET MSET MSETNX INCR DECR INCRBY DECRBY
-//! INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE, with Redis 7.0's replies and error texts.
+//! The writing string commands: SET SETNX GETSET GETDEL MSET MSETNX INCR DECR INCRBY DECRBY
+//! INCRBYFLOAT APPEND SETRANGE, with Redis 7.0's replies and error texts (the reads are
+//! `reads.rs`'s, SETEX PSETEX GETEX `expire.rs`'s).
 //!
-//! Reads pass the read gate once and answer from the store under its read lock. Every write,
+//! Every write,
 //! read-modify-writes included, is one `store::Op` decided inside `Store::apply`, so INCR from
 //! many clients on many nodes never loses an update. What Redis refuses before looking at the
 //! key (arity, syntax, a non-integer argument, a negative offset) is refused here without
@@ -11,32 +12,30 @@
 //! # Format
 //!
 //! ```text
-//! GET key                          → bulk | nil
-//! SET key value [NX|XX] [GET] [KEEPTTL]
+//! SET key value [NX|XX] [GET] [EX s|PX ms|EXAT unix-s|PXAT unix-ms|KEEPTTL]
 //!                                  → +OK | nil (NX/XX refused) | with GET: the old value or nil
-//!                                    (EX PX EXAT PXAT: -ERR SET option EX is not supported yet)
+//!                                    (a relative time becomes a deadline when the leader
+//!                                    proposes the entry; a deadline already passed deletes)
 //! SETNX key value                  → :1 set | :0 key exists
 //! GETSET key value                 → old value | nil
 //! GETDEL key                       → value | nil
-//! MGET key [key ...]               → array of bulk | nil
 //! MSET key value [key value ...]   → +OK (one revision for all pairs)
 //! MSETNX key value [key value ...] → :1 all set | :0 none set (some key existed)
 //! INCR|DECR key                    → :new value
 //! INCRBY|DECRBY key n              → :new value
 //! INCRBYFLOAT key x                → bulk new value (x86 long double arithmetic, %.17Lf)
 //! APPEND key value                 → :new length
-//! STRLEN key                       → :length (0 if absent)
-//! GETRANGE key start end           → bulk (inclusive, negative from the end; "" if absent)
 //! SETRANGE key offset value        → :new length
 //! ```
 
 use bytes::Bytes;
 
-use super::{arity_of, check_arity, CommandError, CommandResult, ParseError};
-use crate::commands::{read_gate, Plan, Session, WriteReply};
-use crate::protocol::{Frame, Parse};
-use crate::server::ServerContext;
-use crate::store::{LongDouble, Op, SetWhen, MAX_STRING_LEN};
+use super::expire::{positive_expiry, TimeUnit};
+use super::{arity_of, check_arity, CommandError, ParseError};
+use crate::commands::{Plan, WriteReply};
+use crate::protocol::Parse;
+use crate::raft::unix_ms;
+use crate::store::{LongDouble, Op, PutTtl, SetWhen, MAX_STRING_LEN};
 
 /// Plans `name` if it is a writing string command.
 pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>> {
@@ -54,72 +53,61 @@ pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>>
     })
 }
 
-/// Runs `name` if it is a reading string command.
-pub async fn execute(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
+/// Which command's options [`parse_string_options`] reads (Redis's `COMMAND_SET`,
+/// `COMMAND_GET`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum OptionsOf {
+    Set,
+    GetEx,
+}
+
+/// SET's and GETEX's options, parsed with Redis 7.0's grammar
+/// (`parseExtendedStringArgumentsOrReply`): NX and XX exclude each other, KEEPTTL and PERSIST
+/// exclude the expiry options, one expiry option may be repeated (the last value wins) but not
+/// mixed with another, an expiry option needs an argument; anything else is a syntax error.
+pub(super) struct StringOptions {
+    pub when: SetWhen,
+    pub get: bool,
+    pub keepttl: bool,
+    pub persist: bool,
+    /// The expiry option's unit and its argument, not yet checked (SET checks it before the
+    /// key, GETEX after: `expire.rs`).
+    pub expiry: Option<(TimeUnit, Bytes)>,
+}
+
+pub(super) fn parse_string_options(
     parse: &mut Parse,
-) -> Option<CommandResult> {
-    Some(match name {
-        "get" => get(ctx, session, parse).await,
-        "mget" => mget(ctx, session, parse).await,
-        "strlen" => strlen(ctx, session, parse).await,
-        "getrange" => getrange(ctx, session, parse).await,
-        _ => return None,
-    })
-}
-
-fn bulk_or_nil(value: Option<Bytes>) -> Frame {
-    value.map_or(Frame::Null, Frame::Bulk)
-}
-
-async fn get(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 2)?;
-    let key = parse.next_bytes()?;
-    read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    Ok(bulk_or_nil(st.store.get(&key).map(|kv| kv.value)))
-}
-
-/// SET's options, parsed with Redis 7.0's grammar (`parseExtendedStringArgumentsOrReply`):
-/// NX and XX exclude each other, KEEPTTL excludes the expiry options, an expiry option needs
-/// an argument; anything else is a syntax error.
-struct SetOptions {
-    when: SetWhen,
-    get: bool,
-    /// The first expiry option given (EX, PX, EXAT, PXAT), which redraft does not support yet.
-    expiry: Option<&'static str>,
-}
-
-fn parse_set_options(parse: &mut Parse) -> Result<SetOptions, CommandError> {
-    let mut opts = SetOptions {
+    of: OptionsOf,
+) -> Result<StringOptions, CommandError> {
+    let mut opts = StringOptions {
         when: SetWhen::Always,
         get: false,
+        keepttl: false,
+        persist: false,
         expiry: None,
     };
-    let mut keepttl = false;
+    let set = of == OptionsOf::Set;
     while let Some(opt) = parse.peek_upper() {
         parse.next_bytes()?;
         let has_next = parse.remaining() > 0;
+        let unit = TimeUnit::of_option(&opt);
         match opt.as_str() {
-            "NX" if opts.when != SetWhen::Present => opts.when = SetWhen::Absent,
-            "XX" if opts.when != SetWhen::Absent => opts.when = SetWhen::Present,
-            "GET" => opts.get = true,
-            "KEEPTTL" if opts.expiry.is_none() => keepttl = true,
-            "EX" | "PX" | "EXAT" | "PXAT" if !keepttl && has_next => {
-                let name = match opt.as_str() {
-                    "EX" => "EX",
-                    "PX" => "PX",
-                    "EXAT" => "EXAT",
-                    _ => "PXAT",
-                };
+            "NX" if set && opts.when != SetWhen::Present => opts.when = SetWhen::Absent,
+            "XX" if set && opts.when != SetWhen::Absent => opts.when = SetWhen::Present,
+            "GET" if set => opts.get = true,
+            "KEEPTTL" if set && opts.expiry.is_none() && !opts.persist => opts.keepttl = true,
+            "PERSIST" if !set && opts.expiry.is_none() && !opts.keepttl => opts.persist = true,
+            _ if unit.is_some() && !opts.keepttl && !opts.persist && has_next => {
                 // Redis allows the same option twice, not two different ones.
-                if opts.expiry.is_some_and(|first| first != name) {
+                if opts
+                    .expiry
+                    .as_ref()
+                    .is_some_and(|(first, _)| Some(*first) != unit)
+                {
                     return Err(ParseError::Syntax.into());
                 }
-                opts.expiry = Some(name);
-                parse.next_bytes()?;
+                let arg = parse.next_bytes()?;
+                opts.expiry = unit.map(|unit| (unit, arg));
             }
             _ => return Err(ParseError::Syntax.into()),
         }
@@ -131,14 +119,30 @@ fn set(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, -3)?;
     let key = parse.next_bytes()?;
     let value = parse.next_bytes()?;
-    let opts = parse_set_options(parse)?;
-    if let Some(option) = opts.expiry {
-        return Err(CommandError::Reply(format!(
-            "ERR SET option {option} is not supported yet"
-        )));
+    let opts = parse_string_options(parse, OptionsOf::Set)?;
+    // Redis checks the time before looking at the key.
+    let ttl = match &opts.expiry {
+        Some((unit, arg)) => PutTtl::Expire(
+            positive_expiry(arg, *unit, "set", unix_ms())
+                .map_err(|e| CommandError::Reply(e.to_string()))?,
+        ),
+        None if opts.keepttl => PutTtl::Keep,
+        None => PutTtl::Clear,
+    };
+    if ttl != PutTtl::Clear {
+        return Ok(Plan {
+            op: Op::SetEx {
+                key,
+                value,
+                when: opts.when,
+                get: opts.get,
+                ttl,
+                now_ms: 0,
+            },
+            reply: WriteReply::Set { get: opts.get },
+        });
     }
     if opts.when == SetWhen::Always && !opts.get {
-        // KEEPTTL alone changes nothing while there are no TTLs: a plain put.
         return Ok(Plan {
             op: Op::Put { key, value },
             reply: WriteReply::Put,
@@ -190,21 +194,6 @@ fn getdel(parse: &mut Parse) -> Result<Plan, CommandError> {
         op: Op::GetDel { key },
         reply: WriteReply::Value,
     })
-}
-
-async fn mget(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, -2)?;
-    let mut keys = Vec::with_capacity(parse.remaining());
-    while parse.remaining() > 0 {
-        keys.push(parse.next_bytes()?);
-    }
-    read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    let values = keys
-        .iter()
-        .map(|key| bulk_or_nil(st.store.get(key).map(|kv| kv.value)))
-        .collect();
-    Ok(Frame::Array(values))
 }
 
 fn mset(parse: &mut Parse) -> Result<Plan, CommandError> {
@@ -268,40 +257,6 @@ fn append(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-async fn strlen(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 2)?;
-    let key = parse.next_bytes()?;
-    read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    let length = st.store.get(&key).map_or(0, |kv| kv.value.len());
-    Ok(Frame::Integer(length as i64))
-}
-
-/// Returns the byte range GETRANGE answers for a string of `len` bytes, as Redis 7.0's
-/// `getrangeCommand` computes it (both ends inclusive, negative ends count from the end).
-fn range(len: usize, start: i64, end: i64) -> Option<std::ops::Range<usize>> {
-    let len = len as i64;
-    if (start < 0 && end < 0 && start > end) || len == 0 {
-        return None;
-    }
-    let start = if start < 0 { len + start } else { start }.max(0);
-    let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
-    (start <= end).then(|| start as usize..end as usize + 1)
-}
-
-async fn getrange(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 4)?;
-    let key = parse.next_bytes()?;
-    let (start, end) = (parse.next_i64()?, parse.next_i64()?);
-    read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    let value = st.store.get(&key).map(|kv| kv.value).unwrap_or_default();
-    Ok(Frame::Bulk(match range(value.len(), start, end) {
-        Some(r) => value.slice(r),
-        None => Bytes::new(),
-    }))
-}
-
 fn setrange(parse: &mut Parse) -> Result<Plan, CommandError> {
     check_arity(parse, 4)?;
     let key = parse.next_bytes()?;
@@ -319,31 +274,4 @@ fn setrange(parse: &mut Parse) -> Result<Plan, CommandError> {
         op: Op::SetRange { key, offset, value },
         reply: WriteReply::Length,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn getrange_bounds_as_redis() {
-        // "hello": each case checked against redis-server 7.0.
-        let cases: &[(i64, i64, &str)] = &[
-            (0, -1, "hello"),
-            (1, 3, "ell"),
-            (-3, -1, "llo"),
-            (-1, -5, ""),
-            (3, 1, ""),
-            (-100, 100, "hello"),
-            (0, -100, "h"),
-            (i64::MAX, i64::MIN, ""),
-            (5, 10, ""),
-            (4, 4, "o"),
-        ];
-        for &(start, end, want) in cases {
-            let got = range(5, start, end).map_or("", |r| &"hello"[r]);
-            assert_eq!(got, want, "GETRANGE {start} {end}");
-        }
-        assert_eq!(range(0, 0, -1), None);
-    }
 }

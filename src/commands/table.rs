@@ -12,7 +12,8 @@
 //! The Redis commands' metadata is Redis 7.0's (what `COMMAND INFO` / `COMMAND DOCS` of
 //! redis-server 7.0.15 answer, so a client sees the same table from redraft and from Redis),
 //! plus Redis 7.2's `CLIENT SETINFO` and `CLIENT NO-TOUCH`. Only the subcommands redraft answers
-//! are listed. redraft's own commands (`REVISION`, `GETMETA`, `CAS`, `READMODE`) come last, with
+//! are listed. redraft's own commands (`REVISION`, `GETMETA`, `CAS`, `READMODE`, `RAFT.*`) come
+//! last (after Redis's `SHUTDOWN`, added with them), with
 //! docs written so that `redis-cli` shows their argument hints.
 //!
 //! Adding a command: add its entry here (copy Redis's from `COMMAND INFO` / `COMMAND DOCS`), then
@@ -132,6 +133,11 @@ pub struct CmdId(pub u32);
 
 impl CmdId {
     pub const NONE: CmdId = CmdId(0);
+
+    /// The index of the top-level command in [`commands`], or `None` for [`CmdId::NONE`].
+    pub fn top_index(self) -> Option<usize> {
+        ((self.0 & 0xffff) as usize).checked_sub(1)
+    }
 
     /// Returns the full name (`get`, `client|list`), or `NULL` as Redis shows a client that has
     /// run no known command.
@@ -1897,6 +1903,452 @@ static COMMANDS: &[CommandSpec] = &[
             ..Doc::EMPTY
         },
     },
+    // Expiry and transactions: Redis 7.0.15's metadata, like the commands above.
+    CommandSpec {
+        name: "expire",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@write", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set a key's time to live in seconds",
+            since: "1.0.0",
+            group: "generic",
+            complexity: "O(1)",
+            history: &[
+                ("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "seconds", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "condition", typ: "oneof", since: "7.0.0", flags: &["optional"], arguments: &[
+                        Arg { name: "nx", typ: "pure-token", token: "NX", ..Arg::EMPTY },
+                        Arg { name: "xx", typ: "pure-token", token: "XX", ..Arg::EMPTY },
+                        Arg { name: "gt", typ: "pure-token", token: "GT", ..Arg::EMPTY },
+                        Arg { name: "lt", typ: "pure-token", token: "LT", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "pexpire",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@write", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set a key's time to live in milliseconds",
+            since: "2.6.0",
+            group: "generic",
+            complexity: "O(1)",
+            history: &[
+                ("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "milliseconds", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "condition", typ: "oneof", since: "7.0.0", flags: &["optional"], arguments: &[
+                        Arg { name: "nx", typ: "pure-token", token: "NX", ..Arg::EMPTY },
+                        Arg { name: "xx", typ: "pure-token", token: "XX", ..Arg::EMPTY },
+                        Arg { name: "gt", typ: "pure-token", token: "GT", ..Arg::EMPTY },
+                        Arg { name: "lt", typ: "pure-token", token: "LT", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "expireat",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@write", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set the expiration for a key as a UNIX timestamp",
+            since: "1.2.0",
+            group: "generic",
+            complexity: "O(1)",
+            history: &[
+                ("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "unix-time-seconds", typ: "unix-time", ..Arg::EMPTY },
+                Arg { name: "condition", typ: "oneof", since: "7.0.0", flags: &["optional"], arguments: &[
+                        Arg { name: "nx", typ: "pure-token", token: "NX", ..Arg::EMPTY },
+                        Arg { name: "xx", typ: "pure-token", token: "XX", ..Arg::EMPTY },
+                        Arg { name: "gt", typ: "pure-token", token: "GT", ..Arg::EMPTY },
+                        Arg { name: "lt", typ: "pure-token", token: "LT", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "pexpireat",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@write", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set the expiration for a key as a UNIX timestamp specified in milliseconds",
+            since: "2.6.0",
+            group: "generic",
+            complexity: "O(1)",
+            history: &[
+                ("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "unix-time-milliseconds", typ: "unix-time", ..Arg::EMPTY },
+                Arg { name: "condition", typ: "oneof", since: "7.0.0", flags: &["optional"], arguments: &[
+                        Arg { name: "nx", typ: "pure-token", token: "NX", ..Arg::EMPTY },
+                        Arg { name: "xx", typ: "pure-token", token: "XX", ..Arg::EMPTY },
+                        Arg { name: "gt", typ: "pure-token", token: "GT", ..Arg::EMPTY },
+                        Arg { name: "lt", typ: "pure-token", token: "LT", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "persist",
+        arity: 2,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@write", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Remove the expiration from a key",
+            since: "2.2.0",
+            group: "generic",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "ttl",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@read", "@fast"],
+        tips: &["nondeterministic_output"],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the time to live for a key in seconds",
+            since: "1.0.0",
+            group: "generic",
+            complexity: "O(1)",
+            history: &[
+                ("2.8.0", "Added the -2 reply."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "pttl",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@read", "@fast"],
+        tips: &["nondeterministic_output"],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the time to live for a key in milliseconds",
+            since: "2.6.0",
+            group: "generic",
+            complexity: "O(1)",
+            history: &[
+                ("2.8.0", "Added the -2 reply."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "expiretime",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@read", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the expiration Unix timestamp for a key",
+            since: "7.0.0",
+            group: "generic",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "pexpiretime",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@keyspace", "@read", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the expiration Unix timestamp for a key in milliseconds",
+            since: "7.0.0",
+            group: "generic",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "getex",
+        arity: -2,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@string", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { notes: "RW and UPDATE because it changes the TTL", flags: &["RW", "access", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the value of a key and optionally set its expiration",
+            since: "6.2.0",
+            group: "string",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "expiration", typ: "oneof", flags: &["optional"], arguments: &[
+                        Arg { name: "seconds", typ: "integer", token: "EX", ..Arg::EMPTY },
+                        Arg { name: "milliseconds", typ: "integer", token: "PX", ..Arg::EMPTY },
+                        Arg { name: "unix-time-seconds", typ: "unix-time", token: "EXAT", ..Arg::EMPTY },
+                        Arg { name: "unix-time-milliseconds", typ: "unix-time", token: "PXAT", ..Arg::EMPTY },
+                        Arg { name: "persist", typ: "pure-token", token: "PERSIST", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "setex",
+        arity: 4,
+        flags: &["write", "denyoom"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@string", "@slow"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["OW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set the value and expiration of a key",
+            since: "2.0.0",
+            group: "string",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "seconds", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "value", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "psetex",
+        arity: 4,
+        flags: &["write", "denyoom"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@string", "@slow"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["OW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set the value and expiration in milliseconds of a key",
+            since: "2.6.0",
+            group: "string",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "milliseconds", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "value", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "multi",
+        arity: 1,
+        flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@fast", "@transaction"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Mark the start of a transaction block",
+            since: "1.2.0",
+            group: "transactions",
+            complexity: "O(1)",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "exec",
+        arity: 1,
+        flags: &["noscript", "loading", "stale", "skip_slowlog"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow", "@transaction"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Execute all commands issued after MULTI",
+            since: "1.2.0",
+            group: "transactions",
+            complexity: "Depends on commands in the transaction",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "discard",
+        arity: 1,
+        flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@fast", "@transaction"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Discard all commands issued after MULTI",
+            since: "2.0.0",
+            group: "transactions",
+            complexity: "O(N), when N is the number of queued commands",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "watch",
+        arity: -2,
+        flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 1,
+        last_key: -1,
+        step: 1,
+        acl_categories: &["@fast", "@transaction"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO"], begin_index: 1, lastkey: -1, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Watch the given keys to determine execution of the MULTI/EXEC block",
+            since: "2.2.0",
+            group: "transactions",
+            complexity: "O(1) for every key.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, flags: &["multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "unwatch",
+        arity: 1,
+        flags: &["noscript", "loading", "stale", "fast", "allow_busy"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@fast", "@transaction"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Forget about all watched keys",
+            since: "2.2.0",
+            group: "transactions",
+            complexity: "O(1)",
+            ..Doc::EMPTY
+        },
+    },
     // redraft's own commands (DESIGN §5). Their names and arguments are API.
     CommandSpec {
         name: "revision",
@@ -1991,6 +2443,160 @@ static COMMANDS: &[CommandSpec] = &[
                         Arg { name: "stale", typ: "pure-token", token: "STALE", ..Arg::EMPTY },
                     ], ..Arg::EMPTY },
             ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "shutdown",
+        arity: -1,
+        flags: &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Synchronously save the dataset to disk and then shut down the server",
+            since: "1.0.0",
+            group: "server",
+            complexity: "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
+            history: &[("7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers.")],
+            arguments: &[
+                Arg { name: "nosave_save", typ: "oneof", flags: &["optional"], arguments: &[
+                        Arg { name: "nosave", typ: "pure-token", token: "NOSAVE", ..Arg::EMPTY },
+                        Arg { name: "save", typ: "pure-token", token: "SAVE", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+                Arg { name: "now", typ: "pure-token", token: "NOW", since: "7.0.0", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "force", typ: "pure-token", token: "FORCE", since: "7.0.0", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "abort", typ: "pure-token", token: "ABORT", since: "7.0.0", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.info",
+        arity: 1,
+        flags: &["admin", "loading", "stale", "fast"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@fast", "@dangerous"],
+        tips: &["nondeterministic_output"],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return this node's Raft state: id, role, term, leader, log indexes, and every member with its match index and lag (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the number of members",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.transfer",
+        arity: -1,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Transfer Raft leadership to a voter (the most caught-up one when none is named); returns the new leader's id (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "id", typ: "integer", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.snapshot",
+        arity: 1,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Build a Raft snapshot on this node now; returns once it covers what was applied (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the number of revisions kept",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.addnode",
+        arity: 4,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Add a node: as a learner, then as a voter once it caught up; returns when it is a voter (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the log or snapshot the node must catch up on",
+            arguments: &[
+                Arg { name: "id", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "raft_addr", typ: "string", ..Arg::EMPTY },
+                Arg { name: "redis_addr", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.removenode",
+        arity: 2,
+        flags: &["admin", "noscript"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Remove a node from the cluster (joint consensus; the leader may remove itself) (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "id", typ: "integer", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "raft.backup",
+        arity: 1,
+        flags: &["admin", "noscript", "readonly"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return a consistent backup of the whole store (history window, revision) as one bulk string; `redraft backup` saves it (redraft)",
+            since: "0.1.0",
+            group: "cluster",
+            complexity: "O(N) where N is the number of revisions kept",
             ..Doc::EMPTY
         },
     },

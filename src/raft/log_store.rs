@@ -43,14 +43,15 @@ use tokio::sync::mpsc;
 
 use super::typ::{Entry, LogId, Vote};
 use super::TypeConfig;
+use crate::metrics::{Histogram, BATCH_BUCKETS, LATENCY_BUCKETS};
 use crate::store::FORMAT_VERSION;
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 
-/// Counters of the group commit, reported by `INFO` (`raft_log_flushes`, ...).
-#[derive(Debug, Default)]
+/// Counters of the group commit, reported by `INFO` (`raft_log_flushes`, ...) and `/metrics`.
+#[derive(Debug)]
 pub struct FlushStats {
     /// Flushes that acknowledged at least one append.
     pub flushes: AtomicU64,
@@ -58,6 +59,22 @@ pub struct FlushStats {
     pub entries: AtomicU64,
     /// Append calls acknowledged by those flushes.
     pub appends: AtomicU64,
+    /// How long each successful `flush_async` took (`redraft_log_flush_duration_seconds`).
+    pub flush_seconds: Histogram,
+    /// Entries acknowledged per successful flush (`redraft_log_flush_entries`).
+    pub entries_per_flush: Histogram,
+}
+
+impl Default for FlushStats {
+    fn default() -> Self {
+        Self {
+            flushes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
+            flush_seconds: Histogram::new(LATENCY_BUCKETS),
+            entries_per_flush: Histogram::new(BATCH_BUCKETS),
+        }
+    }
 }
 
 /// A queued acknowledgement: completed by the flusher after the next flush.
@@ -118,6 +135,13 @@ impl LogStore {
     /// The group-commit counters.
     pub fn flush_stats(&self) -> Arc<FlushStats> {
         self.inner.stats.clone()
+    }
+
+    /// Marks everything up to `log_id` as purged and flushes: a restored data dir's log starts
+    /// after the restored snapshot (`backup.rs`).
+    pub async fn restore_purged(&mut self, log_id: LogId) -> io::Result<()> {
+        RaftLogStorage::purge(self, log_id).await?;
+        self.flush_now().await
     }
 
     fn check_writable(&self) -> io::Result<()> {
@@ -183,6 +207,7 @@ async fn flusher(
             batch.push(job);
         }
         done += 1;
+        let started = std::time::Instant::now();
         let result = if failed.load(Ordering::Acquire) {
             Err("an earlier flush failed".to_string())
         } else if flush_fail_after().is_some_and(|n| done > n) {
@@ -201,6 +226,8 @@ async fn flusher(
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let n: u64 = batch.iter().map(|j| j.entries).sum();
                 stats.entries.fetch_add(n, Ordering::Relaxed);
+                stats.flush_seconds.observe_duration(started.elapsed());
+                stats.entries_per_flush.observe(n as f64);
                 for job in batch.drain(..) {
                     job.callback.io_completed(Ok(()));
                 }

@@ -7,10 +7,17 @@
 //! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
 //! - `read.rs`: batched ReadIndex behind the linearizable read gate.
+//! - `expiry.rs`: the leader's expiry timer, which proposes the deletion of keys whose deadline
+//!   has passed.
+//! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
+//! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
 //! - `rpc.rs`: the peer wire format and the inbound RPC server.
 //! - `node.rs` (crate root) assembles these into one running node.
 
+mod expiry;
+pub mod health;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod read;
 pub mod rpc;
@@ -21,6 +28,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use expiry::spawn_expiry;
 pub use read::{ReadStats, Reads};
 pub use write::{RaftNode, WriteError};
 
@@ -63,4 +71,21 @@ pub mod typ {
     pub type Snapshot = alias::SnapshotOf<TypeConfig, Vec<u8>>;
     pub type StoredMembership = alias::StoredMembershipOf<TypeConfig>;
     pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
+}
+
+/// Returns this node's wall clock in unix milliseconds: the clock deadlines are measured on.
+pub fn unix_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Stamps this node's clock into `req` right before this node, as leader, proposes it: a
+/// relative TTL becomes an absolute deadline and the entry carries the time it was proposed
+/// at, so apply reads no clock (DeterministicApply; `store::Op::stamp`). Every
+/// `client_write` goes through here.
+pub(crate) fn stamp(mut req: Request) -> Request {
+    req.op.stamp(unix_ms());
+    req
 }

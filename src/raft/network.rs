@@ -25,7 +25,7 @@ use super::rpc::{
     connect_handshake, read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse,
     MAX_FRAME,
 };
-use super::typ::{Snapshot, Vote};
+use super::typ::{Entry, LogId, Snapshot, Vote};
 use super::{PeerNode, TypeConfig};
 
 /// How long to wait for a TCP connect plus handshake.
@@ -259,6 +259,53 @@ impl PeerClient {
     }
 }
 
+/// The most entry bytes one AppendEntries frame carries (AppendBytesBound): openraft bounds a
+/// batch by count (`max_payload_entries`), not by size, and 300 entries of a few MB each would
+/// exceed the peer frame limit ([`MAX_FRAME`]), which the follower refuses — replication would
+/// retry the same batch forever.
+pub const MAX_APPEND_BYTES: usize = 64 << 20;
+
+/// How many of `entries`, from the first, fit in `budget` encoded bytes; always at least one
+/// (a single entry larger than the budget travels alone; `write.rs` refuses entries that
+/// could not fit a frame at all).
+pub fn entries_within(entries: &[Entry], budget: usize) -> usize {
+    let mut total = 0usize;
+    for (i, e) in entries.iter().enumerate() {
+        total = total.saturating_add(encoded_len(e));
+        if total > budget {
+            return i.max(1);
+        }
+    }
+    entries.len()
+}
+
+/// The follower's answer to an AppendEntries of which only a prefix, ending at `cut`, was sent
+/// (`None`: all of it): a plain success then covers the prefix only.
+fn for_sent(
+    cut: Option<Option<LogId>>,
+    resp: AppendEntriesResponse<TypeConfig>,
+) -> AppendEntriesResponse<TypeConfig> {
+    match (cut, resp) {
+        (Some(last), AppendEntriesResponse::Success) => AppendEntriesResponse::PartialSuccess(last),
+        (_, resp) => resp,
+    }
+}
+
+/// The postcard-encoded length of `value`, counted without allocating the encoding.
+pub fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    postcard::to_io(value, Count(0)).map_or(usize::MAX, |c| c.0)
+}
+
 fn unexpected<E: std::error::Error>(what: &str) -> RPCError<TypeConfig, E> {
     RPCError::Network(NetworkError::from_string(format!(
         "unexpected answer to {what}"
@@ -274,13 +321,28 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.rpc(RpcRequest::AppendEntries(rpc), &option).await? {
-            RpcResponse::AppendEntries(r) => r.map_err(|m| remote(self.target, m)),
-            _ => Err(unexpected("append_entries")),
-        }
+        // AppendBytesBound: send at most MAX_APPEND_BYTES of entries per frame; a follower that
+        // took the prefix answers for the prefix only (PartialSuccess), and openraft sends the
+        // rest next.
+        let kept = entries_within(&rpc.entries, MAX_APPEND_BYTES);
+        let cut = (kept < rpc.entries.len()).then(|| {
+            tracing::info!(
+                target = self.target,
+                sent = kept,
+                of = rpc.entries.len(),
+                "append entries cut to the frame budget"
+            );
+            rpc.entries.truncate(kept);
+            rpc.entries.last().map(|e| e.log_id)
+        });
+        let resp = match self.rpc(RpcRequest::AppendEntries(rpc), &option).await? {
+            RpcResponse::AppendEntries(r) => r.map_err(|m| remote(self.target, m))?,
+            _ => return Err(unexpected("append_entries")),
+        };
+        Ok(for_sent(cut, resp))
     }
 
     async fn vote(
@@ -348,5 +410,60 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             RpcResponse::TransferLeader(r) => r.map_err(|m| remote(self.target, m)),
             _ => Err(unexpected("transfer_leader")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use openraft::entry::RaftEntry;
+    use openraft::vote::RaftLeaderId;
+
+    use super::*;
+    use crate::store::{Op, Request};
+
+    fn entry(index: u64, value_len: usize) -> Entry {
+        let req = Request {
+            client: None,
+            op: Op::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from(vec![b'x'; value_len]),
+            },
+        };
+        let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(1, 1);
+        Entry::new_normal(openraft::LogId::new(leader.to_committed(), index), req)
+    }
+
+    #[test]
+    fn append_entries_are_cut_to_the_byte_budget() {
+        let entries: Vec<Entry> = (1..=10).map(|i| entry(i, 1000)).collect();
+        let one = encoded_len(&entries[0]);
+        assert!(one > 1000 && one < 1100, "{one}");
+        assert_eq!(entries_within(&entries, 100 * one), 10, "all fit");
+        assert_eq!(entries_within(&entries, 3 * one), 3);
+        assert_eq!(entries_within(&entries, 3 * one - 1), 2);
+        assert_eq!(
+            entries_within(&entries, 10),
+            1,
+            "an entry over the budget still travels, alone"
+        );
+        assert_eq!(entries_within(&[], 10), 0);
+    }
+
+    #[test]
+    fn a_success_for_a_prefix_is_a_partial_success() {
+        let last = Some(entry(3, 1).log_id);
+        assert_eq!(
+            for_sent(Some(last), AppendEntriesResponse::Success),
+            AppendEntriesResponse::PartialSuccess(last)
+        );
+        assert_eq!(
+            for_sent(None, AppendEntriesResponse::Success),
+            AppendEntriesResponse::Success
+        );
+        assert_eq!(
+            for_sent(Some(last), AppendEntriesResponse::Conflict),
+            AppendEntriesResponse::Conflict
+        );
     }
 }

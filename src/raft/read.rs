@@ -45,11 +45,12 @@
 //! - by a leader that has not yet applied an entry of its own term (its blank entry): until
 //!   then entries committed by the previous leader may be missing here;
 //! - by a leader transferring leadership (openraft refuses: followers drop their lease for the
-//!   transfer target; the fast path is off from before the transfer starts: TransferGuard).
+//!   transfer target; the fast path is off from before the transfer starts: TransferGuard in
+//!   `health.rs`, called by `membership.rs` before each transfer request).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::linearizable_read::LinearizerOption;
@@ -58,6 +59,7 @@ use openraft::vote::RaftLeaderId;
 use openraft::{Instant as _, ServerState};
 use tokio::sync::oneshot;
 
+use super::health::Liveness;
 use super::write::{RaftNode, WriteError};
 use super::TypeConfig;
 use crate::config::ReadMode;
@@ -137,42 +139,6 @@ pub struct ReadStats {
     pub lease_fallbacks: AtomicU64,
 }
 
-/// When this node last accepted AppendEntries from a leader (for `stale_unsynced` and INFO).
-pub struct LeaderContact {
-    epoch: Instant,
-    /// Milliseconds since `epoch` + 1 of the last accepted AppendEntries; 0 = never.
-    last: AtomicU64,
-}
-
-impl Default for LeaderContact {
-    fn default() -> Self {
-        Self {
-            epoch: Instant::now(),
-            last: AtomicU64::new(0),
-        }
-    }
-}
-
-impl LeaderContact {
-    /// Records an AppendEntries accepted from a leader now.
-    pub fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
-        self.last.fetch_max(ms, Ordering::Relaxed);
-    }
-
-    /// How long ago the last AppendEntries was accepted, if ever.
-    pub fn since(&self) -> Option<Duration> {
-        match self.last.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(
-                self.epoch
-                    .elapsed()
-                    .saturating_sub(Duration::from_millis(ms - 1)),
-            ),
-        }
-    }
-}
-
 /// The read gate's state on one node: the rounds, the lease length and the counters.
 pub struct Reads {
     index: Rounds<u64>,
@@ -182,36 +148,20 @@ pub struct Reads {
     /// Beyond this long without AppendEntries a follower counts as out of touch.
     pub unsynced_after: Duration,
     pub stats: ReadStats,
-    pub contact: Arc<LeaderContact>,
-    /// No lease fast path before this instant (ms since `contact.epoch`): set before this node
-    /// asks openraft to transfer leadership (TransferGuard).
-    no_fast_lease_until: AtomicU64,
+    /// When this node last heard from a leader (shared with `/health`).
+    pub liveness: Arc<Liveness>,
 }
 
 impl Reads {
-    pub fn new(lease: Duration, unsynced_after: Duration, contact: Arc<LeaderContact>) -> Self {
+    pub fn new(lease: Duration, unsynced_after: Duration, liveness: Arc<Liveness>) -> Self {
         Self {
             index: Rounds::default(),
             lease_checks: Rounds::default(),
             lease,
             unsynced_after,
             stats: ReadStats::default(),
-            contact,
-            no_fast_lease_until: AtomicU64::new(0),
+            liveness,
         }
-    }
-
-    /// **TransferGuard.** Turns the lease fast path off for `d` (a leader transfer is about to
-    /// start: the followers drop their lease for the transfer target at once). Reads still go
-    /// through openraft's own check, which refuses them while the transfer runs.
-    pub fn suspend_fast_lease(&self, d: Duration) {
-        let until = (self.contact.epoch.elapsed() + d).as_millis() as u64;
-        self.no_fast_lease_until.fetch_max(until, Ordering::SeqCst);
-    }
-
-    fn fast_lease_suspended(&self) -> bool {
-        let now = self.contact.epoch.elapsed().as_millis() as u64;
-        now < self.no_fast_lease_until.load(Ordering::SeqCst)
     }
 
     /// Counts one read served in `mode` (called once per reading command).
@@ -276,8 +226,8 @@ impl RaftNode {
         self.is_leader()
             || self
                 .reads
-                .contact
-                .since()
+                .liveness
+                .since_leader_contact()
                 .is_some_and(|d| d < self.reads.unsynced_after)
     }
 
@@ -349,9 +299,9 @@ impl RaftNode {
     /// `last_quorum_acked` is never later than the core's, and a node deposed since the
     /// metrics were published is still the only leader the cluster can have had until the
     /// lease (anchored at that acknowledgement) runs out. A transfer is the one way followers
-    /// give up their lease early, hence TransferGuard.
+    /// give up their lease early, hence TransferGuard (`Liveness::transfer_starting`).
     fn lease_from_metrics(&self) -> Option<u64> {
-        if self.reads.fast_lease_suspended() {
+        if self.reads.liveness.transfer_guarded() {
             return None;
         }
         let rx = self.raft.metrics();
@@ -369,18 +319,6 @@ impl RaftNode {
         } else {
             None
         }
-    }
-
-    /// Asks openraft to hand leadership to `to`, with the lease fast path off while it runs
-    /// (TransferGuard). Every transfer must go through here.
-    pub async fn transfer_leader(&self, to: u64) -> Result<(), WriteError> {
-        self.reads
-            .suspend_fast_lease(self.write_timeout.max(Duration::from_secs(5)));
-        self.raft
-            .trigger()
-            .transfer_leader(to)
-            .await
-            .map_err(|e| WriteError::Fatal(e.to_string()))
     }
 
     /// One lease check (LeaseBound): the read index if the lease holds now.
@@ -440,14 +378,5 @@ mod tests {
             r.join(c),
             "after the rounds stopped, the next reader starts them again"
         );
-    }
-
-    #[test]
-    fn leader_contact_reports_how_long_ago() {
-        let c = LeaderContact::default();
-        assert_eq!(c.since(), None);
-        c.touch();
-        let d = c.since().expect("touched");
-        assert!(d < Duration::from_secs(5), "{d:?}");
     }
 }

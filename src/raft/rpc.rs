@@ -40,9 +40,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::read::LeaderContact;
+use super::health::Liveness;
+use super::membership::{self, AdminRequest, AdminResult};
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
-use super::TypeConfig;
+use super::{stamp, TypeConfig};
 use crate::store::{Request, Response};
 
 /// The first byte of every peer frame body.
@@ -113,6 +114,21 @@ pub enum RpcRequest {
     /// (one request, so nothing can reorder them on the way); answered, one result per write in
     /// the same order, once each is applied or has failed on the leader.
     ClientWriteMany(Vec<Request>),
+    /// Cluster administration (RAFT.ADDNODE, RAFT.REMOVENODE, RAFT.TRANSFER) forwarded to the
+    /// leader; answered when done.
+    Admin(AdminRequest),
+    /// Whether this node is initialised: a pristine node asks its peers before it initialises
+    /// (`node.rs`, "Initialisation is safe").
+    Status,
+}
+
+/// What [`RpcRequest::Status`] answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Whether the node has any Raft log or vote: it belongs to a cluster already.
+    pub initialized: bool,
+    /// The leader it knows, if any.
+    pub leader: Option<u64>,
 }
 
 /// Why a leader-only request was not served.
@@ -136,6 +152,8 @@ pub enum RpcResponse {
     /// The request could not be decoded or served.
     Refused(String),
     ClientWriteMany(Vec<Result<Response, ForwardError>>),
+    Admin(AdminResult),
+    Status(PeerStatus),
 }
 
 /// Writes one frame.
@@ -307,7 +325,7 @@ pub async fn serve(
     listener: TcpListener,
     raft: Raft,
     me: PeerIdentity,
-    contact: Arc<LeaderContact>,
+    liveness: Arc<Liveness>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let me = Arc::new(me);
@@ -326,8 +344,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
         let me = me.clone();
-        let contact = contact.clone();
         let shutdown = shutdown.clone();
+        let liveness = liveness.clone();
         tokio::spawn(async move {
             let peer =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_handshake(&mut stream, &me))
@@ -344,7 +362,7 @@ pub async fn serve(
                     }
                 };
             tracing::debug!(%addr, peer, "peer connected");
-            if let Err(e) = serve_conn(stream, raft, contact, shutdown).await {
+            if let Err(e) = serve_conn(stream, raft, peer, liveness, shutdown).await {
                 tracing::debug!(%addr, peer, error = %e, "peer connection closed");
             }
         });
@@ -354,7 +372,8 @@ pub async fn serve(
 async fn serve_conn(
     stream: TcpStream,
     raft: Raft,
-    contact: Arc<LeaderContact>,
+    peer: u64,
+    liveness: Arc<Liveness>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
@@ -376,12 +395,9 @@ async fn serve_conn(
         };
         let raft = raft.clone();
         let tx = tx.clone();
-        let contact = contact.clone();
+        let liveness = liveness.clone();
         tokio::spawn(async move {
-            let body = handle(&raft, req.body).await;
-            if accepted_from_leader(&body) {
-                contact.touch();
-            }
+            let body = handle(&raft, peer, &liveness, req.body).await;
             let _ = tx.send(Envelope { id: req.id, body }).await;
         });
     }
@@ -390,21 +406,46 @@ async fn serve_conn(
     Ok(())
 }
 
-/// Whether `resp` answers an AppendEntries this node accepted from a current leader (anything
-/// but a refusal for a higher vote): the leader is in touch.
-fn accepted_from_leader(resp: &RpcResponse) -> bool {
-    matches!(resp, RpcResponse::AppendEntries(Ok(r)) if !matches!(r, AppendEntriesResponse::HigherVote(_)))
+/// Why a vote request from `peer` is refused without asking Raft: `peer` is not in this
+/// node's membership (NoDisruptiveRemoved). A node removed from the cluster keeps its old
+/// membership and may campaign with ever higher terms; its requests never reach Raft here, so
+/// it cannot depose the leader. A pristine node (no membership yet) answers everyone.
+fn refuse_vote(raft: &Raft, peer: u64) -> Option<String> {
+    use openraft::async_runtime::WatchReceiver;
+    let rx = raft.metrics();
+    let m = rx.borrow_watched();
+    let membership = m.membership_config.membership();
+    let known = membership.nodes().next().is_some();
+    (known && membership.get_node(&peer).is_none()).then(|| {
+        format!(
+            "node {} refuses the vote request of node {peer}: it is not a member of the cluster",
+            m.id
+        )
+    })
 }
 
-async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
+async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) -> RpcResponse {
     match req {
         RpcRequest::AppendEntries(rpc) => {
-            RpcResponse::AppendEntries(raft.append_entries(rpc).await.map_err(|e| e.to_string()))
+            let resp = raft.append_entries(rpc).await.map_err(|e| e.to_string());
+            if matches!(
+                resp,
+                Ok(AppendEntriesResponse::Success
+                    | AppendEntriesResponse::PartialSuccess(_)
+                    | AppendEntriesResponse::Conflict)
+            ) {
+                liveness.leader_contact();
+            }
+            RpcResponse::AppendEntries(resp)
         }
-        RpcRequest::Vote(rpc) => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
-        RpcRequest::PreVote(rpc) => {
-            RpcResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string()))
-        }
+        RpcRequest::Vote(rpc) => match refuse_vote(raft, peer) {
+            Some(why) => RpcResponse::Vote(Err(why)),
+            None => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
+        },
+        RpcRequest::PreVote(rpc) => match refuse_vote(raft, peer) {
+            Some(why) => RpcResponse::Vote(Err(why)),
+            None => RpcResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string())),
+        },
         RpcRequest::FullSnapshot { vote, meta, data } => {
             let snapshot = Snapshot {
                 meta,
@@ -422,7 +463,7 @@ async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
                 .map_err(|e| e.to_string()),
         ),
         RpcRequest::ClientWrite(req) => {
-            RpcResponse::ClientWrite(match raft.client_write(req).await {
+            RpcResponse::ClientWrite(match raft.client_write(stamp(req)).await {
                 Ok(resp) => Ok(resp.data),
                 Err(e) => Err(forward_error(&e)),
             })
@@ -436,6 +477,18 @@ async fn handle(raft: &Raft, req: RpcRequest) -> RpcResponse {
                 Err(e) => Err(forward_error(&e)),
             },
         ),
+        RpcRequest::Admin(req) => {
+            RpcResponse::Admin(membership::serve_local(raft, liveness, req).await)
+        }
+        RpcRequest::Status => {
+            use openraft::async_runtime::WatchReceiver;
+            let initialized = raft.is_initialized().await.unwrap_or(true);
+            let leader = raft.metrics().borrow_watched().current_leader;
+            RpcResponse::Status(PeerStatus {
+                initialized,
+                leader,
+            })
+        }
     }
 }
 
@@ -463,6 +516,7 @@ pub(super) async fn append_many(
     reqs: Vec<Request>,
     results: &mut Vec<Result<Response, ForwardError>>,
 ) {
+    let reqs = reqs.into_iter().map(stamp).collect::<Vec<_>>();
     let mut stream = match raft.client_write_many(reqs).await {
         Ok(stream) => stream,
         Err(fatal) => {

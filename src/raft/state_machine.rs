@@ -21,22 +21,24 @@
 //! ```
 //!
 //! The store bytes ([`Store::to_snapshot`], which carry their own version byte) hold the whole
-//! history window, the compact revision and the dedup table; the meta carries the last applied
+//! history window, the compact revision, the dedup table and every live key's deadline; the meta carries the last applied
 //! log id and the membership. The same store bytes travel to followers as the snapshot data.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use futures::{Stream, StreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use super::log_store::{decode, encode};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
+use crate::metrics::NodeMetrics;
 use crate::store::{Event, Response, Store};
 
 const SNAPSHOT_FILE: &str = "current.snap";
@@ -64,6 +66,11 @@ pub struct StateMachineStore {
     /// Applied changes, in revision order, for watchers on this node. Lagging receivers are
     /// told they lagged; apply never waits for them.
     events: broadcast::Sender<Arc<Vec<Event>>>,
+    /// Woken when an apply (or a snapshot install) makes the earliest deadline earlier, so the
+    /// leader's expiry timer (`expiry.rs`) never sleeps past a deadline it has not seen.
+    deadline_wake: Arc<Notify>,
+    /// Snapshot counts and build durations (`/metrics`), shared with the node.
+    metrics: Arc<NodeMetrics>,
 }
 
 impl StateMachineStore {
@@ -88,12 +95,25 @@ impl StateMachineStore {
             current: Arc::new(Mutex::new(current)),
             dir: Arc::new(dir.to_path_buf()),
             events,
+            deadline_wake: Arc::new(Notify::new()),
+            metrics: Arc::default(),
         })
+    }
+
+    /// The node's metric handles; the state machine records snapshot builds and installs.
+    pub fn metrics(&self) -> Arc<NodeMetrics> {
+        self.metrics.clone()
     }
 
     /// Read access to the applied state. Hold it briefly: apply waits for it.
     pub fn read(&self) -> RwLockReadGuard<'_, SmState> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns the notifier the expiry timer waits on: woken when the earliest deadline moves
+    /// earlier.
+    pub fn deadline_wake(&self) -> Arc<Notify> {
+        self.deadline_wake.clone()
     }
 
     /// Subscribes to applied events.
@@ -109,6 +129,31 @@ impl StateMachineStore {
             .to_be_bytes();
         write_atomic(&self.dir, SNAPSHOT_FILE, &[&len, &meta, data])
     }
+}
+
+/// Writes a restored data dir's Raft state (`backup.rs`): a snapshot of `store` (encoded
+/// `Store` bytes) at log id `((term 1, node 0), 1)` whose membership has every node of
+/// `members` as a voter, and a log purged up to that log id. Every node restored this way
+/// starts initialised with the same state and membership.
+pub async fn write_restored(
+    data_dir: &Path,
+    members: &std::collections::BTreeMap<u64, super::PeerNode>,
+    store: &[u8],
+) -> io::Result<()> {
+    use openraft::vote::RaftLeaderIdExt;
+    let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 0);
+    let log_id = LogId::new(leader, 1);
+    let voters = members.keys().copied().collect();
+    let membership = openraft::Membership::new(vec![voters], members.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: StoredMembership::new(Some(log_id), membership),
+    };
+    let sm = StateMachineStore::open(&data_dir.join("snapshot"))?;
+    sm.persist(&meta, store)?;
+    let mut log = super::log_store::LogStore::open(&data_dir.join("raft-log"))?;
+    log.restore_purged(log_id).await
 }
 
 /// Splits a snapshot file into its meta and the encoded store, without copying the latter.
@@ -145,6 +190,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let started = std::time::Instant::now();
         let (meta, data) = {
             let st = self.read();
             let meta = SnapshotMeta {
@@ -159,6 +205,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 .await
                 .map_err(io::Error::other)??;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .snapshot_build_seconds
+            .observe_duration(started.elapsed());
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((meta.clone(), Arc::new(data.clone())));
         Ok(Snapshot {
@@ -181,11 +231,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
+        let mut earlier_deadline = false;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
             let (response, events) = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+                let next_before = st.store.next_deadline();
                 st.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => (
@@ -194,7 +246,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         },
                         Vec::new(),
                     ),
-                    EntryPayload::Normal(ref req) => st.store.apply(req),
+                    EntryPayload::Normal(ref req) => {
+                        let applied = st.store.apply(req);
+                        let next = st.store.next_deadline();
+                        earlier_deadline |=
+                            next.is_some() && next_before.is_none_or(|b| next < Some(b));
+                        applied
+                    }
                     EntryPayload::Membership(ref m) => {
                         st.last_membership = StoredMembership::new(Some(log_id), m.clone());
                         (
@@ -213,6 +271,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if let Some(r) = responder {
                 r.send(response);
             }
+        }
+        if earlier_deadline {
+            self.deadline_wake.notify_one();
         }
         Ok(())
     }
@@ -249,10 +310,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
         }
+        // The snapshot's deadlines are this node's to expire if it leads.
+        self.deadline_wake.notify_one();
         if restoring {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot restored from disk");
         } else {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed from the leader");
+            self.metrics
+                .snapshot_installs
+                .fetch_add(1, Ordering::Relaxed);
         }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((meta.clone(), Arc::new(data)));

@@ -29,12 +29,15 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::ReadPolicy;
 
+use super::health::Liveness;
 use super::log_store::FlushStats;
-use super::network::{PeerError, Peers};
+use super::network::{encoded_len, PeerError, Peers};
 use super::read::Reads;
-use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse};
+use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse, MAX_FRAME};
+use super::stamp;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, RaftMetrics};
+use crate::metrics::NodeMetrics;
 use crate::store::{ClientSeq, Request, Response, StoreError};
 
 /// Why a write (or a read barrier) failed. The first word of each message is its RESP error
@@ -50,9 +53,27 @@ pub enum WriteError {
         "TRYAGAIN the leader was lost before answering; the write may or may not have been applied"
     )]
     Unknown,
+    /// The request would not fit one Raft entry on the peer wire (EntryBytesBound); it was
+    /// never proposed.
+    #[error(
+        "ERR request too large to replicate: {0} bytes encoded, the limit is {MAX_ENTRY_BYTES}"
+    )]
+    TooLarge(usize),
     /// This node's Raft has stopped (e.g. a failed disk flush); it serves nothing more.
     #[error("ERR raft stopped on this node: {0}")]
     Fatal(String),
+}
+
+/// **EntryBytesBound.** The largest encoded request proposed as one entry: one entry must fit
+/// a peer frame (`rpc::MAX_FRAME`, 1 GiB) with room for the AppendEntries around it, or no
+/// follower could ever receive it and replication would stall. Redis's own query-buffer limit
+/// is 1 GB, so every command Redis would accept from one client fits, apart from the extreme.
+pub const MAX_ENTRY_BYTES: usize = MAX_FRAME as usize - (1 << 20);
+
+/// The encoded size of `req` when it exceeds [`MAX_ENTRY_BYTES`].
+fn too_large(req: &Request) -> Option<usize> {
+    let len = encoded_len(req);
+    (len > MAX_ENTRY_BYTES).then_some(len)
 }
 
 /// One node's Raft and the ways to reach its peers.
@@ -66,6 +87,12 @@ pub struct RaftNode {
     pub write_timeout: Duration,
     /// The read gate: rounds shared between concurrent readers, the lease, counters.
     pub reads: Reads,
+    /// Counters for `/metrics` (proposals, leader changes, snapshots), shared with the state
+    /// machine.
+    pub node_metrics: Arc<NodeMetrics>,
+    /// Leader contact and apply progress, for `/health` and `/ready` (and the read gate's
+    /// `leader_in_touch`).
+    pub liveness: Arc<Liveness>,
 }
 
 impl RaftNode {
@@ -123,6 +150,25 @@ impl RaftNode {
     /// Proposes `req` and returns the store's answer once it is committed on a majority and
     /// applied (on the leader; a forwarded write is answered by the leader).
     pub async fn write(&self, req: Request) -> Result<Response, WriteError> {
+        let result = self.write_once(req).await;
+        self.count_proposal(&result);
+        result
+    }
+
+    /// Counts a client write's outcome for `/metrics`.
+    fn count_proposal(&self, result: &Result<Response, WriteError>) {
+        let counter = match result {
+            Ok(_) => &self.node_metrics.proposals_committed,
+            Err(_) => &self.node_metrics.proposals_failed,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// [`Self::write`] without counting.
+    async fn write_once(&self, req: Request) -> Result<Response, WriteError> {
+        if let Some(len) = too_large(&req) {
+            return Err(WriteError::TooLarge(len));
+        }
         let deadline = Instant::now() + self.write_timeout;
         // Whether a leader may already hold the request: then a failure is "unknown".
         let mut maybe_sent = false;
@@ -134,7 +180,7 @@ impl RaftNode {
             let left = deadline.saturating_duration_since(Instant::now());
             if leader == self.id {
                 maybe_sent = true;
-                match tokio::time::timeout(left, self.raft.client_write(req.clone())).await {
+                match tokio::time::timeout(left, self.raft.client_write(stamp(req.clone()))).await {
                     Ok(Ok(resp)) => return Ok(resp.data),
                     Ok(Err(e)) => match forward_error(&e) {
                         ForwardError::Fatal(m) => return Err(WriteError::Fatal(m)),
@@ -196,7 +242,9 @@ impl RaftNode {
     /// error, `Unknown` if the first attempt may have reached a leader, else `NoLeader` (then
     /// nothing after the failed retry was ever sent).
     pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, WriteError>> {
-        if reqs.len() <= 1 {
+        // A request too large for one entry is refused by `write` (EntryBytesBound); the run
+        // is then proposed one by one, in order.
+        if reqs.len() <= 1 || reqs.iter().any(|r| too_large(r).is_some()) {
             let mut out = Vec::with_capacity(1);
             for req in reqs {
                 out.push(self.write(req).await);
@@ -207,9 +255,19 @@ impl RaftNode {
         let (first, maybe_sent) = match self.propose_many(&reqs).await {
             Ok(attempt) => attempt,
             // Nothing was sent: no request was applied.
-            Err(e) => return vec![Err(e); n],
+            Err(e) => {
+                let results = vec![Err(e); n];
+                for r in &results {
+                    self.count_proposal(r);
+                }
+                return results;
+            }
         };
-        settle_run(reqs, first, maybe_sent, |req| self.write(req)).await
+        let results = settle_run(reqs, first, maybe_sent, |req| self.write_once(req)).await;
+        for r in &results {
+            self.count_proposal(r);
+        }
+        results
     }
 
     /// One attempt to propose `reqs` as consecutive entries on the leader. Returns, per
@@ -426,6 +484,23 @@ mod tests {
     ///                                  New → applied now, Duplicate → recorded answer,
     ///                                  Stale → Unknown (and skip the seqs below `last`)
     /// ```
+    #[test]
+    fn requests_under_the_entry_bound_pass() {
+        let req = Request {
+            client: Some(ME),
+            op: crate::store::Op::Put {
+                key: bytes::Bytes::from_static(b"k"),
+                value: bytes::Bytes::from(vec![0u8; 1 << 20]),
+            },
+        };
+        assert_eq!(too_large(&req), None);
+        let len = encoded_len(&req);
+        assert!(len > 1 << 20 && len < (1 << 20) + 64, "{len}");
+        assert!(WriteError::TooLarge(len)
+            .to_string()
+            .starts_with("ERR request too large to replicate"),);
+    }
+
     #[test]
     fn settle_run_retries_in_order_and_never_acknowledges_the_unknown() {
         use WriteError::{NoLeader, Unknown};

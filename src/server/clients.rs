@@ -97,6 +97,11 @@ impl ClientHandle {
         self.last_cmd.store(cmd.0, Ordering::Relaxed);
     }
 
+    /// The command recorded last (`cmd=`).
+    pub fn last_cmd(&self) -> CmdId {
+        CmdId(self.last_cmd.load(Ordering::Relaxed))
+    }
+
     pub fn set_resp(&self, resp: u8) {
         self.resp.store(resp, Ordering::Relaxed);
     }
@@ -248,13 +253,19 @@ impl ClientRegistry {
         }
     }
 
-    /// Returns every live client, in id order.
+    /// Returns every live client, in id order. A killed client is gone at once, as in Redis
+    /// (which frees it inside `CLIENT KILL`), even while its task is still closing the socket.
     pub fn list(&self) -> Vec<Arc<ClientHandle>> {
-        self.map().values().cloned().collect()
+        self.map()
+            .values()
+            .filter(|h| !h.is_killed())
+            .cloned()
+            .collect()
     }
 
+    /// The live client `id`; `None` once it was killed (see [`ClientRegistry::list`]).
     pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
-        self.map().get(&id).cloned()
+        self.map().get(&id).filter(|h| !h.is_killed()).cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -327,6 +338,20 @@ mod tests {
         assert!(line.starts_with("id=9 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=7 name=worker "));
         assert!(line.contains(" flags=rT "), "{line}");
         assert!(line.contains(" cmd=NULL "), "{line}");
+    }
+
+    /// Regression (resp_sessions `client_kill_closes_the_named_connection`, flaky under load):
+    /// a killed client stayed in CLIENT LIST / CLIENT KILL ID until its task closed the socket.
+    #[test]
+    fn a_killed_client_leaves_the_registry_at_once() {
+        let reg = Arc::new(ClientRegistry::default());
+        let (a, b) = (handle(1), handle(2));
+        let _ra = reg.register(a.clone());
+        let _rb = reg.register(b.clone());
+        a.kill();
+        assert!(reg.get(1).is_none());
+        assert_eq!(reg.list().iter().map(|h| h.id).collect::<Vec<_>>(), [2]);
+        assert!(reg.get(2).is_some());
     }
 
     #[tokio::test]

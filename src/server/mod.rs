@@ -6,6 +6,7 @@
 //! `commands::Batch` (a pipeline batch, answered command by command).
 
 pub mod clients;
+pub mod http;
 pub mod session;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -14,11 +15,12 @@ use std::time::Instant;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::config::{ClusterConfig, NotifyKeyspaceEvents, ReadMode};
+use crate::metrics::CounterVec;
 use crate::protocol::Limits;
-use crate::raft::RaftNode;
+use crate::raft::{PeerNode, RaftNode};
 
 pub use clients::{ClientHandle, ClientRegistry};
 
@@ -43,6 +45,13 @@ pub struct ServerContext {
     pub clients: Arc<ClientRegistry>,
     /// The settings `CONFIG SET` changes on this node (until restart).
     pub settings: Settings,
+    /// Commands run, per top-level command of the table (`redraft_server_commands_total`);
+    /// the last slot counts commands not in the table.
+    pub command_counts: CounterVec,
+    /// Notified by `SHUTDOWN`; `main` then stops the node gracefully.
+    pub stop_requested: Notify,
+    /// This node's addresses as the cluster should know them (what `--join` asks to add).
+    pub advertised: PeerNode,
 }
 
 /// Per-node settings that `CONFIG SET` may change at run time. Each is read with one relaxed
@@ -134,6 +143,13 @@ impl ServerContext {
             max_bulk_len: cfg.server.proto_max_bulk_len,
             ..Limits::default()
         };
+        let advertised = cfg
+            .node(node.id)
+            .map(|n| PeerNode {
+                raft_addr: n.raft_addr.clone(),
+                redis_addr: n.redis_addr.clone(),
+            })
+            .unwrap_or_default();
         Self {
             node,
             limits,
@@ -148,6 +164,9 @@ impl ServerContext {
             rejected_connections: AtomicU64::new(0),
             clients: Arc::new(ClientRegistry::default()),
             settings: Settings::from_config(cfg),
+            command_counts: CounterVec::new(crate::commands::table::commands().len() + 1),
+            stop_requested: Notify::new(),
+            advertised,
         }
     }
 }

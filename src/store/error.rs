@@ -48,4 +48,15 @@ pub enum StoreError {
     /// RENAME or RENAMENX of a key that does not exist.
     #[error("ERR no such key")]
     NoSuchKey,
+    /// An expiry time Redis refuses (`addReplyErrorExpireTime`); `command` is the lowercase
+    /// command name.
+    #[error("ERR invalid expire time in '{command}' command")]
+    InvalidExpireTime { command: String },
+    /// A relative deadline reached apply without the leader's stamp (a bug, never a client's
+    /// doing): refused rather than read against some clock.
+    #[error("ERR relative expiry was not stamped by the leader; not applied, retry")]
+    Unstamped,
+    /// A transaction inside a transaction.
+    #[error("ERR MULTI calls can not be nested")]
+    NestedTxn,
 }

@@ -26,6 +26,9 @@ pub struct KeyValue {
 pub enum EventKind {
     Put,
     Delete,
+    /// A delete by the leader's expiry ([`Op::ExpireDue`](super::Op::ExpireDue)): a tombstone
+    /// like [`EventKind::Delete`], named for watchers (`expired`).
+    Expired,
 }
 
 /// One change to one key, as produced by `apply` and by `history`.
@@ -34,7 +37,7 @@ pub struct Event {
     pub kind: EventKind,
     /// Where the change sits: the request's main revision and its place (`sub`) in it.
     pub revision: Revision,
-    /// The key after a put. For a delete: the key, an empty value, `mod_revision` = the delete's
+    /// The key after a put. For a delete or an expiry: the key, an empty value, `mod_revision` = the delete's
     /// main revision, `create_revision` 0 and `version` 0 (etcd's tombstone).
     pub kv: KeyValue,
     /// The live value the change replaced; `None` when the key did not exist before, and in
@@ -43,10 +46,16 @@ pub struct Event {
 }
 
 impl Event {
-    /// Returns the event of a delete of `key` at `revision`, replacing `prev`.
-    pub(super) fn delete(key: Bytes, revision: Revision, prev: Option<KeyValue>) -> Self {
+    /// Returns the event of a tombstone of `key` at `revision` replacing `prev`; `kind` says
+    /// whether a delete or an expiry wrote it.
+    pub(super) fn tombstone(
+        kind: EventKind,
+        key: Bytes,
+        revision: Revision,
+        prev: Option<KeyValue>,
+    ) -> Self {
         Self {
-            kind: EventKind::Delete,
+            kind,
             revision,
             kv: KeyValue {
                 key,

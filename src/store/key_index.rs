@@ -38,8 +38,18 @@ pub(super) enum Change {
         create_revision: u64,
         version: u64,
     },
-    /// The end of a generation.
+    /// The end of a generation by a delete.
     Tombstone,
+    /// The end of a generation by the leader's expiry: a tombstone that history reports as
+    /// [`EventKind::Expired`].
+    Expired,
+}
+
+impl Change {
+    /// Returns whether this version ends a generation (a delete or an expiry).
+    fn is_tombstone(&self) -> bool {
+        matches!(self, Change::Tombstone | Change::Expired)
+    }
 }
 
 /// One stored version of a key.
@@ -108,15 +118,18 @@ impl KeyIndex {
         }
     }
 
-    /// Appends a tombstone at `revision` if the key is live, and returns the delete's event.
-    pub fn tombstone(&mut self, key: &Bytes, revision: Revision) -> Option<Event> {
+    /// Appends a tombstone at `revision` if the key is live, and returns the delete's event;
+    /// with `expired`, the tombstone and its event are an expiry's.
+    pub fn tombstone(&mut self, key: &Bytes, revision: Revision, expired: bool) -> Option<Event> {
         let prev = self.latest(key)?;
         self.debug_assert_newer(revision);
-        self.versions.push(Version {
-            revision,
-            change: Change::Tombstone,
-        });
-        Some(Event::delete(key.clone(), revision, Some(prev)))
+        let (change, kind) = if expired {
+            (Change::Expired, EventKind::Expired)
+        } else {
+            (Change::Tombstone, EventKind::Delete)
+        };
+        self.versions.push(Version { revision, change });
+        Some(Event::tombstone(kind, key.clone(), revision, Some(prev)))
     }
 
     /// Drops the versions that compaction at `at` makes unreachable, and returns whether any
@@ -137,7 +150,7 @@ impl KeyIndex {
         } else {
             match self.versions[below - 1].change {
                 Change::Put { .. } => below - 1,
-                Change::Tombstone => below,
+                Change::Tombstone | Change::Expired => below,
             }
         };
         self.versions.drain(..drop);
@@ -163,7 +176,13 @@ impl KeyIndex {
                         kv,
                         prev,
                     },
-                    None => Event::delete(key.clone(), version.revision, prev),
+                    None => {
+                        let kind = match version.change {
+                            Change::Expired => EventKind::Expired,
+                            _ => EventKind::Delete,
+                        };
+                        Event::tombstone(kind, key.clone(), version.revision, prev)
+                    }
                 }
             })
             .collect()
@@ -198,9 +217,9 @@ impl KeyIndex {
                 }
             }
             match (&v.change, prev.map(|p| &p.change)) {
-                (Change::Tombstone, Some(Change::Put { .. })) => {}
-                (Change::Tombstone, None) if main == compact_revision => {}
-                (Change::Tombstone, _) => {
+                (c, Some(Change::Put { .. })) if c.is_tombstone() => {}
+                (c, None) if c.is_tombstone() && main == compact_revision => {}
+                (Change::Tombstone | Change::Expired, _) => {
                     return Err(format!("tombstone at {:?} ends no generation", v.revision))
                 }
                 (
@@ -218,9 +237,11 @@ impl KeyIndex {
                             version: pv,
                             ..
                         }) => c == *pc && Some(n) == pv.checked_add(1),
-                        Some(Change::Tombstone) => c == main && n == 1,
+                        Some(Change::Tombstone | Change::Expired) => c == main && n == 1,
                         // The first stored version: its predecessors may have been compacted.
-                        None => c >= 1 && c <= main && (n == 1) == (c == main) && n <= main,
+                        // A transaction may put a key several times in the revision that
+                        // created it, so `c == main` allows any version; `n == 1` needs it.
+                        None => c >= 1 && c <= main && n >= 1 && (n > 1 || c == main),
                     };
                     if !ok {
                         return Err(format!(
@@ -259,7 +280,7 @@ fn kv(key: &Bytes, version: &Version) -> Option<KeyValue> {
             mod_revision: version.revision.main,
             version: *n,
         }),
-        Change::Tombstone => None,
+        Change::Tombstone | Change::Expired => None,
     }
 }
 
@@ -281,7 +302,8 @@ mod tests {
                     ki.put(&key, &Bytes::copy_from_slice(v.as_bytes()), rev(main));
                 }
                 None => {
-                    ki.tombstone(&key, rev(main)).expect("delete of a live key");
+                    ki.tombstone(&key, rev(main), false)
+                        .expect("delete of a live key");
                 }
             }
         }

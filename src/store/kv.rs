@@ -64,9 +64,13 @@ impl Keyspace {
         event
     }
 
-    /// Deletes `key` with `revision` if it is live, and returns the event.
-    pub fn delete(&mut self, key: &Bytes, revision: Revision) -> Option<Event> {
-        let event = self.keys.get_mut(key.as_ref())?.tombstone(key, revision)?;
+    /// Deletes `key` with `revision` if it is live, and returns the event; with `expired`, as
+    /// the leader's expiry.
+    pub fn delete(&mut self, key: &Bytes, revision: Revision, expired: bool) -> Option<Event> {
+        let event = self
+            .keys
+            .get_mut(key.as_ref())?
+            .tombstone(key, revision, expired)?;
         self.live -= 1;
         self.by_hash.remove(&(key_hash(key), key.clone()));
         Some(event)
@@ -81,6 +85,15 @@ impl Keyspace {
     /// Returns whether `key` is live, without copying its value out.
     pub fn is_live(&self, key: &[u8]) -> bool {
         self.keys.get(key).is_some_and(KeyIndex::is_live)
+    }
+
+    /// Returns the main revision of `key`'s last stored change, a tombstone included; 0 if
+    /// none is stored.
+    pub fn last_change(&self, key: &[u8]) -> u64 {
+        self.keys
+            .get(key)
+            .and_then(KeyIndex::last_revision)
+            .map_or(0, |r| r.main)
     }
 
     /// Returns the value of `key` as of main revision `main`.

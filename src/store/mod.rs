@@ -32,9 +32,11 @@
 //! - **SnapshotFaithful.** A store restored from [`Store::to_snapshot`] equals the original.
 //! - **NoPanicOnInput.** No request and no snapshot bytes make the store panic.
 
+mod deadlines;
 mod dedup;
 mod error;
 mod event;
+mod expiry;
 mod key_index;
 mod kv;
 mod long_double;
@@ -47,10 +49,13 @@ mod strings;
 mod store_test;
 #[cfg(test)]
 mod strings_test;
+#[cfg(test)]
+mod txn_test;
 
 use bytes::Bytes;
 use serde::Serialize;
 
+use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
 use kv::Keyspace;
 
@@ -58,7 +63,10 @@ pub use dedup::MAX_DEDUP_CLIENTS;
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
 pub use long_double::LongDouble;
-pub use request::{ClientSeq, Op, Request, Response, SetWhen, FORMAT_VERSION};
+pub use request::{
+    ClientSeq, Compare, ExpireCond, Expiry, GetExAction, Op, PutTtl, ReadOp, Request, Response,
+    SetWhen, FORMAT_VERSION,
+};
 pub use revision::Revision;
 pub use snapshot::SnapshotError;
 pub use strings::MAX_STRING_LEN;
@@ -75,6 +83,43 @@ pub struct Store {
     compact_revision: u64,
     keyspace: Keyspace,
     dedup: DedupTable,
+    /// The live keys' deadlines (DeadlineLive). Serialised last (`snapshot.rs`).
+    deadlines: Deadlines,
+}
+
+/// The changes of one request, all under main revision `main`; a transaction's ops share one.
+struct Changes {
+    main: u64,
+    events: Vec<Event>,
+}
+
+impl Changes {
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// The deadline a put leaves on its key, resolved from a [`PutTtl`].
+#[derive(Clone, Copy, Debug)]
+enum Ttl {
+    Clear,
+    Keep,
+    At(i64),
+}
+
+impl Ttl {
+    /// Resolves a stamped [`PutTtl`]; refuses an unstamped relative one.
+    fn resolve(ttl: PutTtl) -> Result<Ttl, StoreError> {
+        Ok(match ttl {
+            PutTtl::Clear => Ttl::Clear,
+            PutTtl::Keep => Ttl::Keep,
+            PutTtl::Expire(expiry) => Ttl::At(expiry::deadline(expiry)?),
+        })
+    }
 }
 
 impl Store {
@@ -118,68 +163,247 @@ impl Store {
     }
 
     fn apply_op(&mut self, op: &Op) -> (Response, Vec<Event>) {
-        // Every arm decides from the current state only (DeterministicApply); an error changes
-        // nothing.
-        let applied = match op {
-            Op::Put { key, value } => {
-                // RevisionMonotonic: a put always makes a new revision, with one change.
-                let main = self.revision + 1;
-                let event = self.keyspace.put(key, value, Revision::new(main, 0));
-                self.revision = main;
-                Ok((Response::Put { revision: main }, vec![event]))
+        match op {
+            // Compaction bumps nothing (RevisionMonotonic), as etcd's.
+            Op::Compact { revision } => return (self.compact(*revision), Vec::new()),
+            Op::Txn {
+                compares,
+                ops,
+                now_ms,
+            } => return self.txn(compares, ops, *now_ms),
+            _ => {}
+        }
+        let mut changes = self.begin();
+        match self.apply_in(&mut changes, op) {
+            Ok(response) => {
+                let events = self.end(changes);
+                (response, events)
             }
-            Op::Delete { keys } => Ok(self.delete(keys)),
-            Op::Compact { revision } => Ok((self.compact(*revision), Vec::new())),
+            Err(error) => {
+                debug_assert!(changes.is_empty(), "an error changes nothing");
+                (Response::Error(error), Vec::new())
+            }
+        }
+    }
+
+    /// Applies one op, recording its changes in `c` (shared by the ops of a transaction).
+    /// Every arm decides from the current state only (DeterministicApply); an error changes
+    /// nothing.
+    fn apply_in(&mut self, c: &mut Changes, op: &Op) -> Result<Response, StoreError> {
+        match op {
+            Op::Put { key, value } => {
+                // RevisionMonotonic: a put always makes a change.
+                self.put_in(c, key, value, Ttl::Clear);
+                Ok(Response::Put { revision: c.main })
+            }
+            Op::Delete { keys } => {
+                // A key listed twice is live only the first time.
+                let before = c.len();
+                for key in keys {
+                    self.delete_in(c, key);
+                }
+                let deleted = (c.len() - before) as u64;
+                let revision = self.revision_with(c);
+                Ok(Response::Deleted { deleted, revision })
+            }
+            Op::Compact { revision } => Ok(self.compact(*revision)),
             Op::Set {
                 key,
                 value,
                 when,
                 get,
-            } => self.set(key, value, *when, *get),
-            Op::GetDel { key } => self.get_del(key),
-            Op::IncrBy { key, delta } => self.incr_by(key, *delta),
-            Op::IncrByFloat { key, increment } => self.incr_by_float(key, increment),
-            Op::Append { key, value } => self.append(key, value),
-            Op::SetRange { key, offset, value } => self.set_range(key, *offset, value),
+            } => self.set(c, key, value, *when, *get, PutTtl::Clear, 0),
+            Op::GetDel { key } => self.get_del(c, key),
+            Op::IncrBy { key, delta } => self.incr_by(c, key, *delta),
+            Op::IncrByFloat { key, increment } => self.incr_by_float(c, key, increment),
+            Op::Append { key, value } => self.append(c, key, value),
+            Op::SetRange { key, offset, value } => self.set_range(c, key, *offset, value),
             Op::MSet {
                 pairs,
                 if_none_exist,
-            } => self.mset(pairs, *if_none_exist),
+            } => self.mset(c, pairs, *if_none_exist),
             Op::Rename {
                 src,
                 dst,
                 if_absent,
-            } => self.rename(src, dst, *if_absent),
-            Op::Flush => self.flush(),
+            } => self.rename(c, src, dst, *if_absent),
+            Op::Flush => self.flush(c),
             Op::Cas {
                 key,
                 expected_mod_revision,
                 value,
-            } => self.cas(key, *expected_mod_revision, value),
-        };
-        applied.unwrap_or_else(|error| (Response::Error(error), Vec::new()))
+            } => self.cas(c, key, *expected_mod_revision, value, PutTtl::Clear),
+            Op::Txn { .. } => Err(StoreError::NestedTxn),
+            Op::Read(read) => Ok(self.read(read)),
+            Op::SetEx {
+                key,
+                value,
+                when,
+                get,
+                ttl,
+                now_ms,
+            } => self.set(c, key, value, *when, *get, *ttl, *now_ms),
+            Op::Expire {
+                key,
+                expiry,
+                cond,
+                now_ms,
+            } => self.expire(c, key, *expiry, *cond, *now_ms),
+            Op::Persist { key } => self.persist(c, key),
+            Op::GetEx {
+                key,
+                action,
+                now_ms,
+            } => self.get_ex(c, key, action, *now_ms),
+            Op::CasEx {
+                key,
+                expected_mod_revision,
+                value,
+                expiry,
+                ..
+            } => {
+                let ttl = PutTtl::Expire(*expiry);
+                self.cas(c, key, *expected_mod_revision, value, ttl)
+            }
+            Op::ExpireDue { keys, now_ms } => self.expire_due(c, keys, *now_ms),
+        }
     }
 
-    fn delete(&mut self, keys: &[Bytes]) -> (Response, Vec<Event>) {
-        // RevisionMonotonic: the changes share the next main revision, which becomes current
-        // only if some key was live. A key listed twice is live only the first time.
-        let main = self.revision + 1;
-        let mut events = Vec::new();
-        for key in keys {
-            let revision = Revision::new(main, events.len() as u64);
-            events.extend(self.keyspace.delete(key, revision));
+    /// EXEC: every compare must hold, then the ops apply in order under one main revision
+    /// (RevisionMonotonic: their changes are its subs; none, and the revision stays). An op's
+    /// error answers that op and changes nothing; the others still apply, as in Redis.
+    fn txn(&mut self, compares: &[Compare], ops: &[Op], now_ms: i64) -> (Response, Vec<Event>) {
+        if !compares.iter().all(|cmp| self.compare_holds(cmp, now_ms)) {
+            let revision = self.revision;
+            return (
+                Response::Txn {
+                    responses: None,
+                    revision,
+                },
+                Vec::new(),
+            );
         }
-        if !events.is_empty() {
-            self.revision = main;
+        let mut changes = self.begin();
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let before = changes.len();
+            responses.push(match self.apply_in(&mut changes, op) {
+                Ok(response) => response,
+                Err(error) => {
+                    debug_assert_eq!(changes.len(), before, "an error changes nothing");
+                    Response::Error(error)
+                }
+            });
         }
-        let deleted = events.len() as u64;
+        let events = self.end(changes);
+        let revision = self.revision;
         (
-            Response::Deleted {
-                deleted,
-                revision: self.revision,
+            Response::Txn {
+                responses: Some(responses),
+                revision,
             },
             events,
         )
+    }
+
+    /// Whether a WATCHed key is as it was watched: no change since (a delete or an expiry
+    /// included), no compaction that may have hidden one, and not due to expire (Redis 7
+    /// aborts EXEC when a watched key has expired, `isWatchedKeyExpired`).
+    fn compare_holds(&self, cmp: &Compare, now_ms: i64) -> bool {
+        let current = self.keyspace.last_change(&cmp.key);
+        if current != cmp.mod_revision {
+            return false;
+        }
+        if current == 0 && self.compact_revision > cmp.watched_at {
+            return false;
+        }
+        self.deadlines.get(&cmp.key).is_none_or(|at| at > now_ms)
+    }
+
+    /// Answers a read from the current state; changes nothing.
+    pub fn read(&self, read: &ReadOp) -> Response {
+        let revision = self.revision;
+        match read {
+            ReadOp::Get { keys } => Response::Values {
+                values: keys
+                    .iter()
+                    .map(|key| self.keyspace.get(key).map(|kv| kv.value))
+                    .collect(),
+                revision,
+            },
+            ReadOp::Meta { key } => Response::Meta {
+                kv: self.keyspace.get(key),
+                deadline: self.deadlines.get(key),
+                revision,
+            },
+            ReadOp::Len => Response::Integer {
+                value: self.len() as i64,
+                revision,
+            },
+        }
+    }
+
+    /// Starts the changes of a request: they will share the next main revision.
+    fn begin(&self) -> Changes {
+        Changes {
+            main: self.revision + 1,
+            events: Vec::new(),
+        }
+    }
+
+    /// Puts `value` at `key` as the next change, leaving the deadline `ttl` says.
+    fn put_in(&mut self, c: &mut Changes, key: &Bytes, value: &Bytes, ttl: Ttl) {
+        let revision = Revision::new(c.main, c.events.len() as u64);
+        c.events.push(self.keyspace.put(key, value, revision));
+        match ttl {
+            Ttl::Clear => {
+                self.deadlines.remove(key);
+            }
+            Ttl::Keep => {}
+            Ttl::At(at) => self.deadlines.set(key, at),
+        }
+    }
+
+    /// Deletes `key` as the next change if it is live; returns whether it was. Its deadline
+    /// goes with it (DeadlineLive).
+    fn delete_in(&mut self, c: &mut Changes, key: &Bytes) -> bool {
+        self.tombstone_in(c, key, false)
+    }
+
+    /// Deletes `key` as an expiry (an `Expired` event) if it is live.
+    fn expire_in(&mut self, c: &mut Changes, key: &Bytes) -> bool {
+        self.tombstone_in(c, key, true)
+    }
+
+    fn tombstone_in(&mut self, c: &mut Changes, key: &Bytes, expired: bool) -> bool {
+        let revision = Revision::new(c.main, c.events.len() as u64);
+        match self.keyspace.delete(key, revision, expired) {
+            Some(event) => {
+                c.events.push(event);
+                self.deadlines.remove(key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Returns the revision the store will have once `c` ends: its main revision if it
+    /// changed anything, else the current one.
+    fn revision_with(&self, c: &Changes) -> u64 {
+        if c.events.is_empty() {
+            self.revision
+        } else {
+            c.main
+        }
+    }
+
+    /// Ends the request: its main revision becomes current if it changed anything
+    /// (RevisionMonotonic). Returns its events.
+    fn end(&mut self, c: Changes) -> Vec<Event> {
+        if !c.events.is_empty() {
+            self.revision = c.main;
+        }
+        c.events
     }
 
     fn compact(&mut self, revision: u64) -> Response {
@@ -272,6 +496,33 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Returns `key`'s deadline (unix ms), if it has one.
+    pub fn deadline(&self, key: &[u8]) -> Option<i64> {
+        self.deadlines.get(key)
+    }
+
+    /// Returns the earliest deadline of any key.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.deadlines.first()
+    }
+
+    /// Returns up to `limit` keys whose deadline is at or before `now_ms`, earliest first: what
+    /// the leader's expiry proposes next.
+    pub fn due(&self, now_ms: i64, limit: usize) -> Vec<Bytes> {
+        self.deadlines.due(now_ms, limit)
+    }
+
+    /// Returns how many keys have a deadline.
+    pub fn expiring(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Returns the main revision of `key`'s last change, a delete or expiry included (0 if no
+    /// change is stored): what WATCH records and EXEC compares ([`Compare`]).
+    pub fn last_change(&self, key: &[u8]) -> u64 {
+        self.keyspace.last_change(key)
     }
 
     /// Returns the number of live (not deleted) keys.

@@ -10,7 +10,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use super::{KeyValue, StoreError};
 
 /// The version byte that prefixes every encoded request, response and snapshot.
 pub const FORMAT_VERSION: u8 = 1;
@@ -99,6 +99,194 @@ pub enum Op {
         expected_mod_revision: u64,
         value: Bytes,
     },
+    /// A transaction (EXEC): if every compare holds, applies `ops` in order under one main
+    /// revision, their changes numbered by `sub` across all of them; else changes nothing.
+    /// Each op answers as it would alone (an error answers that op only; the others still
+    /// apply, as in Redis). Reads ([`Op::Read`]) see the changes of the ops before them.
+    /// Answers [`Response::Txn`].
+    Txn {
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+        /// The proposing leader's clock (unix ms), stamped by [`Op::stamp`].
+        now_ms: i64,
+    },
+    /// Reads the keyspace and changes nothing: a read queued inside a transaction.
+    Read(ReadOp),
+    /// SET with KEEPTTL or an expiry (EX PX EXAT PXAT), SETEX, PSETEX: as [`Op::Set`], and the
+    /// put leaves the TTL `ttl` says. A deadline at or before `now_ms` deletes the key instead
+    /// (Redis sets it already expired: no read can see it). Answers [`Response::Set`].
+    SetEx {
+        key: Bytes,
+        value: Bytes,
+        when: SetWhen,
+        get: bool,
+        ttl: PutTtl,
+        now_ms: i64,
+    },
+    /// EXPIRE PEXPIRE EXPIREAT PEXPIREAT: gives a live key the deadline `expiry` if `cond`
+    /// holds; a deadline at or before `now_ms` deletes the key. Setting a deadline is a put of
+    /// the same value (as etcd attaches a lease with a put), so it bumps `mod_revision` and
+    /// WATCH sees it, as Redis's `signalModifiedKey`. Answers [`Response::Applied`].
+    Expire {
+        key: Bytes,
+        expiry: Expiry,
+        cond: ExpireCond,
+        now_ms: i64,
+    },
+    /// PERSIST: removes a live key's deadline (a put of the same value); answers
+    /// [`Response::Applied`], `false` if the key is absent or has none.
+    Persist { key: Bytes },
+    /// GETEX: answers the key's value ([`Response::Value`]) and then does `action` to its TTL.
+    GetEx {
+        key: Bytes,
+        action: GetExAction,
+        now_ms: i64,
+    },
+    /// CAS with EX: as [`Op::Cas`], and the put gives the key the deadline `expiry`.
+    CasEx {
+        key: Bytes,
+        expected_mod_revision: u64,
+        value: Bytes,
+        expiry: Expiry,
+        now_ms: i64,
+    },
+    /// The leader's expiry: deletes each listed key that is still live with a deadline at or
+    /// before `now_ms` (a key whose TTL changed since the leader looked is left alone), one
+    /// `sub` each, as [`EventKind::Expired`](super::EventKind::Expired) events. Answers
+    /// [`Response::Deleted`].
+    ExpireDue { keys: Vec<Bytes>, now_ms: i64 },
+}
+
+/// A read, answered from the state at apply when queued in a transaction
+/// ([`crate::store::Store::read`] answers it outside one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ReadOp {
+    /// The values of `keys` ([`Response::Values`]): GET MGET STRLEN GETRANGE EXISTS TYPE.
+    Get { keys: Vec<Bytes> },
+    /// A key's state and deadline ([`Response::Meta`]): TTL PTTL EXPIRETIME PEXPIRETIME
+    /// GETMETA.
+    Meta { key: Bytes },
+    /// The number of live keys ([`Response::Integer`]): DBSIZE.
+    Len,
+}
+
+/// One WATCHed key, compared when the transaction applies (etcd's Txn compare on
+/// `mod_revision`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    pub key: Bytes,
+    /// The main revision of the key's last change when it was watched, a delete or an expiry
+    /// included (0: never written, or its history compacted away). Any change since makes it
+    /// differ, as any write makes Redis's `touchWatchedKey`.
+    pub mod_revision: u64,
+    /// The store's revision when the key was watched: with `mod_revision` 0, a compaction past
+    /// it may have dropped a change, so the compare fails (a spurious abort, never a missed one).
+    pub watched_at: u64,
+}
+
+/// A deadline as a command gives it.
+///
+/// `After` exists only until the leader stamps the entry it proposes ([`Op::stamp`]): apply
+/// never reads a clock (DeterministicApply), and refuses an unstamped `After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiry {
+    /// Milliseconds after the proposing leader's clock (EX PX EXPIRE PEXPIRE), maybe negative.
+    After(i64),
+    /// Unix time in milliseconds (EXAT PXAT EXPIREAT PEXPIREAT, and `After` once stamped).
+    At(i64),
+}
+
+impl Expiry {
+    /// Turns `After` into `At` from the proposer's clock `now_ms` (saturating).
+    fn stamp(&mut self, now_ms: i64) {
+        if let Expiry::After(ms) = *self {
+            *self = Expiry::At(now_ms.saturating_add(ms));
+        }
+    }
+}
+
+/// The TTL a put leaves on its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutTtl {
+    /// No deadline (SET without options, MSET, GETSET).
+    Clear,
+    /// The key keeps the deadline it had (KEEPTTL; INCR and APPEND always do).
+    Keep,
+    /// This deadline.
+    Expire(Expiry),
+}
+
+/// EXPIRE's conditions (Redis 7's NX XX GT LT; XX combines with GT or LT). A key without a
+/// deadline counts as an infinite TTL for GT and LT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireCond {
+    /// Only if the key has no deadline.
+    pub nx: bool,
+    /// Only if the key has a deadline.
+    pub xx: bool,
+    /// Only if the new deadline is later than the current one.
+    pub gt: bool,
+    /// Only if the new deadline is earlier than the current one.
+    pub lt: bool,
+}
+
+/// What GETEX does to the key's TTL after reading it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GetExAction {
+    /// Nothing (GETEX without options).
+    Keep,
+    /// PERSIST.
+    Persist,
+    /// EX PX EXAT PXAT.
+    Expire(Expiry),
+    /// An expiry argument Redis refuses only once it has found the key (GETEX checks the
+    /// time after the lookup): answered if the key exists, nil otherwise.
+    Refuse(StoreError),
+}
+
+impl Op {
+    /// Stamps the proposing leader's clock `now_ms` (unix ms) into the op: every relative
+    /// deadline becomes absolute, and `now_ms` fields are set (recursively in a transaction).
+    /// The leader calls this right before proposing; a retry is stamped again.
+    pub fn stamp(&mut self, now_ms: i64) {
+        match self {
+            Op::Txn {
+                ops, now_ms: at, ..
+            } => {
+                *at = now_ms;
+                for op in ops {
+                    op.stamp(now_ms);
+                }
+            }
+            Op::SetEx {
+                ttl, now_ms: at, ..
+            } => {
+                if let PutTtl::Expire(e) = ttl {
+                    e.stamp(now_ms);
+                }
+                *at = now_ms;
+            }
+            Op::Expire {
+                expiry, now_ms: at, ..
+            }
+            | Op::CasEx {
+                expiry, now_ms: at, ..
+            } => {
+                expiry.stamp(now_ms);
+                *at = now_ms;
+            }
+            Op::GetEx {
+                action, now_ms: at, ..
+            } => {
+                if let GetExAction::Expire(e) = action {
+                    e.stamp(now_ms);
+                }
+                *at = now_ms;
+            }
+            Op::ExpireDue { now_ms: at, .. } => *at = now_ms,
+            _ => {}
+        }
+    }
 }
 
 /// The condition of an [`Op::Set`] on the key's existence.
@@ -140,6 +328,22 @@ pub enum Response {
     /// Whether a conditional request (MSETNX, RENAMENX, CAS) or an unconditional one that may
     /// still change nothing (MSET, RENAME) was carried out.
     Applied { applied: bool, revision: u64 },
+    /// [`Op::Txn`]: one response per op, or `None` if a compare failed (EXEC's nil array).
+    Txn {
+        responses: Option<Vec<Response>>,
+        revision: u64,
+    },
+    /// [`ReadOp::Get`]: each key's value, `None` where absent.
+    Values {
+        values: Vec<Option<Bytes>>,
+        revision: u64,
+    },
+    /// [`ReadOp::Meta`]: the key's state (`None` if absent) and its deadline (unix ms).
+    Meta {
+        kv: Option<KeyValue>,
+        deadline: Option<i64>,
+        revision: u64,
+    },
 }
 
 impl fmt::Display for Request {
@@ -213,6 +417,49 @@ impl fmt::Display for Request {
                 String::from_utf8_lossy(key),
                 value.len()
             ),
+            Op::Txn { compares, ops, .. } => {
+                write!(f, "Txn({} compares, {} ops)", compares.len(), ops.len())
+            }
+            Op::Read(read) => write!(f, "Read({read:?})"),
+            Op::SetEx {
+                key,
+                value,
+                when,
+                get,
+                ttl,
+                ..
+            } => write!(
+                f,
+                "SetEx({:?}, {} bytes, {when:?}, get={get}, {ttl:?})",
+                String::from_utf8_lossy(key),
+                value.len()
+            ),
+            Op::Expire {
+                key, expiry, cond, ..
+            } => write!(
+                f,
+                "Expire({:?}, {expiry:?}, {cond:?})",
+                String::from_utf8_lossy(key)
+            ),
+            Op::Persist { key } => write!(f, "Persist({:?})", String::from_utf8_lossy(key)),
+            Op::GetEx { key, action, .. } => {
+                write!(f, "GetEx({:?}, {action:?})", String::from_utf8_lossy(key))
+            }
+            Op::CasEx {
+                key,
+                expected_mod_revision,
+                value,
+                expiry,
+                ..
+            } => write!(
+                f,
+                "CasEx({:?}, expect {expected_mod_revision}, {} bytes, {expiry:?})",
+                String::from_utf8_lossy(key),
+                value.len()
+            ),
+            Op::ExpireDue { keys, now_ms } => {
+                write!(f, "ExpireDue({} keys, now {now_ms})", keys.len())
+            }
         }
     }
 }

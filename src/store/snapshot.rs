@@ -4,13 +4,17 @@
 //!   +----------------+---------------------------------------------------------------+
 //!   | FORMAT_VERSION | postcard(Store) = revision, compact_revision,                 |
 //!   |    (1 byte)    |   keyspace { key -> versions }, dedup { client -> last, count } |
+//!   |                |   deadlines { key -> unix ms }                                  |
 //!   +----------------+---------------------------------------------------------------+
 //! ```
 //!
-//! A snapshot holds the whole history window, the compact revision and the dedup table, so a
-//! store restored from one answers every read and deduplicates every retry exactly as the
-//! original (SnapshotFaithful). Derived indexes (the live-key count, the dedup age index) are not
-//! written; loading rebuilds them.
+//! A snapshot holds the whole history window, the compact revision, the dedup table and the
+//! expiry state (every live key's deadline), so a store restored from one answers every read,
+//! deduplicates every retry and expires every key exactly as the original (SnapshotFaithful),
+//! and a new leader restored from one takes over every pending deadline. Derived indexes (the
+//! live-key count, the dedup age index, the deadline order) are not written; loading rebuilds
+//! them. Every section is required: a snapshot cut short anywhere (a torn backup file, a
+//! partial transfer) is refused as truncated, never loaded with a section missing.
 //!
 //! This file owns the encoding and the checks on load. Snapshot bytes come from disk or a peer,
 //! so a wrong version byte, truncated or corrupt input returns a [`SnapshotError`] and never
@@ -18,6 +22,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::deadlines::Deadlines;
 use super::dedup::DedupTable;
 use super::kv::Keyspace;
 use super::{Store, FORMAT_VERSION};
@@ -39,8 +44,8 @@ pub enum SnapshotError {
     Corrupt(String),
 }
 
-/// The serialised fields of [`Store`], in its field order (keep the two in step), before the
-/// checks on load.
+/// The serialised fields of [`Store`] before `deadlines`, in its field order (keep the two in
+/// step), before the checks on load.
 #[derive(Deserialize)]
 struct StoreRepr {
     revision: u64,
@@ -49,9 +54,19 @@ struct StoreRepr {
     dedup: DedupTable,
 }
 
+/// Every serialised field of [`Store`], for deserializers other than the snapshot's.
+#[derive(Deserialize)]
+struct FullRepr {
+    revision: u64,
+    compact_revision: u64,
+    keyspace: Keyspace,
+    dedup: DedupTable,
+    deadlines: Deadlines,
+}
+
 impl StoreRepr {
     /// Checks the invariants of a decoded store and rebuilds its derived indexes.
-    fn into_store(self) -> Result<Store, String> {
+    fn into_store(self, mut deadlines: Deadlines) -> Result<Store, String> {
         let StoreRepr {
             revision,
             compact_revision,
@@ -65,19 +80,27 @@ impl StoreRepr {
         }
         keyspace.restore(revision, compact_revision)?;
         dedup.restore()?;
+        deadlines.restore(&keyspace)?;
         Ok(Store {
             revision,
             compact_revision,
             keyspace,
             dedup,
+            deadlines,
         })
     }
 }
 
 impl<'de> Deserialize<'de> for Store {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        StoreRepr::deserialize(deserializer)?
-            .into_store()
+        let full = FullRepr::deserialize(deserializer)?;
+        let core = StoreRepr {
+            revision: full.revision,
+            compact_revision: full.compact_revision,
+            keyspace: full.keyspace,
+            dedup: full.dedup,
+        };
+        core.into_store(full.deadlines)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -100,17 +123,20 @@ impl Store {
                 expected: FORMAT_VERSION,
             });
         }
-        let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(|e| match e {
+        let decode_error = |e| match e {
             postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
             e => SnapshotError::Corrupt(e.to_string()),
-        })?;
+        };
+        let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(decode_error)?;
+        let (deadlines, rest) =
+            postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?;
         if !rest.is_empty() {
             return Err(SnapshotError::Corrupt(format!(
                 "{} bytes after the store",
                 rest.len()
             )));
         }
-        repr.into_store().map_err(SnapshotError::Corrupt)
+        repr.into_store(deadlines).map_err(SnapshotError::Corrupt)
     }
 }
 
@@ -144,6 +170,12 @@ mod tests {
                 key: Bytes::from_static(b""),
                 value: Bytes::new(),
             },
+            Op::Expire {
+                key: Bytes::from_static(b"a"),
+                expiry: crate::store::Expiry::At(1_000),
+                cond: Default::default(),
+                now_ms: 10,
+            },
         ];
         for (i, op) in ops.into_iter().enumerate() {
             let client = Some(ClientSeq {
@@ -163,6 +195,8 @@ mod tests {
         let restored = Store::from_snapshot(&bytes).unwrap();
         assert_eq!(restored, s);
         assert_eq!(restored.len(), s.len());
+        assert_eq!(restored.deadline(b"a"), Some(1_000));
+        assert_eq!(restored.next_deadline(), Some(1_000));
         assert_eq!(restored.to_snapshot(), bytes);
         assert_eq!(
             Store::from_snapshot(&Store::new().to_snapshot()).unwrap(),
@@ -212,9 +246,10 @@ mod tests {
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
-                // revision 1, compact revision 5: decodes, breaks an invariant.
+                // revision 1, compact revision 5, empty keyspace, dedup and deadlines: decodes,
+                // breaks an invariant.
                 name: "compact above revision",
-                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0],
+                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0, 0],
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
@@ -239,13 +274,21 @@ mod tests {
             let err = Store::from_snapshot(&c.bytes).expect_err(c.name);
             assert!((c.want)(&err), "{}: {err:?}", c.name);
         }
-        // Every truncation and every single-byte corruption errs or loads; none panics.
+        // Every truncation errs (also the one that cuts exactly the deadlines off: a torn
+        // file must not load without its expiry state). Every single-byte corruption errs or
+        // loads; none panics.
         for len in 0..good.len() {
             assert!(
                 Store::from_snapshot(&good[..len]).is_err(),
                 "truncated to {len}"
             );
         }
+        let empty = Store::new().to_snapshot();
+        assert_eq!(
+            Store::from_snapshot(&empty[..empty.len() - 1]),
+            Err(SnapshotError::Truncated),
+            "an empty store's snapshot without its (empty) deadlines section"
+        );
         for i in 1..good.len() {
             for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {
                 let mut bad = good.clone();

@@ -336,6 +336,8 @@ impl Model {
                     (Vec::new(), Reply::Applied(false))
                 }
             }
+            // Transactions and TTLs are checked by `txn_test.rs` against their own model.
+            other => panic!("the model does not plan {other:?}"),
         })
     }
 

@@ -4,9 +4,13 @@
 //! however many nodes race (DeterministicApply).
 //!
 //! Every op here either fails before changing anything (a [`StoreError`], no event) or records
-//! its changes through one [`Changes`], which numbers them `sub` = 0, 1, … under the next main
-//! revision and makes that revision current only if there was at least one
-//! (RevisionMonotonic). A put always counts as a change, even of the same value, as etcd's put.
+//! its changes in the request's [`Changes`], which numbers them `sub` = 0, 1, … under the next
+//! main revision (inside a transaction, after the changes of the ops before it) and makes that
+//! revision current only if there was at least one (RevisionMonotonic). A put always counts as
+//! a change, even of the same value, as etcd's put.
+//!
+//! TTLs follow Redis: SET, GETSET, MSET and CAS clear the key's deadline (unless KEEPTTL or an
+//! expiry is given), INCR/INCRBYFLOAT/APPEND/SETRANGE keep it, RENAME moves it.
 //!
 //! Semantics follow Redis 7.0's `t_string.c` and `db.c`; the texts of the errors live in
 //! `error.rs`. This file must not parse client arguments: the command layer has already refused
@@ -17,99 +21,76 @@ use std::collections::BTreeSet;
 use bytes::{Bytes, BytesMut};
 
 use super::long_double::LongDouble;
-use super::{Event, Response, Revision, SetWhen, Store, StoreError};
+use super::{Changes, PutTtl, Response, SetWhen, Store, StoreError, Ttl};
 
 /// The longest string APPEND and SETRANGE may make: Redis's default `proto-max-bulk-len`,
 /// 512 MiB. A constant, not configuration: the store reads no local config (DeterministicApply).
 pub const MAX_STRING_LEN: u64 = 512 * 1024 * 1024;
 
-/// The changes of one request, all under main revision `main`.
-struct Changes {
-    main: u64,
-    events: Vec<Event>,
-}
-
-type Applied = Result<(Response, Vec<Event>), StoreError>;
+type Applied = Result<Response, StoreError>;
 
 impl Store {
-    /// Starts the changes of a request: they will share the next main revision.
-    fn begin(&self) -> Changes {
-        Changes {
-            main: self.revision + 1,
-            events: Vec::new(),
-        }
-    }
-
-    /// Puts `value` at `key` as the next change.
-    fn put_in(&mut self, changes: &mut Changes, key: &Bytes, value: &Bytes) {
-        let revision = Revision::new(changes.main, changes.events.len() as u64);
-        changes.events.push(self.keyspace.put(key, value, revision));
-    }
-
-    /// Deletes `key` as the next change if it is live; returns whether it was.
-    fn delete_in(&mut self, changes: &mut Changes, key: &Bytes) -> bool {
-        let revision = Revision::new(changes.main, changes.events.len() as u64);
-        match self.keyspace.delete(key, revision) {
-            Some(event) => {
-                changes.events.push(event);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Ends the request: its main revision becomes current if it changed anything
-    /// (RevisionMonotonic). Returns its events.
-    fn end(&mut self, changes: Changes) -> Vec<Event> {
-        if !changes.events.is_empty() {
-            self.revision = changes.main;
-        }
-        changes.events
-    }
-
-    pub(super) fn set(&mut self, key: &Bytes, value: &Bytes, when: SetWhen, get: bool) -> Applied {
+    /// SET and its variants: puts `value` if `when` holds, leaving the TTL `ttl` says. A
+    /// deadline at or before `now_ms` deletes the key instead (Redis 7.0 sets it already
+    /// expired, so no read sees it).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn set(
+        &mut self,
+        c: &mut Changes,
+        key: &Bytes,
+        value: &Bytes,
+        when: SetWhen,
+        get: bool,
+        ttl: PutTtl,
+        now_ms: i64,
+    ) -> Applied {
+        let ttl = Ttl::resolve(ttl)?;
         let prev = self.keyspace.get(key);
         let written = match when {
             SetWhen::Always => true,
             SetWhen::Absent => prev.is_none(),
             SetWhen::Present => prev.is_some(),
         };
-        let mut changes = self.begin();
         if written {
-            self.put_in(&mut changes, key, value);
+            match ttl {
+                Ttl::At(at) if at <= now_ms => {
+                    self.delete_in(c, key);
+                }
+                ttl => self.put_in(c, key, value, ttl),
+            }
         }
-        let events = self.end(changes);
-        let response = Response::Set {
+        Ok(Response::Set {
             written,
             prev: prev.filter(|_| get).map(|kv| kv.value),
-            revision: self.revision,
-        };
-        Ok((response, events))
+            revision: self.revision_with(c),
+        })
     }
 
-    pub(super) fn get_del(&mut self, key: &Bytes) -> Applied {
+    pub(super) fn get_del(&mut self, c: &mut Changes, key: &Bytes) -> Applied {
         let value = self.keyspace.get(key).map(|kv| kv.value);
-        let mut changes = self.begin();
-        self.delete_in(&mut changes, key);
-        let events = self.end(changes);
-        let revision = self.revision;
-        Ok((Response::Value { value, revision }, events))
+        self.delete_in(c, key);
+        let revision = self.revision_with(c);
+        Ok(Response::Value { value, revision })
     }
 
-    pub(super) fn incr_by(&mut self, key: &Bytes, delta: i64) -> Applied {
+    /// INCRBY and friends keep the key's deadline, as Redis's `dbOverwrite`.
+    pub(super) fn incr_by(&mut self, c: &mut Changes, key: &Bytes, delta: i64) -> Applied {
         let current = match self.keyspace.get(key) {
             Some(kv) => parse_i64(&kv.value).ok_or(StoreError::NotInteger)?,
             None => 0,
         };
         let value = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-        let mut changes = self.begin();
-        self.put_in(&mut changes, key, &Bytes::from(value.to_string()));
-        let events = self.end(changes);
-        let revision = self.revision;
-        Ok((Response::Integer { value, revision }, events))
+        self.put_in(c, key, &Bytes::from(value.to_string()), Ttl::Keep);
+        let revision = self.revision_with(c);
+        Ok(Response::Integer { value, revision })
     }
 
-    pub(super) fn incr_by_float(&mut self, key: &Bytes, increment: &[u8]) -> Applied {
+    pub(super) fn incr_by_float(
+        &mut self,
+        c: &mut Changes,
+        key: &Bytes,
+        increment: &[u8],
+    ) -> Applied {
         // Redis checks the stored value first, then the increment; both answer the same text.
         let current = match self.keyspace.get(key) {
             Some(kv) => LongDouble::parse(&kv.value).ok_or(StoreError::NotFloat)?,
@@ -120,20 +101,15 @@ impl Store {
             .checked_add(increment)
             .ok_or(StoreError::NanOrInfinity)?;
         let text = Bytes::from(sum.to_human());
-        let mut changes = self.begin();
-        self.put_in(&mut changes, key, &text);
-        let events = self.end(changes);
-        let revision = self.revision;
-        Ok((
-            Response::Value {
-                value: Some(text),
-                revision,
-            },
-            events,
-        ))
+        self.put_in(c, key, &text, Ttl::Keep);
+        let revision = self.revision_with(c);
+        Ok(Response::Value {
+            value: Some(text),
+            revision,
+        })
     }
 
-    pub(super) fn append(&mut self, key: &Bytes, value: &Bytes) -> Applied {
+    pub(super) fn append(&mut self, c: &mut Changes, key: &Bytes, value: &Bytes) -> Applied {
         let new = match self.keyspace.get(key) {
             None => value.clone(),
             Some(kv) => {
@@ -147,20 +123,24 @@ impl Store {
                 buf.freeze()
             }
         };
-        let mut changes = self.begin();
-        self.put_in(&mut changes, key, &new);
-        let events = self.end(changes);
-        let (length, revision) = (new.len() as u64, self.revision);
-        Ok((Response::Length { length, revision }, events))
+        self.put_in(c, key, &new, Ttl::Keep);
+        let (length, revision) = (new.len() as u64, self.revision_with(c));
+        Ok(Response::Length { length, revision })
     }
 
-    pub(super) fn set_range(&mut self, key: &Bytes, offset: u64, value: &Bytes) -> Applied {
+    pub(super) fn set_range(
+        &mut self,
+        c: &mut Changes,
+        key: &Bytes,
+        offset: u64,
+        value: &Bytes,
+    ) -> Applied {
         let current = self.keyspace.get(key).map(|kv| kv.value);
         if value.is_empty() {
             // Redis writes nothing (and creates no key) for an empty value.
             let length = current.map_or(0, |v| v.len() as u64);
-            let revision = self.revision;
-            return Ok((Response::Length { length, revision }, Vec::new()));
+            let revision = self.revision_with(c);
+            return Ok(Response::Length { length, revision });
         }
         let end = offset
             .checked_add(value.len() as u64)
@@ -175,81 +155,89 @@ impl Store {
         }
         buf[offset..end].copy_from_slice(value);
         let new = buf.freeze();
-        let mut changes = self.begin();
-        self.put_in(&mut changes, key, &new);
-        let events = self.end(changes);
-        let (length, revision) = (new.len() as u64, self.revision);
-        Ok((Response::Length { length, revision }, events))
+        self.put_in(c, key, &new, Ttl::Keep);
+        let (length, revision) = (new.len() as u64, self.revision_with(c));
+        Ok(Response::Length { length, revision })
     }
 
-    pub(super) fn mset(&mut self, pairs: &[(Bytes, Bytes)], if_none_exist: bool) -> Applied {
+    pub(super) fn mset(
+        &mut self,
+        c: &mut Changes,
+        pairs: &[(Bytes, Bytes)],
+        if_none_exist: bool,
+    ) -> Applied {
         if if_none_exist && pairs.iter().any(|(key, _)| self.keyspace.is_live(key)) {
-            let revision = self.revision;
+            let revision = self.revision_with(c);
             let applied = false;
-            return Ok((Response::Applied { applied, revision }, Vec::new()));
+            return Ok(Response::Applied { applied, revision });
         }
-        // The last pair of each key wins; earlier ones are skipped, so a key changes once per
-        // revision, as everywhere else (a key's version never outgrows the revision count,
-        // which the snapshot checks rely on).
+        // The last pair of each key wins; earlier ones are skipped, so MSET changes a key once,
+        // and its events name each key once.
         let mut later: BTreeSet<&Bytes> = BTreeSet::new();
         let mut last: Vec<bool> = pairs.iter().rev().map(|(k, _)| later.insert(k)).collect();
         last.reverse();
-        let mut changes = self.begin();
         for ((key, value), _) in pairs.iter().zip(last).filter(|(_, last)| *last) {
-            self.put_in(&mut changes, key, value);
+            self.put_in(c, key, value, Ttl::Clear);
         }
-        let events = self.end(changes);
-        let revision = self.revision;
+        let revision = self.revision_with(c);
         let applied = true;
-        Ok((Response::Applied { applied, revision }, events))
+        Ok(Response::Applied { applied, revision })
     }
 
-    pub(super) fn rename(&mut self, src: &Bytes, dst: &Bytes, if_absent: bool) -> Applied {
+    /// RENAME moves the deadline with the value, as Redis does.
+    pub(super) fn rename(
+        &mut self,
+        c: &mut Changes,
+        src: &Bytes,
+        dst: &Bytes,
+        if_absent: bool,
+    ) -> Applied {
         let value = self.keyspace.get(src).ok_or(StoreError::NoSuchKey)?.value;
-        let revision = self.revision;
+        let revision = self.revision_with(c);
         if src == dst {
             // Redis: OK for RENAME, 0 for RENAMENX, and nothing changes.
             let applied = !if_absent;
-            return Ok((Response::Applied { applied, revision }, Vec::new()));
+            return Ok(Response::Applied { applied, revision });
         }
         if if_absent && self.keyspace.is_live(dst) {
             let applied = false;
-            return Ok((Response::Applied { applied, revision }, Vec::new()));
+            return Ok(Response::Applied { applied, revision });
         }
-        let mut changes = self.begin();
-        self.delete_in(&mut changes, src);
-        self.put_in(&mut changes, dst, &value);
-        let events = self.end(changes);
-        let (applied, revision) = (true, self.revision);
-        Ok((Response::Applied { applied, revision }, events))
+        let ttl = self.deadlines.get(src).map_or(Ttl::Clear, Ttl::At);
+        self.delete_in(c, src);
+        self.put_in(c, dst, &value, ttl);
+        let (applied, revision) = (true, self.revision_with(c));
+        Ok(Response::Applied { applied, revision })
     }
 
-    pub(super) fn flush(&mut self) -> Applied {
+    pub(super) fn flush(&mut self, c: &mut Changes) -> Applied {
         let keys: Vec<Bytes> = self.keyspace.keys().cloned().collect();
-        let mut changes = self.begin();
+        let before = c.len();
         for key in &keys {
-            self.delete_in(&mut changes, key);
+            self.delete_in(c, key);
         }
-        let events = self.end(changes);
-        let (deleted, revision) = (events.len() as u64, self.revision);
-        Ok((Response::Deleted { deleted, revision }, events))
+        let (deleted, revision) = ((c.len() - before) as u64, self.revision_with(c));
+        Ok(Response::Deleted { deleted, revision })
     }
 
+    /// CAS: puts `value` if the key's `mod_revision` is `expected_mod_revision`, with the TTL
+    /// `ttl` (CAS without EX clears it, as SET does).
     pub(super) fn cas(
         &mut self,
+        c: &mut Changes,
         key: &Bytes,
         expected_mod_revision: u64,
         value: &Bytes,
+        ttl: PutTtl,
     ) -> Applied {
+        let ttl = Ttl::resolve(ttl)?;
         let current = self.keyspace.get(key).map_or(0, |kv| kv.mod_revision);
         let applied = current == expected_mod_revision;
-        let mut changes = self.begin();
         if applied {
-            self.put_in(&mut changes, key, value);
+            self.put_in(c, key, value, ttl);
         }
-        let events = self.end(changes);
-        let revision = self.revision;
-        Ok((Response::Applied { applied, revision }, events))
+        let revision = self.revision_with(c);
+        Ok(Response::Applied { applied, revision })
     }
 }
 

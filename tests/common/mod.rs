@@ -82,6 +82,110 @@ pub fn spawn_node(config: &Path, id: u64, log: &Path) -> Child {
         .unwrap_or_else(|e| panic!("spawn {BIN} for node {id}: {e}"))
 }
 
+/// Like [`spawn_node`], with `extra` arguments after `--node <id>`.
+pub fn spawn_node_with(config: &Path, id: u64, log: &Path, extra: &[String]) -> Child {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("open log {}: {e}", log.display()));
+    writeln!(file, "{START_MARKER} {id} =====").expect("write log marker");
+    let stdout = file.try_clone().expect("clone log handle");
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("--node")
+        .arg(id.to_string())
+        .args(extra)
+        .arg("--log")
+        .arg("info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {BIN} for node {id}: {e}"))
+}
+
+/// `GET path` over HTTP/1.1 on `addr`: the status code and body.
+pub fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)
+        .map_err(|e| format!("read {addr}{path}: {e}"))?;
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad HTTP response from {addr}{path}: {resp:?}"))?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// `RAFT.INFO`, parsed.
+#[derive(Debug, Clone)]
+pub struct RaftInfo {
+    pub fields: BTreeMap<String, String>,
+    pub members: Vec<BTreeMap<String, String>>,
+}
+
+impl RaftInfo {
+    fn parse(v: redis::Value) -> Result<Self, String> {
+        fn text(v: &redis::Value) -> String {
+            match v {
+                redis::Value::Nil => String::new(),
+                redis::Value::Int(i) => i.to_string(),
+                other => redis::from_redis_value::<String>(other).unwrap_or_default(),
+            }
+        }
+        fn pairs(v: redis::Value) -> Result<Vec<(String, redis::Value)>, String> {
+            match v {
+                redis::Value::Array(items) => Ok(items
+                    .chunks(2)
+                    .filter(|c| c.len() == 2)
+                    .map(|c| (text(&c[0]), c[1].clone()))
+                    .collect()),
+                other => Err(format!("RAFT.INFO answered {other:?}")),
+            }
+        }
+        let mut fields = BTreeMap::new();
+        let mut members = Vec::new();
+        for (k, v) in pairs(v)? {
+            if k == "members" {
+                let redis::Value::Array(list) = v else {
+                    return Err("members is not an array".into());
+                };
+                for m in list {
+                    members.push(pairs(m)?.into_iter().map(|(k, v)| (k, text(&v))).collect());
+                }
+            } else {
+                fields.insert(k, text(&v));
+            }
+        }
+        Ok(Self { fields, members })
+    }
+
+    pub fn get(&self, k: &str) -> &str {
+        self.fields.get(k).map_or("", String::as_str)
+    }
+
+    /// The ids of the voters.
+    pub fn voters(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|m| m.get("suffrage").map(String::as_str) == Some("voter"))
+            .filter_map(|m| m.get("id")?.parse().ok())
+            .collect()
+    }
+}
+
 /// Returns the last `lines` lines of the file at `path` without ANSI colours (or why it cannot
 /// be read).
 pub fn file_tail(path: &Path, lines: usize) -> String {
@@ -188,9 +292,16 @@ pub struct ClusterBuilder {
     max_in_snapshot_log_to_keep: Option<u64>,
     secret: Option<String>,
     write_timeout_ms: Option<u64>,
+    metrics: bool,
 }
 
 impl ClusterBuilder {
+    /// Gives every node a `metrics_addr` (HTTP `/metrics`, `/health`, `/ready`).
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
     pub fn name(mut self, name: &str) -> Self {
         self.name = name.to_string();
         self
@@ -218,21 +329,32 @@ impl ClusterBuilder {
 
     /// Writes `cluster.toml` and spawns every node. Does not wait for a leader.
     pub fn start(self) -> Cluster {
+        let mut cluster = self.create();
+        cluster.spawn_all();
+        cluster
+    }
+
+    /// Writes `cluster.toml` and starts nothing (e.g. to restore data dirs first).
+    pub fn create(self) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("redraft-cluster-")
             .tempdir()
             .expect("create temp dir");
-        let ports = free_ports(2 * self.nodes as usize);
+        let ports = free_ports(3 * self.nodes as usize);
         let mut nodes = BTreeMap::new();
         for id in 1..=self.nodes {
             let i = (id - 1) as usize;
             nodes.insert(
                 id,
                 NodeSpec {
-                    raft_addr: format!("127.0.0.1:{}", ports[2 * i]),
-                    redis_addr: format!("127.0.0.1:{}", ports[2 * i + 1]),
+                    raft_addr: format!("127.0.0.1:{}", ports[3 * i]),
+                    redis_addr: format!("127.0.0.1:{}", ports[3 * i + 1]),
+                    metrics_addr: self
+                        .metrics
+                        .then(|| format!("127.0.0.1:{}", ports[3 * i + 2])),
                     data_dir: dir.path().join(format!("node{id}")),
                     log: dir.path().join(format!("node{id}.log")),
+                    join: None,
                 },
             );
         }
@@ -250,6 +372,9 @@ impl ClusterBuilder {
                 n.redis_addr,
                 n.data_dir.display().to_string()
             );
+            if let Some(m) = &n.metrics_addr {
+                let _ = writeln!(toml, "metrics_addr = {m:?}");
+            }
         }
         let _ = writeln!(
             toml,
@@ -268,25 +393,23 @@ impl ClusterBuilder {
         let config = dir.path().join("cluster.toml");
         fs::write(&config, &toml).expect("write cluster.toml");
 
-        let mut cluster = Cluster {
+        Cluster {
             dir: Some(dir),
             config,
             nodes,
             children: BTreeMap::new(),
-        };
-        let ids: Vec<u64> = cluster.nodes.keys().copied().collect();
-        for id in ids {
-            cluster.spawn(id);
         }
-        cluster
     }
 }
 
 struct NodeSpec {
     raft_addr: String,
     redis_addr: String,
+    metrics_addr: Option<String>,
     data_dir: PathBuf,
     log: PathBuf,
+    /// `--join` target for a node added by [`Cluster::spawn_join`] (not in `cluster.toml`).
+    join: Option<String>,
 }
 
 /// A running cluster of `redraft` processes. Dropping it kills every node with SIGKILL.
@@ -310,12 +433,23 @@ impl Cluster {
             max_in_snapshot_log_to_keep: None,
             secret: None,
             write_timeout_ms: None,
+            metrics: false,
         }
     }
 
     /// A default three-node cluster, started.
     pub fn start() -> Cluster {
         Cluster::builder().start()
+    }
+
+    /// Spawns every node that is not running.
+    pub fn spawn_all(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if !self.children.contains_key(&id) {
+                self.spawn(id);
+            }
+        }
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -356,9 +490,104 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64) {
-        let log = self.spec(id).log.clone();
-        let child = spawn_node(&self.config, id, &log);
+        let spec = self.spec(id);
+        let log = spec.log.clone();
+        let child = match &spec.join {
+            None => spawn_node(&self.config, id, &log),
+            Some(member) => {
+                let mut args = vec![
+                    "--join".to_string(),
+                    member.clone(),
+                    "--raft-addr".into(),
+                    spec.raft_addr.clone(),
+                    "--redis-addr".into(),
+                    spec.redis_addr.clone(),
+                    "--data-dir".into(),
+                    spec.data_dir.display().to_string(),
+                ];
+                if let Some(m) = &spec.metrics_addr {
+                    args.extend(["--metrics-addr".to_string(), m.clone()]);
+                }
+                spawn_node_with(&self.config, id, &log, &args)
+            }
+        };
         self.children.insert(id, child);
+    }
+
+    /// Starts a new node `id` (not in `cluster.toml`) with `redraft --join <member's redis
+    /// addr>` on fresh ports and data dir. Returns at once; the node becomes a voter when the
+    /// cluster has added it.
+    pub fn spawn_join(&mut self, id: u64, member: u64) {
+        assert!(!self.nodes.contains_key(&id), "node {id} exists already");
+        let ports = free_ports(3);
+        let member_addr = self.redis_addr(member);
+        let metrics = self.spec(member).metrics_addr.is_some();
+        let dir = self.dir().to_path_buf();
+        self.nodes.insert(
+            id,
+            NodeSpec {
+                raft_addr: format!("127.0.0.1:{}", ports[0]),
+                redis_addr: format!("127.0.0.1:{}", ports[1]),
+                metrics_addr: metrics.then(|| format!("127.0.0.1:{}", ports[2])),
+                data_dir: dir.join(format!("node{id}")),
+                log: dir.join(format!("node{id}.log")),
+                join: Some(member_addr),
+            },
+        );
+        self.spawn(id);
+    }
+
+    /// Deletes node `id`'s data dir (the node must not be running).
+    pub fn wipe(&mut self, id: u64) {
+        assert!(
+            !self.children.contains_key(&id),
+            "wipe({id}): node is running"
+        );
+        let dir = self.spec(id).data_dir.clone();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Waits up to `timeout` for node `id`'s process to exit on its own (e.g. after SHUTDOWN);
+    /// returns its exit code.
+    pub fn must_exit(&mut self, id: u64, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self
+                .children
+                .get_mut(&id)
+                .unwrap_or_else(|| panic!("must_exit({id}): node {id} is not running"));
+            if let Ok(Some(status)) = child.try_wait() {
+                self.children.remove(&id);
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("node {id} did not exit within {timeout:?}"));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Node `id`'s HTTP address (`metrics_addr`), if it has one.
+    pub fn metrics_addr(&self, id: u64) -> Option<String> {
+        self.spec(id).metrics_addr.clone()
+    }
+
+    /// `GET path` on node `id`'s HTTP port: the status code and body.
+    pub fn try_http_get(&self, id: u64, path: &str) -> Result<(u16, String), String> {
+        let addr = self
+            .metrics_addr(id)
+            .ok_or_else(|| format!("node {id} has no metrics_addr"))?;
+        http_get(&addr, path)
+    }
+
+    /// `RAFT.INFO` of node `id`, flattened: top-level fields as text, plus `members` as one map
+    /// per member.
+    pub fn try_raft_info(&self, id: u64) -> Result<RaftInfo, String> {
+        let mut con = self.try_connect(id)?;
+        let v: redis::Value = redis::cmd("RAFT.INFO")
+            .query(&mut con)
+            .map_err(|e| format!("RAFT.INFO on node {id}: {e}"))?;
+        RaftInfo::parse(v)
     }
 
     /// Whether node `id` has a process that has not exited.
@@ -677,5 +906,102 @@ impl Drop for Cluster {
                 );
             }
         }
+    }
+}
+
+/// A background writer: one client that SETs `<prefix>:<n>` = `v<n>` in a loop, through the
+/// first reachable of `addrs` (reconnecting to the next on any error), recording what was
+/// acknowledged, what failed, and when each acknowledgement came.
+pub struct LoadWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<thread::JoinHandle<WriterReport>>,
+}
+
+/// What a [`LoadWriter`] saw.
+#[derive(Debug, Default)]
+pub struct WriterReport {
+    /// Keys and values acknowledged with `+OK`.
+    pub acked: Vec<(String, String)>,
+    /// Writes answered with an error or lost with the connection (outcome unknown).
+    pub failed: Vec<String>,
+    /// When each acknowledgement arrived.
+    pub ack_times: Vec<Instant>,
+}
+
+impl WriterReport {
+    /// The longest time between two consecutive acknowledgements within `[from, to]` (and from
+    /// the last ack before `from`): the write stall of an event in that window.
+    pub fn max_gap(&self, from: Instant, to: Instant) -> Duration {
+        let mut prev: Option<Instant> = self.ack_times.iter().rev().find(|t| **t <= from).copied();
+        let mut worst = Duration::ZERO;
+        for t in self.ack_times.iter().filter(|t| **t > from && **t <= to) {
+            if let Some(p) = prev {
+                worst = worst.max(*t - p);
+            }
+            prev = Some(*t);
+        }
+        worst
+    }
+}
+
+impl LoadWriter {
+    /// Starts writing through `addrs` (tried in order, from the one after the last failure).
+    pub fn start(prefix: &str, addrs: Vec<String>) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let prefix = prefix.to_string();
+        let handle = thread::spawn(move || {
+            let mut report = WriterReport::default();
+            let mut con: Option<redis::Connection> = None;
+            let mut at = 0usize;
+            let mut n = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let c = match con.as_mut() {
+                    Some(c) => c,
+                    None => match connect(&addrs[at % addrs.len()], Duration::from_millis(300)) {
+                        Ok(c) => con.insert(c),
+                        Err(_) => {
+                            at += 1;
+                            thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    },
+                };
+                n += 1;
+                let (k, v) = (format!("{prefix}:{n}"), format!("v{n}"));
+                match try_set(c, &k, &v) {
+                    Ok(()) => {
+                        report.ack_times.push(Instant::now());
+                        report.acked.push((k, v));
+                    }
+                    Err(e) => {
+                        report.failed.push(format!("{k}: {e}"));
+                        con = None;
+                        at += 1;
+                    }
+                }
+            }
+            report
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the writer and returns what it saw.
+    pub fn finish(mut self) -> WriterReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .take()
+            .expect("writer running")
+            .join()
+            .expect("writer thread panicked")
+    }
+}
+
+impl Drop for LoadWriter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -41,6 +41,7 @@ impl H {
         let call = Call::Cas {
             expected: e.map(str::to_string),
             expected_rev: 0,
+            watch: false,
             value: v.into(),
             result: Some(ok),
         };
@@ -50,6 +51,7 @@ impl H {
         let call = Call::Cas {
             expected: e.map(str::to_string),
             expected_rev: 0,
+            watch: false,
             value: v.into(),
             result: None,
         };
