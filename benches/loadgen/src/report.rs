@@ -538,7 +538,7 @@ pub fn plot(results: &[RunResult], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             &series,
             true,
             &[],
-            SeriesLabelPosition::UpperLeft,
+            SeriesLabelPosition::LowerRight,
         )?;
         files.push(path);
     }
@@ -574,9 +574,10 @@ pub fn plot(results: &[RunResult], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             &series,
             false,
             &[
-                (f.kill_at_ms / 1000.0, "kill -9"),
-                (f.restart_at_ms / 1000.0, "restart"),
+                (f.kill_at_ms / 1000.0, " kill -9"),
+                (f.restart_at_ms / 1000.0, " restart"),
             ],
+            SeriesLabelPosition::LowerRight,
         )?;
         files.push(path);
     }
