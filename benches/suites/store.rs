@@ -1,9 +1,7 @@
-//! Store suite: `Store::apply` of single writes (SET, INCR), compaction of 100,000 revisions,
-//! and snapshot build (`Store::to_snapshot`) and install (`Store::from_snapshot`) of 100,000
-//! keys. Deterministic and in memory: no Raft, no disk.
-//!
-//! EXEC of 10 ops: the store has no transaction op on this branch yet (`store::Op` has no
-//! `Txn`; MULTI/EXEC is issue 6). Add a `Store::apply/exec_10` case here when it lands.
+//! Store suite: `Store::apply` of single writes (SET, INCR) and of an EXEC of 10 writes (one
+//! `Op::Txn`, one revision), compaction of 100,000 revisions, and snapshot build
+//! (`Store::to_snapshot`) and install (`Store::from_snapshot`) of 100,000 keys. Deterministic
+//! and in memory: no Raft, no disk.
 
 use std::time::{Duration, Instant};
 
@@ -105,6 +103,35 @@ pub fn benches(c: &mut Criterion) {
             })
         })
     });
+    // EXEC of 10 ops (8 SETs, 2 INCRs) without WATCH: one entry, one revision, 10 subs.
+    g.throughput(Throughput::Elements(10));
+    g.bench_function("exec_10", |b| {
+        let value = Bytes::from(vec![b'v'; 16]);
+        b.iter_custom(|iters| {
+            timed_writes(iters, |i| Request {
+                client: None,
+                op: Op::Txn {
+                    compares: Vec::new(),
+                    ops: (0..10)
+                        .map(|j| {
+                            if j < 8 {
+                                Op::Put {
+                                    key: key(i * 10 + j),
+                                    value: value.clone(),
+                                }
+                            } else {
+                                Op::IncrBy {
+                                    key: Bytes::from(format!("counter:{}", (i + j) % 100)),
+                                    delta: 1,
+                                }
+                            }
+                        })
+                        .collect(),
+                    now_ms: 1,
+                },
+            })
+        })
+    });
     g.finish();
 
     // Compaction of 100,000 revisions: 1,000 keys written 100 times each, compacted to the
@@ -132,7 +159,11 @@ pub fn benches(c: &mut Criterion) {
     g.bench_function("100k_revisions", |b| {
         b.iter_batched(
             || history.clone(),
-            |mut s| black_box(s.apply(&compact)),
+            // The store is returned so its drop is not timed.
+            |mut s| {
+                let r = s.apply(&compact);
+                (s, r)
+            },
             BatchSize::LargeInput,
         )
     });
@@ -148,7 +179,7 @@ pub fn benches(c: &mut Criterion) {
         b.iter(|| black_box(store.to_snapshot()))
     });
     g.bench_function("from_snapshot/100k_keys", |b| {
-        b.iter(|| black_box(Store::from_snapshot(&bytes).unwrap()))
+        b.iter_with_large_drop(|| Store::from_snapshot(&bytes).unwrap())
     });
     g.finish();
 }

@@ -501,3 +501,34 @@ pub fn plan_write(argv: Vec<Bytes>) -> Result<Option<Op>, String> {
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod plan_write_tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<Bytes> {
+        args.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn plans_writes_and_passes_over_the_rest() {
+        assert_eq!(
+            plan_write(argv(&["set", "k", "v"])),
+            Ok(Some(Op::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+            }))
+        );
+        assert_eq!(plan_write(argv(&["GET", "k"])), Ok(None));
+        assert_eq!(plan_write(Vec::new()), Ok(None));
+        assert_eq!(
+            plan_write(argv(&["SET", "k"])),
+            Err("ERR wrong number of arguments for 'set' command".to_string())
+        );
+        assert!(plan_write(argv(&["INCRBY", "k", "x"]))
+            .unwrap_err()
+            .contains("not an integer"));
+    }
+}
