@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs one workload against one system.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Prints the markdown tables of a results file.
     Table {
         /// The JSON-lines results file.
@@ -58,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run(args) => {
+            let args = *args;
             args.validate()?;
             // Two workers, as many as the machine has cores: the generator must not starve
             // the servers it measures, nor be the bottleneck on its own.
