@@ -20,6 +20,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// announced as 500 MB is buffered as it arrives, never allocated on the client's word.
 const MAX_UP_FRONT: usize = 1024 * 1024;
 
+/// The most unframed input [`Connection::read_ahead`] buffers.
+pub const MAX_READ_AHEAD: usize = 1024 * 1024;
+
 /// A buffered RESP connection over any async byte stream.
 pub struct Connection<S> {
     stream: S,
@@ -74,6 +77,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Ok(None);
             }
         }
+    }
+
+    /// Reads more input into the buffer without framing it (the session watches a blocked
+    /// client's socket with it). Returns the bytes read, 0 at end of stream. Cancel-safe.
+    /// Stops reading (pending forever) once [`MAX_READ_AHEAD`] bytes wait unframed, so a
+    /// client cannot grow the buffer while its command blocks.
+    pub async fn read_ahead(&mut self) -> std::io::Result<usize> {
+        if self.rbuf.len() >= MAX_READ_AHEAD {
+            return std::future::pending().await;
+        }
+        self.reserve_for_read();
+        self.stream.read_buf(&mut self.rbuf).await
     }
 
     /// Returns a command already complete in the buffer, without reading.

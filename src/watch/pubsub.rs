@@ -330,15 +330,20 @@ pub fn notify(hub: &PubSub, flags: u32, notice: &Notice) {
 
 /// Starts the keyspace notifier: for each applied entry, in order, publishes its notices with
 /// the flags `flags()` returns at that moment (this node's `notify-keyspace-events`). Ends
-/// when the broadcast closes (the state machine is gone).
+/// at shutdown or when the broadcast closes.
 pub fn spawn_notifier(
     hub: Arc<PubSub>,
     mut applied: broadcast::Receiver<Arc<Applied>>,
     flags: impl Fn() -> u32 + Send + 'static,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match applied.recv().await {
+            let next = tokio::select! {
+                next = applied.recv() => next,
+                _ = shutdown.changed() => return,
+            };
+            match next {
                 Ok(entry) => {
                     let flags = flags();
                     if flags & (F::KEYSPACE | F::KEYEVENT) == 0 || hub.is_empty() {
