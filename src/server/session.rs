@@ -115,7 +115,12 @@ pub async fn run(
                     tokio::select! {
                         biased;
                         out = &mut next => break out,
-                        _ = handle.block_started(), if !watching => watching = handle.is_blocked(),
+                        _ = handle.block_started(), if !watching => {
+                            watching = handle.is_blocked();
+                            if watching {
+                                conn.release_idle_buffers();
+                            }
+                        }
                         r = conn.read_ahead(), if watching && !eof => {
                             if !matches!(r, Ok(n) if n > 0) {
                                 eof = true;
