@@ -5,7 +5,6 @@
 //! Then redraft alone: notifications and PUBLISH reach subscribers on every node of a cluster.
 
 mod common;
-#[allow(dead_code)]
 #[path = "support/raw.rs"]
 mod raw;
 

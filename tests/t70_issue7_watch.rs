@@ -12,7 +12,6 @@
 //!   the README reports a 10,000 run of this test), bounded.
 
 mod common;
-#[allow(dead_code)]
 #[path = "support/raw.rs"]
 mod raw;
 

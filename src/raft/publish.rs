@@ -31,10 +31,14 @@ pub const FORWARD_QUEUE: usize = 4096;
 /// How long one forward may take before it is given up.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A message to forward: channel and payload.
+type Published = (Bytes, Bytes);
+
 /// The per-peer forwarders, created on the first PUBLISH for each peer address.
 #[derive(Default)]
 pub struct Forwarders {
-    queues: Mutex<HashMap<(u64, String), mpsc::Sender<(Bytes, Bytes)>>>,
+    /// (peer id, peer address) → that peer's forwarder queue.
+    queues: Mutex<HashMap<(u64, String), mpsc::Sender<Published>>>,
 }
 
 impl Forwarders {
