@@ -39,6 +39,7 @@ pub fn target(
     let by_count = policy
         .history_revisions
         .map(|n| revision.saturating_sub(n).saturating_add(1));
+    // Compacting at 1 drops nothing: no revision is below it.
     let by_time = policy.history_minutes.map(|minutes| {
         let cutoff = now_ms.saturating_sub((minutes as i64).saturating_mul(60_000));
         samples
@@ -52,7 +53,7 @@ pub fn target(
         (Some(a), None) | (None, Some(a)) => Some(a),
         (Some(a), Some(b)) => Some(a.min(b)),
     }
-    .filter(|t| *t > 0)
+    .filter(|t| *t > 1)
 }
 
 /// Starts the compaction task of `node` if `policy` asks for one; it ends when `shutdown`
