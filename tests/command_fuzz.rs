@@ -11,7 +11,6 @@
 //! (an `assert!` planted in ECHO).
 
 mod common;
-#[allow(dead_code)]
 #[path = "support/raw.rs"]
 mod raw;
 
