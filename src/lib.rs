@@ -8,12 +8,13 @@
 //! | `protocol`  | RESP framing, limits, reply encoding (no commands)                | —            |
 //! | `store`     | the deterministic MVCC keyspace: revisions, history, compaction   | —            |
 //! | `raft`      | openraft: sled log store, state machine, peer network, write path | store, watch |
-//! | `watch`     | fan-out of applied changes to watchers on this node               | store        |
+//! | `watch`     | pub/sub, keyspace notifications, the `__watch__:` stream          | store, raft, protocol, glob |
 //! | `commands`  | argv → reply, through the read gate or the write path             | protocol, raft, store |
 //! | `server`    | the Redis listener and per-connection sessions                    | protocol, commands |
 //! | `config`    | `cluster.toml`, validation, data dir identity                     | —            |
 //! | `backup`    | backup file format; restore into new data dirs                    | raft, store, config |
 //! | `metrics`   | counters and histograms, Prometheus text exposition               | —            |
+//! | `glob`      | Redis's glob matching (KEYS, SCAN MATCH, PSUBSCRIBE)               | —            |
 //! | `node`      | assembles and runs one node                                       | all          |
 //!
 //! # How a write flows
@@ -40,6 +41,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod metrics;
 pub mod node;
 pub mod protocol;

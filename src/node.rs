@@ -52,6 +52,7 @@ use crate::raft::state_machine::StateMachineStore;
 use crate::raft::typ::Raft;
 use crate::raft::{PeerNode, RaftNode};
 use crate::server::{self, http, ServerContext};
+use crate::watch::pubsub::{spawn_notifier, PubSub};
 
 /// Initialises the cluster with `members` after `delay`, only while it is safe: this node is
 /// still uninitialised, every other member answered, and none of them is initialised (see
@@ -200,11 +201,13 @@ impl Node {
         let raft_addr = peer_listener
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
+        let pubsub = PubSub::new();
         tasks.push(tokio::spawn(rpc::serve(
             peer_listener,
             raft.clone(),
             identity.clone(),
             liveness.clone(),
+            pubsub.clone(),
             shutdown_rx.clone(),
         )));
 
@@ -258,10 +261,18 @@ impl Node {
             ),
             node_metrics,
             liveness,
+            pubsub: pubsub.clone(),
+            forwarders: Default::default(),
         });
 
         // Only the leader expires keys; the task idles while this node follows.
         tasks.push(crate::raft::spawn_expiry(node.clone(), shutdown_rx.clone()));
+        // Only the leader compacts; every node samples its applied revision for the time rule.
+        tasks.extend(crate::raft::spawn_compaction(
+            node.clone(),
+            cfg.store.clone(),
+            shutdown_rx.clone(),
+        ));
 
         let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {
             Error::Io(format!(
@@ -273,6 +284,14 @@ impl Node {
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
         let ctx = Arc::new(ServerContext::new(node.clone(), &cfg, redis_addr.port()));
+        // Keyspace notifications from applied entries, with this node's CONFIG flags.
+        let notifier_ctx = ctx.clone();
+        tasks.push(spawn_notifier(
+            pubsub,
+            node.sm.subscribe(),
+            move || notifier_ctx.settings.notify_keyspace_events().0,
+            shutdown_rx.clone(),
+        ));
 
         let metrics_addr = match &me.metrics_addr {
             Some(addr) => {

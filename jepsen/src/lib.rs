@@ -6,7 +6,8 @@
 //! main ─▶ db (cluster.toml, network namespaces, processes) ─▶ real `redraft` nodes
 //!     ─▶ nemesis (kill -9, SIGSTOP, iptables partitions, on a schedule) ─▶ db
 //!     ─▶ workload (register / set generators, N clients) ─▶ client (ops over resp) ─▶ history
-//!     ─▶ checker (linearizable per key, set, durability) ─▶ report (summary, PNG timeline)
+//!     ─▶ watch (XREAD watchers following every change, moving between nodes)
+//!     ─▶ checker (linearizable per key, set, durability, watch) ─▶ report (summary, PNG timeline)
 //! ```
 //!
 //! Only RESP reaches the system under test: the harness never links `redraft`.
@@ -18,4 +19,5 @@ pub mod history;
 pub mod nemesis;
 pub mod report;
 pub mod resp;
+pub mod watch;
 pub mod workload;

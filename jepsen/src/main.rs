@@ -16,6 +16,7 @@ use jepsen::db::{self, Db, DbOpts};
 use jepsen::history::{self, Call, Recorder};
 use jepsen::nemesis::{self, Family, Log, Schedule};
 use jepsen::report;
+use jepsen::watch;
 use jepsen::workload::{self, Counters, Generator, Unexpected, WorkloadCfg};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -94,6 +95,10 @@ struct Cli {
     /// Skip the kill -9 and restart of every node before the final reads.
     #[arg(long)]
     no_final_restart: bool,
+    /// Watchers following every change with `XREAD … STREAMS __watch__:` (0: none; off when
+    /// the server has no watch stream).
+    #[arg(long, default_value_t = 3)]
+    watchers: usize,
     /// Seed for the schedule and every client's choices (random if absent; always recorded).
     #[arg(long)]
     seed: Option<u64>,
@@ -132,6 +137,7 @@ struct Summary<'a> {
     linearizable: Option<checker::linearizable::LinearizabilityReport>,
     set: Option<checker::set::SetReport>,
     durable: Option<checker::durability::DurabilityReport>,
+    watch: Option<checker::watch::WatchReport>,
     liveness: Option<String>,
     verdict: Verdict,
 }
@@ -446,8 +452,23 @@ async fn run(cli: Cli) -> Result<Verdict> {
         watch: watch && register,
     };
 
+    let watchers_n = if cli.watchers == 0 {
+        0
+    } else {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut c = Client::new(addrs.clone(), Duration::from_secs(2));
+        let probe: [&[u8]; 6] = [b"XREAD", b"COUNT", b"1", b"STREAMS", b"__watch__:", b"$"];
+        if matches!(c.supports(&mut rng, &probe).await, Ok(true)) {
+            cli.watchers
+        } else {
+            println!("watch: off (this redraft has no __watch__ stream)");
+            0
+        }
+    };
+
     // The run clock starts with the workload.
     let rec = Recorder::new(Instant::now());
+    let watchers = watch::Watchers::start(watchers_n, addrs.clone());
     let until = cli.time_limit * 1_000_000_000;
     let log = Log::default();
     log.push(
@@ -542,6 +563,19 @@ async fn run(cli: Cli) -> Result<Verdict> {
         println!("{msg}");
         liveness = Some(msg);
     }
+    let watch_logs: Option<(Vec<watch::WatcherLog>, Option<u64>)> = if watchers_n > 0 {
+        let final_revision = if finals.is_some() {
+            final_revision(&addrs).await
+        } else {
+            None
+        };
+        let logs = watchers
+            .drain(final_revision.unwrap_or(0), Duration::from_secs(30))
+            .await;
+        Some((logs, final_revision))
+    } else {
+        None
+    };
     let crashes = log.events().iter().filter(|e| e.event == "crashed").count();
     {
         let mut d = db.lock().unwrap();
@@ -555,12 +589,16 @@ async fn run(cli: Cli) -> Result<Verdict> {
     let set_report = set.then(|| checker::set::check(&ops, finals.as_ref().map(|f| &f.set)));
     let durable =
         register.then(|| checker::durability::check(&ops, finals.as_ref().map(|f| &f.registers)));
+    let watch_report = watch_logs
+        .as_ref()
+        .map(|(logs, rev)| checker::watch::check(&ops, logs.as_slice(), *rev));
     let check_s = t.elapsed().as_secs_f64();
     let mut verdict = Verdict::True;
     for v in [
         lin.as_ref().map(|r| r.verdict),
         set_report.as_ref().map(|r| r.verdict),
         durable.as_ref().map(|r| r.verdict),
+        watch_report.as_ref().map(|r| r.verdict),
     ]
     .into_iter()
     .flatten()
@@ -598,6 +636,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
         linearizable: lin.clone(),
         set: set_report.clone(),
         durable: durable.clone(),
+        watch: watch_report.clone(),
         liveness,
         verdict,
     };
@@ -674,8 +713,49 @@ async fn run(cli: Cli) -> Result<Verdict> {
             );
         }
     }
+    if let Some(w) = &watch_report {
+        println!(
+            "watch: {} ({} watchers, events seen {:?}, node moves {:?}, final revision {:?})",
+            w.verdict.as_str(),
+            w.watchers,
+            w.events,
+            w.moves,
+            w.final_revision
+        );
+        for p in &w.problems {
+            println!("  {p}");
+        }
+    }
     println!("output: {}", run_dir.display());
     // The last line (SEMANTICS.md §4).
     println!("linearizable: {}", verdict.as_str());
     Ok(verdict)
+}
+
+/// The cluster's current revision (`REVISION`, linearizable), from the first node that answers.
+async fn final_revision(addrs: &[(u64, String)]) -> Option<u64> {
+    use jepsen::resp::{Conn, Reply};
+    for _ in 0..50 {
+        for (_, addr) in addrs {
+            let Ok(mut c) = Conn::connect(addr, Duration::from_millis(500)).await else {
+                continue;
+            };
+            if let Ok(Reply::Array(Some(items))) =
+                c.call(&[b"REVISION"], Duration::from_secs(3)).await
+            {
+                // [revision, N, compact_revision, C, ...] (a RESP3 map arrives flattened).
+                let mut it = items.iter();
+                while let Some(k) = it.next() {
+                    let v = it.next();
+                    if k == &Reply::Bulk(Some(b"revision".to_vec())) {
+                        if let Some(Reply::Int(n)) = v {
+                            return Some(*n as u64);
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }

@@ -36,8 +36,6 @@
 //! on every node, so an iteration may continue on another node. Any number is a valid cursor;
 //! it is parsed as Redis does (`strtoul`).
 
-#[path = "glob.rs"]
-mod glob;
 // Declared here rather than in `commands/mod.rs`, which other families share: the string
 // commands are this family's, routed from `execute` below.
 #[path = "strings.rs"]
@@ -49,6 +47,7 @@ mod expire;
 use bytes::Bytes;
 
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
+use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::unix_ms;
 use crate::server::ServerContext;

@@ -2,6 +2,8 @@
 //!
 //! Knows RESP only as `protocol::Frame`/`Parse`; knows Raft only through `RaftNode`.
 //! One file per family: `keys.rs` (strings and keys; the writing TTL commands in `expire.rs`),
+//! `history.rs` (GETAT HISTORY ROLLBACK COMPACT), `pubsub.rs` (SUBSCRIBE ... PUBLISH PUBSUB),
+//! `stream.rs` (XREAD XRANGE XREVRANGE on the `__watch__:` streams),
 //! `reads.rs` (keyspace reads answered from one `store::ReadOp`), `txn.rs` (MULTI EXEC DISCARD
 //! WATCH UNWATCH), `admin.rs` (connection and server, routed on to `connection.rs` and
 //! `server.rs`). `table.rs` is the command table (`COMMAND`'s data).
@@ -48,9 +50,12 @@ mod admin;
 mod batch;
 mod cluster;
 mod connection;
+mod history;
 mod keys;
+mod pubsub;
 mod reads;
 mod server;
+mod stream;
 pub mod table;
 mod txn;
 
@@ -90,6 +95,9 @@ pub struct Session {
     pub(crate) barrier_valid: bool,
     /// MULTI's queue and the WATCHed keys (`txn.rs`).
     txn: txn::TxnState,
+    /// The channels and patterns this connection subscribes to, with its message queue;
+    /// `None` while it subscribes to nothing (`pubsub.rs`).
+    pub subscription: Option<crate::watch::pubsub::Subscription>,
 }
 
 impl Session {
@@ -105,6 +113,7 @@ impl Session {
             seq: 0,
             barrier_valid: false,
             txn: txn::TxnState::default(),
+            subscription: None,
         };
         session.set_read_mode(ctx.settings.read_mode());
         session
@@ -158,16 +167,24 @@ impl Session {
         self.authenticated = ctx.requirepass.is_none();
     }
 
-    /// The RESET hook for state that later command families add: a RESET leaves MULTI (queued
-    /// commands and WATCHed keys are discarded) and every pub/sub subscription (none yet).
+    /// RESET leaves MULTI (queued commands and WATCHed keys are discarded) and every pub/sub
+    /// subscription.
     fn reset_transaction_and_subscriptions(&mut self) {
         self.txn = txn::TxnState::default();
+        self.subscription = None;
+        self.handle.subscriptions.store(0, Ordering::Relaxed);
+        self.handle
+            .pattern_subscriptions
+            .store(0, Ordering::Relaxed);
     }
 }
 
 /// What to send back, and whether to close the connection after it.
 pub struct Outcome {
     pub frame: Frame,
+    /// Further frames sent right after `frame`, in order (SUBSCRIBE's confirmation per
+    /// channel).
+    pub more: Vec<Frame>,
     pub close: bool,
 }
 
@@ -175,6 +192,7 @@ impl From<Frame> for Outcome {
     fn from(frame: Frame) -> Self {
         Outcome {
             frame,
+            more: Vec::new(),
             close: false,
         }
     }
@@ -253,16 +271,27 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
         return Prepared::Done(Frame::Error(e.to_string()).into());
     }
     let raw_name = argv.first().cloned().unwrap_or_default();
+    if session.subscription.is_some() {
+        let name = String::from_utf8_lossy(&raw_name).to_lowercase();
+        let full_name = match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
+            Lookup::Found(spec, _) => spec.name.to_string(),
+            _ => name.clone(),
+        };
+        if let Some(out) = pubsub::subscribed_context_reply(session, &name, &full_name, &argv) {
+            return Prepared::Done(out);
+        }
+    }
     let mut parse = Parse::new(argv);
     let name = parse.command_name();
     if name == "quit" {
         // Redis's QUIT: +OK, then the connection closes once the reply is sent.
         return Prepared::Done(Outcome {
             frame: Frame::ok(),
+            more: Vec::new(),
             close: true,
         });
     }
-    if let Some(plan) = keys::plan(&name, &mut parse) {
+    if let Some(plan) = keys::plan(&name, &mut parse).or_else(|| history::plan(&name, &mut parse)) {
         return Prepared::Write(plan);
     }
     if let Some(plan) = reads::plan(&name, &mut parse) {
@@ -286,12 +315,21 @@ async fn run_other(ctx: &ServerContext, session: &mut Session, cmd: OtherCommand
         mut parse,
     } = cmd;
     // Each family answers the commands it owns and returns None for the others.
-    let result = match keys::execute(ctx, session, &name, &mut parse).await {
+    if let Some(r) = pubsub::execute(ctx, session, &name, &mut parse) {
+        return r.unwrap_or_else(|e| reply(Err(e)));
+    }
+    if let Some(r) = keys::execute(ctx, session, &name, &mut parse).await {
+        return reply(r);
+    }
+    if let Some(r) = history::execute(ctx, session, &name, &mut parse).await {
+        return reply(r);
+    }
+    if let Some(r) = stream::execute(ctx, session, &name, &mut parse).await {
+        return reply(r);
+    }
+    let result = match admin::execute(ctx, session, &name, &mut parse).await {
         Some(r) => r,
-        None => match admin::execute(ctx, session, &name, &mut parse).await {
-            Some(r) => r,
-            None => Err(unknown_command(&raw_name, &mut parse)),
-        },
+        None => Err(unknown_command(&raw_name, &mut parse)),
     };
     reply(result)
 }
@@ -411,6 +449,8 @@ pub(crate) enum WriteReply {
     Flushed,
     /// `Applied` → `:1`/`:0` if `as_integer` (MSETNX, RENAMENX, CAS), else `+OK` (MSET, RENAME).
     Applied { as_integer: bool },
+    /// `Compacted` → `+OK` (COMPACT).
+    Compacted,
 }
 
 impl WriteReply {
@@ -432,6 +472,7 @@ impl WriteReply {
                 Ok(Frame::Integer(deleted as i64))
             }
             (Self::Flushed, Response::Deleted { .. }) => Ok(Frame::ok()),
+            (Self::Compacted, Response::Compacted { .. }) => Ok(Frame::ok()),
             (Self::Applied { as_integer }, Response::Applied { applied, .. }) => {
                 Ok(if as_integer {
                     Frame::Integer(i64::from(applied))

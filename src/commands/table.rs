@@ -20,8 +20,8 @@
 //! route it from its family's `execute`. A command missing here still runs, but is not
 //! arity-checked up front, shows as `cmd=NULL` in `CLIENT LIST`, and is not listed by `COMMAND`.
 //!
-//! Every key spec of this table begins with `index` and finds keys with `range`, so only those
-//! two kinds are modelled.
+//! Every key spec of this table finds keys with `range`, and begins with `index` or (XREAD's)
+//! `keyword`, so only those kinds are modelled.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -57,6 +57,10 @@ pub struct KeySpec {
     pub lastkey: i64,
     pub keystep: i64,
     pub limit: i64,
+    /// A `keyword` begin search (XREAD's `STREAMS`) instead of `index`, when not empty.
+    pub begin_keyword: &'static str,
+    /// Where the `keyword` search starts.
+    pub begin_startfrom: i64,
 }
 
 impl KeySpec {
@@ -67,6 +71,8 @@ impl KeySpec {
         lastkey: 0,
         keystep: 0,
         limit: 0,
+        begin_keyword: "",
+        begin_startfrom: 0,
     };
 }
 
@@ -320,16 +326,27 @@ impl KeySpec {
             m.push((bulk("notes"), bulk(self.notes)));
         }
         m.push((bulk("flags"), simple_set(self.flags)));
-        m.push((
-            bulk("begin_search"),
-            Frame::Map(vec![
+        let begin = if self.begin_keyword.is_empty() {
+            vec![
                 (bulk("type"), bulk("index")),
                 (
                     bulk("spec"),
                     Frame::Map(vec![(bulk("index"), Frame::Integer(self.begin_index))]),
                 ),
-            ]),
-        ));
+            ]
+        } else {
+            vec![
+                (bulk("type"), bulk("keyword")),
+                (
+                    bulk("spec"),
+                    Frame::Map(vec![
+                        (bulk("keyword"), bulk(self.begin_keyword)),
+                        (bulk("startfrom"), Frame::Integer(self.begin_startfrom)),
+                    ]),
+                ),
+            ]
+        };
+        m.push((bulk("begin_search"), Frame::Map(begin)));
         m.push((
             bulk("find_keys"),
             Frame::Map(vec![
@@ -2349,6 +2366,293 @@ static COMMANDS: &[CommandSpec] = &[
             ..Doc::EMPTY
         },
     },
+    // Pub/sub and streams (issue 7): Redis 7.0.15's metadata. XREAD, XRANGE and XREVRANGE serve
+    // only the read-only `__watch__:` streams.
+    CommandSpec {
+        name: "subscribe",
+        arity: -2,
+        flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@pubsub", "@slow"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Listen for messages published to the given channels",
+            since: "2.0.0",
+            group: "pubsub",
+            complexity: "O(N) where N is the number of channels to subscribe to.",
+            arguments: &[
+                Arg { name: "channel", typ: "string", flags: &["multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "psubscribe",
+        arity: -2,
+        flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@pubsub", "@slow"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Listen for messages published to channels matching the given patterns",
+            since: "2.0.0",
+            group: "pubsub",
+            complexity: "O(N) where N is the number of patterns the client is already subscribed to.",
+            arguments: &[
+                Arg { name: "pattern", typ: "block", flags: &["multiple"], arguments: &[
+                    Arg { name: "pattern", typ: "pattern", ..Arg::EMPTY },
+                ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "unsubscribe",
+        arity: -1,
+        flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@pubsub", "@slow"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Stop listening for messages posted to the given channels",
+            since: "2.0.0",
+            group: "pubsub",
+            complexity: "O(N) where N is the number of clients already subscribed to a channel.",
+            arguments: &[
+                Arg { name: "channel", typ: "string", flags: &["optional", "multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "punsubscribe",
+        arity: -1,
+        flags: &["pubsub", "noscript", "loading", "stale"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@pubsub", "@slow"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Stop listening for messages posted to channels matching the given patterns",
+            since: "2.0.0",
+            group: "pubsub",
+            complexity: "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).",
+            arguments: &[
+                Arg { name: "pattern", typ: "pattern", flags: &["optional", "multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "publish",
+        arity: 3,
+        flags: &["pubsub", "loading", "stale", "fast"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@pubsub", "@fast"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Post a message to a channel",
+            since: "2.0.0",
+            group: "pubsub",
+            complexity: "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).",
+            arguments: &[
+                Arg { name: "channel", typ: "string", ..Arg::EMPTY },
+                Arg { name: "message", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "pubsub",
+        arity: -2,
+        flags: &[],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[
+            CommandSpec {
+                name: "pubsub|numsub",
+                arity: -2,
+                flags: &["pubsub", "loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@pubsub", "@slow"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Get the count of subscribers for channels",
+                    since: "2.8.0",
+                    group: "pubsub",
+                    complexity: "O(N) for the NUMSUB subcommand, where N is the number of requested channels",
+                    arguments: &[
+                        Arg { name: "channel", typ: "string", flags: &["optional", "multiple"], ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "pubsub|numpat",
+                arity: 2,
+                flags: &["pubsub", "loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@pubsub", "@slow"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Get the count of unique patterns pattern subscriptions",
+                    since: "2.8.0",
+                    group: "pubsub",
+                    complexity: "O(1)",
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "pubsub|channels",
+                arity: -2,
+                flags: &["pubsub", "loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@pubsub", "@slow"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "List active channels",
+                    since: "2.8.0",
+                    group: "pubsub",
+                    complexity: "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)",
+                    arguments: &[
+                        Arg { name: "pattern", typ: "pattern", flags: &["optional"], ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+        ],
+        doc: Doc {
+            summary: "A container for Pub/Sub commands",
+            since: "2.8.0",
+            group: "pubsub",
+            complexity: "Depends on subcommand.",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "xread",
+        arity: -4,
+        flags: &["readonly", "blocking", "movablekeys"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@read", "@stream", "@slow", "@blocking"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_keyword: "STREAMS", begin_startfrom: 1, lastkey: -1, keystep: 1, limit: 2, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.",
+            since: "5.0.0",
+            group: "stream",
+            complexity: "For each stream mentioned: O(N) with N being the number of elements being returned, it means that XREAD-ing with a fixed COUNT is O(1). Note that when the BLOCK option is used, XADD will pay O(M) time in order to serve the M clients blocked on the stream getting new data.",
+            arguments: &[
+                Arg { name: "count", typ: "integer", token: "COUNT", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "milliseconds", typ: "integer", token: "BLOCK", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "streams", typ: "block", token: "STREAMS", arguments: &[
+                    Arg { name: "key", typ: "key", key_spec_index: 0, flags: &["multiple"], ..Arg::EMPTY },
+                    Arg { name: "id", typ: "string", flags: &["multiple"], ..Arg::EMPTY },
+                ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "xrange",
+        arity: -4,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@stream", "@slow"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return a range of elements in a stream, with IDs matching the specified IDs interval",
+            since: "5.0.0",
+            group: "stream",
+            complexity: "O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).",
+            history: &[
+                ("6.2.0", "Added exclusive ranges."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "start", typ: "string", ..Arg::EMPTY },
+                Arg { name: "end", typ: "string", ..Arg::EMPTY },
+                Arg { name: "count", typ: "integer", token: "COUNT", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "xrevrange",
+        arity: -4,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@stream", "@slow"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE",
+            since: "5.0.0",
+            group: "stream",
+            complexity: "O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).",
+            history: &[
+                ("6.2.0", "Added exclusive ranges."),
+            ],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "end", typ: "string", ..Arg::EMPTY },
+                Arg { name: "start", typ: "string", ..Arg::EMPTY },
+                Arg { name: "count", typ: "integer", token: "COUNT", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
     // redraft's own commands (DESIGN §5). Their names and arguments are API.
     CommandSpec {
         name: "revision",
@@ -2597,6 +2901,106 @@ static COMMANDS: &[CommandSpec] = &[
             since: "0.1.0",
             group: "cluster",
             complexity: "O(N) where N is the number of revisions kept",
+            ..Doc::EMPTY
+        },
+    },
+    // Issue 7: history commands (redraft's own; names and arguments are API).
+    CommandSpec {
+        name: "getat",
+        arity: 3,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@string", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the value a key had at a revision, or nil if it did not exist then; fails with COMPACTED below the compact revision (redraft)",
+            since: "0.1.0",
+            group: "string",
+            complexity: "O(log N) where N is the number of stored versions of the key.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "revision", typ: "integer", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "history",
+        arity: -2,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@string", "@slow"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "List a key's stored versions, oldest first, as [revision, event, value] (event: set, del or expired; value nil for a delete) (redraft)",
+            since: "0.1.0",
+            group: "string",
+            complexity: "O(log N + M) where N is the number of stored versions of the key and M the number returned.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "from", typ: "integer", token: "FROM", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "to", typ: "integer", token: "TO", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "count", typ: "integer", token: "COUNT", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "rollback",
+        arity: 3,
+        flags: &["write", "denyoom"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@string", "@slow"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "access", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Write the value a key had at a revision as a new revision (delete it if it did not exist then); returns the store's revision afterwards (redraft)",
+            since: "0.1.0",
+            group: "string",
+            complexity: "O(log N) where N is the number of stored versions of the key.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "revision", typ: "integer", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "compact",
+        arity: 2,
+        flags: &["write"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@keyspace", "@write", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Drop history older than a revision (each key keeps its value at it); reads and watches below it then fail with COMPACTED (redraft)",
+            since: "0.1.0",
+            group: "server",
+            complexity: "O(N) where N is the number of keys.",
+            arguments: &[
+                Arg { name: "revision", typ: "integer", ..Arg::EMPTY },
+            ],
             ..Doc::EMPTY
         },
     },

@@ -20,6 +20,12 @@ const READ_CHUNK: usize = 16 * 1024;
 /// announced as 500 MB is buffered as it arrives, never allocated on the client's word.
 const MAX_UP_FRONT: usize = 1024 * 1024;
 
+/// How much [`Connection::read_ahead`] reserves per read.
+const READ_AHEAD_STEP: usize = 512;
+
+/// The most unframed input [`Connection::read_ahead`] buffers.
+pub const MAX_READ_AHEAD: usize = 1024 * 1024;
+
 /// A buffered RESP connection over any async byte stream.
 pub struct Connection<S> {
     stream: S,
@@ -73,6 +79,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
                 return Ok(None);
             }
+        }
+    }
+
+    /// Reads more input into the buffer without framing it (the session watches a blocked
+    /// client's socket with it). Returns the bytes read, 0 at end of stream. Cancel-safe.
+    /// Stops reading (pending forever) once [`MAX_READ_AHEAD`] bytes wait unframed, so a
+    /// client cannot grow the buffer while its command blocks.
+    pub async fn read_ahead(&mut self) -> std::io::Result<usize> {
+        if self.rbuf.len() >= MAX_READ_AHEAD {
+            return std::future::pending().await;
+        }
+        // A small step: a blocked client usually sends nothing, so its buffer stays small.
+        self.rbuf.reserve(READ_AHEAD_STEP);
+        self.stream.read_buf(&mut self.rbuf).await
+    }
+
+    /// Gives back the memory of empty buffers (a command is about to block for long): an
+    /// idle blocked client then holds no buffer. The next read or reply allocates again.
+    pub fn release_idle_buffers(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
         }
     }
 

@@ -9,16 +9,20 @@
 //! - `read.rs`: batched ReadIndex behind the linearizable read gate.
 //! - `expiry.rs`: the leader's expiry timer, which proposes the deletion of keys whose deadline
 //!   has passed.
+//! - `compaction.rs`: the leader's automatic compaction (`[store] history_*`).
+//! - `publish.rs`: PUBLISH forwarded to every peer (cluster-wide pub/sub).
 //! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
 //! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
 //! - `rpc.rs`: the peer wire format and the inbound RPC server.
 //! - `node.rs` (crate root) assembles these into one running node.
 
+mod compaction;
 mod expiry;
 pub mod health;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+mod publish;
 pub mod read;
 pub mod rpc;
 pub mod state_machine;
@@ -28,7 +32,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use compaction::spawn_compaction;
 pub use expiry::spawn_expiry;
+pub use publish::Forwarders;
 pub use read::{ReadStats, Reads};
 pub use write::{RaftNode, WriteError};
 

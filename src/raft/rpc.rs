@@ -44,7 +44,10 @@ use super::health::Liveness;
 use super::membership::{self, AdminRequest, AdminResult};
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use super::{stamp, TypeConfig};
+use bytes::Bytes;
+
 use crate::store::{Request, Response};
+use crate::watch::pubsub::PubSub;
 
 /// The first byte of every peer frame body.
 pub const PEER_PROTOCOL_VERSION: u8 = 1;
@@ -120,6 +123,11 @@ pub enum RpcRequest {
     /// Whether this node is initialised: a pristine node asks its peers before it initialises
     /// (`node.rs`, "Initialisation is safe").
     Status,
+    /// A PUBLISH on another node, for this node's subscribers (`publish.rs`).
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+    },
 }
 
 /// What [`RpcRequest::Status`] answers.
@@ -154,6 +162,8 @@ pub enum RpcResponse {
     ClientWriteMany(Vec<Result<Response, ForwardError>>),
     Admin(AdminResult),
     Status(PeerStatus),
+    /// How many subscribers on this node received a [`RpcRequest::Publish`].
+    Published(u64),
 }
 
 /// Writes one frame.
@@ -326,6 +336,7 @@ pub async fn serve(
     raft: Raft,
     me: PeerIdentity,
     liveness: Arc<Liveness>,
+    pubsub: Arc<PubSub>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let me = Arc::new(me);
@@ -346,6 +357,7 @@ pub async fn serve(
         let me = me.clone();
         let shutdown = shutdown.clone();
         let liveness = liveness.clone();
+        let pubsub = pubsub.clone();
         tokio::spawn(async move {
             let peer =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_handshake(&mut stream, &me))
@@ -362,7 +374,7 @@ pub async fn serve(
                     }
                 };
             tracing::debug!(%addr, peer, "peer connected");
-            if let Err(e) = serve_conn(stream, raft, peer, liveness, shutdown).await {
+            if let Err(e) = serve_conn(stream, raft, peer, liveness, pubsub, shutdown).await {
                 tracing::debug!(%addr, peer, error = %e, "peer connection closed");
             }
         });
@@ -374,6 +386,7 @@ async fn serve_conn(
     raft: Raft,
     peer: u64,
     liveness: Arc<Liveness>,
+    pubsub: Arc<PubSub>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
@@ -396,6 +409,17 @@ async fn serve_conn(
         let raft = raft.clone();
         let tx = tx.clone();
         let liveness = liveness.clone();
+        if let RpcRequest::Publish { channel, message } = &req.body {
+            // Delivered in arrival order, before the next request is read (PublishOrdered).
+            let received = pubsub.publish(channel, message) as u64;
+            let _ = tx
+                .send(Envelope {
+                    id: req.id,
+                    body: RpcResponse::Published(received),
+                })
+                .await;
+            continue;
+        }
         tokio::spawn(async move {
             let body = handle(&raft, peer, &liveness, req.body).await;
             let _ = tx.send(Envelope { id: req.id, body }).await;
@@ -489,6 +513,8 @@ async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) ->
                 leader,
             })
         }
+        // Answered in `serve_conn`, in arrival order.
+        RpcRequest::Publish { .. } => RpcResponse::Published(0),
     }
 }
 

@@ -33,13 +33,13 @@ use futures::{Stream, StreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use super::log_store::{decode, encode};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
 use crate::metrics::NodeMetrics;
-use crate::store::{Event, Response, Store};
+use crate::store::{Applied, Response, Store};
 
 const SNAPSHOT_FILE: &str = "current.snap";
 
@@ -63,9 +63,15 @@ pub struct StateMachineStore {
     /// The last snapshot built or installed, as persisted.
     current: Arc<Mutex<Option<CurrentSnapshot>>>,
     dir: Arc<PathBuf>,
-    /// Applied changes, in revision order, for watchers on this node. Lagging receivers are
-    /// told they lagged; apply never waits for them.
-    events: broadcast::Sender<Arc<Vec<Event>>>,
+    /// Applied changes and keyspace notifications, in revision order, for the keyspace
+    /// notifier on this node (best effort, as Redis's). Lagging receivers are told they
+    /// lagged; apply never waits for them.
+    events: broadcast::Sender<Arc<Applied>>,
+    /// The store's revision after the last apply (or snapshot install): what the watch stream's
+    /// blocked readers wait on before reading the new changes from the store's history. A
+    /// `watch` channel holds one value whatever the number of waiters: nothing per watcher
+    /// is buffered, and no watcher can lag or block apply.
+    revision: Arc<watch::Sender<u64>>,
     /// Woken when an apply (or a snapshot install) makes the earliest deadline earlier, so the
     /// leader's expiry timer (`expiry.rs`) never sleeps past a deadline it has not seen.
     deadline_wake: Arc<Notify>,
@@ -90,11 +96,13 @@ impl StateMachineStore {
             Err(e) => return Err(e),
         };
         let (events, _) = broadcast::channel(1024);
+        let (revision, _) = watch::channel(0);
         Ok(Self {
             state: Arc::new(RwLock::new(SmState::default())),
             current: Arc::new(Mutex::new(current)),
             dir: Arc::new(dir.to_path_buf()),
             events,
+            revision: Arc::new(revision),
             deadline_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
         })
@@ -116,9 +124,24 @@ impl StateMachineStore {
         self.deadline_wake.clone()
     }
 
-    /// Subscribes to applied events.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Event>>> {
+    /// Subscribes to applied changes and their keyspace notifications.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Applied>> {
         self.events.subscribe()
+    }
+
+    /// Returns a receiver of the store's revision, changed after every apply that moved it.
+    pub fn revision_watch(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// Publishes the store's current revision to the watch stream's waiters.
+    fn publish_revision(&self) {
+        let revision = self.read().store.revision();
+        self.revision.send_if_modified(|r| {
+            let changed = *r != revision;
+            *r = revision;
+            changed
+        });
     }
 
     /// Writes the snapshot file without copying `data` again (it may be large).
@@ -235,7 +258,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
-            let (response, events) = {
+            let (response, applied) = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let next_before = st.store.next_deadline();
                 st.last_applied = Some(log_id);
@@ -244,10 +267,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Response::Noop {
                             revision: st.store.revision(),
                         },
-                        Vec::new(),
+                        Applied::default(),
                     ),
                     EntryPayload::Normal(ref req) => {
-                        let applied = st.store.apply(req);
+                        let applied = st.store.apply_notified(req);
                         let next = st.store.next_deadline();
                         earlier_deadline |=
                             next.is_some() && next_before.is_none_or(|b| next < Some(b));
@@ -259,14 +282,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             Response::Noop {
                                 revision: st.store.revision(),
                             },
-                            Vec::new(),
+                            Applied::default(),
                         )
                     }
                 }
             };
-            if !events.is_empty() {
-                // No receivers is fine: nobody is watching.
-                let _ = self.events.send(Arc::new(events));
+            if !applied.events.is_empty() {
+                self.publish_revision();
+            }
+            if !applied.events.is_empty() || !applied.notices.is_empty() {
+                // No receivers is fine: nobody is listening.
+                let _ = self.events.send(Arc::new(applied));
             }
             if let Some(r) = responder {
                 r.send(response);
@@ -312,6 +338,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         // The snapshot's deadlines are this node's to expire if it leads.
         self.deadline_wake.notify_one();
+        self.publish_revision();
         if restoring {
             tracing::info!(last_log_id = ?meta.last_log_id, "snapshot restored from disk");
         } else {

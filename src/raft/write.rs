@@ -93,6 +93,11 @@ pub struct RaftNode {
     /// Leader contact and apply progress, for `/health` and `/ready` (and the read gate's
     /// `leader_in_touch`).
     pub liveness: Arc<Liveness>,
+    /// This node's pub/sub channels; keyspace notifications and PUBLISH (local or forwarded
+    /// by a peer) are delivered here.
+    pub pubsub: Arc<crate::watch::pubsub::PubSub>,
+    /// PUBLISH's per-peer forwarders (`publish.rs`).
+    pub forwarders: super::Forwarders,
 }
 
 impl RaftNode {

@@ -51,6 +51,13 @@ pub struct ClientHandle {
     /// Set by `CLIENT KILL`; the session closes as soon as it sees it.
     killed: AtomicBool,
     kill: Notify,
+    /// A command of this client waits for data (XREAD BLOCK): the session then watches the
+    /// socket for the client going away (`server::session`). Set and cleared by the command.
+    blocked: AtomicBool,
+    block_started: Notify,
+    /// The client closed its end while a command was blocked; the command gives up.
+    gone: AtomicBool,
+    gone_notify: Notify,
 }
 
 /// The fields a client sets about itself.
@@ -89,6 +96,10 @@ impl ClientHandle {
             names: Mutex::new(ClientNames::default()),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            blocked: AtomicBool::new(false),
+            block_started: Notify::new(),
+            gone: AtomicBool::new(false),
+            gone_notify: Notify::new(),
         }
     }
 
@@ -139,6 +150,38 @@ impl ClientHandle {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Marks a command of this client as blocked (or no longer); the session watches the
+    /// socket while it is.
+    pub fn set_blocked(&self, on: bool) {
+        self.blocked.store(on, Ordering::Relaxed);
+        if on {
+            self.block_started.notify_one();
+        }
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when a command calls `set_blocked(true)` (or did since the last call).
+    pub async fn block_started(&self) {
+        self.block_started.notified().await;
+    }
+
+    /// Records that the client closed its end (seen while a command was blocked).
+    pub fn set_gone(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+        self.gone_notify.notify_one();
+    }
+
+    /// Resolves once the client has gone ([`ClientHandle::set_gone`]).
+    pub async fn gone(&self) {
+        if self.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        self.gone_notify.notified().await;
     }
 
     /// Resolves when [`ClientHandle::kill`] has been called.

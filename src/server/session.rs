@@ -16,6 +16,10 @@
 //! - when the replies of one batch exceed the output buffer limit
 //!   (`[server] client_output_buffer_limit`), logged as Redis logs it.
 //!
+//! Pub/sub: a subscribed connection also wakes for its queued messages (`watch::pubsub`) and
+//! writes them between batches, in the order they were published; a message that arrives
+//! while a batch runs is written after the batch's replies.
+//!
 //! Backpressure: while the socket does not take a batch's replies, the session does not read
 //! further commands, so one connection holds at most one batch of replies (bounded by the output
 //! buffer limit). Redis instead keeps reading and queueing until the limit; a client that never
@@ -58,6 +62,16 @@ pub async fn run(
         };
         let argv = tokio::select! {
             r = conn.read_command() => r,
+            Some(message) = next_message(&mut session) => {
+                // Pub/sub: write this message and any others already queued, then wait again.
+                conn.proto = session.proto;
+                conn.write_frame(&message.frame());
+                write_queued_messages(&mut conn, &mut session);
+                if !flush_within(&mut conn, idle_limit).await {
+                    return;
+                }
+                continue;
+            }
             _ = shutdown.changed() => return,
             _ = handle.killed() => return,
             _ = idle => {
@@ -89,9 +103,39 @@ pub async fn run(
         // during an earlier batch does not cover them.
         session.barrier_valid = false;
         let mut batch = commands::Batch::new(received);
-        while let Some(out) = batch.next(ctx, &mut session).await {
+        loop {
+            let next = {
+                // While a command blocks (XREAD BLOCK), watch the socket so that a client that
+                // goes away ends the wait (Redis notices a closed blocked client too). Only
+                // then: reading ahead would otherwise cost every command a syscall.
+                let next = batch.next(ctx, &mut session);
+                tokio::pin!(next);
+                let (mut watching, mut eof) = (false, false);
+                loop {
+                    tokio::select! {
+                        biased;
+                        out = &mut next => break out,
+                        _ = handle.block_started(), if !watching => {
+                            watching = handle.is_blocked();
+                            if watching {
+                                conn.release_idle_buffers();
+                            }
+                        }
+                        r = conn.read_ahead(), if watching && !eof => {
+                            if !matches!(r, Ok(n) if n > 0) {
+                                eof = true;
+                                handle.set_gone();
+                            }
+                        }
+                    }
+                }
+            };
+            let Some(out) = next else { break };
             conn.proto = session.proto;
             conn.write_frame(&out.frame);
+            for frame in &out.more {
+                conn.write_frame(frame);
+            }
             if output_limit > 0 && conn.pending_output() > output_limit {
                 tracing::warn!(
                     client = handle.id,
@@ -107,6 +151,7 @@ pub async fn run(
                 break;
             }
         }
+        write_queued_messages(&mut conn, &mut session);
         if let Some(e) = framing_error.filter(|_| !close) {
             reply_protocol_error(&mut conn, e).await;
             return;
@@ -122,6 +167,24 @@ pub async fn run(
         }
         last_interaction = Instant::now();
         handle.touch(last_interaction, 0);
+    }
+}
+
+/// Waits for the next pub/sub message of a subscribed session; never resolves otherwise.
+async fn next_message(session: &mut Session) -> Option<crate::watch::pubsub::Message> {
+    match session.subscription.as_mut() {
+        Some(sub) => sub.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Queues the pub/sub messages already waiting, after the replies written so far.
+fn write_queued_messages(conn: &mut Connection<TcpStream>, session: &mut Session) {
+    if let Some(sub) = session.subscription.as_mut() {
+        conn.proto = session.proto;
+        while let Some(message) = sub.try_recv() {
+            conn.write_frame(&message.frame());
+        }
     }
 }
 

@@ -166,26 +166,44 @@ impl KeyIndex {
         let end = self.versions.partition_point(|v| v.revision.main <= to);
         (start..end.max(start))
             .take(limit)
-            .map(|i| {
-                let version = &self.versions[i];
-                let prev = i.checked_sub(1).and_then(|p| kv(key, &self.versions[p]));
-                match kv(key, version) {
-                    Some(kv) => Event {
-                        kind: EventKind::Put,
-                        revision: version.revision,
-                        kv,
-                        prev,
-                    },
-                    None => {
-                        let kind = match version.change {
-                            Change::Expired => EventKind::Expired,
-                            _ => EventKind::Delete,
-                        };
-                        Event::tombstone(kind, key.clone(), version.revision, prev)
-                    }
-                }
-            })
+            .map(|i| self.event(key, i))
             .collect()
+    }
+
+    /// Returns the event of the version stored at exactly `revision`, if there is one; its
+    /// `prev` is `None` when the version before it is not stored.
+    pub fn event_at(&self, key: &Bytes, revision: Revision) -> Option<Event> {
+        let i = self
+            .versions
+            .binary_search_by(|v| v.revision.cmp(&revision))
+            .ok()?;
+        Some(self.event(key, i))
+    }
+
+    /// Returns the revisions of every stored version, oldest first.
+    pub fn revisions(&self) -> impl Iterator<Item = Revision> + '_ {
+        self.versions.iter().map(|v| v.revision)
+    }
+
+    /// Returns the event of version `i`.
+    fn event(&self, key: &Bytes, i: usize) -> Event {
+        let version = &self.versions[i];
+        let prev = i.checked_sub(1).and_then(|p| kv(key, &self.versions[p]));
+        match kv(key, version) {
+            Some(kv) => Event {
+                kind: EventKind::Put,
+                revision: version.revision,
+                kv,
+                prev,
+            },
+            None => {
+                let kind = match version.change {
+                    Change::Expired => EventKind::Expired,
+                    _ => EventKind::Delete,
+                };
+                Event::tombstone(kind, key.clone(), version.revision, prev)
+            }
+        }
     }
 
     /// Returns the newest stored revision.

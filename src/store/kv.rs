@@ -12,6 +12,10 @@
 //!   every node.
 //! - **HashIndex.** `by_hash` holds `(key_hash(key), key)` for exactly the live keys. It is
 //!   derived state like `live`: not serialised, rebuilt by [`Keyspace::restore`].
+//! - **ChangeIndex.** `by_revision` maps the revision of every stored version with main >=
+//!   `compact_revision` to its key: the changes of the whole keyspace in revision order, what
+//!   the watch stream reads (catch-up and live tail alike). Derived state like `live`: not
+//!   serialised, rebuilt by [`Keyspace::restore`], trimmed by [`Keyspace::compact`].
 //!
 //! # Scan cursors
 //!
@@ -25,6 +29,7 @@
 //! every node, build and platform, so a cursor from one node resumes on any other.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -42,6 +47,10 @@ pub(super) struct Keyspace {
     /// The live keys in SCAN order (HashIndex). The keys share their bytes with `keys`.
     #[serde(skip)]
     by_hash: BTreeSet<(u64, Bytes)>,
+    /// Every stored change at or above the compact revision, by revision (ChangeIndex). The
+    /// keys share their bytes with `keys`.
+    #[serde(skip)]
+    by_revision: BTreeMap<Revision, Bytes>,
 }
 
 /// Returns the 64-bit FNV-1a hash of `key`: SCAN's order (see the module doc).
@@ -57,6 +66,7 @@ impl Keyspace {
         let index = self.keys.entry(key.clone()).or_default();
         let was_live = index.is_live();
         let event = index.put(key, value, revision);
+        self.by_revision.insert(revision, key.clone());
         if !was_live {
             self.live += 1;
             self.by_hash.insert((key_hash(key), key.clone()));
@@ -71,6 +81,7 @@ impl Keyspace {
             .keys
             .get_mut(key.as_ref())?
             .tombstone(key, revision, expired)?;
+        self.by_revision.insert(revision, key.clone());
         self.live -= 1;
         self.by_hash.remove(&(key_hash(key), key.clone()));
         Some(event)
@@ -115,6 +126,7 @@ impl Keyspace {
         #[cfg(debug_assertions)]
         let live_before = self.live;
         self.keys.retain(|_, index| index.compact(at));
+        self.by_revision = self.by_revision.split_off(&Revision::new(at, 0));
         // Compaction never touches a key's newest version unless it is a tombstone, so the
         // live set (and HashIndex) stays as it is.
         #[cfg(debug_assertions)]
@@ -125,6 +137,21 @@ impl Keyspace {
                 self.live
             )
         );
+    }
+
+    /// Returns the changes with revisions in `range`, oldest first, as (revision, key)
+    /// (ChangeIndex): every change at or above the compact revision.
+    pub fn changes(
+        &self,
+        range: (Bound<Revision>, Bound<Revision>),
+    ) -> impl DoubleEndedIterator<Item = (Revision, &Bytes)> + '_ {
+        self.by_revision.range(range).map(|(r, k)| (*r, k))
+    }
+
+    /// Returns the event of `key`'s change at exactly `revision`, if it is stored.
+    pub fn event_at(&self, key: &[u8], revision: Revision) -> Option<Event> {
+        let (key, index) = self.keys.get_key_value(key)?;
+        index.event_at(key, revision)
     }
 
     /// Returns the number of live keys.
@@ -167,6 +194,12 @@ impl Keyspace {
         self.by_hash = self
             .keys()
             .map(|key| (key_hash(key), key.clone()))
+            .collect();
+        self.by_revision = self
+            .keys
+            .iter()
+            .flat_map(|(key, index)| index.revisions().map(move |r| (r, key.clone())))
+            .filter(|(r, _)| r.main >= compact_revision)
             .collect();
         Ok(())
     }

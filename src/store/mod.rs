@@ -12,6 +12,7 @@
 //! - `dedup.rs`: the client dedup table and its bound.
 //! - `snapshot.rs`: the snapshot encoding and the checks on load.
 //! - `error.rs`: [`StoreError`], whose texts are RESP errors.
+//! - `notify.rs`: [`Notice`], the keyspace notifications (Redis event names) an op emits.
 //!
 //! This module reads no clock, no randomness, no configuration and does no I/O, and imports
 //! nothing else from the crate, so it can be tested without a cluster.
@@ -40,6 +41,7 @@ mod expiry;
 mod key_index;
 mod kv;
 mod long_double;
+mod notify;
 mod request;
 mod revision;
 mod snapshot;
@@ -63,6 +65,7 @@ pub use dedup::MAX_DEDUP_CLIENTS;
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
 pub use long_double::LongDouble;
+pub use notify::{Notice, NoticeClass};
 pub use request::{
     ClientSeq, Compare, ExpireCond, Expiry, GetExAction, Op, PutTtl, ReadOp, Request, Response,
     SetWhen, FORMAT_VERSION,
@@ -85,6 +88,14 @@ pub struct Store {
     dedup: DedupTable,
     /// The live keys' deadlines (DeadlineLive). Serialised last (`snapshot.rs`).
     deadlines: Deadlines,
+}
+
+/// What applying one request did besides its response: its changes in `sub` order, and the
+/// keyspace notifications it emits, in Redis's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub events: Vec<Event>,
+    pub notices: Vec<Notice>,
 }
 
 /// The changes of one request, all under main revision `main`; a transaction's ops share one.
@@ -135,6 +146,14 @@ impl Store {
     /// (ExactlyOnce): a retry of the client's last request returns the recorded response and
     /// changes nothing; an older one returns [`StoreError::StaleSequence`] and changes nothing.
     pub fn apply(&mut self, req: &Request) -> (Response, Vec<Event>) {
+        let (response, applied) = self.apply_notified(req);
+        (response, applied.events)
+    }
+
+    /// As [`Store::apply`], and also returns the keyspace notifications of the request
+    /// ([`Notice`]s, derived from the ops and their changes: deterministic too). A deduplicated
+    /// or refused request notifies nothing.
+    pub fn apply_notified(&mut self, req: &Request) -> (Response, Applied) {
         if let Some(client) = req.client {
             match self.dedup.check(client) {
                 Dedup::New => {}
@@ -143,7 +162,7 @@ impl Store {
                         ?client,
                         "duplicate request: answering the recorded response"
                     );
-                    return (response.clone(), Vec::new());
+                    return (response.clone(), Applied::default());
                 }
                 Dedup::Stale { last } => {
                     let error = StoreError::StaleSequence {
@@ -151,21 +170,21 @@ impl Store {
                         seq: client.seq,
                         last,
                     };
-                    return (Response::Error(error), Vec::new());
+                    return (Response::Error(error), Applied::default());
                 }
             }
         }
-        let (response, events) = self.apply_op(&req.op);
+        let (response, applied) = self.apply_op(&req.op);
         if let Some(client) = req.client {
             self.dedup.record(client, response.clone());
         }
-        (response, events)
+        (response, applied)
     }
 
-    fn apply_op(&mut self, op: &Op) -> (Response, Vec<Event>) {
+    fn apply_op(&mut self, op: &Op) -> (Response, Applied) {
         match op {
             // Compaction bumps nothing (RevisionMonotonic), as etcd's.
-            Op::Compact { revision } => return (self.compact(*revision), Vec::new()),
+            Op::Compact { revision } => return (self.compact(*revision), Applied::default()),
             Op::Txn {
                 compares,
                 ops,
@@ -177,11 +196,14 @@ impl Store {
         match self.apply_in(&mut changes, op) {
             Ok(response) => {
                 let events = self.end(changes);
-                (response, events)
+                let mut notices = Vec::new();
+                notify::notices(op, &response, &events, &mut notices);
+                let applied = Applied { events, notices };
+                (response, applied)
             }
             Err(error) => {
                 debug_assert!(changes.is_empty(), "an error changes nothing");
-                (Response::Error(error), Vec::new())
+                (Response::Error(error), Applied::default())
             }
         }
     }
@@ -266,13 +288,36 @@ impl Store {
                 self.cas(c, key, *expected_mod_revision, value, ttl)
             }
             Op::ExpireDue { keys, now_ms } => self.expire_due(c, keys, *now_ms),
+            Op::Rollback { key, revision } => self.rollback(c, key, *revision),
         }
+    }
+
+    /// ROLLBACK: the value `key` had at `revision`, written as the next change (a put that
+    /// clears the TTL, or a delete if the key was absent then).
+    fn rollback(
+        &mut self,
+        c: &mut Changes,
+        key: &Bytes,
+        revision: u64,
+    ) -> Result<Response, StoreError> {
+        self.check_readable(revision)?;
+        match self.keyspace.get_at(key, revision) {
+            Some(kv) => self.put_in(c, key, &kv.value, Ttl::Clear),
+            None => {
+                self.delete_in(c, key);
+            }
+        }
+        let revision = self.revision_with(c);
+        Ok(Response::Integer {
+            value: revision as i64,
+            revision,
+        })
     }
 
     /// EXEC: every compare must hold, then the ops apply in order under one main revision
     /// (RevisionMonotonic: their changes are its subs; none, and the revision stays). An op's
     /// error answers that op and changes nothing; the others still apply, as in Redis.
-    fn txn(&mut self, compares: &[Compare], ops: &[Op], now_ms: i64) -> (Response, Vec<Event>) {
+    fn txn(&mut self, compares: &[Compare], ops: &[Op], now_ms: i64) -> (Response, Applied) {
         if !compares.iter().all(|cmp| self.compare_holds(cmp, now_ms)) {
             let revision = self.revision;
             return (
@@ -280,29 +325,33 @@ impl Store {
                     responses: None,
                     revision,
                 },
-                Vec::new(),
+                Applied::default(),
             );
         }
         let mut changes = self.begin();
         let mut responses = Vec::with_capacity(ops.len());
+        let mut notices = Vec::new();
         for op in ops {
             let before = changes.len();
-            responses.push(match self.apply_in(&mut changes, op) {
+            let response = match self.apply_in(&mut changes, op) {
                 Ok(response) => response,
                 Err(error) => {
                     debug_assert_eq!(changes.len(), before, "an error changes nothing");
                     Response::Error(error)
                 }
-            });
+            };
+            notify::notices(op, &response, &changes.events[before..], &mut notices);
+            responses.push(response);
         }
         let events = self.end(changes);
         let revision = self.revision;
+        let applied = Applied { events, notices };
         (
             Response::Txn {
                 responses: Some(responses),
                 revision,
             },
-            events,
+            applied,
         )
     }
 
@@ -496,6 +545,21 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Returns the stored changes with revisions in `range`, as (revision, key), oldest first
+    /// (reversible): every change at or above the compact revision, none below (ChangeIndex in
+    /// `kv.rs`). [`Store::event_at`] turns one into its [`Event`].
+    pub fn changes(
+        &self,
+        range: (std::ops::Bound<Revision>, std::ops::Bound<Revision>),
+    ) -> impl DoubleEndedIterator<Item = (Revision, &Bytes)> + '_ {
+        self.keyspace.changes(range)
+    }
+
+    /// Returns the event of `key`'s change at exactly `revision`, if it is stored.
+    pub fn event_at(&self, key: &[u8], revision: Revision) -> Option<Event> {
+        self.keyspace.event_at(key, revision)
     }
 
     /// Returns `key`'s deadline (unix ms), if it has one.

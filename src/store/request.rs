@@ -155,6 +155,11 @@ pub enum Op {
     /// `sub` each, as [`EventKind::Expired`](super::EventKind::Expired) events. Answers
     /// [`Response::Deleted`].
     ExpireDue { keys: Vec<Bytes>, now_ms: i64 },
+    /// ROLLBACK: puts the value `key` had at `revision` as a new revision (clearing its TTL, as
+    /// SET does), or deletes the key if it did not exist then. Decided at apply, so it is
+    /// atomic against concurrent writes. Refused below the compact revision and above the
+    /// current one. Answers [`Response::Integer`]: the store's revision afterwards.
+    Rollback { key: Bytes, revision: u64 },
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -460,6 +465,11 @@ impl fmt::Display for Request {
             Op::ExpireDue { keys, now_ms } => {
                 write!(f, "ExpireDue({} keys, now {now_ms})", keys.len())
             }
+            Op::Rollback { key, revision } => write!(
+                f,
+                "Rollback({:?} to {revision})",
+                String::from_utf8_lossy(key)
+            ),
         }
     }
 }

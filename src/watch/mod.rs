@@ -1,17 +1,13 @@
-//! Watch: fan-out of applied changes to watchers on this node (DESIGN §6).
+//! Watch: what this node tells clients about applied changes (DESIGN §6).
 //!
-//! The state machine publishes every applied entry's [`Event`]s, in revision order, on a
-//! bounded broadcast channel that never blocks apply (`StateMachineStore::subscribe`). This
-//! module turns that into per-watcher streams. Only the subscription type exists so far; the
-//! `__watch__:<prefix>` stream and keyspace notifications are not built yet.
+//! - `pubsub.rs`: the channels and patterns of SUBSCRIBE/PSUBSCRIBE on this node, PUBLISH's
+//!   fan-out, and the keyspace notifier that turns each applied entry's
+//!   [`Notice`](crate::store::Notice)s into `__keyspace@0__`/`__keyevent@0__` messages.
+//! - `stream.rs`: the read-only virtual stream `__watch__:<prefix>` (XREAD, XRANGE,
+//!   XREVRANGE), served from the store's history.
+//!
+//! This module knows RESP only as [`Frame`](crate::protocol::Frame)s and reads the store only
+//! through the state machine's read lock.
 
-use std::sync::Arc;
-
-use tokio::sync::broadcast;
-
-pub use crate::store::Event;
-
-/// A subscription to every change applied on this node, in revision order. A receiver that
-/// falls more than the channel bound behind gets `RecvError::Lagged` and must catch up from
-/// history; apply never waits for it.
-pub type EventReceiver = broadcast::Receiver<Arc<Vec<Event>>>;
+pub mod pubsub;
+pub mod stream;

@@ -45,14 +45,36 @@ pub fn phase(why: &str) {
     eprintln!("[{:7.2}s] == {why}", t.as_secs_f64());
 }
 
-/// Returns `n` distinct ports that were free a moment ago: binds them all on 127.0.0.1:0 at
-/// once, reads the ports, then drops the listeners.
+/// Returns `n` distinct ports that were free a moment ago, below the kernel's ephemeral range.
+///
+/// Ports handed out by `bind(0)` come from the ephemeral range (32768-60999 on Linux), where
+/// any process's next outgoing connection or `bind(0)` may take one between our check and the
+/// node's bind (seen: a node exiting "Address already in use" while tests ran in parallel).
+/// Ports in 20000-32767 are never handed out by the kernel, so only another harness picking the
+/// same port at the same moment could collide: each process starts at its own offset (from its
+/// pid) and never hands out a port twice; each candidate is checked by binding it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut held = Vec::with_capacity(n);
+    let mut tries = 0;
+    while held.len() < n {
+        tries += 1;
+        assert!(tries < SPAN, "no free port in {LOW}..{}", LOW + SPAN);
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    held.iter()
         .map(|l| l.local_addr().expect("local_addr").port())
         .collect()
 }

@@ -4,5 +4,6 @@
 pub mod durability;
 pub mod linearizable;
 pub mod set;
+pub mod watch;
 
 pub use linearizable::Verdict;

@@ -1,5 +1,5 @@
-//! Redis's glob matching for KEYS and SCAN MATCH: `stringmatchlen` of Redis 7.0 (`util.c`),
-//! byte for byte, so a pattern selects the same keys as in Redis.
+//! Redis's glob matching for KEYS, SCAN MATCH and PSUBSCRIBE: `stringmatchlen` of Redis 7.0
+//! (`util.c`), byte for byte, so a pattern selects the same keys (and channels) as in Redis.
 //!
 //! `*` any run of bytes, `?` one byte, `[abc]` a set, `[^a]` its complement, `[a-z]` a range
 //! (ends in either order, compared as C's signed `char`), `\x` the byte `x`. A malformed

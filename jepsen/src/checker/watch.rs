@@ -1,0 +1,278 @@
+//! The watch check (DESIGN §6, SEMANTICS.md §4): what the watchers saw through the faults.
+//!
+//! Every state-changing entry makes exactly one revision with changes numbered from sub 0, and
+//! the harness's watchers follow every key from revision 0, so each watcher's events must be:
+//! - **ordered and unique**: `(revision, sub)` strictly increasing;
+//! - **reliable** (no gaps): every revision from 1 to the final one, each with subs 0, 1, ...;
+//! - **the same for every watcher** (whatever nodes they read from and moved between);
+//! - **faithful**: every acknowledged write (`SET`, a successful `CAS`, a set add) appears as a
+//!   `set` of its key to its value, and no register key is ever set to a value nobody tried to
+//!   write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::Verdict;
+use crate::history::{Call, Op, Outcome};
+use crate::watch::{WatchEvent, WatcherLog};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WatchReport {
+    pub verdict: Verdict,
+    pub watchers: usize,
+    /// Events each watcher saw up to the final revision.
+    pub events: Vec<usize>,
+    /// Node moves per watcher (reconnections to another node and resumes).
+    pub moves: Vec<u64>,
+    pub final_revision: Option<u64>,
+    /// What is wrong, first problems first (at most 20).
+    pub problems: Vec<String>,
+}
+
+fn check_one(log: &WatcherLog, upto: u64, problems: &mut Vec<String>) -> Vec<WatchEvent> {
+    let w = log.watcher;
+    let events: Vec<WatchEvent> = log
+        .events
+        .iter()
+        .filter(|e| e.revision <= upto)
+        .cloned()
+        .collect();
+    let mut expect = (1u64, 0u64);
+    for e in &events {
+        let at = (e.revision, e.sub);
+        if at == expect || (e.revision == expect.0 + 1 && e.sub == 0 && expect.1 > 0) {
+            // The next sub of this revision, or the first of the next one.
+        } else if at < expect {
+            problems.push(format!(
+                "watcher {w}: {}-{} after {}-{} (out of order or repeated)",
+                e.revision,
+                e.sub,
+                expect.0,
+                expect.1.saturating_sub(1)
+            ));
+        } else {
+            problems.push(format!(
+                "watcher {w}: gap: {}-{} where {}-{} (or the next revision) was due",
+                e.revision, e.sub, expect.0, expect.1
+            ));
+        }
+        expect = (e.revision, e.sub + 1);
+    }
+    let last = events.last().map(|e| e.revision).unwrap_or(0);
+    if last < upto {
+        problems.push(format!(
+            "watcher {w}: saw revisions up to {last}, the cluster reached {upto}"
+        ));
+    }
+    events
+}
+
+/// Checks the watchers' `logs` against the history `ops` and the cluster's final revision.
+pub fn check(ops: &[Op], logs: &[WatcherLog], final_revision: Option<u64>) -> WatchReport {
+    let mut problems = Vec::new();
+    let mut report = WatchReport {
+        verdict: Verdict::Unknown,
+        watchers: logs.len(),
+        events: Vec::new(),
+        moves: logs.iter().map(|l| l.moves).collect(),
+        final_revision,
+        problems: Vec::new(),
+    };
+    let Some(upto) = final_revision else {
+        report
+            .problems
+            .push("the final revision could not be read".into());
+        return report;
+    };
+    for l in logs {
+        for e in &l.errors {
+            problems.push(format!("watcher {}: {e}", l.watcher));
+        }
+    }
+    let seen: Vec<Vec<WatchEvent>> = logs
+        .iter()
+        .map(|l| check_one(l, upto, &mut problems))
+        .collect();
+    report.events = seen.iter().map(Vec::len).collect();
+    if let Some(first) = seen.first() {
+        for (i, other) in seen.iter().enumerate().skip(1) {
+            if let Some(at) =
+                (0..first.len().max(other.len())).find(|&k| first.get(k) != other.get(k))
+            {
+                problems.push(format!(
+                    "watchers 0 and {i} disagree at event {at}: {:?} vs {:?}",
+                    first.get(at),
+                    other.get(at)
+                ));
+            }
+        }
+        // Faithful: acknowledged writes present; register values all attempted.
+        let sets: BTreeSet<(&str, &str)> = first
+            .iter()
+            .filter(|e| e.kind == "set")
+            .filter_map(|e| Some((e.key.as_str(), e.value.as_deref()?)))
+            .collect();
+        let mut attempted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for op in ops {
+            let (written, acked) = match &op.call {
+                Call::Write { value } => (Some(value.as_str()), op.outcome == Outcome::Ok),
+                Call::Cas { value, result, .. } => (
+                    Some(value.as_str()),
+                    op.outcome == Outcome::Ok && *result == Some(true),
+                ),
+                Call::Add { .. } => (Some("1"), op.outcome == Outcome::Ok),
+                Call::Read { .. } => (None, false),
+            };
+            let Some(v) = written else { continue };
+            attempted.entry(op.key.as_str()).or_default().insert(v);
+            if acked && !sets.contains(&(op.key.as_str(), v)) {
+                problems.push(format!(
+                    "acknowledged write of {}={v} (op {}) never appeared in the watch stream",
+                    op.key, op.id
+                ));
+            }
+        }
+        for e in first.iter().filter(|e| e.kind == "set") {
+            let Some(v) = e.value.as_deref() else {
+                continue;
+            };
+            if !attempted.get(e.key.as_str()).is_some_and(|a| a.contains(v)) {
+                problems.push(format!(
+                    "event {}-{} sets {}={v}, which no operation tried to write",
+                    e.revision, e.sub, e.key
+                ));
+            }
+        }
+    }
+    report.verdict = if problems.is_empty() {
+        Verdict::True
+    } else if problems
+        .iter()
+        .all(|p| p.contains("did not reach revision"))
+    {
+        Verdict::Unknown
+    } else {
+        Verdict::False
+    };
+    problems.truncate(20);
+    report.problems = problems;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Call, Op, Outcome};
+
+    fn ev(revision: u64, sub: u64, key: &str, value: &str) -> WatchEvent {
+        WatchEvent {
+            revision,
+            sub,
+            kind: "set".into(),
+            key: key.into(),
+            value: Some(value.into()),
+        }
+    }
+
+    fn log(watcher: usize, events: Vec<WatchEvent>) -> WatcherLog {
+        WatcherLog {
+            watcher,
+            events,
+            ..Default::default()
+        }
+    }
+
+    fn write(id: u64, key: &str, value: &str, outcome: Outcome) -> Op {
+        Op {
+            id,
+            process: 0,
+            node: 1,
+            key: key.into(),
+            call: Call::Write {
+                value: value.into(),
+            },
+            invoke_ns: id,
+            complete_ns: id + 1,
+            outcome,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn agreeing_complete_watchers_pass() {
+        let evs = vec![
+            ev(1, 0, "r0", "1"),
+            ev(2, 0, "r1", "2"),
+            ev(2, 1, "r0", "3"),
+        ];
+        let ops = vec![
+            write(1, "r0", "1", Outcome::Ok),
+            write(2, "r1", "2", Outcome::Ok),
+            write(3, "r0", "3", Outcome::Info),
+            write(4, "r0", "9", Outcome::Fail),
+        ];
+        let r = check(&ops, &[log(0, evs.clone()), log(1, evs)], Some(2));
+        assert_eq!(r.verdict, Verdict::True, "{:?}", r.problems);
+        assert_eq!(r.events, vec![3, 3]);
+    }
+
+    #[test]
+    fn gaps_repeats_disagreement_and_lost_or_phantom_writes_fail() {
+        let ops = vec![
+            write(1, "r0", "1", Outcome::Ok),
+            write(2, "r0", "2", Outcome::Ok),
+        ];
+        let good = vec![ev(1, 0, "r0", "1"), ev(2, 0, "r0", "2")];
+        let cases: Vec<(&str, Vec<WatchEvent>, &str)> = vec![
+            ("gap", vec![ev(2, 0, "r0", "2")], "gap"),
+            (
+                "repeat",
+                vec![
+                    ev(1, 0, "r0", "1"),
+                    ev(1, 0, "r0", "1"),
+                    ev(2, 0, "r0", "2"),
+                ],
+                "repeated",
+            ),
+            ("short", vec![ev(1, 0, "r0", "1")], "reached 2"),
+            (
+                "phantom",
+                vec![ev(1, 0, "r0", "1"), ev(2, 0, "r0", "7")],
+                "no operation tried",
+            ),
+        ];
+        for (name, evs, want) in cases {
+            let r = check(&ops, &[log(0, evs)], Some(2));
+            assert_eq!(r.verdict, Verdict::False, "{name}");
+            assert!(
+                r.problems.iter().any(|p| p.contains(want)),
+                "{name}: {:?}",
+                r.problems
+            );
+        }
+        let r = check(
+            &ops,
+            &[
+                log(0, good.clone()),
+                log(1, vec![ev(1, 0, "r0", "1"), ev(2, 0, "r0", "1")]),
+            ],
+            Some(2),
+        );
+        assert!(
+            r.problems.iter().any(|p| p.contains("disagree")),
+            "{:?}",
+            r.problems
+        );
+        let lost = vec![
+            write(1, "r0", "1", Outcome::Ok),
+            write(5, "r1", "5", Outcome::Ok),
+        ];
+        let r = check(&lost, &[log(0, vec![ev(1, 0, "r0", "1")])], Some(1));
+        assert!(
+            r.problems.iter().any(|p| p.contains("never appeared")),
+            "{:?}",
+            r.problems
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! redraft's history commands (DESIGN §3, §5): reading a key as of a revision, listing its
+//! versions, rolling it back, and compacting the history.
+//!
+//! Reads pass the read gate once and answer from the store's history window
+//! (`store::Store::get_at`, `history`); below the compact revision they fail with
+//! `-COMPACTED ... oldest available revision is <compact revision>`, above the current one with
+//! `-ERR revision N is in the future ...`. ROLLBACK and COMPACT are one Raft entry each,
+//! decided at apply (`store::Op::Rollback`, `Op::Compact`), so a rollback is atomic against
+//! concurrent writes.
+//!
+//! # Format
+//!
+//! ```text
+//! GETAT key revision       → bulk | nil (absent at that revision); revision 0 = latest
+//! HISTORY key [FROM rev] [TO rev] [COUNT n]
+//!                          → array of [revision (int), event (set|del|expired), value|nil],
+//!                            oldest first; FROM 0 (default) = every stored version, TO 0
+//!                            (default) = the current revision, COUNT 0 = none, default all
+//! ROLLBACK key revision    → :revision after the rollback (a put of the value the key had at
+//!                            revision, clearing its TTL; a delete if it was absent then, which
+//!                            changes nothing, and writes no revision, if it is absent now)
+//! COMPACT revision         → +OK | -COMPACTED (at or below the compact revision already)
+//!                            | -ERR revision N is in the future ...
+//! ```
+
+use bytes::Bytes;
+
+use super::keys::check_arity;
+use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
+use crate::protocol::{Frame, Parse, ParseError};
+use crate::server::ServerContext;
+use crate::store::{EventKind, Op};
+use crate::watch::stream::event_type;
+
+/// Plans `name` if it is a history write (ROLLBACK, COMPACT).
+pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>> {
+    Some(match name {
+        "rollback" => rollback(parse),
+        "compact" => compact(parse),
+        _ => return None,
+    })
+}
+
+/// Runs `name` if it is a history read (GETAT, HISTORY).
+pub async fn execute(
+    ctx: &ServerContext,
+    session: &mut Session,
+    name: &str,
+    parse: &mut Parse,
+) -> Option<CommandResult> {
+    Some(match name {
+        "getat" => getat(ctx, session, parse).await,
+        "history" => history(ctx, session, parse).await,
+        _ => return None,
+    })
+}
+
+fn store_error(e: crate::store::StoreError) -> CommandError {
+    CommandError::Reply(e.to_string())
+}
+
+async fn getat(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, 3)?;
+    let key = parse.next_bytes()?;
+    let revision = parse.next_u64()?;
+    read_gate(ctx, session).await?;
+    let st = ctx.node.sm.read();
+    let kv = st.store.get_at(&key, revision).map_err(store_error)?;
+    Ok(kv.map_or(Frame::Null, |kv| Frame::Bulk(kv.value)))
+}
+
+async fn history(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+    check_arity(parse, -2)?;
+    let key = parse.next_bytes()?;
+    let (mut from, mut to, mut count) = (0u64, 0u64, usize::MAX);
+    while parse.remaining() > 0 {
+        let option = parse.next_string()?.to_ascii_uppercase();
+        if parse.remaining() == 0 {
+            return Err(ParseError::Syntax.into());
+        }
+        match option.as_str() {
+            "FROM" => from = parse.next_u64()?,
+            "TO" => to = parse.next_u64()?,
+            "COUNT" => count = usize::try_from(parse.next_u64()?).unwrap_or(usize::MAX),
+            _ => return Err(ParseError::Syntax.into()),
+        }
+    }
+    read_gate(ctx, session).await?;
+    let events = {
+        let st = ctx.node.sm.read();
+        st.store
+            .history(&key, from, to, count)
+            .map_err(store_error)?
+    };
+    Ok(Frame::Array(
+        events
+            .iter()
+            .map(|e| {
+                let value = match e.kind {
+                    EventKind::Put => Frame::Bulk(e.kv.value.clone()),
+                    EventKind::Delete | EventKind::Expired => Frame::Null,
+                };
+                Frame::Array(vec![
+                    Frame::Integer(e.revision.main as i64),
+                    Frame::Bulk(Bytes::from_static(event_type(e.kind).as_bytes())),
+                    value,
+                ])
+            })
+            .collect(),
+    ))
+}
+
+fn rollback(parse: &mut Parse) -> Result<Plan, CommandError> {
+    check_arity(parse, 3)?;
+    let key = parse.next_bytes()?;
+    let revision = parse.next_u64()?;
+    Ok(Plan {
+        op: Op::Rollback { key, revision },
+        reply: WriteReply::Integer,
+    })
+}
+
+fn compact(parse: &mut Parse) -> Result<Plan, CommandError> {
+    check_arity(parse, 2)?;
+    let revision = parse.next_u64()?;
+    Ok(Plan {
+        op: Op::Compact { revision },
+        reply: WriteReply::Compacted,
+    })
+}

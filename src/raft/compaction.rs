@@ -1,0 +1,176 @@
+//! Automatic compaction (`[store] history_revisions`, `history_minutes`): the leader proposes
+//! `Op::Compact` entries, so every node compacts at the same point of the log.
+//!
+//! Every node samples (wall clock, applied revision) once per [`SAMPLE_EVERY`] and keeps the
+//! samples of the last `history_minutes`; the leader computes the target and proposes it.
+//! The entry carries only a revision: the time rule is resolved by the proposer, and apply
+//! reads no clock (DeterministicApply).
+//!
+//! - `history_revisions = N`: keep the last N revisions: target `revision - N + 1`.
+//! - `history_minutes = T`: keep every revision applied in the last T minutes: target the
+//!   newest revision this node had applied at a sample at least T minutes old (a revision it
+//!   had applied then was written then or earlier). A node that has not been up T minutes has
+//!   no such sample and compacts nothing by time: a new leader errs on keeping more.
+//! - Both: a revision is kept while either rule wants it (the smaller target).
+//!
+//! A target at or below the compact revision proposes nothing.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{unix_ms, RaftNode};
+use crate::config::StoreSection;
+use crate::store::{Op, Request};
+
+/// How often the policy is checked and a sample taken.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// The compaction target of the policy, or `None`: `revision` is the current revision,
+/// `samples` (time ms, revision) oldest first, `now_ms` the proposer's clock.
+pub fn target(
+    policy: &StoreSection,
+    revision: u64,
+    samples: &VecDeque<(i64, u64)>,
+    now_ms: i64,
+) -> Option<u64> {
+    let by_count = policy
+        .history_revisions
+        .map(|n| revision.saturating_sub(n).saturating_add(1));
+    // Compacting at 1 drops nothing: no revision is below it.
+    let by_time = policy.history_minutes.map(|minutes| {
+        let cutoff = now_ms.saturating_sub((minutes as i64).saturating_mul(60_000));
+        samples
+            .iter()
+            .take_while(|(at, _)| *at <= cutoff)
+            .last()
+            .map_or(0, |(_, r)| *r)
+    });
+    match (by_count, by_time) {
+        (None, None) => None,
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (Some(a), Some(b)) => Some(a.min(b)),
+    }
+    .filter(|t| *t > 1)
+}
+
+/// Starts the compaction task of `node` if `policy` asks for one; it ends when `shutdown`
+/// turns true.
+pub fn spawn_compaction(
+    node: Arc<RaftNode>,
+    policy: StoreSection,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if policy.history_revisions.is_none() && policy.history_minutes.is_none() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let keep_ms = policy.history_minutes.map_or(0, |m| m as i64 * 60_000);
+        let mut samples: VecDeque<(i64, u64)> = VecDeque::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SAMPLE_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+            let now_ms = unix_ms();
+            let (revision, compact_revision) = {
+                let st = node.sm.read();
+                (st.store.revision(), st.store.compact_revision())
+            };
+            samples.push_back((now_ms, revision));
+            // Keep one sample older than the window (the one the time rule uses).
+            while samples.len() > 1 && samples[1].0 <= now_ms - keep_ms {
+                samples.pop_front();
+            }
+            if !node.is_leader() {
+                continue;
+            }
+            let Some(target) = target(&policy, revision, &samples, now_ms) else {
+                continue;
+            };
+            if target <= compact_revision {
+                continue;
+            }
+            let req = Request {
+                client: None,
+                op: Op::Compact { revision: target },
+            };
+            match node.write(req).await {
+                Ok(response) => tracing::debug!(target, ?response, "automatic compaction"),
+                Err(e) => tracing::debug!(error = %e, "automatic compaction failed; retrying"),
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_follow_either_rule() {
+        let policy = |n, m| StoreSection {
+            history_revisions: n,
+            history_minutes: m,
+        };
+        let samples: VecDeque<(i64, u64)> = [(0, 10), (60_000, 20), (120_000, 30)].into();
+        let now = 150_000;
+        struct Case {
+            n: Option<u64>,
+            m: Option<u64>,
+            revision: u64,
+            want: Option<u64>,
+        }
+        let cases = [
+            Case {
+                n: None,
+                m: None,
+                revision: 40,
+                want: None,
+            },
+            Case {
+                n: Some(5),
+                m: None,
+                revision: 40,
+                want: Some(36),
+            },
+            Case {
+                n: Some(50),
+                m: None,
+                revision: 40,
+                want: None,
+            },
+            // One minute back from 150 s is 90 s: the newest sample at or before it is 20.
+            Case {
+                n: None,
+                m: Some(1),
+                revision: 40,
+                want: Some(20),
+            },
+            // Three minutes: no sample that old yet, nothing by time.
+            Case {
+                n: None,
+                m: Some(3),
+                revision: 40,
+                want: None,
+            },
+            Case {
+                n: Some(5),
+                m: Some(1),
+                revision: 40,
+                want: Some(20),
+            },
+            Case {
+                n: Some(30),
+                m: Some(1),
+                revision: 40,
+                want: Some(11),
+            },
+        ];
+        for c in cases {
+            assert_eq!(target(&policy(c.n, c.m), c.revision, &samples, now), c.want);
+        }
+    }
+}
