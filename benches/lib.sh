@@ -1,6 +1,10 @@
-# Shared by the redis-benchmark scripts in benches/: build, scratch folder, process cleanup,
-# a local three-node cluster, a local Redis, medians. Source it; it defines functions only,
-# plus WORK, BIN and PIDS once `bench_init` has run.
+# Shared by the scripts in benches/: build, scratch folder, process cleanup, a local
+# three-node cluster, a local Redis, a local etcd cluster (compare.sh), medians. Source it; it
+# defines functions only, plus WORK, BIN and PIDS once `bench_init` has run.
+#
+# Processes are stopped by PID only, never by name (other people's servers may run here):
+# those in PIDS, and those whose PID a start script wrote to $WORK/pids/NAME.pid (the
+# processes compare.sh's failover restarts through such scripts).
 
 # Builds the release binary, makes a scratch folder, and kills every process the script
 # started (by PID) when it exits.
@@ -14,8 +18,43 @@ bench_init() {
 
 bench_cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    local f
+    for f in "$WORK"/pids/*.pid; do
+        [ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     rm -rf "$WORK"
+}
+
+# Fails unless every port named is free on 127.0.0.1.
+need_free_ports() {
+    local p
+    for p in "$@"; do
+        if ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+            echo "port $p is in use; set BENCH_PORT_BASE to another base (e.g. 23000)" >&2
+            exit 1
+        fi
+    done
+}
+
+# pid_start NAME COMMAND...: writes $WORK/start-NAME.sh, which starts COMMAND in the
+# background (output appended to $WORK/NAME.log) and records its PID in $WORK/pids/NAME.pid;
+# then runs it. The script can be run again to restart the process.
+pid_start() {
+    local name=$1 q
+    shift
+    mkdir -p "$WORK/pids"
+    q=$(printf '%q ' "$@")
+    printf '#!/bin/sh\n%s >>%q 2>&1 </dev/null &\necho $! >%q\n' \
+        "$q" "$WORK/$name.log" "$WORK/pids/$name.pid" >"$WORK/start-$name.sh"
+    sh "$WORK/start-$name.sh"
+}
+
+# pid_kill_cmd NAME: a shell command that kill -9s the process NAME and forgets its PID (NAME
+# may hold the loadgen's `{node}` placeholder; WORK, from mktemp, needs no quoting).
+pid_kill_cmd() {
+    local f="$WORK/pids/$1.pid"
+    echo "p=\$(cat '$f') && rm -f '$f' && kill -9 \"\$p\""
 }
 
 # Fails unless every named tool is installed.

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs the whole suite: cargo
-# test, then the short jepsen run (scripts/jepsen-ci.sh). Ends with one line: total passed/failed.
+# test, then the short jepsen run (scripts/jepsen-ci.sh), then builds the benchmarks
+# (`cargo bench --no-run`: they are built, never timed, here) and runs the load generator's unit
+# tests (benches/loadgen). Ends with one line: total passed/failed.
 #
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
-# redis-server (differential tests against real Redis), which this
-# script installs with apt-get when they are missing. Tests that need a missing tool fail and
-# say how to get it; none is skipped silently.
+# redis-server (differential tests against real Redis); protoc (Debian's protobuf-compiler,
+# which etcd-client's build script needs for the load generator). This script installs them
+# with apt-get when they are missing. Tests that need a missing tool fail and say how to get
+# it; none is skipped silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     if [ "$(id -u)" = 0 ]; then
@@ -33,6 +37,10 @@ cargo test --locked "$@" 2>&1 | tee "$log"
 # The short jepsen run (jepsen/README.md): fails unless the main run is linearizable and the
 # stale-read control is caught.
 bash scripts/jepsen-ci.sh 2>&1 | tee -a "$log"
+# The benchmarks compile (release profile; not run: CI machines are too noisy to gate on
+# speed), and the load generator's own tests pass.
+cargo bench --no-run --locked 2>&1 | tee -a "$log"
+cargo test --locked -p redraft-loadgen 2>&1 | tee -a "$log"
 awk '/^test result:/ {
         for (i = 2; i <= NF; i++) {
             if ($i ~ /^passed;?$/) p += $(i - 1)

@@ -517,3 +517,59 @@ fn unknown_command(raw_name: &[u8], parse: &mut Parse) -> CommandError {
         String::from_utf8_lossy(&args)
     ))
 }
+
+/// Parses `argv` as a session does before proposing a write: the command table lookup and
+/// arity check, then the write planner. Returns the `store::Op` a write command proposes,
+/// `Ok(None)` for any other command (reads and admin commands are executed, not planned), or
+/// the error reply's text. Needs no session or cluster; public for the criterion suite
+/// (`benches/suites/protocol.rs`), which measures command parsing through it.
+pub fn plan_write(argv: Vec<Bytes>) -> Result<Option<Op>, String> {
+    let name = match argv.first() {
+        Some(n) => String::from_utf8_lossy(n).to_lowercase(),
+        None => return Ok(None),
+    };
+    if let Lookup::Found(spec, _) = table::lookup(&name, argv.get(1).map(|a| &a[..])) {
+        if !spec.arity_ok(argv.len()) {
+            return Err(
+                CommandError::from(ParseError::WrongArity(spec.name.to_string())).to_string(),
+            );
+        }
+    }
+    let mut parse = Parse::new(argv);
+    match keys::plan(&name, &mut parse) {
+        Some(Ok(plan)) => Ok(Some(plan.op)),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod plan_write_tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<Bytes> {
+        args.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn plans_writes_and_passes_over_the_rest() {
+        assert_eq!(
+            plan_write(argv(&["set", "k", "v"])),
+            Ok(Some(Op::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+            }))
+        );
+        assert_eq!(plan_write(argv(&["GET", "k"])), Ok(None));
+        assert_eq!(plan_write(Vec::new()), Ok(None));
+        assert_eq!(
+            plan_write(argv(&["SET", "k"])),
+            Err("ERR wrong number of arguments for 'set' command".to_string())
+        );
+        assert!(plan_write(argv(&["INCRBY", "k", "x"]))
+            .unwrap_err()
+            .contains("not an integer"));
+    }
+}

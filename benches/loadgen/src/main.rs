@@ -1,0 +1,94 @@
+//! `redraft-loadgen`: the load generator of `benches/compare.sh`. One binary drives redraft,
+//! Redis and etcd with the same workloads, so the comparison measures the servers, not the
+//! clients.
+//!
+//! - `run`: one workload on one system; prints the result as one JSON line and appends it to
+//!   `--out`.
+//! - `table`: the markdown tables of a results file (medians, min–max, ratios).
+//! - `plot`: the PNG plots of a results file.
+//!
+//! Layout: `args.rs` (flags and their checks), `resp.rs` (RESP client), `client.rs` (one KV
+//! client over RESP or etcd's gRPC API), `kv.rs` (set/get/mixed), `watch.rs`
+//! (watch-latency), `failover.rs`, `result.rs` (histograms, the JSON line), `report.rs`
+//! (tables and plots).
+
+mod args;
+mod client;
+mod failover;
+mod kv;
+mod report;
+mod resp;
+mod result;
+mod watch;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::args::{RunArgs, Workload};
+
+#[derive(Parser)]
+#[command(
+    name = "redraft-loadgen",
+    about = "Load generator for redraft, Redis and etcd"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs one workload against one system.
+    Run(Box<RunArgs>),
+    /// Prints the markdown tables of a results file.
+    Table {
+        /// The JSON-lines results file.
+        input: PathBuf,
+    },
+    /// Draws the PNG plots of a results file into a folder.
+    Plot {
+        input: PathBuf,
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run(args) => {
+            let args = *args;
+            args.validate()?;
+            // Two workers, as many as the machine has cores: the generator must not starve
+            // the servers it measures, nor be the bottleneck on its own.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let out = args.out.clone();
+            let result = rt.block_on(async move {
+                match args.workload {
+                    Workload::Set | Workload::Get | Workload::Mixed => kv::run(args).await,
+                    Workload::WatchLatency => watch::run(args).await,
+                    Workload::Failover => failover::run(args).await,
+                }
+            })?;
+            println!("{}", serde_json::to_string(&result)?);
+            if let Some(path) = out {
+                result::append_jsonl(&path, &result)?;
+            }
+            // Watchers blocked in reads must not keep the process alive.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+        }
+        Cmd::Table { input } => {
+            print!("{}", report::table(&result::read_jsonl(&input)?));
+        }
+        Cmd::Plot { input, out_dir } => {
+            for f in report::plot(&result::read_jsonl(&input)?, &out_dir)? {
+                println!("{}", f.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Store suite: `Store::apply` of single writes (SET, INCR) and of an EXEC of 10 writes (one
+//! `Op::Txn`, one revision), compaction of 100,000 revisions, and snapshot build
+//! (`Store::to_snapshot`) and install (`Store::from_snapshot`) of 100,000 keys. Deterministic
+//! and in memory: no Raft, no disk.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{black_box, BatchSize, Criterion, Throughput};
+use redraft::store::{ClientSeq, Op, Request, Store};
+
+/// Keys the write cases cycle through (a working set that stays in cache, as a hot config).
+const KEYS: u64 = 10_000;
+/// Writes between two untimed compactions in the apply cases, so history stays bounded.
+const CHUNK: u64 = 10_000;
+
+fn key(i: u64) -> Bytes {
+    Bytes::from(format!("key:{:06}", i % KEYS))
+}
+
+fn put(i: u64, value: &Bytes) -> Request {
+    Request {
+        client: None,
+        op: Op::Put {
+            key: key(i),
+            value: value.clone(),
+        },
+    }
+}
+
+/// A store holding `keys` keys with a `value_len`-byte value each, one revision per key.
+pub fn store_with_keys(keys: u64, value_len: usize) -> Store {
+    let value = Bytes::from(vec![b'v'; value_len]);
+    let mut store = Store::new();
+    for i in 0..keys {
+        store.apply(&Request {
+            client: None,
+            op: Op::Put {
+                key: Bytes::from(format!("key:{i:07}")),
+                value: value.clone(),
+            },
+        });
+    }
+    store
+}
+
+/// Times `iters` applications of `make(i)`, compacting (untimed) every [`CHUNK`] writes.
+fn timed_writes(iters: u64, mut make: impl FnMut(u64) -> Request) -> Duration {
+    let mut store = Store::new();
+    let mut total = Duration::ZERO;
+    let mut i = 0;
+    while i < iters {
+        let n = CHUNK.min(iters - i);
+        let reqs: Vec<Request> = (i..i + n).map(&mut make).collect();
+        let start = Instant::now();
+        for r in &reqs {
+            black_box(store.apply(r));
+        }
+        total += start.elapsed();
+        let rev = store.revision();
+        store.apply(&Request {
+            client: None,
+            op: Op::Compact { revision: rev },
+        });
+        i += n;
+    }
+    total
+}
+
+pub fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("Store::apply");
+    g.throughput(Throughput::Elements(1));
+    for (name, len) in [("set_16B", 16), ("set_1KB", 1024)] {
+        let value = Bytes::from(vec![b'v'; len]);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| timed_writes(iters, |i| put(i, &value)))
+        });
+    }
+    // With a client sequence, as every client write carries one (the dedup table is updated).
+    g.bench_function("set_16B_deduplicated", |b| {
+        let value = Bytes::from(vec![b'v'; 16]);
+        b.iter_custom(|iters| {
+            timed_writes(iters, |i| Request {
+                client: Some(ClientSeq {
+                    client_id: 1 + i % 64,
+                    seq: 1 + i / 64,
+                }),
+                op: Op::Put {
+                    key: key(i),
+                    value: value.clone(),
+                },
+            })
+        })
+    });
+    g.bench_function("incr", |b| {
+        b.iter_custom(|iters| {
+            timed_writes(iters, |i| Request {
+                client: None,
+                op: Op::IncrBy {
+                    key: Bytes::from(format!("counter:{}", i % 100)),
+                    delta: 1,
+                },
+            })
+        })
+    });
+    // EXEC of 10 ops (8 SETs, 2 INCRs) without WATCH: one entry, one revision, 10 subs.
+    g.throughput(Throughput::Elements(10));
+    g.bench_function("exec_10", |b| {
+        let value = Bytes::from(vec![b'v'; 16]);
+        b.iter_custom(|iters| {
+            timed_writes(iters, |i| Request {
+                client: None,
+                op: Op::Txn {
+                    compares: Vec::new(),
+                    ops: (0..10)
+                        .map(|j| {
+                            if j < 8 {
+                                Op::Put {
+                                    key: key(i * 10 + j),
+                                    value: value.clone(),
+                                }
+                            } else {
+                                Op::IncrBy {
+                                    key: Bytes::from(format!("counter:{}", (i + j) % 100)),
+                                    delta: 1,
+                                }
+                            }
+                        })
+                        .collect(),
+                    now_ms: 1,
+                },
+            })
+        })
+    });
+    g.finish();
+
+    // Compaction of 100,000 revisions: 1,000 keys written 100 times each, compacted to the
+    // last revision (every key keeps only its newest version).
+    let mut g = c.benchmark_group("Store::apply/compact");
+    g.sample_size(10);
+    let mut history = Store::new();
+    let value = Bytes::from(vec![b'v'; 64]);
+    for i in 0..100_000u64 {
+        history.apply(&Request {
+            client: None,
+            op: Op::Put {
+                key: Bytes::from(format!("key:{:04}", i % 1000)),
+                value: value.clone(),
+            },
+        });
+    }
+    let compact = Request {
+        client: None,
+        op: Op::Compact {
+            revision: history.revision(),
+        },
+    };
+    g.throughput(Throughput::Elements(100_000));
+    g.bench_function("100k_revisions", |b| {
+        b.iter_batched(
+            || history.clone(),
+            // The store is returned so its drop is not timed.
+            |mut s| {
+                let r = s.apply(&compact);
+                (s, r)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // Snapshots of 100,000 keys with 64-byte values (one revision each).
+    let mut g = c.benchmark_group("Store::snapshot");
+    g.sample_size(10);
+    let store = store_with_keys(100_000, 64);
+    let bytes = store.to_snapshot();
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("to_snapshot/100k_keys", |b| {
+        b.iter(|| black_box(store.to_snapshot()))
+    });
+    g.bench_function("from_snapshot/100k_keys", |b| {
+        b.iter_with_large_drop(|| Store::from_snapshot(&bytes).unwrap())
+    });
+    g.finish();
+}
