@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::ClientWriteError;
+use openraft::errors::{ChangeMembershipError, ClientWriteError};
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,10 @@ pub enum AdminError {
     /// The request started but its end is unknown or it timed out.
     #[error("TRYAGAIN {0}")]
     Incomplete(String),
+    /// Another membership change is still committing (openraft allows one at a time): nothing
+    /// was changed; [`RaftNode::admin`] retries until its deadline (two nodes joining at once).
+    #[error("TRYAGAIN {0}")]
+    Busy(String),
 }
 
 /// Timing the administration requests follow (from `[raft]`).
@@ -313,6 +317,9 @@ fn write_error(
         RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => AdminError::Incomplete(
             format!("{what}: leadership changed before the change committed; check RAFT.INFO"),
         ),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(p),
+        )) => AdminError::Busy(format!("{what}: {p}")),
         RaftError::APIError(api) => AdminError::Refused(format!("{what}: {api}")),
     }
 }
@@ -354,7 +361,9 @@ impl RaftNode {
                 None => Err(AdminError::NotLeader { leader: None }),
             };
             match result {
-                Err(AdminError::NotLeader { .. }) if Instant::now() < deadline => {
+                Err(AdminError::NotLeader { .. } | AdminError::Busy(_))
+                    if Instant::now() < deadline =>
+                {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 other => return other,
@@ -377,6 +386,22 @@ impl RaftNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (t41 flaked in CI): two nodes joining at once — the second RAFT.ADDNODE met
+    /// the first one's change still committing, and was refused for good ("already undergoing
+    /// a configuration change"), so `--join` exited. It is a retryable `Busy` now.
+    #[test]
+    fn a_change_in_progress_is_busy_and_retried_not_refused() {
+        let e = openraft::errors::RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(openraft::errors::InProgress {
+                committed: None,
+                membership_log_id: None,
+            }),
+        ));
+        let got = write_error("RAFT.ADDNODE (promote)", e);
+        assert!(matches!(got, AdminError::Busy(_)), "{got:?}");
+        assert!(got.to_string().starts_with("TRYAGAIN "), "{got}");
+    }
 
     #[test]
     fn admin_errors_carry_their_resp_prefix() {
