@@ -60,6 +60,7 @@ use openraft::{Instant as _, ServerState};
 use tokio::sync::oneshot;
 
 use super::health::Liveness;
+use super::typ::RaftMetrics;
 use super::write::{RaftNode, WriteError};
 use super::TypeConfig;
 use crate::config::ReadMode;
@@ -306,13 +307,10 @@ impl RaftNode {
         }
         let rx = self.raft.metrics();
         let m = rx.borrow_watched();
-        if m.state != ServerState::Leader || m.current_leader != Some(self.id) {
+        if !leads_with_own_term_applied(&m) || m.current_leader != Some(self.id) {
             return None;
         }
         let applied = m.last_applied.as_ref()?;
-        if applied.committed_leader_id().term() != m.current_term {
-            return None;
-        }
         let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
         if InstantOf::<TypeConfig>::now() < acked + self.reads.lease {
             Some(applied.index())
@@ -329,12 +327,7 @@ impl RaftNode {
             if let Err(e) = &m.running_state {
                 return Err(WriteError::Fatal(e.to_string()));
             }
-            // Not leader, or the first entry of this term not yet applied here.
-            let own_term_applied = m
-                .last_applied
-                .as_ref()
-                .is_some_and(|l| l.committed_leader_id().term() == m.current_term);
-            if m.state != ServerState::Leader || !own_term_applied {
+            if !leads_with_own_term_applied(&m) {
                 return Ok(Lease::Lapsed);
             }
         }
@@ -348,6 +341,15 @@ impl RaftNode {
             Err(openraft::errors::RaftError::APIError(_)) => Ok(Lease::Lapsed),
         }
     }
+}
+
+/// The guard both lease checks share: this node leads and has applied an entry of its own term
+/// (its blank entry), so everything a previous leader committed is applied here.
+fn leads_with_own_term_applied(m: &RaftMetrics) -> bool {
+    m.state == ServerState::Leader
+        && m.last_applied
+            .as_ref()
+            .is_some_and(|l| l.committed_leader_id().term() == m.current_term)
 }
 
 fn stopped() -> WriteError {

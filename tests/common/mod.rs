@@ -82,26 +82,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 /// Starts `redraft --config <config> --node <id> --log info`, appending stdout and stderr to
 /// `log` after a marker line.
 pub fn spawn_node(config: &Path, id: u64, log: &Path) -> Child {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap_or_else(|e| panic!("open log {}: {e}", log.display()));
-    writeln!(file, "{START_MARKER} {id} =====").expect("write log marker");
-    let stdout = file.try_clone().expect("clone log handle");
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("--node")
-        .arg(id.to_string())
-        .arg("--log")
-        .arg("info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {BIN} for node {id}: {e}"))
+    spawn_node_with(config, id, log, &[])
 }
 
 /// Like [`spawn_node`], with `extra` arguments after `--node <id>`.
