@@ -349,8 +349,11 @@ impl FromStr for ReadMode {
     }
 }
 
-/// `[store]`: the automatic compaction policy. Absent fields keep history forever (until a
-/// `COMPACT`); when both are set, a revision is kept while either rule still wants it.
+/// `[store]`: the automatic compaction policy, as written in `cluster.toml`. What runs is
+/// [`StoreSection::effective`]: with neither rule written, history is bounded by default
+/// ([`DEFAULT_HISTORY_MINUTES`] and at least [`DEFAULT_HISTORY_REVISIONS`]); written rules
+/// replace the defaults; `auto_compaction = false` keeps history forever (until a `COMPACT`).
+/// When both rules are in force, a revision is kept while either still wants it.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
@@ -358,6 +361,38 @@ pub struct StoreSection {
     pub history_revisions: Option<u64>,
     /// Keep revisions from the last T minutes.
     pub history_minutes: Option<u64>,
+    /// `false` turns automatic compaction off (history grows until a `COMPACT`).
+    pub auto_compaction: Option<bool>,
+}
+
+/// The time rule of the default compaction policy: keep the last hour of revisions.
+pub const DEFAULT_HISTORY_MINUTES: u64 = 60;
+/// The count rule of the default compaction policy: keep at least the last 10,000 revisions.
+pub const DEFAULT_HISTORY_REVISIONS: u64 = 10_000;
+
+impl StoreSection {
+    /// The policy that runs. **BoundedByDefault**: history is bounded unless the operator
+    /// writes `auto_compaction = false`, so a long-running cluster's snapshots stop growing.
+    pub fn effective(&self) -> StoreSection {
+        if self.auto_compaction == Some(false) {
+            return StoreSection {
+                history_revisions: None,
+                history_minutes: None,
+                auto_compaction: Some(false),
+            };
+        }
+        if self.history_revisions.is_none() && self.history_minutes.is_none() {
+            return StoreSection {
+                history_revisions: Some(DEFAULT_HISTORY_REVISIONS),
+                history_minutes: Some(DEFAULT_HISTORY_MINUTES),
+                auto_compaction: Some(true),
+            };
+        }
+        StoreSection {
+            auto_compaction: Some(true),
+            ..self.clone()
+        }
+    }
 }
 
 /// Why a configuration or data directory was refused.
@@ -664,13 +699,22 @@ impl ClusterConfig {
         if self.store.history_revisions == Some(0) {
             return Err(invalid(
                 "store.history_revisions",
-                "must be at least 1; remove the line to keep all history",
+                "must be at least 1; set `auto_compaction = false` to keep all history",
             ));
         }
         if self.store.history_minutes == Some(0) {
             return Err(invalid(
                 "store.history_minutes",
-                "must be at least 1; remove the line to keep all history",
+                "must be at least 1; set `auto_compaction = false` to keep all history",
+            ));
+        }
+        if self.store.auto_compaction == Some(false)
+            && (self.store.history_revisions.is_some() || self.store.history_minutes.is_some())
+        {
+            return Err(invalid(
+                "store.auto_compaction",
+                "is false, but history_revisions or history_minutes asks for compaction; \
+                 remove one or the other",
             ));
         }
         Ok(())
@@ -1405,6 +1449,37 @@ data_dir = "d1"
             "store.history_minutes",
             "at least 1",
         );
+        must_be_invalid(
+            &store("auto_compaction = false\nhistory_revisions = 5"),
+            "store.auto_compaction",
+            "remove one or the other",
+        );
+    }
+
+    /// BoundedByDefault: no `[store]` section means the last hour and at least the last
+    /// 10,000 revisions; written rules replace the defaults; `auto_compaction = false` keeps
+    /// everything.
+    #[test]
+    fn history_is_bounded_by_default() {
+        let store = |body: &str| must_parse(&format!("{BASE}\n[store]\n{body}\n")).store;
+        let default = must_parse(BASE).store.effective();
+        assert_eq!(default.history_revisions, Some(DEFAULT_HISTORY_REVISIONS));
+        assert_eq!(default.history_minutes, Some(DEFAULT_HISTORY_MINUTES));
+        assert_eq!(
+            (DEFAULT_HISTORY_REVISIONS, DEFAULT_HISTORY_MINUTES),
+            (10_000, 60)
+        );
+
+        let only_count = store("history_revisions = 500").effective();
+        assert_eq!(only_count.history_revisions, Some(500));
+        assert_eq!(only_count.history_minutes, None);
+
+        let only_time = store("history_minutes = 5").effective();
+        assert_eq!(only_time.history_revisions, None);
+        assert_eq!(only_time.history_minutes, Some(5));
+
+        let off = store("auto_compaction = false").effective();
+        assert_eq!((off.history_revisions, off.history_minutes), (None, None));
     }
 
     #[test]

@@ -270,7 +270,7 @@ impl Node {
         // Only the leader compacts; every node samples its applied revision for the time rule.
         tasks.extend(crate::raft::spawn_compaction(
             node.clone(),
-            cfg.store.clone(),
+            cfg.store.effective(),
             shutdown_rx.clone(),
         ));
 

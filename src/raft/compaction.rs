@@ -114,6 +114,7 @@ mod tests {
         let policy = |n, m| StoreSection {
             history_revisions: n,
             history_minutes: m,
+            auto_compaction: None,
         };
         let samples: VecDeque<(i64, u64)> = [(0, 10), (60_000, 20), (120_000, 30)].into();
         let now = 150_000;
