@@ -16,6 +16,7 @@ pub mod checker;
 pub mod client;
 pub mod db;
 pub mod history;
+pub mod lossyfs;
 pub mod nemesis;
 pub mod report;
 pub mod resp;
