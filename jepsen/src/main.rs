@@ -95,6 +95,18 @@ struct Cli {
     /// Skip the kill -9 and restart of every node before the final reads.
     #[arg(long)]
     no_final_restart: bool,
+    /// Put every node's data dir on its own lossyfs mount (a disk that loses what was not
+    /// fsynced at a power cut); implied by `--nemesis power-loss`. The final restart is then a
+    /// power cut of every node. Needs root and /dev/fuse.
+    #[arg(long)]
+    lossyfs: bool,
+    /// The lossyfs binary (default: `lossyfs` next to this harness).
+    #[arg(long)]
+    lossyfs_bin: Option<PathBuf>,
+    /// `REDRAFT_FAILPOINTS` for the nodes (test-only faults built into redraft, e.g.
+    /// `log_sync_off`: the power-loss control must then fail).
+    #[arg(long)]
+    failpoints: Option<String>,
     /// Watchers following every change with `XREAD … STREAMS __watch__:` (0: none; off when
     /// the server has no watch stream).
     #[arg(long, default_value_t = 3)]
@@ -344,8 +356,10 @@ async fn run(cli: Cli) -> Result<Verdict> {
             "partition" => families.push(Family::Partition),
             "transfer" => families.push(Family::Transfer),
             "membership" => families.push(Family::Membership),
+            "power-loss" => families.push(Family::PowerLoss),
             other => bail!(
-                "unknown nemesis `{other}` (kill, pause, partition, transfer, membership, none)"
+                "unknown nemesis `{other}` (kill, pause, partition, transfer, membership, \
+                 power-loss, none)"
             ),
         }
     }
@@ -374,7 +388,36 @@ async fn run(cli: Cli) -> Result<Verdict> {
         }
     }
 
+    let lossyfs = if cli.lossyfs || families.contains(&Family::PowerLoss) {
+        if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/fuse").exists() {
+            bail!("power loss (lossyfs) needs root and /dev/fuse");
+        }
+        let bin = match &cli.lossyfs_bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("the harness's directory")?
+                .join("lossyfs"),
+        };
+        if !bin.exists() {
+            bail!(
+                "{} not found: build it with `cargo build -p jepsen` (or pass --lossyfs-bin)",
+                bin.display()
+            );
+        }
+        println!("data dirs on lossyfs ({}): power cuts drop unsynced data", bin.display());
+        Some(bin)
+    } else {
+        None
+    };
+    let mut env = Vec::new();
+    if let Some(f) = &cli.failpoints {
+        println!("nodes run with REDRAFT_FAILPOINTS={f}");
+        env.push(("REDRAFT_FAILPOINTS".to_string(), f.clone()));
+    }
     let db = Db::setup(DbOpts {
+        lossyfs,
+        env,
         bin,
         nodes: cli.nodes,
         run_dir: run_dir.clone(),
@@ -518,20 +561,29 @@ async fn run(cli: Cli) -> Result<Verdict> {
     let restarted = nemesis::heal_all(&db)?;
     log.push(&rec, "note", "", restarted, "final heal".into());
     if !cli.no_final_restart {
-        {
+        let what = {
             let mut d = db.lock().unwrap();
+            let mut dropped = Vec::new();
             for id in 1..=cli.nodes {
-                d.kill(id)?;
+                if d.has_lossyfs() {
+                    dropped.push(format!("node {id}: {}", d.power_cut(id, false)?));
+                } else {
+                    d.kill(id)?;
+                }
             }
             d.start_all()?;
-        }
-        log.push(
-            &rec,
-            "note",
-            "",
-            (1..=cli.nodes).collect(),
-            "final kill -9 and restart of every node".into(),
-        );
+            if d.has_lossyfs() {
+                format!(
+                    "final power cut (kill -9, unsynced data dropped) and restart of every \
+                     node; dropped: {}",
+                    dropped.join("; ")
+                )
+            } else {
+                "final kill -9 and restart of every node".to_string()
+            }
+        };
+        println!("{what}");
+        log.push(&rec, "note", "", (1..=cli.nodes).collect(), what);
     }
     let recovery = Duration::from_secs(cli.recovery_timeout);
     let t_heal = Instant::now();
