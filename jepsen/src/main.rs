@@ -125,6 +125,13 @@ struct Cli {
     /// Seconds the cluster has to answer again after the final heal.
     #[arg(long, default_value_t = 30)]
     recovery_timeout: u64,
+    /// Only the plain power-cut check: one node on lossyfs, N acknowledged SETs, a power cut,
+    /// a restart, every key read back (`src/powercut.rs`); exit 0 only if all N are there.
+    #[arg(long, value_name = "N")]
+    power_cut_sets: Option<u64>,
+    /// With --power-cut-sets: a torn crash (the last unsynced write of each file half kept).
+    #[arg(long)]
+    torn: bool,
     /// Only check a saved history.jsonl (register linearizability) and exit.
     #[arg(long, value_name = "HISTORY")]
     check: Option<PathBuf>,
@@ -187,6 +194,9 @@ fn main() -> ExitCode {
         if let Some(path) = &cli.check {
             return check_only(path, cli.check_budget);
         }
+        if let Some(n) = cli.power_cut_sets {
+            return power_cut_only(&cli, n).await;
+        }
         run(cli).await
     });
     db::cleanup_now();
@@ -199,6 +209,60 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+async fn power_cut_only(cli: &Cli, sets: u64) -> Result<Verdict> {
+    if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/fuse").exists() {
+        bail!("the power-cut check (lossyfs) needs root and /dev/fuse");
+    }
+    let lossyfs = match &cli.lossyfs_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the harness's directory")?
+            .join("lossyfs"),
+    };
+    let stamp: String = nemesis::rfc3339(SystemTime::now())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect();
+    let run_dir = cli.out.join(format!("{stamp}-powercut"));
+    std::fs::create_dir_all(&run_dir)?;
+    let run_dir = run_dir.canonicalize()?;
+    println!("output: {}", run_dir.display());
+    if let Some(f) = &cli.failpoints {
+        println!("node runs with REDRAFT_FAILPOINTS={f}");
+    }
+    let report = jepsen::powercut::run(&jepsen::powercut::PowerCutOpts {
+        bin: cli.bin.canonicalize().with_context(|| cli.bin.display().to_string())?,
+        lossyfs,
+        run_dir: run_dir.clone(),
+        sets,
+        torn: cli.torn,
+        failpoints: cli.failpoints.clone(),
+    })
+    .await?;
+    std::fs::write(
+        run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!("disk before the cut: {}", report.disk_before);
+    println!("the cut dropped: {}", report.dropped);
+    if !report.lost.is_empty() {
+        println!("lost (first 20): {}", report.lost.join(", "));
+    }
+    println!(
+        "power cut: kept {} of {} acknowledged SETs",
+        report.kept, report.acknowledged
+    );
+    let verdict = if report.passed() {
+        Verdict::True
+    } else {
+        Verdict::False
+    };
+    println!("durable: {}", verdict.as_str());
+    Ok(verdict)
 }
 
 fn check_only(path: &std::path::Path, budget: u64) -> Result<Verdict> {
