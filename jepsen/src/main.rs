@@ -235,7 +235,10 @@ async fn power_cut_only(cli: &Cli, sets: u64) -> Result<Verdict> {
         println!("node runs with REDRAFT_FAILPOINTS={f}");
     }
     let report = jepsen::powercut::run(&jepsen::powercut::PowerCutOpts {
-        bin: cli.bin.canonicalize().with_context(|| cli.bin.display().to_string())?,
+        bin: cli
+            .bin
+            .canonicalize()
+            .with_context(|| cli.bin.display().to_string())?,
         lossyfs,
         run_dir: run_dir.clone(),
         sets,
@@ -469,7 +472,10 @@ async fn run(cli: Cli) -> Result<Verdict> {
                 bin.display()
             );
         }
-        println!("data dirs on lossyfs ({}): power cuts drop unsynced data", bin.display());
+        println!(
+            "data dirs on lossyfs ({}): power cuts drop unsynced data",
+            bin.display()
+        );
         Some(bin)
     } else {
         None

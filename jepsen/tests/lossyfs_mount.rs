@@ -119,9 +119,16 @@ fn a_crash_keeps_exactly_what_was_synced() {
     assert_eq!(read(&d.join("orphan")), None, "{report}");
     assert_eq!(read(&d.join("snap/s1")).unwrap(), b"snapshot");
     assert_eq!(read(&d.join("id")).unwrap(), b"old");
-    assert_eq!(read(&d.join("id.tmp")), None, "created after the last directory fsync");
+    assert_eq!(
+        read(&d.join("id.tmp")),
+        None,
+        "created after the last directory fsync"
+    );
     assert_eq!(report["bytes_dropped"], 9, "{report}");
-    assert!(report["entries_reverted"].as_u64().unwrap() >= 2, "{report}");
+    assert!(
+        report["entries_reverted"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
 
     // The filesystem works on after a crash, and a second crash keeps the survivors.
     let mut log = OpenOptions::new().append(true).open(d.join("log")).unwrap();

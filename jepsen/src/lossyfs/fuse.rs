@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use super::model::{Attr, FsError, Model};
@@ -66,10 +66,7 @@ impl LossyFs {
 impl Filesystem for LossyFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let m = self.m();
-        match m
-            .lookup(parent.0, name.as_bytes())
-            .and_then(|i| m.attr(i))
-        {
+        match m.lookup(parent.0, name.as_bytes()).and_then(|i| m.attr(i)) {
             Ok(a) => reply.entry(&TTL, &attr(a), Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
@@ -336,10 +333,7 @@ impl Filesystem for LossyFs {
                 return;
             }
         };
-        let dots = [
-            (b".".to_vec(), ino.0, true),
-            (b"..".to_vec(), ino.0, true),
-        ];
+        let dots = [(b".".to_vec(), ino.0, true), (b"..".to_vec(), ino.0, true)];
         for (i, (name, child, dir)) in dots
             .into_iter()
             .chain(entries)

@@ -49,7 +49,9 @@ pub fn command(model: &Mutex<Model>, line: &str, quit: &AtomicBool) -> serde_jso
             quit.store(true, Ordering::SeqCst);
             json!({"ok": true})
         }
-        other => json!({"ok": false, "error": format!("unknown command {other:?} (crash, crash-torn, stats, ping, unmount)")}),
+        other => {
+            json!({"ok": false, "error": format!("unknown command {other:?} (crash, crash-torn, stats, ping, unmount)")})
+        }
     }
 }
 

@@ -347,7 +347,9 @@ impl Model {
             }
         }
         self.dir_mut(parent)?.entries.remove(name);
-        self.dir_mut(newparent)?.entries.insert(newname.to_vec(), ino);
+        self.dir_mut(newparent)?
+            .entries
+            .insert(newname.to_vec(), ino);
         self.gc();
         Ok(())
     }
