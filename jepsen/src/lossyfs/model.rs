@@ -64,6 +64,18 @@ pub struct File {
     last_write: Option<(u64, Vec<u8>)>,
     /// Bytes written (or truncated away) since the last sync.
     unsynced: u64,
+    /// The byte range that may differ from `durable` (outside it, `data` and `durable` agree
+    /// up to `data.len()`): a sync copies only this, not the whole (preallocated) file.
+    dirty: Option<(usize, usize)>,
+}
+
+impl File {
+    fn touch(&mut self, from: usize, to: usize) {
+        self.dirty = Some(match self.dirty {
+            Some((a, b)) => (a.min(from), b.max(to)),
+            None => (from, to),
+        });
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -268,6 +280,7 @@ impl Model {
             f.data.resize(end, 0);
         }
         f.data[off..end].copy_from_slice(data);
+        f.touch(off, end);
         f.last_write = Some((offset, data.to_vec()));
         f.unsynced += data.len() as u64;
         self.stats.writes += 1;
@@ -295,6 +308,7 @@ impl Model {
         let f = self.file_mut(ino)?;
         let old = f.data.len() as u64;
         f.data.resize(size as usize, 0);
+        f.touch(old.min(size) as usize, old.max(size) as usize);
         f.unsynced += old.abs_diff(size).max(1);
         Ok(())
     }
@@ -378,7 +392,15 @@ impl Model {
     pub fn sync(&mut self, ino: Ino) -> Result<()> {
         match &mut self.inodes.get_mut(&ino).ok_or(FsError::NotFound)?.kind {
             Kind::File(f) => {
-                f.durable.clone_from(&f.data);
+                f.durable.resize(f.data.len(), 0);
+                if let Some((a, b)) = f.dirty.take() {
+                    let b = b.min(f.data.len());
+                    if a < b {
+                        f.durable[a..b].copy_from_slice(&f.data[a..b]);
+                    }
+                }
+                #[cfg(test)]
+                assert!(f.durable == f.data, "a sync left data and durable apart");
                 f.last_write = None;
                 f.unsynced = 0;
                 self.stats.file_syncs += 1;
@@ -472,6 +494,7 @@ impl Model {
                     }
                     // What the torn crash left is now on the disk: durable.
                     f.durable.clone_from(&f.data);
+                    f.dirty = None;
                     f.last_write = None;
                     f.unsynced = 0;
                 }
@@ -615,6 +638,21 @@ mod tests {
         m.sync(f).unwrap();
         m.crash(CrashMode::Clean);
         assert_eq!(contents(&m, ROOT, "wal").unwrap(), b"0123");
+    }
+
+    #[test]
+    fn a_sync_after_shrink_and_regrow_makes_the_zeros_durable() {
+        let mut m = Model::new();
+        let f = file(&mut m, ROOT, "seg");
+        m.sync(ROOT).unwrap();
+        m.write(f, 0, b"ABCDEFGH").unwrap();
+        m.sync(f).unwrap();
+        m.truncate(f, 2).unwrap();
+        m.truncate(f, 6).unwrap();
+        m.write(f, 7, b"Z").unwrap();
+        m.sync(f).unwrap();
+        m.crash(CrashMode::Clean);
+        assert_eq!(contents(&m, ROOT, "seg").unwrap(), b"AB\0\0\0\0\0Z");
     }
 
     #[test]
