@@ -28,7 +28,12 @@ fn redraft_bin() -> PathBuf {
     bin
 }
 
+/// The harness's cleanup registry is process-wide (a `Db` teardown kills every process it
+/// registered), so the tests of this file run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn power_cut(name: &str, failpoints: Option<&str>) -> Option<PowerCutReport> {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/fuse").exists() {
         eprintln!("power-loss test: needs root and /dev/fuse; nothing checked");
         return None;
