@@ -142,6 +142,40 @@ fn a_crash_keeps_exactly_what_was_synced() {
 }
 
 #[test]
+fn preallocation_is_unsynced_size_like_any_write() {
+    use std::os::fd::AsRawFd;
+    let Some(m) = Mounted::new("falloc") else {
+        return;
+    };
+    let p = m.mnt.join("seg");
+    let f = File::create(&p).unwrap();
+    sync_dir(&m.mnt);
+    // A WAL preallocates its segments with posix_fallocate (FUSE_FALLOCATE).
+    assert_eq!(
+        unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, 1 << 20) },
+        0
+    );
+    assert_eq!(fs::metadata(&p).unwrap().len(), 1 << 20);
+    drop(f);
+    m.crash("crash");
+    assert_eq!(
+        fs::metadata(&p).unwrap().len(),
+        0,
+        "the size was never synced"
+    );
+    let f = OpenOptions::new().write(true).open(&p).unwrap();
+    assert_eq!(
+        unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, 1 << 20) },
+        0
+    );
+    f.sync_data().unwrap();
+    drop(f);
+    m.crash("crash");
+    assert_eq!(fs::metadata(&p).unwrap().len(), 1 << 20);
+    assert!(read(&p).unwrap().iter().all(|&b| b == 0));
+}
+
+#[test]
 fn a_torn_crash_keeps_part_of_the_last_write() {
     let Some(m) = Mounted::new("torn") else {
         return;
