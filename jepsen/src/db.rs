@@ -14,6 +14,13 @@
 //! Without root, nodes run on 127.0.0.1 with free ports and only the kill and pause nemeses are
 //! possible.
 //!
+//! # Disks that lose power
+//!
+//! With [`DbOpts::lossyfs`], every node's data dir is its own lossyfs mount (`crate::lossyfs`,
+//! one `lossyfs` process per node, started before the node and stopped after it), and
+//! [`Db::power_cut`] is kill -9 of the node followed by `crash` of its filesystem: everything
+//! the node wrote but did not fsync is gone, as after a power cut.
+//!
 //! Invariants:
 //! - **UniqueNames.** Every name carries the harness's pid, so concurrent runs never collide.
 //! - **CleanupOnEveryExit.** Everything the run creates (processes, namespaces, veths, bridge;
@@ -40,6 +47,8 @@ const COMM: &str = "redraft-jepsen";
 #[derive(Default)]
 pub struct CleanupState {
     pids: BTreeSet<u32>,
+    /// lossyfs mount points, lazily unmounted after the processes are killed.
+    mounts: BTreeSet<PathBuf>,
     namespaces: BTreeSet<String>,
     links: BTreeSet<String>,
 }
@@ -69,6 +78,13 @@ pub fn cleanup_now() {
         // Reap if it is our child; ignore otherwise.
         unsafe {
             libc::waitpid(*pid as i32, std::ptr::null_mut(), libc::WNOHANG);
+        }
+    }
+    for m in &state.mounts {
+        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
         }
     }
     for ns in &state.namespaces {
@@ -212,6 +228,18 @@ pub struct DbOpts {
     pub write_timeout_ms: u64,
     pub snapshot_every: u64,
     pub read_mode: String,
+    /// The `lossyfs` binary: when set, each node's data dir is a lossyfs mount and
+    /// [`Db::power_cut`] works.
+    pub lossyfs: Option<PathBuf>,
+    /// Extra environment for the nodes (e.g. `REDRAFT_FAILPOINTS`).
+    pub env: Vec<(String, String)>,
+}
+
+/// One node's lossyfs: its process and control socket.
+struct LossyMount {
+    child: Child,
+    socket: PathBuf,
+    mount: PathBuf,
 }
 
 /// One node's addresses.
@@ -244,6 +272,8 @@ pub struct Db {
     bridge: Option<String>,
     /// Node pairs currently cut.
     cut: BTreeSet<(u64, u64)>,
+    /// Each node's lossyfs, when [`DbOpts::lossyfs`] is set.
+    disks: BTreeMap<u64, LossyMount>,
 }
 
 /// Picks X for 10.231.X.0/24: starting from the pid, the first not routed on this host.
@@ -377,7 +407,7 @@ impl Db {
             &config,
             render_config(&format!("jepsen{pid}"), &opts, &nodes),
         )?;
-        Ok(Db {
+        let mut db = Db {
             opts,
             nodes,
             config,
@@ -385,7 +415,131 @@ impl Db {
             paused: BTreeSet::new(),
             bridge,
             cut: BTreeSet::new(),
-        })
+            disks: BTreeMap::new(),
+        };
+        if let Some(lossyfs) = db.opts.lossyfs.clone() {
+            for n in db.nodes.clone() {
+                db.mount_lossyfs(&lossyfs, &n)?;
+            }
+        }
+        Ok(db)
+    }
+
+    /// Mounts a fresh lossyfs on node `n`'s data dir and waits until it answers.
+    fn mount_lossyfs(&mut self, lossyfs: &Path, n: &NodeInfo) -> Result<()> {
+        use std::os::unix::process::CommandExt as _;
+        fs::create_dir_all(&n.data_dir)?;
+        let socket = self.opts.run_dir.join(format!("node{}.lossyfs.sock", n.id));
+        let log = self.opts.run_dir.join(format!("node{}.lossyfs.log", n.id));
+        let log = OpenOptions::new().create(true).append(true).open(log)?;
+        with_cleanup(|c| {
+            c.mounts.insert(n.data_dir.clone());
+        });
+        let mut cmd = Command::new(lossyfs);
+        cmd.arg("--mount")
+            .arg(&n.data_dir)
+            .arg("--control")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // If the harness dies (even by SIGKILL), lossyfs gets SIGTERM and unmounts.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", lossyfs.display()))?;
+        with_cleanup(|c| {
+            c.pids.insert(child.id());
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while crate::lossyfs::control(&socket, "ping").is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "lossyfs for node {} exited ({status}); see node{}.lossyfs.log",
+                    n.id,
+                    n.id
+                );
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("lossyfs for node {} did not answer within 10 s", n.id);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.disks.insert(
+            n.id,
+            LossyMount {
+                child,
+                socket,
+                mount: n.data_dir.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether the data dirs are lossyfs mounts.
+    pub fn has_lossyfs(&self) -> bool {
+        !self.disks.is_empty()
+    }
+
+    /// Power loss of node `id`: kill -9, then drop everything its disk had not made durable
+    /// (`crash`, or `crash-torn`: the last unsynced write of each file half kept). Returns
+    /// lossyfs's account of what was dropped. The node stays down ([`Db::start`] restarts it).
+    pub fn power_cut(&mut self, id: u64, torn: bool) -> Result<serde_json::Value> {
+        self.kill(id)?;
+        let disk = self
+            .disks
+            .get(&id)
+            .ok_or_else(|| anyhow!("node {id} has no lossyfs (power cuts need --lossyfs)"))?;
+        let cmd = if torn { "crash-torn" } else { "crash" };
+        let answer = crate::lossyfs::control(&disk.socket, cmd)?;
+        Ok(answer["crash"].clone())
+    }
+
+    /// lossyfs counters of node `id` (writes, syncs, bytes dropped so far).
+    pub fn disk_stats(&self, id: u64) -> Result<serde_json::Value> {
+        let disk = self
+            .disks
+            .get(&id)
+            .ok_or_else(|| anyhow!("node {id} has no lossyfs"))?;
+        Ok(crate::lossyfs::control(&disk.socket, "stats")?["stats"].clone())
+    }
+
+    /// Unmounts every lossyfs (after the nodes are down).
+    fn unmount_disks(&mut self) {
+        for (_, mut d) in std::mem::take(&mut self.disks) {
+            let _ = crate::lossyfs::control(&d.socket, "unmount");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match d.child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = d.child.kill();
+                        let _ = d.child.wait();
+                        break;
+                    }
+                }
+            }
+            with_cleanup(|c| {
+                c.pids.remove(&d.child.id());
+            });
+            if let Ok(c) = std::ffi::CString::new(d.mount.as_os_str().as_encoded_bytes()) {
+                // Already unmounted unless lossyfs had to be killed.
+                unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+            with_cleanup(|c| {
+                c.mounts.remove(&d.mount);
+            });
+        }
     }
 
     /// (id, redis address) of every node.
@@ -428,6 +582,7 @@ impl Db {
             .arg(&self.config)
             .args(["--node", &id.to_string(), "--log", "info"])
             .env("NO_COLOR", "1")
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -581,6 +736,7 @@ impl Db {
             let _ = self.resume(id);
             let _ = self.kill(id);
         }
+        self.unmount_disks();
         cleanup_now();
     }
 
@@ -629,6 +785,8 @@ mod tests {
             write_timeout_ms: 1000,
             snapshot_every: 500,
             read_mode: "stale".into(),
+            lossyfs: None,
+            env: Vec::new(),
         };
         let nodes: Vec<NodeInfo> = (1..=3)
             .map(|id| NodeInfo {
@@ -668,6 +826,8 @@ mod tests {
             write_timeout_ms: 1000,
             snapshot_every: 500,
             read_mode: "linearizable".into(),
+            lossyfs: None,
+            env: Vec::new(),
         };
         let mut db = Db::setup(opts).expect("setup");
         db.partition(&[(1, 2)]).expect("partition");

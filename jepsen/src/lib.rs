@@ -7,6 +7,7 @@
 //!     ─▶ nemesis (kill -9, SIGSTOP, iptables partitions, on a schedule) ─▶ db
 //!     ─▶ workload (register / set generators, N clients) ─▶ client (ops over resp) ─▶ history
 //!     ─▶ watch (XREAD watchers following every change, moving between nodes)
+//!     ─▶ lossyfs (data dirs that lose unsynced data at a power cut) ◀─ nemesis power-loss
 //!     ─▶ checker (linearizable per key, set, durability, watch) ─▶ report (summary, PNG timeline)
 //! ```
 //!
@@ -16,7 +17,9 @@ pub mod checker;
 pub mod client;
 pub mod db;
 pub mod history;
+pub mod lossyfs;
 pub mod nemesis;
+pub mod powercut;
 pub mod report;
 pub mod resp;
 pub mod watch;

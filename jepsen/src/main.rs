@@ -95,6 +95,18 @@ struct Cli {
     /// Skip the kill -9 and restart of every node before the final reads.
     #[arg(long)]
     no_final_restart: bool,
+    /// Put every node's data dir on its own lossyfs mount (a disk that loses what was not
+    /// fsynced at a power cut); implied by `--nemesis power-loss`. The final restart is then a
+    /// power cut of every node. Needs root and /dev/fuse.
+    #[arg(long)]
+    lossyfs: bool,
+    /// The lossyfs binary (default: `lossyfs` next to this harness).
+    #[arg(long)]
+    lossyfs_bin: Option<PathBuf>,
+    /// `REDRAFT_FAILPOINTS` for the nodes (test-only faults built into redraft, e.g.
+    /// `log_sync_off`: the power-loss control must then fail).
+    #[arg(long)]
+    failpoints: Option<String>,
     /// Watchers following every change with `XREAD … STREAMS __watch__:` (0: none; off when
     /// the server has no watch stream).
     #[arg(long, default_value_t = 3)]
@@ -113,6 +125,13 @@ struct Cli {
     /// Seconds the cluster has to answer again after the final heal.
     #[arg(long, default_value_t = 30)]
     recovery_timeout: u64,
+    /// Only the plain power-cut check: one node on lossyfs, N acknowledged SETs, a power cut,
+    /// a restart, every key read back (`src/powercut.rs`); exit 0 only if all N are there.
+    #[arg(long, value_name = "N")]
+    power_cut_sets: Option<u64>,
+    /// With --power-cut-sets: a torn crash (the last unsynced write of each file half kept).
+    #[arg(long)]
+    torn: bool,
     /// Only check a saved history.jsonl (register linearizability) and exit.
     #[arg(long, value_name = "HISTORY")]
     check: Option<PathBuf>,
@@ -175,6 +194,9 @@ fn main() -> ExitCode {
         if let Some(path) = &cli.check {
             return check_only(path, cli.check_budget);
         }
+        if let Some(n) = cli.power_cut_sets {
+            return power_cut_only(&cli, n).await;
+        }
         run(cli).await
     });
     db::cleanup_now();
@@ -187,6 +209,63 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+async fn power_cut_only(cli: &Cli, sets: u64) -> Result<Verdict> {
+    if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/fuse").exists() {
+        bail!("the power-cut check (lossyfs) needs root and /dev/fuse");
+    }
+    let lossyfs = match &cli.lossyfs_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the harness's directory")?
+            .join("lossyfs"),
+    };
+    let stamp: String = nemesis::rfc3339(SystemTime::now())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect();
+    let run_dir = cli.out.join(format!("{stamp}-powercut"));
+    std::fs::create_dir_all(&run_dir)?;
+    let run_dir = run_dir.canonicalize()?;
+    println!("output: {}", run_dir.display());
+    if let Some(f) = &cli.failpoints {
+        println!("node runs with REDRAFT_FAILPOINTS={f}");
+    }
+    let report = jepsen::powercut::run(&jepsen::powercut::PowerCutOpts {
+        bin: cli
+            .bin
+            .canonicalize()
+            .with_context(|| cli.bin.display().to_string())?,
+        lossyfs,
+        run_dir: run_dir.clone(),
+        sets,
+        torn: cli.torn,
+        failpoints: cli.failpoints.clone(),
+    })
+    .await?;
+    std::fs::write(
+        run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!("disk before the cut: {}", report.disk_before);
+    println!("the cut dropped: {}", report.dropped);
+    if !report.lost.is_empty() {
+        println!("lost (first 20): {}", report.lost.join(", "));
+    }
+    println!(
+        "power cut: kept {} of {} acknowledged SETs",
+        report.kept, report.acknowledged
+    );
+    let verdict = if report.passed() {
+        Verdict::True
+    } else {
+        Verdict::False
+    };
+    println!("durable: {}", verdict.as_str());
+    Ok(verdict)
 }
 
 fn check_only(path: &std::path::Path, budget: u64) -> Result<Verdict> {
@@ -344,8 +423,10 @@ async fn run(cli: Cli) -> Result<Verdict> {
             "partition" => families.push(Family::Partition),
             "transfer" => families.push(Family::Transfer),
             "membership" => families.push(Family::Membership),
+            "power-loss" => families.push(Family::PowerLoss),
             other => bail!(
-                "unknown nemesis `{other}` (kill, pause, partition, transfer, membership, none)"
+                "unknown nemesis `{other}` (kill, pause, partition, transfer, membership, \
+                 power-loss, none)"
             ),
         }
     }
@@ -374,7 +455,39 @@ async fn run(cli: Cli) -> Result<Verdict> {
         }
     }
 
+    let lossyfs = if cli.lossyfs || families.contains(&Family::PowerLoss) {
+        if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/fuse").exists() {
+            bail!("power loss (lossyfs) needs root and /dev/fuse");
+        }
+        let bin = match &cli.lossyfs_bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("the harness's directory")?
+                .join("lossyfs"),
+        };
+        if !bin.exists() {
+            bail!(
+                "{} not found: build it with `cargo build -p jepsen` (or pass --lossyfs-bin)",
+                bin.display()
+            );
+        }
+        println!(
+            "data dirs on lossyfs ({}): power cuts drop unsynced data",
+            bin.display()
+        );
+        Some(bin)
+    } else {
+        None
+    };
+    let mut env = Vec::new();
+    if let Some(f) = &cli.failpoints {
+        println!("nodes run with REDRAFT_FAILPOINTS={f}");
+        env.push(("REDRAFT_FAILPOINTS".to_string(), f.clone()));
+    }
     let db = Db::setup(DbOpts {
+        lossyfs,
+        env,
         bin,
         nodes: cli.nodes,
         run_dir: run_dir.clone(),
@@ -518,20 +631,29 @@ async fn run(cli: Cli) -> Result<Verdict> {
     let restarted = nemesis::heal_all(&db)?;
     log.push(&rec, "note", "", restarted, "final heal".into());
     if !cli.no_final_restart {
-        {
+        let what = {
             let mut d = db.lock().unwrap();
+            let mut dropped = Vec::new();
             for id in 1..=cli.nodes {
-                d.kill(id)?;
+                if d.has_lossyfs() {
+                    dropped.push(format!("node {id}: {}", d.power_cut(id, false)?));
+                } else {
+                    d.kill(id)?;
+                }
             }
             d.start_all()?;
-        }
-        log.push(
-            &rec,
-            "note",
-            "",
-            (1..=cli.nodes).collect(),
-            "final kill -9 and restart of every node".into(),
-        );
+            if d.has_lossyfs() {
+                format!(
+                    "final power cut (kill -9, unsynced data dropped) and restart of every \
+                     node; dropped: {}",
+                    dropped.join("; ")
+                )
+            } else {
+                "final kill -9 and restart of every node".to_string()
+            }
+        };
+        println!("{what}");
+        log.push(&rec, "note", "", (1..=cli.nodes).collect(), what);
     }
     let recovery = Duration::from_secs(cli.recovery_timeout);
     let t_heal = Instant::now();

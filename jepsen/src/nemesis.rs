@@ -9,7 +9,9 @@
 //! majority/minority split, or a bridge: one node sees both sides that cannot see each other).
 //! `transfer` (`RAFT.TRANSFER` from the leader to a random other node; nothing to heal),
 //! `membership` (`RAFT.REMOVENODE` of a random node or the leader, which keeps running; heal
-//! adds it back with `RAFT.ADDNODE`, as a learner that catches up and then a voter). These two
+//! adds it back with `RAFT.ADDNODE`, as a learner that catches up and then a voter),
+//! `power-loss` (kill -9 of one node, the leader or every node, then `crash` of their lossyfs
+//! data dirs, so all they had not fsynced is lost; heal restarts them). These two
 //! go through any node's RESP port like an operator's commands; a command the cluster refuses
 //! (no leader at that moment, a change already in flight) is logged as a `note`, not a fault.
 
@@ -27,13 +29,14 @@ use crate::history::Recorder;
 use crate::resp::{Conn, Reply};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Family {
     Kill,
     Pause,
     Partition,
     Transfer,
     Membership,
+    PowerLoss,
 }
 
 /// One fault, with the nodes it hits.
@@ -73,6 +76,13 @@ pub enum Fault {
         node: u64,
         leader: bool,
     },
+    /// kill -9 of `nodes` and a crash of their disks (`torn`: the last unsynced write of each
+    /// file half kept); healed by restarting them.
+    PowerLoss {
+        nodes: Vec<u64>,
+        leader: bool,
+        torn: bool,
+    },
 }
 
 impl Fault {
@@ -88,6 +98,9 @@ impl Fault {
             Fault::Transfer { .. } => "transfer",
             Fault::Remove { leader: true, .. } => "remove-leader",
             Fault::Remove { .. } => "remove",
+            Fault::PowerLoss { nodes, .. } if nodes.len() > 1 => "power-loss-all",
+            Fault::PowerLoss { leader: true, .. } => "power-loss-leader",
+            Fault::PowerLoss { .. } => "power-loss",
         }
     }
 
@@ -97,6 +110,7 @@ impl Fault {
             Fault::Pause { .. } => Family::Pause,
             Fault::Transfer { .. } => Family::Transfer,
             Fault::Remove { .. } => Family::Membership,
+            Fault::PowerLoss { .. } => Family::PowerLoss,
             _ => Family::Partition,
         }
     }
@@ -107,6 +121,7 @@ impl Fault {
             Fault::Kill { node, .. } | Fault::Pause { node, .. } => vec![*node],
             Fault::Transfer { from, to } => vec![*from, *to],
             Fault::Remove { node, .. } => vec![*node],
+            Fault::PowerLoss { nodes, .. } => nodes.clone(),
             Fault::IsolateLeader { node } => vec![*node],
             Fault::Split { minority, .. } => minority.clone(),
             Fault::Bridge { bridge, .. } => vec![*bridge],
@@ -164,6 +179,20 @@ pub fn plan(rng: &mut StdRng, families: &[Family], all: &[u64], leader: Option<u
             node: target,
             leader: is_leader,
         },
+        // A third of the power cuts take every node at once (a rack losing power): only
+        // what a majority fsynced before acknowledging can survive that.
+        Family::PowerLoss => {
+            let all_nodes = rng.gen_bool(1.0 / 3.0);
+            Fault::PowerLoss {
+                nodes: if all_nodes {
+                    all.to_vec()
+                } else {
+                    vec![target]
+                },
+                leader: is_leader && !all_nodes,
+                torn: rng.gen_bool(1.0 / 3.0),
+            }
+        }
         Family::Partition => match rng.gen_range(0..3) {
             0 => Fault::IsolateLeader {
                 node: leader.unwrap_or(random),
@@ -294,25 +323,33 @@ pub async fn find_leader(addrs: &[(u64, String)], timeout: Duration) -> Option<u
     best.map(|(_, id)| id)
 }
 
-/// Applies `fault`.
-pub fn apply(db: &Mutex<Db>, fault: &Fault) -> Result<()> {
+/// Applies `fault`; returns what a power cut dropped (lossyfs's report per node), if any.
+pub fn apply(db: &Mutex<Db>, fault: &Fault) -> Result<Option<String>> {
     let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
+    if let Fault::PowerLoss { nodes, torn, .. } = fault {
+        let mut dropped = Vec::new();
+        for n in nodes {
+            dropped.push(format!("node {n}: {}", db.power_cut(*n, *torn)?));
+        }
+        return Ok(Some(dropped.join("; ")));
+    }
     match fault {
         Fault::Kill { node, .. } => db.kill(*node),
         Fault::Pause { node, .. } => {
             // A node that crashed a moment ago is already as unavailable as a paused one.
             if !db.running().contains(node) {
-                return Ok(());
+                return Ok(None);
             }
             db.pause(*node)
         }
         // Operator commands: `apply_admin`.
-        Fault::Transfer { .. } | Fault::Remove { .. } => Ok(()),
+        Fault::Transfer { .. } | Fault::Remove { .. } | Fault::PowerLoss { .. } => Ok(()),
         _ => {
             let all: Vec<u64> = db.nodes.iter().map(|n| n.id).collect();
             db.partition(&fault.cut_pairs(&all))
         }
     }
+    .map(|()| None)
 }
 
 /// Sends an operator command to the nodes in turn (skipping `avoid`) until one answers with
@@ -466,8 +503,12 @@ pub async fn run(
         }
         let leader = find_leader(&addrs, Duration::from_millis(300)).await;
         let fault = plan(&mut rng, &schedule.families, &all, leader);
-        let detail = serde_json::to_string(&fault).unwrap_or_default();
-        apply(&db, &fault).map_err(|e| anyhow::anyhow!("nemesis {}: {e:#}", fault.name()))?;
+        let mut detail = serde_json::to_string(&fault).unwrap_or_default();
+        if let Some(dropped) =
+            apply(&db, &fault).map_err(|e| anyhow::anyhow!("nemesis {}: {e:#}", fault.name()))?
+        {
+            detail += &format!(" dropped: {dropped}");
+        }
         if let Err(why) = apply_admin(&addrs, &fault).await {
             log.push(
                 &rec,
@@ -588,6 +629,41 @@ mod tests {
         assert!(Fault::Transfer { from: 1, to: 2 }
             .cut_pairs(&all)
             .is_empty());
+    }
+
+    #[test]
+    fn power_loss_hits_one_node_the_leader_or_all() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let all = [1, 2, 3];
+        let mut names = std::collections::BTreeSet::new();
+        let mut torn = 0;
+        for _ in 0..300 {
+            let f = plan(&mut rng, &[Family::PowerLoss], &all, Some(3));
+            assert_eq!(f.family(), Family::PowerLoss);
+            names.insert(f.name());
+            match &f {
+                Fault::PowerLoss {
+                    nodes,
+                    leader,
+                    torn: t,
+                } => {
+                    assert!(nodes.len() == 1 || nodes.as_slice() == all, "{f:?}");
+                    if *leader {
+                        assert_eq!(nodes, &vec![3]);
+                    }
+                    torn += *t as u32;
+                }
+                f => panic!("{f:?}"),
+            }
+            assert!(f.cut_pairs(&all).is_empty());
+        }
+        assert_eq!(
+            names,
+            ["power-loss", "power-loss-all", "power-loss-leader"]
+                .into_iter()
+                .collect()
+        );
+        assert!((50..150).contains(&torn), "torn {torn} of 300");
     }
 
     #[test]

@@ -149,6 +149,8 @@ fn fault_color(fault: &str) -> RGBColor {
         RGBColor(255, 200, 200)
     } else if fault.starts_with("pause") {
         RGBColor(200, 210, 255)
+    } else if fault.starts_with("power-loss") {
+        RGBColor(220, 200, 255)
     } else {
         RGBColor(255, 235, 170)
     }

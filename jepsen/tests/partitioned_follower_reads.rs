@@ -103,6 +103,8 @@ async fn a_partitioned_follower_serves_stale_reads_and_says_so_but_no_linearizab
         write_timeout_ms: 2000,
         snapshot_every: 10_000,
         read_mode: "linearizable".into(),
+        lossyfs: None,
+        env: Vec::new(),
     })
     .expect("set up namespaces and config");
     db.start_all().expect("start the nodes");
