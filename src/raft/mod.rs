@@ -20,6 +20,7 @@ mod compaction;
 mod expiry;
 pub mod health;
 pub mod log_store;
+pub mod wal;
 pub mod membership;
 pub mod network;
 mod publish;
