@@ -213,6 +213,30 @@ pub mod sim {
             s.generation += 1;
         }
 
+        /// A new disk holding what this one would after a crash now (this one runs on).
+        pub fn crashed_copy(&self) -> SimDisk {
+            let s = self.0.lock().unwrap();
+            let mut files = HashMap::new();
+            for ino in s.durable_names.values() {
+                if let Some(f) = s.files.get(ino) {
+                    files.insert(
+                        *ino,
+                        SimFile {
+                            data: f.durable.clone(),
+                            durable: f.durable.clone(),
+                        },
+                    );
+                }
+            }
+            SimDisk(Arc::new(Mutex::new(State {
+                files,
+                next_ino: s.next_ino,
+                names: s.durable_names.clone(),
+                durable_names: s.durable_names.clone(),
+                ..State::default()
+            })))
+        }
+
         pub fn set_skip_dir_sync(&self, on: bool) {
             self.0.lock().unwrap().skip_dir_sync = on;
         }

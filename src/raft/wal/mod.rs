@@ -192,6 +192,8 @@ struct State {
     vote: Option<Vote>,
     committed: Option<LogId>,
     purged: Option<LogId>,
+    /// Whether replay has met an entry yet (at open only).
+    replayed_entry: bool,
 }
 
 impl State {
@@ -207,6 +209,7 @@ impl State {
             vote: None,
             committed: None,
             purged: None,
+            replayed_entry: false,
         }
     }
 }
@@ -373,7 +376,8 @@ impl Wal {
         if st.segments.is_empty() {
             // A new log: its first segment, made like any other (SegmentDurableOnCreate).
             let (file, cap) = shared.make_spare(shared.opts.segment_bytes)?;
-            shared.install_segment(&mut st, 1, file, cap)?;
+            let head = head_bytes(&st)?;
+            shared.install_segment(&mut st, 1, file, cap, head)?;
         }
         shared.refill_spare(&mut st);
         *shared.state.lock().expect("wal state lock") = st;
@@ -552,6 +556,22 @@ impl Wal {
         (st.purged, st.last_log_id.max(st.purged))
     }
 
+    /// Where entry `index`'s record starts: the segment file name and the frame's offset.
+    #[cfg(test)]
+    fn frame_of(&self, index: u64) -> Option<(String, u64)> {
+        let st = self.shared.state.lock().expect("lock");
+        let i = index.checked_sub(st.first)?;
+        let loc = st.locs.get(i as usize)?;
+        Some((seg_name(loc.seq), loc.off - FRAME))
+    }
+
+    /// The segment files, oldest first.
+    #[cfg(test)]
+    fn segment_names(&self) -> Vec<String> {
+        let st = self.shared.state.lock().expect("lock");
+        st.segments.iter().map(|s| seg_name(s.seq)).collect()
+    }
+
     fn queue(&self, _st: &MutexGuard<'_, State>, entries: u64, done: Done) -> io::Result<()> {
         // Queued while the state lock is held: the worker, which takes the jobs and then reads
         // the last segment under the same lock, never syncs a file older than these records.
@@ -577,6 +597,23 @@ fn read_entry(file: &dyn DiskFile, loc: Loc) -> io::Result<Entry> {
             loc.off
         ))),
     }
+}
+
+/// A new segment's first bytes: the magic, then the state records (HeadRepeatsState).
+fn head_bytes(st: &State) -> io::Result<Vec<u8>> {
+    let mut buf = MAGIC.to_vec();
+    let mut head = Vec::new();
+    if let Some(v) = &st.vote {
+        head.push(Record::Vote(v.clone()));
+    }
+    head.push(Record::Committed(st.committed));
+    if let Some(p) = st.purged {
+        head.push(Record::Purged(p));
+    }
+    for r in &head {
+        frame_into(&mut buf, &encode_record(r)?);
+    }
+    Ok(buf)
 }
 
 fn apply_purge(st: &mut State, log_id: LogId) {
@@ -701,8 +738,11 @@ impl Shared {
     fn roll(&self, st: &mut State, need: u64) -> io::Result<()> {
         // FullSegmentSynced.
         self.sync_last(st)?;
-        let head_room = 4096;
-        let want = self.opts.segment_bytes.max(padded(MAGIC.len() as u64 + head_room + need));
+        let head = head_bytes(st)?;
+        let want = self
+            .opts
+            .segment_bytes
+            .max(padded(head.len() as u64 + need));
         let (file, cap) = match st.spare.take() {
             Some((f, cap)) if cap >= want => (f, cap),
             _ => self
@@ -710,7 +750,7 @@ impl Shared {
                 .map_err(|e| self.fail("preallocating the next segment", e))?,
         };
         let seq = st.segments.back().map_or(1, |s| s.seq + 1);
-        self.install_segment(st, seq, file, cap)?;
+        self.install_segment(st, seq, file, cap, head)?;
         self.refill_spare(st);
         Ok(())
     }
@@ -768,19 +808,8 @@ impl Shared {
         seq: u64,
         file: Arc<dyn DiskFile>,
         cap: u64,
+        buf: Vec<u8>,
     ) -> io::Result<()> {
-        let mut buf = MAGIC.to_vec();
-        let mut head = Vec::new();
-        if let Some(v) = &st.vote {
-            head.push(Record::Vote(v.clone()));
-        }
-        head.push(Record::Committed(st.committed));
-        if let Some(p) = st.purged {
-            head.push(Record::Purged(p));
-        }
-        for r in &head {
-            frame_into(&mut buf, &encode_record(r)?);
-        }
         let name = seg_name(seq);
         let r = file
             .write_at(0, &buf)
@@ -904,7 +933,11 @@ impl Shared {
         match record {
             Record::Entry(e) => {
                 let index = e.index();
-                if let Some(next) = self.next_index(st) {
+                // The first entry replayed may follow entries in segments a purge deleted;
+                // from there on the log must be contiguous.
+                if !st.replayed_entry {
+                    st.replayed_entry = true;
+                } else if let Some(next) = self.next_index(st) {
                     if index != next {
                         return Err(data_error(format!(
                             "entry {index} where {next} was expected (a gap or an overwrite \
