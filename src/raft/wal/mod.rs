@@ -996,12 +996,12 @@ impl Shared {
                 Err(e)
             } else if self.opts.fail_sync_after.is_some_and(|n| syncs > n) {
                 Err(self.fail(
-                    "fdatasync",
+                    "flush",
                     io::Error::other("injected by failpoint log_flush_fail_after"),
                 ))
             } else {
                 match file {
-                    Some(f) => self.sync_file(&*f).map_err(|e| self.fail("fdatasync", e)),
+                    Some(f) => self.sync_file(&*f).map_err(|e| self.fail("flush", e)),
                     None => Ok(()),
                 }
             };
