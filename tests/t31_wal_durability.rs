@@ -83,7 +83,8 @@ fn must_ready(n: &NodeDir) -> redis::Connection {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(mut c) = connect(&n.addr, Duration::from_secs(2)) {
-            let r: redis::RedisResult<String> = redis::cmd("SET").arg("ready").arg("1").query(&mut c);
+            let r: redis::RedisResult<String> =
+                redis::cmd("SET").arg("ready").arg("1").query(&mut c);
             if r.is_ok() {
                 return c;
             }
@@ -184,7 +185,10 @@ fn acknowledged_sets_are_fdatasynced_under_strace() {
     const N: usize = 50;
     let syncs = syncs_during_sets(N, &[]);
     eprintln!("{N} acknowledged SETs, {syncs} fsync/fdatasync calls on the log");
-    assert!(syncs >= N, "only {syncs} log syncs for {N} acknowledged SETs");
+    assert!(
+        syncs >= N,
+        "only {syncs} log syncs for {N} acknowledged SETs"
+    );
     // Teeth: with the failpoint that skips every log sync, the same count sees none.
     let off = syncs_during_sets(10, &[("REDRAFT_FAILPOINTS", "log_sync_off")]);
     assert_eq!(off, 0, "log_sync_off still synced the log");
@@ -225,7 +229,11 @@ fn corrupt_record_in_the_middle_refuses_to_start() {
     let mut child = spawn(&node, &[], &[]);
     let mut con = must_ready(&node);
     for i in 0..20 {
-        let _: String = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+        let _: String = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
     }
     must_shutdown(&mut con, &mut child, &node.log);
 
@@ -241,8 +249,14 @@ fn corrupt_record_in_the_middle_refuses_to_start() {
     let status = must_exit(&mut child, Duration::from_secs(30), &node.log);
     let text = strip_ansi(&std::fs::read_to_string(&node.log).unwrap());
     assert!(!status.success(), "started on a corrupt log:\n{text}");
-    assert!(text.contains(&seg.display().to_string()), "names the file:\n{text}");
-    assert!(text.contains(&format!("byte offset {at}")), "names the offset:\n{text}");
+    assert!(
+        text.contains(&seg.display().to_string()),
+        "names the file:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("byte offset {at}")),
+        "names the offset:\n{text}"
+    );
 }
 
 /// A data dir written by an earlier redraft (sled's `raft-log/db`, `conf`, `blobs`) is
@@ -319,8 +333,10 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
     let mut acked = Vec::new();
     let mut refusal = None;
     for i in 0..200 {
-        let r: redis::RedisResult<String> =
-            redis::cmd("SET").arg(format!("big{i}")).arg(&value).query(&mut con);
+        let r: redis::RedisResult<String> = redis::cmd("SET")
+            .arg(format!("big{i}"))
+            .arg(&value)
+            .query(&mut con);
         match r {
             Ok(_) => acked.push(i),
             Err(e) => {
@@ -335,7 +351,10 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
     // Reads go on, and the node is still up.
     let got: Option<String> = redis::cmd("GET").arg("big0").query(&mut con).unwrap();
     assert_eq!(got.as_deref(), Some(value.as_str()));
-    assert!(child.try_wait().unwrap().is_none(), "node exited on a full disk");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "node exited on a full disk"
+    );
 
     std::fs::remove_file(&filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -351,7 +370,10 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
         }
     }
     for i in &acked {
-        let got: Option<String> = redis::cmd("GET").arg(format!("big{i}")).query(&mut con).unwrap();
+        let got: Option<String> = redis::cmd("GET")
+            .arg(format!("big{i}"))
+            .query(&mut con)
+            .unwrap();
         assert_eq!(got.as_deref(), Some(value.as_str()), "acknowledged big{i}");
     }
     must_shutdown(&mut con, &mut child, &node.log);
@@ -359,8 +381,15 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
     let mut child = spawn(&node, &[], &[]);
     let mut con = must_ready(&node);
     for i in acked.iter().chain([&0]) {
-        let got: Option<String> = redis::cmd("GET").arg(format!("big{i}")).query(&mut con).unwrap();
-        assert_eq!(got.as_deref(), Some(value.as_str()), "acknowledged big{i} after restart");
+        let got: Option<String> = redis::cmd("GET")
+            .arg(format!("big{i}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(value.as_str()),
+            "acknowledged big{i} after restart"
+        );
     }
     must_shutdown(&mut con, &mut child, &node.log);
 }

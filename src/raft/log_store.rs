@@ -82,7 +82,10 @@ impl LogStore {
     }
 
     /// Waits for the group-commit sync that covers a write queued with the returned callback.
-    fn waiter() -> (super::wal::Done, tokio::sync::oneshot::Receiver<io::Result<()>>) {
+    fn waiter() -> (
+        super::wal::Done,
+        tokio::sync::oneshot::Receiver<io::Result<()>>,
+    ) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let done: super::wal::Done = Box::new(move |r| {
             let _ = tx.send(r);
@@ -330,7 +333,9 @@ mod tests {
         };
         let mut s = LogStore::open_with(dir.path(), opts).unwrap();
         append_and_wait(&mut s, vec![entry(1, 1)]).await.unwrap();
-        let err = append_and_wait(&mut s, vec![entry(1, 2)]).await.unwrap_err();
+        let err = append_and_wait(&mut s, vec![entry(1, 2)])
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("log_flush_fail_after"), "{err}");
         let (tx, _rx) = TypeConfig::oneshot();
         assert!(s
@@ -351,7 +356,10 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("db")).unwrap();
         let err = LogStore::open(dir.path()).err().expect("refused");
         let msg = err.to_string();
-        assert!(msg.contains("sled") && msg.contains("redraft backup"), "{msg}");
+        assert!(
+            msg.contains("sled") && msg.contains("redraft backup"),
+            "{msg}"
+        );
         assert!(msg.contains("redraft restore"), "{msg}");
     }
 

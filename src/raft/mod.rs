@@ -22,13 +22,13 @@ mod compaction;
 mod expiry;
 pub mod health;
 pub mod log_store;
-pub mod wal;
 pub mod membership;
 pub mod network;
 mod publish;
 pub mod read;
 pub mod rpc;
 pub mod state_machine;
+pub mod wal;
 mod write;
 
 use std::fmt;

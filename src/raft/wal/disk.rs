@@ -297,7 +297,9 @@ pub mod sim {
         fn lock(&self) -> io::Result<std::sync::MutexGuard<'_, State>> {
             let s = self.disk.0.lock().unwrap();
             if s.generation != self.generation || !s.files.contains_key(&self.ino) {
-                return Err(io::Error::other("file handle from before a simulated crash"));
+                return Err(io::Error::other(
+                    "file handle from before a simulated crash",
+                ));
             }
             Ok(s)
         }
@@ -343,7 +345,11 @@ pub mod sim {
             let mut s = self.lock()?;
             SimDisk::step(&mut s)?;
             SimDisk::grow(&s, self.ino, len)?;
-            s.files.get_mut(&self.ino).expect("open file").data.resize(len as usize, 0);
+            s.files
+                .get_mut(&self.ino)
+                .expect("open file")
+                .data
+                .resize(len as usize, 0);
             Ok(())
         }
         fn sync_data(&self) -> io::Result<()> {

@@ -416,7 +416,11 @@ impl Wal {
             if w[1].index() != w[0].index() + 1 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("append of non-consecutive entries {} then {}", w[0].index(), w[1].index()),
+                    format!(
+                        "append of non-consecutive entries {} then {}",
+                        w[0].index(),
+                        w[1].index()
+                    ),
                 ));
             }
         }
@@ -502,7 +506,9 @@ impl Wal {
                 .remove(&name)
                 .and_then(|()| self.shared.sync_dir());
             if let Err(e) = r {
-                return Err(self.shared.fail(&format!("removing purged segment {name}"), e));
+                return Err(self
+                    .shared
+                    .fail(&format!("removing purged segment {name}"), e));
             }
             st.segments.pop_front();
         }
@@ -638,7 +644,12 @@ impl Shared {
 
     fn check_writable(&self) -> io::Result<()> {
         if self.failed.load(Ordering::Acquire) {
-            let why = self.failure.lock().expect("lock").clone().unwrap_or_default();
+            let why = self
+                .failure
+                .lock()
+                .expect("lock")
+                .clone()
+                .unwrap_or_default();
             return Err(io::Error::other(format!(
                 "raft log store refused the write: an earlier write or sync failed (fail-stop): \
                  {why}"
@@ -782,7 +793,9 @@ impl Shared {
             Ok(s) => {
                 st.spare = Some(s);
                 if self.disk_full.swap(false, Ordering::AcqRel) {
-                    tracing::info!("raft log: the next segment is preallocated again; disk no longer full");
+                    tracing::info!(
+                        "raft log: the next segment is preallocated again; disk no longer full"
+                    );
                 }
             }
             Err(e) => {
@@ -889,7 +902,11 @@ impl Shared {
                              refusing to start (records follow it, so it is not a torn write \
                              at the tail)",
                             path.display(),
-                            if after.is_none() { " (scan budget spent)" } else { "" },
+                            if after.is_none() {
+                                " (scan budget spent)"
+                            } else {
+                                ""
+                            },
                         )));
                     }
                     if let Some(why) = why {

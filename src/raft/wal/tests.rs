@@ -30,7 +30,12 @@ fn opts() -> WalOptions {
 }
 
 fn must_open(disk: &SimDisk, opts: WalOptions) -> Wal {
-    Wal::open(Arc::new(disk.clone()), opts, Arc::new(FlushStats::default())).expect("open wal")
+    Wal::open(
+        Arc::new(disk.clone()),
+        opts,
+        Arc::new(FlushStats::default()),
+    )
+    .expect("open wal")
 }
 
 fn waiter() -> (Done, std_mpsc::Receiver<io::Result<()>>) {
@@ -107,7 +112,10 @@ fn group_commit_acknowledges_in_order_and_only_durable_records() {
                 );
                 match after.map(|w| w.entries(i..=i).map(|v| v.len())) {
                     Ok(Ok(1)) => {}
-                    other => problems.lock().unwrap().push(format!("entry {i}: {other:?}")),
+                    other => problems
+                        .lock()
+                        .unwrap()
+                        .push(format!("entry {i}: {other:?}")),
                 }
                 tx.send(()).unwrap();
             }),
@@ -123,7 +131,10 @@ fn group_commit_acknowledges_in_order_and_only_durable_records() {
     let st = wal.stats();
     assert_eq!(st.entries.load(Ordering::Relaxed), 40);
     assert!(st.flushes.load(Ordering::Relaxed) <= 40);
-    assert!(wal.segment_names().len() > 3, "the workload must roll segments");
+    assert!(
+        wal.segment_names().len() > 3,
+        "the workload must roll segments"
+    );
 }
 
 /// Builds a log of entries 1..=n (term 1) in one big segment and returns the disk.
@@ -166,8 +177,12 @@ fn torn_tails_are_cut_and_the_log_goes_on() {
         let mut bytes = disk.read_file(&name);
         damage(&mut bytes, at as usize);
         disk.write_file(&name, bytes);
-        let wal = Wal::open(Arc::new(disk.clone()), opts(), Arc::new(FlushStats::default()))
-            .unwrap_or_else(|e| panic!("{what}: refused to open: {e}"));
+        let wal = Wal::open(
+            Arc::new(disk.clone()),
+            opts(),
+            Arc::new(FlushStats::default()),
+        )
+        .unwrap_or_else(|e| panic!("{what}: refused to open: {e}"));
         assert_eq!(contents(&wal), span(1, 1..=4), "{what}");
         append(&wal, vec![entry(2, 5), entry(2, 6)]).unwrap();
         drop(wal);
@@ -189,9 +204,13 @@ fn corrupt_middle_record_is_refused_naming_file_and_offset() {
     let mut bytes = disk.read_file(&name);
     bytes[at as usize + 12] ^= 0x01;
     disk.write_file(&name, bytes);
-    let err = Wal::open(Arc::new(disk.clone()), opts(), Arc::new(FlushStats::default()))
-        .err()
-        .expect("refused");
+    let err = Wal::open(
+        Arc::new(disk.clone()),
+        opts(),
+        Arc::new(FlushStats::default()),
+    )
+    .err()
+    .expect("refused");
     let msg = err.to_string();
     assert!(msg.contains(&name), "{msg}");
     assert!(msg.contains(&format!("byte offset {at}")), "{msg}");
@@ -213,10 +232,14 @@ fn corrupt_middle_record_is_refused_naming_file_and_offset() {
     let mut bytes = disk.read_file(&name);
     bytes[at as usize + 9] ^= 0x80;
     disk.write_file(&name, bytes);
-    let msg = Wal::open(Arc::new(disk.clone()), opts(), Arc::new(FlushStats::default()))
-        .err()
-        .expect("refused")
-        .to_string();
+    let msg = Wal::open(
+        Arc::new(disk.clone()),
+        opts(),
+        Arc::new(FlushStats::default()),
+    )
+    .err()
+    .expect("refused")
+    .to_string();
     assert!(
         msg.contains(&name) && msg.contains(&format!("byte offset {at}")),
         "{msg}"
@@ -234,10 +257,14 @@ fn missing_middle_segment_is_refused() {
     let segs = wal.segment_names();
     drop(wal);
     disk.remove(&segs[1]).unwrap();
-    let msg = Wal::open(Arc::new(disk.clone()), opts(), Arc::new(FlushStats::default()))
-        .err()
-        .expect("refused")
-        .to_string();
+    let msg = Wal::open(
+        Arc::new(disk.clone()),
+        opts(),
+        Arc::new(FlushStats::default()),
+    )
+    .err()
+    .expect("refused")
+    .to_string();
     assert!(msg.contains("not contiguous"), "{msg}");
 }
 
@@ -254,7 +281,14 @@ fn purge_and_truncate_across_segments_survive_reopen() {
     wal.purge(log_id(1, 20)).unwrap();
     let after = wal.segment_names();
     assert!(after.len() < before.len(), "{before:?} -> {after:?}");
-    assert_eq!(disk.list().unwrap().iter().filter(|n| n.ends_with(".seg")).count(), after.len());
+    assert_eq!(
+        disk.list()
+            .unwrap()
+            .iter()
+            .filter(|n| n.ends_with(".seg"))
+            .count(),
+        after.len()
+    );
     assert_eq!(contents(&wal), span(1, 21..=50));
     // The first live entry's segment stays.
     assert_eq!(wal.frame_of(21).unwrap().0, after[0]);
@@ -269,7 +303,10 @@ fn purge_and_truncate_across_segments_survive_reopen() {
     assert_eq!(wal.log_state(), (Some(log_id(1, 20)), Some(log_id(1, 50))));
 
     // Across segment boundaries: entry 35's segment is older than the last.
-    assert_ne!(wal.frame_of(35).unwrap().0, *wal.segment_names().last().unwrap());
+    assert_ne!(
+        wal.frame_of(35).unwrap().0,
+        *wal.segment_names().last().unwrap()
+    );
     wal.truncate_after(Some(35)).unwrap();
     assert_eq!(contents(&wal), span(1, 21..=35));
     let wal = reopen(wal);
@@ -287,7 +324,10 @@ fn purge_and_truncate_across_segments_survive_reopen() {
     wal.purge(log_id(3, 100)).unwrap();
     assert!(contents(&wal).is_empty());
     let wal = reopen(wal);
-    assert_eq!(wal.log_state(), (Some(log_id(3, 100)), Some(log_id(3, 100))));
+    assert_eq!(
+        wal.log_state(),
+        (Some(log_id(3, 100)), Some(log_id(3, 100)))
+    );
     append(&wal, vec![entry(3, 101)]).unwrap();
     let wal = reopen(wal);
     assert_eq!(contents(&wal), vec![(101, 3)]);
@@ -334,7 +374,11 @@ struct Acked {
 /// Appends, votes, commits, rolls, truncates (across a segment boundary), appends over the
 /// truncation, purges: stops at the first error (the simulated crash).
 fn workload(disk: &SimDisk, opts: WalOptions, acked: &mut Acked) -> io::Result<()> {
-    let wal = Wal::open(Arc::new(disk.clone()), opts, Arc::new(FlushStats::default()))?;
+    let wal = Wal::open(
+        Arc::new(disk.clone()),
+        opts,
+        Arc::new(FlushStats::default()),
+    )?;
     save_vote(&wal, Vote::new(1, 1))?;
     acked.vote = Some(Vote::new(1, 1));
     for b in 0..6u64 {
@@ -371,10 +415,18 @@ fn workload(disk: &SimDisk, opts: WalOptions, acked: &mut Acked) -> io::Result<(
 /// Reopens a crashed disk and checks every acknowledged thing is there and the log is
 /// contiguous.
 fn check_after_crash(disk: &SimDisk, acked: &Acked) -> Result<(), String> {
-    let wal = Wal::open(Arc::new(disk.clone()), opts(), Arc::new(FlushStats::default()))
-        .map_err(|e| format!("reopen failed: {e}"))?;
+    let wal = Wal::open(
+        Arc::new(disk.clone()),
+        opts(),
+        Arc::new(FlushStats::default()),
+    )
+    .map_err(|e| format!("reopen failed: {e}"))?;
     if wal.vote() < acked.vote {
-        return Err(format!("vote {:?} < acknowledged {:?}", wal.vote(), acked.vote));
+        return Err(format!(
+            "vote {:?} < acknowledged {:?}",
+            wal.vote(),
+            acked.vote
+        ));
     }
     if wal.committed() < acked.committed {
         return Err(format!(
@@ -385,7 +437,10 @@ fn check_after_crash(disk: &SimDisk, acked: &Acked) -> Result<(), String> {
     }
     let (purged, last) = wal.log_state();
     if purged < acked.purged {
-        return Err(format!("purged {purged:?} < acknowledged {:?}", acked.purged));
+        return Err(format!(
+            "purged {purged:?} < acknowledged {:?}",
+            acked.purged
+        ));
     }
     let got = contents(&wal);
     for w in got.windows(2) {
@@ -395,7 +450,11 @@ fn check_after_crash(disk: &SimDisk, acked: &Acked) -> Result<(), String> {
     }
     if let (Some(first), Some(p)) = (got.first(), purged) {
         if first.0 != p.index() + 1 {
-            return Err(format!("first entry {} after purge point {}", first.0, p.index()));
+            return Err(format!(
+                "first entry {} after purge point {}",
+                first.0,
+                p.index()
+            ));
         }
     }
     if last != got.last().map(|&(i, t)| log_id(t, i)).max(purged) {
@@ -405,7 +464,10 @@ fn check_after_crash(disk: &SimDisk, acked: &Acked) -> Result<(), String> {
     let floor = purged.map_or(0, |p| p.index());
     for (&i, &t) in acked.entries.range(floor + 1..) {
         if got.get(&i) != Some(&t) {
-            return Err(format!("acknowledged entry {i} (term {t}) lost: {:?}", got.get(&i)));
+            return Err(format!(
+                "acknowledged entry {i} (term {t}) lost: {:?}",
+                got.get(&i)
+            ));
         }
     }
     Ok(())
@@ -446,7 +508,10 @@ fn crash_at_every_step_keeps_everything_acknowledged() {
 #[test]
 fn crash_test_catches_missing_syncs() {
     let failures = crash_at_every_step(|d| d.set_skip_dir_sync(true), opts());
-    assert!(!failures.is_empty(), "skipping directory syncs went unnoticed");
+    assert!(
+        !failures.is_empty(),
+        "skipping directory syncs went unnoticed"
+    );
     let no_sync = WalOptions {
         sync: false,
         ..opts()
@@ -471,7 +536,10 @@ fn disk_full_is_reported_and_clears_when_space_returns() {
         append(&wal, vec![entry(1, i)]).unwrap();
     }
     let reason = wal.disk_full().unwrap();
-    assert!(reason.contains("No space left") || reason.contains("os error 28"), "{reason}");
+    assert!(
+        reason.contains("No space left") || reason.contains("os error 28"),
+        "{reason}"
+    );
     // Still writable: the segment in use was preallocated.
     i += 1;
     append(&wal, vec![entry(1, i)]).unwrap();
@@ -490,4 +558,3 @@ fn disk_full_is_reported_and_clears_when_space_returns() {
     let wal = must_open(&disk, opts());
     assert_eq!(contents(&wal), span(1, 1..=i + 20));
 }
-
