@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One open file of a [`Disk`].
+#[allow(clippy::len_without_is_empty)] // a file, not a collection
 pub trait DiskFile: Send + Sync {
     /// Writes all of `buf` at `off`.
     fn write_at(&self, off: u64, buf: &[u8]) -> io::Result<()>;

@@ -459,8 +459,8 @@ impl Wal {
     pub fn save_vote(&self, vote: &Vote, done: Done) -> io::Result<()> {
         let mut st = self.shared.lock_writable()?;
         self.shared
-            .write_records(&mut st, vec![Record::Vote(vote.clone())])?;
-        st.vote = Some(vote.clone());
+            .write_records(&mut st, vec![Record::Vote(*vote)])?;
+        st.vote = Some(*vote);
         self.queue(&st, 0, done)
     }
 
@@ -547,7 +547,7 @@ impl Wal {
     }
 
     pub fn vote(&self) -> Option<Vote> {
-        self.shared.state.lock().expect("lock").vote.clone()
+        self.shared.state.lock().expect("lock").vote
     }
 
     pub fn committed(&self) -> Option<LogId> {
@@ -610,7 +610,7 @@ fn head_bytes(st: &State) -> io::Result<Vec<u8>> {
     let mut buf = MAGIC.to_vec();
     let mut head = Vec::new();
     if let Some(v) = &st.vote {
-        head.push(Record::Vote(v.clone()));
+        head.push(Record::Vote(*v));
     }
     head.push(Record::Committed(st.committed));
     if let Some(p) = st.purged {
