@@ -6,10 +6,10 @@
 #
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis); fusermount3 (Debian's fuse3, for
-# jepsen's lossyfs); protoc (Debian's protobuf-compiler,
-# which etcd-client's build script needs for the load generator). This script installs them
-# with apt-get when they are missing. Tests that need a missing tool fail and say how to get
-# it; none is skipped silently.
+# jepsen's lossyfs); protoc (Debian's protobuf-compiler, which etcd-client's build script needs
+# for the load generator); strace (the log's fdatasync count in tests/t31_wal_durability.rs).
+# This script installs them with apt-get when they are missing. Tests that need a missing tool
+# fail and say how to get it; none is skipped silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 # lossyfs (jepsen's power-loss filesystem, run by scripts/jepsen-ci.sh): fusermount3.
 command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     if [ "$(id -u)" = 0 ]; then

@@ -1,5 +1,5 @@
-//! redraft: a replicated configuration store. Raft (openraft) over a sled log, etcd's MVCC
-//! keyspace, spoken over the Redis protocol.
+//! redraft: a replicated configuration store. Raft (openraft) over an fsynced write-ahead
+//! log, etcd's MVCC keyspace, spoken over the Redis protocol.
 //!
 //! # Crate map
 //!
@@ -7,7 +7,7 @@
 //! |-------------|-------------------------------------------------------------------|--------------|
 //! | `protocol`  | RESP framing, limits, reply encoding (no commands)                | —            |
 //! | `store`     | the deterministic MVCC keyspace: revisions, history, compaction   | —            |
-//! | `raft`      | openraft: sled log store, state machine, peer network, write path | store, watch |
+//! | `raft`      | openraft: WAL log store, state machine, peer network, write path  | store, watch |
 //! | `watch`     | pub/sub, keyspace notifications, the `__watch__:` stream          | store, raft, protocol, glob |
 //! | `commands`  | argv → reply, through the read gate or the write path             | protocol, raft, store |
 //! | `server`    | the Redis listener and per-connection sessions                    | protocol, commands |
@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! client ─RESP─▶ server::session ─▶ commands (SET) ─▶ RaftNode::write(Request{client_id, seq})
-//!   ─▶ leader: openraft client_write ─▶ log append (sled, group-commit fsync) on a majority
+//!   ─▶ leader: openraft client_write ─▶ log append (WAL, group-commit fdatasync) on a majority
 //!   ─▶ committed ─▶ state_machine::apply ─▶ store::Store::apply ─▶ Response ─▶ +OK
 //!   (on a follower: forwarded to the leader over the peer connection, same path there)
 //!

@@ -1,4 +1,4 @@
-//! Assembles one node: data dir identity, the sled log, the state machine, Raft, the peer RPC
+//! Assembles one node: data dir identity, the Raft log (WAL), the state machine, Raft, the peer RPC
 //! server and the Redis listener; then runs until asked to stop and shuts down in order.
 //!
 //! # Start-up order
@@ -146,6 +146,7 @@ impl Node {
         let log_store = LogStore::open(&me.data_dir.join("raft-log"))
             .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
         let flush_stats = log_store.flush_stats();
+        let log_disk = log_store.disk_full_probe();
         let sm = StateMachineStore::open(&me.data_dir.join("snapshot"))
             .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
         let node_metrics = sm.metrics();
@@ -253,6 +254,7 @@ impl Node {
             sm,
             peers: Arc::new(Peers::new(identity)),
             flush_stats,
+            log_disk,
             write_timeout: Duration::from_millis(cfg.server.write_timeout_ms),
             reads: Reads::new(
                 cfg.raft.read_lease(),

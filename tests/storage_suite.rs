@@ -1,5 +1,5 @@
 //! openraft's own storage conformance suite (`openraft::testing::log::Suite`) run against the
-//! sled log store and the state machine adapter, each test on a fresh data dir.
+//! write-ahead log store and the state machine adapter, each test on a fresh data dir.
 //!
 //! Checks the storage contract openraft relies on: log reads after append, truncation and
 //! purge without holes, vote persistence, membership recovery, applied state, and snapshot
@@ -12,9 +12,9 @@ use redraft::raft::state_machine::StateMachineStore;
 use redraft::raft::TypeConfig;
 use tempfile::TempDir;
 
-struct SledBuilder;
+struct WalBuilder;
 
-impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for SledBuilder {
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for WalBuilder {
     async fn build(
         &self,
     ) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
@@ -27,5 +27,5 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for SledBuil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openraft_storage_suite() -> Result<(), StorageError<TypeConfig>> {
-    Suite::test_all(SledBuilder).await
+    Suite::test_all(WalBuilder).await
 }

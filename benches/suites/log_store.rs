@@ -1,8 +1,8 @@
 //! Log store suite: `LogStore::append` of a batch of 1, 16 or 256 entries, timed until its
-//! `IOFlushed` callback fires, i.e. until the sled flush that makes the batch durable has
-//! returned (DurableBeforeAck). Each entry carries a 256-byte SET, as a client write does.
+//! `IOFlushed` callback fires, i.e. until the group-commit `fdatasync` of the write-ahead log
+//! that makes the batch durable has returned (DurableBeforeAck). Each entry carries a 256-byte SET, as a client write does.
 //!
-//! The database lives under cargo's `CARGO_TARGET_TMPDIR` (on the build disk, not a tmpfs),
+//! The log lives under cargo's `CARGO_TARGET_TMPDIR` (on the build disk, not a tmpfs),
 //! so the figure includes the disk's real fsync latency: the batch-of-1 case is the floor of
 //! any durable write on this machine.
 

@@ -3,7 +3,9 @@
 //! Owns everything that knows about openraft, so a version bump touches this folder only.
 //! Knows nothing of RESP: `commands/` calls [`RaftNode::write`] and [`RaftNode::read_barrier`].
 //!
-//! - `log_store.rs`: the Raft log and vote in their own sled database (DurableBeforeAck).
+//! - `wal/`: the write-ahead log: segmented, checksummed, fdatasynced files holding the Raft
+//!   log, vote, committed id and purge point (DurableBeforeAck, FailStop, SpareAhead).
+//! - `log_store.rs`: openraft's `RaftLogStorage` over the WAL.
 //! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
 //! - `read.rs`: batched ReadIndex behind the linearizable read gate.
@@ -26,6 +28,7 @@ mod publish;
 pub mod read;
 pub mod rpc;
 pub mod state_machine;
+pub mod wal;
 mod write;
 
 use std::fmt;

@@ -30,7 +30,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::ReadPolicy;
 
 use super::health::Liveness;
-use super::log_store::FlushStats;
+use super::log_store::{DiskFullProbe, FlushStats};
 use super::network::{encoded_len, PeerError, Peers};
 use super::read::Reads;
 use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse, MAX_FRAME};
@@ -59,6 +59,11 @@ pub enum WriteError {
         "ERR request too large to replicate: {0} bytes encoded, the limit is {MAX_ENTRY_BYTES}"
     )]
     TooLarge(usize),
+    /// This node's log disk is full (the next log segment cannot be preallocated: SpareAhead
+    /// in `wal/mod.rs`): client writes are refused until space returns; reads go on. Never
+    /// proposed, so never applied.
+    #[error("ERR disk full on node {node}: {reason}; writes are refused until space is freed (reads still work); not applied")]
+    DiskFull { node: u64, reason: String },
     /// This node's Raft has stopped (e.g. a failed disk flush); it serves nothing more.
     #[error("ERR raft stopped on this node: {0}")]
     Fatal(String),
@@ -83,6 +88,8 @@ pub struct RaftNode {
     pub sm: StateMachineStore,
     pub peers: Arc<Peers>,
     pub flush_stats: Arc<FlushStats>,
+    /// Whether this node's log disk is full; client writes are refused while it is.
+    pub log_disk: DiskFullProbe,
     /// How long a write waits for a leader before failing with `TRYAGAIN`.
     pub write_timeout: Duration,
     /// The read gate: rounds shared between concurrent readers, the lease, counters.
@@ -160,6 +167,17 @@ impl RaftNode {
         result
     }
 
+    /// Refuses a client write while this node's log disk is full.
+    fn check_disk(&self) -> Result<(), WriteError> {
+        match self.log_disk.disk_full() {
+            None => Ok(()),
+            Some(reason) => Err(WriteError::DiskFull {
+                node: self.id,
+                reason,
+            }),
+        }
+    }
+
     /// Counts a client write's outcome for `/metrics`.
     fn count_proposal(&self, result: &Result<Response, WriteError>) {
         let counter = match result {
@@ -171,6 +189,7 @@ impl RaftNode {
 
     /// [`Self::write`] without counting.
     async fn write_once(&self, req: Request) -> Result<Response, WriteError> {
+        self.check_disk()?;
         if let Some(len) = too_large(&req) {
             return Err(WriteError::TooLarge(len));
         }
@@ -247,6 +266,12 @@ impl RaftNode {
     /// error, `Unknown` if the first attempt may have reached a leader, else `NoLeader` (then
     /// nothing after the failed retry was ever sent).
     pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, WriteError>> {
+        if let Err(e) = self.check_disk() {
+            for _ in &reqs {
+                self.count_proposal(&Err(e.clone()));
+            }
+            return reqs.iter().map(|_| Err(e.clone())).collect();
+        }
         // A request too large for one entry is refused by `write` (EntryBytesBound); the run
         // is then proposed one by one, in order.
         if reqs.len() <= 1 || reqs.iter().any(|r| too_large(r).is_some()) {
