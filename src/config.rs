@@ -836,13 +836,7 @@ pub fn ensure_data_dir_identity(
     let identity_path = dir.join(IDENTITY_FILE);
     let tmp_name = format!("{IDENTITY_FILE}.tmp");
 
-    let created = !dir.exists();
-    fs::create_dir_all(dir).map_err(io_err)?;
-    if created {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent).map_err(io_err)?;
-        }
-    }
+    crate::fsutil::create_dir_all_durable(dir).map_err(io_err)?;
 
     match fs::read_to_string(&identity_path) {
         Ok(text) => {

@@ -41,6 +41,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod glob;
 pub mod metrics;
 pub mod node;

@@ -1,9 +1,9 @@
 //! Power loss against a real redraft node (`src/powercut.rs`): its data dir on lossyfs, N
 //! acknowledged SETs, kill -9 plus every unsynced byte dropped, a restart, every key read back.
 //!
-//! - **DurableBeforeAck**: all N are there. Fails against the sled log, which never fsyncs
-//!   (0 of 200 kept), so it is `#[ignore]`d until the fsyncing WAL replaces sled; then it runs
-//!   by default (remove the `ignore`).
+//! - **DurableBeforeAck**: all N are there. Failed against the sled log, which never fsyncs
+//!   (0 of 200 kept), and against the first WAL, whose `raft-log/` and `snapshot/` directory
+//!   entries were never fsynced into the data dir (0 of 200 kept: DirEntryDurable).
 //! - The control: with `REDRAFT_FAILPOINTS=log_sync_off` (the WAL skips its fsyncs) writes are
 //!   lost, and the check must say so — proof that the check can fail. Against sled it is
 //!   true as well (sled loses them without the failpoint).
@@ -54,7 +54,6 @@ fn power_cut(name: &str, failpoints: Option<&str>) -> Option<PowerCutReport> {
 }
 
 #[test]
-#[ignore = "fails against the sled log (it never fsyncs: 0 of 200 kept); un-ignore when the WAL lands"]
 fn every_acknowledged_set_survives_a_power_cut() {
     let Some(r) = power_cut("durable", None) else {
         return;

@@ -83,7 +83,8 @@ impl StateMachineStore {
     /// Opens the state machine whose snapshots live under `dir`; loads the last snapshot file
     /// (openraft installs it on start).
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        // DirEntryDurable: a snapshot in a directory that vanishes at a power cut is no snapshot.
+        crate::fsutil::create_dir_all_durable(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
         let current = match std::fs::read(&path) {
             Ok(bytes) => {

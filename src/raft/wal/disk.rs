@@ -58,12 +58,8 @@ pub struct RealDisk {
 impl RealDisk {
     /// Opens `dir`, creating it (and making its entry in the parent durable) if missing.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        if !dir.is_dir() {
-            std::fs::create_dir_all(dir)?;
-            if let Some(parent) = dir.parent() {
-                File::open(parent)?.sync_all()?;
-            }
-        }
+        // DirEntryDurable: every level created (raft-log/ and wal/) is synced into its parent.
+        crate::fsutil::create_dir_all_durable(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
         })
