@@ -13,6 +13,13 @@
 //! - **SnapshotBeforePurge.** A snapshot is fsynced (temp file, fsync, rename, fsync dir) before
 //!   `build_snapshot` or `install_snapshot` returns; openraft purges log entries only after
 //!   that, so every purged entry is covered by a durable snapshot.
+//! - **OneSnapshotWriter.** openraft builds snapshots in a task of their own, concurrently with
+//!   installs; every snapshot file write holds one lock (`writer`), each writer has its own
+//!   temp file, and the check below and the rename are one step under that lock.
+//! - **NewerSnapshotOnly.** A snapshot replaces the current one only if its `last_log_id` is
+//!   greater. A build that captured its state before a newer install finished is dropped (its
+//!   meta, returned to openraft, claims only what it covers, which the file on disk covers
+//!   too, so openraft never purges past the snapshot on disk).
 //!
 //! Snapshot file `current.snap`:
 //!
@@ -60,8 +67,15 @@ pub struct StateMachineStore {
     /// Read-mostly: sessions take the read lock to answer reads, apply takes the write lock
     /// per entry, so a read waits at most for one entry's apply.
     state: Arc<RwLock<SmState>>,
-    /// The last snapshot built or installed, as persisted.
+    /// The last snapshot built or installed, as persisted. Changed only by [`Self::persist`],
+    /// under `writer`, after the file is durable.
     current: Arc<Mutex<Option<CurrentSnapshot>>>,
+    /// Held by whoever writes a snapshot file (OneSnapshotWriter): a build and an install
+    /// never write at once, and the newer-than-current check and the rename are one step.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Numbers temp files, so no two writers ever share one (even across a restart: a
+    /// leftover temp file is only ever overwritten by its own writer, and removed on open).
+    tmp_seq: Arc<std::sync::atomic::AtomicU64>,
     dir: Arc<PathBuf>,
     /// Applied changes and keyspace notifications, in revision order, for the keyspace
     /// notifier on this node (best effort, as Redis's). Lagging receivers are told they
@@ -77,6 +91,17 @@ pub struct StateMachineStore {
     deadline_wake: Arc<Notify>,
     /// Snapshot counts and build durations (`/metrics`), shared with the node.
     metrics: Arc<NodeMetrics>,
+    /// Test hook: pauses the next snapshot build right after it captured the state.
+    #[cfg(test)]
+    build_pause: Arc<Mutex<Option<BuildPause>>>,
+}
+
+/// Pauses a snapshot build after its capture (tests only): `captured` is signalled, then the
+/// build waits for `resume`.
+#[cfg(test)]
+struct BuildPause {
+    captured: tokio::sync::oneshot::Sender<()>,
+    resume: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl StateMachineStore {
@@ -84,6 +109,7 @@ impl StateMachineStore {
     /// (openraft installs it on start).
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        remove_temp_files(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
         let current = match std::fs::read(&path) {
             Ok(bytes) => {
@@ -100,11 +126,15 @@ impl StateMachineStore {
         Ok(Self {
             state: Arc::new(RwLock::new(SmState::default())),
             current: Arc::new(Mutex::new(current)),
+            writer: Arc::default(),
+            tmp_seq: Arc::default(),
             dir: Arc::new(dir.to_path_buf()),
             events,
             revision: Arc::new(revision),
             deadline_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
+            #[cfg(test)]
+            build_pause: Arc::default(),
         })
     }
 
@@ -144,14 +174,52 @@ impl StateMachineStore {
         });
     }
 
-    /// Writes the snapshot file without copying `data` again (it may be large).
-    fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+    /// Makes `(meta, data)` the current snapshot, on disk then in memory, if it is newer than
+    /// the current one (NewerSnapshotOnly); returns whether it did. One writer at a time
+    /// (OneSnapshotWriter); the file is durable before it becomes current (SnapshotBeforePurge).
+    async fn persist(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<bool> {
+        let _writer = self.writer.lock().await;
+        if !self.is_newer(meta) {
+            return Ok(false);
+        }
+        let this = self.clone();
+        let (m, d) = (meta.clone(), data.clone());
+        tokio::task::spawn_blocking(move || this.write_file(&m, &d))
+            .await
+            .map_err(io::Error::other)??;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), data));
+        Ok(true)
+    }
+
+    /// Whether a snapshot with `meta` is newer than the current one (none is oldest).
+    fn is_newer(&self, meta: &SnapshotMeta) -> bool {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .is_none_or(|(cur, _)| meta.last_log_id > cur.last_log_id)
+    }
+
+    /// Writes the snapshot file without copying `data` again (it may be large): a temp file
+    /// of its own, fsync, rename, fsync of the directory.
+    fn write_file(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
         let meta = encode(meta)?;
         let len = u32::try_from(meta.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "snapshot meta over 4 GiB"))?
             .to_be_bytes();
-        write_atomic(&self.dir, SNAPSHOT_FILE, &[&len, &meta, data])
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        write_atomic(&self.dir, SNAPSHOT_FILE, seq, &[&len, &meta, data])
     }
+}
+
+/// Removes temp files a crash left in the snapshot dir.
+fn remove_temp_files(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a restored data dir's Raft state (`backup.rs`): a snapshot of `store` (encoded
@@ -174,7 +242,7 @@ pub async fn write_restored(
         last_membership: StoredMembership::new(Some(log_id), membership),
     };
     let sm = StateMachineStore::open(&data_dir.join("snapshot"))?;
-    sm.persist(&meta, store)?;
+    sm.persist(&meta, Arc::new(store.to_vec())).await?;
     let mut log = super::log_store::LogStore::open(&data_dir.join("raft-log"))?;
     log.restore_purged(log_id).await
 }
@@ -194,10 +262,10 @@ fn split_snapshot_file(mut bytes: Vec<u8>) -> io::Result<(SnapshotMeta, Vec<u8>)
 }
 
 /// Writes `parts` to `dir/name` so that a crash leaves either the old or the new file: temp
-/// file, fsync, rename, fsync of the directory.
-fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
+/// file `name.seq.tmp`, fsync, rename, fsync of the directory.
+fn write_atomic(dir: &Path, name: &str, seq: u64, parts: &[&[u8]]) -> io::Result<()> {
     use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
+    let tmp = dir.join(format!("{name}.{seq}.tmp"));
     {
         let mut f = io::BufWriter::new(std::fs::File::create(&tmp)?);
         for part in parts {
@@ -222,18 +290,32 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             };
             (meta, st.store.to_snapshot())
         };
-        let this = self.clone();
-        let (meta, data) =
-            tokio::task::spawn_blocking(move || this.persist(&meta, &data).map(|()| (meta, data)))
-                .await
-                .map_err(io::Error::other)??;
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        #[cfg(test)]
+        {
+            let pause = self.build_pause.lock().unwrap().take();
+            if let Some(p) = pause {
+                let _ = p.captured.send(());
+                let _ = p.resume.await;
+            }
+        }
+        let data = Arc::new(data);
+        let fresh = self.persist(&meta, data.clone()).await?;
+        if fresh {
+            tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        } else {
+            // A newer snapshot was installed meanwhile: this one is dropped, and the meta
+            // returned claims no more than it covers, so openraft purges nothing the snapshot
+            // on disk does not cover (NewerSnapshotOnly).
+            tracing::info!(
+                last_log_id = ?meta.last_log_id,
+                "snapshot built but not kept: a newer one is current"
+            );
+        }
         self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .snapshot_build_seconds
             .observe_duration(started.elapsed());
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((meta.clone(), Arc::new(data.clone())));
+        let data = Arc::try_unwrap(data).unwrap_or_else(|d| d.as_ref().clone());
         Ok(Snapshot {
             meta,
             snapshot: data,
@@ -311,24 +393,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
         // openraft also calls this at start-up with our own current snapshot, to restore the
         // in-memory keyspace; that one is already on disk.
-        let restoring = self
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|(m, d)| m == meta && d.as_slice() == data.as_slice());
         let store = Store::from_snapshot(&data).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("cannot install snapshot: {e}"),
             )
         })?;
-        if !restoring {
-            let this = self.clone();
-            let (m, d) = (meta.clone(), data.clone());
-            tokio::task::spawn_blocking(move || this.persist(&m, &d))
-                .await
-                .map_err(io::Error::other)??;
+        let restoring = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(m, _)| m == meta);
+        let persisted = !restoring && self.persist(meta, Arc::new(data)).await?;
+        if !restoring && !persisted {
+            tracing::warn!(
+                last_log_id = ?meta.last_log_id,
+                "installing a snapshot older than the one on disk; the newer file stays"
+            );
         }
         {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
@@ -347,8 +429,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 .snapshot_installs
                 .fetch_add(1, Ordering::Relaxed);
         }
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((meta.clone(), Arc::new(data)));
         Ok(())
     }
 
@@ -362,5 +442,100 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta,
             snapshot: data.as_ref().clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use openraft::entry::RaftEntry;
+    use openraft::vote::RaftLeaderIdExt;
+
+    use super::*;
+    use crate::raft::typ::Entry;
+    use crate::store::{Op, Request};
+
+    fn log_id(index: u64) -> LogId {
+        let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 1);
+        LogId::new(leader, index)
+    }
+
+    fn put(key: &str, value: &str) -> Request {
+        Request {
+            client: None,
+            op: Op::Put {
+                key: Bytes::copy_from_slice(key.as_bytes()),
+                value: Bytes::copy_from_slice(value.as_bytes()),
+            },
+        }
+    }
+
+    /// Applies puts `key{i}` = `v{i}` as log entries `first..=last`.
+    async fn must_apply(sm: &mut StateMachineStore, first: u64, last: u64) {
+        let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = (first..=last)
+            .map(|i| {
+                let e = Entry::new_normal(log_id(i), put(&format!("key{i}"), &format!("v{i}")));
+                Ok((e, None))
+            })
+            .collect();
+        sm.apply(futures::stream::iter(entries)).await.unwrap();
+    }
+
+    /// Arms the build hook; returns (captured, resume).
+    fn pause_next_build(
+        sm: &StateMachineStore,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (captured_tx, captured_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+        *sm.build_pause.lock().unwrap() = Some(BuildPause {
+            captured: captured_tx,
+            resume: resume_rx,
+        });
+        (captured_rx, resume_tx)
+    }
+
+    /// An older snapshot build that finishes after a newer install must not replace the
+    /// installed snapshot on disk (NewerSnapshotOnly): the log behind the installed one may
+    /// already be purged, and the node could not restart from the older one.
+    #[tokio::test]
+    async fn a_stale_build_never_replaces_a_newer_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        must_apply(&mut sm, 1, 5).await;
+
+        // The build captures the state at log index 5, then pauses.
+        let (captured, resume) = pause_next_build(&sm);
+        let mut builder = sm.get_snapshot_builder().await;
+        let build = tokio::spawn(async move { builder.build_snapshot().await });
+        captured.await.unwrap();
+
+        // Meanwhile the leader's snapshot at index 20 is installed.
+        let mut leader = StateMachineStore::open(&dir.path().join("leader")).unwrap();
+        must_apply(&mut leader, 1, 20).await;
+        let newer = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        assert_eq!(newer.meta.last_log_id, Some(log_id(20)));
+        sm.install_snapshot(&newer.meta, newer.snapshot.clone())
+            .await
+            .unwrap();
+
+        // The build resumes and finishes.
+        resume.send(()).unwrap();
+        let built = build.await.unwrap().unwrap();
+        assert!(
+            built.meta.last_log_id <= Some(log_id(20)),
+            "a build never claims more than it covers"
+        );
+
+        // What is on disk, and what openraft is told is current, is the newer snapshot.
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id, Some(log_id(20)));
+        let mut reopened = StateMachineStore::open(dir.path()).unwrap();
+        let on_disk = reopened.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(on_disk.meta.last_log_id, Some(log_id(20)), "snapshot on disk");
+        let store = Store::from_snapshot(&on_disk.snapshot).unwrap();
+        assert_eq!(store.revision(), 20);
     }
 }
