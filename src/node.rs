@@ -208,6 +208,7 @@ impl Node {
             identity.clone(),
             liveness.clone(),
             pubsub.clone(),
+            sm.clone(),
             shutdown_rx.clone(),
         )));
 

@@ -138,7 +138,10 @@ impl Keyspace {
             .map(|(key, _)| key.clone())
             .collect();
         for key in touched {
-            let left = self.keys.get_mut(&key).is_some_and(|index| index.compact(at));
+            let left = self
+                .keys
+                .get_mut(&key)
+                .is_some_and(|index| index.compact(at));
             if !left {
                 self.keys.remove(&key);
             }
