@@ -278,6 +278,7 @@ impl PeerClient {
         let transfer: u64 = rand::random();
         let chunk = chunk_bytes();
         let mut offset = 0u64;
+        let mut chunks = 0u64;
         loop {
             let mut data =
                 Vec::with_capacity(chunk.min(usize::try_from(len - offset).unwrap_or(chunk)));
@@ -301,6 +302,7 @@ impl PeerClient {
                 _ => return Err(unexpected("snapshot chunk")),
             }
             offset += n;
+            chunks += 1;
             if offset >= len {
                 break;
             }
@@ -310,7 +312,12 @@ impl PeerClient {
                 "snapshot file ended at {offset} of {len} bytes"
             ))));
         }
-        tracing::debug!(target = self.target, bytes = len, "snapshot sent in chunks");
+        tracing::info!(
+            target_node = self.target,
+            bytes = len,
+            chunks,
+            "snapshot sent in chunks"
+        );
         let end = RpcRequest::SnapshotEnd {
             transfer,
             len,
