@@ -96,7 +96,11 @@ fn follower_catches_up_by_a_snapshot_of_many_chunks() {
         };
         eprintln!("           snapshot: {bytes} bytes in {chunks} chunks");
         assert!(bytes > 400 * 1024, "snapshot of {bytes} bytes");
-        assert_eq!(chunks, bytes.div_ceil(CHUNK as u64), "chunks of {CHUNK} bytes");
+        assert_eq!(
+            chunks,
+            bytes.div_ceil(CHUNK as u64),
+            "chunks of {CHUNK} bytes"
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! Store suite: `Store::apply` of single writes (SET, INCR) and of an EXEC of 10 writes (one
 //! `Op::Txn`, one revision), compaction of 100,000 revisions, and snapshot build
-//! (`Store::to_snapshot`), install (`Store::from_snapshot`) and clone of 100,000 keys, and
+//! (`Store::to_snapshot`), install (`Store::from_snapshot`) of 100,000 keys, clone of 100,000 and 1,000,000 keys, and
 //! `Store::get` among 100,000 keys. Deterministic
 //! and in memory: no Raft, no disk.
 
@@ -187,6 +187,11 @@ pub fn benches(c: &mut Criterion) {
     g.bench_function("clone/100k_keys", |b| {
         b.iter_with_large_drop(|| store.clone())
     });
+    let million = store_with_keys(1_000_000, 64);
+    g.bench_function("clone/1m_keys", |b| {
+        b.iter_with_large_drop(|| million.clone())
+    });
+    drop(million);
     g.finish();
 
     // Reads of the latest value: GET of a present key among 100,000.
