@@ -27,11 +27,10 @@
 //! [`RpcRequest::SnapshotEnd`]: super::rpc::RpcRequest::SnapshotEnd
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::state_machine::{SnapshotFile, StateMachineStore};
-use crate::store::Store;
+use super::state_machine::{decode_mapped, SnapshotFile, StateMachineStore};
 
 /// The default chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
@@ -125,14 +124,8 @@ pub fn finish(mut incoming: Incoming, transfer: u64, len: u64) -> Result<Snapsho
     }
     let io = |e: io::Error| format!("snapshot transfer: {e}");
     incoming.file.sync_all().map_err(io)?;
-    incoming.file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    (&incoming.file)
-        .take(len)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    let store = Store::from_snapshot(&bytes).map_err(|e| format!("snapshot refused: {e}"))?;
-    drop(bytes);
+    let store =
+        decode_mapped(&incoming.file, 0, len).map_err(|e| format!("snapshot refused: {e}"))?;
     let file = incoming.file.try_clone().map_err(io)?;
     let path = std::mem::take(&mut incoming.path);
     Ok(SnapshotFile::received(file, path, len, store))
@@ -149,6 +142,8 @@ pub fn receive_whole(sm: &StateMachineStore, data: &[u8]) -> Result<SnapshotFile
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     fn must_sm() -> (tempfile::TempDir, StateMachineStore) {
@@ -171,7 +166,7 @@ mod tests {
     }
 
     fn sample() -> Vec<u8> {
-        let mut s = Store::new();
+        let mut s = crate::store::Store::new();
         for i in 0..200u32 {
             s.apply(&crate::store::Request {
                 client: None,

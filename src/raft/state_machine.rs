@@ -128,22 +128,41 @@ impl SnapshotFile {
         if let Some(store) = self.decoded.take() {
             return Ok(*store);
         }
-        let cap = usize::try_from(self.len).unwrap_or(usize::MAX);
-        let mut bytes = Vec::with_capacity(cap);
-        self.reader()?.read_to_end(&mut bytes)?;
-        if bytes.len() as u64 != self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "snapshot file is shorter than its length",
-            ));
-        }
-        Store::from_snapshot(&bytes).map_err(|e| {
+        decode_mapped(&self.file, self.offset, self.len).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("cannot install snapshot: {e}"),
             )
         })
     }
+}
+
+/// Decodes and checks the store bytes at `offset..offset + len` of `file` through a read-only
+/// memory map: the encoded bytes stay in the page cache (reclaimable), never copied into the
+/// heap next to the decoded store.
+pub fn decode_mapped(file: &File, offset: u64, len: u64) -> Result<Store, String> {
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    if offset.checked_add(len) != Some(file_len) {
+        return Err(format!(
+            "snapshot file is {file_len} bytes, expected {offset} + {len}"
+        ));
+    }
+    let len = usize::try_from(len).map_err(|_| "snapshot larger than the address space")?;
+    if len == 0 {
+        return Store::from_snapshot(&[]).map_err(|e| e.to_string());
+    }
+    // SAFETY: the map is read-only and the file is one of our snapshot or transfer files,
+    // which are written once (temp file, fsync) and never modified or truncated afterwards
+    // (a newer snapshot is a new file renamed over the path; this handle keeps the old
+    // inode). Nothing else writes to the snapshot dir while the node runs.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)
+    }
+    .map_err(|e| format!("cannot map the snapshot: {e}"))?;
+    Store::from_snapshot(&map).map_err(|e| e.to_string())
 }
 
 /// Everything the state machine holds in memory.
