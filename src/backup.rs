@@ -14,9 +14,9 @@
 //!
 //! # Consistency
 //!
-//! `RAFT.BACKUP` passes a linearizable read barrier, then encodes the store under the state
-//! machine's read lock: one applied index, one revision, with everything acknowledged before the
-//! command was sent.
+//! `RAFT.BACKUP` passes a linearizable read barrier, then clones the store under the state
+//! machine's read lock (O(1)) and encodes the clone without it: one applied index, one
+//! revision, with everything acknowledged before the command was sent.
 //!
 //! # Restore
 //!

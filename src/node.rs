@@ -209,6 +209,7 @@ impl Node {
             identity.clone(),
             liveness.clone(),
             pubsub.clone(),
+            sm.clone(),
             shutdown_rx.clone(),
         )));
 

@@ -1,6 +1,7 @@
 //! Store suite: `Store::apply` of single writes (SET, INCR) and of an EXEC of 10 writes (one
 //! `Op::Txn`, one revision), compaction of 100,000 revisions, and snapshot build
-//! (`Store::to_snapshot`) and install (`Store::from_snapshot`) of 100,000 keys. Deterministic
+//! (`Store::to_snapshot`), install (`Store::from_snapshot`) of 100,000 keys, clone of 100,000 and 1,000,000 keys, and
+//! `Store::get` among 100,000 keys. Deterministic
 //! and in memory: no Raft, no disk.
 
 use std::time::{Duration, Instant};
@@ -180,6 +181,28 @@ pub fn benches(c: &mut Criterion) {
     });
     g.bench_function("from_snapshot/100k_keys", |b| {
         b.iter_with_large_drop(|| Store::from_snapshot(&bytes).unwrap())
+    });
+    // What a snapshot build costs apply: the state machine clones the store under its lock,
+    // then encodes the clone off the apply path.
+    g.bench_function("clone/100k_keys", |b| {
+        b.iter_with_large_drop(|| store.clone())
+    });
+    let million = store_with_keys(1_000_000, 64);
+    g.bench_function("clone/1m_keys", |b| {
+        b.iter_with_large_drop(|| million.clone())
+    });
+    drop(million);
+    g.finish();
+
+    // Reads of the latest value: GET of a present key among 100,000.
+    let mut g = c.benchmark_group("Store::get");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("100k_keys", |b| {
+        b.iter(|| {
+            i = (i + 7919) % 100_000;
+            black_box(store.get(format!("key:{i:07}").as_bytes()))
+        })
     });
     g.finish();
 }

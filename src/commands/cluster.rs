@@ -238,7 +238,11 @@ async fn backup(ctx: &ServerContext) -> CommandResult {
             compact_revision: st.store.compact_revision(),
             keys: st.store.len() as u64,
         };
-        (header, st.store.to_snapshot())
+        // An O(1) clone (CheapClone): the encode below runs without the lock, so apply
+        // goes on meanwhile.
+        let store = st.store.clone();
+        drop(st);
+        (header, store.to_snapshot())
     })
     .await
     .map_err(|e| CommandError::Reply(format!("ERR backup failed: {e}")))?;

@@ -16,6 +16,7 @@
 //! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
 //! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
 //! - `rpc.rs`: the peer wire format and the inbound RPC server.
+//! - `snapshot_transfer.rs`: receiving a snapshot sent in chunks, checked before install.
 //! - `node.rs` (crate root) assembles these into one running node.
 
 mod compaction;
@@ -27,6 +28,7 @@ pub mod network;
 mod publish;
 pub mod read;
 pub mod rpc;
+pub mod snapshot_transfer;
 pub mod state_machine;
 pub mod wal;
 mod write;
@@ -77,7 +79,7 @@ pub mod typ {
     pub type Vote = alias::VoteOf<TypeConfig>;
     pub type Entry = alias::EntryOf<TypeConfig>;
     pub type SnapshotMeta = alias::SnapshotMetaOf<TypeConfig>;
-    pub type Snapshot = alias::SnapshotOf<TypeConfig, Vec<u8>>;
+    pub type Snapshot = alias::SnapshotOf<TypeConfig, super::state_machine::SnapshotFile>;
     pub type StoredMembership = alias::StoredMembershipOf<TypeConfig>;
     pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 }

@@ -25,6 +25,7 @@ use super::rpc::{
     connect_handshake, read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse,
     MAX_FRAME,
 };
+use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Entry, LogId, Snapshot, Vote};
 use super::{PeerNode, TypeConfig};
 
@@ -259,6 +260,74 @@ impl PeerClient {
     }
 }
 
+impl PeerClient {
+    /// Sends `snapshot`'s store bytes as chunks, then the end; returns the answer to the end.
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+        option: &RPCOption,
+    ) -> Result<RpcResponse, RPCError<TypeConfig, std::convert::Infallible>> {
+        use tokio::io::AsyncReadExt;
+        let io_err = |e: io::Error| RPCError::Network(NetworkError::new(&e));
+        let len = snapshot.snapshot.len();
+        let mut reader =
+            tokio::fs::File::from_std(snapshot.snapshot.reader().map_err(io_err)?.into_inner());
+        // `reader()` positioned the file at the store bytes; read exactly `len` of them.
+        let mut reader = (&mut reader).take(len);
+        let transfer: u64 = rand::random();
+        let chunk = chunk_bytes();
+        let mut offset = 0u64;
+        let mut chunks = 0u64;
+        loop {
+            let mut data =
+                Vec::with_capacity(chunk.min(usize::try_from(len - offset).unwrap_or(chunk)));
+            (&mut reader)
+                .take(chunk as u64)
+                .read_to_end(&mut data)
+                .await
+                .map_err(io_err)?;
+            let n = data.len() as u64;
+            if n == 0 && offset > 0 {
+                break;
+            }
+            let req = RpcRequest::SnapshotChunk {
+                transfer,
+                offset,
+                data,
+            };
+            match self.rpc::<std::convert::Infallible>(req, option).await? {
+                RpcResponse::SnapshotChunk(Ok(())) => {}
+                RpcResponse::SnapshotChunk(Err(m)) => return Err(remote(self.target, m)),
+                _ => return Err(unexpected("snapshot chunk")),
+            }
+            offset += n;
+            chunks += 1;
+            if offset >= len {
+                break;
+            }
+        }
+        if offset != len {
+            return Err(RPCError::Network(NetworkError::from_string(format!(
+                "snapshot file ended at {offset} of {len} bytes"
+            ))));
+        }
+        tracing::info!(
+            target_node = self.target,
+            bytes = len,
+            chunks,
+            "snapshot sent in chunks"
+        );
+        let end = RpcRequest::SnapshotEnd {
+            transfer,
+            len,
+            vote,
+            meta: snapshot.meta,
+        };
+        self.rpc::<std::convert::Infallible>(end, option).await
+    }
+}
+
 /// The most entry bytes one AppendEntries frame carries (AppendBytesBound): openraft bounds a
 /// batch by count (`max_payload_entries`), not by size, and 300 entries of a few MB each would
 /// exceed the peer frame limit ([`MAX_FRAME`]), which the follower refuses — replication would
@@ -317,7 +386,7 @@ fn remote<E: std::error::Error>(target: u64, msg: String) -> RPCError<TypeConfig
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = super::state_machine::SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -367,6 +436,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         }
     }
 
+    /// Sends the snapshot in chunks (`snapshot_transfer.rs`): each chunk read from the file
+    /// and answered before the next is read, so at most one chunk is in memory (ChunkBounded).
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -374,14 +445,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = RpcRequest::FullSnapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
-        };
-        let call = self.rpc::<std::convert::Infallible>(req, &option);
+        let send = self.send_snapshot(vote, snapshot, &option);
         let resp = tokio::select! {
-            r = call => r,
+            r = send => r,
             closed = cancel => return Err(StreamingError::Closed(closed)),
         };
         match resp {

@@ -42,6 +42,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::health::Liveness;
 use super::membership::{self, AdminRequest, AdminResult};
+use super::snapshot_transfer;
+use super::state_machine::StateMachineStore;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use super::{stamp, TypeConfig};
 use bytes::Bytes;
@@ -128,6 +130,22 @@ pub enum RpcRequest {
         channel: Bytes,
         message: Bytes,
     },
+    /// One chunk of a snapshot transfer (`snapshot_transfer.rs`): `data` belongs at `offset`
+    /// of the store bytes of transfer `transfer`; offset 0 starts it. Answered by
+    /// [`RpcResponse::SnapshotChunk`].
+    SnapshotChunk {
+        transfer: u64,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// The end of a snapshot transfer: `len` store bytes, to install with `meta` under
+    /// `vote`. Answered by [`RpcResponse::FullSnapshot`].
+    SnapshotEnd {
+        transfer: u64,
+        len: u64,
+        vote: Vote,
+        meta: SnapshotMeta,
+    },
 }
 
 /// What [`RpcRequest::Status`] answers.
@@ -164,6 +182,8 @@ pub enum RpcResponse {
     Status(PeerStatus),
     /// How many subscribers on this node received a [`RpcRequest::Publish`].
     Published(u64),
+    /// Whether a [`RpcRequest::SnapshotChunk`] was taken.
+    SnapshotChunk(Result<(), String>),
 }
 
 /// Writes one frame.
@@ -337,6 +357,7 @@ pub async fn serve(
     me: PeerIdentity,
     liveness: Arc<Liveness>,
     pubsub: Arc<PubSub>,
+    sm: StateMachineStore,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let me = Arc::new(me);
@@ -358,6 +379,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let liveness = liveness.clone();
         let pubsub = pubsub.clone();
+        let sm = sm.clone();
         tokio::spawn(async move {
             let peer =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_handshake(&mut stream, &me))
@@ -374,7 +396,7 @@ pub async fn serve(
                     }
                 };
             tracing::debug!(%addr, peer, "peer connected");
-            if let Err(e) = serve_conn(stream, raft, peer, liveness, pubsub, shutdown).await {
+            if let Err(e) = serve_conn(stream, raft, peer, liveness, pubsub, sm, shutdown).await {
                 tracing::debug!(%addr, peer, error = %e, "peer connection closed");
             }
         });
@@ -387,9 +409,12 @@ async fn serve_conn(
     peer: u64,
     liveness: Arc<Liveness>,
     pubsub: Arc<PubSub>,
+    sm: StateMachineStore,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
+    // The snapshot transfer in progress on this connection (`snapshot_transfer.rs`).
+    let mut incoming = None;
     // Bounded: a peer that stops reading its answers stops being served, not the node.
     let (tx, mut rx) = mpsc::channel::<Envelope<RpcResponse>>(1024);
     let writer = tokio::spawn(async move {
@@ -419,6 +444,46 @@ async fn serve_conn(
                 })
                 .await;
             continue;
+        }
+        match req.body {
+            RpcRequest::SnapshotChunk {
+                transfer,
+                offset,
+                data,
+            } => {
+                // In arrival order, before the next request is read (the leader waits for
+                // each answer anyway).
+                let r = snapshot_transfer::take_chunk(&sm, &mut incoming, transfer, offset, &data);
+                let body = RpcResponse::SnapshotChunk(r);
+                let _ = tx.send(Envelope { id: req.id, body }).await;
+                continue;
+            }
+            RpcRequest::SnapshotEnd {
+                transfer,
+                len,
+                vote,
+                meta,
+            } => {
+                let taken = incoming.take();
+                tokio::spawn(async move {
+                    let body = RpcResponse::FullSnapshot(
+                        install_transfer(&raft, taken, transfer, len, vote, meta).await,
+                    );
+                    let _ = tx.send(Envelope { id: req.id, body }).await;
+                });
+                continue;
+            }
+            RpcRequest::FullSnapshot { vote, meta, data } => {
+                let sm = sm.clone();
+                tokio::spawn(async move {
+                    let body = RpcResponse::FullSnapshot(
+                        install_whole(&raft, &sm, vote, meta, data).await,
+                    );
+                    let _ = tx.send(Envelope { id: req.id, body }).await;
+                });
+                continue;
+            }
+            _ => {}
         }
         tokio::spawn(async move {
             let body = handle(&raft, peer, &liveness, req.body).await;
@@ -470,16 +535,11 @@ async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) ->
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string())),
         },
-        RpcRequest::FullSnapshot { vote, meta, data } => {
-            let snapshot = Snapshot {
-                meta,
-                snapshot: data,
-            };
-            RpcResponse::FullSnapshot(
-                raft.install_full_snapshot(vote, snapshot)
-                    .await
-                    .map_err(|e| e.to_string()),
-            )
+        // Answered in `serve_conn`, which holds the connection's transfer.
+        RpcRequest::FullSnapshot { .. }
+        | RpcRequest::SnapshotChunk { .. }
+        | RpcRequest::SnapshotEnd { .. } => {
+            RpcResponse::Refused("snapshot request out of place".into())
         }
         RpcRequest::TransferLeader(rpc) => RpcResponse::TransferLeader(
             raft.handle_transfer_leader(rpc)
@@ -516,6 +576,52 @@ async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) ->
         // Answered in `serve_conn`, in arrival order.
         RpcRequest::Publish { .. } => RpcResponse::Published(0),
     }
+}
+
+/// Ends a chunked snapshot transfer: checks the received bytes (off the runtime) and, only if
+/// they are a complete, valid store, hands them to openraft to install (TransferLosesNothing).
+async fn install_transfer(
+    raft: &Raft,
+    incoming: Option<snapshot_transfer::Incoming>,
+    transfer: u64,
+    len: u64,
+    vote: Vote,
+    meta: SnapshotMeta,
+) -> Result<SnapshotResponse<TypeConfig>, String> {
+    let incoming =
+        incoming.ok_or_else(|| format!("snapshot transfer {transfer} was not started"))?;
+    let file =
+        tokio::task::spawn_blocking(move || snapshot_transfer::finish(incoming, transfer, len))
+            .await
+            .map_err(|e| e.to_string())??;
+    let snapshot = Snapshot {
+        meta,
+        snapshot: file,
+    };
+    raft.install_full_snapshot(vote, snapshot)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Installs a snapshot sent whole in one frame (a peer of an older build), checked first.
+async fn install_whole(
+    raft: &Raft,
+    sm: &StateMachineStore,
+    vote: Vote,
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+) -> Result<SnapshotResponse<TypeConfig>, String> {
+    let sm = sm.clone();
+    let file = tokio::task::spawn_blocking(move || snapshot_transfer::receive_whole(&sm, &data))
+        .await
+        .map_err(|e| e.to_string())??;
+    let snapshot = Snapshot {
+        meta,
+        snapshot: file,
+    };
+    raft.install_full_snapshot(vote, snapshot)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Appends `reqs` in order as consecutive entries (openraft `client_write_many`) and returns

@@ -13,6 +13,16 @@
 //! - **SnapshotBeforePurge.** A snapshot is fsynced (temp file, fsync, rename, fsync dir) before
 //!   `build_snapshot` or `install_snapshot` returns; openraft purges log entries only after
 //!   that, so every purged entry is covered by a durable snapshot.
+//! - **OneSnapshotWriter.** openraft builds snapshots in a task of their own, concurrently with
+//!   installs. Every writer has a temp file of its own; making one current (the newer-than
+//!   check, the rename, the fsync of the directory) holds one lock (`writer`).
+//! - **NewerSnapshotOnly.** A snapshot replaces the current one only if its `last_log_id` is
+//!   greater. A build that captured its state before a newer install finished is dropped (its
+//!   meta, returned to openraft, claims only what it covers, which the file on disk covers
+//!   too, so openraft never purges past the snapshot on disk).
+//! - **ApplyNeverWaitsForSnapshot.** A build clones the store under the read lock (O(1): the
+//!   store's maps are persistent, CheapClone in `store/kv.rs`), drops the lock, and encodes the
+//!   clone straight into its temp file on a blocking thread. Apply and reads go on meanwhile.
 //!
 //! Snapshot file `current.snap`:
 //!
@@ -21,12 +31,15 @@
 //! ```
 //!
 //! The store bytes ([`Store::to_snapshot`], which carry their own version byte) hold the whole
-//! history window, the compact revision, the dedup table and every live key's deadline; the meta carries the last applied
-//! log id and the membership. The same store bytes travel to followers as the snapshot data.
+//! history window, the compact revision, the dedup table and every live key's deadline; the
+//! meta carries the last applied log id and the membership. openraft's snapshot data is a
+//! [`SnapshotFile`]: an open handle on the store bytes of such a file (or of a transfer's temp
+//! file), never the bytes in memory; `network.rs` sends it to followers in chunks.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use futures::{Stream, StreamExt};
@@ -43,8 +56,114 @@ use crate::store::{Applied, Response, Store};
 
 const SNAPSHOT_FILE: &str = "current.snap";
 
-/// The last snapshot, as persisted: its meta and the encoded store.
-type CurrentSnapshot = (SnapshotMeta, Arc<Vec<u8>>);
+/// A snapshot's store bytes in a file: what openraft holds, sends and installs.
+///
+/// The handle stays valid when a newer snapshot is renamed over the file's path (the old
+/// inode lives while it is open), so a transfer in progress is never cut by a build.
+pub struct SnapshotFile {
+    file: File,
+    /// Where the store bytes start in `file`.
+    offset: u64,
+    /// How many store bytes there are.
+    len: u64,
+    /// The store, already decoded and checked from these bytes by whoever received them
+    /// (`rpc.rs` checks a transfer before it hands it to openraft), so install decodes once.
+    decoded: Option<Box<Store>>,
+    /// A transfer's temp file, removed when this is dropped.
+    temp: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFile")
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .field("decoded", &self.decoded.is_some())
+            .field("temp", &self.temp)
+            .finish()
+    }
+}
+
+impl Drop for SnapshotFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.temp {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl SnapshotFile {
+    /// A received transfer: the store bytes are the whole of `file` (a temp file at `path`,
+    /// removed on drop), already decoded into `store`.
+    pub fn received(file: File, path: PathBuf, len: u64, store: Store) -> Self {
+        Self {
+            file,
+            offset: 0,
+            len,
+            decoded: Some(Box::new(store)),
+            temp: Some(path),
+        }
+    }
+
+    /// How many store bytes the snapshot has.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the snapshot has no store bytes (never true of a valid one).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A reader of the store bytes, from their start (a second handle on the same file; read
+    /// at most [`SnapshotFile::len`] bytes of it).
+    pub fn reader(&self) -> io::Result<io::Take<File>> {
+        let mut f = self.file.try_clone()?;
+        f.seek(SeekFrom::Start(self.offset))?;
+        Ok(f.take(self.len))
+    }
+
+    /// Reads and checks the store (blocking).
+    fn load(&mut self) -> io::Result<Store> {
+        if let Some(store) = self.decoded.take() {
+            return Ok(*store);
+        }
+        decode_mapped(&self.file, self.offset, self.len).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot install snapshot: {e}"),
+            )
+        })
+    }
+}
+
+/// Decodes and checks the store bytes at `offset..offset + len` of `file` through a read-only
+/// memory map: the encoded bytes stay in the page cache (reclaimable), never copied into the
+/// heap next to the decoded store.
+pub fn decode_mapped(file: &File, offset: u64, len: u64) -> Result<Store, String> {
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    if offset.checked_add(len) != Some(file_len) {
+        return Err(format!(
+            "snapshot file is {file_len} bytes, expected {offset} + {len}"
+        ));
+    }
+    let len = usize::try_from(len).map_err(|_| "snapshot larger than the address space")?;
+    if len == 0 {
+        return Store::from_snapshot(&[]).map_err(|e| e.to_string());
+    }
+    // SAFETY: the map is read-only and the file is one of our snapshot or transfer files,
+    // which are written once (temp file, fsync) and never modified or truncated afterwards
+    // (a newer snapshot is a new file renamed over the path; this handle keeps the old
+    // inode). Nothing else writes to the snapshot dir while the node runs.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)
+    }
+    .map_err(|e| format!("cannot map the snapshot: {e}"))?;
+    Store::from_snapshot(&map).map_err(|e| e.to_string())
+}
 
 /// Everything the state machine holds in memory.
 #[derive(Debug, Default)]
@@ -60,8 +179,13 @@ pub struct StateMachineStore {
     /// Read-mostly: sessions take the read lock to answer reads, apply takes the write lock
     /// per entry, so a read waits at most for one entry's apply.
     state: Arc<RwLock<SmState>>,
-    /// The last snapshot built or installed, as persisted.
-    current: Arc<Mutex<Option<CurrentSnapshot>>>,
+    /// The meta of the current snapshot file. Changed only under `writer`, after the file is
+    /// durable.
+    current: Arc<Mutex<Option<SnapshotMeta>>>,
+    /// Held while a snapshot becomes current (OneSnapshotWriter).
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Numbers temp files, so no two writers ever share one.
+    tmp_seq: Arc<AtomicU64>,
     dir: Arc<PathBuf>,
     /// Applied changes and keyspace notifications, in revision order, for the keyspace
     /// notifier on this node (best effort, as Redis's). Lagging receivers are told they
@@ -77,21 +201,33 @@ pub struct StateMachineStore {
     deadline_wake: Arc<Notify>,
     /// Snapshot counts and build durations (`/metrics`), shared with the node.
     metrics: Arc<NodeMetrics>,
+    /// Test hook: pauses the next snapshot build right before it encodes.
+    #[cfg(test)]
+    build_pause: Arc<Mutex<Option<BuildPause>>>,
+}
+
+/// Pauses a snapshot build before its encode (tests only): `captured` is signalled, then the
+/// build waits for `resume`.
+#[cfg(test)]
+struct BuildPause {
+    captured: tokio::sync::oneshot::Sender<()>,
+    resume: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl StateMachineStore {
-    /// Opens the state machine whose snapshots live under `dir`; loads the last snapshot file
-    /// (openraft installs it on start).
+    /// Opens the state machine whose snapshots live under `dir`; checks the last snapshot
+    /// file's header (openraft installs it on start) and removes temp files a crash left.
     pub fn open(dir: &Path) -> io::Result<Self> {
         // DirEntryDurable: a snapshot in a directory that vanishes at a power cut is no snapshot.
         crate::fsutil::create_dir_all_durable(dir)?;
+        remove_temp_files(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
-        let current = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let (meta, data) = split_snapshot_file(bytes).map_err(|e| {
+        let current = match File::open(&path) {
+            Ok(mut f) => {
+                let (meta, _) = read_header(&mut f).map_err(|e| {
                     io::Error::new(e.kind(), format!("snapshot {}: {e}", path.display()))
                 })?;
-                Some((meta, Arc::new(data)))
+                Some(meta)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
@@ -101,17 +237,33 @@ impl StateMachineStore {
         Ok(Self {
             state: Arc::new(RwLock::new(SmState::default())),
             current: Arc::new(Mutex::new(current)),
+            writer: Arc::default(),
+            tmp_seq: Arc::default(),
             dir: Arc::new(dir.to_path_buf()),
             events,
             revision: Arc::new(revision),
             deadline_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
+            #[cfg(test)]
+            build_pause: Arc::default(),
         })
     }
 
     /// The node's metric handles; the state machine records snapshot builds and installs.
     pub fn metrics(&self) -> Arc<NodeMetrics> {
         self.metrics.clone()
+    }
+
+    /// The directory of the snapshot files; a snapshot transfer is received into a temp file
+    /// here (`rpc.rs`), so it costs disk, not memory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new temp file path in the snapshot dir, unique in this process (removed on open).
+    pub fn temp_path(&self, what: &str) -> PathBuf {
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{what}.{seq}.tmp"))
     }
 
     /// Read access to the applied state. Hold it briefly: apply waits for it.
@@ -145,14 +297,88 @@ impl StateMachineStore {
         });
     }
 
-    /// Writes the snapshot file without copying `data` again (it may be large).
-    fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let meta = encode(meta)?;
-        let len = u32::try_from(meta.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "snapshot meta over 4 GiB"))?
-            .to_be_bytes();
-        write_atomic(&self.dir, SNAPSHOT_FILE, &[&len, &meta, data])
+    /// Writes a snapshot file for `meta` to a temp file of its own: the header, then the
+    /// store bytes `body` writes; fsynced. Blocking. Returns the temp path.
+    fn write_temp(
+        &self,
+        meta: &SnapshotMeta,
+        body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+    ) -> io::Result<PathBuf> {
+        let tmp = self.temp_path(SNAPSHOT_FILE);
+        let written = (|| {
+            let meta = encode(meta)?;
+            let len = u32::try_from(meta.len())
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "snapshot meta over 4 GiB")
+                })?
+                .to_be_bytes();
+            let mut f = BufWriter::new(File::create(&tmp)?);
+            f.write_all(&len)?;
+            f.write_all(&meta)?;
+            body(&mut f)?;
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()
+        })();
+        match written {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
+
+    /// Makes the fsynced temp file `tmp` (of a snapshot with `meta`) the current snapshot if it
+    /// is newer than the current one (NewerSnapshotOnly), else removes it; returns whether it
+    /// did. One at a time (OneSnapshotWriter); durable before current (SnapshotBeforePurge).
+    async fn commit(&self, meta: &SnapshotMeta, tmp: PathBuf) -> io::Result<bool> {
+        let _writer = self.writer.lock().await;
+        if !self.is_newer(meta) {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(false);
+        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+            File::open(dir.as_path())?.sync_all()
+        })
+        .await
+        .map_err(io::Error::other)??;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
+        Ok(true)
+    }
+
+    /// Whether a snapshot with `meta` is newer than the current one (none is oldest).
+    fn is_newer(&self, meta: &SnapshotMeta) -> bool {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .is_none_or(|cur| meta.last_log_id > cur.last_log_id)
+    }
+}
+
+/// Reads a snapshot file's header: its meta, and the offset of the store bytes.
+fn read_header(f: &mut File) -> io::Result<(SnapshotMeta, u64)> {
+    let mut len = [0u8; 4];
+    f.read_exact(&mut len)?;
+    let n = u32::from_be_bytes(len);
+    let file_len = f.metadata()?.len();
+    if u64::from(n) + 4 > file_len {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated meta"));
+    }
+    let mut meta = vec![0u8; n as usize];
+    f.read_exact(&mut meta)?;
+    Ok((decode(&meta)?, 4 + u64::from(n)))
+}
+
+/// Removes temp files a crash left in the snapshot dir.
+fn remove_temp_files(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a restored data dir's Raft state (`backup.rs`): a snapshot of `store` (encoded
@@ -175,82 +401,101 @@ pub async fn write_restored(
         last_membership: StoredMembership::new(Some(log_id), membership),
     };
     let sm = StateMachineStore::open(&data_dir.join("snapshot"))?;
-    sm.persist(&meta, store)?;
+    let tmp = sm.write_temp(&meta, |w| w.write_all(store))?;
+    sm.commit(&meta, tmp).await?;
     let mut log = super::log_store::LogStore::open(&data_dir.join("raft-log"))?;
     log.restore_purged(log_id).await
 }
 
-/// Splits a snapshot file into its meta and the encoded store, without copying the latter.
-fn split_snapshot_file(mut bytes: Vec<u8>) -> io::Result<(SnapshotMeta, Vec<u8>)> {
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    let len: [u8; 4] = bytes
-        .get(..4)
-        .ok_or_else(|| bad("truncated"))?
-        .try_into()
-        .unwrap();
-    let end = 4 + u32::from_be_bytes(len) as usize;
-    let meta: SnapshotMeta = decode(bytes.get(4..end).ok_or_else(|| bad("truncated meta"))?)?;
-    bytes.drain(..end);
-    Ok((meta, bytes))
-}
-
-/// Writes `parts` to `dir/name` so that a crash leaves either the old or the new file: temp
-/// file, fsync, rename, fsync of the directory.
-fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = io::BufWriter::new(std::fs::File::create(&tmp)?);
-        for part in parts {
-            f.write_all(part)?;
-        }
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let started = std::time::Instant::now();
-        let (meta, data) = {
+        // ApplyNeverWaitsForSnapshot: an O(1) clone under the read lock; the encode runs on
+        // the clone.
+        let (meta, store) = {
             let st = self.read();
             let meta = SnapshotMeta {
                 last_log_id: st.last_applied,
                 last_membership: st.last_membership.clone(),
             };
-            (meta, st.store.to_snapshot())
+            (meta, st.store.clone())
         };
+        #[cfg(test)]
+        let pause = self.build_pause.lock().unwrap().take();
         let this = self.clone();
-        let (meta, data) =
-            tokio::task::spawn_blocking(move || this.persist(&meta, &data).map(|()| (meta, data)))
-                .await
-                .map_err(io::Error::other)??;
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "snapshot built");
+        let m = meta.clone();
+        let tmp = tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            if let Some(p) = pause {
+                let _ = p.captured.send(());
+                let _ = p.resume.blocking_recv();
+            }
+            this.write_temp(&m, |w| store.write_snapshot(w))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let fresh = self.commit(&meta, tmp).await?;
         self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .snapshot_build_seconds
             .observe_duration(started.elapsed());
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((meta.clone(), Arc::new(data.clone())));
+        if !fresh {
+            // A newer snapshot was installed meanwhile: this one is dropped, and the meta
+            // returned claims no more than it covers, so openraft purges nothing the snapshot
+            // on disk does not cover (NewerSnapshotOnly). Its data is the newer one's.
+            tracing::info!(
+                last_log_id = ?meta.last_log_id,
+                "snapshot built but not kept: a newer one is current"
+            );
+        }
+        let current = self.open_current()?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "snapshot file vanished after a build",
+            )
+        })?;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = current.snapshot.len, "snapshot built");
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: current.snapshot,
         })
     }
 }
 
+impl StateMachineStore {
+    /// Opens the current snapshot file: its meta (as written in it) and a handle on its store
+    /// bytes.
+    fn open_current(&self) -> io::Result<Option<Snapshot>> {
+        let mut f = match File::open(self.dir.join(SNAPSHOT_FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let (meta, offset) = read_header(&mut f)?;
+        let len = f.metadata()?.len() - offset;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotFile {
+                file: f,
+                offset,
+                len,
+                decoded: None,
+                temp: None,
+            },
+        }))
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let st = self.read();
         Ok((st.last_applied, st.last_membership.clone()))
     }
-
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
@@ -309,7 +554,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        mut data: SnapshotFile,
+    ) -> io::Result<()> {
         // openraft also calls this at start-up with our own current snapshot, to restore the
         // in-memory keyspace; that one is already on disk.
         let restoring = self
@@ -317,19 +566,33 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .is_some_and(|(m, d)| m == meta && d.as_slice() == data.as_slice());
-        let store = Store::from_snapshot(&data).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("cannot install snapshot: {e}"),
-            )
-        })?;
-        if !restoring {
+            .is_some_and(|m| m == meta);
+        let (store, data) = tokio::task::spawn_blocking(move || data.load().map(|s| (s, data)))
+            .await
+            .map_err(io::Error::other)??;
+        let persisted = if restoring {
+            false
+        } else {
+            // Copy the received bytes into a snapshot file of their own (the kernel copies:
+            // `io::copy` of a file to a file is `copy_file_range` on Linux).
             let this = self.clone();
-            let (m, d) = (meta.clone(), data.clone());
-            tokio::task::spawn_blocking(move || this.persist(&m, &d))
-                .await
-                .map_err(io::Error::other)??;
+            let m = meta.clone();
+            let tmp = tokio::task::spawn_blocking(move || {
+                let mut reader = data.reader()?;
+                this.write_temp(&m, |w| {
+                    w.flush()?;
+                    io::copy(&mut reader, w.get_mut()).map(|_| ())
+                })
+            })
+            .await
+            .map_err(io::Error::other)??;
+            self.commit(meta, tmp).await?
+        };
+        if !restoring && !persisted {
+            tracing::warn!(
+                last_log_id = ?meta.last_log_id,
+                "installing a snapshot older than the one on disk; the newer file stays"
+            );
         }
         {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
@@ -348,20 +611,175 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 .snapshot_installs
                 .fetch_add(1, Ordering::Relaxed);
         }
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((meta.clone(), Arc::new(data)));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let cur = self
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Ok(cur.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: data.as_ref().clone(),
-        }))
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.open_current())
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use openraft::entry::RaftEntry;
+    use openraft::vote::RaftLeaderIdExt;
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::raft::typ::Entry;
+    use crate::store::{Op, Request};
+
+    fn log_id(index: u64) -> LogId {
+        let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 1);
+        LogId::new(leader, index)
+    }
+
+    fn put(key: &str, value: &str) -> Request {
+        Request {
+            client: None,
+            op: Op::Put {
+                key: Bytes::copy_from_slice(key.as_bytes()),
+                value: Bytes::copy_from_slice(value.as_bytes()),
+            },
+        }
+    }
+
+    /// Applies puts `key{i}` = `v{i}` as log entries `first..=last`.
+    async fn must_apply(sm: &mut StateMachineStore, first: u64, last: u64) {
+        let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = (first..=last)
+            .map(|i| {
+                let e = Entry::new_normal(log_id(i), put(&format!("key{i}"), &format!("v{i}")));
+                Ok((e, None))
+            })
+            .collect();
+        sm.apply(futures::stream::iter(entries)).await.unwrap();
+    }
+
+    /// Arms the build hook; returns (captured, resume).
+    fn pause_next_build(
+        sm: &StateMachineStore,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (captured_tx, captured_rx) = tokio::sync::oneshot::channel();
+        let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+        *sm.build_pause.lock().unwrap() = Some(BuildPause {
+            captured: captured_tx,
+            resume: resume_rx,
+        });
+        (captured_rx, resume_tx)
+    }
+
+    /// An older snapshot build that finishes after a newer install must not replace the
+    /// installed snapshot on disk (NewerSnapshotOnly): the log behind the installed one may
+    /// already be purged, and the node could not restart from the older one.
+    #[tokio::test]
+    async fn a_stale_build_never_replaces_a_newer_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        must_apply(&mut sm, 1, 5).await;
+
+        // The build captures the state at log index 5, then pauses.
+        let (captured, resume) = pause_next_build(&sm);
+        let mut builder = sm.get_snapshot_builder().await;
+        let build = tokio::spawn(async move { builder.build_snapshot().await });
+        captured.await.unwrap();
+
+        // Meanwhile the leader's snapshot at index 20 is installed.
+        let mut leader = StateMachineStore::open(&dir.path().join("leader")).unwrap();
+        must_apply(&mut leader, 1, 20).await;
+        let newer = leader
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(newer.meta.last_log_id, Some(log_id(20)));
+        sm.install_snapshot(&newer.meta, newer.snapshot)
+            .await
+            .unwrap();
+
+        // The build resumes and finishes.
+        resume.send(()).unwrap();
+        let built = build.await.unwrap().unwrap();
+        assert!(
+            built.meta.last_log_id <= Some(log_id(20)),
+            "a build never claims more than it covers"
+        );
+
+        // What is on disk, and what openraft is told is current, is the newer snapshot.
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id, Some(log_id(20)));
+        let mut reopened = StateMachineStore::open(dir.path()).unwrap();
+        let mut on_disk = reopened.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(
+            on_disk.meta.last_log_id,
+            Some(log_id(20)),
+            "snapshot on disk"
+        );
+        assert_eq!(on_disk.snapshot.load().unwrap().revision(), 20);
+        assert_eq!(
+            temp_files(dir.path()),
+            0,
+            "the stale build's temp file is gone"
+        );
+    }
+
+    fn temp_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "tmp")
+            })
+            .count()
+    }
+
+    /// ApplyNeverWaitsForSnapshot: while a build encodes (paused in the middle by the test
+    /// hook), entries apply and reads see them; the snapshot holds the state it captured.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apply_and_reads_proceed_while_a_snapshot_encodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachineStore::open(dir.path()).unwrap();
+        must_apply(&mut sm, 1, 5).await;
+        let (captured, resume) = pause_next_build(&sm);
+        let mut builder = sm.get_snapshot_builder().await;
+        let build = tokio::spawn(async move { builder.build_snapshot().await });
+        captured.await.unwrap();
+
+        // The build is mid-encode: apply must not wait for it. (It runs in a task of its own:
+        // an apply that blocks on the state lock blocks its worker thread, and this one must
+        // stay free to see it and resume the build.)
+        let mut applier = sm.clone();
+        let applying = tokio::spawn(async move { must_apply(&mut applier, 6, 10).await });
+        if tokio::time::timeout(Duration::from_secs(10), applying)
+            .await
+            .is_err()
+        {
+            let _ = resume.send(());
+            panic!("apply waited for the snapshot encode");
+        }
+        {
+            let st = sm.read();
+            assert_eq!(st.store.revision(), 10);
+            assert_eq!(st.store.get(b"key8").unwrap().value.as_ref(), b"v8");
+        }
+
+        resume.send(()).unwrap();
+        let built = build.await.unwrap().unwrap();
+        assert_eq!(built.meta.last_log_id, Some(log_id(5)));
+        let mut current = sm.get_current_snapshot().await.unwrap().unwrap();
+        let store = current.snapshot.load().unwrap();
+        assert_eq!(store.revision(), 5, "the snapshot holds what it captured");
+        assert!(store.get(b"key5").is_some() && store.get(b"key6").is_none());
     }
 }

@@ -12,9 +12,8 @@
 //! - **DeadlineOrder.** `by_deadline` holds `(deadline, key)` for exactly the entries of
 //!   `by_key`. It is derived state: not serialised, rebuilt by [`Deadlines::restore`].
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use bytes::Bytes;
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use super::kv::Keyspace;
@@ -22,12 +21,13 @@ use super::kv::Keyspace;
 /// Every live key's deadline, by key and in time order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Deadlines {
-    /// Key -> deadline in unix ms. A `BTreeMap` for a deterministic snapshot encoding.
-    by_key: BTreeMap<Bytes, i64>,
+    /// Key -> deadline in unix ms. An ordered map for a deterministic snapshot encoding; a
+    /// persistent one so the store clones in O(1) (CheapClone, `kv.rs`).
+    by_key: OrdMap<Bytes, i64>,
     /// The same entries by deadline (DeadlineOrder): the leader's timer reads the earliest
     /// without scanning every key.
     #[serde(skip)]
-    by_deadline: BTreeSet<(i64, Bytes)>,
+    by_deadline: OrdSet<(i64, Bytes)>,
 }
 
 impl Deadlines {
@@ -46,7 +46,7 @@ impl Deadlines {
 
     /// Removes `key`'s deadline; returns whether it had one.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        match self.by_key.remove_entry(key) {
+        match self.by_key.remove_with_key(key) {
             Some((key, old)) => {
                 self.by_deadline.remove(&(old, key));
                 true
@@ -57,7 +57,7 @@ impl Deadlines {
 
     /// Returns the earliest deadline.
     pub fn first(&self) -> Option<i64> {
-        self.by_deadline.first().map(|(at, _)| *at)
+        self.by_deadline.get_min().map(|(at, _)| *at)
     }
 
     /// Returns up to `limit` keys whose deadline is at or before `now_ms`, earliest first.

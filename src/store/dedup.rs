@@ -17,8 +17,7 @@
 //! - **AgeIndexed.** `by_age` maps each entry's `recorded` stamp to its client, one to one. It is
 //!   derived state: not serialised, rebuilt by [`DedupTable::restore`].
 
-use std::collections::BTreeMap;
-
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::{ClientSeq, Response};
@@ -49,13 +48,14 @@ struct Entry {
 /// The last request and response of up to [`MAX_DEDUP_CLIENTS`] clients.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct DedupTable {
-    /// By client id; a `BTreeMap` so the snapshot encoding is the same on every node.
-    clients: BTreeMap<u64, Entry>,
+    /// By client id; an ordered map so the snapshot encoding is the same on every node, and a
+    /// persistent one so the store clones in O(1) (CheapClone, `kv.rs`).
+    clients: OrdMap<u64, Entry>,
     /// How many requests have been recorded; stamps entries for eviction (DedupBounded).
     recorded: u64,
     /// `recorded` stamp -> client id, oldest first (AgeIndexed).
     #[serde(skip)]
-    by_age: BTreeMap<u64, u64>,
+    by_age: OrdMap<u64, u64>,
 }
 
 impl DedupTable {
@@ -83,7 +83,8 @@ impl DedupTable {
             };
         } else {
             if self.clients.len() >= MAX_DEDUP_CLIENTS {
-                if let Some((_, oldest)) = self.by_age.pop_first() {
+                if let Some((stamp, oldest)) = self.by_age.get_min().copied() {
+                    self.by_age.remove(&stamp);
                     self.clients.remove(&oldest);
                     tracing::debug!(
                         client_id = oldest,
@@ -119,7 +120,7 @@ impl DedupTable {
                 self.clients.len()
             ));
         }
-        let mut by_age = BTreeMap::new();
+        let mut by_age = OrdMap::new();
         for (&client_id, entry) in &self.clients {
             if entry.recorded == 0 || entry.recorded > self.recorded {
                 return Err(format!("dedup entry of client {client_id} has a bad stamp"));

@@ -8,8 +8,12 @@
 //!   key whose versions are all gone.
 //! - **LiveCount.** `live` equals the number of keys whose newest version is a put. It is derived
 //!   state: not serialised, recomputed by [`Keyspace::restore`].
-//! - **DeterministicApply.** A `BTreeMap`, so iteration (compaction, `keys`) is in byte order on
-//!   every node.
+//! - **DeterministicApply.** An ordered map, so iteration (compaction, `keys`) is in byte order
+//!   on every node.
+//! - **CheapClone.** Every map is a persistent (copy-on-write) `imbl` map: cloning the keyspace
+//!   is O(1) and shares every node until one side writes, which copies only the path it
+//!   changes. A snapshot build clones the store and encodes the clone off the apply path. The
+//!   serialised form is the same as a `BTreeMap`'s (a length, then the entries in order).
 //! - **HashIndex.** `by_hash` holds `(key_hash(key), key)` for exactly the live keys. It is
 //!   derived state like `live`: not serialised, rebuilt by [`Keyspace::restore`].
 //! - **ChangeIndex.** `by_revision` maps the revision of every stored version with main >=
@@ -28,29 +32,29 @@
 //! it may exceed `count` (only on hash collisions). The hash is FNV-1a (64-bit): the same on
 //! every node, build and platform, so a cursor from one node resumes on any other.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use bytes::Bytes;
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use super::key_index::KeyIndex;
 use super::{Event, KeyValue, Revision};
 
-/// Every key's history. Reading a key's latest value is one `BTreeMap` lookup, O(log n).
+/// Every key's history. Reading a key's latest value is one ordered-map lookup, O(log n).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Keyspace {
-    keys: BTreeMap<Bytes, KeyIndex>,
+    keys: OrdMap<Bytes, KeyIndex>,
     /// Number of live keys (LiveCount); kept so that `len` is O(1).
     #[serde(skip)]
     live: usize,
     /// The live keys in SCAN order (HashIndex). The keys share their bytes with `keys`.
     #[serde(skip)]
-    by_hash: BTreeSet<(u64, Bytes)>,
+    by_hash: OrdSet<(u64, Bytes)>,
     /// Every stored change at or above the compact revision, by revision (ChangeIndex). The
     /// keys share their bytes with `keys`.
     #[serde(skip)]
-    by_revision: BTreeMap<Revision, Bytes>,
+    by_revision: OrdMap<Revision, Bytes>,
 }
 
 /// Returns the 64-bit FNV-1a hash of `key`: SCAN's order (see the module doc).
@@ -125,8 +129,29 @@ impl Keyspace {
     pub fn compact(&mut self, at: u64) {
         #[cfg(debug_assertions)]
         let live_before = self.live;
-        self.keys.retain(|_, index| index.compact(at));
-        self.by_revision = self.by_revision.split_off(&Revision::new(at, 0));
+        // Only keys with a version below `at` can lose one; the others are not touched, so
+        // their nodes stay shared with any clone (CheapClone).
+        let touched: Vec<Bytes> = self
+            .keys
+            .iter()
+            .filter(|(_, index)| index.first_main() < Some(at))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in touched {
+            let left = self
+                .keys
+                .get_mut(&key)
+                .is_some_and(|index| index.compact(at));
+            if !left {
+                self.keys.remove(&key);
+            }
+        }
+        let first_kept = Revision::new(at, 0);
+        let (_, exact, mut kept) = self.by_revision.split_lookup(&first_kept);
+        if let Some(key) = exact {
+            kept.insert(first_kept, key);
+        }
+        self.by_revision = kept;
         // Compaction never touches a key's newest version unless it is a tombstone, so the
         // live set (and HashIndex) stays as it is.
         #[cfg(debug_assertions)]

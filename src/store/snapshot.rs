@@ -106,6 +106,16 @@ impl<'de> Deserialize<'de> for Store {
 }
 
 impl Store {
+    /// Writes the store's snapshot bytes (those of [`Store::to_snapshot`]) to `w`, streaming:
+    /// nothing is built in memory but `w`'s own buffer. The store does no I/O of its own; the
+    /// caller owns `w`.
+    pub fn write_snapshot<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
+        w.write_all(&[FORMAT_VERSION])?;
+        postcard::to_io(self, &mut w)
+            .map_err(|e| std::io::Error::other(format!("snapshot write failed: {e}")))?;
+        w.flush()
+    }
+
     /// Returns the store as snapshot bytes: [`FORMAT_VERSION`], then `postcard(Store)`.
     pub fn to_snapshot(&self) -> Vec<u8> {
         let mut out = vec![FORMAT_VERSION];
@@ -198,6 +208,9 @@ mod tests {
         assert_eq!(restored.deadline(b"a"), Some(1_000));
         assert_eq!(restored.next_deadline(), Some(1_000));
         assert_eq!(restored.to_snapshot(), bytes);
+        let mut streamed = Vec::new();
+        s.write_snapshot(&mut streamed).unwrap();
+        assert_eq!(streamed, bytes, "the streamed encoding is the same bytes");
         assert_eq!(
             Store::from_snapshot(&Store::new().to_snapshot()).unwrap(),
             Store::new()
