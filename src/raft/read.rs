@@ -292,9 +292,15 @@ impl RaftNode {
     /// The lease fast path: openraft's own lease condition, `now < last_quorum_acked +
     /// max_quorum_ack_age` (LeaseBound), evaluated on the metrics openraft publishes instead
     /// of in a message to the Raft core, plus the same guards as [`RaftNode::check_lease`].
-    /// Returns the index to read at (this node's applied index: while the lease holds no other
-    /// leader exists, and every write acknowledged so far was applied here first), or `None`
-    /// when the metrics cannot show the lease holds (then the core decides).
+    /// Returns the index to read at, or `None` when the metrics cannot show the lease holds
+    /// (then the core decides).
+    ///
+    /// **LeaseReadsCommitted.** The index is this node's *committed* index (at least its
+    /// applied one), as openraft's own read index is max(blank entry, committed); the caller
+    /// then waits until it is applied. The applied index would not do: a write is acknowledged
+    /// by the node that applies it, which may be a follower, so while the leader's apply is
+    /// stalled (a snapshot encode holds the state machine) a follower can already have served
+    /// an entry that the leader would still read from before.
     ///
     /// Metrics lag the core; every lag is conservative here: the published
     /// `last_quorum_acked` is never later than the core's, and a node deposed since the
@@ -310,10 +316,11 @@ impl RaftNode {
         if !leads_with_own_term_applied(&m) || m.current_leader != Some(self.id) {
             return None;
         }
-        let applied = m.last_applied.as_ref()?;
+        let applied = m.last_applied.as_ref()?.index();
+        let committed = m.local_committed.as_ref().map_or(0, |c| c.index());
         let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
         if InstantOf::<TypeConfig>::now() < acked + self.reads.lease {
-            Some(applied.index())
+            Some(committed.max(applied))
         } else {
             None
         }

@@ -430,12 +430,23 @@ async fn serve_conn(
     Ok(())
 }
 
-/// Why a vote request from `peer` is refused without asking Raft: `peer` is not in this
-/// node's membership (NoDisruptiveRemoved). A node removed from the cluster keeps its old
-/// membership and may campaign with ever higher terms; its requests never reach Raft here, so
-/// it cannot depose the leader. A pristine node (no membership yet) answers everyone.
-fn refuse_vote(raft: &Raft, peer: u64) -> Option<String> {
+/// Why a vote request from `peer` is refused without asking Raft:
+/// - this node started less than its follower lease ago (VoteAfterRestart, `health.rs`): it may
+///   have acknowledged a leader just before it stopped, and that leader may still serve lease
+///   reads;
+/// - `peer` is not in this node's membership (NoDisruptiveRemoved). A node removed from the
+///   cluster keeps its old membership and may campaign with ever higher terms; its requests
+///   never reach Raft here, so it cannot depose the leader. A pristine node (no membership
+///   yet) answers everyone.
+fn refuse_vote(raft: &Raft, liveness: &Liveness, peer: u64) -> Option<String> {
     use openraft::async_runtime::WatchReceiver;
+    if let Some(left) = liveness.votes_refused_for() {
+        return Some(format!(
+            "refuses the vote request of node {peer}: restarted recently, no vote for another \
+             {} ms (a leader it acknowledged before the restart may still hold its lease)",
+            left.as_millis()
+        ));
+    }
     let rx = raft.metrics();
     let m = rx.borrow_watched();
     let membership = m.membership_config.membership();
@@ -462,11 +473,11 @@ async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) ->
             }
             RpcResponse::AppendEntries(resp)
         }
-        RpcRequest::Vote(rpc) => match refuse_vote(raft, peer) {
+        RpcRequest::Vote(rpc) => match refuse_vote(raft, liveness, peer) {
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
         },
-        RpcRequest::PreVote(rpc) => match refuse_vote(raft, peer) {
+        RpcRequest::PreVote(rpc) => match refuse_vote(raft, liveness, peer) {
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string())),
         },
