@@ -313,17 +313,12 @@ impl RaftNode {
         }
         let rx = self.raft.metrics();
         let m = rx.borrow_watched();
-        if !leads_with_own_term_applied(&m) || m.current_leader != Some(self.id) {
-            return None;
-        }
-        let applied = m.last_applied.as_ref()?.index();
-        let committed = m.local_committed.as_ref().map_or(0, |c| c.index());
-        let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
-        if InstantOf::<TypeConfig>::now() < acked + self.reads.lease {
-            Some(committed.max(applied))
-        } else {
-            None
-        }
+        lease_read_index(
+            &m,
+            self.id,
+            InstantOf::<TypeConfig>::now(),
+            self.reads.lease,
+        )
     }
 
     /// One lease check (LeaseBound): the read index if the lease holds now.
@@ -350,6 +345,23 @@ impl RaftNode {
     }
 }
 
+/// The lease fast path's decision on published metrics `m` of node `id` at `now` (see
+/// [`RaftNode::lease_from_metrics`]): the index to read at (LeaseReadsCommitted), or `None`.
+fn lease_read_index(
+    m: &RaftMetrics,
+    id: u64,
+    now: InstantOf<TypeConfig>,
+    lease: Duration,
+) -> Option<u64> {
+    if !leads_with_own_term_applied(m) || m.current_leader != Some(id) {
+        return None;
+    }
+    let applied = m.last_applied.as_ref()?.index();
+    let committed = m.local_committed.as_ref().map_or(0, |c| c.index());
+    let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
+    (now < acked + lease).then_some(committed.max(applied))
+}
+
 /// The guard both lease checks share: this node leads and has applied an entry of its own term
 /// (its blank entry), so everything a previous leader committed is applied here.
 fn leads_with_own_term_applied(m: &RaftMetrics) -> bool {
@@ -366,6 +378,39 @@ fn stopped() -> WriteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn log_id(term: u64, index: u64) -> super::super::typ::LogId {
+        use openraft::vote::RaftLeaderIdExt;
+        let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(term, 1);
+        super::super::typ::LogId::new(leader, index)
+    }
+
+    /// LeaseReadsCommitted: while the leader's apply lags its commit (a snapshot encode holds
+    /// the state machine), a lease read must wait for what is committed, which a follower may
+    /// already have served; reading at the applied index would answer from before it.
+    #[test]
+    fn the_lease_fast_path_reads_at_the_committed_index() {
+        let now = InstantOf::<TypeConfig>::now();
+        let lease = Duration::from_millis(800);
+        let mut m = RaftMetrics::new_initial(1);
+        m.state = ServerState::Leader;
+        m.current_leader = Some(1);
+        m.current_term = 3;
+        m.last_applied = Some(log_id(3, 10));
+        m.local_committed = Some(log_id(3, 12));
+        m.last_quorum_acked = Some(now.into());
+        assert_eq!(lease_read_index(&m, 1, now, lease), Some(12));
+
+        // Never below what is applied (a snapshot install can put applied ahead).
+        m.local_committed = Some(log_id(3, 9));
+        assert_eq!(lease_read_index(&m, 1, now, lease), Some(10));
+
+        // A lapsed lease, another leader, or the blank entry of this term not applied: none.
+        assert_eq!(lease_read_index(&m, 1, now + lease, lease), None);
+        assert_eq!(lease_read_index(&m, 2, now, lease), None);
+        m.last_applied = Some(log_id(2, 10));
+        assert_eq!(lease_read_index(&m, 1, now, lease), None);
+    }
 
     #[test]
     fn a_round_is_started_once_and_late_arrivals_wait_for_the_next() {
