@@ -310,7 +310,7 @@ async fn preload_keys(addrs: &[(u64, String)], n: u64) -> Result<()> {
     let mut i = 0;
     while i < n {
         let keys: Vec<Vec<u8>> = (i..(i + 1000).min(n))
-            .map(|k| format!("fill:{k}").into_bytes())
+            .map(|k| format!("{}{k}", workload::PRELOAD_PREFIX).into_bytes())
             .collect();
         let mut args: Vec<&[u8]> = vec![b"MSET"];
         for k in &keys {
