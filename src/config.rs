@@ -1321,7 +1321,7 @@ data_dir = "d1"
         must_be_invalid(&text, "node[0].redis_addr", "overlaps node[0].raft_addr");
         // The same port on different hosts is the normal layout.
         must_parse(
-            &with_secret(&BASE)
+            &with_secret(BASE)
                 .replace("127.0.0.1:7101", "10.0.0.1:7100")
                 .replace("127.0.0.1:7102", "10.0.0.2:7100")
                 .replace("127.0.0.1:7103", "10.0.0.3:7100"),
@@ -1342,7 +1342,7 @@ data_dir = "d1"
         );
         // On separate hosts every node may use the same path.
         must_parse(
-            &with_secret(&BASE)
+            &with_secret(BASE)
                 .replace("127.0.0.1:7101", "10.0.0.1:7100")
                 .replace("127.0.0.1:7102", "10.0.0.2:7100")
                 .replace("127.0.0.1:7103", "10.0.0.3:7100")
