@@ -2,7 +2,8 @@
 # The short Jepsen run of CI (jepsen/README.md): the harness's unit tests and its tests against
 # real nodes, then a ~60 s run against a real three-node cluster (kill, pause, partition,
 # leader-transfer and membership nemeses; register and set workloads) that must end `linearizable: true`, a ~40 s run in
-# lease read mode (pause and partition) that must end `linearizable: true`, then a ~20 s
+# lease read mode (kill, pause, partition and forced snapshots over a preloaded keyspace) that
+# must end `linearizable: true`, then a ~20 s
 # negative control with read_mode = "stale" and partitions that must end
 # `linearizable: false` (the checker bites on the real system).
 #
@@ -50,7 +51,8 @@ else
     bin=target/debug/redraft
 fi
 # The harness's unit tests, and its tests against real nodes (jepsen/tests/: reads on a
-# follower cut off by a partition), which run $REDRAFT_BIN.
+# follower cut off by a partition; a leader's lease across a follower's kill -9 and restart
+# under a partition, about 100 s), which run $REDRAFT_BIN.
 REDRAFT_BIN="$PWD/$bin" cargo test --locked -p jepsen
 cargo build --locked -p jepsen
 harness=target/debug/redraft-jepsen
@@ -69,10 +71,11 @@ if [ "$last" != "linearizable: true" ]; then
     exit 1
 fi
 
-# Lease reads: the same register workload with read_mode = "lease", under pauses and
-# partitions of the leader (the faults a lease must survive).
+# Lease reads: the same register workload with read_mode = "lease", under kills, pauses and
+# partitions of the leader (the faults a lease must survive) and forced snapshots while the
+# clients read from every node (a leader whose apply lags its commit).
 "$harness" --bin "$bin" --out "$out" --time-limit "${JEPSEN_LEASE_TIME_LIMIT:-40}" \
-    --read-mode lease --nemesis pause,partition --workload register \
+    --read-mode lease --nemesis kill,pause,partition,snapshot --workload register \
     --nemesis-interval 3 --fault-duration 4 \
     | tee "$out/lease.txt" || true
 last=$(tail -n 1 "$out/lease.txt")

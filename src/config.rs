@@ -454,6 +454,7 @@ impl ClusterConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_cluster()?;
         self.validate_nodes()?;
+        self.validate_secret_required()?;
         self.validate_raft()?;
         self.validate_server()?;
         self.validate_store()
@@ -519,6 +520,34 @@ impl ClusterConfig {
                 "cluster.secret",
                 "must not be empty; remove the line to run without a secret",
             ));
+        }
+        Ok(())
+    }
+
+    /// **SecretOffLoopback.** A node whose peer port is reachable from another host must have
+    /// a cluster secret: that port accepts client writes (bypassing `requirepass`), membership
+    /// changes and snapshots from whoever passes the handshake. Only clusters whose every
+    /// `raft_addr` is a loopback address may run without one.
+    fn validate_secret_required(&self) -> Result<(), ConfigError> {
+        if self.cluster.secret.is_some() {
+            return Ok(());
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let loopback = node
+                .raft_addr
+                .parse::<SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            if !loopback {
+                return Err(invalid(
+                    "cluster.secret",
+                    format!(
+                        "is required because node[{i}].raft_addr {} is not a loopback address: \
+                         without it anyone who reaches the peer port can write, remove nodes \
+                         or install a snapshot; generate one with `redraft gen-secret`",
+                        node.raft_addr
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -1261,16 +1290,44 @@ data_dir = "d1"
 
     #[test]
     fn refuses_undialable_raft_addr_in_a_cluster() {
-        let text = BASE.replace("127.0.0.1:7102", "0.0.0.0:7102");
+        let text = with_secret(&BASE.replace("127.0.0.1:7102", "0.0.0.0:7102"));
         must_be_invalid(&text, "node[1].raft_addr", "concrete IP");
         let text = BASE.replace("127.0.0.1:7102", "127.0.0.1:0");
         must_be_invalid(&text, "node[1].raft_addr", "fixed port");
         // A lone node is never dialled; ephemeral ports are fine for it (tests use them).
         let mut c = ClusterConfig::single_node();
+        c.cluster.secret = Some("s".into());
         c.nodes[0].raft_addr = "0.0.0.0:0".into();
         c.nodes[0].redis_addr = "127.0.0.1:0".into();
         c.nodes[0].metrics_addr = Some("127.0.0.1:0".into());
         c.validate().unwrap();
+    }
+
+    fn with_secret(text: &str) -> String {
+        text.replace("name = \"demo\"", "name = \"demo\"\nsecret = \"s3cret\"")
+    }
+
+    #[test]
+    fn refuses_a_cluster_off_loopback_without_a_secret() {
+        let off = BASE
+            .replace("127.0.0.1:7101", "10.0.0.1:7100")
+            .replace("127.0.0.1:7102", "10.0.0.2:7100")
+            .replace("127.0.0.1:7103", "10.0.0.3:7100");
+        must_be_invalid(&off, "cluster.secret", "node[0].raft_addr 10.0.0.1:7100");
+        must_parse(&with_secret(&off));
+        // One node off loopback is enough; 0.0.0.0 listens on every interface.
+        let one = BASE.replace("127.0.0.1:7103", "192.168.1.3:7103");
+        must_be_invalid(&one, "cluster.secret", "node[2].raft_addr");
+        let mut lone = ClusterConfig::single_node();
+        lone.nodes[0].raft_addr = "0.0.0.0:7100".into();
+        let e = lone.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("cluster.secret") && e.contains("redraft gen-secret"),
+            "{e}"
+        );
+        // All loopback (the embedded default, tests, the example): no secret needed.
+        must_parse(BASE);
+        ClusterConfig::single_node().validate().unwrap();
     }
 
     #[test]
@@ -1302,7 +1359,7 @@ data_dir = "d1"
         must_be_invalid(&text, "node[0].redis_addr", "overlaps node[0].raft_addr");
         // The same port on different hosts is the normal layout.
         must_parse(
-            &BASE
+            &with_secret(BASE)
                 .replace("127.0.0.1:7101", "10.0.0.1:7100")
                 .replace("127.0.0.1:7102", "10.0.0.2:7100")
                 .replace("127.0.0.1:7103", "10.0.0.3:7100"),
@@ -1323,7 +1380,7 @@ data_dir = "d1"
         );
         // On separate hosts every node may use the same path.
         must_parse(
-            &BASE
+            &with_secret(BASE)
                 .replace("127.0.0.1:7101", "10.0.0.1:7100")
                 .replace("127.0.0.1:7102", "10.0.0.2:7100")
                 .replace("127.0.0.1:7103", "10.0.0.3:7100")

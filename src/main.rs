@@ -67,6 +67,8 @@ enum Sub {
         #[arg(long, value_name = "PASSWORD")]
         password: Option<String>,
     },
+    /// Print a new random cluster secret (256 bits, hex) for `[cluster] secret`.
+    GenSecret,
     /// Create a new cluster's data dirs from a backup (every data_dir of --config must be
     /// empty or missing); then start the nodes as usual.
     Restore {
@@ -188,6 +190,13 @@ fn run_sub(sub: &Sub) -> ExitCode {
         Err(e) => return fail(&e),
     };
     match sub {
+        Sub::GenSecret => {
+            // rand's ThreadRng is a CSPRNG (ChaCha, seeded from the OS).
+            let bytes: [u8; 32] = rand::random();
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            println!("{hex}");
+            ExitCode::SUCCESS
+        }
         Sub::Backup {
             from,
             out,

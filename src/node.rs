@@ -151,11 +151,12 @@ impl Node {
             .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
         let node_metrics = sm.metrics();
 
+        let election_timeout_max = cfg.raft.election_timeout_ms * 2;
         let raft_cfg = openraft::Config {
             cluster_name: cfg.cluster.name.clone(),
             heartbeat_interval: cfg.raft.heartbeat_ms,
             election_timeout_min: cfg.raft.election_timeout_ms,
-            election_timeout_max: cfg.raft.election_timeout_ms * 2,
+            election_timeout_max,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
             max_in_snapshot_log_to_keep: cfg.raft.max_in_snapshot_log_to_keep,
             install_snapshot_timeout: 30_000,
@@ -196,6 +197,15 @@ impl Node {
             node_metrics.clone(),
         ));
 
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        if initialized {
+            // VoteAfterRestart: before the peer port opens, so no vote slips through.
+            liveness.refuse_votes_for(Duration::from_millis(election_timeout_max));
+        }
+
         let peer_listener = TcpListener::bind(&me.raft_addr)
             .await
             .map_err(|e| Error::Io(format!("cannot listen on raft_addr {}: {e}", me.raft_addr)))?;
@@ -213,10 +223,6 @@ impl Node {
             shutdown_rx.clone(),
         )));
 
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))?;
         if opts.join.is_some() {
             if !initialized {
                 tracing::info!("pristine log and --join: waiting to be added to the cluster");

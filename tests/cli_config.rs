@@ -341,3 +341,42 @@ fn refuses_a_peer_of_another_cluster() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// SecretOffLoopback: a cluster whose peer port is reachable from other hosts refuses to start
+/// without a secret, naming the field and how to make one; `redraft gen-secret` makes one.
+#[test]
+fn refuses_a_cluster_off_loopback_without_a_secret_and_generates_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = config_text("a", tmp.path()).replacen(
+        "raft_addr = \"127.0.0.1:",
+        "raft_addr = \"10.231.250.1:",
+        1,
+    );
+    let path = write_config(tmp.path(), "open.toml", &text);
+    must_refuse(
+        &["--config", &path, "--node", "2"],
+        &[
+            "cluster.secret",
+            "is required",
+            "not a loopback address",
+            "redraft gen-secret",
+        ],
+    );
+    assert!(
+        !tmp.path().join("node2").exists(),
+        "the refused node created its data dir"
+    );
+
+    let secrets: Vec<String> = (0..2)
+        .map(|_| {
+            let out = must_exit(&["gen-secret"]);
+            assert!(out.status.success(), "gen-secret exited {}", out.status);
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    for s in &secrets {
+        assert_eq!(s.len(), 64, "{s:?}");
+        assert!(s.bytes().all(|b| b.is_ascii_hexdigit()), "{s:?}");
+    }
+    assert_ne!(secrets[0], secrets[1], "two secrets are the same");
+}

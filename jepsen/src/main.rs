@@ -89,6 +89,10 @@ struct Cli {
     /// `[raft] snapshot_every` (small, so snapshots and log purges happen during runs).
     #[arg(long, default_value_t = 2000)]
     snapshot_every: u64,
+    /// Filler keys (200-byte values) written before the workload starts, so snapshots are
+    /// large; 0 with no `snapshot` nemesis, else 0 means 50,000.
+    #[arg(long, default_value_t = 0)]
+    preload_keys: u64,
     /// Run on 127.0.0.1 without network namespaces (no partitions), even as root.
     #[arg(long)]
     no_netns: bool,
@@ -371,6 +375,40 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
 }
 
 /// Waits until a leader is known and every node answers a (linearizable) GET.
+/// Writes `n` filler keys `fill:<i>` with 200-byte values, 1,000 per MSET, through the leader.
+async fn preload_keys(addrs: &[(u64, String)], n: u64) -> Result<()> {
+    let io = Duration::from_secs(30);
+    let leader = nemesis::find_leader(addrs, Duration::from_millis(500))
+        .await
+        .context("preload: no leader")?;
+    let addr = &addrs.iter().find(|(id, _)| *id == leader).unwrap().1;
+    let mut c = jepsen::resp::Conn::connect(addr, io)
+        .await
+        .map_err(|e| anyhow::anyhow!("preload: connect {addr}: {e}"))?;
+    let value = vec![b'v'; 200];
+    let mut i = 0;
+    while i < n {
+        let keys: Vec<Vec<u8>> = (i..(i + 1000).min(n))
+            .map(|k| format!("{}{k}", workload::PRELOAD_PREFIX).into_bytes())
+            .collect();
+        let mut args: Vec<&[u8]> = vec![b"MSET"];
+        for k in &keys {
+            args.push(k);
+            args.push(&value);
+        }
+        let reply = c
+            .call(&args, io)
+            .await
+            .map_err(|e| anyhow::anyhow!("preload: MSET: {e}"))?;
+        match reply {
+            jepsen::resp::Reply::Simple(_) => {}
+            other => bail!("preload: MSET answered {other:?}"),
+        }
+        i += keys.len() as u64;
+    }
+    Ok(())
+}
+
 async fn wait_ready(addrs: &[(u64, String)], timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut rng = StdRng::seed_from_u64(0);
@@ -424,9 +462,10 @@ async fn run(cli: Cli) -> Result<Verdict> {
             "transfer" => families.push(Family::Transfer),
             "membership" => families.push(Family::Membership),
             "power-loss" => families.push(Family::PowerLoss),
+            "snapshot" => families.push(Family::Snapshot),
             other => bail!(
                 "unknown nemesis `{other}` (kill, pause, partition, transfer, membership, \
-                 power-loss, none)"
+                 power-loss, snapshot, none)"
             ),
         }
     }
@@ -524,6 +563,15 @@ async fn run(cli: Cli) -> Result<Verdict> {
             .join(" "),
         cli.read_mode
     );
+
+    let preload = match cli.preload_keys {
+        0 if families.contains(&Family::Snapshot) => 50_000,
+        n => n,
+    };
+    if preload > 0 {
+        preload_keys(&addrs, preload).await?;
+        println!("preloaded {preload} filler keys");
+    }
 
     let register = cli.workload.contains(&WorkloadName::Register);
     let set = cli.workload.contains(&WorkloadName::Set);

@@ -14,6 +14,10 @@
 //! data dirs, so all they had not fsynced is lost; heal restarts them). These two
 //! go through any node's RESP port like an operator's commands; a command the cluster refuses
 //! (no leader at that moment, a change already in flight) is logged as a `note`, not a fault.
+//! `snapshot` (`RAFT.SNAPSHOT` on the leader or a random node, again and again for the fault's
+//! length; nothing to heal): with a large keyspace (`--preload-keys`) each snapshot encode
+//! holds the node's state machine while the clients read from every node, which is how a
+//! leader whose apply lags its commit is exercised.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -37,6 +41,7 @@ pub enum Family {
     Transfer,
     Membership,
     PowerLoss,
+    Snapshot,
 }
 
 /// One fault, with the nodes it hits.
@@ -83,6 +88,11 @@ pub enum Fault {
         leader: bool,
         torn: bool,
     },
+    /// `RAFT.SNAPSHOT` on `node`, repeated for the fault's length.
+    Snapshot {
+        node: u64,
+        leader: bool,
+    },
 }
 
 impl Fault {
@@ -101,6 +111,8 @@ impl Fault {
             Fault::PowerLoss { nodes, .. } if nodes.len() > 1 => "power-loss-all",
             Fault::PowerLoss { leader: true, .. } => "power-loss-leader",
             Fault::PowerLoss { .. } => "power-loss",
+            Fault::Snapshot { leader: true, .. } => "snapshot-leader",
+            Fault::Snapshot { .. } => "snapshot",
         }
     }
 
@@ -111,6 +123,7 @@ impl Fault {
             Fault::Transfer { .. } => Family::Transfer,
             Fault::Remove { .. } => Family::Membership,
             Fault::PowerLoss { .. } => Family::PowerLoss,
+            Fault::Snapshot { .. } => Family::Snapshot,
             _ => Family::Partition,
         }
     }
@@ -120,7 +133,7 @@ impl Fault {
         match self {
             Fault::Kill { node, .. } | Fault::Pause { node, .. } => vec![*node],
             Fault::Transfer { from, to } => vec![*from, *to],
-            Fault::Remove { node, .. } => vec![*node],
+            Fault::Remove { node, .. } | Fault::Snapshot { node, .. } => vec![*node],
             Fault::PowerLoss { nodes, .. } => nodes.clone(),
             Fault::IsolateLeader { node } => vec![*node],
             Fault::Split { minority, .. } => minority.clone(),
@@ -193,6 +206,10 @@ pub fn plan(rng: &mut StdRng, families: &[Family], all: &[u64], leader: Option<u
                 torn: rng.gen_bool(1.0 / 3.0),
             }
         }
+        Family::Snapshot => Fault::Snapshot {
+            node: target,
+            leader: is_leader,
+        },
         Family::Partition => match rng.gen_range(0..3) {
             0 => Fault::IsolateLeader {
                 node: leader.unwrap_or(random),
@@ -342,8 +359,11 @@ pub fn apply(db: &Mutex<Db>, fault: &Fault) -> Result<Option<String>> {
             }
             db.pause(*node)
         }
-        // Operator commands: `apply_admin`.
-        Fault::Transfer { .. } | Fault::Remove { .. } | Fault::PowerLoss { .. } => Ok(()),
+        // Operator commands: `apply_admin`, `snapshots`.
+        Fault::Transfer { .. }
+        | Fault::Remove { .. }
+        | Fault::PowerLoss { .. }
+        | Fault::Snapshot { .. } => Ok(()),
         _ => {
             let all: Vec<u64> = db.nodes.iter().map(|n| n.id).collect();
             db.partition(&fault.cut_pairs(&all))
@@ -393,6 +413,31 @@ pub async fn apply_admin(addrs: &[(u64, String)], fault: &Fault) -> Result<(), S
         }
         _ => Ok(()),
     }
+}
+
+/// Sends `RAFT.SNAPSHOT` to `addr` again and again for `d`; returns how many succeeded and the
+/// last error, if any.
+async fn snapshots(addr: &str, d: Duration) -> (u64, Option<String>) {
+    let end = tokio::time::Instant::now() + d;
+    let (mut done, mut last) = (0, None);
+    while tokio::time::Instant::now() < end {
+        let left = end - tokio::time::Instant::now();
+        match Conn::connect(addr, Duration::from_millis(500)).await {
+            Ok(mut c) => match c
+                .call(&[b"RAFT.SNAPSHOT"], left.max(Duration::from_secs(1)))
+                .await
+            {
+                Ok(Reply::Error(e)) => last = Some(e),
+                Ok(_) => done += 1,
+                Err(e) => last = Some(e.to_string()),
+            },
+            Err(e) => last = Some(e.to_string()),
+        }
+        if last.is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    (done, last)
 }
 
 /// Undoes an operator fault: adds a removed node back (retried until `timeout`).
@@ -520,7 +565,19 @@ pub async fn run(
             continue;
         }
         log.push(&rec, "start", fault.name(), fault.nodes(), detail);
-        watch(&db, &rec, &log, length).await;
+        if let Fault::Snapshot { node, .. } = &fault {
+            let addr = addrs
+                .iter()
+                .find(|(id, _)| id == node)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default();
+            let ((), (done, last)) =
+                tokio::join!(watch(&db, &rec, &log, length), snapshots(&addr, length));
+            let detail = format!("{done} snapshots; last error: {last:?}");
+            log.push(&rec, "note", fault.name(), fault.nodes(), detail);
+        } else {
+            watch(&db, &rec, &log, length).await;
+        }
         // A node removed must be a member again before the next fault (or the final reads).
         heal_admin(&db, &fault, Duration::from_secs(120))
             .await

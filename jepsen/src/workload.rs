@@ -357,6 +357,15 @@ pub async fn final_reads(
     Some(Finals { registers, set })
 }
 
+/// The prefix of the filler keys written before a run (`--preload-keys`); no operation of the
+/// history touches them.
+pub const PRELOAD_PREFIX: &str = "fill:";
+
+/// Whether `key` is one of the preloaded filler keys.
+pub fn is_preload_key(key: &str) -> bool {
+    key.starts_with(PRELOAD_PREFIX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

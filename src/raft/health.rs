@@ -41,6 +41,8 @@ pub struct Liveness {
     /// No lease fast path before this stamp (TransferGuard, `read.rs`): set before this node
     /// asks openraft to transfer leadership.
     no_fast_lease_until_ms: AtomicU64,
+    /// No Vote or PreVote granted to a peer before this stamp (VoteAfterRestart).
+    no_votes_until_ms: AtomicU64,
 }
 
 impl Liveness {
@@ -51,7 +53,32 @@ impl Liveness {
             applied_moved_ms: AtomicU64::new(0),
             fresh: election_timeout * 2,
             no_fast_lease_until_ms: AtomicU64::new(0),
+            no_votes_until_ms: AtomicU64::new(0),
         }
+    }
+
+    /// **VoteAfterRestart.** Called at start by a node that already belongs to a cluster:
+    /// for `d` (openraft's follower lease, `election_timeout_max`) it grants no Vote or
+    /// PreVote to a peer (`rpc.rs`).
+    ///
+    /// A follower that accepted a leader's AppendEntries refuses other candidates for that
+    /// lease, and the leader's read lease (`read.rs`, LeaseBound) relies on it. openraft keeps
+    /// that promise in memory only: it restores the persisted vote with a zero lease
+    /// (`storage/helper.rs`), so a node killed and restarted at once would vote for a
+    /// candidate while the old leader still serves lease reads. Every acknowledgement the node
+    /// sent before it stopped was sent before this process started, so refusing votes for `d`
+    /// after start keeps the promise across restarts. A pristine node acknowledged nothing and
+    /// needs no window.
+    pub fn refuse_votes_for(&self, d: Duration) {
+        let until = self.now_ms() + d.as_millis() as u64;
+        self.no_votes_until_ms.fetch_max(until, Ordering::SeqCst);
+    }
+
+    /// How much longer this node refuses votes after its start (VoteAfterRestart), if at all.
+    pub fn votes_refused_for(&self) -> Option<Duration> {
+        let until = self.no_votes_until_ms.load(Ordering::SeqCst);
+        let now = self.now_ms();
+        (now < until).then(|| Duration::from_millis(until - now))
     }
 
     /// **TransferGuard.** Called before every request to openraft to transfer leadership (the

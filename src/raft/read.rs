@@ -292,9 +292,15 @@ impl RaftNode {
     /// The lease fast path: openraft's own lease condition, `now < last_quorum_acked +
     /// max_quorum_ack_age` (LeaseBound), evaluated on the metrics openraft publishes instead
     /// of in a message to the Raft core, plus the same guards as [`RaftNode::check_lease`].
-    /// Returns the index to read at (this node's applied index: while the lease holds no other
-    /// leader exists, and every write acknowledged so far was applied here first), or `None`
-    /// when the metrics cannot show the lease holds (then the core decides).
+    /// Returns the index to read at, or `None` when the metrics cannot show the lease holds
+    /// (then the core decides).
+    ///
+    /// **LeaseReadsCommitted.** The index is this node's *committed* index (at least its
+    /// applied one), as openraft's own read index is max(blank entry, committed); the caller
+    /// then waits until it is applied. The applied index would not do: a write is acknowledged
+    /// by the node that applies it, which may be a follower, so while the leader's apply is
+    /// stalled (a snapshot encode holds the state machine) a follower can already have served
+    /// an entry that the leader would still read from before.
     ///
     /// Metrics lag the core; every lag is conservative here: the published
     /// `last_quorum_acked` is never later than the core's, and a node deposed since the
@@ -307,16 +313,12 @@ impl RaftNode {
         }
         let rx = self.raft.metrics();
         let m = rx.borrow_watched();
-        if !leads_with_own_term_applied(&m) || m.current_leader != Some(self.id) {
-            return None;
-        }
-        let applied = m.last_applied.as_ref()?;
-        let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
-        if InstantOf::<TypeConfig>::now() < acked + self.reads.lease {
-            Some(applied.index())
-        } else {
-            None
-        }
+        lease_read_index(
+            &m,
+            self.id,
+            InstantOf::<TypeConfig>::now(),
+            self.reads.lease,
+        )
     }
 
     /// One lease check (LeaseBound): the read index if the lease holds now.
@@ -343,6 +345,23 @@ impl RaftNode {
     }
 }
 
+/// The lease fast path's decision on published metrics `m` of node `id` at `now` (see
+/// [`RaftNode::lease_from_metrics`]): the index to read at (LeaseReadsCommitted), or `None`.
+fn lease_read_index(
+    m: &RaftMetrics,
+    id: u64,
+    now: InstantOf<TypeConfig>,
+    lease: Duration,
+) -> Option<u64> {
+    if !leads_with_own_term_applied(m) || m.current_leader != Some(id) {
+        return None;
+    }
+    let applied = m.last_applied.as_ref()?.index();
+    let committed = m.local_committed.as_ref().map_or(0, |c| c.index());
+    let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
+    (now < acked + lease).then_some(committed.max(applied))
+}
+
 /// The guard both lease checks share: this node leads and has applied an entry of its own term
 /// (its blank entry), so everything a previous leader committed is applied here.
 fn leads_with_own_term_applied(m: &RaftMetrics) -> bool {
@@ -359,6 +378,39 @@ fn stopped() -> WriteError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn log_id(term: u64, index: u64) -> super::super::typ::LogId {
+        use openraft::vote::RaftLeaderIdExt;
+        let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(term, 1);
+        super::super::typ::LogId::new(leader, index)
+    }
+
+    /// LeaseReadsCommitted: while the leader's apply lags its commit (a snapshot encode holds
+    /// the state machine), a lease read must wait for what is committed, which a follower may
+    /// already have served; reading at the applied index would answer from before it.
+    #[test]
+    fn the_lease_fast_path_reads_at_the_committed_index() {
+        let now = InstantOf::<TypeConfig>::now();
+        let lease = Duration::from_millis(800);
+        let mut m = RaftMetrics::new_initial(1);
+        m.state = ServerState::Leader;
+        m.current_leader = Some(1);
+        m.current_term = 3;
+        m.last_applied = Some(log_id(3, 10));
+        m.local_committed = Some(log_id(3, 12));
+        m.last_quorum_acked = Some(now.into());
+        assert_eq!(lease_read_index(&m, 1, now, lease), Some(12));
+
+        // Never below what is applied (a snapshot install can put applied ahead).
+        m.local_committed = Some(log_id(3, 9));
+        assert_eq!(lease_read_index(&m, 1, now, lease), Some(10));
+
+        // A lapsed lease, another leader, or the blank entry of this term not applied: none.
+        assert_eq!(lease_read_index(&m, 1, now + lease, lease), None);
+        assert_eq!(lease_read_index(&m, 2, now, lease), None);
+        m.last_applied = Some(log_id(2, 10));
+        assert_eq!(lease_read_index(&m, 1, now, lease), None);
+    }
 
     #[test]
     fn a_round_is_started_once_and_late_arrivals_wait_for_the_next() {

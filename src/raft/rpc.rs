@@ -6,21 +6,29 @@
 //!
 //! Every message is `u32 big-endian length ++ PEER_PROTOCOL_VERSION ++ postcard(message)`.
 //! A length over [`MAX_HANDSHAKE_FRAME`] before authentication, or over [`MAX_FRAME`] after, is
-//! refused before anything is allocated.
+//! refused before anything is allocated, and a frame's buffer grows only as its bytes arrive
+//! (**BoundedPeerAlloc**): a peer that declares a large frame and sends nothing costs nothing.
 //!
-//! # Handshake (once per TCP connection)
+//! # Handshake (once per TCP connection, mutual: **MutualPeerAuth**)
 //!
 //! ```text
-//! client ── Hello { cluster, from, to } ───────────────▶ server   refuses another cluster name,
-//! client ◀── Challenge { nonce } | Refused(reason) ───── server   or a `to` that is not itself
-//! client ── Proof { mac } ─────────────────────────────▶ server   mac = HMAC-SHA256(secret,
-//! client ◀── Welcome | Refused(reason) ───────────────── server     cluster|from|to|nonce)
+//! client ── Hello { cluster, from, to, nonce: c } ─────────▶ server  refuses another cluster
+//! client ◀── Challenge { nonce: s, mac: S } | Refused ────── server  name or a `to` not itself
+//! client ── Proof { mac: C } ──────────────────────────────▶ server
+//! client ◀── Welcome | Refused(reason) ───────────────────── server
+//!
+//! S = HMAC-SHA256(secret, "server" | cluster | from | to | c | s)   checked by the client
+//! C = HMAC-SHA256(secret, "client" | cluster | from | to | c | s)   checked by the server
 //! ```
 //!
-//! With no `secret` configured the mac is empty and not checked; the cluster name and target
-//! id still are. After `Welcome`, the client sends [`Envelope`]s of [`RpcRequest`] and the
-//! server answers each with an `Envelope` of [`RpcResponse`] carrying the same id. Requests are
-//! served concurrently, so one connection multiplexes many forwarded writes.
+//! Each side proves the secret over a nonce the other chose, so neither a replayed proof nor a
+//! fake node without the secret passes (a follower must not forward writes to, nor take a read
+//! index from, an impostor). With no `secret` configured (allowed only when every peer address
+//! is loopback: `config.rs`, SecretOffLoopback) the macs are empty and not checked; the cluster
+//! name and target id still are. After `Welcome`, the client sends [`Envelope`]s of
+//! [`RpcRequest`] and the server answers each with an `Envelope` of [`RpcResponse`] carrying
+//! the same id. Requests are served concurrently, so one connection multiplexes many forwarded
+//! writes. The secret authenticates the peers; it does not encrypt their traffic.
 
 use std::io;
 use std::sync::Arc;
@@ -52,7 +60,7 @@ use crate::store::{Request, Response};
 use crate::watch::pubsub::PubSub;
 
 /// The first byte of every peer frame body.
-pub const PEER_PROTOCOL_VERSION: u8 = 1;
+pub const PEER_PROTOCOL_VERSION: u8 = 2;
 /// Largest frame accepted before the handshake completes.
 pub const MAX_HANDSHAKE_FRAME: u32 = 64 * 1024;
 /// Largest frame accepted from an authenticated peer (a whole snapshot travels in one frame).
@@ -73,12 +81,26 @@ pub struct Hello {
     pub cluster: String,
     pub from: u64,
     pub to: u64,
+    /// The client's challenge to the server.
+    pub nonce: [u8; 32],
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum HelloReply {
-    Challenge { nonce: [u8; 32] },
+    /// The server's challenge to the client, and its own proof over both nonces.
+    Challenge {
+        nonce: [u8; 32],
+        mac: Vec<u8>,
+    },
     Refused(String),
+}
+
+/// Which side of the handshake a mac proves: the two proofs over the same nonces differ, so
+/// neither can be reflected back as the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -186,26 +208,64 @@ pub enum RpcResponse {
     SnapshotChunk(Result<(), String>),
 }
 
+/// Encodes one frame of at most `max` body bytes; `Err` (nothing to send) when it is larger.
+pub fn encode_frame<T: Serialize>(msg: &T, max: u32) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4];
+    buf.push(PEER_PROTOCOL_VERSION);
+    let mut buf =
+        postcard::to_extend(msg, buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let len = u32::try_from(buf.len() - 4).ok().filter(|l| *l <= max);
+    let Some(len) = len else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "peer frame of {} bytes exceeds the {max} byte limit",
+                buf.len() - 4
+            ),
+        ));
+    };
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
 /// Writes one frame.
 pub async fn write_frame<W, T>(w: &mut W, msg: &T) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
-    let mut buf = vec![0u8; 4];
-    buf.push(PEER_PROTOCOL_VERSION);
-    let mut buf =
-        postcard::to_extend(msg, buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let len = u32::try_from(buf.len() - 4)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "peer frame over 4 GiB"))?;
-    if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("peer frame of {len} bytes exceeds the {MAX_FRAME} byte limit"),
-        ));
-    }
-    buf[..4].copy_from_slice(&len.to_be_bytes());
+    let buf = encode_frame(msg, MAX_FRAME)?;
     w.write_all(&buf).await
+}
+
+/// Writes the answers of one peer connection as they come, until `rx` closes or the socket
+/// fails. **OversizeReplyRefused**: an answer over `max` bytes (a forwarded `GETDEL` or `EXEC`
+/// of several huge values) is replaced by [`RpcResponse::Refused`] with the same id, so that
+/// caller gets an error at once and the connection, with every other call in flight on it,
+/// lives.
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::Receiver<Envelope<RpcResponse>>,
+    max: u32,
+) -> io::Result<()> {
+    while let Some(resp) = rx.recv().await {
+        let buf = match encode_frame(&resp, max) {
+            Ok(buf) => buf,
+            Err(e) => {
+                tracing::warn!(id = resp.id, error = %e, "peer reply refused: too large");
+                let refused = Envelope {
+                    id: resp.id,
+                    body: RpcResponse::Refused(format!(
+                        "the reply does not fit a peer frame ({e}); the request was served, \
+                         its answer is lost"
+                    )),
+                };
+                encode_frame(&refused, max)?
+            }
+        };
+        wr.write_all(&buf).await?;
+    }
+    Ok(())
 }
 
 /// Reads one frame of at most `max` bytes. `Ok(None)` on a clean end of stream.
@@ -227,8 +287,15 @@ where
             format!("peer frame length {len} outside 1..={max}"),
         ));
     }
-    let mut body = vec![0u8; len as usize];
-    r.read_exact(&mut body).await?;
+    // BoundedPeerAlloc: grows with the bytes that arrive, not with the declared length.
+    let mut body = Vec::with_capacity((len as usize).min(64 * 1024));
+    let got = r.take(u64::from(len)).read_to_end(&mut body).await?;
+    if got != len as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("peer frame cut short: {got} of {len} bytes"),
+        ));
+    }
     match body.split_first() {
         Some((&PEER_PROTOCOL_VERSION, rest)) => postcard::from_bytes(rest).map(Some).map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidData, format!("bad peer frame: {e}"))
@@ -245,24 +312,29 @@ where
 }
 
 /// HMAC-SHA256 keyed with the cluster secret over what the handshake binds: the protocol,
-/// the cluster name, both node ids and this connection's nonce.
-fn handshake_hmac(secret: &str, hello: &Hello, nonce: &[u8; 32]) -> Hmac<Sha256> {
+/// the proving side, the cluster name, both node ids and both nonces of this connection.
+fn handshake_hmac(secret: &str, side: Side, hello: &Hello, nonce: &[u8; 32]) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-    mac.update(b"redraft-peer/1\0");
+    mac.update(b"redraft-peer/2\0");
+    mac.update(match side {
+        Side::Client => b"client\0",
+        Side::Server => b"server\0",
+    });
     mac.update(hello.cluster.as_bytes());
     mac.update(b"\0");
     mac.update(&hello.from.to_be_bytes());
     mac.update(&hello.to.to_be_bytes());
+    mac.update(&hello.nonce);
     mac.update(nonce);
     mac
 }
 
-/// The proof that the sender knows the cluster secret, bound to this connection's nonce
-/// (empty without a secret).
-pub fn handshake_mac(secret: Option<&str>, hello: &Hello, nonce: &[u8; 32]) -> Vec<u8> {
+/// The proof that `side` knows the cluster secret, bound to this connection's nonces (`nonce`
+/// is the server's; the client's is in `hello`), or empty without a secret.
+pub fn handshake_mac(secret: Option<&str>, side: Side, hello: &Hello, nonce: &[u8; 32]) -> Vec<u8> {
     match secret {
-        Some(secret) => handshake_hmac(secret, hello, nonce)
+        Some(secret) => handshake_hmac(secret, side, hello, nonce)
             .finalize()
             .into_bytes()
             .to_vec(),
@@ -270,9 +342,9 @@ pub fn handshake_mac(secret: Option<&str>, hello: &Hello, nonce: &[u8; 32]) -> V
     }
 }
 
-fn verify_mac(secret: &str, hello: &Hello, nonce: &[u8; 32], got: &[u8]) -> bool {
+fn verify_mac(secret: &str, side: Side, hello: &Hello, nonce: &[u8; 32], got: &[u8]) -> bool {
     // Constant-time comparison.
-    handshake_hmac(secret, hello, nonce)
+    handshake_hmac(secret, side, hello, nonce)
         .verify_slice(got)
         .is_ok()
 }
@@ -300,12 +372,13 @@ async fn accept_handshake(stream: &mut TcpStream, me: &PeerIdentity) -> io::Resu
         return Err(refuse(why));
     }
     let nonce: [u8; 32] = rand::random();
-    write_frame(stream, &HelloReply::Challenge { nonce }).await?;
+    let mac = handshake_mac(me.secret.as_deref(), Side::Server, &hello, &nonce);
+    write_frame(stream, &HelloReply::Challenge { nonce, mac }).await?;
     let proof: Proof = read_frame(stream, MAX_HANDSHAKE_FRAME)
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "closed before proof"))?;
     if let Some(secret) = &me.secret {
-        if !verify_mac(secret, &hello, &nonce, &proof.mac) {
+        if !verify_mac(secret, Side::Client, &hello, &nonce, &proof.mac) {
             let why = format!(
                 "refused peer node {}: it did not prove the cluster secret",
                 hello.from
@@ -328,18 +401,28 @@ pub async fn connect_handshake(
         cluster: me.cluster.clone(),
         from: me.node_id,
         to: target,
+        nonce: rand::random(),
     };
     write_frame(stream, &hello).await?;
     let reply: HelloReply = read_frame(stream, MAX_HANDSHAKE_FRAME)
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed"))?;
-    let nonce = match reply {
-        HelloReply::Challenge { nonce } => nonce,
+    let (nonce, server_mac) = match reply {
+        HelloReply::Challenge { nonce, mac } => (nonce, mac),
         HelloReply::Refused(why) => {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
         }
     };
-    let mac = handshake_mac(me.secret.as_deref(), &hello, &nonce);
+    // MutualPeerAuth: the node we dialled must prove the secret before we send it anything.
+    if let Some(secret) = &me.secret {
+        if !verify_mac(secret, Side::Server, &hello, &nonce, &server_mac) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("refused node {target}: it did not prove the cluster secret"),
+            ));
+        }
+    }
+    let mac = handshake_mac(me.secret.as_deref(), Side::Client, &hello, &nonce);
     write_frame(stream, &Proof { mac }).await?;
     let verdict: Verdict = read_frame(stream, MAX_HANDSHAKE_FRAME)
         .await?
@@ -412,17 +495,12 @@ async fn serve_conn(
     sm: StateMachineStore,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, wr) = stream.into_split();
     // The snapshot transfer in progress on this connection (`snapshot_transfer.rs`).
     let mut incoming = None;
     // Bounded: a peer that stops reading its answers stops being served, not the node.
-    let (tx, mut rx) = mpsc::channel::<Envelope<RpcResponse>>(1024);
-    let writer = tokio::spawn(async move {
-        while let Some(resp) = rx.recv().await {
-            write_frame(&mut wr, &resp).await?;
-        }
-        io::Result::Ok(())
-    });
+    let (tx, rx) = mpsc::channel::<Envelope<RpcResponse>>(1024);
+    let writer = tokio::spawn(write_replies(wr, rx, MAX_FRAME));
     loop {
         let req: Envelope<RpcRequest> = tokio::select! {
             r = read_frame(&mut rd, MAX_FRAME) => match r? {
@@ -495,12 +573,23 @@ async fn serve_conn(
     Ok(())
 }
 
-/// Why a vote request from `peer` is refused without asking Raft: `peer` is not in this
-/// node's membership (NoDisruptiveRemoved). A node removed from the cluster keeps its old
-/// membership and may campaign with ever higher terms; its requests never reach Raft here, so
-/// it cannot depose the leader. A pristine node (no membership yet) answers everyone.
-fn refuse_vote(raft: &Raft, peer: u64) -> Option<String> {
+/// Why a vote request from `peer` is refused without asking Raft:
+/// - this node started less than its follower lease ago (VoteAfterRestart, `health.rs`): it may
+///   have acknowledged a leader just before it stopped, and that leader may still serve lease
+///   reads;
+/// - `peer` is not in this node's membership (NoDisruptiveRemoved). A node removed from the
+///   cluster keeps its old membership and may campaign with ever higher terms; its requests
+///   never reach Raft here, so it cannot depose the leader. A pristine node (no membership
+///   yet) answers everyone.
+fn refuse_vote(raft: &Raft, liveness: &Liveness, peer: u64) -> Option<String> {
     use openraft::async_runtime::WatchReceiver;
+    if let Some(left) = liveness.votes_refused_for() {
+        return Some(format!(
+            "refuses the vote request of node {peer}: restarted recently, no vote for another \
+             {} ms (a leader it acknowledged before the restart may still hold its lease)",
+            left.as_millis()
+        ));
+    }
     let rx = raft.metrics();
     let m = rx.borrow_watched();
     let membership = m.membership_config.membership();
@@ -527,11 +616,11 @@ async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) ->
             }
             RpcResponse::AppendEntries(resp)
         }
-        RpcRequest::Vote(rpc) => match refuse_vote(raft, peer) {
+        RpcRequest::Vote(rpc) => match refuse_vote(raft, liveness, peer) {
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
         },
-        RpcRequest::PreVote(rpc) => match refuse_vote(raft, peer) {
+        RpcRequest::PreVote(rpc) => match refuse_vote(raft, liveness, peer) {
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string())),
         },
@@ -712,6 +801,8 @@ mod tests {
         });
         let mut c = TcpStream::connect(addr).await.unwrap();
         let cli = connect_handshake(&mut c, &client, target).await;
+        // A client that gave up closes its end, so the server is not left waiting.
+        drop(c);
         (srv.await.unwrap(), cli)
     }
 
@@ -746,35 +837,95 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_or_missing_secret_is_refused() {
-        for client_secret in [Some("wrong"), None] {
-            let (s, c) = handshake(ident("a", Some("k"), 1), ident("a", client_secret, 2), 1).await;
-            assert!(s
-                .unwrap_err()
-                .to_string()
-                .contains("did not prove the cluster secret"));
-            assert_eq!(c.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
-        }
+        // Without a secret the client sends an empty proof: the server refuses it.
+        let (s, c) = handshake(ident("a", Some("k"), 1), ident("a", None, 2), 1).await;
+        assert!(s
+            .unwrap_err()
+            .to_string()
+            .contains("node 2: it did not prove the cluster secret"));
+        assert_eq!(c.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        // With another secret the server's proof fails first: the client leaves, and the
+        // server never welcomes it.
+        let (s, c) = handshake(ident("a", Some("k"), 1), ident("a", Some("wrong"), 2), 1).await;
+        assert!(s.is_err(), "{s:?}");
+        let c = c.unwrap_err();
+        assert_eq!(c.kind(), io::ErrorKind::PermissionDenied);
+        assert!(c.to_string().contains("node 1: it did not prove"), "{c}");
     }
 
     #[test]
-    fn mac_binds_cluster_nodes_and_nonce() {
+    fn mac_binds_side_cluster_nodes_and_both_nonces() {
         let hello = Hello {
             cluster: "a".into(),
             from: 2,
             to: 1,
+            nonce: [5u8; 32],
         };
         let nonce = [7u8; 32];
-        let mac = handshake_mac(Some("k"), &hello, &nonce);
-        assert!(verify_mac("k", &hello, &nonce, &mac));
-        assert!(!verify_mac("k", &hello, &[8u8; 32], &mac), "another nonce");
-        assert!(!verify_mac("other", &hello, &nonce, &mac), "another secret");
+        let mac = handshake_mac(Some("k"), Side::Client, &hello, &nonce);
+        assert!(verify_mac("k", Side::Client, &hello, &nonce, &mac));
+        assert!(
+            !verify_mac("k", Side::Server, &hello, &nonce, &mac),
+            "a client proof is not a server proof (no reflection)"
+        );
+        let nonce2 = [8u8; 32];
+        assert!(
+            !verify_mac("k", Side::Client, &hello, &nonce2, &mac),
+            "another nonce"
+        );
+        assert!(
+            !verify_mac("other", Side::Client, &hello, &nonce, &mac),
+            "another secret"
+        );
+        let other = Hello { from: 3, ..hello };
+        assert!(
+            !verify_mac("k", Side::Client, &other, &nonce, &mac),
+            "another sender"
+        );
         let other = Hello {
-            cluster: "a".into(),
-            from: 3,
-            to: 1,
+            nonce: [6u8; 32],
+            ..other
         };
-        assert!(!verify_mac("k", &other, &nonce, &mac), "another sender");
-        assert!(handshake_mac(None, &hello, &nonce).is_empty());
+        assert!(
+            !verify_mac("k", Side::Client, &other, &nonce, &mac),
+            "another client nonce"
+        );
+        assert!(handshake_mac(None, Side::Client, &other, &nonce).is_empty());
+    }
+
+    /// MutualPeerAuth: a node without the secret that answers on a peer's address (an
+    /// impostor, or a node of a cluster that runs without one) is refused by the dialling node
+    /// before it sends any request.
+    #[tokio::test]
+    async fn a_server_without_the_secret_is_refused_by_the_client() {
+        for server_secret in [None, Some("wrong")] {
+            let (s, c) = handshake(ident("a", server_secret, 1), ident("a", Some("k"), 2), 1).await;
+            let c = c.unwrap_err();
+            assert_eq!(c.kind(), io::ErrorKind::PermissionDenied, "{c}");
+            assert!(
+                c.to_string()
+                    .contains("node 1: it did not prove the cluster secret"),
+                "{c}"
+            );
+            // The client left without a proof: the server saw the connection end.
+            assert!(s.is_err(), "{s:?}");
+        }
+    }
+
+    /// BoundedPeerAlloc: a frame that declares the largest length but sends a few bytes
+    /// allocates what arrived, and ends as a short frame.
+    #[tokio::test]
+    async fn a_declared_length_is_not_allocated_before_its_bytes_arrive() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&MAX_FRAME.to_be_bytes()).await.unwrap();
+        a.write_all(&[PEER_PROTOCOL_VERSION, 1, 2, 3])
+            .await
+            .unwrap();
+        drop(a);
+        let r: io::Result<Option<Hello>> = read_frame(&mut b, MAX_FRAME).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("4 of 1073741824 bytes"), "{e}");
     }
 
     #[tokio::test]
@@ -814,6 +965,42 @@ mod tests {
         drop(a);
         let r: io::Result<Option<Hello>> = read_frame(&mut b, MAX_FRAME).await;
         assert!(r.unwrap().is_none());
+    }
+
+    /// OversizeReplyRefused: the caller of an answer too large for a frame gets a refusal with
+    /// its id, and the answers after it still arrive on the same connection.
+    #[tokio::test]
+    async fn an_oversize_reply_is_refused_and_the_connection_lives() {
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let (tx, rx) = mpsc::channel(8);
+        let writer = tokio::spawn(write_replies(a, rx, 1000));
+        let big = RpcResponse::Refused("x".repeat(5000));
+        tx.send(Envelope { id: 1, body: big }).await.unwrap();
+        tx.send(Envelope {
+            id: 2,
+            body: RpcResponse::Published(7),
+        })
+        .await
+        .unwrap();
+        let first: Envelope<RpcResponse> = read_frame(&mut b, MAX_FRAME).await.unwrap().unwrap();
+        assert_eq!(first.id, 1);
+        match first.body {
+            RpcResponse::Refused(why) => {
+                assert!(why.contains("does not fit a peer frame"), "{why}");
+                assert!(why.contains("1000 byte limit"), "{why}");
+            }
+            other => panic!("want Refused, got {other:?}"),
+        }
+        let second: Envelope<RpcResponse> =
+            tokio::time::timeout(Duration::from_secs(5), read_frame(&mut b, MAX_FRAME))
+                .await
+                .expect("the answer after the oversize one never came: the writer died")
+                .unwrap()
+                .unwrap();
+        assert_eq!(second.id, 2);
+        assert!(matches!(second.body, RpcResponse::Published(7)));
+        drop(tx);
+        writer.await.unwrap().unwrap();
     }
 
     #[tokio::test]

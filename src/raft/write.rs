@@ -219,6 +219,12 @@ impl RaftNode {
                     Ok(RpcResponse::ClientWrite(Err(ForwardError::NotLeader { .. }))) => {
                         maybe_sent = true;
                     }
+                    // The leader served it but its answer did not fit a peer frame
+                    // (OversizeReplyRefused, `rpc.rs`): retrying would only lose it again.
+                    Ok(RpcResponse::Refused(why)) => {
+                        tracing::warn!(leader, %why, "forwarded write: answer lost");
+                        return Err(WriteError::Unknown);
+                    }
                     Ok(_) | Err(PeerError::Lost(_)) | Err(PeerError::Timeout(_)) => {
                         maybe_sent = true;
                     }

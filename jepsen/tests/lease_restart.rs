@@ -1,0 +1,193 @@
+//! A leader's read lease across a follower's restart, with a real partition and a real
+//! `kill -9` (the faults together), on real `redraft` processes in network namespaces.
+//!
+//! The lease (`src/raft/read.rs`, LeaseBound) lets the leader answer reads alone while every
+//! member of the quorum that acknowledged its last heartbeat refuses to vote for anyone else.
+//! openraft keeps that refusal in memory only, so a follower killed and restarted at once used
+//! to vote for a candidate while the old leader still answered lease reads (VoteAfterRestart,
+//! `src/raft/health.rs`). The scenario, on three nodes (heartbeat 100 ms, election timeout
+//! 3000 ms, lease 2400 ms):
+//!
+//! ```text
+//! t0-8 s     cut L–F2          F2 hears no leader; openraft has it campaign after its own
+//!                              follower lease (6 s) plus its election timeout (3-6 s): from
+//!                              t0+1 s on, once F1 (restarted, ~1 s) can answer
+//! t0         kill -9 F1, cut L–F1, restart F1     L is alone; its lease runs until ~t0+2.4 s
+//! then       SET k new through F1 until acknowledged (F2 must lead: F1's vote elects it)
+//!            GET k on L in lease mode: the old value here is a stale read
+//! ```
+//!
+//! Nothing writes between the first cut and the kill, so F2's log is as long as F1's and F1
+//! may vote for it. F2's election timeout is random, so its first campaign lands inside L's
+//! lease in about half the attempts; the test runs several.
+//! Before the fix, L answered the old value within the first attempts; with it, F1 refuses
+//! votes for two election timeouts after its start, the write waits until L's lease is over,
+//! and L's lease read fails instead of answering.
+//!
+//! Needs root, `ip` and `iptables` (CI installs them; `scripts/jepsen-ci.sh`), and the redraft
+//! binary: `$REDRAFT_BIN`, else `target/debug/redraft`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jepsen::db::{netns_available, Db, DbOpts};
+use jepsen::nemesis::find_leader;
+use jepsen::resp::{Conn, Reply};
+
+const ATTEMPTS: u32 = 5;
+
+fn redraft_bin() -> PathBuf {
+    let bin = std::env::var_os("REDRAFT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/redraft")
+        });
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`cargo build --bin redraft`) or set REDRAFT_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// One command on a fresh connection in read mode `mode`, within `io` per step.
+async fn call(addr: &str, mode: &str, args: &[&str], io: Duration) -> Result<Reply, String> {
+    let mut con = Conn::connect(addr, io).await.map_err(|e| e.to_string())?;
+    let r = con
+        .call(&[b"READMODE", mode.as_bytes()], io)
+        .await
+        .map_err(|e| e.to_string())?;
+    if r != Reply::Simple("OK".into()) {
+        return Err(format!("READMODE {mode}: {r:?}"));
+    }
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    con.call(&args, io).await.map_err(|e| e.to_string())
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Some(s.as_bytes().to_vec()))
+}
+
+/// Polls `f` every 50 ms until it returns `Ok`, or panics after `timeout` saying `what`.
+async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+}
+
+/// Writes `value` through whichever node leads now and waits until every node has applied it.
+async fn settle(addrs: &[(u64, String)], value: &str) -> u64 {
+    let io = Duration::from_secs(2);
+    let leader = wait_for(
+        Duration::from_secs(30),
+        "a leader that takes a write",
+        || async {
+            let leader = find_leader(addrs, Duration::from_millis(500))
+                .await
+                .ok_or("no leader")?;
+            let addr = &addrs.iter().find(|(i, _)| *i == leader).unwrap().1;
+            match call(addr, "linearizable", &["SET", "k", value], io).await? {
+                Reply::Simple(s) if s == "OK" => Ok(leader),
+                r => Err(format!("SET on {leader}: {r:?}")),
+            }
+        },
+    )
+    .await;
+    for (id, addr) in addrs {
+        wait_for(Duration::from_secs(60), "every node to apply", || async {
+            match call(addr, "stale", &["GET", "k"], io).await? {
+                r if r == bulk(value) => Ok(()),
+                r => Err(format!("node {id}: {r:?}")),
+            }
+        })
+        .await;
+    }
+    leader
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_its_lease() {
+    netns_available()
+        .unwrap_or_else(|e| panic!("this test needs network namespaces (root, ip, iptables): {e}"));
+    let run_dir = std::env::temp_dir().join(format!("redraft-lr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let mut db = Db::setup(DbOpts {
+        bin: redraft_bin(),
+        nodes: 3,
+        run_dir: run_dir.clone(),
+        netns: true,
+        heartbeat_ms: 100,
+        election_timeout_ms: 3000,
+        write_timeout_ms: 2000,
+        snapshot_every: 10_000,
+        read_mode: "lease".into(),
+        lossyfs: None,
+        env: Vec::new(),
+    })
+    .expect("set up namespaces and config");
+    db.start_all().expect("start the nodes");
+    let addrs = db.client_addrs();
+    let addr = |id: u64| addrs.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+
+    let mut elected_in_lease = 0;
+    for attempt in 1..=ATTEMPTS {
+        let old = format!("old{attempt}");
+        let leader = settle(&addrs, &old).await;
+        let others: Vec<u64> = addrs
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|&i| i != leader)
+            .collect();
+        let (f1, f2) = (others[0], others[1]);
+        eprintln!("attempt {attempt}: leader {leader}, restarted follower {f1}, campaigner {f2}");
+
+        db.partition(&[(leader, f2)]).expect("cut L–F2");
+        tokio::time::sleep(Duration::from_millis(8000)).await;
+        let t0 = Instant::now();
+        db.kill(f1).expect("kill F1");
+        db.partition(&[(leader, f1)]).expect("cut L–F1");
+        db.start(f1).expect("restart F1");
+
+        let new = format!("new{attempt}");
+        let (fa, la) = (addr(f1), addr(leader));
+        let short = Duration::from_millis(400);
+        while t0.elapsed() < Duration::from_secs(15) {
+            let Ok(Reply::Simple(ok)) = call(&fa, "linearizable", &["SET", "k", &new], short).await
+            else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            assert_eq!(ok, "OK");
+            let acked = t0.elapsed();
+            let read = call(&la, "lease", &["GET", "k"], short).await;
+            eprintln!("  SET k {new} acknowledged at t0+{acked:?}; lease GET on L: {read:?}");
+            if acked < Duration::from_millis(2400) {
+                elected_in_lease += 1;
+            }
+            assert!(
+                read.as_ref() != Ok(&bulk(&old)),
+                "stale lease read: node {leader}, cut off, answered k={old} after k={new} was \
+                 acknowledged at t0+{acked:?} (node {f1} restarted at t0 and voted for node {f2} \
+                 while {leader}'s lease held)"
+            );
+            break;
+        }
+        db.heal_network().expect("heal");
+    }
+    eprintln!(
+        "{elected_in_lease} of {ATTEMPTS} attempts had a write acknowledged within the lease"
+    );
+    db.teardown();
+    let _ = std::fs::remove_dir_all(&run_dir);
+}
