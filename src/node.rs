@@ -163,7 +163,7 @@ impl Node {
             // Standard Raft: a restarted node wins an election and commits its term's blank
             // entry before it leads. openraft's leader restore would let the old leader resume
             // in the same term with a commit index behind its log (our state machine is in
-            // memory and `committed` is not flushed), and serve a stale read
+            // memory and is rebuilt by re-applying the log), and serve a stale read
             // (tests/regress_issue4_stale_read_after_full_restart.rs).
             enable_leader_restore: Some(false),
             ..Default::default()
