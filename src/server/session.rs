@@ -5,6 +5,11 @@
 //! one connection take effect in order and are answered in order (Redis's guarantee); within a
 //! batch, a run of consecutive writes is proposed with one ordered call (`commands::Batch`).
 //!
+//! Unauthenticated input (UnauthenticatedCaps, `protocol::frame`): while the session has not
+//! authenticated against a `requirepass`, its commands are framed under Redis's
+//! unauthenticated caps, one command per batch, so a command pipelined after `AUTH` is framed
+//! once `AUTH` has run, as in Redis.
+//!
 //! A framing error gets `-ERR Protocol error: …` and closes the connection (Redis behaviour);
 //! a command error gets an error reply and the connection lives.
 //!
@@ -53,6 +58,7 @@ pub async fn run(
     let mut session = Session::new(ctx, handle.clone());
     let mut last_interaction = Instant::now();
     loop {
+        conn.set_unauthenticated(!session.authenticated);
         let idle_limit = idle_limit(ctx);
         let idle = async {
             match idle_limit {
@@ -91,6 +97,10 @@ pub async fn run(
         // them is answered once they are (as Redis does), unless one of them closes first.
         let mut received = vec![first];
         let framing_error = loop {
+            if !session.authenticated {
+                // The caps to frame the next command with depend on this one (AUTH).
+                break None;
+            }
             match conn.try_next_buffered() {
                 Ok(Some(argv)) => received.push(argv),
                 Ok(None) => break None,

@@ -222,7 +222,21 @@ pub fn strip_ansi(text: &str) -> String {
 
 /// Opens a client connection to `addr` ("ip:port") and checks it with PING.
 pub fn connect(addr: &str, timeout: Duration) -> Result<redis::Connection, String> {
-    let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
+    connect_with_password(addr, None, timeout)
+}
+
+/// Opens a client connection to `addr`, authenticating with `password` when one is given, and
+/// checks it with PING.
+pub fn connect_with_password(
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<redis::Connection, String> {
+    let url = match password {
+        Some(pw) => format!("redis://:{pw}@{addr}/"),
+        None => format!("redis://{addr}/"),
+    };
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let mut con = client
         .get_connection_with_timeout(timeout)
         .map_err(|e| format!("connect {addr}: {e}"))?;
