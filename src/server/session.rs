@@ -24,6 +24,11 @@
 //! Pub/sub: a subscribed connection also wakes for its queued messages (`watch::pubsub`) and
 //! writes them between batches, in the order they were published; a message that arrives
 //! while a batch runs is written after the batch's replies.
+//! **PublishBeforeReply**: the messages already queued when a batch has been read are written
+//! before any of its replies. PUBLISH queues a local message before it replies, so a command
+//! the subscriber sends after the PUBLISH returned is answered after the message, as in Redis
+//! (where PUBLISH writes into the subscriber's output buffer). Without this, the session's wake
+//! for the message races the read of the command.
 //!
 //! Backpressure: while the socket does not take a batch's replies, the session does not read
 //! further commands, so one connection holds at most one batch of replies (bounded by the output
@@ -107,6 +112,9 @@ pub async fn run(
                 Err(e) => break Some(e),
             }
         };
+        // PublishBeforeReply: every command of the batch arrived after these messages were
+        // queued, so they go first.
+        write_queued_messages(&mut conn, &mut session);
         let output_limit = ctx.settings.output_buffer_limit() as usize;
         let mut close = false;
         // BatchBarrier: this batch holds only commands already received; a read barrier taken
