@@ -6,8 +6,9 @@
 #
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis); protoc (Debian's protobuf-compiler,
-# which etcd-client's build script needs for the load generator). This script installs them
-# with apt-get when they are missing. Tests that need a missing tool fail and say how to get
+# which etcd-client's build script needs for the load generator); node and npm (Debian's nodejs
+# and npm: tests/client_uncertain.rs installs a pinned ioredis with npm under target/). This
+# script installs them with apt-get when they are missing. Tests that need a missing tool fail and say how to get
 # it; none is skipped silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ missing=()
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     if [ "$(id -u)" = 0 ]; then

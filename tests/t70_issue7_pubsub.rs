@@ -108,7 +108,9 @@ fn subscribe_replies_match_redis() {
 #[test]
 fn a_published_message_comes_before_the_reply_to_a_later_command() {
     let redraft = Single::start();
-    let mut subs: Vec<RawConn> = (0..8).map(|_| RawConn::must_connect(&redraft.addr)).collect();
+    let mut subs: Vec<RawConn> = (0..8)
+        .map(|_| RawConn::must_connect(&redraft.addr))
+        .collect();
     for (i, s) in subs.iter_mut().enumerate() {
         if i % 2 == 1 {
             s.must_call(&["HELLO", "3"]);
