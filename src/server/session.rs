@@ -176,6 +176,9 @@ pub async fn run(
         }
         handle.touch(Instant::now(), conn.pending_output());
         let flushed = tokio::select! {
+            // RepliesBeforeExit (`server/mod.rs`): replies already computed go out even when
+            // shutdown has begun; only a flush that cannot complete is cut short.
+            biased;
             r = flush_within(&mut conn, idle_limit) => r,
             _ = shutdown.changed() => return,
             _ = handle.killed(), if !close => return,
