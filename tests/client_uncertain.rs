@@ -9,6 +9,8 @@
 //! - redis-py and ioredis with their default settings surface `UNCERTAIN` as a plain error and
 //!   send the command once: the leader's `redraft_server_commands_total` for `incr`/`incrby`
 //!   grows by exactly one per call.
+//! - Connection churn does not grow the dedup table (DedupIdsReused, `src/commands/mod.rs`), so
+//!   it cannot evict a retrying forwarder's entry.
 
 #[path = "support/client_libs.rs"]
 mod client_libs;
@@ -185,4 +187,61 @@ fn redis_py_and_ioredis_do_not_retry_an_uncertain_write() {
     );
     assert_eq!(after_py - before, 1, "redis-py sent INCR once");
     assert_eq!(after_js - after_py, 1, "ioredis sent INCR once");
+}
+
+/// DedupIdsReused: 300 connections opened one after another, each writing once, leave about
+/// a few dedup entries, not 300: connection churn cannot push a retrying forwarder's entry out
+/// of the bounded table. Ten concurrent writers add about ten.
+#[test]
+fn connection_churn_does_not_grow_the_dedup_table() {
+    let node = common::single::Single::start();
+    let dedup_clients = || -> u64 {
+        let mut con = node.must_connect();
+        let info: String = redis::cmd("INFO")
+            .arg("raft")
+            .query(&mut con)
+            .expect("INFO");
+        info.lines()
+            .find_map(|l| l.strip_prefix("dedup_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO raft has no dedup_clients:\n{info}"))
+    };
+    for i in 0..300 {
+        let mut con = node.must_connect();
+        let _: () = redis::cmd("SET")
+            .arg("churn")
+            .arg(i)
+            .query(&mut con)
+            .expect("SET");
+    }
+    let after_churn = dedup_clients();
+    eprintln!("dedup_clients after 300 connections, one after another: {after_churn}");
+    // A session ends a moment after its client closes, so a few overlap; without reuse: 300.
+    assert!(
+        after_churn < 20,
+        "{after_churn} dedup entries after 300 sequential connections"
+    );
+    let writers: Vec<_> = (0..10)
+        .map(|w| {
+            let mut con = node.must_connect();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let _: () = redis::cmd("SET")
+                        .arg(format!("w{w}"))
+                        .arg(i)
+                        .query(&mut con)
+                        .expect("SET");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let after_concurrent = dedup_clients();
+    eprintln!("dedup_clients after 10 concurrent writers: {after_concurrent}");
+    assert!(after_concurrent < 30, "{after_concurrent} dedup entries");
+    let mut con = node.must_connect();
+    let got: i64 = redis::cmd("GET").arg("churn").query(&mut con).expect("GET");
+    assert_eq!(got, 299);
 }

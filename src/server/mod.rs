@@ -37,6 +37,8 @@ pub struct ServerContext {
     pub connected: AtomicUsize,
     /// Source of `CLIENT ID`s, unique per node.
     pub next_client_id: AtomicU64,
+    /// Dedup identities of ended sessions, reused by new ones (DedupIdsReused, `commands`).
+    pub dedup_ids: Arc<crate::commands::DedupIdPool>,
     pub total_connections: AtomicU64,
     pub total_commands: AtomicU64,
     /// Connections refused because of `max_clients` (INFO's rejected_connections).
@@ -159,6 +161,7 @@ impl ServerContext {
             started: Instant::now(),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
+            dedup_ids: Arc::default(),
             total_connections: AtomicU64::new(0),
             total_commands: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),

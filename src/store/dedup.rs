@@ -148,7 +148,6 @@ impl DedupTable {
     }
 
     /// Returns the number of clients remembered.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.clients.len()
     }
