@@ -7,9 +7,10 @@
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis); fusermount3 (Debian's fuse3, for
 # jepsen's lossyfs); protoc (Debian's protobuf-compiler, which etcd-client's build script needs
-# for the load generator); strace (the log's fdatasync count in tests/t31_wal_durability.rs).
-# This script installs them with apt-get when they are missing. Tests that need a missing tool
-# fail and say how to get it; none is skipped silently.
+# for the load generator); strace (the log's fdatasync count in tests/t31_wal_durability.rs);
+# node and npm (Debian's nodejs and npm: tests/client_uncertain.rs installs a pinned ioredis
+# with npm under target/). This script installs them with apt-get when they are missing. Tests
+# that need a missing tool fail and say how to get it; none is skipped silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 # lossyfs (jepsen's power-loss filesystem, run by scripts/jepsen-ci.sh): fusermount3.
 command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     if [ "$(id -u)" = 0 ]; then

@@ -9,7 +9,9 @@
 //! | `ERR`       | generic error (Redis's)                                              |
 //! | `WRONGTYPE` | operation against a key holding the wrong kind of value (Redis's)    |
 //! | `NOAUTH`    | authentication required (Redis's)                                    |
-//! | `TRYAGAIN`  | no raft leader reachable in time, or the leader was lost mid-write   |
+//! | `TRYAGAIN`  | not applied, safe to retry: no raft leader reachable in time         |
+//! | `UNCERTAIN` | may have been applied: the leader was lost or stopped mid-write;     |
+//! |             | retried by no common client library (UncertainIsNotRetryable)        |
 //! | `COMPACTED` | the revision asked for is older than the compact revision            |
 
 use crate::config::ConfigError;

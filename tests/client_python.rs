@@ -11,96 +11,21 @@
 //! Needs INCR, INCRBY, MGET and SCAN (string/key commands branch) and, for RESP3, HELLO 3
 //! (connection branch).
 
+#[path = "support/client_libs.rs"]
+mod client_libs;
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use client_libs::{must_redis_py, run_bounded};
 use common::single::{RealRedis, Single};
-
-/// The redis-py release the script is written against (supports `protocol=3`).
-const REDIS_PY: &str = "redis==5.2.1";
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/testdata/redis_py_client.py"
 );
-
-/// Runs `cmd` to completion or kills it after `timeout`; stdout and stderr are captured.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("wait");
-            panic!(
-                "{what} still running after {timeout:?}; killed. stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("wait_with_output")
-}
-
-/// Returns a directory holding the pinned redis-py, installing it with pip on first use.
-fn must_redis_py() -> PathBuf {
-    let version_ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        version_ok,
-        "python3 is not installed: install it (`apt-get install python3 python3-pip`)"
-    );
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let lib = base.join(format!("python-{}", REDIS_PY.replace("==", "-")));
-    if lib.join("redis").join("__init__.py").exists() {
-        return lib;
-    }
-    // Install into a private directory, then rename: a concurrent run never sees half of it.
-    let staging = tempfile::Builder::new()
-        .prefix("python-redis-")
-        .tempdir_in(base)
-        .expect("staging dir");
-    let install = format!(
-        "python3 -m pip install --disable-pip-version-check --target {} {REDIS_PY}",
-        staging.path().display()
-    );
-    let mut cmd = Command::new("python3");
-    cmd.args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-    ])
-    .env("PIP_ROOT_USER_ACTION", "ignore")
-    .arg("--target")
-    .arg(staging.path())
-    .arg(REDIS_PY);
-    let out = run_bounded(cmd, Duration::from_secs(180));
-    assert!(
-        out.status.success(),
-        "installing redis-py failed; run `{install}` to see why (needs pip and PyPI):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let staged = staging.keep();
-    if std::fs::rename(&staged, &lib).is_err() {
-        // Another run installed it first.
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    lib
-}
 
 /// Runs the script against `addr` with `protocol`; returns why it failed, if it did.
 fn run_script(lib: &Path, addr: &str, protocol: u8) -> Result<(), String> {

@@ -101,6 +101,47 @@ fn subscribe_replies_match_redis() {
     assert_eq!(got.len(), want.len());
 }
 
+/// PublishBeforeReply: a message PUBLISH delivered on this node is in every local subscriber's
+/// output before PUBLISH replies, so a command a subscriber sends after seeing PUBLISH's reply
+/// is answered after the message (Redis's order). Eight subscribers (RESP2 and RESP3) race
+/// their PING against the delivery 150 times each; any pong first fails.
+#[test]
+fn a_published_message_comes_before_the_reply_to_a_later_command() {
+    let redraft = Single::start();
+    let mut subs: Vec<RawConn> = (0..8)
+        .map(|_| RawConn::must_connect(&redraft.addr))
+        .collect();
+    for (i, s) in subs.iter_mut().enumerate() {
+        if i % 2 == 1 {
+            s.must_call(&["HELLO", "3"]);
+        }
+        let confirm = s.must_call(&["SUBSCRIBE", "race"]);
+        assert!(format!("{confirm:?}").contains("subscribe"), "{confirm:?}");
+    }
+    let mut publisher = RawConn::must_connect(&redraft.addr);
+    let ping = multibulk(&["PING"]);
+    for round in 0..150 {
+        let payload = format!("m{round}");
+        assert_eq!(
+            publisher.must_call(&["PUBLISH", "race", &payload]),
+            Reply::Integer(8)
+        );
+        for s in subs.iter_mut() {
+            s.send(&ping);
+        }
+        for (i, s) in subs.iter_mut().enumerate() {
+            let got = s.must_read_replies(2, REPLY_TIMEOUT);
+            let text = format!("{got:?}");
+            let message_first = format!("{:?}", got[0]).contains(&payload);
+            assert!(
+                message_first,
+                "round {round}, subscriber {i}: the reply to PING overtook the message \
+                 published before it: {text}"
+            );
+        }
+    }
+}
+
 /// Writes whose notifications are compared (EXEC included); the last one is a PUBLISH on the
 /// marker channel.
 const WRITES: &[&[&str]] = &[

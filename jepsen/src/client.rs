@@ -42,7 +42,7 @@ pub fn classify_error(effect: Effect, msg: &str) -> Outcome {
     {
         return Outcome::Fail;
     }
-    // "TRYAGAIN the leader was lost…", "ERR raft stopped…", anything unknown: may have happened.
+    // "UNCERTAIN …", "ERR raft stopped…", anything unknown: may have happened.
     Outcome::Info
 }
 
@@ -349,6 +349,7 @@ mod tests {
         use Outcome::*;
         let cases = [
             (Write, "TRYAGAIN no raft leader available (election in progress or quorum lost); not applied, retry", Fail),
+            (Write, "UNCERTAIN the leader was lost or stopped before answering; the write may or may not have been applied", Info),
             (Write, "TRYAGAIN the leader was lost before answering; the write may or may not have been applied", Info),
             (Write, "ERR raft stopped on this node: storage error", Info),
             (Write, "ERR unknown command 'CAS', with args beginning with: ", Fail),
@@ -357,6 +358,7 @@ mod tests {
             (Write, "LOADING something new", Info),
             (Write, "ERR something nobody documented", Info),
             (ReadOnly, "TRYAGAIN the leader was lost before answering", Fail),
+            (ReadOnly, "UNCERTAIN the leader was lost or stopped before answering", Fail),
             (ReadOnly, "ERR raft stopped on this node", Fail),
         ];
         for (effect, msg, want) in cases {

@@ -86,8 +86,11 @@ pub struct Session {
     /// What other sessions see of this one (name, flags, last command); shared with the
     /// client registry.
     pub handle: Arc<ClientHandle>,
-    /// Deduplication identity of this connection's writes (random, cluster-unique).
+    /// Deduplication identity of this connection's writes (random, cluster-unique), taken from
+    /// the node's pool of ended sessions' identities when there is one (DedupIdsReused).
     client_id: u64,
+    /// Where `(client_id, seq)` goes back when the session ends.
+    dedup_ids: Arc<DedupIdPool>,
     /// Sequence number of this connection's last write.
     seq: u64,
     /// Whether a read barrier already covers the rest of the current pipeline batch
@@ -102,6 +105,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(ctx: &ServerContext, handle: Arc<ClientHandle>) -> Self {
+        let (client_id, seq) = ctx.dedup_ids.take();
         let mut session = Self {
             id: handle.id,
             addr: handle.addr,
@@ -109,8 +113,9 @@ impl Session {
             authenticated: ctx.requirepass.is_none(),
             read_mode: ctx.settings.read_mode(),
             handle,
-            client_id: rand::random(),
-            seq: 0,
+            client_id,
+            seq,
+            dedup_ids: ctx.dedup_ids.clone(),
             barrier_valid: false,
             txn: txn::TxnState::default(),
             subscription: None,
@@ -176,6 +181,50 @@ impl Session {
         self.handle
             .pattern_subscriptions
             .store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.dedup_ids.give_back(self.client_id, self.seq);
+    }
+}
+
+/// **DedupIdsReused.** The dedup identities `(client_id, last seq)` of ended sessions, which new
+/// sessions continue (their first write is `seq + 1`). The store's dedup table keeps one entry
+/// per identity (`store::dedup`), so with reuse it holds about as many entries as this node ever
+/// had concurrent writing connections, not one per connection ever opened: connection churn
+/// (a connection per request) no longer evicts a retrying forwarder's entry.
+///
+/// Safe because an identity is given back only when its session has ended, so its last write
+/// (and every retry of it by this node) has returned; a copy of that write still in some log
+/// either applies before the next session's first write or is refused as stale after it
+/// (`seq` below the last applied), as any late duplicate is. Its client saw no `+OK` for it in
+/// the second case (the write was answered uncertain, or not at all).
+#[derive(Default)]
+pub struct DedupIdPool {
+    ids: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl DedupIdPool {
+    /// The most identities kept; more are forgotten (their table entries age out).
+    const MAX: usize = 16 * 1024;
+
+    /// An identity for a new session: an ended session's, or a fresh random one.
+    fn take(&self) -> (u64, u64) {
+        self.lock().pop().unwrap_or_else(|| (rand::random(), 0))
+    }
+
+    /// Returns an ended session's identity to the pool.
+    fn give_back(&self, client_id: u64, seq: u64) {
+        let mut ids = self.lock();
+        if ids.len() < Self::MAX {
+            ids.push((client_id, seq));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64)>> {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

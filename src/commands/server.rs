@@ -836,9 +836,13 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         .voter_ids()
         .map(|i| i.to_string())
         .collect();
-    let (revision, compact_revision) = {
+    let (revision, compact_revision, dedup_clients) = {
         let st = ctx.node.sm.read();
-        (st.store.revision(), st.store.compact_revision())
+        (
+            st.store.revision(),
+            st.store.compact_revision(),
+            st.store.dedup_clients(),
+        )
     };
     let _ = write!(
         out,
@@ -847,7 +851,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
          raft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\n\
          raft_log_flushes:{}\r\nraft_log_appends_flushed:{}\r\nraft_log_entries_flushed:{}\r\n\
          raft_log_entries_per_flush:{:.2}\r\nraft_read_index_rounds:{}\r\n\
-         raft_read_index_reads:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n",
+         raft_read_index_reads:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n\
+         dedup_clients:{}\r\n",
         ctx.node.id,
         m.state,
         m.current_term,
@@ -866,6 +871,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         ctx.node.reads.stats.index_reads.load(Ordering::Relaxed),
         revision,
         compact_revision,
+        dedup_clients,
     );
 }
 

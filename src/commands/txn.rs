@@ -21,7 +21,8 @@
 //! (PING, ECHO, KEYS, SCAN, REVISION, CLIENT, INFO, ...) are run locally right after the entry
 //! applied, in their place in the reply; KEYS, SCAN and REVISION there see the transaction's
 //! writes but may also see later ones. A failed entry (no leader, leader lost) answers EXEC
-//! with that error (`TRYAGAIN ...`): the transaction was applied entirely or not at all.
+//! with that error (`TRYAGAIN …` not applied, `UNCERTAIN …` unknown): the transaction was
+//! applied entirely or not at all.
 //!
 //! # Format
 //!

@@ -106,6 +106,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Sets whether the client still has to authenticate, which applies the far smaller input
+    /// caps of UnauthenticatedCaps (`frame.rs`) to the commands framed from now on.
+    pub fn set_unauthenticated(&mut self, unauthenticated: bool) {
+        self.limits.unauthenticated = unauthenticated;
+    }
+
     /// Returns a command already complete in the buffer, without reading.
     pub fn try_next_buffered(&mut self) -> Result<Option<Vec<Bytes>>, ConnectionError> {
         Ok(self.framer.parse(&mut self.rbuf, &self.limits)?)

@@ -13,6 +13,13 @@
 //! split with Redis's `sdssplitargs` quoting rules. The error texts are Redis's
 //! (`src/networking.c`, `processMultibulkBuffer` / `processInlineBuffer`).
 //!
+//! **UnauthenticatedCaps**: while [`Limits::unauthenticated`] is set (the server has a
+//! `requirepass` and the connection has not authenticated), a multibulk may declare at most
+//! [`UNAUTHENTICATED_MAX_MULTIBULK_LEN`] arguments and each at most
+//! [`UNAUTHENTICATED_MAX_BULK_LEN`] bytes, checked on the header line as every other limit is:
+//! Redis's fix for CVE-2021-32675, with its error texts. So a client that does not know the
+//! password can make the server buffer at most one ~160 KB frame.
+//!
 //! Deviation from Redis, on purpose: a header line must end in `\r\n` (Redis skips whatever byte
 //! follows the `\r`); a bare `\r` is reported as an invalid length instead.
 //!
@@ -27,6 +34,12 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 
+/// The most arguments an unauthenticated multibulk may declare (Redis's `authRequired` cap).
+pub const UNAUTHENTICATED_MAX_MULTIBULK_LEN: i64 = 10;
+
+/// The longest argument an unauthenticated multibulk may declare (Redis's `authRequired` cap).
+pub const UNAUTHENTICATED_MAX_BULK_LEN: usize = 16 * 1024;
+
 /// Input size limits, with Redis's defaults (`proto-max-bulk-len`, the multibulk count cap and
 /// `PROTO_INLINE_MAX_SIZE`).
 #[derive(Clone, Debug)]
@@ -37,6 +50,9 @@ pub struct Limits {
     pub max_multibulk_len: usize,
     /// Longest inline line, and longest `*N` / `$len` header line, without its line ending.
     pub max_inline_len: usize,
+    /// Whether the connection still has to authenticate: then the far smaller caps of
+    /// UnauthenticatedCaps apply as well. Set per connection by the session, never by config.
+    pub unauthenticated: bool,
 }
 
 impl Default for Limits {
@@ -45,6 +61,7 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
         }
     }
 }
@@ -163,11 +180,19 @@ impl Framer {
                         Line::TooLong => return Err(protocol_error("too big mbulk count string")),
                         Line::Malformed => return Err(protocol_error("invalid multibulk length")),
                     };
+                    // Redis's order: not a number (or over INT_MAX) first, then the
+                    // unauthenticated cap, then the configured one.
                     let count = buf
                         .get(1..cr)
                         .and_then(string2ll)
-                        .filter(|&n| n <= limits.max_multibulk_len as i64)
+                        .filter(|&n| n <= i64::from(i32::MAX))
                         .ok_or_else(|| protocol_error("invalid multibulk length"))?;
+                    if limits.unauthenticated && count > UNAUTHENTICATED_MAX_MULTIBULK_LEN {
+                        return Err(protocol_error("unauthenticated multibulk length"));
+                    }
+                    if count > limits.max_multibulk_len as i64 {
+                        return Err(protocol_error("invalid multibulk length"));
+                    }
                     if count <= 0 {
                         // `*0` and `*-1` (any count <= 0, as in Redis) carry no command.
                         buf.advance(cr + 2);
@@ -221,6 +246,9 @@ impl Framer {
                 .and_then(|n| usize::try_from(n).ok())
                 .filter(|&n| n <= limits.max_bulk_len)
                 .ok_or_else(|| protocol_error("invalid bulk length"))?;
+            if limits.unauthenticated && len > UNAUTHENTICATED_MAX_BULK_LEN {
+                return Err(protocol_error("unauthenticated bulk length"));
+            }
             // The payload and its trailing CRLF are skipped by length, never read here.
             pos = cr.saturating_add(2).saturating_add(len).saturating_add(2);
             pending -= 1;

@@ -51,6 +51,7 @@ fn small_limits() -> Limits {
         max_bulk_len: 10,
         max_multibulk_len: 3,
         max_inline_len: 16,
+        unauthenticated: false,
     }
 }
 
@@ -98,6 +99,44 @@ fn error_texts_match_redis() {
     assert_eq!(
         protocol("invalid bulk length").to_string(),
         "Protocol error: invalid bulk length"
+    );
+}
+
+/// UnauthenticatedCaps: Redis's CVE-2021-32675 caps, in Redis's order (a count that is not a
+/// number or is over INT_MAX is invalid first; the configured caps come after the
+/// unauthenticated ones for counts, before them for bulk lengths).
+#[test]
+fn unauthenticated_caps_apply_on_the_header_line() {
+    let unauth = Limits {
+        unauthenticated: true,
+        ..Limits::default()
+    };
+    let multibulk_err = Err(protocol("unauthenticated multibulk length"));
+    let bulk_err = Err(protocol("unauthenticated bulk length"));
+    assert_eq!(parse_bytes(b"*11\r\n", &unauth), multibulk_err);
+    assert_eq!(parse_bytes(b"*2000\r\n", &unauth), multibulk_err);
+    assert_eq!(parse_bytes(b"*2000000\r\n", &unauth), multibulk_err);
+    assert_eq!(
+        parse_bytes(b"*2147483648\r\n", &unauth),
+        Err(protocol("invalid multibulk length"))
+    );
+    assert_eq!(parse_bytes(b"*1\r\n$16385\r\n", &unauth), bulk_err);
+    assert_eq!(parse_bytes(b"*1\r\n$100000\r\n", &unauth), bulk_err);
+    assert_eq!(
+        parse_bytes(b"*1\r\n$600000000\r\n", &unauth),
+        Err(protocol("invalid bulk length"))
+    );
+    // At the caps the frame is read (and waited for).
+    assert_eq!(parse_bytes(b"*10\r\n", &unauth), Ok(None));
+    assert_eq!(parse_bytes(b"*1\r\n$16384\r\n", &unauth), Ok(None));
+    let ten: Vec<Vec<u8>> = (0..10).map(|i| vec![b'a' + i as u8; 16384]).collect();
+    let got = parse_bytes(&multibulk(&ten), &unauth).unwrap().unwrap();
+    assert_eq!(got.len(), 10);
+    // Authenticated (the default), none of this applies.
+    assert_eq!(parse_bytes(b"*2000\r\n", &Limits::default()), Ok(None));
+    assert_eq!(
+        parse_bytes(b"*1\r\n$100000\r\n", &Limits::default()),
+        Ok(None)
     );
 }
 

@@ -42,15 +42,27 @@ use crate::store::{ClientSeq, Request, Response, StoreError};
 
 /// Why a write (or a read barrier) failed. The first word of each message is its RESP error
 /// prefix.
+///
+/// **UncertainIsNotRetryable.** Every failure after which the request may have reached a
+/// leader (and so may still commit, through it or a later leader) is [`WriteError::Unknown`],
+/// whose prefix `UNCERTAIN` no common client library retries by default: go-redis's
+/// `shouldRetry` retries `TRYAGAIN`, `LOADING`, `READONLY`, `CLUSTERDOWN`, `MASTERDOWN`,
+/// `NOREPLICAS`; redis-py's `Retry` retries connection errors and timeouts only (and its cluster
+/// client `TRYAGAIN`); ioredis's cluster client retries `TRYAGAIN` and `CLUSTERDOWN`, its
+/// `reconnectOnError` is off; Jedis and Lettuce retry no error reply. A retry with a new
+/// sequence number could apply an `INCR` twice, so only [`WriteError::NoLeader`], "never sent",
+/// carries the retryable `TRYAGAIN`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
     /// No leader could be reached in time; the request was never accepted by one.
     #[error("TRYAGAIN no raft leader available (election in progress or quorum lost); not applied, retry")]
     NoLeader,
-    /// The request reached a leader but its outcome is unknown (the leader was lost).
+    /// The request may have reached a leader but its outcome is unknown: the leader was lost,
+    /// or this node's Raft stopped, after the request may have gone out (UncertainIsNotRetryable).
     #[error(
-        "TRYAGAIN the leader was lost before answering; the write may or may not have been applied"
+        "UNCERTAIN the leader was lost or stopped before answering; the write may or may not \
+         have been applied"
     )]
     Unknown,
     /// The request would not fit one Raft entry on the peer wire (EntryBytesBound); it was
@@ -197,17 +209,25 @@ impl RaftNode {
         // Whether a leader may already hold the request: then a failure is "unknown".
         let mut maybe_sent = false;
         loop {
-            let (leader, addr) = self.wait_for_leader(deadline).await.map_err(|e| match e {
-                WriteError::NoLeader if maybe_sent => WriteError::Unknown,
-                e => e,
-            })?;
+            let (leader, addr) = self
+                .wait_for_leader(deadline)
+                .await
+                .map_err(|e| uncertain_if_sent(e, maybe_sent))?;
             let left = deadline.saturating_duration_since(Instant::now());
             if leader == self.id {
                 maybe_sent = true;
                 match tokio::time::timeout(left, self.raft.client_write(stamp(req.clone()))).await {
                     Ok(Ok(resp)) => return Ok(resp.data),
                     Ok(Err(e)) => match forward_error(&e) {
-                        ForwardError::Fatal(m) => return Err(WriteError::Fatal(m)),
+                        // The entry may already be on followers, where a new leader can
+                        // commit it (UncertainIsNotRetryable).
+                        ForwardError::Fatal(m) => {
+                            tracing::warn!(
+                                error = %m,
+                                "raft stopped with a client write in flight; answered UNCERTAIN"
+                            );
+                            return Err(WriteError::Unknown);
+                        }
                         ForwardError::NotLeader { .. } => {}
                     },
                     Err(_) => return Err(WriteError::Unknown),
@@ -268,9 +288,9 @@ impl RaftNode {
     /// never applied after a later one: whatever of the run is applied is applied in order.
     ///
     /// When a retry fails (no leader, unknown, fatal), the requests after it are not tried
-    /// (each would wait up to `write_timeout` again). They are answered `Fatal` after a fatal
-    /// error, `Unknown` if the first attempt may have reached a leader, else `NoLeader` (then
-    /// nothing after the failed retry was ever sent).
+    /// (each would wait up to `write_timeout` again). They are answered `Unknown` if the first
+    /// attempt may have reached a leader, else `Fatal` after a fatal error and `NoLeader`
+    /// otherwise (then nothing after the failed retry was ever sent).
     pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, WriteError>> {
         if let Err(e) = self.check_disk() {
             for _ in &reqs {
@@ -385,6 +405,16 @@ impl RaftNode {
     }
 }
 
+/// The error to answer for a failed attempt: once the request may have reached a leader, a
+/// failure that says nothing about its fate (no leader now, or this node's Raft stopped) is
+/// [`WriteError::Unknown`] (UncertainIsNotRetryable).
+fn uncertain_if_sent(e: WriteError, maybe_sent: bool) -> WriteError {
+    match e {
+        WriteError::NoLeader | WriteError::Fatal(_) if maybe_sent => WriteError::Unknown,
+        e => e,
+    }
+}
+
 /// The results of a run after its first attempt (`first`: the responses that came back
 /// applied), retrying the others in order with `retry` ([`RaftNode::write`]) as
 /// [`RaftNode::write_many`] describes. `maybe_sent`: whether the first attempt may have reached
@@ -418,12 +448,9 @@ where
             match retry(req).await {
                 Ok(response) => settle(client, response, &mut applied_through),
                 Err(e) => {
-                    // `write` says NoLeader when it sent nothing itself; the first attempt may
-                    // have.
-                    let e = match e {
-                        WriteError::NoLeader if maybe_sent => WriteError::Unknown,
-                        e => e,
-                    };
+                    // `write` says NoLeader or Fatal when it sent nothing itself; the first
+                    // attempt may have.
+                    let e = uncertain_if_sent(e, maybe_sent);
                     gave_up = Some(match &e {
                         WriteError::Fatal(_) => e.clone(),
                         _ if maybe_sent => WriteError::Unknown,
@@ -617,10 +644,19 @@ mod tests {
                 want_calls: &[1, 2],
             },
             Case {
-                name: "raft stopped",
+                name: "raft stopped after the run may have reached a leader: uncertain",
                 last: None,
                 first_ok: [false; 4],
                 maybe_sent: true,
+                fail_at: Some((1, fatal())),
+                want: [Err(Unknown), Err(Unknown), Err(Unknown), Err(Unknown)],
+                want_calls: &[1],
+            },
+            Case {
+                name: "raft stopped and the run was never sent",
+                last: None,
+                first_ok: [false; 4],
+                maybe_sent: false,
                 fail_at: Some((1, fatal())),
                 want: [Err(fatal()), Err(fatal()), Err(fatal()), Err(fatal())],
                 want_calls: &[1],

@@ -37,6 +37,8 @@ pub struct ServerContext {
     pub connected: AtomicUsize,
     /// Source of `CLIENT ID`s, unique per node.
     pub next_client_id: AtomicU64,
+    /// Dedup identities of ended sessions, reused by new ones (DedupIdsReused, `commands`).
+    pub dedup_ids: Arc<crate::commands::DedupIdPool>,
     pub total_connections: AtomicU64,
     pub total_commands: AtomicU64,
     /// Connections refused because of `max_clients` (INFO's rejected_connections).
@@ -159,6 +161,7 @@ impl ServerContext {
             started: Instant::now(),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
+            dedup_ids: Arc::default(),
             total_connections: AtomicU64::new(0),
             total_commands: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
@@ -172,6 +175,22 @@ impl ServerContext {
 }
 
 /// Accepts clients until `shutdown` turns true.
+/// How long shutdown waits for sessions to finish the batch they are running and send its
+/// replies (RepliesBeforeExit).
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// **RepliesBeforeExit.** At shutdown, waits (up to [`SHUTDOWN_DRAIN`]) until every session has
+/// ended: an idle one ends at once, a busy one after its batch's replies are flushed. So a
+/// node that stops (SHUTDOWN, a signal, or FailStop after a failed flush) still sends the
+/// replies it computed, such as the `UNCERTAIN` of the write whose flush failed, instead of
+/// the process exiting under them.
+async fn drain(ctx: &ServerContext) {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
+    while ctx.connected.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 pub async fn run(
     listener: TcpListener,
     ctx: Arc<ServerContext>,
@@ -188,7 +207,10 @@ pub async fn run(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                drain(&ctx).await;
+                return;
+            }
         };
         let _ = stream.set_nodelay(true);
         if ctx.connected.load(Ordering::Relaxed) >= ctx.settings.max_clients() {

@@ -5,6 +5,11 @@
 //! one connection take effect in order and are answered in order (Redis's guarantee); within a
 //! batch, a run of consecutive writes is proposed with one ordered call (`commands::Batch`).
 //!
+//! Unauthenticated input (UnauthenticatedCaps, `protocol::frame`): while the session has not
+//! authenticated against a `requirepass`, its commands are framed under Redis's
+//! unauthenticated caps, one command per batch, so a command pipelined after `AUTH` is framed
+//! once `AUTH` has run, as in Redis.
+//!
 //! A framing error gets `-ERR Protocol error: …` and closes the connection (Redis behaviour);
 //! a command error gets an error reply and the connection lives.
 //!
@@ -19,6 +24,11 @@
 //! Pub/sub: a subscribed connection also wakes for its queued messages (`watch::pubsub`) and
 //! writes them between batches, in the order they were published; a message that arrives
 //! while a batch runs is written after the batch's replies.
+//! **PublishBeforeReply**: the messages already queued when a batch has been read are written
+//! before any of its replies. PUBLISH queues a local message before it replies, so a command
+//! the subscriber sends after the PUBLISH returned is answered after the message, as in Redis
+//! (where PUBLISH writes into the subscriber's output buffer). Without this, the session's wake
+//! for the message races the read of the command.
 //!
 //! Backpressure: while the socket does not take a batch's replies, the session does not read
 //! further commands, so one connection holds at most one batch of replies (bounded by the output
@@ -53,6 +63,7 @@ pub async fn run(
     let mut session = Session::new(ctx, handle.clone());
     let mut last_interaction = Instant::now();
     loop {
+        conn.set_unauthenticated(!session.authenticated);
         let idle_limit = idle_limit(ctx);
         let idle = async {
             match idle_limit {
@@ -91,12 +102,19 @@ pub async fn run(
         // them is answered once they are (as Redis does), unless one of them closes first.
         let mut received = vec![first];
         let framing_error = loop {
+            if !session.authenticated {
+                // The caps to frame the next command with depend on this one (AUTH).
+                break None;
+            }
             match conn.try_next_buffered() {
                 Ok(Some(argv)) => received.push(argv),
                 Ok(None) => break None,
                 Err(e) => break Some(e),
             }
         };
+        // PublishBeforeReply: every command of the batch arrived after these messages were
+        // queued, so they go first.
+        write_queued_messages(&mut conn, &mut session);
         let output_limit = ctx.settings.output_buffer_limit() as usize;
         let mut close = false;
         // BatchBarrier: this batch holds only commands already received; a read barrier taken
@@ -158,6 +176,9 @@ pub async fn run(
         }
         handle.touch(Instant::now(), conn.pending_output());
         let flushed = tokio::select! {
+            // RepliesBeforeExit (`server/mod.rs`): replies already computed go out even when
+            // shutdown has begun; only a flush that cannot complete is cut short.
+            biased;
             r = flush_within(&mut conn, idle_limit) => r,
             _ = shutdown.changed() => return,
             _ = handle.killed(), if !close => return,

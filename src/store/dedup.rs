@@ -1,4 +1,5 @@
-//! `DedupTable`: the last request and response of each client, so a retried write applies once.
+//! `DedupTable`: the last request of each client and its (small) response, so a retried write
+//! applies once.
 //!
 //! A client session numbers its writes (`ClientSeq::seq`: one write, or one ordered run of
 //! pipelined writes proposed together, in flight at a time; seqs reach the log in order). For a request
@@ -16,14 +17,53 @@
 //!   evicted client's retry is applied again, as for an unknown client.
 //! - **AgeIndexed.** `by_age` maps each entry's `recorded` stamp to its client, one to one. It is
 //!   derived state: not serialised, rebuilt by [`DedupTable::restore`].
+//! - **DedupEntrySmall.** An entry keeps the response only if its encoding is at most
+//!   [`MAX_KEPT_RESPONSE_BYTES`]; a larger one (a `GETDEL` of a big value, an `EXEC` with many
+//!   results) is kept as [`StoreError::ReplyNotKept`], which is what a retry of it is answered:
+//!   the write is still applied once, only its reply is lost. So the table, which is in every
+//!   snapshot, holds at most about [`MAX_DEDUP_CLIENTS`] x 300 bytes (~20 MB), whatever the
+//!   clients wrote. The size is the postcard encoding's, the same on every node
+//!   (DeterministicApply).
 
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
-use super::{ClientSeq, Response};
+use super::{ClientSeq, Response, StoreError};
 
 /// The most clients the dedup table remembers (DedupBounded).
 pub const MAX_DEDUP_CLIENTS: usize = 65_536;
+
+/// The largest encoded response an entry keeps (DedupEntrySmall): every reply of a plain write
+/// (`+OK`, an integer, a revision) and a `GET`-style previous value of up to about 240 bytes.
+pub const MAX_KEPT_RESPONSE_BYTES: usize = 256;
+
+/// Returns what the table keeps of `response` (DedupEntrySmall).
+fn kept(response: Response) -> Response {
+    let bytes = encoded_len(&response);
+    if bytes <= MAX_KEPT_RESPONSE_BYTES {
+        response
+    } else {
+        Response::Error(StoreError::ReplyNotKept {
+            bytes: bytes as u64,
+        })
+    }
+}
+
+/// The postcard-encoded length of `value`, counted without allocating the encoding (a large
+/// value is one `write` of its length).
+fn encoded_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    postcard::to_io(value, Count(0)).map_or(usize::MAX, |c| c.0)
+}
 
 /// What the table says about an incoming request.
 #[derive(Debug, PartialEq)]
@@ -69,9 +109,11 @@ impl DedupTable {
         }
     }
 
-    /// Records `response` as the answer to `client`'s request, evicting the oldest client if the
-    /// table is full (DedupBounded).
+    /// Records `response` as the answer to `client`'s request (or, if it is large, that its
+    /// reply is not kept: DedupEntrySmall), evicting the oldest client if the table is full
+    /// (DedupBounded).
     pub fn record(&mut self, client: ClientSeq, response: Response) {
+        let response = kept(response);
         self.recorded += 1;
         let stamp = self.recorded;
         if let Some(entry) = self.clients.get_mut(&client.client_id) {
@@ -107,7 +149,6 @@ impl DedupTable {
     }
 
     /// Returns the number of clients remembered.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.clients.len()
     }
@@ -204,6 +245,48 @@ mod tests {
         restored.by_age.clear();
         restored.restore().unwrap();
         assert_eq!(restored, t);
+    }
+
+    /// DedupEntrySmall: a large reply is not copied into the table (and so into every
+    /// snapshot); a retry of it learns it was applied, not what it answered. A small one is kept.
+    #[test]
+    fn large_replies_are_not_kept_and_the_table_stays_small() {
+        let value = |n: usize| Response::Value {
+            value: Some(bytes::Bytes::from(vec![b'v'; n])),
+            revision: 9,
+        };
+        let mut t = DedupTable::default();
+        t.record(cs(1, 1), value(200));
+        assert_eq!(
+            t.check(cs(1, 1)),
+            Dedup::Duplicate(&value(200)),
+            "small: kept"
+        );
+        t.record(cs(2, 1), value(100_000));
+        // Tag, option, length varint, 100,000 bytes, revision: 100,006 bytes encoded.
+        let not_kept = Response::Error(StoreError::ReplyNotKept { bytes: 100_006 });
+        assert_eq!(t.check(cs(2, 1)), Dedup::Duplicate(&not_kept));
+        assert!(not_kept_text(&not_kept).starts_with("UNCERTAIN the write was applied"));
+        // 1,000 clients whose GETDELs answered 100 KB each: the table encodes in ~10 KB, not 100 MB.
+        for id in 10..1_010 {
+            t.record(cs(id, 1), value(100_000));
+        }
+        let encoded = postcard::to_allocvec(&t).unwrap().len();
+        assert!(
+            encoded < 1_010 * 32,
+            "dedup table encodes in {encoded} bytes"
+        );
+        let mut restored: DedupTable =
+            postcard::from_bytes(&postcard::to_allocvec(&t).unwrap()).expect("decodes");
+        restored.restore().unwrap();
+        assert_eq!(restored, t);
+    }
+
+    fn not_kept_text(r: &Response) -> String {
+        match r {
+            Response::Error(e) => e.to_string(),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

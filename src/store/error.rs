@@ -59,4 +59,10 @@ pub enum StoreError {
     /// A transaction inside a transaction.
     #[error("ERR MULTI calls can not be nested")]
     NestedTxn,
+    /// The answer to a retry of a write that was applied but whose reply was too large for the
+    /// dedup table to keep (DedupEntrySmall): the write happened once, what it answered is lost.
+    #[error(
+        "UNCERTAIN the write was applied, but its reply ({bytes} bytes) is not kept for retries"
+    )]
+    ReplyNotKept { bytes: u64 },
 }

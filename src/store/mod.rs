@@ -589,6 +589,11 @@ impl Store {
         self.keyspace.last_change(key)
     }
 
+    /// Returns how many clients the dedup table remembers (INFO's `dedup_clients`).
+    pub fn dedup_clients(&self) -> usize {
+        self.dedup.len()
+    }
+
     /// Returns the number of live (not deleted) keys.
     pub fn len(&self) -> usize {
         self.keyspace.len()

@@ -87,6 +87,17 @@ pub fn spawn_node(config: &Path, id: u64, log: &Path) -> Child {
 
 /// Like [`spawn_node`], with `extra` arguments after `--node <id>`.
 pub fn spawn_node_with(config: &Path, id: u64, log: &Path, extra: &[String]) -> Child {
+    spawn_node_env(config, id, log, extra, &[])
+}
+
+/// Like [`spawn_node_with`], with `env` added to the process's environment (e.g. a failpoint).
+pub fn spawn_node_env(
+    config: &Path,
+    id: u64,
+    log: &Path,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Child {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -103,6 +114,7 @@ pub fn spawn_node_with(config: &Path, id: u64, log: &Path, extra: &[String]) -> 
         .arg("--log")
         .arg("info")
         .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(file)
@@ -222,7 +234,21 @@ pub fn strip_ansi(text: &str) -> String {
 
 /// Opens a client connection to `addr` ("ip:port") and checks it with PING.
 pub fn connect(addr: &str, timeout: Duration) -> Result<redis::Connection, String> {
-    let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
+    connect_with_password(addr, None, timeout)
+}
+
+/// Opens a client connection to `addr`, authenticating with `password` when one is given, and
+/// checks it with PING.
+pub fn connect_with_password(
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<redis::Connection, String> {
+    let url = match password {
+        Some(pw) => format!("redis://:{pw}@{addr}/"),
+        None => format!("redis://{addr}/"),
+    };
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let mut con = client
         .get_connection_with_timeout(timeout)
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -296,6 +322,8 @@ pub struct ClusterBuilder {
     secret: Option<String>,
     write_timeout_ms: Option<u64>,
     metrics: bool,
+    /// Extra environment per node id (e.g. `REDRAFT_FAILPOINTS` on one node only).
+    env: BTreeMap<u64, Vec<(String, String)>>,
 }
 
 impl ClusterBuilder {
@@ -330,6 +358,15 @@ impl ClusterBuilder {
         self
     }
 
+    /// Sets `key=value` in node `id`'s environment, every time it is spawned.
+    pub fn node_env(mut self, id: u64, key: &str, value: &str) -> Self {
+        self.env
+            .entry(id)
+            .or_default()
+            .push((key.to_string(), value.to_string()));
+        self
+    }
+
     /// Writes `cluster.toml` and spawns every node. Does not wait for a leader.
     pub fn start(self) -> Cluster {
         let mut cluster = self.create();
@@ -358,6 +395,7 @@ impl ClusterBuilder {
                     data_dir: dir.path().join(format!("node{id}")),
                     log: dir.path().join(format!("node{id}.log")),
                     join: None,
+                    env: self.env.get(&id).cloned().unwrap_or_default(),
                 },
             );
         }
@@ -413,6 +451,8 @@ struct NodeSpec {
     log: PathBuf,
     /// `--join` target for a node added by [`Cluster::spawn_join`] (not in `cluster.toml`).
     join: Option<String>,
+    /// Extra environment ([`ClusterBuilder::node_env`]).
+    env: Vec<(String, String)>,
 }
 
 /// A running cluster of `redraft` processes. Dropping it kills every node with SIGKILL.
@@ -437,6 +477,7 @@ impl Cluster {
             secret: None,
             write_timeout_ms: None,
             metrics: false,
+            env: BTreeMap::new(),
         }
     }
 
@@ -496,7 +537,7 @@ impl Cluster {
         let spec = self.spec(id);
         let log = spec.log.clone();
         let child = match &spec.join {
-            None => spawn_node(&self.config, id, &log),
+            None => spawn_node_env(&self.config, id, &log, &[], &spec.env),
             Some(member) => {
                 let mut args = vec![
                     "--join".to_string(),
@@ -535,6 +576,7 @@ impl Cluster {
                 data_dir: dir.join(format!("node{id}")),
                 log: dir.join(format!("node{id}.log")),
                 join: Some(member_addr),
+                env: Vec::new(),
             },
         );
         self.spawn(id);

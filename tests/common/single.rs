@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::{connect, file_tail, free_ports, spawn_node, strip_ansi};
+use super::{connect_with_password, file_tail, free_ports, spawn_node, strip_ansi};
 
 /// How long a server may take to answer PING after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -22,6 +22,8 @@ pub struct Single {
     pub addr: String,
     pub port: u16,
     log: PathBuf,
+    /// The `requirepass` the node was started with, if any.
+    password: Option<String>,
 }
 
 impl Single {
@@ -33,6 +35,18 @@ impl Single {
     /// Starts a single-node store; `extra` is appended to the generated `cluster.toml` (e.g.
     /// `"[server]\nrequirepass = \"pw\"\n"`).
     pub fn start_with(extra: &str) -> Single {
+        Single::start_inner(extra, None)
+    }
+
+    /// Starts a single-node store with `requirepass` set to `password` (readiness and
+    /// [`Single::must_connect`] authenticate with it); `extra` as for [`Single::start_with`],
+    /// without a `[server]` section.
+    pub fn start_with_password(password: &str, extra: &str) -> Single {
+        let extra = format!("[server]\nrequirepass = \"{password}\"\n{extra}");
+        Single::start_inner(&extra, Some(password))
+    }
+
+    fn start_inner(extra: &str, password: Option<&str>) -> Single {
         let dir = tempfile::Builder::new()
             .prefix("redraft-single-")
             .tempdir()
@@ -55,6 +69,7 @@ impl Single {
             addr: format!("127.0.0.1:{}", ports[1]),
             port: ports[1],
             log,
+            password: password.map(str::to_string),
         };
         s.must_ready();
         s
@@ -68,7 +83,12 @@ impl Single {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("redraft exited at start ({status}):\n{}", self.log_tail());
             }
-            match connect(&self.addr, Duration::from_secs(1)).and_then(|mut c| {
+            match connect_with_password(
+                &self.addr,
+                self.password.as_deref(),
+                Duration::from_secs(1),
+            )
+            .and_then(|mut c| {
                 redis::cmd("ROLE")
                     .query::<redis::Value>(&mut c)
                     .map_err(|e| e.to_string())
@@ -88,9 +108,10 @@ impl Single {
 
     /// A connected client (RESP2), or a panic with the log tail.
     pub fn must_connect(&self) -> redis::Connection {
-        connect(&self.addr, Duration::from_secs(5)).unwrap_or_else(|e| {
-            panic!("connect to redraft {}: {e}\n{}", self.addr, self.log_tail())
-        })
+        connect_with_password(&self.addr, self.password.as_deref(), Duration::from_secs(5))
+            .unwrap_or_else(|e| {
+                panic!("connect to redraft {}: {e}\n{}", self.addr, self.log_tail())
+            })
     }
 
     pub fn log_tail(&self) -> String {
@@ -132,12 +153,30 @@ pub struct RealRedis {
     child: Child,
     pub addr: String,
     pub port: u16,
+    /// The `--requirepass` it was started with, if any.
+    password: Option<String>,
 }
 
 impl RealRedis {
     /// Starts `redis-server`; panics saying how to install it when it is missing (tests that
     /// need it never skip silently).
     pub fn start() -> RealRedis {
+        RealRedis::start_with_args(&[])
+    }
+
+    /// Starts `redis-server` with `requirepass` set to `password`.
+    pub fn start_with_password(password: &str) -> RealRedis {
+        RealRedis::start_with_args(&["--requirepass", password])
+    }
+
+    /// Starts `redis-server` with `extra` command-line settings appended (e.g.
+    /// `["--requirepass", "pw"]`).
+    pub fn start_with_args(extra: &[&str]) -> RealRedis {
+        let password = extra
+            .iter()
+            .position(|&a| a == "--requirepass")
+            .and_then(|i| extra.get(i + 1))
+            .map(|pw| pw.to_string());
         let dir = tempfile::Builder::new()
             .prefix("redis-real-")
             .tempdir()
@@ -154,6 +193,7 @@ impl RealRedis {
             ])
             .args(["--appendonly", "no", "--dir"])
             .arg(dir.path())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -168,10 +208,12 @@ impl RealRedis {
             child,
             addr: format!("127.0.0.1:{port}"),
             port,
+            password,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if connect(&r.addr, Duration::from_secs(1)).is_ok() {
+            if connect_with_password(&r.addr, r.password.as_deref(), Duration::from_secs(1)).is_ok()
+            {
                 return r;
             }
             thread::sleep(Duration::from_millis(50));
@@ -183,7 +225,7 @@ impl RealRedis {
     }
 
     pub fn must_connect(&self) -> redis::Connection {
-        connect(&self.addr, Duration::from_secs(5))
+        connect_with_password(&self.addr, self.password.as_deref(), Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect to redis-server {}: {e}", self.addr))
     }
 }

@@ -23,6 +23,7 @@ pub fn small_limits() -> Limits {
         max_bulk_len: 64,
         max_multibulk_len: 8,
         max_inline_len: 32,
+        unauthenticated: false,
     }
 }
 
