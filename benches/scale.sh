@@ -175,7 +175,8 @@ run_redraft() {
     local eps="127.0.0.1:$((RD + 1)),127.0.0.1:$((RD + 2)),127.0.0.1:$((RD + 3))"
     local rev0 writes
     rev0=$(rinfo $((RD + $(rd_leader 1 2 3))) revision)
-    writes=$((REVS - rev0))
+    writes=$((REVS - ${rev0:-0}))
+    [ "$writes" -ge "$KEYS" ] || writes=$KEYS
     log "redraft: fill $KEYS keys, $writes writes"
     "$LG" run --system redraft --endpoints "$eps" --workload fill --keys "$KEYS" \
         --total-ops "$writes" --value-size "$VSIZE" --concurrency "$RD_CONC" \
@@ -294,7 +295,8 @@ run_etcd() {
     local eps="127.0.0.1:$((ETC + 1)),127.0.0.1:$((ETC + 2)),127.0.0.1:$((ETC + 3))"
     local rev0 writes
     rev0=$(estatus 127.0.0.1:$((ETC + 1)) Revision)
-    writes=$((REVS - rev0))
+    writes=$((REVS - ${rev0:-0}))
+    [ "$writes" -ge "$KEYS" ] || writes=$KEYS
     log "etcd: fill $KEYS keys, $writes writes"
     "$LG" run --system etcd --endpoints "$eps" --workload fill --keys "$KEYS" \
         --total-ops "$writes" --value-size "$VSIZE" --concurrency "$ETCD_CONC" \
@@ -333,9 +335,15 @@ run_etcd() {
     leader=$(etcd_leader 1 2 3)
     lep=127.0.0.1:$((ETC + leader))
     log "etcd: member 4 joins"
-    t0=$(now_ms)
-    if etcdctl --endpoints "$lep" member add e4 --peer-urls "http://127.0.0.1:$((ETP + 4))" \
-        >"$WORK/member-add.txt" 2>&1; then
+    # etcd refuses `member add` ("unhealthy cluster") until the leader has been connected to
+    # every member for 5 s (its strict reconfiguration check), e.g. just after the restart
+    # above: retry, and time from the add that is accepted.
+    member_add() {
+        t0=$(now_ms)
+        etcdctl --endpoints "$lep" member add e4 --peer-urls "http://127.0.0.1:$((ETP + 4))" \
+            >"$WORK/member-add.txt" 2>&1
+    }
+    if poll_until 60 member_add; then
         etcd_start 4 "$cluster,e4=http://127.0.0.1:$((ETP + 4))" existing
         if poll_until "$TIMEOUT" etcd_caught_up "127.0.0.1:$((ETC + 4))" "$lep" ""; then
             join_ms=$(($(now_ms) - t0))
@@ -387,8 +395,8 @@ secs() { [ "$1" = null ] && echo "–" || awk -v m="$1" 'BEGIN{ printf "%.1f", m
 {
     echo "# Storage at scale: $KEYS keys of $VSIZE B, $REVS writes, history $HISTORY revisions"
     echo
-    echo "| system | revision | load s | writes/s | RSS per node MiB (leader first) | RSS / key, max node | data dir per node MiB | follower restart s | new node caught up s |"
-    echo "|---|---:|---:|---:|---|---:|---|---:|---:|"
+    echo "| system | revision | load s | writes/s | RSS per node MiB (leader first) | RSS / key, max node | data dir per node MiB | follower restart s | new node caught up s | new node's snapshot |"
+    echo "|---|---:|---:|---:|---|---:|---|---:|---:|---|"
     while IFS= read -r line; do
         sys=$(field "$line" system)
         fill=$(grep "\"system\":\"$sys\"" "$RAW" | grep '"workload":"fill"' | tail -1 || true)
@@ -402,19 +410,27 @@ secs() { [ "$1" = null ] && echo "–" || awk -v m="$1" 'BEGIN{ printf "%.1f", m
             [ "$r" -gt "$maxrss" ] && maxrss=$r
         done <<<"$nodes"
         perkey=$(awk -v r="$maxrss" -v k="$KEYS" 'BEGIN{ printf "%.0f B", r * 1024 / k }')
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$sys" "$(field "$line" revision)" \
+        snap=$(field "$line" join_snapshot_index)
+        case $snap in
+            "") snap="–" ;;
+            null) snap="not caught up" ;;
+            0) snap="none: caught up from the log" ;;
+            *) snap="yes, at index $snap" ;;
+        esac
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$sys" "$(field "$line" revision)" \
             "$(awk -v s="$(field "$fill" duration_s)" 'BEGIN{ printf "%.0f", s }')" \
             "$(awk -v s="$(field "$fill" throughput)" 'BEGIN{ printf "%.0f", s }')" \
             "$rss" "$perkey" "$dirs" "$(secs "$(field "$line" restart_ms)")" \
-            "$(secs "$(field "$line" join_ms)")"
+            "$(secs "$(field "$line" join_ms)")" "$snap"
     done <"$SCALE"
     echo
     echo "RSS is VmRSS after the load and a 10 s settle; RSS / key is the largest node's VmRSS divided by"
     echo "the $KEYS keys. Restart: kill -9 of a follower, from its start command until it serves a"
     echo "linearizable read of the last key written and its applied index reaches the leader's. New node:"
     echo "from \`--join\` (redraft) or \`member add\` (etcd) until its applied index reaches the leader's"
-    echo "(etcd: and its revision matches). Every line of scale.jsonl holds the raw figures (redraft's"
-    echo "join_snapshot_index shows the new node was sent a snapshot)."
+    echo "(etcd: and its revision matches; timed from the accepted \`member add\`, which etcd refuses for"
+    echo "5 s after a member reconnects). \"new node's snapshot\": redraft's raft_snapshot_index on the new"
+    echo "node once caught up (0: it was sent the log, not a snapshot). scale.jsonl holds every raw figure."
     echo
     "$LG" table "$RAW"
 } >"$OUT/results.md"
