@@ -209,6 +209,9 @@ run_redraft() {
     sleep 0.5
     t0=$(now_ms)
     sh "$WORK/start-redraft-$f.sh"
+    local up_ms="null"
+    rd_up() { [ "$(redis-cli -p $((RD + f)) PING 2>/dev/null)" = PONG ]; }
+    poll_until "$TIMEOUT" rd_up && up_ms=$(($(now_ms) - t0))
     if poll_until "$TIMEOUT" rd_caught_up $((RD + f)) $((RD + leader)) "$token"; then
         restart_ms=$(($(now_ms) - t0))
     else
@@ -236,8 +239,8 @@ run_redraft() {
     else
         log "redraft: node 4 did not catch up within $TIMEOUT s"
     fi
-    printf '{"system":"redraft","keys":%s,"value_size":%s,"history":%s,"revision":%s,"compact_revision":%s,"nodes":[%s],"restart_node":%s,"restart_ms":%s,"join_ms":%s,"join_snapshot_index":%s,"join_rss_kib":%s,"join_data_dir_bytes":%s}\n' \
-        "$KEYS" "$VSIZE" "$HISTORY" "${rev:-null}" "${crev:-null}" "$nodes" "$f" "$restart_ms" "$join_ms" \
+    printf '{"system":"redraft","keys":%s,"value_size":%s,"history":%s,"revision":%s,"compact_revision":%s,"nodes":[%s],"restart_node":%s,"restart_up_ms":%s,"restart_ms":%s,"join_ms":%s,"join_snapshot_index":%s,"join_rss_kib":%s,"join_data_dir_bytes":%s}\n' \
+        "$KEYS" "$VSIZE" "$HISTORY" "${rev:-null}" "${crev:-null}" "$nodes" "$f" "$up_ms" "$restart_ms" "$join_ms" \
         "${join_snap:-null}" "$join_rss" "$join_dir" >>"$SCALE"
     for i in 1 2 3 4; do
         [ -e "$WORK/pids/redraft-$i.pid" ] && eval "$(pid_kill_cmd "redraft-$i")"
@@ -325,6 +328,9 @@ run_etcd() {
     sleep 0.5
     t0=$(now_ms)
     sh "$WORK/start-etcd-$f.sh"
+    local up_ms="null"
+    etcd_up() { [ -n "$(estatus "127.0.0.1:$((ETC + f))" MemberID)" ]; }
+    poll_until "$TIMEOUT" etcd_up && up_ms=$(($(now_ms) - t0))
     if poll_until "$TIMEOUT" etcd_caught_up "127.0.0.1:$((ETC + f))" "$lep" "$token"; then
         restart_ms=$(($(now_ms) - t0))
     else
@@ -355,8 +361,8 @@ run_etcd() {
     else
         log "etcd: member add failed: $(cat "$WORK/member-add.txt")"
     fi
-    printf '{"system":"etcd","keys":%s,"value_size":%s,"history":%s,"revision":%s,"nodes":[%s],"restart_node":%s,"restart_ms":%s,"join_ms":%s,"join_rss_kib":%s,"join_data_dir_bytes":%s}\n' \
-        "$KEYS" "$VSIZE" "$HISTORY" "${rev:-null}" "$nodes" "$f" "$restart_ms" "$join_ms" \
+    printf '{"system":"etcd","keys":%s,"value_size":%s,"history":%s,"revision":%s,"nodes":[%s],"restart_node":%s,"restart_up_ms":%s,"restart_ms":%s,"join_ms":%s,"join_rss_kib":%s,"join_data_dir_bytes":%s}\n' \
+        "$KEYS" "$VSIZE" "$HISTORY" "${rev:-null}" "$nodes" "$f" "$up_ms" "$restart_ms" "$join_ms" \
         "$join_rss" "$join_dir" >>"$SCALE"
     for i in 1 2 3 4; do
         [ -e "$WORK/pids/etcd-$i.pid" ] && eval "$(pid_kill_cmd "etcd-$i")"
@@ -395,8 +401,8 @@ secs() { [ "$1" = null ] && echo "–" || awk -v m="$1" 'BEGIN{ printf "%.1f", m
 {
     echo "# Storage at scale: $KEYS keys of $VSIZE B, $REVS writes, history $HISTORY revisions"
     echo
-    echo "| system | revision | load s | writes/s | RSS per node MiB (leader first) | RSS / key, max node | data dir per node MiB | follower restart s | new node caught up s | new node's snapshot |"
-    echo "|---|---:|---:|---:|---|---:|---|---:|---:|---|"
+    echo "| system | revision | load s | writes/s | RSS per node MiB (leader first) | RSS / key, max node | data dir per node MiB | follower restart: answers s | caught up s | new node caught up s | new node's snapshot |"
+    echo "|---|---:|---:|---:|---|---:|---|---:|---:|---:|---|"
     while IFS= read -r line; do
         sys=$(field "$line" system)
         fill=$(grep "\"system\":\"$sys\"" "$RAW" | grep '"workload":"fill"' | tail -1 || true)
@@ -417,16 +423,18 @@ secs() { [ "$1" = null ] && echo "–" || awk -v m="$1" 'BEGIN{ printf "%.1f", m
             0) snap="none: caught up from the log" ;;
             *) snap="yes, at index $snap" ;;
         esac
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$sys" "$(field "$line" revision)" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$sys" "$(field "$line" revision)" \
             "$(awk -v s="$(field "$fill" duration_s)" 'BEGIN{ printf "%.0f", s }')" \
             "$(awk -v s="$(field "$fill" throughput)" 'BEGIN{ printf "%.0f", s }')" \
-            "$rss" "$perkey" "$dirs" "$(secs "$(field "$line" restart_ms)")" \
+            "$rss" "$perkey" "$dirs" "$(secs "$(field "$line" restart_up_ms)")" \
+            "$(secs "$(field "$line" restart_ms)")" \
             "$(secs "$(field "$line" join_ms)")" "$snap"
     done <"$SCALE"
     echo
     echo "RSS is VmRSS after the load and a 10 s settle; RSS / key is the largest node's VmRSS divided by"
-    echo "the $KEYS keys. Restart: kill -9 of a follower, from its start command until it serves a"
-    echo "linearizable read of the last key written and its applied index reaches the leader's. New node:"
+    echo "the $KEYS keys. Restart: kill -9 of a follower, from its start command until it answers at all"
+    echo "(PING; etcd: endpoint status), and until it serves a linearizable read of the last key written"
+    echo "and its applied index reaches the leader's. New node:"
     echo "from \`--join\` (redraft) or \`member add\` (etcd) until its applied index reaches the leader's"
     echo "(etcd: and its revision matches; timed from the accepted \`member add\`, which etcd refuses for"
     echo "5 s after a member reconnects). \"new node's snapshot\": redraft's raft_snapshot_index on the new"
