@@ -65,9 +65,8 @@ if ((${#missing[@]})); then
 fi
 
 START=$(date +%s)
-bench_init
+bench_init redraft-loadgen
 trap 'exit 130' INT TERM
-cargo build --release --locked -q -p redraft-loadgen
 LG=$PWD/target/release/redraft-loadgen
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)

@@ -94,9 +94,8 @@ fi
 export ETCDCTL_API=3
 
 START=$(date +%s)
-bench_init
+bench_init redraft-loadgen
 trap 'exit 130' INT TERM
-cargo build --release --locked -q -p redraft-loadgen
 LG=$PWD/target/release/redraft-loadgen
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
