@@ -394,7 +394,7 @@ done
 # ---- report -------------------------------------------------------------------------------
 # The table, from scale.jsonl and the fill lines of results.jsonl (python3 would do it more
 # shortly, but the script needs nothing beyond bash, awk and the loadgen).
-field() { grep -o "\"$2\":[^,}]*" <<<"$1" | head -1 | cut -d: -f2 | tr -d '"'; }
+field() { { grep -o "\"$2\":[^,}]*" <<<"$1" || true; } | head -1 | cut -d: -f2 | tr -d '"'; }
 mib() { awk -v b="$1" 'BEGIN{ printf "%.0f", b / 1048576 }'; }
 secs() { [ "$1" = null ] && echo "–" || awk -v m="$1" 'BEGIN{ printf "%.1f", m / 1000 }'; }
 {
