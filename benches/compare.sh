@@ -11,12 +11,22 @@
 # (default benches/results/<date>-quick|full):
 #
 #   results.jsonl   one JSON line per run (loadgen's result format)
-#   table.md        medians with min–max spread, ratios redraft/etcd and redraft/Redis
+#   table.md        medians with min–max spread, ratios redraft/etcd and redraft/Redis;
+#                   redraft's log entries per fsync during its write runs; the snapshot side run
 #   *.png           throughput per workload, latency CDFs, watch CDF, failover timelines
 #   machine.md      cores, disk fsync latency (dd oflag=dsync), versions, the exact settings
 #
 # Clients connect round-robin to all three nodes of a cluster (any node takes writes and reads),
 # except "redraft-leader": lease reads with every connection on the leader.
+#
+# Group commit: for every redraft write run the load generator reads each node's `INFO raft`
+# counters (raft_log_flushes, raft_log_entries_flushed) as the measured time starts and after
+# it ends, and records log entries per flush (one fsync each) in the results and the table.
+#
+# Snapshot side run: a second three-node redraft cluster ("redraft-nosnap", "redraft-snap")
+# with `snapshot_every` out of reach, preloaded with SNAP_KEYS keys of 256 B, then SET at
+# concurrency 64 without snapshots and with `RAFT.SNAPSHOT` sent to the leader every second
+# (each waiting for its snapshot), interleaved; the table gives both p99s and their ratio.
 #
 # --quick takes about 5 minutes; the full run under 30 (both on the project's 2-core VM).
 # Installs what is missing from Debian (redis-server, redis-tools, etcd-server, etcd-client,
@@ -55,9 +65,8 @@ if ((${#missing[@]})); then
 fi
 
 START=$(date +%s)
-bench_init
+bench_init redraft-loadgen
 trap 'exit 130' INT TERM
-cargo build --release --locked -q -p redraft-loadgen
 LG=$PWD/target/release/redraft-loadgen
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -68,14 +77,14 @@ RAW=$OUT/results.jsonl
 # ---- the matrix ---------------------------------------------------------------------------
 if [ $MODE = quick ]; then
     REPS=2 DUR=2s WARM=0.5s WATCH_DUR=2s FO_REPS=2
-    SET_SIZES="256" SET_CONCS="16 64 256"
+    SET_SIZES="256" SET_CONCS="1 16 64 256"
     GET_SIZES="256" GET_CONCS="64 256"
-    MIXED_CONCS="64" PIPE_CONCS=""
+    MIXED_CONCS="64" PIPE_CONCS="" SNAP_KEYS=20000
 else
     REPS=3 DUR=4s WARM=1s WATCH_DUR=4s FO_REPS=5
     SET_SIZES="256 1024" SET_CONCS="1 16 64 256"
     GET_SIZES="256 1024" GET_CONCS="1 16 64 256"
-    MIXED_CONCS="16 64" PIPE_CONCS="16"
+    MIXED_CONCS="16 64" PIPE_CONCS="16" SNAP_KEYS=100000
 fi
 FO_DUR=14s FO_KILL=3s FO_DOWN=4s
 
@@ -83,9 +92,11 @@ FO_DUR=14s FO_KILL=3s FO_DOWN=4s
 BASE=${BENCH_PORT_BASE:-21000}
 RAFT=$((BASE + 100)) RD=$((BASE + 200)) ETC=$((BASE + 300)) ETP=$((BASE + 400))
 REDIS=$((BASE + 501)) REDIS_AOF=$((BASE + 502))
+SRAFT=$((BASE + 600)) SRD=$((BASE + 700))
 need_free_ports $((RAFT + 1)) $((RAFT + 2)) $((RAFT + 3)) $((RD + 1)) $((RD + 2)) $((RD + 3)) \
     $((ETC + 1)) $((ETC + 2)) $((ETC + 3)) $((ETP + 1)) $((ETP + 2)) $((ETP + 3)) \
-    $REDIS $REDIS_AOF
+    $REDIS $REDIS_AOF $((SRAFT + 1)) $((SRAFT + 2)) $((SRAFT + 3)) $((SRD + 1)) $((SRD + 2)) \
+    $((SRD + 3))
 
 start_redis $REDIS --appendonly no
 start_redis $REDIS_AOF --appendonly yes --appendfsync always --appendfilename aof-bench.aof
@@ -169,6 +180,8 @@ done
     echo "- redis: $(redis-server --version | awk '{print $3}'); etcd: $(etcd --version | head -1 | awk '{print $3}'); redraft: $(git rev-parse --short HEAD)"
     echo "- redraft and etcd: heartbeat 100 ms, election timeout 1000 ms (both randomise up to 2x), history kept: last 100,000 revisions"
     echo "- clients: redraft-loadgen, one connection per unit of concurrency spread round-robin over the nodes (etcd: one gRPC client each), keys chosen uniformly from 1,000"
+    echo "- group commit: each node's INFO raft raft_log_flushes / raft_log_entries_flushed read before and after every redraft write run"
+    echo "- snapshot side run: a second redraft cluster (snapshot_every 1,000,000,000, history 100,000 revisions) preloaded with $SNAP_KEYS keys of 256 B; SET at concurrency 64 with RAFT.SNAPSHOT sent to the leader every second and without, interleaved"
 } >"$OUT/machine.md"
 rm -f "$WORK/dsync.test"
 
@@ -228,6 +241,53 @@ for rep in $(seq 1 $REPS); do
     rs "$rep" --workload watch-latency --mode keyspace $W
     echo "compare.sh: repetition $rep of $REPS done ($(($(date +%s) - START)) s)" >&2
 done
+
+# ---- snapshot side run ----------------------------------------------------------------------
+# Its own cluster, so that the main one keeps its default snapshot_every (the figures above
+# include the snapshots it takes) while this one takes none unless told to.
+{
+    echo "[cluster]"
+    echo 'name = "snapside"'
+    for i in 1 2 3; do
+        echo "[[node]]"
+        echo "id = $i"
+        echo "raft_addr = \"127.0.0.1:$((SRAFT + i))\""
+        echo "redis_addr = \"127.0.0.1:$((SRD + i))\""
+        echo "data_dir = \"$WORK/snapside$i\""
+    done
+    echo "[raft]"
+    echo "heartbeat_ms = 100"
+    echo "election_timeout_ms = 1000"
+    echo "snapshot_every = 1000000000"
+    echo "[store]"
+    echo "history_revisions = 100000"
+} >"$WORK/snapside.toml"
+for i in 1 2 3; do
+    pid_start "snapside-$i" "$BIN" --config "$WORK/snapside.toml" --node "$i" --log warn
+done
+SNAP_EPS="127.0.0.1:$((SRD + 1)),127.0.0.1:$((SRD + 2)),127.0.0.1:$((SRD + 3))"
+for _ in $(seq 1 300); do
+    for i in 1 2 3; do
+        redis-cli -p $((SRD + i)) ROLE 2>/dev/null | grep -qx master && break 2
+    done
+    sleep 0.2
+done
+if "$LG" run --system redraft --label snapside-preload --endpoints "$SNAP_EPS" --workload fill \
+    --keys "$SNAP_KEYS" --value-size 256 --concurrency 16 --pipeline 16 \
+    >/dev/null 2>>"$OUT/loadgen.log"; then
+    for rep in $(seq 1 $REPS); do
+        T="--duration $DUR --warmup $WARM"
+        S="--workload set --value-size 256 --concurrency 64 $T"
+        lg "$rep" --system redraft --label redraft-nosnap --endpoints "$SNAP_EPS" $S
+        lg "$rep" --system redraft --label redraft-snap --endpoints "$SNAP_EPS" $S \
+            --force-snapshots 1s
+    done
+else
+    echo "snapshot side run: the preload failed (see loadgen.log)" | tee -a "$OUT/loadgen.log" >&2
+fi
+for i in 1 2 3; do eval "$(pid_kill_cmd "snapside-$i")"; done
+rm -rf "$WORK"/snapside[1-3]
+echo "compare.sh: snapshot side run done ($(($(date +%s) - START)) s)" >&2
 
 FO="--workload failover --concurrency 16 --value-size 256 --duration $FO_DUR --kill-after $FO_KILL --restart-after $FO_DOWN"
 for rep in $(seq 1 $FO_REPS); do

@@ -7,9 +7,17 @@
 # processes compare.sh's failover restarts through such scripts).
 
 # Builds the release binary, makes a scratch folder, and kills every process the script
-# started (by PID) when it exits.
+# started (by PID) when it exits. `bench_init redraft-loadgen` builds the load generator in the
+# same cargo command: built separately, redraft's dependencies would be compiled a second time
+# (cargo unifies features over the packages of one command).
 bench_init() {
-    cargo build --release --locked -q --bin redraft
+    if [ $# -gt 0 ]; then
+        local p pkgs=()
+        for p in "$@"; do pkgs+=(-p "$p"); done
+        cargo build --release --locked -q -p redraft "${pkgs[@]}"
+    else
+        cargo build --release --locked -q --bin redraft
+    fi
     BIN=$PWD/target/release/redraft
     WORK=$(mktemp -d)
     PIDS=()

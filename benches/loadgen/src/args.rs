@@ -58,6 +58,9 @@ pub enum Workload {
     WatchLatency,
     /// Steady writes, kill -9 the leader, restart it.
     Failover,
+    /// Writes keys `0..keys` once each, in order, then (with `--total-ops`) overwrites keys
+    /// chosen uniformly until that many writes are acknowledged: the load of `scale.sh`.
+    Fill,
 }
 
 impl FromStr for Workload {
@@ -69,7 +72,8 @@ impl FromStr for Workload {
             "mixed" => Workload::Mixed,
             "watch-latency" => Workload::WatchLatency,
             "failover" => Workload::Failover,
-            _ => bail!("unknown workload {s:?}: set, get, mixed, watch-latency or failover"),
+            "fill" => Workload::Fill,
+            _ => bail!("unknown workload {s:?}: set, get, mixed, watch-latency, failover or fill"),
         })
     }
 }
@@ -82,6 +86,7 @@ impl fmt::Display for Workload {
             Workload::Mixed => "mixed",
             Workload::WatchLatency => "watch-latency",
             Workload::Failover => "failover",
+            Workload::Fill => "fill",
         })
     }
 }
@@ -115,7 +120,7 @@ pub struct RunArgs {
     /// Comma-separated host:port of every node (etcd: client URLs or host:port).
     #[arg(long, value_delimiter = ',', required = true)]
     pub endpoints: Vec<String>,
-    /// set, get, mixed, watch-latency or failover.
+    /// set, get, mixed, watch-latency, failover or fill.
     #[arg(long)]
     pub workload: Workload,
     /// Reads: redraft linearizable|lease|stale, etcd linearizable|serializable. Watch:
@@ -136,9 +141,19 @@ pub struct RunArgs {
     /// Time run before measuring (not for failover).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// Keys the set/get/mixed workloads choose from, uniformly.
+    /// Keys the set/get/mixed workloads choose from, uniformly (fill: the keys written in
+    /// order first).
     #[arg(long, default_value_t = 1000)]
     pub keys: u64,
+    /// set and fill: stop once this many writes are acknowledged instead of after
+    /// `--duration` (no warm-up; a failed write is retried until acknowledged). fill: at least
+    /// `--keys`, which is also the default.
+    #[arg(long)]
+    pub total_ops: Option<u64>,
+    /// redraft writes: send `RAFT.SNAPSHOT` to the leader this often during the measured time
+    /// (each waits for its snapshot), to measure what snapshots cost the writes.
+    #[arg(long, value_parser = parse_duration)]
+    pub force_snapshots: Option<Duration>,
     /// Repetition number, recorded in the result.
     #[arg(long, default_value_t = 1)]
     pub rep: u32,
@@ -206,6 +221,34 @@ impl RunArgs {
                 modes
             );
         }
+        if let Some(n) = self.total_ops {
+            if !matches!(self.workload, Workload::Set | Workload::Fill) {
+                bail!("--total-ops applies to the set and fill workloads only");
+            }
+            if n == 0 {
+                bail!("--total-ops must be at least 1");
+            }
+            if self.workload == Workload::Fill && n < self.keys {
+                bail!(
+                    "--total-ops {n} is below --keys {}: fill writes every key once",
+                    self.keys
+                );
+            }
+        }
+        if let Some(every) = self.force_snapshots {
+            if self.system != System::Redraft {
+                bail!("--force-snapshots: RAFT.SNAPSHOT is redraft's");
+            }
+            if !matches!(
+                self.workload,
+                Workload::Set | Workload::Mixed | Workload::Fill
+            ) {
+                bail!("--force-snapshots applies to the write workloads (set, mixed, fill)");
+            }
+            if every.is_zero() {
+                bail!("--force-snapshots must be above zero");
+            }
+        }
         if self.workload == Workload::WatchLatency && self.watch_interval.is_zero() {
             bail!("--watch-interval must be above zero");
         }
@@ -221,6 +264,16 @@ impl RunArgs {
             }
         }
         Ok(())
+    }
+
+    /// A run that stops after a number of acknowledged writes rather than after a time.
+    pub fn counted(&self) -> bool {
+        self.workload == Workload::Fill || self.total_ops.is_some()
+    }
+
+    /// The writes a counted run makes (fill: `--keys` unless `--total-ops` says more).
+    pub fn target_ops(&self) -> u64 {
+        self.total_ops.unwrap_or(self.keys)
     }
 
     /// The read mode actually used (the system's default when none was given).
@@ -294,9 +347,33 @@ mod tests {
             "--system redraft --endpoints h:1 --workload set --concurrency 0",
             "--system redraft --endpoints h:1 --workload fly",
             "--system redraft --endpoints h:1 --workload set --duration 5min",
+            "--system redraft --endpoints h:1 --workload get --total-ops 10",
+            "--system redraft --endpoints h:1 --workload set --total-ops 0",
+            "--system redraft --endpoints h:1 --workload fill --keys 100 --total-ops 99",
+            "--system etcd --endpoints h:1 --workload set --force-snapshots 1s",
+            "--system redraft --endpoints h:1 --workload get --force-snapshots 1s",
+            "--system redraft --endpoints h:1 --workload set --force-snapshots 0s",
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
         }
+    }
+
+    #[test]
+    fn counted_runs() {
+        let f = parse("--system etcd --endpoints h:1 --workload fill --keys 100").unwrap();
+        assert!(f.counted());
+        assert_eq!(f.target_ops(), 100);
+        let f =
+            parse("--system redraft --endpoints h:1 --workload fill --keys 100 --total-ops 1000")
+                .unwrap();
+        assert_eq!(f.target_ops(), 1000);
+        let s = parse("--system redraft --endpoints h:1 --workload set --total-ops 7").unwrap();
+        assert!(s.counted());
+        assert_eq!(s.target_ops(), 7);
+        let s =
+            parse("--system redraft --endpoints h:1 --workload set --force-snapshots 1s").unwrap();
+        assert!(!s.counted());
+        assert_eq!(s.force_snapshots, Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -4,7 +4,19 @@
 //! latency (from sending its batch to reading its reply) in its own histogram, merged at the
 //! end. A worker whose connection breaks counts the batch as errors and reconnects to the next
 //! endpoint, so a dead node's clients move to the live ones.
+//!
+//! Counted runs (`fill`, or `set --total-ops N`) share one op counter instead of a clock: each
+//! worker claims `pipeline` op numbers at a time, op `i < keys` of a fill writes key `i` and
+//! every other op a uniformly chosen key, and a write that fails is retried by its worker
+//! until it is acknowledged, so the run ends with exactly N acknowledged writes (a write whose
+//! reply was lost with its connection may be applied twice: one more revision, never one
+//! fewer). A run in which no write is acknowledged for [`STALL`] gives up as `failed`.
+//!
+//! redraft write runs also read every node's group-commit counters before and after the
+//! measured time (`raftstats`), and `--force-snapshots` asks the leader for snapshots
+//! meanwhile.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +25,46 @@ use hdrhistogram::Histogram;
 
 use crate::args::{RunArgs, System, Workload};
 use crate::client::{key, Kv, Op};
+use crate::raftstats;
 use crate::result::{self, cdf, Latency, RunResult};
+
+/// A counted run gives up after this long without an acknowledged write.
+pub const STALL: Duration = Duration::from_secs(30);
+
+/// The op numbers of a counted run, shared by its workers.
+pub struct Plan {
+    keys: u64,
+    total: u64,
+    /// fill: op `i < keys` writes key `i`.
+    sequential: bool,
+    next: AtomicU64,
+}
+
+impl Plan {
+    pub fn new(keys: u64, total: u64, sequential: bool) -> Plan {
+        Plan {
+            keys,
+            total,
+            sequential,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Claims the next `n` op numbers (fewer at the end; empty when all are claimed).
+    pub fn claim(&self, n: u64) -> Range<u64> {
+        let start = self.next.fetch_add(n, Ordering::Relaxed);
+        start.min(self.total)..start.saturating_add(n).min(self.total)
+    }
+
+    /// The key op `i` writes.
+    pub fn key(&self, i: u64, rng: &mut Rng) -> u64 {
+        if self.sequential && i < self.keys {
+            i
+        } else {
+            (rng.next() >> 1) % self.keys
+        }
+    }
+}
 
 /// Per-run shared state a failover run watches: successful writes per time bucket.
 pub struct Timeline {
@@ -194,23 +245,195 @@ pub async fn worker(
     rep
 }
 
-/// Runs the set, get or mixed workload and returns its result.
+/// Runs one counted worker: claims ops from `plan` until none are left, retrying each failed
+/// write until it is acknowledged.
+pub async fn counted_worker(args: Arc<RunArgs>, id: usize, plan: Arc<Plan>) -> WorkerReport {
+    let mut rep = WorkerReport {
+        hist: result::histogram(),
+        ok: 0,
+        errors: 0,
+        completions_us: Vec::new(),
+        last_error: None,
+    };
+    let value = vec![b'x'; args.value_size];
+    let n = args.endpoints.len();
+    let mut endpoint = id % n;
+    let mut rng = Rng::new(id as u64 + 1);
+    let (mut ops, mut out, mut req) = (Vec::new(), Vec::new(), Vec::new());
+    // Keys still to write, acknowledged ones removed.
+    let mut pending: Vec<u64> = Vec::new();
+    let mut conn: Option<Kv> = None;
+    let mut last_ok = Instant::now();
+    loop {
+        if pending.is_empty() {
+            let claimed = plan.claim(args.pipeline as u64);
+            if claimed.is_empty() {
+                break;
+            }
+            pending.extend(claimed.map(|i| plan.key(i, &mut rng)));
+        }
+        if last_ok.elapsed() > STALL {
+            rep.last_error = Some(format!(
+                "no write acknowledged for {} s; gave up ({})",
+                STALL.as_secs(),
+                rep.last_error.take().unwrap_or_default()
+            ));
+            break;
+        }
+        let kv = match conn.as_mut() {
+            Some(kv) => kv,
+            None => match Kv::connect(args.system, &args.endpoints[endpoint], "").await {
+                Ok(kv) => conn.insert(kv),
+                Err(e) => {
+                    rep.last_error = Some(format!("{e:#}"));
+                    endpoint = (endpoint + 1) % n;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        ops.clear();
+        ops.extend(pending.iter().map(|&k| Op::Set(k)));
+        let sent = Instant::now();
+        match kv.run(&ops, &value, &mut out, &mut req).await {
+            Ok(()) => {
+                let us = sent.elapsed().as_micros() as u64;
+                let mut failed = Vec::new();
+                for (k, o) in pending.iter().zip(&out) {
+                    match o {
+                        Ok(()) => {
+                            rep.ok += 1;
+                            result::record(&mut rep.hist, us);
+                            last_ok = Instant::now();
+                        }
+                        Err(e) => {
+                            rep.errors += 1;
+                            rep.last_error = Some(e.clone());
+                            failed.push(*k);
+                        }
+                    }
+                }
+                pending = failed;
+                if !pending.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            Err(e) => {
+                rep.errors += pending.len() as u64;
+                rep.last_error = Some(format!("{e:#}"));
+                conn = None;
+                endpoint = (endpoint + 1) % n;
+            }
+        }
+    }
+    rep
+}
+
+/// Runs the set, get, mixed or fill workload and returns its result.
 pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     if matches!(args.workload, Workload::Get | Workload::Mixed) {
         preload(&args).await?;
     }
     let args = Arc::new(args);
+    let writes = matches!(
+        args.workload,
+        Workload::Set | Workload::Mixed | Workload::Fill
+    );
+    let server_side = args.system == System::Redraft && writes;
+    // The counters before: read as the measured time starts (a counted run measures from its
+    // start; a timed one after the warm-up, while the warm-up load runs).
+    let before_start = if server_side && args.counted() {
+        Some(raftstats::scrape(&args.endpoints).await)
+    } else {
+        None
+    };
+    let snapshot_leader = match args.force_snapshots {
+        Some(_) => Some(crate::client::find_leader(args.system, &args.endpoints).await?),
+        None => None,
+    };
     let start = Instant::now();
-    let measure_from = start + args.warmup;
-    let end = measure_from + args.duration;
-    let tasks: Vec<_> = (0..args.concurrency)
-        .map(|id| tokio::spawn(worker(args.clone(), id, measure_from, end, None)))
-        .collect();
-    let mut reports = Vec::new();
-    for t in tasks {
-        reports.push(t.await?);
+    let measure_from = if args.counted() {
+        start
+    } else {
+        start + args.warmup
+    };
+    let before_later = (server_side && !args.counted()).then(|| {
+        let eps = args.endpoints.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            raftstats::scrape(&eps).await
+        })
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let snapshots = match (args.force_snapshots, snapshot_leader) {
+        (Some(every), Some(leader)) => Some(tokio::spawn(raftstats::force_snapshots(
+            args.endpoints[leader].clone(),
+            every,
+            measure_from,
+            stop_rx,
+        ))),
+        _ => None,
+    };
+    let (reports, measured) = if args.counted() {
+        let plan = Arc::new(Plan::new(
+            args.keys,
+            args.target_ops(),
+            args.workload == Workload::Fill,
+        ));
+        let tasks: Vec<_> = (0..args.concurrency)
+            .map(|id| tokio::spawn(counted_worker(args.clone(), id, plan.clone())))
+            .collect();
+        let mut reports = Vec::new();
+        for t in tasks {
+            reports.push(t.await?);
+        }
+        (reports, start.elapsed())
+    } else {
+        let end = measure_from + args.duration;
+        let tasks: Vec<_> = (0..args.concurrency)
+            .map(|id| tokio::spawn(worker(args.clone(), id, measure_from, end, None)))
+            .collect();
+        let mut reports = Vec::new();
+        for t in tasks {
+            reports.push(t.await?);
+        }
+        (reports, args.duration)
+    };
+    let _ = stop_tx.send(true);
+    let mut res = summarize(&args, &reports, measured);
+    if args.counted() {
+        let ok: u64 = reports.iter().map(|r| r.ok).sum();
+        if ok < args.target_ops() {
+            res.status = "failed".to_string();
+            res.note = format!(
+                "{ok} of {} writes acknowledged; {}",
+                args.target_ops(),
+                res.note
+            );
+        }
     }
-    Ok(summarize(&args, &reports, args.duration))
+    let before = match (before_start, before_later) {
+        (Some(b), _) => Some(b),
+        (None, Some(task)) => Some(task.await?),
+        (None, None) => None,
+    };
+    if let Some(before) = before {
+        let after = raftstats::scrape(&args.endpoints).await;
+        match raftstats::delta(&args.endpoints, &before, &after) {
+            Ok(f) => res.log_flush = Some(f),
+            Err(e) => {
+                res.note = if res.note.is_empty() {
+                    e
+                } else {
+                    format!("{}; {e}", res.note)
+                }
+            }
+        }
+    }
+    if let Some(t) = snapshots {
+        res.forced_snapshots = Some(t.await?);
+    }
+    Ok(res)
 }
 
 /// Merges worker reports into a result.
@@ -241,6 +464,8 @@ pub fn summarize(args: &RunArgs, reports: &[WorkerReport], measured: Duration) -
         latency_ms: Latency::from_histogram(&hist),
         cdf: cdf(&hist),
         failover: None,
+        log_flush: None,
+        forced_snapshots: None,
     }
 }
 
@@ -256,6 +481,39 @@ mod tests {
             seen[(r.next() % 10) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_fill_plan_writes_every_key_once_then_overwrites() {
+        let plan = Plan::new(10, 25, true);
+        let mut rng = Rng::new(3);
+        let mut ops = Vec::new();
+        loop {
+            let r = plan.claim(4);
+            if r.is_empty() {
+                break;
+            }
+            ops.extend(r);
+        }
+        // Exactly the 25 op numbers, in claims of 4 and a last one of 1.
+        assert_eq!(ops, (0..25).collect::<Vec<u64>>());
+        assert!(plan.claim(4).is_empty());
+        let keys: Vec<u64> = ops.iter().map(|&i| plan.key(i, &mut rng)).collect();
+        assert_eq!(&keys[..10], &(0..10).collect::<Vec<u64>>()[..]);
+        assert!(keys[10..].iter().all(|&k| k < 10));
+        // The overwrites are spread, not a replay of the fill order.
+        assert_ne!(&keys[10..20], &(0..10).collect::<Vec<u64>>()[..]);
+    }
+
+    #[test]
+    fn a_total_ops_plan_overwrites_from_the_first_op() {
+        let plan = Plan::new(1000, 3, false);
+        let mut rng = Rng::new(1);
+        let r = plan.claim(16);
+        assert_eq!(r, 0..3);
+        let keys: Vec<u64> = r.map(|i| plan.key(i, &mut rng)).collect();
+        assert!(keys.iter().all(|&k| k < 1000));
+        assert_ne!(keys, vec![0, 1, 2]);
     }
 
     #[test]

@@ -8,14 +8,15 @@
 //! - `plot`: the PNG plots of a results file.
 //!
 //! Layout: `args.rs` (flags and their checks), `resp.rs` (RESP client), `client.rs` (one KV
-//! client over RESP or etcd's gRPC API), `kv.rs` (set/get/mixed), `watch.rs`
-//! (watch-latency), `failover.rs`, `result.rs` (histograms, the JSON line), `report.rs`
-//! (tables and plots).
+//! client over RESP or etcd's gRPC API), `kv.rs` (set/get/mixed/fill), `raftstats.rs`
+//! (redraft's group-commit counters, forced snapshots), `watch.rs` (watch-latency),
+//! `failover.rs`, `result.rs` (histograms, the JSON line), `report.rs` (tables and plots).
 
 mod args;
 mod client;
 mod failover;
 mod kv;
+mod raftstats;
 mod report;
 mod resp;
 mod result;
@@ -69,7 +70,9 @@ fn main() -> anyhow::Result<()> {
             let out = args.out.clone();
             let result = rt.block_on(async move {
                 match args.workload {
-                    Workload::Set | Workload::Get | Workload::Mixed => kv::run(args).await,
+                    Workload::Set | Workload::Get | Workload::Mixed | Workload::Fill => {
+                        kv::run(args).await
+                    }
                     Workload::WatchLatency => watch::run(args).await,
                     Workload::Failover => failover::run(args).await,
                 }

@@ -1,6 +1,7 @@
 //! Reading results back: the markdown tables (medians over repetitions with the min–max
-//! spread, and the ratios redraft/etcd and redraft/Redis per row) and the PNG plots
-//! (throughput per workload and system, latency CDFs, watch latency, failover timelines).
+//! spread, and the ratios redraft/etcd and redraft/Redis per row; redraft's log entries per
+//! fsync; the snapshot side run; fill runs) and the PNG plots (throughput per workload and
+//! system, latency CDFs, watch latency, failover timelines).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -17,6 +18,15 @@ pub fn row_mode(r: &RunResult) -> String {
         "serializable" => "stale".to_string(),
         m => m.to_string(),
     }
+}
+
+/// The labels of the snapshot side run (`compare.sh`): the same redraft cluster driven with
+/// `--force-snapshots` and without. Reported in their own table, not as systems.
+pub const SNAP_ON: &str = "redraft-snap";
+pub const SNAP_OFF: &str = "redraft-nosnap";
+
+fn is_snapshot_side(r: &RunResult) -> bool {
+    r.system == SNAP_ON || r.system == SNAP_OFF
 }
 
 fn is_plain_redis(r: &RunResult) -> bool {
@@ -98,8 +108,16 @@ fn ratio(a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>) -> String {
 
 type RowKey = (String, String, usize, usize, usize);
 
-/// The markdown report: throughput/latency, watch and failover tables.
-pub fn table(results: &[RunResult]) -> String {
+/// The markdown report: throughput/latency, group commit, snapshot side run, fill, watch
+/// and failover tables.
+pub fn table(all: &[RunResult]) -> String {
+    let side: Vec<&RunResult> = all.iter().filter(|r| is_snapshot_side(r)).collect();
+    let results: Vec<RunResult> = all
+        .iter()
+        .filter(|r| !is_snapshot_side(r))
+        .cloned()
+        .collect();
+    let results = &results[..];
     let ok: Vec<&RunResult> = results.iter().filter(|r| r.status == "ok").collect();
     let systems = systems(results);
     let mut s = String::new();
@@ -195,6 +213,10 @@ pub fn table(results: &[RunResult]) -> String {
         s.push('\n');
     }
 
+    group_commit_table(&mut s, &ok);
+    snapshot_side_table(&mut s, &side);
+    fill_table(&mut s, &ok);
+
     let watch: Vec<&RunResult> = results
         .iter()
         .filter(|r| r.workload == "watch-latency")
@@ -262,7 +284,7 @@ pub fn table(results: &[RunResult]) -> String {
         }
         s.push('\n');
     }
-    let bad: Vec<&RunResult> = results
+    let bad: Vec<&RunResult> = all
         .iter()
         .filter(|r| r.status != "ok" && r.workload != "watch-latency")
         .collect();
@@ -277,6 +299,175 @@ pub fn table(results: &[RunResult]) -> String {
         }
     }
     s
+}
+
+/// redraft's group commit during its write runs: log entries per flush (one fsync each) on
+/// the leader and over all nodes, from `INFO raft` before and after each run.
+fn group_commit_table(s: &mut String, ok: &[&RunResult]) {
+    let rs: Vec<&RunResult> = ok
+        .iter()
+        .copied()
+        .filter(|r| r.log_flush.is_some())
+        .collect();
+    if rs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### Group commit: log entries per fsync under load (redraft `INFO raft`), median of \
+         runs (min–max)\n\n| system | workload | value | conc. | pipe | ops/s | leader \
+         entries/flush | leader flushes/s | all nodes entries/flush |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let keys: BTreeSet<(String, String, usize, usize, usize)> = rs
+        .iter()
+        .map(|r| {
+            (
+                r.system.clone(),
+                r.workload.clone(),
+                r.value_size,
+                r.concurrency,
+                r.pipeline,
+            )
+        })
+        .collect();
+    for k in keys {
+        let cell: Vec<&RunResult> = rs
+            .iter()
+            .copied()
+            .filter(|r| {
+                (
+                    &r.system,
+                    &r.workload,
+                    r.value_size,
+                    r.concurrency,
+                    r.pipeline,
+                ) == (&k.0, &k.1, k.2, k.3, k.4)
+            })
+            .collect();
+        let lf = |r: &RunResult| r.log_flush.clone().unwrap_or_default();
+        let leader_flushes = |r: &RunResult| {
+            lf(r)
+                .nodes
+                .iter()
+                .find(|n| n.leader)
+                .map(|n| n.flushes as f64 / r.duration_s)
+                .unwrap_or(f64::NAN)
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.0,
+            k.1,
+            k.2,
+            k.3,
+            k.4,
+            spread(stats(&cell, |r| r.throughput)),
+            spread(stats(&cell, |r| lf(r)
+                .leader_entries_per_flush()
+                .unwrap_or(f64::NAN))),
+            spread(stats(&cell, leader_flushes)),
+            spread(stats(&cell, |r| lf(r)
+                .all_entries_per_flush()
+                .unwrap_or(f64::NAN))),
+        );
+    }
+    s.push('\n');
+}
+
+/// The snapshot side run: the same writes with snapshots forced on the leader and without;
+/// the p99 ratio is what snapshots cost the writes (the target: at most 1.5×).
+fn snapshot_side_table(s: &mut String, side: &[&RunResult]) {
+    let ok: Vec<&RunResult> = side.iter().copied().filter(|r| r.status == "ok").collect();
+    if ok.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### Snapshots during writes: the same cluster with `RAFT.SNAPSHOT` forced on the \
+         leader and without, median of interleaved runs (min–max)\n\n| workload | value | \
+         conc. | without: ops/s | without: p99 ms | with: ops/s | with: p99 ms | p99 with / \
+         without | snapshots per run | RAFT.SNAPSHOT mean ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let keys: BTreeSet<(String, usize, usize, usize)> = ok
+        .iter()
+        .map(|r| (r.workload.clone(), r.value_size, r.concurrency, r.pipeline))
+        .collect();
+    for k in keys {
+        let cell = |sys: &str| -> Vec<&RunResult> {
+            ok.iter()
+                .copied()
+                .filter(|r| {
+                    r.system == sys
+                        && (&r.workload, r.value_size, r.concurrency, r.pipeline)
+                            == (&k.0, k.1, k.2, k.3)
+                })
+                .collect()
+        };
+        let (off, on) = (cell(SNAP_OFF), cell(SNAP_ON));
+        let fs = |r: &RunResult| r.forced_snapshots.clone().unwrap_or_default();
+        let p99 = |c: &[&RunResult]| stats(c, |r| r.latency_ms.p99);
+        let pipe = if k.3 > 1 {
+            format!(", pipeline {}", k.3)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "| {}{pipe} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.0,
+            k.1,
+            k.2,
+            spread(stats(&off, |r| r.throughput)),
+            spread(p99(&off)),
+            spread(stats(&on, |r| r.throughput)),
+            spread(p99(&on)),
+            ratio(p99(&on), p99(&off)),
+            spread(stats(&on, |r| fs(r).taken as f64)),
+            spread(stats(&on, |r| if fs(r).taken > 0 {
+                fs(r).mean_ms
+            } else {
+                f64::NAN
+            })),
+        );
+    }
+    s.push('\n');
+}
+
+/// Counted loads (`fill`, `set --total-ops`): how long the whole load took.
+fn fill_table(s: &mut String, ok: &[&RunResult]) {
+    let rs: Vec<&RunResult> = ok
+        .iter()
+        .copied()
+        .filter(|r| r.workload == "fill")
+        .collect();
+    if rs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### Fill: every key written once, then uniform overwrites; every write acknowledged\n\n\
+         | system | writes | value | conc. | pipe | seconds | writes/s | p50 ms | p99 ms | \
+         retried |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in rs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.system,
+            fmt_num(r.ops as f64),
+            r.value_size,
+            r.concurrency,
+            r.pipeline,
+            fmt_num(r.duration_s),
+            fmt_num(r.throughput),
+            fmt_num(r.latency_ms.p50),
+            fmt_num(r.latency_ms.p99),
+            r.errors,
+        );
+    }
+    s.push('\n');
 }
 
 /// Loads DejaVu Sans from Debian's `fonts-dejavu-core` for the plots' text (the jepsen
@@ -422,7 +613,10 @@ fn median_run<'a>(rs: &[&'a RunResult], f: impl Fn(&RunResult) -> f64) -> Option
 pub fn plot(results: &[RunResult], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut files = Vec::new();
-    let ok: Vec<&RunResult> = results.iter().filter(|r| r.status == "ok").collect();
+    let ok: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.status == "ok" && !is_snapshot_side(r))
+        .collect();
 
     // Throughput against concurrency, per workload and value size (pipeline 1).
     let groups: BTreeSet<(String, usize)> = ok
@@ -662,6 +856,80 @@ mod tests {
         );
         assert!(t.contains("| etcd | 1 | 1,234 |"), "{t}");
         assert!(t.contains("| 250 |"), "{t}");
+    }
+
+    #[test]
+    fn group_commit_snapshot_and_fill_tables() {
+        use crate::result::{ForcedSnapshots, LogFlush, NodeFlush};
+        let flush = |leader_entries| LogFlush {
+            nodes: vec![
+                NodeFlush {
+                    endpoint: "a:1".into(),
+                    leader: true,
+                    flushes: 100,
+                    entries: leader_entries,
+                },
+                NodeFlush {
+                    endpoint: "b:2".into(),
+                    leader: false,
+                    flushes: 100,
+                    entries: 500,
+                },
+            ],
+        };
+        let mut set1 = run("redraft", "set", "", 64, 1, 4000.0);
+        set1.duration_s = 2.0;
+        set1.log_flush = Some(flush(1200));
+        let mut set2 = run("redraft", "set", "", 64, 2, 4000.0);
+        set2.duration_s = 2.0;
+        set2.log_flush = Some(flush(1600));
+        let mut off = run(SNAP_OFF, "set", "", 64, 1, 5000.0);
+        off.latency_ms.p99 = 20.0;
+        let mut on = run(SNAP_ON, "set", "", 64, 1, 4000.0);
+        on.latency_ms.p99 = 50.0;
+        on.forced_snapshots = Some(ForcedSnapshots {
+            interval_ms: 1000,
+            taken: 3,
+            mean_ms: 40.0,
+            ..ForcedSnapshots::default()
+        });
+        let mut fill = run("etcd", "fill", "", 256, 1, 3000.0);
+        fill.ops = 500_000;
+        fill.duration_s = 166.7;
+        let t = table(&[set1, set2, off, on, fill]);
+        let gc = t
+            .lines()
+            .find(|l| l.starts_with("| redraft | set | 256 | 64 | 1 |"))
+            .expect(&t);
+        // Leader: 12 and 16 entries per flush (median 14), 50 flushes/s; all: (1200+500)/200
+        // and (1600+500)/200.
+        assert!(
+            gc.contains("| 14.0 (12.0–16.0) | 50.0 | 9.50 (8.50–10.5) |"),
+            "{gc}"
+        );
+        let snap = t
+            .lines()
+            .find(|l| l.starts_with("| set | 256 | 64 |"))
+            .expect(&t);
+        assert!(
+            snap.contains("| 20.0 |") && snap.contains("| 50.0 |"),
+            "{snap}"
+        );
+        assert!(snap.contains("| 2.50× | 3.00 | 40.0 |"), "{snap}");
+        // The side run's labels are no systems of the main table.
+        let head = t
+            .lines()
+            .find(|l| l.starts_with("| workload | read mode"))
+            .expect(&t);
+        assert!(
+            !head.contains("redraft-snap") && !head.contains("nosnap"),
+            "{head}"
+        );
+        let f = t
+            .lines()
+            .find(|l| l.starts_with("| etcd | 500,000 |"))
+            .expect(&t);
+        assert!(f.contains("| 167 | 3,000 |"), "{f}");
     }
 
     #[test]

@@ -96,6 +96,54 @@ pub struct Failover {
     pub catchup_ms: Option<f64>,
 }
 
+/// One node's group-commit counters over a run's measured time (redraft's `INFO raft`
+/// `raft_log_flushes` and `raft_log_entries_flushed`, after minus before).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeFlush {
+    pub endpoint: String,
+    /// The node was the leader when the run ended.
+    pub leader: bool,
+    /// Log flushes (each one fsync of the log) during the run.
+    pub flushes: u64,
+    /// Log entries those flushes made durable.
+    pub entries: u64,
+}
+
+/// Group commit under load: how many log entries each fsync covered, per node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogFlush {
+    pub nodes: Vec<NodeFlush>,
+}
+
+impl LogFlush {
+    /// Entries per flush on the leader (`None` without a leader or without a flush).
+    pub fn leader_entries_per_flush(&self) -> Option<f64> {
+        let l = self.nodes.iter().find(|n| n.leader)?;
+        (l.flushes > 0).then(|| l.entries as f64 / l.flushes as f64)
+    }
+
+    /// Entries per flush over every node (followers flush what they are sent, too).
+    pub fn all_entries_per_flush(&self) -> Option<f64> {
+        let f: u64 = self.nodes.iter().map(|n| n.flushes).sum();
+        let e: u64 = self.nodes.iter().map(|n| n.entries).sum();
+        (f > 0).then(|| e as f64 / f as f64)
+    }
+}
+
+/// The snapshots a run forced (`--force-snapshots`): `RAFT.SNAPSHOT` sent to the leader every
+/// `interval_ms`, each waiting for its snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForcedSnapshots {
+    pub interval_ms: u64,
+    /// Snapshots that completed (`+OK`) during the run.
+    pub taken: u64,
+    /// Calls that failed (error reply or broken connection).
+    pub failed: u64,
+    /// Time a `RAFT.SNAPSHOT` call took, mean and max.
+    pub mean_ms: f64,
+    pub max_ms: f64,
+}
+
 /// One run: a workload on one system with one set of parameters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -124,6 +172,12 @@ pub struct RunResult {
     pub cdf: Vec<(f64, f64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<Failover>,
+    /// redraft write runs: the group-commit counters of every node over the measured time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_flush: Option<LogFlush>,
+    /// Runs with `--force-snapshots`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_snapshots: Option<ForcedSnapshots>,
 }
 
 /// Reads every result in a JSON-lines file (blank lines are skipped).
@@ -194,6 +248,34 @@ mod tests {
     }
 
     #[test]
+    fn entries_per_flush() {
+        let node = |leader, flushes, entries| NodeFlush {
+            endpoint: "h:1".into(),
+            leader,
+            flushes,
+            entries,
+        };
+        let f = LogFlush {
+            nodes: vec![
+                node(false, 10, 100),
+                node(true, 20, 300),
+                node(false, 10, 0),
+            ],
+        };
+        assert_eq!(f.leader_entries_per_flush(), Some(15.0));
+        assert_eq!(f.all_entries_per_flush(), Some(10.0));
+        let no_leader = LogFlush {
+            nodes: vec![node(false, 10, 100)],
+        };
+        assert_eq!(no_leader.leader_entries_per_flush(), None);
+        let idle = LogFlush {
+            nodes: vec![node(true, 0, 0)],
+        };
+        assert_eq!(idle.leader_entries_per_flush(), None);
+        assert_eq!(idle.all_entries_per_flush(), None);
+    }
+
+    #[test]
     fn results_round_trip_through_json_lines() {
         let dir = std::env::temp_dir().join(format!("loadgen-result-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -224,6 +306,19 @@ mod tests {
                 catchup_ms: None,
                 ..Failover::default()
             }),
+            log_flush: Some(LogFlush {
+                nodes: vec![NodeFlush {
+                    endpoint: "h:1".into(),
+                    leader: true,
+                    flushes: 3,
+                    entries: 40,
+                }],
+            }),
+            forced_snapshots: Some(ForcedSnapshots {
+                interval_ms: 1000,
+                taken: 2,
+                ..ForcedSnapshots::default()
+            }),
             ..a.clone()
         };
         append_jsonl(&path, &a).unwrap();
@@ -234,10 +329,9 @@ mod tests {
             text.lines().next().unwrap().contains("\"p99\":1.5"),
             "{text}"
         );
-        assert!(
-            !text.lines().next().unwrap().contains("failover\":"),
-            "{text}"
-        );
+        for absent in ["failover\":", "log_flush", "forced_snapshots"] {
+            assert!(!text.lines().next().unwrap().contains(absent), "{text}");
+        }
         assert_eq!(read_jsonl(&path).unwrap(), vec![a, b]);
         std::fs::remove_dir_all(dir).unwrap();
     }
