@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The short Jepsen run of CI (jepsen/README.md): the harness's unit tests and its tests against
-# real nodes, then a ~60 s run against a real three-node cluster (kill, pause, partition,
-# leader-transfer and membership nemeses; register and set workloads) that must end `linearizable: true`, a ~40 s run in
-# lease read mode (kill, pause, partition and forced snapshots over a preloaded keyspace) that
-# must end `linearizable: true`, then a ~20 s
+# The short Jepsen run of CI (jepsen/README.md): a ~60 s run against a real three-node cluster
+# (kill, pause, partition, leader-transfer and membership nemeses; register and set workloads)
+# that must end `linearizable: true`, a ~40 s run in lease read mode (kill, pause, partition and
+# forced snapshots over a preloaded keyspace) that must end `linearizable: true`, then a ~20 s
 # negative control with read_mode = "stale" and partitions that must end
-# `linearizable: false` (the checker bites on the real system).
+# `linearizable: false` (the checker bites on the real system). The harness's unit tests and
+# its tests against real nodes run in scripts/test.sh's `cargo test --workspace`.
 #
 # Power loss (data dirs on lossyfs, jepsen/README.md "Power loss"; needs root and /dev/fuse):
 # two controls that must catch a log that does not fsync — the plain power-cut check and a
@@ -18,8 +18,9 @@
 # pause only, and says so). Installs iproute2, iptables and fonts-dejavu-core (plot text) with
 # apt-get when missing, as scripts/test.sh does for redis-tools.
 #
-# The binary under test: target/debug/redraft, which `cargo test` has just built (a release
-# build from scratch costs CI minutes); JEPSEN_PROFILE=release builds and tests the release one.
+# The binary under test: target/debug/redraft, which `cargo test --workspace` has just built (a
+# release build from scratch costs CI minutes); JEPSEN_PROFILE=release builds and tests the
+# release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,16 +46,16 @@ fi
 start=$SECONDS
 if [ "${JEPSEN_PROFILE:-debug}" = release ]; then
     cargo build --locked --release --bin redraft
+    cargo build --locked -p jepsen
     bin=target/release/redraft
 else
-    cargo build --locked --bin redraft
+    # The binaries `cargo test --locked --workspace` (scripts/test.sh) has just built, with the
+    # same feature set, so nothing is compiled again; `cargo build` of one package would pick
+    # other features for the shared dependencies and rebuild them all.
+    cargo test --locked --workspace --no-run
     bin=target/debug/redraft
 fi
-# The harness's unit tests, and its tests against real nodes (jepsen/tests/: reads on a
-# follower cut off by a partition; a leader's lease across a follower's kill -9 and restart
-# under a partition, about 100 s), which run $REDRAFT_BIN.
-REDRAFT_BIN="$PWD/$bin" cargo test --locked -p jepsen
-cargo build --locked -p jepsen
+# The harness's own tests (jepsen/tests/) run in scripts/test.sh's `cargo test --workspace`.
 harness=target/debug/redraft-jepsen
 out=${JEPSEN_OUT:-jepsen/store/ci}
 mkdir -p "$out"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs the whole suite: cargo
-# test, then the short jepsen run (scripts/jepsen-ci.sh), then builds the benchmarks
-# (`cargo bench --no-run`: they are built, never timed, here) and runs the load generator's unit
-# tests (benches/loadgen). Ends with one line: total passed/failed.
+# test over the workspace (redraft, the jepsen harness, the load generator), then the short
+# jepsen run (scripts/jepsen-ci.sh), then builds the benchmarks (`cargo bench --no-run`: they
+# are built, never timed, here). Ends with one line: total passed/failed.
 #
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis); fusermount3 (Debian's fuse3, for
@@ -40,14 +40,17 @@ fi
 # Everything is also written to a log, so the last line can sum it up for people and CI.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked "$@" 2>&1 | tee "$log"
+# The whole workspace in one build: redraft, the jepsen harness's unit tests and its tests
+# against real nodes (they run target/debug/redraft, built by this same command), and the load
+# generator's. One `cargo test --workspace` compiles every shared dependency once with one
+# feature set; testing the packages one by one rebuilt tokio, serde and the rest per package.
+cargo test --locked --workspace "$@" 2>&1 | tee "$log"
 # The short jepsen run (jepsen/README.md): fails unless the main run is linearizable and the
 # stale-read control is caught.
 bash scripts/jepsen-ci.sh 2>&1 | tee -a "$log"
 # The benchmarks compile (release profile; not run: CI machines are too noisy to gate on
-# speed), and the load generator's own tests pass.
+# speed).
 cargo bench --no-run --locked 2>&1 | tee -a "$log"
-cargo test --locked -p redraft-loadgen 2>&1 | tee -a "$log"
 awk '/^test result:/ {
         for (i = 2; i <= NF; i++) {
             if ($i ~ /^passed;?$/) p += $(i - 1)
