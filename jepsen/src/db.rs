@@ -582,9 +582,12 @@ impl Db {
             }
             None => Command::new(&self.opts.bin),
         };
+        // `REDRAFT_JEPSEN_LOG` (e.g. "info,openraft=debug") raises the nodes' log level when a
+        // run is being diagnosed; the default keeps logs small.
+        let filter = std::env::var("REDRAFT_JEPSEN_LOG").unwrap_or_else(|_| "info".into());
         cmd.arg("--config")
             .arg(&self.config)
-            .args(["--node", &id.to_string(), "--log", "info"])
+            .args(["--node", &id.to_string(), "--log", &filter])
             .env("NO_COLOR", "1")
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

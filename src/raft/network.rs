@@ -4,11 +4,19 @@
 //! connect), authenticated by the handshake in `rpc.rs`, and dropped on any error; the next RPC
 //! reconnects. A peer that cannot be reached is reported as `Unreachable`, so openraft backs
 //! off before trying again.
+//!
+//! **NoStaleConn**: a call that did not get its answer drops its connection, whether it timed
+//! out here or its caller gave up (openraft's heartbeat worker drops the call future after one
+//! heartbeat interval), and every call is bounded, its write included. Across a partition made
+//! by dropped packets a connection stays open on both ends while the sender's TCP backs off
+//! its retransmissions (tens of seconds); a connection kept after a lost answer would carry the
+//! next requests into that backoff after the partition heals, and a request cut off in the
+//! middle of its frame would leave the stream unframed.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +39,10 @@ use super::{PeerNode, TypeConfig};
 
 /// How long to wait for a TCP connect plus handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The least time a call may take to write its request: a frame may be large (an AppendEntries
+/// batch of up to [`MAX_APPEND_BYTES`]), and a call's own timeout may be one heartbeat interval.
+/// A peer that takes no more of a frame for this long is treated as gone (NoStaleConn).
+const MIN_WRITE_BOUND: Duration = Duration::from_secs(10);
 
 /// Why a peer call failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +65,29 @@ pub struct PeerConn {
     pending: Pending,
     next_id: AtomicU64,
     reader: tokio::task::JoinHandle<()>,
+    /// Set when a call ended without its answer (NoStaleConn): no further call may use it.
+    broken: AtomicBool,
+}
+
+/// Marks the connection broken and forgets the call's answer unless [`InFlight::answered`]:
+/// runs when the call returns and also when its future is dropped mid-way (NoStaleConn).
+struct InFlight<'a> {
+    conn: &'a PeerConn,
+    id: u64,
+    answered: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.conn.broken.store(true, Ordering::SeqCst);
+            self.conn
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.id);
+        }
+    }
 }
 
 impl Drop for PeerConn {
@@ -100,15 +135,18 @@ impl PeerConn {
             pending,
             next_id: AtomicU64::new(1),
             reader,
+            broken: AtomicBool::new(false),
         })
     }
 
     /// Whether the connection can still carry requests.
     pub fn is_alive(&self) -> bool {
-        !self.reader.is_finished()
+        !self.reader.is_finished() && !self.broken.load(Ordering::SeqCst)
     }
 
-    /// Sends one request and waits for its answer.
+    /// Sends one request and waits for its answer: the answer within `timeout` of the request
+    /// being written, the write itself within `timeout` or [`MIN_WRITE_BOUND`], the longer.
+    /// Any other end, a dropped future included, breaks the connection (NoStaleConn).
     pub async fn call(&self, req: RpcRequest, timeout: Duration) -> Result<RpcResponse, PeerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -116,27 +154,33 @@ impl PeerConn {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
-        let sent = {
+        let mut in_flight = InFlight {
+            conn: self,
+            id,
+            answered: false,
+        };
+        let write_bound = timeout.max(MIN_WRITE_BOUND);
+        let sent = tokio::time::timeout(write_bound, async {
             let mut w = self.writer.lock().await;
             write_frame(&mut *w, &Envelope { id, body: req }).await
-        };
-        if let Err(e) = sent {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-            return Err(PeerError::Lost(e.to_string()));
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(PeerError::Lost(e.to_string())),
+            Err(_) => {
+                return Err(PeerError::Lost(format!(
+                    "the peer took no request for {write_bound:?}"
+                )))
+            }
         }
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(_)) => Err(PeerError::Lost("connection closed".into())),
-            Err(_) => {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                Err(PeerError::Timeout(timeout))
+            Ok(Ok(resp)) => {
+                in_flight.answered = true;
+                Ok(resp)
             }
+            Ok(Err(_)) => Err(PeerError::Lost("connection closed".into())),
+            Err(_) => Err(PeerError::Timeout(timeout)),
         }
     }
 }
@@ -498,6 +542,100 @@ mod tests {
         };
         let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(1, 1);
         Entry::new_normal(openraft::LogId::new(leader.to_committed(), index), req)
+    }
+
+    fn ident(node_id: u64) -> PeerIdentity {
+        PeerIdentity {
+            cluster: "c".into(),
+            secret: Some("s".into()),
+            node_id,
+        }
+    }
+
+    /// A peer (node 1) that welcomes node 2, then never answers; with `reads` it still takes
+    /// every frame, else it takes nothing after the handshake. Returns its address and how
+    /// many connections it accepted.
+    async fn mute_peer(reads: bool) -> (String, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    super::super::rpc::accept_handshake(&mut s, &ident(1))
+                        .await
+                        .unwrap();
+                    if reads {
+                        while let Ok(Some(_)) =
+                            read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await
+                        {
+                        }
+                    } else {
+                        std::future::pending::<()>().await;
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// NoStaleConn: a call whose caller gives up before the answer (openraft's heartbeat
+    /// worker does so after one heartbeat interval) leaves its connection unused: the next
+    /// call connects anew instead of queueing behind requests that were never answered.
+    #[tokio::test]
+    async fn a_call_given_up_by_its_caller_does_not_keep_its_connection() {
+        let (addr, accepted) = mute_peer(true).await;
+        let slot = PeerSlot::new(addr, 1, ident(2));
+        for n in 1..=3 {
+            let given_up = tokio::time::timeout(
+                Duration::from_millis(200),
+                slot.call(RpcRequest::Status, Duration::from_secs(60)),
+            )
+            .await;
+            assert!(given_up.is_err(), "the mute peer answered: {given_up:?}");
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                n,
+                "call {n} reused a connection on which a call went unanswered"
+            );
+        }
+    }
+
+    /// NoStaleConn: a call to a peer that takes no bytes ends (Lost) instead of waiting in its
+    /// write forever, and the connection is not used again.
+    #[tokio::test]
+    async fn a_write_the_peer_does_not_take_is_bounded() {
+        let (addr, accepted) = mute_peer(false).await;
+        let slot = PeerSlot::new(addr, 1, ident(2));
+        // Far more than the socket buffers of both ends hold.
+        let big = RpcRequest::SnapshotChunk {
+            transfer: 1,
+            offset: 0,
+            data: vec![7; 64 << 20],
+        };
+        let r = tokio::time::timeout(
+            MIN_WRITE_BOUND * 3,
+            slot.call(big, Duration::from_millis(100)),
+        )
+        .await
+        .expect("the write to a peer that takes nothing never ended");
+        match r {
+            Err(PeerError::Lost(why)) => assert!(why.contains("took no request"), "{why}"),
+            other => panic!("want Lost, got {other:?}"),
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_millis(300),
+            slot.call(RpcRequest::Status, Duration::from_millis(100)),
+        )
+        .await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "the stuck connection was reused"
+        );
     }
 
     #[test]

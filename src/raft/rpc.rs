@@ -350,7 +350,7 @@ fn verify_mac(secret: &str, side: Side, hello: &Hello, nonce: &[u8; 32], got: &[
 }
 
 /// Server side of the handshake. Returns the peer's node id when it is welcome.
-async fn accept_handshake(stream: &mut TcpStream, me: &PeerIdentity) -> io::Result<u64> {
+pub(super) async fn accept_handshake(stream: &mut TcpStream, me: &PeerIdentity) -> io::Result<u64> {
     let hello: Hello = read_frame(stream, MAX_HANDSHAKE_FRAME)
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "closed before hello"))?;
