@@ -28,8 +28,9 @@
 //!   [`Store::get_at`] and [`Store::history`], and so does each key's value at
 //!   `compact_revision`; reads below `compact_revision` fail with [`StoreError::Compacted`].
 //! - **ExactlyOnce.** A request with a [`ClientSeq`] is applied at most once: a retry gets the
-//!   recorded response, an older one is refused (see `dedup.rs`, which also bounds the table:
-//!   DedupBounded).
+//!   recorded response, an older one is refused, and a retry whose record may have been evicted
+//!   is refused as uncertain (see `dedup.rs`: DedupWindow, DedupBounded,
+//!   NoDoubleApplyAfterEviction).
 //! - **SnapshotFaithful.** A store restored from [`Store::to_snapshot`] equals the original.
 //! - **NoPanicOnInput.** No request and no snapshot bytes make the store panic.
 
@@ -61,7 +62,7 @@ use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
 use kv::Keyspace;
 
-pub use dedup::MAX_DEDUP_CLIENTS;
+pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
 pub use long_double::LongDouble;
@@ -144,7 +145,9 @@ impl Store {
     ///
     /// Deterministic (DeterministicApply). A request with a [`ClientSeq`] is deduplicated
     /// (ExactlyOnce): a retry of the client's last request returns the recorded response and
-    /// changes nothing; an older one returns [`StoreError::StaleSequence`] and changes nothing.
+    /// changes nothing; an older one returns [`StoreError::StaleSequence`] and changes nothing;
+    /// a retry whose record may have been evicted returns [`StoreError::RetryExpired`] and
+    /// changes nothing. Dedup entries older than the window, by `req.at_ms`, are evicted first.
     pub fn apply(&mut self, req: &Request) -> (Response, Vec<Event>) {
         let (response, applied) = self.apply_notified(req);
         (response, applied.events)
@@ -154,6 +157,8 @@ impl Store {
     /// ([`Notice`]s, derived from the ops and their changes: deterministic too). A deduplicated
     /// or refused request notifies nothing.
     pub fn apply_notified(&mut self, req: &Request) -> (Response, Applied) {
+        // DedupWindow: measured on the stamp of the entry being applied, never a clock here.
+        self.dedup.expire(req.at_ms);
         if let Some(client) = req.client {
             match self.dedup.check(client) {
                 Dedup::New => {}
@@ -172,11 +177,22 @@ impl Store {
                     };
                     return (Response::Error(error), Applied::default());
                 }
+                Dedup::Forgotten => {
+                    tracing::debug!(
+                        ?client,
+                        "retry whose dedup record may be gone: refused as uncertain"
+                    );
+                    let error = StoreError::RetryExpired {
+                        age_ms: req.at_ms.saturating_sub(client.sent_ms),
+                        window_ms: DEDUP_WINDOW_MS,
+                    };
+                    return (Response::Error(error), Applied::default());
+                }
             }
         }
         let (response, applied) = self.apply_op(&req.op);
         if let Some(client) = req.client {
-            self.dedup.record(client, response.clone());
+            self.dedup.record(client, response.clone(), req.at_ms);
         }
         (response, applied)
     }
@@ -640,7 +656,7 @@ mod tests {
     }
 
     fn must_apply(store: &mut Store, op: Op) -> Response {
-        store.apply(&Request { client: None, op }).0
+        store.apply(&Request { client: None, op, at_ms: 0 }).0
     }
 
     fn must_apply_as(
@@ -650,8 +666,9 @@ mod tests {
         op: Op,
     ) -> (Response, Vec<Event>) {
         store.apply(&Request {
-            client: Some(ClientSeq { client_id, seq }),
+            client: Some(ClientSeq { client_id, seq, ..Default::default() }),
             op,
+            at_ms: 0,
         })
     }
 
@@ -724,6 +741,7 @@ mod tests {
             let (response, events) = s.apply(&Request {
                 client: None,
                 op: step.op,
+                at_ms: 0,
             });
             assert_eq!(response, step.want_response, "step {i}");
             assert_eq!(events.len(), step.want_events, "step {i}");
@@ -814,6 +832,7 @@ mod tests {
         let (response, events) = s.apply(&Request {
             client: None,
             op: del(&["b", "x", "a", "b"]),
+            at_ms: 0,
         });
         assert_eq!(
             response,
