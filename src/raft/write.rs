@@ -529,12 +529,16 @@ mod tests {
         fail_at: Option<(u64, WriteError)>,
         /// The seqs `write` was called with, in order.
         calls: Vec<u64>,
+        /// Whether each call was marked a retry (`ClientSeq::retry`).
+        retry_flags: Vec<bool>,
     }
 
     impl Model {
         fn write(&mut self, req: Request) -> Result<Response, WriteError> {
-            let seq = req.client.expect("a client seq").seq;
+            let client = req.client.expect("a client seq");
+            let seq = client.seq;
             self.calls.push(seq);
+            self.retry_flags.push(client.retry);
             if let Some((at, e)) = &self.fail_at {
                 if *at == seq {
                     return Err(e.clone());
@@ -699,12 +703,21 @@ mod tests {
                 last: c.last,
                 fail_at: c.fail_at,
                 calls: Vec::new(),
+                retry_flags: Vec::new(),
             };
             let got = futures::executor::block_on(settle_run(reqs, first, c.maybe_sent, |req| {
                 std::future::ready(model.write(req))
             }));
             assert_eq!(got, c.want, "{}", c.name);
             assert_eq!(model.calls, c.want_calls, "{}: write calls", c.name);
+            // A request the first attempt may have proposed is resent as a retry
+            // (NoDoubleApplyAfterEviction); one never sent is resent as a first attempt.
+            assert!(
+                model.retry_flags.iter().all(|&r| r == c.maybe_sent),
+                "{}: retry flags {:?}",
+                c.name,
+                model.retry_flags
+            );
         }
     }
 

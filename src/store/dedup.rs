@@ -238,7 +238,11 @@ mod tests {
     use super::*;
 
     fn cs(client_id: u64, seq: u64) -> ClientSeq {
-        ClientSeq { client_id, seq, ..Default::default() }
+        ClientSeq {
+            client_id,
+            seq,
+            ..Default::default()
+        }
     }
 
     fn resp(revision: u64) -> Response {
@@ -343,6 +347,47 @@ mod tests {
             Response::Error(e) => e.to_string(),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn retry(client_id: u64, seq: u64, sent_ms: i64) -> ClientSeq {
+        ClientSeq {
+            client_id,
+            seq,
+            sent_ms,
+            retry: true,
+        }
+    }
+
+    /// NoDoubleApplyAfterEviction: only a retry of an unknown client, first sent no later than
+    /// the newest evicted stamp plus the skew bound, is `Forgotten`; a known client's retry is
+    /// answered, a first attempt is new.
+    #[test]
+    fn check_classifies_retries_after_eviction() {
+        let mut t = DedupTable::default();
+        t.record(cs(1, 1), resp(1), 1_000);
+        t.record(cs(2, 1), resp(2), 2_000);
+        assert_eq!(t.check(retry(9, 1, 0)), Dedup::New, "nothing evicted yet");
+        t.expire(1_000 + DEDUP_WINDOW_MS);
+        assert_eq!(t.len(), 2, "kept for the whole window");
+        t.expire(1_001 + DEDUP_WINDOW_MS);
+        assert_eq!((t.len(), t.evicted_ms), (1, Some(1_000)));
+        let edge = 1_000 + MAX_CLOCK_SKEW_MS;
+        let cases = [
+            (retry(1, 1, 900), Dedup::Forgotten),
+            (retry(9, 1, edge), Dedup::Forgotten),
+            (retry(9, 1, edge + 1), Dedup::New),
+            (cs(1, 1), Dedup::New),
+            (retry(2, 1, 0), Dedup::Duplicate(&resp(2))),
+            (retry(2, 0, 0), Dedup::Stale { last: 1 }),
+        ];
+        for (client, want) in cases {
+            assert_eq!(t.check(client), want, "{client:?}");
+        }
+        let mut restored: DedupTable =
+            postcard::from_bytes(&postcard::to_allocvec(&t).unwrap()).expect("decodes");
+        restored.restore().unwrap();
+        assert_eq!(restored, t);
+        assert_eq!(restored.check(retry(1, 1, 900)), Dedup::Forgotten);
     }
 
     #[test]

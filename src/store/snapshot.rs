@@ -194,7 +194,11 @@ mod tests {
                 seq: i as u64 + 1,
                 ..Default::default()
             });
-            s.apply(&Request { client, op, at_ms: 0 });
+            s.apply(&Request {
+                client,
+                op,
+                at_ms: 0,
+            });
         }
         s
     }

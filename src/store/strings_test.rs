@@ -95,7 +95,11 @@ fn must_given() -> Store {
             key: b(key),
             value: b(value),
         };
-        s.apply(&Request { client: None, op, at_ms: 0 });
+        s.apply(&Request {
+            client: None,
+            op,
+            at_ms: 0,
+        });
     }
     assert_eq!(s.revision(), GIVEN_REVISION);
     s
@@ -694,7 +698,11 @@ fn metadata_after_read_modify_writes() {
         set("c", "z", SetWhen::Absent, false),  // rev 7: c recreated
     ];
     for op in ops {
-        s.apply(&Request { client: None, op, at_ms: 0 });
+        s.apply(&Request {
+            client: None,
+            op,
+            at_ms: 0,
+        });
     }
     let meta = |key: &str| {
         s.get(key.as_bytes())
