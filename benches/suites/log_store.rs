@@ -29,6 +29,7 @@ fn entry(index: u64, value: &Bytes) -> Entry {
                 key: Bytes::from(format!("key:{:06}", index % 10_000)),
                 value: value.clone(),
             },
+            at_ms: 0,
         },
     )
 }

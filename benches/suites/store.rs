@@ -26,6 +26,7 @@ fn put(i: u64, value: &Bytes) -> Request {
             key: key(i),
             value: value.clone(),
         },
+        at_ms: 0,
     }
 }
 
@@ -40,6 +41,7 @@ pub fn store_with_keys(keys: u64, value_len: usize) -> Store {
                 key: Bytes::from(format!("key:{i:07}")),
                 value: value.clone(),
             },
+            at_ms: 0,
         });
     }
     store
@@ -62,6 +64,7 @@ fn timed_writes(iters: u64, mut make: impl FnMut(u64) -> Request) -> Duration {
         store.apply(&Request {
             client: None,
             op: Op::Compact { revision: rev },
+            at_ms: 0,
         });
         i += n;
     }
@@ -85,11 +88,13 @@ pub fn benches(c: &mut Criterion) {
                 client: Some(ClientSeq {
                     client_id: 1 + i % 64,
                     seq: 1 + i / 64,
+                    ..Default::default()
                 }),
                 op: Op::Put {
                     key: key(i),
                     value: value.clone(),
                 },
+                at_ms: 0,
             })
         })
     });
@@ -101,6 +106,7 @@ pub fn benches(c: &mut Criterion) {
                     key: Bytes::from(format!("counter:{}", i % 100)),
                     delta: 1,
                 },
+                at_ms: 0,
             })
         })
     });
@@ -130,6 +136,7 @@ pub fn benches(c: &mut Criterion) {
                         .collect(),
                     now_ms: 1,
                 },
+                at_ms: 0,
             })
         })
     });
@@ -148,6 +155,7 @@ pub fn benches(c: &mut Criterion) {
                 key: Bytes::from(format!("key:{:04}", i % 1000)),
                 value: value.clone(),
             },
+            at_ms: 0,
         });
     }
     let compact = Request {
@@ -155,6 +163,7 @@ pub fn benches(c: &mut Criterion) {
         op: Op::Compact {
             revision: history.revision(),
         },
+        at_ms: 0,
     };
     g.throughput(Throughput::Elements(100_000));
     g.bench_function("100k_revisions", |b| {

@@ -127,15 +127,21 @@ impl Session {
     /// The request for this connection's next write. Seqs grow by one per write, in command
     /// order; a connection has one write, or one ordered run of them (`RaftNode::write_many`),
     /// in flight at a time. So `(client_id, seq)` identifies a write across retries and
-    /// forwarding, and the store refuses one older than the last it applied.
+    /// forwarding, and the store refuses one older than the last it applied. The leader stamps
+    /// `at_ms`; the forwarder marks its retries (`RaftNode::write`).
     fn request(&mut self, op: Op) -> Request {
         self.seq += 1;
         Request {
             client: Some(ClientSeq {
                 client_id: self.client_id,
                 seq: self.seq,
+                // Made now, sent from now on: never later than its first send
+                // (NoDoubleApplyAfterEviction needs it no later).
+                sent_ms: crate::raft::unix_ms(),
+                retry: false,
             }),
             op,
+            at_ms: 0,
         }
     }
 

@@ -852,7 +852,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
          raft_log_flushes:{}\r\nraft_log_appends_flushed:{}\r\nraft_log_entries_flushed:{}\r\n\
          raft_log_entries_per_flush:{:.2}\r\nraft_read_index_rounds:{}\r\n\
          raft_read_index_reads:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n\
-         dedup_clients:{}\r\n",
+         dedup_clients:{}\r\ndedup_window_ms:{}\r\ndedup_max_clients:{}\r\n",
         ctx.node.id,
         m.state,
         m.current_term,
@@ -872,6 +872,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         revision,
         compact_revision,
         dedup_clients,
+        crate::store::DEDUP_WINDOW_MS,
+        crate::store::MAX_DEDUP_CLIENTS,
     );
 }
 

@@ -96,6 +96,7 @@ pub fn spawn_compaction(
             let req = Request {
                 client: None,
                 op: Op::Compact { revision: target },
+                at_ms: 0,
             };
             match node.write(req).await {
                 Ok(response) => tracing::debug!(target, ?response, "automatic compaction"),

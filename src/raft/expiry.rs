@@ -93,6 +93,7 @@ async fn run(node: Arc<RaftNode>, mut shutdown: watch::Receiver<bool>) {
         let req = Request {
             client: None,
             op: Op::ExpireDue { keys, now_ms },
+            at_ms: 0,
         };
         match node.write(req).await {
             Ok(response) => tracing::debug!(keys = n, ?response, "expired keys"),

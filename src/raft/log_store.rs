@@ -371,6 +371,15 @@ mod tests {
         assert!(decode::<Entry>(&[]).is_err());
         assert!(decode::<Entry>(&[FORMAT_VERSION + 1, 0, 0]).is_err());
         assert!(decode::<Entry>(&[FORMAT_VERSION, 0xff, 0xff, 0xff]).is_err());
+        // A log written before requests carried the leader's clock (version 1) is refused with
+        // both versions named, not misread.
+        let mut old = encode(&entry(1, 1)).unwrap();
+        old[0] = 1;
+        let err = decode::<Entry>(&old).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("raft log record has format version 1, this build reads {FORMAT_VERSION}")
+        );
     }
 
     /// OrderedKeys: reads after purge and truncation see a contiguous range.

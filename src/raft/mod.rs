@@ -94,9 +94,9 @@ pub fn unix_ms() -> i64 {
 
 /// Stamps this node's clock into `req` right before this node, as leader, proposes it: a
 /// relative TTL becomes an absolute deadline and the entry carries the time it was proposed
-/// at, so apply reads no clock (DeterministicApply; `store::Op::stamp`). Every
-/// `client_write` goes through here.
+/// at (`Request::at_ms`, which the dedup window is measured on), so apply reads no clock
+/// (DeterministicApply; `store::Request::stamp`). Every `client_write` goes through here.
 pub(crate) fn stamp(mut req: Request) -> Request {
-    req.op.stamp(unix_ms());
+    req.stamp(unix_ms());
     req
 }

@@ -539,6 +539,7 @@ mod tests {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from(vec![b'x'; value_len]),
             },
+            at_ms: 0,
         };
         let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(1, 1);
         Entry::new_normal(openraft::LogId::new(leader.to_committed(), index), req)

@@ -60,7 +60,7 @@ use crate::store::{Request, Response};
 use crate::watch::pubsub::PubSub;
 
 /// The first byte of every peer frame body.
-pub const PEER_PROTOCOL_VERSION: u8 = 2;
+pub const PEER_PROTOCOL_VERSION: u8 = 3;
 /// Largest frame accepted before the handshake completes.
 pub const MAX_HANDSHAKE_FRAME: u32 = 64 * 1024;
 /// Largest frame accepted from an authenticated peer (a whole snapshot travels in one frame).

@@ -174,6 +174,7 @@ mod tests {
                     key: bytes::Bytes::from(format!("k{i}")),
                     value: bytes::Bytes::from(vec![b'x'; 50]),
                 },
+                at_ms: 0,
             });
         }
         s.to_snapshot()

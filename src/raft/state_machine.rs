@@ -646,6 +646,7 @@ mod tests {
                 key: Bytes::copy_from_slice(key.as_bytes()),
                 value: Bytes::copy_from_slice(value.as_bytes()),
             },
+            at_ms: 0,
         }
     }
 

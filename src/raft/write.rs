@@ -199,8 +199,9 @@ impl RaftNode {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// [`Self::write`] without counting.
-    async fn write_once(&self, req: Request) -> Result<Response, WriteError> {
+    /// [`Self::write`] without counting. Every send after one that may have reached a leader
+    /// is marked a retry (`ClientSeq::retry`, NoDoubleApplyAfterEviction).
+    async fn write_once(&self, mut req: Request) -> Result<Response, WriteError> {
         self.check_disk()?;
         if let Some(len) = too_large(&req) {
             return Err(WriteError::TooLarge(len));
@@ -257,6 +258,9 @@ impl RaftNode {
                 } else {
                     WriteError::NoLeader
                 });
+            }
+            if maybe_sent {
+                req = as_retry(req);
             }
             // The leader we knew is not answering: give the election a moment.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -405,6 +409,16 @@ impl RaftNode {
     }
 }
 
+/// `req` marked as a possible second proposal of its write (`ClientSeq::retry`): the store
+/// then refuses it as uncertain if its dedup record may have been evicted
+/// (NoDoubleApplyAfterEviction, `store::dedup`), instead of applying it as new.
+fn as_retry(mut req: Request) -> Request {
+    if let Some(client) = &mut req.client {
+        client.retry = true;
+    }
+    req
+}
+
 /// The error to answer for a failed attempt: once the request may have reached a leader, a
 /// failure that says nothing about its fate (no leader now, or this node's Raft stopped) is
 /// [`WriteError::Unknown`] (UncertainIsNotRetryable).
@@ -445,6 +459,7 @@ where
             // A retry would be refused as stale too.
             Err(WriteError::Unknown)
         } else {
+            let req = if maybe_sent { as_retry(req) } else { req };
             match retry(req).await {
                 Ok(response) => settle(client, response, &mut applied_through),
                 Err(e) => {
@@ -494,6 +509,8 @@ mod tests {
     const ME: ClientSeq = ClientSeq {
         client_id: 7,
         seq: 5,
+        sent_ms: 0,
+        retry: false,
     };
 
     fn stale(client_id: u64, seq: u64, last: u64) -> Response {
@@ -512,12 +529,16 @@ mod tests {
         fail_at: Option<(u64, WriteError)>,
         /// The seqs `write` was called with, in order.
         calls: Vec<u64>,
+        /// Whether each call was marked a retry (`ClientSeq::retry`).
+        retry_flags: Vec<bool>,
     }
 
     impl Model {
         fn write(&mut self, req: Request) -> Result<Response, WriteError> {
-            let seq = req.client.expect("a client seq").seq;
+            let client = req.client.expect("a client seq");
+            let seq = client.seq;
             self.calls.push(seq);
+            self.retry_flags.push(client.retry);
             if let Some((at, e)) = &self.fail_at {
                 if *at == seq {
                     return Err(e.clone());
@@ -555,6 +576,7 @@ mod tests {
                 key: bytes::Bytes::from_static(b"k"),
                 value: bytes::Bytes::from(vec![0u8; 1 << 20]),
             },
+            at_ms: 0,
         };
         assert_eq!(too_large(&req), None);
         let len = encoded_len(&req);
@@ -670,6 +692,7 @@ mod tests {
                         key: format!("k{seq}").into(),
                         value: "v".into(),
                     },
+                    at_ms: 0,
                 })
                 .collect();
             let first = (1..=4)
@@ -680,12 +703,21 @@ mod tests {
                 last: c.last,
                 fail_at: c.fail_at,
                 calls: Vec::new(),
+                retry_flags: Vec::new(),
             };
             let got = futures::executor::block_on(settle_run(reqs, first, c.maybe_sent, |req| {
                 std::future::ready(model.write(req))
             }));
             assert_eq!(got, c.want, "{}", c.name);
             assert_eq!(model.calls, c.want_calls, "{}: write calls", c.name);
+            // A request the first attempt may have proposed is resent as a retry
+            // (NoDoubleApplyAfterEviction); one never sent is resent as a first attempt.
+            assert!(
+                model.retry_flags.iter().all(|&r| r == c.maybe_sent),
+                "{}: retry flags {:?}",
+                c.name,
+                model.retry_flags
+            );
         }
     }
 

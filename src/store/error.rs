@@ -65,4 +65,13 @@ pub enum StoreError {
         "UNCERTAIN the write was applied, but its reply ({bytes} bytes) is not kept for retries"
     )]
     ReplyNotKept { bytes: u64 },
+    /// A retry of a write whose dedup record may have been evicted, its first attempt applied
+    /// or not (NoDoubleApplyAfterEviction, `dedup.rs`): refused rather than risk applying it
+    /// twice. `age_ms`: from its first send to the leader stamp of this attempt.
+    #[error(
+        "UNCERTAIN retry of a write first sent {age_ms} ms before: its dedup record may be gone \
+         (kept {window_ms} ms, less when the table is full); not applied now, an earlier attempt \
+         may or may not have been"
+    )]
+    RetryExpired { age_ms: i64, window_ms: i64 },
 }

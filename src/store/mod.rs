@@ -28,8 +28,9 @@
 //!   [`Store::get_at`] and [`Store::history`], and so does each key's value at
 //!   `compact_revision`; reads below `compact_revision` fail with [`StoreError::Compacted`].
 //! - **ExactlyOnce.** A request with a [`ClientSeq`] is applied at most once: a retry gets the
-//!   recorded response, an older one is refused (see `dedup.rs`, which also bounds the table:
-//!   DedupBounded).
+//!   recorded response, an older one is refused, and a retry whose record may have been evicted
+//!   is refused as uncertain (see `dedup.rs`: DedupWindow, DedupBounded,
+//!   NoDoubleApplyAfterEviction).
 //! - **SnapshotFaithful.** A store restored from [`Store::to_snapshot`] equals the original.
 //! - **NoPanicOnInput.** No request and no snapshot bytes make the store panic.
 
@@ -61,7 +62,7 @@ use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
 use kv::Keyspace;
 
-pub use dedup::MAX_DEDUP_CLIENTS;
+pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
 pub use long_double::LongDouble;
@@ -144,7 +145,9 @@ impl Store {
     ///
     /// Deterministic (DeterministicApply). A request with a [`ClientSeq`] is deduplicated
     /// (ExactlyOnce): a retry of the client's last request returns the recorded response and
-    /// changes nothing; an older one returns [`StoreError::StaleSequence`] and changes nothing.
+    /// changes nothing; an older one returns [`StoreError::StaleSequence`] and changes nothing;
+    /// a retry whose record may have been evicted returns [`StoreError::RetryExpired`] and
+    /// changes nothing. Dedup entries older than the window, by `req.at_ms`, are evicted first.
     pub fn apply(&mut self, req: &Request) -> (Response, Vec<Event>) {
         let (response, applied) = self.apply_notified(req);
         (response, applied.events)
@@ -154,6 +157,8 @@ impl Store {
     /// ([`Notice`]s, derived from the ops and their changes: deterministic too). A deduplicated
     /// or refused request notifies nothing.
     pub fn apply_notified(&mut self, req: &Request) -> (Response, Applied) {
+        // DedupWindow: measured on the stamp of the entry being applied, never a clock here.
+        self.dedup.expire(req.at_ms);
         if let Some(client) = req.client {
             match self.dedup.check(client) {
                 Dedup::New => {}
@@ -172,11 +177,22 @@ impl Store {
                     };
                     return (Response::Error(error), Applied::default());
                 }
+                Dedup::Forgotten => {
+                    tracing::debug!(
+                        ?client,
+                        "retry whose dedup record may be gone: refused as uncertain"
+                    );
+                    let error = StoreError::RetryExpired {
+                        age_ms: req.at_ms.saturating_sub(client.sent_ms),
+                        window_ms: DEDUP_WINDOW_MS,
+                    };
+                    return (Response::Error(error), Applied::default());
+                }
             }
         }
         let (response, applied) = self.apply_op(&req.op);
         if let Some(client) = req.client {
-            self.dedup.record(client, response.clone());
+            self.dedup.record(client, response.clone(), req.at_ms);
         }
         (response, applied)
     }
@@ -640,7 +656,13 @@ mod tests {
     }
 
     fn must_apply(store: &mut Store, op: Op) -> Response {
-        store.apply(&Request { client: None, op }).0
+        store
+            .apply(&Request {
+                client: None,
+                op,
+                at_ms: 0,
+            })
+            .0
     }
 
     fn must_apply_as(
@@ -650,8 +672,13 @@ mod tests {
         op: Op,
     ) -> (Response, Vec<Event>) {
         store.apply(&Request {
-            client: Some(ClientSeq { client_id, seq }),
+            client: Some(ClientSeq {
+                client_id,
+                seq,
+                ..Default::default()
+            }),
             op,
+            at_ms: 0,
         })
     }
 
@@ -724,6 +751,7 @@ mod tests {
             let (response, events) = s.apply(&Request {
                 client: None,
                 op: step.op,
+                at_ms: 0,
             });
             assert_eq!(response, step.want_response, "step {i}");
             assert_eq!(events.len(), step.want_events, "step {i}");
@@ -814,6 +842,7 @@ mod tests {
         let (response, events) = s.apply(&Request {
             client: None,
             op: del(&["b", "x", "a", "b"]),
+            at_ms: 0,
         });
         assert_eq!(
             response,
@@ -1085,37 +1114,254 @@ mod tests {
         );
     }
 
+    /// Applies `op` in an entry stamped `at_ms`, as client `client_id`'s write `seq` first sent
+    /// at `sent_ms`, a retry or a first attempt.
+    fn apply_stamped(
+        store: &mut Store,
+        at_ms: i64,
+        (client_id, seq, sent_ms, retry): (u64, u64, i64, bool),
+        op: Op,
+    ) -> Response {
+        let client = ClientSeq {
+            client_id,
+            seq,
+            sent_ms,
+            retry,
+        };
+        store
+            .apply(&Request {
+                client: Some(client),
+                op,
+                at_ms,
+            })
+            .0
+    }
+
+    fn incr(key: &str) -> Op {
+        Op::IncrBy {
+            key: b(key),
+            delta: 1,
+        }
+    }
+
+    fn retry_expired(age_ms: i64) -> Response {
+        Response::Error(StoreError::RetryExpired {
+            age_ms,
+            window_ms: DEDUP_WINDOW_MS,
+        })
+    }
+
+    /// DedupBounded is a memory valve only: past it, a retry of an evicted client is refused as
+    /// uncertain and changes nothing (NoDoubleApplyAfterEviction), where it used to apply
+    /// again; a first attempt of an unknown client still applies.
     #[test]
-    fn dedup_evicts_oldest_client_at_the_bound() {
+    fn dedup_valve_refuses_an_evicted_clients_retry_instead_of_applying_it_twice() {
         let mut s = Store::new();
-        must_apply_as(&mut s, 0, 1, put("a", "x"));
+        let t = 1_000_000;
+        assert_eq!(
+            apply_stamped(&mut s, t, (0, 1, t, false), incr("n")),
+            Response::Integer {
+                value: 1,
+                revision: 1
+            }
+        );
         for client_id in 1..MAX_DEDUP_CLIENTS as u64 {
-            must_apply_as(&mut s, client_id, 1, del(&["missing"]));
+            apply_stamped(&mut s, t + 1, (client_id, 1, t, false), del(&["missing"]));
         }
         assert_eq!(s.dedup.len(), MAX_DEDUP_CLIENTS);
-        // Full: client 0 still deduplicates.
-        assert_eq!(
-            must_apply_as(&mut s, 0, 1, put("a", "x")).0,
-            Response::Put { revision: 1 }
-        );
-        // One more client evicts client 0, the least recently recorded.
-        must_apply_as(&mut s, u64::MAX, 1, del(&["missing"]));
-        assert_eq!(s.dedup.len(), MAX_DEDUP_CLIENTS);
-        assert_eq!(
-            must_apply_as(&mut s, 0, 1, put("a", "x")).0,
-            Response::Put { revision: 2 }
-        );
-        // That re-recorded client 0 and evicted client 1.
-        let cached = Response::Deleted {
-            deleted: 0,
+        // Full: client 0's retry is still answered from the table.
+        let one = Response::Integer {
+            value: 1,
             revision: 1,
         };
-        assert_eq!(must_apply_as(&mut s, 2, 1, put("a", "y")).0, cached);
         assert_eq!(
-            must_apply_as(&mut s, 1, 1, put("a", "y")).0,
-            Response::Put { revision: 3 }
+            apply_stamped(&mut s, t + 2, (0, 1, t, true), incr("n")),
+            one
+        );
+        // One more client evicts client 0, the oldest stamp.
+        apply_stamped(
+            &mut s,
+            t + 3,
+            (u64::MAX, 1, t + 3, false),
+            del(&["missing"]),
+        );
+        assert_eq!(s.dedup.len(), MAX_DEDUP_CLIENTS);
+        let before = s.clone();
+        assert_eq!(
+            apply_stamped(&mut s, t + 4, (0, 1, t, true), incr("n")),
+            retry_expired(4)
+        );
+        assert!(s == before, "the refused retry changed nothing");
+        // A first attempt is never a duplicate: it applies (and evicts client 1).
+        assert_eq!(
+            apply_stamped(&mut s, t + 5, (0, 2, t + 5, false), incr("n")),
+            Response::Integer {
+                value: 2,
+                revision: 2
+            }
         );
         let restored = Store::from_snapshot(&s.to_snapshot()).unwrap();
+        assert!(restored == s);
+    }
+
+    /// DedupWindow: an entry is kept for the window of leader time however many other clients
+    /// write meanwhile, and is evicted by the first entry stamped past it; a retry then is
+    /// refused as uncertain, never applied twice. A late first attempt still applies.
+    #[test]
+    fn dedup_window_keeps_entries_through_churn_and_refuses_retries_past_it() {
+        let mut s = Store::new();
+        let t0 = 1_700_000_000_000;
+        let one = Response::Integer {
+            value: 1,
+            revision: 1,
+        };
+        assert_eq!(
+            apply_stamped(&mut s, t0, (1, 7, t0 - 3, false), incr("n")),
+            one
+        );
+        // Churn: 50,000 one-write clients over the window (each a new connection without
+        // reuse), and expiry entries without a client.
+        let churn = 50_000;
+        for i in 0..churn {
+            let at = t0 + 1 + DEDUP_WINDOW_MS * i / churn;
+            apply_stamped(&mut s, at, (1_000 + i as u64, 1, at, false), del(&["x"]));
+        }
+        assert_eq!(s.dedup.len(), 1 + churn as usize);
+        s.apply(&Request {
+            client: None,
+            op: del(&["x"]),
+            at_ms: t0 + DEDUP_WINDOW_MS,
+        });
+        // Exactly the window after: kept, the retry is answered from the table.
+        assert_eq!(
+            apply_stamped(
+                &mut s,
+                t0 + DEDUP_WINDOW_MS,
+                (1, 7, t0 - 3, true),
+                incr("n")
+            ),
+            one
+        );
+        // One ms later (a leader's clock, by the stamp of the entry applied): evicted.
+        s.apply(&Request {
+            client: None,
+            op: del(&["x"]),
+            at_ms: t0 + DEDUP_WINDOW_MS + 1,
+        });
+        assert_eq!(
+            s.dedup.len(),
+            churn as usize,
+            "client 1 evicted, churn kept"
+        );
+        let late = t0 + DEDUP_WINDOW_MS + 2;
+        s.apply(&Request {
+            client: None,
+            op: del(&["x"]),
+            at_ms: late,
+        });
+        let before = s.clone();
+        assert_eq!(
+            apply_stamped(&mut s, late, (1, 7, t0 - 3, true), incr("n")),
+            retry_expired(DEDUP_WINDOW_MS + 5)
+        );
+        assert!(s == before, "refused: not applied, not recorded");
+        // Client 1's next write, a first attempt, applies; its retry is deduplicated.
+        let two = Response::Integer {
+            value: 2,
+            revision: 2,
+        };
+        assert_eq!(
+            apply_stamped(&mut s, late, (1, 8, late, false), incr("n")),
+            two
+        );
+        assert_eq!(
+            apply_stamped(&mut s, late, (1, 8, late, true), incr("n")),
+            two
+        );
+        // Every entry older than the window goes at once, by stamp, not by count.
+        s.apply(&Request {
+            client: None,
+            op: del(&["x"]),
+            at_ms: late + 2 * DEDUP_WINDOW_MS,
+        });
+        assert_eq!(s.dedup.len(), 0);
+    }
+
+    /// NoDoubleApplyAfterEviction under clock skew: the forwarder's clock may run ahead of the
+    /// leaders' by up to MAX_CLOCK_SKEW_MS and its retry is still refused; a leader whose
+    /// clock runs behind the last one's evicts nothing early.
+    #[test]
+    fn dedup_window_tolerates_the_assumed_clock_skew() {
+        let mut s = Store::new();
+        let t0 = 1_700_000_000_000;
+        // Leader A, clock 30 s behind the forwarder's, applies client 1's write.
+        let forwarder = t0 + 30_000;
+        apply_stamped(&mut s, t0, (1, 1, forwarder, false), incr("n"));
+        // Leader B's clock is 40 s behind A's: a write stamped by it evicts nothing early.
+        apply_stamped(&mut s, t0 - 40_000, (2, 1, t0, false), incr("m"));
+        assert_eq!(s.dedup.len(), 2);
+        // Much later a leader evicts both.
+        let late = t0 + DEDUP_WINDOW_MS + 1;
+        s.apply(&Request {
+            client: None,
+            op: del(&["x"]),
+            at_ms: late,
+        });
+        assert_eq!(s.dedup.len(), 0);
+        let before = s.clone();
+        let refused = apply_stamped(&mut s, late, (1, 1, forwarder, true), incr("n"));
+        assert!(
+            matches!(refused, Response::Error(StoreError::RetryExpired { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(s, before);
+        // A retry first sent more than the skew bound after the newest evicted stamp cannot
+        // be of an evicted write: it is new.
+        let fresh = t0 + MAX_CLOCK_SKEW_MS + 1;
+        assert_eq!(
+            apply_stamped(&mut s, late, (3, 1, fresh, true), incr("n")),
+            Response::Integer {
+                value: 2,
+                revision: 3
+            }
+        );
+    }
+
+    /// SnapshotFaithful for the window: stamps and the newest evicted stamp survive a
+    /// snapshot, so a restored node evicts the same entries at the same stamps and refuses the
+    /// same retries.
+    #[test]
+    fn dedup_window_survives_snapshot_and_restore() {
+        let mut s = Store::new();
+        let t0 = 1_700_000_000_000;
+        for (client_id, at) in [(1, t0), (2, t0 + 60_000), (3, t0 + 120_000)] {
+            apply_stamped(&mut s, at, (client_id, 1, at, false), incr("n"));
+        }
+        // Client 1 ages out.
+        s.apply(&Request {
+            client: None,
+            op: del(&["x"]),
+            at_ms: t0 + DEDUP_WINDOW_MS + 1,
+        });
+        let mut restored = Store::from_snapshot(&s.to_snapshot()).unwrap();
+        assert_eq!(restored, s);
+        for store in [&mut s, &mut restored] {
+            assert_eq!(store.dedup.len(), 2);
+            let at = t0 + DEDUP_WINDOW_MS + 60_001;
+            assert!(matches!(
+                apply_stamped(store, at, (1, 1, t0, true), incr("n")),
+                Response::Error(StoreError::RetryExpired { .. })
+            ));
+            // Client 2 ages out at the same stamp on both; client 3 is still answered.
+            assert_eq!(store.dedup.len(), 1);
+            assert_eq!(
+                apply_stamped(store, at, (3, 1, t0 + 120_000, true), incr("n")),
+                Response::Integer {
+                    value: 3,
+                    revision: 3
+                }
+            );
+        }
         assert_eq!(restored, s);
     }
 

@@ -12,18 +12,27 @@ use serde::{Deserialize, Serialize};
 
 use super::{KeyValue, StoreError};
 
-/// The version byte that prefixes every encoded request, response and snapshot.
-pub const FORMAT_VERSION: u8 = 1;
+/// The version byte that prefixes every encoded request, response and snapshot. 2: requests
+/// carry the proposing leader's clock ([`Request::at_ms`]) and the first-send time and retry
+/// flag of a client write ([`ClientSeq`]), and the dedup table its entries' stamps; version 1
+/// bytes are refused with an error naming both versions.
+pub const FORMAT_VERSION: u8 = 2;
 
-/// Identifies a write for deduplication: a retried or forwarded write carries the same pair and
-/// is applied at most once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Identifies a write for deduplication: a retried or forwarded write carries the same
+/// `(client_id, seq)` pair and is applied at most once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClientSeq {
     /// Unique per client session across the cluster (chosen at random by the session).
     pub client_id: u64,
     /// Grows by one for each write of that session, in command order; a session has one write,
     /// or one ordered run of pipelined writes, in flight at a time.
     pub seq: u64,
+    /// The session node's clock (unix ms) when the write was made, before its first send;
+    /// retries keep it. Only a retry's is read (NoDoubleApplyAfterEviction, `dedup.rs`).
+    pub sent_ms: i64,
+    /// Whether this may be a second (or later) proposal of the write: set by the forwarder on
+    /// every send after the first. A first attempt reaches the log at most once.
+    pub retry: bool,
 }
 
 /// One replicated request: one Raft entry, at most one new revision.
@@ -32,6 +41,27 @@ pub struct Request {
     /// `None` for requests that need no deduplication (e.g. leader-proposed maintenance).
     pub client: Option<ClientSeq>,
     pub op: Op,
+    /// The proposing leader's clock (unix ms), stamped by [`Request::stamp`] right before it
+    /// proposes; 0 until then. The dedup window is measured on it (DedupWindow, `dedup.rs`).
+    pub at_ms: i64,
+}
+
+impl Request {
+    /// An unstamped request.
+    pub fn new(client: Option<ClientSeq>, op: Op) -> Self {
+        Request {
+            client,
+            op,
+            at_ms: 0,
+        }
+    }
+
+    /// Stamps the proposing leader's clock `now_ms` (unix ms) into the request and its op
+    /// ([`Op::stamp`]). The leader calls this right before proposing; a retry is stamped again.
+    pub fn stamp(&mut self, now_ms: i64) {
+        self.at_ms = now_ms;
+        self.op.stamp(now_ms);
+    }
 }
 
 /// What a request does to the keyspace.

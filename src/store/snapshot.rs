@@ -3,7 +3,8 @@
 //! ```text
 //!   +----------------+---------------------------------------------------------------+
 //!   | FORMAT_VERSION | postcard(Store) = revision, compact_revision,                 |
-//!   |    (1 byte)    |   keyspace { key -> versions }, dedup { client -> last, count } |
+//!   |    (1 byte)    |   keyspace { key -> versions },                                 |
+//!   |                |   dedup { client -> (seq, reply, leader ms), count, evicted ms }|
 //!   |                |   deadlines { key -> unix ms }                                  |
 //!   +----------------+---------------------------------------------------------------+
 //! ```
@@ -191,8 +192,13 @@ mod tests {
             let client = Some(ClientSeq {
                 client_id: 9,
                 seq: i as u64 + 1,
+                ..Default::default()
             });
-            s.apply(&Request { client, op });
+            s.apply(&Request {
+                client,
+                op,
+                at_ms: 0,
+            });
         }
         s
     }
@@ -222,6 +228,8 @@ mod tests {
         let good = must_sample_store().to_snapshot();
         let mut wrong_version = good.clone();
         wrong_version[0] = FORMAT_VERSION + 1;
+        let mut version_1 = good.clone();
+        version_1[0] = 1;
         let mut trailing = good.clone();
         trailing.push(0);
         struct Case {
@@ -242,8 +250,22 @@ mod tests {
                     matches!(
                         e,
                         SnapshotError::UnsupportedVersion {
-                            found: 2,
-                            expected: 1
+                            found,
+                            expected: FORMAT_VERSION,
+                        } if *found == FORMAT_VERSION + 1
+                    )
+                },
+            },
+            Case {
+                // Version 1: no stamps in the dedup table (before the dedup window).
+                name: "the previous version",
+                bytes: version_1,
+                want: |e| {
+                    matches!(
+                        e,
+                        SnapshotError::UnsupportedVersion {
+                            found: 1,
+                            expected: FORMAT_VERSION,
                         }
                     )
                 },
@@ -259,10 +281,10 @@ mod tests {
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
-                // revision 1, compact revision 5, empty keyspace, dedup and deadlines: decodes,
-                // breaks an invariant.
+                // revision 1, compact revision 5, empty keyspace, dedup (no clients, none
+                // recorded, none evicted) and deadlines: decodes, breaks an invariant.
                 name: "compact above revision",
-                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0, 0],
+                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0, 0, 0],
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
@@ -316,6 +338,7 @@ mod tests {
                             key: Bytes::from_static(b"a"),
                             value: Bytes::new(),
                         },
+                        at_ms: 0,
                     });
                 }
             }

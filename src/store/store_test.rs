@@ -585,7 +585,7 @@ proptest! {
             }
             let op = op.to_op(store.revision());
             let before = store.revision();
-            let got = store.apply(&Request { client: None, op: op.clone() });
+            let got = store.apply(&Request { client: None, op: op.clone(), at_ms: 0 });
             prop_assert_eq!(&got, &model.apply(&op), "{:?}", op);
             if store.revision() != before {
                 prop_assert_eq!(store.revision(), before + 1);
@@ -617,9 +617,9 @@ proptest! {
         for (op, client, _) in &reqs {
             let client = (*client < 3).then(|| {
                 seqs[*client as usize] += 1;
-                ClientSeq { client_id: u64::from(*client) * 1000, seq: seqs[*client as usize] }
+                ClientSeq { client_id: u64::from(*client) * 1000, seq: seqs[*client as usize], ..Default::default() }
             });
-            let req = Request { client, op: op.to_op(plain.revision()) };
+            let req = Request { client, op: op.to_op(plain.revision()), at_ms: 0 };
             responses.push(plain.apply(&req).0);
             requests.push(req);
         }
@@ -661,7 +661,7 @@ proptest! {
         let scan_key = |i: u8| Bytes::from(format!("s{i}"));
         let mut store = Store::new();
         let pairs = initial.iter().map(|&i| (scan_key(i), Bytes::new())).collect();
-        store.apply(&Request { client: None, op: Op::MSet { pairs, if_none_exist: false } });
+        store.apply(&Request { client: None, op: Op::MSet { pairs, if_none_exist: false }, at_ms: 0 });
         let mut deleted = std::collections::BTreeSet::new();
         let (mut returned, mut cursor, mut step) = (Vec::new(), 0, 0);
         loop {
@@ -677,7 +677,7 @@ proptest! {
                     deleted.insert(i);
                     Op::Delete { keys: vec![scan_key(i)] }
                 };
-                store.apply(&Request { client: None, op });
+                store.apply(&Request { client: None, op, at_ms: 0 });
             }
             step += 1;
             cursor = next;

@@ -95,7 +95,11 @@ fn must_given() -> Store {
             key: b(key),
             value: b(value),
         };
-        s.apply(&Request { client: None, op });
+        s.apply(&Request {
+            client: None,
+            op,
+            at_ms: 0,
+        });
     }
     assert_eq!(s.revision(), GIVEN_REVISION);
     s
@@ -109,6 +113,7 @@ fn must_run(cases: Vec<Case>) {
         let (response, events) = s.apply(&Request {
             client: None,
             op: c.op.clone(),
+            at_ms: 0,
         });
         assert_eq!(response, c.want_response, "{}: response", c.name);
         let changes: Vec<(EventKind, String)> = events
@@ -321,10 +326,12 @@ fn incr_by_integers() {
                 key: b("x"),
                 value: b(bad),
             },
+            at_ms: 0,
         });
         let (response, events) = s.apply(&Request {
             client: None,
             op: incr_by("x", 1),
+            at_ms: 0,
         });
         assert_eq!(response, error(StoreError::NotInteger), "case {i}: {bad:?}");
         assert!(events.is_empty());
@@ -343,10 +350,12 @@ fn incr_by_integers() {
         s.apply(&Request {
             client: None,
             op: put,
+            at_ms: 0,
         });
         let (response, _) = s.apply(&Request {
             client: None,
             op: incr_by("x", delta),
+            at_ms: 0,
         });
         let want = match want {
             Ok(value) => Response::Integer { value, revision: 2 },
@@ -660,6 +669,7 @@ fn flush_and_cas() {
     let (response, events) = s.apply(&Request {
         client: None,
         op: Op::Flush,
+        at_ms: 0,
     });
     assert_eq!(
         (response, events.len(), s.revision()),
@@ -688,7 +698,11 @@ fn metadata_after_read_modify_writes() {
         set("c", "z", SetWhen::Absent, false),  // rev 7: c recreated
     ];
     for op in ops {
-        s.apply(&Request { client: None, op });
+        s.apply(&Request {
+            client: None,
+            op,
+            at_ms: 0,
+        });
     }
     let meta = |key: &str| {
         s.get(key.as_bytes())
@@ -719,6 +733,7 @@ fn scan_pages_cover_every_key_once() {
             pairs,
             if_none_exist: false,
         },
+        at_ms: 0,
     });
     for count in [1, 7, 10, 100, 1000] {
         let (mut seen, mut cursor, mut pages) = (Vec::new(), 0, 0);

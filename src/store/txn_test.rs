@@ -11,7 +11,11 @@ fn b(s: &str) -> Bytes {
 }
 
 fn apply(s: &mut Store, op: Op) -> (Response, Vec<Event>) {
-    s.apply(&Request { client: None, op })
+    s.apply(&Request {
+        client: None,
+        op,
+        at_ms: 0,
+    })
 }
 
 fn put(key: &str, value: &str) -> Op {

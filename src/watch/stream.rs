@@ -235,7 +235,11 @@ mod tests {
     }
 
     fn apply(s: &mut Store, op: Op) {
-        s.apply(&Request { client: None, op });
+        s.apply(&Request {
+            client: None,
+            op,
+            at_ms: 0,
+        });
     }
 
     fn read_all(s: &Store, mut c: Cursor) -> Result<Vec<(u64, u64, Bytes)>, StoreError> {
