@@ -10,44 +10,18 @@
 //! Needs root, `ip` and `iptables` (CI installs them; `scripts/jepsen-ci.sh`), and the redraft
 //! binary: `$REDRAFT_BIN`, else `target/debug/redraft`.
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use jepsen::db::{netns_available, Db, DbOpts};
 use jepsen::nemesis::find_leader;
-use jepsen::resp::{Conn, Reply};
+use jepsen::resp::Reply;
+use support::{call, redraft_bin};
 
 const ROUNDS: u32 = 6;
 /// How long a healed old leader may take to apply the majority's last write.
 const CATCH_UP: Duration = Duration::from_secs(10);
-
-fn redraft_bin() -> PathBuf {
-    let bin = std::env::var_os("REDRAFT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/redraft")
-        });
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (`cargo build --bin redraft`) or set REDRAFT_BIN",
-        bin.display()
-    );
-    bin
-}
-
-/// One command on a fresh connection in read mode `mode`, within `io` per step.
-async fn call(addr: &str, mode: &str, args: &[&str], io: Duration) -> Result<Reply, String> {
-    let mut con = Conn::connect(addr, io).await.map_err(|e| e.to_string())?;
-    let r = con
-        .call(&[b"READMODE", mode.as_bytes()], io)
-        .await
-        .map_err(|e| e.to_string())?;
-    if r != Reply::Simple("OK".into()) {
-        return Err(format!("READMODE {mode}: {r:?}"));
-    }
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    con.call(&args, io).await.map_err(|e| e.to_string())
-}
 
 fn bulk(s: &str) -> Reply {
     Reply::Bulk(Some(s.as_bytes().to_vec()))

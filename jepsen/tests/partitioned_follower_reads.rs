@@ -12,39 +12,18 @@
 //! Needs root, `ip` and `iptables` (CI installs them; `scripts/jepsen-ci.sh`), and the redraft
 //! binary: `$REDRAFT_BIN`, else `target/debug/redraft` (built by `cargo build` / `cargo test`).
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use jepsen::db::{netns_available, Db, DbOpts};
-use jepsen::resp::{Conn, Reply};
+use jepsen::resp::Reply;
+use support::redraft_bin;
 
 const IO: Duration = Duration::from_secs(5);
 
-fn redraft_bin() -> PathBuf {
-    let bin = std::env::var_os("REDRAFT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/redraft")
-        });
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (`cargo build --bin redraft`) or set REDRAFT_BIN",
-        bin.display()
-    );
-    bin
-}
-
 async fn call(addr: &str, mode: &str, args: &[&str]) -> Result<Reply, String> {
-    let mut con = Conn::connect(addr, IO).await.map_err(|e| e.to_string())?;
-    let r = con
-        .call(&[b"READMODE", mode.as_bytes()], IO)
-        .await
-        .map_err(|e| e.to_string())?;
-    if r != Reply::Simple("OK".into()) {
-        return Err(format!("READMODE {mode}: {r:?}"));
-    }
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    con.call(&args, IO).await.map_err(|e| e.to_string())
+    support::call(addr, mode, args, IO).await
 }
 
 async fn info_reads(addr: &str) -> Result<Vec<(String, String)>, String> {

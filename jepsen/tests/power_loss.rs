@@ -10,23 +10,12 @@
 //!
 //! Needs root, `/dev/fuse`, and the redraft binary: `$REDRAFT_BIN`, else `target/debug/redraft`.
 
+mod support;
+
 use std::path::PathBuf;
 
 use jepsen::powercut::{run, PowerCutOpts, PowerCutReport};
-
-fn redraft_bin() -> PathBuf {
-    let bin = std::env::var_os("REDRAFT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/redraft")
-        });
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (`cargo build --bin redraft`) or set REDRAFT_BIN",
-        bin.display()
-    );
-    bin
-}
+use support::redraft_bin;
 
 /// The harness's cleanup registry is process-wide (a `Db` teardown kills every process it
 /// registered), so the tests of this file run one at a time.

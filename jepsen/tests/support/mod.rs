@@ -1,0 +1,39 @@
+//! What the harness's tests against real nodes share: where the redraft binary under test is,
+//! and one command on a fresh connection in a given read mode.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jepsen::resp::{Conn, Reply};
+
+/// The redraft binary under test: `$REDRAFT_BIN`, else `target/debug/redraft` (which
+/// `cargo test --workspace` builds).
+pub fn redraft_bin() -> PathBuf {
+    let bin = std::env::var_os("REDRAFT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/redraft")
+        });
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`cargo build --bin redraft`) or set REDRAFT_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// One command on a fresh connection in read mode `mode`, within `io` per step.
+pub async fn call(addr: &str, mode: &str, args: &[&str], io: Duration) -> Result<Reply, String> {
+    let mut con = Conn::connect(addr, io).await.map_err(|e| e.to_string())?;
+    let r = con
+        .call(&[b"READMODE", mode.as_bytes()], io)
+        .await
+        .map_err(|e| e.to_string())?;
+    if r != Reply::Simple("OK".into()) {
+        return Err(format!("READMODE {mode}: {r:?}"));
+    }
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    con.call(&args, io).await.map_err(|e| e.to_string())
+}
