@@ -71,7 +71,12 @@ impl PacedFile {
             SYNC_FILE_RANGE_WRITE as WRITE,
         };
         if self.started > self.waited {
-            range(&self.file, self.waited, self.started, BEFORE | WRITE | AFTER)?;
+            range(
+                &self.file,
+                self.waited,
+                self.started,
+                BEFORE | WRITE | AFTER,
+            )?;
             self.waited = self.started;
         }
         range(&self.file, self.started, self.pos, WRITE)?;
@@ -82,9 +87,14 @@ impl PacedFile {
 
 /// `sync_file_range(from..to, flags)` on `file`.
 fn range(file: &File, from: u64, to: u64, flags: libc::c_uint) -> io::Result<()> {
-    let (Ok(off), Ok(len)) = (libc::off64_t::try_from(from), libc::off64_t::try_from(to - from))
-    else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "file too large"));
+    let (Ok(off), Ok(len)) = (
+        libc::off64_t::try_from(from),
+        libc::off64_t::try_from(to - from),
+    ) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "file too large",
+        ));
     };
     // SAFETY: a plain syscall on a file descriptor `file` owns; no memory is passed.
     let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, flags) };

@@ -324,10 +324,7 @@ impl StateMachineStore {
                 .to_be_bytes();
             // PacedWrites (`fsutil.rs`): the log's fdatasync never queues behind the whole
             // file; the fsync below is what makes it durable.
-            let mut f = BufWriter::with_capacity(
-                WRITE_BUFFER,
-                PacedFile::new(File::create(&tmp)?),
-            );
+            let mut f = BufWriter::with_capacity(WRITE_BUFFER, PacedFile::new(File::create(&tmp)?));
             f.write_all(&len)?;
             f.write_all(&meta)?;
             body(&mut f)?;

@@ -632,8 +632,16 @@ fn purge_deletes_segments_only_after_its_sync() {
     wal.purge(log_id(1, 20)).unwrap();
     assert_eq!(contents(&wal), span(1, 21..=50), "purged at once in memory");
     let crashed = must_open(&disk.crashed_copy(), opts());
-    assert_eq!(crashed.log_state().0, None, "the purge point was not synced yet");
-    assert_eq!(contents(&crashed), span(1, 1..=50), "every entry is still there");
+    assert_eq!(
+        crashed.log_state().0,
+        None,
+        "the purge point was not synced yet"
+    );
+    assert_eq!(
+        contents(&crashed),
+        span(1, 1..=50),
+        "every entry is still there"
+    );
     assert_eq!(
         seg_files(&disk),
         before.len(),
