@@ -609,8 +609,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let persisted = if restoring {
             false
         } else {
-            // Copy the received bytes into a snapshot file of their own (the kernel copies:
-            // `io::copy` of a file to a file is `copy_file_range` on Linux).
+            // Copy the received bytes into a snapshot file of their own, paced like a build
+            // (SnapshotYields).
             let this = self.clone();
             let m = meta.clone();
             let tmp = on_snapshot_thread(move || {
