@@ -8,8 +8,13 @@
 //!
 //! - `append` returns once the entries are written (readable); its `IOFlushed` callback fires
 //!   after the group-commit `fdatasync` that covers them.
-//! - `save_vote` and `save_committed` return after the group-commit sync that covers them;
-//!   `truncate_after` and `purge` sync before they return.
+//! - `save_vote` returns after the group-commit sync that covers it; `truncate_after` syncs
+//!   before it returns.
+//! - `save_committed` returns once its record is written; the next group commit makes it
+//!   durable (CommittedRidesNextSync: openraft awaits it before every apply).
+//! - `purge` returns once its record is written; the sync worker syncs it, then deletes the
+//!   purged segments (PurgeOffTheCore: openraft runs it on its core task after every
+//!   snapshot).
 //! - `get_log_state` reports `last_log_id = max(last entry, last purged)`.
 //!
 //! An earlier redraft kept this log in sled (`raft-log/db`, `conf`, `blobs`); sled never
@@ -78,7 +83,15 @@ impl LogStore {
     /// Marks everything up to `log_id` as purged, durably: a restored data dir's log starts
     /// after the restored snapshot (`backup.rs`).
     pub async fn restore_purged(&mut self, log_id: LogId) -> io::Result<()> {
-        RaftLogStorage::purge(self, log_id).await
+        RaftLogStorage::purge(self, log_id).await?;
+        self.sync().await
+    }
+
+    /// Waits for a sync that covers every record written so far.
+    pub async fn sync(&self) -> io::Result<()> {
+        let (done, rx) = Self::waiter();
+        self.wal.sync(done)?;
+        Self::wait(rx).await
     }
 
     /// Waits for the group-commit sync that covers a write queued with the returned callback.
@@ -186,10 +199,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        let (done, rx) = Self::waiter();
-        self.wal.save_committed(committed, done)?;
-        // Rides the group commit of the appends around it.
-        Self::wait(rx).await
+        // CommittedRidesNextSync (`wal/mod.rs`): no wait for a sync here, or every apply
+        // would wait for one.
+        self.wal.save_committed(committed)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {

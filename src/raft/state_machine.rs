@@ -22,7 +22,12 @@
 //!   too, so openraft never purges past the snapshot on disk).
 //! - **ApplyNeverWaitsForSnapshot.** A build clones the store under the read lock (O(1): the
 //!   store's maps are persistent, CheapClone in `store/kv.rs`), drops the lock, and encodes the
-//!   clone straight into its temp file on a blocking thread. Apply and reads go on meanwhile.
+//!   clone straight into its temp file on a thread of its own. Apply and reads go on meanwhile.
+//! - **SnapshotYields.** That thread runs at a lower CPU priority (nice 10) than the runtime's
+//!   workers and the log's sync thread, and writes the file paced (PacedWrites in
+//!   `fsutil.rs`), so that building a snapshot neither takes a core from the write path nor
+//!   floods the disk queue the log's `fdatasync` waits in. Installing a received snapshot
+//!   copies it the same way.
 //!
 //! Snapshot file `current.snap`:
 //!
@@ -51,10 +56,15 @@ use tokio::sync::{broadcast, watch, Notify};
 use super::log_store::{decode, encode};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
+use crate::fsutil::PacedFile;
 use crate::metrics::NodeMetrics;
 use crate::store::{Applied, Response, Store};
 
 const SNAPSHOT_FILE: &str = "current.snap";
+/// The snapshot writer's buffer.
+const WRITE_BUFFER: usize = 64 << 10;
+/// The CPU niceness of the thread that encodes and writes a snapshot (SnapshotYields).
+const SNAPSHOT_NICE: libc::c_int = 10;
 
 /// A snapshot's store bytes in a file: what openraft holds, sends and installs.
 ///
@@ -302,7 +312,7 @@ impl StateMachineStore {
     fn write_temp(
         &self,
         meta: &SnapshotMeta,
-        body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+        body: impl FnOnce(&mut BufWriter<PacedFile>) -> io::Result<()>,
     ) -> io::Result<PathBuf> {
         let tmp = self.temp_path(SNAPSHOT_FILE);
         let written = (|| {
@@ -312,11 +322,16 @@ impl StateMachineStore {
                     io::Error::new(io::ErrorKind::InvalidData, "snapshot meta over 4 GiB")
                 })?
                 .to_be_bytes();
-            let mut f = BufWriter::new(File::create(&tmp)?);
+            // PacedWrites (`fsutil.rs`): the log's fdatasync never queues behind the whole
+            // file; the fsync below is what makes it durable.
+            let mut f = BufWriter::with_capacity(WRITE_BUFFER, PacedFile::new(File::create(&tmp)?));
             f.write_all(&len)?;
             f.write_all(&meta)?;
             body(&mut f)?;
-            f.into_inner().map_err(|e| e.into_error())?.sync_all()
+            f.into_inner()
+                .map_err(|e| e.into_error())?
+                .into_inner()
+                .sync_all()
         })();
         match written {
             Ok(()) => Ok(tmp),
@@ -426,7 +441,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let pause = self.build_pause.lock().unwrap().take();
         let this = self.clone();
         let m = meta.clone();
-        let tmp = tokio::task::spawn_blocking(move || {
+        let tmp = on_snapshot_thread(move || {
             #[cfg(test)]
             if let Some(p) = pause {
                 let _ = p.captured.send(());
@@ -434,8 +449,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             }
             this.write_temp(&m, |w| store.write_snapshot(w))
         })
-        .await
-        .map_err(io::Error::other)??;
+        .await??;
         let fresh = self.commit(&meta, tmp).await?;
         self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
         self.metrics
@@ -462,6 +476,28 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             snapshot: current.snapshot,
         })
     }
+}
+
+/// Runs `f` (a snapshot encode and write) on a thread of its own at a lower CPU priority
+/// (SnapshotYields): never on a runtime worker, and on a two-core machine the runtime's
+/// workers and the log's sync thread come first when they want the CPU.
+async fn on_snapshot_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("snapshot-write".into())
+        .spawn(move || {
+            // SAFETY: plain syscalls; `setpriority` with this thread's id changes this thread
+            // only (Linux keeps a niceness per thread). Failing to lower it is harmless.
+            unsafe {
+                let tid = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, SNAPSHOT_NICE);
+            }
+            let _ = tx.send(f());
+        })?;
+    rx.await
+        .map_err(|_| io::Error::other("the snapshot thread panicked"))
 }
 
 impl StateMachineStore {
@@ -573,19 +609,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let persisted = if restoring {
             false
         } else {
-            // Copy the received bytes into a snapshot file of their own (the kernel copies:
-            // `io::copy` of a file to a file is `copy_file_range` on Linux).
+            // Copy the received bytes into a snapshot file of their own, paced like a build
+            // (SnapshotYields).
             let this = self.clone();
             let m = meta.clone();
-            let tmp = tokio::task::spawn_blocking(move || {
+            let tmp = on_snapshot_thread(move || {
                 let mut reader = data.reader()?;
-                this.write_temp(&m, |w| {
-                    w.flush()?;
-                    io::copy(&mut reader, w.get_mut()).map(|_| ())
-                })
+                this.write_temp(&m, |w| io::copy(&mut reader, w).map(|_| ()))
             })
-            .await
-            .map_err(io::Error::other)??;
+            .await??;
             self.commit(meta, tmp).await?
         };
         if !restoring && !persisted {

@@ -175,6 +175,8 @@ pub mod sim {
         capacity: Option<u64>,
         /// Bumped by every crash: handles opened before it are dead.
         generation: u64,
+        /// Test knob: file syncs wait while this is set (a sync that has not happened yet).
+        hold_syncs: bool,
     }
 
     /// The simulated disk. Cheap to clone: clones share one disk.
@@ -236,6 +238,11 @@ pub mod sim {
 
         pub fn set_skip_dir_sync(&self, on: bool) {
             self.0.lock().unwrap().skip_dir_sync = on;
+        }
+
+        /// While `on`, every file sync waits (to look at the disk before a sync happens).
+        pub fn hold_syncs(&self, on: bool) {
+            self.0.lock().unwrap().hold_syncs = on;
         }
 
         pub fn set_capacity(&self, bytes: Option<u64>) {
@@ -350,6 +357,9 @@ pub mod sim {
             Ok(())
         }
         fn sync_data(&self) -> io::Result<()> {
+            while self.lock()?.hold_syncs {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let mut s = self.lock()?;
             SimDisk::step(&mut s)?;
             let f = s.files.get_mut(&self.ino).expect("open file");

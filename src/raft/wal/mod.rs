@@ -34,8 +34,19 @@
 //!   entries for replication before they are flushed) and queues its callback for the sync
 //!   worker. The worker takes every queued job, then `fdatasync`s the last segment, then
 //!   completes the jobs in submission order: one sync covers every append written before it
-//!   began (group commit). Vote and committed ride the same group commit and their calls wait
-//!   for it; truncate and purge sync before they return.
+//!   began (group commit). A vote rides the same group commit and `save_vote` waits for it;
+//!   truncate syncs before it returns.
+//! - **CommittedRidesNextSync.** `save_committed` writes its record and returns without
+//!   waiting for a sync (etcd's raft: a change of the commit index alone needs no sync,
+//!   `MustSync`); the next group commit (an append's, a vote's, a purge's) makes it durable.
+//!   Openraft awaits `save_committed` before every apply, so a sync here would put an
+//!   `fdatasync` on the apply path of every write. The committed id found after a crash is
+//!   therefore at most one sync behind, and never ahead of the log: its record follows, in the
+//!   log, every entry it covers (an entry is written before it can be committed), and replay
+//!   stops at the first record missing. Behind is safe: a restarted node re-applies less and
+//!   learns the rest from the leader; reads that must see every acknowledged write wait for
+//!   the new term's commit (`regress_stale_read_after_full_restart`, LeaseBound in
+//!   `read.rs`).
 //! - **FullSegmentSynced.** A segment is synced before the next one is made the last, so a
 //!   job whose records landed in an older segment is durable whichever file the worker syncs,
 //!   and any damage in a non-last segment is corruption, never a torn write.
@@ -44,9 +55,15 @@
 //!   written.
 //! - **HeadRepeatsState.** Every segment starts with the vote, committed and purge point as of
 //!   its creation, so deleting older segments never loses them.
-//! - **PurgeWholeSegments.** `purge` makes the purge point durable, then deletes, oldest first
-//!   with a directory sync after each, only segments before the one holding the first live
-//!   entry (never the last). After a crash the segments left are a contiguous run.
+//! - **PurgeWholeSegments.** Segments are deleted only after a sync has made the purge point
+//!   durable, oldest first with a directory sync after each, and only those before the one
+//!   holding the first live entry (never the last). After a crash the segments left are a
+//!   contiguous run.
+//! - **PurgeOffTheCore.** `purge` writes the purge point and returns; the sync worker syncs it
+//!   and then deletes the segments (openraft calls `purge` from its core task after every
+//!   snapshot, and waits for it). A purge lost in a crash leaves more log, never a hole:
+//!   openraft only asks that a purge leave no hole, and the snapshot behind it is durable
+//!   first (SnapshotBeforePurge in `state_machine.rs`).
 //! - **TornTailOnly.** At open, a bad record at the end of the last segment with nothing valid
 //!   after it is a torn write: it is cut off and the cut synced. A bad record anywhere else is
 //!   corruption: open fails naming the file and byte offset. Nothing is dropped silently.
@@ -464,12 +481,20 @@ impl Wal {
         self.queue(&st, 0, done)
     }
 
-    /// Records the committed log id, then calls `done` after the sync that makes it durable.
-    pub fn save_committed(&self, committed: Option<LogId>, done: Done) -> io::Result<()> {
+    /// Records the committed log id and returns: no sync of its own, it rides the next group
+    /// commit (CommittedRidesNextSync).
+    pub fn save_committed(&self, committed: Option<LogId>) -> io::Result<()> {
         let mut st = self.shared.lock_writable()?;
         self.shared
             .write_records(&mut st, vec![Record::Committed(committed)])?;
         st.committed = committed;
+        Ok(())
+    }
+
+    /// Calls `done` after a sync that covers every record written so far (the committed id
+    /// and purge point included).
+    pub fn sync(&self, done: Done) -> io::Result<()> {
+        let st = self.shared.lock_writable()?;
         self.queue(&st, 0, done)
     }
 
@@ -482,8 +507,10 @@ impl Wal {
         self.shared.apply_truncate(&mut st, last)
     }
 
-    /// Makes `log_id` the purge point, durably, then deletes the segments that hold nothing
-    /// after it (PurgeWholeSegments).
+    /// Makes `log_id` the purge point and returns without a sync (PurgeOffTheCore); the
+    /// segments that hold nothing after it are deleted by the sync worker once a sync has made
+    /// the purge point durable (PurgeWholeSegments). Until that sync a crash finds the old
+    /// purge point and every entry after it: more log, never a hole.
     pub fn purge(&self, log_id: LogId) -> io::Result<()> {
         let mut st = self.shared.lock_writable()?;
         if st.purged.is_some_and(|p| p >= log_id) {
@@ -491,28 +518,26 @@ impl Wal {
         }
         self.shared
             .write_records(&mut st, vec![Record::Purged(log_id)])?;
-        self.shared.sync_last(&st)?;
         apply_purge(&mut st, log_id);
+        let mut dead = Vec::new();
         while st.segments.len() > 1 {
             let oldest = st.segments[0].seq;
             let first_live = st.locs.front().map(|l| l.seq);
             if first_live.is_some_and(|s| s <= oldest) {
                 break;
             }
-            let name = seg_name(oldest);
-            let r = self
-                .shared
-                .disk
-                .remove(&name)
-                .and_then(|()| self.shared.sync_dir());
-            if let Err(e) = r {
-                return Err(self
-                    .shared
-                    .fail(&format!("removing purged segment {name}"), e));
-            }
+            // Out of the live set now (no entry in it is readable any more); its file goes
+            // once the sync below has covered the purge point.
             st.segments.pop_front();
+            dead.push(seg_name(oldest));
         }
-        Ok(())
+        let shared = self.shared.clone();
+        let done: Done = Box::new(move |r| {
+            if r.is_ok() {
+                shared.remove_segments(&dead);
+            }
+        });
+        self.queue(&st, 0, done)
     }
 
     /// The entries whose indexes are in `range` (those that exist).
@@ -697,6 +722,19 @@ impl Shared {
             self.disk.sync_dir()
         } else {
             Ok(())
+        }
+    }
+
+    /// PurgeWholeSegments: deletes purged segments, oldest first, with a directory sync after
+    /// each, so a crash leaves a contiguous run. Called by the sync worker after the sync
+    /// that made their purge point durable. A failure stops the log (FailStop).
+    fn remove_segments(&self, names: &[String]) {
+        for name in names {
+            let r = self.disk.remove(name).and_then(|()| self.sync_dir());
+            if let Err(e) = r {
+                let _ = self.fail(&format!("removing purged segment {name}"), e);
+                return;
+            }
         }
     }
 

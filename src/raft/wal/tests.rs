@@ -65,9 +65,23 @@ fn save_vote(wal: &Wal, vote: Vote) -> io::Result<()> {
     wait(rx)
 }
 
+/// Saves the committed id and waits for a sync that covers it (`save_committed` itself does
+/// not wait: CommittedRidesNextSync).
 fn save_committed(wal: &Wal, c: Option<LogId>) -> io::Result<()> {
+    wal.save_committed(c)?;
+    sync(wal)
+}
+
+/// Purges and waits for the sync after which the purged segments are deleted
+/// (PurgeOffTheCore: the deletion runs in the sync worker before this sync's callback).
+fn purge(wal: &Wal, upto: LogId) -> io::Result<()> {
+    wal.purge(upto)?;
+    sync(wal)
+}
+
+fn sync(wal: &Wal) -> io::Result<()> {
     let (done, rx) = waiter();
-    wal.save_committed(c, done)?;
+    wal.sync(done)?;
     wait(rx)
 }
 
@@ -278,7 +292,7 @@ fn purge_and_truncate_across_segments_survive_reopen() {
         append(&wal, vec![entry(1, i)]).unwrap();
     }
     let before = wal.segment_names();
-    wal.purge(log_id(1, 20)).unwrap();
+    purge(&wal, log_id(1, 20)).unwrap();
     let after = wal.segment_names();
     assert!(after.len() < before.len(), "{before:?} -> {after:?}");
     assert_eq!(
@@ -321,7 +335,7 @@ fn purge_and_truncate_across_segments_survive_reopen() {
     assert_eq!(contents(&wal), want);
 
     // Purge past the end (a snapshot installed ahead of the log): empty log, last = purged.
-    wal.purge(log_id(3, 100)).unwrap();
+    purge(&wal, log_id(3, 100)).unwrap();
     assert!(contents(&wal).is_empty());
     let wal = reopen(wal);
     assert_eq!(
@@ -351,7 +365,7 @@ fn vote_and_committed_survive_purging_their_segments() {
     for i in 1..=40 {
         append(&wal, vec![entry(1, i)]).unwrap();
     }
-    wal.purge(log_id(1, 39)).unwrap();
+    purge(&wal, log_id(1, 39)).unwrap();
     assert!(!wal.segment_names().contains(&first));
     drop(wal);
     disk.crash();
@@ -368,6 +382,8 @@ struct Acked {
     entries: BTreeMap<u64, u64>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    /// Saved, not yet covered by an acknowledged sync.
+    pending_committed: Option<LogId>,
     purged: Option<LogId>,
 }
 
@@ -387,11 +403,17 @@ fn workload(disk: &SimDisk, opts: WalOptions, acked: &mut Acked) -> io::Result<(
         for i in b * 3 + 1..=b * 3 + 3 {
             acked.entries.insert(i, 1);
         }
-        save_committed(&wal, Some(log_id(1, b * 3 + 2)))?;
-        acked.committed = Some(log_id(1, b * 3 + 2));
+        // CommittedRidesNextSync: not durable when save_committed returns, only after the
+        // next acknowledged sync (the next append's or vote's). Kept below the truncation
+        // point: Raft never truncates a committed entry.
+        wal.save_committed(Some(log_id(1, b * 2 + 1)))?;
+        if let Some(c) = acked.pending_committed.replace(log_id(1, b * 2 + 1)) {
+            acked.committed = Some(c);
+        }
     }
     save_vote(&wal, Vote::new(2, 1))?;
     acked.vote = Some(Vote::new(2, 1));
+    acked.committed = acked.pending_committed;
     // From here entries above 12 may or may not survive.
     acked.entries.retain(|&i, _| i <= 12);
     wal.truncate_after(Some(12))?;
@@ -399,15 +421,16 @@ fn workload(disk: &SimDisk, opts: WalOptions, acked: &mut Acked) -> io::Result<(
         append(&wal, vec![entry(2, i)])?;
         acked.entries.insert(i, 2);
     }
+    // PurgeOffTheCore: a purge is durable, and its segments deleted, after the next sync.
     wal.purge(log_id(1, 9))?;
-    acked.purged = Some(log_id(1, 9));
     append(&wal, (21..=26).map(|i| entry(2, i)).collect())?;
+    acked.purged = Some(log_id(1, 9));
     for i in 21..=26 {
         acked.entries.insert(i, 2);
     }
     wal.purge(log_id(2, 22))?;
-    acked.purged = Some(log_id(2, 22));
     append(&wal, vec![entry(2, 27)])?;
+    acked.purged = Some(log_id(2, 22));
     acked.entries.insert(27, 2);
     Ok(())
 }
@@ -459,6 +482,13 @@ fn check_after_crash(disk: &SimDisk, acked: &Acked) -> Result<(), String> {
     }
     if last != got.last().map(|&(i, t)| log_id(t, i)).max(purged) {
         return Err(format!("last log id {last:?} does not match the entries"));
+    }
+    // CommittedRidesNextSync: behind is allowed, ahead of the log never.
+    if wal.committed().map(|c| c.index()) > last.map(|l| l.index()) {
+        return Err(format!(
+            "committed {:?} is ahead of the log (last {last:?})",
+            wal.committed()
+        ));
     }
     let got: BTreeMap<u64, u64> = got.into_iter().collect();
     let floor = purged.map_or(0, |p| p.index());
@@ -557,4 +587,78 @@ fn disk_full_is_reported_and_clears_when_space_returns() {
     disk.crash();
     let wal = must_open(&disk, opts());
     assert_eq!(contents(&wal), span(1, 1..=i + 20));
+}
+
+/// CommittedRidesNextSync: `save_committed` returns without a sync of its own (openraft awaits
+/// it before every apply), and the next acknowledged sync makes it durable. What a crash keeps
+/// is never ahead of the log.
+#[test]
+fn committed_rides_the_next_sync() {
+    let disk = SimDisk::new();
+    let wal = must_open(&disk, opts());
+    append(&wal, (1..=3).map(|i| entry(1, i)).collect()).unwrap();
+    save_committed(&wal, Some(log_id(1, 1))).unwrap();
+    let syncs = |d: &SimDisk| must_open(&d.crashed_copy(), opts()).committed();
+    assert_eq!(syncs(&disk), Some(log_id(1, 1)));
+
+    let flushes = wal.stats().flushes.load(Ordering::Relaxed);
+    wal.save_committed(Some(log_id(1, 3))).unwrap();
+    assert_eq!(wal.committed(), Some(log_id(1, 3)), "readable at once");
+    assert_eq!(
+        syncs(&disk),
+        Some(log_id(1, 1)),
+        "save_committed synced on its own"
+    );
+    // The next append's group commit covers it.
+    append(&wal, vec![entry(1, 4)]).unwrap();
+    assert_eq!(syncs(&disk), Some(log_id(1, 3)));
+    assert_eq!(wal.stats().flushes.load(Ordering::Relaxed), flushes + 1);
+}
+
+/// PurgeOffTheCore: `purge` returns before any sync; until the sync worker has synced the
+/// purge point a crash finds the old purge point and every entry (more log, no hole), and only
+/// after it are the purged segments deleted.
+#[test]
+fn purge_deletes_segments_only_after_its_sync() {
+    let disk = SimDisk::new();
+    let wal = must_open(&disk, opts());
+    for i in 1..=50 {
+        append(&wal, vec![entry(1, i)]).unwrap();
+    }
+    let before = wal.segment_names();
+    // Hold the sync worker off: a crash right after `purge` returns is a crash before its
+    // sync. (The worker is blocked on the disk's sync gate.)
+    disk.hold_syncs(true);
+    wal.purge(log_id(1, 20)).unwrap();
+    assert_eq!(contents(&wal), span(1, 21..=50), "purged at once in memory");
+    let crashed = must_open(&disk.crashed_copy(), opts());
+    assert_eq!(
+        crashed.log_state().0,
+        None,
+        "the purge point was not synced yet"
+    );
+    assert_eq!(
+        contents(&crashed),
+        span(1, 1..=50),
+        "every entry is still there"
+    );
+    assert_eq!(
+        seg_files(&disk),
+        before.len(),
+        "segments deleted before the purge point was durable"
+    );
+    disk.hold_syncs(false);
+    sync(&wal).unwrap();
+    assert!(seg_files(&disk) < before.len(), "purged segments stay");
+    let crashed = must_open(&disk.crashed_copy(), opts());
+    assert_eq!(crashed.log_state().0, Some(log_id(1, 20)));
+    assert_eq!(contents(&crashed), span(1, 21..=50));
+}
+
+fn seg_files(disk: &SimDisk) -> usize {
+    disk.list()
+        .unwrap()
+        .iter()
+        .filter(|n| n.ends_with(".seg"))
+        .count()
 }
