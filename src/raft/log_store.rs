@@ -10,8 +10,8 @@
 //!   after the group-commit `fdatasync` that covers them.
 //! - `save_vote` returns after the group-commit sync that covers it; `truncate_after` syncs
 //!   before it returns.
-//! - `save_committed` returns once its record is written; the next group commit makes it
-//!   durable (CommittedRidesNextSync: openraft awaits it before every apply).
+//! - `save_committed` returns once the next group commit has made its record durable (it
+//!   has no sync of its own: CommittedRidesNextSync).
 //! - `purge` returns once its record is written; the sync worker syncs it, then deletes the
 //!   purged segments (PurgeOffTheCore: openraft runs it on its core task after every
 //!   snapshot).
@@ -199,9 +199,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        // CommittedRidesNextSync (`wal/mod.rs`): no wait for a sync here, or every apply
-        // would wait for one.
-        self.wal.save_committed(committed)
+        // DurableBeforeAck (DESIGN §2: vote and committed fsynced before returning): the
+        // record gets no sync of its own but waits for the next group commit, which it shares
+        // with the appends and votes queued around it (CommittedRidesNextSync, `wal/mod.rs`).
+        self.wal.save_committed(committed)?;
+        let (done, rx) = Self::waiter();
+        self.wal.sync(done)?;
+        Self::wait(rx).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {

@@ -36,17 +36,13 @@
 //!   completes the jobs in submission order: one sync covers every append written before it
 //!   began (group commit). A vote rides the same group commit and `save_vote` waits for it;
 //!   truncate syncs before it returns.
-//! - **CommittedRidesNextSync.** `save_committed` writes its record and returns without
-//!   waiting for a sync (etcd's raft: a change of the commit index alone needs no sync,
-//!   `MustSync`); the next group commit (an append's, a vote's, a purge's) makes it durable.
-//!   Openraft awaits `save_committed` before every apply, so a sync here would put an
-//!   `fdatasync` on the apply path of every write. The committed id found after a crash is
-//!   therefore at most one sync behind, and never ahead of the log: its record follows, in the
-//!   log, every entry it covers (an entry is written before it can be committed), and replay
-//!   stops at the first record missing. Behind is safe: a restarted node re-applies less and
-//!   learns the rest from the leader; reads that must see every acknowledged write wait for
-//!   the new term's commit (`regress_stale_read_after_full_restart`, LeaseBound in
-//!   `read.rs`).
+//! - **CommittedRidesNextSync.** `save_committed` writes its record and returns without a
+//!   sync of its own; the caller waits for the next group commit with [`Wal::sync`] (the log
+//!   store does, so the committed id is durable before openraft's `save_committed` returns:
+//!   DESIGN §2). Under load that sync is shared with the appends and votes queued around it.
+//!   The committed id found after a crash is never ahead of the log: its record follows, in
+//!   the log, every entry it covers (an entry is written before it can be committed), and
+//!   replay stops at the first record missing.
 //! - **FullSegmentSynced.** A segment is synced before the next one is made the last, so a
 //!   job whose records landed in an older segment is durable whichever file the worker syncs,
 //!   and any damage in a non-last segment is corruption, never a torn write.
