@@ -91,9 +91,6 @@ async fn settle(addrs: &[(u64, String)], value: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open liveness bug: after the partition heals, the old leader sometimes never applies \
-            the next write (60 s; seen in a fresh-clone CI run, attempt 3's settle). The safety \
-            assertion held in every run; run with --ignored until the bug is fixed"]
 async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_its_lease() {
     netns_available()
         .unwrap_or_else(|e| panic!("this test needs network namespaces (root, ip, iptables): {e}"));
