@@ -14,10 +14,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use jepsen::db::{netns_available, Db, DbOpts};
+use jepsen::db::{Db, DbOpts};
 use jepsen::nemesis::find_leader;
 use jepsen::resp::Reply;
-use support::{call, redraft_bin};
+use support::{call, netns_run_dir, redraft_bin};
 
 const ROUNDS: u32 = 6;
 /// How long a healed old leader may take to apply the majority's last write.
@@ -95,10 +95,7 @@ async fn applied(id: u64, addr: &str, value: &str) -> Result<Duration, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_and_healed_applies_the_new_leaders_writes() {
-    netns_available()
-        .unwrap_or_else(|e| panic!("this test needs network namespaces (root, ip, iptables): {e}"));
-    let run_dir = std::env::temp_dir().join(format!("redraft-hl-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&run_dir);
+    let run_dir = netns_run_dir("hl");
     let mut db = Db::setup(DbOpts {
         bin: redraft_bin(),
         nodes: 3,

@@ -31,10 +31,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use jepsen::db::{netns_available, Db, DbOpts};
+use jepsen::db::{Db, DbOpts};
 use jepsen::nemesis::find_leader;
 use jepsen::resp::Reply;
-use support::{call, redraft_bin};
+use support::{call, netns_run_dir, redraft_bin};
 
 const ATTEMPTS: u32 = 5;
 
@@ -92,10 +92,7 @@ async fn settle(addrs: &[(u64, String)], value: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_its_lease() {
-    netns_available()
-        .unwrap_or_else(|e| panic!("this test needs network namespaces (root, ip, iptables): {e}"));
-    let run_dir = std::env::temp_dir().join(format!("redraft-lr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&run_dir);
+    let run_dir = netns_run_dir("lr");
     let mut db = Db::setup(DbOpts {
         bin: redraft_bin(),
         nodes: 3,

@@ -16,9 +16,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use jepsen::db::{netns_available, Db, DbOpts};
+use jepsen::db::{Db, DbOpts};
 use jepsen::resp::Reply;
-use support::redraft_bin;
+use support::{netns_run_dir, redraft_bin};
 
 const IO: Duration = Duration::from_secs(5);
 
@@ -68,10 +68,7 @@ fn bulk(s: &str) -> Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_follower_serves_stale_reads_and_says_so_but_no_linearizable_ones() {
-    netns_available()
-        .unwrap_or_else(|e| panic!("this test needs network namespaces (root, ip, iptables): {e}"));
-    let run_dir = std::env::temp_dir().join(format!("redraft-pfr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&run_dir);
+    let run_dir = netns_run_dir("pfr");
     let mut db = Db::setup(DbOpts {
         bin: redraft_bin(),
         nodes: 3,

@@ -37,3 +37,14 @@ pub async fn call(addr: &str, mode: &str, args: &[&str], io: Duration) -> Result
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     con.call(&args, io).await.map_err(|e| e.to_string())
 }
+
+/// Checks that network namespaces can be made (root, `ip`, `iptables`) and returns an empty
+/// run directory `redraft-<tag>-<pid>` under the temp dir, where the nodes keep their data and
+/// logs (left behind for a failed run to be read).
+pub fn netns_run_dir(tag: &str) -> PathBuf {
+    jepsen::db::netns_available()
+        .unwrap_or_else(|e| panic!("this test needs network namespaces (root, ip, iptables): {e}"));
+    let run_dir = std::env::temp_dir().join(format!("redraft-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    run_dir
+}
