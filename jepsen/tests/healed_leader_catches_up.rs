@@ -17,15 +17,11 @@ use std::time::{Duration, Instant};
 use jepsen::db::{Db, DbOpts};
 use jepsen::nemesis::find_leader;
 use jepsen::resp::Reply;
-use support::{call, netns_run_dir, redraft_bin};
+use support::{bulk, call, netns_run_dir, redraft_bin};
 
 const ROUNDS: u32 = 6;
 /// How long a healed old leader may take to apply the majority's last write.
 const CATCH_UP: Duration = Duration::from_secs(10);
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(Some(s.as_bytes().to_vec()))
-}
 
 /// Polls `f` every 50 ms until it returns `Ok`, or returns the last error after `timeout`.
 async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Result<T, String>

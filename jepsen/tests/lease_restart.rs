@@ -34,31 +34,9 @@ use std::time::{Duration, Instant};
 use jepsen::db::{Db, DbOpts};
 use jepsen::nemesis::find_leader;
 use jepsen::resp::Reply;
-use support::{call, netns_run_dir, redraft_bin};
+use support::{bulk, call, netns_run_dir, redraft_bin, wait_for};
 
 const ATTEMPTS: u32 = 5;
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(Some(s.as_bytes().to_vec()))
-}
-
-/// Polls `f` every 50 ms until it returns `Ok`, or panics after `timeout` saying `what`.
-async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
-}
 
 /// Writes `value` through whichever node leads now and waits until every node has applied it.
 async fn settle(addrs: &[(u64, String)], value: &str) -> u64 {

@@ -14,11 +14,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jepsen::db::{Db, DbOpts};
 use jepsen::resp::Reply;
-use support::{netns_run_dir, redraft_bin};
+use support::{bulk, netns_run_dir, redraft_bin, wait_for};
 
 const IO: Duration = Duration::from_secs(5);
 
@@ -42,28 +42,6 @@ fn field(info: &[(String, String)], name: &str) -> u64 {
         .find(|(k, _)| k == name)
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or_else(|| panic!("INFO reads has no numeric {name}: {info:?}"))
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` saying `what`.
-async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
-}
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(Some(s.as_bytes().to_vec()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

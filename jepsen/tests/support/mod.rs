@@ -48,3 +48,26 @@ pub fn netns_run_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&run_dir);
     run_dir
 }
+
+/// A bulk-string reply holding `s`.
+pub fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Some(s.as_bytes().to_vec()))
+}
+
+/// Polls `f` every 50 ms until it returns `Ok`, or panics after `timeout` saying `what`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+}

@@ -3,7 +3,7 @@
 # usage: watch.sh BIN TAG PORTBASE -> XREAD and keyspace put-to-event latency while every node
 # takes RAFT.SNAPSHOT every second (20,000 preloaded keys), and without.
 BIN=$1; TAG=$2; PB=$3; W=/tmp/snapdiag/w-$TAG; rm -rf $W; mkdir -p $W
-LG=/work/wt-snapperf/target/release/redraft-loadgen
+LG=${LG:-target/release/redraft-loadgen}   # run from the repository root, or set LG
 {
 echo '[cluster]'; echo "name = \"w\""
 for i in 1 2 3; do echo '[[node]]'; echo "id = $i"; echo "raft_addr = \"127.0.0.1:$((PB+i))\""; echo "redis_addr = \"127.0.0.1:$((PB+100+i))\""; echo "data_dir = \"$W/n$i\""; done
