@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use super::strings::{parse_string_options, OptionsOf};
 use super::{check_arity, CommandError, ParseError, Plan, WriteReply};
-use crate::protocol::frame::string2ll;
+use crate::protocol::framer::string2ll;
 use crate::protocol::Parse;
 use crate::raft::unix_ms;
 use crate::store::{ExpireCond, Expiry, GetExAction, Op, PutTtl, SetWhen, StoreError};
