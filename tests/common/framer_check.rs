@@ -1,6 +1,6 @@
 //! The invariants of the RESP input framer (`redraft::protocol::{parse_command, Framer}`),
 //! checked on any byte string. Shared by the in-process property test in
-//! `tests/resp_framing.rs` and the fuzz target `fuzz/fuzz_targets/framer.rs`, so both check the
+//! `tests/resp/framing.rs` and the fuzz target `fuzz/fuzz_targets/framer.rs`, so both check the
 //! same rules:
 //!
 //! - **NoPanicOnInput**: no input makes the framer panic (the fuzzer's and proptest's job).

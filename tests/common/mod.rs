@@ -10,7 +10,6 @@
 pub mod client_libs;
 pub mod framer_check;
 pub mod raw;
-pub mod raw_client;
 pub mod single;
 
 use std::collections::BTreeMap;

@@ -8,15 +8,14 @@
 //! and the `NOAUTH` text of `HELLO` (Redis 7.2's).
 
 use crate::common;
-use crate::common::raw_client;
 
 use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::single::{RealRedis, Single};
-use raw_client::RawClient;
 use redis::Value;
+use resp_client::raw::RawConn as RawClient;
 use tempfile::TempDir;
 
 /// A single-node redraft with `requirepass` set (the shared `Single` harness checks readiness

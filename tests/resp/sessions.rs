@@ -3,12 +3,11 @@
 //! keeps answering every pipelined command in order, errors included. Every wait is bounded.
 
 use crate::common;
-use crate::common::raw_client;
 
 use std::time::Duration;
 
 use common::single::Single;
-use raw_client::{command, RawClient};
+use resp_client::raw::{self as raw_client, encode as command, RawConn as RawClient};
 
 #[test]
 fn quit_replies_ok_then_closes() {
