@@ -1,4 +1,4 @@
-//! Operations on a running three-node cluster (issue 8): `RAFT.INFO`, `ROLE` and `INFO
+//! Operations on a running three-node cluster: `RAFT.INFO`, `ROLE` and `INFO
 //! replication` shapes, `RAFT.SNAPSHOT`, leadership transfer under load, a rolling restart with
 //! `SHUTDOWN`, and the HTTP port (`/metrics`, `/health`, `/ready`).
 //!

@@ -1,4 +1,4 @@
-//! Membership changes on a running cluster (issue 8): grow 3 → 5 with `redraft --join` and
+//! Membership changes on a running cluster: grow 3 → 5 with `redraft --join` and
 //! shrink back under a write load, membership across restarts, removing the leader, a removed
 //! node that cannot disturb the cluster, and replacing a node whose data dir was wiped (it
 //! must not initialise a cluster of its own, and catches up by snapshot once re-added).

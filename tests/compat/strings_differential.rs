@@ -355,7 +355,7 @@ fn revisions_getmeta_and_cas_are_exact() {
             err("ERR wrong number of arguments for 'revision' command"),
             11,
         ),
-        // Expiry options (issue 6): each set is a revision; a deadline already passed deletes.
+        // Expiry options: each set is a revision; a deadline already passed deletes.
         ("SET a v EX 10", Ok(Value::Okay), 12),
         ("SET a v px 100000", Ok(Value::Okay), 13),
         ("SET a v NX EXAT 10", Ok(Value::Nil), 13),

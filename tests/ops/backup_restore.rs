@@ -1,4 +1,4 @@
-//! Backup and restore (issue 8): `redraft backup` from a cluster under a write load, then
+//! Backup and restore: `redraft backup` from a cluster under a write load, then
 //! `redraft restore` into a fresh cluster (another name, other ports and data dirs), whose
 //! revision, values and per-key metadata (GETMETA: create/mod revision, version) equal the
 //! source's at the backup revision.

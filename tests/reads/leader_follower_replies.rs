@@ -78,7 +78,7 @@ const SCRIPT: &[Step] = &[
     s(&["ECHO", "echo\r\nme"]),
     s(&["ECHO"]),
     s(&["SELECT", "0"]),
-    // Like a Redis Cluster node, not a standalone Redis (issue 3): redraft-only reply.
+    // Like a Redis Cluster node, not a standalone Redis: redraft-only reply.
     own(&["SELECT", "16"], Check::Exact),
     s(&["SELECT", "x"]),
     s(&["CLIENT", "SETNAME", "t15"]),

@@ -1,4 +1,4 @@
-//! The three read modes on a real three-process cluster (DESIGN §4, issue 5).
+//! The three read modes on a real three-process cluster (DESIGN §4).
 //!
 //! - `acknowledged_writes_are_seen_by_linearizable_and_lease_reads_on_every_node`: after each
 //!   acknowledged SET (through a rotating node), a GET in `linearizable` and in `lease` mode on

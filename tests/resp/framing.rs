@@ -179,7 +179,7 @@ fn a_pipeline_of_valid_and_invalid_commands_is_answered_in_order_in_one_read() {
             b"-ERR wrong number of arguments for 'echo' command\r\n",
         ),
         // (SELECT of a non-zero db differs on purpose: redraft answers like a Redis Cluster
-        // node; tests/client_connection.rs checks that.)
+        // node; tests/compat/connection.rs checks that.)
         (
             multibulk(&["SELECT"]),
             b"-ERR wrong number of arguments for 'select' command\r\n",
@@ -496,7 +496,7 @@ fn arbitrary_bytes_never_crash_the_server() {
     }
 }
 
-/// The framer's invariants (tests/support/framer_check.rs: RoundTrip, ConsumedWithinInput,
+/// The framer's invariants (tests/common/framer_check.rs: RoundTrip, ConsumedWithinInput,
 /// ChunkingIndependence) in process, on the same kind of noise; the fuzz target checks the
 /// same rules without bounds.
 #[test]

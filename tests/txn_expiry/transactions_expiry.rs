@@ -1,5 +1,5 @@
-//! Issue 6 on a three-node cluster of real processes, through a stock client (the `redis`
-//! crate): transactions (MULTI/EXEC with WATCH, one Raft entry each) and expiry (deadlines
+//! Transactions and expiry on a three-node cluster of real processes, through a stock client
+//! (the `redis` crate): transactions (MULTI/EXEC with WATCH, one Raft entry each) and expiry (deadlines
 //! stamped by the proposing leader, expired by the leader through the log).
 //!
 //! - `watch_multi_exec_increments_across_nodes`: many clients on every node run the optimistic

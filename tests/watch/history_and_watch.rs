@@ -1,4 +1,4 @@
-//! History and watch (issue 7) through a stock client (the sync `redis` crate):
+//! History and watch through a stock client (the sync `redis` crate):
 //!
 //! - GETAT, HISTORY, ROLLBACK and COMPACT with exact revisions, `-COMPACTED` below the compact
 //!   revision (reads, XREAD, XRANGE), and automatic compaction (`[store] history_revisions`).

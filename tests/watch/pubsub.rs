@@ -1,4 +1,4 @@
-//! Pub/sub and keyspace notifications (issue 7), differential against a real `redis-server`:
+//! Pub/sub and keyspace notifications, differential against a real `redis-server`:
 //! the same raw RESP2 and RESP3 sessions against both must give the same bytes, parsed
 //! (SUBSCRIBE confirmations, messages, the subscribed-context errors, PING's shape, PUBSUB),
 //! and the same keyspace notifications, in the same order, for every string and key command.
