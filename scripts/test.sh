@@ -7,8 +7,8 @@
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis); fusermount3 (Debian's fuse3, for
 # jepsen's lossyfs); protoc (Debian's protobuf-compiler, which etcd-client's build script needs
-# for the load generator); strace (the log's fdatasync count in tests/t31_wal_durability.rs);
-# node and npm (Debian's nodejs and npm: tests/client_uncertain.rs installs a pinned ioredis
+# for the load generator); strace (the log's fdatasync count in tests/durability/wal_durability.rs);
+# node and npm (Debian's nodejs and npm: tests/compat/uncertain_replies.rs installs a pinned ioredis
 # with npm under target/). This script installs them with apt-get when they are missing. Tests
 # that need a missing tool fail and say how to get it; none is skipped silently.
 set -euo pipefail
