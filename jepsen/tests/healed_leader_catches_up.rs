@@ -54,7 +54,9 @@ async fn info_all(addrs: &[(u64, String)]) -> String {
     out
 }
 
-/// Writes `value` to `k` through the leader, not `exclude`; returns the leader.
+/// Writes `value` through the leader, not `exclude`, to the key named `value`; returns the
+/// leader. A key per value: a write that timed out is uncertain and may still commit later, so
+/// a later write to a shared key could be overwritten by an earlier one.
 async fn write_through_leader(
     addrs: &[(u64, String)],
     exclude: Option<u64>,
@@ -69,7 +71,7 @@ async fn write_through_leader(
             return Err(format!("node {leader} still leads"));
         }
         let addr = &addrs.iter().find(|(i, _)| *i == leader).unwrap().1;
-        match call(addr, "linearizable", &["SET", "k", value], io).await? {
+        match call(addr, "linearizable", &["SET", value, value], io).await? {
             Reply::Simple(s) if s == "OK" => Ok(leader),
             r => Err(format!("SET on {leader}: {r:?}")),
         }
@@ -77,11 +79,11 @@ async fn write_through_leader(
     .await
 }
 
-/// Waits until node `id` at `addr` has applied `k = value`, within [`CATCH_UP`].
+/// Waits until node `id` at `addr` has applied the write of `value`, within [`CATCH_UP`].
 async fn applied(id: u64, addr: &str, value: &str) -> Result<Duration, String> {
     let t = Instant::now();
     wait_for(CATCH_UP, || async {
-        match call(addr, "stale", &["GET", "k"], Duration::from_secs(2)).await? {
+        match call(addr, "stale", &["GET", value], Duration::from_secs(2)).await? {
             r if r == bulk(value) => Ok(t.elapsed()),
             r => Err(format!("node {id} reads {r:?}")),
         }
