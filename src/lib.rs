@@ -40,6 +40,7 @@ pub mod backup;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod fsutil;
 pub mod glob;

@@ -32,10 +32,10 @@ use bytes::Bytes;
 use super::{CommandError, CommandResult, Session};
 use crate::backup::BackupHeader;
 use crate::config::ReadMode;
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::membership::{AdminError, AdminRequest, CATCH_UP_TIMEOUT};
 use crate::raft::PeerNode;
-use crate::server::ServerContext;
 
 /// How long RAFT.TRANSFER and RAFT.REMOVENODE wait for a leader and for the change.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -35,9 +35,9 @@ use bytes::Bytes;
 use super::admin::{arity, help_reply, REDIS_VERSION};
 use super::{CommandError, CommandResult, Session};
 use crate::config::ReadMode;
+use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH};
+use crate::context::{ClientHandle, ServerContext};
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
-use crate::server::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH};
-use crate::server::{ClientHandle, ServerContext};
 
 /// Runs `name` if it belongs to this file.
 pub fn execute(

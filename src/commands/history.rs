@@ -27,8 +27,8 @@ use bytes::Bytes;
 
 use super::keys::check_arity;
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::server::ServerContext;
 use crate::store::{EventKind, Op};
 use crate::watch::stream::event_type;
 
@@ -64,8 +64,10 @@ async fn getat(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) ->
     let key = parse.next_bytes()?;
     let revision = parse.next_u64()?;
     read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    let kv = st.store.get_at(&key, revision).map_err(store_error)?;
+    let kv = ctx
+        .node
+        .read_store(|store| store.get_at(&key, revision))
+        .map_err(store_error)?;
     Ok(kv.map_or(Frame::Null, |kv| Frame::Bulk(kv.value)))
 }
 
@@ -86,12 +88,10 @@ async fn history(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) 
         }
     }
     read_gate(ctx, session).await?;
-    let events = {
-        let st = ctx.node.sm.read();
-        st.store
-            .history(&key, from, to, count)
-            .map_err(store_error)?
-    };
+    let events = ctx
+        .node
+        .read_store(|store| store.history(&key, from, to, count))
+        .map_err(store_error)?;
     Ok(Frame::Array(
         events
             .iter()

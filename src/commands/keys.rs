@@ -47,10 +47,10 @@ mod expire;
 use bytes::Bytes;
 
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
+use crate::context::ServerContext;
 use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::unix_ms;
-use crate::server::ServerContext;
 use crate::store::Op;
 
 /// SCAN's default COUNT, as Redis.
@@ -140,16 +140,16 @@ async fn keys(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> 
     check_arity(parse, 2)?;
     let pattern = parse.next_bytes()?;
     read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
     // Redis answers `*` without matching (so it includes the empty key, which `*` alone does
     // not match in stringmatchlen).
     let all = pattern.as_ref() == b"*";
-    let keys = st
-        .store
-        .keys()
-        .filter(|key| all || glob::matches(&pattern, key))
-        .map(|key| Frame::Bulk(key.clone()))
-        .collect();
+    let keys = ctx.node.read_store(|store| {
+        store
+            .keys()
+            .filter(|key| all || glob::matches(&pattern, key))
+            .map(|key| Frame::Bulk(key.clone()))
+            .collect()
+    });
     Ok(Frame::Array(keys))
 }
 
@@ -203,7 +203,7 @@ async fn scan(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> 
         }
     }
     read_gate(ctx, session).await?;
-    let (page, next) = ctx.node.sm.read().store.scan(cursor, count);
+    let (page, next) = ctx.node.read_store(|store| store.scan(cursor, count));
     // Every key is a string: TYPE string keeps them all, any other type none.
     let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case("string"));
     let keys = page
@@ -238,10 +238,9 @@ fn field(name: &'static str, value: Frame) -> (Frame, Frame) {
 async fn revision(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
     check_arity(parse, 1)?;
     read_gate(ctx, session).await?;
-    let (revision, compact_revision) = {
-        let st = ctx.node.sm.read();
-        (st.store.revision(), st.store.compact_revision())
-    };
+    let (revision, compact_revision) = ctx
+        .node
+        .read_store(|store| (store.revision(), store.compact_revision()));
     let metrics = ctx.node.metrics();
     let leader = metrics
         .current_leader

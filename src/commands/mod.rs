@@ -66,10 +66,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::ReadMode;
+use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH, FLAG_READONLY};
+use crate::context::{ClientHandle, DedupIdPool, ServerContext};
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
 use crate::raft::WriteError;
-use crate::server::clients::FLAG_READONLY;
-use crate::server::{ClientHandle, ServerContext};
 use crate::store::{ClientSeq, Op, Request, Response};
 
 pub use batch::Batch;
@@ -95,7 +95,7 @@ pub struct Session {
     seq: u64,
     /// Whether a read barrier already covers the rest of the current pipeline batch
     /// (BatchBarrier, see [`read_gate`]). Cleared at each new batch and by every write.
-    pub(crate) barrier_valid: bool,
+    barrier_valid: bool,
     /// MULTI's queue and the WATCHed keys (`txn.rs`).
     txn: txn::TxnState,
     /// The channels and patterns this connection subscribes to, with its message queue;
@@ -171,10 +171,8 @@ impl Session {
         self.set_proto(Protocol::Resp2);
         self.handle.names().name = None;
         self.set_read_mode(ctx.settings.read_mode());
-        self.handle
-            .set_flag(crate::server::clients::FLAG_NO_EVICT, false);
-        self.handle
-            .set_flag(crate::server::clients::FLAG_NO_TOUCH, false);
+        self.handle.set_flag(FLAG_NO_EVICT, false);
+        self.handle.set_flag(FLAG_NO_TOUCH, false);
         self.authenticated = ctx.requirepass.is_none();
     }
 
@@ -193,44 +191,6 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.dedup_ids.give_back(self.client_id, self.seq);
-    }
-}
-
-/// **DedupIdsReused.** The dedup identities `(client_id, last seq)` of ended sessions, which new
-/// sessions continue (their first write is `seq + 1`). The store's dedup table keeps one entry
-/// per identity (`store::dedup`), so with reuse it holds about as many entries as this node ever
-/// had concurrent writing connections, not one per connection ever opened: connection churn
-/// (a connection per request) no longer evicts a retrying forwarder's entry.
-///
-/// Safe because an identity is given back only when its session has ended, so its last write
-/// (and every retry of it by this node) has returned; a copy of that write still in some log
-/// either applies before the next session's first write or is refused as stale after it
-/// (`seq` below the last applied), as any late duplicate is. Its client saw no `+OK` for it in
-/// the second case (the write was answered uncertain, or not at all).
-#[derive(Default)]
-pub struct DedupIdPool {
-    ids: std::sync::Mutex<Vec<(u64, u64)>>,
-}
-
-impl DedupIdPool {
-    /// The most identities kept; more are forgotten (their table entries age out).
-    const MAX: usize = 16 * 1024;
-
-    /// An identity for a new session: an ended session's, or a fresh random one.
-    fn take(&self) -> (u64, u64) {
-        self.lock().pop().unwrap_or_else(|| (rand::random(), 0))
-    }
-
-    /// Returns an ended session's identity to the pool.
-    fn give_back(&self, client_id: u64, seq: u64) {
-        let mut ids = self.lock();
-        if ids.len() < Self::MAX {
-            ids.push((client_id, seq));
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64)>> {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -35,8 +35,8 @@ use bytes::Bytes;
 
 use super::keys::check_arity;
 use super::{CommandError, Outcome, Session};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, Protocol};
-use crate::server::ServerContext;
 use crate::watch::pubsub::Subscription;
 
 /// The commands a RESP2 connection with subscriptions may run (Redis's `processCommand`).

@@ -30,8 +30,8 @@
 use bytes::Bytes;
 
 use super::{CommandError, CommandResult, Session};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse};
-use crate::server::ServerContext;
 use crate::store::{ReadOp, Response};
 
 /// A read command, planned: what to read, and how to answer.
@@ -141,7 +141,7 @@ pub(crate) async fn run(
     plan: ReadPlan,
 ) -> CommandResult {
     super::read_gate(ctx, session).await?;
-    let response = ctx.node.sm.read().store.read(&plan.op);
+    let response = ctx.node.read_store(|store| store.read(&plan.op));
     plan.reply.frame(response, crate::raft::unix_ms())
 }
 

@@ -32,13 +32,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::admin::{glob_match, help_reply, REDIS_VERSION};
+use super::admin::{help_reply, REDIS_VERSION};
 use super::connection::verbatim;
 use super::table::{self, CommandSpec};
 use super::{CommandError, CommandResult, Session};
 use crate::config::{NotifyKeyspaceEvents, ReadMode};
+use crate::context::ServerContext;
+use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::server::ServerContext;
 
 /// Runs `name` if it belongs to this file.
 pub fn execute(
@@ -158,7 +159,9 @@ fn command_list(args: &[String]) -> CommandResult {
                 }
                 "pattern" => {
                     let pattern = value.clone().into_bytes();
-                    Box::new(move |c: &CommandSpec| glob_match(&pattern, c.name.as_bytes(), true))
+                    Box::new(move |c: &CommandSpec| {
+                        glob::matches_nocase(&pattern, c.name.as_bytes())
+                    })
                 }
                 _ => return Err(ParseError::Syntax.into()),
             }
@@ -472,7 +475,9 @@ fn config_get(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
             continue;
         }
         for p in &params {
-            if !seen.contains(&p.name) && glob_match(pattern.as_bytes(), p.name.as_bytes(), true) {
+            if !seen.contains(&p.name)
+                && glob::matches_nocase(pattern.as_bytes(), p.name.as_bytes())
+            {
                 seen.push(p.name);
                 pairs.push((bulk(p.name), bulk(p.value(ctx))));
             }
@@ -680,10 +685,10 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
         "raft" => raft_section(ctx, &mut out),
         "reads" => reads_section(ctx, &mut out),
         "keyspace" => {
-            let st = ctx.node.sm.read();
+            let keys = ctx.node.read_store(|store| store.len());
             out.push_str("# Keyspace\r\n");
-            if !st.store.is_empty() {
-                let _ = write!(out, "db0:keys={},expires=0,avg_ttl=0\r\n", st.store.len());
+            if keys > 0 {
+                let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
             }
         }
         _ => {}
@@ -836,14 +841,13 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         .voter_ids()
         .map(|i| i.to_string())
         .collect();
-    let (revision, compact_revision, dedup_clients) = {
-        let st = ctx.node.sm.read();
+    let (revision, compact_revision, dedup_clients) = ctx.node.read_store(|store| {
         (
-            st.store.revision(),
-            st.store.compact_revision(),
-            st.store.dedup_clients(),
+            store.revision(),
+            store.compact_revision(),
+            store.dedup_clients(),
         )
-    };
+    });
     let _ = write!(
         out,
         "# Raft\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader_id:{}\r\n\
@@ -880,7 +884,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::OutputBufferClasses;
+    use crate::context::OutputBufferClasses;
 
     #[test]
     fn output_buffer_limit_parses_like_redis() {

@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{read_gate, CommandError, CommandResult, Session};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
-use crate::server::ServerContext;
 use crate::store::{Event, Revision};
 use crate::watch::stream::{entry_frame, parse_id, watch_prefix, Cursor, MAX_READ_ENTRIES};
 
@@ -159,7 +159,7 @@ async fn xread(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) ->
     // Subscribed before the first read, so a change applied after it wakes the wait below.
     let mut revisions = ctx.node.sm.revision_watch();
     {
-        let current = ctx.node.sm.read().store.revision();
+        let current = ctx.node.read_store(|store| store.revision());
         for s in &mut streams {
             s.after.get_or_insert(Revision::new(current, u64::MAX));
         }
@@ -212,9 +212,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Runs a cursor to its end, one chunk per hold of the read lock (ReadBounded).
 fn read(ctx: &ServerContext, mut cursor: Cursor) -> Result<Vec<Event>, CommandError> {
     while !cursor.done {
-        let st = ctx.node.sm.read();
-        cursor
-            .step(&st.store)
+        ctx.node
+            .read_store(|store| cursor.step(store))
             .map_err(|e| CommandError::Reply(e.to_string()))?;
     }
     Ok(cursor.events)
