@@ -42,21 +42,9 @@ use crate::watch::stream::{entry_frame, parse_id, watch_prefix, Cursor, MAX_READ
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
-/// Runs `name` if it is a stream command.
-pub async fn execute(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> Option<CommandResult> {
-    Some(match name {
-        "xread" => xread(ctx, session, parse).await,
-        "xrange" => xrange(ctx, session, parse, false).await,
-        "xrevrange" => xrange(ctx, session, parse, true).await,
-        "xadd" | "xdel" | "xtrim" | "xsetid" | "xgroup" | "xreadgroup" | "xack" | "xclaim"
-        | "xautoclaim" => Err(read_only(name)),
-        _ => return None,
-    })
+/// The stream commands that would write a stream (XADD XDEL XTRIM ...): refused.
+pub(super) fn refused(parse: &mut Parse) -> CommandResult {
+    Err(read_only(&parse.command_name()))
 }
 
 fn read_only(name: &str) -> CommandError {
@@ -79,7 +67,11 @@ struct ReadStream {
     after: Option<Revision>,
 }
 
-async fn xread(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+pub(super) async fn xread(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let mut args = Vec::with_capacity(parse.remaining());
     while parse.remaining() > 0 {
         args.push(parse.next_bytes()?);
@@ -257,7 +249,7 @@ fn interval_bound(arg: &[u8], start: bool) -> Result<Bound<Revision>, CommandErr
     Ok(Bound::Included(r))
 }
 
-async fn xrange(
+pub(super) async fn xrange(
     ctx: &ServerContext,
     session: &mut Session,
     parse: &mut Parse,

@@ -69,11 +69,6 @@ impl TxnState {
     }
 }
 
-/// Returns whether `name` (lowercase) is a command of this family.
-pub(super) fn is_txn_command(name: &str) -> bool {
-    matches!(name, "multi" | "exec" | "discard" | "watch" | "unwatch")
-}
-
 /// Returns whether `argv` is queued inside MULTI: every command but EXEC DISCARD MULTI WATCH
 /// QUIT RESET (Redis's `processCommand`).
 pub(super) fn queues(argv: &[Bytes]) -> bool {

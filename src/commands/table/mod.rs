@@ -18,8 +18,9 @@
 //! last (after Redis's `SHUTDOWN`, added with them), with
 //! docs written so that `redis-cli` shows their argument hints.
 //!
-//! Adding a command: add its entry to `data.rs` (copy Redis's from `COMMAND INFO` / `COMMAND DOCS`), then
-//! route it from its family's `execute`. A command missing here still runs, but is not
+//! Adding a command: add its entry to `data.rs` (copy Redis's from `COMMAND INFO` / `COMMAND
+//! DOCS`), then give it an arm in `commands/route.rs` (`CONTRIBUTING.md` walks through one). A
+//! command missing here still runs, but is not
 //! arity-checked up front, shows as `cmd=NULL` in `CLIENT LIST`, and is not listed by `COMMAND`.
 //!
 //! Every key spec of this table finds keys with `range`, and begins with `index` or (XREAD's)
