@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# redraft against Redis and etcd, side by side in one run, with plots (issue 9).
+# redraft against Redis and etcd, side by side in one run, with plots.
 #
 # Usage: benches/compare.sh [--quick] [--out DIR]
 #

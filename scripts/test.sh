@@ -7,8 +7,9 @@
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis); fusermount3 (Debian's fuse3, for
 # jepsen's lossyfs); protoc (Debian's protobuf-compiler, which etcd-client's build script needs
-# for the load generator); strace (the log's fdatasync count in tests/t31_wal_durability.rs);
-# node and npm (Debian's nodejs and npm: tests/client_uncertain.rs installs a pinned ioredis
+# for the load generator); strace (the log's fdatasync count in tests/durability/wal_durability.rs);
+# ip and iptables (Debian's iproute2 and iptables: the jepsen harness's tests in network
+# namespaces); node and npm (Debian's nodejs and npm: tests/compat/uncertain_replies.rs installs a pinned ioredis
 # with npm under target/). This script installs them with apt-get when they are missing. Tests
 # that need a missing tool fail and say how to get it; none is skipped silently.
 set -euo pipefail
@@ -23,6 +24,10 @@ command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The jepsen harness's tests against real nodes in network namespaces (jepsen/tests/*) run in
+# the `cargo test` below, before scripts/jepsen-ci.sh would install these.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     if [ "$(id -u)" = 0 ]; then

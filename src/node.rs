@@ -164,7 +164,7 @@ impl Node {
             // entry before it leads. openraft's leader restore would let the old leader resume
             // in the same term with a commit index behind its log (our state machine is in
             // memory and is rebuilt by re-applying the log), and serve a stale read
-            // (tests/regress_stale_read_after_full_restart.rs).
+            // (tests/regressions/stale_read_after_full_restart.rs).
             enable_leader_restore: Some(false),
             ..Default::default()
         }

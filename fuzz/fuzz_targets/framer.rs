@@ -1,8 +1,8 @@
 //! Fuzzes redraft's RESP input framer (`redraft::protocol::{parse_command, Framer}`) with
 //! arbitrary bytes fed whole and in pieces. The invariants (NoPanicOnInput,
 //! ConsumedWithinInput, RoundTrip, ChunkingIndependence) live in
-//! `tests/support/framer_check.rs`, shared with the bounded property test in
-//! `tests/resp_framing.rs`, so a failure here reproduces there as a plain test input.
+//! `tests/common/framer_check.rs`, shared with the bounded property test in
+//! `tests/resp/framing.rs`, so a failure here reproduces there as a plain test input.
 //!
 //! The first (up to) 8 bytes of each input choose the piece sizes; the rest is the client's
 //! byte stream. Run from the repository root: `cargo +nightly fuzz run framer`.
@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/support/framer_check.rs"]
+#[path = "../../tests/common/framer_check.rs"]
 mod framer_check;
 
 fuzz_target!(|data: &[u8]| {

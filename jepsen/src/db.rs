@@ -40,8 +40,6 @@ use anyhow::{anyhow, bail, Context, Result};
 
 /// Prefix of every namespace and interface name the harness creates.
 pub const PREFIX: &str = "rdjp";
-/// The harness's `/proc/<pid>/comm` (the binary name, at most 15 bytes).
-const COMM: &str = "redraft-jepsen";
 
 /// What has to go when the run ends, however it ends.
 #[derive(Default)]
@@ -139,20 +137,23 @@ pub fn owner_pid(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Whether `pid` is a running harness (a zombie is not: a harness killed with SIGKILL stays a
-/// zombie until its parent reaps it, and its leftovers must still be swept).
-fn harness_alive(pid: u32) -> bool {
+/// Whether `pid`, the owner named in a harness name, is still running (a zombie is not: a
+/// harness killed with SIGKILL stays a zombie until its parent reaps it, and its leftovers must
+/// still be swept). Any live process counts, whatever its binary: the harness runs as
+/// `redraft-jepsen` and also inside test binaries (`jepsen/tests/*`), and sweeping the
+/// namespaces of a test running beside another run broke that test. A pid reused by another
+/// program only delays the sweep until that program ends (SweepOnlyTheDead).
+fn owner_alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
     // "pid (comm) state ...": comm may contain spaces and parentheses; the state follows the
     // last ')'.
-    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+    let Some(close) = stat.rfind(')') else {
         return false;
     };
-    let comm = &stat[open + 1..close];
     let state = stat[close + 1..].split_whitespace().next().unwrap_or("");
-    comm == COMM && !matches!(state, "Z" | "X")
+    !matches!(state, "Z" | "X")
 }
 
 /// Removes namespaces and links left by harness runs that are gone (SweepLeftovers). Returns
@@ -164,7 +165,7 @@ pub fn sweep_leftovers() -> Vec<String> {
         for line in list.lines() {
             let name = line.split_whitespace().next().unwrap_or("");
             if let Some(pid) = owner_pid(name) {
-                if pid != me && !harness_alive(pid) {
+                if pid != me && !owner_alive(pid) {
                     kill_ns_pids(name);
                     if quiet(Command::new("ip").args(["netns", "del", name])).is_ok() {
                         removed.push(name.to_string());
@@ -182,7 +183,7 @@ pub fn sweep_leftovers() -> Vec<String> {
             let name = name.split('@').next().unwrap_or(name);
             if let Some(pid) = owner_pid(name) {
                 if pid != me
-                    && !harness_alive(pid)
+                    && !owner_alive(pid)
                     && quiet(Command::new("ip").args(["link", "del", name])).is_ok()
                 {
                     removed.push(name.to_string());
@@ -773,11 +774,24 @@ mod tests {
         assert_eq!(owner_pid("docker0"), None);
     }
 
+    /// SweepOnlyTheDead: a live process of any binary owns its names (this test binary is one:
+    /// the jepsen tests run the harness in-process); a reaped or zombie process does not.
     #[test]
-    fn only_a_live_harness_counts_as_alive() {
-        // This test binary is not a harness; pid 0 has no /proc entry.
-        assert!(!harness_alive(std::process::id()));
-        assert!(!harness_alive(0));
+    fn only_a_dead_owner_is_swept() {
+        assert!(owner_alive(std::process::id()));
+        assert!(!owner_alive(0));
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(owner_alive(pid));
+        child.kill().unwrap();
+        // Killed but not yet reaped: a zombie, whose leftovers must be swept.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while owner_alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!owner_alive(pid), "a killed, unreaped child is a zombie");
+        child.wait().unwrap();
+        assert!(!owner_alive(pid));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod lossyfs;
 pub mod nemesis;
 pub mod powercut;
 pub mod report;
-pub mod resp;
+/// The RESP client (the shared `resp-client` crate), as `crate::resp`.
+pub use resp_client as resp;
 pub mod watch;
 pub mod workload;

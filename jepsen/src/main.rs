@@ -431,7 +431,36 @@ async fn wait_ready(addrs: &[(u64, String)], timeout: Duration) -> bool {
     false
 }
 
+/// One run in phases: set up the cluster, run the workload under the nemesis, heal and read
+/// back, check the history, write and print the report. The last line printed is the verdict.
 async fn run(cli: Cli) -> Result<Verdict> {
+    let setup = setup(&cli).await?;
+    let (workload, watchers) = workload_and_nemesis(&cli, &setup).await?;
+    let after = heal_and_read_back(&cli, &setup, &workload, watchers).await?;
+    let checks = check(&cli, &setup, &workload, &after);
+    report(&cli, &setup, &workload, &after, &checks)?;
+    Ok(checks.verdict)
+}
+
+/// What the set-up phase decided and started: the run's identity and folder, the nemeses, the
+/// running cluster and the workload's configuration (after probing what this redraft knows).
+struct Setup {
+    seed: u64,
+    started: String,
+    run_dir: PathBuf,
+    families: Vec<Family>,
+    netns: bool,
+    db: Arc<Mutex<Db>>,
+    addrs: Vec<(u64, String)>,
+    register: bool,
+    set: bool,
+    wcfg: WorkloadCfg,
+    watchers_n: usize,
+}
+
+/// Phase 1: the run folder, the nemeses, the cluster (started and answering), the preload and
+/// the probes for CAS, WATCH and the watch stream.
+async fn setup(cli: &Cli) -> Result<Setup> {
     let seed = cli.seed.unwrap_or_else(|| rand::thread_rng().gen());
     let started = nemesis::rfc3339(SystemTime::now());
     let stamp: String = started
@@ -627,6 +656,41 @@ async fn run(cli: Cli) -> Result<Verdict> {
         }
     };
 
+    Ok(Setup {
+        seed,
+        started,
+        run_dir,
+        families,
+        netns,
+        db,
+        addrs,
+        register,
+        set,
+        wcfg,
+        watchers_n,
+    })
+}
+
+/// What the workload phase left (besides the watchers, still running): the history and the
+/// nemesis log.
+struct Workload {
+    rec: Recorder,
+    log: Log,
+    unexpected: Unexpected,
+    workload_end_s: f64,
+}
+
+/// Phase 2: the clients and the nemesis, on one run clock, until the time limit.
+async fn workload_and_nemesis(cli: &Cli, setup: &Setup) -> Result<(Workload, watch::Watchers)> {
+    let Setup {
+        seed,
+        ref families,
+        ref db,
+        ref addrs,
+        ref wcfg,
+        watchers_n,
+        ..
+    } = *setup;
     // The run clock starts with the workload.
     let rec = Recorder::new(Instant::now());
     let watchers = watch::Watchers::start(watchers_n, addrs.clone());
@@ -675,9 +739,46 @@ async fn run(cli: Cli) -> Result<Verdict> {
     nem.await.context("nemesis task")??;
     let workload_end_s = rec.now() as f64 / 1e9;
 
+    let workload = Workload {
+        rec,
+        log,
+        unexpected,
+        workload_end_s,
+    };
+    Ok((workload, watchers))
+}
+
+/// What the heal phase read back: the final reads (`None` if the cluster did not answer), the
+/// watchers' logs and the final revision, and the nodes that crashed on their own.
+struct AfterHeal {
+    finals: Option<workload::Finals>,
+    liveness: Option<String>,
+    watch_logs: Option<(Vec<watch::WatcherLog>, Option<u64>)>,
+    crashes: usize,
+}
+
+/// Phase 3: heal everything, kill -9 (or power-cut) and restart every node, read back, drain
+/// the watchers, tear the cluster down.
+async fn heal_and_read_back(
+    cli: &Cli,
+    setup: &Setup,
+    workload: &Workload,
+    watchers: watch::Watchers,
+) -> Result<AfterHeal> {
+    let Setup {
+        seed,
+        ref db,
+        ref addrs,
+        ref wcfg,
+        watchers_n,
+        ..
+    } = *setup;
+    let Workload {
+        ref rec, ref log, ..
+    } = *workload;
     // Heal everything, then kill -9 and restart every node, then read back.
-    let restarted = nemesis::heal_all(&db)?;
-    log.push(&rec, "note", "", restarted, "final heal".into());
+    let restarted = nemesis::heal_all(db)?;
+    log.push(rec, "note", "", restarted, "final heal".into());
     if !cli.no_final_restart {
         let what = {
             let mut d = db.lock().unwrap();
@@ -701,11 +802,11 @@ async fn run(cli: Cli) -> Result<Verdict> {
             }
         };
         println!("{what}");
-        log.push(&rec, "note", "", (1..=cli.nodes).collect(), what);
+        log.push(rec, "note", "", (1..=cli.nodes).collect(), what);
     }
     let recovery = Duration::from_secs(cli.recovery_timeout);
     let t_heal = Instant::now();
-    let ready = wait_ready(&addrs, recovery).await;
+    let ready = wait_ready(addrs, recovery).await;
     let mut liveness = None;
     let finals = if ready {
         println!(
@@ -721,7 +822,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
             })
             .collect();
         let deadline = rec.now() + recovery.as_nanos() as u64;
-        workload::final_reads(addrs.clone(), &wcfg, &elements, &rec, deadline, seed).await
+        workload::final_reads(addrs.clone(), wcfg, &elements, rec, deadline, seed).await
     } else {
         None
     };
@@ -735,7 +836,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
     }
     let watch_logs: Option<(Vec<watch::WatcherLog>, Option<u64>)> = if watchers_n > 0 {
         let final_revision = if finals.is_some() {
-            final_revision(&addrs).await
+            final_revision(addrs).await
         } else {
             None
         };
@@ -752,6 +853,29 @@ async fn run(cli: Cli) -> Result<Verdict> {
         d.teardown();
     }
 
+    Ok(AfterHeal {
+        finals,
+        liveness,
+        watch_logs,
+        crashes,
+    })
+}
+
+/// The checkers' reports and the run's verdict.
+struct Checks {
+    ops: Vec<history::Op>,
+    lin: Option<checker::linearizable::LinearizabilityReport>,
+    set_report: Option<checker::set::SetReport>,
+    durable: Option<checker::durability::DurabilityReport>,
+    watch_report: Option<checker::watch::WatchReport>,
+    check_s: f64,
+    verdict: Verdict,
+}
+
+/// Phase 4: every checker that applies, on the whole history.
+fn check(cli: &Cli, setup: &Setup, workload: &Workload, after: &AfterHeal) -> Checks {
+    let (register, set) = (setup.register, setup.set);
+    let (rec, finals, watch_logs) = (&workload.rec, &after.finals, &after.watch_logs);
     // Checks.
     let ops = rec.snapshot();
     let t = Instant::now();
@@ -776,9 +900,57 @@ async fn run(cli: Cli) -> Result<Verdict> {
         verdict = verdict.and(v);
     }
 
+    Checks {
+        ops,
+        lin,
+        set_report,
+        durable,
+        watch_report,
+        check_s,
+        verdict,
+    }
+}
+
+/// Phase 5: the run's folder (history, nemesis log, summary, timeline) and the printed report.
+fn report(
+    cli: &Cli,
+    setup: &Setup,
+    workload: &Workload,
+    after: &AfterHeal,
+    checks: &Checks,
+) -> Result<()> {
+    let Setup {
+        seed,
+        ref started,
+        ref run_dir,
+        ref families,
+        netns,
+        ref wcfg,
+        ..
+    } = *setup;
+    let Workload {
+        ref log,
+        ref unexpected,
+        workload_end_s,
+        ..
+    } = *workload;
+    let AfterHeal {
+        ref liveness,
+        crashes,
+        ..
+    } = *after;
+    let Checks {
+        ref ops,
+        ref lin,
+        ref set_report,
+        ref durable,
+        ref watch_report,
+        check_s,
+        verdict,
+    } = *checks;
     // Output.
     let events = log.events();
-    history::write_jsonl(&run_dir.join("history.jsonl"), &ops)?;
+    history::write_jsonl(&run_dir.join("history.jsonl"), ops)?;
     {
         use std::io::Write as _;
         let mut f = std::io::BufWriter::new(std::fs::File::create(run_dir.join("nemesis.jsonl"))?);
@@ -787,19 +959,19 @@ async fn run(cli: Cli) -> Result<Verdict> {
             f.write_all(b"\n")?;
         }
     }
-    let windows = report::windows(&events, &ops, workload_end_s);
+    let windows = report::windows(&events, ops, workload_end_s);
     let summary = Summary {
         seed,
         command: std::env::args().collect(),
-        started,
-        options: &cli,
+        started: started.clone(),
+        options: cli,
         netns,
         nemeses: families.clone(),
         cas: wcfg.cas,
         duration_s: workload_end_s,
         ops: ops.len(),
-        counts: report::counts(&ops),
-        latency_ms_p50_p99_max: report::latencies(&ops),
+        counts: report::counts(ops),
+        latency_ms_p50_p99_max: report::latencies(ops),
         unexpected_replies: unexpected.0.load(std::sync::atomic::Ordering::Relaxed),
         crashes,
         windows: windows.clone(),
@@ -807,7 +979,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
         set: set_report.clone(),
         durable: durable.clone(),
         watch: watch_report.clone(),
-        liveness,
+        liveness: liveness.clone(),
         verdict,
     };
     std::fs::write(
@@ -819,7 +991,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
         cli.nodes, cli.clients, families, cli.read_mode
     );
     let png = run_dir.join("timeline.png");
-    if let Err(e) = report::plot(&png, &ops, &windows, &title) {
+    if let Err(e) = report::plot(&png, ops, &windows, &title) {
         println!("timeline: could not draw ({e:#})");
     }
 
@@ -832,7 +1004,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
             workload_end_s,
             ops.len()
         );
-        text += &report::counts_table(&ops);
+        text += &report::counts_table(ops);
         let _ = writeln!(
             text,
             "unexpected replies: {}; nodes that crashed on their own: {crashes}",
@@ -856,7 +1028,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
     std::fs::write(run_dir.join("summary.txt"), &text)?;
     print!("{text}");
     if let Some(l) = &lin {
-        print_lin(l, &ops);
+        print_lin(l, ops);
     }
     if let Some(s) = &set_report {
         println!(
@@ -899,7 +1071,7 @@ async fn run(cli: Cli) -> Result<Verdict> {
     println!("output: {}", run_dir.display());
     // The last line (SEMANTICS.md §4).
     println!("linearizable: {}", verdict.as_str());
-    Ok(verdict)
+    Ok(())
 }
 
 /// The cluster's current revision (`REVISION`, linearizable), from the first node that answers.

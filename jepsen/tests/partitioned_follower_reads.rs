@@ -1,4 +1,4 @@
-//! Reads on a follower cut off by a real network partition (issue 5, DESIGN §4), with the
+//! Reads on a follower cut off by a real network partition (DESIGN §4), with the
 //! harness's network namespaces and iptables rules (`db.rs`).
 //!
 //! A follower F is partitioned from both other nodes; the majority acknowledges a new value.

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 
 use super::CommandError;
-use crate::protocol::frame::string2ll;
+use crate::protocol::framer::string2ll;
 use crate::protocol::{Parse, ParseError};
 use crate::store::{Expiry, SetWhen, StoreError};
 

@@ -11,7 +11,8 @@
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::frame::{encode, Frame, FrameError, Framer, Limits, Protocol};
+use super::framer::{FrameError, Framer, Limits};
+use super::reply::{encode, Frame, Protocol};
 
 /// Spare read capacity kept before each read, and the initial size of both buffers.
 const READ_CHUNK: usize = 16 * 1024;
@@ -107,7 +108,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Sets whether the client still has to authenticate, which applies the far smaller input
-    /// caps of UnauthenticatedCaps (`frame.rs`) to the commands framed from now on.
+    /// caps of UnauthenticatedCaps (`framer.rs`) to the commands framed from now on.
     pub fn set_unauthenticated(&mut self, unauthenticated: bool) {
         self.limits.unauthenticated = unauthenticated;
     }

@@ -4,8 +4,9 @@
 //!
 //! Layout:
 //!
-//! - [`frame`] owns input framing ([`parse_command`], the resumable [`Framer`], the size
-//!   [`Limits`]) and reply encoding ([`Frame`], [`encode`], RESP2/RESP3 via [`Protocol`]).
+//! - [`framer`] owns input framing ([`parse_command`], the resumable [`Framer`], the size
+//!   [`Limits`]).
+//! - [`reply`] owns reply encoding ([`Frame`], [`encode`], RESP2/RESP3 via [`Protocol`]).
 //! - [`parse`] owns the argument cursor a command uses to read its argv ([`Parse`]).
 //! - [`connection`] owns the buffered socket ([`Connection`]): read a command, queue replies,
 //!   flush once per batch so pipelined requests cost one write.
@@ -27,9 +28,11 @@
 //!   encoded reply is exactly one RESP value (CR and LF are replaced with spaces).
 
 pub mod connection;
-pub mod frame;
+pub mod framer;
 pub mod parse;
+pub mod reply;
 
 pub use connection::{Connection, ConnectionError};
-pub use frame::{encode, parse_command, Frame, FrameError, Framer, Limits, Protocol};
+pub use framer::{parse_command, FrameError, Framer, Limits};
 pub use parse::{Parse, ParseError};
+pub use reply::{encode, Frame, Protocol};

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::frame::{parse_u64_digits, string2ll};
+use super::framer::{parse_u64_digits, string2ll};
 
 /// A cursor over one command's arguments.
 ///

@@ -5,7 +5,7 @@
 //! one connection take effect in order and are answered in order (Redis's guarantee); within a
 //! batch, a run of consecutive writes is proposed with one ordered call (`commands::Batch`).
 //!
-//! Unauthenticated input (UnauthenticatedCaps, `protocol::frame`): while the session has not
+//! Unauthenticated input (UnauthenticatedCaps, `protocol::framer`): while the session has not
 //! authenticated against a `requirepass`, its commands are framed under Redis's
 //! unauthenticated caps, one command per batch, so a command pipelined after `AUTH` is framed
 //! once `AUTH` has run, as in Redis.

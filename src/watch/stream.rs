@@ -17,7 +17,7 @@
 //! blocks apply or other watchers; a watcher that falls behind the compaction gets
 //! `-COMPACTED`, never a silent gap.
 //!
-//! Invariants (etcd's watch guarantees, checked by `tests/t70_watch.rs`):
+//! Invariants (etcd's watch guarantees, checked by `tests/watch/history_and_watch.rs`):
 //! - **Ordered, Unique.** Entries come in revision order, from the change index, after the
 //!   reader's ID only.
 //! - **Atomic.** A read never ends inside a revision: COUNT is rounded up to the end of the

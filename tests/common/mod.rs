@@ -7,6 +7,9 @@
 //! panic the temp dir (config, data dirs, logs) is kept and its path printed.
 #![allow(dead_code)]
 
+pub mod client_libs;
+pub mod framer_check;
+pub mod raw;
 pub mod single;
 
 use std::collections::BTreeMap;

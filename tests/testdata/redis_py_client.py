@@ -2,7 +2,7 @@
 
 Usage: python3 redis_py_client.py HOST PORT PROTOCOL   (PROTOCOL: 2 or 3)
 
-Run by tests/client_python.rs against a real redis-server first, then against redraft. Prints
+Run by tests/compat/redis_py.rs against a real redis-server first, then against redraft. Prints
 `ok` and exits 0 when every assertion holds; any failure raises, and Python exits 1 with the
 traceback on stderr. With PROTOCOL 3 the client itself refuses a server whose HELLO 3 reply is
 not RESP3 (redis-py's on_connect checks the `proto` field).

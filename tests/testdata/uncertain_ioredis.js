@@ -1,6 +1,6 @@
 // One INCR through ioredis with its default settings (reconnectOnError unset,
 // maxRetriesPerRequest and retryStrategy as shipped): prints the error's name and
-// message, or "no error <value>". Used by tests/client_uncertain.rs: argv = host port key.
+// message, or "no error <value>". Used by tests/compat/uncertain_replies.rs: argv = host port key.
 const Redis = require("ioredis");
 
 const [host, port, key] = process.argv.slice(2);

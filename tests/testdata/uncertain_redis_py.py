@@ -1,6 +1,6 @@
 """One INCR through redis-py with its default settings (no retry object, no retry_on_error):
 prints the exception's class and message, or "no error <value>". Used by
-tests/client_uncertain.rs: argv = host port key."""
+tests/compat/uncertain_replies.rs: argv = host port key."""
 import sys
 
 import redis

@@ -59,7 +59,7 @@ impl Kv {
             Protocol::Resp => {
                 let mut c = Conn::connect(endpoint, CONNECT_TIMEOUT).await?;
                 if system == System::Redraft && !mode.is_empty() {
-                    c.call_ok(&[b"READMODE", mode.as_bytes()]).await?;
+                    c.request_ok(&[b"READMODE", mode.as_bytes()]).await?;
                 }
                 Ok(Kv::Resp(c))
             }
@@ -122,7 +122,10 @@ impl Kv {
     /// Writes `key = value`, failing on an error reply.
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
         match self {
-            Kv::Resp(c) => c.call_ok(&[b"SET", key, value]).await.map(|_| ()),
+            Kv::Resp(c) => {
+                c.request_ok(&[b"SET", key, value]).await?;
+                Ok(())
+            }
             Kv::Etcd { kv, .. } => kv
                 .put(key, value, None)
                 .await
@@ -134,7 +137,7 @@ impl Kv {
     /// Reads `key` (in the connection's read mode); `None` if absent.
     pub async fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
         match self {
-            Kv::Resp(c) => match c.call(&[b"GET", key]).await? {
+            Kv::Resp(c) => match c.request(&[b"GET", key]).await? {
                 Reply::Bulk(v) => Ok(v),
                 Reply::Error(e) => bail!("GET: {e}"),
                 other => bail!("GET: unexpected reply {other:?}"),
@@ -160,7 +163,7 @@ pub async fn find_leader(system: System, endpoints: &[String]) -> anyhow::Result
                     let Ok(mut c) = Conn::connect(ep, CONNECT_TIMEOUT).await else {
                         continue;
                     };
-                    if let Ok(r) = c.call(&[b"ROLE"]).await {
+                    if let Ok(r) = c.request(&[b"ROLE"]).await {
                         if r.items().and_then(|v| v.first()).and_then(Reply::text)
                             == Some("master".into())
                         {

@@ -7,7 +7,7 @@
 //! - `table`: the markdown tables of a results file (medians, min–max, ratios).
 //! - `plot`: the PNG plots of a results file.
 //!
-//! Layout: `args.rs` (flags and their checks), `resp.rs` (RESP client), `client.rs` (one KV
+//! Layout: `args.rs` (flags and their checks), `resp` (the shared `resp-client` crate), `client.rs` (one KV
 //! client over RESP or etcd's gRPC API), `kv.rs` (set/get/mixed/fill), `raftstats.rs`
 //! (redraft's group-commit counters, forced snapshots), `watch.rs` (watch-latency),
 //! `failover.rs`, `result.rs` (histograms, the JSON line), `report.rs` (tables and plots).
@@ -18,9 +18,11 @@ mod failover;
 mod kv;
 mod raftstats;
 mod report;
-mod resp;
 mod result;
 mod watch;
+
+/// The RESP client (the shared `resp-client` crate), as `crate::resp`.
+use resp_client as resp;
 
 use std::path::PathBuf;
 

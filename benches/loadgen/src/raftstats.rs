@@ -52,7 +52,7 @@ pub async fn scrape(endpoints: &[String]) -> Vec<Option<RaftCounters>> {
 
 async fn scrape_one(endpoint: &str) -> Option<RaftCounters> {
     let mut c = Conn::connect(endpoint, CONNECT_TIMEOUT).await.ok()?;
-    let reply = tokio::time::timeout(CONNECT_TIMEOUT, c.call(&[b"INFO", b"raft"]))
+    let reply = tokio::time::timeout(CONNECT_TIMEOUT, c.request(&[b"INFO", b"raft"]))
         .await
         .ok()?
         .ok()?;
@@ -120,10 +120,10 @@ pub async fn force_snapshots(
         }
         let t = Instant::now();
         let ok = match conn.as_mut() {
-            Some(c) => matches!(c.call(&[b"RAFT.SNAPSHOT"]).await, Ok(Reply::Simple(_))),
+            Some(c) => matches!(c.request(&[b"RAFT.SNAPSHOT"]).await, Ok(Reply::Simple(_))),
             None => match Conn::connect(&leader, CONNECT_TIMEOUT).await {
                 Ok(mut c) => {
-                    let r = matches!(c.call(&[b"RAFT.SNAPSHOT"]).await, Ok(Reply::Simple(_)));
+                    let r = matches!(c.request(&[b"RAFT.SNAPSHOT"]).await, Ok(Reply::Simple(_)));
                     conn = Some(c);
                     r
                 }

@@ -163,7 +163,7 @@ async fn watcher(
         (_, _) => {
             let mut c = Conn::connect(endpoint, CONNECT_TIMEOUT).await?;
             if let Reply::Error(e) = c
-                .call(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"])
+                .request(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"])
                 .await?
             {
                 signal(Err(format!("CONFIG SET notify-keyspace-events: {e}")));
@@ -171,7 +171,7 @@ async fn watcher(
             }
             let mut channel = b"__keyspace@0__:".to_vec();
             channel.extend_from_slice(&key);
-            let confirm = c.call(&[b"SUBSCRIBE", &channel]).await?;
+            let confirm = c.request(&[b"SUBSCRIBE", &channel]).await?;
             let kind = confirm
                 .items()
                 .and_then(|v| v.first())

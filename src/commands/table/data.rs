@@ -1968,7 +1968,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
             ..Doc::EMPTY
         },
     },
-    // Pub/sub and streams (issue 7): Redis 7.0.15's metadata. XREAD, XRANGE and XREVRANGE serve
+    // Pub/sub and streams: Redis 7.0.15's metadata. XREAD, XRANGE and XREVRANGE serve
     // only the read-only `__watch__:` streams.
     CommandSpec {
         name: "subscribe",
@@ -2506,7 +2506,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
             ..Doc::EMPTY
         },
     },
-    // Issue 7: history commands (redraft's own; names and arguments are API).
+    // History commands (redraft's own; names and arguments are API).
     CommandSpec {
         name: "getat",
         arity: 3,

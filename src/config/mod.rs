@@ -1,0 +1,302 @@
+//! Cluster configuration: the `cluster.toml` schema (DESIGN §7), its validation, and the identity
+//! check that ties a data directory to one node of one cluster.
+//!
+//! This module owns turning a file into a [`ClusterConfig`] that the rest of the crate can trust:
+//! [`ClusterConfig::from_file`] reads, parses and validates, and every refusal names the field
+//! (`node[1].raft_addr`, `raft.election_timeout_ms`, ...) so the operator knows what to fix.
+//! `node[i]` counts the `[[node]]` tables in file order from 0. It must not start anything,
+//! open a socket or touch a data directory except through [`ensure_data_dir_identity`], and it
+//! imports nothing from the rest of the crate.
+//!
+//! Invariants:
+//! - **ValidBeforeUse.** A `ClusterConfig` obtained from [`ClusterConfig::from_file`] or
+//!   [`ClusterConfig::parse`] has passed [`ClusterConfig::validate`]: node ids are unique and
+//!   non-zero, every address parses as a `SocketAddr`, and timing and limit fields are in range.
+//!   A config built in code must call `validate()` before use.
+//! - **OwnedDataDir.** A node writes only to a data directory whose `IDENTITY` file names its own
+//!   cluster and node id, or to one that was empty, which it then claims. Pointing node 2 at
+//!   node 1's directory, or a node at another cluster's, is refused before anything is opened.
+//!
+//! Files: this one holds the schema (the sections and their defaults) and [`ConfigError`];
+//! `validate.rs` turns text into a checked [`ClusterConfig`]; `identity.rs` ties a data
+//! directory to one node ([`ensure_data_dir_identity`]); `notify.rs` and `read_mode.rs` hold
+//! the two option types with their own syntax (`notify_keyspace_events`, `read_mode`).
+//!
+//! Unknown fields anywhere are an error (`deny_unknown_fields`), so a misspelt option is never
+//! silently ignored. `[raft]`, `[server]` and `[store]` and each of their fields are optional.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+mod identity;
+mod notify;
+mod read_mode;
+mod validate;
+
+pub use identity::{ensure_data_dir_identity, IDENTITY_FILE};
+pub use notify::NotifyKeyspaceEvents;
+pub use read_mode::{ParseReadModeError, ReadMode};
+
+/// Largest accepted `server.proto_max_bulk_len`: Redis's own ceiling, 512 MiB.
+pub const MAX_PROTO_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+
+/// Largest accepted `server.timeout`, in seconds: Redis's own ceiling (`INT_MAX`).
+pub const MAX_IDLE_TIMEOUT: u64 = i32::MAX as u64;
+
+/// Default `server.client_output_buffer_limit`: 1 GiB.
+pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: u64 = 1024 * 1024 * 1024;
+
+/// Largest accepted `raft.election_timeout_ms` (one hour). Anything near it is a typo, and the
+/// cap keeps `2 × election_timeout_ms` far from overflow.
+const MAX_ELECTION_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Longest accepted `cluster.name`. The name travels with every peer RPC.
+const MAX_CLUSTER_NAME_LEN: usize = 64;
+
+/// A whole `cluster.toml`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub cluster: ClusterSection,
+    /// The `[[node]]` tables, in file order. Order carries no meaning; nodes are found by id.
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeConfig>,
+    #[serde(default)]
+    pub raft: RaftSection,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Peers refuse RPCs carrying another name, and a data directory remembers it.
+    pub name: String,
+    /// When set, peers authenticate every RPC with it. Redacted from `Debug` output.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// One `[[node]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Raft node id; non-zero and unique in the cluster.
+    pub id: u64,
+    /// Peer traffic: the node listens here and the other nodes dial it.
+    pub raft_addr: String,
+    /// Redis clients.
+    pub redis_addr: String,
+    /// Relative paths are relative to the working directory of the process.
+    pub data_dir: PathBuf,
+    /// `/metrics` and `/health` over HTTP; off when absent.
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
+}
+
+/// `[raft]`: timing and log retention.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSection {
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// The minimum election timeout; each election waits a random time in `[min, 2 × min)`.
+    /// Must exceed `2 × heartbeat_ms` so that one lost heartbeat does not start an election.
+    pub election_timeout_ms: u64,
+    /// Take a snapshot after this many log entries since the last one.
+    pub snapshot_every: u64,
+    /// Log entries already in a snapshot that are kept, so a slightly lagging follower catches
+    /// up from the log instead of receiving a whole snapshot.
+    pub max_in_snapshot_log_to_keep: u64,
+    /// How much shorter than `election_timeout_ms` a leader's read lease is, to absorb the
+    /// rate drift between the leader's and the followers' monotonic clocks (`read_mode =
+    /// "lease"`). Default: a fifth of `election_timeout_ms`. Equal to `election_timeout_ms`:
+    /// no lease at all (every lease read falls back to a ReadIndex round).
+    pub lease_drift_margin_ms: Option<u64>,
+}
+
+impl RaftSection {
+    /// The leader's read lease: `election_timeout_ms − lease_drift_margin_ms`
+    /// (`raft::read`'s LeaseBound).
+    pub fn read_lease(&self) -> std::time::Duration {
+        let margin = self
+            .lease_drift_margin_ms
+            .unwrap_or(self.election_timeout_ms / 5);
+        std::time::Duration::from_millis(self.election_timeout_ms.saturating_sub(margin))
+    }
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_ms: 1000,
+            snapshot_every: 10_000,
+            max_in_snapshot_log_to_keep: 1000,
+            lease_drift_margin_ms: None,
+        }
+    }
+}
+
+/// `[server]`: the client-facing side.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// When set, clients must `AUTH` (or `HELLO 3 AUTH`) first. Redacted from `Debug` output.
+    pub requirepass: Option<String>,
+    /// The read mode a new connection starts in (`READMODE` changes it per connection).
+    pub read_mode: ReadMode,
+    /// Connections beyond this are refused with Redis's `-ERR max number of clients reached`.
+    pub max_clients: usize,
+    /// Longest bulk string accepted from a client, checked before allocating (Redis's
+    /// `proto-max-bulk-len`).
+    pub proto_max_bulk_len: usize,
+    /// How long a write waits for a leader before the client gets `-TRYAGAIN`.
+    pub write_timeout_ms: u64,
+    /// Seconds a client may stay idle before its connection is closed; 0 keeps idle clients
+    /// forever (Redis's `timeout`, settable with `CONFIG SET timeout`).
+    pub timeout: u64,
+    /// Largest amount of reply bytes a connection may have pending, in bytes; a client past it is
+    /// disconnected (the hard limit of Redis's `client-output-buffer-limit normal` class). 0 is
+    /// no limit. The default, 1 GiB, exceeds any single reply, so only a client that pipelines
+    /// far more than it reads is cut off.
+    pub client_output_buffer_limit: u64,
+    /// Keyspace notification classes (Redis's `notify-keyspace-events` letters, e.g. `"KEA"`);
+    /// empty disables them.
+    pub notify_keyspace_events: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            requirepass: None,
+            read_mode: ReadMode::default(),
+            max_clients: 10_000,
+            proto_max_bulk_len: MAX_PROTO_MAX_BULK_LEN,
+            write_timeout_ms: 5000,
+            timeout: 0,
+            client_output_buffer_limit: DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT,
+            notify_keyspace_events: String::new(),
+        }
+    }
+}
+
+/// `[store]`: the automatic compaction policy, as written in `cluster.toml`. What runs is
+/// [`StoreSection::effective`]: with neither rule written, history is bounded by default
+/// ([`DEFAULT_HISTORY_MINUTES`] and at least [`DEFAULT_HISTORY_REVISIONS`]); written rules
+/// replace the defaults; `auto_compaction = false` keeps history forever (until a `COMPACT`).
+/// When both rules are in force, a revision is kept while either still wants it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Keep the last N revisions.
+    pub history_revisions: Option<u64>,
+    /// Keep revisions from the last T minutes.
+    pub history_minutes: Option<u64>,
+    /// `false` turns automatic compaction off (history grows until a `COMPACT`).
+    pub auto_compaction: Option<bool>,
+}
+
+/// The time rule of the default compaction policy: keep the last hour of revisions.
+pub const DEFAULT_HISTORY_MINUTES: u64 = 60;
+/// The count rule of the default compaction policy: keep at least the last 10,000 revisions.
+pub const DEFAULT_HISTORY_REVISIONS: u64 = 10_000;
+
+impl StoreSection {
+    /// The policy that runs. **BoundedByDefault**: history is bounded unless the operator
+    /// writes `auto_compaction = false`, so a long-running cluster's snapshots stop growing.
+    pub fn effective(&self) -> StoreSection {
+        if self.auto_compaction == Some(false) {
+            return StoreSection {
+                history_revisions: None,
+                history_minutes: None,
+                auto_compaction: Some(false),
+            };
+        }
+        if self.history_revisions.is_none() && self.history_minutes.is_none() {
+            return StoreSection {
+                history_revisions: Some(DEFAULT_HISTORY_REVISIONS),
+                history_minutes: Some(DEFAULT_HISTORY_MINUTES),
+                auto_compaction: Some(true),
+            };
+        }
+        StoreSection {
+            auto_compaction: Some(true),
+            ..self.clone()
+        }
+    }
+}
+
+/// Why a configuration or data directory was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    /// TOML syntax, a wrong type, a missing or an unknown field; `message` gives the line,
+    /// column and key as reported by `toml`.
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value that parsed but is not acceptable; `field` is its path, e.g. `node[2].id`.
+    #[error("invalid config: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("node id {id} is not in the config (ids: {known})")]
+    UnknownNode { id: u64, known: String },
+    #[error(
+        "data dir {dir} belongs to {found}, not to {expected}; refusing to start \
+         (use an empty data_dir for a new node)"
+    )]
+    ForeignDataDir {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("data dir {dir}: {source}")]
+    DataDirIo { dir: PathBuf, source: io::Error },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl fmt::Debug for ClusterSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterSection")
+            .field("name", &self.name)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl fmt::Debug for ServerSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSection")
+            .field(
+                "requirepass",
+                &self.requirepass.as_ref().map(|_| "<redacted>"),
+            )
+            .field("read_mode", &self.read_mode)
+            .field("max_clients", &self.max_clients)
+            .field("proto_max_bulk_len", &self.proto_max_bulk_len)
+            .field("write_timeout_ms", &self.write_timeout_ms)
+            .field("timeout", &self.timeout)
+            .field(
+                "client_output_buffer_limit",
+                &self.client_output_buffer_limit,
+            )
+            .field("notify_keyspace_events", &self.notify_keyspace_events)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod config_test;

@@ -1,0 +1,18 @@
+//! Cluster capability: three (or five) real `redraft` processes on ephemeral ports: start-up and
+//! election, failover under writes (plain, pipelined, retried through churning connections),
+//! cluster operations (RAFT.INFO, ROLE, leadership transfer, rolling restart, HTTP), membership
+//! changes, large entries and snapshot transfer in chunks.
+//!
+//! One test binary; each module below is one area, sharing the harness in `tests/common`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cluster_ops;
+mod dedup_churn_failover;
+mod failover;
+mod large_entries;
+mod membership;
+mod pipelined_failover;
+mod snapshot_chunks;
+mod three_processes;

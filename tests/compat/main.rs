@@ -1,0 +1,16 @@
+//! Compatibility capability: redraft answers as Redis 7 does, checked differentially against a
+//! real `redis-server` and with stock clients unchanged: the single-node harness, the strings and
+//! keys script, connection and server commands, redis-py, redis-cli and redis-benchmark, and the
+//! `-UNCERTAIN` reply as redis-py and ioredis see it.
+//!
+//! One test binary; each module below is one area, sharing the harness in `tests/common`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod connection;
+mod redis_cli_and_benchmark;
+mod redis_py;
+mod single_node;
+mod strings_differential;
+mod uncertain_replies;

@@ -1,0 +1,11 @@
+//! Operations capability: the `redraft` command line and config validation, backup and restore,
+//! and the peer port's shared secret.
+//!
+//! One test binary; each module below is one area, sharing the harness in `tests/common`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod backup_restore;
+mod cli_config;
+mod peer_secret;

@@ -1,0 +1,179 @@
+//! Session lifecycle over raw sockets against a single-node redraft: when the server closes a
+//! connection (QUIT, idle timeout, output buffer limit, CLIENT KILL, max clients) and that it
+//! keeps answering every pipelined command in order, errors included. Every wait is bounded.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::single::Single;
+use resp_client::raw::{self as raw_client, encode as command, RawConn as RawClient};
+
+#[test]
+fn quit_replies_ok_then_closes() {
+    let node = Single::start();
+    let mut c = RawClient::must_connect(&node.addr);
+    // The PING after QUIT is never answered.
+    c.send(b"PING\r\nQUIT\r\nPING\r\n");
+    assert_eq!(c.must_reply(), "+PONG\r\n");
+    assert_eq!(c.must_reply(), "+OK\r\n");
+    let (_, after) = c
+        .wait_closed(Duration::from_secs(5))
+        .expect("QUIT closes the connection");
+    assert_eq!(after, 0, "nothing is sent after QUIT's +OK");
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order_even_when_some_fail() {
+    let node = Single::start();
+    let mut c = RawClient::must_connect(&node.addr);
+    let mut batch = Vec::new();
+    for line in [
+        "PING",
+        "GET",
+        "SET k v",
+        "FOO bar",
+        "CLIENT FOO",
+        "SELECT 1",
+        "GET k",
+        "ECHO x",
+    ] {
+        batch.extend(raw_client::line(line));
+    }
+    c.send(&batch);
+    let want = [
+        "+PONG\r\n",
+        "-ERR wrong number of arguments for 'get' command\r\n",
+        "+OK\r\n",
+        "-ERR unknown command 'FOO', with args beginning with: 'bar' \r\n",
+        "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n",
+        "-ERR SELECT is not allowed in cluster mode\r\n",
+        "$1\r\nv\r\n",
+        "$1\r\nx\r\n",
+    ];
+    for w in want {
+        assert_eq!(c.must_reply(), w);
+    }
+}
+
+#[test]
+fn idle_timeout_closes_an_idle_connection_only() {
+    let node = Single::start_with("[server]\ntimeout = 1\n");
+    let mut idle = RawClient::must_connect(&node.addr);
+    let mut busy = RawClient::must_connect(&node.addr);
+    assert_eq!(idle.call("PING"), "+PONG\r\n");
+    // The busy client sends a command every 300 ms for 2.4 s and stays connected.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(busy.call("PING"), "+PONG\r\n");
+    }
+    let (waited, received) = idle
+        .wait_closed(Duration::from_secs(1))
+        .expect("the idle client was closed within about a second of its timeout");
+    assert_eq!(received, 0, "closed without a reply, as Redis does");
+    assert!(waited < Duration::from_secs(1));
+    assert_eq!(busy.call("PING"), "+PONG\r\n");
+
+    // CONFIG SET timeout 0 turns it off for the next wait.
+    assert_eq!(busy.call("CONFIG SET timeout 0"), "+OK\r\n");
+    let mut late = RawClient::must_connect(&node.addr);
+    assert_eq!(late.call("PING"), "+PONG\r\n");
+    assert!(late.wait_closed(Duration::from_millis(2500)).is_none());
+    assert_eq!(late.call("PING"), "+PONG\r\n");
+}
+
+#[test]
+fn output_buffer_limit_closes_a_client_that_does_not_read() {
+    let node = Single::start_with("[server]\nclient_output_buffer_limit = 1048576\n");
+    let big = vec![b'x'; 512 * 1024];
+    let mut c = RawClient::must_connect(&node.addr);
+    assert_eq!(c.call_args(&[b"SET", b"bigkey", &big]), "+OK\r\n");
+
+    // A reader that asks for one value at a time stays within the limit.
+    for _ in 0..4 {
+        let reply = c.call("GET bigkey");
+        assert_eq!(reply.len(), big.len() + "$524288\r\n\r\n".len());
+    }
+
+    // A client that floods GET bigkey without reading: 100 replies (50 MiB) in one pipeline
+    // exceed the 1 MiB limit; the server drops the connection and its pending replies.
+    let mut flood = RawClient::must_connect(&node.addr);
+    let get = command(&[b"GET", b"bigkey"]);
+    flood.send(&get.repeat(100));
+    let (_, received) = flood
+        .wait_closed(Duration::from_secs(10))
+        .expect("the flooding client is disconnected");
+    assert!(
+        received < 2 * 1024 * 1024,
+        "received {received} bytes before the close"
+    );
+    let log = node.log_tail();
+    assert!(
+        log.contains("output buffer limits"),
+        "the close is logged:\n{log}"
+    );
+    // The server is fine, and so is the well-behaved client.
+    assert_eq!(c.call("PING"), "+PONG\r\n");
+}
+
+#[test]
+fn max_clients_refuses_with_redis_text() {
+    let node = Single::start_with("[server]\nmax_clients = 2\n");
+    let refused = "-ERR max number of clients reached\r\n";
+    // The harness's readiness connection may still be closing: retry until two are in.
+    let must_accepted = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = RawClient::must_connect(&node.addr);
+            c.send(b"PING\r\n");
+            match c.must_reply().as_str() {
+                "+PONG\r\n" => return c,
+                r => assert_eq!(r, refused),
+            }
+            assert!(std::time::Instant::now() < deadline, "never accepted");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut a = must_accepted();
+    let _b = must_accepted();
+    // The third is refused with Redis's text, then closed.
+    let mut third = RawClient::must_connect(&node.addr);
+    third.send(b"PING\r\n");
+    assert_eq!(third.must_reply(), refused);
+    assert!(third.wait_closed(Duration::from_secs(5)).is_some());
+    // Raising the limit at run time lets the next one in.
+    assert_eq!(a.call("CONFIG SET maxclients 3"), "+OK\r\n");
+    let mut third = RawClient::must_connect(&node.addr);
+    assert_eq!(third.call("PING"), "+PONG\r\n");
+    let stats = a.call("INFO stats");
+    assert!(!stats.contains("rejected_connections:0\r\n"), "{stats}");
+}
+
+#[test]
+fn client_kill_closes_the_named_connection() {
+    let node = Single::start();
+    let mut a = RawClient::must_connect(&node.addr);
+    let mut b = RawClient::must_connect(&node.addr);
+    let id_a = a.call("CLIENT ID");
+    let id_a = id_a.trim_start_matches(':').trim_end();
+    let info = a.call("CLIENT INFO");
+    let addr_a = info
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix("addr="))
+        .unwrap()
+        .to_string();
+    // Old form by address: +OK, and the target is closed.
+    assert_eq!(b.call(&format!("CLIENT KILL {addr_a}")), "+OK\r\n");
+    assert!(a.wait_closed(Duration::from_secs(5)).is_some());
+    assert_eq!(
+        b.call(&format!("CLIENT KILL ID {id_a}")),
+        ":0\r\n",
+        "gone from the registry"
+    );
+    // SKIPME no kills the caller too, after its reply.
+    let _c = RawClient::must_connect(&node.addr);
+    b.send(&raw_client::line("CLIENT KILL SKIPME no"));
+    let reply = b.must_reply();
+    assert!(reply.starts_with(':') && reply != ":0\r\n", "{reply}");
+    assert!(b.wait_closed(Duration::from_secs(5)).is_some());
+}
