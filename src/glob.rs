@@ -8,7 +8,9 @@
 //! no match for the rest of the pattern stops longer attempts of earlier `*`s, which keeps the
 //! cost polynomial (Redis's guards against abusive patterns).
 //!
-//! Pure: no I/O, no allocation. Keys and patterns are bytes; no case folding.
+//! Pure: no I/O, no allocation. Keys and patterns are bytes. [`matches`] folds no case (keys,
+//! channels); [`matches_nocase`] folds ASCII case, as Redis's `nocase` flag does for the names
+//! of commands and settings (COMMAND LIST FILTERBY PATTERN, CONFIG GET).
 
 /// How deep `*` may recurse before a pattern is taken to match nothing.
 const MAX_NESTING: u32 = 1000;
@@ -16,13 +18,22 @@ const MAX_NESTING: u32 = 1000;
 /// Returns whether `key` matches the glob `pattern`.
 pub fn matches(pattern: &[u8], key: &[u8]) -> bool {
     let mut skip_longer = false;
-    match_from(pattern, key, &mut skip_longer, 0)
+    match_from(pattern, key, false, &mut skip_longer, 0)
 }
 
-fn match_from(p: &[u8], s: &[u8], skip_longer: &mut bool, nesting: u32) -> bool {
+/// Returns whether `name` matches the glob `pattern`, ASCII case folded (Redis's
+/// `stringmatchlen` with `nocase`).
+pub fn matches_nocase(pattern: &[u8], name: &[u8]) -> bool {
+    let mut skip_longer = false;
+    match_from(pattern, name, true, &mut skip_longer, 0)
+}
+
+fn match_from(p: &[u8], s: &[u8], nocase: bool, skip_longer: &mut bool, nesting: u32) -> bool {
     if nesting > MAX_NESTING {
         return false;
     }
+    // Redis's `tolower` under `nocase`; the identity otherwise.
+    let fold = |b: u8| if nocase { b.to_ascii_lowercase() } else { b };
     // C reads the pattern's terminating NUL at its end; so does `at`.
     let at = |i: usize| p.get(i).copied().unwrap_or(0);
     let (mut pi, mut si) = (0usize, 0usize);
@@ -36,7 +47,7 @@ fn match_from(p: &[u8], s: &[u8], skip_longer: &mut bool, nesting: u32) -> bool 
                     return true;
                 }
                 while si < s.len() {
-                    if match_from(&p[pi + 1..], &s[si..], skip_longer, nesting + 1) {
+                    if match_from(&p[pi + 1..], &s[si..], nocase, skip_longer, nesting + 1) {
                         return true;
                     }
                     if *skip_longer {
@@ -72,11 +83,12 @@ fn match_from(p: &[u8], s: &[u8], skip_longer: &mut bool, nesting: u32) -> bool 
                         if lo > hi {
                             std::mem::swap(&mut lo, &mut hi);
                         }
-                        let c = s[si] as i8;
+                        let (lo, hi) = (fold(lo as u8) as i8, fold(hi as u8) as i8);
+                        let c = fold(s[si]) as i8;
                         hit |= lo <= c && c <= hi;
                         pi += 2;
                     } else {
-                        hit |= p[pi] == s[si];
+                        hit |= fold(p[pi]) == fold(s[si]);
                     }
                     pi += 1;
                 }
@@ -92,7 +104,7 @@ fn match_from(p: &[u8], s: &[u8], skip_longer: &mut bool, nesting: u32) -> bool 
                 } else {
                     c
                 };
-                if c != s[si] {
+                if fold(c) != fold(s[si]) {
                     return false;
                 }
                 si += 1;
@@ -271,6 +283,45 @@ mod tests {
                 String::from_utf8_lossy(c.key)
             );
         }
+    }
+
+    /// The cases of the case-folding matcher CONFIG GET and COMMAND LIST FILTERBY PATTERN
+    /// used before they shared this one.
+    #[test]
+    fn nocase_matches_like_stringmatchlen() {
+        let cases: &[(&str, &str, bool, bool)] = &[
+            // Redis's stringmatchlen: `*` does not match the empty string (no command or
+            // setting name is empty).
+            ("*", "", false, false),
+            ("*", "anything", false, true),
+            ("max*", "maxclients", false, true),
+            ("*max*", "proto-max-bulk-len", false, true),
+            ("MAX*", "maxclients", true, true),
+            ("MAX*", "maxclients", false, false),
+            ("h?llo", "hello", false, true),
+            ("h?llo", "hllo", false, false),
+            ("h[ae]llo", "hallo", false, true),
+            ("h[^e]llo", "hello", false, false),
+            ("h[a-c]llo", "hbllo", false, true),
+            ("h\\*llo", "h*llo", false, true),
+            ("h\\*llo", "hello", false, false),
+            ("a*b*c", "axxbyyc", false, true),
+            ("a*b*c", "axxbyy", false, false),
+            ("get*", "getrange", false, true),
+            ("client|*", "client|list", false, true),
+            ("H[A-C]LLO", "hbllo", true, true),
+            ("h[AE]llo", "hallo", true, true),
+        ];
+        for &(p, s, nocase, want) in cases {
+            let got = if nocase {
+                matches_nocase(p.as_bytes(), s.as_bytes())
+            } else {
+                matches(p.as_bytes(), s.as_bytes())
+            };
+            assert_eq!(got, want, "{p:?} {s:?} nocase={nocase}");
+        }
+        let evil = "*a".repeat(50);
+        assert!(!matches_nocase(evil.as_bytes(), &[b'b'; 200]));
     }
 
     #[test]

@@ -37,8 +37,8 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{prepare, reply, run_prepared, write, CommandError, Outcome, Plan, Prepared, Session};
+use crate::context::ServerContext;
 use crate::raft::WriteError;
-use crate::server::ServerContext;
 
 /// The most commands in one run (RunBounded).
 pub const MAX_RUN_COMMANDS: usize = 1024;
@@ -61,7 +61,11 @@ enum Slot {
 }
 
 impl Batch {
-    pub fn new(commands: Vec<Vec<Bytes>>) -> Self {
+    /// A batch of `commands`, every one already received by `session`'s connection.
+    pub fn new(commands: Vec<Vec<Bytes>>, session: &mut Session) -> Self {
+        // BatchBarrier: this batch holds only commands already received; a read barrier taken
+        // during an earlier batch does not cover them.
+        session.barrier_valid = false;
         Self {
             commands: commands.into_iter(),
             held: None,

@@ -29,46 +29,38 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{CommandError, CommandResult, Session};
+use super::reply::bulk;
+use super::{CommandError, CommandResult};
 use crate::backup::BackupHeader;
 use crate::config::ReadMode;
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::membership::{AdminError, AdminRequest, CATCH_UP_TIMEOUT};
 use crate::raft::PeerNode;
-use crate::server::ServerContext;
 
 /// How long RAFT.TRANSFER and RAFT.REMOVENODE wait for a leader and for the change.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long RAFT.SNAPSHOT waits for the snapshot.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `name` if it belongs to this file.
-pub async fn execute(
-    ctx: &ServerContext,
-    _session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> Option<CommandResult> {
-    Some(match name {
-        "raft.info" => parse.finish().map_err(Into::into).map(|()| info(ctx)),
-        "raft.transfer" => transfer(ctx, parse).await,
-        "raft.snapshot" => match parse.finish() {
-            Ok(()) => snapshot(ctx).await,
-            Err(e) => Err(e.into()),
-        },
-        "raft.addnode" => add_node(ctx, parse).await,
-        "raft.removenode" => remove_node(ctx, parse).await,
-        "raft.backup" => match parse.finish() {
-            Ok(()) => backup(ctx).await,
-            Err(e) => Err(e.into()),
-        },
-        "shutdown" => shutdown(ctx, parse).await,
-        _ => return None,
-    })
+/// RAFT.INFO.
+pub(super) async fn raft_info(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+    parse.finish().map_err(Into::into).map(|()| info(ctx))
 }
 
-fn bulk(s: impl Into<String>) -> Frame {
-    Frame::Bulk(Bytes::from(s.into()))
+/// RAFT.SNAPSHOT.
+pub(super) async fn raft_snapshot(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+    match parse.finish() {
+        Ok(()) => snapshot(ctx).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// RAFT.BACKUP.
+pub(super) async fn raft_backup(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+    match parse.finish() {
+        Ok(()) => backup(ctx).await,
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn admin_error(e: AdminError) -> CommandError {
@@ -145,7 +137,7 @@ fn info(ctx: &ServerContext) -> Frame {
     ])
 }
 
-async fn transfer(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+pub(super) async fn transfer(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     let to = if parse.remaining() > 0 {
         Some(parse.next_u64()?)
     } else {
@@ -192,7 +184,7 @@ fn addr_arg(parse: &mut Parse, what: &str) -> Result<String, CommandError> {
     Ok(s)
 }
 
-async fn add_node(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+pub(super) async fn add_node(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     let id = parse.next_u64()?;
     let raft_addr = addr_arg(parse, "raft_addr")?;
     let redis_addr = addr_arg(parse, "redis_addr")?;
@@ -214,7 +206,7 @@ async fn add_node(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     Ok(Frame::ok())
 }
 
-async fn remove_node(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+pub(super) async fn remove_node(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     let id = parse.next_u64()?;
     parse.finish()?;
     ctx.node
@@ -253,7 +245,7 @@ async fn backup(ctx: &ServerContext) -> CommandResult {
     ))))
 }
 
-async fn shutdown(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+pub(super) async fn shutdown(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     let (mut save, mut nosave, mut now, mut force, mut abort) = (false, false, false, false, false);
     while parse.remaining() > 0 {
         let flag = match parse.next_string()?.to_ascii_lowercase().as_str() {

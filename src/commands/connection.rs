@@ -32,45 +32,34 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::admin::{arity, help_reply, REDIS_VERSION};
+use super::args::wrong_arity as arity;
+use super::reply::{help_reply, verbatim};
+use super::REDIS_VERSION;
 use super::{CommandError, CommandResult, Session};
 use crate::config::ReadMode;
+use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH};
+use crate::context::{ClientHandle, ServerContext};
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
-use crate::server::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH};
-use crate::server::{ClientHandle, ServerContext};
 
-/// Runs `name` if it belongs to this file.
-pub fn execute(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> Option<CommandResult> {
-    Some(match name {
-        "ping" => ping(parse),
-        "echo" => echo(parse),
-        "hello" => hello(ctx, session, parse),
-        "auth" => auth(ctx, session, parse),
-        "select" => select(parse),
-        "reset" => {
-            session.reset(ctx);
-            Ok(Frame::Simple("RESET".into()))
-        }
-        "readonly" => {
-            session.set_read_mode(ReadMode::Stale);
-            Ok(Frame::ok())
-        }
-        "readwrite" => {
-            session.set_read_mode(ctx.settings.read_mode());
-            Ok(Frame::ok())
-        }
-        "readmode" => readmode(session, parse),
-        "client" => client(ctx, session, parse),
-        _ => return None,
-    })
+/// RESET: back to a new connection's state (`Session::reset`).
+pub(super) fn reset(ctx: &ServerContext, session: &mut Session) -> CommandResult {
+    session.reset(ctx);
+    Ok(Frame::Simple("RESET".into()))
 }
 
-fn ping(parse: &mut Parse) -> CommandResult {
+/// READONLY: stale reads from now on (redraft's meaning of Redis's replica reads).
+pub(super) fn readonly(session: &mut Session) -> CommandResult {
+    session.set_read_mode(ReadMode::Stale);
+    Ok(Frame::ok())
+}
+
+/// READWRITE: back to the read mode new connections start in.
+pub(super) fn readwrite(ctx: &ServerContext, session: &mut Session) -> CommandResult {
+    session.set_read_mode(ctx.settings.read_mode());
+    Ok(Frame::ok())
+}
+
+pub(super) fn ping(parse: &mut Parse) -> CommandResult {
     match parse.remaining() {
         0 => Ok(Frame::Simple("PONG".into())),
         1 => Ok(Frame::Bulk(parse.next_bytes()?)),
@@ -78,7 +67,7 @@ fn ping(parse: &mut Parse) -> CommandResult {
     }
 }
 
-fn echo(parse: &mut Parse) -> CommandResult {
+pub(super) fn echo(parse: &mut Parse) -> CommandResult {
     let msg = parse.next_bytes().map_err(|_| arity("echo"))?;
     parse.finish().map_err(|_| arity("echo"))?;
     Ok(Frame::Bulk(msg))
@@ -105,7 +94,7 @@ fn wrongpass() -> CommandError {
     CommandError::Reply("WRONGPASS invalid username-password pair or user is disabled.".into())
 }
 
-fn auth(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+pub(super) fn auth(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
     let (user, pass) = match parse.remaining() {
         1 => {
             if ctx.requirepass.is_none() {
@@ -146,7 +135,11 @@ fn set_name(handle: &ClientHandle, name: &[u8]) {
     handle.names().name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
 }
 
-fn hello(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+pub(super) fn hello(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let mut proto = None;
     if parse.remaining() > 0 {
         let ver = parse.next_i64().map_err(|_| {
@@ -223,7 +216,7 @@ fn hello(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> Comma
     ]))
 }
 
-fn select(parse: &mut Parse) -> CommandResult {
+pub(super) fn select(parse: &mut Parse) -> CommandResult {
     let db = parse.next_i64()?;
     if db != 0 && i32::try_from(db).is_err() {
         return Err(ParseError::NotInteger.into());
@@ -236,7 +229,7 @@ fn select(parse: &mut Parse) -> CommandResult {
     }
 }
 
-fn readmode(session: &mut Session, parse: &mut Parse) -> CommandResult {
+pub(super) fn readmode(session: &mut Session, parse: &mut Parse) -> CommandResult {
     match parse.remaining() {
         0 => Ok(Frame::Bulk(Bytes::from_static(
             session.read_mode.as_str().as_bytes(),
@@ -257,7 +250,11 @@ fn readmode(session: &mut Session, parse: &mut Parse) -> CommandResult {
 
 /// The `CLIENT` subcommands redraft answers; the dispatcher has resolved the subcommand and
 /// checked its arity against the table.
-fn client(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+pub(super) fn client(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let sub = parse.next_string()?.to_ascii_lowercase();
     match sub.as_str() {
         "id" => Ok(Frame::Integer(session.id as i64)),
@@ -343,14 +340,6 @@ fn client(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> Comm
         other => Err(CommandError::Reply(format!(
             "ERR unknown subcommand '{other}'. Try CLIENT HELP."
         ))),
-    }
-}
-
-/// Text replies that Redis sends as verbatim strings in RESP3 (`txt`), bulk strings in RESP2.
-pub fn verbatim(text: String) -> Frame {
-    Frame::Verbatim {
-        format: *b"txt",
-        text: Bytes::from(text),
     }
 }
 

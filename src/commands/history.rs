@@ -25,52 +25,36 @@
 
 use bytes::Bytes;
 
-use super::keys::check_arity;
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::server::ServerContext;
 use crate::store::{EventKind, Op};
 use crate::watch::stream::event_type;
-
-/// Plans `name` if it is a history write (ROLLBACK, COMPACT).
-pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>> {
-    Some(match name {
-        "rollback" => rollback(parse),
-        "compact" => compact(parse),
-        _ => return None,
-    })
-}
-
-/// Runs `name` if it is a history read (GETAT, HISTORY).
-pub async fn execute(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> Option<CommandResult> {
-    Some(match name {
-        "getat" => getat(ctx, session, parse).await,
-        "history" => history(ctx, session, parse).await,
-        _ => return None,
-    })
-}
 
 fn store_error(e: crate::store::StoreError) -> CommandError {
     CommandError::Reply(e.to_string())
 }
 
-async fn getat(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 3)?;
+pub(super) async fn getat(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let key = parse.next_bytes()?;
     let revision = parse.next_u64()?;
     read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    let kv = st.store.get_at(&key, revision).map_err(store_error)?;
+    let kv = ctx
+        .node
+        .read_store(|store| store.get_at(&key, revision))
+        .map_err(store_error)?;
     Ok(kv.map_or(Frame::Null, |kv| Frame::Bulk(kv.value)))
 }
 
-async fn history(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, -2)?;
+pub(super) async fn history(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let key = parse.next_bytes()?;
     let (mut from, mut to, mut count) = (0u64, 0u64, usize::MAX);
     while parse.remaining() > 0 {
@@ -86,12 +70,10 @@ async fn history(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) 
         }
     }
     read_gate(ctx, session).await?;
-    let events = {
-        let st = ctx.node.sm.read();
-        st.store
-            .history(&key, from, to, count)
-            .map_err(store_error)?
-    };
+    let events = ctx
+        .node
+        .read_store(|store| store.history(&key, from, to, count))
+        .map_err(store_error)?;
     Ok(Frame::Array(
         events
             .iter()
@@ -110,8 +92,7 @@ async fn history(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) 
     ))
 }
 
-fn rollback(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 3)?;
+pub(super) fn rollback(parse: &mut Parse) -> Result<Plan, CommandError> {
     let key = parse.next_bytes()?;
     let revision = parse.next_u64()?;
     Ok(Plan {
@@ -120,8 +101,7 @@ fn rollback(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn compact(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 2)?;
+pub(super) fn compact(parse: &mut Parse) -> Result<Plan, CommandError> {
     let revision = parse.next_u64()?;
     Ok(Plan {
         op: Op::Compact { revision },

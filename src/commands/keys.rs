@@ -1,10 +1,10 @@
-//! Strings and keys. This file answers the keyspace commands and redraft's own revision
-//! commands, and routes the writing string commands to `strings.rs` and the writing TTL
-//! commands to `expire.rs` (the reads that answer from one `store::ReadOp` are `reads.rs`'s);
+//! Keys: the keyspace commands that are not string commands (DEL RENAME KEYS SCAN FLUSHDB) and
+//! redraft's own REVISION and CAS. The writing string commands are `strings.rs`'s, the writing
+//! TTL commands `expire.rs`'s, the reads that answer from one `store::ReadOp` `reads.rs`'s;
 //! KEYS and SCAN MATCH use `glob.rs` (Redis's `stringmatchlen`).
 //!
 //! Replies and error texts are Redis 7.0's. Reads pass the read gate once per command; writes
-//! are one `store::Op` each, decided at apply. A write is only planned here (`plan`: its op and
+//! are one `store::Op` each, decided at apply. A write is only planned here (a [`Plan`]: its op and
 //! its reply shape); `commands` proposes it, alone or in a run of a pipeline batch.
 //!
 //! # Format
@@ -36,83 +36,21 @@
 //! on every node, so an iteration may continue on another node. Any number is a valid cursor;
 //! it is parsed as Redis does (`strtoul`).
 
-// Declared here rather than in `commands/mod.rs`, which other families share: the string
-// commands are this family's, routed from `execute` below.
-#[path = "strings.rs"]
-mod strings;
-// The writing TTL commands, routed from `plan` below like the string commands.
-#[path = "expire.rs"]
-mod expire;
-
 use bytes::Bytes;
 
+use super::args::{positive_expiry, rest, TimeUnit};
+use super::reply::field;
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
+use crate::context::ServerContext;
 use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::unix_ms;
-use crate::server::ServerContext;
 use crate::store::Op;
 
 /// SCAN's default COUNT, as Redis.
 const SCAN_DEFAULT_COUNT: usize = 10;
 
-/// Plans `name` if it is a write command of this family (string commands included): every
-/// write is one `store::Op`, so a pipeline may propose several at once.
-pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>> {
-    Some(match name {
-        "del" | "unlink" => del(parse),
-        "rename" | "renamenx" => rename(parse),
-        "flushdb" | "flushall" => flush(parse),
-        "cas" => cas(parse),
-        _ => return strings::plan(name, parse).or_else(|| expire::plan(name, parse)),
-    })
-}
-
-/// Runs `name` if it is a reading command of this family.
-pub async fn execute(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> Option<CommandResult> {
-    Some(match name {
-        "keys" => keys(ctx, session, parse).await,
-        "scan" => scan(ctx, session, parse).await,
-        "revision" => revision(ctx, session, parse).await,
-        _ => return None,
-    })
-}
-
-/// Checks the argument count as Redis's command table does before running a command: `arity`
-/// counts the name; a negative arity is a minimum. Call it before consuming any argument.
-pub(super) fn check_arity(parse: &Parse, arity: i64) -> Result<(), CommandError> {
-    let argc = parse.remaining() as i64 + 1;
-    let ok = if arity >= 0 {
-        argc == arity
-    } else {
-        argc >= -arity
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(arity_of(&parse.command_name()))
-    }
-}
-
-fn arity_of(name: &str) -> CommandError {
-    CommandError::Parse(ParseError::WrongArity(name.to_string()))
-}
-
-fn rest(parse: &mut Parse) -> Result<Vec<Bytes>, CommandError> {
-    let mut args = Vec::with_capacity(parse.remaining());
-    while parse.remaining() > 0 {
-        args.push(parse.next_bytes()?);
-    }
-    Ok(args)
-}
-
-fn del(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, -2)?;
+pub(super) fn del(parse: &mut Parse) -> Result<Plan, CommandError> {
     let keys = rest(parse)?;
     Ok(Plan {
         op: Op::Delete { keys },
@@ -120,8 +58,7 @@ fn del(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn rename(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 3)?;
+pub(super) fn rename(parse: &mut Parse) -> Result<Plan, CommandError> {
     let if_absent = parse.command_name() == "renamenx";
     let (src, dst) = (parse.next_bytes()?, parse.next_bytes()?);
     Ok(Plan {
@@ -136,20 +73,23 @@ fn rename(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-async fn keys(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 2)?;
+pub(super) async fn keys(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let pattern = parse.next_bytes()?;
     read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
     // Redis answers `*` without matching (so it includes the empty key, which `*` alone does
     // not match in stringmatchlen).
     let all = pattern.as_ref() == b"*";
-    let keys = st
-        .store
-        .keys()
-        .filter(|key| all || glob::matches(&pattern, key))
-        .map(|key| Frame::Bulk(key.clone()))
-        .collect();
+    let keys = ctx.node.read_store(|store| {
+        store
+            .keys()
+            .filter(|key| all || glob::matches(&pattern, key))
+            .map(|key| Frame::Bulk(key.clone()))
+            .collect()
+    });
     Ok(Frame::Array(keys))
 }
 
@@ -176,8 +116,11 @@ fn parse_cursor(arg: &[u8]) -> Option<u64> {
     })
 }
 
-async fn scan(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, -2)?;
+pub(super) async fn scan(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let cursor = parse_cursor(&parse.next_bytes()?)
         .ok_or_else(|| CommandError::Reply("ERR invalid cursor".into()))?;
     let (mut count, mut pattern, mut type_name) = (SCAN_DEFAULT_COUNT, None, None);
@@ -203,7 +146,7 @@ async fn scan(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> 
         }
     }
     read_gate(ctx, session).await?;
-    let (page, next) = ctx.node.sm.read().store.scan(cursor, count);
+    let (page, next) = ctx.node.read_store(|store| store.scan(cursor, count));
     // Every key is a string: TYPE string keeps them all, any other type none.
     let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case("string"));
     let keys = page
@@ -217,8 +160,7 @@ async fn scan(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> 
     ]))
 }
 
-fn flush(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, -1)?;
+pub(super) fn flush(parse: &mut Parse) -> Result<Plan, CommandError> {
     // Redis: at most one option, ASYNC or SYNC; both flush at once here.
     match parse.remaining() {
         0 => {}
@@ -231,17 +173,15 @@ fn flush(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn field(name: &'static str, value: Frame) -> (Frame, Frame) {
-    (Frame::Bulk(Bytes::from_static(name.as_bytes())), value)
-}
-
-async fn revision(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
-    check_arity(parse, 1)?;
+pub(super) async fn revision(
+    ctx: &ServerContext,
+    session: &mut Session,
+    _parse: &mut Parse,
+) -> CommandResult {
     read_gate(ctx, session).await?;
-    let (revision, compact_revision) = {
-        let st = ctx.node.sm.read();
-        (st.store.revision(), st.store.compact_revision())
-    };
+    let (revision, compact_revision) = ctx
+        .node
+        .read_store(|store| (store.revision(), store.compact_revision()));
     let metrics = ctx.node.metrics();
     let leader = metrics
         .current_leader
@@ -254,8 +194,7 @@ async fn revision(ctx: &ServerContext, session: &mut Session, parse: &mut Parse)
     ]))
 }
 
-fn cas(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, -4)?;
+pub(super) fn cas(parse: &mut Parse) -> Result<Plan, CommandError> {
     let key = parse.next_bytes()?;
     let expected_mod_revision = parse.next_u64()?;
     let value = parse.next_bytes()?;
@@ -271,11 +210,11 @@ fn cas(parse: &mut Parse) -> Result<Plan, CommandError> {
         }),
         Some("EX") if parse.remaining() == 2 => {
             parse.next_bytes()?;
-            let unit = expire::TimeUnit {
+            let unit = TimeUnit {
                 seconds: true,
                 absolute: false,
             };
-            let expiry = expire::positive_expiry(&parse.next_bytes()?, unit, "cas", unix_ms())
+            let expiry = positive_expiry(&parse.next_bytes()?, unit, "cas", unix_ms())
                 .map_err(|e| CommandError::Reply(e.to_string()))?;
             Ok(Plan {
                 op: Op::CasEx {

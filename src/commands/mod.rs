@@ -1,22 +1,32 @@
 //! Commands: turns a client's argv into a reply, through the read gate or the write path.
 //!
-//! Knows RESP only as `protocol::Frame`/`Parse`; knows Raft only through `RaftNode`.
-//! One file per family: `keys.rs` (strings and keys; the writing TTL commands in `expire.rs`),
-//! `history.rs` (GETAT HISTORY ROLLBACK COMPACT), `pubsub.rs` (SUBSCRIBE ... PUBLISH PUBSUB),
-//! `stream.rs` (XREAD XRANGE XREVRANGE on the `__watch__:` streams),
-//! `reads.rs` (keyspace reads answered from one `store::ReadOp`), `txn.rs` (MULTI EXEC DISCARD
-//! WATCH UNWATCH), `admin.rs` (connection and server, routed on to `connection.rs` and
-//! `server.rs`). `table.rs` is the command table (`COMMAND`'s data).
-//! `batch.rs` answers a pipeline batch ([`Batch`]), proposing runs of writes together.
+//! Knows RESP only as `protocol::Frame`/`Parse`; knows Raft only through `RaftNode`; shares
+//! state with the listener through `crate::context`.
+//!
+//! - `route.rs`: the route, one arm per command: name → kind (write, read, txn, pub/sub,
+//!   stream, admin) and the function that answers it. `table/` is the command table
+//!   (`COMMAND`'s data in `table/data.rs`), which checks every command's arity once, up front.
+//! - Families, one file each: `strings.rs` (SET INCR APPEND ...), `expire.rs` (EXPIRE PERSIST
+//!   GETEX SETEX ...), `keys.rs` (DEL RENAME KEYS SCAN FLUSHDB REVISION CAS), `reads.rs` (reads
+//!   answered from one `store::ReadOp`: GET MGET TTL ...), `history.rs` (GETAT HISTORY ROLLBACK
+//!   COMPACT), `txn.rs` (MULTI EXEC DISCARD WATCH UNWATCH), `pubsub.rs` (SUBSCRIBE ... PUBLISH
+//!   PUBSUB), `stream.rs` (XREAD XRANGE XREVRANGE on the `__watch__:` streams),
+//!   `connection.rs` (PING HELLO AUTH CLIENT READMODE ...), `server/` (COMMAND, CONFIG, INFO,
+//!   ROLE and TIME, a file per group), `cluster.rs` (RAFT.* SHUTDOWN).
+//! - Shared: `args.rs` (argument parsing: time units, SET's options), `reply.rs` (reply
+//!   helpers, [`WriteReply`]), `session.rs` ([`Session`]), `batch.rs` (a pipeline batch,
+//!   [`Batch`], proposing runs of writes together). This file is the dispatcher.
 //!
 //! # How a command is dispatched
 //!
 //! ```text
-//! argv ─▶ table lookup ─▶ unknown subcommand? ─▶ arity ─▶ authenticated (or a no_auth command)?
-//!      ─▶ keys::plan (a write: its store::Op and reply shape) ─▶ proposed, alone or in a run
-//!      ─▶ reads::plan (a read: its store::ReadOp and reply shape) ─▶ read gate ─▶ store
-//!      ─▶ txn::run (MULTI EXEC DISCARD WATCH UNWATCH)
-//!      ─▶ keys::execute ─▶ admin::execute ─▶ unknown command
+//! argv ─▶ check: table lookup ─▶ unknown subcommand? ─▶ arity ─▶ authenticated (or no_auth)?
+//!      ─▶ route::route(name) ─▶ Write: plan (store::Op + reply shape) ─▶ proposed (or in a run)
+//!                            ─▶ Read: reads::plan (store::ReadOp + reply) ─▶ read gate ─▶ store
+//!                            ─▶ Txn: txn::run (MULTI EXEC DISCARD WATCH UNWATCH)
+//!                            ─▶ PubSub / Admin: answered at once
+//!                            ─▶ ReadRun / Stream / Cluster: answered after waiting
+//!                            ─▶ no route: unknown command
 //! ```
 //!
 //! Inside MULTI, every command but EXEC DISCARD MULTI WATCH QUIT RESET is checked and queued
@@ -34,205 +44,55 @@
 //! # How a write flows
 //!
 //! ```text
-//! SET ─▶ keys::plan ─▶ Plan { op, reply } ─▶ Session::request (next seq) ─▶ RaftNode::write
-//!     ─▶ Response ─▶ WriteReply::frame ─▶ reply
+//! SET ─▶ route ─▶ strings::set ─▶ Plan { op, reply } ─▶ Session::request (next seq)
+//!     ─▶ RaftNode::write ─▶ Response ─▶ WriteReply::frame ─▶ reply
 //! SET; INCR; DEL (one batch) ─▶ plans ─▶ consecutive seqs ─▶ RaftNode::write_many ─▶ replies
 //! ```
 //!
 //! # How a read flows
 //!
 //! ```text
-//! GET ─▶ read_gate (session's read mode: linearizable ⇒ ReadIndex barrier; stale ⇒ none)
-//!     ─▶ state machine read lock ─▶ store::Store::get ─▶ reply
+//! GET ─▶ route ─▶ reads::plan ─▶ read_gate (session's read mode: linearizable ⇒ ReadIndex
+//!     barrier; stale ⇒ none) ─▶ RaftNode::read_store ─▶ store::Store::read ─▶ reply
 //! ```
 
-mod admin;
+mod args;
 mod batch;
 mod cluster;
 mod connection;
+mod expire;
 mod history;
 mod keys;
 mod pubsub;
 mod reads;
+mod reply;
+mod route;
 mod server;
+mod session;
 mod stream;
+mod strings;
 pub mod table;
 mod txn;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::config::ReadMode;
-use crate::protocol::{Frame, Parse, ParseError, Protocol};
+use crate::context::ServerContext;
+use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::WriteError;
-use crate::server::clients::FLAG_READONLY;
-use crate::server::{ClientHandle, ServerContext};
-use crate::store::{ClientSeq, Op, Request, Response};
+use crate::store::Op;
 
 pub use batch::Batch;
+pub(crate) use reply::WriteReply;
+use reply::{noauth, reply, truncated, unknown_command};
+use route::Route;
+pub use session::Session;
 use table::Lookup;
 
-/// Per-connection state.
-pub struct Session {
-    /// `CLIENT ID`: unique on this node, grows.
-    pub id: u64,
-    pub addr: SocketAddr,
-    pub proto: Protocol,
-    pub authenticated: bool,
-    pub read_mode: ReadMode,
-    /// What other sessions see of this one (name, flags, last command); shared with the
-    /// client registry.
-    pub handle: Arc<ClientHandle>,
-    /// Deduplication identity of this connection's writes (random, cluster-unique), taken from
-    /// the node's pool of ended sessions' identities when there is one (DedupIdsReused).
-    client_id: u64,
-    /// Where `(client_id, seq)` goes back when the session ends.
-    dedup_ids: Arc<DedupIdPool>,
-    /// Sequence number of this connection's last write.
-    seq: u64,
-    /// Whether a read barrier already covers the rest of the current pipeline batch
-    /// (BatchBarrier, see [`read_gate`]). Cleared at each new batch and by every write.
-    pub(crate) barrier_valid: bool,
-    /// MULTI's queue and the WATCHed keys (`txn.rs`).
-    txn: txn::TxnState,
-    /// The channels and patterns this connection subscribes to, with its message queue;
-    /// `None` while it subscribes to nothing (`pubsub.rs`).
-    pub subscription: Option<crate::watch::pubsub::Subscription>,
-}
-
-impl Session {
-    pub fn new(ctx: &ServerContext, handle: Arc<ClientHandle>) -> Self {
-        let (client_id, seq) = ctx.dedup_ids.take();
-        let mut session = Self {
-            id: handle.id,
-            addr: handle.addr,
-            proto: Protocol::Resp2,
-            authenticated: ctx.requirepass.is_none(),
-            read_mode: ctx.settings.read_mode(),
-            handle,
-            client_id,
-            seq,
-            dedup_ids: ctx.dedup_ids.clone(),
-            barrier_valid: false,
-            txn: txn::TxnState::default(),
-            subscription: None,
-        };
-        session.set_read_mode(ctx.settings.read_mode());
-        session
-    }
-
-    /// The request for this connection's next write. Seqs grow by one per write, in command
-    /// order; a connection has one write, or one ordered run of them (`RaftNode::write_many`),
-    /// in flight at a time. So `(client_id, seq)` identifies a write across retries and
-    /// forwarding, and the store refuses one older than the last it applied. The leader stamps
-    /// `at_ms`; the forwarder marks its retries (`RaftNode::write`).
-    fn request(&mut self, op: Op) -> Request {
-        self.seq += 1;
-        Request {
-            client: Some(ClientSeq {
-                client_id: self.client_id,
-                seq: self.seq,
-                // Made now, sent from now on: never later than its first send
-                // (NoDoubleApplyAfterEviction needs it no later).
-                sent_ms: crate::raft::unix_ms(),
-                retry: false,
-            }),
-            op,
-            at_ms: 0,
-        }
-    }
-
-    /// Switches the reply protocol (HELLO, RESET).
-    pub fn set_proto(&mut self, proto: Protocol) {
-        self.proto = proto;
-        self.handle.set_resp(match proto {
-            Protocol::Resp2 => 2,
-            Protocol::Resp3 => 3,
-        });
-    }
-
-    /// Sets the read mode; stale mode shows as `flags=r` in `CLIENT LIST`, as `READONLY` does in
-    /// Redis.
-    pub fn set_read_mode(&mut self, mode: ReadMode) {
-        self.read_mode = mode;
-        self.barrier_valid = false;
-        self.handle.set_flag(FLAG_READONLY, mode == ReadMode::Stale);
-    }
-
-    /// `RESET`: back to a new connection's state (Redis's `clearClientConnectionState`): RESP2,
-    /// no name, the default read mode, no CLIENT flags, unauthenticated when a password is
-    /// configured. The library name and version stay, as in Redis: they still describe the
-    /// client behind the connection.
-    pub fn reset(&mut self, ctx: &ServerContext) {
-        self.reset_transaction_and_subscriptions();
-        self.set_proto(Protocol::Resp2);
-        self.handle.names().name = None;
-        self.set_read_mode(ctx.settings.read_mode());
-        self.handle
-            .set_flag(crate::server::clients::FLAG_NO_EVICT, false);
-        self.handle
-            .set_flag(crate::server::clients::FLAG_NO_TOUCH, false);
-        self.authenticated = ctx.requirepass.is_none();
-    }
-
-    /// RESET leaves MULTI (queued commands and WATCHed keys are discarded) and every pub/sub
-    /// subscription.
-    fn reset_transaction_and_subscriptions(&mut self) {
-        self.txn = txn::TxnState::default();
-        self.subscription = None;
-        self.handle.subscriptions.store(0, Ordering::Relaxed);
-        self.handle
-            .pattern_subscriptions
-            .store(0, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.dedup_ids.give_back(self.client_id, self.seq);
-    }
-}
-
-/// **DedupIdsReused.** The dedup identities `(client_id, last seq)` of ended sessions, which new
-/// sessions continue (their first write is `seq + 1`). The store's dedup table keeps one entry
-/// per identity (`store::dedup`), so with reuse it holds about as many entries as this node ever
-/// had concurrent writing connections, not one per connection ever opened: connection churn
-/// (a connection per request) no longer evicts a retrying forwarder's entry.
-///
-/// Safe because an identity is given back only when its session has ended, so its last write
-/// (and every retry of it by this node) has returned; a copy of that write still in some log
-/// either applies before the next session's first write or is refused as stale after it
-/// (`seq` below the last applied), as any late duplicate is. Its client saw no `+OK` for it in
-/// the second case (the write was answered uncertain, or not at all).
-#[derive(Default)]
-pub struct DedupIdPool {
-    ids: std::sync::Mutex<Vec<(u64, u64)>>,
-}
-
-impl DedupIdPool {
-    /// The most identities kept; more are forgotten (their table entries age out).
-    const MAX: usize = 16 * 1024;
-
-    /// An identity for a new session: an ended session's, or a fresh random one.
-    fn take(&self) -> (u64, u64) {
-        self.lock().pop().unwrap_or_else(|| (rand::random(), 0))
-    }
-
-    /// Returns an ended session's identity to the pool.
-    fn give_back(&self, client_id: u64, seq: u64) {
-        let mut ids = self.lock();
-        if ids.len() < Self::MAX {
-            ids.push((client_id, seq));
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, u64)>> {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+/// The Redis version redraft speaks for (`HELLO`'s `version`, `INFO`'s `redis_version`).
+pub const REDIS_VERSION: &str = "7.2.0";
 
 /// What to send back, and whether to close the connection after it.
 pub struct Outcome {
@@ -291,15 +151,26 @@ enum Prepared {
     /// MULTI EXEC DISCARD WATCH UNWATCH (`txn.rs`), by lowercase name; an EXEC that failed
     /// the checks carries why.
     Txn(String, Result<Parse, CommandError>),
-    /// Any other command: runs through the families' `execute`.
+    /// Any other command: runs its routed function ([`run_other`]).
     Other(OtherCommand),
 }
 
-/// A command that is not a write, parsed up to its name.
+/// A command that is neither planned nor a transaction command, parsed up to its name, with
+/// the function its route names (`None`: an unknown command).
 struct OtherCommand {
     raw_name: Bytes,
-    name: String,
+    run: Option<Run>,
     parse: Parse,
+}
+
+/// How a command that is run rather than planned is called (from its [`Route`]).
+enum Run {
+    /// Answered at once with frames of its own (pub/sub).
+    Frames(route::Frames),
+    /// Answered at once.
+    Now(route::Now),
+    /// Answered after waiting (the read gate, the cluster, XREAD BLOCK).
+    Waits(route::Waits),
 }
 
 /// Counts the command, runs the checks, and plans it if it is a write. Has no effect beyond
@@ -346,54 +217,34 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
             close: true,
         });
     }
-    if let Some(plan) = keys::plan(&name, &mut parse).or_else(|| history::plan(&name, &mut parse)) {
-        return Prepared::Write(plan);
-    }
-    if let Some(plan) = reads::plan(&name, &mut parse) {
-        return Prepared::Read(plan);
-    }
-    if txn::is_txn_command(&name) {
-        return Prepared::Txn(name, Ok(parse));
-    }
+    let run = match route::route(&name) {
+        Some(Route::Write(plan)) => return Prepared::Write(plan(&mut parse)),
+        Some(Route::Read(shape)) => return Prepared::Read(reads::plan(shape, &mut parse)),
+        Some(Route::Txn) => return Prepared::Txn(name, Ok(parse)),
+        Some(Route::PubSub(f)) => Some(Run::Frames(f)),
+        Some(Route::Admin(f)) => Some(Run::Now(f)),
+        Some(Route::ReadRun(f) | Route::Stream(f) | Route::Cluster(f)) => Some(Run::Waits(f)),
+        None => None,
+    };
     Prepared::Other(OtherCommand {
         raw_name,
-        name,
+        run,
         parse,
     })
 }
 
-/// Runs a command that is not a write.
+/// Runs a command that is neither planned nor a transaction command.
 async fn run_other(ctx: &ServerContext, session: &mut Session, cmd: OtherCommand) -> Outcome {
     let OtherCommand {
         raw_name,
-        name,
+        run,
         mut parse,
     } = cmd;
-    // Each family answers the commands it owns and returns None for the others.
-    if let Some(r) = pubsub::execute(ctx, session, &name, &mut parse) {
-        return r.unwrap_or_else(|e| reply(Err(e)));
-    }
-    if let Some(r) = keys::execute(ctx, session, &name, &mut parse).await {
-        return reply(r);
-    }
-    if let Some(r) = history::execute(ctx, session, &name, &mut parse).await {
-        return reply(r);
-    }
-    if let Some(r) = stream::execute(ctx, session, &name, &mut parse).await {
-        return reply(r);
-    }
-    let result = match admin::execute(ctx, session, &name, &mut parse).await {
-        Some(r) => r,
-        None => Err(unknown_command(&raw_name, &mut parse)),
-    };
-    reply(result)
-}
-
-/// The reply to a command's result: its frame, or its error as a RESP error.
-fn reply(result: CommandResult) -> Outcome {
-    match result {
-        Ok(frame) => frame.into(),
-        Err(e) => Frame::Error(e.to_string()).into(),
+    match run {
+        Some(Run::Frames(f)) => f(ctx, session, &mut parse).unwrap_or_else(|e| reply(Err(e))),
+        Some(Run::Now(f)) => reply(f(ctx, session, &mut parse)),
+        Some(Run::Waits(f)) => reply(f(ctx, session, &mut parse).await),
+        None => reply(Err(unknown_command(&raw_name, &mut parse))),
     }
 }
 
@@ -433,10 +284,6 @@ fn check(session: &Session, argv: &[Bytes]) -> Result<(), CommandError> {
             }
         }
     }
-}
-
-fn noauth() -> CommandError {
-    CommandError::Reply("NOAUTH Authentication required.".into())
 }
 
 /// A command's failure; its text is the RESP error (first word = prefix).
@@ -482,95 +329,12 @@ pub(crate) struct Plan {
     pub reply: WriteReply,
 }
 
-/// How a write command turns the store's [`Response`] into its reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WriteReply {
-    /// `Put` → `+OK` (SET without options).
-    Put,
-    /// `Set` → with `get` the previous value or nil; else `+OK` if written, nil if not (SET
-    /// with options, GETSET).
-    Set { get: bool },
-    /// `Set` → `:1` if written, `:0` if not (SETNX).
-    SetNx,
-    /// `Value` → bulk or nil (GETDEL, INCRBYFLOAT).
-    Value,
-    /// `Integer` → the new value (INCR and friends).
-    Integer,
-    /// `Length` → the new length (APPEND, SETRANGE).
-    Length,
-    /// `Deleted` → how many keys were deleted (DEL, UNLINK).
-    Deleted,
-    /// `Deleted` → `+OK` (FLUSHDB, FLUSHALL).
-    Flushed,
-    /// `Applied` → `:1`/`:0` if `as_integer` (MSETNX, RENAMENX, CAS), else `+OK` (MSET, RENAME).
-    Applied { as_integer: bool },
-    /// `Compacted` → `+OK` (COMPACT).
-    Compacted,
-}
-
-impl WriteReply {
-    /// The reply to the store's answer; a refusal (`Response::Error`) is an error reply.
-    pub fn frame(self, response: Response) -> CommandResult {
-        let bulk_or_nil = |value: Option<Bytes>| value.map_or(Frame::Null, Frame::Bulk);
-        match (self, response) {
-            (_, Response::Error(e)) => Err(CommandError::Reply(e.to_string())),
-            (Self::Put, Response::Put { .. }) => Ok(Frame::ok()),
-            (Self::Set { get: true }, Response::Set { prev, .. }) => Ok(bulk_or_nil(prev)),
-            (Self::Set { get: false }, Response::Set { written, .. }) => {
-                Ok(if written { Frame::ok() } else { Frame::Null })
-            }
-            (Self::SetNx, Response::Set { written, .. }) => Ok(Frame::Integer(i64::from(written))),
-            (Self::Value, Response::Value { value, .. }) => Ok(bulk_or_nil(value)),
-            (Self::Integer, Response::Integer { value, .. }) => Ok(Frame::Integer(value)),
-            (Self::Length, Response::Length { length, .. }) => Ok(Frame::Integer(length as i64)),
-            (Self::Deleted, Response::Deleted { deleted, .. }) => {
-                Ok(Frame::Integer(deleted as i64))
-            }
-            (Self::Flushed, Response::Deleted { .. }) => Ok(Frame::ok()),
-            (Self::Compacted, Response::Compacted { .. }) => Ok(Frame::ok()),
-            (Self::Applied { as_integer }, Response::Applied { applied, .. }) => {
-                Ok(if as_integer {
-                    Frame::Integer(i64::from(applied))
-                } else {
-                    Frame::ok()
-                })
-            }
-            (_, other) => Err(CommandError::Reply(format!(
-                "ERR unexpected store response {other:?}"
-            ))),
-        }
-    }
-}
-
 /// Proposes one planned write for this session and returns its reply.
 async fn write(ctx: &ServerContext, session: &mut Session, plan: Plan) -> CommandResult {
     // BatchBarrier: a read after this write needs a barrier that covers it.
     session.barrier_valid = false;
     let req = session.request(plan.op);
     plan.reply.frame(ctx.node.write(req).await?)
-}
-
-/// At most `max` bytes of `arg`, as text (invalid UTF-8 replaced), as Redis's `%.128s`.
-fn truncated(arg: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&arg[..arg.len().min(max)]).into_owned()
-}
-
-/// Redis's reply to a command it does not know (`server.c` `processCommand`): the name as sent
-/// and the first arguments, quoted, up to 128 bytes of them.
-fn unknown_command(raw_name: &[u8], parse: &mut Parse) -> CommandError {
-    let mut args: Vec<u8> = Vec::new();
-    while args.len() < 128 {
-        let Ok(a) = parse.next_bytes() else { break };
-        let room = 128 - args.len();
-        args.push(b'\'');
-        args.extend_from_slice(&a[..a.len().min(room)]);
-        args.extend_from_slice(b"' ");
-    }
-    CommandError::Reply(format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        truncated(raw_name, 128),
-        String::from_utf8_lossy(&args)
-    ))
 }
 
 /// Parses `argv` as a session does before proposing a write: the command table lookup and
@@ -591,11 +355,11 @@ pub fn plan_write(argv: Vec<Bytes>) -> Result<Option<Op>, String> {
         }
     }
     let mut parse = Parse::new(argv);
-    match keys::plan(&name, &mut parse) {
-        Some(Ok(plan)) => Ok(Some(plan.op)),
-        Some(Err(e)) => Err(e.to_string()),
-        None => Ok(None),
+    match route::route(&name) {
+        Some(Route::Write(plan)) => plan(&mut parse).map(|plan| Some(plan.op)),
+        _ => Ok(None),
     }
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -33,10 +33,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::keys::check_arity;
 use super::{CommandError, Outcome, Session};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, Protocol};
-use crate::server::ServerContext;
 use crate::watch::pubsub::Subscription;
 
 /// The commands a RESP2 connection with subscriptions may run (Redis's `processCommand`).
@@ -91,22 +90,6 @@ pub fn subscribed_context_reply(
     None
 }
 
-/// Runs `name` if it is a pub/sub command; its replies may be several frames.
-pub fn execute(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> Option<Result<Outcome, CommandError>> {
-    Some(match name {
-        "subscribe" | "psubscribe" => subscribe(ctx, session, parse, name == "psubscribe"),
-        "unsubscribe" | "punsubscribe" => unsubscribe(session, parse, name == "punsubscribe"),
-        "publish" => publish(ctx, parse),
-        "pubsub" => pubsub(ctx, parse),
-        _ => return None,
-    })
-}
-
 fn confirmation(kind: &'static str, name: Option<Bytes>, count: usize) -> Frame {
     Frame::Push(vec![
         Frame::Bulk(Bytes::from_static(kind.as_bytes())),
@@ -145,13 +128,12 @@ fn settle(session: &mut Session) {
     }
 }
 
-fn subscribe(
+pub(super) fn subscribe(
     ctx: &ServerContext,
     session: &mut Session,
     parse: &mut Parse,
     pattern: bool,
 ) -> Result<Outcome, CommandError> {
-    check_arity(parse, -2)?;
     let handle = session.handle.clone();
     let sub = session.subscription.get_or_insert_with(|| {
         Subscription::new(
@@ -176,7 +158,7 @@ fn subscribe(
     Ok(frames(out))
 }
 
-fn unsubscribe(
+pub(super) fn unsubscribe(
     session: &mut Session,
     parse: &mut Parse,
     pattern: bool,
@@ -225,15 +207,14 @@ fn unsubscribe(
     Ok(frames(out))
 }
 
-fn publish(ctx: &ServerContext, parse: &mut Parse) -> Result<Outcome, CommandError> {
-    check_arity(parse, 3)?;
+pub(super) fn publish(ctx: &ServerContext, parse: &mut Parse) -> Result<Outcome, CommandError> {
     let channel = parse.next_bytes()?;
     let message = parse.next_bytes()?;
     let received = ctx.node.publish(channel, message);
     Ok(Frame::Integer(received as i64).into())
 }
 
-fn pubsub(ctx: &ServerContext, parse: &mut Parse) -> Result<Outcome, CommandError> {
+pub(super) fn pubsub(ctx: &ServerContext, parse: &mut Parse) -> Result<Outcome, CommandError> {
     let sub = parse.next_string()?.to_ascii_lowercase();
     let hub = &ctx.node.pubsub;
     let frame = match sub.as_str() {

@@ -29,9 +29,10 @@
 
 use bytes::Bytes;
 
+use super::reply::field;
 use super::{CommandError, CommandResult, Session};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse};
-use crate::server::ServerContext;
 use crate::store::{ReadOp, Response};
 
 /// A read command, planned: what to read, and how to answer.
@@ -61,47 +62,14 @@ pub(crate) enum ReadReply {
     },
 }
 
-/// Plans `name` if it is a keyspace read answered from a `ReadOp`.
-pub(crate) fn plan(name: &str, parse: &mut Parse) -> Option<Result<ReadPlan, CommandError>> {
-    let reply = match name {
-        "get" => ReadReply::Get,
-        "mget" => ReadReply::MGet,
-        "strlen" => ReadReply::StrLen,
-        "getrange" => ReadReply::GetRange { start: 0, end: 0 },
-        "exists" => ReadReply::Exists,
-        "type" => ReadReply::Type,
-        "dbsize" => ReadReply::DbSize,
-        "getmeta" => ReadReply::GetMeta,
-        "ttl" => ReadReply::Ttl {
-            ms: false,
-            abs: false,
-        },
-        "pttl" => ReadReply::Ttl {
-            ms: true,
-            abs: false,
-        },
-        "expiretime" => ReadReply::Ttl {
-            ms: false,
-            abs: true,
-        },
-        "pexpiretime" => ReadReply::Ttl {
-            ms: true,
-            abs: true,
-        },
-        _ => return None,
-    };
-    Some(plan_args(reply, parse))
-}
-
-fn plan_args(reply: ReadReply, parse: &mut Parse) -> Result<ReadPlan, CommandError> {
-    let arity = |parse: &Parse, arity: i64| super::keys::check_arity(parse, arity);
+/// Plans a read of shape `reply` (the route's) from its arguments.
+pub(crate) fn plan(reply: ReadReply, parse: &mut Parse) -> Result<ReadPlan, CommandError> {
     let op = match reply {
         ReadReply::Get
         | ReadReply::StrLen
         | ReadReply::Type
         | ReadReply::GetMeta
         | ReadReply::Ttl { .. } => {
-            arity(parse, 2)?;
             let key = parse.next_bytes()?;
             if matches!(reply, ReadReply::GetMeta | ReadReply::Ttl { .. }) {
                 ReadOp::Meta { key }
@@ -110,7 +78,6 @@ fn plan_args(reply: ReadReply, parse: &mut Parse) -> Result<ReadPlan, CommandErr
             }
         }
         ReadReply::MGet | ReadReply::Exists => {
-            arity(parse, -2)?;
             let mut keys = Vec::with_capacity(parse.remaining());
             while parse.remaining() > 0 {
                 keys.push(parse.next_bytes()?);
@@ -118,7 +85,6 @@ fn plan_args(reply: ReadReply, parse: &mut Parse) -> Result<ReadPlan, CommandErr
             ReadOp::Get { keys }
         }
         ReadReply::GetRange { .. } => {
-            arity(parse, 4)?;
             let key = parse.next_bytes()?;
             let (start, end) = (parse.next_i64()?, parse.next_i64()?);
             return Ok(ReadPlan {
@@ -126,10 +92,7 @@ fn plan_args(reply: ReadReply, parse: &mut Parse) -> Result<ReadPlan, CommandErr
                 reply: ReadReply::GetRange { start, end },
             });
         }
-        ReadReply::DbSize => {
-            arity(parse, 1)?;
-            ReadOp::Len
-        }
+        ReadReply::DbSize => ReadOp::Len,
     };
     Ok(ReadPlan { op, reply })
 }
@@ -141,12 +104,8 @@ pub(crate) async fn run(
     plan: ReadPlan,
 ) -> CommandResult {
     super::read_gate(ctx, session).await?;
-    let response = ctx.node.sm.read().store.read(&plan.op);
+    let response = ctx.node.read_store(|store| store.read(&plan.op));
     plan.reply.frame(response, crate::raft::unix_ms())
-}
-
-fn field(name: &'static str, value: Frame) -> (Frame, Frame) {
-    (Frame::Bulk(Bytes::from_static(name.as_bytes())), value)
 }
 
 /// TTL's answer for a key with `deadline` at `now_ms` (Redis's `ttlGenericCommand`): -1 without

@@ -35,28 +35,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{read_gate, CommandError, CommandResult, Session};
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
-use crate::server::ServerContext;
 use crate::store::{Event, Revision};
 use crate::watch::stream::{entry_frame, parse_id, watch_prefix, Cursor, MAX_READ_ENTRIES};
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
-/// Runs `name` if it is a stream command.
-pub async fn execute(
-    ctx: &ServerContext,
-    session: &mut Session,
-    name: &str,
-    parse: &mut Parse,
-) -> Option<CommandResult> {
-    Some(match name {
-        "xread" => xread(ctx, session, parse).await,
-        "xrange" => xrange(ctx, session, parse, false).await,
-        "xrevrange" => xrange(ctx, session, parse, true).await,
-        "xadd" | "xdel" | "xtrim" | "xsetid" | "xgroup" | "xreadgroup" | "xack" | "xclaim"
-        | "xautoclaim" => Err(read_only(name)),
-        _ => return None,
-    })
+/// The stream commands that would write a stream (XADD XDEL XTRIM ...): refused.
+pub(super) fn refused(parse: &mut Parse) -> CommandResult {
+    Err(read_only(&parse.command_name()))
 }
 
 fn read_only(name: &str) -> CommandError {
@@ -79,7 +67,11 @@ struct ReadStream {
     after: Option<Revision>,
 }
 
-async fn xread(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
+pub(super) async fn xread(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let mut args = Vec::with_capacity(parse.remaining());
     while parse.remaining() > 0 {
         args.push(parse.next_bytes()?);
@@ -159,7 +151,7 @@ async fn xread(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) ->
     // Subscribed before the first read, so a change applied after it wakes the wait below.
     let mut revisions = ctx.node.sm.revision_watch();
     {
-        let current = ctx.node.sm.read().store.revision();
+        let current = ctx.node.read_store(|store| store.revision());
         for s in &mut streams {
             s.after.get_or_insert(Revision::new(current, u64::MAX));
         }
@@ -212,9 +204,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Runs a cursor to its end, one chunk per hold of the read lock (ReadBounded).
 fn read(ctx: &ServerContext, mut cursor: Cursor) -> Result<Vec<Event>, CommandError> {
     while !cursor.done {
-        let st = ctx.node.sm.read();
-        cursor
-            .step(&st.store)
+        ctx.node
+            .read_store(|store| cursor.step(store))
             .map_err(|e| CommandError::Reply(e.to_string()))?;
     }
     Ok(cursor.events)
@@ -258,7 +249,7 @@ fn interval_bound(arg: &[u8], start: bool) -> Result<Bound<Revision>, CommandErr
     Ok(Bound::Included(r))
 }
 
-async fn xrange(
+pub(super) async fn xrange(
     ctx: &ServerContext,
     session: &mut Session,
     parse: &mut Parse,

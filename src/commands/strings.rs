@@ -28,95 +28,13 @@
 //! SETRANGE key offset value        → :new length
 //! ```
 
-use bytes::Bytes;
-
-use super::expire::{positive_expiry, TimeUnit};
-use super::{arity_of, check_arity, CommandError, ParseError};
-use crate::commands::{Plan, WriteReply};
+use super::args::{parse_string_options, positive_expiry, wrong_arity, OptionsOf};
+use super::{CommandError, Plan, WriteReply};
 use crate::protocol::Parse;
 use crate::raft::unix_ms;
 use crate::store::{LongDouble, Op, PutTtl, SetWhen, MAX_STRING_LEN};
 
-/// Plans `name` if it is a writing string command.
-pub fn plan(name: &str, parse: &mut Parse) -> Option<Result<Plan, CommandError>> {
-    Some(match name {
-        "set" => set(parse),
-        "setnx" => setnx(parse),
-        "getset" => getset(parse),
-        "getdel" => getdel(parse),
-        "mset" | "msetnx" => mset(parse),
-        "incr" | "decr" | "incrby" | "decrby" => incr(name, parse),
-        "incrbyfloat" => incrbyfloat(parse),
-        "append" => append(parse),
-        "setrange" => setrange(parse),
-        _ => return None,
-    })
-}
-
-/// Which command's options [`parse_string_options`] reads (Redis's `COMMAND_SET`,
-/// `COMMAND_GET`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum OptionsOf {
-    Set,
-    GetEx,
-}
-
-/// SET's and GETEX's options, parsed with Redis 7.0's grammar
-/// (`parseExtendedStringArgumentsOrReply`): NX and XX exclude each other, KEEPTTL and PERSIST
-/// exclude the expiry options, one expiry option may be repeated (the last value wins) but not
-/// mixed with another, an expiry option needs an argument; anything else is a syntax error.
-pub(super) struct StringOptions {
-    pub when: SetWhen,
-    pub get: bool,
-    pub keepttl: bool,
-    pub persist: bool,
-    /// The expiry option's unit and its argument, not yet checked (SET checks it before the
-    /// key, GETEX after: `expire.rs`).
-    pub expiry: Option<(TimeUnit, Bytes)>,
-}
-
-pub(super) fn parse_string_options(
-    parse: &mut Parse,
-    of: OptionsOf,
-) -> Result<StringOptions, CommandError> {
-    let mut opts = StringOptions {
-        when: SetWhen::Always,
-        get: false,
-        keepttl: false,
-        persist: false,
-        expiry: None,
-    };
-    let set = of == OptionsOf::Set;
-    while let Some(opt) = parse.peek_upper() {
-        parse.next_bytes()?;
-        let has_next = parse.remaining() > 0;
-        let unit = TimeUnit::of_option(&opt);
-        match opt.as_str() {
-            "NX" if set && opts.when != SetWhen::Present => opts.when = SetWhen::Absent,
-            "XX" if set && opts.when != SetWhen::Absent => opts.when = SetWhen::Present,
-            "GET" if set => opts.get = true,
-            "KEEPTTL" if set && opts.expiry.is_none() && !opts.persist => opts.keepttl = true,
-            "PERSIST" if !set && opts.expiry.is_none() && !opts.keepttl => opts.persist = true,
-            _ if unit.is_some() && !opts.keepttl && !opts.persist && has_next => {
-                // Redis allows the same option twice, not two different ones.
-                if opts
-                    .expiry
-                    .as_ref()
-                    .is_some_and(|(first, _)| Some(*first) != unit)
-                {
-                    return Err(ParseError::Syntax.into());
-                }
-                let arg = parse.next_bytes()?;
-                opts.expiry = unit.map(|unit| (unit, arg));
-            }
-            _ => return Err(ParseError::Syntax.into()),
-        }
-    }
-    Ok(opts)
-}
-
-fn set(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, -3)?;
+pub(super) fn set(parse: &mut Parse) -> Result<Plan, CommandError> {
     let key = parse.next_bytes()?;
     let value = parse.next_bytes()?;
     let opts = parse_string_options(parse, OptionsOf::Set)?;
@@ -159,8 +77,7 @@ fn set(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn setnx(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 3)?;
+pub(super) fn setnx(parse: &mut Parse) -> Result<Plan, CommandError> {
     let (key, value) = (parse.next_bytes()?, parse.next_bytes()?);
     Ok(Plan {
         op: Op::Set {
@@ -173,8 +90,7 @@ fn setnx(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn getset(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 3)?;
+pub(super) fn getset(parse: &mut Parse) -> Result<Plan, CommandError> {
     let (key, value) = (parse.next_bytes()?, parse.next_bytes()?);
     Ok(Plan {
         op: Op::Set {
@@ -187,8 +103,7 @@ fn getset(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn getdel(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 2)?;
+pub(super) fn getdel(parse: &mut Parse) -> Result<Plan, CommandError> {
     let key = parse.next_bytes()?;
     Ok(Plan {
         op: Op::GetDel { key },
@@ -196,11 +111,10 @@ fn getdel(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn mset(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, -3)?;
+pub(super) fn mset(parse: &mut Parse) -> Result<Plan, CommandError> {
     let name = parse.command_name();
     if parse.remaining() % 2 != 0 {
-        return Err(arity_of(&name));
+        return Err(wrong_arity(&name));
     }
     let mut pairs = Vec::with_capacity(parse.remaining() / 2);
     while parse.remaining() > 0 {
@@ -218,9 +132,8 @@ fn mset(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn incr(name: &str, parse: &mut Parse) -> Result<Plan, CommandError> {
+pub(super) fn incr(name: &str, parse: &mut Parse) -> Result<Plan, CommandError> {
     let by = name.ends_with("by");
-    check_arity(parse, if by { 3 } else { 2 })?;
     let key = parse.next_bytes()?;
     let n = if by { parse.next_i64()? } else { 1 };
     let delta = if name.starts_with("decr") {
@@ -236,8 +149,7 @@ fn incr(name: &str, parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn incrbyfloat(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 3)?;
+pub(super) fn incrbyfloat(parse: &mut Parse) -> Result<Plan, CommandError> {
     let (key, increment) = (parse.next_bytes()?, parse.next_bytes()?);
     if LongDouble::parse(&increment).is_none() {
         return Err(CommandError::Reply("ERR value is not a valid float".into()));
@@ -248,8 +160,7 @@ fn incrbyfloat(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn append(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 3)?;
+pub(super) fn append(parse: &mut Parse) -> Result<Plan, CommandError> {
     let (key, value) = (parse.next_bytes()?, parse.next_bytes()?);
     Ok(Plan {
         op: Op::Append { key, value },
@@ -257,8 +168,7 @@ fn append(parse: &mut Parse) -> Result<Plan, CommandError> {
     })
 }
 
-fn setrange(parse: &mut Parse) -> Result<Plan, CommandError> {
-    check_arity(parse, 4)?;
+pub(super) fn setrange(parse: &mut Parse) -> Result<Plan, CommandError> {
     let key = parse.next_bytes()?;
     let offset = parse.next_i64()?;
     let value = parse.next_bytes()?;

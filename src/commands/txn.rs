@@ -46,9 +46,9 @@ use super::{
     check, prepare, read_gate, reply, run_other, unknown_command, CommandError, CommandResult,
     Outcome, Prepared, Session, WriteReply,
 };
+use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse};
 use crate::raft::unix_ms;
-use crate::server::ServerContext;
 use crate::store::{Compare, Op, Response};
 
 /// One connection's transaction state.
@@ -67,11 +67,6 @@ impl TxnState {
     pub fn in_multi(&self) -> bool {
         self.queued.is_some()
     }
-}
-
-/// Returns whether `name` (lowercase) is a command of this family.
-pub(super) fn is_txn_command(name: &str) -> bool {
-    matches!(name, "multi" | "exec" | "discard" | "watch" | "unwatch")
 }
 
 /// Returns whether `argv` is queued inside MULTI: every command but EXEC DISCARD MULTI WATCH
@@ -173,18 +168,20 @@ async fn watch(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) ->
         keys.push(parse.next_bytes()?);
     }
     read_gate(ctx, session).await?;
-    let st = ctx.node.sm.read();
-    for key in keys {
-        // A key watched again keeps what was read first, as in Redis.
-        if session.txn.watched.iter().any(|c| c.key == key) {
-            continue;
+    let watched = &mut session.txn.watched;
+    ctx.node.read_store(|store| {
+        for key in keys {
+            // A key watched again keeps what was read first, as in Redis.
+            if watched.iter().any(|c| c.key == key) {
+                continue;
+            }
+            watched.push(Compare {
+                mod_revision: store.last_change(&key),
+                watched_at: store.revision(),
+                key,
+            });
         }
-        session.txn.watched.push(Compare {
-            mod_revision: st.store.last_change(&key),
-            watched_at: st.store.revision(),
-            key,
-        });
-    }
+    });
     Ok(Frame::ok())
 }
 

@@ -30,6 +30,7 @@ pub mod read;
 pub mod rpc;
 pub mod snapshot_transfer;
 pub mod state_machine;
+mod store_view;
 pub mod wal;
 mod write;
 

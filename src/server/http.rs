@@ -23,8 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::ServerContext;
 use crate::commands::table;
+use crate::context::ServerContext;
 use crate::metrics::{render_labelled, render_one};
 
 /// Largest request head read.
@@ -427,14 +427,13 @@ pub fn exposition(ctx: &ServerContext) -> String {
     );
 
     // store
-    let (keys, revision, compact_revision) = {
-        let st = node.sm.read();
+    let (keys, revision, compact_revision) = node.read_store(|store| {
         (
-            st.store.len() as u64,
-            st.store.revision(),
-            st.store.compact_revision(),
+            store.len() as u64,
+            store.revision(),
+            store.compact_revision(),
         )
-    };
+    });
     render_one(
         &mut out,
         "gauge",

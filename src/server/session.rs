@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{ClientHandle, ServerContext};
 use crate::commands::{self, Session};
+use crate::context::{ClientHandle, ServerContext};
 use crate::protocol::{Connection, ConnectionError, Frame};
 
 /// Serves one client until it quits, disconnects, sends a malformed frame, is killed, idles out,
@@ -117,10 +117,7 @@ pub async fn run(
         write_queued_messages(&mut conn, &mut session);
         let output_limit = ctx.settings.output_buffer_limit() as usize;
         let mut close = false;
-        // BatchBarrier: this batch holds only commands already received; a read barrier taken
-        // during an earlier batch does not cover them.
-        session.barrier_valid = false;
-        let mut batch = commands::Batch::new(received);
+        let mut batch = commands::Batch::new(received, &mut session);
         loop {
             let next = {
                 // While a command blocks (XREAD BLOCK), watch the socket so that a client that

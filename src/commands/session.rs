@@ -1,0 +1,133 @@
+//! One connection's command state ([`Session`]): its protocol, authentication, read mode, the
+//! identity and sequence of its writes, the read barrier of its batch, its transaction and its
+//! subscriptions. Owned by the connection loop (`server::session`), changed only by commands.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::txn;
+use crate::config::ReadMode;
+use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH, FLAG_READONLY};
+use crate::context::{ClientHandle, DedupIdPool, ServerContext};
+use crate::protocol::Protocol;
+use crate::store::{ClientSeq, Op, Request};
+
+/// Per-connection state.
+pub struct Session {
+    /// `CLIENT ID`: unique on this node, grows.
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub proto: Protocol,
+    pub authenticated: bool,
+    pub read_mode: ReadMode,
+    /// What other sessions see of this one (name, flags, last command); shared with the
+    /// client registry.
+    pub handle: Arc<ClientHandle>,
+    /// Deduplication identity of this connection's writes (random, cluster-unique), taken from
+    /// the node's pool of ended sessions' identities when there is one (DedupIdsReused).
+    client_id: u64,
+    /// Where `(client_id, seq)` goes back when the session ends.
+    dedup_ids: Arc<DedupIdPool>,
+    /// Sequence number of this connection's last write.
+    seq: u64,
+    /// Whether a read barrier already covers the rest of the current pipeline batch
+    /// (BatchBarrier, see [`read_gate`]). Cleared at each new batch and by every write.
+    pub(super) barrier_valid: bool,
+    /// MULTI's queue and the WATCHed keys (`txn.rs`).
+    pub(super) txn: txn::TxnState,
+    /// The channels and patterns this connection subscribes to, with its message queue;
+    /// `None` while it subscribes to nothing (`pubsub.rs`).
+    pub subscription: Option<crate::watch::pubsub::Subscription>,
+}
+
+impl Session {
+    pub fn new(ctx: &ServerContext, handle: Arc<ClientHandle>) -> Self {
+        let (client_id, seq) = ctx.dedup_ids.take();
+        let mut session = Self {
+            id: handle.id,
+            addr: handle.addr,
+            proto: Protocol::Resp2,
+            authenticated: ctx.requirepass.is_none(),
+            read_mode: ctx.settings.read_mode(),
+            handle,
+            client_id,
+            seq,
+            dedup_ids: ctx.dedup_ids.clone(),
+            barrier_valid: false,
+            txn: txn::TxnState::default(),
+            subscription: None,
+        };
+        session.set_read_mode(ctx.settings.read_mode());
+        session
+    }
+
+    /// The request for this connection's next write. Seqs grow by one per write, in command
+    /// order; a connection has one write, or one ordered run of them (`RaftNode::write_many`),
+    /// in flight at a time. So `(client_id, seq)` identifies a write across retries and
+    /// forwarding, and the store refuses one older than the last it applied. The leader stamps
+    /// `at_ms`; the forwarder marks its retries (`RaftNode::write`).
+    pub(super) fn request(&mut self, op: Op) -> Request {
+        self.seq += 1;
+        Request {
+            client: Some(ClientSeq {
+                client_id: self.client_id,
+                seq: self.seq,
+                // Made now, sent from now on: never later than its first send
+                // (NoDoubleApplyAfterEviction needs it no later).
+                sent_ms: crate::raft::unix_ms(),
+                retry: false,
+            }),
+            op,
+            at_ms: 0,
+        }
+    }
+
+    /// Switches the reply protocol (HELLO, RESET).
+    pub fn set_proto(&mut self, proto: Protocol) {
+        self.proto = proto;
+        self.handle.set_resp(match proto {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        });
+    }
+
+    /// Sets the read mode; stale mode shows as `flags=r` in `CLIENT LIST`, as `READONLY` does in
+    /// Redis.
+    pub fn set_read_mode(&mut self, mode: ReadMode) {
+        self.read_mode = mode;
+        self.barrier_valid = false;
+        self.handle.set_flag(FLAG_READONLY, mode == ReadMode::Stale);
+    }
+
+    /// `RESET`: back to a new connection's state (Redis's `clearClientConnectionState`): RESP2,
+    /// no name, the default read mode, no CLIENT flags, unauthenticated when a password is
+    /// configured. The library name and version stay, as in Redis: they still describe the
+    /// client behind the connection.
+    pub fn reset(&mut self, ctx: &ServerContext) {
+        self.reset_transaction_and_subscriptions();
+        self.set_proto(Protocol::Resp2);
+        self.handle.names().name = None;
+        self.set_read_mode(ctx.settings.read_mode());
+        self.handle.set_flag(FLAG_NO_EVICT, false);
+        self.handle.set_flag(FLAG_NO_TOUCH, false);
+        self.authenticated = ctx.requirepass.is_none();
+    }
+
+    /// RESET leaves MULTI (queued commands and WATCHed keys are discarded) and every pub/sub
+    /// subscription.
+    fn reset_transaction_and_subscriptions(&mut self) {
+        self.txn = txn::TxnState::default();
+        self.subscription = None;
+        self.handle.subscriptions.store(0, Ordering::Relaxed);
+        self.handle
+            .pattern_subscriptions
+            .store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.dedup_ids.give_back(self.client_id, self.seq);
+    }
+}
