@@ -1,0 +1,184 @@
+//! The `[raft]`, `[server]` and `[store]` sections: timing, limits, read modes, keyspace
+//! notification classes and the history bounds, with their defaults and refusals.
+
+use super::*;
+
+#[test]
+fn read_lease_is_the_election_timeout_minus_the_drift_margin() {
+    let c = must_parse(BASE);
+    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(800));
+    let c = must_parse(&format!(
+        "{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 150\n"
+    ));
+    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(350));
+    must_be_invalid(
+        &format!("{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 501\n"),
+        "raft.lease_drift_margin_ms",
+        "must be at most election_timeout_ms",
+    );
+}
+
+#[test]
+fn refuses_unknown_read_mode() {
+    let text = format!("{BASE}\n[server]\nread_mode = \"eventual\"\n");
+    must_not_parse(&text, &["unknown variant `eventual`", "lease"]);
+}
+
+#[test]
+fn refuses_bad_raft_timing() {
+    let raft = |body: &str| format!("{BASE}\n[raft]\n{body}\n");
+    must_be_invalid(&raft("heartbeat_ms = 0"), "raft.heartbeat_ms", "at least 1");
+    must_be_invalid(
+        &raft("heartbeat_ms = 500"),
+        "raft.election_timeout_ms",
+        "must exceed 2 × heartbeat_ms",
+    );
+    must_be_invalid(
+        &raft("election_timeout_ms = 200"),
+        "raft.election_timeout_ms",
+        "must exceed 2 × heartbeat_ms (200 ≤ 2 × 100)",
+    );
+    must_parse(&raft("election_timeout_ms = 201"));
+    must_be_invalid(
+        &raft("election_timeout_ms = 3600001"),
+        "raft.election_timeout_ms",
+        "at most",
+    );
+    must_be_invalid(
+        &raft("snapshot_every = 0"),
+        "raft.snapshot_every",
+        "at least 1",
+    );
+    must_parse(&raft("max_in_snapshot_log_to_keep = 0"));
+}
+
+#[test]
+fn refuses_bad_server_limits() {
+    let server = |body: &str| format!("{BASE}\n[server]\n{body}\n");
+    must_be_invalid(
+        &server("max_clients = 0"),
+        "server.max_clients",
+        "at least 1",
+    );
+    must_be_invalid(
+        &server("proto_max_bulk_len = 0"),
+        "server.proto_max_bulk_len",
+        "between 1 and",
+    );
+    must_be_invalid(
+        &server("proto_max_bulk_len = 536870913"),
+        "server.proto_max_bulk_len",
+        "512 MiB",
+    );
+    must_parse(&server("proto_max_bulk_len = 536870912"));
+    must_be_invalid(
+        &server("write_timeout_ms = 0"),
+        "server.write_timeout_ms",
+        "at least 1",
+    );
+    must_be_invalid(
+        &server("requirepass = \"\""),
+        "server.requirepass",
+        "must not be empty",
+    );
+    must_not_parse(&server("max_clients = -1"), &["max_clients"]);
+    must_be_invalid(
+        &server("timeout = 2147483648"),
+        "server.timeout",
+        "between 0 and 2147483647",
+    );
+    must_parse(&server("timeout = 2147483647"));
+    must_be_invalid(
+        &server("notify_keyspace_events = \"KEQ\""),
+        "server.notify_keyspace_events",
+        "Ag$lshzxeKEtmdn",
+    );
+    let c = must_parse(&server(
+        "timeout = 30\nclient_output_buffer_limit = 0\nnotify_keyspace_events = \"KEA\"",
+    ));
+    assert_eq!(c.server.timeout, 30);
+    assert_eq!(c.server.client_output_buffer_limit, 0);
+    assert_eq!(c.server.notify_keyspace_events, "KEA");
+}
+
+#[test]
+fn notify_keyspace_events_render_like_redis() {
+    // want: what Redis 7's CONFIG GET shows after CONFIG SET <input>.
+    let cases = [
+        ("", ""),
+        ("KEA", "AKE"),
+        ("Kg", "gK"),
+        ("A", "A"),
+        ("KEA$nm", "AKEm"),
+        ("En$x", "$xnE"),
+        ("g$lshzxetd", "A"),
+    ];
+    for (input, want) in cases {
+        let flags = NotifyKeyspaceEvents::parse(input).expect(input);
+        assert_eq!(flags.render(), want, "input {input:?}");
+    }
+    assert_eq!(NotifyKeyspaceEvents::parse("KEQ"), None);
+    assert_eq!(NotifyKeyspaceEvents::parse("k"), None);
+}
+
+#[test]
+fn refuses_zero_history() {
+    let store = |body: &str| format!("{BASE}\n[store]\n{body}\n");
+    must_be_invalid(
+        &store("history_revisions = 0"),
+        "store.history_revisions",
+        "at least 1",
+    );
+    must_be_invalid(
+        &store("history_minutes = 0"),
+        "store.history_minutes",
+        "at least 1",
+    );
+    must_be_invalid(
+        &store("auto_compaction = false\nhistory_revisions = 5"),
+        "store.auto_compaction",
+        "remove one or the other",
+    );
+}
+
+/// BoundedByDefault: no `[store]` section means the last hour and at least the last
+/// 10,000 revisions; written rules replace the defaults; `auto_compaction = false` keeps
+/// everything.
+#[test]
+fn history_is_bounded_by_default() {
+    let store = |body: &str| must_parse(&format!("{BASE}\n[store]\n{body}\n")).store;
+    let default = must_parse(BASE).store.effective();
+    assert_eq!(default.history_revisions, Some(DEFAULT_HISTORY_REVISIONS));
+    assert_eq!(default.history_minutes, Some(DEFAULT_HISTORY_MINUTES));
+    assert_eq!(
+        (DEFAULT_HISTORY_REVISIONS, DEFAULT_HISTORY_MINUTES),
+        (10_000, 60)
+    );
+
+    let only_count = store("history_revisions = 500").effective();
+    assert_eq!(only_count.history_revisions, Some(500));
+    assert_eq!(only_count.history_minutes, None);
+
+    let only_time = store("history_minutes = 5").effective();
+    assert_eq!(only_time.history_revisions, None);
+    assert_eq!(only_time.history_minutes, Some(5));
+
+    let off = store("auto_compaction = false").effective();
+    assert_eq!((off.history_revisions, off.history_minutes), (None, None));
+}
+
+#[test]
+fn read_mode_round_trips() {
+    for mode in [ReadMode::Linearizable, ReadMode::Lease, ReadMode::Stale] {
+        assert_eq!(mode.to_string().parse::<ReadMode>(), Ok(mode));
+    }
+    assert_eq!("LEASE".parse::<ReadMode>(), Ok(ReadMode::Lease));
+    for mode in [ReadMode::Linearizable, ReadMode::Lease, ReadMode::Stale] {
+        assert_eq!(ReadMode::from_index(mode.index()), mode);
+    }
+    let e = "fast".parse::<ReadMode>().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown read mode `fast` (expected linearizable, lease or stale)"
+    );
+}
