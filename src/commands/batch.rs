@@ -37,7 +37,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{prepare, reply, run_prepared, write, CommandError, Outcome, Plan, Prepared, Session};
-use crate::raft::WriteError;
+use crate::raft::RaftError;
 use crate::server::ServerContext;
 
 /// The most commands in one run (RunBounded).
@@ -178,7 +178,7 @@ async fn propose_run(
         .map(|o| {
             // write_many answers every request; if it did not, the outcome is unknown.
             o.or_else(|| answers.next())
-                .unwrap_or_else(|| reply(Err(WriteError::Unknown.into())))
+                .unwrap_or_else(|| reply(Err(RaftError::Unknown.into())))
         })
         .collect()
 }

@@ -242,7 +242,7 @@ async fn revision(ctx: &ServerContext, session: &mut Session, parse: &mut Parse)
         let st = ctx.node.sm.read();
         (st.store.revision(), st.store.compact_revision())
     };
-    let metrics = ctx.node.metrics();
+    let metrics = ctx.node.status();
     let leader = metrics
         .current_leader
         .map_or(Frame::Null, |id| Frame::Integer(id as i64));

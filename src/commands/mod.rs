@@ -53,6 +53,7 @@ mod connection;
 mod history;
 mod keys;
 mod pubsub;
+mod raft_errors;
 mod reads;
 mod server;
 mod stream;
@@ -67,7 +68,7 @@ use bytes::Bytes;
 
 use crate::config::ReadMode;
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
-use crate::raft::WriteError;
+use crate::raft::RaftError;
 use crate::server::clients::FLAG_READONLY;
 use crate::server::{ClientHandle, ServerContext};
 use crate::store::{ClientSeq, Op, Request, Response};
@@ -444,8 +445,8 @@ fn noauth() -> CommandError {
 pub enum CommandError {
     #[error(transparent)]
     Parse(#[from] ParseError),
-    #[error(transparent)]
-    Write(#[from] WriteError),
+    #[error("{}", raft_errors::raft_error_text(.0))]
+    Write(#[from] RaftError),
     #[error("{0}")]
     Reply(String),
 }

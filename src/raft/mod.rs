@@ -20,6 +20,7 @@
 //! - `node.rs` (crate root) assembles these into one running node.
 
 mod compaction;
+mod error;
 mod expiry;
 pub mod health;
 pub mod log_store;
@@ -30,6 +31,7 @@ pub mod read;
 pub mod rpc;
 pub mod snapshot_transfer;
 pub mod state_machine;
+pub mod status;
 pub mod wal;
 mod write;
 
@@ -38,10 +40,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use compaction::spawn_compaction;
+pub use error::{AdminError, AdminResult, RaftError, SnapshotError};
 pub use expiry::spawn_expiry;
 pub use publish::Forwarders;
 pub use read::{ReadStats, Reads};
-pub use write::{RaftNode, WriteError};
+pub use write::{RaftNode, MAX_ENTRY_BYTES};
 
 use crate::store::{Request, Response};
 

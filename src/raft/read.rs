@@ -59,9 +59,10 @@ use openraft::vote::RaftLeaderId;
 use openraft::{Instant as _, ServerState};
 use tokio::sync::oneshot;
 
+use super::error::RaftError;
 use super::health::Liveness;
 use super::typ::RaftMetrics;
-use super::write::{RaftNode, WriteError};
+use super::write::RaftNode;
 use super::TypeConfig;
 use crate::config::ReadMode;
 
@@ -74,7 +75,7 @@ enum Lease {
     Lapsed,
 }
 
-type Waiter<T> = oneshot::Sender<Result<T, WriteError>>;
+type Waiter<T> = oneshot::Sender<Result<T, RaftError>>;
 
 /// One kind of round, shared between concurrent readers (see the module doc).
 struct Rounds<T> {
@@ -179,7 +180,7 @@ impl Reads {
 impl RaftNode {
     /// The read barrier of `mode`: returns once this node may answer a read from its own
     /// state machine (see the module doc). Concurrent callers share rounds.
-    pub async fn read_barrier(self: &Arc<Self>, mode: ReadMode) -> Result<(), WriteError> {
+    pub async fn read_barrier(self: &Arc<Self>, mode: ReadMode) -> Result<(), RaftError> {
         let index = match mode {
             ReadMode::Stale => {
                 if !self.in_touch() {
@@ -233,7 +234,7 @@ impl RaftNode {
     }
 
     /// Waits until this node has applied `index` (or `write_timeout` passes).
-    async fn wait_applied(&self, index: u64) -> Result<(), WriteError> {
+    async fn wait_applied(&self, index: u64) -> Result<(), RaftError> {
         // Fast path: the state machine is usually already there.
         if self.sm.read().last_applied.map(|l| l.index()) >= Some(index) {
             return Ok(());
@@ -245,12 +246,12 @@ impl RaftNode {
             .await
         {
             Ok(_) => Ok(()),
-            Err(_) => Err(WriteError::NoLeader),
+            Err(_) => Err(RaftError::NoLeader),
         }
     }
 
     /// A read index obtained by a ReadIndex round that started after this call.
-    async fn read_index(self: &Arc<Self>) -> Result<u64, WriteError> {
+    async fn read_index(self: &Arc<Self>) -> Result<u64, RaftError> {
         let (tx, rx) = oneshot::channel();
         if self.reads.index.join(tx) {
             let node = self.clone();
@@ -322,12 +323,12 @@ impl RaftNode {
     }
 
     /// One lease check (LeaseBound): the read index if the lease holds now.
-    async fn check_lease(&self) -> Result<Lease, WriteError> {
+    async fn check_lease(&self) -> Result<Lease, RaftError> {
         {
             let rx = self.raft.metrics();
             let m = rx.borrow_watched();
             if let Err(e) = &m.running_state {
-                return Err(WriteError::Fatal(e.to_string()));
+                return Err(RaftError::Fatal(e.to_string()));
             }
             if !leads_with_own_term_applied(&m) {
                 return Ok(Lease::Lapsed);
@@ -338,7 +339,7 @@ impl RaftNode {
             LinearizerOption::new(Some(self.reads.lease), false).with_wait_timeout(Duration::ZERO);
         match self.raft.get_read_linearizer(option).await {
             Ok(lin) => Ok(Lease::Held(lin.read_log_id().index())),
-            Err(openraft::errors::RaftError::Fatal(f)) => Err(WriteError::Fatal(f.to_string())),
+            Err(openraft::errors::RaftError::Fatal(f)) => Err(RaftError::Fatal(f.to_string())),
             // QuorumNotEnough (lease too old) or ForwardToLeader (deposed, transferring).
             Err(openraft::errors::RaftError::APIError(_)) => Ok(Lease::Lapsed),
         }
@@ -371,8 +372,8 @@ fn leads_with_own_term_applied(m: &RaftMetrics) -> bool {
             .is_some_and(|l| l.committed_leader_id().term() == m.current_term)
 }
 
-fn stopped() -> WriteError {
-    WriteError::Fatal("read gate stopped".into())
+fn stopped() -> RaftError {
+    RaftError::Fatal("read gate stopped".into())
 }
 
 #[cfg(test)]

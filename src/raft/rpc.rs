@@ -48,8 +48,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::error::AdminResult;
 use super::health::Liveness;
-use super::membership::{self, AdminRequest, AdminResult};
+use super::membership::{self, AdminRequest};
 use super::snapshot_transfer;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};

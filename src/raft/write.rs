@@ -7,7 +7,7 @@
 //! RaftNode::write(req{client_id, seq})
 //!   ├─ this node leads ──▶ raft.client_write ──▶ committed on a majority ──▶ applied ──▶ Response
 //!   ├─ another leads   ──▶ RpcRequest::ClientWrite over the peer connection ──▶ (same, there)
-//!   └─ no leader       ──▶ wait for one, up to `write_timeout`, then WriteError::NoLeader
+//!   └─ no leader       ──▶ wait for one, up to `write_timeout`, then RaftError::NoLeader
 //! ```
 //!
 //! A retry after a lost connection or a leader change resends the same `(client_id, seq)`;
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::ReadPolicy;
 
+use super::error::{RaftError, SnapshotError};
 use super::health::Liveness;
 use super::log_store::{DiskFullProbe, FlushStats};
 use super::network::{encoded_len, PeerError, Peers};
@@ -36,50 +37,10 @@ use super::read::Reads;
 use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse, MAX_FRAME};
 use super::stamp;
 use super::state_machine::StateMachineStore;
+use super::status::Status;
 use super::typ::{Raft, RaftMetrics};
 use crate::metrics::NodeMetrics;
 use crate::store::{ClientSeq, Request, Response, StoreError};
-
-/// Why a write (or a read barrier) failed. The first word of each message is its RESP error
-/// prefix.
-///
-/// **UncertainIsNotRetryable.** Every failure after which the request may have reached a
-/// leader (and so may still commit, through it or a later leader) is [`WriteError::Unknown`],
-/// whose prefix `UNCERTAIN` no common client library retries by default: go-redis's
-/// `shouldRetry` retries `TRYAGAIN`, `LOADING`, `READONLY`, `CLUSTERDOWN`, `MASTERDOWN`,
-/// `NOREPLICAS`; redis-py's `Retry` retries connection errors and timeouts only (and its cluster
-/// client `TRYAGAIN`); ioredis's cluster client retries `TRYAGAIN` and `CLUSTERDOWN`, its
-/// `reconnectOnError` is off; Jedis and Lettuce retry no error reply. A retry with a new
-/// sequence number could apply an `INCR` twice, so only [`WriteError::NoLeader`], "never sent",
-/// carries the retryable `TRYAGAIN`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// No leader could be reached in time; the request was never accepted by one.
-    #[error("TRYAGAIN no raft leader available (election in progress or quorum lost); not applied, retry")]
-    NoLeader,
-    /// The request may have reached a leader but its outcome is unknown: the leader was lost,
-    /// or this node's Raft stopped, after the request may have gone out (UncertainIsNotRetryable).
-    #[error(
-        "UNCERTAIN the leader was lost or stopped before answering; the write may or may not \
-         have been applied"
-    )]
-    Unknown,
-    /// The request would not fit one Raft entry on the peer wire (EntryBytesBound); it was
-    /// never proposed.
-    #[error(
-        "ERR request too large to replicate: {0} bytes encoded, the limit is {MAX_ENTRY_BYTES}"
-    )]
-    TooLarge(usize),
-    /// This node's log disk is full (the next log segment cannot be preallocated: SpareAhead
-    /// in `wal/mod.rs`): client writes are refused until space returns; reads go on. Never
-    /// proposed, so never applied.
-    #[error("ERR disk full on node {node}: {reason}; writes are refused until space is freed (reads still work); not applied")]
-    DiskFull { node: u64, reason: String },
-    /// This node's Raft has stopped (e.g. a failed disk flush); it serves nothing more.
-    #[error("ERR raft stopped on this node: {0}")]
-    Fatal(String),
-}
 
 /// **EntryBytesBound.** The largest encoded request proposed as one entry: one entry must fit
 /// a peer frame (`rpc::MAX_FRAME`, 1 GiB) with room for the AppendEntries around it, or no
@@ -121,8 +82,43 @@ pub struct RaftNode {
 
 impl RaftNode {
     /// The latest Raft metrics.
-    pub fn metrics(&self) -> RaftMetrics {
+    pub(super) fn metrics(&self) -> RaftMetrics {
         self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// This node's Raft state now, for reports.
+    pub fn status(&self) -> Status {
+        Status::from(&*self.raft.metrics().borrow_watched())
+    }
+
+    /// The `/health` verdict (`health.rs`); `Err` says why not.
+    pub fn health(&self) -> Result<(), String> {
+        self.liveness.health(&self.raft.metrics().borrow_watched())
+    }
+
+    /// The `/ready` verdict (`health.rs`); `Err` says why not.
+    pub fn ready(&self) -> Result<(), String> {
+        self.liveness.ready(&self.raft.metrics().borrow_watched())
+    }
+
+    /// Builds a snapshot now and returns once one covers what was applied at the call, or
+    /// `timeout` passed (RAFT.SNAPSHOT).
+    pub async fn snapshot_now(&self, timeout: Duration) -> Result<(), SnapshotError> {
+        let target = self.metrics().last_applied.map(|l| l.index());
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| SnapshotError::Stopped(e.to_string()))?;
+        self.raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.snapshot.as_ref().map(|l| l.index()) >= target,
+                "snapshot covers the applied index",
+            )
+            .await
+            .map_err(|e| SnapshotError::NotDone(e.to_string()))?;
+        Ok(())
     }
 
     /// Whether this node is the leader now.
@@ -141,13 +137,13 @@ impl RaftNode {
 
     /// Waits until a leader is known or `deadline` passes; returns its id and peer address.
     /// Reads the metrics in place: no clone of the whole `RaftMetrics` per request.
-    async fn wait_for_leader(&self, deadline: Instant) -> Result<(u64, String), WriteError> {
+    async fn wait_for_leader(&self, deadline: Instant) -> Result<(u64, String), RaftError> {
         let mut rx = self.raft.metrics();
         loop {
             {
                 let m = rx.borrow_and_update();
                 if let Err(e) = &m.running_state {
-                    return Err(WriteError::Fatal(e.to_string()));
+                    return Err(RaftError::Fatal(e.to_string()));
                 }
                 if let Some(id) = m.current_leader {
                     let addr = m
@@ -161,29 +157,29 @@ impl RaftNode {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(WriteError::NoLeader);
+                return Err(RaftError::NoLeader);
             }
             match tokio::time::timeout(left, rx.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(WriteError::Fatal("raft metrics closed".into())),
-                Err(_) => return Err(WriteError::NoLeader),
+                Ok(Err(_)) => return Err(RaftError::Fatal("raft metrics closed".into())),
+                Err(_) => return Err(RaftError::NoLeader),
             }
         }
     }
 
     /// Proposes `req` and returns the store's answer once it is committed on a majority and
     /// applied (on the leader; a forwarded write is answered by the leader).
-    pub async fn write(&self, req: Request) -> Result<Response, WriteError> {
+    pub async fn write(&self, req: Request) -> Result<Response, RaftError> {
         let result = self.write_once(req).await;
         self.count_proposal(&result);
         result
     }
 
     /// Refuses a client write while this node's log disk is full.
-    fn check_disk(&self) -> Result<(), WriteError> {
+    fn check_disk(&self) -> Result<(), RaftError> {
         match self.log_disk.disk_full() {
             None => Ok(()),
-            Some(reason) => Err(WriteError::DiskFull {
+            Some(reason) => Err(RaftError::DiskFull {
                 node: self.id,
                 reason,
             }),
@@ -191,7 +187,7 @@ impl RaftNode {
     }
 
     /// Counts a client write's outcome for `/metrics`.
-    fn count_proposal(&self, result: &Result<Response, WriteError>) {
+    fn count_proposal(&self, result: &Result<Response, RaftError>) {
         let counter = match result {
             Ok(_) => &self.node_metrics.proposals_committed,
             Err(_) => &self.node_metrics.proposals_failed,
@@ -201,10 +197,13 @@ impl RaftNode {
 
     /// [`Self::write`] without counting. Every send after one that may have reached a leader
     /// is marked a retry (`ClientSeq::retry`, NoDoubleApplyAfterEviction).
-    async fn write_once(&self, mut req: Request) -> Result<Response, WriteError> {
+    async fn write_once(&self, mut req: Request) -> Result<Response, RaftError> {
         self.check_disk()?;
         if let Some(len) = too_large(&req) {
-            return Err(WriteError::TooLarge(len));
+            return Err(RaftError::TooLarge {
+                len,
+                limit: MAX_ENTRY_BYTES,
+            });
         }
         let deadline = Instant::now() + self.write_timeout;
         // Whether a leader may already hold the request: then a failure is "unknown".
@@ -227,11 +226,11 @@ impl RaftNode {
                                 error = %m,
                                 "raft stopped with a client write in flight; answered UNCERTAIN"
                             );
-                            return Err(WriteError::Unknown);
+                            return Err(RaftError::Unknown);
                         }
                         ForwardError::NotLeader { .. } => {}
                     },
-                    Err(_) => return Err(WriteError::Unknown),
+                    Err(_) => return Err(RaftError::Unknown),
                 }
             } else if !addr.is_empty() {
                 let slot = self.peers.slot(leader, &addr);
@@ -244,7 +243,7 @@ impl RaftNode {
                     // (OversizeReplyRefused, `rpc.rs`): retrying would only lose it again.
                     Ok(RpcResponse::Refused(why)) => {
                         tracing::warn!(leader, %why, "forwarded write: answer lost");
-                        return Err(WriteError::Unknown);
+                        return Err(RaftError::Unknown);
                     }
                     Ok(_) | Err(PeerError::Lost(_)) | Err(PeerError::Timeout(_)) => {
                         maybe_sent = true;
@@ -254,9 +253,9 @@ impl RaftNode {
             }
             if Instant::now() >= deadline {
                 return Err(if maybe_sent {
-                    WriteError::Unknown
+                    RaftError::Unknown
                 } else {
-                    WriteError::NoLeader
+                    RaftError::NoLeader
                 });
             }
             if maybe_sent {
@@ -284,7 +283,7 @@ impl RaftNode {
     ///   request (a retry): a true answer;
     /// - refuses it with `StaleSequence` if a later request of this client was applied. It may
     ///   or may not have been applied itself, and its response is no longer recorded, so it
-    ///   is answered [`WriteError::Unknown`], never an ok. The refusal names the last applied
+    ///   is answered [`RaftError::Unknown`], never an ok. The refusal names the last applied
     ///   seq, so every failed request below it would be refused the same way: those are
     ///   answered `Unknown` without proposing them again.
     ///
@@ -295,7 +294,7 @@ impl RaftNode {
     /// (each would wait up to `write_timeout` again). They are answered `Unknown` if the first
     /// attempt may have reached a leader, else `Fatal` after a fatal error and `NoLeader`
     /// otherwise (then nothing after the failed retry was ever sent).
-    pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, WriteError>> {
+    pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, RaftError>> {
         if let Err(e) = self.check_disk() {
             for _ in &reqs {
                 self.count_proposal(&Err(e.clone()));
@@ -337,7 +336,7 @@ impl RaftNode {
     async fn propose_many(
         &self,
         reqs: &[Request],
-    ) -> Result<(Vec<Option<Response>>, bool), WriteError> {
+    ) -> Result<(Vec<Option<Response>>, bool), RaftError> {
         let deadline = Instant::now() + self.write_timeout;
         let (leader, addr) = self.wait_for_leader(deadline).await?;
         let left = deadline.saturating_duration_since(Instant::now());
@@ -372,7 +371,7 @@ impl RaftNode {
     /// One ReadIndex round: the leader's read index, confirmed by a quorum (on the leader
     /// itself, or asked of the leader over the peer connection). Retries across leader changes
     /// until `write_timeout`.
-    pub(super) async fn fetch_read_index(&self) -> Result<u64, WriteError> {
+    pub(super) async fn fetch_read_index(&self) -> Result<u64, RaftError> {
         let deadline = Instant::now() + self.write_timeout;
         loop {
             let (leader, addr) = self.wait_for_leader(deadline).await?;
@@ -381,7 +380,7 @@ impl RaftNode {
                 match self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
                     Ok(lin) => Some(lin.read_log_id().index()),
                     Err(e) => match forward_error(&e) {
-                        ForwardError::Fatal(m) => return Err(WriteError::Fatal(m)),
+                        ForwardError::Fatal(m) => return Err(RaftError::Fatal(m)),
                         ForwardError::NotLeader { .. } => None,
                     },
                 }
@@ -402,7 +401,7 @@ impl RaftNode {
                 return Ok(index);
             }
             if Instant::now() >= deadline {
-                return Err(WriteError::NoLeader);
+                return Err(RaftError::NoLeader);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -421,10 +420,10 @@ fn as_retry(mut req: Request) -> Request {
 
 /// The error to answer for a failed attempt: once the request may have reached a leader, a
 /// failure that says nothing about its fate (no leader now, or this node's Raft stopped) is
-/// [`WriteError::Unknown`] (UncertainIsNotRetryable).
-fn uncertain_if_sent(e: WriteError, maybe_sent: bool) -> WriteError {
+/// [`RaftError::Unknown`] (UncertainIsNotRetryable).
+fn uncertain_if_sent(e: RaftError, maybe_sent: bool) -> RaftError {
     match e {
-        WriteError::NoLeader | WriteError::Fatal(_) if maybe_sent => WriteError::Unknown,
+        RaftError::NoLeader | RaftError::Fatal(_) if maybe_sent => RaftError::Unknown,
         e => e,
     }
 }
@@ -438,17 +437,17 @@ async fn settle_run<F, Fut>(
     first: Vec<Option<Response>>,
     maybe_sent: bool,
     mut retry: F,
-) -> Vec<Result<Response, WriteError>>
+) -> Vec<Result<Response, RaftError>>
 where
     F: FnMut(Request) -> Fut,
-    Fut: Future<Output = Result<Response, WriteError>>,
+    Fut: Future<Output = Result<Response, RaftError>>,
 {
     debug_assert_eq!(reqs.len(), first.len());
     let mut out = Vec::with_capacity(reqs.len());
     // This client's last applied seq, as a `StaleSequence` refusal reported it.
     let mut applied_through: Option<u64> = None;
     // The answer to every request after a failed retry.
-    let mut gave_up: Option<WriteError> = None;
+    let mut gave_up: Option<RaftError> = None;
     for (req, answer) in reqs.into_iter().zip(first) {
         let client = req.client;
         let result = if let Some(response) = answer {
@@ -457,7 +456,7 @@ where
             Err(e.clone())
         } else if matches!((client, applied_through), (Some(c), Some(last)) if c.seq < last) {
             // A retry would be refused as stale too.
-            Err(WriteError::Unknown)
+            Err(RaftError::Unknown)
         } else {
             let req = if maybe_sent { as_retry(req) } else { req };
             match retry(req).await {
@@ -467,9 +466,9 @@ where
                     // attempt may have.
                     let e = uncertain_if_sent(e, maybe_sent);
                     gave_up = Some(match &e {
-                        WriteError::Fatal(_) => e.clone(),
-                        _ if maybe_sent => WriteError::Unknown,
-                        _ => WriteError::NoLeader,
+                        RaftError::Fatal(_) => e.clone(),
+                        _ if maybe_sent => RaftError::Unknown,
+                        _ => RaftError::NoLeader,
                     });
                     Err(e)
                 }
@@ -487,7 +486,7 @@ fn settle(
     client: Option<ClientSeq>,
     response: Response,
     applied_through: &mut Option<u64>,
-) -> Result<Response, WriteError> {
+) -> Result<Response, RaftError> {
     match (&response, client) {
         (
             Response::Error(StoreError::StaleSequence {
@@ -496,7 +495,7 @@ fn settle(
             Some(c),
         ) if *client_id == c.client_id => {
             *applied_through = Some(applied_through.map_or(*last, |a| a.max(*last)));
-            Err(WriteError::Unknown)
+            Err(RaftError::Unknown)
         }
         _ => Ok(response),
     }
@@ -526,7 +525,7 @@ mod tests {
     /// that can fail at one seq.
     struct Model {
         last: Option<u64>,
-        fail_at: Option<(u64, WriteError)>,
+        fail_at: Option<(u64, RaftError)>,
         /// The seqs `write` was called with, in order.
         calls: Vec<u64>,
         /// Whether each call was marked a retry (`ClientSeq::retry`).
@@ -534,7 +533,7 @@ mod tests {
     }
 
     impl Model {
-        fn write(&mut self, req: Request) -> Result<Response, WriteError> {
+        fn write(&mut self, req: Request) -> Result<Response, RaftError> {
             let client = req.client.expect("a client seq");
             let seq = client.seq;
             self.calls.push(seq);
@@ -581,14 +580,11 @@ mod tests {
         assert_eq!(too_large(&req), None);
         let len = encoded_len(&req);
         assert!(len > 1 << 20 && len < (1 << 20) + 64, "{len}");
-        assert!(WriteError::TooLarge(len)
-            .to_string()
-            .starts_with("ERR request too large to replicate"),);
     }
 
     #[test]
     fn settle_run_retries_in_order_and_never_acknowledges_the_unknown() {
-        use WriteError::{NoLeader, Unknown};
+        use RaftError::{NoLeader, Unknown};
         struct Case {
             name: &'static str,
             /// The store's last applied seq of this client when the retries start.
@@ -596,11 +592,11 @@ mod tests {
             /// Which seqs came back applied from the first attempt.
             first_ok: [bool; 4],
             maybe_sent: bool,
-            fail_at: Option<(u64, WriteError)>,
-            want: [Result<Response, WriteError>; 4],
+            fail_at: Option<(u64, RaftError)>,
+            want: [Result<Response, RaftError>; 4],
             want_calls: &'static [u64],
         }
-        let fatal = || WriteError::Fatal("stopped".into());
+        let fatal = || RaftError::Fatal("stopped".into());
         let cases = [
             Case {
                 name: "every write came back applied: no retry",
@@ -728,7 +724,7 @@ mod tests {
             client: Option<ClientSeq>,
             response: Response,
             applied_through: Option<u64>,
-            want: Result<Response, WriteError>,
+            want: Result<Response, RaftError>,
             want_applied_through: Option<u64>,
         }
         let cases = [
@@ -745,7 +741,7 @@ mod tests {
                 client: Some(ME),
                 response: stale(7, 5, 8),
                 applied_through: None,
-                want: Err(WriteError::Unknown),
+                want: Err(RaftError::Unknown),
                 want_applied_through: Some(8),
             },
             Case {
@@ -753,7 +749,7 @@ mod tests {
                 client: Some(ME),
                 response: stale(7, 5, 6),
                 applied_through: Some(8),
-                want: Err(WriteError::Unknown),
+                want: Err(RaftError::Unknown),
                 want_applied_through: Some(8),
             },
             Case {
