@@ -30,6 +30,7 @@ mod publish;
 pub mod read;
 pub mod rpc;
 pub mod snapshot_transfer;
+mod start;
 pub mod state_machine;
 pub mod status;
 pub mod wal;
@@ -44,9 +45,14 @@ pub use error::{AdminError, AdminResult, RaftError, SnapshotError};
 pub use expiry::spawn_expiry;
 pub use publish::Forwarders;
 pub use read::{ReadStats, Reads};
+pub use start::{start, Started};
 pub use write::{RaftNode, MAX_ENTRY_BYTES};
 
 use crate::store::{Request, Response};
+
+/// The log filter when neither `--log` nor `RUST_LOG` sets one: openraft's own logging only
+/// from `warn` up.
+pub const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
 
 /// A member's addresses, stored in the replicated membership so every node can reach every
 /// other one and tell clients where the leader is.

@@ -121,6 +121,27 @@ impl RaftNode {
         Ok(())
     }
 
+    /// Resolves when this node's Raft has stopped on its own (a fatal error such as a failed
+    /// log flush: FailStop), with the reason.
+    pub async fn stopped(&self) -> String {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Err(e) = &rx.borrow_watched().running_state {
+                return e.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "raft metrics closed".to_string();
+            }
+        }
+    }
+
+    /// Stops this node's Raft (the last step of a graceful shutdown).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+
     /// Whether this node is the leader now.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().current_leader == Some(self.id)
