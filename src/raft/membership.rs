@@ -32,13 +32,13 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ChangeMembershipError, ClientWriteError};
 use openraft::ChangeMembers;
-use serde::{Deserialize, Serialize};
 
 use super::error::{AdminError, AdminResult};
 use super::health::Liveness;
 use super::network::PeerError;
-use super::rpc::{RpcRequest, RpcResponse};
 use super::typ::{Raft, RaftMetrics};
+pub use super::wire::AdminRequest;
+use super::wire::{RpcRequest, RpcResponse};
 use super::{PeerNode, RaftNode, TypeConfig};
 
 /// How long a new learner may take to catch up before RAFT.ADDNODE gives up.
@@ -47,17 +47,6 @@ pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How far behind the leader's last index a learner may be and still be promoted. The leader
 /// keeps appending under load; a few entries of lag are replicated within a heartbeat.
 const PROMOTE_LAG: u64 = 64;
-
-/// A cluster administration request, served by the leader.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AdminRequest {
-    /// Adds `id` as a learner, waits until it caught up, then makes it a voter.
-    AddNode { id: u64, node: PeerNode },
-    /// Removes `id` (a voter through joint consensus, or a learner).
-    RemoveNode { id: u64 },
-    /// Transfers leadership to `to`, or to the most caught-up voter.
-    Transfer { to: Option<u64> },
-}
 
 /// Timing the administration requests follow (from `[raft]`).
 #[derive(Clone, Copy, Debug)]

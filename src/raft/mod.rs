@@ -15,14 +15,23 @@
 //! - `publish.rs`: PUBLISH forwarded to every peer (cluster-wide pub/sub).
 //! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
 //! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
-//! - `rpc.rs`: the peer wire format and the inbound RPC server.
+//! - `wire.rs`: the peer wire format (messages, framing, protocol version).
+//! - `handshake.rs`: the mutual peer handshake (MutualPeerAuth).
+//! - `rpc.rs`: the inbound peer RPC server.
+//! - `leader.rs`: leader-side helpers (local write, read index, forward errors), shared by the
+//!   local and the forwarded path.
+//! - `start.rs`: node start-up and safe initialisation ([`start`]).
+//! - `status.rs`: a plain view of the Raft metrics for reports.
+//! - `error.rs`: the errors handed to the rest of the crate, without RESP.
 //! - `snapshot_transfer.rs`: receiving a snapshot sent in chunks, checked before install.
 //! - `node.rs` (crate root) assembles these into one running node.
 
 mod compaction;
 mod error;
 mod expiry;
+pub mod handshake;
 pub mod health;
+mod leader;
 pub mod log_store;
 pub mod membership;
 pub mod network;
@@ -34,6 +43,7 @@ mod start;
 pub mod state_machine;
 pub mod status;
 pub mod wal;
+pub mod wire;
 mod write;
 
 use std::fmt;
@@ -46,7 +56,8 @@ pub use expiry::spawn_expiry;
 pub use publish::Forwarders;
 pub use read::{ReadStats, Reads};
 pub use start::{start, Started};
-pub use write::{RaftNode, MAX_ENTRY_BYTES};
+pub use wire::MAX_ENTRY_BYTES;
+pub use write::RaftNode;
 
 use crate::store::{Request, Response};
 

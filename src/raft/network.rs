@@ -1,7 +1,7 @@
 //! Outbound peer RPC: openraft's `RaftNetworkV2` over TCP, and the forwarding pool.
 //!
 //! Owns client-side peer connections. Connections are made lazily on the first RPC (no eager
-//! connect), authenticated by the handshake in `rpc.rs`, and dropped on any error; the next RPC
+//! connect), authenticated by the handshake in `handshake.rs`, and dropped on any error; the next RPC
 //! reconnects. A peer that cannot be reached is reported as `Unreachable`, so openraft backs
 //! off before trying again.
 //!
@@ -29,12 +29,12 @@ use openraft::raft::{
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Mutex as AsyncMutex};
 
-use super::rpc::{
-    connect_handshake, read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse,
-    MAX_FRAME,
-};
+use super::handshake::connect_handshake;
 use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Entry, LogId, Snapshot, Vote};
+use super::wire::{
+    read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse, MAX_FRAME,
+};
 use super::{PeerNode, TypeConfig};
 
 /// How long to wait for a TCP connect plus handshake.
@@ -566,7 +566,7 @@ mod tests {
                 let (mut s, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    super::super::rpc::accept_handshake(&mut s, &ident(1))
+                    super::super::handshake::accept_handshake(&mut s, &ident(1))
                         .await
                         .unwrap();
                     if reads {

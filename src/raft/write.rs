@@ -27,26 +27,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::ReadPolicy;
 
 use super::error::{RaftError, SnapshotError};
 use super::health::Liveness;
+use super::leader;
 use super::log_store::{DiskFullProbe, FlushStats};
 use super::network::{encoded_len, PeerError, Peers};
 use super::read::Reads;
-use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse, MAX_FRAME};
-use super::stamp;
 use super::state_machine::StateMachineStore;
 use super::status::Status;
 use super::typ::{Raft, RaftMetrics};
+use super::wire::{ForwardError, RpcRequest, RpcResponse, MAX_ENTRY_BYTES};
 use crate::metrics::NodeMetrics;
 use crate::store::{ClientSeq, Request, Response, StoreError};
-
-/// **EntryBytesBound.** The largest encoded request proposed as one entry: one entry must fit
-/// a peer frame (`rpc::MAX_FRAME`, 1 GiB) with room for the AppendEntries around it, or no
-/// follower could ever receive it and replication would stall. Redis's own query-buffer limit
-/// is 1 GB, so every command Redis would accept from one client fits, apart from the extreme.
-pub const MAX_ENTRY_BYTES: usize = MAX_FRAME as usize - (1 << 20);
 
 /// The encoded size of `req` when it exceeds [`MAX_ENTRY_BYTES`].
 fn too_large(req: &Request) -> Option<usize> {
@@ -237,9 +230,11 @@ impl RaftNode {
             let left = deadline.saturating_duration_since(Instant::now());
             if leader == self.id {
                 maybe_sent = true;
-                match tokio::time::timeout(left, self.raft.client_write(stamp(req.clone()))).await {
-                    Ok(Ok(resp)) => return Ok(resp.data),
-                    Ok(Err(e)) => match forward_error(&e) {
+                match tokio::time::timeout(left, leader::client_write(&self.raft, req.clone()))
+                    .await
+                {
+                    Ok(Ok(resp)) => return Ok(resp),
+                    Ok(Err(e)) => match e {
                         // The entry may already be on followers, where a new leader can
                         // commit it (UncertainIsNotRetryable).
                         ForwardError::Fatal(m) => {
@@ -364,7 +359,7 @@ impl RaftNode {
         let mut results = Vec::with_capacity(reqs.len());
         let maybe_sent = if leader == self.id {
             // On timeout the results that came are kept; the rest count as not answered.
-            let append = append_many(&self.raft, reqs.to_vec(), &mut results);
+            let append = leader::append_many(&self.raft, reqs.to_vec(), &mut results);
             let _ = tokio::time::timeout(left, append).await;
             true
         } else if addr.is_empty() {
@@ -398,9 +393,9 @@ impl RaftNode {
             let (leader, addr) = self.wait_for_leader(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             let index = if leader == self.id {
-                match self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
-                    Ok(lin) => Some(lin.read_log_id().index()),
-                    Err(e) => match forward_error(&e) {
+                match leader::read_index(&self.raft).await {
+                    Ok(i) => Some(i),
+                    Err(e) => match e {
                         ForwardError::Fatal(m) => return Err(RaftError::Fatal(m)),
                         ForwardError::NotLeader { .. } => None,
                     },
