@@ -8,7 +8,10 @@
 //! - `log_store.rs`: openraft's `RaftLogStorage` over the WAL.
 //! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
-//! - `read.rs`: batched ReadIndex behind the linearizable read gate.
+//! - `raft_node.rs`: [`RaftNode`], the node handle (status, health, leader); `write.rs` adds
+//!   client writes to it, `read.rs` read barriers, `membership.rs` administration.
+//! - `read.rs`: batched ReadIndex and lease checks behind the read gate; `read_gate.rs`: its
+//!   state (rounds, counters).
 //! - `expiry.rs`: the leader's expiry timer, which proposes the deletion of keys whose deadline
 //!   has passed.
 //! - `compaction.rs`: the leader's automatic compaction (`[store] history_*`).
@@ -36,7 +39,9 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 mod publish;
+mod raft_node;
 pub mod read;
+mod read_gate;
 pub mod rpc;
 pub mod snapshot_transfer;
 mod start;
@@ -54,10 +59,10 @@ pub use compaction::spawn_compaction;
 pub use error::{AdminError, AdminResult, RaftError, SnapshotError};
 pub use expiry::spawn_expiry;
 pub use publish::Forwarders;
-pub use read::{ReadStats, Reads};
+pub use raft_node::RaftNode;
+pub use read_gate::{ReadStats, Reads};
 pub use start::{start, Started};
 pub use wire::MAX_ENTRY_BYTES;
-pub use write::RaftNode;
 
 use crate::store::{Request, Response};
 

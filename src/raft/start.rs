@@ -45,7 +45,7 @@ use tokio::sync::watch;
 use super::health::{self, Liveness};
 use super::log_store::LogStore;
 use super::network::{NetworkFactory, PeerSlot, Peers};
-use super::read::Reads;
+use super::read_gate::Reads;
 use super::rpc;
 use super::state_machine::StateMachineStore;
 use super::typ::Raft;

@@ -1,5 +1,5 @@
-//! The node handle the rest of the crate uses: writes (local or forwarded to the leader) and
-//! the ReadIndex round the read gate (`read.rs`) builds on.
+//! Client writes on [`RaftNode`]: one request or a run, proposed on this node when it leads or
+//! forwarded to the leader over the peer connection.
 //!
 //! # How a write flows
 //!
@@ -23,22 +23,13 @@
 //! ```
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::async_runtime::WatchReceiver;
-
-use super::error::{RaftError, SnapshotError};
-use super::health::Liveness;
+use super::error::RaftError;
 use super::leader;
-use super::log_store::{DiskFullProbe, FlushStats};
-use super::network::{encoded_len, PeerError, Peers};
-use super::read::Reads;
-use super::state_machine::StateMachineStore;
-use super::status::Status;
-use super::typ::{Raft, RaftMetrics};
+use super::network::{encoded_len, PeerError};
+use super::raft_node::RaftNode;
 use super::wire::{ForwardError, RpcRequest, RpcResponse, MAX_ENTRY_BYTES};
-use crate::metrics::NodeMetrics;
 use crate::store::{ClientSeq, Request, Response, StoreError};
 
 /// The encoded size of `req` when it exceeds [`MAX_ENTRY_BYTES`].
@@ -47,140 +38,7 @@ fn too_large(req: &Request) -> Option<usize> {
     (len > MAX_ENTRY_BYTES).then_some(len)
 }
 
-/// One node's Raft and the ways to reach its peers.
-pub struct RaftNode {
-    pub id: u64,
-    pub raft: Raft,
-    pub sm: StateMachineStore,
-    pub peers: Arc<Peers>,
-    pub flush_stats: Arc<FlushStats>,
-    /// Whether this node's log disk is full; client writes are refused while it is.
-    pub log_disk: DiskFullProbe,
-    /// How long a write waits for a leader before failing with `TRYAGAIN`.
-    pub write_timeout: Duration,
-    /// The read gate: rounds shared between concurrent readers, the lease, counters.
-    pub reads: Reads,
-    /// Counters for `/metrics` (proposals, leader changes, snapshots), shared with the state
-    /// machine.
-    pub node_metrics: Arc<NodeMetrics>,
-    /// Leader contact and apply progress, for `/health` and `/ready` (and the read gate's
-    /// `leader_in_touch`).
-    pub liveness: Arc<Liveness>,
-    /// This node's pub/sub channels; keyspace notifications and PUBLISH (local or forwarded
-    /// by a peer) are delivered here.
-    pub pubsub: Arc<crate::watch::pubsub::PubSub>,
-    /// PUBLISH's per-peer forwarders (`publish.rs`).
-    pub forwarders: super::Forwarders,
-}
-
 impl RaftNode {
-    /// The latest Raft metrics.
-    pub(super) fn metrics(&self) -> RaftMetrics {
-        self.raft.metrics().borrow_watched().clone()
-    }
-
-    /// This node's Raft state now, for reports.
-    pub fn status(&self) -> Status {
-        Status::from(&*self.raft.metrics().borrow_watched())
-    }
-
-    /// The `/health` verdict (`health.rs`); `Err` says why not.
-    pub fn health(&self) -> Result<(), String> {
-        self.liveness.health(&self.raft.metrics().borrow_watched())
-    }
-
-    /// The `/ready` verdict (`health.rs`); `Err` says why not.
-    pub fn ready(&self) -> Result<(), String> {
-        self.liveness.ready(&self.raft.metrics().borrow_watched())
-    }
-
-    /// Builds a snapshot now and returns once one covers what was applied at the call, or
-    /// `timeout` passed (RAFT.SNAPSHOT).
-    pub async fn snapshot_now(&self, timeout: Duration) -> Result<(), SnapshotError> {
-        let target = self.metrics().last_applied.map(|l| l.index());
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| SnapshotError::Stopped(e.to_string()))?;
-        self.raft
-            .wait(Some(timeout))
-            .metrics(
-                |m| m.snapshot.as_ref().map(|l| l.index()) >= target,
-                "snapshot covers the applied index",
-            )
-            .await
-            .map_err(|e| SnapshotError::NotDone(e.to_string()))?;
-        Ok(())
-    }
-
-    /// Resolves when this node's Raft has stopped on its own (a fatal error such as a failed
-    /// log flush: FailStop), with the reason.
-    pub async fn stopped(&self) -> String {
-        let mut rx = self.raft.metrics();
-        loop {
-            if let Err(e) = &rx.borrow_watched().running_state {
-                return e.to_string();
-            }
-            if rx.changed().await.is_err() {
-                return "raft metrics closed".to_string();
-            }
-        }
-    }
-
-    /// Stops this node's Raft (the last step of a graceful shutdown).
-    pub async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!(error = %e, "raft shutdown");
-        }
-    }
-
-    /// Whether this node is the leader now.
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
-    }
-
-    /// The current leader's id and client address, if one is known.
-    pub fn leader(&self) -> Option<(u64, String)> {
-        let rx = self.raft.metrics();
-        let m = rx.borrow_watched();
-        let id = m.current_leader?;
-        let node = m.membership_config.membership().get_node(&id)?.clone();
-        Some((id, node.redis_addr))
-    }
-
-    /// Waits until a leader is known or `deadline` passes; returns its id and peer address.
-    /// Reads the metrics in place: no clone of the whole `RaftMetrics` per request.
-    async fn wait_for_leader(&self, deadline: Instant) -> Result<(u64, String), RaftError> {
-        let mut rx = self.raft.metrics();
-        loop {
-            {
-                let m = rx.borrow_and_update();
-                if let Err(e) = &m.running_state {
-                    return Err(RaftError::Fatal(e.to_string()));
-                }
-                if let Some(id) = m.current_leader {
-                    let addr = m
-                        .membership_config
-                        .membership()
-                        .get_node(&id)
-                        .map(|n| n.raft_addr.clone())
-                        .unwrap_or_default();
-                    return Ok((id, addr));
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(RaftError::NoLeader);
-            }
-            match tokio::time::timeout(left, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(RaftError::Fatal("raft metrics closed".into())),
-                Err(_) => return Err(RaftError::NoLeader),
-            }
-        }
-    }
-
     /// Proposes `req` and returns the store's answer once it is committed on a majority and
     /// applied (on the leader; a forwarded write is answered by the leader).
     pub async fn write(&self, req: Request) -> Result<Response, RaftError> {
@@ -382,45 +240,6 @@ impl RaftNode {
         answers.resize(reqs.len(), None);
         answers.truncate(reqs.len());
         Ok((answers, maybe_sent))
-    }
-
-    /// One ReadIndex round: the leader's read index, confirmed by a quorum (on the leader
-    /// itself, or asked of the leader over the peer connection). Retries across leader changes
-    /// until `write_timeout`.
-    pub(super) async fn fetch_read_index(&self) -> Result<u64, RaftError> {
-        let deadline = Instant::now() + self.write_timeout;
-        loop {
-            let (leader, addr) = self.wait_for_leader(deadline).await?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let index = if leader == self.id {
-                match leader::read_index(&self.raft).await {
-                    Ok(i) => Some(i),
-                    Err(e) => match e {
-                        ForwardError::Fatal(m) => return Err(RaftError::Fatal(m)),
-                        ForwardError::NotLeader { .. } => None,
-                    },
-                }
-            } else if !addr.is_empty() {
-                match self
-                    .peers
-                    .slot(leader, &addr)
-                    .call(RpcRequest::ReadIndex, left)
-                    .await
-                {
-                    Ok(RpcResponse::ReadIndex(Ok(i))) => Some(i),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            if let Some(index) = index {
-                return Ok(index);
-            }
-            if Instant::now() >= deadline {
-                return Err(RaftError::NoLeader);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }
 
