@@ -6,6 +6,7 @@
 //! - `wal/`: the write-ahead log: segmented, checksummed, fdatasynced files holding the Raft
 //!   log, vote, committed id and purge point (DurableBeforeAck, FailStop, SpareAhead).
 //! - `log_store.rs`: openraft's `RaftLogStorage` over the WAL.
+//! - `codec.rs`: the format-version byte + postcard encoding of every stored record.
 //! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
 //! - `raft_node.rs`: [`RaftNode`], the node handle (status, health, leader); `write.rs` adds
@@ -29,6 +30,7 @@
 //! - `snapshot_transfer.rs`: receiving a snapshot sent in chunks, checked before install.
 //! - `node.rs` (crate root) assembles these into one running node.
 
+mod codec;
 mod compaction;
 mod error;
 mod expiry;

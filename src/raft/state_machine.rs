@@ -53,7 +53,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::{broadcast, watch, Notify};
 
-use super::log_store::{decode, encode};
+use super::codec::{decode, encode};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
 use crate::fsutil::PacedFile;

@@ -274,7 +274,7 @@ fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
 }
 
 fn encode_record(r: &Record) -> io::Result<Vec<u8>> {
-    super::log_store::encode(r)
+    super::codec::encode(r)
 }
 
 /// What is at `off` of a segment's bytes.
@@ -617,7 +617,7 @@ fn segment_of(st: &State, seq: u64) -> &Segment {
 fn read_entry(file: &dyn DiskFile, loc: Loc) -> io::Result<Entry> {
     let mut buf = vec![0u8; loc.len as usize];
     file.read_at(loc.off, &mut buf)?;
-    match super::log_store::decode::<Record>(&buf)? {
+    match super::codec::decode::<Record>(&buf)? {
         Record::Entry(e) => Ok(e),
         _ => Err(data_error(format!(
             "raft log index points at a non-entry record (offset {})",
@@ -908,7 +908,7 @@ impl Shared {
         loop {
             match parse_at(&buf, off) {
                 Parsed::Record(payload, next) => {
-                    let record: Record = super::log_store::decode(payload).map_err(|e| {
+                    let record: Record = super::codec::decode(payload).map_err(|e| {
                         data_error(format!(
                             "corrupt raft log record in {} at byte offset {off}: {e}; refusing to start",
                             path.display()
