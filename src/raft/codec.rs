@@ -1,6 +1,6 @@
 //! The encoding of every value redraft stores for Raft (WAL records, snapshot metadata): a
 //! format-version byte (`store::FORMAT_VERSION`), then postcard. A record of another version is
-//! refused with both versions named, never misread. Used by `wal/` and `state_machine.rs`;
+//! refused with both versions named, never misread. Used by `wal/` and `state_machine/`;
 //! changing it changes what is on disk.
 
 use std::io;

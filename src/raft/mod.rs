@@ -7,7 +7,8 @@
 //!   log, vote, committed id and purge point (DurableBeforeAck, FailStop, SpareAhead).
 //! - `log_store.rs`: openraft's `RaftLogStorage` over the WAL.
 //! - `codec.rs`: the format-version byte + postcard encoding of every stored record.
-//! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
+//! - `state_machine/`: the adapter around `store::Store` (`mod.rs`), the snapshot file
+//!   (`file.rs`) and snapshot building (`build.rs`).
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
 //! - `raft_node.rs`: [`RaftNode`], the node handle (status, health, leader); `write.rs` adds
 //!   client writes to it, `read.rs` read barriers, `membership.rs` administration.
@@ -28,7 +29,7 @@
 //! - `status.rs`: a plain view of the Raft metrics for reports.
 //! - `error.rs`: the errors handed to the rest of the crate, without RESP.
 //! - `snapshot_transfer.rs`: receiving a snapshot sent in chunks, checked before install.
-//! - `node.rs` (crate root) assembles these into one running node.
+//! - `node.rs` (crate root) calls [`start`] and adds the client-facing listeners.
 
 mod codec;
 mod compaction;

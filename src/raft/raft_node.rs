@@ -21,7 +21,7 @@ use crate::metrics::NodeMetrics;
 /// One node's Raft and the ways to reach its peers.
 pub struct RaftNode {
     pub id: u64,
-    pub raft: Raft,
+    pub(super) raft: Raft,
     pub sm: StateMachineStore,
     pub peers: Arc<Peers>,
     pub flush_stats: Arc<FlushStats>,

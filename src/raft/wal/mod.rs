@@ -63,7 +63,7 @@
 //!   and then deletes the segments (openraft calls `purge` from its core task after every
 //!   snapshot, and waits for it). A purge lost in a crash leaves more log, never a hole:
 //!   openraft only asks that a purge leave no hole, and the snapshot behind it is durable
-//!   first (SnapshotBeforePurge in `state_machine.rs`).
+//!   first (SnapshotBeforePurge in `state_machine/`).
 //! - **TornTailOnly.** At open, a bad record at the end of the last segment with nothing valid
 //!   after it is a torn write: it is cut off and the cut synced. A bad record anywhere else is
 //!   corruption: open fails naming the file and byte offset. Nothing is dropped silently.
