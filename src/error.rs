@@ -1,8 +1,9 @@
 //! The crate's error type, and the one table of RESP error prefixes.
 //!
-//! Each layer has its own error enum (`FrameError`, `StoreError`, `ConfigError`, `WriteError`);
+//! Each layer has its own error enum (`FrameError`, `StoreError`, `ConfigError`, `RaftError`);
 //! they convert into [`Error`] here. The first word of a RESP error is API: the prefixes a
-//! client can see are listed once, below.
+//! client can see are listed once, below (which raft error gets which prefix is chosen in
+//! `commands/raft_errors.rs`: `raft/` knows nothing of RESP).
 //!
 //! | prefix      | meaning                                                              |
 //! |-------------|----------------------------------------------------------------------|

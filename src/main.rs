@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         .log
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info,openraft=warn".to_string());
+        .unwrap_or_else(|| redraft::raft::DEFAULT_LOG_FILTER.to_string());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

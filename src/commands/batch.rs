@@ -38,7 +38,7 @@ use bytes::Bytes;
 
 use super::{prepare, reply, run_prepared, write, CommandError, Outcome, Plan, Prepared, Session};
 use crate::context::ServerContext;
-use crate::raft::WriteError;
+use crate::raft::RaftError;
 
 /// The most commands in one run (RunBounded).
 pub const MAX_RUN_COMMANDS: usize = 1024;
@@ -182,7 +182,7 @@ async fn propose_run(
         .map(|o| {
             // write_many answers every request; if it did not, the outcome is unknown.
             o.or_else(|| answers.next())
-                .unwrap_or_else(|| reply(Err(WriteError::Unknown.into())))
+                .unwrap_or_else(|| reply(Err(RaftError::Unknown.into())))
         })
         .collect()
 }

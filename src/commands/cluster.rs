@@ -29,13 +29,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::raft_errors::{admin_error, snapshot_error};
 use super::reply::bulk;
 use super::{CommandError, CommandResult};
 use crate::backup::BackupHeader;
 use crate::config::ReadMode;
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::raft::membership::{AdminError, AdminRequest, CATCH_UP_TIMEOUT};
+use crate::raft::membership::{AdminRequest, CATCH_UP_TIMEOUT};
 use crate::raft::PeerNode;
 
 /// How long RAFT.TRANSFER and RAFT.REMOVENODE wait for a leader and for the change.
@@ -63,14 +64,11 @@ pub(super) async fn raft_backup(ctx: &ServerContext, parse: &mut Parse) -> Comma
     }
 }
 
-fn admin_error(e: AdminError) -> CommandError {
-    CommandError::Reply(e.to_string())
-}
-
 fn info(ctx: &ServerContext) -> Frame {
-    let m = ctx.node.metrics();
-    let idx = |l: &Option<crate::raft::typ::LogId>| l.as_ref().map_or(0, |l| l.index()) as i64;
-    let membership = m.membership_config.membership();
+    let m = ctx.node.status();
+    let idx =
+        |l: &Option<crate::raft::status::LogPosition>| l.as_ref().map_or(0, |l| l.index()) as i64;
+    let membership = &m.membership;
     let voters: Vec<u64> = membership.voter_ids().collect();
     let last = m.last_log_index.unwrap_or(0);
     let members = membership
@@ -131,7 +129,7 @@ fn info(ctx: &ServerContext) -> Frame {
         (bulk("snapshot_index"), Frame::Integer(idx(&m.snapshot))),
         (
             bulk("joint"),
-            Frame::Integer(i64::from(membership.get_joint_config().len() > 1)),
+            Frame::Integer(i64::from(membership.is_joint())),
         ),
         (bulk("members"), Frame::Array(members)),
     ])
@@ -157,19 +155,10 @@ pub(super) async fn transfer(ctx: &ServerContext, parse: &mut Parse) -> CommandR
 }
 
 async fn snapshot(ctx: &ServerContext) -> CommandResult {
-    let raft = &ctx.node.raft;
-    let target = ctx.node.metrics().last_applied.map(|l| l.index());
-    raft.trigger()
-        .snapshot()
+    ctx.node
+        .snapshot_now(SNAPSHOT_TIMEOUT)
         .await
-        .map_err(|e| CommandError::Reply(format!("ERR raft stopped: {e}")))?;
-    raft.wait(Some(SNAPSHOT_TIMEOUT))
-        .metrics(
-            |m| m.snapshot.as_ref().map(|l| l.index()) >= target,
-            "snapshot covers the applied index",
-        )
-        .await
-        .map_err(|e| CommandError::Reply(format!("TRYAGAIN snapshot not done: {e}")))?;
+        .map_err(snapshot_error)?;
     Ok(Frame::ok())
 }
 

@@ -182,7 +182,7 @@ pub(super) async fn revision(
     let (revision, compact_revision) = ctx
         .node
         .read_store(|store| (store.revision(), store.compact_revision()));
-    let metrics = ctx.node.metrics();
+    let metrics = ctx.node.status();
     let leader = metrics
         .current_leader
         .map_or(Frame::Null, |id| Frame::Integer(id as i64));

@@ -64,6 +64,7 @@ mod expire;
 mod history;
 mod keys;
 mod pubsub;
+mod raft_errors;
 mod reads;
 mod reply;
 mod route;
@@ -81,7 +82,7 @@ use bytes::Bytes;
 use crate::config::ReadMode;
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::raft::WriteError;
+use crate::raft::RaftError;
 use crate::store::Op;
 
 pub use batch::Batch;
@@ -291,8 +292,8 @@ fn check(session: &Session, argv: &[Bytes]) -> Result<(), CommandError> {
 pub enum CommandError {
     #[error(transparent)]
     Parse(#[from] ParseError),
-    #[error(transparent)]
-    Write(#[from] WriteError),
+    #[error("{}", raft_errors::raft_error_text(.0))]
+    Write(#[from] RaftError),
     #[error("{0}")]
     Reply(String),
 }

@@ -29,14 +29,11 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::typ::{Entry, LogId, Vote};
 use super::wal::disk::RealDisk;
 use super::wal::{Wal, WalOptions};
 use super::TypeConfig;
-use crate::store::FORMAT_VERSION;
 
 pub use super::wal::FlushStats;
 
@@ -230,45 +227,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// Encodes a stored value: the format-version byte, then postcard.
-pub(crate) fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
-    postcard::to_extend(v, vec![FORMAT_VERSION])
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-/// Decodes a stored value written by [`encode`].
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("corrupt raft log record: {e}"),
-            )
-        }),
-        Some((v, _)) => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("raft log record has format version {v}, this build reads {FORMAT_VERSION}"),
-        )),
-        None => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "empty raft log record",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use openraft::entry::RaftEntry;
-
     use openraft::type_config::TypeConfigExt;
     use openraft::vote::RaftLeaderId;
     use std::sync::atomic::Ordering;
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::raft::PeerNode;
 
     fn entry(term: u64, index: u64) -> Entry {
         let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(term, 1);
@@ -377,25 +344,6 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("redraft restore"), "{msg}");
-    }
-
-    /// Records from another format version or corrupt bytes are errors, not panics.
-    #[test]
-    fn decode_rejects_foreign_and_corrupt_records() {
-        let good = encode(&BTreeMap::<u64, PeerNode>::new()).unwrap();
-        assert!(decode::<BTreeMap<u64, PeerNode>>(&good).is_ok());
-        assert!(decode::<Entry>(&[]).is_err());
-        assert!(decode::<Entry>(&[FORMAT_VERSION + 1, 0, 0]).is_err());
-        assert!(decode::<Entry>(&[FORMAT_VERSION, 0xff, 0xff, 0xff]).is_err());
-        // A log written before requests carried the leader's clock (version 1) is refused with
-        // both versions named, not misread.
-        let mut old = encode(&entry(1, 1)).unwrap();
-        old[0] = 1;
-        let err = decode::<Entry>(&old).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            format!("raft log record has format version 1, this build reads {FORMAT_VERSION}")
-        );
     }
 
     /// OrderedKeys: reads after purge and truncation see a contiguous range.

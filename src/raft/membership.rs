@@ -32,12 +32,13 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ChangeMembershipError, ClientWriteError};
 use openraft::ChangeMembers;
-use serde::{Deserialize, Serialize};
 
+use super::error::{AdminError, AdminResult};
 use super::health::Liveness;
 use super::network::PeerError;
-use super::rpc::{RpcRequest, RpcResponse};
 use super::typ::{Raft, RaftMetrics};
+pub use super::wire::AdminRequest;
+use super::wire::{RpcRequest, RpcResponse};
 use super::{PeerNode, RaftNode, TypeConfig};
 
 /// How long a new learner may take to catch up before RAFT.ADDNODE gives up.
@@ -46,39 +47,6 @@ pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How far behind the leader's last index a learner may be and still be promoted. The leader
 /// keeps appending under load; a few entries of lag are replicated within a heartbeat.
 const PROMOTE_LAG: u64 = 64;
-
-/// A cluster administration request, served by the leader.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AdminRequest {
-    /// Adds `id` as a learner, waits until it caught up, then makes it a voter.
-    AddNode { id: u64, node: PeerNode },
-    /// Removes `id` (a voter through joint consensus, or a learner).
-    RemoveNode { id: u64 },
-    /// Transfers leadership to `to`, or to the most caught-up voter.
-    Transfer { to: Option<u64> },
-}
-
-/// What an administration request answers: a number (the new leader's id for a transfer, the
-/// membership's log index for a change), or why it failed.
-pub type AdminResult = Result<u64, AdminError>;
-
-/// Why an administration request failed. The first word is the RESP error prefix.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum AdminError {
-    /// This node is not the leader (the request may be forwarded).
-    #[error("TRYAGAIN this node is not the raft leader (leader: {leader:?}); retry")]
-    NotLeader { leader: Option<u64> },
-    /// The request cannot succeed as asked.
-    #[error("ERR {0}")]
-    Refused(String),
-    /// The request started but its end is unknown or it timed out.
-    #[error("TRYAGAIN {0}")]
-    Incomplete(String),
-    /// Another membership change is still committing (openraft allows one at a time): nothing
-    /// was changed; [`RaftNode::admin`] retries until its deadline (two nodes joining at once).
-    #[error("TRYAGAIN {0}")]
-    Busy(String),
-}
 
 /// Timing the administration requests follow (from `[raft]`).
 #[derive(Clone, Copy, Debug)]
@@ -400,20 +368,5 @@ mod tests {
         ));
         let got = write_error("RAFT.ADDNODE (promote)", e);
         assert!(matches!(got, AdminError::Busy(_)), "{got:?}");
-        assert!(got.to_string().starts_with("TRYAGAIN "), "{got}");
-    }
-
-    #[test]
-    fn admin_errors_carry_their_resp_prefix() {
-        assert!(AdminError::NotLeader { leader: Some(2) }
-            .to_string()
-            .starts_with("TRYAGAIN "));
-        assert_eq!(
-            AdminError::Refused("node 9 is not a member".into()).to_string(),
-            "ERR node 9 is not a member"
-        );
-        assert!(AdminError::Incomplete("x".into())
-            .to_string()
-            .starts_with("TRYAGAIN "));
     }
 }

@@ -6,32 +6,53 @@
 //! - `wal/`: the write-ahead log: segmented, checksummed, fdatasynced files holding the Raft
 //!   log, vote, committed id and purge point (DurableBeforeAck, FailStop, SpareAhead).
 //! - `log_store.rs`: openraft's `RaftLogStorage` over the WAL.
-//! - `state_machine.rs`: the adapter around `store::Store`, with persisted snapshots.
+//! - `codec.rs`: the format-version byte + postcard encoding of every stored record.
+//! - `state_machine/`: the adapter around `store::Store` (`mod.rs`), the snapshot file
+//!   (`file.rs`) and snapshot building (`build.rs`).
 //! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
-//! - `read.rs`: batched ReadIndex behind the linearizable read gate.
+//! - `raft_node.rs`: [`RaftNode`], the node handle (status, health, leader); `write.rs` adds
+//!   client writes to it, `read.rs` read barriers, `membership.rs` administration.
+//! - `read.rs`: batched ReadIndex and lease checks behind the read gate; `read_gate.rs`: its
+//!   state (rounds, counters).
 //! - `expiry.rs`: the leader's expiry timer, which proposes the deletion of keys whose deadline
 //!   has passed.
 //! - `compaction.rs`: the leader's automatic compaction (`[store] history_*`).
 //! - `publish.rs`: PUBLISH forwarded to every peer (cluster-wide pub/sub).
 //! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
 //! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
-//! - `rpc.rs`: the peer wire format and the inbound RPC server.
+//! - `wire.rs`: the peer wire format (messages, framing, protocol version).
+//! - `handshake.rs`: the mutual peer handshake (MutualPeerAuth).
+//! - `rpc.rs`: the inbound peer RPC server.
+//! - `leader.rs`: leader-side helpers (local write, read index, forward errors), shared by the
+//!   local and the forwarded path.
+//! - `start.rs`: node start-up and safe initialisation ([`start`]).
+//! - `status.rs`: a plain view of the Raft metrics for reports.
+//! - `error.rs`: the errors handed to the rest of the crate, without RESP.
 //! - `snapshot_transfer.rs`: receiving a snapshot sent in chunks, checked before install.
-//! - `node.rs` (crate root) assembles these into one running node.
+//! - `node.rs` (crate root) calls [`start`] and adds the client-facing listeners.
 
+mod codec;
 mod compaction;
+mod error;
 mod expiry;
+pub mod handshake;
 pub mod health;
+mod leader;
 pub mod log_store;
 pub mod membership;
 pub mod network;
 mod publish;
+mod raft_node;
 pub mod read;
+mod read_gate;
 pub mod rpc;
 pub mod snapshot_transfer;
+mod start;
 pub mod state_machine;
+pub mod status;
 mod store_view;
 pub mod wal;
+pub mod wire;
 mod write;
 
 use std::fmt;
@@ -39,12 +60,19 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use compaction::spawn_compaction;
+pub use error::{AdminError, AdminResult, RaftError, SnapshotError};
 pub use expiry::spawn_expiry;
 pub use publish::Forwarders;
-pub use read::{ReadStats, Reads};
-pub use write::{RaftNode, WriteError};
+pub use raft_node::RaftNode;
+pub use read_gate::{ReadStats, Reads};
+pub use start::{start, Started};
+pub use wire::MAX_ENTRY_BYTES;
 
 use crate::store::{Request, Response};
+
+/// The log filter when neither `--log` nor `RUST_LOG` sets one: openraft's own logging only
+/// from `warn` up.
+pub const DEFAULT_LOG_FILTER: &str = "info,openraft=warn";
 
 /// A member's addresses, stored in the replicated membership so every node can reach every
 /// other one and tell clients where the leader is.

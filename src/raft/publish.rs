@@ -23,7 +23,7 @@ use openraft::async_runtime::WatchReceiver;
 use tokio::sync::mpsc;
 
 use super::network::Peers;
-use super::rpc::RpcRequest;
+use super::wire::RpcRequest;
 use super::RaftNode;
 
 /// The most messages waiting for one peer (PublishBounded).

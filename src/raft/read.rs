@@ -1,5 +1,6 @@
-//! The read gate's engine: the three read modes (DESIGN §4), batched ReadIndex rounds, batched
-//! leader-lease checks, and the counters `INFO reads` reports.
+//! The read gate's engine: the three read modes (DESIGN §4), batched ReadIndex rounds (asked
+//! of the leader from a follower) and batched leader-lease checks. The rounds' state and the
+//! counters `INFO reads` reports are in `read_gate.rs`.
 //!
 //! Owns how a read is made safe on one node; knows nothing of RESP or of the keyspace.
 //!
@@ -48,9 +49,9 @@
 //!   transfer target; the fast path is off from before the transfer starts: TransferGuard in
 //!   `health.rs`, called by `membership.rs` before each transfer request).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::linearizable_read::LinearizerOption;
@@ -59,127 +60,19 @@ use openraft::vote::RaftLeaderId;
 use openraft::{Instant as _, ServerState};
 use tokio::sync::oneshot;
 
-use super::health::Liveness;
+use super::error::RaftError;
+use super::leader;
+use super::raft_node::RaftNode;
+use super::read_gate::Lease;
 use super::typ::RaftMetrics;
-use super::write::{RaftNode, WriteError};
+use super::wire::{ForwardError, RpcRequest, RpcResponse};
 use super::TypeConfig;
 use crate::config::ReadMode;
-
-/// How a lease check ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Lease {
-    /// The lease holds: read at this index, no quorum round.
-    Held(u64),
-    /// No lease now (too old, not leader, transferring, term's first entry not applied).
-    Lapsed,
-}
-
-type Waiter<T> = oneshot::Sender<Result<T, WriteError>>;
-
-/// One kind of round, shared between concurrent readers (see the module doc).
-struct Rounds<T> {
-    /// Readers waiting for the next round, and whether a round is running. A plain mutex:
-    /// held only to push or take the list, never across an await.
-    state: Mutex<BatchState<T>>,
-}
-
-struct BatchState<T> {
-    running: bool,
-    next: Vec<Waiter<T>>,
-}
-
-impl<T> Default for Rounds<T> {
-    fn default() -> Self {
-        Self {
-            state: Mutex::new(BatchState {
-                running: false,
-                next: Vec::new(),
-            }),
-        }
-    }
-}
-
-impl<T: Clone + Send + 'static> Rounds<T> {
-    /// Joins the next round; returns `true` when the caller must start running rounds.
-    fn join(&self, tx: Waiter<T>) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.next.push(tx);
-        !std::mem::replace(&mut st.running, true)
-    }
-
-    /// The readers for the next round, or `None` (and not running any more) when nobody waits.
-    fn take(&self) -> Option<Vec<Waiter<T>>> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.next.is_empty() {
-            st.running = false;
-            return None;
-        }
-        Some(std::mem::take(&mut st.next))
-    }
-}
-
-/// Counters of the read gate (INFO `# Reads`). Monotonic; relaxed ordering (statistics).
-#[derive(Default)]
-pub struct ReadStats {
-    /// Reads served per mode (one per reading command).
-    pub linearizable: AtomicU64,
-    pub lease: AtomicU64,
-    pub stale: AtomicU64,
-    /// Stale reads served while this node was out of touch: not the leader and no
-    /// AppendEntries accepted from a leader within one election timeout.
-    pub stale_unsynced: AtomicU64,
-    /// ReadIndex rounds run, and the barriers they served.
-    pub index_rounds: AtomicU64,
-    pub index_reads: AtomicU64,
-    /// Lease checks run through the Raft core (each one message, no network).
-    pub lease_rounds: AtomicU64,
-    /// Lease hits decided from the published metrics, without a message to the Raft core.
-    pub lease_fast_hits: AtomicU64,
-    /// Barriers served by the lease, and barriers that fell back to a ReadIndex round.
-    pub lease_hits: AtomicU64,
-    pub lease_fallbacks: AtomicU64,
-}
-
-/// The read gate's state on one node: the rounds, the lease length and the counters.
-pub struct Reads {
-    index: Rounds<u64>,
-    lease_checks: Rounds<Lease>,
-    /// `max_quorum_ack_age` of a lease read (LeaseBound).
-    pub lease: Duration,
-    /// Beyond this long without AppendEntries a follower counts as out of touch.
-    pub unsynced_after: Duration,
-    pub stats: ReadStats,
-    /// When this node last heard from a leader (shared with `/health`).
-    pub liveness: Arc<Liveness>,
-}
-
-impl Reads {
-    pub fn new(lease: Duration, unsynced_after: Duration, liveness: Arc<Liveness>) -> Self {
-        Self {
-            index: Rounds::default(),
-            lease_checks: Rounds::default(),
-            lease,
-            unsynced_after,
-            stats: ReadStats::default(),
-            liveness,
-        }
-    }
-
-    /// Counts one read served in `mode` (called once per reading command).
-    pub fn count(&self, mode: ReadMode) {
-        let c = match mode {
-            ReadMode::Linearizable => &self.stats.linearizable,
-            ReadMode::Lease => &self.stats.lease,
-            ReadMode::Stale => &self.stats.stale,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 impl RaftNode {
     /// The read barrier of `mode`: returns once this node may answer a read from its own
     /// state machine (see the module doc). Concurrent callers share rounds.
-    pub async fn read_barrier(self: &Arc<Self>, mode: ReadMode) -> Result<(), WriteError> {
+    pub async fn read_barrier(self: &Arc<Self>, mode: ReadMode) -> Result<(), RaftError> {
         let index = match mode {
             ReadMode::Stale => {
                 if !self.in_touch() {
@@ -233,7 +126,7 @@ impl RaftNode {
     }
 
     /// Waits until this node has applied `index` (or `write_timeout` passes).
-    async fn wait_applied(&self, index: u64) -> Result<(), WriteError> {
+    async fn wait_applied(&self, index: u64) -> Result<(), RaftError> {
         // Fast path: the state machine is usually already there.
         if self.sm.read().last_applied.map(|l| l.index()) >= Some(index) {
             return Ok(());
@@ -245,12 +138,12 @@ impl RaftNode {
             .await
         {
             Ok(_) => Ok(()),
-            Err(_) => Err(WriteError::NoLeader),
+            Err(_) => Err(RaftError::NoLeader),
         }
     }
 
     /// A read index obtained by a ReadIndex round that started after this call.
-    async fn read_index(self: &Arc<Self>) -> Result<u64, WriteError> {
+    async fn read_index(self: &Arc<Self>) -> Result<u64, RaftError> {
         let (tx, rx) = oneshot::channel();
         if self.reads.index.join(tx) {
             let node = self.clone();
@@ -289,6 +182,45 @@ impl RaftNode {
         }
     }
 
+    /// One ReadIndex round: the leader's read index, confirmed by a quorum (on the leader
+    /// itself, or asked of the leader over the peer connection). Retries across leader changes
+    /// until `write_timeout`.
+    pub(super) async fn fetch_read_index(&self) -> Result<u64, RaftError> {
+        let deadline = Instant::now() + self.write_timeout;
+        loop {
+            let (leader, addr) = self.wait_for_leader(deadline).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let index = if leader == self.id {
+                match leader::read_index(&self.raft).await {
+                    Ok(i) => Some(i),
+                    Err(e) => match e {
+                        ForwardError::Fatal(m) => return Err(RaftError::Fatal(m)),
+                        ForwardError::NotLeader { .. } => None,
+                    },
+                }
+            } else if !addr.is_empty() {
+                match self
+                    .peers
+                    .slot(leader, &addr)
+                    .call(RpcRequest::ReadIndex, left)
+                    .await
+                {
+                    Ok(RpcResponse::ReadIndex(Ok(i))) => Some(i),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if let Some(index) = index {
+                return Ok(index);
+            }
+            if Instant::now() >= deadline {
+                return Err(RaftError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The lease fast path: openraft's own lease condition, `now < last_quorum_acked +
     /// max_quorum_ack_age` (LeaseBound), evaluated on the metrics openraft publishes instead
     /// of in a message to the Raft core, plus the same guards as [`RaftNode::check_lease`].
@@ -322,12 +254,12 @@ impl RaftNode {
     }
 
     /// One lease check (LeaseBound): the read index if the lease holds now.
-    async fn check_lease(&self) -> Result<Lease, WriteError> {
+    async fn check_lease(&self) -> Result<Lease, RaftError> {
         {
             let rx = self.raft.metrics();
             let m = rx.borrow_watched();
             if let Err(e) = &m.running_state {
-                return Err(WriteError::Fatal(e.to_string()));
+                return Err(RaftError::Fatal(e.to_string()));
             }
             if !leads_with_own_term_applied(&m) {
                 return Ok(Lease::Lapsed);
@@ -338,7 +270,7 @@ impl RaftNode {
             LinearizerOption::new(Some(self.reads.lease), false).with_wait_timeout(Duration::ZERO);
         match self.raft.get_read_linearizer(option).await {
             Ok(lin) => Ok(Lease::Held(lin.read_log_id().index())),
-            Err(openraft::errors::RaftError::Fatal(f)) => Err(WriteError::Fatal(f.to_string())),
+            Err(openraft::errors::RaftError::Fatal(f)) => Err(RaftError::Fatal(f.to_string())),
             // QuorumNotEnough (lease too old) or ForwardToLeader (deposed, transferring).
             Err(openraft::errors::RaftError::APIError(_)) => Ok(Lease::Lapsed),
         }
@@ -371,8 +303,8 @@ fn leads_with_own_term_applied(m: &RaftMetrics) -> bool {
             .is_some_and(|l| l.committed_leader_id().term() == m.current_term)
 }
 
-fn stopped() -> WriteError {
-    WriteError::Fatal("read gate stopped".into())
+fn stopped() -> RaftError {
+    RaftError::Fatal("read gate stopped".into())
 }
 
 #[cfg(test)]
@@ -410,27 +342,5 @@ mod tests {
         assert_eq!(lease_read_index(&m, 2, now, lease), None);
         m.last_applied = Some(log_id(2, 10));
         assert_eq!(lease_read_index(&m, 1, now, lease), None);
-    }
-
-    #[test]
-    fn a_round_is_started_once_and_late_arrivals_wait_for_the_next() {
-        let r: Rounds<u64> = Rounds::default();
-        let (a, _ra) = oneshot::channel();
-        let (b, _rb) = oneshot::channel();
-        assert!(r.join(a), "the first reader starts the rounds");
-        let first = r.take().expect("A's round");
-        assert_eq!(first.len(), 1);
-        assert!(
-            !r.join(b),
-            "B arrives while A's round runs: it must not start another"
-        );
-        let second = r.take().expect("B waits for the next round");
-        assert_eq!(second.len(), 1);
-        assert!(r.take().is_none(), "nobody left: rounds stop");
-        let (c, _rc) = oneshot::channel();
-        assert!(
-            r.join(c),
-            "after the rounds stopped, the next reader starts them again"
-        );
     }
 }

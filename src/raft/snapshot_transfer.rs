@@ -23,8 +23,8 @@
 //!   error and remove its temp file; openraft is never asked to install them, so the follower
 //!   keeps its state and the leader tries again.
 //!
-//! [`RpcRequest::SnapshotChunk`]: super::rpc::RpcRequest::SnapshotChunk
-//! [`RpcRequest::SnapshotEnd`]: super::rpc::RpcRequest::SnapshotEnd
+//! [`RpcRequest::SnapshotChunk`]: super::wire::RpcRequest::SnapshotChunk
+//! [`RpcRequest::SnapshotEnd`]: super::wire::RpcRequest::SnapshotEnd
 
 use std::fs::File;
 use std::io::{self, Write};

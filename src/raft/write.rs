@@ -1,5 +1,5 @@
-//! The node handle the rest of the crate uses: writes (local or forwarded to the leader) and
-//! the ReadIndex round the read gate (`read.rs`) builds on.
+//! Client writes on [`RaftNode`]: one request or a run, proposed on this node when it leads or
+//! forwarded to the leader over the peer connection.
 //!
 //! # How a write flows
 //!
@@ -7,7 +7,7 @@
 //! RaftNode::write(req{client_id, seq})
 //!   ├─ this node leads ──▶ raft.client_write ──▶ committed on a majority ──▶ applied ──▶ Response
 //!   ├─ another leads   ──▶ RpcRequest::ClientWrite over the peer connection ──▶ (same, there)
-//!   └─ no leader       ──▶ wait for one, up to `write_timeout`, then WriteError::NoLeader
+//!   └─ no leader       ──▶ wait for one, up to `write_timeout`, then RaftError::NoLeader
 //! ```
 //!
 //! A retry after a lost connection or a leader change resends the same `(client_id, seq)`;
@@ -23,69 +23,14 @@
 //! ```
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::async_runtime::WatchReceiver;
-use openraft::ReadPolicy;
-
-use super::health::Liveness;
-use super::log_store::{DiskFullProbe, FlushStats};
-use super::network::{encoded_len, PeerError, Peers};
-use super::read::Reads;
-use super::rpc::{append_many, forward_error, ForwardError, RpcRequest, RpcResponse, MAX_FRAME};
-use super::stamp;
-use super::state_machine::StateMachineStore;
-use super::typ::{Raft, RaftMetrics};
-use crate::metrics::NodeMetrics;
+use super::error::RaftError;
+use super::leader;
+use super::network::{encoded_len, PeerError};
+use super::raft_node::RaftNode;
+use super::wire::{ForwardError, RpcRequest, RpcResponse, MAX_ENTRY_BYTES};
 use crate::store::{ClientSeq, Request, Response, StoreError};
-
-/// Why a write (or a read barrier) failed. The first word of each message is its RESP error
-/// prefix.
-///
-/// **UncertainIsNotRetryable.** Every failure after which the request may have reached a
-/// leader (and so may still commit, through it or a later leader) is [`WriteError::Unknown`],
-/// whose prefix `UNCERTAIN` no common client library retries by default: go-redis's
-/// `shouldRetry` retries `TRYAGAIN`, `LOADING`, `READONLY`, `CLUSTERDOWN`, `MASTERDOWN`,
-/// `NOREPLICAS`; redis-py's `Retry` retries connection errors and timeouts only (and its cluster
-/// client `TRYAGAIN`); ioredis's cluster client retries `TRYAGAIN` and `CLUSTERDOWN`, its
-/// `reconnectOnError` is off; Jedis and Lettuce retry no error reply. A retry with a new
-/// sequence number could apply an `INCR` twice, so only [`WriteError::NoLeader`], "never sent",
-/// carries the retryable `TRYAGAIN`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// No leader could be reached in time; the request was never accepted by one.
-    #[error("TRYAGAIN no raft leader available (election in progress or quorum lost); not applied, retry")]
-    NoLeader,
-    /// The request may have reached a leader but its outcome is unknown: the leader was lost,
-    /// or this node's Raft stopped, after the request may have gone out (UncertainIsNotRetryable).
-    #[error(
-        "UNCERTAIN the leader was lost or stopped before answering; the write may or may not \
-         have been applied"
-    )]
-    Unknown,
-    /// The request would not fit one Raft entry on the peer wire (EntryBytesBound); it was
-    /// never proposed.
-    #[error(
-        "ERR request too large to replicate: {0} bytes encoded, the limit is {MAX_ENTRY_BYTES}"
-    )]
-    TooLarge(usize),
-    /// This node's log disk is full (the next log segment cannot be preallocated: SpareAhead
-    /// in `wal/mod.rs`): client writes are refused until space returns; reads go on. Never
-    /// proposed, so never applied.
-    #[error("ERR disk full on node {node}: {reason}; writes are refused until space is freed (reads still work); not applied")]
-    DiskFull { node: u64, reason: String },
-    /// This node's Raft has stopped (e.g. a failed disk flush); it serves nothing more.
-    #[error("ERR raft stopped on this node: {0}")]
-    Fatal(String),
-}
-
-/// **EntryBytesBound.** The largest encoded request proposed as one entry: one entry must fit
-/// a peer frame (`rpc::MAX_FRAME`, 1 GiB) with room for the AppendEntries around it, or no
-/// follower could ever receive it and replication would stall. Redis's own query-buffer limit
-/// is 1 GB, so every command Redis would accept from one client fits, apart from the extreme.
-pub const MAX_ENTRY_BYTES: usize = MAX_FRAME as usize - (1 << 20);
 
 /// The encoded size of `req` when it exceeds [`MAX_ENTRY_BYTES`].
 fn too_large(req: &Request) -> Option<usize> {
@@ -93,97 +38,20 @@ fn too_large(req: &Request) -> Option<usize> {
     (len > MAX_ENTRY_BYTES).then_some(len)
 }
 
-/// One node's Raft and the ways to reach its peers.
-pub struct RaftNode {
-    pub id: u64,
-    pub raft: Raft,
-    pub sm: StateMachineStore,
-    pub peers: Arc<Peers>,
-    pub flush_stats: Arc<FlushStats>,
-    /// Whether this node's log disk is full; client writes are refused while it is.
-    pub log_disk: DiskFullProbe,
-    /// How long a write waits for a leader before failing with `TRYAGAIN`.
-    pub write_timeout: Duration,
-    /// The read gate: rounds shared between concurrent readers, the lease, counters.
-    pub reads: Reads,
-    /// Counters for `/metrics` (proposals, leader changes, snapshots), shared with the state
-    /// machine.
-    pub node_metrics: Arc<NodeMetrics>,
-    /// Leader contact and apply progress, for `/health` and `/ready` (and the read gate's
-    /// `leader_in_touch`).
-    pub liveness: Arc<Liveness>,
-    /// This node's pub/sub channels; keyspace notifications and PUBLISH (local or forwarded
-    /// by a peer) are delivered here.
-    pub pubsub: Arc<crate::watch::pubsub::PubSub>,
-    /// PUBLISH's per-peer forwarders (`publish.rs`).
-    pub forwarders: super::Forwarders,
-}
-
 impl RaftNode {
-    /// The latest Raft metrics.
-    pub fn metrics(&self) -> RaftMetrics {
-        self.raft.metrics().borrow_watched().clone()
-    }
-
-    /// Whether this node is the leader now.
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
-    }
-
-    /// The current leader's id and client address, if one is known.
-    pub fn leader(&self) -> Option<(u64, String)> {
-        let rx = self.raft.metrics();
-        let m = rx.borrow_watched();
-        let id = m.current_leader?;
-        let node = m.membership_config.membership().get_node(&id)?.clone();
-        Some((id, node.redis_addr))
-    }
-
-    /// Waits until a leader is known or `deadline` passes; returns its id and peer address.
-    /// Reads the metrics in place: no clone of the whole `RaftMetrics` per request.
-    async fn wait_for_leader(&self, deadline: Instant) -> Result<(u64, String), WriteError> {
-        let mut rx = self.raft.metrics();
-        loop {
-            {
-                let m = rx.borrow_and_update();
-                if let Err(e) = &m.running_state {
-                    return Err(WriteError::Fatal(e.to_string()));
-                }
-                if let Some(id) = m.current_leader {
-                    let addr = m
-                        .membership_config
-                        .membership()
-                        .get_node(&id)
-                        .map(|n| n.raft_addr.clone())
-                        .unwrap_or_default();
-                    return Ok((id, addr));
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(WriteError::NoLeader);
-            }
-            match tokio::time::timeout(left, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(WriteError::Fatal("raft metrics closed".into())),
-                Err(_) => return Err(WriteError::NoLeader),
-            }
-        }
-    }
-
     /// Proposes `req` and returns the store's answer once it is committed on a majority and
     /// applied (on the leader; a forwarded write is answered by the leader).
-    pub async fn write(&self, req: Request) -> Result<Response, WriteError> {
+    pub async fn write(&self, req: Request) -> Result<Response, RaftError> {
         let result = self.write_once(req).await;
         self.count_proposal(&result);
         result
     }
 
     /// Refuses a client write while this node's log disk is full.
-    fn check_disk(&self) -> Result<(), WriteError> {
+    fn check_disk(&self) -> Result<(), RaftError> {
         match self.log_disk.disk_full() {
             None => Ok(()),
-            Some(reason) => Err(WriteError::DiskFull {
+            Some(reason) => Err(RaftError::DiskFull {
                 node: self.id,
                 reason,
             }),
@@ -191,7 +59,7 @@ impl RaftNode {
     }
 
     /// Counts a client write's outcome for `/metrics`.
-    fn count_proposal(&self, result: &Result<Response, WriteError>) {
+    fn count_proposal(&self, result: &Result<Response, RaftError>) {
         let counter = match result {
             Ok(_) => &self.node_metrics.proposals_committed,
             Err(_) => &self.node_metrics.proposals_failed,
@@ -201,10 +69,13 @@ impl RaftNode {
 
     /// [`Self::write`] without counting. Every send after one that may have reached a leader
     /// is marked a retry (`ClientSeq::retry`, NoDoubleApplyAfterEviction).
-    async fn write_once(&self, mut req: Request) -> Result<Response, WriteError> {
+    async fn write_once(&self, mut req: Request) -> Result<Response, RaftError> {
         self.check_disk()?;
         if let Some(len) = too_large(&req) {
-            return Err(WriteError::TooLarge(len));
+            return Err(RaftError::TooLarge {
+                len,
+                limit: MAX_ENTRY_BYTES,
+            });
         }
         let deadline = Instant::now() + self.write_timeout;
         // Whether a leader may already hold the request: then a failure is "unknown".
@@ -217,9 +88,11 @@ impl RaftNode {
             let left = deadline.saturating_duration_since(Instant::now());
             if leader == self.id {
                 maybe_sent = true;
-                match tokio::time::timeout(left, self.raft.client_write(stamp(req.clone()))).await {
-                    Ok(Ok(resp)) => return Ok(resp.data),
-                    Ok(Err(e)) => match forward_error(&e) {
+                match tokio::time::timeout(left, leader::client_write(&self.raft, req.clone()))
+                    .await
+                {
+                    Ok(Ok(resp)) => return Ok(resp),
+                    Ok(Err(e)) => match e {
                         // The entry may already be on followers, where a new leader can
                         // commit it (UncertainIsNotRetryable).
                         ForwardError::Fatal(m) => {
@@ -227,11 +100,11 @@ impl RaftNode {
                                 error = %m,
                                 "raft stopped with a client write in flight; answered UNCERTAIN"
                             );
-                            return Err(WriteError::Unknown);
+                            return Err(RaftError::Unknown);
                         }
                         ForwardError::NotLeader { .. } => {}
                     },
-                    Err(_) => return Err(WriteError::Unknown),
+                    Err(_) => return Err(RaftError::Unknown),
                 }
             } else if !addr.is_empty() {
                 let slot = self.peers.slot(leader, &addr);
@@ -244,7 +117,7 @@ impl RaftNode {
                     // (OversizeReplyRefused, `rpc.rs`): retrying would only lose it again.
                     Ok(RpcResponse::Refused(why)) => {
                         tracing::warn!(leader, %why, "forwarded write: answer lost");
-                        return Err(WriteError::Unknown);
+                        return Err(RaftError::Unknown);
                     }
                     Ok(_) | Err(PeerError::Lost(_)) | Err(PeerError::Timeout(_)) => {
                         maybe_sent = true;
@@ -254,9 +127,9 @@ impl RaftNode {
             }
             if Instant::now() >= deadline {
                 return Err(if maybe_sent {
-                    WriteError::Unknown
+                    RaftError::Unknown
                 } else {
-                    WriteError::NoLeader
+                    RaftError::NoLeader
                 });
             }
             if maybe_sent {
@@ -284,7 +157,7 @@ impl RaftNode {
     ///   request (a retry): a true answer;
     /// - refuses it with `StaleSequence` if a later request of this client was applied. It may
     ///   or may not have been applied itself, and its response is no longer recorded, so it
-    ///   is answered [`WriteError::Unknown`], never an ok. The refusal names the last applied
+    ///   is answered [`RaftError::Unknown`], never an ok. The refusal names the last applied
     ///   seq, so every failed request below it would be refused the same way: those are
     ///   answered `Unknown` without proposing them again.
     ///
@@ -295,7 +168,7 @@ impl RaftNode {
     /// (each would wait up to `write_timeout` again). They are answered `Unknown` if the first
     /// attempt may have reached a leader, else `Fatal` after a fatal error and `NoLeader`
     /// otherwise (then nothing after the failed retry was ever sent).
-    pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, WriteError>> {
+    pub async fn write_many(&self, reqs: Vec<Request>) -> Vec<Result<Response, RaftError>> {
         if let Err(e) = self.check_disk() {
             for _ in &reqs {
                 self.count_proposal(&Err(e.clone()));
@@ -337,14 +210,14 @@ impl RaftNode {
     async fn propose_many(
         &self,
         reqs: &[Request],
-    ) -> Result<(Vec<Option<Response>>, bool), WriteError> {
+    ) -> Result<(Vec<Option<Response>>, bool), RaftError> {
         let deadline = Instant::now() + self.write_timeout;
         let (leader, addr) = self.wait_for_leader(deadline).await?;
         let left = deadline.saturating_duration_since(Instant::now());
         let mut results = Vec::with_capacity(reqs.len());
         let maybe_sent = if leader == self.id {
             // On timeout the results that came are kept; the rest count as not answered.
-            let append = append_many(&self.raft, reqs.to_vec(), &mut results);
+            let append = leader::append_many(&self.raft, reqs.to_vec(), &mut results);
             let _ = tokio::time::timeout(left, append).await;
             true
         } else if addr.is_empty() {
@@ -368,45 +241,6 @@ impl RaftNode {
         answers.truncate(reqs.len());
         Ok((answers, maybe_sent))
     }
-
-    /// One ReadIndex round: the leader's read index, confirmed by a quorum (on the leader
-    /// itself, or asked of the leader over the peer connection). Retries across leader changes
-    /// until `write_timeout`.
-    pub(super) async fn fetch_read_index(&self) -> Result<u64, WriteError> {
-        let deadline = Instant::now() + self.write_timeout;
-        loop {
-            let (leader, addr) = self.wait_for_leader(deadline).await?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let index = if leader == self.id {
-                match self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
-                    Ok(lin) => Some(lin.read_log_id().index()),
-                    Err(e) => match forward_error(&e) {
-                        ForwardError::Fatal(m) => return Err(WriteError::Fatal(m)),
-                        ForwardError::NotLeader { .. } => None,
-                    },
-                }
-            } else if !addr.is_empty() {
-                match self
-                    .peers
-                    .slot(leader, &addr)
-                    .call(RpcRequest::ReadIndex, left)
-                    .await
-                {
-                    Ok(RpcResponse::ReadIndex(Ok(i))) => Some(i),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            if let Some(index) = index {
-                return Ok(index);
-            }
-            if Instant::now() >= deadline {
-                return Err(WriteError::NoLeader);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 /// `req` marked as a possible second proposal of its write (`ClientSeq::retry`): the store
@@ -421,10 +255,10 @@ fn as_retry(mut req: Request) -> Request {
 
 /// The error to answer for a failed attempt: once the request may have reached a leader, a
 /// failure that says nothing about its fate (no leader now, or this node's Raft stopped) is
-/// [`WriteError::Unknown`] (UncertainIsNotRetryable).
-fn uncertain_if_sent(e: WriteError, maybe_sent: bool) -> WriteError {
+/// [`RaftError::Unknown`] (UncertainIsNotRetryable).
+fn uncertain_if_sent(e: RaftError, maybe_sent: bool) -> RaftError {
     match e {
-        WriteError::NoLeader | WriteError::Fatal(_) if maybe_sent => WriteError::Unknown,
+        RaftError::NoLeader | RaftError::Fatal(_) if maybe_sent => RaftError::Unknown,
         e => e,
     }
 }
@@ -438,17 +272,17 @@ async fn settle_run<F, Fut>(
     first: Vec<Option<Response>>,
     maybe_sent: bool,
     mut retry: F,
-) -> Vec<Result<Response, WriteError>>
+) -> Vec<Result<Response, RaftError>>
 where
     F: FnMut(Request) -> Fut,
-    Fut: Future<Output = Result<Response, WriteError>>,
+    Fut: Future<Output = Result<Response, RaftError>>,
 {
     debug_assert_eq!(reqs.len(), first.len());
     let mut out = Vec::with_capacity(reqs.len());
     // This client's last applied seq, as a `StaleSequence` refusal reported it.
     let mut applied_through: Option<u64> = None;
     // The answer to every request after a failed retry.
-    let mut gave_up: Option<WriteError> = None;
+    let mut gave_up: Option<RaftError> = None;
     for (req, answer) in reqs.into_iter().zip(first) {
         let client = req.client;
         let result = if let Some(response) = answer {
@@ -457,7 +291,7 @@ where
             Err(e.clone())
         } else if matches!((client, applied_through), (Some(c), Some(last)) if c.seq < last) {
             // A retry would be refused as stale too.
-            Err(WriteError::Unknown)
+            Err(RaftError::Unknown)
         } else {
             let req = if maybe_sent { as_retry(req) } else { req };
             match retry(req).await {
@@ -467,9 +301,9 @@ where
                     // attempt may have.
                     let e = uncertain_if_sent(e, maybe_sent);
                     gave_up = Some(match &e {
-                        WriteError::Fatal(_) => e.clone(),
-                        _ if maybe_sent => WriteError::Unknown,
-                        _ => WriteError::NoLeader,
+                        RaftError::Fatal(_) => e.clone(),
+                        _ if maybe_sent => RaftError::Unknown,
+                        _ => RaftError::NoLeader,
                     });
                     Err(e)
                 }
@@ -487,7 +321,7 @@ fn settle(
     client: Option<ClientSeq>,
     response: Response,
     applied_through: &mut Option<u64>,
-) -> Result<Response, WriteError> {
+) -> Result<Response, RaftError> {
     match (&response, client) {
         (
             Response::Error(StoreError::StaleSequence {
@@ -496,288 +330,12 @@ fn settle(
             Some(c),
         ) if *client_id == c.client_id => {
             *applied_through = Some(applied_through.map_or(*last, |a| a.max(*last)));
-            Err(WriteError::Unknown)
+            Err(RaftError::Unknown)
         }
         _ => Ok(response),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ME: ClientSeq = ClientSeq {
-        client_id: 7,
-        seq: 5,
-        sent_ms: 0,
-        retry: false,
-    };
-
-    fn stale(client_id: u64, seq: u64, last: u64) -> Response {
-        Response::Error(StoreError::StaleSequence {
-            client_id,
-            seq,
-            last,
-        })
-    }
-
-    /// One client's dedup entry as `store::DedupTable` keeps it (last applied seq; a retry of
-    /// it gets its response back, an older seq is refused as stale), behind a fake `write`
-    /// that can fail at one seq.
-    struct Model {
-        last: Option<u64>,
-        fail_at: Option<(u64, WriteError)>,
-        /// The seqs `write` was called with, in order.
-        calls: Vec<u64>,
-        /// Whether each call was marked a retry (`ClientSeq::retry`).
-        retry_flags: Vec<bool>,
-    }
-
-    impl Model {
-        fn write(&mut self, req: Request) -> Result<Response, WriteError> {
-            let client = req.client.expect("a client seq");
-            let seq = client.seq;
-            self.calls.push(seq);
-            self.retry_flags.push(client.retry);
-            if let Some((at, e)) = &self.fail_at {
-                if *at == seq {
-                    return Err(e.clone());
-                }
-            }
-            match self.last {
-                Some(last) if seq < last => Ok(stale(ME.client_id, seq, last)),
-                Some(last) if seq == last => Ok(put(seq)),
-                _ => {
-                    self.last = Some(seq);
-                    Ok(put(seq))
-                }
-            }
-        }
-    }
-
-    fn put(seq: u64) -> Response {
-        Response::Put {
-            revision: 100 + seq,
-        }
-    }
-
-    /// Run requests with seqs 1..=4:
-    ///
-    /// ```text
-    /// first attempt:  ok? per seq ─▶ retry the others in order through `write` (the model)
-    ///                                  New → applied now, Duplicate → recorded answer,
-    ///                                  Stale → Unknown (and skip the seqs below `last`)
-    /// ```
-    #[test]
-    fn requests_under_the_entry_bound_pass() {
-        let req = Request {
-            client: Some(ME),
-            op: crate::store::Op::Put {
-                key: bytes::Bytes::from_static(b"k"),
-                value: bytes::Bytes::from(vec![0u8; 1 << 20]),
-            },
-            at_ms: 0,
-        };
-        assert_eq!(too_large(&req), None);
-        let len = encoded_len(&req);
-        assert!(len > 1 << 20 && len < (1 << 20) + 64, "{len}");
-        assert!(WriteError::TooLarge(len)
-            .to_string()
-            .starts_with("ERR request too large to replicate"),);
-    }
-
-    #[test]
-    fn settle_run_retries_in_order_and_never_acknowledges_the_unknown() {
-        use WriteError::{NoLeader, Unknown};
-        struct Case {
-            name: &'static str,
-            /// The store's last applied seq of this client when the retries start.
-            last: Option<u64>,
-            /// Which seqs came back applied from the first attempt.
-            first_ok: [bool; 4],
-            maybe_sent: bool,
-            fail_at: Option<(u64, WriteError)>,
-            want: [Result<Response, WriteError>; 4],
-            want_calls: &'static [u64],
-        }
-        let fatal = || WriteError::Fatal("stopped".into());
-        let cases = [
-            Case {
-                name: "every write came back applied: no retry",
-                last: Some(4),
-                first_ok: [true; 4],
-                maybe_sent: true,
-                fail_at: None,
-                want: [Ok(put(1)), Ok(put(2)), Ok(put(3)), Ok(put(4))],
-                want_calls: &[],
-            },
-            Case {
-                name: "nothing applied: each retry applies, in order",
-                last: None,
-                first_ok: [false; 4],
-                maybe_sent: true,
-                fail_at: None,
-                want: [Ok(put(1)), Ok(put(2)), Ok(put(3)), Ok(put(4))],
-                want_calls: &[1, 2, 3, 4],
-            },
-            Case {
-                name: "all applied, no answer came: only the last one's answer is known",
-                last: Some(4),
-                first_ok: [false; 4],
-                maybe_sent: true,
-                fail_at: None,
-                want: [Err(Unknown), Err(Unknown), Err(Unknown), Ok(put(4))],
-                want_calls: &[1, 4],
-            },
-            Case {
-                name: "seq 2 applied unanswered: its retry gets the recorded answer",
-                last: Some(2),
-                first_ok: [true, false, false, false],
-                maybe_sent: true,
-                fail_at: None,
-                want: [Ok(put(1)), Ok(put(2)), Ok(put(3)), Ok(put(4))],
-                want_calls: &[2, 3, 4],
-            },
-            Case {
-                name: "a retry finds no leader after the run may have reached one",
-                last: Some(1),
-                first_ok: [true, false, false, false],
-                maybe_sent: true,
-                fail_at: Some((2, NoLeader)),
-                want: [Ok(put(1)), Err(Unknown), Err(Unknown), Err(Unknown)],
-                want_calls: &[2],
-            },
-            Case {
-                name: "a retry finds no leader and the run was never sent",
-                last: None,
-                first_ok: [false; 4],
-                maybe_sent: false,
-                fail_at: Some((2, NoLeader)),
-                want: [Ok(put(1)), Err(NoLeader), Err(NoLeader), Err(NoLeader)],
-                want_calls: &[1, 2],
-            },
-            Case {
-                name: "an unknown retry of a never-sent run: the rest were never sent",
-                last: None,
-                first_ok: [false; 4],
-                maybe_sent: false,
-                fail_at: Some((2, Unknown)),
-                want: [Ok(put(1)), Err(Unknown), Err(NoLeader), Err(NoLeader)],
-                want_calls: &[1, 2],
-            },
-            Case {
-                name: "raft stopped after the run may have reached a leader: uncertain",
-                last: None,
-                first_ok: [false; 4],
-                maybe_sent: true,
-                fail_at: Some((1, fatal())),
-                want: [Err(Unknown), Err(Unknown), Err(Unknown), Err(Unknown)],
-                want_calls: &[1],
-            },
-            Case {
-                name: "raft stopped and the run was never sent",
-                last: None,
-                first_ok: [false; 4],
-                maybe_sent: false,
-                fail_at: Some((1, fatal())),
-                want: [Err(fatal()), Err(fatal()), Err(fatal()), Err(fatal())],
-                want_calls: &[1],
-            },
-        ];
-        for c in cases {
-            let reqs: Vec<Request> = (1..=4)
-                .map(|seq| Request {
-                    client: Some(ClientSeq { seq, ..ME }),
-                    op: crate::store::Op::Put {
-                        key: format!("k{seq}").into(),
-                        value: "v".into(),
-                    },
-                    at_ms: 0,
-                })
-                .collect();
-            let first = (1..=4)
-                .zip(c.first_ok)
-                .map(|(seq, ok)| ok.then(|| put(seq)))
-                .collect();
-            let mut model = Model {
-                last: c.last,
-                fail_at: c.fail_at,
-                calls: Vec::new(),
-                retry_flags: Vec::new(),
-            };
-            let got = futures::executor::block_on(settle_run(reqs, first, c.maybe_sent, |req| {
-                std::future::ready(model.write(req))
-            }));
-            assert_eq!(got, c.want, "{}", c.name);
-            assert_eq!(model.calls, c.want_calls, "{}: write calls", c.name);
-            // A request the first attempt may have proposed is resent as a retry
-            // (NoDoubleApplyAfterEviction); one never sent is resent as a first attempt.
-            assert!(
-                model.retry_flags.iter().all(|&r| r == c.maybe_sent),
-                "{}: retry flags {:?}",
-                c.name,
-                model.retry_flags
-            );
-        }
-    }
-
-    #[test]
-    fn settle_turns_only_our_own_stale_sequence_into_unknown() {
-        struct Case {
-            name: &'static str,
-            client: Option<ClientSeq>,
-            response: Response,
-            applied_through: Option<u64>,
-            want: Result<Response, WriteError>,
-            want_applied_through: Option<u64>,
-        }
-        let cases = [
-            Case {
-                name: "applied",
-                client: Some(ME),
-                response: Response::Put { revision: 9 },
-                applied_through: None,
-                want: Ok(Response::Put { revision: 9 }),
-                want_applied_through: None,
-            },
-            Case {
-                name: "a later request of ours was applied",
-                client: Some(ME),
-                response: stale(7, 5, 8),
-                applied_through: None,
-                want: Err(WriteError::Unknown),
-                want_applied_through: Some(8),
-            },
-            Case {
-                name: "keeps the highest last seq seen",
-                client: Some(ME),
-                response: stale(7, 5, 6),
-                applied_through: Some(8),
-                want: Err(WriteError::Unknown),
-                want_applied_through: Some(8),
-            },
-            Case {
-                name: "another client's refusal is an answer, not ours to judge",
-                client: Some(ME),
-                response: stale(8, 5, 6),
-                applied_through: None,
-                want: Ok(stale(8, 5, 6)),
-                want_applied_through: None,
-            },
-            Case {
-                name: "a request without a client id",
-                client: None,
-                response: stale(7, 5, 6),
-                applied_through: None,
-                want: Ok(stale(7, 5, 6)),
-                want_applied_through: None,
-            },
-        ];
-        for c in cases {
-            let mut applied_through = c.applied_through;
-            let got = settle(c.client, c.response, &mut applied_through);
-            assert_eq!(got, c.want, "{}", c.name);
-            assert_eq!(applied_through, c.want_applied_through, "{}", c.name);
-        }
-    }
-}
+#[path = "write_test.rs"]
+mod tests;

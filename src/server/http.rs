@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ServerState;
+use crate::raft::status::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -111,10 +111,9 @@ fn respond(head: &[u8], ctx: &ServerContext) -> (&'static str, &'static str, Str
         return ("405 Method Not Allowed", TEXT, "GET only\n".into());
     }
     let path = target.split('?').next().unwrap_or("");
-    let m = ctx.node.metrics();
     match path {
-        "/health" | "/healthz" => verdict(ctx.node.liveness.health(&m)),
-        "/ready" | "/readyz" => verdict(ctx.node.liveness.ready(&m)),
+        "/health" | "/healthz" => verdict(ctx.node.health()),
+        "/ready" | "/readyz" => verdict(ctx.node.ready()),
         "/metrics" => ("200 OK", PROMETHEUS, exposition(ctx)),
         _ => (
             "404 Not Found",
@@ -134,10 +133,10 @@ fn verdict(v: Result<(), String>) -> (&'static str, &'static str, String) {
 /// Every metric of this node in Prometheus's text format.
 pub fn exposition(ctx: &ServerContext) -> String {
     let node = &ctx.node;
-    let m = node.metrics();
+    let m = node.status();
     let nm = &node.node_metrics;
     let mut out = String::with_capacity(8 * 1024);
-    let idx = |l: &Option<crate::raft::typ::LogId>| l.as_ref().map_or(0, |l| l.index());
+    let idx = |l: &Option<crate::raft::status::LogPosition>| l.as_ref().map_or(0, |l| l.index());
 
     // raft
     render_one(
@@ -155,11 +154,11 @@ pub fn exposition(ctx: &ServerContext) -> String {
         m.current_term,
     );
     let states = [
-        ("leader", ServerState::Leader),
-        ("follower", ServerState::Follower),
-        ("candidate", ServerState::Candidate),
-        ("learner", ServerState::Learner),
-        ("shutdown", ServerState::Shutdown),
+        ("leader", Role::Leader),
+        ("follower", Role::Follower),
+        ("candidate", Role::Candidate),
+        ("learner", Role::Learner),
+        ("shutdown", Role::Shutdown),
     ];
     render_labelled(
         &mut out,
@@ -241,7 +240,7 @@ pub fn exposition(ctx: &ServerContext) -> String {
         "The last index covered by this node's snapshot.",
         idx(&m.snapshot),
     );
-    let membership = m.membership_config.membership();
+    let membership = &m.membership;
     render_one(
         &mut out,
         "gauge",

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use common::{phase, Cluster};
 use redraft::raft::network::PeerConn;
-use redraft::raft::rpc::{self, Envelope, PeerIdentity, RpcRequest, RpcResponse, MAX_FRAME};
+use redraft::raft::wire::{
+    self as rpc, Envelope, PeerIdentity, RpcRequest, RpcResponse, MAX_FRAME,
+};
 use tokio::io::AsyncWriteExt;
 
 fn intruder(secret: Option<&str>) -> PeerIdentity {

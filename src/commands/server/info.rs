@@ -134,10 +134,10 @@ fn repl_id(cluster: &str, term: u64) -> String {
 /// Raft applied index (on a leader: each follower's matched index); `lag` is seconds since the
 /// follower last acknowledged the leader.
 fn replication_section(ctx: &ServerContext, out: &mut String) {
-    let m = ctx.node.metrics();
+    let m = ctx.node.status();
     let applied = m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0);
     let _ = write!(out, "# Replication\r\nrole:{}\r\n", role_name(ctx));
-    let membership = m.membership_config.membership();
+    let membership = &m.membership;
     if m.current_leader == Some(ctx.node.id) {
         let reps: Vec<_> = m
             .replication
@@ -160,7 +160,7 @@ fn replication_section(ctx: &ServerContext, out: &mut String) {
                 .heartbeat
                 .as_ref()
                 .and_then(|hb| hb.get(id).cloned().flatten())
-                .map_or(0, |t| openraft::Instant::elapsed(&*t).as_secs());
+                .map_or(0, |t| t.as_secs());
             let _ = write!(
                 out,
                 "slave{i}:ip={h},port={p},state={state},offset={off},lag={lag}\r\n"
@@ -243,7 +243,7 @@ fn reads_section(ctx: &ServerContext, out: &mut String) {
 }
 
 fn raft_section(ctx: &ServerContext, out: &mut String) {
-    let m = ctx.node.metrics();
+    let m = ctx.node.status();
     let applied = m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0);
     let fs = &ctx.node.flush_stats;
     let flushes = fs.flushes.load(Ordering::Relaxed);
@@ -254,12 +254,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
     } else {
         entries as f64 / flushes as f64
     };
-    let voters: Vec<String> = m
-        .membership_config
-        .membership()
-        .voter_ids()
-        .map(|i| i.to_string())
-        .collect();
+    let voters: Vec<String> = m.membership.voter_ids().map(|i| i.to_string()).collect();
     let (revision, compact_revision, dedup_clients) = ctx.node.read_store(|store| {
         (
             store.revision(),

@@ -25,10 +25,10 @@ pub(super) fn split_host_port(addr: &str) -> (String, i64) {
 }
 
 pub(in crate::commands) fn role(ctx: &ServerContext) -> Frame {
-    let m = ctx.node.metrics();
+    let m = ctx.node.status();
     let applied = m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0) as i64;
     if m.current_leader == Some(ctx.node.id) {
-        let membership = m.membership_config.membership();
+        let membership = &m.membership;
         let replicas = m
             .replication
             .iter()

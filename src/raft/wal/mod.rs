@@ -6,6 +6,10 @@
 //! Owns one directory (`<data_dir>/raft-log/wal/`) through a [`Disk`]; knows the openraft types
 //! it stores and nothing of the keyspace. `log_store.rs` adapts it to openraft's traits.
 //!
+//! This file holds the WAL's state and its API; `record.rs` the record framing, `segment.rs`
+//! the segment files and the spare, `replay.rs` opening (replay, torn tail), `sync.rs` the sync
+//! worker (group commit, purge), `disk.rs` the file system seam.
+//!
 //! # On-disk layout
 //!
 //! ```text
@@ -59,7 +63,7 @@
 //!   and then deletes the segments (openraft calls `purge` from its core task after every
 //!   snapshot, and waits for it). A purge lost in a crash leaves more log, never a hole:
 //!   openraft only asks that a purge leave no hole, and the snapshot behind it is durable
-//!   first (SnapshotBeforePurge in `state_machine.rs`).
+//!   first (SnapshotBeforePurge in `state_machine/`).
 //! - **TornTailOnly.** At open, a bad record at the end of the last segment with nothing valid
 //!   after it is a torn write: it is cut off and the cut synced. A bad record anywhere else is
 //!   corruption: open fails naming the file and byte offset. Nothing is dropped silently.
@@ -71,6 +75,10 @@
 //!   and the sync worker retries every second and lowers it once the spare exists.
 
 pub mod disk;
+mod record;
+mod replay;
+mod segment;
+mod sync;
 #[cfg(test)]
 mod tests;
 
@@ -82,39 +90,18 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use openraft::entry::RaftEntry;
-use serde::{Deserialize, Serialize};
 
 use self::disk::{Disk, DiskFile};
+use self::record::*;
 use super::typ::{Entry, LogId, Vote};
 use crate::metrics::{Histogram, BATCH_BUCKETS, LATENCY_BUCKETS};
 
 /// The first 8 bytes of every segment.
 pub const MAGIC: &[u8; 8] = b"RDFTWAL1";
-/// Bytes of a record's frame before its payload: length and CRC32C.
-const FRAME: u64 = 8;
-/// Records start on multiples of this.
-const ALIGN: u64 = 8;
-/// The largest payload a record may claim (an entry is at most ~1 GiB: `MAX_ENTRY_BYTES`).
-const MAX_RECORD: u64 = 1 << 31;
 /// The name of the preallocated next segment.
 const SPARE: &str = "spare.tmp";
 /// How often the sync worker retries making the spare while the disk is full.
 const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
-/// Bytes of CRC work the open-time scan for valid records after a bad one may spend before
-/// it gives up and calls the damage corruption (refusing to start rather than guess).
-const SCAN_BUDGET: u64 = 256 << 20;
-
-/// What the WAL stores. Variants only grow (postcard numbers them by position).
-#[derive(Serialize, Deserialize)]
-enum Record {
-    Entry(Entry),
-    Vote(Vote),
-    Committed(Option<LogId>),
-    Purged(LogId),
-    /// Entries with an index above this one (all if `None`) are gone.
-    Truncated(Option<u64>),
-}
-
 /// How a WAL behaves; [`WalOptions::default`] is production.
 #[derive(Clone, Debug)]
 pub struct WalOptions {
@@ -246,98 +233,6 @@ pub struct Wal {
     /// To the sync worker. Held here, not in `Shared`, so the worker ends when the WAL is
     /// dropped. Unbounded: each job is the callback of a write openraft already bounds.
     tx: Mutex<mpsc::Sender<SyncJob>>,
-}
-
-fn seg_name(seq: u64) -> String {
-    format!("{seq:020}.seg")
-}
-
-fn parse_seg_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-fn padded(n: u64) -> u64 {
-    n.div_ceil(ALIGN) * ALIGN
-}
-
-/// Frames `payload` as one record (length, CRC32C, payload, padding) onto `buf`.
-fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    buf.extend_from_slice(payload);
-    let pad = padded(FRAME + payload.len() as u64) - (FRAME + payload.len() as u64);
-    buf.extend(std::iter::repeat_n(0u8, pad as usize));
-}
-
-fn encode_record(r: &Record) -> io::Result<Vec<u8>> {
-    super::log_store::encode(r)
-}
-
-/// What is at `off` of a segment's bytes.
-enum Parsed<'a> {
-    /// A whole, checksummed record: its payload, and where the next one starts.
-    Record(&'a [u8], u64),
-    /// Zero fill: the end of the written part.
-    End,
-    /// Something that is neither.
-    Bad(String),
-}
-
-fn parse_at(buf: &[u8], off: u64) -> Parsed<'_> {
-    let len_total = buf.len() as u64;
-    if off + FRAME > len_total {
-        if buf[off as usize..].iter().all(|&b| b == 0) {
-            return Parsed::End;
-        }
-        return Parsed::Bad("a record frame runs past the end of the file".into());
-    }
-    let o = off as usize;
-    let len = u32::from_le_bytes(buf[o..o + 4].try_into().expect("4 bytes")) as u64;
-    let crc = u32::from_le_bytes(buf[o + 4..o + 8].try_into().expect("4 bytes"));
-    if len == 0 {
-        if crc == 0 {
-            return Parsed::End;
-        }
-        return Parsed::Bad("a record of length 0".into());
-    }
-    if len > MAX_RECORD || off + FRAME + len > len_total {
-        return Parsed::Bad(format!("a record length of {len} bytes runs past the end"));
-    }
-    let payload = &buf[o + 8..o + 8 + len as usize];
-    if crc32c::crc32c(payload) != crc {
-        return Parsed::Bad("CRC32C mismatch".into());
-    }
-    Parsed::Record(payload, off + padded(FRAME + len))
-}
-
-/// Whether a valid record starts anywhere after `from` (aligned). `None` when the scan ran
-/// out of budget (then the caller must assume there is one).
-fn valid_record_after(buf: &[u8], from: u64) -> Option<bool> {
-    let mut budget = SCAN_BUDGET;
-    let mut off = padded(from);
-    while off + FRAME <= buf.len() as u64 {
-        let o = off as usize;
-        let len = u32::from_le_bytes(buf[o..o + 4].try_into().expect("4 bytes")) as u64;
-        if len != 0 && len <= MAX_RECORD && off + FRAME + len <= buf.len() as u64 {
-            if budget < len {
-                return None;
-            }
-            budget -= len;
-            if let Parsed::Record(..) = parse_at(buf, off) {
-                return Some(true);
-            }
-        }
-        off += ALIGN;
-    }
-    Some(false)
-}
-
-fn data_error(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
 impl Wal {
@@ -617,7 +512,7 @@ fn segment_of(st: &State, seq: u64) -> &Segment {
 fn read_entry(file: &dyn DiskFile, loc: Loc) -> io::Result<Entry> {
     let mut buf = vec![0u8; loc.len as usize];
     file.read_at(loc.off, &mut buf)?;
-    match super::log_store::decode::<Record>(&buf)? {
+    match super::codec::decode::<Record>(&buf)? {
         Record::Entry(e) => Ok(e),
         _ => Err(data_error(format!(
             "raft log index points at a non-entry record (offset {})",
@@ -779,99 +674,6 @@ impl Shared {
         Ok(())
     }
 
-    /// Makes a new last segment with room for a record of `need` bytes.
-    fn roll(&self, st: &mut State, need: u64) -> io::Result<()> {
-        // FullSegmentSynced.
-        self.sync_last(st)?;
-        let head = head_bytes(st)?;
-        let want = self
-            .opts
-            .segment_bytes
-            .max(padded(head.len() as u64 + need));
-        let (file, cap) = match st.spare.take() {
-            Some((f, cap)) if cap >= want => (f, cap),
-            _ => self
-                .make_spare(want)
-                .map_err(|e| self.fail("preallocating the next segment", e))?,
-        };
-        let seq = st.segments.back().map_or(1, |s| s.seq + 1);
-        self.install_segment(st, seq, file, cap, head)?;
-        self.refill_spare(st);
-        Ok(())
-    }
-
-    /// Creates and preallocates `spare.tmp`.
-    fn make_spare(&self, size: u64) -> io::Result<(Arc<dyn DiskFile>, u64)> {
-        let r = (|| {
-            let f = self.disk.create(SPARE)?;
-            f.allocate(size)?;
-            Ok(f)
-        })();
-        match r {
-            Ok(f) => Ok((f, size)),
-            Err(e) => {
-                // Give back what a failed preallocation took.
-                let _ = self.disk.remove(SPARE);
-                Err(e)
-            }
-        }
-    }
-
-    /// SpareAhead: preallocates the next segment if there is none; a full disk raises the
-    /// disk-full flag instead of failing.
-    fn refill_spare(&self, st: &mut State) {
-        if st.spare.is_some() {
-            return;
-        }
-        match self.make_spare(self.opts.segment_bytes) {
-            Ok(s) => {
-                st.spare = Some(s);
-                if self.disk_full.swap(false, Ordering::AcqRel) {
-                    tracing::info!(
-                        "raft log: the next segment is preallocated again; disk no longer full"
-                    );
-                }
-            }
-            Err(e) => {
-                let reason = format!(
-                    "cannot preallocate the next raft log segment ({} bytes) in {}: {e}",
-                    self.opts.segment_bytes,
-                    self.disk.path_of("").display()
-                );
-                if !self.disk_full.swap(true, Ordering::AcqRel) {
-                    tracing::error!(error = %reason, "raft log: disk full; client writes are refused until space returns");
-                }
-                *self.disk_full_reason.lock().expect("lock") = reason;
-            }
-        }
-    }
-
-    /// SegmentDurableOnCreate and HeadRepeatsState: writes the magic and the state records
-    /// into the preallocated `file`, syncs it, renames it to segment `seq` and syncs the
-    /// directory; it is then the last segment.
-    fn install_segment(
-        &self,
-        st: &mut State,
-        seq: u64,
-        file: Arc<dyn DiskFile>,
-        cap: u64,
-        buf: Vec<u8>,
-    ) -> io::Result<()> {
-        let name = seg_name(seq);
-        let r = file
-            .write_at(0, &buf)
-            .and_then(|()| self.sync_file_all(&*file))
-            .and_then(|()| self.disk.rename(SPARE, &name))
-            .and_then(|()| self.sync_dir());
-        if let Err(e) = r {
-            return Err(self.fail(&format!("creating segment {name}"), e));
-        }
-        st.segments.push_back(Segment { seq, file });
-        st.write_off = buf.len() as u64;
-        st.cap = cap.max(buf.len() as u64);
-        Ok(())
-    }
-
     fn apply_truncate(&self, st: &mut State, last: Option<u64>) -> io::Result<()> {
         let keep = match last {
             None => 0,
@@ -883,202 +685,5 @@ impl Shared {
             Some(&loc) => Some(read_entry(&*segment_of(st, loc.seq).file, loc)?.log_id()),
         };
         Ok(())
-    }
-
-    /// Replays segment `seq` into `st`; `last` is whether it is the last segment (the only
-    /// place a torn write can be: TornTailOnly).
-    fn replay_segment(&self, st: &mut State, seq: u64, last: bool) -> io::Result<()> {
-        let name = seg_name(seq);
-        let path = self.disk.path_of(&name);
-        let file = self.disk.open(&name)?;
-        let len = file.len()?;
-        let mut buf = vec![0u8; len as usize];
-        file.read_at(0, &mut buf)?;
-        if buf.len() < MAGIC.len() || &buf[..MAGIC.len()] != MAGIC {
-            return Err(data_error(format!(
-                "{} is not a redraft raft log segment (bad magic at byte offset 0); refusing to start",
-                path.display()
-            )));
-        }
-        st.segments.push_back(Segment {
-            seq,
-            file: file.clone(),
-        });
-        let mut off = MAGIC.len() as u64;
-        loop {
-            match parse_at(&buf, off) {
-                Parsed::Record(payload, next) => {
-                    let record: Record = super::log_store::decode(payload).map_err(|e| {
-                        data_error(format!(
-                            "corrupt raft log record in {} at byte offset {off}: {e}; refusing to start",
-                            path.display()
-                        ))
-                    })?;
-                    self.replay_record(st, record, seq, off, payload.len() as u32)
-                        .map_err(|e| {
-                            data_error(format!(
-                                "raft log record in {} at byte offset {off}: {e}; refusing to start",
-                                path.display()
-                            ))
-                        })?;
-                    off = next;
-                }
-                Parsed::End | Parsed::Bad(_) => {
-                    let why = match parse_at(&buf, off) {
-                        Parsed::Bad(why) => Some(why),
-                        _ => None,
-                    };
-                    let after = valid_record_after(&buf, off + ALIGN);
-                    if after != Some(false) || (why.is_some() && !last) {
-                        let why = why.unwrap_or_else(|| "zero fill followed by records".into());
-                        return Err(data_error(format!(
-                            "corrupt raft log record in {} at byte offset {off}: {why}{}; \
-                             refusing to start (records follow it, so it is not a torn write \
-                             at the tail)",
-                            path.display(),
-                            if after.is_none() {
-                                " (scan budget spent)"
-                            } else {
-                                ""
-                            },
-                        )));
-                    }
-                    if let Some(why) = why {
-                        // TornTailOnly: cut it off, durably, and keep the preallocation.
-                        tracing::warn!(
-                            file = %path.display(),
-                            offset = off,
-                            reason = %why,
-                            "raft log: torn write at the tail of the last segment (never \
-                             acknowledged); cutting it off"
-                        );
-                        let r = file
-                            .set_len(off)
-                            .and_then(|()| file.allocate(len))
-                            .and_then(|()| self.sync_file_all(&*file));
-                        r.map_err(|e| {
-                            io::Error::new(
-                                e.kind(),
-                                format!("cutting the torn tail of {}: {e}", path.display()),
-                            )
-                        })?;
-                    }
-                    if last {
-                        st.write_off = off;
-                        st.cap = len;
-                    }
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    fn replay_record(
-        &self,
-        st: &mut State,
-        record: Record,
-        seq: u64,
-        off: u64,
-        len: u32,
-    ) -> io::Result<()> {
-        match record {
-            Record::Entry(e) => {
-                let index = e.index();
-                // The first entry replayed may follow entries in segments a purge deleted;
-                // from there on the log must be contiguous.
-                if !st.replayed_entry {
-                    st.replayed_entry = true;
-                } else if let Some(next) = self.next_index(st) {
-                    if index != next {
-                        return Err(data_error(format!(
-                            "entry {index} where {next} was expected (a gap or an overwrite \
-                             without a truncate)"
-                        )));
-                    }
-                }
-                if st.locs.is_empty() {
-                    st.first = index;
-                }
-                st.locs.push_back(Loc {
-                    seq,
-                    off: off + FRAME,
-                    len,
-                });
-                st.last_log_id = Some(e.log_id());
-            }
-            Record::Vote(v) => st.vote = Some(v),
-            Record::Committed(c) => st.committed = c,
-            Record::Purged(p) => apply_purge(st, p),
-            Record::Truncated(last) => self.apply_truncate(st, last)?,
-        }
-        Ok(())
-    }
-
-    /// The sync worker: takes every queued job, syncs the last segment once, completes the
-    /// jobs in order (DurableBeforeAck, group commit). While the disk is full it retries the
-    /// spare every [`DISK_FULL_RETRY`].
-    fn sync_worker(self: Arc<Self>, rx: mpsc::Receiver<SyncJob>) {
-        let mut batch: Vec<SyncJob> = Vec::new();
-        let mut syncs = 0u64;
-        loop {
-            match rx.recv_timeout(DISK_FULL_RETRY) {
-                Ok(job) => batch.push(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.disk_full.load(Ordering::Acquire)
-                        && !self.failed.load(Ordering::Acquire)
-                    {
-                        let mut st = self.state.lock().expect("wal state lock");
-                        self.refill_spare(&mut st);
-                    }
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-            while let Ok(job) = rx.try_recv() {
-                batch.push(job);
-            }
-            syncs += 1;
-            let started = Instant::now();
-            let file = {
-                let st = self.state.lock().expect("wal state lock");
-                st.segments.back().map(|s| s.file.clone())
-            };
-            let result = if let Err(e) = self.check_writable() {
-                Err(e)
-            } else if self.opts.fail_sync_after.is_some_and(|n| syncs > n) {
-                Err(self.fail(
-                    "flush",
-                    io::Error::other("injected by failpoint log_flush_fail_after"),
-                ))
-            } else {
-                match file {
-                    Some(f) => self.sync_file(&*f).map_err(|e| self.fail("flush", e)),
-                    None => Ok(()),
-                }
-            };
-            match result {
-                Ok(()) => {
-                    let entries: u64 = batch.iter().map(|j| j.entries).sum();
-                    let appends = batch.iter().filter(|j| j.entries > 0).count() as u64;
-                    if appends > 0 {
-                        let s = &self.stats;
-                        s.flushes.fetch_add(1, Ordering::Relaxed);
-                        s.appends.fetch_add(appends, Ordering::Relaxed);
-                        s.entries.fetch_add(entries, Ordering::Relaxed);
-                        s.flush_seconds.observe_duration(started.elapsed());
-                        s.entries_per_flush.observe(entries as f64);
-                    }
-                    for job in batch.drain(..) {
-                        (job.done)(Ok(()));
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    for job in batch.drain(..) {
-                        (job.done)(Err(io::Error::other(msg.clone())));
-                    }
-                }
-            }
-        }
     }
 }

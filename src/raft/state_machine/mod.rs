@@ -42,7 +42,7 @@
 //! file), never the bytes in memory; `network.rs` sends it to followers in chunks.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -53,127 +53,20 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::{broadcast, watch, Notify};
 
-use super::log_store::{decode, encode};
+mod build;
+mod file;
+
+use super::codec::encode;
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
 use crate::fsutil::PacedFile;
 use crate::metrics::NodeMetrics;
 use crate::store::{Applied, Response, Store};
 
+pub use self::file::{decode_mapped, SnapshotFile};
+use self::file::{on_snapshot_thread, read_header, remove_temp_files};
+
 const SNAPSHOT_FILE: &str = "current.snap";
-/// The snapshot writer's buffer.
-const WRITE_BUFFER: usize = 64 << 10;
-/// The CPU niceness of the thread that encodes and writes a snapshot (SnapshotYields).
-const SNAPSHOT_NICE: libc::c_int = 10;
-
-/// A snapshot's store bytes in a file: what openraft holds, sends and installs.
-///
-/// The handle stays valid when a newer snapshot is renamed over the file's path (the old
-/// inode lives while it is open), so a transfer in progress is never cut by a build.
-pub struct SnapshotFile {
-    file: File,
-    /// Where the store bytes start in `file`.
-    offset: u64,
-    /// How many store bytes there are.
-    len: u64,
-    /// The store, already decoded and checked from these bytes by whoever received them
-    /// (`rpc.rs` checks a transfer before it hands it to openraft), so install decodes once.
-    decoded: Option<Box<Store>>,
-    /// A transfer's temp file, removed when this is dropped.
-    temp: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for SnapshotFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotFile")
-            .field("offset", &self.offset)
-            .field("len", &self.len)
-            .field("decoded", &self.decoded.is_some())
-            .field("temp", &self.temp)
-            .finish()
-    }
-}
-
-impl Drop for SnapshotFile {
-    fn drop(&mut self) {
-        if let Some(path) = &self.temp {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl SnapshotFile {
-    /// A received transfer: the store bytes are the whole of `file` (a temp file at `path`,
-    /// removed on drop), already decoded into `store`.
-    pub fn received(file: File, path: PathBuf, len: u64, store: Store) -> Self {
-        Self {
-            file,
-            offset: 0,
-            len,
-            decoded: Some(Box::new(store)),
-            temp: Some(path),
-        }
-    }
-
-    /// How many store bytes the snapshot has.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the snapshot has no store bytes (never true of a valid one).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// A reader of the store bytes, from their start (a second handle on the same file; read
-    /// at most [`SnapshotFile::len`] bytes of it).
-    pub fn reader(&self) -> io::Result<io::Take<File>> {
-        let mut f = self.file.try_clone()?;
-        f.seek(SeekFrom::Start(self.offset))?;
-        Ok(f.take(self.len))
-    }
-
-    /// Reads and checks the store (blocking).
-    fn load(&mut self) -> io::Result<Store> {
-        if let Some(store) = self.decoded.take() {
-            return Ok(*store);
-        }
-        decode_mapped(&self.file, self.offset, self.len).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("cannot install snapshot: {e}"),
-            )
-        })
-    }
-}
-
-/// Decodes and checks the store bytes at `offset..offset + len` of `file` through a read-only
-/// memory map: the encoded bytes stay in the page cache (reclaimable), never copied into the
-/// heap next to the decoded store.
-pub fn decode_mapped(file: &File, offset: u64, len: u64) -> Result<Store, String> {
-    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    if offset.checked_add(len) != Some(file_len) {
-        return Err(format!(
-            "snapshot file is {file_len} bytes, expected {offset} + {len}"
-        ));
-    }
-    let len = usize::try_from(len).map_err(|_| "snapshot larger than the address space")?;
-    if len == 0 {
-        return Store::from_snapshot(&[]).map_err(|e| e.to_string());
-    }
-    // SAFETY: the map is read-only and the file is one of our snapshot or transfer files,
-    // which are written once (temp file, fsync) and never modified or truncated afterwards
-    // (a newer snapshot is a new file renamed over the path; this handle keeps the old
-    // inode). Nothing else writes to the snapshot dir while the node runs.
-    let map = unsafe {
-        memmap2::MmapOptions::new()
-            .offset(offset)
-            .len(len)
-            .map(file)
-    }
-    .map_err(|e| format!("cannot map the snapshot: {e}"))?;
-    Store::from_snapshot(&map).map_err(|e| e.to_string())
-}
 
 /// Everything the state machine holds in memory.
 #[derive(Debug, Default)]
@@ -306,94 +199,6 @@ impl StateMachineStore {
             changed
         });
     }
-
-    /// Writes a snapshot file for `meta` to a temp file of its own: the header, then the
-    /// store bytes `body` writes; fsynced. Blocking. Returns the temp path.
-    fn write_temp(
-        &self,
-        meta: &SnapshotMeta,
-        body: impl FnOnce(&mut BufWriter<PacedFile>) -> io::Result<()>,
-    ) -> io::Result<PathBuf> {
-        let tmp = self.temp_path(SNAPSHOT_FILE);
-        let written = (|| {
-            let meta = encode(meta)?;
-            let len = u32::try_from(meta.len())
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "snapshot meta over 4 GiB")
-                })?
-                .to_be_bytes();
-            // PacedWrites (`fsutil.rs`): the log's fdatasync never queues behind the whole
-            // file; the fsync below is what makes it durable.
-            let mut f = BufWriter::with_capacity(WRITE_BUFFER, PacedFile::new(File::create(&tmp)?));
-            f.write_all(&len)?;
-            f.write_all(&meta)?;
-            body(&mut f)?;
-            f.into_inner()
-                .map_err(|e| e.into_error())?
-                .into_inner()
-                .sync_all()
-        })();
-        match written {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
-    }
-
-    /// Makes the fsynced temp file `tmp` (of a snapshot with `meta`) the current snapshot if it
-    /// is newer than the current one (NewerSnapshotOnly), else removes it; returns whether it
-    /// did. One at a time (OneSnapshotWriter); durable before current (SnapshotBeforePurge).
-    async fn commit(&self, meta: &SnapshotMeta, tmp: PathBuf) -> io::Result<bool> {
-        let _writer = self.writer.lock().await;
-        if !self.is_newer(meta) {
-            let _ = std::fs::remove_file(&tmp);
-            return Ok(false);
-        }
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
-            std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
-            File::open(dir.as_path())?.sync_all()
-        })
-        .await
-        .map_err(io::Error::other)??;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
-        Ok(true)
-    }
-
-    /// Whether a snapshot with `meta` is newer than the current one (none is oldest).
-    fn is_newer(&self, meta: &SnapshotMeta) -> bool {
-        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        current
-            .as_ref()
-            .is_none_or(|cur| meta.last_log_id > cur.last_log_id)
-    }
-}
-
-/// Reads a snapshot file's header: its meta, and the offset of the store bytes.
-fn read_header(f: &mut File) -> io::Result<(SnapshotMeta, u64)> {
-    let mut len = [0u8; 4];
-    f.read_exact(&mut len)?;
-    let n = u32::from_be_bytes(len);
-    let file_len = f.metadata()?.len();
-    if u64::from(n) + 4 > file_len {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated meta"));
-    }
-    let mut meta = vec![0u8; n as usize];
-    f.read_exact(&mut meta)?;
-    Ok((decode(&meta)?, 4 + u64::from(n)))
-}
-
-/// Removes temp files a crash left in the snapshot dir.
-fn remove_temp_files(dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "tmp") {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    Ok(())
 }
 
 /// Writes a restored data dir's Raft state (`backup.rs`): a snapshot of `store` (encoded
@@ -420,108 +225,6 @@ pub async fn write_restored(
     sm.commit(&meta, tmp).await?;
     let mut log = super::log_store::LogStore::open(&data_dir.join("raft-log"))?;
     log.restore_purged(log_id).await
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
-    type SnapshotData = SnapshotFile;
-
-    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let started = std::time::Instant::now();
-        // ApplyNeverWaitsForSnapshot: an O(1) clone under the read lock; the encode runs on
-        // the clone.
-        let (meta, store) = {
-            let st = self.read();
-            let meta = SnapshotMeta {
-                last_log_id: st.last_applied,
-                last_membership: st.last_membership.clone(),
-            };
-            (meta, st.store.clone())
-        };
-        #[cfg(test)]
-        let pause = self.build_pause.lock().unwrap().take();
-        let this = self.clone();
-        let m = meta.clone();
-        let tmp = on_snapshot_thread(move || {
-            #[cfg(test)]
-            if let Some(p) = pause {
-                let _ = p.captured.send(());
-                let _ = p.resume.blocking_recv();
-            }
-            this.write_temp(&m, |w| store.write_snapshot(w))
-        })
-        .await??;
-        let fresh = self.commit(&meta, tmp).await?;
-        self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .snapshot_build_seconds
-            .observe_duration(started.elapsed());
-        if !fresh {
-            // A newer snapshot was installed meanwhile: this one is dropped, and the meta
-            // returned claims no more than it covers, so openraft purges nothing the snapshot
-            // on disk does not cover (NewerSnapshotOnly). Its data is the newer one's.
-            tracing::info!(
-                last_log_id = ?meta.last_log_id,
-                "snapshot built but not kept: a newer one is current"
-            );
-        }
-        let current = self.open_current()?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "snapshot file vanished after a build",
-            )
-        })?;
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = current.snapshot.len, "snapshot built");
-        Ok(Snapshot {
-            meta,
-            snapshot: current.snapshot,
-        })
-    }
-}
-
-/// Runs `f` (a snapshot encode and write) on a thread of its own at a lower CPU priority
-/// (SnapshotYields): never on a runtime worker, and on a two-core machine the runtime's
-/// workers and the log's sync thread come first when they want the CPU.
-async fn on_snapshot_thread<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> io::Result<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("snapshot-write".into())
-        .spawn(move || {
-            // SAFETY: plain syscalls; `setpriority` with this thread's id changes this thread
-            // only (Linux keeps a niceness per thread). Failing to lower it is harmless.
-            unsafe {
-                let tid = libc::gettid();
-                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, SNAPSHOT_NICE);
-            }
-            let _ = tx.send(f());
-        })?;
-    rx.await
-        .map_err(|_| io::Error::other("the snapshot thread panicked"))
-}
-
-impl StateMachineStore {
-    /// Opens the current snapshot file: its meta (as written in it) and a handle on its store
-    /// bytes.
-    fn open_current(&self) -> io::Result<Option<Snapshot>> {
-        let mut f = match File::open(self.dir.join(SNAPSHOT_FILE)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let (meta, offset) = read_header(&mut f)?;
-        let len = f.metadata()?.len() - offset;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: SnapshotFile {
-                file: f,
-                offset,
-                len,
-                decoded: None,
-                temp: None,
-            },
-        }))
-    }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {

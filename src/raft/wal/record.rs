@@ -1,0 +1,123 @@
+//! The record framing of a WAL segment (drawn in `mod.rs`, "On-disk layout"): what a record
+//! holds ([`Record`]), how it is framed (length, CRC32C, padding), and how a frame is parsed
+//! and checked. Pure functions over bytes: no file, no state.
+
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use super::super::codec;
+use super::super::typ::{Entry, LogId, Vote};
+
+/// Bytes of a record's frame before its payload: length and CRC32C.
+pub(super) const FRAME: u64 = 8;
+/// Records start on multiples of this.
+pub(super) const ALIGN: u64 = 8;
+/// The largest payload a record may claim (an entry is at most ~1 GiB: `MAX_ENTRY_BYTES`).
+pub(super) const MAX_RECORD: u64 = 1 << 31;
+/// Bytes of CRC work the open-time scan for valid records after a bad one may spend before
+/// it gives up and calls the damage corruption (refusing to start rather than guess).
+pub(super) const SCAN_BUDGET: u64 = 256 << 20;
+
+/// What the WAL stores. Variants only grow (postcard numbers them by position).
+#[derive(Serialize, Deserialize)]
+pub(super) enum Record {
+    Entry(Entry),
+    Vote(Vote),
+    Committed(Option<LogId>),
+    Purged(LogId),
+    /// Entries with an index above this one (all if `None`) are gone.
+    Truncated(Option<u64>),
+}
+
+pub(super) fn seg_name(seq: u64) -> String {
+    format!("{seq:020}.seg")
+}
+
+pub(super) fn parse_seg_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub(super) fn padded(n: u64) -> u64 {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Frames `payload` as one record (length, CRC32C, payload, padding) onto `buf`.
+pub(super) fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    buf.extend_from_slice(payload);
+    let pad = padded(FRAME + payload.len() as u64) - (FRAME + payload.len() as u64);
+    buf.extend(std::iter::repeat_n(0u8, pad as usize));
+}
+
+pub(super) fn encode_record(r: &Record) -> io::Result<Vec<u8>> {
+    codec::encode(r)
+}
+
+/// What is at `off` of a segment's bytes.
+pub(super) enum Parsed<'a> {
+    /// A whole, checksummed record: its payload, and where the next one starts.
+    Record(&'a [u8], u64),
+    /// Zero fill: the end of the written part.
+    End,
+    /// Something that is neither.
+    Bad(String),
+}
+
+pub(super) fn parse_at(buf: &[u8], off: u64) -> Parsed<'_> {
+    let len_total = buf.len() as u64;
+    if off + FRAME > len_total {
+        if buf[off as usize..].iter().all(|&b| b == 0) {
+            return Parsed::End;
+        }
+        return Parsed::Bad("a record frame runs past the end of the file".into());
+    }
+    let o = off as usize;
+    let len = u32::from_le_bytes(buf[o..o + 4].try_into().expect("4 bytes")) as u64;
+    let crc = u32::from_le_bytes(buf[o + 4..o + 8].try_into().expect("4 bytes"));
+    if len == 0 {
+        if crc == 0 {
+            return Parsed::End;
+        }
+        return Parsed::Bad("a record of length 0".into());
+    }
+    if len > MAX_RECORD || off + FRAME + len > len_total {
+        return Parsed::Bad(format!("a record length of {len} bytes runs past the end"));
+    }
+    let payload = &buf[o + 8..o + 8 + len as usize];
+    if crc32c::crc32c(payload) != crc {
+        return Parsed::Bad("CRC32C mismatch".into());
+    }
+    Parsed::Record(payload, off + padded(FRAME + len))
+}
+
+/// Whether a valid record starts anywhere after `from` (aligned). `None` when the scan ran
+/// out of budget (then the caller must assume there is one).
+pub(super) fn valid_record_after(buf: &[u8], from: u64) -> Option<bool> {
+    let mut budget = SCAN_BUDGET;
+    let mut off = padded(from);
+    while off + FRAME <= buf.len() as u64 {
+        let o = off as usize;
+        let len = u32::from_le_bytes(buf[o..o + 4].try_into().expect("4 bytes")) as u64;
+        if len != 0 && len <= MAX_RECORD && off + FRAME + len <= buf.len() as u64 {
+            if budget < len {
+                return None;
+            }
+            budget -= len;
+            if let Parsed::Record(..) = parse_at(buf, off) {
+                return Some(true);
+            }
+        }
+        off += ALIGN;
+    }
+    Some(false)
+}
+
+pub(super) fn data_error(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}

@@ -1,0 +1,75 @@
+//! The WAL's sync worker: group commit (DurableBeforeAck) and, after a sync, the deletion of
+//! purged segments (PurgeWholeSegments, PurgeOffTheCore) and the retry of the spare segment
+//! while the disk is full (SpareAhead).
+
+use super::*;
+
+impl Shared {
+    /// The sync worker: takes every queued job, syncs the last segment once, completes the
+    /// jobs in order (DurableBeforeAck, group commit). While the disk is full it retries the
+    /// spare every [`DISK_FULL_RETRY`].
+    pub(super) fn sync_worker(self: Arc<Self>, rx: mpsc::Receiver<SyncJob>) {
+        let mut batch: Vec<SyncJob> = Vec::new();
+        let mut syncs = 0u64;
+        loop {
+            match rx.recv_timeout(DISK_FULL_RETRY) {
+                Ok(job) => batch.push(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.disk_full.load(Ordering::Acquire)
+                        && !self.failed.load(Ordering::Acquire)
+                    {
+                        let mut st = self.state.lock().expect("wal state lock");
+                        self.refill_spare(&mut st);
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            while let Ok(job) = rx.try_recv() {
+                batch.push(job);
+            }
+            syncs += 1;
+            let started = Instant::now();
+            let file = {
+                let st = self.state.lock().expect("wal state lock");
+                st.segments.back().map(|s| s.file.clone())
+            };
+            let result = if let Err(e) = self.check_writable() {
+                Err(e)
+            } else if self.opts.fail_sync_after.is_some_and(|n| syncs > n) {
+                Err(self.fail(
+                    "flush",
+                    io::Error::other("injected by failpoint log_flush_fail_after"),
+                ))
+            } else {
+                match file {
+                    Some(f) => self.sync_file(&*f).map_err(|e| self.fail("flush", e)),
+                    None => Ok(()),
+                }
+            };
+            match result {
+                Ok(()) => {
+                    let entries: u64 = batch.iter().map(|j| j.entries).sum();
+                    let appends = batch.iter().filter(|j| j.entries > 0).count() as u64;
+                    if appends > 0 {
+                        let s = &self.stats;
+                        s.flushes.fetch_add(1, Ordering::Relaxed);
+                        s.appends.fetch_add(appends, Ordering::Relaxed);
+                        s.entries.fetch_add(entries, Ordering::Relaxed);
+                        s.flush_seconds.observe_duration(started.elapsed());
+                        s.entries_per_flush.observe(entries as f64);
+                    }
+                    for job in batch.drain(..) {
+                        (job.done)(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for job in batch.drain(..) {
+                        (job.done)(Err(io::Error::other(msg.clone())));
+                    }
+                }
+            }
+        }
+    }
+}
