@@ -8,7 +8,8 @@
 //!
 //! This file holds the WAL's state and its API; `record.rs` the record framing, `segment.rs`
 //! the segment files and the spare, `replay.rs` opening (replay, torn tail), `sync.rs` the sync
-//! worker (group commit, purge), `disk.rs` the file system seam.
+//! worker (group commit, purge), `write.rs` the write and sync primitives with fail-stop,
+//! `disk.rs` the file system seam.
 //!
 //! # On-disk layout
 //!
@@ -81,6 +82,7 @@ mod segment;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::collections::VecDeque;
 use std::io;
@@ -547,143 +549,5 @@ fn apply_purge(st: &mut State, log_id: LogId) {
     if st.locs.is_empty() {
         st.first = log_id.index() + 1;
         st.last_log_id = None;
-    }
-}
-
-impl Shared {
-    fn lock_writable(&self) -> io::Result<MutexGuard<'_, State>> {
-        self.check_writable()?;
-        let st = self.state.lock().expect("wal state lock");
-        self.check_writable()?;
-        Ok(st)
-    }
-
-    fn check_writable(&self) -> io::Result<()> {
-        if self.failed.load(Ordering::Acquire) {
-            let why = self
-                .failure
-                .lock()
-                .expect("lock")
-                .clone()
-                .unwrap_or_default();
-            return Err(io::Error::other(format!(
-                "raft log store refused the write: an earlier write or sync failed (fail-stop): \
-                 {why}"
-            )));
-        }
-        Ok(())
-    }
-
-    /// FailStop: records the first failure; returns the error to report.
-    fn fail(&self, what: &str, e: io::Error) -> io::Error {
-        let msg = format!("raft log {what} failed: {e}");
-        if !self.failed.swap(true, Ordering::AcqRel) {
-            tracing::error!(error = %msg, "the raft log refuses every further write (fail-stop)");
-            *self.failure.lock().expect("lock") = Some(msg.clone());
-        }
-        io::Error::new(e.kind(), msg)
-    }
-
-    fn next_index(&self, st: &State) -> Option<u64> {
-        if !st.locs.is_empty() {
-            Some(st.first + st.locs.len() as u64)
-        } else {
-            st.purged.map(|p| p.index() + 1)
-        }
-    }
-
-    fn sync_file(&self, f: &dyn DiskFile) -> io::Result<()> {
-        if self.opts.sync {
-            f.sync_data()
-        } else {
-            Ok(())
-        }
-    }
-
-    fn sync_file_all(&self, f: &dyn DiskFile) -> io::Result<()> {
-        if self.opts.sync {
-            f.sync_all()
-        } else {
-            Ok(())
-        }
-    }
-
-    fn sync_dir(&self) -> io::Result<()> {
-        if self.opts.sync {
-            self.disk.sync_dir()
-        } else {
-            Ok(())
-        }
-    }
-
-    /// PurgeWholeSegments: deletes purged segments, oldest first, with a directory sync after
-    /// each, so a crash leaves a contiguous run. Called by the sync worker after the sync
-    /// that made their purge point durable. A failure stops the log (FailStop).
-    fn remove_segments(&self, names: &[String]) {
-        for name in names {
-            let r = self.disk.remove(name).and_then(|()| self.sync_dir());
-            if let Err(e) = r {
-                let _ = self.fail(&format!("removing purged segment {name}"), e);
-                return;
-            }
-        }
-    }
-
-    fn sync_last(&self, st: &State) -> io::Result<()> {
-        let last = st.segments.back().expect("a last segment");
-        self.sync_file(&*last.file)
-            .map_err(|e| self.fail("fdatasync", e))
-    }
-
-    /// Writes `records` at the end of the last segment (rolling to a new one when one does
-    /// not fit), one write per segment, and returns where each payload is.
-    fn write_records(&self, st: &mut State, records: Vec<Record>) -> io::Result<Vec<Loc>> {
-        let mut locs = Vec::with_capacity(records.len());
-        let mut buf = Vec::new();
-        let mut buf_start = st.write_off;
-        for r in &records {
-            let payload = encode_record(r)?;
-            let need = padded(FRAME + payload.len() as u64);
-            if st.write_off + need > st.cap {
-                self.write_buf(st, buf_start, &mut buf)?;
-                self.roll(st, need)?;
-                buf_start = st.write_off;
-            }
-            let seq = st.segments.back().expect("a last segment").seq;
-            locs.push(Loc {
-                seq,
-                off: st.write_off + FRAME,
-                len: payload.len() as u32,
-            });
-            frame_into(&mut buf, &payload);
-            st.write_off += need;
-        }
-        self.write_buf(st, buf_start, &mut buf)?;
-        Ok(locs)
-    }
-
-    fn write_buf(&self, st: &State, at: u64, buf: &mut Vec<u8>) -> io::Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let last = st.segments.back().expect("a last segment");
-        if let Err(e) = last.file.write_at(at, buf) {
-            return Err(self.fail("write", e));
-        }
-        buf.clear();
-        Ok(())
-    }
-
-    fn apply_truncate(&self, st: &mut State, last: Option<u64>) -> io::Result<()> {
-        let keep = match last {
-            None => 0,
-            Some(l) => (l + 1).saturating_sub(st.first).min(st.locs.len() as u64),
-        };
-        st.locs.truncate(keep as usize);
-        st.last_log_id = match st.locs.back() {
-            None => None,
-            Some(&loc) => Some(read_entry(&*segment_of(st, loc.seq).file, loc)?.log_id()),
-        };
-        Ok(())
     }
 }
