@@ -1,5 +1,5 @@
 //! The peer port of a cluster with a secret serves nobody who cannot prove it
-//! (MutualPeerAuth, `src/raft/rpc.rs`).
+//! (MutualPeerAuth, `src/raft/handshake.rs`).
 //!
 //! An intruder that reaches a real node's `raft_addr` without the secret (none, or a wrong one,
 //! with the right cluster name and a member's id) is refused at the handshake, so it cannot

@@ -19,7 +19,7 @@ pub struct RaftCounters {
     pub entries: u64,
 }
 
-/// The `INFO` field names read (see redraft's `src/commands/server.rs`, section `# Raft`).
+/// The `INFO` field names read (see redraft's `src/commands/server/info.rs`, section `# Raft`).
 const FLUSHES: &str = "raft_log_flushes";
 const ENTRIES: &str = "raft_log_entries_flushed";
 const STATE: &str = "raft_state";
