@@ -210,19 +210,19 @@ async fn backup(ctx: &ServerContext) -> CommandResult {
     ctx.node.read_barrier(ReadMode::Linearizable).await?;
     let node = ctx.node.clone();
     let bytes = tokio::task::spawn_blocking(move || {
-        let st = node.sm.read();
-        let header = BackupHeader {
-            cluster: String::new(),
-            node_id: node.id,
-            applied_index: st.last_applied.map_or(0, |l| l.index()),
-            revision: st.store.revision(),
-            compact_revision: st.store.compact_revision(),
-            keys: st.store.len() as u64,
-        };
-        // An O(1) clone (CheapClone): the encode below runs without the lock, so apply
-        // goes on meanwhile.
-        let store = st.store.clone();
-        drop(st);
+        let (header, store) = node.read_applied(|store, applied_index| {
+            let header = BackupHeader {
+                cluster: String::new(),
+                node_id: node.id,
+                applied_index,
+                revision: store.revision(),
+                compact_revision: store.compact_revision(),
+                keys: store.len() as u64,
+            };
+            // An O(1) clone (CheapClone): the encode below runs without the lock, so apply
+            // goes on meanwhile.
+            (header, store.clone())
+        });
         (header, store.to_snapshot())
     })
     .await
