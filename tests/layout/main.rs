@@ -365,7 +365,6 @@ fn named_paths(code: &str) -> Vec<Vec<String>> {
     let bytes = code.as_bytes();
     let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let mut i = 0;
-    let mut uses = String::new();
     while i < bytes.len() {
         // `use` at a word boundary: take the tree up to `;`.
         if code[i..].starts_with("use ")
@@ -374,7 +373,6 @@ fn named_paths(code: &str) -> Vec<Vec<String>> {
         {
             let end = i + code[i..].find(';').unwrap();
             out.extend(expand_use(&code[i + 4..end]));
-            uses.push_str(&" ".repeat(end - i));
             i = end;
             continue;
         }
