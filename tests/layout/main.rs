@@ -367,11 +367,13 @@ fn named_paths(code: &str) -> Vec<Vec<String>> {
     let mut i = 0;
     while i < bytes.len() {
         // `use` at a word boundary: take the tree up to `;`.
-        if code[i..].starts_with("use ")
-            && (i == 0 || !is_ident(bytes[i - 1]))
-            && code[i..].find(';').is_some()
-        {
-            let end = i + code[i..].find(';').unwrap();
+        // Byte-wise: `i` may sit inside a multi-byte character, where `code[i..]` would panic.
+        let semi = bytes[i..].iter().position(|&c| c == b';');
+        if let (true, Some(semi)) = (
+            bytes[i..].starts_with(b"use ") && (i == 0 || !is_ident(bytes[i - 1])),
+            semi,
+        ) {
+            let end = i + semi;
             out.extend(expand_use(&code[i + 4..end]));
             i = end;
             continue;
@@ -604,7 +606,7 @@ fn the_cycle_check_sees_a_cycle_and_allows_a_parent_facade() {
     );
     w(
         "b.rs",
-        "pub struct B;\npub fn f() { let _ = crate::c::C; }\n",
+        "pub struct B;\npub fn f() { let _ = crate::c::C; let _é = 1; }\n",
     );
     w(
         "c.rs",
