@@ -23,12 +23,15 @@
 //! ```text
 //! client ─RESP─▶ server::session ─▶ commands::Batch ─▶ check (table: arity, auth)
 //!   ─▶ route (SET ─▶ strings::set: Plan) ─▶ RaftNode::write(Request{client_id, seq})
-//!   ─▶ leader: openraft client_write ─▶ log append (WAL, group-commit fdatasync) on a majority
-//!   ─▶ committed ─▶ state_machine::apply ─▶ store::Store::apply ─▶ Response ─▶ +OK
-//!   (on a follower: forwarded to the leader over the peer connection, same path there)
+//!   ─▶ leader: raft::batcher (every write waiting, from all connections, in one entry)
+//!   ─▶ openraft ─▶ log append (WAL, group-commit fdatasync) on a majority
+//!   ─▶ committed ─▶ state_machine::apply (each request its own revision) ─▶ store::Store::apply
+//!   ─▶ Response ─▶ +OK
+//!   (on a follower: raft::forward sends the writes waiting there as one ClientWriteMany to
+//!   the leader, whose batcher takes them as one job)
 //!
-//! pipeline: consecutive writes of a batch ─▶ RaftNode::write_many ─▶ client_write_many (one
-//!   ordered call, still one entry and one revision per command; ClientWriteMany when forwarded)
+//! pipeline: consecutive writes of a batch ─▶ RaftNode::write_many ─▶ one batcher job (kept
+//!   together and in order; still one revision per command)
 //! ```
 //!
 //! # How a read flows

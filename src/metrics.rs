@@ -167,6 +167,10 @@ pub struct NodeMetrics {
     pub snapshot_build_seconds: Histogram,
     /// Leadership transfers this node started (RAFT.TRANSFER, SHUTDOWN).
     pub leader_transfers: AtomicU64,
+    /// Log entries the proposal batcher proposed as leader (`raft::batcher`).
+    pub batched_entries: AtomicU64,
+    /// Client requests those entries carried.
+    pub batched_requests: AtomicU64,
 }
 
 impl Default for NodeMetrics {
@@ -179,6 +183,8 @@ impl Default for NodeMetrics {
             snapshot_installs: AtomicU64::new(0),
             snapshot_build_seconds: Histogram::new(SNAPSHOT_BUCKETS),
             leader_transfers: AtomicU64::new(0),
+            batched_entries: AtomicU64::new(0),
+            batched_requests: AtomicU64::new(0),
         }
     }
 }

@@ -31,10 +31,12 @@
 //! - `snapshot_transfer.rs`: receiving a snapshot sent in chunks, checked before install.
 //! - `node.rs` (crate root) calls [`start`] and adds the client-facing listeners.
 
+mod batcher;
 mod codec;
 mod compaction;
 mod error;
 mod expiry;
+mod forward;
 pub mod handshake;
 pub mod health;
 mod leader;

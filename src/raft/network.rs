@@ -45,7 +45,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_WRITE_BOUND: Duration = Duration::from_secs(10);
 
 /// Why a peer call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum PeerError {
     /// The request was never sent: the peer could not be reached or refused us.
     #[error("peer unreachable: {0}")]

@@ -42,6 +42,10 @@ pub struct RaftNode {
     pub pubsub: Arc<crate::watch::pubsub::PubSub>,
     /// PUBLISH's per-peer forwarders (`publish.rs`).
     pub forwarders: super::Forwarders,
+    /// Proposes client writes as leader, batched (`batcher.rs`).
+    pub(super) batcher: super::batcher::Batcher,
+    /// Sends client writes to the leader as follower, batched (`forward.rs`).
+    pub(super) write_forwarders: super::forward::WriteForwarders,
 }
 
 impl RaftNode {

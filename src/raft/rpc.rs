@@ -15,6 +15,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::batcher::Batcher;
 use super::handshake::{accept_handshake, HANDSHAKE_TIMEOUT};
 use super::health::Liveness;
 use super::leader;
@@ -23,8 +24,8 @@ use super::snapshot_transfer;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use super::wire::{
-    encode_frame, read_frame, Envelope, PeerIdentity, PeerStatus, RpcRequest, RpcResponse,
-    MAX_FRAME,
+    encode_frame, read_frame, Envelope, ForwardError, PeerIdentity, PeerStatus, RpcRequest,
+    RpcResponse, MAX_FRAME,
 };
 use super::TypeConfig;
 use crate::watch::pubsub::PubSub;
@@ -60,9 +61,11 @@ async fn write_replies<W: AsyncWrite + Unpin>(
 }
 
 /// Serves peer RPCs on `listener` until `shutdown` turns true.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     raft: Raft,
+    batcher: Batcher,
     me: PeerIdentity,
     liveness: Arc<Liveness>,
     pubsub: Arc<PubSub>,
@@ -84,6 +87,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let batcher = batcher.clone();
         let me = me.clone();
         let shutdown = shutdown.clone();
         let liveness = liveness.clone();
@@ -105,16 +109,20 @@ pub async fn serve(
                     }
                 };
             tracing::debug!(%addr, peer, "peer connected");
-            if let Err(e) = serve_conn(stream, raft, peer, liveness, pubsub, sm, shutdown).await {
+            if let Err(e) =
+                serve_conn(stream, raft, batcher, peer, liveness, pubsub, sm, shutdown).await
+            {
                 tracing::debug!(%addr, peer, error = %e, "peer connection closed");
             }
         });
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_conn(
     stream: TcpStream,
     raft: Raft,
+    batcher: Batcher,
     peer: u64,
     liveness: Arc<Liveness>,
     pubsub: Arc<PubSub>,
@@ -136,6 +144,7 @@ async fn serve_conn(
             _ = shutdown.changed() => break,
         };
         let raft = raft.clone();
+        let batcher = batcher.clone();
         let tx = tx.clone();
         let liveness = liveness.clone();
         if let RpcRequest::Publish { channel, message } = &req.body {
@@ -190,7 +199,7 @@ async fn serve_conn(
             _ => {}
         }
         tokio::spawn(async move {
-            let body = handle(&raft, peer, &liveness, req.body).await;
+            let body = handle(&raft, &batcher, peer, &liveness, req.body).await;
             let _ = tx.send(Envelope { id: req.id, body }).await;
         });
     }
@@ -228,7 +237,13 @@ fn refuse_vote(raft: &Raft, liveness: &Liveness, peer: u64) -> Option<String> {
     })
 }
 
-async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) -> RpcResponse {
+async fn handle(
+    raft: &Raft,
+    batcher: &Batcher,
+    peer: u64,
+    liveness: &Liveness,
+    req: RpcRequest,
+) -> RpcResponse {
     match req {
         RpcRequest::AppendEntries(rpc) => {
             let resp = raft.append_entries(rpc).await.map_err(|e| e.to_string());
@@ -262,10 +277,16 @@ async fn handle(raft: &Raft, peer: u64, liveness: &Liveness, req: RpcRequest) ->
                 .map_err(|e| e.to_string()),
         ),
         RpcRequest::ClientWrite(req) => {
-            RpcResponse::ClientWrite(leader::client_write(raft, req).await)
+            let answer = batcher.propose(vec![req]).await.into_iter().next();
+            RpcResponse::ClientWrite(
+                answer.unwrap_or_else(|| {
+                    Err(ForwardError::Fatal("no answer from the batcher".into()))
+                }),
+            )
         }
+        // One job for the batcher: proposed consecutively, in this order (JobOrder).
         RpcRequest::ClientWriteMany(reqs) => {
-            RpcResponse::ClientWriteMany(leader::client_write_many(raft, reqs).await)
+            RpcResponse::ClientWriteMany(batcher.propose(reqs).await)
         }
         RpcRequest::ReadIndex => RpcResponse::ReadIndex(leader::read_index(raft).await),
         RpcRequest::Admin(req) => {

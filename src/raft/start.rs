@@ -42,6 +42,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::batcher::Batcher;
+use super::forward::WriteForwarders;
 use super::health::{self, Liveness};
 use super::log_store::LogStore;
 use super::network::{NetworkFactory, PeerSlot, Peers};
@@ -142,9 +144,11 @@ pub async fn start(
         .local_addr()
         .map_err(|e| Error::Io(e.to_string()))?;
     let pubsub = PubSub::new();
+    let batcher = Batcher::start(raft.clone(), node_metrics.clone());
     tasks.push(tokio::spawn(rpc::serve(
         peer_listener,
         raft.clone(),
+        batcher.clone(),
         identity.clone(),
         liveness.clone(),
         pubsub.clone(),
@@ -184,14 +188,16 @@ pub async fn start(
         ));
     }
 
+    let peers = Arc::new(Peers::new(identity));
+    let write_timeout = Duration::from_millis(cfg.server.write_timeout_ms);
     let node = Arc::new(RaftNode {
         id: node_id,
         raft: raft.clone(),
         sm,
-        peers: Arc::new(Peers::new(identity)),
+        peers: peers.clone(),
         flush_stats,
         log_disk,
-        write_timeout: Duration::from_millis(cfg.server.write_timeout_ms),
+        write_timeout,
         reads: Reads::new(
             cfg.raft.read_lease(),
             Duration::from_millis(cfg.raft.election_timeout_ms),
@@ -201,6 +207,8 @@ pub async fn start(
         liveness,
         pubsub: pubsub.clone(),
         forwarders: Default::default(),
+        batcher,
+        write_forwarders: WriteForwarders::new(peers, write_timeout),
     });
 
     // Only the leader expires keys; the task idles while this node follows.

@@ -112,9 +112,10 @@ pub enum RpcRequest {
     ClientWrite(Request),
     /// A follower asks the leader for a linearizable read index (ReadIndex).
     ReadIndex,
-    /// A run of one client's writes forwarded by a follower, to be appended in this order
-    /// (one request, so nothing can reorder them on the way); answered, one result per write in
-    /// the same order, once each is applied or has failed on the leader.
+    /// Writes forwarded by a follower (`forward.rs`: one client's run, or the writes of
+    /// several clients waiting there), to be proposed consecutively in this order (one
+    /// request, so nothing can reorder them on the way; one batcher job on the leader);
+    /// answered, one result per write in the same order, once each is applied or has failed.
     ClientWriteMany(Vec<Request>),
     /// Cluster administration (RAFT.ADDNODE, RAFT.REMOVENODE, RAFT.TRANSFER) forwarded to the
     /// leader; answered when done.

@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! RaftNode::write(req{client_id, seq})
-//!   ├─ this node leads ──▶ raft.client_write ──▶ committed on a majority ──▶ applied ──▶ Response
-//!   ├─ another leads   ──▶ RpcRequest::ClientWrite over the peer connection ──▶ (same, there)
+//!   ├─ this node leads ──▶ batcher (one entry with the other writes waiting) ──▶ committed on
+//!   │                      a majority ──▶ applied ──▶ Response
+//!   ├─ another leads   ──▶ forwarder ──▶ RpcRequest::ClientWriteMany (with the other writes
+//!   │                      waiting here) ──▶ the leader's batcher ──▶ (same, there)
 //!   └─ no leader       ──▶ wait for one, up to `write_timeout`, then RaftError::NoLeader
 //! ```
 //!
@@ -17,8 +19,8 @@
 //!
 //! ```text
 //! RaftNode::write_many([req{client_id, seq}, req{.., seq+1}, ...])
-//!   ├─ this node leads ──▶ raft.client_write_many ──▶ consecutive entries, one result each
-//!   ├─ another leads   ──▶ RpcRequest::ClientWriteMany (one request: order kept) ──▶ (same, there)
+//!   ├─ this node leads ──▶ one batcher job: consecutive in the log, one result each
+//!   ├─ another leads   ──▶ one forwarder job (never split: order kept) ──▶ (same, there)
 //!   └─ then, for each request that did not come back applied, in order: RaftNode::write
 //! ```
 
@@ -26,10 +28,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::error::RaftError;
-use super::leader;
+use super::forward::CallFailure;
 use super::network::{encoded_len, PeerError};
 use super::raft_node::RaftNode;
-use super::wire::{ForwardError, RpcRequest, RpcResponse, MAX_ENTRY_BYTES};
+use super::wire::{ForwardError, MAX_ENTRY_BYTES};
 use crate::store::{ClientSeq, Request, Response, StoreError};
 
 /// The encoded size of `req` when it exceeds [`MAX_ENTRY_BYTES`].
@@ -88,9 +90,14 @@ impl RaftNode {
             let left = deadline.saturating_duration_since(Instant::now());
             if leader == self.id {
                 maybe_sent = true;
-                match tokio::time::timeout(left, leader::client_write(&self.raft, req.clone()))
+                let answer = tokio::time::timeout(left, self.batcher.propose(vec![req.clone()]))
                     .await
-                {
+                    .map(|answers| {
+                        answers.into_iter().next().unwrap_or_else(|| {
+                            Err(ForwardError::Fatal("no answer from the batcher".into()))
+                        })
+                    });
+                match answer {
                     Ok(Ok(resp)) => return Ok(resp),
                     Ok(Err(e)) => match e {
                         // The entry may already be on followers, where a new leader can
@@ -107,22 +114,29 @@ impl RaftNode {
                     Err(_) => return Err(RaftError::Unknown),
                 }
             } else if !addr.is_empty() {
-                let slot = self.peers.slot(leader, &addr);
-                match slot.call(RpcRequest::ClientWrite(req.clone()), left).await {
-                    Ok(RpcResponse::ClientWrite(Ok(resp))) => return Ok(resp),
-                    Ok(RpcResponse::ClientWrite(Err(ForwardError::NotLeader { .. }))) => {
-                        maybe_sent = true;
-                    }
+                let forwarded = self
+                    .write_forwarders
+                    .forward(leader, &addr, vec![req.clone()]);
+                let outcome = match tokio::time::timeout(left, forwarded).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(CallFailure::Peer(PeerError::Timeout(left))),
+                };
+                match outcome {
+                    Ok(answers) => match answers.into_iter().next() {
+                        Some(Ok(resp)) => return Ok(resp),
+                        // NotLeader, or the leader's Raft stopped with the write in flight.
+                        Some(Err(_)) | None => maybe_sent = true,
+                    },
                     // The leader served it but its answer did not fit a peer frame
                     // (OversizeReplyRefused, `rpc.rs`): retrying would only lose it again.
-                    Ok(RpcResponse::Refused(why)) => {
+                    Err(CallFailure::Refused(why)) => {
                         tracing::warn!(leader, %why, "forwarded write: answer lost");
                         return Err(RaftError::Unknown);
                     }
-                    Ok(_) | Err(PeerError::Lost(_)) | Err(PeerError::Timeout(_)) => {
-                        maybe_sent = true;
-                    }
-                    Err(PeerError::Unreachable(_)) => {}
+                    Err(CallFailure::Unexpected)
+                    | Err(CallFailure::Peer(PeerError::Lost(_)))
+                    | Err(CallFailure::Peer(PeerError::Timeout(_))) => maybe_sent = true,
+                    Err(CallFailure::Peer(PeerError::Unreachable(_))) => {}
                 }
             }
             if Instant::now() >= deadline {
@@ -140,9 +154,10 @@ impl RaftNode {
         }
     }
 
-    /// Proposes `reqs`, one client's writes with consecutive seqs, as consecutive Raft entries in
-    /// this order, and returns one result per request, in the same order. Each request is its
-    /// own entry (its own revision); what the run saves is a Raft round per write.
+    /// Proposes `reqs`, one client's writes with consecutive seqs, consecutively in this order
+    /// (one batcher job: usually one Raft entry), and returns one result per request, in the
+    /// same order. Each request is still its own revision; what the run saves is a Raft round
+    /// per write.
     ///
     /// # Failure handling
     ///
@@ -203,7 +218,7 @@ impl RaftNode {
         results
     }
 
-    /// One attempt to propose `reqs` as consecutive entries on the leader. Returns, per
+    /// One attempt to propose `reqs` consecutively on the leader. Returns, per
     /// request, the store's response if it came back applied (`None` if not, or not known),
     /// and whether the run may have reached a leader. Fails only when nothing was sent: no
     /// leader in time, or Raft stopped.
@@ -216,24 +231,22 @@ impl RaftNode {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut results = Vec::with_capacity(reqs.len());
         let maybe_sent = if leader == self.id {
-            // On timeout the results that came are kept; the rest count as not answered.
-            let append = leader::append_many(&self.raft, reqs.to_vec(), &mut results);
-            let _ = tokio::time::timeout(left, append).await;
+            // On timeout no answer came: every request counts as not answered.
+            if let Ok(r) = tokio::time::timeout(left, self.batcher.propose(reqs.to_vec())).await {
+                results = r;
+            }
             true
         } else if addr.is_empty() {
             false
         } else {
-            let slot = self.peers.slot(leader, &addr);
-            match slot
-                .call(RpcRequest::ClientWriteMany(reqs.to_vec()), left)
-                .await
-            {
-                Ok(RpcResponse::ClientWriteMany(r)) => {
+            let forwarded = self.write_forwarders.forward(leader, &addr, reqs.to_vec());
+            match tokio::time::timeout(left, forwarded).await {
+                Ok(Ok(r)) => {
                     results = r;
                     true
                 }
-                Ok(_) | Err(PeerError::Lost(_)) | Err(PeerError::Timeout(_)) => true,
-                Err(PeerError::Unreachable(_)) => false,
+                Ok(Err(CallFailure::Peer(PeerError::Unreachable(_)))) => false,
+                Ok(Err(_)) | Err(_) => true,
             }
         };
         let mut answers: Vec<Option<Response>> = results.into_iter().map(Result::ok).collect();

@@ -59,6 +59,10 @@ pub enum StoreError {
     /// A transaction inside a transaction.
     #[error("ERR MULTI calls can not be nested")]
     NestedTxn,
+    /// A proposal batch ([`crate::store::Op::Batch`]) anywhere but a Raft entry's top level (a
+    /// bug, never a client's doing: only the batcher builds one).
+    #[error("ERR a batch of requests inside a request; not applied")]
+    NestedBatch,
     /// The answer to a retry of a write that was applied but whose reply was too large for the
     /// dedup table to keep (DedupEntrySmall): the write happened once, what it answered is lost.
     #[error(

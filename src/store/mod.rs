@@ -287,6 +287,7 @@ impl Store {
                 value,
             } => self.cas(c, key, *expected_mod_revision, value, PutTtl::Clear),
             Op::Txn { .. } => Err(StoreError::NestedTxn),
+            Op::Batch(_) => Err(StoreError::NestedBatch),
             Op::Read(read) => Ok(self.read(read)),
             Op::SetEx {
                 key,

@@ -140,7 +140,8 @@ pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut 
             puts(out, events, String, "set");
             tombstones(out, events, Generic, "del");
         }
-        Op::Compact { .. } | Op::Flush | Op::Read(_) | Op::Txn { .. } => {}
+        // A batch is unpacked before apply: it never reaches here with changes.
+        Op::Compact { .. } | Op::Flush | Op::Read(_) | Op::Txn { .. } | Op::Batch(_) => {}
     }
 }
 

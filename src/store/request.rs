@@ -190,6 +190,13 @@ pub enum Op {
     /// atomic against concurrent writes. Refused below the compact revision and above the
     /// current one. Answers [`Response::Integer`]: the store's revision afterwards.
     Rollback { key: Bytes, revision: u64 },
+    /// Several clients' requests carried by one Raft entry (proposal batching, `raft::batcher`):
+    /// applied in this order, each exactly as if it were its own entry (its own revision, its own
+    /// dedup check and record, its own events and notifications), answered by
+    /// [`Response::Batch`] with one response per request. Only the state machine unpacks it;
+    /// the store refuses it anywhere else ([`StoreError::NestedBatch`]). Last in the enum, so an
+    /// older log still decodes (postcard numbers variants in order).
+    Batch(Vec<Request>),
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -285,6 +292,11 @@ impl Op {
     /// The leader calls this right before proposing; a retry is stamped again.
     pub fn stamp(&mut self, now_ms: i64) {
         match self {
+            Op::Batch(reqs) => {
+                for req in reqs {
+                    req.stamp(now_ms);
+                }
+            }
             Op::Txn {
                 ops, now_ms: at, ..
             } => {
@@ -379,6 +391,9 @@ pub enum Response {
         deadline: Option<i64>,
         revision: u64,
     },
+    /// [`Op::Batch`]: one response per request, in order. Never reaches a client: the batcher
+    /// hands each request its own.
+    Batch(Vec<Response>),
 }
 
 impl fmt::Display for Request {
@@ -495,6 +510,7 @@ impl fmt::Display for Request {
             Op::ExpireDue { keys, now_ms } => {
                 write!(f, "ExpireDue({} keys, now {now_ms})", keys.len())
             }
+            Op::Batch(reqs) => write!(f, "Batch({} requests)", reqs.len()),
             Op::Rollback { key, revision } => write!(
                 f,
                 "Rollback({:?} to {revision})",

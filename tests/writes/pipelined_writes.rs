@@ -2,9 +2,10 @@
 //! one batch is proposed with one ordered call (`RaftNode::write_many`), and must behave exactly
 //! as if each write had been proposed alone:
 //!
-//! - **RunOrder**: every command is answered, in command order; each write is its own Raft
-//!   entry, so the `mod_revision`s of N pipelined SETs strictly increase in pipeline order and,
-//!   with nothing else writing, are consecutive.
+//! - **RunOrder**: every command is answered, in command order; each write is its own
+//!   revision (the run travels as one batcher job, usually one Raft entry), so the
+//!   `mod_revision`s of N pipelined SETs strictly increase in pipeline order and, with nothing
+//!   else writing, are consecutive.
 //! - **RunBeforeNext** with BatchBarrier: in `SET k i; GET k; INCR c` pipelines, each GET reads
 //!   the SET just before it and the INCRs answer 1, 2, 3, ... (read-your-writes on a follower).
 //! - A command refused while it is checked or planned (wrong arity, a bad integer, a syntax
@@ -13,8 +14,8 @@
 //! - **RunBounded**: a pipeline over the run bounds (more than 1024 writes, more than 4 MB of
 //!   values) is still answered in full and in order.
 //!
-//! Each check runs on a single node (the leader proposes with openraft `client_write_many`) and
-//! on a follower of a three-node cluster (one forwarded `ClientWriteMany` RPC per run).
+//! Each check runs on a single node (the leader's batcher proposes the run) and on a follower of
+//! a three-node cluster (the run travels in one forwarded `ClientWriteMany` RPC).
 
 use crate::common;
 use crate::common::raw;
@@ -63,7 +64,7 @@ fn must_mod_revisions(con: &mut RawConn, keys: &[String]) -> Vec<i64> {
         .collect()
 }
 
-/// Asserts `revs` go up by exactly one each (each write its own entry, nothing else writing).
+/// Asserts `revs` go up by exactly one each (each write its own revision, nothing else writing).
 fn assert_consecutive(target: &str, what: &str, revs: &[i64]) {
     for (i, w) in revs.windows(2).enumerate() {
         assert_eq!(

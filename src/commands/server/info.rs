@@ -269,7 +269,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
          raft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\n\
          raft_log_flushes:{}\r\nraft_log_appends_flushed:{}\r\nraft_log_entries_flushed:{}\r\n\
          raft_log_entries_per_flush:{:.2}\r\nraft_read_index_rounds:{}\r\n\
-         raft_read_index_reads:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n\
+         raft_read_index_reads:{}\r\nraft_proposal_entries:{}\r\n\
+         raft_proposal_requests:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n\
          dedup_clients:{}\r\ndedup_window_ms:{}\r\ndedup_max_clients:{}\r\n",
         ctx.node.id,
         m.state,
@@ -287,6 +288,14 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         per_flush,
         ctx.node.reads.stats.index_rounds.load(Ordering::Relaxed),
         ctx.node.reads.stats.index_reads.load(Ordering::Relaxed),
+        ctx.node
+            .node_metrics
+            .batched_entries
+            .load(Ordering::Relaxed),
+        ctx.node
+            .node_metrics
+            .batched_requests
+            .load(Ordering::Relaxed),
         revision,
         compact_revision,
         dedup_clients,

@@ -53,6 +53,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::{broadcast, watch, Notify};
 
+mod batch;
 mod build;
 mod file;
 
@@ -61,7 +62,7 @@ use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
 use crate::fsutil::PacedFile;
 use crate::metrics::NodeMetrics;
-use crate::store::{Applied, Response, Store};
+use crate::store::{Applied, Op, Request, Response, Store};
 
 pub use self::file::{decode_mapped, SnapshotFile};
 use self::file::{on_snapshot_thread, read_header, remove_temp_files};
@@ -243,6 +244,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
+            if let EntryPayload::Normal(Request {
+                op: Op::Batch(ref reqs),
+                ..
+            }) = entry.payload
+            {
+                let response = self.apply_batch(log_id, reqs, &mut earlier_deadline);
+                if let Some(r) = responder {
+                    r.send(response);
+                }
+                continue;
+            }
             let (response, applied) = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let next_before = st.store.next_deadline();
@@ -367,7 +379,6 @@ mod tests {
 
     use super::*;
     use crate::raft::typ::Entry;
-    use crate::store::{Op, Request};
 
     fn log_id(index: u64) -> LogId {
         let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 1);

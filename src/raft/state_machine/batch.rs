@@ -1,0 +1,58 @@
+//! Applying a proposal batch ([`Op::Batch`]): several clients' requests that travelled in one
+//! Raft entry (`raft::batcher`).
+//!
+//! **BatchAsEntries.** Each request of a batch is applied exactly as if it were its own entry,
+//! in order: its own dedup check and record, its own revision, its own events and keyspace
+//! notifications, published as their own [`Applied`] (so a watcher sees the same stream as
+//! with one entry per request). Only the entry's log id is shared. The whole batch is applied
+//! under one hold of the state's lock, so a reader sees all of it or none of it, and the
+//! watch stream's revision is published once.
+
+use std::sync::Arc;
+
+use super::StateMachineStore;
+use crate::raft::typ::LogId;
+use crate::store::{Applied, Request, Response};
+
+impl StateMachineStore {
+    /// Applies the requests of the batch entry at `log_id` in order and answers
+    /// [`Response::Batch`], one response per request. Sets `earlier_deadline` when a request
+    /// gave some key a deadline earlier than every deadline before it.
+    pub(super) fn apply_batch(
+        &self,
+        log_id: LogId,
+        reqs: &[Request],
+        earlier_deadline: &mut bool,
+    ) -> Response {
+        let mut responses = Vec::with_capacity(reqs.len());
+        let mut published: Vec<Applied> = Vec::new();
+        let mut changed = false;
+        {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            st.last_applied = Some(log_id);
+            for req in reqs {
+                let next_before = st.store.next_deadline();
+                let (response, applied) = st.store.apply_notified(req);
+                let next = st.store.next_deadline();
+                *earlier_deadline |= next.is_some() && next_before.is_none_or(|b| next < Some(b));
+                changed |= !applied.events.is_empty();
+                if !applied.events.is_empty() || !applied.notices.is_empty() {
+                    published.push(applied);
+                }
+                responses.push(response);
+            }
+        }
+        if changed {
+            self.publish_revision();
+        }
+        for applied in published {
+            // No receivers is fine: nobody is listening.
+            let _ = self.events.send(Arc::new(applied));
+        }
+        Response::Batch(responses)
+    }
+}
+
+#[cfg(test)]
+#[path = "batch_test.rs"]
+mod tests;
