@@ -74,6 +74,9 @@
 //!   last segment cannot hit ENOSPC. When the spare cannot be made (disk full) the WAL raises
 //!   [`Wal::disk_full`] instead of failing; the write path refuses client writes while it is up,
 //!   and the sync worker retries every second and lowers it once the spare exists.
+//! - **WrittenAhead.** On the real disk the spare's zeros are written and synced when it is
+//!   made (`disk.rs`), not only fallocated, so a group commit's `fdatasync` writes data only,
+//!   never the inode of an extent it converted: half the device writes per commit.
 
 pub mod disk;
 mod record;

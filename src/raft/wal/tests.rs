@@ -13,6 +13,7 @@ use super::disk::sim::SimDisk;
 use super::*;
 
 mod crash;
+mod real_disk;
 
 fn entry(term: u64, index: u64) -> Entry {
     let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(term, 1);
