@@ -194,10 +194,29 @@ lg() {
         echo "run failed (see loadgen.log): $*" | tee -a "$OUT/loadgen.log" >&2
     fi
 }
-rd() { lg "$1" --system redraft --endpoints "$REDRAFT_EPS" "${@:2}"; }
-et() { lg "$1" --system etcd --endpoints "$ETCD_EPS" "${@:2}"; }
-rs() { lg "$1" --system redis --endpoints "127.0.0.1:$REDIS" "${@:2}"; }
-ra() { lg "$1" --system redis --label redis-aof --endpoints "127.0.0.1:$REDIS_AOF" "${@:2}"; }
+# The PIDs of a system's server processes, comma-separated, for the loadgen's --server-pids
+# (server CPU per operation). Read at each run: a node restarted by the failover runs has a new
+# one.
+pids_of() {
+    local n out=""
+    for n in "$@"; do
+        [ -f "$WORK/pids/$n.pid" ] && out="$out${out:+,}$(cat "$WORK/pids/$n.pid")"
+    done
+    echo "$out"
+}
+redis_pid() { redis-cli -p "$1" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p'; }
+# sp PIDS: the --server-pids option, or nothing when no PID is known.
+sp() { [ -n "$1" ] && echo "--server-pids $1"; }
+# shellcheck disable=SC2046 # sp's output is two words or none
+rd() { lg "$1" --system redraft --endpoints "$REDRAFT_EPS" \
+    $(sp "$(pids_of redraft-1 redraft-2 redraft-3)") "${@:2}"; }
+# shellcheck disable=SC2046
+et() { lg "$1" --system etcd --endpoints "$ETCD_EPS" $(sp "$(pids_of etcd-1 etcd-2 etcd-3)") "${@:2}"; }
+# shellcheck disable=SC2046
+rs() { lg "$1" --system redis --endpoints "127.0.0.1:$REDIS" $(sp "$(redis_pid $REDIS)") "${@:2}"; }
+# shellcheck disable=SC2046
+ra() { lg "$1" --system redis --label redis-aof --endpoints "127.0.0.1:$REDIS_AOF" \
+    $(sp "$(redis_pid $REDIS_AOF)") "${@:2}"; }
 
 for rep in $(seq 1 $REPS); do
     T="--duration $DUR --warmup $WARM"

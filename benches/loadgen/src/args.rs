@@ -154,6 +154,10 @@ pub struct RunArgs {
     /// (each waits for its snapshot), to measure what snapshots cost the writes.
     #[arg(long, value_parser = parse_duration)]
     pub force_snapshots: Option<Duration>,
+    /// Comma-separated PIDs of the server processes (every node): their CPU time (user +
+    /// system, all threads) over the measured time is reported per operation (`server_cpu`).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
     /// Repetition number, recorded in the result.
     #[arg(long, default_value_t = 1)]
     pub rep: u32,

@@ -364,6 +364,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
             raftstats::scrape(&eps).await
         })
     });
+    // The servers' CPU before, read as the measured time starts (as the counters above).
+    let cpu_before = (!args.server_pids.is_empty()).then(|| {
+        let pids = args.server_pids.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            crate::cpustat::total(&pids)
+        })
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let snapshots = match (args.force_snapshots, snapshot_leader) {
         (Some(every), Some(leader)) => Some(tokio::spawn(raftstats::force_snapshots(
@@ -400,7 +408,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
         (reports, args.duration)
     };
     let _ = stop_tx.send(true);
+    let cpu_after = crate::cpustat::total(&args.server_pids);
     let mut res = summarize(&args, &reports, measured);
+    if let Some(before) = cpu_before {
+        match (before.await?, cpu_after) {
+            (Ok(b), Ok(a)) => {
+                res.server_cpu = Some(crate::cpustat::per_op(&args.server_pids, b, a, res.ops))
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                res.note = if res.note.is_empty() {
+                    e
+                } else {
+                    format!("{}; {e}", res.note)
+                }
+            }
+        }
+    }
     if args.counted() {
         let ok: u64 = reports.iter().map(|r| r.ok).sum();
         if ok < args.target_ops() {
@@ -466,6 +489,7 @@ pub fn summarize(args: &RunArgs, reports: &[WorkerReport], measured: Duration) -
         failover: None,
         log_flush: None,
         forced_snapshots: None,
+        server_cpu: None,
     }
 }
 

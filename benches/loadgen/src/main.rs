@@ -14,6 +14,7 @@
 
 mod args;
 mod client;
+mod cpustat;
 mod failover;
 mod kv;
 mod raftstats;

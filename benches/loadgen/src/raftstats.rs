@@ -17,12 +17,17 @@ pub struct RaftCounters {
     pub leader: bool,
     pub flushes: u64,
     pub entries: u64,
+    /// Proposal batching (`raft_proposal_entries`, `raft_proposal_requests`): absent on builds
+    /// before it.
+    pub proposals: Option<(u64, u64)>,
 }
 
 /// The `INFO` field names read (see redraft's `src/commands/server/info.rs`, section `# Raft`).
 const FLUSHES: &str = "raft_log_flushes";
 const ENTRIES: &str = "raft_log_entries_flushed";
 const STATE: &str = "raft_state";
+const PROPOSAL_ENTRIES: &str = "raft_proposal_entries";
+const PROPOSAL_REQUESTS: &str = "raft_proposal_requests";
 
 /// Parses the group-commit counters out of an `INFO raft` reply; `None` unless both counters
 /// are there and are numbers.
@@ -37,6 +42,9 @@ pub fn parse_info(text: &str) -> Option<RaftCounters> {
         leader: field(STATE).is_some_and(|s| s.eq_ignore_ascii_case("leader")),
         flushes: field(FLUSHES)?.parse().ok()?,
         entries: field(ENTRIES)?.parse().ok()?,
+        proposals: field(PROPOSAL_ENTRIES)
+            .and_then(|e| e.parse().ok())
+            .zip(field(PROPOSAL_REQUESTS).and_then(|r| r.parse().ok())),
     })
 }
 
@@ -80,6 +88,12 @@ pub fn delta(
                     leader: a.leader,
                     flushes: a.flushes - b.flushes,
                     entries: a.entries - b.entries,
+                    proposals: match (b.proposals, a.proposals) {
+                        (Some((be, br)), Some((ae, ar))) if ae >= be && ar >= br => {
+                            Some((ae - be, ar - br))
+                        }
+                        _ => None,
+                    },
                 })
             }
             _ => missing.push(ep.as_str()),
@@ -162,9 +176,12 @@ mod tests {
             Some(RaftCounters {
                 leader: true,
                 flushes: 120,
-                entries: 1800
+                entries: 1800,
+                proposals: None,
             })
         );
+        let batched = format!("{INFO}raft_proposal_entries:40\r\nraft_proposal_requests:600\r\n");
+        assert_eq!(parse_info(&batched).unwrap().proposals, Some((40, 600)));
         let follower = INFO.replace("Leader", "Follower");
         assert!(!parse_info(&follower).unwrap().leader);
         // A prefix of a name is not the name, and a missing or bad counter is no counters.
@@ -188,6 +205,7 @@ mod tests {
                 leader,
                 flushes,
                 entries,
+                proposals: Some((flushes, entries * 2)),
             })
         };
         let before = vec![c(true, 10, 100), c(false, 5, 50), c(false, 7, 70)];

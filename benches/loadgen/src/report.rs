@@ -214,6 +214,7 @@ pub fn table(all: &[RunResult]) -> String {
     }
 
     group_commit_table(&mut s, &ok);
+    server_cpu_table(&mut s, &ok);
     snapshot_side_table(&mut s, &side);
     fill_table(&mut s, &ok);
 
@@ -301,6 +302,68 @@ pub fn table(all: &[RunResult]) -> String {
     s
 }
 
+/// The servers' CPU per operation (every node, all threads), for runs given `--server-pids`.
+fn server_cpu_table(s: &mut String, ok: &[&RunResult]) {
+    let rs: Vec<&RunResult> = ok
+        .iter()
+        .copied()
+        .filter(|r| r.server_cpu.is_some())
+        .collect();
+    if rs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "### Server CPU per operation (user + system, every server process), median of runs \
+         (min–max)\n\n| system | workload | mode | value | conc. | pipe | ops/s | server CPU \
+         µs/op | server cores busy |\n|---|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    let keys: BTreeSet<(String, String, String, usize, usize, usize)> = rs
+        .iter()
+        .map(|r| {
+            (
+                r.system.clone(),
+                r.workload.clone(),
+                r.mode.clone(),
+                r.value_size,
+                r.concurrency,
+                r.pipeline,
+            )
+        })
+        .collect();
+    for k in keys {
+        let cell: Vec<&RunResult> = rs
+            .iter()
+            .copied()
+            .filter(|r| {
+                (
+                    &r.system,
+                    &r.workload,
+                    &r.mode,
+                    r.value_size,
+                    r.concurrency,
+                    r.pipeline,
+                ) == (&k.0, &k.1, &k.2, k.3, k.4, k.5)
+            })
+            .collect();
+        let cpu = |r: &RunResult| r.server_cpu.clone().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.0,
+            k.1,
+            k.2,
+            k.3,
+            k.4,
+            k.5,
+            spread(stats(&cell, |r| r.throughput)),
+            spread(stats(&cell, |r| cpu(r).us_per_op)),
+            spread(stats(&cell, |r| cpu(r).cpu_s / r.duration_s)),
+        );
+    }
+    s.push('\n');
+}
+
 /// redraft's group commit during its write runs: log entries per flush (one fsync each) on
 /// the leader and over all nodes, from `INFO raft` before and after each run.
 fn group_commit_table(s: &mut String, ok: &[&RunResult]) {
@@ -316,8 +379,8 @@ fn group_commit_table(s: &mut String, ok: &[&RunResult]) {
         s,
         "### Group commit: log entries per fsync under load (redraft `INFO raft`), median of \
          runs (min–max)\n\n| system | workload | value | conc. | pipe | ops/s | leader \
-         entries/flush | leader flushes/s | all nodes entries/flush |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|"
+         entries/flush | leader flushes/s | all nodes entries/flush | requests/entry |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let keys: BTreeSet<(String, String, usize, usize, usize)> = rs
         .iter()
@@ -356,7 +419,7 @@ fn group_commit_table(s: &mut String, ok: &[&RunResult]) {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             k.0,
             k.1,
             k.2,
@@ -369,6 +432,9 @@ fn group_commit_table(s: &mut String, ok: &[&RunResult]) {
             spread(stats(&cell, leader_flushes)),
             spread(stats(&cell, |r| lf(r)
                 .all_entries_per_flush()
+                .unwrap_or(f64::NAN))),
+            spread(stats(&cell, |r| lf(r)
+                .requests_per_entry()
                 .unwrap_or(f64::NAN))),
         );
     }
@@ -868,12 +934,14 @@ mod tests {
                     leader: true,
                     flushes: 100,
                     entries: leader_entries,
+                    proposals: None,
                 },
                 NodeFlush {
                     endpoint: "b:2".into(),
                     leader: false,
                     flushes: 100,
                     entries: 500,
+                    proposals: None,
                 },
             ],
         };

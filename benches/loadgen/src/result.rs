@@ -107,6 +107,10 @@ pub struct NodeFlush {
     pub flushes: u64,
     /// Log entries those flushes made durable.
     pub entries: u64,
+    /// Entries the node's proposal batcher proposed and the client requests they carried
+    /// (`INFO raft` `raft_proposal_entries`, `raft_proposal_requests`; not on older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposals: Option<(u64, u64)>,
 }
 
 /// Group commit under load: how many log entries each fsync covered, per node.
@@ -120,6 +124,18 @@ impl LogFlush {
     pub fn leader_entries_per_flush(&self) -> Option<f64> {
         let l = self.nodes.iter().find(|n| n.leader)?;
         (l.flushes > 0).then(|| l.entries as f64 / l.flushes as f64)
+    }
+
+    /// Client requests per proposed entry, over every node's batcher (`None` on builds
+    /// without proposal batching or without a proposal).
+    pub fn requests_per_entry(&self) -> Option<f64> {
+        let (mut e, mut r) = (0u64, 0u64);
+        for n in &self.nodes {
+            let (ne, nr) = n.proposals?;
+            e += ne;
+            r += nr;
+        }
+        (e > 0).then(|| r as f64 / e as f64)
     }
 
     /// Entries per flush over every node (followers flush what they are sent, too).
@@ -178,6 +194,21 @@ pub struct RunResult {
     /// Runs with `--force-snapshots`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced_snapshots: Option<ForcedSnapshots>,
+    /// Runs with `--server-pids`: the servers' CPU over the measured time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu: Option<ServerCpu>,
+}
+
+/// The server processes' CPU time (user + system, all threads, every node) over a run's
+/// measured time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerCpu {
+    /// How many processes were counted.
+    pub processes: usize,
+    /// Their CPU seconds, summed.
+    pub cpu_s: f64,
+    /// Microseconds of server CPU per successful operation.
+    pub us_per_op: f64,
 }
 
 /// Reads every result in a JSON-lines file (blank lines are skipped).
@@ -254,6 +285,7 @@ mod tests {
             leader,
             flushes,
             entries,
+            proposals: Some((flushes, entries * 4)),
         };
         let f = LogFlush {
             nodes: vec![
@@ -264,6 +296,8 @@ mod tests {
         };
         assert_eq!(f.leader_entries_per_flush(), Some(15.0));
         assert_eq!(f.all_entries_per_flush(), Some(10.0));
+        // (10+20+10) entries carried (100+300+0)*4 requests.
+        assert_eq!(f.requests_per_entry(), Some(40.0));
         let no_leader = LogFlush {
             nodes: vec![node(false, 10, 100)],
         };
@@ -312,6 +346,7 @@ mod tests {
                     leader: true,
                     flushes: 3,
                     entries: 40,
+                    proposals: None,
                 }],
             }),
             forced_snapshots: Some(ForcedSnapshots {
