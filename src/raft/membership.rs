@@ -288,6 +288,12 @@ fn write_error(
         RaftError::APIError(ClientWriteError::ChangeMembershipError(
             ChangeMembershipError::InProgress(p),
         )) => AdminError::Busy(format!("{what}: {p}")),
+        // openraft's change_membership checks that the membership it read is still the last
+        // one when its change reaches the core; another change in between fails that check.
+        // redraft attaches no precondition of its own, so this is always that race: retried.
+        RaftError::APIError(ClientWriteError::PreconditionFailed(p)) => {
+            AdminError::Busy(format!("{what}: {p}"))
+        }
         RaftError::APIError(api) => AdminError::Refused(format!("{what}: {api}")),
     }
 }
@@ -365,6 +371,21 @@ mod tests {
                 committed: None,
                 membership_log_id: None,
             }),
+        ));
+        let got = write_error("RAFT.ADDNODE (promote)", e);
+        assert!(matches!(got, AdminError::Busy(_)), "{got:?}");
+    }
+
+    /// Regression (grow-to-five under load flaked): node 5's promote met node 4's change
+    /// committed between openraft reading the membership and checking it ("last membership log
+    /// id mismatch"), and was refused, so `--join` exited. It is a retryable `Busy` now.
+    #[test]
+    fn a_membership_that_moved_under_the_change_is_busy_and_retried() {
+        let e = openraft::errors::RaftError::APIError(ClientWriteError::PreconditionFailed(
+            openraft::errors::PreconditionFailed::LastMembershipLogIdMismatch {
+                expected: None,
+                actual: None,
+            },
         ));
         let got = write_error("RAFT.ADDNODE (promote)", e);
         assert!(matches!(got, AdminError::Busy(_)), "{got:?}");
