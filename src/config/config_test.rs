@@ -79,8 +79,8 @@ fn base_parses_with_defaults_for_missing_sections() {
     assert_eq!(c.nodes[1].data_dir, PathBuf::from("data/node2"));
     assert_eq!(c.nodes[0].metrics_addr, None);
     assert_eq!(c.raft, RaftSection::default());
-    assert_eq!(c.raft.heartbeat_ms, 100);
-    assert_eq!(c.raft.election_timeout_ms, 1000);
+    assert_eq!(c.raft.heartbeat_ms, 50);
+    assert_eq!(c.raft.election_timeout_ms, 250);
     assert_eq!(c.raft.snapshot_every, 10_000);
     assert_eq!(c.raft.max_in_snapshot_log_to_keep, 1000);
     assert_eq!(c.server, ServerSection::default());
@@ -99,11 +99,11 @@ fn base_parses_with_defaults_for_missing_sections() {
 #[test]
 fn partial_sections_keep_other_defaults() {
     let c = must_parse(&format!(
-        "{BASE}\n[raft]\nheartbeat_ms = 50\n[server]\nread_mode = \"lease\"\n\
+        "{BASE}\n[raft]\nheartbeat_ms = 40\n[server]\nread_mode = \"lease\"\n\
          [store]\nhistory_minutes = 60\n"
     ));
-    assert_eq!(c.raft.heartbeat_ms, 50);
-    assert_eq!(c.raft.election_timeout_ms, 1000);
+    assert_eq!(c.raft.heartbeat_ms, 40);
+    assert_eq!(c.raft.election_timeout_ms, 250);
     assert_eq!(c.server.read_mode, ReadMode::Lease);
     assert_eq!(c.server.max_clients, 10_000);
     assert_eq!(c.store.history_minutes, Some(60));

@@ -6,7 +6,8 @@ use super::*;
 #[test]
 fn read_lease_is_the_election_timeout_minus_the_drift_margin() {
     let c = must_parse(BASE);
-    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(800));
+    // The defaults: 250 ms election timeout, a fifth of it as margin.
+    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(200));
     let c = must_parse(&format!(
         "{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 150\n"
     ));
@@ -34,11 +35,11 @@ fn refuses_bad_raft_timing() {
         "must exceed 2 × heartbeat_ms",
     );
     must_be_invalid(
-        &raft("election_timeout_ms = 200"),
+        &raft("election_timeout_ms = 100"),
         "raft.election_timeout_ms",
-        "must exceed 2 × heartbeat_ms (200 ≤ 2 × 100)",
+        "must exceed 2 × heartbeat_ms (100 ≤ 2 × 50)",
     );
-    must_parse(&raft("election_timeout_ms = 201"));
+    must_parse(&raft("election_timeout_ms = 101"));
     must_be_invalid(
         &raft("election_timeout_ms = 3600001"),
         "raft.election_timeout_ms",
