@@ -6,7 +6,7 @@
 # live leader.
 #
 # Usage: benches/elections.sh [-d DURATION] [-c CONCURRENCY] [-s SNAPSHOT_EVERY]
-#   -d  how long the load runs (default 10m; loadgen durations: 90s, 10m, ...)
+#   -d  how long the load runs (default 600s; loadgen durations: 90s, 500ms, ...)
 #   -c  writing connections, spread over the three nodes (default 64)
 #   -s  RAFT.SNAPSHOT on the leader this often during the load, so snapshot writes compete
 #       with the log's fsyncs as in production (default 10s; 0: none)
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
 
-DURATION=10m
+DURATION=600s
 CONC=64
 SNAP=10s
 while getopts "d:c:s:" o; do
