@@ -7,8 +7,9 @@
 //! | mode           | leader                                     | follower                        |
 //! |----------------|--------------------------------------------|---------------------------------|
 //! | `linearizable` | ReadIndex round (quorum heartbeat)         | read index asked of the leader  |
-//! | `lease`        | lease check, no quorum round; if the lease | as `linearizable`               |
-//! |                | is too old, a ReadIndex round (fallback)   |                                 |
+//! | `lease`        | lease check, no quorum round; if the lease | read index asked of the leader, |
+//! |                | is too old, a ReadIndex round (fallback)   | fixed by its lease (no quorum   |
+//! |                |                                            | round) or else by a ReadIndex   |
 //! | `stale`        | what this node has applied                 | what this node has applied      |
 //!
 //! In every mode but `stale` the read then waits until this node has applied up to the index
@@ -41,8 +42,15 @@
 //! openraft publishes (no message to the Raft core: [`RaftNode::lease_from_metrics`]), then,
 //! when those cannot show a live lease, in the core (batched). When the last acknowledgement
 //! is older, the lease check fails at once (no waiting) and the readers fall back to a
-//! ReadIndex round (`lease_fallbacks`). No lease read is served:
-//! - on a node that is not the leader (lease mode on a follower = linearizable follower read);
+//! ReadIndex round (`lease_fallbacks`).
+//!
+//! **FollowerLeaseReads.** A follower in lease mode asks the leader for a read index fixed by
+//! the leader's lease (`leader::lease_read_index`, one peer message, batched in rounds as
+//! ReadIndex rounds are); the leader answers its committed index when its lease holds, so no
+//! other leader can have committed anything since, or runs a ReadIndex round when it cannot
+//! show that. The follower then waits until it has applied that index and reads its own
+//! state: lease reads scale over every node, each costing one message to the leader and none
+//! to a quorum. The lease is only ever the leader's. No lease read is served:
 //! - by a leader that has not yet applied an entry of its own term (its blank entry): until
 //!   then entries committed by the previous leader may be missing here;
 //! - by a leader transferring leadership (openraft refuses: followers drop their lease for the
@@ -56,16 +64,14 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::linearizable_read::LinearizerOption;
 use openraft::type_config::alias::InstantOf;
-use openraft::vote::RaftLeaderId;
-use openraft::{Instant as _, ServerState};
+use openraft::Instant as _;
 use tokio::sync::oneshot;
 
 use super::error::RaftError;
 use super::leader;
 use super::raft_node::RaftNode;
 use super::read_gate::Lease;
-use super::typ::RaftMetrics;
-use super::wire::{ForwardError, RpcRequest, RpcResponse};
+use super::wire::{ForwardError, LeaseIndex, RpcRequest, RpcResponse};
 use super::TypeConfig;
 use crate::config::ReadMode;
 
@@ -97,15 +103,30 @@ impl RaftNode {
                     }
                     rx.await.unwrap_or_else(|_| Err(stopped()))?
                 } else {
-                    Lease::Lapsed
+                    // FollowerLeaseReads: the leader's lease fixes the index (`leader.rs`).
+                    let (tx, rx) = oneshot::channel();
+                    if self.reads.leader_leases.join(tx) {
+                        let node = self.clone();
+                        tokio::spawn(async move { node.run_leader_lease_rounds().await });
+                    }
+                    let got = rx.await.unwrap_or_else(|_| Err(stopped()))?;
+                    if got.by_lease {
+                        Lease::Held(got.index)
+                    } else {
+                        Lease::Confirmed(got.index)
+                    }
                 };
+                let s = &self.reads.stats;
                 match held {
                     Lease::Held(index) => {
-                        self.reads.stats.lease_hits.fetch_add(1, Ordering::Relaxed);
+                        s.lease_hits.fetch_add(1, Ordering::Relaxed);
+                        index
+                    }
+                    Lease::Confirmed(index) => {
+                        s.lease_fallbacks.fetch_add(1, Ordering::Relaxed);
                         index
                     }
                     Lease::Lapsed => {
-                        let s = &self.reads.stats;
                         s.lease_fallbacks.fetch_add(1, Ordering::Relaxed);
                         self.read_index().await?
                     }
@@ -182,16 +203,47 @@ impl RaftNode {
         }
     }
 
+    /// Runs rounds of read indexes fixed by the leader's lease (FollowerLeaseReads) until
+    /// nobody waits. One instance at a time (`running`); ReadAfterInvocation as for ReadIndex
+    /// rounds: every reader a round serves arrived before the request was sent.
+    async fn run_leader_lease_rounds(&self) {
+        while let Some(waiters) = self.reads.leader_leases.take() {
+            let result = self.fetch_index(IndexKind::Lease).await;
+            let s = &self.reads.stats;
+            s.leader_lease_rounds.fetch_add(1, Ordering::Relaxed);
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+        }
+    }
+
     /// One ReadIndex round: the leader's read index, confirmed by a quorum (on the leader
     /// itself, or asked of the leader over the peer connection). Retries across leader changes
     /// until `write_timeout`.
     pub(super) async fn fetch_read_index(&self) -> Result<u64, RaftError> {
+        self.fetch_index(IndexKind::Quorum).await.map(|l| l.index)
+    }
+
+    /// The leader's read index of `kind`, on the leader itself or asked of it over the peer
+    /// connection. Retries across leader changes until `write_timeout`.
+    async fn fetch_index(&self, kind: IndexKind) -> Result<LeaseIndex, RaftError> {
         let deadline = Instant::now() + self.write_timeout;
+        let quorum = |index| LeaseIndex {
+            index,
+            by_lease: false,
+        };
         loop {
             let (leader, addr) = self.wait_for_leader(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             let index = if leader == self.id {
-                match leader::read_index(&self.raft).await {
+                let got = match kind {
+                    IndexKind::Quorum => leader::read_index(&self.raft).await.map(quorum),
+                    IndexKind::Lease => {
+                        let r = &self.reads;
+                        leader::lease_read_index(&self.raft, self.id, &r.liveness, r.lease).await
+                    }
+                };
+                match got {
                     Ok(i) => Some(i),
                     Err(e) => match e {
                         ForwardError::Fatal(m) => return Err(RaftError::Fatal(m)),
@@ -199,13 +251,22 @@ impl RaftNode {
                     },
                 }
             } else if !addr.is_empty() {
-                match self
-                    .peers
-                    .slot(leader, &addr)
-                    .call(RpcRequest::ReadIndex, left)
-                    .await
-                {
-                    Ok(RpcResponse::ReadIndex(Ok(i))) => Some(i),
+                let slot = self.peers.slot(leader, &addr);
+                let asked = match kind {
+                    IndexKind::Quorum => RpcRequest::ReadIndex,
+                    IndexKind::Lease => RpcRequest::LeaseReadIndex,
+                };
+                match slot.call(asked, left).await {
+                    Ok(RpcResponse::ReadIndex(Ok(i))) => Some(quorum(i)),
+                    Ok(RpcResponse::LeaseReadIndex(Ok(l))) => Some(l),
+                    // AppendedRequestsFallBack: a leader of an older version.
+                    Ok(RpcResponse::Refused(_)) if kind == IndexKind::Lease => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match slot.call(RpcRequest::ReadIndex, left).await {
+                            Ok(RpcResponse::ReadIndex(Ok(i))) => Some(quorum(i)),
+                            _ => None,
+                        }
+                    }
                     _ => None,
                 }
             } else {
@@ -245,7 +306,7 @@ impl RaftNode {
         }
         let rx = self.raft.metrics();
         let m = rx.borrow_watched();
-        lease_read_index(
+        leader::lease_index_on_metrics(
             &m,
             self.id,
             InstantOf::<TypeConfig>::now(),
@@ -261,7 +322,7 @@ impl RaftNode {
             if let Err(e) = &m.running_state {
                 return Err(RaftError::Fatal(e.to_string()));
             }
-            if !leads_with_own_term_applied(&m) {
+            if !leader::leads_with_own_term_applied(&m) {
                 return Ok(Lease::Lapsed);
             }
         }
@@ -277,70 +338,15 @@ impl RaftNode {
     }
 }
 
-/// The lease fast path's decision on published metrics `m` of node `id` at `now` (see
-/// [`RaftNode::lease_from_metrics`]): the index to read at (LeaseReadsCommitted), or `None`.
-fn lease_read_index(
-    m: &RaftMetrics,
-    id: u64,
-    now: InstantOf<TypeConfig>,
-    lease: Duration,
-) -> Option<u64> {
-    if !leads_with_own_term_applied(m) || m.current_leader != Some(id) {
-        return None;
-    }
-    let applied = m.last_applied.as_ref()?.index();
-    let committed = m.local_committed.as_ref().map_or(0, |c| c.index());
-    let acked: InstantOf<TypeConfig> = **m.last_quorum_acked.as_ref()?;
-    (now < acked + lease).then_some(committed.max(applied))
-}
-
-/// The guard both lease checks share: this node leads and has applied an entry of its own term
-/// (its blank entry), so everything a previous leader committed is applied here.
-fn leads_with_own_term_applied(m: &RaftMetrics) -> bool {
-    m.state == ServerState::Leader
-        && m.last_applied
-            .as_ref()
-            .is_some_and(|l| l.committed_leader_id().term() == m.current_term)
+/// How a read index is fixed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IndexKind {
+    /// A ReadIndex round: the leader confirms its leadership with a quorum.
+    Quorum,
+    /// The leader's lease if it holds, else a ReadIndex round (FollowerLeaseReads).
+    Lease,
 }
 
 fn stopped() -> RaftError {
     RaftError::Fatal("read gate stopped".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log_id(term: u64, index: u64) -> super::super::typ::LogId {
-        use openraft::vote::RaftLeaderIdExt;
-        let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(term, 1);
-        super::super::typ::LogId::new(leader, index)
-    }
-
-    /// LeaseReadsCommitted: while the leader's apply lags its commit (a snapshot encode holds
-    /// the state machine), a lease read must wait for what is committed, which a follower may
-    /// already have served; reading at the applied index would answer from before it.
-    #[test]
-    fn the_lease_fast_path_reads_at_the_committed_index() {
-        let now = InstantOf::<TypeConfig>::now();
-        let lease = Duration::from_millis(800);
-        let mut m = RaftMetrics::new_initial(1);
-        m.state = ServerState::Leader;
-        m.current_leader = Some(1);
-        m.current_term = 3;
-        m.last_applied = Some(log_id(3, 10));
-        m.local_committed = Some(log_id(3, 12));
-        m.last_quorum_acked = Some(now.into());
-        assert_eq!(lease_read_index(&m, 1, now, lease), Some(12));
-
-        // Never below what is applied (a snapshot install can put applied ahead).
-        m.local_committed = Some(log_id(3, 9));
-        assert_eq!(lease_read_index(&m, 1, now, lease), Some(10));
-
-        // A lapsed lease, another leader, or the blank entry of this term not applied: none.
-        assert_eq!(lease_read_index(&m, 1, now + lease, lease), None);
-        assert_eq!(lease_read_index(&m, 2, now, lease), None);
-        m.last_applied = Some(log_id(2, 10));
-        assert_eq!(lease_read_index(&m, 1, now, lease), None);
-    }
 }

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::error::RaftError;
 use super::health::Liveness;
+use super::wire::LeaseIndex;
 use crate::config::ReadMode;
 
 /// How a lease check ended.
@@ -19,6 +20,9 @@ pub(super) enum Lease {
     Held(u64),
     /// No lease now (too old, not leader, transferring, term's first entry not applied).
     Lapsed,
+    /// Asked of the leader by a follower: the leader could not show its lease, and a ReadIndex
+    /// round it ran fixed this index (counted as a fallback).
+    Confirmed(u64),
 }
 
 pub(super) type Waiter<T> = oneshot::Sender<Result<T, RaftError>>;
@@ -82,7 +86,11 @@ pub struct ReadStats {
     pub lease_rounds: AtomicU64,
     /// Lease hits decided from the published metrics, without a message to the Raft core.
     pub lease_fast_hits: AtomicU64,
-    /// Barriers served by the lease, and barriers that fell back to a ReadIndex round.
+    /// On a follower: read indexes asked of the leader's lease (FollowerLeaseReads), each
+    /// round serving every lease read that waited for it.
+    pub leader_lease_rounds: AtomicU64,
+    /// Barriers served by the lease (this node's as leader, the leader's on a follower), and
+    /// barriers that fell back to a ReadIndex round.
     pub lease_hits: AtomicU64,
     pub lease_fallbacks: AtomicU64,
 }
@@ -91,6 +99,8 @@ pub struct ReadStats {
 pub struct Reads {
     pub(super) index: Rounds<u64>,
     pub(super) lease_checks: Rounds<Lease>,
+    /// A follower's rounds of read indexes fixed by the leader's lease (FollowerLeaseReads).
+    pub(super) leader_leases: Rounds<LeaseIndex>,
     /// `max_quorum_ack_age` of a lease read (LeaseBound).
     pub lease: Duration,
     /// Beyond this long without AppendEntries a follower counts as out of touch.
@@ -105,6 +115,7 @@ impl Reads {
         Self {
             index: Rounds::default(),
             lease_checks: Rounds::default(),
+            leader_leases: Rounds::default(),
             lease,
             unsynced_after,
             stats: ReadStats::default(),

@@ -60,6 +60,14 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// What this node needs to answer a follower's lease read index (FollowerLeaseReads): its id
+/// and its lease (`max_quorum_ack_age`, LeaseBound).
+#[derive(Clone, Copy)]
+struct LeaderLease {
+    id: u64,
+    lease: Duration,
+}
+
 /// Serves peer RPCs on `listener` until `shutdown` turns true.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
@@ -70,8 +78,13 @@ pub async fn serve(
     liveness: Arc<Liveness>,
     pubsub: Arc<PubSub>,
     sm: StateMachineStore,
+    lease: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let lease = LeaderLease {
+        id: me.node_id,
+        lease,
+    };
     let me = Arc::new(me);
     loop {
         let (mut stream, addr) = tokio::select! {
@@ -109,8 +122,10 @@ pub async fn serve(
                     }
                 };
             tracing::debug!(%addr, peer, "peer connected");
-            if let Err(e) =
-                serve_conn(stream, raft, batcher, peer, liveness, pubsub, sm, shutdown).await
+            if let Err(e) = serve_conn(
+                stream, raft, batcher, peer, liveness, pubsub, sm, lease, shutdown,
+            )
+            .await
             {
                 tracing::debug!(%addr, peer, error = %e, "peer connection closed");
             }
@@ -127,6 +142,7 @@ async fn serve_conn(
     liveness: Arc<Liveness>,
     pubsub: Arc<PubSub>,
     sm: StateMachineStore,
+    lease: LeaderLease,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (mut rd, wr) = stream.into_split();
@@ -199,7 +215,7 @@ async fn serve_conn(
             _ => {}
         }
         tokio::spawn(async move {
-            let body = handle(&raft, &batcher, peer, &liveness, req.body).await;
+            let body = handle(&raft, &batcher, peer, &liveness, lease, req.body).await;
             let _ = tx.send(Envelope { id: req.id, body }).await;
         });
     }
@@ -242,6 +258,7 @@ async fn handle(
     batcher: &Batcher,
     peer: u64,
     liveness: &Liveness,
+    lease: LeaderLease,
     req: RpcRequest,
 ) -> RpcResponse {
     match req {
@@ -289,6 +306,9 @@ async fn handle(
             RpcResponse::ClientWriteMany(batcher.propose(reqs).await)
         }
         RpcRequest::ReadIndex => RpcResponse::ReadIndex(leader::read_index(raft).await),
+        RpcRequest::LeaseReadIndex => RpcResponse::LeaseReadIndex(
+            leader::lease_read_index(raft, lease.id, liveness, lease.lease).await,
+        ),
         RpcRequest::Admin(req) => {
             RpcResponse::Admin(membership::serve_local(raft, liveness, req).await)
         }

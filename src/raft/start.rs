@@ -153,6 +153,7 @@ pub async fn start(
         liveness.clone(),
         pubsub.clone(),
         sm.clone(),
+        cfg.raft.read_lease(),
         shutdown.clone(),
     )));
 

@@ -12,8 +12,12 @@
 //!
 //! The handshake's messages ([`Hello`], [`HelloReply`], [`Proof`], [`Verdict`]) are drawn in
 //! `handshake.rs`. After it, the client sends [`Envelope`]s of [`RpcRequest`] and the server
-//! answers each with an `Envelope` of [`RpcResponse`] carrying the same id. Changing any
-//! message here changes [`PEER_PROTOCOL_VERSION`].
+//! answers each with an `Envelope` of [`RpcResponse`] carrying the same id. Changing a
+//! message here changes [`PEER_PROTOCOL_VERSION`], with one exception that keeps mixed
+//! versions talking during a rolling upgrade: a request variant appended at the end of
+//! [`RpcRequest`] (with its answer appended to [`RpcResponse`]). An older node cannot decode
+//! it and answers [`RpcResponse::Refused`]; the caller then falls back to what older nodes
+//! serve (**AppendedRequestsFallBack**).
 
 use std::io;
 
@@ -144,6 +148,19 @@ pub enum RpcRequest {
         vote: Vote,
         meta: SnapshotMeta,
     },
+    /// A follower in lease mode asks the leader for a read index fixed by the leader's lease
+    /// (LeaseBound, `read.rs`), with no quorum round when the lease holds. Answered by
+    /// [`RpcResponse::LeaseReadIndex`]; an older leader answers `Refused`
+    /// (AppendedRequestsFallBack: the follower asks for a ReadIndex instead).
+    LeaseReadIndex,
+}
+
+/// What [`RpcRequest::LeaseReadIndex`] answers: the index to read at, and whether the leader's
+/// lease fixed it (`false`: the lease could not be shown to hold, a ReadIndex round did).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseIndex {
+    pub index: u64,
+    pub by_lease: bool,
 }
 
 /// What [`RpcRequest::Status`] answers.
@@ -182,6 +199,7 @@ pub enum RpcResponse {
     Published(u64),
     /// Whether a [`RpcRequest::SnapshotChunk`] was taken.
     SnapshotChunk(Result<(), String>),
+    LeaseReadIndex(Result<LeaseIndex, ForwardError>),
 }
 
 /// A cluster administration request, served by the leader.

@@ -368,7 +368,7 @@ pub fn exposition(ctx: &ServerContext) -> String {
         ),
         (
             "redraft_read_lease_hits_total",
-            "Read barriers served by the leader lease, without a quorum round.",
+            "Read barriers served by the leader lease (on a follower, the leader's), without a quorum round.",
             get(&rs.lease_hits),
         ),
         (
@@ -380,6 +380,11 @@ pub fn exposition(ctx: &ServerContext) -> String {
             "redraft_read_lease_fallbacks_total",
             "Lease-mode read barriers that took a ReadIndex round (no lease held).",
             get(&rs.lease_fallbacks),
+        ),
+        (
+            "redraft_read_lease_leader_rounds_total",
+            "On a follower: read indexes asked of the leader's lease for lease-mode reads.",
+            get(&rs.leader_lease_rounds),
         ),
     ] {
         render_one(&mut out, "counter", name, help, value);

@@ -226,7 +226,7 @@ fn reads_section(ctx: &ServerContext, out: &mut String) {
          reads_stale:{}\r\nreads_stale_unsynced:{}\r\nread_index_rounds:{rounds}\r\n\
          read_index_barriers:{barriers}\r\nread_index_barriers_per_round:{per_round:.2}\r\n\
          lease_ms:{}\r\nlease_checks:{}\r\nlease_hits:{}\r\nlease_fast_hits:{}\r\n\
-         lease_fallbacks:{}\r\n\
+         lease_fallbacks:{}\r\nlease_leader_rounds:{}\r\n\
          leader_last_contact_ms:{contact}\r\nleader_in_touch:{}\r\n",
         ctx.settings.read_mode(),
         get(&s.linearizable),
@@ -238,6 +238,7 @@ fn reads_section(ctx: &ServerContext, out: &mut String) {
         get(&s.lease_hits),
         get(&s.lease_fast_hits),
         get(&s.lease_fallbacks),
+        get(&s.leader_lease_rounds),
         u8::from(ctx.node.in_touch()),
     );
 }
