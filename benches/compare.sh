@@ -158,9 +158,9 @@ wait_healthy() {
     exit 1
 }
 wait_healthy
-# The redraft leader's client port: lease reads are served locally by the leader only (on a
-# follower, lease mode is a linearizable follower read), so they are also measured with every
-# connection on the leader ("redraft-leader"). The failover runs come last, so it holds until
+# The redraft leader's client port: lease reads spread over all nodes (followers ask the
+# leader's lease for each round's read index) are also measured with every connection on the
+# leader ("redraft-leader"), which needs no message at all. The failover runs come last, so it holds until
 # then.
 for i in 1 2 3; do
     redis-cli -p $((RD + i)) ROLE 2>/dev/null | grep -qx master && LEADER_EP=127.0.0.1:$((RD + i))
