@@ -34,6 +34,7 @@ use bytes::Bytes;
 
 use super::args::wrong_arity as arity;
 use super::reply::{help_reply, verbatim};
+use super::session::ReplyMode;
 use super::REDIS_VERSION;
 use super::{CommandError, CommandResult, Session};
 use crate::config::ReadMode;
@@ -271,6 +272,17 @@ pub(super) fn client(
             Ok(Frame::ok())
         }
         "setinfo" => client_setinfo(session, parse),
+        "reply" => {
+            let mode = parse.next_string()?.to_ascii_lowercase();
+            session.set_reply(match mode.as_str() {
+                "on" => ReplyMode::On,
+                "off" => ReplyMode::Off,
+                "skip" => ReplyMode::Skip,
+                _ => return Err(ParseError::Syntax.into()),
+            });
+            // OFF and SKIP mute this reply themselves (`Session::reply_muted`).
+            Ok(Frame::ok())
+        }
         "info" => {
             let mut line = String::new();
             session.handle.write_info_line(Instant::now(), &mut line);
@@ -329,6 +341,8 @@ pub(super) fn client(
                 "    Protect current client connection from eviction.",
                 "NO-TOUCH (ON|OFF)",
                 "    Will not touch LRU/LFU stats when this mode is on.",
+                "REPLY (ON|OFF|SKIP)",
+                "    Control the replies sent to the current connection.",
                 "SETINFO <option> <value>",
                 "    Set client meta attr. Options are:",
                 "    * LIB-NAME: the client lib name.",

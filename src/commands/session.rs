@@ -39,6 +39,10 @@ pub struct Session {
     /// The channels and patterns this connection subscribes to, with its message queue;
     /// `None` while it subscribes to nothing (`pubsub.rs`).
     pub subscription: Option<crate::watch::pubsub::Subscription>,
+    /// `CLIENT REPLY`: whether replies are switched off, and how many of the next replies
+    /// to drop (SKIP drops its own and the next command's).
+    reply_off: bool,
+    replies_to_skip: u8,
 }
 
 impl Session {
@@ -57,6 +61,8 @@ impl Session {
             barrier_valid: false,
             txn: txn::TxnState::default(),
             subscription: None,
+            reply_off: false,
+            replies_to_skip: 0,
         };
         session.set_read_mode(ctx.settings.read_mode());
         session
@@ -81,6 +87,31 @@ impl Session {
             op,
             at_ms: 0,
         }
+    }
+
+    /// `CLIENT REPLY ON|OFF|SKIP` (Redis's `CLIENT_REPLY_OFF`/`CLIENT_REPLY_SKIP`): OFF drops
+    /// every reply from this command on, SKIP this one and the next (ignored while OFF), ON
+    /// answers `+OK` and sends every reply again.
+    pub(super) fn set_reply(&mut self, mode: ReplyMode) {
+        match mode {
+            ReplyMode::On => {
+                self.reply_off = false;
+                self.replies_to_skip = 0;
+            }
+            ReplyMode::Off => self.reply_off = true,
+            ReplyMode::Skip if !self.reply_off => self.replies_to_skip = 2,
+            ReplyMode::Skip => {}
+        }
+    }
+
+    /// Called once per command answered, in order: whether its reply must be dropped
+    /// (`CLIENT REPLY`). Messages pushed to a subscriber are not replies: they still go out.
+    pub fn reply_muted(&mut self) -> bool {
+        if self.replies_to_skip > 0 {
+            self.replies_to_skip -= 1;
+            return true;
+        }
+        self.reply_off
     }
 
     /// Switches the reply protocol (HELLO, RESET).
@@ -111,6 +142,7 @@ impl Session {
         self.set_read_mode(ctx.settings.read_mode());
         self.handle.set_flag(FLAG_NO_EVICT, false);
         self.handle.set_flag(FLAG_NO_TOUCH, false);
+        self.set_reply(ReplyMode::On);
         self.authenticated = ctx.requirepass.is_none();
     }
 
@@ -130,4 +162,12 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.dedup_ids.give_back(self.client_id, self.seq);
     }
+}
+
+/// The argument of `CLIENT REPLY`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReplyMode {
+    On,
+    Off,
+    Skip,
 }

@@ -42,6 +42,12 @@ pub struct ClientHandle {
     /// Reply bytes being written (`omem=`, `tot-mem=`): a batch's replies while they are
     /// flushed, 0 between batches.
     omem: AtomicU64,
+    /// The read buffer's unparsed bytes and free capacity (`qbuf=`, `qbuf-free=`), and the
+    /// argument bytes of the batch being answered (`argv-mem=`), as of the last batch start or
+    /// end.
+    qbuf: AtomicU64,
+    qbuf_free: AtomicU64,
+    argv_mem: AtomicU64,
     /// Subscriptions and transaction state for `sub=`, `psub=`, `ssub=`, `multi=`; kept by the
     /// pub/sub and MULTI issues (0 and -1 until then).
     pub subscriptions: AtomicU64,
@@ -90,6 +96,9 @@ impl ClientHandle {
             resp: AtomicU8::new(2),
             flags: AtomicU8::new(0),
             omem: AtomicU64::new(0),
+            qbuf: AtomicU64::new(0),
+            qbuf_free: AtomicU64::new(0),
+            argv_mem: AtomicU64::new(0),
             subscriptions: AtomicU64::new(0),
             pattern_subscriptions: AtomicU64::new(0),
             multi_queued: AtomicI64::new(-1),
@@ -132,6 +141,15 @@ impl ClientHandle {
         let ms = now.saturating_duration_since(self.created).as_millis() as u64;
         self.last_interaction_ms.store(ms, Ordering::Relaxed);
         self.omem.store(omem as u64, Ordering::Relaxed);
+    }
+
+    /// Records the query buffer (`qbuf=`: bytes received and not yet parsed, `qbuf-free=`: its
+    /// free capacity) and the argument bytes of the commands being answered (`argv-mem=`, 0
+    /// between batches).
+    pub fn set_query_buffer(&self, qbuf: usize, qbuf_free: usize, argv_mem: usize) {
+        self.qbuf.store(qbuf as u64, Ordering::Relaxed);
+        self.qbuf_free.store(qbuf_free as u64, Ordering::Relaxed);
+        self.argv_mem.store(argv_mem as u64, Ordering::Relaxed);
     }
 
     /// Locks the name fields (held briefly; never across an await).
@@ -239,17 +257,22 @@ impl ClientHandle {
 
     /// Appends this client's `CLIENT LIST` line (with its `\n`), with Redis 7.2's fields in
     /// Redis's order (`networking.c` `catClientInfoString`). `db` is always 0 and `user` always
-    /// `default`; of the memory fields only `omem`/`tot-mem` are tracked (pending reply bytes),
-    /// Redis's query and argv buffer figures are 0.
+    /// `default`; the memory fields tracked are `qbuf`/`qbuf-free` (the read buffer),
+    /// `argv-mem` (the arguments of the batch being answered) and `omem` (pending reply bytes);
+    /// `tot-mem` is their sum.
     pub fn write_info_line(&self, now: Instant, out: &mut String) {
         let names = self.names().clone();
         let omem = self.omem.load(Ordering::Relaxed);
         let multi = self.multi_queued.load(Ordering::Relaxed);
+        let qbuf = self.qbuf.load(Ordering::Relaxed);
+        let qbuf_free = self.qbuf_free.load(Ordering::Relaxed);
+        let argv_mem = self.argv_mem.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} \
-             ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 \
-             oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} \
+             ssub=0 multi={} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 \
+             rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 \
+             resp={} \
              lib-name={} lib-ver={}",
             self.id,
             self.addr,
@@ -263,7 +286,7 @@ impl ClientHandle {
             self.pattern_subscriptions.load(Ordering::Relaxed),
             multi,
             omem,
-            omem,
+            qbuf + qbuf_free + argv_mem + omem,
             CmdId(self.last_cmd.load(Ordering::Relaxed)).name(),
             self.resp.load(Ordering::Relaxed),
             names.lib_name.as_deref().unwrap_or(""),

@@ -7,6 +7,7 @@
 //! `protocol`'s limits and the command table's size and ids.
 
 pub mod clients;
+pub mod cmdstats;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,6 +48,8 @@ pub struct ServerContext {
     /// Commands run, per top-level command of the table (`redraft_server_commands_total`);
     /// the last slot counts commands not in the table.
     pub command_counts: CounterVec,
+    /// INFO commandstats, latencystats and errorstats (`cmdstats.rs`).
+    pub command_stats: cmdstats::CommandStats,
     /// Notified by `SHUTDOWN`; `main` then stops the node gracefully.
     pub stop_requested: Notify,
     /// This node's addresses as the cluster should know them (what `--join` asks to add).
@@ -165,6 +168,7 @@ impl ServerContext {
             clients: Arc::new(ClientRegistry::default()),
             settings: Settings::from_config(cfg),
             command_counts: CounterVec::new(crate::commands::table::commands().len() + 1),
+            command_stats: cmdstats::CommandStats::default(),
             stop_requested: Notify::new(),
             advertised,
         }

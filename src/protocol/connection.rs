@@ -132,6 +132,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream.flush().await
     }
 
+    /// The read buffer: bytes received and not yet parsed, and its free capacity (`CLIENT
+    /// LIST`'s `qbuf=` and `qbuf-free=`).
+    pub fn read_buffer(&self) -> (usize, usize) {
+        (self.rbuf.len(), self.rbuf.capacity() - self.rbuf.len())
+    }
+
     /// Returns how many encoded reply bytes wait for `flush` (for output buffer limits).
     pub fn pending_output(&self) -> usize {
         self.wbuf.len()

@@ -39,9 +39,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::commands::table::{self, CmdId};
 use crate::commands::{self, Session};
 use crate::context::{ClientHandle, ServerContext};
 use crate::protocol::{Connection, ConnectionError, Frame};
@@ -117,6 +119,13 @@ pub async fn run(
         write_queued_messages(&mut conn, &mut session);
         let output_limit = ctx.settings.output_buffer_limit() as usize;
         let mut close = false;
+        // INFO commandstats: each command's id, and its time from the previous reply.
+        let mut ids: std::collections::VecDeque<CmdId> =
+            received.iter().map(|argv| table::id_of(argv)).collect();
+        let mut mark = Instant::now();
+        let (qbuf, qbuf_free) = conn.read_buffer();
+        let argv_mem = received.iter().flatten().map(Bytes::len).sum();
+        handle.set_query_buffer(qbuf, qbuf_free, argv_mem);
         let mut batch = commands::Batch::new(received, &mut session);
         loop {
             let next = {
@@ -146,10 +155,20 @@ pub async fn run(
                 }
             };
             let Some(out) = next else { break };
+            let now = Instant::now();
+            let error = match &out.frame {
+                Frame::Error(e) => Some(e.as_str()),
+                _ => None,
+            };
+            let id = ids.pop_front().unwrap_or(CmdId::NONE);
+            ctx.command_stats.record(id, now - mark, error);
+            mark = now;
             conn.proto = session.proto;
-            conn.write_frame(&out.frame);
-            for frame in &out.more {
-                conn.write_frame(frame);
+            if !session.reply_muted() {
+                conn.write_frame(&out.frame);
+                for frame in &out.more {
+                    conn.write_frame(frame);
+                }
             }
             if output_limit > 0 && conn.pending_output() > output_limit {
                 tracing::warn!(
@@ -172,6 +191,8 @@ pub async fn run(
             return;
         }
         handle.touch(Instant::now(), conn.pending_output());
+        let (qbuf, qbuf_free) = conn.read_buffer();
+        handle.set_query_buffer(qbuf, qbuf_free, 0);
         let flushed = tokio::select! {
             // RepliesBeforeExit (`server/mod.rs`): replies already computed go out even when
             // shutdown has begun; only a flush that cannot complete is cut short.

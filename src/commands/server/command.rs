@@ -1,6 +1,8 @@
 //! COMMAND and its subcommands (COUNT INFO DOCS LIST), answered from the command table
 //! (`commands::table`).
 
+use bytes::Bytes;
+
 use crate::commands::reply::{bulk, help_reply};
 use crate::commands::table::{self, CommandSpec};
 use crate::commands::{CommandError, CommandResult};
@@ -17,6 +19,13 @@ pub(in crate::commands) fn command(parse: &mut Parse) -> CommandResult {
         ));
     }
     let sub = parse.next_string()?.to_ascii_lowercase();
+    if sub == "getkeys" || sub == "getkeysandflags" {
+        let mut argv = Vec::with_capacity(parse.remaining());
+        while parse.remaining() > 0 {
+            argv.push(parse.next_bytes()?);
+        }
+        return getkeys(&argv, sub == "getkeysandflags");
+    }
     let mut names = Vec::new();
     while let Ok(n) = parse.next_string() {
         names.push(n);
@@ -66,6 +75,10 @@ pub(in crate::commands) fn command(parse: &mut Parse) -> CommandResult {
                 "    Return documentation details about multiple Redis commands.",
                 "    If no command names are given, documentation details for all",
                 "    commands are returned.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full Redis command.",
             ],
         )),
         other => Err(CommandError::Reply(format!(
@@ -75,6 +88,49 @@ pub(in crate::commands) fn command(parse: &mut Parse) -> CommandResult {
 }
 
 /// `COMMAND LIST [FILTERBY MODULE m | ACLCAT c | PATTERN p]`; `args` follow `LIST`.
+/// `COMMAND GETKEYS|GETKEYSANDFLAGS command [arg ...]` (Redis's `getKeysSubcommandImpl`): the
+/// keys the command's key specs find in `argv`, with the specs' flags for GETKEYSANDFLAGS.
+/// SET's flags depend on its arguments, as Redis's `setGetKeys` decides them.
+fn getkeys(argv: &[Bytes], with_flags: bool) -> CommandResult {
+    let err = |m: &str| Err(CommandError::Reply(format!("ERR {m}")));
+    let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+    let spec = match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
+        table::Lookup::Found(spec, _) => spec,
+        _ => return err("Invalid command specified"),
+    };
+    if spec.key_specs.is_empty() {
+        return err("The command has no key arguments");
+    }
+    let argc = argv.len() as i64;
+    if (spec.arity > 0 && spec.arity != argc) || argc < -spec.arity {
+        return err("Invalid number of arguments specified for command");
+    }
+    let keys = spec.key_positions(argv);
+    if keys.is_empty() && !spec.has_flag("no_mandatory_keys") {
+        return err("Invalid arguments specified for command");
+    }
+    let set_with_get = name == "set" && argv[3..].iter().any(|a| a.eq_ignore_ascii_case(b"get"));
+    Ok(Frame::Array(
+        keys.into_iter()
+            .map(|(i, flags)| {
+                let key = Frame::Bulk(argv[i].clone());
+                if !with_flags {
+                    return key;
+                }
+                let flags: &[&str] = match (name.as_str(), set_with_get) {
+                    ("set", true) => &["RW", "access", "update"],
+                    ("set", false) => &["OW", "update"],
+                    _ => flags,
+                };
+                Frame::Array(vec![
+                    key,
+                    Frame::Set(flags.iter().map(|f| Frame::Simple((*f).into())).collect()),
+                ])
+            })
+            .collect(),
+    ))
+}
+
 fn command_list(args: &[String]) -> CommandResult {
     let keep: Box<dyn Fn(&CommandSpec) -> bool> = match args {
         [] => Box::new(|_| true),

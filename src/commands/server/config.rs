@@ -268,6 +268,7 @@ pub(in crate::commands) fn config(ctx: &ServerContext, parse: &mut Parse) -> Com
             ctx.total_commands.store(0, Ordering::Relaxed);
             ctx.total_connections.store(0, Ordering::Relaxed);
             ctx.rejected_connections.store(0, Ordering::Relaxed);
+            ctx.command_stats.reset();
             Ok(Frame::ok())
         }
         "help" => Ok(help_reply(

@@ -1,10 +1,12 @@
-//! INFO: Redis's `# Section` / `key:value` text about this node (server, clients, persistence,
-//! stats, replication, raft, reads, keyspace).
+//! INFO: Redis's `# Section` / `key:value` text about this node (server, clients, memory,
+//! persistence, stats, replication, cpu, raft, reads, commandstats, errorstats, latencystats,
+//! keyspace). The process figures (memory, cpu) are read in `process.rs`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::process;
 use super::role::{role_name, split_host_port};
 use crate::commands::reply::verbatim;
 use crate::commands::{CommandResult, REDIS_VERSION};
@@ -21,28 +23,36 @@ pub(in crate::commands) fn info_command(ctx: &ServerContext, parse: &mut Parse) 
     Ok(verbatim(info(ctx, &sections)))
 }
 
-/// The sections `INFO` (and `INFO default`/`all`/`everything`) shows, in order.
-const SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "persistence",
-    "stats",
-    "replication",
-    "raft",
-    "reads",
-    "keyspace",
+/// Every section, in the order `INFO` shows them (Redis 7.0's, with redraft's `raft` and
+/// `reads` after `modules`), and whether plain `INFO` (`default`) includes it: as in Redis,
+/// `commandstats` and `latencystats` only come with `all`, `everything` or by name.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("raft", true),
+    ("reads", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
+    ("cluster", true),
+    ("keyspace", true),
 ];
 
 /// `INFO [section ...]`: Redis's `# Section` / `key:value` text, sections separated by a blank
 /// line. Unknown section names add nothing, as in Redis.
 pub fn info(ctx: &ServerContext, sections: &[String]) -> String {
-    let all = sections.is_empty()
-        || sections
-            .iter()
-            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"));
+    let asked = |s: &str| sections.iter().any(|a| a == s);
+    let all = asked("all") || asked("everything");
+    let default = sections.is_empty() || asked("default");
     let mut parts = Vec::new();
-    for &name in SECTIONS {
-        if all || sections.iter().any(|s| s == name) {
+    for &(name, in_default) in SECTIONS {
+        if all || (default && in_default) || asked(name) {
             parts.push(info_section(ctx, name));
         }
     }
@@ -94,11 +104,30 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
             let _ = write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-                 rejected_connections:{}\r\n",
+                 rejected_connections:{}\r\nunexpected_error_replies:0\r\n\
+                 total_error_replies:{}\r\n",
                 ctx.total_connections.load(Ordering::Relaxed),
                 ctx.total_commands.load(Ordering::Relaxed),
                 ctx.rejected_connections.load(Ordering::Relaxed),
+                ctx.command_stats.total_errors(),
             );
+        }
+        "memory" => process::memory_section(&mut out),
+        // No modules; not Redis Cluster (clients read `cluster_enabled` to decide).
+        "modules" => out.push_str("# Modules\r\n"),
+        "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "cpu" => process::cpu_section(&mut out),
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            ctx.command_stats.commandstats(&mut out);
+        }
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            ctx.command_stats.errorstats(&mut out);
+        }
+        "latencystats" => {
+            out.push_str("# Latencystats\r\n");
+            ctx.command_stats.latencystats(&mut out);
         }
         "replication" => replication_section(ctx, &mut out),
         "raft" => raft_section(ctx, &mut out),

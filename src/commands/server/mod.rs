@@ -1,6 +1,7 @@
 //! Server commands: what a client asks about the server rather than its data, one file per
 //! command group: `command.rs` (COMMAND and its subcommands, from the command table),
-//! `config.rs` (CONFIG GET SET RESETSTAT), `info.rs` (INFO), `role.rs` (ROLE, TIME).
+//! `config.rs` (CONFIG GET SET RESETSTAT), `info.rs` (INFO) with `process.rs` (the process's
+//! memory and CPU figures), `role.rs` (ROLE, TIME).
 //!
 //! # Format
 //!
@@ -10,11 +11,16 @@
 //! COMMAND INFO [name ...]       → entries (nil for an unknown name; all when none given)
 //! COMMAND DOCS [name ...]       → map name → docs (unknown names left out; all when none given)
 //! COMMAND LIST [FILTERBY MODULE m | ACLCAT c | PATTERN p] → names, subcommands included
+//! COMMAND GETKEYS cmd [arg ...] → the keys the command's key specs find
+//! COMMAND GETKEYSANDFLAGS cmd [arg ...] → [key, [flag ...]] per key
 //! CONFIG GET pattern [pattern ...] → map parameter → value (flat array in RESP2)
 //! CONFIG SET param value [param value ...] → +OK; all or none are applied
-//! CONFIG RESETSTAT              → +OK (INFO stats counters back to 0)
-//! INFO [section ...]            → text: server, clients, persistence, stats, replication, raft,
-//!                                 keyspace (verbatim in RESP3)
+//! CONFIG RESETSTAT              → +OK (INFO stats, commandstats, errorstats, latencystats
+//!                                 back to 0)
+//! INFO [section ...]            → text: server, clients, memory, persistence, stats,
+//!                                 replication, cpu, raft, reads, errorstats, keyspace; with
+//!                                 `all`/`everything` or by name also commandstats and
+//!                                 latencystats (verbatim in RESP3)
 //! ROLE                          → master: [master, applied_index, [[ip, port, match_index]...]]
 //!                                 replica: [slave, leader_ip, leader_port, connected|connect,
 //!                                 applied_index]
@@ -31,6 +37,7 @@
 mod command;
 mod config;
 mod info;
+mod process;
 mod role;
 
 pub(super) use command::command;

@@ -423,6 +423,32 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
                 },
             },
             CommandSpec {
+                name: "client|reply",
+                arity: 3,
+                flags: &["noscript", "loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@connection"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Instruct the server whether to reply to commands",
+                    since: "3.2.0",
+                    group: "connection",
+                    complexity: "O(1)",
+                    arguments: &[
+                        Arg { name: "on_off_skip", typ: "oneof", arguments: &[
+                                Arg { name: "on", typ: "pure-token", token: "ON", ..Arg::EMPTY },
+                                Arg { name: "off", typ: "pure-token", token: "OFF", ..Arg::EMPTY },
+                                Arg { name: "skip", typ: "pure-token", token: "SKIP", ..Arg::EMPTY },
+                            ], ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
                 name: "client|help",
                 arity: 2,
                 flags: &["loading", "stale"],
@@ -562,6 +588,44 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
                     arguments: &[
                         Arg { name: "command-name", typ: "string", flags: &["optional", "multiple"], ..Arg::EMPTY },
                     ],
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "command|getkeys",
+                arity: -4,
+                flags: &["loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@connection"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Extract keys given a full Redis command",
+                    since: "2.8.13",
+                    group: "server",
+                    complexity: "O(N) where N is the number of arguments to the command",
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "command|getkeysandflags",
+                arity: -4,
+                flags: &["loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@connection"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Extract keys and access flags given a full Redis command",
+                    since: "7.0.0",
+                    group: "server",
+                    complexity: "O(N) where N is the number of arguments to the command",
                     ..Doc::EMPTY
                 },
             },
