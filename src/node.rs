@@ -59,6 +59,8 @@ impl Node {
         ensure_data_dir_identity(&me.data_dir, &cfg.cluster.name, node_id)?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // Scripts run at apply (EVAL): the interpreter must be in place before the log replays.
+        crate::commands::install_script_host();
         let started =
             crate::raft::start(&cfg, &me, node_id, opts.join.is_some(), &shutdown_rx).await?;
         let (node, raft_addr, mut tasks) = (started.node, started.raft_addr, started.tasks);

@@ -68,6 +68,7 @@ mod raft_errors;
 mod reads;
 mod reply;
 mod route;
+mod scripting;
 mod server;
 mod session;
 mod stream;
@@ -89,6 +90,7 @@ pub use batch::Batch;
 pub(crate) use reply::WriteReply;
 use reply::{noauth, reply, truncated, unknown_command};
 use route::Route;
+pub use scripting::install as install_script_host;
 pub use session::Session;
 use table::Lookup;
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{CommandError, CommandResult, Outcome, Parse};
 use crate::protocol::Frame;
-use crate::store::Response;
+use crate::store::{Response, ScriptValue};
 
 /// The reply to a command's result: its frame, or its error as a RESP error.
 pub(crate) fn reply(result: CommandResult) -> Outcome {
@@ -41,6 +41,8 @@ pub(crate) enum WriteReply {
     Applied { as_integer: bool },
     /// `Compacted` → `+OK` (COMPACT).
     Compacted,
+    /// `Script` → the script's reply (EVAL, EVALSHA); `Noop` → `+OK` (SCRIPT FLUSH).
+    Script,
 }
 
 impl WriteReply {
@@ -63,6 +65,8 @@ impl WriteReply {
             }
             (Self::Flushed, Response::Deleted { .. }) => Ok(Frame::ok()),
             (Self::Compacted, Response::Compacted { .. }) => Ok(Frame::ok()),
+            (Self::Script, Response::Script { value, .. }) => script_frame(value),
+            (Self::Script, Response::Noop { .. }) => Ok(Frame::ok()),
             (Self::Applied { as_integer }, Response::Applied { applied, .. }) => {
                 Ok(if as_integer {
                     Frame::Integer(i64::from(applied))
@@ -74,6 +78,24 @@ impl WriteReply {
                 "ERR unexpected store response {other:?}"
             ))),
         }
+    }
+}
+
+/// A script's reply as the client sees it; an error reply is the command's error.
+pub(crate) fn script_frame(value: ScriptValue) -> CommandResult {
+    fn frame(v: ScriptValue) -> Frame {
+        match v {
+            ScriptValue::Nil => Frame::Null,
+            ScriptValue::Integer(i) => Frame::Integer(i),
+            ScriptValue::Bulk(b) => Frame::Bulk(b),
+            ScriptValue::Status(s) => Frame::Simple(s),
+            ScriptValue::Error(e) => Frame::Error(e),
+            ScriptValue::Array(items) => Frame::Array(items.into_iter().map(frame).collect()),
+        }
+    }
+    match value {
+        ScriptValue::Error(e) => Err(CommandError::Reply(e)),
+        v => Ok(frame(v)),
     }
 }
 

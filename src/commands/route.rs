@@ -25,8 +25,8 @@ use std::pin::Pin;
 
 use super::reads::ReadReply;
 use super::{
-    cluster, connection, expire, history, keys, pubsub, server, stream, strings, CommandError,
-    CommandResult, Outcome, Plan, Session,
+    cluster, connection, expire, history, keys, pubsub, scripting, server, stream, strings,
+    CommandError, CommandResult, Outcome, Plan, Session,
 };
 use crate::context::ServerContext;
 use crate::protocol::Parse;
@@ -120,6 +120,12 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         "compact" => Write(history::compact),
         "getat" => ReadRun(|c, s, p| Box::pin(history::getat(c, s, p))),
         "history" => ReadRun(|c, s, p| Box::pin(history::history(c, s, p))),
+        // Scripting (`scripting/`).
+        "eval" => Write(scripting::eval),
+        "evalsha" => Write(scripting::evalsha),
+        "eval_ro" => ReadRun(|c, s, p| scripting::eval_ro(c, s, p, false)),
+        "evalsha_ro" => ReadRun(|c, s, p| scripting::eval_ro(c, s, p, true)),
+        "script" => Cluster(scripting::script),
         // Transactions (`txn.rs`).
         "multi" | "exec" | "discard" | "watch" | "unwatch" => Txn,
         // Pub/sub (`pubsub.rs`).

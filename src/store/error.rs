@@ -78,4 +78,8 @@ pub enum StoreError {
          may or may not have been"
     )]
     RetryExpired { age_ms: i64, window_ms: i64 },
+    /// A script stopped by a limit (its changes undone), or scripting refused: the whole RESP
+    /// error text, code first (`ERR ...`).
+    #[error("{0}")]
+    Script(String),
 }

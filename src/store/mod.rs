@@ -8,6 +8,7 @@
 //! - `key_index.rs`: one key's versions and generations; reading and compacting one key.
 //! - `kv.rs`: the keyspace, key -> key index, in byte order.
 //! - `txn.rs`: transactions (EXEC's compares and ops under one revision).
+//! - `script.rs`: scripts at apply (EVAL), through the interpreter the process installs.
 //! - `compaction.rs`: compaction and the readable window.
 //! - `strings.rs`: the read-modify-writes of the string commands, decided at apply.
 //! - `long_double.rs`: [`LongDouble`], INCRBYFLOAT's x87 extended arithmetic in software.
@@ -51,6 +52,7 @@ mod long_double;
 mod notify;
 mod request;
 mod revision;
+mod script;
 mod snapshot;
 mod strings;
 mod txn;
@@ -87,6 +89,7 @@ pub use request::{
     SetWhen, FORMAT_VERSION,
 };
 pub use revision::Revision;
+pub use script::{install_host, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun, ScriptValue};
 pub use snapshot::SnapshotError;
 pub use strings::MAX_STRING_LEN;
 
@@ -224,11 +227,10 @@ impl Store {
             _ => {}
         }
         let mut changes = self.begin();
-        match self.apply_in(&mut changes, op) {
+        let mut notices = Vec::new();
+        match self.apply_in_notified(&mut changes, op, &mut notices) {
             Ok(response) => {
                 let events = self.end(changes);
-                let mut notices = Vec::new();
-                notify::notices(op, &response, &events, &mut notices);
                 let applied = Applied { events, notices };
                 (response, applied)
             }
@@ -237,6 +239,36 @@ impl Store {
                 (Response::Error(error), Applied::default())
             }
         }
+    }
+
+    /// Applies one op as [`Store::apply_in`] does, and adds its keyspace notifications to
+    /// `notices` (a script's are those of each of its calls).
+    fn apply_in_notified(
+        &mut self,
+        c: &mut Changes,
+        op: &Op,
+        notices: &mut Vec<Notice>,
+    ) -> Result<Response, StoreError> {
+        if let Op::Script {
+            body,
+            keys,
+            args,
+            now_ms,
+        } = op
+        {
+            let run = ScriptRun {
+                body,
+                keys,
+                args,
+                now_ms: *now_ms,
+                read_only: false,
+            };
+            return self.script_in(c, &run, notices);
+        }
+        let before = c.len();
+        let response = self.apply_in(c, op)?;
+        notify::notices(op, &response, &c.events[before..], notices);
+        Ok(response)
     }
 
     /// Applies one op, recording its changes in `c` (shared by the ops of a transaction).
@@ -321,6 +353,12 @@ impl Store {
             }
             Op::ExpireDue { keys, now_ms } => self.expire_due(c, keys, *now_ms),
             Op::Rollback { key, revision } => self.rollback(c, key, *revision),
+            // Notified per call: only `apply_in_notified` runs a script.
+            Op::Script { .. } => Err(StoreError::Script(
+                "ERR This Redis command is not allowed from script".into(),
+            )),
+            Op::ScriptLoad { body } => self.script_load(body),
+            Op::ScriptFlush => self.script_flush(),
         }
     }
 

@@ -141,7 +141,15 @@ pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut 
             tombstones(out, events, Generic, "del");
         }
         // A batch is unpacked before apply: it never reaches here with changes.
-        Op::Compact { .. } | Op::Flush | Op::Read(_) | Op::Txn { .. } | Op::Batch(_) => {}
+        // A script's calls notify one by one (`script.rs`).
+        Op::Compact { .. }
+        | Op::Flush
+        | Op::Read(_)
+        | Op::Txn { .. }
+        | Op::Batch(_)
+        | Op::Script { .. }
+        | Op::ScriptLoad { .. }
+        | Op::ScriptFlush => {}
     }
 }
 

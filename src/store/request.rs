@@ -10,6 +10,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::script::ScriptValue;
 use super::{KeyValue, StoreError};
 
 /// The version byte that prefixes every encoded request, response and snapshot. 2: requests
@@ -197,6 +198,19 @@ pub enum Op {
     /// the store refuses it anywhere else ([`StoreError::NestedBatch`]). Last in the enum, so an
     /// older log still decodes (postcard numbers variants in order).
     Batch(Vec<Request>),
+    /// EVAL and EVALSHA: runs the script `body` at apply on every node, its calls under one
+    /// main revision (ScriptAtomic, `script.rs`), `now_ms` its only clock. Answers
+    /// [`Response::Script`].
+    Script {
+        body: Bytes,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+        now_ms: i64,
+    },
+    /// SCRIPT LOAD: every node remembers `body` for EVALSHA. Answers [`Response::Noop`].
+    ScriptLoad { body: Bytes },
+    /// SCRIPT FLUSH: every node forgets its scripts. Answers [`Response::Noop`].
+    ScriptFlush,
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -330,7 +344,7 @@ impl Op {
                 }
                 *at = now_ms;
             }
-            Op::ExpireDue { now_ms: at, .. } => *at = now_ms,
+            Op::ExpireDue { now_ms: at, .. } | Op::Script { now_ms: at, .. } => *at = now_ms,
             _ => {}
         }
     }
@@ -394,6 +408,8 @@ pub enum Response {
     /// [`Op::Batch`]: one response per request, in order. Never reaches a client: the batcher
     /// hands each request its own.
     Batch(Vec<Response>),
+    /// [`Op::Script`]: the script's reply; `revision` is the store's afterwards.
+    Script { value: ScriptValue, revision: u64 },
 }
 
 impl fmt::Display for Request {
@@ -511,6 +527,11 @@ impl fmt::Display for Request {
                 write!(f, "ExpireDue({} keys, now {now_ms})", keys.len())
             }
             Op::Batch(reqs) => write!(f, "Batch({} requests)", reqs.len()),
+            Op::Script { body, keys, .. } => {
+                write!(f, "Script({} bytes, {} keys)", body.len(), keys.len())
+            }
+            Op::ScriptLoad { body } => write!(f, "ScriptLoad({} bytes)", body.len()),
+            Op::ScriptFlush => write!(f, "ScriptFlush"),
             Op::Rollback { key, revision } => write!(
                 f,
                 "Rollback({:?} to {revision})",

@@ -28,14 +28,13 @@ impl Store {
         let mut notices = Vec::new();
         for op in ops {
             let before = changes.len();
-            let response = match self.apply_in(&mut changes, op) {
+            let response = match self.apply_in_notified(&mut changes, op, &mut notices) {
                 Ok(response) => response,
                 Err(error) => {
                     debug_assert_eq!(changes.len(), before, "an error changes nothing");
                     Response::Error(error)
                 }
             };
-            notify::notices(op, &response, &changes.events[before..], &mut notices);
             responses.push(response);
         }
         let events = self.end(changes);

@@ -5,7 +5,7 @@
 //! Adding a command: copy Redis's entry (or write one in the same shape for a redraft command)
 //! into [`COMMANDS`], in its group.
 
-use super::{Arg, CommandSpec, Doc, KeySpec};
+use super::{Arg, CommandSpec, Doc, KeyNum, KeySpec};
 
 /// The table. Redis's commands in Redis's groups (connection, server, string, generic), then
 /// redraft's own.
@@ -2413,6 +2413,242 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
                         Arg { name: "stale", typ: "pure-token", token: "STALE", ..Arg::EMPTY },
                     ], ..Arg::EMPTY },
             ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "eval",
+        arity: -3,
+        flags: &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow", "@scripting"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE flags", flags: &["RW", "access", "update"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Execute a Lua script server side",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "Depends on the script that is executed.",
+            arguments: &[
+                Arg { name: "script", typ: "string", ..Arg::EMPTY },
+                Arg { name: "numkeys", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "key", typ: "key", key_spec_index: 0, flags: &["optional", "multiple"], ..Arg::EMPTY },
+                Arg { name: "arg", typ: "string", flags: &["optional", "multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "evalsha",
+        arity: -3,
+        flags: &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow", "@scripting"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "access", "update"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Execute a Lua script server side",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "Depends on the script that is executed.",
+            arguments: &[
+                Arg { name: "sha1", typ: "string", ..Arg::EMPTY },
+                Arg { name: "numkeys", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "key", typ: "key", key_spec_index: 0, flags: &["optional", "multiple"], ..Arg::EMPTY },
+                Arg { name: "arg", typ: "string", flags: &["optional", "multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "eval_ro",
+        arity: -3,
+        flags: &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow", "@scripting"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS flags", flags: &["RO", "access"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Execute a read-only Lua script server side",
+            since: "7.0.0",
+            group: "scripting",
+            complexity: "Depends on the script that is executed.",
+            arguments: &[
+                Arg { name: "script", typ: "string", ..Arg::EMPTY },
+                Arg { name: "numkeys", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "key", typ: "key", key_spec_index: 0, flags: &["optional", "multiple"], ..Arg::EMPTY },
+                Arg { name: "arg", typ: "string", flags: &["optional", "multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "evalsha_ro",
+        arity: -3,
+        flags: &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow", "@scripting"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Execute a read-only Lua script server side",
+            since: "7.0.0",
+            group: "scripting",
+            complexity: "Depends on the script that is executed.",
+            arguments: &[
+                Arg { name: "sha1", typ: "string", ..Arg::EMPTY },
+                Arg { name: "numkeys", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "key", typ: "key", key_spec_index: 0, flags: &["optional", "multiple"], ..Arg::EMPTY },
+                Arg { name: "arg", typ: "string", flags: &["optional", "multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "script",
+        arity: -2,
+        flags: &[],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[
+            CommandSpec {
+                name: "script|kill",
+                arity: 2,
+                flags: &["noscript", "allow_busy"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@scripting"],
+                tips: &["request_policy:all_shards", "response_policy:one_succeeded"],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Kill the script currently in execution.",
+                    since: "2.6.0",
+                    group: "scripting",
+                    complexity: "O(1)",
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "script|flush",
+                arity: -2,
+                flags: &["noscript"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@scripting"],
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Remove all the scripts from the script cache.",
+                    since: "2.6.0",
+                    group: "scripting",
+                    complexity: "O(N) with N being the number of scripts in cache",
+                    history: &[("6.2.0", "Added the `ASYNC` and `SYNC` flushing mode modifiers.")],
+                    arguments: &[
+                        Arg { name: "async", typ: "oneof", since: "6.2.0", flags: &["optional"], arguments: &[
+                                Arg { name: "async", typ: "pure-token", token: "ASYNC", ..Arg::EMPTY },
+                                Arg { name: "sync", typ: "pure-token", token: "SYNC", ..Arg::EMPTY },
+                            ], ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "script|help",
+                arity: 2,
+                flags: &["loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@scripting"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Show helpful text about the different subcommands",
+                    since: "5.0.0",
+                    group: "scripting",
+                    complexity: "O(1)",
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "script|exists",
+                arity: -3,
+                flags: &["noscript"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@scripting"],
+                tips: &["request_policy:all_shards", "response_policy:agg_logical_and"],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Check existence of scripts in the script cache.",
+                    since: "2.6.0",
+                    group: "scripting",
+                    complexity: "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).",
+                    arguments: &[
+                        Arg { name: "sha1", typ: "string", flags: &["multiple"], ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "script|load",
+                arity: 3,
+                flags: &["noscript", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@slow", "@scripting"],
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Load the specified Lua script into the script cache.",
+                    since: "2.6.0",
+                    group: "scripting",
+                    complexity: "O(N) with N being the length in bytes of the script body.",
+                    arguments: &[
+                        Arg { name: "script", typ: "string", ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+        ],
+        doc: Doc {
+            summary: "A container for Lua scripts management commands",
+            since: "2.6.0",
+            group: "scripting",
+            complexity: "Depends on subcommand.",
             ..Doc::EMPTY
         },
     },

@@ -23,8 +23,8 @@
 //! command missing here still runs, but is not
 //! arity-checked up front, shows as `cmd=NULL` in `CLIENT LIST`, and is not listed by `COMMAND`.
 //!
-//! Every key spec of this table finds keys with `range`, and begins with `index` or (XREAD's)
-//! `keyword`, so only those kinds are modelled.
+//! Every key spec of this table finds keys with `range` or (EVAL's) `keynum`, and begins with
+//! `index` or (XREAD's) `keyword`, so only those kinds are modelled.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -67,6 +67,17 @@ pub struct KeySpec {
     pub begin_keyword: &'static str,
     /// Where the `keyword` search starts.
     pub begin_startfrom: i64,
+    /// A `keynum` find-keys (EVAL's `numkeys`) instead of `range`, when set.
+    pub keynum: Option<KeyNum>,
+}
+
+/// A `keynum` find-keys spec: the argument at `keynumidx` (after the begin search) counts the
+/// keys, which start `firstkey` after it, every `keystep`.
+#[derive(Debug)]
+pub struct KeyNum {
+    pub keynumidx: i64,
+    pub firstkey: i64,
+    pub keystep: i64,
 }
 
 impl KeySpec {
@@ -79,6 +90,7 @@ impl KeySpec {
         limit: 0,
         begin_keyword: "",
         begin_startfrom: 0,
+        keynum: None,
     };
 }
 
@@ -293,6 +305,31 @@ impl CommandSpec {
                     None => continue,
                 }
             };
+            if let Some(k) = &spec.keynum {
+                // Redis's keynum: the count at first + keynumidx; a count that is not a
+                // non-negative integer, or keys past the end, find nothing.
+                let at = first + k.keynumidx;
+                let Some(count) = argv
+                    .get(at as usize)
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|a| a.parse::<i64>().ok())
+                    .filter(|&n| n >= 0)
+                else {
+                    continue;
+                };
+                let start = at + k.firstkey;
+                let step = k.keystep.max(1);
+                let last = start + (count - 1) * step;
+                if last >= argc {
+                    continue;
+                }
+                let mut i = start;
+                while i <= last {
+                    keys.push((i as usize, spec.flags));
+                    i += step;
+                }
+                continue;
+            }
             let last = if spec.lastkey >= 0 {
                 first + spec.lastkey
             } else if spec.limit == 0 {
@@ -422,9 +459,8 @@ impl KeySpec {
             ]
         };
         m.push((bulk("begin_search"), Frame::Map(begin)));
-        m.push((
-            bulk("find_keys"),
-            Frame::Map(vec![
+        let find = match &self.keynum {
+            None => vec![
                 (bulk("type"), bulk("range")),
                 (
                     bulk("spec"),
@@ -434,8 +470,20 @@ impl KeySpec {
                         (bulk("limit"), Frame::Integer(self.limit)),
                     ]),
                 ),
-            ]),
-        ));
+            ],
+            Some(k) => vec![
+                (bulk("type"), bulk("keynum")),
+                (
+                    bulk("spec"),
+                    Frame::Map(vec![
+                        (bulk("keynumidx"), Frame::Integer(k.keynumidx)),
+                        (bulk("firstkey"), Frame::Integer(k.firstkey)),
+                        (bulk("keystep"), Frame::Integer(k.keystep)),
+                    ]),
+                ),
+            ],
+        };
+        m.push((bulk("find_keys"), Frame::Map(find)));
         Frame::Map(m)
     }
 }

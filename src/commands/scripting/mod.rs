@@ -1,0 +1,284 @@
+//! Scripting: `EVAL EVALSHA EVAL_RO EVALSHA_RO SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP`, Redis 7.0's
+//! replies, with the interpreter in `engine.rs` and `redis.call` in `calls.rs`.
+//!
+//! - EVAL and EVALSHA are writes: one `store::Op::Script` entry carrying the body, KEYS and
+//!   ARGV, run at apply on every node (ScriptAtomic, AbortLeavesNothing: `store/script.rs`).
+//!   They batch, forward and queue in MULTI as every write does. EVALSHA looks the body up on
+//!   the node the client talks to and proposes the body, so any node can run it.
+//! - EVAL_RO, EVALSHA_RO and scripts whose first line is `#!lua flags=no-writes` refuse writes;
+//!   the `_RO` commands run on the node the client talks to, after the connection's read gate,
+//!   against an O(1) copy of the store, off the async runtime.
+//! - The script cache (ScriptsRemembered) holds every body applied on this node (by EVAL,
+//!   EVALSHA or SCRIPT LOAD, which is itself an entry so every node learns it) and every body
+//!   an `_RO` command ran here; SCRIPT FLUSH is an entry too. It lives in process memory, at
+//!   most [`MAX_CACHED_SCRIPTS`] bodies: a node restarted (or caught up from a snapshot) has
+//!   forgotten the scripts loaded before, and answers `NOSCRIPT` until a client sends the
+//!   body again, as Redis does after a restart; client libraries (redis-py `Script`, ioredis
+//!   `defineCommand`) do that on their own.
+//!
+//! # Format
+//!
+//! ```text
+//! EVAL script numkeys [key ...] [arg ...]        → the script's reply
+//! EVALSHA sha1 numkeys [key ...] [arg ...]       → the script's reply | -NOSCRIPT ...
+//! EVAL_RO / EVALSHA_RO (same arguments)          → the script's reply (writes refused)
+//! SCRIPT LOAD script                             → sha1 (bulk)
+//! SCRIPT EXISTS sha1 [sha1 ...]                  → array of 1/0
+//! SCRIPT FLUSH [ASYNC|SYNC]                      → +OK
+//! SCRIPT KILL                                    → -NOTBUSY (scripts are bounded, see engine.rs)
+//! ```
+
+mod calls;
+mod engine;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use bytes::Bytes;
+use sha1::{Digest, Sha1};
+
+use super::reply::{help_reply, script_frame, WriteReply};
+use super::route::Pending;
+use super::{read_gate, write, CommandError, Plan, Session};
+use crate::context::ServerContext;
+use crate::protocol::{Frame, Parse};
+use crate::store::{Op, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun};
+
+/// The most script bodies a node remembers; past it, an arbitrary old one is forgotten (its
+/// EVALSHA then answers NOSCRIPT, which clients handle by sending the body).
+pub const MAX_CACHED_SCRIPTS: usize = 10_000;
+
+/// Redis's lowercase hex SHA-1 of a script body.
+pub fn sha1hex(body: &[u8]) -> String {
+    let digest = Sha1::digest(body);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cache() -> &'static Mutex<HashMap<String, Bytes>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Bytes>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn lookup(sha: &str) -> Option<Bytes> {
+    let cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    cache.get(&sha.to_ascii_lowercase()).cloned()
+}
+
+fn remember(body: &Bytes) -> String {
+    let sha = sha1hex(body);
+    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    if !cache.contains_key(&sha) {
+        if cache.len() >= MAX_CACHED_SCRIPTS {
+            if let Some(old) = cache.keys().next().cloned() {
+                cache.remove(&old);
+            }
+        }
+        cache.insert(sha.clone(), body.clone());
+    }
+    sha
+}
+
+/// The Lua interpreter as the store's script host.
+struct LuaHost;
+
+impl ScriptHost for LuaHost {
+    fn run(&self, run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls) -> ScriptEnd {
+        engine::run(run, calls)
+    }
+
+    fn remember(&self, body: &Bytes) {
+        remember(body);
+    }
+
+    fn flush(&self) {
+        cache().lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// Installs the Lua interpreter as this process's script host (once, at start-up).
+pub fn install() {
+    crate::store::install_host(Box::new(LuaHost));
+}
+
+/// EVAL's and EVALSHA's `numkeys key... arg...`, checked as Redis's `evalGenericCommand`.
+fn keys_and_args(parse: &mut Parse) -> Result<(Vec<Bytes>, Vec<Bytes>), CommandError> {
+    let numkeys = parse.next_i64()?;
+    let left = parse.remaining() as i64;
+    if numkeys > left {
+        return Err(CommandError::Reply(
+            "ERR Number of keys can't be greater than number of args".into(),
+        ));
+    }
+    if numkeys < 0 {
+        return Err(CommandError::Reply(
+            "ERR Number of keys can't be negative".into(),
+        ));
+    }
+    let mut keys = Vec::with_capacity(numkeys as usize);
+    for _ in 0..numkeys {
+        keys.push(parse.next_bytes()?);
+    }
+    let mut args = Vec::with_capacity(parse.remaining());
+    while parse.remaining() > 0 {
+        args.push(parse.next_bytes()?);
+    }
+    Ok((keys, args))
+}
+
+fn noscript() -> CommandError {
+    CommandError::Reply("NOSCRIPT No matching script. Please use EVAL.".into())
+}
+
+/// The body EVALSHA names, from this node's cache.
+fn body_of(parse: &mut Parse) -> Result<Bytes, CommandError> {
+    let sha = parse.next_bytes()?;
+    let sha = std::str::from_utf8(&sha).map_err(|_| noscript())?;
+    if sha.len() != 40 {
+        return Err(noscript());
+    }
+    lookup(sha).ok_or_else(noscript)
+}
+
+fn plan_script(body: Bytes, parse: &mut Parse) -> Result<Plan, CommandError> {
+    let (keys, args) = keys_and_args(parse)?;
+    Ok(Plan {
+        op: Op::Script {
+            body,
+            keys,
+            args,
+            now_ms: 0,
+        },
+        reply: WriteReply::Script,
+    })
+}
+
+/// Plans EVAL: one entry run at apply on every node.
+pub(super) fn eval(parse: &mut Parse) -> Result<Plan, CommandError> {
+    let body = parse.next_bytes()?;
+    plan_script(body, parse)
+}
+
+/// Plans EVALSHA: the cached body, proposed as EVAL's.
+pub(super) fn evalsha(parse: &mut Parse) -> Result<Plan, CommandError> {
+    let body = body_of(parse)?;
+    plan_script(body, parse)
+}
+
+/// EVAL_RO and EVALSHA_RO: through the read gate, then on this node, writes refused.
+pub(super) fn eval_ro<'a>(
+    ctx: &'a ServerContext,
+    session: &'a mut Session,
+    parse: &'a mut Parse,
+    by_sha: bool,
+) -> Pending<'a> {
+    Box::pin(async move {
+        let body = if by_sha {
+            body_of(parse)?
+        } else {
+            parse.next_bytes()?
+        };
+        let (keys, args) = keys_and_args(parse)?;
+        remember(&body);
+        read_gate(ctx, session).await?;
+        // An O(1) copy (CheapClone): the script runs without holding the state machine.
+        let store = ctx.node.read_store(Clone::clone);
+        let value = tokio::task::spawn_blocking(move || {
+            store.run_script_read_only(&ScriptRun {
+                body: &body,
+                keys: &keys,
+                args: &args,
+                now_ms: crate::raft::unix_ms(),
+                read_only: true,
+            })
+        })
+        .await
+        .map_err(|e| CommandError::Reply(format!("ERR script task failed: {e}")))?
+        .map_err(|e| CommandError::Reply(e.to_string()))?;
+        script_frame(value)
+    })
+}
+
+/// SCRIPT LOAD, EXISTS, FLUSH, KILL, HELP.
+pub(super) fn script<'a>(
+    ctx: &'a ServerContext,
+    session: &'a mut Session,
+    parse: &'a mut Parse,
+) -> Pending<'a> {
+    Box::pin(async move {
+        let sub = parse.next_string()?.to_ascii_lowercase();
+        match sub.as_str() {
+            "load" => {
+                let body = parse.next_bytes()?;
+                if let Err(e) = engine::compile(&body) {
+                    return Err(CommandError::Reply(e));
+                }
+                let sha = sha1hex(&body);
+                let plan = Plan {
+                    op: Op::ScriptLoad { body },
+                    reply: WriteReply::Script,
+                };
+                write(ctx, session, plan).await?;
+                Ok(Frame::Bulk(Bytes::from(sha)))
+            }
+            "exists" => {
+                let mut out = Vec::with_capacity(parse.remaining());
+                while parse.remaining() > 0 {
+                    let sha = parse.next_bytes()?;
+                    let known = std::str::from_utf8(&sha)
+                        .ok()
+                        .is_some_and(|s| lookup(s).is_some());
+                    out.push(Frame::Integer(i64::from(known)));
+                }
+                Ok(Frame::Array(out))
+            }
+            "flush" => {
+                match parse.next_string() {
+                    Err(_) => {}
+                    Ok(mode)
+                        if mode.eq_ignore_ascii_case("sync")
+                            || mode.eq_ignore_ascii_case("async") => {}
+                    Ok(_) => {
+                        return Err(CommandError::Reply(
+                            "ERR SCRIPT FLUSH only support SYNC|ASYNC option".into(),
+                        ))
+                    }
+                }
+                if parse.remaining() > 0 {
+                    return Err(CommandError::Reply(
+                        "ERR SCRIPT FLUSH only support SYNC|ASYNC option".into(),
+                    ));
+                }
+                let plan = Plan {
+                    op: Op::ScriptFlush,
+                    reply: WriteReply::Script,
+                };
+                write(ctx, session, plan).await
+            }
+            "kill" => Err(CommandError::Reply(
+                "NOTBUSY No scripts in execution right now.".into(),
+            )),
+            "help" => Ok(help_reply(
+                "SCRIPT",
+                &[
+                    "DEBUG (YES|SYNC|NO)",
+                    "    Set the debug mode for subsequent scripts executed.",
+                    "EXISTS <sha1> [<sha1> ...]",
+                    "    Return information about the existence of the scripts in the script cache.",
+                    "FLUSH [ASYNC|SYNC]",
+                    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                    "    When called without the optional mode argument, the behavior is determined by the",
+                    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                    "    * ASYNC: Asynchronously flush the scripts cache.",
+                    "    * SYNC: Synchronously flush the scripts cache.",
+                    "KILL",
+                    "    Kill the currently executing Lua script.",
+                    "LOAD <script>",
+                    "    Load a script into the scripts cache without executing it.",
+                ],
+            )),
+            other => Err(CommandError::Reply(format!(
+                "ERR unknown subcommand '{other}'. Try SCRIPT HELP."
+            ))),
+        }
+    })
+}
