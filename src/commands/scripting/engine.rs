@@ -25,8 +25,9 @@ use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmSt
 use super::calls::redis_call;
 use crate::store::{ScriptCalls, ScriptEnd, ScriptRun, ScriptValue};
 
-/// VM instructions a run may execute (about a second of pure Lua on a slow core).
-pub const MAX_INSTRUCTIONS: u64 = 100_000_000;
+/// VM instructions a run may execute: tens of milliseconds of pure Lua in a release build. A
+/// script runs inside apply, so this bounds how long one entry can hold the state machine.
+pub const MAX_INSTRUCTIONS: u64 = 10_000_000;
 /// Bytes of Lua heap a run may hold.
 pub const MAX_MEMORY: usize = 64 << 20;
 /// The hook runs every this many instructions.
@@ -87,6 +88,31 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
         globals.raw_set(name, Value::Nil)?;
     }
     install_random(&lua)?;
+    // The instruction limit cannot be caught: once it is hit, every pcall/xpcall that caught
+    // it raises it again, up to the top.
+    let raw_xpcall: mlua::Function = globals.raw_get("xpcall")?;
+    {
+        let over_limit = over_limit.clone();
+        let over = lua.create_function(move |_, ()| Ok(over_limit.load(Ordering::Relaxed)))?;
+        lua.load(
+            r#"
+            local over, rawpcall, rawxpcall, error = ...
+            local function pass(ok, ...)
+                if not ok and over() then error('script exceeded the instruction limit', 0) end
+                return ok, ...
+            end
+            pcall = function(...) return pass(rawpcall(...)) end
+            xpcall = function(f, h) return pass(rawxpcall(f, h)) end
+            "#,
+        )
+        .set_name("=limits")
+        .call::<()>((
+            over,
+            globals.raw_get::<mlua::Function>("pcall")?,
+            raw_xpcall.clone(),
+            globals.raw_get::<mlua::Function>("error")?,
+        ))?;
+    }
     let keys = lua.create_sequence_from(
         run.keys
             .iter()
@@ -142,8 +168,7 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
         lua.globals().raw_set("redis", redis)?;
         seal_globals(&lua)?;
         let handler = lua.create_function(error_handler)?;
-        let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
-        let out: MultiValue = xpcall.call((f, handler))?;
+        let out: MultiValue = raw_xpcall.call((f, handler))?;
         let mut out = out.into_iter();
         let ok = matches!(out.next(), Some(Value::Boolean(true)));
         let value = out.next().unwrap_or(Value::Nil);

@@ -282,3 +282,6 @@ pub(super) fn script<'a>(
         }
     })
 }
+
+#[cfg(test)]
+mod scripting_test;

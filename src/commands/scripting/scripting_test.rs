@@ -1,0 +1,326 @@
+//! Scripts applied to a store through the Lua host: one revision per script, Redis's
+//! conversions, the limits (an aborted script leaves the store exactly as before), and the
+//! same result on two stores applying the same entries (DeterministicApply).
+
+use bytes::Bytes;
+
+use crate::store::{Op, Request, Response, ScriptValue, Store};
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn script(body: &str, keys: &[&str], args: &[&str]) -> Op {
+    Op::Script {
+        body: b(body),
+        keys: keys.iter().map(|k| b(k)).collect(),
+        args: args.iter().map(|a| b(a)).collect(),
+        now_ms: 1_000,
+    }
+}
+
+fn apply(store: &mut Store, op: Op) -> Response {
+    super::install();
+    store.apply(&Request::new(None, op)).0
+}
+
+fn value(r: Response) -> ScriptValue {
+    match r {
+        Response::Script { value, .. } => value,
+        other => panic!("not a script reply: {other:?}"),
+    }
+}
+
+#[test]
+fn a_script_is_one_revision_with_one_sub_per_change() {
+    let mut s = Store::new();
+    apply(
+        &mut s,
+        Op::Put {
+            key: b("n"),
+            value: b("1"),
+        },
+    );
+    let before = s.revision();
+    let r = apply(
+        &mut s,
+        script(
+            "redis.call('set', KEYS[1], ARGV[1]); redis.call('incr', 'n'); \
+             return redis.call('get', KEYS[1])",
+            &["k"],
+            &["v"],
+        ),
+    );
+    assert_eq!(value(r), ScriptValue::Bulk(b("v")));
+    assert_eq!(s.revision(), before + 1, "one entry, one revision");
+    let k = s.get(b"k").unwrap();
+    let n = s.get(b"n").unwrap();
+    assert_eq!(k.mod_revision, before + 1);
+    assert_eq!(n.mod_revision, before + 1);
+    assert_eq!(n.value, b("2"));
+}
+
+#[test]
+fn replies_convert_as_redis_does() {
+    let mut s = Store::new();
+    let cases: &[(&str, ScriptValue)] = &[
+        ("return 3.99", ScriptValue::Integer(3)),
+        ("return true", ScriptValue::Integer(1)),
+        ("return false", ScriptValue::Nil),
+        ("return nil", ScriptValue::Nil),
+        ("return 'x'", ScriptValue::Bulk(b("x"))),
+        (
+            "return {1, 'a', {2}}",
+            ScriptValue::Array(vec![
+                ScriptValue::Integer(1),
+                ScriptValue::Bulk(b("a")),
+                ScriptValue::Array(vec![ScriptValue::Integer(2)]),
+            ]),
+        ),
+        (
+            "return {1, nil, 3}",
+            ScriptValue::Array(vec![ScriptValue::Integer(1)]),
+        ),
+        ("return {ok='FINE'}", ScriptValue::Status("FINE".into())),
+        (
+            "return redis.error_reply('MY error')",
+            ScriptValue::Error("MY error".into()),
+        ),
+        ("return redis.call('get', 'missing')", ScriptValue::Nil),
+        (
+            "return type(redis.call('get', 'missing'))",
+            ScriptValue::Bulk(b("boolean")),
+        ),
+        (
+            "return redis.call('set', 'a', 1)['ok']",
+            ScriptValue::Bulk(b("OK")),
+        ),
+        (
+            "return redis.pcall('incr', 'a') == 2",
+            ScriptValue::Integer(1),
+        ),
+        (
+            "return redis.sha1hex('')",
+            ScriptValue::Bulk(b("da39a3ee5e6b4b0d3255bfef95601890afd80709")),
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(
+            &value(apply(&mut s, script(body, &[], &[]))),
+            want,
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn errors_read_as_redis_seven() {
+    let mut s = Store::new();
+    apply(
+        &mut s,
+        Op::Put {
+            key: b("s"),
+            value: b("x"),
+        },
+    );
+    let body = "return redis.call('incr', KEYS[1])";
+    let sha = super::sha1hex(body.as_bytes());
+    assert_eq!(
+        value(apply(&mut s, script(body, &["s"], &[]))),
+        ScriptValue::Error(format!(
+            "ERR value is not an integer or out of range script: {sha}, on @user_script:1."
+        ))
+    );
+    assert_eq!(
+        value(apply(&mut s, script("retur 1", &[], &[]))),
+        ScriptValue::Error(
+            "ERR Error compiling script (new function): user_script:1: '=' expected near '1'"
+                .into()
+        )
+    );
+    let body = "x = 1";
+    let sha = super::sha1hex(body.as_bytes());
+    assert_eq!(
+        value(apply(&mut s, script(body, &[], &[]))),
+        ScriptValue::Error(format!(
+            "ERR user_script:1: Attempt to modify a readonly table script: {sha}, on @user_script:1."
+        ))
+    );
+    let body = "return redis.call('client', 'list')";
+    let ScriptValue::Error(e) = value(apply(&mut s, script(body, &[], &[]))) else {
+        panic!("client list is refused in a script");
+    };
+    assert!(
+        e.starts_with("ERR This Redis command is not allowed from script"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_error_keeps_the_calls_before_it_as_redis_does() {
+    let mut s = Store::new();
+    let r = apply(
+        &mut s,
+        script(
+            "redis.call('set', 'a', '1'); redis.call('incr', 'nan'); return 1",
+            &[],
+            &[],
+        ),
+    );
+    // 'nan' is absent: INCR makes it 1; then the script returns 1.
+    assert_eq!(value(r), ScriptValue::Integer(1));
+    let r = apply(
+        &mut s,
+        script(
+            "redis.call('set', 'b', '1'); redis.call('incr', 'a'); error('stop')",
+            &[],
+            &[],
+        ),
+    );
+    assert!(matches!(value(r), ScriptValue::Error(_)));
+    assert_eq!(
+        s.get(b"b").unwrap().value,
+        b("1"),
+        "the write before the error stays"
+    );
+    assert_eq!(s.get(b"a").unwrap().value, b("2"));
+}
+
+#[test]
+fn a_script_past_the_instruction_limit_is_aborted_and_undone() {
+    let mut s = Store::new();
+    apply(
+        &mut s,
+        Op::Put {
+            key: b("a"),
+            value: b("1"),
+        },
+    );
+    let before = s.clone();
+    let r = apply(
+        &mut s,
+        script(
+            "redis.call('set', 'a', '2'); redis.call('del', 'a'); while true do end",
+            &[],
+            &[],
+        ),
+    );
+    let Response::Error(e) = r else {
+        panic!("aborted: {r:?}");
+    };
+    assert!(e.to_string().contains("instruction"), "{e}");
+    assert_eq!(s, before, "AbortLeavesNothing");
+    // Caught by pcall inside the script: still aborted, still undone.
+    let r = apply(
+        &mut s,
+        script(
+            "redis.call('set', 'a', '3'); \
+             while true do pcall(function() while true do end end) end",
+            &[],
+            &[],
+        ),
+    );
+    assert!(matches!(r, Response::Error(_)), "{r:?}");
+    assert_eq!(s, before);
+}
+
+#[test]
+fn a_script_past_the_memory_limit_is_aborted_and_undone() {
+    let mut s = Store::new();
+    let before = s.clone();
+    let r = apply(
+        &mut s,
+        script(
+            "redis.call('set', 'a', '2'); local t = {} \
+             for i = 1, 100000000 do t[i] = string.rep('x', 1024) .. i end",
+            &[],
+            &[],
+        ),
+    );
+    let Response::Error(e) = r else {
+        panic!("aborted: {r:?}");
+    };
+    assert!(
+        e.to_string().contains("memory") || e.to_string().contains("instruction"),
+        "{e}"
+    );
+    assert_eq!(s, before, "AbortLeavesNothing");
+}
+
+#[test]
+fn two_stores_applying_the_same_scripts_end_equal() {
+    let ops = || {
+        vec![
+            script(
+                "for i = 1, 10 do redis.call('incr', 'c' .. (i % 3)) end return 1",
+                &[],
+                &[],
+            ),
+            script(
+                "return redis.call('set', KEYS[1], math.random(1000))",
+                &["r"],
+                &[],
+            ),
+            script(
+                "local t = {} for k, v in pairs({a=1, b=2, c=3}) do t[#t+1] = k end return t",
+                &[],
+                &[],
+            ),
+            script(
+                "redis.call('del', 'c0'); return redis.call('mget', 'c1', 'c2')",
+                &[],
+                &[],
+            ),
+        ]
+    };
+    let (mut x, mut y) = (Store::new(), Store::new());
+    let rx: Vec<Response> = ops().into_iter().map(|op| apply(&mut x, op)).collect();
+    let ry: Vec<Response> = ops().into_iter().map(|op| apply(&mut y, op)).collect();
+    assert_eq!(rx, ry);
+    assert_eq!(x, y);
+    assert_eq!(x.to_snapshot(), y.to_snapshot());
+}
+
+#[test]
+fn read_only_runs_refuse_writes_and_change_nothing() {
+    let mut s = Store::new();
+    apply(
+        &mut s,
+        Op::Put {
+            key: b("a"),
+            value: b("1"),
+        },
+    );
+    super::install();
+    let run = |body: &str| {
+        s.run_script_read_only(&crate::store::ScriptRun {
+            body: body.as_bytes(),
+            keys: &[],
+            args: &[],
+            now_ms: 0,
+            read_only: true,
+        })
+    };
+    assert_eq!(
+        run("return redis.call('get', 'a')").unwrap(),
+        ScriptValue::Bulk(b("1"))
+    );
+    let ScriptValue::Error(e) = run("return redis.call('set', 'a', '2')").unwrap() else {
+        panic!("a write in a read-only script is an error reply");
+    };
+    assert!(
+        e.starts_with("ERR Write commands are not allowed from read-only scripts."),
+        "{e}"
+    );
+    // A `no-writes` script refuses writes even through EVAL.
+    let r = apply(
+        &mut s,
+        script(
+            "#!lua flags=no-writes\nreturn redis.call('set', 'a', '3')",
+            &[],
+            &[],
+        ),
+    );
+    assert!(matches!(value(r), ScriptValue::Error(_)));
+    assert_eq!(s.get(b"a").unwrap().value, b("1"));
+}
