@@ -63,6 +63,7 @@ mod connection;
 mod expire;
 mod history;
 mod keys;
+mod lua;
 mod pubsub;
 mod raft_errors;
 mod reads;
@@ -87,10 +88,10 @@ use crate::raft::RaftError;
 use crate::store::Op;
 
 pub use batch::Batch;
+pub use lua::install as install_script_host;
 pub(crate) use reply::WriteReply;
 use reply::{noauth, reply, truncated, unknown_command};
 use route::Route;
-pub use scripting::install as install_script_host;
 pub use session::Session;
 use table::Lookup;
 

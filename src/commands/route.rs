@@ -123,9 +123,9 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         // Scripting (`scripting/`).
         "eval" => Write(scripting::eval),
         "evalsha" => Write(scripting::evalsha),
-        "eval_ro" => ReadRun(|c, s, p| scripting::eval_ro(c, s, p, false)),
-        "evalsha_ro" => ReadRun(|c, s, p| scripting::eval_ro(c, s, p, true)),
-        "script" => Cluster(scripting::script),
+        "eval_ro" => ReadRun(|c, s, p| Box::pin(scripting::eval_ro(c, s, p, false))),
+        "evalsha_ro" => ReadRun(|c, s, p| Box::pin(scripting::eval_ro(c, s, p, true))),
+        "script" => Cluster(|c, s, p| Box::pin(scripting::script(c, s, p))),
         // Transactions (`txn.rs`).
         "multi" | "exec" | "discard" | "watch" | "unwatch" => Txn,
         // Pub/sub (`pubsub.rs`).

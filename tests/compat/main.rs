@@ -11,6 +11,7 @@ mod common;
 mod connection;
 mod redis_cli_and_benchmark;
 mod redis_py;
+mod scripting;
 mod server_surface;
 mod single_node;
 mod strings_differential;

@@ -10,7 +10,9 @@
 //!   against an O(1) copy of the store, off the async runtime.
 //! - The script cache (ScriptsRemembered) holds every body applied on this node (by EVAL,
 //!   EVALSHA or SCRIPT LOAD, which is itself an entry so every node learns it) and every body
-//!   an `_RO` command ran here; SCRIPT FLUSH is an entry too. It lives in process memory, at
+//!   an `_RO` command ran here, and the node a client sends EVAL or SCRIPT LOAD to knows the
+//!   body as soon as it answers (a follower answers before it applied the entry itself);
+//!   SCRIPT FLUSH is an entry too. It lives in process memory, at
 //!   most [`MAX_CACHED_SCRIPTS`] bodies: a node restarted (or caught up from a snapshot) has
 //!   forgotten the scripts loaded before, and answers `NOSCRIPT` until a client sends the
 //!   body again, as Redis does after a restart; client libraries (redis-py `Script`, ioredis
@@ -28,77 +30,16 @@
 //! SCRIPT KILL                                    → -NOTBUSY (scripts are bounded, see engine.rs)
 //! ```
 
-mod calls;
-mod engine;
-
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
-use bytes::Bytes;
-use sha1::{Digest, Sha1};
+pub(super) mod body;
 
 use super::reply::{help_reply, script_frame, WriteReply};
-use super::route::Pending;
-use super::{read_gate, write, CommandError, Plan, Session};
+use super::{read_gate, write, CommandError, CommandResult, Plan, Session};
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse};
-use crate::store::{Op, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun};
+use crate::store::{Op, ScriptRun};
+use bytes::Bytes;
 
-/// The most script bodies a node remembers; past it, an arbitrary old one is forgotten (its
-/// EVALSHA then answers NOSCRIPT, which clients handle by sending the body).
-pub const MAX_CACHED_SCRIPTS: usize = 10_000;
-
-/// Redis's lowercase hex SHA-1 of a script body.
-pub fn sha1hex(body: &[u8]) -> String {
-    let digest = Sha1::digest(body);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn cache() -> &'static Mutex<HashMap<String, Bytes>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Bytes>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
-fn lookup(sha: &str) -> Option<Bytes> {
-    let cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    cache.get(&sha.to_ascii_lowercase()).cloned()
-}
-
-fn remember(body: &Bytes) -> String {
-    let sha = sha1hex(body);
-    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    if !cache.contains_key(&sha) {
-        if cache.len() >= MAX_CACHED_SCRIPTS {
-            if let Some(old) = cache.keys().next().cloned() {
-                cache.remove(&old);
-            }
-        }
-        cache.insert(sha.clone(), body.clone());
-    }
-    sha
-}
-
-/// The Lua interpreter as the store's script host.
-struct LuaHost;
-
-impl ScriptHost for LuaHost {
-    fn run(&self, run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls) -> ScriptEnd {
-        engine::run(run, calls)
-    }
-
-    fn remember(&self, body: &Bytes) {
-        remember(body);
-    }
-
-    fn flush(&self) {
-        cache().lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-}
-
-/// Installs the Lua interpreter as this process's script host (once, at start-up).
-pub fn install() {
-    crate::store::install_host(Box::new(LuaHost));
-}
+use body::{compile, forget_all, lookup, remember, sha1hex};
 
 /// EVAL's and EVALSHA's `numkeys key... arg...`, checked as Redis's `evalGenericCommand`.
 fn keys_and_args(parse: &mut Parse) -> Result<(Vec<Bytes>, Vec<Bytes>), CommandError> {
@@ -155,6 +96,8 @@ fn plan_script(body: Bytes, parse: &mut Parse) -> Result<Plan, CommandError> {
 /// Plans EVAL: one entry run at apply on every node.
 pub(super) fn eval(parse: &mut Parse) -> Result<Plan, CommandError> {
     let body = parse.next_bytes()?;
+    // Known here at once: a follower answers before it applied the entry itself.
+    remember(&body);
     plan_script(body, parse)
 }
 
@@ -165,13 +108,13 @@ pub(super) fn evalsha(parse: &mut Parse) -> Result<Plan, CommandError> {
 }
 
 /// EVAL_RO and EVALSHA_RO: through the read gate, then on this node, writes refused.
-pub(super) fn eval_ro<'a>(
-    ctx: &'a ServerContext,
-    session: &'a mut Session,
-    parse: &'a mut Parse,
+pub(super) async fn eval_ro(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
     by_sha: bool,
-) -> Pending<'a> {
-    Box::pin(async move {
+) -> CommandResult {
+    {
         let body = if by_sha {
             body_of(parse)?
         } else {
@@ -195,29 +138,32 @@ pub(super) fn eval_ro<'a>(
         .map_err(|e| CommandError::Reply(format!("ERR script task failed: {e}")))?
         .map_err(|e| CommandError::Reply(e.to_string()))?;
         script_frame(value)
-    })
+    }
 }
 
 /// SCRIPT LOAD, EXISTS, FLUSH, KILL, HELP.
-pub(super) fn script<'a>(
-    ctx: &'a ServerContext,
-    session: &'a mut Session,
-    parse: &'a mut Parse,
-) -> Pending<'a> {
-    Box::pin(async move {
+pub(super) async fn script(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
+    {
         let sub = parse.next_string()?.to_ascii_lowercase();
         match sub.as_str() {
             "load" => {
                 let body = parse.next_bytes()?;
-                if let Err(e) = engine::compile(&body) {
+                if let Err(e) = compile(&body) {
                     return Err(CommandError::Reply(e));
                 }
                 let sha = sha1hex(&body);
                 let plan = Plan {
-                    op: Op::ScriptLoad { body },
+                    op: Op::ScriptLoad { body: body.clone() },
                     reply: WriteReply::Script,
                 };
                 write(ctx, session, plan).await?;
+                // A follower answers before it applied the entry: its EVALSHA must find the
+                // body right after this reply.
+                remember(&body);
                 Ok(Frame::Bulk(Bytes::from(sha)))
             }
             "exists" => {
@@ -252,7 +198,10 @@ pub(super) fn script<'a>(
                     op: Op::ScriptFlush,
                     reply: WriteReply::Script,
                 };
-                write(ctx, session, plan).await
+                let done = write(ctx, session, plan).await?;
+                // As for LOAD: gone here as soon as the reply says so.
+                forget_all();
+                Ok(done)
             }
             "kill" => Err(CommandError::Reply(
                 "NOTBUSY No scripts in execution right now.".into(),
@@ -280,8 +229,5 @@ pub(super) fn script<'a>(
                 "ERR unknown subcommand '{other}'. Try SCRIPT HELP."
             ))),
         }
-    })
+    }
 }
-
-#[cfg(test)]
-mod scripting_test;

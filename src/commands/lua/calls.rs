@@ -73,7 +73,10 @@ fn call(
     let text = |e: crate::commands::CommandError| e.to_string();
     match route::route(&name) {
         Some(Route::Write(planner)) => {
-            let plan = planner(&mut parse).map_err(text)?;
+            let mut plan = planner(&mut parse).map_err(text)?;
+            // Relative deadlines (PEXPIRE, SET EX) count from the entry's clock, as the
+            // leader stamps a write it proposes.
+            plan.op.stamp(now_ms);
             let response = calls.call(&plan.op);
             plan.reply.frame(response).map_err(text)
         }

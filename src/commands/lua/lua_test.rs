@@ -124,7 +124,7 @@ fn errors_read_as_redis_seven() {
         },
     );
     let body = "return redis.call('incr', KEYS[1])";
-    let sha = super::sha1hex(body.as_bytes());
+    let sha = crate::commands::scripting::body::sha1hex(body.as_bytes());
     assert_eq!(
         value(apply(&mut s, script(body, &["s"], &[]))),
         ScriptValue::Error(format!(
@@ -139,7 +139,7 @@ fn errors_read_as_redis_seven() {
         )
     );
     let body = "x = 1";
-    let sha = super::sha1hex(body.as_bytes());
+    let sha = crate::commands::scripting::body::sha1hex(body.as_bytes());
     assert_eq!(
         value(apply(&mut s, script(body, &[], &[]))),
         ScriptValue::Error(format!(

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
 use super::calls::redis_call;
+use crate::commands::scripting::body::{sha1hex, shebang};
 use crate::store::{ScriptCalls, ScriptEnd, ScriptRun, ScriptValue};
 
 /// VM instructions a run may execute: tens of milliseconds of pure Lua in a release build. A
@@ -35,7 +36,7 @@ const HOOK_EVERY: u32 = 1000;
 
 /// Runs `run`, each `redis.call` through `calls`.
 pub(super) fn run(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls) -> ScriptEnd {
-    let sha = super::sha1hex(run.body);
+    let sha = sha1hex(run.body);
     match run_lua(run, calls, &sha) {
         Ok(end) => end,
         Err(e) => ScriptEnd::Reply(ScriptValue::Error(format!("ERR {e}"))),
@@ -201,39 +202,6 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
     }
 }
 
-/// Redis 7's shebang line: `#!lua [flags=...]` is dropped (its line kept empty, so line
-/// numbers hold), and `flags=no-writes` makes the script read-only.
-fn shebang(body: &[u8]) -> (std::borrow::Cow<'_, [u8]>, bool) {
-    if !body.starts_with(b"#!") {
-        return (std::borrow::Cow::Borrowed(body), false);
-    }
-    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
-    let line = String::from_utf8_lossy(&body[..end]);
-    let no_writes = line
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("flags="))
-        .any(|flags| flags.split(',').any(|f| f == "no-writes"));
-    (std::borrow::Cow::Owned(body[end..].to_vec()), no_writes)
-}
-
-/// Compiles `body` without running it (SCRIPT LOAD): Redis's compile error text if it does
-/// not.
-pub(super) fn compile(body: &[u8]) -> Result<(), String> {
-    let lua = Lua::new_with(StdLib::NONE, LuaOptions::default()).map_err(|e| format!("ERR {e}"))?;
-    let (chunk, _) = shebang(body);
-    match lua
-        .load(&chunk[..])
-        .set_name("@user_script")
-        .into_function()
-    {
-        Ok(_) => Ok(()),
-        Err(mlua::Error::SyntaxError { message, .. }) => Err(format!(
-            "ERR Error compiling script (new function): {message}"
-        )),
-        Err(e) => Err(format!("ERR {e}")),
-    }
-}
-
 /// Builds the `redis` table: `call`/`pcall` around `raw` (which answers an error reply as a
 /// `{err=...}` table), the reply helpers and the constants scripts use.
 fn redis_table(lua: &Lua, call: mlua::Function, pcall: mlua::Function) -> mlua::Result<Table> {
@@ -242,7 +210,7 @@ fn redis_table(lua: &Lua, call: mlua::Function, pcall: mlua::Function) -> mlua::
     redis.raw_set("pcall", pcall)?;
     redis.raw_set(
         "sha1hex",
-        lua.create_function(|_, s: mlua::String| Ok(super::sha1hex(&s.as_bytes())))?,
+        lua.create_function(|_, s: mlua::String| Ok(sha1hex(&s.as_bytes())))?,
     )?;
     redis.raw_set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     redis.raw_set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;

@@ -1,0 +1,83 @@
+//! Script bodies: their SHA-1 (Redis's script names), this node's cache of them
+//! (ScriptsRemembered, `store/script.rs`), and Redis 7's shebang line and compile check.
+//! Used by the script commands (`scripting/mod.rs`) and the interpreter (`lua/`); runs no
+//! script.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use bytes::Bytes;
+use mlua::{Lua, LuaOptions, StdLib};
+use sha1::{Digest, Sha1};
+
+/// The most script bodies a node remembers; past it, an arbitrary old one is forgotten (its
+/// EVALSHA then answers NOSCRIPT, which clients handle by sending the body).
+pub const MAX_CACHED_SCRIPTS: usize = 10_000;
+
+/// Redis's lowercase hex SHA-1 of a script body.
+pub(crate) fn sha1hex(body: &[u8]) -> String {
+    let digest = Sha1::digest(body);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn cache() -> &'static Mutex<HashMap<String, Bytes>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Bytes>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+pub(crate) fn lookup(sha: &str) -> Option<Bytes> {
+    let cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    cache.get(&sha.to_ascii_lowercase()).cloned()
+}
+
+pub(crate) fn remember(body: &Bytes) -> String {
+    let sha = sha1hex(body);
+    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    if !cache.contains_key(&sha) {
+        if cache.len() >= MAX_CACHED_SCRIPTS {
+            if let Some(old) = cache.keys().next().cloned() {
+                cache.remove(&old);
+            }
+        }
+        cache.insert(sha.clone(), body.clone());
+    }
+    sha
+}
+
+/// Forgets every body (SCRIPT FLUSH).
+pub(crate) fn forget_all() {
+    cache().lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+/// Redis 7's shebang line: `#!lua [flags=...]` is dropped (its line kept empty, so line
+/// numbers hold), and `flags=no-writes` makes the script read-only.
+pub(crate) fn shebang(body: &[u8]) -> (std::borrow::Cow<'_, [u8]>, bool) {
+    if !body.starts_with(b"#!") {
+        return (std::borrow::Cow::Borrowed(body), false);
+    }
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let line = String::from_utf8_lossy(&body[..end]);
+    let no_writes = line
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("flags="))
+        .any(|flags| flags.split(',').any(|f| f == "no-writes"));
+    (std::borrow::Cow::Owned(body[end..].to_vec()), no_writes)
+}
+
+/// Compiles `body` without running it (SCRIPT LOAD): Redis's compile error text if it does
+/// not.
+pub(crate) fn compile(body: &[u8]) -> Result<(), String> {
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::default()).map_err(|e| format!("ERR {e}"))?;
+    let (chunk, _) = shebang(body);
+    match lua
+        .load(&chunk[..])
+        .set_name("@user_script")
+        .into_function()
+    {
+        Ok(_) => Ok(()),
+        Err(mlua::Error::SyntaxError { message, .. }) => Err(format!(
+            "ERR Error compiling script (new function): {message}"
+        )),
+        Err(e) => Err(format!("ERR {e}")),
+    }
+}
