@@ -91,6 +91,10 @@ fn command_getkeys_matches_redis() {
         "COMMAND GETKEYSANDFLAGS rename a b",
         "COMMAND GETKEYSANDFLAGS getdel a",
         "COMMAND GETKEYSANDFLAGS incr a",
+        "COMMAND GETKEYS eval x 2 k1 k2 a1",
+        "COMMAND GETKEYS eval x 0 a1",
+        "COMMAND GETKEYS eval x 3 k1",
+        "COMMAND GETKEYSANDFLAGS evalsha_ro x 1 k1 a1",
         "COMMAND GETKEYS",
         "COMMAND GETKEYS get",
     ];

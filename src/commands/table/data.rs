@@ -2426,7 +2426,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         acl_categories: &["@slow", "@scripting"],
         tips: &[],
         key_specs: &[
-            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE flags", flags: &["RW", "access", "update"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE", flags: &["RW", "access", "update"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
         ],
         subcommands: &[],
         doc: Doc {
@@ -2480,7 +2480,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         acl_categories: &["@slow", "@scripting"],
         tips: &[],
         key_specs: &[
-            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS flags", flags: &["RO", "access"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
+            KeySpec { notes: "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS", flags: &["RO", "access"], begin_index: 2, keynum: Some(KeyNum { keynumidx: 0, firstkey: 1, keystep: 1 }), ..KeySpec::EMPTY },
         ],
         subcommands: &[],
         doc: Doc {
