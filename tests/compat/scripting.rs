@@ -8,6 +8,9 @@
 //!   `tests/testdata/redis_py_scripts.py` (redis-py `Lock` acquire/extend/release and two
 //!   holders contending, `register_script` with its NOSCRIPT fallback) against `redis-server`
 //!   first, then against a follower of a three-node cluster.
+//! - `ioredis_define_command_through_a_follower`: `tests/testdata/ioredis_scripts.js`
+//!   (`defineCommand` with its NOSCRIPT fallback, a compare-and-delete lock release, a
+//!   pipeline of defined commands) against `redis-server`, then through a follower.
 //! - `concurrent_scripts_leave_every_node_identical`: scripts sent to every node at once, each
 //!   a read-modify-write of several keys; afterwards every node has the same revision, the same
 //!   values and the same HISTORY, and the counter shows no lost update.
@@ -22,7 +25,7 @@ use crate::common::client_libs;
 use std::process::Command;
 use std::time::Duration;
 
-use client_libs::{must_redis_py, run_bounded};
+use client_libs::{must_ioredis, must_redis_py, run_bounded};
 use common::single::{RealRedis, Single};
 use common::Cluster;
 use resp_client::raw::RawConn as RawClient;
@@ -193,6 +196,44 @@ fn redis_py_locks_and_scripts_through_a_follower() {
     let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
     if let Err(e) = run_redis_py(&c.redis_addr(follower)) {
         panic!("redis-py's locks and scripts through a follower: {e}");
+    }
+}
+
+/// Runs the ioredis script against `addr`; why it failed, if it did.
+fn run_ioredis(addr: &str) -> Result<(), String> {
+    let node_modules = must_ioredis();
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let mut cmd = Command::new("node");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/testdata/ioredis_scripts.js"
+    ))
+    .args([host, port])
+    .env("NODE_PATH", node_modules);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && stdout.trim() == "ok" {
+        Ok(())
+    } else {
+        Err(format!(
+            "exit {:?}, stdout {stdout:?}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn ioredis_define_command_through_a_follower() {
+    let redis = RealRedis::start();
+    if let Err(e) = run_ioredis(&redis.addr) {
+        panic!("the script fails against redis-server itself: {e}");
+    }
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
+    if let Err(e) = run_ioredis(&c.redis_addr(follower)) {
+        panic!("ioredis's defined commands through a follower: {e}");
     }
 }
 
