@@ -1,5 +1,5 @@
 //! Cluster capability: three (or five) real `redraft` processes on ephemeral ports: start-up and
-//! election, failover under writes (plain, pipelined, retried through churning connections),
+//! election, failover under writes (plain, pipelined, retried through churning connections, scripts),
 //! cluster operations (RAFT.INFO, ROLE, leadership transfer, rolling restart, HTTP), membership
 //! changes, large entries and snapshot transfer in chunks.
 //!
@@ -14,5 +14,6 @@ mod failover;
 mod large_entries;
 mod membership;
 mod pipelined_failover;
+mod script_failover;
 mod snapshot_chunks;
 mod three_processes;

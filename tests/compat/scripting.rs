@@ -90,6 +90,48 @@ const SCRIPT: &[&[&str]] = &[
     &["EVAL", "return redis.call('ping')", "0"],
     &[
         "EVAL",
+        "return cjson.encode({a=1, b={1, 2, 3}, c='x', d={e=true}})",
+        "0",
+    ],
+    &["EVAL", "return cjson.encode({1, 2, nil, 4})", "0"],
+    &["EVAL", "return cjson.encode({})", "0"],
+    &["EVAL", "return cjson.encode('a\"b/\n')", "0"],
+    &[
+        "EVAL",
+        "return {cjson.encode(1.5), cjson.encode(-3), cjson.encode(1e20)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return cjson.decode('{\"a\":[1,2,{\"b\":null}],\"c\":1.5}').a[2]",
+        "0",
+    ],
+    &["EVAL", "return type(cjson.decode('null'))", "0"],
+    &["EVAL", "return cjson.decode('[1,\"x\",true]')", "0"],
+    &[
+        "EVAL",
+        "return {bit.band(0xff, 0x0f), bit.bor(1, 2, 4), bit.bxor(5, 3), bit.bnot(0)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return {bit.lshift(1, 4), bit.rshift(-1, 28), bit.arshift(-16, 2), bit.tobit(4294967297)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return {bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x1234abcd, 2), bit.rol(1, 33)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "return tostring(1/3) .. ' ' .. tostring(2^53) .. ' ' .. tostring(0.00001)",
+        "0",
+    ],
+    &["EVAL", "return redis.call('set', 'num', 1/3)", "0"],
+    &["GET", "num"],
+    &[
+        "EVAL",
         "redis.call('set', 'e', 'v', 'EX', 100); return redis.call('ttl', 'e')",
         "0",
     ],

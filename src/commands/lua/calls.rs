@@ -44,8 +44,12 @@ fn call(
     for a in args {
         argv.push(match a {
             Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
-            Value::Integer(i) => Bytes::from(i.to_string()),
-            Value::Number(n) => Bytes::from(lua_number_text(n)),
+            // mlua hands integral numbers over as integers; past 17 digits `%.17g` rounds.
+            Value::Integer(i) if i.unsigned_abs() < 100_000_000_000_000_000 => {
+                Bytes::from(i.to_string())
+            }
+            Value::Integer(i) => Bytes::from(super::libs::call_argument_text(i as f64)),
+            Value::Number(n) => Bytes::from(super::libs::call_argument_text(n)),
             _ => {
                 return Err(
                     "ERR Lua redis lib command arguments must be strings or integers".into(),
@@ -94,22 +98,6 @@ fn call(
             .map(Frame::Bulk)
             .map_err(|e| e.to_string()),
         _ => Err("ERR This Redis command is not allowed from script".into()),
-    }
-}
-
-/// Lua 5.1's `tostring` of a number (`%.14g`), as Redis passes a number argument on.
-fn lua_number_text(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        return format!("{}", n as i64);
-    }
-    let text = format!("{n:.13e}");
-    // Back to %.14g: plain notation for moderate exponents, trailing zeros dropped.
-    let v: f64 = text.parse().unwrap_or(n);
-    let plain = format!("{v}");
-    if plain.len() <= 20 {
-        plain
-    } else {
-        text
     }
 }
 

@@ -2,8 +2,8 @@
 //! compiler it already has): a fresh state per run, Redis 7.0's `redis` API and conversions,
 //! and the limits that keep apply bounded and deterministic.
 //!
-//! A run is deterministic (DeterministicApply): the libraries are base, table, string and math
-//! only (no `os`, `io`, `debug`, `package`, `load*` of files), `math.random` is a generator
+//! A run is deterministic (DeterministicApply): the libraries are base, table, string, math,
+//! `cjson` and `bit` (`libs.rs`) only (no `os`, `io`, `debug`, `package`, `load*` of files), `math.random` is a generator
 //! reset to the same seed for every run (as Redis 7 does), `print` is gone, globals are
 //! read-only once the script starts (Redis's "Attempt to modify a readonly table"), and the
 //! limits count rather than time: [`MAX_INSTRUCTIONS`] VM instructions and [`MAX_MEMORY`]
@@ -89,6 +89,7 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
         globals.raw_set(name, Value::Nil)?;
     }
     install_random(&lua)?;
+    super::libs::install(&lua)?;
     // The instruction limit cannot be caught: once it is hit, every pcall/xpcall that caught
     // it raises it again, up to the top.
     let raw_xpcall: mlua::Function = globals.raw_get("xpcall")?;

@@ -4,6 +4,7 @@
 
 mod calls;
 mod engine;
+mod libs;
 
 #[cfg(test)]
 mod lua_test;
