@@ -96,7 +96,7 @@ pub(super) async fn keys(
 /// Parses a SCAN cursor as Redis's `parseScanCursorOrReply` (`strtoul`, base 10): no leading
 /// space, an optional sign (`-n` wraps around), digits up to the end (C stops at a NUL byte),
 /// no overflow. An empty cursor converts nothing and reads as 0.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let text = arg.split(|&b| b == 0).next().unwrap_or_default();
     let (negative, digits) = match text.first() {
         None => return Some(0),
@@ -146,13 +146,26 @@ pub(super) async fn scan(
         }
     }
     read_gate(ctx, session).await?;
-    let (page, next) = ctx.node.read_store(|store| store.scan(cursor, count));
-    // Every key is a string: TYPE string keeps them all, any other type none.
-    let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case("string"));
+    let (page, next) = ctx.node.read_store(|store| {
+        let (keys, next) = store.scan(cursor, count);
+        let typed: Vec<(Bytes, bool)> = keys
+            .into_iter()
+            .map(|k| {
+                let hash = store.get(&k).is_some_and(|kv| kv.is_hash());
+                (k, hash)
+            })
+            .collect();
+        (typed, next)
+    });
     let keys = page
         .into_iter()
-        .filter(|key| type_ok && pattern.as_ref().is_none_or(|p| glob::matches(p, key)))
-        .map(Frame::Bulk)
+        .filter(|(key, hash)| {
+            let type_ok = type_name
+                .as_ref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(if *hash { "hash" } else { "string" }));
+            type_ok && pattern.as_ref().is_none_or(|p| glob::matches(p, key))
+        })
+        .map(|(key, _)| Frame::Bulk(key))
         .collect();
     Ok(Frame::Array(vec![
         Frame::Bulk(Bytes::from(next.to_string())),

@@ -61,6 +61,7 @@ mod batch;
 mod cluster;
 mod connection;
 mod expire;
+mod hashes;
 mod history;
 mod keys;
 mod lua;

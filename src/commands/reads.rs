@@ -18,22 +18,27 @@
 //! STRLEN key               → :length (0 if absent)
 //! GETRANGE key start end   → bulk (inclusive, negative from the end; "" if absent)
 //! EXISTS key [key ...]     → :count (a key named twice counts twice, as Redis)
-//! TYPE key                 → +string | +none
+//! TYPE key                 → +string | +hash | +none
+//!
+//! GET, STRLEN and GETRANGE of a hash answer WRONGTYPE; MGET reads a hash as nil; EXISTS and
+//! TYPE see both types.
 //! DBSIZE                   → :number of live keys
 //! TTL|PTTL key             → :-2 absent | :-1 no deadline | :seconds (rounded) | :milliseconds
 //! EXPIRETIME|PEXPIRETIME key
 //!                          → :-2 | :-1 | :unix seconds (rounded) | :unix milliseconds
 //! GETMETA key              → nil | map: value, create_revision, mod_revision, version, ttl
-//!                            (ttl as TTL answers it: -1 without a deadline)
+//!                            (ttl as TTL answers it: -1 without a deadline; a hash's value
+//!                            is its fields and values, flat)
 //! ```
 
 use bytes::Bytes;
 
+use super::hashes::HashRead;
 use super::reply::field;
 use super::{CommandError, CommandResult, Session};
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse};
-use crate::store::{ReadOp, Response};
+use crate::store::{ReadOp, Response, Stored};
 
 /// A read command, planned: what to read, and how to answer.
 pub(crate) struct ReadPlan {
@@ -42,7 +47,7 @@ pub(crate) struct ReadPlan {
 }
 
 /// How a read turns the store's [`Response`] into its reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ReadReply {
     Get,
     MGet,
@@ -60,39 +65,47 @@ pub(crate) enum ReadReply {
         ms: bool,
         abs: bool,
     },
+    /// The hash reads (`hashes.rs`).
+    Hash(HashRead),
 }
 
 /// Plans a read of shape `reply` (the route's) from its arguments.
 pub(crate) fn plan(reply: ReadReply, parse: &mut Parse) -> Result<ReadPlan, CommandError> {
+    // MGET reads strings only (a hash is nil); the others tell the types apart.
     let op = match reply {
-        ReadReply::Get
-        | ReadReply::StrLen
-        | ReadReply::Type
-        | ReadReply::GetMeta
-        | ReadReply::Ttl { .. } => {
-            let key = parse.next_bytes()?;
-            if matches!(reply, ReadReply::GetMeta | ReadReply::Ttl { .. }) {
-                ReadOp::Meta { key }
-            } else {
-                ReadOp::Get { keys: vec![key] }
-            }
-        }
+        ReadReply::Get | ReadReply::StrLen | ReadReply::Type => ReadOp::Typed {
+            keys: vec![parse.next_bytes()?],
+        },
+        ReadReply::GetMeta | ReadReply::Ttl { .. } => ReadOp::Meta {
+            key: parse.next_bytes()?,
+        },
         ReadReply::MGet | ReadReply::Exists => {
             let mut keys = Vec::with_capacity(parse.remaining());
             while parse.remaining() > 0 {
                 keys.push(parse.next_bytes()?);
             }
-            ReadOp::Get { keys }
+            if reply == ReadReply::MGet {
+                ReadOp::Get { keys }
+            } else {
+                ReadOp::Typed { keys }
+            }
         }
         ReadReply::GetRange { .. } => {
             let key = parse.next_bytes()?;
             let (start, end) = (parse.next_i64()?, parse.next_i64()?);
             return Ok(ReadPlan {
-                op: ReadOp::Get { keys: vec![key] },
+                op: ReadOp::Typed { keys: vec![key] },
                 reply: ReadReply::GetRange { start, end },
             });
         }
         ReadReply::DbSize => ReadOp::Len,
+        ReadReply::Hash(shape) => {
+            let (op, read) = super::hashes::plan(&shape, parse)?;
+            return Ok(ReadPlan {
+                op,
+                reply: ReadReply::Hash(read),
+            });
+        }
     };
     Ok(ReadPlan { op, reply })
 }
@@ -126,6 +139,39 @@ impl ReadReply {
         let bulk_or_nil = |value: Option<Bytes>| value.map_or(Frame::Null, Frame::Bulk);
         match (self, response) {
             (_, Response::Error(e)) => Err(CommandError::Reply(e.to_string())),
+            (Self::Hash(read), Response::Stored { mut values, .. }) => {
+                read.frame(values.pop().flatten())
+            }
+            (Self::Exists, Response::Stored { values, .. }) => Ok(Frame::Integer(
+                values.iter().filter(|v| v.is_some()).count() as i64,
+            )),
+            (Self::Type, Response::Stored { mut values, .. }) => Ok(Frame::Simple(
+                values
+                    .pop()
+                    .flatten()
+                    .map_or("none", |v| v.type_name())
+                    .into(),
+            )),
+            // The string reads: a hash is WRONGTYPE.
+            (
+                reply,
+                Response::Stored {
+                    mut values,
+                    revision,
+                },
+            ) => {
+                let value = match values.pop().flatten() {
+                    Some(Stored::Hash(_)) => {
+                        return Err(CommandError::Reply(
+                            crate::store::StoreError::WrongType.to_string(),
+                        ))
+                    }
+                    Some(Stored::String(s)) => Some(s),
+                    None => None,
+                };
+                let values = vec![value];
+                reply.frame(Response::Values { values, revision }, now_ms)
+            }
             (Self::Get, Response::Values { mut values, .. }) => {
                 Ok(bulk_or_nil(values.pop().flatten()))
             }
@@ -158,8 +204,17 @@ impl ReadReply {
                 let Some(kv) = kv else {
                     return Ok(Frame::Null);
                 };
+                // A hash's value is its fields and values, flat, as HGETALL in RESP2.
+                let value = match &kv.hash {
+                    Some(h) => Frame::Array(
+                        h.iter()
+                            .flat_map(|(f, v)| [Frame::Bulk(f.clone()), Frame::Bulk(v.clone())])
+                            .collect(),
+                    ),
+                    None => Frame::Bulk(kv.value),
+                };
                 Ok(Frame::Map(vec![
-                    field("value", Frame::Bulk(kv.value)),
+                    field("value", value),
                     field("create_revision", Frame::Integer(kv.create_revision as i64)),
                     field("mod_revision", Frame::Integer(kv.mod_revision as i64)),
                     field("version", Frame::Integer(kv.version as i64)),

@@ -29,8 +29,10 @@ pub(crate) enum WriteReply {
     SetNx,
     /// `Value` → bulk or nil (GETDEL, INCRBYFLOAT).
     Value,
-    /// `Integer` → the new value (INCR and friends).
+    /// `Integer` → the new value (INCR and friends), the count (HSET, HDEL).
     Integer,
+    /// `Integer` → `+OK` (HMSET).
+    IntegerOk,
     /// `Length` → the new length (APPEND, SETRANGE).
     Length,
     /// `Deleted` → how many keys were deleted (DEL, UNLINK).
@@ -59,6 +61,7 @@ impl WriteReply {
             (Self::SetNx, Response::Set { written, .. }) => Ok(Frame::Integer(i64::from(written))),
             (Self::Value, Response::Value { value, .. }) => Ok(bulk_or_nil(value)),
             (Self::Integer, Response::Integer { value, .. }) => Ok(Frame::Integer(value)),
+            (Self::IntegerOk, Response::Integer { .. }) => Ok(Frame::ok()),
             (Self::Length, Response::Length { length, .. }) => Ok(Frame::Integer(length as i64)),
             (Self::Deleted, Response::Deleted { deleted, .. }) => {
                 Ok(Frame::Integer(deleted as i64))

@@ -25,7 +25,7 @@ use std::pin::Pin;
 
 use super::reads::ReadReply;
 use super::{
-    cluster, connection, expire, history, keys, pubsub, scripting, server, stream, strings,
+    cluster, connection, expire, hashes, history, keys, pubsub, scripting, server, stream, strings,
     CommandError, CommandResult, Outcome, Plan, Session,
 };
 use crate::context::ServerContext;
@@ -73,6 +73,14 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         "incrbyfloat" => Write(strings::incrbyfloat),
         "append" => Write(strings::append),
         "setrange" => Write(strings::setrange),
+        // Hashes (`hashes.rs`).
+        "hset" | "hmset" => Write(hashes::hset),
+        "hsetnx" => Write(hashes::hsetnx),
+        "hdel" => Write(hashes::hdel),
+        "hincrby" => Write(hashes::hincrby),
+        "hincrbyfloat" => Write(hashes::hincrbyfloat),
+        "hget" | "hmget" | "hgetall" | "hexists" | "hlen" | "hkeys" | "hvals" | "hstrlen"
+        | "hscan" | "hrandfield" => Read(ReadReply::Hash(hashes::shape(name)?)),
         // TTLs (`expire.rs`).
         "expire" => Write(|p| expire::expire("expire", p)),
         "pexpire" => Write(|p| expire::expire("pexpire", p)),

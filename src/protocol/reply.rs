@@ -28,6 +28,9 @@ pub enum Frame {
     Map(Vec<(Frame, Frame)>),
     /// `~n` in RESP3; an array in RESP2.
     Set(Vec<Frame>),
+    /// An array of two-item arrays in RESP3, a flat `a1 b1 a2 b2 ...` array in RESP2 (Redis's
+    /// replies of pairs that may repeat, such as HRANDFIELD WITHVALUES).
+    Pairs(Vec<(Frame, Frame)>),
     /// `,repr` in RESP3; a bulk string in RESP2. Formatted as Redis's `d2string`.
     Double(f64),
     /// `#t`/`#f` in RESP3; `:1`/`:0` in RESP2.
@@ -80,6 +83,20 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
         Frame::Array(items) => put_aggregate(out, b'*', items, proto),
         Frame::Set(items) => put_aggregate(out, if resp3 { b'~' } else { b'*' }, items, proto),
         Frame::Push(items) => put_aggregate(out, if resp3 { b'>' } else { b'*' }, items, proto),
+        Frame::Pairs(pairs) => {
+            if resp3 {
+                put_len_line(out, b'*', pairs.len());
+            } else {
+                put_len_line(out, b'*', pairs.len().saturating_mul(2));
+            }
+            for (a, b) in pairs {
+                if resp3 {
+                    put_len_line(out, b'*', 2);
+                }
+                encode(a, proto, out);
+                encode(b, proto, out);
+            }
+        }
         Frame::Map(pairs) => {
             if resp3 {
                 put_len_line(out, b'%', pairs.len());

@@ -1,5 +1,6 @@
 //! Compaction and the readable window (HistoryWindow): `COMPACT` moves `compact_revision` up;
-//! reads below it, or above the current revision, are refused.
+//! reads below it, or above the current revision, are refused. Also the reads and the write
+//! that address a revision inside the window: GETAT, HISTORY and ROLLBACK.
 
 use super::*;
 
@@ -42,5 +43,66 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// ROLLBACK: the value `key` had at `revision`, written as the next change (a put that
+    /// clears the TTL, or a delete if the key was absent then).
+    pub(super) fn rollback(
+        &mut self,
+        c: &mut Changes,
+        key: &Bytes,
+        revision: u64,
+    ) -> Result<Response, StoreError> {
+        self.check_readable(revision)?;
+        match self.keyspace.get_at(key, revision) {
+            Some(kv) => self.put_stored_in(c, key, &kv.stored(), Ttl::Clear),
+            None => {
+                self.delete_in(c, key);
+            }
+        }
+        let revision = self.revision_with(c);
+        Ok(Response::Integer {
+            value: revision as i64,
+            revision,
+        })
+    }
+
+    /// Returns the value of `key` as of `revision`; 0 means the latest.
+    ///
+    /// Fails with [`StoreError::Compacted`] below the compact revision (reading at exactly it
+    /// works), and with [`StoreError::FutureRevision`] above the current revision.
+    pub fn get_at(&self, key: &[u8], revision: u64) -> Result<Option<KeyValue>, StoreError> {
+        if revision == 0 {
+            return Ok(self.get(key));
+        }
+        self.check_readable(revision)?;
+        Ok(self.keyspace.get_at(key, revision))
+    }
+
+    /// Returns `key`'s changes with `from <= main <= to`, oldest first, at most `limit` of them
+    /// (`limit` 0 returns none).
+    ///
+    /// `to` 0 means up to the current revision. `from` 0 means every stored version, which after
+    /// a compaction starts with the key's value at the compact revision if that was written
+    /// earlier. Fails with [`StoreError::Compacted`] if `from` is below the compact revision,
+    /// and with [`StoreError::FutureRevision`] if `to` is above the current revision. An
+    /// event's `prev` is `None` when the key did not exist before it, or when that earlier
+    /// version has been compacted away.
+    pub fn history(
+        &self,
+        key: &[u8],
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        if from != 0 && from < self.compact_revision {
+            return Err(StoreError::Compacted {
+                requested: from,
+                compact_revision: self.compact_revision,
+            });
+        }
+        let to = if to == 0 { self.revision } else { to };
+        self.check_readable(to)?;
+        Ok(self.keyspace.history(key, from, to, limit))
     }
 }

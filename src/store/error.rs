@@ -82,4 +82,16 @@ pub enum StoreError {
     /// error text, code first (`ERR ...`).
     #[error("{0}")]
     Script(String),
+    /// A string command met a hash, or a hash command a string (Redis's text).
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// HINCRBY on a field whose value is not an integer.
+    #[error("ERR hash value is not an integer")]
+    HashNotInteger,
+    /// HINCRBYFLOAT on a field whose value is not a number.
+    #[error("ERR hash value is not a float")]
+    HashNotFloat,
+    /// HINCRBYFLOAT with an infinite increment.
+    #[error("ERR value is NaN or Infinity")]
+    NotFiniteIncrement,
 }

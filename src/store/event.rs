@@ -6,12 +6,13 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::Revision;
+use super::{Hash, Revision, Stored};
 
 /// A key's state at one revision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: Bytes,
+    /// The string; empty for a hash (see `hash`).
     pub value: Bytes,
     /// Main revision of the put that created the key's current generation.
     pub create_revision: u64,
@@ -19,6 +20,27 @@ pub struct KeyValue {
     pub mod_revision: u64,
     /// Puts since the generation was created: 1 on create, reset by a delete.
     pub version: u64,
+    /// The fields when the key holds a hash, `None` for a string. Not encoded (a recorded
+    /// response decodes with `None`): the only `KeyValue`s that are encoded are the TTL
+    /// family's answers kept in the dedup table, which never look at the value, and leaving it
+    /// out keeps their encoding what it was before hashes.
+    #[serde(skip)]
+    pub hash: Option<Hash>,
+}
+
+impl KeyValue {
+    /// Returns what the key holds, a string or a hash (an O(1) copy either way).
+    pub fn stored(&self) -> Stored {
+        match &self.hash {
+            Some(fields) => Stored::Hash(fields.clone()),
+            None => Stored::String(self.value.clone()),
+        }
+    }
+
+    /// Returns whether the key holds a hash.
+    pub fn is_hash(&self) -> bool {
+        self.hash.is_some()
+    }
 }
 
 /// Whether an [`Event`] wrote a value or a tombstone.
@@ -63,6 +85,7 @@ impl Event {
                 create_revision: 0,
                 mod_revision: revision.main,
                 version: 0,
+                hash: None,
             },
             prev,
         }

@@ -27,7 +27,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Event, EventKind, KeyValue, Revision};
+use super::{Event, EventKind, Hash, KeyValue, Revision, Stored};
 
 /// What one version of a key holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,12 +43,36 @@ pub(super) enum Change {
     /// The end of a generation by the leader's expiry: a tombstone that history reports as
     /// [`EventKind::Expired`].
     Expired,
+    /// A hash (its fields, in field order), with the generation it belongs to and its place in
+    /// it, as [`Change::Put`]. Appended last: snapshots written before hashes still decode.
+    PutHash {
+        fields: Hash,
+        create_revision: u64,
+        version: u64,
+    },
 }
 
 impl Change {
     /// Returns whether this version ends a generation (a delete or an expiry).
     fn is_tombstone(&self) -> bool {
         matches!(self, Change::Tombstone | Change::Expired)
+    }
+
+    /// Returns `(create_revision, version)` of a put of either type, `None` for a tombstone.
+    fn put_meta(&self) -> Option<(u64, u64)> {
+        match self {
+            Change::Put {
+                create_revision,
+                version,
+                ..
+            }
+            | Change::PutHash {
+                create_revision,
+                version,
+                ..
+            } => Some((*create_revision, *version)),
+            Change::Tombstone | Change::Expired => None,
+        }
     }
 }
 
@@ -75,13 +99,9 @@ impl KeyIndex {
 
     /// Returns whether the newest version is a put.
     pub fn is_live(&self) -> bool {
-        matches!(
-            self.versions.last(),
-            Some(Version {
-                change: Change::Put { .. },
-                ..
-            })
-        )
+        self.versions
+            .last()
+            .is_some_and(|v| v.change.put_meta().is_some())
     }
 
     /// Returns the key's value as of main revision `main` (the newest version at or below it).
@@ -90,30 +110,39 @@ impl KeyIndex {
         idx.checked_sub(1).and_then(|i| kv(key, &self.versions[i]))
     }
 
-    /// Appends a put at `revision` and returns its event.
-    pub fn put(&mut self, key: &Bytes, value: &Bytes, revision: Revision) -> Event {
+    /// Appends a put of `value` (a string or a hash) at `revision` and returns its event.
+    pub fn put(&mut self, key: &Bytes, value: &Stored, revision: Revision) -> Event {
         self.debug_assert_newer(revision);
         let prev = self.latest(key);
         let (create_revision, version) = match &prev {
             Some(p) => (p.create_revision, p.version.saturating_add(1)),
             None => (revision.main, 1),
         };
-        let change = Change::Put {
-            value: value.clone(),
-            create_revision,
-            version,
+        let change = match value {
+            Stored::String(value) => Change::Put {
+                value: value.clone(),
+                create_revision,
+                version,
+            },
+            Stored::Hash(fields) => Change::PutHash {
+                fields: fields.clone(),
+                create_revision,
+                version,
+            },
         };
         self.versions.push(Version { revision, change });
+        let kv = KeyValue {
+            key: key.clone(),
+            value: value.string().cloned().unwrap_or_default(),
+            create_revision,
+            mod_revision: revision.main,
+            version,
+            hash: value.hash().cloned(),
+        };
         Event {
             kind: EventKind::Put,
             revision,
-            kv: KeyValue {
-                key: key.clone(),
-                value: value.clone(),
-                create_revision,
-                mod_revision: revision.main,
-                version,
-            },
+            kv,
             prev,
         }
     }
@@ -148,9 +177,10 @@ impl KeyIndex {
             // The key changed at `at` itself: that change is its value at `at`.
             below
         } else {
-            match self.versions[below - 1].change {
-                Change::Put { .. } => below - 1,
-                Change::Tombstone | Change::Expired => below,
+            if self.versions[below - 1].change.is_tombstone() {
+                below
+            } else {
+                below - 1
             }
         };
         self.versions.drain(..drop);
@@ -228,7 +258,7 @@ impl KeyIndex {
             if main == 0 || main > current {
                 return Err(format!("version at {:?} outside 1..={current}", v.revision));
             }
-            if main < compact_revision && (i > 0 || !matches!(v.change, Change::Put { .. })) {
+            if main < compact_revision && (i > 0 || v.change.is_tombstone()) {
                 return Err(format!(
                     "version at {:?} should have been compacted",
                     v.revision
@@ -239,28 +269,17 @@ impl KeyIndex {
                     return Err(format!("versions out of order at {:?}", v.revision));
                 }
             }
-            match (&v.change, prev.map(|p| &p.change)) {
-                (c, Some(Change::Put { .. })) if c.is_tombstone() => {}
-                (c, None) if c.is_tombstone() && main == compact_revision => {}
-                (Change::Tombstone | Change::Expired, _) => {
+            let before = prev.map(|p| &p.change);
+            match (v.change.put_meta(), before.map(Change::put_meta)) {
+                (None, Some(Some(_))) => {}
+                (None, None) if main == compact_revision => {}
+                (None, _) => {
                     return Err(format!("tombstone at {:?} ends no generation", v.revision))
                 }
-                (
-                    Change::Put {
-                        create_revision,
-                        version,
-                        ..
-                    },
-                    before,
-                ) => {
-                    let (c, n) = (*create_revision, *version);
+                (Some((c, n)), before) => {
                     let ok = match before {
-                        Some(Change::Put {
-                            create_revision: pc,
-                            version: pv,
-                            ..
-                        }) => c == *pc && Some(n) == pv.checked_add(1),
-                        Some(Change::Tombstone | Change::Expired) => c == main && n == 1,
+                        Some(Some((pc, pv))) => c == pc && Some(n) == pv.checked_add(1),
+                        Some(None) => c == main && n == 1,
                         // The first stored version: its predecessors may have been compacted.
                         // A transaction may put a key several times in the revision that
                         // created it, so `c == main` allows any version; `n == 1` needs it.
@@ -302,299 +321,24 @@ fn kv(key: &Bytes, version: &Version) -> Option<KeyValue> {
             create_revision: *create_revision,
             mod_revision: version.revision.main,
             version: *n,
+            hash: None,
+        }),
+        Change::PutHash {
+            fields,
+            create_revision,
+            version: n,
+        } => Some(KeyValue {
+            key: key.clone(),
+            value: Bytes::new(),
+            create_revision: *create_revision,
+            mod_revision: version.revision.main,
+            version: *n,
+            hash: Some(fields.clone()),
         }),
         Change::Tombstone | Change::Expired => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rev(main: u64) -> Revision {
-        Revision::new(main, 0)
-    }
-
-    /// Builds a key index from `(main, Some(value))` puts and `(main, None)` deletes.
-    fn must_build(ops: &[(u64, Option<&str>)]) -> KeyIndex {
-        let key = Bytes::from_static(b"k");
-        let mut ki = KeyIndex::default();
-        for &(main, value) in ops {
-            match value {
-                Some(v) => {
-                    ki.put(&key, &Bytes::copy_from_slice(v.as_bytes()), rev(main));
-                }
-                None => {
-                    ki.tombstone(&key, rev(main), false)
-                        .expect("delete of a live key");
-                }
-            }
-        }
-        ki
-    }
-
-    //   put@2 "a"   put@3 "b"   del@5   put@7 "c"
-    //   [c2 v1] --- [c2 v2] --- [tomb] | [c7 v1]
-    const OPS: &[(u64, Option<&str>)] =
-        &[(2, Some("a")), (3, Some("b")), (5, None), (7, Some("c"))];
-
-    #[test]
-    fn at_reads_generations() {
-        struct Case {
-            main: u64,
-            want: Option<(&'static str, u64, u64, u64)>, // value, create, mod, version
-        }
-        let cases = [
-            Case {
-                main: 0,
-                want: None,
-            },
-            Case {
-                main: 1,
-                want: None,
-            },
-            Case {
-                main: 2,
-                want: Some(("a", 2, 2, 1)),
-            },
-            Case {
-                main: 3,
-                want: Some(("b", 2, 3, 2)),
-            },
-            Case {
-                main: 4,
-                want: Some(("b", 2, 3, 2)),
-            },
-            Case {
-                main: 5,
-                want: None,
-            },
-            Case {
-                main: 6,
-                want: None,
-            },
-            Case {
-                main: 7,
-                want: Some(("c", 7, 7, 1)),
-            },
-            Case {
-                main: 100,
-                want: Some(("c", 7, 7, 1)),
-            },
-        ];
-        let ki = must_build(OPS);
-        let key = Bytes::from_static(b"k");
-        for c in cases {
-            let got = ki.at(&key, c.main).map(|kv| {
-                let value = std::str::from_utf8(&kv.value).unwrap().to_owned();
-                (value, kv.create_revision, kv.mod_revision, kv.version)
-            });
-            let want = c.want.map(|(v, cr, mr, n)| (v.to_owned(), cr, mr, n));
-            assert_eq!(got, want, "at({})", c.main);
-        }
-        ki.validate(7, 0).unwrap();
-    }
-
-    #[test]
-    fn compact_keeps_value_at_compact_revision() {
-        struct Case {
-            at: u64,
-            want_mains: &'static [u64],
-            want_left: bool,
-        }
-        let cases = [
-            // Nothing below 1 or 2.
-            Case {
-                at: 1,
-                want_mains: &[2, 3, 5, 7],
-                want_left: true,
-            },
-            Case {
-                at: 2,
-                want_mains: &[2, 3, 5, 7],
-                want_left: true,
-            },
-            // put@2 is superseded by put@3 at 3.
-            Case {
-                at: 3,
-                want_mains: &[3, 5, 7],
-                want_left: true,
-            },
-            // put@3 is the value at 4.
-            Case {
-                at: 4,
-                want_mains: &[3, 5, 7],
-                want_left: true,
-            },
-            // The tombstone at exactly 5 stays, for history from 5.
-            Case {
-                at: 5,
-                want_mains: &[5, 7],
-                want_left: true,
-            },
-            // A tombstone below the compact revision goes with its generation.
-            Case {
-                at: 6,
-                want_mains: &[7],
-                want_left: true,
-            },
-            Case {
-                at: 7,
-                want_mains: &[7],
-                want_left: true,
-            },
-            Case {
-                at: 9,
-                want_mains: &[7],
-                want_left: true,
-            },
-        ];
-        for c in cases {
-            let mut ki = must_build(OPS);
-            assert_eq!(ki.compact(c.at), c.want_left, "compact({})", c.at);
-            let mains: Vec<u64> = ki.versions.iter().map(|v| v.revision.main).collect();
-            assert_eq!(mains, c.want_mains, "compact({})", c.at);
-            ki.validate(9, c.at).unwrap();
-        }
-    }
-
-    #[test]
-    fn compact_drops_a_deleted_key_entirely() {
-        let mut ki = must_build(&[(1, Some("a")), (2, None)]);
-        assert!(ki.compact(2), "the tombstone at the compact revision stays");
-        assert!(!ki.compact(3), "and goes at the next compaction");
-    }
-
-    #[test]
-    fn history_prev_after_compaction() {
-        let key = Bytes::from_static(b"k");
-        let mut ki = must_build(OPS);
-        ki.compact(4);
-        let events = ki.history(&key, 0, 100, usize::MAX);
-        let got: Vec<(u64, EventKind, Option<u64>)> = events
-            .iter()
-            .map(|e| {
-                (
-                    e.revision.main,
-                    e.kind,
-                    e.prev.as_ref().map(|p| p.mod_revision),
-                )
-            })
-            .collect();
-        // put@3's predecessor is compacted; the delete replaced put@3; put@7 follows a tombstone.
-        assert_eq!(
-            got,
-            vec![
-                (3, EventKind::Put, None),
-                (5, EventKind::Delete, Some(3)),
-                (7, EventKind::Put, None)
-            ]
-        );
-        assert_eq!(ki.history(&key, 5, 6, usize::MAX).len(), 1);
-        assert_eq!(ki.history(&key, 6, 5, usize::MAX).len(), 0);
-        assert_eq!(ki.history(&key, 0, 100, 2).len(), 2);
-        assert_eq!(ki.history(&key, 0, 100, 0).len(), 0);
-    }
-
-    #[test]
-    fn validate_rejects_broken_generations() {
-        let put = |main, create_revision, version| Version {
-            revision: rev(main),
-            change: Change::Put {
-                value: Bytes::new(),
-                create_revision,
-                version,
-            },
-        };
-        let tomb = |main| Version {
-            revision: rev(main),
-            change: Change::Tombstone,
-        };
-        struct Case {
-            name: &'static str,
-            versions: Vec<Version>,
-            compact: u64,
-            want_ok: bool,
-        }
-        let cases = [
-            Case {
-                name: "empty",
-                versions: vec![],
-                compact: 0,
-                want_ok: false,
-            },
-            Case {
-                name: "create",
-                versions: vec![put(1, 1, 1)],
-                compact: 0,
-                want_ok: true,
-            },
-            Case {
-                name: "zero rev",
-                versions: vec![put(0, 0, 1)],
-                compact: 0,
-                want_ok: false,
-            },
-            Case {
-                name: "future",
-                versions: vec![put(11, 11, 1)],
-                compact: 0,
-                want_ok: false,
-            },
-            Case {
-                name: "out of order",
-                versions: vec![put(3, 3, 1), put(2, 3, 2)],
-                compact: 0,
-                want_ok: false,
-            },
-            Case {
-                name: "version skips",
-                versions: vec![put(1, 1, 1), put(2, 1, 3)],
-                compact: 0,
-                want_ok: false,
-            },
-            Case {
-                name: "double tombstone",
-                versions: vec![put(1, 1, 1), tomb(2), tomb(3)],
-                compact: 0,
-                want_ok: false,
-            },
-            Case {
-                name: "regeneration",
-                versions: vec![put(1, 1, 1), tomb(2), put(3, 3, 1)],
-                compact: 0,
-                want_ok: true,
-            },
-            Case {
-                name: "compacted first put",
-                versions: vec![put(4, 2, 3)],
-                compact: 6,
-                want_ok: true,
-            },
-            Case {
-                name: "two below compact",
-                versions: vec![put(4, 2, 3), put(5, 2, 4)],
-                compact: 6,
-                want_ok: false,
-            },
-            Case {
-                name: "tomb at compact",
-                versions: vec![tomb(6)],
-                compact: 6,
-                want_ok: true,
-            },
-            Case {
-                name: "tomb after compact",
-                versions: vec![tomb(7)],
-                compact: 6,
-                want_ok: false,
-            },
-        ];
-        for c in cases {
-            let ki = KeyIndex {
-                versions: c.versions,
-            };
-            assert_eq!(ki.validate(10, c.compact).is_ok(), c.want_ok, "{}", c.name);
-        }
-    }
-}
+#[path = "key_index_test.rs"]
+mod tests;

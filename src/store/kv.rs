@@ -39,7 +39,7 @@ use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 use super::key_index::KeyIndex;
-use super::{Event, KeyValue, Revision};
+use super::{Event, KeyValue, Revision, Stored};
 
 /// Every key's history. Reading a key's latest value is one ordered-map lookup, O(log n).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,8 +65,8 @@ pub(super) fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl Keyspace {
-    /// Puts `value` at `key` with `revision` and returns the event.
-    pub fn put(&mut self, key: &Bytes, value: &Bytes, revision: Revision) -> Event {
+    /// Puts `value` (a string or a hash) at `key` with `revision` and returns the event.
+    pub fn put(&mut self, key: &Bytes, value: &Stored, revision: Revision) -> Event {
         let index = self.keys.entry(key.clone()).or_default();
         let was_live = index.is_live();
         let event = index.put(key, value, revision);

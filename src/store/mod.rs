@@ -11,6 +11,7 @@
 //! - `script.rs`: scripts at apply (EVAL), through the interpreter the process installs.
 //! - `compaction.rs`: compaction and the readable window.
 //! - `strings.rs`: the read-modify-writes of the string commands, decided at apply.
+//! - `hash.rs`: [`Stored`] (a string or a [`Hash`]) and the hash commands' writes.
 //! - `long_double.rs`: [`LongDouble`], INCRBYFLOAT's x87 extended arithmetic in software.
 //! - `dedup.rs`: the client dedup table and its bound.
 //! - `snapshot.rs`: the snapshot encoding and the checks on load.
@@ -46,6 +47,7 @@ mod dedup;
 mod error;
 mod event;
 mod expiry;
+mod hash;
 mod key_index;
 mod kv;
 mod long_double;
@@ -61,6 +63,8 @@ mod txn;
 mod compaction_test;
 #[cfg(test)]
 mod dedup_test;
+#[cfg(test)]
+mod hash_test;
 #[cfg(test)]
 mod mvcc_test;
 #[cfg(test)]
@@ -82,6 +86,7 @@ use kv::Keyspace;
 pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
+pub use hash::{Hash, Stored};
 pub use long_double::LongDouble;
 pub use notify::{Notice, NoticeClass};
 pub use request::{
@@ -359,39 +364,38 @@ impl Store {
             )),
             Op::ScriptLoad { body } => self.script_load(body),
             Op::ScriptFlush => self.script_flush(),
+            Op::HSet {
+                key,
+                pairs,
+                if_absent,
+            } => self.hset(c, key, pairs, *if_absent),
+            Op::HDel { key, fields } => self.hdel(c, key, fields),
+            Op::HIncrBy { key, field, delta } => self.hincr_by(c, key, field, *delta),
+            Op::HIncrByFloat {
+                key,
+                field,
+                increment,
+            } => self.hincr_by_float(c, key, field, increment),
         }
-    }
-
-    /// ROLLBACK: the value `key` had at `revision`, written as the next change (a put that
-    /// clears the TTL, or a delete if the key was absent then).
-    fn rollback(
-        &mut self,
-        c: &mut Changes,
-        key: &Bytes,
-        revision: u64,
-    ) -> Result<Response, StoreError> {
-        self.check_readable(revision)?;
-        match self.keyspace.get_at(key, revision) {
-            Some(kv) => self.put_in(c, key, &kv.value, Ttl::Clear),
-            None => {
-                self.delete_in(c, key);
-            }
-        }
-        let revision = self.revision_with(c);
-        Ok(Response::Integer {
-            value: revision as i64,
-            revision,
-        })
     }
 
     /// Answers a read from the current state; changes nothing.
     pub fn read(&self, read: &ReadOp) -> Response {
         let revision = self.revision;
         match read {
+            // MGET: a hash reads as absent, as in Redis.
             ReadOp::Get { keys } => Response::Values {
                 values: keys
                     .iter()
-                    .map(|key| self.keyspace.get(key).map(|kv| kv.value))
+                    .map(|key| self.keyspace.get(key).filter(|kv| !kv.is_hash()))
+                    .map(|kv| kv.map(|kv| kv.value))
+                    .collect(),
+                revision,
+            },
+            ReadOp::Typed { keys } => Response::Stored {
+                values: keys
+                    .iter()
+                    .map(|key| self.keyspace.get(key).map(|kv| kv.stored()))
                     .collect(),
                 revision,
             },
@@ -415,8 +419,14 @@ impl Store {
         }
     }
 
-    /// Puts `value` at `key` as the next change, leaving the deadline `ttl` says.
+    /// Puts the string `value` at `key` as the next change, leaving the deadline `ttl` says.
     fn put_in(&mut self, c: &mut Changes, key: &Bytes, value: &Bytes, ttl: Ttl) {
+        self.put_stored_in(c, key, &Stored::String(value.clone()), ttl)
+    }
+
+    /// Puts `value` (a string or a hash) at `key` as the next change, leaving the deadline
+    /// `ttl` says.
+    fn put_stored_in(&mut self, c: &mut Changes, key: &Bytes, value: &Stored, ttl: Ttl) {
         let revision = Revision::new(c.main, c.events.len() as u64);
         c.events.push(self.keyspace.put(key, value, revision));
         match ttl {
@@ -483,45 +493,6 @@ impl Store {
     /// Returns the latest live value of `key`, in O(log n).
     pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
         self.keyspace.get(key)
-    }
-
-    /// Returns the value of `key` as of `revision`; 0 means the latest.
-    ///
-    /// Fails with [`StoreError::Compacted`] below the compact revision (reading at exactly it
-    /// works), and with [`StoreError::FutureRevision`] above the current revision.
-    pub fn get_at(&self, key: &[u8], revision: u64) -> Result<Option<KeyValue>, StoreError> {
-        if revision == 0 {
-            return Ok(self.get(key));
-        }
-        self.check_readable(revision)?;
-        Ok(self.keyspace.get_at(key, revision))
-    }
-
-    /// Returns `key`'s changes with `from <= main <= to`, oldest first, at most `limit` of them
-    /// (`limit` 0 returns none).
-    ///
-    /// `to` 0 means up to the current revision. `from` 0 means every stored version, which after
-    /// a compaction starts with the key's value at the compact revision if that was written
-    /// earlier. Fails with [`StoreError::Compacted`] if `from` is below the compact revision,
-    /// and with [`StoreError::FutureRevision`] if `to` is above the current revision. An
-    /// event's `prev` is `None` when the key did not exist before it, or when that earlier
-    /// version has been compacted away.
-    pub fn history(
-        &self,
-        key: &[u8],
-        from: u64,
-        to: u64,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
-        if from != 0 && from < self.compact_revision {
-            return Err(StoreError::Compacted {
-                requested: from,
-                compact_revision: self.compact_revision,
-            });
-        }
-        let to = if to == 0 { self.revision } else { to };
-        self.check_readable(to)?;
-        Ok(self.keyspace.history(key, from, to, limit))
     }
 
     /// Returns the stored changes with revisions in `range`, as (revision, key), oldest first

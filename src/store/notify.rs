@@ -1,6 +1,6 @@
 //! Keyspace notifications: the Redis event names (`set`, `del`, `expired`, `incrby`, `new`, ...)
 //! an applied op emits, in Redis 7.0's order (`notify.c` callers in `t_string.c`, `db.c`,
-//! `expire.c`).
+//! `expire.c`, `t_hash.c`).
 //!
 //! A [`Notice`] is derived from the op and the changes it made, inside `apply`, so every node
 //! derives the same notices from the same entry (DeterministicApply); which classes are
@@ -29,6 +29,8 @@ pub enum NoticeClass {
     Expired,
     /// `n`: a key added to the keyspace.
     New,
+    /// `h`: the hash commands.
+    Hash,
 }
 
 /// One keyspace notification: `event` happened to `key`.
@@ -68,7 +70,7 @@ fn tombstones(out: &mut Vec<Notice>, events: &[Event], class: NoticeClass, event
 /// Appends the notices of one applied op (not a transaction: its ops are passed one by one)
 /// to `out`, given its response and the changes it made.
 pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut Vec<Notice>) {
-    use NoticeClass::{Expired, Generic, String};
+    use NoticeClass::{Expired, Generic, Hash, String};
     if matches!(response, Response::Error(_)) {
         return;
     }
@@ -142,6 +144,16 @@ pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut 
         }
         // A batch is unpacked before apply: it never reaches here with changes.
         // A script's calls notify one by one (`script.rs`).
+        Op::HSet { .. } => puts(out, events, Hash, "hset"),
+        Op::HIncrBy { .. } => puts(out, events, Hash, "hincrby"),
+        Op::HIncrByFloat { .. } => puts(out, events, Hash, "hincrbyfloat"),
+        // Redis: `hdel`, then `del` when the last field went and the key with it.
+        Op::HDel { key, .. } => {
+            if !events.is_empty() {
+                notice(out, Hash, "hdel", key);
+            }
+            tombstones(out, events, Generic, "del");
+        }
         Op::Compact { .. }
         | Op::Flush
         | Op::Read(_)

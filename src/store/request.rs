@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::script::ScriptValue;
-use super::{KeyValue, StoreError};
+use super::{KeyValue, StoreError, Stored};
 
 /// The version byte that prefixes every encoded request, response and snapshot. 2: requests
 /// carry the proposing leader's clock ([`Request::at_ms`]) and the first-send time and retry
@@ -211,6 +211,27 @@ pub enum Op {
     ScriptLoad { body: Bytes },
     /// SCRIPT FLUSH: every node forgets its scripts. Answers [`Response::Noop`].
     ScriptFlush,
+    /// HSET and HMSET (`if_absent` false), HSETNX (`if_absent`, one pair): writes fields of the
+    /// hash at `key`, creating it. Answers [`Response::Integer`], the number of new fields.
+    HSet {
+        key: Bytes,
+        pairs: Vec<(Bytes, Bytes)>,
+        if_absent: bool,
+    },
+    /// HDEL: answers [`Response::Integer`], the number of fields removed.
+    HDel { key: Bytes, fields: Vec<Bytes> },
+    /// HINCRBY: answers [`Response::Integer`], the new value.
+    HIncrBy {
+        key: Bytes,
+        field: Bytes,
+        delta: i64,
+    },
+    /// HINCRBYFLOAT: answers [`Response::Value`], the new text.
+    HIncrByFloat {
+        key: Bytes,
+        field: Bytes,
+        increment: Bytes,
+    },
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -224,6 +245,9 @@ pub enum ReadOp {
     Meta { key: Bytes },
     /// The number of live keys ([`Response::Integer`]): DBSIZE.
     Len,
+    /// What `keys` hold, strings and hashes ([`Response::Stored`]): GET STRLEN GETRANGE
+    /// EXISTS TYPE and the hash reads, which tell the types apart (WRONGTYPE).
+    Typed { keys: Vec<Bytes> },
 }
 
 /// One WATCHed key, compared when the transaction applies (etcd's Txn compare on
@@ -410,6 +434,11 @@ pub enum Response {
     Batch(Vec<Response>),
     /// [`Op::Script`]: the script's reply; `revision` is the store's afterwards.
     Script { value: ScriptValue, revision: u64 },
+    /// [`ReadOp::Typed`]: what each key holds, `None` where absent.
+    Stored {
+        values: Vec<Option<Stored>>,
+        revision: u64,
+    },
 }
 
 impl fmt::Display for Request {
@@ -532,6 +561,21 @@ impl fmt::Display for Request {
             }
             Op::ScriptLoad { body } => write!(f, "ScriptLoad({} bytes)", body.len()),
             Op::ScriptFlush => write!(f, "ScriptFlush"),
+            Op::HSet { key, pairs, .. } => write!(
+                f,
+                "HSet({:?}, {} fields)",
+                String::from_utf8_lossy(key),
+                pairs.len()
+            ),
+            Op::HDel { key, fields } => write!(
+                f,
+                "HDel({:?}, {} fields)",
+                String::from_utf8_lossy(key),
+                fields.len()
+            ),
+            Op::HIncrBy { key, .. } | Op::HIncrByFloat { key, .. } => {
+                write!(f, "HIncr({:?})", String::from_utf8_lossy(key))
+            }
             Op::Rollback { key, revision } => write!(
                 f,
                 "Rollback({:?} to {revision})",

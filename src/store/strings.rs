@@ -45,7 +45,12 @@ impl Store {
         now_ms: i64,
     ) -> Applied {
         let ttl = Ttl::resolve(ttl)?;
-        let prev = self.keyspace.get(key);
+        // SET replaces a hash, but SET ... GET must read the old value as a string.
+        let prev = if get {
+            self.string_kv(key)?
+        } else {
+            self.keyspace.get(key)
+        };
         let written = match when {
             SetWhen::Always => true,
             SetWhen::Absent => prev.is_none(),
@@ -67,7 +72,7 @@ impl Store {
     }
 
     pub(super) fn get_del(&mut self, c: &mut Changes, key: &Bytes) -> Applied {
-        let value = self.keyspace.get(key).map(|kv| kv.value);
+        let value = self.string_kv(key)?.map(|kv| kv.value);
         self.delete_in(c, key);
         let revision = self.revision_with(c);
         Ok(Response::Value { value, revision })
@@ -75,7 +80,7 @@ impl Store {
 
     /// INCRBY and friends keep the key's deadline, as Redis's `dbOverwrite`.
     pub(super) fn incr_by(&mut self, c: &mut Changes, key: &Bytes, delta: i64) -> Applied {
-        let current = match self.keyspace.get(key) {
+        let current = match self.string_kv(key)? {
             Some(kv) => parse_i64(&kv.value).ok_or(StoreError::NotInteger)?,
             None => 0,
         };
@@ -92,7 +97,7 @@ impl Store {
         increment: &[u8],
     ) -> Applied {
         // Redis checks the stored value first, then the increment; both answer the same text.
-        let current = match self.keyspace.get(key) {
+        let current = match self.string_kv(key)? {
             Some(kv) => LongDouble::parse(&kv.value).ok_or(StoreError::NotFloat)?,
             None => LongDouble::ZERO,
         };
@@ -110,7 +115,7 @@ impl Store {
     }
 
     pub(super) fn append(&mut self, c: &mut Changes, key: &Bytes, value: &Bytes) -> Applied {
-        let new = match self.keyspace.get(key) {
+        let new = match self.string_kv(key)? {
             None => value.clone(),
             Some(kv) => {
                 let total = kv.value.len() as u64 + value.len() as u64;
@@ -135,7 +140,7 @@ impl Store {
         offset: u64,
         value: &Bytes,
     ) -> Applied {
-        let current = self.keyspace.get(key).map(|kv| kv.value);
+        let current = self.string_kv(key)?.map(|kv| kv.value);
         if value.is_empty() {
             // Redis writes nothing (and creates no key) for an empty value.
             let length = current.map_or(0, |v| v.len() as u64);
@@ -192,7 +197,11 @@ impl Store {
         dst: &Bytes,
         if_absent: bool,
     ) -> Applied {
-        let value = self.keyspace.get(src).ok_or(StoreError::NoSuchKey)?.value;
+        let value = self
+            .keyspace
+            .get(src)
+            .ok_or(StoreError::NoSuchKey)?
+            .stored();
         let revision = self.revision_with(c);
         if src == dst {
             // Redis: OK for RENAME, 0 for RENAMENX, and nothing changes.
@@ -205,7 +214,7 @@ impl Store {
         }
         let ttl = self.deadlines.get(src).map_or(Ttl::Clear, Ttl::At);
         self.delete_in(c, src);
-        self.put_in(c, dst, &value, ttl);
+        self.put_stored_in(c, dst, &value, ttl);
         let (applied, revision) = (true, self.revision_with(c));
         Ok(Response::Applied { applied, revision })
     }
@@ -243,7 +252,7 @@ impl Store {
 
 /// Parses `text` as Redis's `string2ll`: exactly the canonical decimal form of an `i64` (no sign
 /// but `-`, no leading zeros, no `-0`, no spaces).
-fn parse_i64(text: &[u8]) -> Option<i64> {
+pub(super) fn parse_i64(text: &[u8]) -> Option<i64> {
     let n: i64 = std::str::from_utf8(text).ok()?.parse().ok()?;
     (n.to_string().as_bytes() == text).then_some(n)
 }

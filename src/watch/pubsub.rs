@@ -309,6 +309,7 @@ pub fn notify(hub: &PubSub, flags: u32, notice: &Notice) {
     let class = match notice.class {
         NoticeClass::Generic => F::GENERIC,
         NoticeClass::String => F::STRING,
+        NoticeClass::Hash => F::HASH,
         NoticeClass::Expired => F::EXPIRED,
         NoticeClass::New => F::NEW,
     };

@@ -9,6 +9,7 @@
 mod common;
 
 mod connection;
+mod hashes;
 mod redis_cli_and_benchmark;
 mod redis_py;
 mod scripting;

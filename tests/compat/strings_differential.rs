@@ -106,6 +106,54 @@ fn sorted(reply: Reply) -> Reply {
     })
 }
 
+/// Sorts a flat `field value field value ...` reply by pair (a hash's order is the server's).
+fn sorted_pairs(reply: Reply) -> Reply {
+    reply.map(|v| match v {
+        Value::Array(items) => {
+            let mut pairs: Vec<Vec<Value>> = items.chunks(2).map(<[Value]>::to_vec).collect();
+            pairs.sort_by_key(|p| format!("{p:?}"));
+            Value::Array(pairs.into_iter().flatten().collect())
+        }
+        other => other,
+    })
+}
+
+/// A hash field and its value.
+type Pair = (Vec<u8>, Vec<u8>);
+
+/// Iterates HSCAN of `key` with `options` from cursor 0 until cursor 0; returns the pairs
+/// returned, sorted, or the first error.
+fn hscan_all(
+    con: &mut redis::Connection,
+    key: &[u8],
+    options: &[Vec<u8>],
+) -> Result<Vec<Pair>, String> {
+    let mut cursor = b"0".to_vec();
+    let mut pairs = Vec::new();
+    for _ in 0..100_000 {
+        let mut args = vec![b"HSCAN".to_vec(), key.to_vec(), cursor.clone()];
+        args.extend_from_slice(options);
+        let Value::Array(parts) = must_run(con, &args)? else {
+            return Err("HSCAN reply is not an array".into());
+        };
+        let [Value::BulkString(next), Value::Array(page)] = parts.as_slice() else {
+            return Err(format!("HSCAN reply {parts:?}"));
+        };
+        for pair in page.chunks(2) {
+            match pair {
+                [Value::BulkString(f), Value::BulkString(v)] => pairs.push((f.clone(), v.clone())),
+                other => return Err(format!("HSCAN pair {other:?}")),
+            }
+        }
+        if next.as_slice() == b"0" {
+            pairs.sort();
+            return Ok(pairs);
+        }
+        cursor = next.clone();
+    }
+    Err("HSCAN did not finish in 100000 calls".into())
+}
+
 /// Iterates SCAN with `options` from cursor 0 until the server answers cursor 0; returns the
 /// keys returned, sorted, or the first error.
 fn scan_all(con: &mut redis::Connection, options: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, String> {
@@ -145,6 +193,27 @@ fn run_line(con: &mut redis::Connection, line: &str) -> Reply {
     if let Some(command) = line.strip_prefix("@sorted ") {
         return sorted(must_run_str(con, command));
     }
+    if let Some(command) = line.strip_prefix("@sortedpairs ") {
+        return sorted_pairs(must_run_str(con, command));
+    }
+    if let Some(command) = line.strip_prefix("@len ") {
+        return must_run_str(con, command).map(|v| match v {
+            Value::Array(items) => Value::Int(items.len() as i64),
+            other => other,
+        });
+    }
+    if let Some(args) = line.strip_prefix("@hscanall ") {
+        let mut args = must_split(args);
+        let key = args.remove(0);
+        return hscan_all(con, &key, &args).map(|pairs| {
+            Value::Array(
+                pairs
+                    .into_iter()
+                    .flat_map(|(f, v)| [Value::BulkString(f), Value::BulkString(v)])
+                    .collect(),
+            )
+        });
+    }
     if let Some(options) = line.strip_prefix("@scanall") {
         let keys = scan_all(con, &must_split(options))?;
         return Ok(Value::Array(
@@ -154,12 +223,13 @@ fn run_line(con: &mut redis::Connection, line: &str) -> Reply {
     must_run_str(con, line)
 }
 
-#[test]
-fn replies_match_real_redis() {
-    let node = Single::start();
-    let redis = RealRedis::start();
-    let (mut ours, mut theirs) = (node.must_connect(), redis.must_connect());
-    let script = include_str!("../testdata/strings_differential.txt");
+/// Runs every line of a differential `script` on both servers; returns how many replies were
+/// compared and the mismatches, described.
+pub(crate) fn differential(
+    ours: &mut redis::Connection,
+    theirs: &mut redis::Connection,
+    script: &str,
+) -> (usize, Vec<String>) {
     let mut mismatches = Vec::new();
     let mut compared = 0;
     for (n, line) in script.lines().enumerate() {
@@ -167,7 +237,7 @@ fn replies_match_real_redis() {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (got, want) = (run_line(&mut ours, line), run_line(&mut theirs, line));
+        let (got, want) = (run_line(ours, line), run_line(theirs, line));
         compared += 1;
         if got != want {
             mismatches.push(format!(
@@ -178,6 +248,16 @@ fn replies_match_real_redis() {
             ));
         }
     }
+    (compared, mismatches)
+}
+
+#[test]
+fn replies_match_real_redis() {
+    let node = Single::start();
+    let redis = RealRedis::start();
+    let (mut ours, mut theirs) = (node.must_connect(), redis.must_connect());
+    let script = include_str!("../testdata/strings_differential.txt");
+    let (compared, mismatches) = differential(&mut ours, &mut theirs, script);
     assert!(compared > 400, "the script ran only {compared} commands");
     assert!(
         mismatches.is_empty(),

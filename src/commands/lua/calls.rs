@@ -72,6 +72,10 @@ fn call(
     if read_only && spec.has_flag("write") {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());
     }
+    // A script that may write runs on every node: a random answer would differ between them.
+    if !read_only && name == "hrandfield" {
+        return Err("ERR This Redis command is not allowed from script".into());
+    }
     let mut parse = Parse::new(argv);
     let name = parse.command_name();
     let text = |e: crate::commands::CommandError| e.to_string();
@@ -131,7 +135,7 @@ fn to_lua(lua: &Lua, frame: Frame) -> mlua::Result<Value> {
             }
             Value::Table(t)
         }
-        Frame::Map(pairs) => {
+        Frame::Map(pairs) | Frame::Pairs(pairs) => {
             let t = lua.create_table()?;
             for (i, (k, v)) in pairs.into_iter().enumerate() {
                 t.raw_set(2 * i + 1, to_lua(lua, k)?)?;

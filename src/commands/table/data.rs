@@ -2906,4 +2906,419 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
             ..Doc::EMPTY
         },
     },
+    CommandSpec {
+        name: "hset",
+        arity: -4,
+        flags: &["write", "denyoom", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set the string value of a hash field",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.",
+            history: &[("4.0.0", "Accepts multiple `field` and `value` arguments.")],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field_value", typ: "block", flags: &["multiple"], arguments: &[
+                        Arg { name: "field", typ: "string", ..Arg::EMPTY },
+                        Arg { name: "value", typ: "string", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hsetnx",
+        arity: 4,
+        flags: &["write", "denyoom", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "insert"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set the value of a hash field, only if the field does not exist",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", ..Arg::EMPTY },
+                Arg { name: "value", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hmset",
+        arity: -4,
+        flags: &["write", "denyoom", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Set multiple hash fields to multiple values",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(N) where N is the number of fields being set.",
+            doc_flags: &["deprecated"],
+            deprecated_since: "4.0.0",
+            replaced_by: "`HSET` with multiple field-value pairs",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field_value", typ: "block", flags: &["multiple"], arguments: &[
+                        Arg { name: "field", typ: "string", ..Arg::EMPTY },
+                        Arg { name: "value", typ: "string", ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hdel",
+        arity: -3,
+        flags: &["write", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "delete"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Delete one or more hash fields",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(N) where N is the number of fields to be removed.",
+            history: &[("2.4.0", "Accepts multiple `field` arguments.")],
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", flags: &["multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hincrby",
+        arity: 4,
+        flags: &["write", "denyoom", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "access", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Increment the integer value of a hash field by the given number",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", ..Arg::EMPTY },
+                Arg { name: "increment", typ: "integer", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hincrbyfloat",
+        arity: 4,
+        flags: &["write", "denyoom", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@write", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RW", "access", "update"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Increment the float value of a hash field by the given amount",
+            since: "2.6.0",
+            group: "hash",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", ..Arg::EMPTY },
+                Arg { name: "increment", typ: "double", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hget",
+        arity: 3,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the value of a hash field",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hmget",
+        arity: -3,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the values of all the given hash fields",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(N) where N is the number of fields being requested.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", flags: &["multiple"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hgetall",
+        arity: 2,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output_order"],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get all the fields and values in a hash",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(N) where N is the size of the hash.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hexists",
+        arity: 3,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Determine if a hash field exists",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hlen",
+        arity: 2,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the number of fields in a hash",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hkeys",
+        arity: 2,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output_order"],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get all the fields in a hash",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(N) where N is the size of the hash.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hvals",
+        arity: 2,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output_order"],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get all the values in a hash",
+            since: "2.0.0",
+            group: "hash",
+            complexity: "O(N) where N is the size of the hash.",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hstrlen",
+        arity: 3,
+        flags: &["readonly", "fast"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@fast"],
+        tips: &[],
+        key_specs: &[
+            KeySpec { flags: &["RO"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get the length of the value of a hash field",
+            since: "3.2.0",
+            group: "hash",
+            complexity: "O(1)",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "field", typ: "string", ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hscan",
+        arity: -3,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output"],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Incrementally iterate hash fields and associated values",
+            since: "2.8.0",
+            group: "hash",
+            complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "cursor", typ: "integer", ..Arg::EMPTY },
+                Arg { name: "pattern", typ: "pattern", token: "MATCH", flags: &["optional"], ..Arg::EMPTY },
+                Arg { name: "count", typ: "integer", token: "COUNT", flags: &["optional"], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
+        name: "hrandfield",
+        arity: -2,
+        flags: &["readonly"],
+        first_key: 1,
+        last_key: 1,
+        step: 1,
+        acl_categories: &["@read", "@hash", "@slow"],
+        tips: &["nondeterministic_output"],
+        key_specs: &[
+            KeySpec { flags: &["RO", "access"], begin_index: 1, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "Get one or multiple random fields from a hash",
+            since: "6.2.0",
+            group: "hash",
+            complexity: "O(N) where N is the number of fields returned",
+            arguments: &[
+                Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                Arg { name: "options", typ: "block", flags: &["optional"], arguments: &[
+                        Arg { name: "count", typ: "integer", ..Arg::EMPTY },
+                        Arg { name: "withvalues", typ: "pure-token", token: "WITHVALUES", flags: &["optional"], ..Arg::EMPTY },
+                    ], ..Arg::EMPTY },
+            ],
+            ..Doc::EMPTY
+        },
+    },
 ];

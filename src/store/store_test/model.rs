@@ -225,6 +225,7 @@ impl Model {
                         create_revision,
                         mod_revision: main,
                         version,
+                        hash: None,
                     };
                     state.insert(key, kv.clone());
                     events.push(Event {
@@ -242,6 +243,7 @@ impl Model {
                             create_revision: 0,
                             mod_revision: main,
                             version: 0,
+                            hash: None,
                         };
                         events.push(Event {
                             kind: EventKind::Delete,
