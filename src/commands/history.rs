@@ -11,9 +11,11 @@
 //! # Format
 //!
 //! ```text
-//! GETAT key revision       → bulk | nil (absent at that revision); revision 0 = latest
+//! GETAT key revision       → bulk | nil (absent at that revision); revision 0 = latest; a
+//!                            hash's version answers its fields as HGETALL does (a map)
 //! HISTORY key [FROM rev] [TO rev] [COUNT n]
-//!                          → array of [revision (int), event (set|del|expired), value|nil],
+//!                          → array of [revision (int), event (set|hset|hdel|del|expired),
+//!                            value (a hash's: its fields, as HGETALL) | nil],
 //!                            oldest first; FROM 0 (default) = every stored version, TO 0
 //!                            (default) = the current revision, COUNT 0 = none, default all
 //! ROLLBACK key revision    → :revision after the rollback (a put of the value the key had at
@@ -28,8 +30,22 @@ use bytes::Bytes;
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
+use crate::store::KeyValue;
 use crate::store::{EventKind, Op};
-use crate::watch::stream::event_type;
+use crate::watch::stream::event_type_of;
+
+/// A version's value as GETAT and HISTORY answer it: a string's bytes, or a hash's fields and
+/// values as HGETALL answers them.
+fn value_frame(kv: &KeyValue) -> Frame {
+    match &kv.hash {
+        Some(h) => Frame::Map(
+            h.iter()
+                .map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone())))
+                .collect(),
+        ),
+        None => Frame::Bulk(kv.value.clone()),
+    }
+}
 
 fn store_error(e: crate::store::StoreError) -> CommandError {
     CommandError::Reply(e.to_string())
@@ -47,7 +63,7 @@ pub(super) async fn getat(
         .node
         .read_store(|store| store.get_at(&key, revision))
         .map_err(store_error)?;
-    Ok(kv.map_or(Frame::Null, |kv| Frame::Bulk(kv.value)))
+    Ok(kv.map_or(Frame::Null, |kv| value_frame(&kv)))
 }
 
 pub(super) async fn history(
@@ -79,12 +95,12 @@ pub(super) async fn history(
             .iter()
             .map(|e| {
                 let value = match e.kind {
-                    EventKind::Put => Frame::Bulk(e.kv.value.clone()),
+                    EventKind::Put => value_frame(&e.kv),
                     EventKind::Delete | EventKind::Expired => Frame::Null,
                 };
                 Frame::Array(vec![
                     Frame::Integer(e.revision.main as i64),
-                    Frame::Bulk(Bytes::from_static(event_type(e.kind).as_bytes())),
+                    Frame::Bulk(Bytes::from_static(event_type_of(e).as_bytes())),
                     value,
                 ])
             })

@@ -7,6 +7,14 @@
 //! previous value, absent when there was none, or when it was compacted away: possible only
 //! for a change at exactly the compact revision).
 //!
+//! A change to a hash names the fields that changed instead of carrying the whole hash: `type`
+//! is `hset` (some field was set; also a rewrite that changed no field, such as EXPIRE) or
+//! `hdel` (fields were only removed), then `set:<field>` → the new value for each field added
+//! or changed, `prev:<field>` → the old value of each changed field, `del:<field>` → the old
+//! value of each removed field, in field order. The delete or expiry of a hash lists each of
+//! its fields as `del:<field>`. A string put over a hash has no `prev`; a hash put over a
+//! string has the string as `prev`.
+//!
 //! # Why history, not a broadcast
 //!
 //! Catch-up and live tail are one code path: both read the store's change index
@@ -202,20 +210,93 @@ pub fn event_type(kind: EventKind) -> &'static str {
     }
 }
 
+/// The type field of an event, hash changes named as the module doc says.
+pub fn event_type_of(event: &Event) -> &'static str {
+    match (&event.kind, &event.kv.hash) {
+        (EventKind::Put, Some(_)) => {
+            let diff = hash_diff(event);
+            if diff.set.is_empty() && !diff.removed.is_empty() {
+                "hdel"
+            } else {
+                "hset"
+            }
+        }
+        (kind, _) => event_type(*kind),
+    }
+}
+
+/// What a change did to a hash's fields, in field order.
+struct HashDiff {
+    /// Fields added or changed: (field, new value, old value if it changed).
+    set: Vec<(Bytes, Bytes, Option<Bytes>)>,
+    /// Fields removed, with their old values.
+    removed: Vec<(Bytes, Bytes)>,
+}
+
+fn hash_diff(event: &Event) -> HashDiff {
+    let empty = crate::store::Hash::new();
+    let new = event.kv.hash.as_ref().unwrap_or(&empty);
+    let old = event
+        .prev
+        .as_ref()
+        .and_then(|p| p.hash.as_ref())
+        .unwrap_or(&empty);
+    let set = new
+        .iter()
+        .filter_map(|(f, v)| match old.get(f) {
+            Some(o) if o == v => None,
+            o => Some((f.clone(), v.clone(), o.cloned())),
+        })
+        .collect();
+    let removed = old
+        .iter()
+        .filter(|(f, _)| !new.contains_key(*f))
+        .map(|(f, v)| (f.clone(), v.clone()))
+        .collect();
+    HashDiff { set, removed }
+}
+
+/// `<prefix><field>` as a stream field name.
+fn named(prefix: &str, field: &[u8]) -> Frame {
+    Frame::Bulk(Bytes::from([prefix.as_bytes(), field].concat()))
+}
+
 /// One stream entry as Redis replies it: `[id, [field, value, ...]]`.
 pub fn entry_frame(event: &Event) -> Frame {
     let bulk = |s: &'static str| Frame::Bulk(Bytes::from_static(s.as_bytes()));
     let mut fields = vec![
         bulk("type"),
-        bulk(event_type(event.kind)),
+        bulk(event_type_of(event)),
         bulk("key"),
         Frame::Bulk(event.kv.key.clone()),
     ];
-    if event.kind == EventKind::Put {
+    let hash_change =
+        event.kv.hash.is_some() || event.prev.as_ref().is_some_and(|p| p.hash.is_some());
+    if event.kind == EventKind::Put && event.kv.hash.is_none() {
         fields.push(bulk("value"));
         fields.push(Frame::Bulk(event.kv.value.clone()));
     }
-    if let Some(prev) = &event.prev {
+    if hash_change {
+        let diff = hash_diff(event);
+        if event.kind == EventKind::Put || event.kv.hash.is_some() {
+            for (f, v, old) in diff.set {
+                fields.push(named("set:", &f));
+                fields.push(Frame::Bulk(v));
+                if let Some(old) = old {
+                    fields.push(named("prev:", &f));
+                    fields.push(Frame::Bulk(old));
+                }
+            }
+        }
+        // A string put over a hash: the hash is gone, but the entry is a `set`.
+        if event.kind != EventKind::Put || event.kv.hash.is_some() {
+            for (f, old) in diff.removed {
+                fields.push(named("del:", &f));
+                fields.push(Frame::Bulk(old));
+            }
+        }
+    }
+    if let Some(prev) = event.prev.as_ref().filter(|p| p.hash.is_none()) {
         fields.push(bulk("prev"));
         fields.push(Frame::Bulk(prev.value.clone()));
     }
@@ -226,204 +307,5 @@ pub fn entry_frame(event: &Event) -> Frame {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{Op, Request};
-
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
-
-    fn apply(s: &mut Store, op: Op) {
-        s.apply(&Request {
-            client: None,
-            op,
-            at_ms: 0,
-        });
-    }
-
-    fn read_all(s: &Store, mut c: Cursor) -> Result<Vec<(u64, u64, Bytes)>, StoreError> {
-        while !c.done {
-            c.step(s)?;
-        }
-        Ok(c.events
-            .iter()
-            .map(|e| (e.revision.main, e.revision.sub, e.kv.key.clone()))
-            .collect())
-    }
-
-    fn after(r: Revision) -> (Bound<Revision>, Bound<Revision>) {
-        (Bound::Excluded(r), Bound::Unbounded)
-    }
-
-    #[test]
-    fn ids_parse_as_redis() {
-        assert_eq!(parse_id(b"5", 0), Some(Revision::new(5, 0)));
-        assert_eq!(parse_id(b"5", u64::MAX), Some(Revision::new(5, u64::MAX)));
-        assert_eq!(parse_id(b"5-3", u64::MAX), Some(Revision::new(5, 3)));
-        for bad in [
-            "",
-            "-",
-            "5-",
-            "-3",
-            "a",
-            "5-x",
-            "1-2-3",
-            "+5",
-            " 5",
-            "99999999999999999999",
-        ] {
-            assert_eq!(parse_id(bad.as_bytes(), 0), None, "{bad:?}");
-        }
-    }
-
-    //   rev 1: a=1   rev 2: MSET b/x=1 b/y=2 (subs 0, 1)   rev 3: del a   rev 4: b/x=3
-    fn sample() -> Store {
-        let mut s = Store::new();
-        apply(
-            &mut s,
-            Op::Put {
-                key: b("a"),
-                value: b("1"),
-            },
-        );
-        apply(
-            &mut s,
-            Op::MSet {
-                pairs: vec![(b("b/x"), b("1")), (b("b/y"), b("2"))],
-                if_none_exist: false,
-            },
-        );
-        apply(&mut s, Op::Delete { keys: vec![b("a")] });
-        apply(
-            &mut s,
-            Op::Put {
-                key: b("b/x"),
-                value: b("3"),
-            },
-        );
-        s
-    }
-
-    #[test]
-    fn reads_in_order_filtered_and_never_split_a_revision() {
-        let s = sample();
-        let all = read_all(
-            &s,
-            Cursor::new(after(Revision::new(0, 0)), false, 100, true, b("")),
-        )
-        .unwrap();
-        assert_eq!(
-            all,
-            vec![
-                (1, 0, b("a")),
-                (2, 0, b("b/x")),
-                (2, 1, b("b/y")),
-                (3, 0, b("a")),
-                (4, 0, b("b/x"))
-            ]
-        );
-        // COUNT 2 from revision 1 on would end inside revision 2: rounded up (Atomic).
-        let two = read_all(
-            &s,
-            Cursor::new(after(Revision::new(1, u64::MAX)), false, 1, true, b("")),
-        )
-        .unwrap();
-        assert_eq!(two, vec![(2, 0, b("b/x")), (2, 1, b("b/y"))]);
-        // Not atomic (XRANGE): exactly COUNT.
-        let one = read_all(
-            &s,
-            Cursor::new(after(Revision::new(1, u64::MAX)), false, 1, false, b("")),
-        )
-        .unwrap();
-        assert_eq!(one, vec![(2, 0, b("b/x"))]);
-        let prefixed = read_all(
-            &s,
-            Cursor::new(after(Revision::new(2, 0)), false, 100, true, b("b/")),
-        )
-        .unwrap();
-        assert_eq!(prefixed, vec![(2, 1, b("b/y")), (4, 0, b("b/x"))]);
-        let reversed = read_all(
-            &s,
-            Cursor::new((Bound::Unbounded, Bound::Unbounded), true, 2, false, b("")),
-        )
-        .unwrap();
-        assert_eq!(reversed, vec![(4, 0, b("b/x")), (3, 0, b("a"))]);
-    }
-
-    #[test]
-    fn compaction_is_refused_not_skipped() {
-        let mut s = sample();
-        apply(&mut s, Op::Compact { revision: 3 });
-        for (id, ok) in [
-            (Revision::new(1, u64::MAX), false),
-            (Revision::new(2, u64::MAX), true),
-            (Revision::new(2, 1), false),
-            (Revision::new(3, 0), true),
-            (Revision::new(0, 0), false),
-        ] {
-            let got = check_not_compacted(&s, id);
-            assert_eq!(got.is_ok(), ok, "{id:?}: {got:?}");
-        }
-        let rest = read_all(
-            &s,
-            Cursor::new(after(Revision::new(2, u64::MAX)), false, 100, true, b("")),
-        )
-        .unwrap();
-        assert_eq!(rest, vec![(3, 0, b("a")), (4, 0, b("b/x"))]);
-        // The index holds nothing below the compact revision (ChangeIndex), also after a
-        // snapshot round trip.
-        let restored = Store::from_snapshot(&s.to_snapshot()).unwrap();
-        let oldest = (Bound::Unbounded, Bound::Unbounded);
-        let again = read_all(&restored, Cursor::new(oldest, false, 100, true, b(""))).unwrap();
-        assert_eq!(again, rest);
-        assert!(read_all(
-            &restored,
-            Cursor::new(after(Revision::new(0, 0)), false, 9, true, b(""))
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn long_scans_go_in_chunks() {
-        let mut s = Store::new();
-        for i in 0..(SCAN_CHUNK * 2 + 10) {
-            apply(
-                &mut s,
-                Op::Put {
-                    key: b(if i % 1000 == 7 { "hit" } else { "miss" }),
-                    value: b("v"),
-                },
-            );
-        }
-        let mut c = Cursor::new(after(Revision::new(0, 0)), false, 1000, true, b("hit"));
-        c.step(&s).unwrap();
-        assert!(!c.done, "one chunk does not cover the history");
-        let got = read_all(&s, c).unwrap();
-        assert_eq!(got.len(), (SCAN_CHUNK * 2 + 10).div_ceil(1000));
-    }
-
-    #[test]
-    fn entries_carry_type_key_value_prev() {
-        let s = sample();
-        let events = read_all(
-            &s,
-            Cursor::new(after(Revision::new(2, u64::MAX)), false, 100, true, b("")),
-        );
-        assert!(events.is_ok());
-        let del = s.event_at(b"a", Revision::new(3, 0)).unwrap();
-        let frame = entry_frame(&del);
-        let want = Frame::Array(vec![
-            Frame::Bulk(b("3-0")),
-            Frame::Array(vec![
-                Frame::Bulk(b("type")),
-                Frame::Bulk(b("del")),
-                Frame::Bulk(b("key")),
-                Frame::Bulk(b("a")),
-                Frame::Bulk(b("prev")),
-                Frame::Bulk(b("1")),
-            ]),
-        ]);
-        assert_eq!(frame, want);
-    }
-}
+#[path = "stream_test.rs"]
+mod tests;

@@ -11,8 +11,14 @@
 use crate::common;
 use crate::strings_differential::differential;
 
+use std::process::Command;
+use std::time::Duration;
+
+use common::client_libs::{must_redis_py, run_bounded};
 use common::phase;
 use common::single::{RealRedis, Single};
+use common::Cluster;
+use redis::Value;
 
 #[test]
 fn hash_replies_match_real_redis() {
@@ -37,7 +43,7 @@ fn hash_replies_match_real_redis() {
     for con in [&mut ours, &mut theirs] {
         redis::cmd("HELLO")
             .arg(&hello[6..])
-            .query::<redis::Value>(con)
+            .query::<Value>(con)
             .expect("HELLO 3");
     }
     let (compared, mismatches) = differential(
@@ -50,5 +56,160 @@ fn hash_replies_match_real_redis() {
         mismatches.is_empty(),
         "RESP3 replies differ:\n{}",
         mismatches.join("\n")
+    );
+}
+
+/// Runs `tests/testdata/redis_py_hashes.py` against `addr`; why it failed, if it did.
+fn run_redis_py(addr: &str) -> Result<(), String> {
+    let lib = must_redis_py();
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let mut cmd = Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/testdata/redis_py_hashes.py"
+    ))
+    .args([host, port])
+    .env("PYTHONPATH", lib)
+    .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = run_bounded(cmd, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && stdout.trim() == "ok" {
+        Ok(())
+    } else {
+        Err(format!(
+            "exit {:?}, stdout {stdout:?}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+#[test]
+fn hashes_through_a_follower_with_history_and_watch() {
+    let redis = RealRedis::start();
+    if let Err(e) = run_redis_py(&redis.addr) {
+        panic!("the script fails against redis-server itself: {e}");
+    }
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
+
+    phase("redis-py's hash calls through a follower");
+    if let Err(e) = run_redis_py(&c.redis_addr(follower)) {
+        panic!("redis-py's hashes through a follower: {e}");
+    }
+
+    phase("a hash's history and watch entries, read on another node");
+    let mut con = c.must_connect(follower);
+    let added: i64 = redis::cmd("HSET")
+        .arg("cfg")
+        .arg(&["a", "1", "b", "2"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(added, 2);
+    let _: i64 = redis::cmd("HSET")
+        .arg("cfg")
+        .arg(&["b", "3"])
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("HDEL")
+        .arg("cfg")
+        .arg("a")
+        .query(&mut con)
+        .unwrap();
+    let mut lcon = c.must_connect(leader);
+    // Linearizable by default: the leader's reads see the follower's acknowledged writes.
+    let history: Vec<Value> = redis::cmd("HISTORY").arg("cfg").query(&mut lcon).unwrap();
+    let shape: Vec<(String, Value)> = history
+        .iter()
+        .map(|e| match e {
+            Value::Array(parts) => match parts.as_slice() {
+                [Value::Int(_), Value::BulkString(t), v] => {
+                    (String::from_utf8_lossy(t).into_owned(), v.clone())
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let flat = |p: &[&str]| Value::Array(p.iter().map(|s| bulk(s)).collect());
+    assert_eq!(
+        shape,
+        vec![
+            ("hset".to_string(), flat(&["a", "1", "b", "2"])),
+            ("hset".to_string(), flat(&["a", "1", "b", "3"])),
+            ("hdel".to_string(), flat(&["b", "3"])),
+        ]
+    );
+    let rev = match &history[0] {
+        Value::Array(parts) => match parts[0] {
+            Value::Int(r) => r,
+            _ => unreachable!(),
+        },
+        _ => unreachable!(),
+    };
+    let at_first: Value = redis::cmd("GETAT")
+        .arg("cfg")
+        .arg(rev)
+        .query(&mut lcon)
+        .unwrap();
+    assert_eq!(
+        at_first,
+        flat(&["a", "1", "b", "2"]),
+        "GETAT of a hash version"
+    );
+    let entries: Value = redis::cmd("XRANGE")
+        .arg("__watch__:cfg")
+        .arg("-")
+        .arg("+")
+        .query(&mut lcon)
+        .unwrap();
+    let fields: Vec<Value> = match entries {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|e| match e {
+                Value::Array(mut p) => p.pop().unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        fields,
+        vec![
+            flat(&["type", "hset", "key", "cfg", "set:a", "1", "set:b", "2"]),
+            flat(&["type", "hset", "key", "cfg", "set:b", "3", "prev:b", "2"]),
+            flat(&["type", "hdel", "key", "cfg", "del:a", "1"]),
+        ]
+    );
+
+    phase("every node holds the same hashes");
+    c.must_wait(
+        Duration::from_secs(20),
+        "equal HGETALL on every node",
+        |c| {
+            let mut seen = Vec::new();
+            for id in c.ids() {
+                let mut con = c.try_connect(id)?;
+                redis::cmd("READMODE")
+                    .arg("stale")
+                    .query::<()>(&mut con)
+                    .map_err(|e| e.to_string())?;
+                let all: Vec<Vec<u8>> = redis::cmd("HGETALL")
+                    .arg("cfg")
+                    .query(&mut con)
+                    .map_err(|e| e.to_string())?;
+                seen.push(all);
+            }
+            if seen.windows(2).all(|w| w[0] == w[1]) && seen[0].len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        },
     );
 }

@@ -187,6 +187,20 @@ const WRITES: &[&[&str]] = &[
     &["DEL", "t1"],
     &["EXEC"],
     &["UNLINK", "t2", "s2"],
+    &["HSET", "h", "a", "1", "b", "2"],
+    &["HSET", "h", "a", "1"],
+    &["HSETNX", "h", "a", "9"],
+    &["HSETNX", "h", "c", "3"],
+    &["HMSET", "h", "d", "4"],
+    &["HINCRBY", "h", "n", "2"],
+    &["HINCRBYFLOAT", "h", "f", "1.5"],
+    &["HDEL", "h", "a", "nope"],
+    &["HDEL", "h", "nope"],
+    &["EXPIRE", "h", "100"],
+    &["HSET", "h2", "x", "1"],
+    &["HDEL", "h2", "x"],
+    &["HSET", "s", "f", "v"],
+    &["RENAME", "h", "h3"],
     &["FLUSHALL"],
     &["PUBLISH", "marker", "done"],
 ];
@@ -235,7 +249,7 @@ fn notifications(addr: &str, classes: &str, expect: Option<usize>) -> Vec<Reply>
 fn keyspace_notifications_match_redis() {
     let redis = RealRedis::start();
     let redraft = Single::start();
-    for classes in ["KEA", "KEAn", "Kg", "E$x"] {
+    for classes in ["KEA", "KEAn", "Kg", "E$x", "Kh", "Eghn"] {
         phase(&format!("notify-keyspace-events {classes}"));
         let want = notifications(&redis.addr, classes, None);
         assert!(!want.is_empty(), "{classes}: redis sent notifications");
