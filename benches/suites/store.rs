@@ -1,4 +1,5 @@
-//! Store suite: `Store::apply` of single writes (SET, INCR) and of an EXEC of 10 writes (one
+//! Store suite: `Store::apply` of single writes (SET, INCR, HSET of one field of a small and of a
+//! 10,000-field hash) and of an EXEC of 10 writes (one
 //! `Op::Txn`, one revision), compaction of 100,000 revisions, and snapshot build
 //! (`Store::to_snapshot`), install (`Store::from_snapshot`) of 100,000 keys, clone of 100,000 and 1,000,000 keys, and
 //! `Store::get` among 100,000 keys. Deterministic
@@ -55,6 +56,55 @@ fn timed_writes(iters: u64, mut make: impl FnMut(u64) -> Request) -> Duration {
     while i < iters {
         let n = CHUNK.min(iters - i);
         let reqs: Vec<Request> = (i..i + n).map(&mut make).collect();
+        let start = Instant::now();
+        for r in &reqs {
+            black_box(store.apply(r));
+        }
+        total += start.elapsed();
+        let rev = store.revision();
+        store.apply(&Request {
+            client: None,
+            op: Op::Compact { revision: rev },
+            at_ms: 0,
+        });
+        i += n;
+    }
+    total
+}
+
+/// Times `iters` HSETs of one field each to a hash of `fields` fields, compacting (untimed)
+/// every [`CHUNK`] writes.
+fn timed_hash_writes(iters: u64, fields: u64) -> Duration {
+    let hset = |pairs: Vec<(Bytes, Bytes)>| Request {
+        client: None,
+        op: Op::HSet {
+            key: Bytes::from_static(b"config"),
+            pairs,
+            if_absent: false,
+        },
+        at_ms: 0,
+    };
+    let mut store = Store::new();
+    store.apply(&hset(
+        (0..fields)
+            .map(|i| {
+                (
+                    Bytes::from(format!("field:{i:06}")),
+                    Bytes::from_static(b"v"),
+                )
+            })
+            .collect(),
+    ));
+    let mut total = Duration::ZERO;
+    let mut i = 0;
+    while i < iters {
+        let n = CHUNK.min(iters - i);
+        let reqs: Vec<Request> = (i..i + n)
+            .map(|j| {
+                let field = Bytes::from(format!("field:{:06}", j % fields));
+                hset(vec![(field, Bytes::from(format!("value {j}")))])
+            })
+            .collect();
         let start = Instant::now();
         for r in &reqs {
             black_box(store.apply(r));
@@ -140,6 +190,14 @@ pub fn benches(c: &mut Criterion) {
             })
         })
     });
+    // HSET of one field of a hash of 10 and of 10,000 fields: the hash is a persistent map, so
+    // a write costs O(log fields), not a copy of the hash (compared side by side).
+    g.throughput(Throughput::Elements(1));
+    for fields in [10u64, 10_000] {
+        g.bench_function(format!("hset_1_field_of_{fields}"), |b| {
+            b.iter_custom(|iters| timed_hash_writes(iters, fields))
+        });
+    }
     g.finish();
 
     // Compaction of 100,000 revisions: 1,000 keys written 100 times each, compacted to the

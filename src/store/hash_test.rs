@@ -324,3 +324,39 @@ fn snapshots_written_before_hashes_decode_the_same() {
     assert_eq!(store.deadline(b"a"), Some(1_000));
     assert_eq!(store.to_snapshot(), bytes, "re-encoded to the same bytes");
 }
+
+/// 1,000 writes to one field each of a 10,000-field hash: the snapshot holds the first version
+/// whole and then only the changes (HashDelta), not 10 million fields, and decodes to the same
+/// store.
+#[test]
+fn a_large_hash_history_costs_its_changes_in_a_snapshot() {
+    let mut s = Store::new();
+    let all: Vec<(String, String)> = (0..10_000)
+        .map(|i| (format!("field{i:05}"), format!("value{i:05}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = all.iter().map(|(f, v)| (f.as_str(), v.as_str())).collect();
+    must_apply(&mut s, hset("big", &refs));
+    let one_version = s.to_snapshot().len();
+    for i in 0..1_000 {
+        let field = format!("field{:05}", (i * 7) % 10_000);
+        must_apply(&mut s, hset("big", &[(&field, &format!("new{i}"))]));
+    }
+    must_apply(&mut s, hdel("big", &["field00001", "field00002"]));
+    let bytes = s.to_snapshot();
+    eprintln!(
+        "one version: {one_version} bytes; 1,001 more versions: {} bytes",
+        bytes.len()
+    );
+    assert!(
+        bytes.len() < one_version + 1_001 * 64,
+        "snapshot of 1,001 versions is {} bytes, one version {one_version}",
+        bytes.len()
+    );
+    let restored = Store::from_snapshot(&bytes).unwrap();
+    assert_eq!(restored, s, "every version rebuilt from its changes");
+    assert_eq!(
+        restored.history(b"big", 0, 0, usize::MAX).unwrap().len(),
+        1_002
+    );
+    assert_eq!(restored.to_snapshot(), bytes);
+}

@@ -25,12 +25,14 @@
 //!   remains, so `history` from `c` on is complete (HistoryWindow).
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
 use super::{Event, EventKind, Hash, KeyValue, Revision, Stored};
 
-/// What one version of a key holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[path = "key_index_codec.rs"]
+mod codec;
+
+/// What one version of a key holds. Encoded by `key_index_codec.rs` (hashes as changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Change {
     /// A value, with the generation it belongs to and its place in it.
     Put {
@@ -77,14 +79,15 @@ impl Change {
 }
 
 /// One stored version of a key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Version {
     pub revision: Revision,
     pub change: Change,
 }
 
 /// Every stored version of one key, oldest first. Never empty while it sits in the keyspace.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `Serialize`/`Deserialize` are `key_index_codec.rs`'s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct KeyIndex {
     /// Ordered by revision (VersionsOrdered). A `Vec` because appends happen at the end and
     /// reads at a revision binary-search it; compaction drains a prefix.
