@@ -15,6 +15,9 @@ pub const REDIS_PY: &str = "redis==5.2.1";
 /// The ioredis release the scripts are written against (the 5.x line most deployments run).
 pub const IOREDIS: &str = "ioredis@5.9.3";
 
+/// The Redlock release the lock test uses (the stable line; its scripts are Redlock's own).
+pub const REDLOCK: &str = "redlock@4.2.0";
+
 /// Runs `cmd` to completion or kills it after `timeout`; stdout and stderr are captured.
 pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
@@ -96,15 +99,19 @@ pub fn must_redis_py() -> PathBuf {
     })
 }
 
-/// Returns a `node_modules` directory (for `NODE_PATH`) that holds the pinned ioredis.
+/// Returns a `node_modules` directory (for `NODE_PATH`) that holds the pinned ioredis and
+/// Redlock.
 pub fn must_ioredis() -> PathBuf {
     must_have("node", "apt-get install nodejs npm");
     must_have("npm", "apt-get install npm");
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("node-{}", IOREDIS.replace('@', "-")));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "node-{}-{}",
+        IOREDIS.replace('@', "-"),
+        REDLOCK.replace('@', "-")
+    ));
     let ready = dir
         .join("node_modules")
-        .join("ioredis")
+        .join("redlock")
         .join("package.json");
     let dir = install_once(&dir, &ready, |staging| {
         let mut cmd = Command::new("npm");
@@ -117,12 +124,12 @@ pub fn must_ioredis() -> PathBuf {
             "--prefix",
         ])
         .arg(staging)
-        .arg(IOREDIS);
+        .args([IOREDIS, REDLOCK]);
         let out = run_bounded(cmd, Duration::from_secs(300));
         assert!(
             out.status.success(),
-            "installing {IOREDIS} failed; run `npm install --prefix <dir> {IOREDIS}` to see why \
-             (needs npm and the npm registry):\n{}",
+            "installing {IOREDIS} {REDLOCK} failed; run `npm install --prefix <dir> {IOREDIS} \
+             {REDLOCK}` to see why (needs npm and the npm registry):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     });

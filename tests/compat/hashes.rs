@@ -7,8 +7,11 @@
 //! - History and watch on hashes: each write is one revision of the key; `HISTORY`/`GETAT`
 //!   answer a hash's fields; the watch stream names the changed fields.
 //! - redis-py's `hset(mapping=...)`/`hgetall` through a follower of a three-node cluster.
+//! - ioredis's hash calls and the Redlock library (its own lock, extend and unlock scripts;
+//!   mutual exclusion of two clients) through a follower.
 
 use crate::common;
+use crate::scripting::run_node_script;
 use crate::strings_differential::differential;
 
 use std::process::Command;
@@ -212,4 +215,18 @@ fn hashes_through_a_follower_with_history_and_watch() {
             }
         },
     );
+}
+
+#[test]
+fn ioredis_hashes_and_redlock_through_a_follower() {
+    let redis = RealRedis::start();
+    if let Err(e) = run_node_script("ioredis_hashes_redlock.js", &redis.addr) {
+        panic!("the script fails against redis-server itself: {e}");
+    }
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
+    if let Err(e) = run_node_script("ioredis_hashes_redlock.js", &c.redis_addr(follower)) {
+        panic!("ioredis's hashes and Redlock through a follower: {e}");
+    }
 }

@@ -241,14 +241,20 @@ fn redis_py_locks_and_scripts_through_a_follower() {
     }
 }
 
-/// Runs the ioredis script against `addr`; why it failed, if it did.
+/// Runs the ioredis scripting script against `addr`; why it failed, if it did.
 fn run_ioredis(addr: &str) -> Result<(), String> {
+    run_node_script("ioredis_scripts.js", addr)
+}
+
+/// Runs the node script `tests/testdata/<file>` (with ioredis and Redlock on `NODE_PATH`)
+/// against `addr`; why it failed, if it did.
+pub(crate) fn run_node_script(file: &str, addr: &str) -> Result<(), String> {
     let node_modules = must_ioredis();
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut cmd = Command::new("node");
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/testdata/ioredis_scripts.js"
+    cmd.arg(format!(
+        "{}/tests/testdata/{file}",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .args([host, port])
     .env("NODE_PATH", node_modules);
