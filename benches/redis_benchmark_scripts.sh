@@ -4,7 +4,10 @@
 # persistence and one with `appendfsync always`:
 #   - EVALSHA of redis-py's lock release script (compare-and-delete) on random keys: for
 #     redraft every EVALSHA is a Raft entry run at apply on every node;
-#   - SET with 16 commands pipelined per connection (`-P 16`), 50 connections.
+#   - SET with 16 commands pipelined per connection (`-P 16`), 50 connections;
+#   - HSET of one field of a hash (`-t hset`, fields random over 10,000) and HGET of those
+#     fields (for redraft: a write, and a linearizable read, each; through the follower the
+#     read uses its lease-free default mode).
 #
 # Usage: benches/redis_benchmark_scripts.sh [-n REQUESTS] [-r ROUNDS]
 # Needs: redis-tools (redis-benchmark, redis-cli), redis-server. Prints a markdown table of
@@ -57,6 +60,9 @@ for round in $(seq 1 "$ROUNDS"); do
         row "$name" evalsha -- -p "$port" -n "$N" -c 50 -r 100000 \
             EVALSHA "$SHA" 1 "lock:__rand_int__" token
         row "$name" "set -P 16" -- -p "$port" -n $((N * 4)) -c 50 -P 16 -t set
+        row "$name" hset -- -p "$port" -n "$N" -c 50 -r 10000 -t hset
+        row "$name" hget -- -p "$port" -n "$N" -c 50 -r 10000 \
+            HGET myhash element:__rand_int__
     done
 done
 
@@ -64,7 +70,7 @@ echo "redis-benchmark, 50 connections, median of $ROUNDS interleaved rounds, $(n
 echo
 echo "| system | test | requests/s | p50 ms | p99 ms |"
 echo "|---|---|---:|---:|---:|"
-for t in evalsha "set -P 16"; do
+for t in evalsha "set -P 16" hset hget; do
     for s in "${SYSTEMS[@]}"; do
         name=${s%%:*}
         col() { awk -F, -v s="$name" -v t="$t" -v c="$1" '$1==s && $2==t {print $c}' "$RAW" | median; }

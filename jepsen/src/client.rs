@@ -210,6 +210,36 @@ impl Client {
         })
     }
 
+    /// A compare-and-set in Lua: one `EVAL` that sets `key` to `value` only if it holds
+    /// `expected` (`None`: absent). Returns whether it set.
+    pub async fn script_cas(
+        &mut self,
+        rng: &mut StdRng,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Done<bool> {
+        const SCRIPT: &[u8] = b"local cur = redis.call('get', KEYS[1]) \
+            if (ARGV[3] == '1' and cur == false) or (ARGV[3] == '0' and cur == ARGV[1]) then \
+            redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0";
+        let absent: &[u8] = if expected.is_none() { b"1" } else { b"0" };
+        let args: [&[u8]; 7] = [
+            b"EVAL",
+            SCRIPT,
+            b"1",
+            key.as_bytes(),
+            expected.unwrap_or("").as_bytes(),
+            value.as_bytes(),
+            absent,
+        ];
+        let d = self.call(rng, Effect::Write, &args).await;
+        self.shape(d, Effect::Write, |r| match r {
+            Reply::Int(1) => Ok(true),
+            Reply::Int(0) => Ok(false),
+            other => Err(other),
+        })
+    }
+
     /// The first half of Redis's optimistic compare-and-set: `WATCH key`, then `GET key` on the
     /// same connection. Neither has an effect.
     pub async fn watch_get(&mut self, rng: &mut StdRng, key: &str) -> Done<Option<String>> {

@@ -634,12 +634,25 @@ async fn setup(cli: &Cli) -> Result<Setup> {
     } else {
         false
     };
+    let script = if cas {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut c = Client::new(addrs.clone(), Duration::from_secs(2));
+        let probe: [&[u8]; 3] = [b"EVAL", b"return 1", b"0"];
+        let have = matches!(c.supports(&mut rng, &probe).await, Ok(true));
+        if !have {
+            println!("script-cas: off (this redraft does not know EVAL)");
+        }
+        have
+    } else {
+        false
+    };
     let wcfg = WorkloadCfg {
         register,
         set,
         keys: cli.keys,
         cas: cas && register,
         watch: watch && register,
+        script: script && register,
     };
 
     let watchers_n = if cli.watchers == 0 {

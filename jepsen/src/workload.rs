@@ -3,7 +3,9 @@
 //!
 //! - `register`: per key of a small set (`r0`…), read (`GET`), write (`SET`, unique values), and,
 //!   when the server has them, compare-and-set (`GETMETA` then `CAS` on its `mod_revision`),
-//!   and Redis's compare-and-set (`WATCH`, `GET`, `MULTI`, `SET`, `EXEC`).
+//!   Redis's compare-and-set (`WATCH`, `GET`, `MULTI`, `SET`, `EXEC`), and a Lua
+//!   compare-and-set (`GET`, then `EVAL` of a script that sets the key only if it still holds
+//!   the value read: one Raft entry run at apply on every node).
 //! - `set`: unique elements added as one key each (`SET set:<e> 1`); checked at the end.
 //!
 //! Every choice comes from a per-client rng seeded from the run's seed.
@@ -35,6 +37,8 @@ pub struct WorkloadCfg {
     /// Whether `WATCH`/`MULTI`/`EXEC` are available (probed at start): half the
     /// compare-and-sets are then done Redis's way.
     pub watch: bool,
+    /// Whether `EVAL` is available (probed at start): some compare-and-sets are then Lua.
+    pub script: bool,
 }
 
 impl WorkloadCfg {
@@ -50,6 +54,7 @@ pub enum Gen {
     Write { key: String, value: String },
     Cas { key: String, value: String },
     WatchCas { key: String, value: String },
+    ScriptCas { key: String, value: String },
     Add { element: u64 },
 }
 
@@ -97,8 +102,13 @@ impl Generator {
                 key,
                 value: value(),
             }
-        } else {
+        } else if roll < 94 || !self.cfg.script {
             Gen::WatchCas {
+                key,
+                value: value(),
+            }
+        } else {
+            Gen::ScriptCas {
                 key,
                 value: value(),
             }
@@ -227,6 +237,30 @@ pub async fn execute(
             };
             // Applied, it took effect after the GET's reply and before EXEC's.
             record(key, call, exec.node, read_done, outcome, error);
+        }
+        Gen::ScriptCas { key, value } => {
+            let t = rec.now();
+            let d = client.get(rng, &key).await;
+            let (outcome, error) = outcome_of(&d.result, unexpected);
+            let seen = d.result.clone().ok().flatten();
+            let call = Call::Read {
+                value: seen.clone(),
+            };
+            record(key.clone(), call, d.node, t, outcome, error);
+            if outcome != Outcome::Ok {
+                return;
+            }
+            let t = rec.now();
+            let d = client.script_cas(rng, &key, seen.as_deref(), &value).await;
+            let (outcome, error) = outcome_of(&d.result, unexpected);
+            let call = Call::Cas {
+                expected: seen,
+                expected_rev: 0,
+                value,
+                result: d.result.ok(),
+                watch: false,
+            };
+            record(key, call, d.node, t, outcome, error);
         }
         Gen::Add { element } => {
             let t = rec.now();
@@ -377,6 +411,7 @@ mod tests {
             keys: 3,
             cas,
             watch: cas,
+            script: cas,
         }
     }
 
@@ -397,7 +432,8 @@ mod tests {
             match g {
                 Gen::Write { value, key }
                 | Gen::Cas { value, key }
-                | Gen::WatchCas { value, key } => {
+                | Gen::WatchCas { value, key }
+                | Gen::ScriptCas { value, key } => {
                     assert!(["r0", "r1", "r2"].contains(&key.as_str()));
                     assert!(values.insert(value));
                 }
@@ -413,13 +449,15 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(2);
         let mut g = Generator::new(cfg(true, false, false), Counters::default());
         let ops: Vec<Gen> = (0..1000).map(|_| g.next(&mut rng)).collect();
-        assert!(ops
-            .iter()
-            .all(|o| !matches!(o, Gen::Cas { .. } | Gen::WatchCas { .. } | Gen::Add { .. })));
+        assert!(ops.iter().all(|o| !matches!(
+            o,
+            Gen::Cas { .. } | Gen::WatchCas { .. } | Gen::ScriptCas { .. } | Gen::Add { .. }
+        )));
         assert!(ops.iter().any(|o| matches!(o, Gen::Read { .. })));
         let mut g = Generator::new(cfg(true, false, true), Counters::default());
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::Cas { .. })));
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::WatchCas { .. })));
+        assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::ScriptCas { .. })));
         let mut g = Generator::new(cfg(false, true, false), Counters::default());
         assert!((0..100).all(|_| matches!(g.next(&mut rng), Gen::Add { .. })));
     }
