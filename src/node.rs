@@ -84,6 +84,14 @@ impl Node {
             shutdown_rx.clone(),
         ));
 
+        // Sentinel's `+switch-master` to this node's subscribers when the leader changes
+        // (SENTINEL in `commands/sentinel.rs`).
+        tasks.push(spawn_switch_master(
+            node.clone(),
+            cfg.cluster.name.clone(),
+            shutdown_rx.clone(),
+        ));
+
         let metrics_addr = match &me.metrics_addr {
             Some(addr) => {
                 let listener = TcpListener::bind(addr)
@@ -264,4 +272,37 @@ async fn join_once(
         Reply::Error(e) => Err(JoinError::Refused(e)),
         _ => Ok(()),
     }
+}
+
+/// Publishes `+switch-master <cluster> <old ip> <old port> <new ip> <new port>` on this node
+/// when the leader it knows moves from one node to another (an election in between is not a
+/// switch: the message names the last leader and the next one), as a Sentinel does after a
+/// failover, so Sentinel clients that subscribe to it move at once.
+fn spawn_switch_master(
+    node: Arc<RaftNode>,
+    cluster: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut known = node.leader();
+        let mut last = known.clone();
+        let channel = bytes::Bytes::from_static(b"+switch-master");
+        loop {
+            let change = tokio::select! {
+                change = node.leader_change(&known) => change,
+                _ = shutdown.changed() => return,
+            };
+            let Some(now) = change else { return };
+            if let (Some((old_id, old)), Some((new_id, new))) = (&last, &now) {
+                if old_id != new_id {
+                    let msg = crate::commands::switch_master_message(&cluster, old, new);
+                    node.pubsub.publish(&channel, &msg);
+                }
+            }
+            if now.is_some() {
+                last = now.clone();
+            }
+            known = now;
+        }
+    })
 }

@@ -71,6 +71,7 @@ mod reads;
 mod reply;
 mod route;
 mod scripting;
+mod sentinel;
 mod server;
 mod session;
 mod stream;
@@ -93,6 +94,7 @@ pub use lua::install as install_script_host;
 pub(crate) use reply::WriteReply;
 use reply::{noauth, reply, truncated, unknown_command};
 use route::Route;
+pub use sentinel::switch_master_message;
 pub use session::Session;
 use table::Lookup;
 

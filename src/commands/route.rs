@@ -25,8 +25,8 @@ use std::pin::Pin;
 
 use super::reads::ReadReply;
 use super::{
-    cluster, connection, expire, hashes, history, keys, pubsub, scripting, server, stream, strings,
-    CommandError, CommandResult, Outcome, Plan, Session,
+    cluster, connection, expire, hashes, history, keys, pubsub, scripting, sentinel, server,
+    stream, strings, CommandError, CommandResult, Outcome, Plan, Session,
 };
 use crate::context::ServerContext;
 use crate::protocol::Parse;
@@ -160,6 +160,7 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         "readwrite" => Admin(|c, s, _| connection::readwrite(c, s)),
         "readmode" => Admin(|_, s, p| connection::readmode(s, p)),
         "client" => Admin(connection::client),
+        "sentinel" => Admin(sentinel::sentinel),
         // Server (`server/`).
         "command" => Admin(|_, _, p| server::command(p)),
         "config" => Admin(|c, _, p| server::config(c, p)),

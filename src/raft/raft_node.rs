@@ -124,6 +124,28 @@ impl RaftNode {
         Some((id, node.redis_addr))
     }
 
+    /// Waits until the known leader (id and Redis address, `None` during an election) differs
+    /// from `known`, and returns it; `None` once the node is shutting down (metrics closed).
+    pub async fn leader_change(
+        &self,
+        known: &Option<(u64, String)>,
+    ) -> Option<Option<(u64, String)>> {
+        let mut rx = self.raft.metrics();
+        loop {
+            let now = {
+                let m = rx.borrow_and_update();
+                m.current_leader.and_then(|id| {
+                    let node = m.membership_config.membership().get_node(&id)?;
+                    Some((id, node.redis_addr.clone()))
+                })
+            };
+            if &now != known {
+                return Some(now);
+            }
+            rx.changed().await.ok()?;
+        }
+    }
+
     /// Waits until a leader is known or `deadline` passes; returns its id and peer address.
     /// Reads the metrics in place: no clone of the whole `RaftMetrics` per request.
     pub(super) async fn wait_for_leader(

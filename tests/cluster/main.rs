@@ -1,7 +1,8 @@
 //! Cluster capability: three (or five) real `redraft` processes on ephemeral ports: start-up and
 //! election, failover under writes (plain, pipelined, retried through churning connections, scripts),
 //! cluster operations (RAFT.INFO, ROLE, leadership transfer, rolling restart, HTTP), membership
-//! changes, large entries and snapshot transfer in chunks.
+//! changes, large entries and snapshot transfer in chunks, Sentinel discovery through a leader
+//! kill.
 //!
 //! One test binary; each module below is one area, sharing the harness in `tests/common`.
 
@@ -15,5 +16,6 @@ mod large_entries;
 mod membership;
 mod pipelined_failover;
 mod script_failover;
+mod sentinel;
 mod snapshot_chunks;
 mod three_processes;

@@ -3321,4 +3321,24 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
             ..Doc::EMPTY
         },
     },
+    CommandSpec {
+        name: "sentinel",
+        arity: -2,
+        flags: &["admin"],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@admin", "@slow", "@dangerous"],
+        tips: &[],
+        key_specs: &[
+        ],
+        subcommands: &[],
+        doc: Doc {
+            summary: "A container for Sentinel commands",
+            since: "2.8.4",
+            group: "sentinel",
+            complexity: "Depends on subcommand.",
+            ..Doc::EMPTY
+        },
+    },
 ];
