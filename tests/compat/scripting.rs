@@ -129,6 +129,28 @@ const SCRIPT: &[&[&str]] = &[
         "0",
     ],
     &["EVAL", "return redis.call('set', 'num', 1/3)", "0"],
+    // The string functions behind the budget's wrappers answer their own errors, as Redis's.
+    &["EVAL", "return string.rep()", "0"],
+    &["EVAL", "return string.find()", "0"],
+    &["EVAL", "return string.format('%d', 'x')", "0"],
+    &["EVAL", "return table.concat({{}})", "0"],
+    &["EVAL", "return string.gsub('x', '%', 'y')", "0"],
+    &[
+        "EVAL",
+        "return {string.find('key:123', '^(%w+):(%d+)$')}",
+        "0",
+    ],
+    &["EVAL", "return {string.gsub('a b  c', '%s+', '-')}", "0"],
+    &[
+        "EVAL",
+        "return {('Ab'):upper(), ('Ab'):lower(), ('ab'):reverse(), ('abc'):sub(2)}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local n = 0 for w in string.gmatch('a,b,c', '[^,]+') do n = n + 1 end return n",
+        "0",
+    ],
     &["GET", "num"],
     &[
         "EVAL",
@@ -354,5 +376,72 @@ fn concurrent_scripts_leave_every_node_identical() {
             "node {id} differs from node {}",
             ids[0]
         );
+    }
+}
+
+/// A script that loops forever, and one that allocates without bound, each after a write: both
+/// are aborted with an error on every node (in a bounded number of instructions and bytes, not
+/// a timer), nothing either wrote is applied anywhere, and another client's writes and reads
+/// are served meanwhile and after.
+#[test]
+fn runaway_scripts_are_aborted_everywhere_while_others_are_served() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
+    let (leader_addr, follower_addr) = (c.redis_addr(leader), c.redis_addr(follower));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut con = RawClient::must_connect(&leader_addr);
+            let mut served = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                served += 1;
+                let v = served.to_string();
+                assert_eq!(con.call_args(&[b"SET", b"other", v.as_bytes()]), "+OK\r\n");
+                let got = con.call("GET other");
+                assert!(got.ends_with(&format!("{v}\r\n")), "{got}");
+            }
+            served
+        })
+    };
+    let mut con = RawClient::must_connect(&follower_addr);
+    let forever = "redis.call('set', 'partial', 'loop') while true do end";
+    let got = con.call_args(&[b"EVAL", forever.as_bytes(), b"0"]);
+    assert!(
+        got.starts_with("-ERR script aborted: it ran past the limit of"),
+        "{got}"
+    );
+    // Table growth: each step a few instructions and a few bytes, so the memory limit is what
+    // stops it (C functions such as string.rep count as one instruction: see the README).
+    let hog = "redis.call('set', 'partial', 'hog') local t = {} \
+               for i = 1, 1e9 do t[i] = i end";
+    let got = con.call_args(&[b"EVAL", hog.as_bytes(), b"0"]);
+    assert!(
+        got.starts_with("-ERR script aborted: it used more than"),
+        "{got}"
+    );
+    // A pcall cannot catch the limit.
+    let caught = "return pcall(function() while true do end end)";
+    let got = con.call_args(&[b"EVAL", caught.as_bytes(), b"0"]);
+    assert!(got.starts_with("-ERR script aborted"), "{got}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let served = other.join().expect("the other client");
+    assert!(served > 0);
+    for id in c.ids() {
+        let mut con = RawClient::must_connect(&c.redis_addr(id));
+        con.call("READMODE stale");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        // Wait until the node applied the other client's last write, then check nothing of
+        // the aborted scripts is there.
+        loop {
+            let got = con.call("GET other");
+            if got.ends_with(&format!("{served}\r\n")) || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(con.call("GET partial"), "$-1\r\n", "node {id}");
+        assert_eq!(con.call("HISTORY partial"), "*0\r\n", "node {id}");
     }
 }

@@ -6,7 +6,8 @@
 //! `cjson` and `bit` (`libs.rs`) only (no `os`, `io`, `debug`, `package`, `load*` of files), `math.random` is a generator
 //! reset to the same seed for every run (as Redis 7 does), `print` is gone, globals are
 //! read-only once the script starts (Redis's "Attempt to modify a readonly table"), and the
-//! limits count rather than time: [`MAX_INSTRUCTIONS`] VM instructions and [`MAX_MEMORY`]
+//! limits count rather than time: [`MAX_INSTRUCTIONS`] VM instructions (bytes allocated and the
+//! worst case of pattern calls charged to the same budget: `fuel.rs`) and [`MAX_MEMORY`]
 //! bytes of Lua heap, the same on every node. A run past either is aborted (ScriptEnd::Aborted),
 //! which the store undoes entirely (AbortLeavesNothing).
 //!
@@ -23,6 +24,7 @@ use bytes::Bytes;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
 use super::calls::redis_call;
+use super::fuel;
 use crate::commands::scripting::body::{sha1hex, shebang};
 use crate::store::{ScriptCalls, ScriptEnd, ScriptRun, ScriptValue};
 
@@ -51,13 +53,19 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
     lua.set_memory_limit(MAX_MEMORY)?;
     let over_limit = Arc::new(AtomicBool::new(false));
     let executed = Rc::new(Cell::new(0u64));
+    // Bytes allocated by the script (AllocationFuel, `fuel.rs`), charged to the same budget.
+    let allocated = Rc::new(Cell::new(0u64));
+    let spent = {
+        let (executed, allocated) = (executed.clone(), allocated.clone());
+        move || executed.get() + allocated.get() / fuel::BYTES_PER_INSTRUCTION
+    };
     {
         let over_limit = over_limit.clone();
         let executed = executed.clone();
+        let spent = spent.clone();
         let counter = move |_: &Lua, _: mlua::Debug| {
-            let n = executed.get() + u64::from(HOOK_EVERY);
-            executed.set(n);
-            if n > MAX_INSTRUCTIONS {
+            executed.set(executed.get() + u64::from(HOOK_EVERY));
+            if spent() > MAX_INSTRUCTIONS {
                 over_limit.store(true, Ordering::Relaxed);
                 return Err(mlua::Error::runtime(
                     "script exceeded the instruction limit",
@@ -90,6 +98,23 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
     }
     install_random(&lua)?;
     super::libs::install(&lua)?;
+    {
+        // PatternWorstCase (`fuel.rs`): a pattern call is charged its worst case first.
+        let (over_limit, executed, spent) = (over_limit.clone(), executed.clone(), spent.clone());
+        let charge = move |cost: u64| {
+            executed.set(executed.get().saturating_add(cost));
+            if spent() > MAX_INSTRUCTIONS {
+                over_limit.store(true, Ordering::Relaxed);
+                return Err(mlua::Error::runtime(
+                    "script exceeded the instruction limit",
+                ));
+            }
+            Ok(())
+        };
+        let charge: Rc<dyn Fn(u64) -> mlua::Result<()>> = Rc::new(charge);
+        fuel::guard_patterns(&lua, charge.clone())?;
+        fuel::guard_copies(&lua, charge)?;
+    }
     // The instruction limit cannot be caught: once it is hit, every pcall/xpcall that caught
     // it raises it again, up to the top.
     let raw_xpcall: mlua::Function = globals.raw_get("xpcall")?;
@@ -169,6 +194,9 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
         let redis = redis_table(&lua, call, pcall)?;
         lua.globals().raw_set("redis", redis)?;
         seal_globals(&lua)?;
+        // From here on every byte the script allocates is counted; dropped (the allocator
+        // put back) when the run ends.
+        let _fuel = fuel::AllocationFuel::install(&lua, allocated.clone())?;
         let handler = lua.create_function(error_handler)?;
         let out: MultiValue = raw_xpcall.call((f, handler))?;
         let mut out = out.into_iter();
@@ -359,9 +387,12 @@ impl std::error::Error for ReplyError {}
 fn reply_error(e: &mlua::Error) -> Option<String> {
     match e {
         mlua::Error::CallbackError { cause, .. } => reply_error(cause),
-        mlua::Error::ExternalError(inner) => {
-            inner.downcast_ref::<ReplyError>().map(|r| r.0.clone())
-        }
+        mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ReplyError>() {
+            Some(r) => Some(r.0.clone()),
+            None => inner
+                .downcast_ref::<fuel::LibError>()
+                .map(|e| format!("ERR {}", e.0)),
+        },
         _ => None,
     }
 }

@@ -324,3 +324,46 @@ fn read_only_runs_refuse_writes_and_change_nothing() {
     assert!(matches!(value(r), ScriptValue::Error(_)));
     assert_eq!(s.get(b"a").unwrap().value, b("1"));
 }
+
+/// Work the instruction count cannot see is charged to it (AllocationFuel, PatternWorstCase):
+/// copying a large string in a loop and a backtracking pattern are aborted within the budget
+/// instead of holding apply for minutes; ordinary pattern calls still answer.
+#[test]
+fn copies_and_patterns_are_charged_to_the_budget() {
+    let mut s = Store::new();
+    let before = s.clone();
+    for body in [
+        "redis.call('set', 'a', '1') local big = string.rep('x', 100000) \
+         for i = 1, 1000000 do local y = big .. i end",
+        "redis.call('set', 'a', '1') return string.find(string.rep('a', 3000), '.-.-.-b')",
+        "redis.call('set', 'a', '1') return (string.rep('a', 3000)):match('(.-)(.-)(.-)b')",
+        "redis.call('set', 'a', '1') local t = {} \
+         for i = 1, 100000 do t[i] = string.rep('y', 100000) t[i] = nil end",
+    ] {
+        let r = apply(&mut s, script(body, &[], &[]));
+        let Response::Error(e) = r else {
+            panic!("not aborted: {r:?}");
+        };
+        assert!(e.to_string().contains("instruction"), "{body}: {e}");
+        assert_eq!(s, before, "AbortLeavesNothing: {body}");
+    }
+    let r = apply(
+        &mut s,
+        script(
+            "local a, b, k, v = string.find('key:123', '^(%w+):(%d+)$') \
+             local g = string.gsub('a b  c', '%s+', '-') return {a, b, k, v, g}",
+            &[],
+            &[],
+        ),
+    );
+    assert_eq!(
+        value(r),
+        ScriptValue::Array(vec![
+            ScriptValue::Integer(1),
+            ScriptValue::Integer(7),
+            ScriptValue::Bulk(b("key")),
+            ScriptValue::Bulk(b("123")),
+            ScriptValue::Bulk(b("a-b-c")),
+        ])
+    );
+}

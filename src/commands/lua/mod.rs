@@ -1,9 +1,12 @@
 //! The Lua 5.1 interpreter as the store's script host (`store::ScriptHost`): `engine.rs` runs a
-//! script, `calls.rs` answers its `redis.call`s through the dispatcher's planners. Installed
+//! script, `calls.rs` answers its `redis.call`s through the dispatcher's planners, `libs.rs`
+//! adds `cjson` and `bit`, `fuel.rs` charges allocation and pattern matching to the script's
+//! instruction budget. Installed
 //! once per process at start-up ([`install`]), before the log replays.
 
 mod calls;
 mod engine;
+mod fuel;
 mod libs;
 
 #[cfg(test)]

@@ -1,0 +1,317 @@
+//! What a script's instruction count cannot see, charged to the same budget: bytes allocated
+//! (the `..` operator, `string.rep`, `table.concat` copy whole strings in one VM instruction)
+//! and the worst case of Lua's pattern matcher (`string.find`, `match`, `gmatch`, `gsub`
+//! backtrack in C, without allocating: `('a'):rep(3000):find('.-.-.-b')` runs for minutes).
+//!
+//! - **AllocationFuel.** Every byte a run's allocator hands out (growth of a block included)
+//!   is counted; [`BYTES_PER_INSTRUCTION`] bytes cost one instruction of the budget. The count
+//!   wraps the allocator mlua installed (which still enforces the memory limit) and depends only
+//!   on what the script does, so it is the same on every node (DeterministicApply).
+//! - **CopyCharge.** The C functions that copy strings are charged the bytes they produce
+//!   ([`guard_copies`]): Lua interns strings, so a copy that yields an existing string
+//!   allocates nothing. What stays unseen: the `..` operator producing a string that already
+//!   exists (`big .. 'z'` in a loop) copies without allocating; the README names this limit.
+//! - **PatternWorstCase.** A pattern call on a subject of `n` bytes is charged its worst case
+//!   before it runs: `(n+1)^(k+1)` for a pattern with `k` repetition items (`*`, `+`, `-`,
+//!   `%b`), one power less when anchored with `^`, `n·m` for a plain find of an `m`-byte
+//!   string. A call whose worst case exceeds what is left of the budget aborts the script
+//!   before it starts, as the instruction limit does.
+
+use std::cell::Cell;
+use std::os::raw::c_void;
+use std::rc::Rc;
+
+use mlua::{ffi, Lua, MultiValue, Value};
+
+/// Allocated bytes that cost one instruction: the 10,000,000-instruction budget allows about
+/// 320 MB of allocation, some 100-400 ms of copying in a release build (a script that builds
+/// a 64 MiB table allocates about 128 MB: 4,000,000 of the budget).
+pub const BYTES_PER_INSTRUCTION: u64 = 32;
+
+/// The allocator's user data: the wrapped allocator and the running count.
+struct Counting {
+    inner: ffi::lua_Alloc,
+    inner_ud: *mut c_void,
+    allocated: Rc<Cell<u64>>,
+}
+
+/// Counts growth, then lets mlua's allocator (and its memory limit) do the work.
+unsafe extern "C-unwind" fn counting_alloc(
+    ud: *mut c_void,
+    ptr: *mut c_void,
+    osize: usize,
+    nsize: usize,
+) -> *mut c_void {
+    // SAFETY: `ud` is the `Counting` that `AllocationFuel::install` boxed, alive until its
+    // guard put the original allocator back.
+    let c = unsafe { &*(ud as *const Counting) };
+    let old = if ptr.is_null() { 0 } else { osize };
+    if nsize > old {
+        c.allocated
+            .set(c.allocated.get().saturating_add((nsize - old) as u64));
+    }
+    // SAFETY: the allocator and user data mlua installed, called as Lua would call them.
+    unsafe { (c.inner)(c.inner_ud, ptr, osize, nsize) }
+}
+
+/// The counting allocator of one run; dropping it puts mlua's allocator back.
+pub struct AllocationFuel {
+    state: *mut ffi::lua_State,
+    counting: Box<Counting>,
+}
+
+impl AllocationFuel {
+    /// Wraps `lua`'s allocator; `allocated` counts from now on.
+    pub fn install(lua: &Lua, allocated: Rc<Cell<u64>>) -> mlua::Result<AllocationFuel> {
+        let mut state: *mut ffi::lua_State = std::ptr::null_mut();
+        // SAFETY: reads the state pointer only; nothing is pushed.
+        unsafe { lua.exec_raw::<()>((), |s| state = s)? };
+        let mut inner_ud: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `state` is `lua`'s live state; the allocator is global to it.
+        let inner = unsafe { ffi::lua_getallocf(state, &mut inner_ud) };
+        let counting = Box::new(Counting {
+            inner,
+            inner_ud,
+            allocated,
+        });
+        let ud = &*counting as *const Counting as *mut c_void;
+        // SAFETY: `counting` lives in the returned guard, which restores `inner` on drop,
+        // before the box is freed; `lua` outlives the guard (it is declared first and the
+        // guard is dropped at the end of the run).
+        unsafe { ffi::lua_setallocf(state, counting_alloc, ud) };
+        Ok(AllocationFuel { state, counting })
+    }
+}
+
+impl Drop for AllocationFuel {
+    fn drop(&mut self) {
+        // SAFETY: the state is alive (see `install`); the original allocator and its data.
+        unsafe { ffi::lua_setallocf(self.state, self.counting.inner, self.counting.inner_ud) };
+    }
+}
+
+/// The worst-case cost of a pattern call (PatternWorstCase), saturating.
+pub fn pattern_cost(subject: &[u8], pattern: &[u8], plain: bool) -> u64 {
+    let n = subject.len() as u64 + 1;
+    let specials = pattern.iter().any(|b| b"^$*+?.([%-".contains(b));
+    if plain || !specials {
+        return n.saturating_mul(pattern.len().max(1) as u64);
+    }
+    let anchored = pattern.first() == Some(&b'^');
+    let k = repetitions(pattern);
+    let power = if anchored { k } else { k + 1 }.max(1);
+    (0..power).fold(1u64, |acc, _| acc.saturating_mul(n))
+}
+
+/// Counts the repetition items of a Lua 5.1 pattern: a single-character class followed by
+/// `*`, `+` or `-`, and each `%b`.
+fn repetitions(p: &[u8]) -> u32 {
+    let mut k = 0u32;
+    let mut i = 0;
+    while i < p.len() {
+        // One single-character class (or a capture mark, an anchor, %b, %f).
+        let class_end = match p[i] {
+            b'(' | b')' | b'^' | b'$' => {
+                i += 1;
+                continue;
+            }
+            b'%' => match p.get(i + 1) {
+                Some(b'b') => {
+                    k += 1;
+                    i += 4;
+                    continue;
+                }
+                Some(b'f') => {
+                    i = set_end(p, i + 2);
+                    continue;
+                }
+                Some(_) => i + 2,
+                None => p.len(),
+            },
+            b'[' => set_end(p, i),
+            _ => i + 1,
+        };
+        if matches!(p.get(class_end), Some(b'*' | b'+' | b'-')) {
+            k += 1;
+            i = class_end + 1;
+        } else if p.get(class_end) == Some(&b'?') {
+            i = class_end + 1;
+        } else {
+            i = class_end;
+        }
+    }
+    k
+}
+
+/// The index after the set `[...]` starting at `start` (Lua's `classEnd`).
+fn set_end(p: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    if p.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    // The first `]` is part of the set.
+    let mut first = true;
+    while i < p.len() {
+        match p[i] {
+            b'%' => i += 2,
+            b']' if !first => return i + 1,
+            _ => i += 1,
+        }
+        first = false;
+    }
+    p.len()
+}
+
+/// A library function's own error (`bad argument #1 to 'rep' ...`), raised again from a
+/// wrapper with the text and position the unwrapped function would have given.
+#[derive(Debug)]
+pub struct LibError(pub String);
+
+impl std::fmt::Display for LibError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LibError {}
+
+/// The error of the wrapped `name` as the script would have seen it from the function itself:
+/// the innermost message, the function named (a C function called from Rust is `'?'`), and
+/// the script's line first, as `luaL_where` writes it.
+fn relabel(lua: &Lua, name: &str, err: mlua::Error) -> mlua::Error {
+    fn innermost(e: &mlua::Error) -> String {
+        match e {
+            mlua::Error::CallbackError { cause, .. } => innermost(cause),
+            // `Function::call` appends a traceback; the script never sees one.
+            mlua::Error::RuntimeError(m) => m
+                .split("\nstack traceback:")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            other => other.to_string(),
+        }
+    }
+    let mut text = innermost(&err).replace("to '?'", &format!("to '{name}'"));
+    if let Some(d) = lua.inspect_stack(1) {
+        let source = d.source().source.map(|s| s.into_owned());
+        if source.as_deref() == Some("@user_script") && !text.starts_with("user_script:") {
+            text = format!("user_script:{}: {text}", d.curr_line());
+        }
+    }
+    mlua::Error::external(LibError(text))
+}
+
+/// Replaces `string.find`, `match`, `gmatch` and `gsub` (also as methods: strings index the
+/// `string` table) with wrappers that call `charge` with the worst case first.
+pub fn guard_patterns(lua: &Lua, charge: Rc<dyn Fn(u64) -> mlua::Result<()>>) -> mlua::Result<()> {
+    let string: mlua::Table = lua.globals().raw_get("string")?;
+    for name in ["find", "match", "gmatch", "gsub"] {
+        let original: mlua::Function = string.raw_get(name)?;
+        let charge = charge.clone();
+        let wrapped = lua.create_function(move |lua, args: MultiValue| {
+            let text = |v: Option<&Value>| match v {
+                Some(Value::String(s)) => s.as_bytes().to_vec(),
+                Some(Value::Integer(i)) => i.to_string().into_bytes(),
+                Some(Value::Number(n)) => n.to_string().into_bytes(),
+                _ => Vec::new(),
+            };
+            let (subject, pattern) = (text(args.front()), text(args.get(1)));
+            let plain = name == "find"
+                && args
+                    .get(3)
+                    .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
+            charge(pattern_cost(&subject, &pattern, plain))?;
+            original
+                .call::<MultiValue>(args)
+                .map_err(|e| relabel(lua, name, e))
+        })?;
+        string.raw_set(name, wrapped)?;
+    }
+    Ok(())
+}
+
+/// Replaces the C functions that copy strings (`string.rep`, `format`, `upper`, `lower`,
+/// `reverse`, `sub`, `table.concat`) with wrappers that charge the bytes they produce
+/// (CopyCharge): `string.rep` before it runs (`n × len`), the others after, by the length of
+/// their result (at most the memory limit, so the work done before the charge is bounded).
+/// Lua interns every string, so a copy that produces a string that already exists allocates
+/// nothing: AllocationFuel alone would not see it.
+pub fn guard_copies(lua: &Lua, charge: Rc<dyn Fn(u64) -> mlua::Result<()>>) -> mlua::Result<()> {
+    let string: mlua::Table = lua.globals().raw_get("string")?;
+    let table: mlua::Table = lua.globals().raw_get("table")?;
+    let byte_len = |v: &Value| match v {
+        Value::String(s) => s.as_bytes().len() as u64,
+        _ => 0,
+    };
+    let targets = [
+        (&string, "rep"),
+        (&string, "format"),
+        (&string, "upper"),
+        (&string, "lower"),
+        (&string, "reverse"),
+        (&string, "sub"),
+        (&table, "concat"),
+    ];
+    for (lib, name) in targets {
+        let original: mlua::Function = lib.raw_get(name)?;
+        let charge = charge.clone();
+        let wrapped = lua.create_function(move |lua, args: MultiValue| {
+            if name == "rep" {
+                let len = args.front().map_or(0, byte_len);
+                let n = match args.get(1) {
+                    Some(Value::Integer(n)) => (*n).max(0) as u64,
+                    Some(Value::Number(n)) if *n > 0.0 => *n as u64,
+                    _ => 0,
+                };
+                charge(len.saturating_mul(n) / BYTES_PER_INSTRUCTION)?;
+            }
+            let out = original
+                .call::<MultiValue>(args)
+                .map_err(|e| relabel(lua, name, e))?;
+            if name != "rep" {
+                charge(out.iter().map(byte_len).sum::<u64>() / BYTES_PER_INSTRUCTION)?;
+            }
+            Ok(out)
+        })?;
+        lib.raw_set(name, wrapped)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetitions_count_as_lua_patterns_read() {
+        for (p, k) in [
+            ("abc", 0),
+            ("a*", 1),
+            ("^(%w+)=(%w+)$", 2),
+            (".-.-.-b", 3),
+            ("[%]*]+", 1),
+            ("[]]*x", 1),
+            ("%b()", 1),
+            ("%f[%w]%w+", 1),
+            ("a?b?", 0),
+            ("%%*", 1),
+            ("%s+", 1),
+        ] {
+            assert_eq!(repetitions(p.as_bytes()), k, "{p}");
+        }
+    }
+
+    #[test]
+    fn worst_cases_grow_with_repetitions_and_anchors() {
+        let s = vec![b'a'; 999];
+        assert_eq!(pattern_cost(&s, b":", false), 1000);
+        assert_eq!(pattern_cost(&s, b"a.b", true), 3000);
+        assert_eq!(pattern_cost(&s, b"%s+", false), 1_000_000);
+        assert_eq!(pattern_cost(&s, b"^(%d+):(%d+)$", false), 1_000_000);
+        assert_eq!(pattern_cost(&s, b".-.-.-b", false), 1_000_000_000_000);
+        assert_eq!(
+            pattern_cost(&vec![b'a'; 1 << 20], b".-.-.-.-.-.-b", false),
+            u64::MAX
+        );
+    }
+}
