@@ -42,18 +42,15 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::args::wrong_arity;
-use super::keys::parse_cursor;
+use super::keys;
 use super::{CommandError, CommandResult, Plan, WriteReply};
 use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::store::{Hash, LongDouble, Op, ReadOp, Stored};
+use crate::store::{scan_hash, Hash, LongDouble, Op, ReadOp, Stored};
 
 /// HSCAN returns a hash of at most this many fields whole, with cursor 0 (Redis's listpack
 /// threshold, `hash-max-listpack-entries`).
 pub(crate) const HSCAN_WHOLE: usize = 128;
-
-/// HSCAN's default COUNT, as Redis.
-const HSCAN_DEFAULT_COUNT: usize = 10;
 
 pub(super) fn hset(parse: &mut Parse) -> Result<Plan, CommandError> {
     let name = parse.command_name();
@@ -176,7 +173,7 @@ pub(crate) fn shape(name: &str) -> Option<HashRead> {
         "hscan" => HashRead::Scan {
             cursor: 0,
             pattern: None,
-            count: HSCAN_DEFAULT_COUNT,
+            count: 0,
         },
         "hrandfield" => HashRead::RandField {
             count: None,
@@ -228,35 +225,13 @@ pub(crate) fn plan(
     Ok((ReadOp::Typed { keys: vec![key] }, read))
 }
 
-/// HSCAN's cursor and options, as SCAN parses them (`keys.rs`).
+/// HSCAN's cursor and options, as SCAN parses them (`keys.rs`), without TYPE.
 fn scan_args(parse: &mut Parse) -> Result<HashRead, CommandError> {
-    let cursor = parse_cursor(&parse.next_bytes()?)
-        .ok_or_else(|| CommandError::Reply("ERR invalid cursor".into()))?;
-    let (mut count, mut pattern) = (HSCAN_DEFAULT_COUNT, None);
-    while let Some(opt) = parse.peek_upper() {
-        parse.next_bytes()?;
-        if parse.remaining() == 0 {
-            return Err(ParseError::Syntax.into());
-        }
-        match opt.as_str() {
-            "COUNT" => {
-                let n = parse.next_i64()?;
-                if n < 1 {
-                    return Err(ParseError::Syntax.into());
-                }
-                count = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            "MATCH" => {
-                let p = parse.next_bytes()?;
-                pattern = (p.as_ref() != b"*").then_some(p);
-            }
-            _ => return Err(ParseError::Syntax.into()),
-        }
-    }
+    let args = keys::scan_args(parse, false)?;
     Ok(HashRead::Scan {
-        cursor,
-        pattern,
-        count,
+        cursor: args.cursor,
+        pattern: args.pattern,
+        count: args.count,
     })
 }
 
@@ -315,7 +290,7 @@ fn scan(hash: &Hash, cursor: u64, pattern: Option<&Bytes>, count: usize) -> Fram
     } else {
         let mut order: Vec<(u64, &Bytes, &Bytes)> = hash
             .iter()
-            .map(|(f, v)| (field_hash(f), f, v))
+            .map(|(f, v)| (scan_hash(f), f, v))
             .filter(|(h, _, _)| *h >= cursor)
             .collect();
         order.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -338,13 +313,6 @@ fn scan(hash: &Hash, cursor: u64, pattern: Option<&Bytes>, count: usize) -> Fram
         Frame::Bulk(Bytes::from(next.to_string())),
         Frame::Array(items),
     ])
-}
-
-/// The 64-bit FNV-1a hash of a field: HSCAN's order, the same on every node.
-fn field_hash(field: &[u8]) -> u64 {
-    field.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// HRANDFIELD (Redis's `hrandfieldWithCountCommand`): no count, one field or nil; a positive

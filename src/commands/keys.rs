@@ -96,7 +96,7 @@ pub(super) async fn keys(
 /// Parses a SCAN cursor as Redis's `parseScanCursorOrReply` (`strtoul`, base 10): no leading
 /// space, an optional sign (`-n` wraps around), digits up to the end (C stops at a NUL byte),
 /// no overflow. An empty cursor converts nothing and reads as 0.
-pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let text = arg.split(|&b| b == 0).next().unwrap_or_default();
     let (negative, digits) = match text.first() {
         None => return Some(0),
@@ -116,11 +116,20 @@ pub(super) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     })
 }
 
-pub(super) async fn scan(
-    ctx: &ServerContext,
-    session: &mut Session,
-    parse: &mut Parse,
-) -> CommandResult {
+/// A SCAN-family cursor and options, as Redis's `scanGenericCommand` parses them.
+pub(super) struct ScanArgs {
+    pub cursor: u64,
+    /// COUNT, default 10.
+    pub count: usize,
+    /// MATCH, `None` for `*`.
+    pub pattern: Option<Bytes>,
+    /// TYPE (SCAN only).
+    pub type_name: Option<String>,
+}
+
+/// Parses a cursor and `[MATCH p] [COUNT n]` (and `[TYPE t]` when `with_type`): `ERR invalid
+/// cursor`, a syntax error for COUNT below 1, an unknown option or a missing value.
+pub(super) fn scan_args(parse: &mut Parse, with_type: bool) -> Result<ScanArgs, CommandError> {
     let cursor = parse_cursor(&parse.next_bytes()?)
         .ok_or_else(|| CommandError::Reply("ERR invalid cursor".into()))?;
     let (mut count, mut pattern, mut type_name) = (SCAN_DEFAULT_COUNT, None, None);
@@ -141,10 +150,29 @@ pub(super) async fn scan(
                 let p = parse.next_bytes()?;
                 pattern = (p.as_ref() != b"*").then_some(p);
             }
-            "TYPE" => type_name = Some(parse.next_string()?),
+            "TYPE" if with_type => type_name = Some(parse.next_string()?),
             _ => return Err(ParseError::Syntax.into()),
         }
     }
+    Ok(ScanArgs {
+        cursor,
+        count,
+        pattern,
+        type_name,
+    })
+}
+
+pub(super) async fn scan(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
+    let ScanArgs {
+        cursor,
+        count,
+        pattern,
+        type_name,
+    } = scan_args(parse, true)?;
     read_gate(ctx, session).await?;
     let (page, next) = ctx.node.read_store(|store| {
         let (keys, next) = store.scan(cursor, count);

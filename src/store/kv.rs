@@ -58,7 +58,7 @@ pub(super) struct Keyspace {
 }
 
 /// Returns the 64-bit FNV-1a hash of `key`: SCAN's order (see the module doc).
-pub(super) fn key_hash(key: &[u8]) -> u64 {
+pub fn key_hash(key: &[u8]) -> u64 {
     key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

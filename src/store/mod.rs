@@ -87,6 +87,8 @@ pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
 pub use hash::{Hash, Stored};
+/// SCAN's order (FNV-1a, the same on every node); HSCAN walks fields by it too.
+pub use kv::key_hash as scan_hash;
 pub use long_double::LongDouble;
 pub use notify::{Notice, NoticeClass};
 pub use request::{

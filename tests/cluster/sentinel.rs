@@ -16,11 +16,10 @@
 use crate::common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::client_libs::{must_ioredis, must_redis_py, run_bounded};
+use common::client_libs::{must_ioredis, must_redis_py, run_bounded, testdata_command};
 use common::{phase, Cluster};
 use redis::Value;
 
@@ -58,20 +57,8 @@ fn sentinel(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Va
 
 /// Runs a client script (`python3` or `node`) for `secs` against every node; its JSON line.
 fn run_client(program: &str, file: &str, secs: u64, addrs: &[String]) -> serde_json::Value {
-    let mut cmd = Command::new(program);
-    cmd.arg(format!(
-        "{}/tests/testdata/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .arg("test")
-    .arg(secs.to_string())
-    .args(addrs);
-    if program == "python3" {
-        cmd.env("PYTHONPATH", must_redis_py())
-            .env("PYTHONDONTWRITEBYTECODE", "1");
-    } else {
-        cmd.env("NODE_PATH", must_ioredis());
-    }
+    let mut cmd = testdata_command(program, file);
+    cmd.arg("test").arg(secs.to_string()).args(addrs);
     let out = run_bounded(cmd, Duration::from_secs(secs + 60));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

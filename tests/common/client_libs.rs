@@ -135,3 +135,44 @@ pub fn must_ioredis() -> PathBuf {
     });
     dir.join("node_modules")
 }
+
+/// A command that runs `tests/testdata/<file>` with `program`: `python3` with the pinned
+/// redis-py on `PYTHONPATH`, or `node` with the pinned ioredis and Redlock on `NODE_PATH`.
+pub fn testdata_command(program: &str, file: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.arg(format!(
+        "{}/tests/testdata/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    if program == "python3" {
+        cmd.env("PYTHONPATH", must_redis_py())
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+    } else {
+        cmd.env("NODE_PATH", must_ioredis());
+    }
+    cmd
+}
+
+/// Runs a client script that prints `ok` when every check passed: `Ok`, or why it failed.
+pub fn run_ok_script(cmd: Command, timeout: Duration) -> Result<(), String> {
+    let out = run_bounded(cmd, timeout);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && stdout.trim() == "ok" {
+        Ok(())
+    } else {
+        Err(format!(
+            "exit {:?}, stdout {stdout:?}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Runs the `ok`-printing client script `tests/testdata/<file>` against `addr` (as `host
+/// port`), with `program` as [`testdata_command`] runs it.
+pub fn run_script_against(program: &str, file: &str, addr: &str) -> Result<(), String> {
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let mut cmd = testdata_command(program, file);
+    cmd.args([host, port]);
+    run_ok_script(cmd, Duration::from_secs(120))
+}

@@ -11,13 +11,11 @@
 //!   mutual exclusion of two clients) through a follower.
 
 use crate::common;
-use crate::scripting::run_node_script;
 use crate::strings_differential::differential;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::client_libs::{must_redis_py, run_bounded};
+use common::client_libs::run_script_against;
 use common::phase;
 use common::single::{RealRedis, Single};
 use common::Cluster;
@@ -62,31 +60,6 @@ fn hash_replies_match_real_redis() {
     );
 }
 
-/// Runs `tests/testdata/redis_py_hashes.py` against `addr`; why it failed, if it did.
-fn run_redis_py(addr: &str) -> Result<(), String> {
-    let lib = must_redis_py();
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let mut cmd = Command::new("python3");
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/testdata/redis_py_hashes.py"
-    ))
-    .args([host, port])
-    .env("PYTHONPATH", lib)
-    .env("PYTHONDONTWRITEBYTECODE", "1");
-    let out = run_bounded(cmd, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && stdout.trim() == "ok" {
-        Ok(())
-    } else {
-        Err(format!(
-            "exit {:?}, stdout {stdout:?}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
 }
@@ -94,7 +67,7 @@ fn bulk(s: &str) -> Value {
 #[test]
 fn hashes_through_a_follower_with_history_and_watch() {
     let redis = RealRedis::start();
-    if let Err(e) = run_redis_py(&redis.addr) {
+    if let Err(e) = run_script_against("python3", "redis_py_hashes.py", &redis.addr) {
         panic!("the script fails against redis-server itself: {e}");
     }
     let mut c = Cluster::start();
@@ -102,7 +75,7 @@ fn hashes_through_a_follower_with_history_and_watch() {
     let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
 
     phase("redis-py's hash calls through a follower");
-    if let Err(e) = run_redis_py(&c.redis_addr(follower)) {
+    if let Err(e) = run_script_against("python3", "redis_py_hashes.py", &c.redis_addr(follower)) {
         panic!("redis-py's hashes through a follower: {e}");
     }
 
@@ -220,13 +193,14 @@ fn hashes_through_a_follower_with_history_and_watch() {
 #[test]
 fn ioredis_hashes_and_redlock_through_a_follower() {
     let redis = RealRedis::start();
-    if let Err(e) = run_node_script("ioredis_hashes_redlock.js", &redis.addr) {
+    if let Err(e) = run_script_against("node", "ioredis_hashes_redlock.js", &redis.addr) {
         panic!("the script fails against redis-server itself: {e}");
     }
     let mut c = Cluster::start();
     let leader = c.must_leader(Duration::from_secs(20));
     let follower = c.ids().into_iter().find(|&i| i != leader).unwrap();
-    if let Err(e) = run_node_script("ioredis_hashes_redlock.js", &c.redis_addr(follower)) {
+    if let Err(e) = run_script_against("node", "ioredis_hashes_redlock.js", &c.redis_addr(follower))
+    {
         panic!("ioredis's hashes and Redlock through a follower: {e}");
     }
 }

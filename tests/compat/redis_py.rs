@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use client_libs::{must_redis_py, run_bounded};
+use client_libs::{must_redis_py, run_ok_script};
 use common::single::{RealRedis, Single};
 
 const SCRIPT: &str = concat!(
@@ -34,17 +34,7 @@ fn run_script(lib: &Path, addr: &str, protocol: u8) -> Result<(), String> {
         .args([host, port, &protocol.to_string()])
         .env("PYTHONPATH", lib)
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    let out = run_bounded(cmd, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && stdout.trim() == "ok" {
-        Ok(())
-    } else {
-        Err(format!(
-            "exit {:?}, stdout {stdout:?}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    run_ok_script(cmd, Duration::from_secs(60))
 }
 
 #[test]

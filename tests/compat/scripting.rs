@@ -22,10 +22,9 @@
 use crate::common;
 use crate::common::client_libs;
 
-use std::process::Command;
 use std::time::Duration;
 
-use client_libs::{must_ioredis, must_redis_py, run_bounded};
+use client_libs::run_script_against;
 use common::single::{RealRedis, Single};
 use common::Cluster;
 use resp_client::raw::RawConn as RawClient;
@@ -226,27 +225,7 @@ fn scripts_answer_as_redis_does() {
 
 /// Runs the redis-py script against `addr`; why it failed, if it did.
 fn run_redis_py(addr: &str) -> Result<(), String> {
-    let lib = must_redis_py();
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let mut cmd = Command::new("python3");
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/testdata/redis_py_scripts.py"
-    ))
-    .args([host, port])
-    .env("PYTHONPATH", lib)
-    .env("PYTHONDONTWRITEBYTECODE", "1");
-    let out = run_bounded(cmd, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && stdout.trim() == "ok" {
-        Ok(())
-    } else {
-        Err(format!(
-            "exit {:?}, stdout {stdout:?}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    run_script_against("python3", "redis_py_scripts.py", addr)
 }
 
 #[test]
@@ -265,32 +244,7 @@ fn redis_py_locks_and_scripts_through_a_follower() {
 
 /// Runs the ioredis scripting script against `addr`; why it failed, if it did.
 fn run_ioredis(addr: &str) -> Result<(), String> {
-    run_node_script("ioredis_scripts.js", addr)
-}
-
-/// Runs the node script `tests/testdata/<file>` (with ioredis and Redlock on `NODE_PATH`)
-/// against `addr`; why it failed, if it did.
-pub(crate) fn run_node_script(file: &str, addr: &str) -> Result<(), String> {
-    let node_modules = must_ioredis();
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let mut cmd = Command::new("node");
-    cmd.arg(format!(
-        "{}/tests/testdata/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .args([host, port])
-    .env("NODE_PATH", node_modules);
-    let out = run_bounded(cmd, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && stdout.trim() == "ok" {
-        Ok(())
-    } else {
-        Err(format!(
-            "exit {:?}, stdout {stdout:?}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    run_script_against("node", "ioredis_scripts.js", addr)
 }
 
 #[test]
