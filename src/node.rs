@@ -75,6 +75,11 @@ impl Node {
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
         let ctx = Arc::new(ServerContext::new(node.clone(), &cfg, redis_addr.port()));
+        // Client tracking's invalidations, from every applied entry, before any reader can see
+        // it (AppliedHookBeforeReaders, RememberBeforeRead in `watch/tracking.rs`).
+        let tracker = ctx.tracker.clone();
+        node.sm
+            .set_apply_hook(Box::new(move |applied| tracker.invalidate(applied)));
         // Keyspace notifications from applied entries, with this node's CONFIG flags.
         let notifier_ctx = ctx.clone();
         tasks.push(spawn_notifier(

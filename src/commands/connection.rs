@@ -290,6 +290,10 @@ pub(super) fn client(
         }
         "list" => client_list(ctx, parse),
         "kill" => client_kill(ctx, session, parse),
+        "tracking" => super::tracking::client_tracking(ctx, session, parse),
+        "caching" => super::tracking::client_caching(session, parse),
+        "getredir" => super::tracking::client_getredir(ctx, session),
+        "trackinginfo" => super::tracking::client_trackinginfo(ctx, session),
         "no-evict" | "no-touch" => {
             let flag = if sub == "no-evict" {
                 FLAG_NO_EVICT
@@ -309,6 +313,10 @@ pub(super) fn client(
         "help" => Ok(help_reply(
             "CLIENT",
             &[
+                "CACHING (YES|NO)",
+                "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                "GETREDIR",
+                "    Return the client ID we are redirecting to when tracking is enabled.",
                 "GETNAME",
                 "    Return the name of the current connection.",
                 "ID",
@@ -349,6 +357,11 @@ pub(super) fn client(
                 "    * LIB-VER: the client lib version.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                "         [OPTIN] [OPTOUT] [NOLOOP]",
+                "    Control server assisted client side caching.",
+                "TRACKINGINFO",
+                "    Report tracking status for the current connection.",
             ],
         )),
         other => Err(CommandError::Reply(format!(

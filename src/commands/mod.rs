@@ -77,6 +77,7 @@ mod session;
 mod stream;
 mod strings;
 pub mod table;
+mod tracking;
 mod txn;
 
 use std::sync::atomic::Ordering;
@@ -213,6 +214,12 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
         if let Some(out) = pubsub::subscribed_context_reply(session, &name, &full_name, &argv) {
             return Prepared::Done(out);
         }
+    }
+    // RememberBeforeRead (`watch/tracking.rs`): a tracking session's read keys are remembered
+    // before the read runs.
+    if session.tracking.is_some() {
+        let name = String::from_utf8_lossy(&raw_name).to_lowercase();
+        tracking::remember_read(ctx, session, &name, &argv);
     }
     let mut parse = Parse::new(argv);
     let name = parse.command_name();

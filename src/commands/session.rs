@@ -3,15 +3,18 @@
 //! subscriptions. Owned by the connection loop (`server::session`), changed only by commands.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use super::txn;
 use crate::config::ReadMode;
 use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH, FLAG_READONLY};
 use crate::context::{ClientHandle, DedupIdPool, ServerContext};
-use crate::protocol::Protocol;
+use crate::protocol::{Frame, Protocol};
 use crate::store::{ClientSeq, Op, Request};
+use crate::watch::tracking::Tracker;
 
 /// Per-connection state.
 pub struct Session {
@@ -43,11 +46,31 @@ pub struct Session {
     /// to drop (SKIP drops its own and the next command's).
     reply_off: bool,
     replies_to_skip: u8,
+    /// `CLIENT TRACKING`'s mode, mirrored from the node's tracker so that a read decides
+    /// without its lock whether to remember its keys (`tracking.rs`); `None` while off.
+    pub(super) tracking: Option<TrackingMode>,
+    /// `CLIENT CACHING YES|NO`, for the next command or transaction only (Redis's
+    /// `CLIENT_TRACKING_CACHING`). Atomic because commands are prepared from `&Session`.
+    pub(super) tracking_caching: AtomicBool,
+    /// The node's tracking tables: this session leaves them when it ends.
+    pub(super) tracker: Arc<Tracker>,
+    /// Frames pushed to this connection between replies (client-tracking invalidations);
+    /// the connection loop writes them (`server::session`).
+    pub pushes: Option<mpsc::Receiver<Frame>>,
+}
+
+/// What a read needs to know of the session's `CLIENT TRACKING` options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct TrackingMode {
+    pub bcast: bool,
+    pub optin: bool,
+    pub optout: bool,
 }
 
 impl Session {
     pub fn new(ctx: &ServerContext, handle: Arc<ClientHandle>) -> Self {
         let (client_id, seq) = ctx.dedup_ids.take();
+        let pushes = handle.take_push_receiver();
         let mut session = Self {
             id: handle.id,
             addr: handle.addr,
@@ -63,6 +86,10 @@ impl Session {
             subscription: None,
             reply_off: false,
             replies_to_skip: 0,
+            tracking: None,
+            tracking_caching: AtomicBool::new(false),
+            tracker: ctx.tracker.clone(),
+            pushes,
         };
         session.set_read_mode(ctx.settings.read_mode());
         session
@@ -143,7 +170,22 @@ impl Session {
         self.handle.set_flag(FLAG_NO_EVICT, false);
         self.handle.set_flag(FLAG_NO_TOUCH, false);
         self.set_reply(ReplyMode::On);
+        self.disable_tracking();
         self.authenticated = ctx.requirepass.is_none();
+    }
+
+    /// The deduplication identity of this connection's writes (client tracking's NOLOOP
+    /// recognises its own changes by it).
+    pub(super) fn dedup_client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    /// `CLIENT TRACKING OFF`, RESET, the end of the connection.
+    pub(super) fn disable_tracking(&mut self) {
+        if self.tracking.take().is_some() {
+            self.tracker.disable(self.id);
+        }
+        self.tracking_caching.store(false, Ordering::Relaxed);
     }
 
     /// RESET leaves MULTI (queued commands and WATCHed keys are discarded) and every pub/sub
@@ -160,6 +202,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.disable_tracking();
         self.dedup_ids.give_back(self.client_id, self.seq);
     }
 }

@@ -38,6 +38,8 @@
 //! UNWATCH            → +OK
 //! ```
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 
 use super::reads::ReadReply;
@@ -85,8 +87,7 @@ pub(super) fn queues(argv: &[Bytes]) -> bool {
 /// Queues `argv` inside MULTI after the checks every command passes; a failed check answers
 /// its error and marks the transaction.
 pub(super) fn queue(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>) -> Outcome {
-    ctx.total_commands
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.total_commands.fetch_add(1, Ordering::Relaxed);
     let refused = match check(session, &argv) {
         Err(e) => Some(e),
         Ok(()) => {
@@ -145,6 +146,7 @@ pub(super) async fn run(
                 return Err(CommandError::Reply("ERR DISCARD without MULTI".into()));
             }
             session.txn = TxnState::default();
+            session.tracking_caching.store(false, Ordering::Relaxed);
             Ok(Frame::ok())
         }
         "unwatch" => {
@@ -210,7 +212,11 @@ async fn exec(ctx: &ServerContext, session: &mut Session) -> CommandResult {
     let compares = state.watched;
     let mut items = Vec::with_capacity(queued.len());
     let mut ops = Vec::new();
+    // CLIENT CACHING holds for the whole transaction (Redis clears it once EXEC has run):
+    // every queued read sees the choice made before MULTI or inside it.
+    let caching = session.tracking_caching.load(Ordering::Relaxed);
     for argv in queued {
+        session.tracking_caching.store(caching, Ordering::Relaxed);
         items.push(match prepare(ctx, session, argv) {
             Prepared::Done(out) => Item::Done(out.frame),
             Prepared::Write(Ok(plan)) => {
@@ -227,6 +233,7 @@ async fn exec(ctx: &ServerContext, session: &mut Session) -> CommandResult {
             Prepared::Other(cmd) => Item::Local(cmd),
         });
     }
+    session.tracking_caching.store(false, Ordering::Relaxed);
     let responses = if ops.is_empty() && compares.is_empty() {
         Some(Vec::new())
     } else {

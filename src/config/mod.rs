@@ -174,6 +174,10 @@ pub struct ServerSection {
     /// Keyspace notification classes (Redis's `notify-keyspace-events` letters, e.g. `"KEA"`);
     /// empty disables them.
     pub notify_keyspace_events: String,
+    /// The most keys client-side caching remembers on this node (Redis's
+    /// `tracking-table-max-keys`, 0 for no limit); past it, keys are forgotten and their clients
+    /// told to drop them.
+    pub tracking_table_max_keys: usize,
 }
 
 impl Default for ServerSection {
@@ -187,6 +191,7 @@ impl Default for ServerSection {
             timeout: 0,
             client_output_buffer_limit: DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT,
             notify_keyspace_events: String::new(),
+            tracking_table_max_keys: crate::watch::tracking::DEFAULT_MAX_KEYS,
         }
     }
 }
@@ -298,6 +303,7 @@ impl fmt::Debug for ServerSection {
                 &self.client_output_buffer_limit,
             )
             .field("notify_keyspace_events", &self.notify_keyspace_events)
+            .field("tracking_table_max_keys", &self.tracking_table_max_keys)
             .finish()
     }
 }

@@ -15,9 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, O
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 use crate::commands::table::CmdId;
+use crate::protocol::Frame;
+
+/// The most pushes (client-tracking invalidations) waiting for one client before it is
+/// disconnected, as Redis disconnects a client past its output buffer limit.
+pub const PUSH_QUEUE_BOUND: usize = 16 * 1024;
 
 /// One client connection as the other sessions see it. The session that owns it is the only
 /// writer of everything but `kill`.
@@ -64,6 +69,12 @@ pub struct ClientHandle {
     /// The client closed its end while a command was blocked; the command gives up.
     gone: AtomicBool,
     gone_notify: Notify,
+    /// Frames other parts of the node push to this client between its replies (client
+    /// tracking's invalidations); the session owns the receiving end.
+    pushes: mpsc::Sender<Frame>,
+    push_receiver: Mutex<Option<mpsc::Receiver<Frame>>>,
+    /// `CLIENT TRACKING ... REDIRECT` target while tracking (`redir=`), -1 when not tracking.
+    redirect: AtomicI64,
 }
 
 /// The fields a client sets about itself.
@@ -82,9 +93,16 @@ pub const FLAG_READONLY: u8 = 1 << 0;
 pub const FLAG_NO_EVICT: u8 = 1 << 1;
 /// `flags=T`: `CLIENT NO-TOUCH on`.
 pub const FLAG_NO_TOUCH: u8 = 1 << 2;
+/// `flags=t`: `CLIENT TRACKING on`.
+pub const FLAG_TRACKING: u8 = 1 << 3;
+/// `flags=R`: the tracking redirect target has gone.
+pub const FLAG_TRACKING_BROKEN_REDIR: u8 = 1 << 4;
+/// `flags=B`: tracking in BCAST mode.
+pub const FLAG_TRACKING_BCAST: u8 = 1 << 5;
 
 impl ClientHandle {
     pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i64) -> Self {
+        let (pushes, push_receiver) = mpsc::channel(PUSH_QUEUE_BOUND);
         ClientHandle {
             id,
             addr,
@@ -109,7 +127,47 @@ impl ClientHandle {
             block_started: Notify::new(),
             gone: AtomicBool::new(false),
             gone_notify: Notify::new(),
+            pushes,
+            push_receiver: Mutex::new(Some(push_receiver)),
+            redirect: AtomicI64::new(-1),
         }
+    }
+
+    /// The receiving end of this client's pushes, for its session (once; `None` after).
+    pub fn take_push_receiver(&self) -> Option<mpsc::Receiver<Frame>> {
+        self.push_receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Queues `frame` to be written to this client between its replies. Never waits: a client
+    /// whose queue is full ([`PUSH_QUEUE_BOUND`]) is disconnected instead. Returns whether
+    /// the frame was queued.
+    pub fn push(&self, frame: Frame) -> bool {
+        match self.pushes.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    client = self.id,
+                    bound = PUSH_QUEUE_BOUND,
+                    "client closed for overcoming of output buffer limits (pushes)"
+                );
+                self.kill();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// The reply protocol, 2 or 3 (`resp=`).
+    pub fn resp(&self) -> u8 {
+        self.resp.load(Ordering::Relaxed)
+    }
+
+    /// Records the tracking redirect (`redir=`): -1 when not tracking, 0 for none.
+    pub fn set_redirect(&self, redirect: i64) {
+        self.redirect.store(redirect, Ordering::Relaxed);
     }
 
     /// Records the command about to run (`cmd=`).
@@ -223,6 +281,9 @@ impl ClientHandle {
             out.push('x');
         }
         for (bit, letter) in [
+            (FLAG_TRACKING, 't'),
+            (FLAG_TRACKING_BROKEN_REDIR, 'R'),
+            (FLAG_TRACKING_BCAST, 'B'),
             (FLAG_READONLY, 'r'),
             (FLAG_NO_EVICT, 'e'),
             (FLAG_NO_TOUCH, 'T'),
@@ -271,7 +332,7 @@ impl ClientHandle {
             out,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} \
              ssub=0 multi={} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 \
-             rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 \
+             rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} \
              resp={} \
              lib-name={} lib-ver={}",
             self.id,
@@ -288,6 +349,7 @@ impl ClientHandle {
             omem,
             qbuf + qbuf_free + argv_mem + omem,
             CmdId(self.last_cmd.load(Ordering::Relaxed)).name(),
+            self.redirect.load(Ordering::Relaxed),
             self.resp.load(Ordering::Relaxed),
             names.lib_name.as_deref().unwrap_or(""),
             names.lib_ver.as_deref().unwrap_or(""),

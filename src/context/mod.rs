@@ -20,6 +20,7 @@ use crate::metrics::CounterVec;
 use crate::protocol::Limits;
 use crate::raft::{PeerNode, RaftNode};
 
+use crate::watch::tracking::Tracker;
 pub use clients::{ClientHandle, ClientRegistry};
 
 /// What every session shares.
@@ -43,6 +44,9 @@ pub struct ServerContext {
     pub rejected_connections: AtomicU64,
     /// Every live client (CLIENT LIST / KILL, INFO clients).
     pub clients: Arc<ClientRegistry>,
+    /// Client-side caching's tables (`CLIENT TRACKING`); `node.rs` makes it the state
+    /// machine's apply hook.
+    pub tracker: Arc<Tracker>,
     /// The settings `CONFIG SET` changes on this node (until restart).
     pub settings: Settings,
     /// Commands run, per top-level command of the table (`redraft_server_commands_total`);
@@ -152,6 +156,8 @@ impl ServerContext {
                 redis_addr: n.redis_addr.clone(),
             })
             .unwrap_or_default();
+        let clients = Arc::new(ClientRegistry::default());
+        let tracker = Tracker::new(clients.clone(), cfg.server.tracking_table_max_keys);
         Self {
             node,
             limits,
@@ -165,7 +171,8 @@ impl ServerContext {
             total_connections: AtomicU64::new(0),
             total_commands: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
-            clients: Arc::new(ClientRegistry::default()),
+            clients,
+            tracker,
             settings: Settings::from_config(cfg),
             command_counts: CounterVec::new(crate::commands::table::commands().len() + 1),
             command_stats: cmdstats::CommandStats::default(),

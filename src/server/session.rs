@@ -30,6 +30,10 @@
 //! (where PUBLISH writes into the subscriber's output buffer). Without this, the session's wake
 //! for the message races the read of the command.
 //!
+//! Pushes (client tracking's invalidations, `watch::tracking`) are queued and written like
+//! pub/sub messages: between batches, those queued before a batch was read ahead of its
+//! replies, those queued while it ran after them (InvalidateAfterReply).
+//!
 //! Backpressure: while the socket does not take a batch's replies, the session does not read
 //! further commands, so one connection holds at most one batch of replies (bounded by the output
 //! buffer limit). Redis instead keeps reading and queueing until the limit; a client that never
@@ -75,10 +79,11 @@ pub async fn run(
         };
         let argv = tokio::select! {
             r = conn.read_command() => r,
-            Some(message) = next_message(&mut session) => {
-                // Pub/sub: write this message and any others already queued, then wait again.
+            Some(frame) = next_out_of_band(&mut session) => {
+                // Pub/sub and tracking: write this message and any others already queued,
+                // then wait again.
                 conn.proto = session.proto;
-                conn.write_frame(&message.frame());
+                conn.write_frame(&frame);
                 write_queued_messages(&mut conn, &mut session);
                 if !flush_within(&mut conn, idle_limit).await {
                     return;
@@ -209,20 +214,44 @@ pub async fn run(
     }
 }
 
-/// Waits for the next pub/sub message of a subscribed session; never resolves otherwise.
-async fn next_message(session: &mut Session) -> Option<crate::watch::pubsub::Message> {
-    match session.subscription.as_mut() {
-        Some(sub) => sub.recv().await,
-        None => std::future::pending().await,
+/// Waits for the next pub/sub message of a subscribed session or the next push (a
+/// client-tracking invalidation), as the frame to write.
+async fn next_out_of_band(session: &mut Session) -> Option<Frame> {
+    let Session {
+        subscription,
+        pushes,
+        ..
+    } = session;
+    let message = async {
+        match subscription.as_mut() {
+            Some(sub) => sub.recv().await.map(|m| m.frame()),
+            None => std::future::pending().await,
+        }
+    };
+    let push = async {
+        match pushes.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        m = message => m,
+        p = push => p,
     }
 }
 
-/// Queues the pub/sub messages already waiting, after the replies written so far.
+/// Queues the pub/sub messages and pushes already waiting, after the replies written so far
+/// (PublishBeforeReply, InvalidateAfterReply in `watch/tracking.rs`).
 fn write_queued_messages(conn: &mut Connection<TcpStream>, session: &mut Session) {
+    conn.proto = session.proto;
     if let Some(sub) = session.subscription.as_mut() {
-        conn.proto = session.proto;
         while let Some(message) = sub.try_recv() {
             conn.write_frame(&message.frame());
+        }
+    }
+    if let Some(rx) = session.pushes.as_mut() {
+        while let Ok(push) = rx.try_recv() {
+            conn.write_frame(&push);
         }
     }
 }

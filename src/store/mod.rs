@@ -122,12 +122,29 @@ pub struct Store {
 pub struct Applied {
     pub events: Vec<Event>,
     pub notices: Vec<Notice>,
+    /// The deduplication identity (`ClientSeq::client_id`) of the connection that sent the
+    /// request; `None` for the leader's own entries (expiry). Client tracking's `NOLOOP` skips
+    /// a connection's own changes by it.
+    pub origin: Option<u64>,
+    /// The request flushed the keyspace (FLUSHALL/FLUSHDB, alone, in EXEC or in a script), or
+    /// the whole state was replaced (a snapshot installed): client-side caches must drop
+    /// everything, as Redis's `nil` invalidation says.
+    pub flushed: bool,
+}
+
+impl Applied {
+    /// Whether a listener has anything to learn from it.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.notices.is_empty() && !self.flushed
+    }
 }
 
 /// The changes of one request, all under main revision `main`; a transaction's ops share one.
 struct Changes {
     main: u64,
     events: Vec<Event>,
+    /// A flush ran among these changes ([`Applied::flushed`]).
+    flushed: bool,
 }
 
 impl Changes {
@@ -215,7 +232,8 @@ impl Store {
                 }
             }
         }
-        let (response, applied) = self.apply_op(&req.op);
+        let (response, mut applied) = self.apply_op(&req.op);
+        applied.origin = req.client.map(|c| c.client_id);
         if let Some(client) = req.client {
             self.dedup.record(client, response.clone(), req.at_ms);
         }
@@ -237,8 +255,14 @@ impl Store {
         let mut notices = Vec::new();
         match self.apply_in_notified(&mut changes, op, &mut notices) {
             Ok(response) => {
+                let flushed = changes.flushed;
                 let events = self.end(changes);
-                let applied = Applied { events, notices };
+                let applied = Applied {
+                    events,
+                    notices,
+                    flushed,
+                    ..Applied::default()
+                };
                 (response, applied)
             }
             Err(error) => {
@@ -319,7 +343,10 @@ impl Store {
                 dst,
                 if_absent,
             } => self.rename(c, src, dst, *if_absent),
-            Op::Flush => self.flush(c),
+            Op::Flush => {
+                c.flushed = true;
+                self.flush(c)
+            }
             Op::Cas {
                 key,
                 expected_mod_revision,
@@ -418,6 +445,7 @@ impl Store {
         Changes {
             main: self.revision + 1,
             events: Vec::new(),
+            flushed: false,
         }
     }
 

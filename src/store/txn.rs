@@ -37,9 +37,15 @@ impl Store {
             };
             responses.push(response);
         }
+        let flushed = changes.flushed;
         let events = self.end(changes);
         let revision = self.revision;
-        let applied = Applied { events, notices };
+        let applied = Applied {
+            events,
+            notices,
+            flushed,
+            ..Applied::default()
+        };
         (
             Response::Txn {
                 responses: Some(responses),

@@ -44,6 +44,7 @@ enum NewValue {
     NotifyKeyspaceEvents(NotifyKeyspaceEvents),
     OutputBufferLimit(Vec<(String, [u64; 3])>),
     ReadMode(ReadMode),
+    TrackingTableMaxKeys(usize),
 }
 
 /// The parameters, in the order `CONFIG GET *` lists them.
@@ -112,6 +113,14 @@ fn params() -> Vec<Param> {
                 v.parse::<ReadMode>().map(NewValue::ReadMode).map_err(|_| {
                     "argument(s) must be one of the following: linearizable, lease, stale".into()
                 })
+            }),
+        },
+        Param {
+            name: "tracking-table-max-keys",
+            get: Value::Live(|ctx| ctx.tracker.max_keys().to_string()),
+            parse: Some(|v| {
+                parse_bounded(v, 0, i64::MAX as u64)
+                    .map(|n| NewValue::TrackingTableMaxKeys(n as usize))
             }),
         },
         Param {
@@ -238,6 +247,7 @@ fn apply(ctx: &ServerContext, value: NewValue) {
         NewValue::MaxClients(n) => s.max_clients.store(n, Ordering::Relaxed),
         NewValue::Timeout(t) => s.timeout_secs.store(t, Ordering::Relaxed),
         NewValue::ReadMode(m) => s.set_read_mode(m),
+        NewValue::TrackingTableMaxKeys(n) => ctx.tracker.set_max_keys(n),
         NewValue::NotifyKeyspaceEvents(f) => s.notify_keyspace_events.store(f.0, Ordering::Relaxed),
         NewValue::OutputBufferLimit(classes) => {
             let mut stored = s

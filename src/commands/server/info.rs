@@ -92,24 +92,30 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
                 out,
                 "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\n\
                  client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n\
-                 blocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                 blocked_clients:0\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
                 ctx.connected.load(Ordering::Relaxed),
                 ctx.settings.max_clients(),
+                ctx.tracker.stats().clients,
             );
         }
         "persistence" => out.push_str(
             "# Persistence\r\nloading:0\r\naof_enabled:0\r\nrdb_bgsave_in_progress:0\r\n",
         ),
         "stats" => {
+            let tracking = ctx.tracker.stats();
             let _ = write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  rejected_connections:{}\r\nunexpected_error_replies:0\r\n\
-                 total_error_replies:{}\r\n",
+                 total_error_replies:{}\r\ntracking_total_keys:{}\r\n\
+                 tracking_total_items:{}\r\ntracking_total_prefixes:{}\r\n",
                 ctx.total_connections.load(Ordering::Relaxed),
                 ctx.total_commands.load(Ordering::Relaxed),
                 ctx.rejected_connections.load(Ordering::Relaxed),
                 ctx.command_stats.total_errors(),
+                tracking.keys,
+                tracking.items,
+                tracking.prefixes,
             );
         }
         "memory" => process::memory_section(&mut out),

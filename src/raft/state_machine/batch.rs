@@ -36,7 +36,9 @@ impl StateMachineStore {
                 let next = st.store.next_deadline();
                 *earlier_deadline |= next.is_some() && next_before.is_none_or(|b| next < Some(b));
                 changed |= !applied.events.is_empty();
-                if !applied.events.is_empty() || !applied.notices.is_empty() {
+                // AppliedHookBeforeReaders: still under the write lock.
+                self.run_apply_hook(&applied);
+                if !applied.is_empty() {
                     published.push(applied);
                 }
                 responses.push(response);

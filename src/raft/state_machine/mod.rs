@@ -69,6 +69,9 @@ use self::file::{on_snapshot_thread, read_header, remove_temp_files};
 
 const SNAPSHOT_FILE: &str = "current.snap";
 
+/// A listener run inside apply (see [`StateMachineStore::set_apply_hook`]).
+pub type AppliedHook = Box<dyn Fn(&Applied) + Send + Sync>;
+
 /// Everything the state machine holds in memory.
 #[derive(Debug, Default)]
 pub struct SmState {
@@ -105,6 +108,10 @@ pub struct StateMachineStore {
     deadline_wake: Arc<Notify>,
     /// Snapshot counts and build durations (`/metrics`), shared with the node.
     metrics: Arc<NodeMetrics>,
+    /// Called with every non-empty [`Applied`] while apply still holds the write lock
+    /// (AppliedHookBeforeReaders), and with a `flushed` one when a snapshot replaces the
+    /// state: client tracking's invalidations (`watch::tracking`).
+    apply_hook: Arc<std::sync::OnceLock<AppliedHook>>,
     /// Test hook: pauses the next snapshot build right before it encodes.
     #[cfg(test)]
     build_pause: Arc<Mutex<Option<BuildPause>>>,
@@ -148,9 +155,31 @@ impl StateMachineStore {
             revision: Arc::new(revision),
             deadline_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
+            apply_hook: Arc::default(),
             #[cfg(test)]
             build_pause: Arc::default(),
         })
+    }
+
+    /// Installs the hook called with each applied entry's [`Applied`]; a second call is
+    /// ignored.
+    ///
+    /// **AppliedHookBeforeReaders.** The hook runs while apply holds the state's write lock, so
+    /// a reader that sees an entry's effects (a value, a revision) runs after the hook ran for
+    /// it. Client tracking relies on it: an invalidation for a change is queued before any
+    /// read that observes the change. The hook must be quick and must not take the state lock.
+    pub fn set_apply_hook(&self, hook: AppliedHook) {
+        let _ = self.apply_hook.set(hook);
+    }
+
+    /// Runs the apply hook, if one is installed, on a non-empty `applied`.
+    fn run_apply_hook(&self, applied: &Applied) {
+        if applied.is_empty() {
+            return;
+        }
+        if let Some(hook) = self.apply_hook.get() {
+            hook(applied);
+        }
     }
 
     /// The node's metric handles; the state machine records snapshot builds and installs.
@@ -271,6 +300,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         let next = st.store.next_deadline();
                         earlier_deadline |=
                             next.is_some() && next_before.is_none_or(|b| next < Some(b));
+                        // AppliedHookBeforeReaders: still under the write lock.
+                        self.run_apply_hook(&applied.1);
                         applied
                     }
                     EntryPayload::Membership(ref m) => {
@@ -287,7 +318,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if !applied.events.is_empty() {
                 self.publish_revision();
             }
-            if !applied.events.is_empty() || !applied.notices.is_empty() {
+            if !applied.is_empty() {
                 // No receivers is fine: nobody is listening.
                 let _ = self.events.send(Arc::new(applied));
             }
@@ -346,6 +377,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             st.store = store;
             st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
+            // Every key may have changed: caches drop everything (AppliedHookBeforeReaders).
+            self.run_apply_hook(&Applied {
+                flushed: true,
+                ..Applied::default()
+            });
         }
         // The snapshot's deadlines are this node's to expire if it leads.
         self.deadline_wake.notify_one();
