@@ -16,4 +16,5 @@ mod scripting;
 mod server_surface;
 mod single_node;
 mod strings_differential;
+mod tracking;
 mod uncertain_replies;

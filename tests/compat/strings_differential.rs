@@ -43,7 +43,7 @@ fn must_run_str(con: &mut redis::Connection, line: &str) -> Reply {
 
 /// Splits a script line into arguments: spaces separate; `"…"` quotes, with `\"`, `\\`, `\n`,
 /// `\r`, `\t` and `\xHH` escapes. Unquoted text is taken as it is.
-fn must_split(line: &str) -> Vec<Vec<u8>> {
+pub(crate) fn must_split(line: &str) -> Vec<Vec<u8>> {
     let mut args = Vec::new();
     let bytes = line.as_bytes();
     let mut i = 0;
