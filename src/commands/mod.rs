@@ -100,7 +100,9 @@ pub use session::Session;
 use table::Lookup;
 
 /// The Redis version redraft speaks for (`HELLO`'s `version`, `INFO`'s `redis_version`).
-pub const REDIS_VERSION: &str = "7.2.0";
+/// 7.4: redis-py's client-side cache (`cache_config`) refuses servers older than 7.4.0, and
+/// clients read 7.2's `CLIENT SETINFO` from it; the command table's metadata stays 7.0.15's.
+pub const REDIS_VERSION: &str = "7.4.0";
 
 /// What to send back, and whether to close the connection after it.
 pub struct Outcome {

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod client_cache;
 mod cluster_ops;
 mod dedup_churn_failover;
 mod failover;

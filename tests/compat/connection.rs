@@ -265,7 +265,7 @@ fn hello_shape_and_resp3_client() {
     let hello: Value = redis::cmd("HELLO").arg("3").query(&mut con).unwrap();
     assert_eq!(
         map_get(&hello, "version"),
-        &Value::BulkString(b"7.2.0".to_vec())
+        &Value::BulkString(b"7.4.0".to_vec())
     );
 }
 
@@ -280,7 +280,7 @@ fn resp3_bytes_on_a_raw_socket() {
     assert_eq!(
         hello,
         format!(
-            "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n\
+            "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.4.0\r\n$5\r\nproto\r\n\
              :3\r\n$2\r\nid\r\n:{id}\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n\
              $6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"
         )
@@ -723,7 +723,7 @@ fn config_get_set_and_time() {
     assert_eq!(clients["maxclients"], "10000");
     let server = common::try_info(&mut con, "server").unwrap();
     assert_eq!(server["tcp_port"], node.port.to_string());
-    assert_eq!(server["redis_version"], "7.2.0");
+    assert_eq!(server["redis_version"], "7.4.0");
     let both: String = redis::cmd("INFO")
         .arg("server")
         .arg("clients")

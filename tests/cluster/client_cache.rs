@@ -1,0 +1,165 @@
+//! Client-side caching across a cluster: each node tells its own tracking clients about every
+//! change it applies, whichever node the write came through.
+//!
+//! - `cached_reads_on_followers_are_invalidated_by_writes_anywhere`: a RESP3 client tracking on
+//!   a follower is sent `invalidate` for a key it read when the key is written through the
+//!   leader, through the other follower (forwarded), when it expires (the leader's expiry
+//!   entry), and a `nil` invalidation when the follower, paused while the leader moved on and
+//!   compacted its log, catches up by installing a snapshot (every key may have changed). A
+//!   BCAST client on the other follower is sent every change under its prefix.
+//! - `redis_py_cache_reads_through_a_follower`: redis-py 5's `cache_config` (protocol 3)
+//!   reading through a follower while another client writes through the leader: cached reads
+//!   do not reach the server, the reader never sees a value go back, and the time from a
+//!   write's reply to the cached reader's first read of it (the invalidation window) is
+//!   measured; expiry, a script, a hash and FLUSHALL reach the cache too.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::client_libs::{must_redis_py, run_bounded, testdata_command};
+use common::{phase, Cluster};
+use resp_client::raw::{escape, RawConn};
+
+/// Reads from `conn` until what arrived contains `want` (a RESP fragment), within `limit`.
+fn must_receive(conn: &mut RawConn, want: &str, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let (more, closed) = conn.drain_for(Duration::from_millis(20));
+        seen.extend_from_slice(&more);
+        if escape(&seen).contains(want) {
+            return;
+        }
+        assert!(
+            !closed && Instant::now() < deadline,
+            "{what}: no {want:?} within {limit:?}; got \"{}\"",
+            escape(&seen)
+        );
+    }
+}
+
+fn invalidate(key: &str) -> String {
+    format!(
+        ">2\\r\\n$10\\r\\ninvalidate\\r\\n*1\\r\\n${}\\r\\n{key}\\r\\n",
+        key.len()
+    )
+}
+
+/// A RESP3 connection with `CLIENT TRACKING ON <options>`.
+fn tracking_client(addr: &str, options: &[&str]) -> RawConn {
+    let mut conn = RawConn::must_connect(addr);
+    conn.must_call(&["HELLO", "3"]);
+    let mut args = vec!["CLIENT", "TRACKING", "ON"];
+    args.extend_from_slice(options);
+    let reply = conn.must_call(&args);
+    assert_eq!(
+        format!("{reply:?}"),
+        format!("{:?}", resp_client::raw::Reply::ok())
+    );
+    conn
+}
+
+#[test]
+fn cached_reads_on_followers_are_invalidated_by_writes_anywhere() {
+    let mut c = Cluster::builder().max_in_snapshot_log_to_keep(0).start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let followers: Vec<u64> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let (f1, f2) = (followers[0], followers[1]);
+    let mut cache = tracking_client(&c.redis_addr(f1), &[]);
+    let mut bcast = tracking_client(&c.redis_addr(f2), &["BCAST", "PREFIX", "cfg/"]);
+    let limit = Duration::from_secs(10);
+
+    phase("a key read on a follower, written through the leader");
+    cache.must_call(&["GET", "k"]);
+    c.must_set(leader, "k", "1");
+    must_receive(
+        &mut cache,
+        &invalidate("k"),
+        limit,
+        "write through the leader",
+    );
+
+    phase("read again, written through the other follower (forwarded to the leader)");
+    cache.must_call(&["GET", "k"]);
+    c.must_set(f2, "k", "2");
+    must_receive(
+        &mut cache,
+        &invalidate("k"),
+        limit,
+        "write through a follower",
+    );
+
+    phase("a BCAST client on the other follower is sent every change under its prefix");
+    c.must_set(leader, "cfg/a", "1");
+    must_receive(&mut bcast, &invalidate("cfg/a"), limit, "BCAST prefix");
+
+    phase("expiry: the leader's expiry entry invalidates on every node");
+    c.must_set(leader, "e", "v");
+    cache.must_call(&["GET", "e"]);
+    let mut writer = RawConn::must_connect(&c.redis_addr(leader));
+    writer.must_call(&["PEXPIRE", "e", "200"]);
+    must_receive(&mut cache, &invalidate("e"), limit, "PEXPIRE");
+    cache.must_call(&["GET", "e"]);
+    must_receive(&mut cache, &invalidate("e"), limit, "expiry");
+
+    phase("a follower that catches up by a snapshot drops every cached key (nil)");
+    cache.must_call(&["GET", "k"]);
+    let behind = c.must_raft_u64(f1, "raft_last_log_index");
+    c.pause(f1);
+    for i in 0..50 {
+        c.must_set(leader, &format!("while-paused-{i}"), "x");
+    }
+    writer.must_call(&["RAFT.SNAPSHOT"]);
+    // The leader purges once no replication to the paused follower is in flight.
+    c.must_wait(
+        Duration::from_secs(60),
+        "the leader's log purged past the paused follower's",
+        |c| {
+            let purged = c.must_raft_u64(leader, "raft_purged_index");
+            if purged > behind {
+                Ok(())
+            } else {
+                Err(format!("purged {purged}, follower at {behind}"))
+            }
+        },
+    );
+    c.resume(f1);
+    must_receive(
+        &mut cache,
+        ">2\\r\\n$10\\r\\ninvalidate\\r\\n_\\r\\n",
+        Duration::from_secs(60),
+        "snapshot install",
+    );
+    let installed = c.snapshot_indexes_since_start(f1, "snapshot installed");
+    assert!(
+        !installed.is_empty(),
+        "the nil came without a snapshot install on node {f1}"
+    );
+}
+
+#[test]
+fn redis_py_cache_reads_through_a_follower() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    must_redis_py();
+    let mut cmd = testdata_command("python3", "redis_py_cache.py");
+    cmd.arg(c.redis_addr(follower))
+        .arg(c.redis_addr(leader))
+        .arg("200");
+    let out = run_bounded(cmd, Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "redis_py_cache.py: exit {:?}, stdout {stdout:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    eprintln!("           redis-py cache through a follower: {report}");
+    assert_eq!(report["server_gets_for_100_cached"], 0, "{report}");
+    assert_eq!(report["cache_size_after_flush"], 0, "{report}");
+    assert!(report["window_ms_max"].as_f64().is_some(), "{report}");
+}
