@@ -223,6 +223,12 @@ pub(super) async fn revision(
     let (revision, compact_revision) = ctx
         .node
         .read_store(|store| (store.revision(), store.compact_revision()));
+    // RevisionAfterInvalidations: the invalidations of every change up to `revision` were
+    // queued before it could be read (AppliedHookBeforeReaders); they go out before this
+    // reply, so a tracking client that has this reply has them all (`watch/tracking.rs`).
+    if session.tracking.is_some() {
+        session.take_queued_pushes();
+    }
     let metrics = ctx.node.status();
     let leader = metrics
         .current_leader

@@ -57,6 +57,10 @@ pub struct Session {
     /// Frames pushed to this connection between replies (client-tracking invalidations);
     /// the connection loop writes them (`server::session`).
     pub pushes: Option<mpsc::Receiver<Frame>>,
+    /// Pushes taken from `pushes` by a command whose reply must follow them
+    /// (RevisionAfterInvalidations, `keys::revision`); the connection loop writes them right
+    /// before that reply.
+    pub pushes_before_reply: Vec<Frame>,
 }
 
 /// What a read needs to know of the session's `CLIENT TRACKING` options.
@@ -90,6 +94,7 @@ impl Session {
             tracking_caching: AtomicBool::new(false),
             tracker: ctx.tracker.clone(),
             pushes,
+            pushes_before_reply: Vec::new(),
         };
         session.set_read_mode(ctx.settings.read_mode());
         session
@@ -178,6 +183,15 @@ impl Session {
     /// recognises its own changes by it).
     pub(super) fn dedup_client_id(&self) -> u64 {
         self.client_id
+    }
+
+    /// Moves the pushes already queued for this connection to [`Session::pushes_before_reply`].
+    pub(super) fn take_queued_pushes(&mut self) {
+        if let Some(rx) = self.pushes.as_mut() {
+            while let Ok(push) = rx.try_recv() {
+                self.pushes_before_reply.push(push);
+            }
+        }
     }
 
     /// `CLIENT TRACKING OFF`, RESET, the end of the connection.

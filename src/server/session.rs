@@ -169,6 +169,9 @@ pub async fn run(
             ctx.command_stats.record(id, now - mark, error);
             mark = now;
             conn.proto = session.proto;
+            for push in session.pushes_before_reply.drain(..) {
+                conn.write_frame(&push);
+            }
             if !session.reply_muted() {
                 conn.write_frame(&out.frame);
                 for frame in &out.more {

@@ -30,6 +30,13 @@
 //!   written after that batch's replies (`server::session`); so a reply carrying an old value
 //!   is always followed, on the same connection, by the invalidation of the change that made
 //!   it old. Pushes queued before a batch is read go before its replies.
+//! - **RevisionAfterInvalidations.** On a tracking connection, `REVISION`'s reply follows every
+//!   invalidation queued for it before the revision was read (`keys::revision` moves them
+//!   ahead of its reply), so with AppliedHookBeforeReaders: once a client has a `REVISION`
+//!   reply `R`, it has received the invalidations of every change up to `R`. A client that
+//!   reconnects can thus resume its cache instead of flushing it: BCAST on its prefixes,
+//!   `REVISION` (`R'`), and drop the keys the watch stream lists between its last `R` and `R'`
+//!   (`examples/cache_resume.py`).
 //! - **TableBounded.** The key table holds at most `tracking-table-max-keys` keys (0: no
 //!   limit); past it, keys are forgotten and their clients sent an invalidation for them, as if
 //!   they had changed (Redis's `trackingLimitUsedSlots`).

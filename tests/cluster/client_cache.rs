@@ -163,3 +163,78 @@ fn redis_py_cache_reads_through_a_follower() {
     assert_eq!(report["cache_size_after_flush"], 0, "{report}");
     assert!(report["window_ms_max"].as_f64().is_some(), "{report}");
 }
+
+/// `examples/cache_resume.py`: a BCAST cache of a prefix that resumes after its node is killed
+/// instead of flushing. The example reads through a follower while a writer changes keys
+/// through the leader; then the example is stopped (SIGSTOP), its node killed, 30 cached keys
+/// changed, and the example continued: it reconnects to the next node, replays the changes it
+/// missed from the watch stream, keeps the rest of its cache, and at the end every cached
+/// value is the cluster's. (Without the replay, the 30 keys stay stale: the checks fail.)
+#[test]
+fn a_cache_resumes_after_its_node_dies_without_flushing() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let followers: Vec<u64> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let order = [followers[0], followers[1], leader];
+    let addrs: Vec<String> = order.iter().map(|&id| c.redis_addr(id)).collect();
+    for i in 0..100 {
+        c.must_set(leader, &format!("app/{i}"), "0");
+    }
+    let pythonpath = must_redis_py();
+    let mut example = std::process::Command::new("python3")
+        .arg(format!(
+            "{}/examples/cache_resume.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args(["demo", "app/", "8"])
+        .args(&addrs)
+        .env("PYTHONPATH", pythonpath)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 examples/cache_resume.py");
+    let signal = |sig: &str, pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+
+    phase("a writer changes app/* through the leader while the example caches them");
+    let mut con = common::connect(&c.redis_addr(leader), Duration::from_secs(5)).expect("writer");
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(3) {
+        n += 1;
+        let key = format!("app/{}", n * 37 % 100);
+        common::try_set(&mut con, &key, &n.to_string()).expect("write through the leader");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    phase("example stopped, its node killed, 30 keys changed, example continued");
+    signal("-STOP", example.id());
+    c.kill9(order[0]);
+    for i in 0..30 {
+        common::try_set(&mut con, &format!("app/{i}"), &format!("missed-{i}"))
+            .expect("write through the leader");
+    }
+    signal("-CONT", example.id());
+    let out = example.wait_with_output().expect("example output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cache_resume.py: exit {:?}, stdout {stdout:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    eprintln!("           {n} writes; cache_resume: {report}");
+    assert_eq!(report["mismatches"], serde_json::json!([]), "{report}");
+    assert!(report["resumes"].as_u64() >= Some(1), "{report}");
+    assert_eq!(report["flushes"], 0, "{report}");
+    assert!(report["kept_on_resume"].as_u64() > Some(0), "{report}");
+    assert!(report["replayed"].as_u64() >= Some(30), "{report}");
+}
