@@ -69,7 +69,8 @@ pub(super) fn remember_read(ctx: &ServerContext, session: &Session, name: &str, 
 /// Whether a read is remembered: default mode, and OPTIN with `CACHING YES` or OPTOUT without
 /// `CACHING NO` (Redis's `trackingRememberKeys`).
 fn caches(mode: TrackingMode, caching: bool) -> bool {
-    !mode.bcast && !((mode.optin && !caching) || (mode.optout && caching))
+    let refused = (mode.optin && !caching) || (mode.optout && caching);
+    !mode.bcast && !refused
 }
 
 /// `CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]`.

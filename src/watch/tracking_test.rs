@@ -179,10 +179,7 @@ fn resp2_redirects_go_to_a_subscribed_client_and_a_gone_target_breaks_the_redire
         target.pushes().is_empty(),
         "a RESP2 target that subscribes to nothing gets nothing, as in Redis"
     );
-    target
-        .handle
-        .subscriptions
-        .store(1, std::sync::atomic::Ordering::Relaxed);
+    target.handle.subscriptions.store(1, Ordering::Relaxed);
     tracker.remember(1, [b("k")]);
     tracker.invalidate(&applied(&["k"], None));
     assert_eq!(

@@ -181,7 +181,7 @@ fn a_cache_resumes_after_its_node_dies_without_flushing() {
         c.must_set(leader, &format!("app/{i}"), "0");
     }
     let pythonpath = must_redis_py();
-    let mut example = std::process::Command::new("python3")
+    let example = std::process::Command::new("python3")
         .arg(format!(
             "{}/examples/cache_resume.py",
             env!("CARGO_MANIFEST_DIR")
