@@ -12,12 +12,15 @@
 //!   do not reach the server, the reader never sees a value go back, and the time from a
 //!   write's reply to the cached reader's first read of it (the invalidation window) is
 //!   measured; expiry, a script, a hash and FLUSHALL reach the cache too.
+//! - `node_redis_cache_reads_through_a_follower`: node-redis 5's `clientSideCache` the same
+//!   way (hits, invalidation after a write through the leader, FLUSHALL).
+//! - `a_cache_resumes_after_its_node_dies_without_flushing`: `examples/cache_resume.py` (below).
 
 use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::client_libs::{must_redis_py, run_bounded, testdata_command};
+use common::client_libs::{must_node_redis, must_redis_py, run_bounded, testdata_command};
 use common::{phase, Cluster};
 use resp_client::raw::{escape, RawConn};
 
@@ -237,4 +240,33 @@ fn a_cache_resumes_after_its_node_dies_without_flushing() {
     assert_eq!(report["flushes"], 0, "{report}");
     assert!(report["kept_on_resume"].as_u64() > Some(0), "{report}");
     assert!(report["replayed"].as_u64() >= Some(30), "{report}");
+}
+
+/// node-redis 5's `clientSideCache` (RESP3) through a follower, writes through the leader.
+#[test]
+fn node_redis_cache_reads_through_a_follower() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(format!(
+        "{}/tests/testdata/node_redis_cache.js",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .arg(c.redis_addr(follower))
+    .arg(c.redis_addr(leader))
+    .env("NODE_PATH", must_node_redis());
+    let out = run_bounded(cmd, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node_redis_cache.js: exit {:?}, stdout {stdout:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    eprintln!("           node-redis cache through a follower: {report}");
+    assert_eq!(report["hits_for_50_reads"], 50, "{report}");
+    assert!(report["misses_after_flush"].as_u64() >= Some(1), "{report}");
 }

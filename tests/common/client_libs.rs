@@ -18,6 +18,9 @@ pub const IOREDIS: &str = "ioredis@5.9.3";
 /// The Redlock release the lock test uses (the stable line; its scripts are Redlock's own).
 pub const REDLOCK: &str = "redlock@4.2.0";
 
+/// The node-redis release of the client-side cache test (its `clientSideCache`, 5.x).
+pub const NODE_REDIS: &str = "redis@5.12.4";
+
 /// Runs `cmd` to completion or kills it after `timeout`; stdout and stderr are captured.
 pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
@@ -130,6 +133,36 @@ pub fn must_ioredis() -> PathBuf {
             out.status.success(),
             "installing {IOREDIS} {REDLOCK} failed; run `npm install --prefix <dir> {IOREDIS} \
              {REDLOCK}` to see why (needs npm and the npm registry):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    dir.join("node_modules")
+}
+
+/// Returns a `node_modules` directory (for `NODE_PATH`) that holds the pinned node-redis.
+pub fn must_node_redis() -> PathBuf {
+    must_have("node", "apt-get install nodejs npm");
+    must_have("npm", "apt-get install npm");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("node-{}", NODE_REDIS.replace('@', "-")));
+    let ready = dir.join("node_modules").join("redis").join("package.json");
+    let dir = install_once(&dir, &ready, |staging| {
+        let mut cmd = Command::new("npm");
+        cmd.args([
+            "install",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+            "--no-package-lock",
+            "--prefix",
+        ])
+        .arg(staging)
+        .arg(NODE_REDIS);
+        let out = run_bounded(cmd, Duration::from_secs(300));
+        assert!(
+            out.status.success(),
+            "installing {NODE_REDIS} failed; run `npm install --prefix <dir> {NODE_REDIS}` to \
+             see why (needs npm and the npm registry):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
