@@ -134,6 +134,11 @@ const SCRIPT: &[&[&str]] = &[
     &["EVAL", "return string.format('%d', 'x')", "0"],
     &["EVAL", "return table.concat({{}})", "0"],
     &["EVAL", "return string.gsub('x', '%', 'y')", "0"],
+    // Called as methods, the arguments are numbered after `self`.
+    &["EVAL", "return ('x'):rep('a')", "0"],
+    &["EVAL", "return ('x'):rep(2, 3, 'z') .. ('x'):find({})", "0"],
+    &["EVAL", "return ('x'):format(nil)", "0"],
+    &["EVAL", "local s = 'abc' return s:sub('q')", "0"],
     &[
         "EVAL",
         "return {string.find('key:123', '^(%w+):(%d+)$')}",

@@ -192,6 +192,14 @@ fn relabel(lua: &Lua, name: &str, err: mlua::Error) -> mlua::Error {
         }
     }
     let mut text = innermost(&err).replace("to '?'", &format!("to '{name}'"));
+    // Called as a method (`s:rep(n)`), Lua numbers the arguments after `self`, as
+    // `luaL_argerror` does for the function called directly.
+    if lua
+        .inspect_stack(0)
+        .is_some_and(|d| d.names().name_what == Some("method"))
+    {
+        text = renumber_for_method(&text, name);
+    }
     if let Some(d) = lua.inspect_stack(1) {
         let source = d.source().source.map(|s| s.into_owned());
         if source.as_deref() == Some("@user_script") && !text.starts_with("user_script:") {
@@ -199,6 +207,24 @@ fn relabel(lua: &Lua, name: &str, err: mlua::Error) -> mlua::Error {
         }
     }
     mlua::Error::external(LibError(text))
+}
+
+/// `luaL_argerror`'s message for a method call: `bad argument #n` counts from the argument
+/// after `self`, and a bad `self` is `calling 'name' on bad self (...)`.
+fn renumber_for_method(text: &str, name: &str) -> String {
+    let Some(rest) = text.strip_prefix("bad argument #") else {
+        return text.to_string();
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let Ok(n) = rest[..digits].parse::<u32>() else {
+        return text.to_string();
+    };
+    let after = &rest[digits..];
+    if n > 1 {
+        return format!("bad argument #{}{after}", n - 1);
+    }
+    let why = after.find(" (").map_or("", |i| &after[i + 1..]);
+    format!("calling '{name}' on bad self {why}")
 }
 
 /// Replaces `string.find`, `match`, `gmatch` and `gsub` (also as methods: strings index the
