@@ -105,47 +105,22 @@ pub fn must_redis_py() -> PathBuf {
 /// Returns a `node_modules` directory (for `NODE_PATH`) that holds the pinned ioredis and
 /// Redlock.
 pub fn must_ioredis() -> PathBuf {
-    must_have("node", "apt-get install nodejs npm");
-    must_have("npm", "apt-get install npm");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "node-{}-{}",
-        IOREDIS.replace('@', "-"),
-        REDLOCK.replace('@', "-")
-    ));
-    let ready = dir
-        .join("node_modules")
-        .join("redlock")
-        .join("package.json");
-    let dir = install_once(&dir, &ready, |staging| {
-        let mut cmd = Command::new("npm");
-        cmd.args([
-            "install",
-            "--silent",
-            "--no-audit",
-            "--no-fund",
-            "--no-package-lock",
-            "--prefix",
-        ])
-        .arg(staging)
-        .args([IOREDIS, REDLOCK]);
-        let out = run_bounded(cmd, Duration::from_secs(300));
-        assert!(
-            out.status.success(),
-            "installing {IOREDIS} {REDLOCK} failed; run `npm install --prefix <dir> {IOREDIS} \
-             {REDLOCK}` to see why (needs npm and the npm registry):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    dir.join("node_modules")
+    must_npm_packages(&[IOREDIS, REDLOCK], "redlock")
 }
 
 /// Returns a `node_modules` directory (for `NODE_PATH`) that holds the pinned node-redis.
 pub fn must_node_redis() -> PathBuf {
+    must_npm_packages(&[NODE_REDIS], "redis")
+}
+
+/// Installs the pinned npm `packages` once into a directory named after them; `last` is the
+/// package whose `package.json` marks the install complete. Returns its `node_modules`.
+fn must_npm_packages(packages: &[&str], last: &str) -> PathBuf {
     must_have("node", "apt-get install nodejs npm");
     must_have("npm", "apt-get install npm");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("node-{}", NODE_REDIS.replace('@', "-")));
-    let ready = dir.join("node_modules").join("redis").join("package.json");
+    let name: Vec<String> = packages.iter().map(|p| p.replace('@', "-")).collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("node-{}", name.join("-")));
+    let ready = dir.join("node_modules").join(last).join("package.json");
     let dir = install_once(&dir, &ready, |staging| {
         let mut cmd = Command::new("npm");
         cmd.args([
@@ -157,12 +132,13 @@ pub fn must_node_redis() -> PathBuf {
             "--prefix",
         ])
         .arg(staging)
-        .arg(NODE_REDIS);
+        .args(packages);
         let out = run_bounded(cmd, Duration::from_secs(300));
+        let wanted = packages.join(" ");
         assert!(
             out.status.success(),
-            "installing {NODE_REDIS} failed; run `npm install --prefix <dir> {NODE_REDIS}` to \
-             see why (needs npm and the npm registry):\n{}",
+            "installing {wanted} failed; run `npm install --prefix <dir> {wanted}` to see why \
+             (needs npm and the npm registry):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
