@@ -214,9 +214,25 @@ pub(crate) fn plan(
                 }
                 _ => return Err(ParseError::Syntax.into()),
             };
-            // Redis: a negative count with values must not overflow the reply's length.
-            if with_values && count.is_some_and(|n| n < -(i64::MAX / 2)) {
+            // Redis takes a count in [-LONG_MAX, LONG_MAX], and with values half that, so the
+            // reply's length cannot overflow.
+            if count == Some(i64::MIN) {
+                return Err(CommandError::Reply(format!(
+                    "ERR value is out of range, value must between {} and {}",
+                    -i64::MAX,
+                    i64::MAX
+                )));
+            }
+            if with_values && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
                 return Err(CommandError::Reply("ERR value is out of range".into()));
+            }
+            // RepliesBounded: Redis streams a repeated pick and stops when the client overruns
+            // its output buffer; redraft builds a reply whole, so it refuses a repeat count it
+            // could not hold instead of allocating for it.
+            if count.is_some_and(|n| n < -RANDFIELD_MAX_REPEATS) {
+                return Err(CommandError::Reply(format!(
+                    "ERR HRANDFIELD count is out of range, a negative count must be at least -{RANDFIELD_MAX_REPEATS}"
+                )));
             }
             HashRead::RandField { count, with_values }
         }
@@ -315,6 +331,9 @@ fn scan(hash: &Hash, cursor: u64, pattern: Option<&Bytes>, count: usize) -> Fram
     ])
 }
 
+/// The most fields one HRANDFIELD with a negative count (picks that may repeat) returns.
+pub(crate) const RANDFIELD_MAX_REPEATS: i64 = 1 << 20;
+
 /// HRANDFIELD (Redis's `hrandfieldWithCountCommand`): no count, one field or nil; a positive
 /// count, that many distinct fields at most; a negative one, exactly -count, maybe repeated.
 /// With values, RESP3 pairs each field with its value, RESP2 flattens them.
@@ -384,6 +403,51 @@ mod tests {
             })
             .collect();
         (cursor, fields)
+    }
+
+    fn plan_rand(args: &str) -> Result<HashRead, String> {
+        let argv = std::iter::once("HRANDFIELD")
+            .chain(args.split(' '))
+            .map(|a| Bytes::from(a.to_string()))
+            .collect();
+        let shape = shape("hrandfield").unwrap();
+        plan(&shape, &mut Parse::new(argv))
+            .map(|(_, read)| read)
+            .map_err(|e| match e {
+                CommandError::Reply(text) => text,
+                other => format!("{other:?}"),
+            })
+    }
+
+    /// The fuzz found it: `HRANDFIELD k -9223372036854775807` asked for a reply of 2^63 fields
+    /// and the node aborted on "capacity overflow" building it.
+    #[test]
+    fn hrandfield_refuses_a_repeat_count_it_could_not_hold() {
+        let err = plan_rand("k -9223372036854775807").unwrap_err();
+        assert!(err.contains("HRANDFIELD count is out of range"), "{err}");
+        let limit = format!("k -{RANDFIELD_MAX_REPEATS}");
+        assert!(plan_rand(&limit).is_ok());
+        let picked = rand_field(
+            &hash(3),
+            Some(-RANDFIELD_MAX_REPEATS),
+            false,
+            &mut rand::rngs::StdRng::seed_from_u64(1),
+        );
+        let Frame::Array(items) = picked else {
+            panic!("{picked:?}")
+        };
+        assert_eq!(items.len() as i64, RANDFIELD_MAX_REPEATS);
+        // Redis's own bounds stay as they are.
+        assert_eq!(
+            plan_rand("k -9223372036854775808").unwrap_err(),
+            "ERR value is out of range, value must between -9223372036854775807 and \
+             9223372036854775807"
+        );
+        assert_eq!(
+            plan_rand("k 9223372036854775807 WITHVALUES").unwrap_err(),
+            "ERR value is out of range"
+        );
+        assert!(plan_rand("k 9223372036854775807").is_ok());
     }
 
     #[test]
