@@ -139,6 +139,35 @@ const SCRIPT: &[&[&str]] = &[
     &["EVAL", "return ('x'):rep(2, 3, 'z') .. ('x'):find({})", "0"],
     &["EVAL", "return ('x'):format(nil)", "0"],
     &["EVAL", "local s = 'abc' return s:sub('q')", "0"],
+    // Caught with pcall, their errors are the message strings Redis's give.
+    &[
+        "EVAL",
+        "local ok, e = pcall(string.rep) return {tostring(ok), type(e), e}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local ok, e = pcall(string.format, '%d', 'x') return type(e) .. ': ' .. e",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local ok, e = pcall(function() return ('x'):rep('a') end) return e",
+        "0",
+    ],
+    &["EVAL", "return select(2, pcall(table.concat, {{}}))", "0"],
+    &["EVAL", "local r = string.rep return r()", "0"],
+    &[
+        "EVAL",
+        "return select(2, xpcall(function() return ('x'):rep('a') end, function(e) return type(e) .. ' ' .. e end))",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local ok, e = pcall(string.gsub, 'x', '%', 'y') return {type(e), e}",
+        "0",
+    ],
+    &["EVAL", "return {pcall(string.find, 'abc', 'b')}", "0"],
     &[
         "EVAL",
         "return {string.find('key:123', '^(%w+):(%d+)$')}",

@@ -123,13 +123,20 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
         let over = lua.create_function(move |_, ()| Ok(over_limit.load(Ordering::Relaxed)))?;
         lua.load(
             r#"
-            local over, rawpcall, rawxpcall, error = ...
+            local over, rawpcall, rawxpcall, error, caught, type = ...
             local function pass(ok, ...)
-                if not ok and over() then error('script exceeded the instruction limit', 0) end
-                return ok, ...
+                if ok then return ok, ... end
+                if over() then error('script exceeded the instruction limit', 0) end
+                return ok, caught((...))
             end
             pcall = function(...) return pass(rawpcall(...)) end
-            xpcall = function(f, h) return pass(rawxpcall(f, h)) end
+            xpcall = function(f, h)
+                if type(h) == 'function' then
+                    local handler = h
+                    h = function(e) return handler(caught(e)) end
+                end
+                return pass(rawxpcall(f, h))
+            end
             "#,
         )
         .set_name("=limits")
@@ -138,6 +145,8 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
             globals.raw_get::<mlua::Function>("pcall")?,
             raw_xpcall.clone(),
             globals.raw_get::<mlua::Function>("error")?,
+            fuel::caught_value(&lua)?,
+            globals.raw_get::<mlua::Function>("type")?,
         ))?;
     }
     let keys = lua.create_sequence_from(
@@ -389,9 +398,7 @@ fn reply_error(e: &mlua::Error) -> Option<String> {
         mlua::Error::CallbackError { cause, .. } => reply_error(cause),
         mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ReplyError>() {
             Some(r) => Some(r.0.clone()),
-            None => inner
-                .downcast_ref::<fuel::LibError>()
-                .map(|e| format!("ERR {}", e.0)),
+            None => fuel::lib_error_text(e).map(|t| format!("ERR {t}")),
         },
         _ => None,
     }

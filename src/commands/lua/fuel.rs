@@ -175,10 +175,38 @@ impl std::fmt::Display for LibError {
 
 impl std::error::Error for LibError {}
 
+/// The text of a [`LibError`] inside an error raised from Rust, if it is one.
+pub fn lib_error_text(e: &mlua::Error) -> Option<&str> {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => lib_error_text(cause),
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<LibError>().map(|e| e.0.as_str()),
+        _ => None,
+    }
+}
+
+/// A Lua function giving what `pcall` and `xpcall`'s handler hand a script for a wrapped
+/// function's error (RaiseAsString). An error a Rust function raises reaches Lua as an error
+/// object (mlua's wrapped failure); the library function itself raises its message string,
+/// so a script that catches it (`local ok, e = pcall(string.rep)`) must get that string. Any
+/// other value passes unchanged. (Raising the string from a Lua wrapper instead would put a
+/// Lua frame between the script and the C function and so turn the script's `return
+/// string.rep()` into a tail call that drops the script's line from the message.)
+pub fn caught_value(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.create_function(|lua, v: Value| {
+        Ok(match &v {
+            Value::Error(e) => match lib_error_text(e) {
+                Some(text) => Value::String(lua.create_string(text)?),
+                None => v,
+            },
+            _ => v,
+        })
+    })
+}
+
 /// The error of the wrapped `name` as the script would have seen it from the function itself:
-/// the innermost message, the function named (a C function called from Rust is `'?'`), and
-/// the script's line first, as `luaL_where` writes it.
-fn relabel(lua: &Lua, name: &str, err: mlua::Error) -> mlua::Error {
+/// the innermost message, the function named as its caller named it, and the script's line
+/// first, as `luaL_where` writes it.
+fn relabel(lua: &Lua, err: mlua::Error) -> mlua::Error {
     fn innermost(e: &mlua::Error) -> String {
         match e {
             mlua::Error::CallbackError { cause, .. } => innermost(cause),
@@ -191,14 +219,22 @@ fn relabel(lua: &Lua, name: &str, err: mlua::Error) -> mlua::Error {
             other => other.to_string(),
         }
     }
-    let mut text = innermost(&err).replace("to '?'", &format!("to '{name}'"));
+    // `luaL_argerror` names the function as its caller did (`string.rep(...)` is 'rep', a
+    // local `r = string.rep; r()` is 'r'), and '?' when a C function such as `pcall` called
+    // it.
+    let (called, method) = lua.inspect_stack(0).map_or((None, false), |d| {
+        let names = d.names();
+        (
+            names.name.map(|n| n.into_owned()),
+            names.name_what == Some("method"),
+        )
+    });
+    let called = called.unwrap_or_else(|| "?".to_string());
+    let mut text = innermost(&err).replace("to '?'", &format!("to '{called}'"));
     // Called as a method (`s:rep(n)`), Lua numbers the arguments after `self`, as
     // `luaL_argerror` does for the function called directly.
-    if lua
-        .inspect_stack(0)
-        .is_some_and(|d| d.names().name_what == Some("method"))
-    {
-        text = renumber_for_method(&text, name);
+    if method {
+        text = renumber_for_method(&text, &called);
     }
     if let Some(d) = lua.inspect_stack(1) {
         let source = d.source().source.map(|s| s.into_owned());
@@ -249,7 +285,7 @@ pub fn guard_patterns(lua: &Lua, charge: Rc<dyn Fn(u64) -> mlua::Result<()>>) ->
             charge(pattern_cost(&subject, &pattern, plain))?;
             original
                 .call::<MultiValue>(args)
-                .map_err(|e| relabel(lua, name, e))
+                .map_err(|e| relabel(lua, e))
         })?;
         string.raw_set(name, wrapped)?;
     }
@@ -293,7 +329,7 @@ pub fn guard_copies(lua: &Lua, charge: Rc<dyn Fn(u64) -> mlua::Result<()>>) -> m
             }
             let out = original
                 .call::<MultiValue>(args)
-                .map_err(|e| relabel(lua, name, e))?;
+                .map_err(|e| relabel(lua, e))?;
             if name != "rep" {
                 charge(out.iter().map(byte_len).sum::<u64>() / BYTES_PER_INSTRUCTION)?;
             }
