@@ -57,6 +57,15 @@ pub enum Call {
     },
     /// Set workload: `SET set:<element> 1`.
     Add { element: u64 },
+    /// A cache reader answered from its client-side cache (`src/cache.rs`): `value` is what
+    /// the `read` `fill_id`, invoked at `fill_invoke_ns`, returned. Not linearizable; checked
+    /// by `checker::cache` against the README's guarantee.
+    #[serde(rename = "cached-read")]
+    CachedRead {
+        value: Option<String>,
+        fill_id: u64,
+        fill_invoke_ns: u64,
+    },
 }
 
 impl Call {
@@ -66,6 +75,7 @@ impl Call {
             Call::Write { .. } => "write",
             Call::Cas { .. } => "cas",
             Call::Add { .. } => "add",
+            Call::CachedRead { .. } => "cached-read",
         }
     }
 }

@@ -7,12 +7,14 @@
 //!     ─▶ nemesis (kill -9, SIGSTOP, iptables partitions, on a schedule) ─▶ db
 //!     ─▶ workload (register / set generators, N clients) ─▶ client (ops over resp) ─▶ history
 //!     ─▶ watch (XREAD watchers following every change, moving between nodes)
+//!     ─▶ cache (readers with a client-side cache kept by CLIENT TRACKING invalidations)
 //!     ─▶ lossyfs (data dirs that lose unsynced data at a power cut) ◀─ nemesis power-loss
-//!     ─▶ checker (linearizable per key, set, durability, watch) ─▶ report (summary, PNG timeline)
+//!     ─▶ checker (linearizable per key, set, durability, watch, cache) ─▶ report (summary, PNG timeline)
 //! ```
 //!
 //! Only RESP reaches the system under test: the harness never links `redraft`.
 
+pub mod cache;
 pub mod checker;
 pub mod client;
 pub mod db;

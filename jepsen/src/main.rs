@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use jepsen::cache;
 use jepsen::checker::{self, Verdict};
 use jepsen::client::Client;
 use jepsen::db::{self, Db, DbOpts};
@@ -115,6 +116,14 @@ struct Cli {
     /// the server has no watch stream).
     #[arg(long, default_value_t = 3)]
     watchers: usize,
+    /// Readers of the register keys with a client-side cache (RESP3, `CLIENT TRACKING ON`,
+    /// `src/cache.rs`), besides `--clients` (0: none; off without the register workload or
+    /// when the server has no `CLIENT TRACKING`).
+    #[arg(long, default_value_t = 2)]
+    cache_readers: usize,
+    /// Reads per second of each cache reader (most are answered from its cache).
+    #[arg(long, default_value_t = 50.0)]
+    cache_rate: f64,
     /// Seed for the schedule and every client's choices (random if absent; always recorded).
     #[arg(long)]
     seed: Option<u64>,
@@ -161,6 +170,7 @@ struct Summary<'a> {
     set: Option<checker::set::SetReport>,
     durable: Option<checker::durability::DurabilityReport>,
     watch: Option<checker::watch::WatchReport>,
+    cache: Option<checker::cache::CacheReport>,
     liveness: Option<String>,
     verdict: Verdict,
 }
@@ -321,6 +331,9 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
                         ..
                     } => format!("cas   {expected:?}@{expected_rev} -> {value}: {result:?}"),
                     Call::Add { element } => format!("add {element}"),
+                    Call::CachedRead { value, fill_id, .. } => {
+                        format!("cached -> {value:?} (filled by id {fill_id})")
+                    }
                 };
                 println!(
                     "    id {:>7} p{:<3} n{} [{:>9.3} .. {:>9.3}] ms  {:<4} {}{}",
@@ -435,8 +448,8 @@ async fn wait_ready(addrs: &[(u64, String)], timeout: Duration) -> bool {
 /// back, check the history, write and print the report. The last line printed is the verdict.
 async fn run(cli: Cli) -> Result<Verdict> {
     let setup = setup(&cli).await?;
-    let (workload, watchers) = workload_and_nemesis(&cli, &setup).await?;
-    let after = heal_and_read_back(&cli, &setup, &workload, watchers).await?;
+    let (workload, watchers, cache_readers) = workload_and_nemesis(&cli, &setup).await?;
+    let after = heal_and_read_back(&cli, &setup, &workload, watchers, cache_readers).await?;
     let checks = check(&cli, &setup, &workload, &after);
     report(&cli, &setup, &workload, &after, &checks)?;
     Ok(checks.verdict)
@@ -456,6 +469,7 @@ struct Setup {
     set: bool,
     wcfg: WorkloadCfg,
     watchers_n: usize,
+    cache_readers_n: usize,
 }
 
 /// Phase 1: the run folder, the nemeses, the cluster (started and answering), the preload and
@@ -669,6 +683,20 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         }
     };
 
+    let cache_readers_n = if cli.cache_readers == 0 || !register {
+        0
+    } else {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut c = Client::new(addrs.clone(), Duration::from_secs(2));
+        let probe: [&[u8]; 3] = [b"CLIENT", b"TRACKING", b"OFF"];
+        if matches!(c.supports(&mut rng, &probe).await, Ok(true)) {
+            cli.cache_readers
+        } else {
+            println!("cache: off (this redraft has no CLIENT TRACKING)");
+            0
+        }
+    };
+
     Ok(Setup {
         seed,
         started,
@@ -681,6 +709,7 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         set,
         wcfg,
         watchers_n,
+        cache_readers_n,
     })
 }
 
@@ -694,7 +723,10 @@ struct Workload {
 }
 
 /// Phase 2: the clients and the nemesis, on one run clock, until the time limit.
-async fn workload_and_nemesis(cli: &Cli, setup: &Setup) -> Result<(Workload, watch::Watchers)> {
+async fn workload_and_nemesis(
+    cli: &Cli,
+    setup: &Setup,
+) -> Result<(Workload, watch::Watchers, Option<cache::CacheReaders>)> {
     let Setup {
         seed,
         ref families,
@@ -702,12 +734,25 @@ async fn workload_and_nemesis(cli: &Cli, setup: &Setup) -> Result<(Workload, wat
         ref addrs,
         ref wcfg,
         watchers_n,
+        cache_readers_n,
         ..
     } = *setup;
     // The run clock starts with the workload.
     let rec = Recorder::new(Instant::now());
     let watchers = watch::Watchers::start(watchers_n, addrs.clone());
     let until = cli.time_limit * 1_000_000_000;
+    let cache_readers = (cache_readers_n > 0).then(|| {
+        cache::CacheReaders::start(
+            cache_readers_n,
+            addrs.clone(),
+            wcfg.key_names(),
+            Duration::from_millis(cli.op_timeout_ms),
+            cli.cache_rate,
+            seed,
+            rec.clone(),
+            until,
+        )
+    });
     let log = Log::default();
     log.push(
         &rec,
@@ -758,7 +803,7 @@ async fn workload_and_nemesis(cli: &Cli, setup: &Setup) -> Result<(Workload, wat
         unexpected,
         workload_end_s,
     };
-    Ok((workload, watchers))
+    Ok((workload, watchers, cache_readers))
 }
 
 /// What the heal phase read back: the final reads (`None` if the cluster did not answer), the
@@ -767,6 +812,9 @@ struct AfterHeal {
     finals: Option<workload::Finals>,
     liveness: Option<String>,
     watch_logs: Option<(Vec<watch::WatcherLog>, Option<u64>)>,
+    /// The cache readers' convergence after the heal (`None`: no readers, or the cluster
+    /// never answered).
+    cache: Option<cache::Convergence>,
     crashes: usize,
 }
 
@@ -777,6 +825,7 @@ async fn heal_and_read_back(
     setup: &Setup,
     workload: &Workload,
     watchers: watch::Watchers,
+    cache_readers: Option<cache::CacheReaders>,
 ) -> Result<AfterHeal> {
     let Setup {
         seed,
@@ -792,6 +841,24 @@ async fn heal_and_read_back(
     // Heal everything, then kill -9 and restart every node, then read back.
     let restarted = nemesis::heal_all(db)?;
     log.push(rec, "note", "", restarted, "final heal".into());
+    // The caches must come to agree with the healed cluster before the final restart ends
+    // every reader's connection (and so its cache).
+    let cache = match cache_readers {
+        Some(readers) if wait_ready(addrs, Duration::from_secs(cli.recovery_timeout)).await => {
+            let keys = wcfg.key_names();
+            let c = readers
+                .converge(addrs.clone(), &keys, rec, Duration::from_secs(15), seed)
+                .await;
+            match c.seconds {
+                Some(s) => {
+                    println!("cache readers agreed with the cluster {s:.1} s after the heal")
+                }
+                None => println!("cache readers still disagreed with the cluster after 15 s"),
+            }
+            Some(c)
+        }
+        _ => None,
+    };
     if !cli.no_final_restart {
         let what = {
             let mut d = db.lock().unwrap();
@@ -870,6 +937,7 @@ async fn heal_and_read_back(
         finals,
         liveness,
         watch_logs,
+        cache,
         crashes,
     })
 }
@@ -881,6 +949,7 @@ struct Checks {
     set_report: Option<checker::set::SetReport>,
     durable: Option<checker::durability::DurabilityReport>,
     watch_report: Option<checker::watch::WatchReport>,
+    cache_report: Option<checker::cache::CacheReport>,
     check_s: f64,
     verdict: Verdict,
 }
@@ -899,6 +968,8 @@ fn check(cli: &Cli, setup: &Setup, workload: &Workload, after: &AfterHeal) -> Ch
     let watch_report = watch_logs
         .as_ref()
         .map(|(logs, rev)| checker::watch::check(&ops, logs.as_slice(), *rev));
+    let cache_report =
+        (setup.cache_readers_n > 0).then(|| checker::cache::check(&ops, after.cache.clone()));
     let check_s = t.elapsed().as_secs_f64();
     let mut verdict = Verdict::True;
     for v in [
@@ -906,6 +977,7 @@ fn check(cli: &Cli, setup: &Setup, workload: &Workload, after: &AfterHeal) -> Ch
         set_report.as_ref().map(|r| r.verdict),
         durable.as_ref().map(|r| r.verdict),
         watch_report.as_ref().map(|r| r.verdict),
+        cache_report.as_ref().map(|r| r.verdict),
     ]
     .into_iter()
     .flatten()
@@ -919,6 +991,7 @@ fn check(cli: &Cli, setup: &Setup, workload: &Workload, after: &AfterHeal) -> Ch
         set_report,
         durable,
         watch_report,
+        cache_report,
         check_s,
         verdict,
     }
@@ -958,6 +1031,7 @@ fn report(
         ref set_report,
         ref durable,
         ref watch_report,
+        ref cache_report,
         check_s,
         verdict,
     } = *checks;
@@ -992,6 +1066,7 @@ fn report(
         set: set_report.clone(),
         durable: durable.clone(),
         watch: watch_report.clone(),
+        cache: cache_report.clone(),
         liveness: liveness.clone(),
         verdict,
     };
@@ -1078,6 +1153,25 @@ fn report(
             w.final_revision
         );
         for p in &w.problems {
+            println!("  {p}");
+        }
+    }
+    if let Some(c) = &cache_report {
+        let [p50, p99, max] = c.behind_ms_p50_p99_max;
+        println!(
+            "cache: {} ({} cached reads, {} fills; {} served a value already overwritten: \
+             behind by p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; agreed after the heal \
+             in {})",
+            c.verdict.as_str(),
+            c.cached_reads,
+            c.fills,
+            c.behind,
+            c.convergence
+                .as_ref()
+                .and_then(|v| v.seconds)
+                .map_or("never".to_string(), |s| format!("{s:.1} s"))
+        );
+        for p in c.problems.iter().take(20) {
             println!("  {p}");
         }
     }

@@ -47,8 +47,10 @@ pub fn windows(events: &[Event], ops: &[Op], run_end_s: f64) -> Vec<Window> {
     out.into_iter()
         .map(|(s, end_s)| {
             let start_s = s.time_ns as f64 / 1e9;
+            // A cached read never reaches the cluster: it says nothing of availability.
             let inside: Vec<&Op> = ops
                 .iter()
+                .filter(|o| !matches!(o.call, crate::history::Call::CachedRead { .. }))
                 .filter(|o| {
                     let t = o.invoke_ns as f64 / 1e9;
                     t >= start_s && t < end_s

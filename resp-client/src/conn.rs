@@ -189,6 +189,12 @@ async fn read_reply<R: AsyncRead + Unpin>(
     }
 }
 
+/// Whether the frame at the front of `buf` is a RESP3 push (`>`): an out-of-band message
+/// (client tracking's `invalidate`, pub/sub) rather than the reply to a request.
+pub fn is_push(buf: &[u8]) -> bool {
+    buf.first() == Some(&b'>')
+}
+
 /// One client connection: requests are written whole, replies decoded from a read buffer. A
 /// failed or timed-out bounded call poisons it: the caller must drop it.
 pub struct Conn {
@@ -223,6 +229,80 @@ impl Conn {
     /// Reads the next reply, waiting as long as it takes.
     pub async fn read(&mut self) -> io::Result<Reply> {
         read_reply(&mut self.stream, &mut self.buf, &mut self.start).await
+    }
+
+    /// Reads the next frame, waiting as long as it takes: a push (RESP3 `>`, its items as an
+    /// array) is `(frame, true)`, a reply `(frame, false)`.
+    pub async fn read_frame(&mut self) -> io::Result<(Reply, bool)> {
+        loop {
+            if self.start < self.buf.len() {
+                let push = is_push(&self.buf[self.start..]);
+                if let Some((reply, used)) = decode(&self.buf[self.start..])? {
+                    self.consume(used);
+                    return Ok((reply, push));
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// The frames already received, without waiting: reads what the socket has ready and
+    /// decodes every whole frame in it (see [`Conn::read_frame`]). An end of stream is an
+    /// error, so a caller learns that the server went away.
+    pub fn read_ready(&mut self) -> io::Result<Vec<(Reply, bool)>> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed by the server",
+                    ))
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut out = Vec::new();
+        while self.start < self.buf.len() {
+            let push = is_push(&self.buf[self.start..]);
+            match decode(&self.buf[self.start..])? {
+                Some((reply, used)) => {
+                    self.consume(used);
+                    out.push((reply, push));
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn consume(&mut self, used: usize) {
+        self.start += used;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer (compacting it first); the end of the stream is an
+    /// error.
+    async fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed by the server",
+            ));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
     }
 
     /// Sends one command and reads its reply, waiting as long as it takes.

@@ -183,3 +183,56 @@ async fn talks_to_a_fake_server_and_times_out() {
         .unwrap();
     assert!(matches!(err, IoError::NotSent(_)), "{err}");
 }
+
+#[tokio::test]
+async fn tells_pushes_from_replies_and_reads_only_what_is_ready() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        // A push, then a reply split across writes.
+        s.write_all(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$1\r\n")
+            .await
+            .unwrap();
+        s.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.write_all(b"v\r\n").await.unwrap();
+        go_rx.await.unwrap();
+        // Two pushes and half a reply: only the pushes are whole.
+        s.write_all(
+            b">2\r\n$10\r\ninvalidate\r\n_\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nj\r\n+O",
+        )
+        .await
+        .unwrap();
+        s.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s.write_all(b"K\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    let mut c = Conn::connect(&addr, Duration::from_secs(5)).await.unwrap();
+    let bulk = |x: &str| Reply::Bulk(Some(x.as_bytes().to_vec()));
+    let invalidate = |keys: Reply| Reply::Array(Some(vec![bulk("invalidate"), keys]));
+    assert_eq!(
+        c.read_frame().await.unwrap(),
+        (invalidate(Reply::Array(Some(vec![bulk("k")]))), true)
+    );
+    assert_eq!(c.read_frame().await.unwrap(), (bulk("v"), false));
+    assert!(c.read_ready().unwrap().is_empty(), "nothing has arrived");
+    go_tx.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        c.read_ready().unwrap(),
+        vec![
+            (invalidate(Reply::Bulk(None)), true),
+            (invalidate(Reply::Array(Some(vec![bulk("j")]))), true)
+        ]
+    );
+    assert_eq!(
+        c.read_frame().await.unwrap(),
+        (Reply::Simple("OK".into()), false)
+    );
+    server.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(c.read_ready().is_err(), "the server closed the connection");
+}

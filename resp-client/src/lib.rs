@@ -17,5 +17,5 @@ mod conn;
 mod encode;
 pub mod raw;
 
-pub use conn::{decode, Conn, IoError, Reply};
+pub use conn::{decode, is_push, Conn, IoError, Reply};
 pub use encode::{encode, encode_into, multibulk};

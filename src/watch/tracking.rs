@@ -129,15 +129,30 @@ pub struct Tracker {
     /// Tracking clients now; 0 lets apply skip the lock.
     tracking: AtomicUsize,
     max_keys: AtomicUsize,
+    /// Test-only failpoint `tracking_invalidations_off` (`REDRAFT_FAILPOINTS`): applied
+    /// changes send no invalidation, only to show that jepsen's cache check catches a cache
+    /// that is never told (a loud warning is logged).
+    invalidations_off: bool,
 }
 
 impl Tracker {
     pub fn new(registry: Arc<ClientRegistry>, max_keys: usize) -> Arc<Self> {
+        let invalidations_off = std::env::var("REDRAFT_FAILPOINTS").is_ok_and(|spec| {
+            spec.split(',')
+                .any(|f| f.trim() == "tracking_invalidations_off")
+        });
+        if invalidations_off {
+            tracing::warn!(
+                "FAILPOINT tracking_invalidations_off ARMED: client-side caches are never \
+                 invalidated"
+            );
+        }
         Arc::new(Self {
             registry,
             inner: Mutex::default(),
             tracking: AtomicUsize::new(0),
             max_keys: AtomicUsize::new(max_keys),
+            invalidations_off,
         })
     }
 
@@ -295,6 +310,9 @@ impl Tracker {
 
     /// The apply hook: sends the invalidations one applied request causes.
     pub fn invalidate(&self, applied: &Applied) {
+        if self.invalidations_off {
+            return;
+        }
         if self.tracking.load(Ordering::Relaxed) == 0 {
             // Nobody tracks; a table left from earlier holds only ids of clients gone.
             if applied.flushed {

@@ -313,7 +313,8 @@ fn to_kops(ops: &[&Op], interner: &mut Interner) -> Vec<KOp> {
                 new: interner.get(&Some(value.clone())),
                 result: if info { None } else { *result },
             },
-            Call::Add { .. } => continue,
+            // Cached reads are not linearizable (checker::cache).
+            Call::Add { .. } | Call::CachedRead { .. } => continue,
         };
         out.push(KOp {
             call,

@@ -122,7 +122,7 @@ pub fn check(ops: &[Op], logs: &[WatcherLog], final_revision: Option<u64>) -> Wa
                     op.outcome == Outcome::Ok && *result == Some(true),
                 ),
                 Call::Add { .. } => (Some("1"), op.outcome == Outcome::Ok),
-                Call::Read { .. } => (None, false),
+                Call::Read { .. } | Call::CachedRead { .. } => (None, false),
             };
             let Some(v) = written else { continue };
             attempted.entry(op.key.as_str()).or_default().insert(v);
