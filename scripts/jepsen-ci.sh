@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The short Jepsen run of CI (jepsen/README.md): a ~60 s run against a real three-node cluster
-# (kill, pause, partition, leader-transfer and membership nemeses; register and set workloads)
-# that must end `linearizable: true`, a ~40 s run in lease read mode (kill, pause, partition and
+# (kill, pause, partition, leader-transfer and membership nemeses; register and set workloads,
+# two cache readers keeping client-side caches: jepsen/src/cache.rs) that must end
+# `linearizable: true`, a ~40 s run in lease read mode (kill, pause, partition and
 # forced snapshots over a preloaded keyspace) that must end `linearizable: true`, then a ~20 s
 # negative control with read_mode = "stale" and partitions that must end
-# `linearizable: false` (the checker bites on the real system). The harness's unit tests and
+# `linearizable: false` (the checker bites on the real system), and a ~15 s control whose nodes
+# send no invalidations, which the cache check must catch. The harness's unit tests and
 # its tests against real nodes run in scripts/test.sh's `cargo test --workspace`.
 #
 # Power loss (data dirs on lossyfs, jepsen/README.md "Power loss"; needs root and /dev/fuse):
@@ -86,6 +88,18 @@ if [ "$last" != "linearizable: true" ]; then
 fi
 
 passed=2
+# Control for the cache check: nodes that never send invalidations (failpoint
+# tracking_invalidations_off) must leave the cache readers disagreeing with the cluster.
+"$harness" --bin "$bin" --out "$out" --time-limit 8 --nemesis none --workload register \
+    --watchers 0 --cache-converge-timeout 5 --failpoints tracking_invalidations_off \
+    | tee "$out/cache-control.txt" || true
+if [ "$(tail -n 1 "$out/cache-control.txt")" != "linearizable: false" ] \
+    || ! grep -q '^cache: false' "$out/cache-control.txt"; then
+    echo "jepsen-ci.sh: the cache control did not end 'cache: false': the cache check failed" \
+        "to catch caches that are never invalidated; see $out" >&2
+    exit 1
+fi
+passed=$((passed + 1))
 # Negative control: stale reads from followers cut off by partitions must be caught.
 if [ "$(id -u)" = 0 ]; then
     "$harness" --bin "$bin" --out "$out" --time-limit 20 --read-mode stale \

@@ -366,13 +366,21 @@ impl CacheReaders {
                 for key in keys {
                     let got = r.read(&mut rng, rec, key).await;
                     let want = truth.get(key);
+                    let show = |v: Option<&Option<String>>| match v {
+                        None => "no answer".to_string(),
+                        Some(None) => "nil".to_string(),
+                        Some(Some(v)) => format!("{v:?}"),
+                    };
                     match (got, want) {
                         (Some(got), Some(want)) if &got == want => {}
                         (got, want) => disagreements.push(format!(
-                            "cache reader {} (node {:?}) read {key} = {got:?}; the cluster \
-                             holds {want:?}",
+                            "cache reader {} (node {}) read {key} = {}; the cluster holds {}",
                             r.process - CACHE_PROCESS,
-                            r.conn.as_ref().map(|(n, _)| *n)
+                            r.conn
+                                .as_ref()
+                                .map_or("none".to_string(), |(n, _)| n.to_string()),
+                            show(got.as_ref()),
+                            show(want)
                         )),
                     }
                 }

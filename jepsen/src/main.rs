@@ -124,6 +124,9 @@ struct Cli {
     /// Reads per second of each cache reader (most are answered from its cache).
     #[arg(long, default_value_t = 50.0)]
     cache_rate: f64,
+    /// Seconds the caches have after the heal to agree with the cluster.
+    #[arg(long, default_value_t = 15)]
+    cache_converge_timeout: u64,
     /// Seed for the schedule and every client's choices (random if absent; always recorded).
     #[arg(long)]
     seed: Option<u64>,
@@ -847,13 +850,22 @@ async fn heal_and_read_back(
         Some(readers) if wait_ready(addrs, Duration::from_secs(cli.recovery_timeout)).await => {
             let keys = wcfg.key_names();
             let c = readers
-                .converge(addrs.clone(), &keys, rec, Duration::from_secs(15), seed)
+                .converge(
+                    addrs.clone(),
+                    &keys,
+                    rec,
+                    Duration::from_secs(cli.cache_converge_timeout),
+                    seed,
+                )
                 .await;
             match c.seconds {
                 Some(s) => {
                     println!("cache readers agreed with the cluster {s:.1} s after the heal")
                 }
-                None => println!("cache readers still disagreed with the cluster after 15 s"),
+                None => println!(
+                    "cache readers still disagreed with the cluster after {} s",
+                    cli.cache_converge_timeout
+                ),
             }
             Some(c)
         }
