@@ -96,7 +96,8 @@ pub use request::{
     SetWhen, FORMAT_VERSION,
 };
 pub use revision::Revision;
-pub use script::{install_host, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun, ScriptValue};
+pub use script::{install_host, sha1hex, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun};
+pub use script::{ScriptValue, Scripts, MAX_SCRIPTS};
 pub use snapshot::SnapshotError;
 pub use strings::MAX_STRING_LEN;
 
@@ -112,8 +113,10 @@ pub struct Store {
     compact_revision: u64,
     keyspace: Keyspace,
     dedup: DedupTable,
-    /// The live keys' deadlines (DeadlineLive). Serialised last (`snapshot.rs`).
+    /// The live keys' deadlines (DeadlineLive).
     deadlines: Deadlines,
+    /// The script bodies applied (ScriptsReplicated, `script.rs`). Serialised last.
+    scripts: Scripts,
 }
 
 /// What applying one request did besides its response: its changes in `sub` order, and the

@@ -18,16 +18,68 @@
 //!   A script that stops on an error it raised or that a `redis.call` raised keeps the changes
 //!   made before it, as in Redis.
 //! - **ScriptsRemembered.** Every body applied ([`Op::Script`], [`Op::ScriptLoad`]) is
-//!   remembered by the host, on every node, so `EVALSHA` finds it on any node; the cache is
-//!   process memory, not part of snapshots (as Redis's is not part of its RDB).
+//!   remembered by the host, on every node, so `EVALSHA` finds it on any node.
+//! - **ScriptsReplicated.** The bodies applied are also cluster state ([`Scripts`], in the
+//!   store and so in snapshots and backups; `SCRIPT FLUSH` empties it, at apply), and a node
+//!   that loads a snapshot (a restart, a catch-up) refills its host's cache from it, so
+//!   `EVALSHA` of a script loaded before the snapshot works on every node after a restart
+//!   (where Redis, whose RDB keeps no scripts, answers NOSCRIPT). The set is bounded
+//!   ([`MAX_SCRIPTS`]); past it the body with the smallest SHA-1 goes, the same one on every
+//!   node.
 
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
 
 use super::notify::{self, Notice};
 use super::{Changes, Op, Response, Store, StoreError};
+
+/// The most script bodies the cluster keeps (ScriptsReplicated); past it, an old one is
+/// forgotten (its EVALSHA then answers NOSCRIPT, which clients handle by sending the body).
+pub const MAX_SCRIPTS: usize = 10_000;
+
+/// Redis's lowercase hex SHA-1 of a script body (its name for EVALSHA).
+pub fn sha1hex(body: &[u8]) -> String {
+    let digest = Sha1::digest(body);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The script bodies applied, by SHA-1 (ScriptsReplicated). A persistent map: the store's
+/// O(1) clone (CheapClone) stays O(1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scripts(imbl::OrdMap<String, Bytes>);
+
+impl Scripts {
+    /// Keeps `body`; past [`MAX_SCRIPTS`], forgets the body with the smallest SHA-1.
+    fn insert(&mut self, body: &[u8]) {
+        let sha = sha1hex(body);
+        if self.0.contains_key(&sha) {
+            return;
+        }
+        self.0.insert(sha, Bytes::copy_from_slice(body));
+        while self.0.len() > MAX_SCRIPTS {
+            let Some(first) = self.0.keys().next().cloned() else {
+                break;
+            };
+            self.0.remove(&first);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The body named `sha`, if kept.
+    pub fn get(&self, sha: &str) -> Option<&Bytes> {
+        self.0.get(sha)
+    }
+}
 
 /// A script's reply, in RESP2's terms (Redis converts a script's result to RESP2 types).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,10 +208,15 @@ impl Store {
             },
         );
         match end {
-            ScriptEnd::Reply(value) => Ok(Response::Script {
-                value,
-                revision: self.revision_with(c),
-            }),
+            ScriptEnd::Reply(value) => {
+                self.scripts.insert(run.body);
+                Ok(Response::Script {
+                    value,
+                    revision: self.revision_with(c),
+                })
+            }
+            // The store exactly as before, its script set included (the host remembers the
+            // body all the same).
             ScriptEnd::Aborted(why) => {
                 *self = saved;
                 c.events.truncate(events_before);
@@ -172,6 +229,7 @@ impl Store {
     /// SCRIPT LOAD's entry: remembers `body` on this node. Changes no key.
     pub(super) fn script_load(&mut self, body: &Bytes) -> Result<Response, StoreError> {
         host()?.remember(body);
+        self.scripts.insert(body);
         Ok(Response::Noop {
             revision: self.revision,
         })
@@ -180,9 +238,27 @@ impl Store {
     /// SCRIPT FLUSH's entry: forgets every script on this node. Changes no key.
     pub(super) fn script_flush(&mut self) -> Result<Response, StoreError> {
         host()?.flush();
+        self.scripts = Scripts::default();
         Ok(Response::Noop {
             revision: self.revision,
         })
+    }
+
+    /// The script bodies the cluster keeps (ScriptsReplicated).
+    pub fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+
+    /// Makes the host's cache this store's scripts (ScriptsReplicated): after a snapshot
+    /// replaced the store, the bodies forgotten by a `SCRIPT FLUSH` it includes go, the ones
+    /// loaded before it come back. Without a host (no scripting), nothing to do.
+    pub fn reload_script_cache(&self) {
+        if let Ok(host) = host() {
+            host.flush();
+            for body in self.scripts.0.values() {
+                host.remember(body);
+            }
+        }
     }
 
     /// Runs a read-only script (EVAL_RO, EVALSHA_RO, `no-writes`) against the current state:

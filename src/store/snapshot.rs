@@ -1,16 +1,21 @@
 //! Snapshots: the whole [`Store`] as bytes, and back.
 //!
 //! ```text
-//!   +----------------+---------------------------------------------------------------+
-//!   | FORMAT_VERSION | postcard(Store) = revision, compact_revision,                 |
-//!   |    (1 byte)    |   keyspace { key -> versions },                                 |
-//!   |                |   dedup { client -> (seq, reply, leader ms), count, evicted ms }|
-//!   |                |   deadlines { key -> unix ms }                                  |
-//!   +----------------+---------------------------------------------------------------+
+//!   +------------------+-------------------------------------------------------------+
+//!   | SNAPSHOT_VERSION | postcard(Store) = revision, compact_revision,               |
+//!   |    (1 byte)      |   keyspace { key -> versions },                               |
+//!   |                  |   dedup { client -> (seq, reply, leader ms), count, evicted }|
+//!   |                  |   deadlines { key -> unix ms }                                |
+//!   |                  |   scripts { sha1 -> body }          (since version 3)         |
+//!   +------------------+-------------------------------------------------------------+
 //! ```
 //!
-//! A snapshot holds the whole history window, the compact revision, the dedup table and the
-//! expiry state (every live key's deadline), so a store restored from one answers every read,
+//! Version 2 (the log records' [`FORMAT_VERSION`], before the script set was cluster state)
+//! still loads, with no scripts; this build writes version 3.
+//!
+//! A snapshot holds the whole history window, the compact revision, the dedup table, the
+//! expiry state (every live key's deadline) and the script bodies applied (ScriptsReplicated),
+//! so a store restored from one answers every read,
 //! deduplicates every retry and expires every key exactly as the original (SnapshotFaithful),
 //! and a new leader restored from one takes over every pending deadline. Derived indexes (the
 //! live-key count, the dedup age index, the deadline order) are not written; loading rebuilds
@@ -26,7 +31,12 @@ use serde::{Deserialize, Deserializer};
 use super::deadlines::Deadlines;
 use super::dedup::DedupTable;
 use super::kv::Keyspace;
+use super::script::Scripts;
 use super::{Store, FORMAT_VERSION};
+
+/// The version byte this build writes at the head of a snapshot. [`FORMAT_VERSION`] (2) is
+/// the same layout without the script set, still read.
+pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// Why snapshot bytes could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -63,11 +73,12 @@ struct FullRepr {
     keyspace: Keyspace,
     dedup: DedupTable,
     deadlines: Deadlines,
+    scripts: Scripts,
 }
 
 impl StoreRepr {
     /// Checks the invariants of a decoded store and rebuilds its derived indexes.
-    fn into_store(self, mut deadlines: Deadlines) -> Result<Store, String> {
+    fn into_store(self, mut deadlines: Deadlines, scripts: Scripts) -> Result<Store, String> {
         let StoreRepr {
             revision,
             compact_revision,
@@ -88,6 +99,7 @@ impl StoreRepr {
             keyspace,
             dedup,
             deadlines,
+            scripts,
         })
     }
 }
@@ -101,7 +113,7 @@ impl<'de> Deserialize<'de> for Store {
             keyspace: full.keyspace,
             dedup: full.dedup,
         };
-        core.into_store(full.deadlines)
+        core.into_store(full.deadlines, full.scripts)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -111,15 +123,15 @@ impl Store {
     /// nothing is built in memory but `w`'s own buffer. The store does no I/O of its own; the
     /// caller owns `w`.
     pub fn write_snapshot<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
-        w.write_all(&[FORMAT_VERSION])?;
+        w.write_all(&[SNAPSHOT_VERSION])?;
         postcard::to_io(self, &mut w)
             .map_err(|e| std::io::Error::other(format!("snapshot write failed: {e}")))?;
         w.flush()
     }
 
-    /// Returns the store as snapshot bytes: [`FORMAT_VERSION`], then `postcard(Store)`.
+    /// Returns the store as snapshot bytes: [`SNAPSHOT_VERSION`], then `postcard(Store)`.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION];
+        let mut out = vec![SNAPSHOT_VERSION];
         // Only maps, sequences of known length, integers and byte strings: postcard cannot fail.
         postcard::to_io(self, &mut out).expect("postcard encodes a Store into a Vec");
         out
@@ -128,10 +140,10 @@ impl Store {
     /// Loads a store from snapshot bytes written by [`Store::to_snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
         let (&found, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
-        if found != FORMAT_VERSION {
+        if found != SNAPSHOT_VERSION && found != FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion {
                 found,
-                expected: FORMAT_VERSION,
+                expected: SNAPSHOT_VERSION,
             });
         }
         let decode_error = |e| match e {
@@ -141,13 +153,19 @@ impl Store {
         let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(decode_error)?;
         let (deadlines, rest) =
             postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?;
+        let (scripts, rest) = if found == SNAPSHOT_VERSION {
+            postcard::take_from_bytes::<Scripts>(rest).map_err(decode_error)?
+        } else {
+            (Scripts::default(), rest)
+        };
         if !rest.is_empty() {
             return Err(SnapshotError::Corrupt(format!(
                 "{} bytes after the store",
                 rest.len()
             )));
         }
-        repr.into_store(deadlines).map_err(SnapshotError::Corrupt)
+        repr.into_store(deadlines, scripts)
+            .map_err(SnapshotError::Corrupt)
     }
 }
 
@@ -207,7 +225,7 @@ mod tests {
     fn round_trip_equals_original() {
         let s = must_sample_store();
         let bytes = s.to_snapshot();
-        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(bytes[0], SNAPSHOT_VERSION);
         let restored = Store::from_snapshot(&bytes).unwrap();
         assert_eq!(restored, s);
         assert_eq!(restored.len(), s.len());
@@ -227,7 +245,7 @@ mod tests {
     fn rejects_bad_bytes_without_panicking() {
         let good = must_sample_store().to_snapshot();
         let mut wrong_version = good.clone();
-        wrong_version[0] = FORMAT_VERSION + 1;
+        wrong_version[0] = SNAPSHOT_VERSION + 1;
         let mut version_1 = good.clone();
         version_1[0] = 1;
         let mut trailing = good.clone();
@@ -251,8 +269,8 @@ mod tests {
                         e,
                         SnapshotError::UnsupportedVersion {
                             found,
-                            expected: FORMAT_VERSION,
-                        } if *found == FORMAT_VERSION + 1
+                            expected: SNAPSHOT_VERSION,
+                        } if *found == SNAPSHOT_VERSION + 1
                     )
                 },
             },
@@ -265,14 +283,14 @@ mod tests {
                         e,
                         SnapshotError::UnsupportedVersion {
                             found: 1,
-                            expected: FORMAT_VERSION,
+                            expected: SNAPSHOT_VERSION,
                         }
                     )
                 },
             },
             Case {
                 name: "version only",
-                bytes: vec![FORMAT_VERSION],
+                bytes: vec![SNAPSHOT_VERSION],
                 want: |e| *e == SnapshotError::Truncated,
             },
             Case {
@@ -282,15 +300,15 @@ mod tests {
             },
             Case {
                 // revision 1, compact revision 5, empty keyspace, dedup (no clients, none
-                // recorded, none evicted) and deadlines: decodes, breaks an invariant.
+                // recorded, none evicted), deadlines and scripts: decodes, breaks an invariant.
                 name: "compact above revision",
-                bytes: vec![FORMAT_VERSION, 1, 5, 0, 0, 0, 0, 0],
+                bytes: vec![SNAPSHOT_VERSION, 1, 5, 0, 0, 0, 0, 0, 0],
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
                 name: "garbage",
                 bytes: vec![
-                    FORMAT_VERSION,
+                    SNAPSHOT_VERSION,
                     0xff,
                     0xff,
                     0xff,
@@ -322,7 +340,7 @@ mod tests {
         assert_eq!(
             Store::from_snapshot(&empty[..empty.len() - 1]),
             Err(SnapshotError::Truncated),
-            "an empty store's snapshot without its (empty) deadlines section"
+            "an empty store's snapshot without its (empty) scripts section"
         );
         for i in 1..good.len() {
             for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {

@@ -336,3 +336,111 @@ fn script_locks_hold_through_a_leader_kill_and_a_pause() {
         },
     );
 }
+
+/// EVALSHA of `sha` on node `id`: its reply, or the error text.
+fn evalsha(c: &mut Cluster, id: u64, sha: &str) -> Result<String, String> {
+    let mut conn = c.must_connect(id);
+    redis::cmd("EVALSHA")
+        .arg(sha)
+        .arg(0)
+        .query::<String>(&mut conn)
+        .map_err(|e| e.to_string())
+}
+
+/// ScriptsReplicated: a script loaded before the snapshot a node restarts from (its log entry
+/// purged) or catches up by (never applied there) still runs by its SHA-1 on that node. Before
+/// the script set was in snapshots both answered NOSCRIPT.
+#[test]
+fn scripts_loaded_before_a_snapshot_run_by_sha_after_a_restart_and_a_catch_up() {
+    let mut c = Cluster::builder().max_in_snapshot_log_to_keep(0).start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let followers: Vec<u64> = c.ids().into_iter().filter(|&id| id != leader).collect();
+    let (restarted, behind) = (followers[0], followers[1]);
+    let load = |c: &mut Cluster, body: &str| -> String {
+        let mut conn = c.must_connect(leader);
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(body)
+            .query(&mut conn)
+            .expect("SCRIPT LOAD")
+    };
+
+    phase("a script loaded, then every node snapshots and purges its log");
+    let first = load(&mut c, "return 'loaded before the snapshot'");
+    c.must_set(leader, "after-load", "1");
+    c.must_wait(
+        Duration::from_secs(20),
+        "every node applied the load",
+        |c| {
+            for id in c.ids() {
+                if c.must_raft_u64(id, "raft_applied_index")
+                    < c.must_raft_u64(leader, "raft_applied_index")
+                {
+                    return Err(format!("node {id} behind"));
+                }
+            }
+            Ok(())
+        },
+    );
+    for id in c.ids() {
+        let mut conn = c.must_connect(id);
+        let _: redis::Value = redis::cmd("RAFT.SNAPSHOT")
+            .query(&mut conn)
+            .expect("RAFT.SNAPSHOT");
+    }
+    let applied = c.must_raft_u64(restarted, "raft_applied_index");
+    c.must_wait(
+        Duration::from_secs(30),
+        "the follower's log purged",
+        |c| match c.must_raft_u64(restarted, "raft_purged_index") {
+            p if p + 1 >= applied => Ok(()),
+            p => Err(format!("purged up to {p}, applied {applied}")),
+        },
+    );
+
+    phase("kill -9 and restart the follower: it restores from the snapshot alone");
+    c.kill9(restarted);
+    c.restart(restarted);
+    c.must_wait(
+        Duration::from_secs(30),
+        "EVALSHA on the restarted node",
+        |c| match evalsha(c, restarted, &first) {
+            Ok(v) if v == "loaded before the snapshot" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+
+    phase("a node paused through a load catches up by a snapshot and knows the script");
+    c.pause(behind);
+    let was = c.must_raft_u64(leader, "raft_applied_index");
+    let second = load(&mut c, "return 'loaded while a node was paused'");
+    for i in 0..30 {
+        c.must_set(leader, &format!("while-paused-{i}"), "x");
+    }
+    let mut conn = c.must_connect(leader);
+    let _: redis::Value = redis::cmd("RAFT.SNAPSHOT")
+        .query(&mut conn)
+        .expect("RAFT.SNAPSHOT");
+    c.must_wait(
+        Duration::from_secs(60),
+        "the leader's log purged past the paused node",
+        |c| match c.must_raft_u64(leader, "raft_purged_index") {
+            p if p > was + 1 => Ok(()),
+            p => Err(format!("purged up to {p}")),
+        },
+    );
+    c.resume(behind);
+    c.must_wait(
+        Duration::from_secs(60),
+        "EVALSHA on the caught-up node",
+        |c| match evalsha(c, behind, &second) {
+            Ok(v) if v == "loaded while a node was paused" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(
+        !c.snapshot_indexes_since_start(behind, "snapshot installed")
+            .is_empty(),
+        "node {behind} caught up without installing a snapshot"
+    );
+}

@@ -367,3 +367,30 @@ fn copies_and_patterns_are_charged_to_the_budget() {
         ])
     );
 }
+
+/// ScriptsReplicated: the bodies applied (SCRIPT LOAD, EVAL) are in the store's snapshot, a
+/// store loaded from it refills the node's cache (EVALSHA after a restart or a catch-up), and
+/// SCRIPT FLUSH empties both.
+#[test]
+fn scripts_applied_travel_in_snapshots_and_refill_the_cache() {
+    use crate::commands::scripting::body::{lookup, sha1hex};
+    let mut s = Store::new();
+    let loaded = "return 'loaded by SCRIPT LOAD, snapshot test'";
+    let evaluated = "return 'run by EVAL, snapshot test'";
+    apply(&mut s, Op::ScriptLoad { body: b(loaded) });
+    apply(&mut s, script(evaluated, &[], &[]));
+    let restored = Store::from_snapshot(&s.to_snapshot()).unwrap();
+    assert_eq!(restored, s);
+    for body in [loaded, evaluated] {
+        let sha = sha1hex(body.as_bytes());
+        assert_eq!(restored.scripts().get(&sha), Some(&b(body)));
+    }
+    let mut emptied = restored.clone();
+    apply(&mut emptied, Op::ScriptFlush);
+    assert!(emptied.scripts().is_empty());
+    emptied.reload_script_cache();
+    assert_eq!(lookup(&sha1hex(loaded.as_bytes())), None, "flushed");
+    restored.reload_script_cache();
+    assert_eq!(lookup(&sha1hex(loaded.as_bytes())), Some(b(loaded)));
+    assert_eq!(lookup(&sha1hex(evaluated.as_bytes())), Some(b(evaluated)));
+}

@@ -8,17 +8,13 @@ use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, StdLib};
-use sha1::{Digest, Sha1};
 
-/// The most script bodies a node remembers; past it, an arbitrary old one is forgotten (its
-/// EVALSHA then answers NOSCRIPT, which clients handle by sending the body).
-pub const MAX_CACHED_SCRIPTS: usize = 10_000;
+/// The most script bodies a node remembers (as many as the cluster keeps,
+/// `store::MAX_SCRIPTS`); past it, an arbitrary old one is forgotten (its EVALSHA then answers
+/// NOSCRIPT, which clients handle by sending the body).
+pub const MAX_CACHED_SCRIPTS: usize = crate::store::MAX_SCRIPTS;
 
-/// Redis's lowercase hex SHA-1 of a script body.
-pub(crate) fn sha1hex(body: &[u8]) -> String {
-    let digest = Sha1::digest(body);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use crate::store::sha1hex;
 
 fn cache() -> &'static Mutex<HashMap<String, Bytes>> {
     static CACHE: OnceLock<Mutex<HashMap<String, Bytes>>> = OnceLock::new();

@@ -12,11 +12,11 @@
 //!   EVALSHA or SCRIPT LOAD, which is itself an entry so every node learns it) and every body
 //!   an `_RO` command ran here, and the node a client sends EVAL or SCRIPT LOAD to knows the
 //!   body as soon as it answers (a follower answers before it applied the entry itself);
-//!   SCRIPT FLUSH is an entry too. It lives in process memory, at
-//!   most [`MAX_CACHED_SCRIPTS`] bodies: a node restarted (or caught up from a snapshot) has
-//!   forgotten the scripts loaded before, and answers `NOSCRIPT` until a client sends the
-//!   body again, as Redis does after a restart; client libraries (redis-py `Script`, ioredis
-//!   `defineCommand`) do that on their own.
+//!   SCRIPT FLUSH is an entry too. It lives in process memory, at most [`MAX_CACHED_SCRIPTS`]
+//!   bodies, mirroring the store's script set (ScriptsReplicated, `store/script.rs`), which
+//!   is in snapshots: a node restarted or caught up from a snapshot refills it from there, so
+//!   EVALSHA of a script loaded before still works (Redis answers `NOSCRIPT` after a restart).
+//!   A body only an `_RO` command ran is this node's alone and is forgotten then.
 //!
 //! # Format
 //!

@@ -375,6 +375,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
             st.store = store;
+            // ScriptsReplicated: EVALSHA finds what the snapshot's scripts were.
+            st.store.reload_script_cache();
             st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
             // Every key may have changed: caches drop everything (AppliedHookBeforeReaders).
