@@ -25,8 +25,8 @@ use std::pin::Pin;
 
 use super::reads::ReadReply;
 use super::{
-    cluster, connection, expire, hashes, history, keys, pubsub, scripting, sentinel, server,
-    stream, strings, CommandError, CommandResult, Outcome, Plan, Session,
+    cluster, connection, expire, hashes, history, keys, pubsub, schema, scripting, sentinel,
+    server, stream, strings, CommandError, CommandResult, Outcome, Plan, Session,
 };
 use crate::context::ServerContext;
 use crate::protocol::Parse;
@@ -126,6 +126,8 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         // History (`history.rs`).
         "rollback" => Write(history::rollback),
         "compact" => Write(history::compact),
+        // Schemas (`schema.rs`).
+        "schema" => Cluster(|c, s, p| Box::pin(schema::schema(c, s, p))),
         "getat" => ReadRun(|c, s, p| Box::pin(history::getat(c, s, p))),
         "history" => ReadRun(|c, s, p| Box::pin(history::history(c, s, p))),
         // Scripting (`scripting/`).

@@ -55,7 +55,7 @@ impl Store {
     ) -> Result<Response, StoreError> {
         self.check_readable(revision)?;
         match self.keyspace.get_at(key, revision) {
-            Some(kv) => self.put_stored_in(c, key, &kv.stored(), Ttl::Clear),
+            Some(kv) => self.put_stored_in(c, key, &kv.stored(), Ttl::Clear)?,
             None => {
                 self.delete_in(c, key);
             }

@@ -94,4 +94,8 @@ pub enum StoreError {
     /// HINCRBYFLOAT with an infinite increment.
     #[error("ERR value is NaN or Infinity")]
     NotFiniteIncrement,
+    /// A write refused by the schema of a prefix of its key, or a schema that is not one
+    /// (`schema.rs`): the whole RESP error text, code first (`SCHEMA ...`).
+    #[error("{0}")]
+    Schema(String),
 }

@@ -52,7 +52,7 @@ impl Store {
         if at <= now_ms {
             self.delete_in(c, key);
         } else {
-            self.put_stored_in(c, key, &kv.stored(), Ttl::At(at));
+            self.put_unchecked_in(c, key, &kv.stored(), Ttl::At(at));
         }
         Ok(self.applied(c, true))
     }
@@ -61,7 +61,7 @@ impl Store {
     pub(super) fn persist(&mut self, c: &mut Changes, key: &Bytes) -> Applied {
         let applied = match self.keyspace.get(key) {
             Some(kv) if self.deadlines.get(key).is_some() => {
-                self.put_stored_in(c, key, &kv.stored(), Ttl::Clear);
+                self.put_unchecked_in(c, key, &kv.stored(), Ttl::Clear);
                 true
             }
             _ => false,
@@ -89,7 +89,7 @@ impl Store {
             GetExAction::Refuse(e) => return Err(e.clone()),
             GetExAction::Persist => {
                 if self.deadlines.get(key).is_some() {
-                    self.put_stored_in(c, key, &kv.stored(), Ttl::Clear);
+                    self.put_unchecked_in(c, key, &kv.stored(), Ttl::Clear);
                 }
             }
             GetExAction::Expire(expiry) => {
@@ -97,7 +97,7 @@ impl Store {
                 if at <= now_ms {
                     self.delete_in(c, key);
                 } else {
-                    self.put_stored_in(c, key, &kv.stored(), Ttl::At(at));
+                    self.put_unchecked_in(c, key, &kv.stored(), Ttl::At(at));
                 }
             }
         }

@@ -90,11 +90,17 @@ impl Store {
 
     /// Writes `fields` as the key's next version, keeping its deadline; an empty hash deletes
     /// the key (HashNeverEmpty).
-    fn put_hash_in(&mut self, c: &mut Changes, key: &Bytes, fields: Hash) {
+    fn put_hash_in(
+        &mut self,
+        c: &mut Changes,
+        key: &Bytes,
+        fields: Hash,
+    ) -> Result<(), StoreError> {
         if fields.is_empty() {
             self.delete_in(c, key);
+            Ok(())
         } else {
-            self.put_stored_in(c, key, &Stored::Hash(fields), Ttl::Keep);
+            self.put_stored_in(c, key, &Stored::Hash(fields), Ttl::Keep)
         }
     }
 
@@ -121,7 +127,7 @@ impl Store {
         }
         let changed = !pairs.is_empty() && (!if_absent || added > 0);
         if changed {
-            self.put_hash_in(c, key, fields);
+            self.put_hash_in(c, key, fields)?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -141,7 +147,7 @@ impl Store {
             }
         }
         if removed > 0 {
-            self.put_hash_in(c, key, fields);
+            self.put_hash_in(c, key, fields)?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -165,7 +171,7 @@ impl Store {
         };
         let value = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         fields.insert(field.clone(), Bytes::from(value.to_string()));
-        self.put_hash_in(c, key, fields);
+        self.put_hash_in(c, key, fields)?;
         let revision = self.revision_with(c);
         Ok(Response::Integer { value, revision })
     }
@@ -193,7 +199,7 @@ impl Store {
             .ok_or(StoreError::NanOrInfinity)?;
         let text = Bytes::from(sum.to_human());
         fields.insert(field.clone(), text.clone());
-        self.put_hash_in(c, key, fields);
+        self.put_hash_in(c, key, fields)?;
         let revision = self.revision_with(c);
         Ok(Response::Value {
             value: Some(text),

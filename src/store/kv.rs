@@ -97,6 +97,16 @@ impl Keyspace {
         index.latest(key)
     }
 
+    /// Returns the latest live value of every key starting with `prefix`, in key order.
+    pub fn live_with_prefix(&self, prefix: &[u8]) -> Vec<KeyValue> {
+        let start = Bytes::copy_from_slice(prefix);
+        self.keys
+            .range((Bound::Included(start), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, index)| index.latest(k))
+            .collect()
+    }
+
     /// Returns whether `key` is live, without copying its value out.
     pub fn is_live(&self, key: &[u8]) -> bool {
         self.keys.get(key).is_some_and(KeyIndex::is_live)

@@ -10,6 +10,8 @@
 //! - `txn.rs`: transactions (EXEC's compares and ops under one revision).
 //! - `script.rs`: scripts at apply (EVAL), through the interpreter the process installs.
 //! - `compaction.rs`: compaction and the readable window.
+//! - `read.rs`: the reads of the current state ([`ReadOp`]).
+//! - `schema.rs`: schema-checked values (a JSON Schema per key prefix, checked at apply).
 //! - `strings.rs`: the read-modify-writes of the string commands, decided at apply.
 //! - `hash.rs`: [`Stored`] (a string or a [`Hash`]) and the hash commands' writes.
 //! - `long_double.rs`: [`LongDouble`], INCRBYFLOAT's x87 extended arithmetic in software.
@@ -52,8 +54,10 @@ mod key_index;
 mod kv;
 mod long_double;
 mod notify;
+mod read;
 mod request;
 mod revision;
+mod schema;
 mod script;
 mod snapshot;
 mod strings;
@@ -96,6 +100,7 @@ pub use request::{
     SetWhen, FORMAT_VERSION,
 };
 pub use revision::Revision;
+pub use schema::{compile as compile_schema, SCHEMA_PREFIX};
 pub use script::{install_host, sha1hex, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun};
 pub use script::{ScriptValue, Scripts, MAX_SCRIPTS};
 pub use snapshot::SnapshotError;
@@ -118,6 +123,9 @@ pub struct Store {
     /// The script bodies applied (ScriptsReplicated, `script.rs`). Serialised last.
     scripts: Scripts,
 }
+
+/// Whether a put passed the schemas in force (SchemaAtApply, `schema.rs`).
+type Checked = Result<(), StoreError>;
 
 /// What applying one request did besides its response: its changes in `sub` order, and the
 /// keyspace notifications it emits, in Redis's order.
@@ -312,7 +320,7 @@ impl Store {
         match op {
             Op::Put { key, value } => {
                 // RevisionMonotonic: a put always makes a change.
-                self.put_in(c, key, value, Ttl::Clear);
+                self.put_in(c, key, value, Ttl::Clear)?;
                 Ok(Response::Put { revision: c.main })
             }
             Op::Delete { keys } => {
@@ -411,38 +419,6 @@ impl Store {
         }
     }
 
-    /// Answers a read from the current state; changes nothing.
-    pub fn read(&self, read: &ReadOp) -> Response {
-        let revision = self.revision;
-        match read {
-            // MGET: a hash reads as absent, as in Redis.
-            ReadOp::Get { keys } => Response::Values {
-                values: keys
-                    .iter()
-                    .map(|key| self.keyspace.get(key).filter(|kv| !kv.is_hash()))
-                    .map(|kv| kv.map(|kv| kv.value))
-                    .collect(),
-                revision,
-            },
-            ReadOp::Typed { keys } => Response::Stored {
-                values: keys
-                    .iter()
-                    .map(|key| self.keyspace.get(key).map(|kv| kv.stored()))
-                    .collect(),
-                revision,
-            },
-            ReadOp::Meta { key } => Response::Meta {
-                kv: self.keyspace.get(key),
-                deadline: self.deadlines.get(key),
-                revision,
-            },
-            ReadOp::Len => Response::Integer {
-                value: self.len() as i64,
-                revision,
-            },
-        }
-    }
-
     /// Starts the changes of a request: they will share the next main revision.
     fn begin(&self) -> Changes {
         Changes {
@@ -453,13 +429,21 @@ impl Store {
     }
 
     /// Puts the string `value` at `key` as the next change, leaving the deadline `ttl` says.
-    fn put_in(&mut self, c: &mut Changes, key: &Bytes, value: &Bytes, ttl: Ttl) {
+    fn put_in(&mut self, c: &mut Changes, key: &Bytes, value: &Bytes, ttl: Ttl) -> Checked {
         self.put_stored_in(c, key, &Stored::String(value.clone()), ttl)
     }
 
     /// Puts `value` (a string or a hash) at `key` as the next change, leaving the deadline
-    /// `ttl` says.
-    fn put_stored_in(&mut self, c: &mut Changes, key: &Bytes, value: &Stored, ttl: Ttl) {
+    /// `ttl` says, if the schemas in force allow it (SchemaAtApply; refused, nothing changes).
+    fn put_stored_in(&mut self, c: &mut Changes, key: &Bytes, value: &Stored, ttl: Ttl) -> Checked {
+        self.check_schema(key, value)?;
+        self.put_unchecked_in(c, key, value, ttl);
+        Ok(())
+    }
+
+    /// [`Store::put_stored_in`] without the schema check: for a value written back unchanged
+    /// (a deadline set or cleared), or one checked already.
+    fn put_unchecked_in(&mut self, c: &mut Changes, key: &Bytes, value: &Stored, ttl: Ttl) {
         let revision = Revision::new(c.main, c.events.len() as u64);
         c.events.push(self.keyspace.put(key, value, revision));
         match ttl {

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use bytes::{Bytes, BytesMut};
 
 use super::long_double::LongDouble;
-use super::{Changes, PutTtl, Response, SetWhen, Store, StoreError, Ttl};
+use super::{Changes, PutTtl, Response, SetWhen, Store, StoreError, Stored, Ttl};
 
 /// The longest string APPEND and SETRANGE may make: Redis's default `proto-max-bulk-len`,
 /// 512 MiB. A constant, not configuration: the store reads no local config (DeterministicApply).
@@ -61,7 +61,7 @@ impl Store {
                 Ttl::At(at) if at <= now_ms => {
                     self.delete_in(c, key);
                 }
-                ttl => self.put_in(c, key, value, ttl),
+                ttl => self.put_in(c, key, value, ttl)?,
             }
         }
         Ok(Response::Set {
@@ -85,7 +85,7 @@ impl Store {
             None => 0,
         };
         let value = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-        self.put_in(c, key, &Bytes::from(value.to_string()), Ttl::Keep);
+        self.put_in(c, key, &Bytes::from(value.to_string()), Ttl::Keep)?;
         let revision = self.revision_with(c);
         Ok(Response::Integer { value, revision })
     }
@@ -106,7 +106,7 @@ impl Store {
             .checked_add(increment)
             .ok_or(StoreError::NanOrInfinity)?;
         let text = Bytes::from(sum.to_human());
-        self.put_in(c, key, &text, Ttl::Keep);
+        self.put_in(c, key, &text, Ttl::Keep)?;
         let revision = self.revision_with(c);
         Ok(Response::Value {
             value: Some(text),
@@ -128,7 +128,7 @@ impl Store {
                 buf.freeze()
             }
         };
-        self.put_in(c, key, &new, Ttl::Keep);
+        self.put_in(c, key, &new, Ttl::Keep)?;
         let (length, revision) = (new.len() as u64, self.revision_with(c));
         Ok(Response::Length { length, revision })
     }
@@ -160,7 +160,7 @@ impl Store {
         }
         buf[offset..end].copy_from_slice(value);
         let new = buf.freeze();
-        self.put_in(c, key, &new, Ttl::Keep);
+        self.put_in(c, key, &new, Ttl::Keep)?;
         let (length, revision) = (new.len() as u64, self.revision_with(c));
         Ok(Response::Length { length, revision })
     }
@@ -181,8 +181,13 @@ impl Store {
         let mut later: BTreeSet<&Bytes> = BTreeSet::new();
         let mut last: Vec<bool> = pairs.iter().rev().map(|(k, _)| later.insert(k)).collect();
         last.reverse();
+        // SchemaAtApply: every pair checked before any is written (against the schemas in
+        // force before the MSET), so a refused pair changes nothing.
+        for (key, value) in pairs {
+            self.check_schema(key, &Stored::String(value.clone()))?;
+        }
         for ((key, value), _) in pairs.iter().zip(last).filter(|(_, last)| *last) {
-            self.put_in(c, key, value, Ttl::Clear);
+            self.put_unchecked_in(c, key, &Stored::String(value.clone()), Ttl::Clear);
         }
         let revision = self.revision_with(c);
         let applied = true;
@@ -213,8 +218,9 @@ impl Store {
             return Ok(Response::Applied { applied, revision });
         }
         let ttl = self.deadlines.get(src).map_or(Ttl::Clear, Ttl::At);
+        self.check_schema(dst, &value)?;
         self.delete_in(c, src);
-        self.put_stored_in(c, dst, &value, ttl);
+        self.put_unchecked_in(c, dst, &value, ttl);
         let (applied, revision) = (true, self.revision_with(c));
         Ok(Response::Applied { applied, revision })
     }
@@ -243,7 +249,7 @@ impl Store {
         let current = self.keyspace.get(key).map_or(0, |kv| kv.mod_revision);
         let applied = current == expected_mod_revision;
         if applied {
-            self.put_in(c, key, value, ttl);
+            self.put_in(c, key, value, ttl)?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Applied { applied, revision })

@@ -16,6 +16,7 @@ mod failover;
 mod large_entries;
 mod membership;
 mod pipelined_failover;
+mod schemas;
 mod script_failover;
 mod sentinel;
 mod snapshot_chunks;
