@@ -219,6 +219,39 @@ mod tests {
     }
 
     #[test]
+    fn read_modify_writes_are_checked_on_the_value_they_produce() {
+        let mut s = Store::new();
+        must_apply(
+            &mut s,
+            put("__schema__/n/", r#"{"type": "integer", "maximum": 10}"#),
+        );
+        must_apply(&mut s, put("n/a", "9"));
+        let incr = |delta| Op::IncrBy {
+            key: b("n/a"),
+            delta,
+        };
+        must_apply(&mut s, incr(1));
+        assert_eq!(s.get(b"n/a").unwrap().value, b("10"));
+        assert!(refused(&must_apply(&mut s, incr(1))).contains("greater than the maximum"));
+        let append = Op::Append {
+            key: b("n/a"),
+            value: b("0"),
+        };
+        refused(&must_apply(&mut s, append));
+        let setrange = Op::SetRange {
+            key: b("n/a"),
+            offset: 0,
+            value: b("x"),
+        };
+        refused(&must_apply(&mut s, setrange));
+        assert_eq!(
+            s.get(b"n/a").unwrap().value,
+            b("10"),
+            "every refusal left it"
+        );
+    }
+
+    #[test]
     fn a_schema_key_must_hold_a_valid_schema_and_nested_prefixes_all_apply() {
         let mut s = Store::new();
         let e = refused(&must_apply(&mut s, put("__schema__/app/", "{")));
