@@ -9,7 +9,8 @@
 //! - Families, one file each: `strings.rs` (SET INCR APPEND ...), `expire.rs` (EXPIRE PERSIST
 //!   GETEX SETEX ...), `keys.rs` (DEL RENAME KEYS SCAN FLUSHDB REVISION CAS), `reads.rs` (reads
 //!   answered from one `store::ReadOp`: GET MGET TTL ...), `history.rs` (GETAT HISTORY ROLLBACK
-//!   COMPACT), `schema.rs` (SCHEMA SET GET DEL LIST), `txn.rs` (MULTI EXEC DISCARD WATCH UNWATCH), `pubsub.rs` (SUBSCRIBE ... PUBLISH
+//!   COMPACT), `schema.rs` (SCHEMA SET GET DEL LIST), `gray.rs` (GRAY
+//!   STAGE PROMOTE ABORT LIST), `txn.rs` (MULTI EXEC DISCARD WATCH UNWATCH), `pubsub.rs` (SUBSCRIBE ... PUBLISH
 //!   PUBSUB), `stream.rs` (XREAD XRANGE XREVRANGE on the `__watch__:` streams),
 //!   `connection.rs` (PING HELLO AUTH CLIENT READMODE ...), `server/` (COMMAND, CONFIG, INFO,
 //!   ROLE and TIME, a file per group), `cluster.rs` (RAFT.* SHUTDOWN).
@@ -61,6 +62,7 @@ mod batch;
 mod cluster;
 mod connection;
 mod expire;
+mod gray;
 mod hashes;
 mod history;
 mod keys;

@@ -117,7 +117,13 @@ pub(crate) async fn run(
     plan: ReadPlan,
 ) -> CommandResult {
     super::read_gate(ctx, session).await?;
-    let response = ctx.node.read_store(|store| store.read(&plan.op));
+    let response = match session.gray_label() {
+        // GrayReadOneRevision (`store/gray.rs`): candidates and keys from one state.
+        Some(label) => ctx
+            .node
+            .read_store(|store| store.read_gray(&label, &plan.op)),
+        None => ctx.node.read_store(|store| store.read(&plan.op)),
+    };
     plan.reply.frame(response, crate::raft::unix_ms())
 }
 

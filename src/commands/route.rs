@@ -25,7 +25,7 @@ use std::pin::Pin;
 
 use super::reads::ReadReply;
 use super::{
-    cluster, connection, expire, hashes, history, keys, pubsub, schema, scripting, sentinel,
+    cluster, connection, expire, gray, hashes, history, keys, pubsub, schema, scripting, sentinel,
     server, stream, strings, CommandError, CommandResult, Outcome, Plan, Session,
 };
 use crate::context::ServerContext;
@@ -128,6 +128,8 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         "compact" => Write(history::compact),
         // Schemas (`schema.rs`).
         "schema" => Cluster(|c, s, p| Box::pin(schema::schema(c, s, p))),
+        // Gray releases (`gray.rs`).
+        "gray" => Cluster(|c, s, p| Box::pin(gray::gray(c, s, p))),
         "getat" => ReadRun(|c, s, p| Box::pin(history::getat(c, s, p))),
         "history" => ReadRun(|c, s, p| Box::pin(history::history(c, s, p))),
         // Scripting (`scripting/`).

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::txn;
@@ -138,6 +139,15 @@ impl Session {
 
     /// Called once per command answered, in order: whether its reply must be dropped
     /// (`CLIENT REPLY`). Messages pushed to a subscriber are not replies: they still go out.
+    /// The gray-release label this client declared by its name, `gray:<label>`
+    /// (`CLIENT SETNAME`, `HELLO ... SETNAME`, a client library's `client_name`): its reads see
+    /// the candidates staged for that label (`store/gray.rs`).
+    pub fn gray_label(&self) -> Option<Bytes> {
+        let names = self.handle.names();
+        let label = names.name.as_deref()?.strip_prefix("gray:")?;
+        (!label.is_empty()).then(|| Bytes::copy_from_slice(label.as_bytes()))
+    }
+
     pub fn reply_muted(&mut self) -> bool {
         if self.replies_to_skip > 0 {
             self.replies_to_skip -= 1;

@@ -12,6 +12,7 @@
 //! - `compaction.rs`: compaction and the readable window.
 //! - `read.rs`: the reads of the current state ([`ReadOp`]).
 //! - `schema.rs`: schema-checked values (a JSON Schema per key prefix, checked at apply).
+//! - `gray.rs`: gray releases (candidates only one label of clients reads).
 //! - `strings.rs`: the read-modify-writes of the string commands, decided at apply.
 //! - `hash.rs`: [`Stored`] (a string or a [`Hash`]) and the hash commands' writes.
 //! - `long_double.rs`: [`LongDouble`], INCRBYFLOAT's x87 extended arithmetic in software.
@@ -49,6 +50,7 @@ mod dedup;
 mod error;
 mod event;
 mod expiry;
+mod gray;
 mod hash;
 mod key_index;
 mod kv;
@@ -90,6 +92,7 @@ use kv::Keyspace;
 pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
+pub use gray::{gray_key, gray_parts, GRAY_PREFIX};
 pub use hash::{Hash, Stored};
 /// SCAN's order (FNV-1a, the same on every node); HSCAN walks fields by it too.
 pub use kv::key_hash as scan_hash;

@@ -14,6 +14,7 @@
 //!   the validator's iteration order.
 //! - **SchemaValid.** A write of a schema key itself must be a valid JSON Schema (no remote
 //!   `$ref`: this build cannot fetch one).
+//! - A gray release's candidate (`gray.rs`) is checked as the key it stands for.
 //! - A key under several prefixes with schemas must satisfy all of them; a schema checks
 //!   string values, so a hash under a schema is refused; a schema applies to the writes after
 //!   it (the keys already there are not checked). Expiry and `PERSIST`/`EXPIRE` re-write a
@@ -100,7 +101,9 @@ impl Store {
                 Stored::Hash(_) => refuse("a hash, not a JSON text".into()),
             };
         }
-        for (prefix, schema) in self.schemas_over(key) {
+        // A gray candidate is checked as the key it stands for (`gray.rs`).
+        let checked = super::gray::gray_parts(key).map_or(&key[..], |(_, k)| k);
+        for (prefix, schema) in self.schemas_over(checked) {
             let Stored::String(s) = value else {
                 return Err(StoreError::Schema(format!(
                     "SCHEMA '{}' is under the schema of '{}', which checks string values: a \

@@ -53,7 +53,7 @@ use crate::context::clients::{
     ClientRegistry, FLAG_TRACKING, FLAG_TRACKING_BCAST, FLAG_TRACKING_BROKEN_REDIR,
 };
 use crate::protocol::Frame;
-use crate::store::Applied;
+use crate::store::{gray_parts, Applied};
 
 /// Redis's default `tracking-table-max-keys`.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
@@ -339,10 +339,18 @@ impl Tracker {
         // Default mode: one message per key, in the order the request changed them (Redis
         // signals each modified key as it goes).
         let mut seen = HashSet::with_capacity(applied.events.len());
+        // A gray candidate's change (`store/gray.rs`) changes what its label reads at the key
+        // it stands for: that key is invalidated too (GrayInvalidates).
+        let stands_for: Vec<Bytes> = applied
+            .events
+            .iter()
+            .filter_map(|e| gray_parts(&e.kv.key).map(|(_, k)| Bytes::copy_from_slice(k)))
+            .collect();
         let changed: Vec<&Bytes> = applied
             .events
             .iter()
             .map(|e| &e.kv.key)
+            .chain(stands_for.iter())
             .filter(|k| seen.insert(*k))
             .collect();
         for key in &changed {

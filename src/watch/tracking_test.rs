@@ -244,3 +244,15 @@ fn a_disabled_or_gone_client_is_sent_nothing_and_dropped_lazily() {
     assert!(other.pushes().is_empty());
     assert_eq!(tracker.stats().items, 0, "the stale id went with the key");
 }
+
+/// GrayInvalidates: staging, promoting or aborting a gray candidate changes what its label
+/// reads at the key it stands for, so a client caching that key is told.
+#[test]
+fn a_gray_candidates_change_invalidates_the_key_it_stands_for() {
+    let (registry, tracker) = setup();
+    let mut c = TestClient::new(&registry, 1, 3);
+    tracker.enable(1, 100, &TrackingOptions::default()).unwrap();
+    tracker.remember(1, [b("cfg/x")]);
+    tracker.invalidate(&applied(&["__gray__/canary/cfg/x"], Some(7)));
+    assert_eq!(c.pushes(), vec![invalidate(&["cfg/x"])]);
+}

@@ -1,12 +1,14 @@
-//! Schema-checked values on a three-node cluster: `SCHEMA SET` through a follower, writes
+//! The config centre's checks on a three-node cluster. Schema-checked values: `SCHEMA SET` through a follower, writes
 //! through every node checked at apply (SET, MSET, EXEC, scripts, ROLLBACK), the refusal naming
 //! the key, the JSON path and the rule and changing nothing, the schema's own history, and a
-//! restarted node enforcing the same schema.
+//! restarted node enforcing the same schema. Gray releases through redis-py across a leader
+//! kill (`tests/testdata/redis_py_gray.py`).
 
 use crate::common;
 
 use std::time::Duration;
 
+use common::client_libs::{must_redis_py, testdata_command};
 use common::{phase, Cluster};
 use resp_client::raw::{RawConn, Reply};
 
@@ -145,4 +147,85 @@ fn writes_under_a_schema_are_checked_on_every_node() {
         Reply::Integer(1)
     );
     ok(f1.must_call(&["SET", "app/pay/eu", r#"{"limit": 5000}"#]));
+}
+
+/// redis_py_gray.py's report.
+fn gray_readers(c: &Cluster, ids: &[u64], seconds: &str, promoted: bool) -> std::process::Child {
+    let pythonpath = must_redis_py();
+    let mut cmd = testdata_command("python3", "redis_py_gray.py");
+    cmd.args(["canary", "cfg/x", "old", "new", seconds]);
+    if promoted {
+        cmd.arg("--promoted");
+    }
+    cmd.args(ids.iter().map(|&id| c.redis_addr(id)));
+    cmd.env("PYTHONPATH", pythonpath)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("python3 redis_py_gray.py")
+}
+
+fn must_pass(child: std::process::Child, what: &str) -> serde_json::Value {
+    let out = child.wait_with_output().expect("redis_py_gray.py output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what}: redis_py_gray.py exit {:?}: {stdout}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
+/// A gray release through redis-py, across a kill -9 of the leader between stage and promote:
+/// the client named `gray:canary` reads the candidate from the stage on, the other never before
+/// the promote and always after it, and the key's history has the three steps.
+#[test]
+fn a_gray_release_survives_a_leader_kill_and_only_its_label_reads_it_early() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let mut l = RawConn::must_connect(&c.redis_addr(leader));
+
+    phase("stage a candidate; the labelled client reads it, the other does not");
+    ok(l.must_call(&["SET", "cfg/x", "old"]));
+    ok(l.must_call(&["GRAY", "STAGE", "canary", "cfg/x", "new"]));
+    let all = c.ids();
+    must_pass(gray_readers(&c, &all, "1", false), "after the stage");
+
+    phase("kill -9 the leader; the survivors keep the candidate staged");
+    c.kill9(leader);
+    let survivors: Vec<u64> = all.iter().copied().filter(|&id| id != leader).collect();
+    let new_leader = c.must_leader(Duration::from_secs(30));
+    must_pass(gray_readers(&c, &survivors, "1", false), "after the kill");
+
+    phase("promote while both clients read: the other client moves to it, never back");
+    let readers = gray_readers(&c, &survivors, "3", false);
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut nl = RawConn::must_connect(&c.redis_addr(new_leader));
+    assert_eq!(
+        nl.must_call(&["GRAY", "PROMOTE", "canary", "cfg/x"]),
+        Reply::ok()
+    );
+    let report = must_pass(readers, "during the promote");
+    assert_eq!(report["plain_saw_candidate"], true, "{report}");
+    c.restart(leader);
+    must_pass(gray_readers(&c, &all, "1", true), "after the promote");
+
+    phase("every step is a revision in the history");
+    let Reply::Array(Some(key)) = nl.must_call(&["HISTORY", "cfg/x"]) else {
+        panic!("HISTORY")
+    };
+    let Reply::Array(Some(candidate)) = nl.must_call(&["HISTORY", "__gray__/canary/cfg/x"]) else {
+        panic!("HISTORY")
+    };
+    assert_eq!(key.len(), 2, "set old, promote: {key:?}");
+    assert_eq!(
+        candidate.len(),
+        2,
+        "stage, promote (its delete): {candidate:?}"
+    );
+    assert_eq!(
+        nl.must_call(&["GRAY", "PROMOTE", "canary", "cfg/x"]),
+        Reply::Error(b"ERR nothing is staged for this key and label".to_vec())
+    );
+    assert_eq!(nl.must_call(&["GRAY", "LIST"]), Reply::Array(Some(vec![])));
 }
