@@ -18,6 +18,8 @@
 //!                          → [next cursor, [keys]]; cursor "0" starts and ends. COUNT (default
 //!                            10) keys are examined per call, then MATCH and TYPE filter them.
 //! FLUSHDB|FLUSHALL [ASYNC|SYNC] → +OK (one revision deleting every key)
+//! OBJECT ENCODING|REFCOUNT key → what Redis 7.0 answers for a freshly written value like it;
+//!                            FREQ → Redis's error without an LFU policy; no IDLETIME
 //!
 //! redraft's own:
 //! REVISION                 → map: revision, compact_revision, raft_term, raft_leader (id|nil)
@@ -39,13 +41,13 @@
 use bytes::Bytes;
 
 use super::args::{positive_expiry, rest, TimeUnit};
-use super::reply::field;
+use super::reply::{field, help_reply};
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
 use crate::context::ServerContext;
 use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
 use crate::raft::unix_ms;
-use crate::store::Op;
+use crate::store::{Op, Stored};
 
 /// SCAN's default COUNT, as Redis.
 const SCAN_DEFAULT_COUNT: usize = 10;
@@ -275,6 +277,103 @@ pub(super) fn cas(parse: &mut Parse) -> Result<Plan, CommandError> {
             })
         }
         Some(_) => Err(ParseError::Syntax.into()),
+    }
+}
+
+/// Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`: strings up to this many bytes are `embstr`.
+const EMBSTR_SIZE_LIMIT: usize = 44;
+/// Redis's `hash-max-listpack-entries` and `hash-max-listpack-value` defaults.
+const LISTPACK_ENTRIES: usize = 128;
+const LISTPACK_VALUE: usize = 64;
+/// Redis shares the integers below this (`OBJ_SHARED_INTEGERS`); their refcount reads as
+/// `OBJ_SHARED_REFCOUNT` (INT_MAX).
+const SHARED_INTEGERS: i64 = 10_000;
+
+/// The integer Redis would store `value` as (`string2l`: no sign but `-`, no leading zeros,
+/// at most 20 bytes), if any.
+fn redis_integer(value: &[u8]) -> Option<i64> {
+    if value.is_empty() || value.len() > 20 {
+        return None;
+    }
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    let canonical = digits == b"0" && value.len() == 1
+        || digits.first().is_some_and(|d| (b'1'..=b'9').contains(d))
+            && digits.iter().all(u8::is_ascii_digit);
+    canonical
+        .then(|| std::str::from_utf8(value).ok()?.parse().ok())
+        .flatten()
+}
+
+/// The encoding Redis 7.0 gives a freshly written value like `stored` (`OBJECT ENCODING`).
+/// Derived from the value alone: Redis also keeps `raw` after `APPEND`/`SETRANGE` and
+/// `hashtable` after a hash shrinks, which redraft does not track.
+fn encoding(stored: &Stored) -> &'static str {
+    match stored {
+        Stored::String(v) if redis_integer(v).is_some() => "int",
+        Stored::String(v) if v.len() <= EMBSTR_SIZE_LIMIT => "embstr",
+        Stored::String(_) => "raw",
+        Stored::Hash(h)
+            if h.len() <= LISTPACK_ENTRIES
+                && h.iter()
+                    .all(|(f, v)| f.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE) =>
+        {
+            "listpack"
+        }
+        Stored::Hash(_) => "hashtable",
+    }
+}
+
+/// OBJECT ENCODING|REFCOUNT|FREQ|HELP, through the read gate. `IDLETIME` is not answered
+/// (redraft does not track access times): it is not in the command table.
+pub(super) async fn object(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
+    let sub = parse.next_string()?.to_ascii_lowercase();
+    if sub == "help" {
+        return Ok(help_reply(
+            "OBJECT",
+            &[
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+            ],
+        ));
+    }
+    let key = parse.next_bytes()?;
+    read_gate(ctx, session).await?;
+    let Some(kv) = ctx.node.read_store(|s| s.get(&key)) else {
+        return Ok(Frame::Null);
+    };
+    let stored = kv.stored();
+    match sub.as_str() {
+        "encoding" => Ok(Frame::Bulk(Bytes::from_static(
+            encoding(&stored).as_bytes(),
+        ))),
+        "refcount" => Ok(Frame::Integer(match &stored {
+            Stored::String(v)
+                if redis_integer(v).is_some_and(|n| (0..SHARED_INTEGERS).contains(&n)) =>
+            {
+                i64::from(i32::MAX)
+            }
+            _ => 1,
+        })),
+        "freq" => Err(CommandError::Reply(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please \
+             note that when switching between policies at runtime LRU and LFU data will take \
+             some time to adjust."
+                .into(),
+        )),
+        other => Err(CommandError::Reply(format!(
+            "ERR unknown subcommand '{other}'. Try OBJECT HELP."
+        ))),
     }
 }
 

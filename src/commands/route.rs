@@ -98,6 +98,7 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         "keys" => ReadRun(|c, s, p| Box::pin(keys::keys(c, s, p))),
         "scan" => ReadRun(|c, s, p| Box::pin(keys::scan(c, s, p))),
         "revision" => ReadRun(|c, s, p| Box::pin(keys::revision(c, s, p))),
+        "object" => ReadRun(|c, s, p| Box::pin(keys::object(c, s, p))),
         // Reads from one `store::ReadOp` (`reads.rs`).
         "get" => Read(ReadReply::Get),
         "mget" => Read(ReadReply::MGet),

@@ -1552,6 +1552,117 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         },
     },
     CommandSpec {
+        name: "object",
+        arity: -2,
+        flags: &[],
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        acl_categories: &["@slow"],
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[
+            CommandSpec {
+                name: "object|refcount",
+                arity: 3,
+                flags: &["readonly"],
+                first_key: 2,
+                last_key: 2,
+                step: 1,
+                acl_categories: &["@keyspace", "@read", "@slow"],
+                tips: &["nondeterministic_output"],
+                key_specs: &[
+                    KeySpec { flags: &["RO"], begin_index: 2, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+                ],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Get the number of references to the value of the key",
+                    since: "2.2.3",
+                    group: "generic",
+                    complexity: "O(1)",
+                    arguments: &[
+                        Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "object|freq",
+                arity: 3,
+                flags: &["readonly"],
+                first_key: 2,
+                last_key: 2,
+                step: 1,
+                acl_categories: &["@keyspace", "@read", "@slow"],
+                tips: &["nondeterministic_output"],
+                key_specs: &[
+                    KeySpec { flags: &["RO"], begin_index: 2, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+                ],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Get the logarithmic access frequency counter of a Redis object",
+                    since: "4.0.0",
+                    group: "generic",
+                    complexity: "O(1)",
+                    arguments: &[
+                        Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "object|help",
+                arity: 2,
+                flags: &["loading", "stale"],
+                first_key: 0,
+                last_key: 0,
+                step: 0,
+                acl_categories: &["@keyspace", "@slow"],
+                tips: &[],
+                key_specs: &[],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Show helpful text about the different subcommands",
+                    since: "6.2.0",
+                    group: "generic",
+                    complexity: "O(1)",
+                    ..Doc::EMPTY
+                },
+            },
+            CommandSpec {
+                name: "object|encoding",
+                arity: 3,
+                flags: &["readonly"],
+                first_key: 2,
+                last_key: 2,
+                step: 1,
+                acl_categories: &["@keyspace", "@read", "@slow"],
+                tips: &["nondeterministic_output"],
+                key_specs: &[
+                    KeySpec { flags: &["RO"], begin_index: 2, lastkey: 0, keystep: 1, limit: 0, ..KeySpec::EMPTY },
+                ],
+                subcommands: &[],
+                doc: Doc {
+                    summary: "Inspect the internal encoding of a Redis object",
+                    since: "2.2.3",
+                    group: "generic",
+                    complexity: "O(1)",
+                    arguments: &[
+                        Arg { name: "key", typ: "key", key_spec_index: 0, ..Arg::EMPTY },
+                    ],
+                    ..Doc::EMPTY
+                },
+            },
+        ],
+        doc: Doc {
+            summary: "A container for object introspection commands",
+            since: "2.2.3",
+            group: "generic",
+            complexity: "Depends on subcommand.",
+            ..Doc::EMPTY
+        },
+    },
+    CommandSpec {
         name: "type",
         arity: 2,
         flags: &["readonly", "fast"],
