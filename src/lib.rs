@@ -56,4 +56,5 @@ pub mod protocol;
 pub mod raft;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod watch;

@@ -45,6 +45,15 @@ struct Cli {
     /// With --join: this node's HTTP address for /metrics, /health and /ready.
     #[arg(long, value_name = "HOST:PORT", requires = "join")]
     metrics_addr: Option<String>,
+    /// With --join: this node's TLS client address (tls_addr).
+    #[arg(long, value_name = "HOST:PORT", requires = "join")]
+    tls_addr: Option<String>,
+    /// With --join: this node's certificate (tls_cert_file).
+    #[arg(long, value_name = "FILE", requires = "join")]
+    tls_cert_file: Option<PathBuf>,
+    /// With --join: this node's private key (tls_key_file).
+    #[arg(long, value_name = "FILE", requires = "join")]
+    tls_key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Sub>,
     /// Log filter, e.g. "info", "redraft=debug" (overrides RUST_LOG).
@@ -69,6 +78,21 @@ enum Sub {
     },
     /// Print a new random cluster secret (256 bits, hex) for `[cluster] secret`.
     GenSecret,
+    /// Make the TLS certificates of a cluster: a CA (ca.crt, ca.key; an existing ca.key in
+    /// --out is reused), node<ID>.crt/.key for every [[node]] of --config (naming its IP
+    /// addresses, 127.0.0.1, ::1 and localhost; for servers and clients), and client.crt/.key
+    /// for clients when tls.auth_clients asks for certificates. Keys are written mode 0600.
+    Cert {
+        /// The cluster's description.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// How long node and client certificates are valid, in days.
+        #[arg(long, value_name = "DAYS", default_value_t = 365)]
+        days: u32,
+    },
     /// Create a new cluster's data dirs from a backup (every data_dir of --config must be
     /// empty or missing); then start the nodes as usual.
     Restore {
@@ -113,6 +137,9 @@ fn main() -> ExitCode {
             redis_addr: cli.redis_addr.clone().unwrap_or_default(),
             data_dir: cli.data_dir.clone().unwrap_or_default(),
             metrics_addr: cli.metrics_addr.clone(),
+            tls_addr: cli.tls_addr.clone(),
+            tls_cert_file: cli.tls_cert_file.clone(),
+            tls_key_file: cli.tls_key_file.clone(),
         }];
     }
     // Refuse bad config before anything starts.
@@ -133,6 +160,10 @@ fn main() -> ExitCode {
             Ok(n) => n,
             Err(e) => return fail(&e),
         };
+        // SIGHUP: read the TLS certificates again (rotation without a restart).
+        if let Some(tls) = node.ctx.tls.clone() {
+            tokio::spawn(reload_tls_on_sighup(tls));
+        }
         if let Some(member) = &cli.join {
             let joined = tokio::select! {
                 r = node.join(member, password.as_deref()) => r,
@@ -182,6 +213,22 @@ async fn wait_for_signal() {
     }
 }
 
+/// Reloads the TLS files on every SIGHUP; a bad file is logged and the old ones stay
+/// (ReloadAllOrNothing).
+async fn reload_tls_on_sighup(tls: std::sync::Arc<redraft::tls::TlsContext>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler: TLS reload only with CONFIG SET");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded"),
+            Err(e) => tracing::warn!(error = %e, "SIGHUP: TLS certificates not reloaded"),
+        }
+    }
+}
+
 /// Runs `redraft backup` / `redraft restore`.
 fn run_sub(sub: &Sub) -> ExitCode {
     use indicatif::{ProgressBar, ProgressStyle};
@@ -190,6 +237,24 @@ fn run_sub(sub: &Sub) -> ExitCode {
         Err(e) => return fail(&e),
     };
     match sub {
+        Sub::Cert { config, out, days } => {
+            let cfg = match ClusterConfig::from_file(config) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            match redraft::tls::cert::write_cluster_certs(&cfg, out, i64::from(*days)) {
+                Ok(w) => {
+                    if w.reused_ca {
+                        println!("reused the CA in {}", out.join("ca.key").display());
+                    }
+                    for f in &w.files {
+                        println!("wrote {}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Sub::GenSecret => {
             // rand's ThreadRng is a CSPRNG (ChaCha, seeded from the OS).
             let bytes: [u8; 32] = rand::random();

@@ -38,6 +38,8 @@ pub struct Node {
     pub raft: Arc<RaftNode>,
     pub redis_addr: std::net::SocketAddr,
     pub raft_addr: std::net::SocketAddr,
+    /// The TLS client address, when configured (`tls_addr`).
+    pub tls_addr: Option<std::net::SocketAddr>,
     /// The HTTP address of `/metrics`, `/health` and `/ready`, when configured.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// What every session shares; `SHUTDOWN` asks for a stop through it.
@@ -58,11 +60,21 @@ impl Node {
         let me = cfg.node(node_id)?.clone();
         ensure_data_dir_identity(&me.data_dir, &cfg.cluster.name, node_id)?;
 
+        // TLS files are read and checked before anything listens (a bad one stops the node).
+        let tls =
+            crate::tls::TlsContext::load(&cfg, &me).map_err(|e| Error::Io(format!("TLS: {e}")))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         // Scripts run at apply (EVAL): the interpreter must be in place before the log replays.
         crate::commands::install_script_host();
-        let started =
-            crate::raft::start(&cfg, &me, node_id, opts.join.is_some(), &shutdown_rx).await?;
+        let started = crate::raft::start(
+            &cfg,
+            &me,
+            node_id,
+            opts.join.is_some(),
+            tls.clone(),
+            &shutdown_rx,
+        )
+        .await?;
         let (node, raft_addr, mut tasks) = (started.node, started.raft_addr, started.tasks);
 
         let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {
@@ -74,7 +86,23 @@ impl Node {
         let redis_addr = redis_listener
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
-        let ctx = Arc::new(ServerContext::new(node.clone(), &cfg, redis_addr.port()));
+        let tls_listener = match &me.tls_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::Io(format!("cannot listen on tls_addr {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        let tls_addr = tls_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let mut ctx = ServerContext::new(node.clone(), &cfg, redis_addr.port());
+        ctx.tls = tls.clone();
+        ctx.tls_port = tls_addr.map_or(0, |a| a.port());
+        let ctx = Arc::new(ctx);
         // Client tracking's invalidations, from every applied entry, before any reader can see
         // it (AppliedHookBeforeReaders, RememberBeforeRead in `watch/tracking.rs`).
         let tracker = ctx.tracker.clone();
@@ -114,16 +142,26 @@ impl Node {
             }
             None => None,
         };
+        if let Some(listener) = tls_listener {
+            tasks.push(tokio::spawn(server::run(
+                listener,
+                ctx.clone(),
+                shutdown_rx.clone(),
+                server::Transport::Tls,
+            )));
+        }
         tasks.push(tokio::spawn(server::run(
             redis_listener,
             ctx.clone(),
             shutdown_rx,
+            server::Transport::Plain,
         )));
 
         tracing::info!(
             node_id,
             %redis_addr,
             %raft_addr,
+            ?tls_addr,
             ?metrics_addr,
             cluster = %cfg.cluster.name,
             "node started"
@@ -132,6 +170,7 @@ impl Node {
             raft: node,
             redis_addr,
             raft_addr,
+            tls_addr,
             metrics_addr,
             ctx,
             shutdown_tx,

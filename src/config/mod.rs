@@ -34,11 +34,13 @@ use serde::Deserialize;
 mod identity;
 mod notify;
 mod read_mode;
+mod tls;
 mod validate;
 
 pub use identity::{ensure_data_dir_identity, IDENTITY_FILE};
 pub use notify::NotifyKeyspaceEvents;
 pub use read_mode::{ParseReadModeError, ReadMode};
+pub use tls::{parse_protocols, TlsAuthClients, TlsSection};
 
 /// Largest accepted `server.proto_max_bulk_len`: Redis's own ceiling, 512 MiB.
 pub const MAX_PROTO_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
@@ -70,6 +72,8 @@ pub struct ClusterConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 /// `[cluster]`.
@@ -98,6 +102,17 @@ pub struct NodeConfig {
     /// `/metrics` and `/health` over HTTP; off when absent.
     #[serde(default)]
     pub metrics_addr: Option<String>,
+    /// Redis clients over TLS (Redis's `tls-port`), beside the plain `redis_addr`; off when
+    /// absent.
+    #[serde(default)]
+    pub tls_addr: Option<String>,
+    /// This node's certificate chain (PEM), for its TLS clients, its peers (`tls.peers`) and
+    /// HTTPS (`tls.metrics`).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// `[raft]`: timing and log retention.

@@ -35,7 +35,8 @@ impl ClusterConfig {
         self.validate_secret_required()?;
         self.validate_raft()?;
         self.validate_server()?;
-        self.validate_store()
+        self.validate_store()?;
+        self.validate_tls()
     }
 
     /// Returns the node with id `id`.
@@ -66,10 +67,14 @@ impl ClusterConfig {
                 redis_addr: "127.0.0.1:6379".to_owned(),
                 data_dir: PathBuf::from("./data"),
                 metrics_addr: None,
+                tls_addr: None,
+                tls_cert_file: None,
+                tls_key_file: None,
             }],
             raft: RaftSection::default(),
             server: ServerSection::default(),
             store: StoreSection::default(),
+            tls: TlsSection::default(),
         }
     }
 
@@ -105,9 +110,11 @@ impl ClusterConfig {
     /// **SecretOffLoopback.** A node whose peer port is reachable from another host must have
     /// a cluster secret: that port accepts client writes (bypassing `requirepass`), membership
     /// changes and snapshots from whoever passes the handshake. Only clusters whose every
-    /// `raft_addr` is a loopback address may run without one.
+    /// `raft_addr` is a loopback address may run without one, and clusters whose peers speak
+    /// mutual TLS (`tls.peers`: the CA's signature authenticates a peer, the secret is then a
+    /// second factor).
     fn validate_secret_required(&self) -> Result<(), ConfigError> {
-        if self.cluster.secret.is_some() {
+        if self.cluster.secret.is_some() || self.tls.peers {
             return Ok(());
         }
         for (i, node) in self.nodes.iter().enumerate() {
@@ -173,6 +180,9 @@ impl ClusterConfig {
                     parse_addr(&at("metrics_addr"), metrics)?,
                     at("metrics_addr"),
                 ));
+            }
+            if let Some(tls) = &node.tls_addr {
+                own.push((parse_addr(&at("tls_addr"), tls)?, at("tls_addr")));
             }
             let start = addrs.len();
             for (addr, field) in own {

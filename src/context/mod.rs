@@ -58,6 +58,11 @@ pub struct ServerContext {
     pub stop_requested: Notify,
     /// This node's addresses as the cluster should know them (what `--join` asks to add).
     pub advertised: PeerNode,
+    /// This node's TLS (client port, peers, HTTPS), when it has any: `CONFIG GET/SET tls-*`
+    /// and SIGHUP reload it.
+    pub tls: Option<Arc<crate::tls::TlsContext>>,
+    /// The TLS client port (INFO's tls_port), 0 without one.
+    pub tls_port: u16,
 }
 
 /// Per-node settings that `CONFIG SET` may change at run time. Each is read with one relaxed
@@ -178,6 +183,8 @@ impl ServerContext {
             command_stats: cmdstats::CommandStats::default(),
             stop_requested: Notify::new(),
             advertised,
+            tls: None,
+            tls_port: 0,
         }
     }
 }

@@ -40,7 +40,12 @@ pub struct Connection<S> {
     limits: Limits,
     /// The reply protocol; `HELLO 3` sets it to RESP3.
     pub proto: Protocol,
+    /// Nothing has been read yet (TlsHandshakeRefused looks at the first byte).
+    fresh: bool,
 }
+
+/// The first byte of a TLS handshake record: never the start of a RESP command.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Why a connection cannot go on reading commands.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,11 @@ pub enum ConnectionError {
     /// The socket failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// **TlsHandshakeRefused.** The client's first byte opens a TLS handshake: a TLS client on
+    /// the plain-text port. It could not read a RESP error, so the connection just closes
+    /// (and the server logs why).
+    #[error("a TLS handshake on the plain-text port")]
+    TlsOnPlainPort,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -64,6 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             limits,
             proto: Protocol::default(),
+            fresh: true,
         }
     }
 
@@ -79,6 +90,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.reserve_for_read();
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
                 return Ok(None);
+            }
+            if std::mem::take(&mut self.fresh) && self.rbuf.first() == Some(&TLS_HANDSHAKE_RECORD) {
+                return Err(ConnectionError::TlsOnPlainPort);
             }
         }
     }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::wire::{
     read_frame, write_frame, Hello, HelloReply, PeerIdentity, Proof, Side, Verdict,
@@ -75,7 +75,10 @@ fn verify_mac(secret: &str, side: Side, hello: &Hello, nonce: &[u8; 32], got: &[
 }
 
 /// Server side of the handshake. Returns the peer's node id when it is welcome.
-pub(super) async fn accept_handshake(stream: &mut TcpStream, me: &PeerIdentity) -> io::Result<u64> {
+pub(super) async fn accept_handshake<S>(stream: &mut S, me: &PeerIdentity) -> io::Result<u64>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let hello: Hello = read_frame(stream, MAX_HANDSHAKE_FRAME)
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "closed before hello"))?;
@@ -117,11 +120,10 @@ pub(super) async fn accept_handshake(stream: &mut TcpStream, me: &PeerIdentity) 
 }
 
 /// Client side of the handshake.
-pub async fn connect_handshake(
-    stream: &mut TcpStream,
-    me: &PeerIdentity,
-    target: u64,
-) -> io::Result<()> {
+pub async fn connect_handshake<S>(stream: &mut S, me: &PeerIdentity, target: u64) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let hello = Hello {
         cluster: me.cluster.clone(),
         from: me.node_id,
@@ -160,7 +162,7 @@ pub async fn connect_handshake(
 
 #[cfg(test)]
 mod tests {
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
 
@@ -169,6 +171,7 @@ mod tests {
             cluster: cluster.into(),
             secret: secret.map(Into::into),
             node_id,
+            tls: None,
         }
     }
 

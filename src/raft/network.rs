@@ -27,6 +27,8 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use tokio::net::TcpStream;
+
+use crate::tls::MaybeTls;
 use tokio::sync::{oneshot, Mutex as AsyncMutex};
 
 use super::handshake::connect_handshake;
@@ -61,7 +63,7 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<RpcResponse>>>>;
 
 /// One authenticated, multiplexed connection to a peer.
 pub struct PeerConn {
-    writer: AsyncMutex<tokio::net::tcp::OwnedWriteHalf>,
+    writer: AsyncMutex<tokio::io::WriteHalf<MaybeTls>>,
     pending: Pending,
     next_id: AtomicU64,
     reader: tokio::task::JoinHandle<()>,
@@ -100,8 +102,19 @@ impl PeerConn {
     /// Connects to `addr` and proves membership of the cluster to node `target`.
     pub async fn connect(addr: &str, me: &PeerIdentity, target: u64) -> Result<Self, PeerError> {
         let fut = async {
-            let mut stream = TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let mut stream = match me.tls.as_ref().and_then(|t| t.peer_connector()) {
+                // PeerNamesChecked: the certificate must name the IP dialled.
+                Some(tls) => {
+                    let name = crate::tls::peer_server_name(addr).map_err(io::Error::other)?;
+                    let s = tls.connect(name, tcp).await.map_err(|e| {
+                        io::Error::new(io::ErrorKind::PermissionDenied, format!("TLS: {e}"))
+                    })?;
+                    MaybeTls::from(s)
+                }
+                None => MaybeTls::from(tcp),
+            };
             connect_handshake(&mut stream, me, target).await?;
             io::Result::Ok(stream)
         };
@@ -115,7 +128,7 @@ impl PeerConn {
             }
             Err(_) => return Err(PeerError::Unreachable(format!("{addr}: connect timed out"))),
         };
-        let (mut rd, wr) = stream.into_split();
+        let (mut rd, wr) = tokio::io::split(stream);
         let pending: Pending = Arc::default();
         let p = pending.clone();
         let reader = tokio::spawn(async move {

@@ -25,6 +25,7 @@ fn ident(node_id: u64) -> PeerIdentity {
         cluster: "c".into(),
         secret: Some("s".into()),
         node_id,
+        tls: None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use openraft::raft::{AppendEntriesResponse, SnapshotResponse};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::batcher::Batcher;
@@ -28,6 +28,7 @@ use super::wire::{
     RpcResponse, MAX_FRAME,
 };
 use super::TypeConfig;
+use crate::tls::MaybeTls;
 use crate::watch::pubsub::PubSub;
 
 /// Writes the answers of one peer connection as they come, until `rx` closes or the socket
@@ -87,7 +88,7 @@ pub async fn serve(
     };
     let me = Arc::new(me);
     loop {
-        let (mut stream, addr) = tokio::select! {
+        let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -107,6 +108,22 @@ pub async fn serve(
         let pubsub = pubsub.clone();
         let sm = sm.clone();
         tokio::spawn(async move {
+            let mut stream = match me.tls.as_ref().and_then(|t| t.peer_acceptor()) {
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(s)) => MaybeTls::from(s),
+                        Ok(Err(e)) => {
+                            tracing::warn!(%addr, error = %e, "peer TLS handshake refused");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::warn!(%addr, "peer TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+                None => MaybeTls::from(stream),
+            };
             let peer =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_handshake(&mut stream, &me))
                     .await
@@ -135,7 +152,7 @@ pub async fn serve(
 
 #[allow(clippy::too_many_arguments)]
 async fn serve_conn(
-    stream: TcpStream,
+    stream: MaybeTls,
     raft: Raft,
     batcher: Batcher,
     peer: u64,
@@ -145,7 +162,7 @@ async fn serve_conn(
     lease: LeaderLease,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = tokio::io::split(stream);
     // The snapshot transfer in progress on this connection (`snapshot_transfer.rs`).
     let mut incoming = None;
     // Bounded: a peer that stops reading its answers stops being served, not the node.

@@ -73,6 +73,7 @@ pub async fn start(
     me: &NodeConfig,
     node_id: u64,
     join: bool,
+    tls: Option<Arc<crate::tls::TlsContext>>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Started> {
     let log_store = LogStore::open(&me.data_dir.join("raft-log"))
@@ -107,6 +108,7 @@ pub async fn start(
         cluster: cfg.cluster.name.clone(),
         secret: cfg.cluster.secret.clone(),
         node_id,
+        tls,
     };
     let raft: Raft = openraft::Raft::new(
         node_id,

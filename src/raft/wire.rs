@@ -53,6 +53,8 @@ pub struct PeerIdentity {
     pub cluster: String,
     pub secret: Option<String>,
     pub node_id: u64,
+    /// Peer traffic over mutual TLS (`[tls] peers`): its acceptor and connector.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsContext>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

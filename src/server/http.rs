@@ -20,12 +20,13 @@ use std::time::Duration;
 
 use crate::raft::status::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::commands::table;
 use crate::context::ServerContext;
 use crate::metrics::{render_labelled, render_one};
+use crate::tls::MaybeTls;
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -52,6 +53,18 @@ pub async fn run(
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            // HTTPS (`[tls] metrics`): the handshake within the request's read timeout.
+            let stream = match ctx.tls.as_ref().and_then(|t| t.https_acceptor()) {
+                Some(tls) => match tokio::time::timeout(READ_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(s)) => MaybeTls::from(s),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "metrics TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                None => MaybeTls::from(stream),
+            };
             if let Err(e) = serve(stream, &ctx).await {
                 tracing::debug!(error = %e, "metrics connection");
             }
@@ -60,7 +73,7 @@ pub async fn run(
 }
 
 /// Reads one request head and answers it.
-async fn serve(mut stream: TcpStream, ctx: &ServerContext) -> std::io::Result<()> {
+async fn serve(mut stream: MaybeTls, ctx: &ServerContext) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let read = async {

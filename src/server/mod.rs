@@ -13,10 +13,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 pub use crate::context::ServerContext;
+use crate::tls::MaybeTls;
 
 /// Accepts clients until `shutdown` turns true.
 /// How long shutdown waits for sessions to finish the batch they are running and send its
@@ -35,10 +36,62 @@ async fn drain(ctx: &ServerContext) {
     }
 }
 
+/// What a listener speaks: `redis_addr` plain RESP, `tls_addr` RESP inside TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    Tls,
+}
+
+/// How long a client may take to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The first byte of every TLS connection: a handshake record (ContentType 22).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// **TlsPortRefusesPlain.** Opens the TLS session of a client on `tls_addr`. A client that
+/// speaks plain RESP there gets a plain `-ERR` saying so (it could not read a TLS alert), a
+/// failed handshake (bad or missing client certificate, no common version) is logged with
+/// the client's address and rustls's reason; either way only this connection closes.
+async fn accept_tls(
+    stream: TcpStream,
+    addr: std::net::SocketAddr,
+    ctx: &ServerContext,
+) -> Option<MaybeTls> {
+    let acceptor = ctx.tls.as_ref().and_then(|t| t.client_acceptor())?;
+    let handshake = async {
+        let mut first = [0u8; 1];
+        if stream.peek(&mut first).await? == 0 {
+            return Ok(None);
+        }
+        if first[0] != TLS_HANDSHAKE_RECORD {
+            let mut stream = stream;
+            tracing::warn!(%addr, "plain-text client on the TLS port; closed");
+            let _ = stream
+                .write_all(b"-ERR this port speaks TLS: connect with TLS (redis-cli --tls)\r\n")
+                .await;
+            return Ok(None);
+        }
+        acceptor.accept(stream).await.map(Some)
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(s)) => s.map(MaybeTls::from),
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, "client TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%addr, "client TLS handshake timed out");
+            None
+        }
+    }
+}
+
 pub async fn run(
     listener: TcpListener,
     ctx: Arc<ServerContext>,
     mut shutdown: watch::Receiver<bool>,
+    transport: Transport,
 ) {
     loop {
         let (mut stream, addr) = tokio::select! {
@@ -74,7 +127,13 @@ pub async fn run(
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            session::run(stream, addr, id, &ctx, shutdown).await;
+            let stream = match transport {
+                Transport::Plain => Some(MaybeTls::from(stream)),
+                Transport::Tls => accept_tls(stream, addr, &ctx).await,
+            };
+            if let Some(stream) = stream {
+                session::run(stream, addr, id, &ctx, shutdown).await;
+            }
             ctx.connected.fetch_sub(1, Ordering::Relaxed);
         });
     }

@@ -51,19 +51,20 @@ use crate::commands::table::{self, CmdId};
 use crate::commands::{self, Session};
 use crate::context::{ClientHandle, ServerContext};
 use crate::protocol::{Connection, ConnectionError, Frame};
+use crate::tls::MaybeTls;
 
 /// Serves one client until it quits, disconnects, sends a malformed frame, is killed, idles out,
 /// overflows its output buffer, or shutdown.
 /// `id` is the client's `CLIENT ID`.
 pub async fn run(
-    stream: TcpStream,
+    stream: MaybeTls,
     addr: SocketAddr,
     id: u64,
     ctx: &ServerContext,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let laddr = stream.local_addr().unwrap_or(addr);
-    let handle = Arc::new(ClientHandle::new(id, addr, laddr, raw_fd(&stream)));
+    let laddr = stream.tcp().local_addr().unwrap_or(addr);
+    let handle = Arc::new(ClientHandle::new(id, addr, laddr, raw_fd(stream.tcp())));
     let _registration = ctx.clients.register(handle.clone());
     let mut conn = Connection::new(stream, ctx.limits.clone());
     let mut session = Session::new(ctx, handle.clone());
@@ -100,6 +101,10 @@ pub async fn run(
         let first = match argv {
             Ok(Some(argv)) => argv,
             Ok(None) => return,
+            Err(ConnectionError::TlsOnPlainPort) => {
+                tracing::warn!(client = handle.id, addr = %addr, "TLS client on the plain-text port; closed");
+                return;
+            }
             Err(e) => {
                 reply_protocol_error(&mut conn, e).await;
                 return;
@@ -245,7 +250,7 @@ async fn next_out_of_band(session: &mut Session) -> Option<Frame> {
 
 /// Queues the pub/sub messages and pushes already waiting, after the replies written so far
 /// (PublishBeforeReply, InvalidateAfterReply in `watch/tracking.rs`).
-fn write_queued_messages(conn: &mut Connection<TcpStream>, session: &mut Session) {
+fn write_queued_messages(conn: &mut Connection<MaybeTls>, session: &mut Session) {
     conn.proto = session.proto;
     if let Some(sub) = session.subscription.as_mut() {
         while let Some(message) = sub.try_recv() {
@@ -269,7 +274,7 @@ fn idle_limit(ctx: &ServerContext) -> Option<Duration> {
 
 /// Flushes; with an idle timeout, a client that does not take its replies within it is dropped.
 /// Returns whether the connection is still usable.
-async fn flush_within(conn: &mut Connection<TcpStream>, limit: Option<Duration>) -> bool {
+async fn flush_within(conn: &mut Connection<MaybeTls>, limit: Option<Duration>) -> bool {
     match limit {
         None => conn.flush().await.is_ok(),
         Some(limit) => matches!(tokio::time::timeout(limit, conn.flush()).await, Ok(Ok(()))),

@@ -24,6 +24,7 @@ fn intruder(secret: Option<&str>) -> PeerIdentity {
         cluster: "sec".into(),
         secret: secret.map(Into::into),
         node_id: 2,
+        tls: None,
     }
 }
 

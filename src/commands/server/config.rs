@@ -45,6 +45,17 @@ enum NewValue {
     OutputBufferLimit(Vec<(String, [u64; 3])>),
     ReadMode(ReadMode),
     TrackingTableMaxKeys(usize),
+    /// A TLS setting: applied with the other TLS settings of the same `CONFIG SET`, before
+    /// anything else, by one reload that may still fail (`tls::TlsContext::set`).
+    Tls,
+}
+
+/// A TLS setting's value (empty on a node without TLS).
+fn tls_value(ctx: &ServerContext, name: &str) -> String {
+    ctx.tls
+        .as_ref()
+        .and_then(|t| t.get(name))
+        .unwrap_or_default()
 }
 
 /// The parameters, in the order `CONFIG GET *` lists them.
@@ -142,6 +153,36 @@ fn params() -> Vec<Param> {
             name: "port",
             get: Value::Live(|ctx| ctx.tcp_port.to_string()),
             parse: None,
+        },
+        Param {
+            name: "tls-port",
+            get: Value::Live(|ctx| ctx.tls_port.to_string()),
+            parse: None,
+        },
+        Param {
+            name: "tls-cert-file",
+            get: Value::Live(|ctx| tls_value(ctx, "tls-cert-file")),
+            parse: Some(|_| Ok(NewValue::Tls)),
+        },
+        Param {
+            name: "tls-key-file",
+            get: Value::Live(|ctx| tls_value(ctx, "tls-key-file")),
+            parse: Some(|_| Ok(NewValue::Tls)),
+        },
+        Param {
+            name: "tls-ca-cert-file",
+            get: Value::Live(|ctx| tls_value(ctx, "tls-ca-cert-file")),
+            parse: Some(|_| Ok(NewValue::Tls)),
+        },
+        Param {
+            name: "tls-auth-clients",
+            get: Value::Live(|ctx| tls_value(ctx, "tls-auth-clients")),
+            parse: Some(|_| Ok(NewValue::Tls)),
+        },
+        Param {
+            name: "tls-protocols",
+            get: Value::Live(|ctx| tls_value(ctx, "tls-protocols")),
+            parse: Some(|_| Ok(NewValue::Tls)),
         },
         Param {
             name: "tcp-keepalive",
@@ -248,6 +289,7 @@ fn apply(ctx: &ServerContext, value: NewValue) {
         NewValue::Timeout(t) => s.timeout_secs.store(t, Ordering::Relaxed),
         NewValue::ReadMode(m) => s.set_read_mode(m),
         NewValue::TrackingTableMaxKeys(n) => ctx.tracker.set_max_keys(n),
+        NewValue::Tls => {} // applied by `config_set` first
         NewValue::NotifyKeyspaceEvents(f) => s.notify_keyspace_events.store(f.0, Ordering::Relaxed),
         NewValue::OutputBufferLimit(classes) => {
             let mut stored = s
@@ -368,10 +410,24 @@ fn config_set(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     }
     // Second pass: validate every value before applying any, so the change is all or nothing.
     let mut values = Vec::new();
+    let mut tls: Vec<(&str, &str)> = Vec::new();
     for (p, name, value) in chosen {
         if let Some(parse_value) = p.parse {
-            values.push(parse_value(value).map_err(|why| failed(name, &why))?);
+            match parse_value(value).map_err(|why| failed(name, &why))? {
+                NewValue::Tls => tls.push((p.name, value)),
+                v => values.push(v),
+            }
         }
+    }
+    // TLS first: its reload reads files and may still fail, and then nothing is applied.
+    if let Some(&(first, _)) = tls.first() {
+        let Some(t) = &ctx.tls else {
+            return Err(failed(
+                first,
+                "TLS is not enabled on this node (set tls_addr, or peers or metrics in [tls])",
+            ));
+        };
+        t.set(&tls).map_err(|(name, why)| failed(&name, &why))?;
     }
     for v in values {
         apply(ctx, v);
