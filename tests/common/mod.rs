@@ -325,6 +325,8 @@ pub struct ClusterBuilder {
     secret: Option<String>,
     write_timeout_ms: Option<u64>,
     metrics: bool,
+    /// TLS everywhere ([`ClusterBuilder::tls`]).
+    tls: bool,
     /// Extra environment per node id (e.g. `REDRAFT_FAILPOINTS` on one node only).
     env: BTreeMap<u64, Vec<(String, String)>>,
 }
@@ -333,6 +335,14 @@ impl ClusterBuilder {
     /// Gives every node a `metrics_addr` (HTTP `/metrics`, `/health`, `/ready`).
     pub fn metrics(mut self) -> Self {
         self.metrics = true;
+        self
+    }
+
+    /// TLS: every node gets a `tls_addr` (clients must present a certificate), peers speak
+    /// mutual TLS, and `/metrics` is HTTPS when [`ClusterBuilder::metrics`] is on. The
+    /// certificates are `redraft cert`'s, in `<dir>/certs` ([`Cluster::certs`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -383,18 +393,19 @@ impl ClusterBuilder {
             .prefix("redraft-cluster-")
             .tempdir()
             .expect("create temp dir");
-        let ports = free_ports(3 * self.nodes as usize);
+        let ports = free_ports(4 * self.nodes as usize);
         let mut nodes = BTreeMap::new();
         for id in 1..=self.nodes {
             let i = (id - 1) as usize;
             nodes.insert(
                 id,
                 NodeSpec {
-                    raft_addr: format!("127.0.0.1:{}", ports[3 * i]),
-                    redis_addr: format!("127.0.0.1:{}", ports[3 * i + 1]),
+                    raft_addr: format!("127.0.0.1:{}", ports[4 * i]),
+                    redis_addr: format!("127.0.0.1:{}", ports[4 * i + 1]),
                     metrics_addr: self
                         .metrics
-                        .then(|| format!("127.0.0.1:{}", ports[3 * i + 2])),
+                        .then(|| format!("127.0.0.1:{}", ports[4 * i + 2])),
+                    tls_addr: self.tls.then(|| format!("127.0.0.1:{}", ports[4 * i + 3])),
                     data_dir: dir.path().join(format!("node{id}")),
                     log: dir.path().join(format!("node{id}.log")),
                     join: None,
@@ -419,6 +430,24 @@ impl ClusterBuilder {
             if let Some(m) = &n.metrics_addr {
                 let _ = writeln!(toml, "metrics_addr = {m:?}");
             }
+            if let Some(t) = &n.tls_addr {
+                let certs = dir.path().join("certs");
+                let _ = writeln!(
+                    toml,
+                    "tls_addr = {t:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}",
+                    certs.join(format!("node{id}.crt")).display().to_string(),
+                    certs.join(format!("node{id}.key")).display().to_string(),
+                );
+            }
+        }
+        if self.tls {
+            let ca = dir.path().join("certs").join("ca.crt");
+            let _ = writeln!(
+                toml,
+                "\n[tls]\nca_cert_file = {:?}\npeers = true\nmetrics = {}",
+                ca.display().to_string(),
+                self.metrics
+            );
         }
         let _ = writeln!(
             toml,
@@ -436,6 +465,11 @@ impl ClusterBuilder {
         }
         let config = dir.path().join("cluster.toml");
         fs::write(&config, &toml).expect("write cluster.toml");
+        if self.tls {
+            let cfg = redraft::config::ClusterConfig::from_file(&config).expect("cluster.toml");
+            redraft::tls::cert::write_cluster_certs(&cfg, &dir.path().join("certs"), 30)
+                .expect("redraft cert");
+        }
 
         Cluster {
             dir: Some(dir),
@@ -450,6 +484,7 @@ struct NodeSpec {
     raft_addr: String,
     redis_addr: String,
     metrics_addr: Option<String>,
+    tls_addr: Option<String>,
     data_dir: PathBuf,
     log: PathBuf,
     /// `--join` target for a node added by [`Cluster::spawn_join`] (not in `cluster.toml`).
@@ -480,6 +515,7 @@ impl Cluster {
             secret: None,
             write_timeout_ms: None,
             metrics: false,
+            tls: false,
             env: BTreeMap::new(),
         }
     }
@@ -526,6 +562,20 @@ impl Cluster {
         addr.rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .unwrap_or_else(|| panic!("bad redis_addr {addr}"))
+    }
+
+    /// Node `id`'s TLS client address ([`ClusterBuilder::tls`]).
+    pub fn tls_addr(&self, id: u64) -> String {
+        self.spec(id)
+            .tls_addr
+            .clone()
+            .unwrap_or_else(|| panic!("node {id} has no tls_addr"))
+    }
+
+    /// The certificates of a [`ClusterBuilder::tls`] cluster: `ca.crt`, `node<ID>.crt/.key`,
+    /// `client.crt/.key`.
+    pub fn certs(&self) -> PathBuf {
+        self.dir().join("certs")
     }
 
     pub fn raft_addr(&self, id: u64) -> String {
@@ -576,6 +626,7 @@ impl Cluster {
                 raft_addr: format!("127.0.0.1:{}", ports[0]),
                 redis_addr: format!("127.0.0.1:{}", ports[1]),
                 metrics_addr: metrics.then(|| format!("127.0.0.1:{}", ports[2])),
+                tls_addr: None,
                 data_dir: dir.join(format!("node{id}")),
                 log: dir.join(format!("node{id}.log")),
                 join: Some(member_addr),
@@ -687,6 +738,11 @@ impl Cluster {
     /// Lets a node frozen by [`Cluster::pause`] run again (SIGCONT).
     pub fn resume(&mut self, id: u64) {
         self.signal(id, "CONT");
+    }
+
+    /// Sends SIGHUP to node `id` (it reloads its TLS certificates).
+    pub fn hangup(&mut self, id: u64) {
+        self.signal(id, "HUP");
     }
 
     fn signal(&mut self, id: u64, sig: &str) {

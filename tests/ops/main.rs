@@ -9,3 +9,4 @@ mod common;
 mod backup_restore;
 mod cli_config;
 mod peer_secret;
+mod tls;
