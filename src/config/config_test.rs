@@ -6,6 +6,7 @@ use std::path::Path;
 use super::*;
 
 mod sections;
+mod tls;
 
 const CLUSTER_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cluster.toml");
 

@@ -380,3 +380,129 @@ fn refuses_a_cluster_off_loopback_without_a_secret_and_generates_one() {
     }
     assert_ne!(secrets[0], secrets[1], "two secrets are the same");
 }
+
+/// A TLS handshake between node `id`'s certificate (as server) and node `other`'s (as client),
+/// both checked against `dir/ca.crt` the way peers check each other: `Ok` or rustls's reason.
+fn peer_handshake(cfg: &redraft::config::ClusterConfig, id: u64, other: u64) -> Result<(), String> {
+    use redraft::tls::TlsContext;
+    let server = TlsContext::load(cfg, cfg.node(id).unwrap())
+        .map_err(|e| e.to_string())?
+        .expect("tls");
+    let client = TlsContext::load(cfg, cfg.node(other).unwrap())
+        .map_err(|e| e.to_string())?
+        .expect("tls");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let acceptor = server.peer_acceptor().unwrap();
+        let accepted = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            acceptor
+                .accept(s)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = redraft::tls::peer_server_name(&addr).unwrap();
+        let dialled = client.peer_connector().unwrap().connect(name, tcp).await;
+        dialled.map_err(|e| e.to_string())?;
+        accepted.await.unwrap()
+    })
+}
+
+#[test]
+fn redraft_cert_makes_a_clusters_certificates_and_reuses_its_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let mut text = config_text("certs", dir.path());
+    for id in 1..=3 {
+        let line = format!("node{id}\"\n");
+        let with = format!(
+            "{line}tls_cert_file = {:?}\ntls_key_file = {:?}\n",
+            certs.join(format!("node{id}.crt")).display().to_string(),
+            certs.join(format!("node{id}.key")).display().to_string()
+        );
+        text = text.replacen(&line, &with, 1);
+    }
+    text.push_str(&format!(
+        "\n[tls]\npeers = true\nca_cert_file = {:?}\n",
+        certs.join("ca.crt").display().to_string()
+    ));
+    let config = write_config(dir.path(), "cluster.toml", &text);
+
+    phase("a node whose certificate is missing refuses to start, naming the file");
+    must_refuse(
+        &["--config", &config, "--node", "1"],
+        &["TLS: tls-cert-file", "node1.crt"],
+    );
+
+    phase("redraft cert writes the CA, every node's pair and a client pair");
+    let out = must_exit(&[
+        "cert",
+        "--config",
+        &config,
+        "--out",
+        &certs.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "ca.crt",
+        "ca.key",
+        "node1.crt",
+        "node2.key",
+        "node3.crt",
+        "client.key",
+    ] {
+        assert!(certs.join(f).exists(), "{f} missing");
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["ca.key", "node1.key", "client.key"] {
+            let mode = fs::metadata(certs.join(key)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key} is private");
+        }
+    }
+    let cfg = redraft::config::ClusterConfig::from_file(Path::new(&config)).unwrap();
+    peer_handshake(&cfg, 1, 2).expect("node 2 dials node 1");
+
+    phase("run again: the CA is reused, new node certificates chain to the old ca.crt");
+    let ca_before = fs::read(certs.join("ca.crt")).unwrap();
+    let node_before = fs::read(certs.join("node1.crt")).unwrap();
+    let out = must_exit(&[
+        "cert",
+        "--config",
+        &config,
+        "--out",
+        &certs.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reused the CA"));
+    assert_eq!(fs::read(certs.join("ca.crt")).unwrap(), ca_before);
+    assert_ne!(fs::read(certs.join("node1.crt")).unwrap(), node_before);
+    peer_handshake(&cfg, 3, 1).expect("node 1 dials node 3 with the new certificates");
+
+    phase("a node certificate from another CA fails the handshake");
+    let other = dir.path().join("other");
+    let out = must_exit(&[
+        "cert",
+        "--config",
+        &config,
+        "--out",
+        &other.display().to_string(),
+    ]);
+    assert!(out.status.success());
+    fs::copy(other.join("node2.crt"), certs.join("node2.crt")).unwrap();
+    fs::copy(other.join("node2.key"), certs.join("node2.key")).unwrap();
+    let refused = peer_handshake(&cfg, 2, 1).expect_err("node 2's certificate is another CA's");
+    assert!(refused.contains("invalid peer certificate"), "{refused}");
+}

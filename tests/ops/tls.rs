@@ -322,3 +322,39 @@ fn a_peer_certified_by_another_ca_is_refused_until_its_certificate_is_rotated() 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn ioredis_over_tls_and_metrics_over_https() {
+    let mut c = Cluster::builder().name("tlsh").tls().metrics().start();
+    let leader = c.must_leader(Duration::from_secs(30));
+    let certs = c.certs();
+
+    phase("ioredis with its tls option: the CA, a client certificate, the host checked");
+    let addr = c.tls_addr(leader);
+    let mut cmd = testdata_command("node", "ioredis_tls.js");
+    cmd.args(["127.0.0.1", port(&addr)])
+        .arg(certs.join("ca.crt"))
+        .arg(certs.join("client.crt"))
+        .arg(certs.join("client.key"));
+    if let Err(e) = run_ok_script(cmd, Duration::from_secs(60)) {
+        panic!("ioredis over TLS: {e}");
+    }
+
+    phase("/metrics over HTTPS, checked against the CA; plain HTTP gets nothing");
+    let metrics = c.metrics_addr(leader).expect("metrics_addr");
+    let script = "import ssl, sys, urllib.request\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[2])\n\
+        body = urllib.request.urlopen('https://' + sys.argv[1] + '/metrics', context=ctx, timeout=10).read().decode()\n\
+        assert 'redraft_' in body, body[:200]\n\
+        print('ok')\n";
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, &metrics]).arg(certs.join("ca.crt"));
+    if let Err(e) = run_ok_script(cmd, Duration::from_secs(30)) {
+        panic!("GET https://{metrics}/metrics: {e}");
+    }
+    let plain = common::http_get(&metrics, "/metrics");
+    assert!(
+        !matches!(plain, Ok((200, _))),
+        "plain HTTP was served on the HTTPS port: {plain:?}"
+    );
+}
