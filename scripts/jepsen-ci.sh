@@ -2,8 +2,9 @@
 # The short Jepsen run of CI (jepsen/README.md): a ~60 s run against a real three-node cluster
 # (kill, pause, partition, leader-transfer and membership nemeses; register and set workloads,
 # two cache readers keeping client-side caches: jepsen/src/cache.rs) that must end
-# `linearizable: true`, a ~40 s run in lease read mode (kill, pause, partition and
-# forced snapshots over a preloaded keyspace) that must end `linearizable: true`, then a ~20 s
+# `linearizable: true`, a ~40 s run in lease read mode with the peers over mutual TLS (kill,
+# pause, partition and forced snapshots over a preloaded keyspace) that must end
+# `linearizable: true`, then a ~20 s
 # negative control with read_mode = "stale" and partitions that must end
 # `linearizable: false` (the checker bites on the real system), and a ~15 s control whose nodes
 # send no invalidations, which the cache check must catch. The harness's unit tests and
@@ -76,9 +77,11 @@ fi
 
 # Lease reads: the same register workload with read_mode = "lease", under kills, pauses and
 # partitions of the leader (the faults a lease must survive) and forced snapshots while the
-# clients read from every node (a leader whose apply lags its commit).
+# clients read from every node (a leader whose apply lags its commit). The peers of this run
+# speak mutual TLS (--peer-tls: certificates from `redraft cert`), so reconnects after kills,
+# pauses and partitions, and snapshots in chunks, go through TLS sessions.
 "$harness" --bin "$bin" --out "$out" --time-limit "${JEPSEN_LEASE_TIME_LIMIT:-40}" \
-    --read-mode lease --nemesis kill,pause,partition,snapshot --workload register \
+    --read-mode lease --nemesis kill,pause,partition,snapshot --workload register --peer-tls \
     --nemesis-interval 3 --fault-duration 4 \
     | tee "$out/lease.txt" || true
 last=$(tail -n 1 "$out/lease.txt")

@@ -77,6 +77,10 @@ struct Cli {
     /// The nodes' `[server] read_mode`: linearizable, lease or stale (stale must fail the check).
     #[arg(long, default_value = "linearizable")]
     read_mode: String,
+    /// Peer traffic over mutual TLS (`[tls] peers`; certificates from `redraft cert`).
+    /// Clients still speak plain RESP.
+    #[arg(long)]
+    peer_tls: bool,
     /// Client timeout per operation, ms (a timeout is an indeterminate outcome).
     #[arg(long, default_value_t = 1000)]
     op_timeout_ms: u64,
@@ -582,6 +586,7 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         write_timeout_ms: cli.write_timeout_ms,
         snapshot_every: cli.snapshot_every,
         read_mode: cli.read_mode.clone(),
+        peer_tls: cli.peer_tls,
     })
     .context("set up the cluster")?;
     let addrs = db.client_addrs();
@@ -595,7 +600,7 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         );
     }
     println!(
-        "cluster up: {} nodes {} ({}), read_mode {}",
+        "cluster up: {} nodes {} ({}), read_mode {}{}",
         cli.nodes,
         if netns {
             "in network namespaces"
@@ -607,7 +612,12 @@ async fn setup(cli: &Cli) -> Result<Setup> {
             .map(|(_, a)| a.as_str())
             .collect::<Vec<_>>()
             .join(" "),
-        cli.read_mode
+        cli.read_mode,
+        if cli.peer_tls {
+            ", peers over mutual TLS"
+        } else {
+            ""
+        }
     );
 
     let preload = match cli.preload_keys {

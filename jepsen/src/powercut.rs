@@ -87,6 +87,7 @@ pub async fn run(o: &PowerCutOpts) -> Result<PowerCutReport> {
         write_timeout_ms: 5000,
         snapshot_every: 100_000,
         read_mode: "linearizable".into(),
+        peer_tls: false,
         lossyfs: Some(o.lossyfs.clone()),
         env: o
             .failpoints

@@ -104,6 +104,7 @@ async fn a_leader_cut_off_and_healed_applies_the_new_leaders_writes() {
         write_timeout_ms: 2000,
         snapshot_every: 10_000,
         read_mode: "lease".into(),
+        peer_tls: false,
         lossyfs: None,
         env: Vec::new(),
     })

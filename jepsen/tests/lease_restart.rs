@@ -82,6 +82,7 @@ async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_i
         write_timeout_ms: 2000,
         snapshot_every: 10_000,
         read_mode: "lease".into(),
+        peer_tls: false,
         lossyfs: None,
         env: Vec::new(),
     })

@@ -112,6 +112,12 @@ pub async fn serve(
                 Some(tls) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                         Ok(Ok(s)) => MaybeTls::from(s),
+                        // A dialler that gave up mid-handshake (its timeout, a fault) is
+                        // routine; a refused certificate is not.
+                        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            tracing::debug!(%addr, error = %e, "peer TLS handshake cut short");
+                            return;
+                        }
                         Ok(Err(e)) => {
                             tracing::warn!(%addr, error = %e, "peer TLS handshake refused");
                             return;

@@ -76,6 +76,10 @@ async fn accept_tls(
     };
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(s)) => s.map(MaybeTls::from),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%addr, error = %e, "client TLS handshake cut short");
+            None
+        }
         Ok(Err(e)) => {
             tracing::warn!(%addr, error = %e, "client TLS handshake failed");
             None
