@@ -1,36 +1,40 @@
-//! The HTTP port (`metrics_addr`): Prometheus `/metrics`, `/health` and `/ready`.
+//! The HTTP port (`metrics_addr`): Prometheus `/metrics`, `/health` and `/ready`, and the web
+//! console (`console/`) under `/` and `/api/`.
 //!
-//! Owns the HTTP listener and the exposition of every metric; knows Raft only through
-//! `RaftNode` (metrics, liveness verdicts) and the rest through `ServerContext`.
-//!
-//! A deliberately small HTTP/1.1 server: `GET` (and `HEAD`) only, the request head read up to
-//! [`MAX_HEAD`] bytes within [`READ_TIMEOUT`], one response per connection, then close. That is
-//! all a Prometheus scraper, a load balancer's health check or `curl` needs, and it keeps an
-//! HTTP stack out of the build.
+//! Owns the HTTP listener (plain or HTTPS: `[tls] metrics`) and the exposition of every
+//! metric; knows Raft only through `RaftNode` (metrics, liveness verdicts) and the rest
+//! through `ServerContext`. HTTP/1.1 by hyper, routed by axum; a request head must arrive
+//! within [`READ_TIMEOUT`].
 //!
 //! | path       | 200 when                                        | else |
 //! |------------|-------------------------------------------------|------|
 //! | `/health`  | `raft::health::Liveness::health` holds          | 503, with the reason |
 //! | `/ready`   | `Liveness::ready` (healthy and caught up)       | 503, with the reason |
 //! | `/metrics` | always (text format 0.0.4)                      |      |
+//!
+//! `/metrics`, `/health` and `/ready` need no login (scrapers and load balancers); the
+//! console's pages and API do (`console/auth.rs`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::raft::status::Role;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::commands::table;
 use crate::context::ServerContext;
 use crate::metrics::{render_labelled, render_one};
+use crate::raft::status::Role;
+use crate::server::console;
 use crate::tls::MaybeTls;
 
-/// Largest request head read.
-const MAX_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its request head.
+/// How long a client may take to send a request head (and, on HTTPS, its handshake).
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves HTTP on `listener` until `shutdown` turns true.
@@ -39,6 +43,11 @@ pub async fn run(
     ctx: Arc<ServerContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let https = ctx
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.https_acceptor().is_some());
+    let app = router(ctx.clone(), https);
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -52,6 +61,8 @@ pub async fn run(
             _ = shutdown.changed() => return,
         };
         let ctx = ctx.clone();
+        let app = app.clone();
+        let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             // HTTPS (`[tls] metrics`): the handshake within the request's read timeout.
             let stream = match ctx.tls.as_ref().and_then(|t| t.https_acceptor()) {
@@ -65,81 +76,69 @@ pub async fn run(
                 },
                 None => MaybeTls::from(stream),
             };
-            if let Err(e) = serve(stream, &ctx).await {
-                tracing::debug!(error = %e, "metrics connection");
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "metrics connection");
+                    }
+                }
+                // A console's event stream would otherwise outlive the node.
+                _ = shutdown.changed() => {}
             }
         });
     }
 }
 
-/// Reads one request head and answers it.
-async fn serve(mut stream: MaybeTls, ctx: &ServerContext) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.ends_with(b"\n\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.len() > MAX_HEAD {
-                break;
-            }
-        }
-        std::io::Result::Ok(())
-    };
-    match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(r) => r?,
-        Err(_) => return Ok(()),
-    }
-    let (status, content_type, body) = respond(&head, ctx);
-    let is_head = head.starts_with(b"HEAD ");
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !is_head {
-        out.extend_from_slice(body.as_bytes());
-    }
-    stream.write_all(&out).await?;
-    stream.shutdown().await
-}
-
 const TEXT: &str = "text/plain; charset=utf-8";
 const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The status line, content type and body for a request head.
-fn respond(head: &[u8], ctx: &ServerContext) -> (&'static str, &'static str, String) {
-    if head.len() > MAX_HEAD {
-        return ("431 Request Header Fields Too Large", TEXT, String::new());
-    }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" && method != "HEAD" {
-        return ("405 Method Not Allowed", TEXT, "GET only\n".into());
-    }
-    let path = target.split('?').next().unwrap_or("");
-    match path {
-        "/health" | "/healthz" => verdict(ctx.node.health()),
-        "/ready" | "/readyz" => verdict(ctx.node.ready()),
-        "/metrics" => ("200 OK", PROMETHEUS, exposition(ctx)),
-        _ => (
-            "404 Not Found",
-            TEXT,
-            "try /metrics, /health or /ready\n".into(),
-        ),
-    }
+/// Every route of the HTTP port.
+fn router(ctx: Arc<ServerContext>, https: bool) -> Router {
+    let probes = Router::new()
+        .route("/health", get(health))
+        .route("/healthz", get(health))
+        .route("/ready", get(ready))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(ctx.clone());
+    probes
+        .merge(console::router(ctx, https))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, TEXT)],
+                "try /metrics, /health, /ready, or / for the console\n",
+            )
+        })
 }
 
-fn verdict(v: Result<(), String>) -> (&'static str, &'static str, String) {
+async fn health(axum::extract::State(ctx): axum::extract::State<Arc<ServerContext>>) -> Response {
+    verdict(ctx.node.health())
+}
+
+async fn ready(axum::extract::State(ctx): axum::extract::State<Arc<ServerContext>>) -> Response {
+    verdict(ctx.node.ready())
+}
+
+async fn metrics(axum::extract::State(ctx): axum::extract::State<Arc<ServerContext>>) -> Response {
+    ([(header::CONTENT_TYPE, PROMETHEUS)], exposition(&ctx)).into_response()
+}
+
+fn verdict(v: Result<(), String>) -> Response {
     match v {
-        Ok(()) => ("200 OK", TEXT, "ok\n".into()),
-        Err(why) => ("503 Service Unavailable", TEXT, format!("{why}\n")),
+        Ok(()) => ([(header::CONTENT_TYPE, TEXT)], "ok\n").into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, TEXT)],
+            format!("{why}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! Knows RESP framing only through `protocol::Connection`, and commands only through
 //! `commands::Batch` (a pipeline batch, answered command by command).
 
+pub mod console;
 pub mod http;
 pub mod session;
 

@@ -131,7 +131,12 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
     let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    // Connection: close, so the server ends the response with the connection.
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)
         .map_err(|e| format!("read {addr}{path}: {e}"))?;

@@ -1,0 +1,729 @@
+//! The console's JSON API: each handler runs Redis commands in a console session
+//! (ConsoleThroughCommands) and shapes their replies as JSON (InertOutput: bytes as strings,
+//! flagged `binary` when not UTF-8, long values cut at [`MAX_VALUE_SHOWN`]).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::error;
+use super::Console;
+use crate::commands::{Batch, Session};
+use crate::context::ClientHandle;
+use crate::protocol::Frame;
+use crate::raft::status::Role;
+
+/// The most bytes of one value the API sends (the page says the rest was cut).
+pub const MAX_VALUE_SHOWN: usize = 1024 * 1024;
+/// The most keys one namespace listing scans.
+const MAX_LISTED_KEYS: usize = 10_000;
+/// The most history entries one key page shows (the newest).
+const MAX_HISTORY_SHOWN: usize = 200;
+/// How long one watch read of the event stream blocks before it is renewed.
+const EVENT_BLOCK_MS: u64 = 10_000;
+
+type C = State<Arc<Console>>;
+
+/// A console session: runs commands as a client of this node would.
+struct Conn {
+    session: Session,
+}
+
+impl Conn {
+    fn new(c: &Console) -> Self {
+        let any: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
+        let id = c.ctx.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(ClientHandle::new(id, any, any, -1));
+        let mut session = Session::new(&c.ctx, handle);
+        // The HTTP login stands for AUTH (ConsoleLogin).
+        session.authenticated = true;
+        Self { session }
+    }
+
+    async fn call(&mut self, c: &Console, argv: &[&[u8]]) -> Frame {
+        let argv: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+        let mut batch = Batch::new(vec![argv], &mut self.session);
+        match batch.next(&c.ctx, &mut self.session).await {
+            Some(out) => out.frame,
+            None => Frame::Error("ERR no reply".into()),
+        }
+    }
+
+    /// Runs a command; an error reply becomes the HTTP error the page shows.
+    async fn ok(&mut self, c: &Console, argv: &[&[u8]]) -> Result<Frame, Response> {
+        match self.call(c, argv).await {
+            Frame::Error(e) => Err(command_error(&e)),
+            f => Ok(f),
+        }
+    }
+}
+
+/// An error reply as an HTTP error: a schema refusal 422, no leader or an uncertain outcome
+/// 503, anything else 400; the reply's text as the message.
+fn command_error(e: &str) -> Response {
+    let word = e.split_whitespace().next().unwrap_or("");
+    let status = match word {
+        "SCHEMA" => StatusCode::UNPROCESSABLE_ENTITY,
+        "TRYAGAIN" | "CLUSTERDOWN" | "UNCERTAIN" | "LOADING" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e)
+}
+
+/// A value for the page: its text (invalid UTF-8 replaced), whether it is binary, its size,
+/// and whether the text was cut.
+pub fn value_json(b: &[u8]) -> Value {
+    let cut = b.len() > MAX_VALUE_SHOWN;
+    let shown = &b[..b.len().min(MAX_VALUE_SHOWN)];
+    json!({
+        "text": String::from_utf8_lossy(shown),
+        "binary": std::str::from_utf8(b).is_err(),
+        "size": b.len(),
+        "truncated": cut,
+    })
+}
+
+fn text(f: &Frame) -> String {
+    match f {
+        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        Frame::Simple(s) => s.clone(),
+        Frame::Integer(i) => i.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn int(f: &Frame) -> Option<i64> {
+    match f {
+        Frame::Integer(i) => Some(*i),
+        Frame::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A reply as JSON: bulk strings as [`value_json`], maps as objects.
+fn to_json(f: &Frame) -> Value {
+    match f {
+        Frame::Bulk(b) => value_json(b),
+        Frame::Simple(s) => json!(s),
+        Frame::Integer(i) => json!(i),
+        Frame::Double(d) => json!(d),
+        Frame::Boolean(b) => json!(b),
+        Frame::Null | Frame::NullArray => Value::Null,
+        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+            Value::Array(items.iter().map(to_json).collect())
+        }
+        Frame::Map(pairs) => {
+            Value::Object(pairs.iter().map(|(k, v)| (text(k), to_json(v))).collect())
+        }
+        Frame::Pairs(pairs) => Value::Array(
+            pairs
+                .iter()
+                .map(|(k, v)| json!([to_json(k), to_json(v)]))
+                .collect(),
+        ),
+        Frame::Error(e) => json!({ "error": e }),
+        other => json!(format!("{other:?}")),
+    }
+}
+
+/// A flat `[k1, v1, k2, v2, ...]` reply (RESP2 maps) as pairs.
+fn flat_pairs(f: &Frame) -> Vec<(&Frame, &Frame)> {
+    match f {
+        Frame::Array(items) => items
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (&c[0], &c[1]))
+            .collect(),
+        Frame::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+        Role::Learner => "learner",
+        Role::Shutdown => "shutdown",
+    }
+}
+
+/// `GET /api/overview`: this node's view of the cluster.
+pub async fn overview(State(c): C) -> Response {
+    let st = c.ctx.node.status();
+    let mut conn = Conn::new(&c);
+    let (mut revision, mut compact) = (Value::Null, Value::Null);
+    if let Frame::Map(pairs) = conn.call(&c, &[b"REVISION"]).await {
+        for (k, v) in &pairs {
+            match text(k).as_str() {
+                "revision" => revision = json!(int(v)),
+                "compact_revision" => compact = json!(int(v)),
+                _ => {}
+            }
+        }
+    }
+    let voters: Vec<u64> = st.membership.voter_ids().collect();
+    let applied = st.last_applied.map(|p| p.index);
+    let members: Vec<Value> = st
+        .membership
+        .nodes()
+        .map(|(id, n)| {
+            let matched = st
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).copied().flatten())
+                .map(|p| p.index);
+            let heartbeat_ms = st
+                .heartbeat
+                .as_ref()
+                .and_then(|h| h.get(id).copied().flatten())
+                .map(|d| d.as_millis() as u64);
+            json!({
+                "id": id,
+                "raft_addr": n.raft_addr,
+                "redis_addr": n.redis_addr,
+                "voter": voters.contains(id),
+                "leader": st.current_leader == Some(*id),
+                "matched_index": matched,
+                "lag": matched.zip(st.last_log_index).map(|(m, l)| l.saturating_sub(m)),
+                "heartbeat_ms": heartbeat_ms,
+            })
+        })
+        .collect();
+    Json(json!({
+        "node_id": st.id,
+        "cluster": c.ctx.cluster_name,
+        "role": role_name(st.state),
+        "term": st.current_term,
+        "leader": st.current_leader,
+        "last_log_index": st.last_log_index,
+        "committed_index": st.local_committed.map(|p| p.index),
+        "applied_index": applied,
+        "snapshot_index": st.snapshot.map(|p| p.index),
+        "revision": revision,
+        "compact_revision": compact,
+        "members": members,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct PrefixQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// Escapes glob characters so `SCAN MATCH` takes `prefix` literally.
+fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for ch in prefix.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('*');
+    out
+}
+
+/// The namespaces and keys directly under `prefix`: a key's name after the prefix up to and
+/// including its first `/` or `:` is a namespace; a name with neither is a key (so is the
+/// prefix itself, when it is a key).
+pub fn group(prefix: &str, keys: &[String]) -> (Vec<(String, usize)>, Vec<String>) {
+    let mut folders: BTreeMap<String, usize> = BTreeMap::new();
+    let mut leaves = Vec::new();
+    for k in keys {
+        let Some(rest) = k.strip_prefix(prefix) else {
+            continue;
+        };
+        match rest.find(['/', ':']) {
+            Some(i) => {
+                *folders
+                    .entry(format!("{prefix}{}", &rest[..=i]))
+                    .or_default() += 1;
+            }
+            _ => leaves.push(k.clone()),
+        }
+    }
+    leaves.sort();
+    (folders.into_iter().collect(), leaves)
+}
+
+/// `GET /api/keys?prefix=`: the namespace browser.
+pub async fn keys(State(c): C, Query(q): Query<PrefixQuery>) -> Response {
+    let mut conn = Conn::new(&c);
+    let pattern = glob_escape(&q.prefix);
+    let mut cursor = b"0".to_vec();
+    let mut keys = Vec::new();
+    let mut truncated = false;
+    loop {
+        let reply = match conn
+            .ok(
+                &c,
+                &[
+                    b"SCAN",
+                    &cursor,
+                    b"MATCH",
+                    pattern.as_bytes(),
+                    b"COUNT",
+                    b"1000",
+                ],
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let Frame::Array(parts) = reply else { break };
+        let [next, Frame::Array(batch)] = parts.as_slice() else {
+            break;
+        };
+        keys.extend(batch.iter().map(text));
+        cursor = text(next).into_bytes();
+        if cursor == b"0" {
+            break;
+        }
+        if keys.len() >= MAX_LISTED_KEYS {
+            truncated = true;
+            break;
+        }
+    }
+    let (folders, leaves) = group(&q.prefix, &keys);
+    Json(json!({
+        "prefix": q.prefix,
+        "namespaces": folders.into_iter().map(|(name, count)| json!({"name": name, "keys": count})).collect::<Vec<_>>(),
+        "keys": leaves,
+        "truncated": truncated,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct KeyQuery {
+    key: String,
+}
+
+/// `GET /api/key?key=`: a key's value and metadata.
+pub async fn key(State(c): C, Query(q): Query<KeyQuery>) -> Response {
+    let mut conn = Conn::new(&c);
+    let k = q.key.as_bytes();
+    let typ = match conn.ok(&c, &[b"TYPE", k]).await {
+        Ok(t) => text(&t),
+        Err(r) => return r,
+    };
+    if typ == "none" {
+        return error(StatusCode::NOT_FOUND, "no such key");
+    }
+    let meta = match conn.ok(&c, &[b"GETMETA", k]).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let mut out = json!({ "key": q.key, "type": typ });
+    for (name, v) in flat_pairs(&meta) {
+        let name = text(name);
+        out[name.as_str()] = match (name.as_str(), v) {
+            ("value", Frame::Array(fields)) => Value::Array(
+                fields
+                    .chunks(2)
+                    .filter(|c| c.len() == 2)
+                    .map(|c| json!([to_json(&c[0]), to_json(&c[1])]))
+                    .collect(),
+            ),
+            _ => to_json(v),
+        };
+    }
+    Json(out).into_response()
+}
+
+/// `GET /api/history?key=`: the newest [`MAX_HISTORY_SHOWN`] versions, oldest first.
+pub async fn history(State(c): C, Query(q): Query<KeyQuery>) -> Response {
+    let mut conn = Conn::new(&c);
+    let reply = match conn.ok(&c, &[b"HISTORY", q.key.as_bytes()]).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Frame::Array(items) = reply else {
+        return Json(json!({ "entries": [], "truncated": false })).into_response();
+    };
+    let skip = items.len().saturating_sub(MAX_HISTORY_SHOWN);
+    let entries: Vec<Value> = items[skip..]
+        .iter()
+        .filter_map(|e| match e {
+            Frame::Array(parts) if parts.len() == 3 => Some(json!({
+                "revision": int(&parts[0]),
+                "event": text(&parts[1]),
+                "value": to_json(&parts[2]),
+            })),
+            _ => None,
+        })
+        .collect();
+    Json(json!({ "entries": entries, "truncated": skip > 0 })).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct AtQuery {
+    key: String,
+    revision: u64,
+}
+
+/// `GET /api/at?key=&revision=`: the value as of a revision (`GETAT`).
+pub async fn at(State(c): C, Query(q): Query<AtQuery>) -> Response {
+    let mut conn = Conn::new(&c);
+    let rev = q.revision.to_string();
+    match conn
+        .ok(&c, &[b"GETAT", q.key.as_bytes(), rev.as_bytes()])
+        .await
+    {
+        Ok(v) => Json(json!({ "value": to_json(&v) })).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetBody {
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+pub struct KeyBody {
+    key: String,
+}
+
+#[derive(Deserialize)]
+pub struct RollbackBody {
+    key: String,
+    revision: u64,
+}
+
+/// Runs one change and answers its reply as JSON.
+async fn change(c: &Console, argv: &[&[u8]]) -> Response {
+    let mut conn = Conn::new(c);
+    match conn.ok(c, argv).await {
+        Ok(f) => Json(json!({ "ok": true, "reply": to_json(&f) })).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn non_empty(what: &str, v: &str) -> Result<(), Response> {
+    if v.is_empty() {
+        Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("{what} must not be empty"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// `POST /api/set {key, value}`.
+pub async fn set(State(c): C, Json(b): Json<SetBody>) -> Response {
+    if let Err(r) = non_empty("key", &b.key) {
+        return r;
+    }
+    change(&c, &[b"SET", b.key.as_bytes(), b.value.as_bytes()]).await
+}
+
+/// `POST /api/del {key}`.
+pub async fn del(State(c): C, Json(b): Json<KeyBody>) -> Response {
+    change(&c, &[b"DEL", b.key.as_bytes()]).await
+}
+
+/// `POST /api/rollback {key, revision}`.
+pub async fn rollback(State(c): C, Json(b): Json<RollbackBody>) -> Response {
+    let rev = b.revision.to_string();
+    change(&c, &[b"ROLLBACK", b.key.as_bytes(), rev.as_bytes()]).await
+}
+
+/// `GET /api/schemas`.
+pub async fn schemas(State(c): C) -> Response {
+    let mut conn = Conn::new(&c);
+    match conn.ok(&c, &[b"SCHEMA", b"LIST"]).await {
+        Ok(f) => Json(json!({
+            "schemas": flat_pairs(&f)
+                .into_iter()
+                .map(|(p, s)| json!({ "prefix": text(p), "schema": text(s) }))
+                .collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SchemaBody {
+    prefix: String,
+    #[serde(default)]
+    schema: String,
+}
+
+/// `POST /api/schema/set {prefix, schema}`.
+pub async fn schema_set(State(c): C, Json(b): Json<SchemaBody>) -> Response {
+    change(
+        &c,
+        &[b"SCHEMA", b"SET", b.prefix.as_bytes(), b.schema.as_bytes()],
+    )
+    .await
+}
+
+/// `POST /api/schema/del {prefix}`.
+pub async fn schema_del(State(c): C, Json(b): Json<SchemaBody>) -> Response {
+    change(&c, &[b"SCHEMA", b"DEL", b.prefix.as_bytes()]).await
+}
+
+/// `GET /api/gray`: every staged candidate.
+pub async fn gray(State(c): C) -> Response {
+    let mut conn = Conn::new(&c);
+    match conn.ok(&c, &[b"GRAY", b"LIST"]).await {
+        Ok(Frame::Array(items)) => Json(json!({
+            "staged": items
+                .iter()
+                .filter_map(|i| match i {
+                    Frame::Array(p) if p.len() == 3 => Some(json!({
+                        "label": text(&p[0]),
+                        "key": text(&p[1]),
+                        "value": to_json(&p[2]),
+                    })),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Ok(_) => Json(json!({ "staged": [] })).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct GrayBody {
+    label: String,
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// `POST /api/gray/stage {label, key, value}`.
+pub async fn gray_stage(State(c): C, Json(b): Json<GrayBody>) -> Response {
+    change(
+        &c,
+        &[
+            b"GRAY",
+            b"STAGE",
+            b.label.as_bytes(),
+            b.key.as_bytes(),
+            b.value.as_bytes(),
+        ],
+    )
+    .await
+}
+
+/// `POST /api/gray/promote {label, key}`.
+pub async fn gray_promote(State(c): C, Json(b): Json<GrayBody>) -> Response {
+    change(
+        &c,
+        &[b"GRAY", b"PROMOTE", b.label.as_bytes(), b.key.as_bytes()],
+    )
+    .await
+}
+
+/// `POST /api/gray/abort {label, key}`.
+pub async fn gray_abort(State(c): C, Json(b): Json<GrayBody>) -> Response {
+    change(
+        &c,
+        &[b"GRAY", b"ABORT", b.label.as_bytes(), b.key.as_bytes()],
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// One watch stream entry (`id`, then field/value pairs) as an event's JSON.
+fn watch_entry(e: &Frame) -> Option<(String, Value)> {
+    let Frame::Array(parts) = e else { return None };
+    let [id, Frame::Array(fields)] = parts.as_slice() else {
+        return None;
+    };
+    let id = text(id);
+    let mut obj = serde_json::Map::new();
+    obj.insert("id".into(), json!(id));
+    for pair in fields.chunks(2).filter(|c| c.len() == 2) {
+        let name = text(&pair[0]);
+        let v = match &pair[1] {
+            Frame::Bulk(b) => value_json(&b[..b.len().min(64 * 1024)]),
+            other => to_json(other),
+        };
+        obj.insert(name, v);
+    }
+    Some((id, Value::Object(obj)))
+}
+
+/// The entries of an `XREAD` reply (one stream).
+fn xread_entries(reply: &Frame) -> Vec<Frame> {
+    let streams: Vec<&Frame> = match reply {
+        Frame::Array(s) => s.iter().collect(),
+        _ => Vec::new(),
+    };
+    streams
+        .into_iter()
+        .filter_map(|s| match s {
+            Frame::Array(p) if p.len() == 2 => match &p[1] {
+                Frame::Array(entries) => Some(entries.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// `GET /api/events?prefix=`: server-sent events, one `change` per entry of the watch stream
+/// `__watch__:<prefix>` from now on (the page reloads what it shows when one arrives), an
+/// `error` event and the end when the stream fails.
+pub async fn events(State(c): C, Query(q): Query<EventsQuery>) -> Response {
+    let mut conn = Conn::new(&c);
+    let start = match conn.ok(&c, &[b"REVISION"]).await {
+        Ok(f) => flat_pairs(&f)
+            .into_iter()
+            .find(|(k, _)| text(k) == "revision")
+            .and_then(|(_, v)| int(v))
+            .unwrap_or(0),
+        Err(r) => return r,
+    };
+    let stream_name = format!("__watch__:{}", q.prefix);
+    struct St {
+        c: Arc<Console>,
+        conn: Conn,
+        stream: String,
+        last: String,
+        queue: VecDeque<Event>,
+        done: bool,
+    }
+    let st = St {
+        c: c.clone(),
+        conn,
+        stream: stream_name,
+        last: start.to_string(),
+        queue: VecDeque::new(),
+        done: false,
+    };
+    let events = futures::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(ev) = st.queue.pop_front() {
+                return Some((Ok::<Event, Infallible>(ev), st));
+            }
+            if st.done {
+                return None;
+            }
+            let block = EVENT_BLOCK_MS.to_string();
+            let reply = st
+                .conn
+                .call(
+                    &st.c,
+                    &[
+                        b"XREAD",
+                        b"COUNT",
+                        b"100",
+                        b"BLOCK",
+                        block.as_bytes(),
+                        b"STREAMS",
+                        st.stream.as_bytes(),
+                        st.last.as_bytes(),
+                    ],
+                )
+                .await;
+            match reply {
+                Frame::Error(e) => {
+                    st.done = true;
+                    st.queue.push_back(
+                        Event::default()
+                            .event("error")
+                            .data(json!({ "error": e }).to_string()),
+                    );
+                }
+                Frame::Null | Frame::NullArray => {}
+                reply => {
+                    for e in xread_entries(&reply) {
+                        if let Some((id, v)) = watch_entry(&e) {
+                            st.last = id;
+                            st.queue
+                                .push_back(Event::default().event("change").data(v.to_string()));
+                        }
+                    }
+                }
+            }
+            if st.queue.is_empty() {
+                // A short pause after an empty read or an error, so a failing read cannot spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_cut_at_the_first_separator() {
+        let keys: Vec<String> = [
+            "app/db/url",
+            "app/db/pool",
+            "app/name",
+            "app:x:1",
+            "app/",
+            "other",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (folders, leaves) = group("", &keys);
+        assert_eq!(
+            folders,
+            vec![("app/".to_string(), 4), ("app:".to_string(), 1)]
+        );
+        assert_eq!(leaves, vec!["other".to_string()]);
+        let (folders, leaves) = group("app/", &keys);
+        assert_eq!(folders, vec![("app/db/".to_string(), 2)]);
+        assert_eq!(leaves, vec!["app/".to_string(), "app/name".to_string()]);
+    }
+
+    #[test]
+    fn globs_in_a_prefix_are_literal() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
+        assert!(crate::glob::matches(glob_escape("a*").as_bytes(), b"a*x"));
+        assert!(!crate::glob::matches(glob_escape("a*").as_bytes(), b"ax"));
+    }
+
+    #[test]
+    fn values_are_text_flagged_binary_and_cut() {
+        let v = value_json(b"<script>alert(1)</script>");
+        assert_eq!(v["text"], "<script>alert(1)</script>");
+        assert_eq!(v["binary"], false);
+        let v = value_json(&[0xff, 0x00, b'a']);
+        assert_eq!(v["binary"], true);
+        assert_eq!(v["size"], 3);
+        let big = vec![b'x'; MAX_VALUE_SHOWN + 10];
+        let v = value_json(&big);
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["text"].as_str().unwrap().len(), MAX_VALUE_SHOWN);
+    }
+}

@@ -1,0 +1,122 @@
+//! The web console, served by every node on its HTTP port (`metrics_addr`): a cluster
+//! overview, a namespace browser, each key's value, metadata, history and a diff between any
+//! two revisions, edit/create/delete, rollback, schemas and gray releases, with changes pushed
+//! live from the watch stream (server-sent events).
+//!
+//! Owns the console's routes, its API (`api.rs`), its logins and CSRF checks (`auth.rs`) and
+//! its page (`assets/`: HTML, CSS and JS embedded in the binary, no CDN, so it works on an
+//! air-gapped network).
+//!
+//! **ConsoleThroughCommands.** The API reads and writes only by running Redis commands in a
+//! session of its own, as a client would (`commands::Batch`): its writes take the same path as
+//! every write (forwarded to the leader, one revision each, checked against schemas at apply),
+//! its reads the same read gate (linearizable). It adds no way to change the store.
+//!
+//! **InertOutput.** Keys and values are arbitrary bytes: the API sends them as JSON strings
+//! (invalid UTF-8 replaced, flagged `binary`), and the page only ever puts them into text
+//! nodes (`textContent`), never HTML; the pages are served with a Content-Security-Policy
+//! that allows no inline script.
+
+mod api;
+pub mod auth;
+
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::context::ServerContext;
+
+/// Largest request body the console takes (a value to write, a schema): larger ones get 413.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// What every console request shares.
+pub struct Console {
+    ctx: Arc<ServerContext>,
+    logins: auth::Logins,
+    /// Served over HTTPS (the cookie is then `Secure`).
+    https: bool,
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The console's routes: the page and its assets (no login: they hold no data), the login
+/// routes, and the API behind the login (ConsoleLogin, CsrfOnEveryChange).
+pub fn router(ctx: Arc<ServerContext>, https: bool) -> Router {
+    let console = Arc::new(Console {
+        ctx,
+        logins: auth::Logins::default(),
+        https,
+    });
+    let api = Router::new()
+        .route("/api/overview", get(api::overview))
+        .route("/api/keys", get(api::keys))
+        .route("/api/key", get(api::key))
+        .route("/api/history", get(api::history))
+        .route("/api/at", get(api::at))
+        .route("/api/set", post(api::set))
+        .route("/api/del", post(api::del))
+        .route("/api/rollback", post(api::rollback))
+        .route("/api/schemas", get(api::schemas))
+        .route("/api/schema/set", post(api::schema_set))
+        .route("/api/schema/del", post(api::schema_del))
+        .route("/api/gray", get(api::gray))
+        .route("/api/gray/stage", post(api::gray_stage))
+        .route("/api/gray/promote", post(api::gray_promote))
+        .route("/api/gray/abort", post(api::gray_abort))
+        .route("/api/events", get(api::events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            auth::require_login,
+        ));
+    Router::new()
+        .route(
+            "/",
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("assets/index.html"),
+                )
+            }),
+        )
+        .route(
+            "/console.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("assets/console.js"),
+                )
+            }),
+        )
+        .route(
+            "/console.css",
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("assets/console.css"),
+                )
+            }),
+        )
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/session", get(auth::session))
+        .merge(api)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(console)
+}
