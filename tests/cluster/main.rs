@@ -11,6 +11,7 @@ mod common;
 
 mod client_cache;
 mod cluster_ops;
+mod console;
 mod dedup_churn_failover;
 mod failover;
 mod large_entries;

@@ -11,6 +11,7 @@ pub mod client_libs;
 pub mod framer_check;
 pub mod raw;
 pub mod single;
+pub mod webdriver;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -329,6 +330,7 @@ pub struct ClusterBuilder {
     max_in_snapshot_log_to_keep: Option<u64>,
     secret: Option<String>,
     write_timeout_ms: Option<u64>,
+    requirepass: Option<String>,
     metrics: bool,
     /// TLS everywhere ([`ClusterBuilder::tls`]).
     tls: bool,
@@ -368,6 +370,13 @@ impl ClusterBuilder {
 
     pub fn secret(mut self, secret: &str) -> Self {
         self.secret = Some(secret.to_string());
+        self
+    }
+
+    /// Sets `[server] requirepass`; the harness's connections (`try_connect`, `must_leader`,
+    /// ...) authenticate with it.
+    pub fn requirepass(mut self, password: &str) -> Self {
+        self.requirepass = Some(password.to_string());
         self
     }
 
@@ -465,8 +474,12 @@ impl ClusterBuilder {
         if let Some(n) = self.max_in_snapshot_log_to_keep {
             let _ = writeln!(toml, "max_in_snapshot_log_to_keep = {n}");
         }
+        let _ = writeln!(toml, "\n[server]");
         if let Some(ms) = self.write_timeout_ms {
-            let _ = writeln!(toml, "\n[server]\nwrite_timeout_ms = {ms}");
+            let _ = writeln!(toml, "write_timeout_ms = {ms}");
+        }
+        if let Some(pw) = &self.requirepass {
+            let _ = writeln!(toml, "requirepass = {pw:?}");
         }
         let config = dir.path().join("cluster.toml");
         fs::write(&config, &toml).expect("write cluster.toml");
@@ -481,6 +494,7 @@ impl ClusterBuilder {
             config,
             nodes,
             children: BTreeMap::new(),
+            password: self.requirepass,
         }
     }
 }
@@ -506,6 +520,9 @@ pub struct Cluster {
     nodes: BTreeMap<u64, NodeSpec>,
     /// The running process of each node that was started and not killed by the test.
     children: BTreeMap<u64, Child>,
+    /// `[server] requirepass` ([`ClusterBuilder::requirepass`]): the harness's own
+    /// connections authenticate with it.
+    password: Option<String>,
 }
 
 impl Cluster {
@@ -519,6 +536,7 @@ impl Cluster {
             max_in_snapshot_log_to_keep: None,
             secret: None,
             write_timeout_ms: None,
+            requirepass: None,
             metrics: false,
             tls: false,
             env: BTreeMap::new(),
@@ -862,7 +880,11 @@ impl Cluster {
 
     /// A connection to node `id`, or why there is none.
     pub fn try_connect(&self, id: u64) -> Result<redis::Connection, String> {
-        connect(&self.spec(id).redis_addr, Duration::from_millis(500))
+        connect_with_password(
+            &self.spec(id).redis_addr,
+            self.password.as_deref(),
+            Duration::from_millis(500),
+        )
     }
 
     /// A connection to node `id`, retried for up to 10 s (the node may still be starting).

@@ -1,16 +1,14 @@
 //! The console's JSON API: each handler runs Redis commands in a console session
 //! (ConsoleThroughCommands) and shapes their replies as JSON (InertOutput: bytes as strings,
-//! flagged `binary` when not UTF-8, long values cut at [`MAX_VALUE_SHOWN`]).
+//! flagged `binary` when not UTF-8, long values cut: `json.rs`); the live event stream is
+//! `events.rs`.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::convert::Infallible;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -18,30 +16,27 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::error;
+use super::json::{flat_pairs, int, text, to_json};
 use super::Console;
 use crate::commands::{Batch, Session};
 use crate::context::ClientHandle;
 use crate::protocol::Frame;
 use crate::raft::status::Role;
 
-/// The most bytes of one value the API sends (the page says the rest was cut).
-pub const MAX_VALUE_SHOWN: usize = 1024 * 1024;
 /// The most keys one namespace listing scans.
 const MAX_LISTED_KEYS: usize = 10_000;
 /// The most history entries one key page shows (the newest).
 const MAX_HISTORY_SHOWN: usize = 200;
-/// How long one watch read of the event stream blocks before it is renewed.
-const EVENT_BLOCK_MS: u64 = 10_000;
 
 type C = State<Arc<Console>>;
 
 /// A console session: runs commands as a client of this node would.
-struct Conn {
+pub(super) struct Conn {
     session: Session,
 }
 
 impl Conn {
-    fn new(c: &Console) -> Self {
+    pub(super) fn new(c: &Console) -> Self {
         let any: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
         let id = c.ctx.next_client_id.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(ClientHandle::new(id, any, any, -1));
@@ -51,7 +46,7 @@ impl Conn {
         Self { session }
     }
 
-    async fn call(&mut self, c: &Console, argv: &[&[u8]]) -> Frame {
+    pub(super) async fn call(&mut self, c: &Console, argv: &[&[u8]]) -> Frame {
         let argv: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
         let mut batch = Batch::new(vec![argv], &mut self.session);
         match batch.next(&c.ctx, &mut self.session).await {
@@ -61,7 +56,7 @@ impl Conn {
     }
 
     /// Runs a command; an error reply becomes the HTTP error the page shows.
-    async fn ok(&mut self, c: &Console, argv: &[&[u8]]) -> Result<Frame, Response> {
+    pub(super) async fn ok(&mut self, c: &Console, argv: &[&[u8]]) -> Result<Frame, Response> {
         match self.call(c, argv).await {
             Frame::Error(e) => Err(command_error(&e)),
             f => Ok(f),
@@ -79,75 +74,6 @@ fn command_error(e: &str) -> Response {
         _ => StatusCode::BAD_REQUEST,
     };
     error(status, e)
-}
-
-/// A value for the page: its text (invalid UTF-8 replaced), whether it is binary, its size,
-/// and whether the text was cut.
-pub fn value_json(b: &[u8]) -> Value {
-    let cut = b.len() > MAX_VALUE_SHOWN;
-    let shown = &b[..b.len().min(MAX_VALUE_SHOWN)];
-    json!({
-        "text": String::from_utf8_lossy(shown),
-        "binary": std::str::from_utf8(b).is_err(),
-        "size": b.len(),
-        "truncated": cut,
-    })
-}
-
-fn text(f: &Frame) -> String {
-    match f {
-        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
-        Frame::Simple(s) => s.clone(),
-        Frame::Integer(i) => i.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn int(f: &Frame) -> Option<i64> {
-    match f {
-        Frame::Integer(i) => Some(*i),
-        Frame::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
-    }
-}
-
-/// A reply as JSON: bulk strings as [`value_json`], maps as objects.
-fn to_json(f: &Frame) -> Value {
-    match f {
-        Frame::Bulk(b) => value_json(b),
-        Frame::Simple(s) => json!(s),
-        Frame::Integer(i) => json!(i),
-        Frame::Double(d) => json!(d),
-        Frame::Boolean(b) => json!(b),
-        Frame::Null | Frame::NullArray => Value::Null,
-        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
-            Value::Array(items.iter().map(to_json).collect())
-        }
-        Frame::Map(pairs) => {
-            Value::Object(pairs.iter().map(|(k, v)| (text(k), to_json(v))).collect())
-        }
-        Frame::Pairs(pairs) => Value::Array(
-            pairs
-                .iter()
-                .map(|(k, v)| json!([to_json(k), to_json(v)]))
-                .collect(),
-        ),
-        Frame::Error(e) => json!({ "error": e }),
-        other => json!(format!("{other:?}")),
-    }
-}
-
-/// A flat `[k1, v1, k2, v2, ...]` reply (RESP2 maps) as pairs.
-fn flat_pairs(f: &Frame) -> Vec<(&Frame, &Frame)> {
-    match f {
-        Frame::Array(items) => items
-            .chunks(2)
-            .filter(|c| c.len() == 2)
-            .map(|c| (&c[0], &c[1]))
-            .collect(),
-        Frame::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -417,21 +343,10 @@ async fn change(c: &Console, argv: &[&[u8]]) -> Response {
     }
 }
 
-fn non_empty(what: &str, v: &str) -> Result<(), Response> {
-    if v.is_empty() {
-        Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("{what} must not be empty"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 /// `POST /api/set {key, value}`.
 pub async fn set(State(c): C, Json(b): Json<SetBody>) -> Response {
-    if let Err(r) = non_empty("key", &b.key) {
-        return r;
+    if b.key.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "key must not be empty");
     }
     change(&c, &[b"SET", b.key.as_bytes(), b.value.as_bytes()]).await
 }
@@ -547,137 +462,6 @@ pub async fn gray_abort(State(c): C, Json(b): Json<GrayBody>) -> Response {
     .await
 }
 
-#[derive(Deserialize)]
-pub struct EventsQuery {
-    #[serde(default)]
-    prefix: String,
-}
-
-/// One watch stream entry (`id`, then field/value pairs) as an event's JSON.
-fn watch_entry(e: &Frame) -> Option<(String, Value)> {
-    let Frame::Array(parts) = e else { return None };
-    let [id, Frame::Array(fields)] = parts.as_slice() else {
-        return None;
-    };
-    let id = text(id);
-    let mut obj = serde_json::Map::new();
-    obj.insert("id".into(), json!(id));
-    for pair in fields.chunks(2).filter(|c| c.len() == 2) {
-        let name = text(&pair[0]);
-        let v = match &pair[1] {
-            Frame::Bulk(b) => value_json(&b[..b.len().min(64 * 1024)]),
-            other => to_json(other),
-        };
-        obj.insert(name, v);
-    }
-    Some((id, Value::Object(obj)))
-}
-
-/// The entries of an `XREAD` reply (one stream).
-fn xread_entries(reply: &Frame) -> Vec<Frame> {
-    let streams: Vec<&Frame> = match reply {
-        Frame::Array(s) => s.iter().collect(),
-        _ => Vec::new(),
-    };
-    streams
-        .into_iter()
-        .filter_map(|s| match s {
-            Frame::Array(p) if p.len() == 2 => match &p[1] {
-                Frame::Array(entries) => Some(entries.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
-/// `GET /api/events?prefix=`: server-sent events, one `change` per entry of the watch stream
-/// `__watch__:<prefix>` from now on (the page reloads what it shows when one arrives), an
-/// `error` event and the end when the stream fails.
-pub async fn events(State(c): C, Query(q): Query<EventsQuery>) -> Response {
-    let mut conn = Conn::new(&c);
-    let start = match conn.ok(&c, &[b"REVISION"]).await {
-        Ok(f) => flat_pairs(&f)
-            .into_iter()
-            .find(|(k, _)| text(k) == "revision")
-            .and_then(|(_, v)| int(v))
-            .unwrap_or(0),
-        Err(r) => return r,
-    };
-    let stream_name = format!("__watch__:{}", q.prefix);
-    struct St {
-        c: Arc<Console>,
-        conn: Conn,
-        stream: String,
-        last: String,
-        queue: VecDeque<Event>,
-        done: bool,
-    }
-    let st = St {
-        c: c.clone(),
-        conn,
-        stream: stream_name,
-        last: start.to_string(),
-        queue: VecDeque::new(),
-        done: false,
-    };
-    let events = futures::stream::unfold(st, |mut st| async move {
-        loop {
-            if let Some(ev) = st.queue.pop_front() {
-                return Some((Ok::<Event, Infallible>(ev), st));
-            }
-            if st.done {
-                return None;
-            }
-            let block = EVENT_BLOCK_MS.to_string();
-            let reply = st
-                .conn
-                .call(
-                    &st.c,
-                    &[
-                        b"XREAD",
-                        b"COUNT",
-                        b"100",
-                        b"BLOCK",
-                        block.as_bytes(),
-                        b"STREAMS",
-                        st.stream.as_bytes(),
-                        st.last.as_bytes(),
-                    ],
-                )
-                .await;
-            match reply {
-                Frame::Error(e) => {
-                    st.done = true;
-                    st.queue.push_back(
-                        Event::default()
-                            .event("error")
-                            .data(json!({ "error": e }).to_string()),
-                    );
-                }
-                Frame::Null | Frame::NullArray => {}
-                reply => {
-                    for e in xread_entries(&reply) {
-                        if let Some((id, v)) = watch_entry(&e) {
-                            st.last = id;
-                            st.queue
-                                .push_back(Event::default().event("change").data(v.to_string()));
-                        }
-                    }
-                }
-            }
-            if st.queue.is_empty() {
-                // A short pause after an empty read or an error, so a failing read cannot spin.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,19 +495,5 @@ mod tests {
         assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
         assert!(crate::glob::matches(glob_escape("a*").as_bytes(), b"a*x"));
         assert!(!crate::glob::matches(glob_escape("a*").as_bytes(), b"ax"));
-    }
-
-    #[test]
-    fn values_are_text_flagged_binary_and_cut() {
-        let v = value_json(b"<script>alert(1)</script>");
-        assert_eq!(v["text"], "<script>alert(1)</script>");
-        assert_eq!(v["binary"], false);
-        let v = value_json(&[0xff, 0x00, b'a']);
-        assert_eq!(v["binary"], true);
-        assert_eq!(v["size"], 3);
-        let big = vec![b'x'; MAX_VALUE_SHOWN + 10];
-        let v = value_json(&big);
-        assert_eq!(v["truncated"], true);
-        assert_eq!(v["text"].as_str().unwrap().len(), MAX_VALUE_SHOWN);
     }
 }

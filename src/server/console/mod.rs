@@ -19,6 +19,8 @@
 
 mod api;
 pub mod auth;
+mod events;
+mod json;
 
 use std::sync::Arc;
 
@@ -80,7 +82,7 @@ pub fn router(ctx: Arc<ServerContext>, https: bool) -> Router {
         .route("/api/gray/stage", post(api::gray_stage))
         .route("/api/gray/promote", post(api::gray_promote))
         .route("/api/gray/abort", post(api::gray_abort))
-        .route("/api/events", get(api::events))
+        .route("/api/events", get(events::events))
         .route_layer(axum::middleware::from_fn_with_state(
             console.clone(),
             auth::require_login,

@@ -6,6 +6,7 @@
 let csrf = null;
 let events = null; // the EventSource of the page shown, if any
 let poll = null;   // the overview's refresh timer
+let shown = 0;     // counts the pages shown: a late callback of an earlier page does nothing
 
 // An element with attributes, children (nodes or text) and event handlers ("on" + name).
 function el(tag, attrs, ...children) {
@@ -85,8 +86,9 @@ function stopLive() {
 
 // Follows the watch stream of `prefix`; `onChange` gets each change.
 function live(prefix, onChange) {
+  const page = shown;
   events = new EventSource("/api/events?prefix=" + encodeURIComponent(prefix));
-  events.addEventListener("change", (m) => onChange(JSON.parse(m.data)));
+  events.addEventListener("change", (m) => { if (page === shown) onChange(JSON.parse(m.data)); });
   events.addEventListener("error", (m) => { if (m.data) showError(JSON.parse(m.data).error); });
 }
 
@@ -180,7 +182,10 @@ async function keysPage(prefix) {
   };
   await draw();
   let pending = null;
-  live(prefix, () => { if (!pending) pending = setTimeout(() => { pending = null; draw().catch((e) => showError(e.message)); }, 200); });
+  const page = shown;
+  live(prefix, () => {
+    if (!pending) pending = setTimeout(() => { pending = null; if (page === shown) draw().catch((e) => showError(e.message)); }, 200);
+  });
 }
 
 // ---- a key ----
@@ -272,7 +277,8 @@ async function keyPage(key, isNew) {
     const a = document.querySelector(".pick-a:checked"), b = document.querySelector(".pick-b:checked");
     if (!a || !b) return;
     const [va, vb] = await Promise.all([a.value, b.value].map((r) => api(`/api/at?key=${encodeURIComponent(key)}&revision=${r}`)));
-    const d = diffLines(valueText(va.value), valueText(vb.value));
+    // JSON is compared pretty-printed, so a changed field is a changed line.
+    const d = diffLines(render(valueText(va.value))[1], render(valueText(vb.value))[1]);
     diffBox.hidden = false;
     diffBox.replaceChildren(el("div", { class: "meta", text: `revision ${a.value} \u2192 ${b.value}` }),
       ...(d === null ? [el("div", { text: "too large to diff" })]
@@ -283,7 +289,8 @@ async function keyPage(key, isNew) {
     if (ev.key && valueText(ev.key) !== key) return;
     liveNote.hidden = false;
     liveNote.textContent = `Changed at ${ev.id} (${valueText(ev.type)}): reloading.`;
-    setTimeout(() => keyPage(key, false).then(() => {
+    const page = shown;
+    setTimeout(() => page === shown && keyPage(key, false).then(() => {
       const n = document.getElementById("live-note");
       n.hidden = false;
       n.textContent = `Updated live: ${valueText(ev.type)} at ${ev.id}.`;
@@ -338,6 +345,7 @@ async function grayPage() {
 
 async function route() {
   stopLive();
+  shown += 1;
   try {
     if (!csrf) {
       const s = await api("/api/session");

@@ -1,0 +1,315 @@
+//! The web console in a real browser (headless Chromium over WebDriver) against a three-node
+//! cluster with a `requirepass`: login required, the overview, browsing namespaces, editing a
+//! key through a follower's console (a revision like any write, seen on the other nodes), a
+//! live update arriving while the page is open, a diff between two revisions, rollback with
+//! its confirmation, a schema refusing a bad value on the page, a gray release staged and
+//! promoted, HTML and script in keys and values shown as text, binary and huge values; and
+//! over plain HTTP, an API request without a login (401) and a change without the CSRF token
+//! (403). Screenshots of the main pages go to `REDRAFT_SCREENSHOTS` (the README's come from
+//! `REDRAFT_SCREENSHOTS=docs/console cargo test --test cluster console`), else a temp dir.
+
+use crate::common;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::webdriver::Browser;
+use common::{phase, Cluster};
+use resp_client::raw::{RawConn, Reply};
+
+const PASSWORD: &str = "console-pw";
+
+/// One HTTP request; the status, the `Set-Cookie` value (if any) and the body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or("")
+        .to_string();
+    (status, cookie, body.to_string())
+}
+
+fn auth(conn: &mut RawConn) {
+    assert_eq!(conn.must_call(&["AUTH", PASSWORD]), Reply::ok());
+}
+
+fn shots() -> PathBuf {
+    let dir = std::env::var_os("REDRAFT_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("redraft-console-screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_console_in_a_browser() {
+    let mut c = Cluster::builder()
+        .name("console")
+        .metrics()
+        .requirepass(PASSWORD)
+        .start();
+    let leader = c.must_leader(Duration::from_secs(30));
+    let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    let other = c
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader && id != follower)
+        .unwrap();
+    let web = c.metrics_addr(follower).expect("metrics_addr");
+    let mut l = RawConn::must_connect(&c.redis_addr(leader));
+    auth(&mut l);
+    let mut o = RawConn::must_connect(&c.redis_addr(other));
+    auth(&mut o);
+    for (k, v) in [
+        ("app/payments/limits", r#"{"limit": 10, "currency": "EUR"}"#),
+        ("app/payments/provider", "stripe"),
+        ("app/db/url", "postgres://db:5432/app"),
+        ("app/db/pool", "size = 10\ntimeout = 30"),
+        ("feature:checkout", "on"),
+    ] {
+        assert_eq!(l.must_call(&["SET", k, v]), Reply::ok());
+    }
+
+    phase("without a login the API answers 401; a change without the CSRF token 403");
+    let (status, _, body) = http(&web, "GET", "/api/keys?prefix=", &[], "");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("login required"), "{body}");
+    let json = [("Content-Type", "application/json")];
+    let (status, _, _) = http(&web, "POST", "/api/login", &json, r#"{"password":"wrong"}"#);
+    assert_eq!(status, 401);
+    let login = format!(r#"{{"password":"{PASSWORD}"}}"#);
+    let (status, cookie, body) = http(&web, "POST", "/api/login", &json, &login);
+    assert_eq!(status, 200, "{body}");
+    assert!(cookie.starts_with("redraft_console="), "{cookie}");
+    let set = r#"{"key":"app/forged","value":"x"}"#;
+    let with_cookie = [
+        ("Content-Type", "application/json"),
+        ("Cookie", cookie.as_str()),
+    ];
+    let (status, _, body) = http(&web, "POST", "/api/set", &with_cookie, set);
+    assert_eq!(status, 403, "{body}");
+    let csrf = body_field(
+        &http(&web, "GET", "/api/session", &with_cookie, "").2,
+        "csrf",
+    );
+    let cross_site = [
+        ("Content-Type", "application/json"),
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", csrf.as_str()),
+        ("Origin", "http://evil.example"),
+    ];
+    assert_eq!(http(&web, "POST", "/api/set", &cross_site, set).0, 403);
+    assert_eq!(l.must_call(&["EXISTS", "app/forged"]), Reply::Integer(0));
+
+    let b = Browser::start();
+    let dir = shots();
+    let url = format!("http://{web}/");
+
+    phase("the browser must log in; then the overview shows the three members");
+    b.goto(&url);
+    b.wait_for("#login-password");
+    b.fill("#login-password", "wrong");
+    b.click("#login-submit");
+    b.wait_text("#error", "wrong password");
+    b.fill("#login-password", PASSWORD);
+    b.click("#login-submit");
+    b.wait_for("#members tr[data-member]");
+    let members = b.exec(
+        "return document.querySelectorAll('#members tr[data-member]').length",
+        serde_json::json!([]),
+    );
+    assert_eq!(members, serde_json::json!(3));
+    b.wait_text("#stats", "follower");
+    b.screenshot(&dir.join("overview.png"));
+
+    phase("namespaces: app/ then app/payments/");
+    b.goto(&format!("{url}#/keys/"));
+    b.wait_text("#listing", "app/");
+    let listing = b.text("#listing");
+    assert!(listing.contains("feature:"), "{listing}");
+    b.goto(&format!("{url}#/keys/app%2F"));
+    b.wait_text("#listing", "app/payments/");
+    b.screenshot(&dir.join("keys.png"));
+
+    phase("a key page: value rendered as JSON, metadata; edit through the follower's console");
+    b.goto(&format!("{url}#/key/app%2Fpayments%2Flimits"));
+    b.wait_text("#format", "JSON");
+    b.wait_text("#meta", "create_revision");
+    b.fill("#edit-value", r#"{"limit": 20, "currency": "EUR"}"#);
+    b.click("#save");
+    b.wait_text("#value", "20");
+    assert_eq!(
+        o.must_call(&["GET", "app/payments/limits"]),
+        Reply::Bulk(Some(br#"{"limit": 20, "currency": "EUR"}"#.to_vec())),
+        "the console's write is on another node"
+    );
+
+    phase("a write on another node arrives live while the page is open");
+    b.wait_for("#history tr[data-revision]");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        o.must_call(&[
+            "SET",
+            "app/payments/limits",
+            r#"{"limit": 30, "currency": "EUR"}"#
+        ]),
+        Reply::ok()
+    );
+    b.wait_text("#live-note", "Updated live");
+    b.wait_text("#value", "30");
+
+    phase("diff between the first and the latest revision");
+    b.exec(
+        "const a = document.querySelectorAll('.pick-a'); a[a.length - 1].click();",
+        serde_json::json!([]),
+    );
+    b.click("#diff-btn");
+    let diff = b.wait_text("#diff", "+");
+    // JSON values are compared pretty-printed: the changed field is the changed line.
+    assert!(diff.contains("-   \"limit\": 10,"), "{diff}");
+    assert!(diff.contains("+   \"limit\": 30,"), "{diff}");
+    assert!(diff.contains("    \"currency\": \"EUR\""), "{diff}");
+    b.exec(
+        "document.getElementById('history').scrollIntoView()",
+        serde_json::json!([]),
+    );
+    b.screenshot(&dir.join("key.png"));
+
+    phase("rollback to the first revision, after the confirmation");
+    let first = b.exec(
+        "const r = document.querySelectorAll('#history tr[data-revision]'); return r[r.length - 1].dataset.revision;",
+        serde_json::json!([]),
+    );
+    let first = first.as_str().unwrap().to_string();
+    b.click(&format!("button.rollback[data-revision=\"{first}\"]"));
+    b.wait_text("#confirm-text", "Roll app/payments/limits back");
+    b.click("#confirm-yes");
+    b.wait_text("#value", "10");
+    assert_eq!(
+        l.must_call(&["GET", "app/payments/limits"]),
+        Reply::Bulk(Some(br#"{"limit": 10, "currency": "EUR"}"#.to_vec()))
+    );
+
+    phase("a schema set on the page refuses a bad value saved on the page");
+    b.goto(&format!("{url}#/schemas"));
+    b.fill("#schema-prefix", "app/payments/");
+    b.fill(
+        "#schema-body",
+        r#"{"type": "object", "properties": {"limit": {"type": "integer", "maximum": 1000}}}"#,
+    );
+    b.click("#schema-save");
+    b.wait_text("#schemas", "app/payments/");
+    b.screenshot(&dir.join("schemas.png"));
+    b.goto(&format!("{url}#/key/app%2Fpayments%2Flimits"));
+    b.wait_for("#edit-value");
+    b.fill("#edit-value", r#"{"limit": 5000}"#);
+    b.click("#save");
+    let refused = b.wait_text("#error", "SCHEMA");
+    assert!(
+        refused.contains("5000 is greater than the maximum of 1000"),
+        "{refused}"
+    );
+    assert_eq!(
+        o.must_call(&["GET", "app/payments/limits"]),
+        Reply::Bulk(Some(br#"{"limit": 10, "currency": "EUR"}"#.to_vec()))
+    );
+
+    phase("a gray release staged and promoted on the page");
+    b.goto(&format!("{url}#/gray"));
+    b.fill("#gray-label", "canary");
+    b.fill("#gray-key", "app/db/url");
+    b.fill("#gray-value", "postgres://db2:5432/app");
+    b.click("#gray-stage");
+    b.wait_text("#gray", "db2");
+    b.screenshot(&dir.join("gray.png"));
+    assert_eq!(
+        o.must_call(&["GET", "app/db/url"]),
+        Reply::Bulk(Some(b"postgres://db:5432/app".to_vec())),
+        "a client without the label reads the old value"
+    );
+    b.click("#gray button.promote");
+    b.click("#confirm-yes");
+    b.wait_for("#gray-stage");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while o.must_call(&["GET", "app/db/url"])
+        != Reply::Bulk(Some(b"postgres://db2:5432/app".to_vec()))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the promote never reached node {other}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    phase("HTML and script in keys and values are text; binary and huge values are flagged");
+    let evil_key = "app/<img src=x onerror=alert(1)>";
+    let evil_value = "<script>alert(2)</script><b>bold</b>";
+    assert_eq!(l.must_call(&["SET", evil_key, evil_value]), Reply::ok());
+    b.goto(&format!("{url}#/keys/app%2F"));
+    b.wait_text("#listing", "<img src=x onerror=alert(1)>");
+    b.goto(&format!("{url}#/key/{}", urlencode(evil_key)));
+    assert_eq!(b.wait_text("#value", "<script>"), evil_value);
+    assert_eq!(b.text("#key-name"), evil_key);
+    let injected = b.exec(
+        "return document.querySelectorAll('main img, main script, main b').length",
+        serde_json::json!([]),
+    );
+    assert_eq!(
+        injected,
+        serde_json::json!(0),
+        "markup from data became elements"
+    );
+    assert_eq!(b.alert_text(), None, "a script from data ran");
+    let bin: [&[u8]; 3] = [b"SET", b"app/bin", &[0xff, 0xfe, 0x00, 0x41]];
+    assert_eq!(l.must_call(&bin), Reply::ok());
+    b.goto(&format!("{url}#/key/app%2Fbin"));
+    b.wait_text("#main", "binary");
+    let huge = "x".repeat(3 * 1024 * 1024);
+    assert_eq!(l.must_call(&["SET", "app/huge", &huge]), Reply::ok());
+    b.goto(&format!("{url}#/key/app%2Fhuge"));
+    b.wait_text("#main", "first 1048576 of 3145728 bytes");
+}
+
+fn body_field(body: &str, field: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v[field].as_str().unwrap_or_default().to_string()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
