@@ -350,8 +350,15 @@ async function route() {
     if (!csrf) {
       const s = await api("/api/session");
       document.getElementById("where").textContent = `cluster ${s.cluster} · node ${s.node_id}`;
-      if (!s.logged_in) { document.getElementById("nav").hidden = true; return loginPage(); }
-      csrf = s.csrf;
+      if (!s.logged_in && !s.password_required) {
+        // A node without a password needs none here either (as a Redis client needs none).
+        csrf = (await api("/api/login", { password: "" })).csrf;
+      } else if (!s.logged_in) {
+        document.getElementById("nav").hidden = true;
+        return loginPage();
+      } else {
+        csrf = s.csrf;
+      }
     }
     document.getElementById("nav").hidden = false;
     const h = location.hash || "#/overview";
