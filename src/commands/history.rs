@@ -13,10 +13,11 @@
 //! ```text
 //! GETAT key revision       → bulk | nil (absent at that revision); revision 0 = latest; a
 //!                            hash's version answers its fields as HGETALL does (a map)
-//! HISTORY key [FROM rev] [TO rev] [COUNT n]
+//! HISTORY key [FROM rev] [TO rev] [COUNT n] [WITHAUTHORS]
 //!                          → array of [revision (int), event (set|hset|hdel|del|expired),
-//!                            value (a hash's: its fields, as HGETALL) | nil],
-//!                            oldest first; FROM 0 (default) = every stored version, TO 0
+//!                            value (a hash's: its fields, as HGETALL) | nil
+//!                            (, author: the user who made the revision | nil, with
+//!                            WITHAUTHORS)], oldest first; FROM 0 (default) = every stored version, TO 0
 //!                            (default) = the current revision, COUNT 0 = none, default all
 //! ROLLBACK key revision    → :revision after the rollback (a put of the value the key had at
 //!                            revision, clearing its TTL; a delete if it was absent then, which
@@ -73,8 +74,13 @@ pub(super) async fn history(
 ) -> CommandResult {
     let key = parse.next_bytes()?;
     let (mut from, mut to, mut count) = (0u64, 0u64, usize::MAX);
+    let mut with_authors = false;
     while parse.remaining() > 0 {
         let option = parse.next_string()?.to_ascii_uppercase();
+        if option == "WITHAUTHORS" {
+            with_authors = true;
+            continue;
+        }
         if parse.remaining() == 0 {
             return Err(ParseError::Syntax.into());
         }
@@ -86,23 +92,35 @@ pub(super) async fn history(
         }
     }
     read_gate(ctx, session).await?;
-    let events = ctx
+    let (events, authors) = ctx
         .node
-        .read_store(|store| store.history(&key, from, to, count))
+        .read_store(|store| {
+            let events = store.history(&key, from, to, count)?;
+            let authors: Vec<Option<Bytes>> = events
+                .iter()
+                .map(|e| store.author_of(e.revision.main).cloned())
+                .collect();
+            Ok((events, authors))
+        })
         .map_err(store_error)?;
     Ok(Frame::Array(
         events
             .iter()
-            .map(|e| {
+            .zip(authors)
+            .map(|(e, author)| {
                 let value = match e.kind {
                     EventKind::Put => value_frame(&e.kv),
                     EventKind::Delete | EventKind::Expired => Frame::Null,
                 };
-                Frame::Array(vec![
+                let mut entry = vec![
                     Frame::Integer(e.revision.main as i64),
                     Frame::Bulk(Bytes::from_static(event_type_of(e).as_bytes())),
                     value,
-                ])
+                ];
+                if with_authors {
+                    entry.push(author.map_or(Frame::Null, Frame::Bulk));
+                }
+                Frame::Array(entry)
             })
             .collect(),
     ))

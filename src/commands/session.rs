@@ -17,6 +17,9 @@ use crate::protocol::{Frame, Protocol};
 use crate::store::{ClientSeq, Op, Request};
 use crate::watch::tracking::Tracker;
 
+/// Redis's user behind `requirepass` (and of every connection until ACL users exist).
+pub const DEFAULT_USER: &[u8] = b"default";
+
 /// Per-connection state.
 pub struct Session {
     /// `CLIENT ID`: unique on this node, grows.
@@ -24,6 +27,10 @@ pub struct Session {
     pub addr: SocketAddr,
     pub proto: Protocol,
     pub authenticated: bool,
+    /// The user this session acts as: the author recorded for its writes (AuthorPerRevision,
+    /// `store/audit.rs`). `default` (Redis's user behind `requirepass`) until there are other
+    /// users.
+    pub user: Bytes,
     pub read_mode: ReadMode,
     /// What other sessions see of this one (name, flags, last command); shared with the
     /// client registry.
@@ -81,6 +88,7 @@ impl Session {
             addr: handle.addr,
             proto: Protocol::Resp2,
             authenticated: ctx.requirepass.is_none(),
+            user: Bytes::from_static(DEFAULT_USER),
             read_mode: ctx.settings.read_mode(),
             handle,
             client_id,
@@ -117,7 +125,11 @@ impl Session {
                 sent_ms: crate::raft::unix_ms(),
                 retry: false,
             }),
-            op,
+            // AuthorPerRevision: the author travels in the entry, so every node records it.
+            op: Op::Authored {
+                author: self.user.clone(),
+                op: Box::new(op),
+            },
             at_ms: 0,
         }
     }

@@ -2,6 +2,8 @@
 //! reads below it, or above the current revision, are refused. Also the reads and the write
 //! that address a revision inside the window: GETAT, HISTORY and ROLLBACK.
 
+use bytes::Bytes;
+
 use super::*;
 
 impl Store {
@@ -21,6 +23,7 @@ impl Store {
         }
         // Does not bump the revision (RevisionMonotonic), as etcd's compaction.
         self.keyspace.compact(revision);
+        self.authors.compact(revision);
         self.compact_revision = revision;
         tracing::debug!(compact_revision = revision, "compacted history");
         Response::Compacted {
@@ -77,6 +80,11 @@ impl Store {
         }
         self.check_readable(revision)?;
         Ok(self.keyspace.get_at(key, revision))
+    }
+
+    /// Who made `revision` (AuthorPerRevision, `audit.rs`), if it is recorded.
+    pub fn author_of(&self, revision: u64) -> Option<&Bytes> {
+        self.authors.get(revision)
     }
 
     /// Returns `key`'s changes with `from <= main <= to`, oldest first, at most `limit` of them

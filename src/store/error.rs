@@ -59,9 +59,10 @@ pub enum StoreError {
     /// A transaction inside a transaction.
     #[error("ERR MULTI calls can not be nested")]
     NestedTxn,
-    /// A proposal batch ([`crate::store::Op::Batch`]) anywhere but a Raft entry's top level (a
-    /// bug, never a client's doing: only the batcher builds one).
-    #[error("ERR a batch of requests inside a request; not applied")]
+    /// A proposal batch ([`crate::store::Op::Batch`]) or an [`crate::store::Op::Authored`]
+    /// anywhere but a request's top level (a bug, never a client's doing: only the batcher and
+    /// the session build them).
+    #[error("ERR a batch of requests or an authored op inside a request; not applied")]
     NestedBatch,
     /// The answer to a retry of a write that was applied but whose reply was too large for the
     /// dedup table to keep (DedupEntrySmall): the write happened once, what it answered is lost.

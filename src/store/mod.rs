@@ -44,6 +44,7 @@
 //! - **SnapshotFaithful.** A store restored from [`Store::to_snapshot`] equals the original.
 //! - **NoPanicOnInput.** No request and no snapshot bytes make the store panic.
 
+mod audit;
 mod compaction;
 mod deadlines;
 mod dedup;
@@ -89,6 +90,7 @@ use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
 use kv::Keyspace;
 
+pub use audit::{Authors, MAX_AUTHOR_LEN};
 pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
@@ -123,8 +125,10 @@ pub struct Store {
     dedup: DedupTable,
     /// The live keys' deadlines (DeadlineLive).
     deadlines: Deadlines,
-    /// The script bodies applied (ScriptsReplicated, `script.rs`). Serialised last.
+    /// The script bodies applied (ScriptsReplicated, `script.rs`).
     scripts: Scripts,
+    /// Who made each revision of the history window (AuthorPerRevision). Serialised last.
+    authors: Authors,
 }
 
 /// Whether a put passed the schemas in force (SchemaAtApply, `schema.rs`).
@@ -246,7 +250,12 @@ impl Store {
                 }
             }
         }
-        let (response, mut applied) = self.apply_op(&req.op);
+        let (author, op) = req.op.authored();
+        let before = self.revision;
+        let (response, mut applied) = self.apply_op(op);
+        if let Some(author) = author.filter(|_| self.revision > before) {
+            self.authors.record(self.revision, author);
+        }
         applied.origin = req.client.map(|c| c.client_id);
         if let Some(client) = req.client {
             self.dedup.record(client, response.clone(), req.at_ms);
@@ -367,7 +376,7 @@ impl Store {
                 value,
             } => self.cas(c, key, *expected_mod_revision, value, PutTtl::Clear),
             Op::Txn { .. } => Err(StoreError::NestedTxn),
-            Op::Batch(_) => Err(StoreError::NestedBatch),
+            Op::Batch(_) | Op::Authored { .. } => Err(StoreError::NestedBatch),
             Op::Read(read) => Ok(self.read(read)),
             Op::SetEx {
                 key,

@@ -161,7 +161,8 @@ pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut 
         | Op::Batch(_)
         | Op::Script { .. }
         | Op::ScriptLoad { .. }
-        | Op::ScriptFlush => {}
+        | Op::ScriptFlush
+        | Op::Authored { .. } => {}
     }
 }
 

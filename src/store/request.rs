@@ -232,6 +232,10 @@ pub enum Op {
         field: Bytes,
         increment: Bytes,
     },
+    /// `op`, made by the user `author` (AuthorPerRevision, `audit.rs`): a session wraps each
+    /// write it proposes; apply records the author for the revision `op` makes. Only at a
+    /// request's top level.
+    Authored { author: Bytes, op: Box<Op> },
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -369,7 +373,16 @@ impl Op {
                 *at = now_ms;
             }
             Op::ExpireDue { now_ms: at, .. } | Op::Script { now_ms: at, .. } => *at = now_ms,
+            Op::Authored { op, .. } => op.stamp(now_ms),
             _ => {}
+        }
+    }
+
+    /// The author of an [`Op::Authored`] and the op it wraps; any other op, without author.
+    pub fn authored(&self) -> (Option<&Bytes>, &Op) {
+        match self {
+            Op::Authored { author, op } => (Some(author), op),
+            op => (None, op),
         }
     }
 }
@@ -443,6 +456,15 @@ pub enum Response {
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Op::Authored { author, op } = &self.op {
+            write!(f, "{}: ", String::from_utf8_lossy(author))?;
+            let inner = Request {
+                client: self.client,
+                op: (**op).clone(),
+                at_ms: self.at_ms,
+            };
+            return fmt::Display::fmt(&inner, f);
+        }
         match &self.op {
             Op::Put { key, value } => {
                 write!(
@@ -556,6 +578,7 @@ impl fmt::Display for Request {
                 write!(f, "ExpireDue({} keys, now {now_ms})", keys.len())
             }
             Op::Batch(reqs) => write!(f, "Batch({} requests)", reqs.len()),
+            Op::Authored { .. } => write!(f, "Authored(nested)"),
             Op::Script { body, keys, .. } => {
                 write!(f, "Script({} bytes, {} keys)", body.len(), keys.len())
             }

@@ -7,11 +7,13 @@
 //!   |                  |   dedup { client -> (seq, reply, leader ms), count, evicted }|
 //!   |                  |   deadlines { key -> unix ms }                                |
 //!   |                  |   scripts { sha1 -> body }          (since version 3)         |
+//!   |                  |   authors { revision -> user }      (since version 4)         |
 //!   +------------------+-------------------------------------------------------------+
 //! ```
 //!
-//! Version 2 (the log records' [`FORMAT_VERSION`], before the script set was cluster state)
-//! still loads, with no scripts; this build writes version 3.
+//! Versions 2 (the log records' [`FORMAT_VERSION`], before the script set was cluster state)
+//! and 3 (before authors were recorded) still load, with no scripts or no authors; this build
+//! writes version 4.
 //!
 //! A snapshot holds the whole history window, the compact revision, the dedup table, the
 //! expiry state (every live key's deadline) and the script bodies applied (ScriptsReplicated),
@@ -28,6 +30,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::audit::Authors;
 use super::deadlines::Deadlines;
 use super::dedup::DedupTable;
 use super::kv::Keyspace;
@@ -35,8 +38,12 @@ use super::script::Scripts;
 use super::{Store, FORMAT_VERSION};
 
 /// The version byte this build writes at the head of a snapshot. [`FORMAT_VERSION`] (2) is
-/// the same layout without the script set, still read.
-pub const SNAPSHOT_VERSION: u8 = 3;
+/// the same layout without the script set and the authors, [`SNAPSHOT_WITHOUT_AUTHORS`] (3)
+/// without the authors; both are still read.
+pub const SNAPSHOT_VERSION: u8 = 4;
+
+/// The snapshot version before authors were recorded (AuthorPerRevision).
+pub const SNAPSHOT_WITHOUT_AUTHORS: u8 = 3;
 
 /// Why snapshot bytes could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,11 +81,17 @@ struct FullRepr {
     dedup: DedupTable,
     deadlines: Deadlines,
     scripts: Scripts,
+    authors: Authors,
 }
 
 impl StoreRepr {
     /// Checks the invariants of a decoded store and rebuilds its derived indexes.
-    fn into_store(self, mut deadlines: Deadlines, scripts: Scripts) -> Result<Store, String> {
+    fn into_store(
+        self,
+        mut deadlines: Deadlines,
+        scripts: Scripts,
+        authors: Authors,
+    ) -> Result<Store, String> {
         let StoreRepr {
             revision,
             compact_revision,
@@ -100,6 +113,7 @@ impl StoreRepr {
             dedup,
             deadlines,
             scripts,
+            authors,
         })
     }
 }
@@ -113,7 +127,7 @@ impl<'de> Deserialize<'de> for Store {
             keyspace: full.keyspace,
             dedup: full.dedup,
         };
-        core.into_store(full.deadlines, full.scripts)
+        core.into_store(full.deadlines, full.scripts, full.authors)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -140,7 +154,7 @@ impl Store {
     /// Loads a store from snapshot bytes written by [`Store::to_snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
         let (&found, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
-        if found != SNAPSHOT_VERSION && found != FORMAT_VERSION {
+        if ![SNAPSHOT_VERSION, SNAPSHOT_WITHOUT_AUTHORS, FORMAT_VERSION].contains(&found) {
             return Err(SnapshotError::UnsupportedVersion {
                 found,
                 expected: SNAPSHOT_VERSION,
@@ -153,10 +167,15 @@ impl Store {
         let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(decode_error)?;
         let (deadlines, rest) =
             postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?;
-        let (scripts, rest) = if found == SNAPSHOT_VERSION {
-            postcard::take_from_bytes::<Scripts>(rest).map_err(decode_error)?
-        } else {
+        let (scripts, rest) = if found == FORMAT_VERSION {
             (Scripts::default(), rest)
+        } else {
+            postcard::take_from_bytes::<Scripts>(rest).map_err(decode_error)?
+        };
+        let (authors, rest) = if found == SNAPSHOT_VERSION {
+            postcard::take_from_bytes::<Authors>(rest).map_err(decode_error)?
+        } else {
+            (Authors::default(), rest)
         };
         if !rest.is_empty() {
             return Err(SnapshotError::Corrupt(format!(
@@ -164,7 +183,7 @@ impl Store {
                 rest.len()
             )));
         }
-        repr.into_store(deadlines, scripts)
+        repr.into_store(deadlines, scripts, authors)
             .map_err(SnapshotError::Corrupt)
     }
 }
@@ -300,9 +319,10 @@ mod tests {
             },
             Case {
                 // revision 1, compact revision 5, empty keyspace, dedup (no clients, none
-                // recorded, none evicted), deadlines and scripts: decodes, breaks an invariant.
+                // recorded, none evicted), deadlines, scripts and authors: decodes, breaks an
+                // invariant.
                 name: "compact above revision",
-                bytes: vec![SNAPSHOT_VERSION, 1, 5, 0, 0, 0, 0, 0, 0],
+                bytes: vec![SNAPSHOT_VERSION, 1, 5, 0, 0, 0, 0, 0, 0, 0],
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
