@@ -8,6 +8,7 @@
 //! - `key_index.rs`: one key's versions and generations; reading and compacting one key.
 //! - `kv.rs`: the keyspace, key -> key index, in byte order.
 //! - `txn.rs`: transactions (EXEC's compares and ops under one revision).
+//! - `acl.rs`: ACL users ([`Users`]) and the rules `ACL SETUSER` applies to one.
 //! - `script.rs`: scripts at apply (EVAL), through the interpreter the process installs.
 //! - `compaction.rs`: compaction and the readable window.
 //! - `read.rs`: the reads of the current state ([`ReadOp`]).
@@ -44,6 +45,7 @@
 //! - **SnapshotFaithful.** A store restored from [`Store::to_snapshot`] equals the original.
 //! - **NoPanicOnInput.** No request and no snapshot bytes make the store panic.
 
+mod acl;
 mod compaction;
 mod deadlines;
 mod dedup;
@@ -89,6 +91,7 @@ use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
 use kv::Keyspace;
 
+pub use acl::{hash_password, AclUser, KeyPattern, RuleError, Sanitize, Users};
 pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
 pub use event::{Event, EventKind, KeyValue};
@@ -123,8 +126,10 @@ pub struct Store {
     dedup: DedupTable,
     /// The live keys' deadlines (DeadlineLive).
     deadlines: Deadlines,
-    /// The script bodies applied (ScriptsReplicated, `script.rs`). Serialised last.
+    /// The script bodies applied (ScriptsReplicated, `script.rs`).
     scripts: Scripts,
+    /// ACL users (UsersReplicated, `acl.rs`). Serialised last.
+    users: Users,
 }
 
 /// Whether a put passed the schemas in force (SchemaAtApply, `schema.rs`).
@@ -407,6 +412,12 @@ impl Store {
             )),
             Op::ScriptLoad { body } => self.script_load(body),
             Op::ScriptFlush => self.script_flush(),
+            Op::AclSetUser {
+                name,
+                rules,
+                create,
+            } => self.acl_set_user(name, rules, create),
+            Op::AclDelUser { names } => self.acl_del_user(names),
             Op::HSet {
                 key,
                 pairs,

@@ -161,7 +161,9 @@ pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut 
         | Op::Batch(_)
         | Op::Script { .. }
         | Op::ScriptLoad { .. }
-        | Op::ScriptFlush => {}
+        | Op::ScriptFlush
+        | Op::AclSetUser { .. }
+        | Op::AclDelUser { .. } => {}
     }
 }
 

@@ -232,6 +232,15 @@ pub enum Op {
         field: Bytes,
         increment: Bytes,
     },
+    /// ACL SETUSER: applies `rules` to the user `name`, or to a new user made by `create`
+    /// when there is none (`acl.rs`; passwords only as hashes). Answers [`Response::Noop`].
+    AclSetUser {
+        name: Bytes,
+        rules: Vec<Bytes>,
+        create: Vec<Bytes>,
+    },
+    /// ACL DELUSER: removes the users named. Answers [`Response::Integer`] (how many existed).
+    AclDelUser { names: Vec<Bytes> },
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -561,6 +570,13 @@ impl fmt::Display for Request {
             }
             Op::ScriptLoad { body } => write!(f, "ScriptLoad({} bytes)", body.len()),
             Op::ScriptFlush => write!(f, "ScriptFlush"),
+            Op::AclSetUser { name, rules, .. } => write!(
+                f,
+                "AclSetUser({:?}, {} rules)",
+                String::from_utf8_lossy(name),
+                rules.len()
+            ),
+            Op::AclDelUser { names } => write!(f, "AclDelUser({} users)", names.len()),
             Op::HSet { key, pairs, .. } => write!(
                 f,
                 "HSet({:?}, {} fields)",

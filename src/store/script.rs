@@ -152,7 +152,12 @@ impl ScriptCalls for Applying<'_> {
     fn call(&mut self, op: &Op) -> Response {
         if matches!(
             op,
-            Op::Txn { .. } | Op::Batch(_) | Op::Script { .. } | Op::ScriptLoad { .. }
+            Op::Txn { .. }
+                | Op::Batch(_)
+                | Op::Script { .. }
+                | Op::ScriptLoad { .. }
+                | Op::AclSetUser { .. }
+                | Op::AclDelUser { .. }
         ) {
             return Response::Error(StoreError::Script(
                 "ERR This Redis command is not allowed from script".into(),

@@ -7,11 +7,13 @@
 //!   |                  |   dedup { client -> (seq, reply, leader ms), count, evicted }|
 //!   |                  |   deadlines { key -> unix ms }                                |
 //!   |                  |   scripts { sha1 -> body }          (since version 3)         |
+//!   |                  |   users { name -> rules }, version  (since version 4)         |
 //!   +------------------+-------------------------------------------------------------+
 //! ```
 //!
 //! Version 2 (the log records' [`FORMAT_VERSION`], before the script set was cluster state)
-//! still loads, with no scripts; this build writes version 3.
+//! still loads, with no scripts, and version 3 (before ACL users were cluster state) with no
+//! users; this build writes version 4.
 //!
 //! A snapshot holds the whole history window, the compact revision, the dedup table, the
 //! expiry state (every live key's deadline) and the script bodies applied (ScriptsReplicated),
@@ -31,12 +33,17 @@ use serde::{Deserialize, Deserializer};
 use super::deadlines::Deadlines;
 use super::dedup::DedupTable;
 use super::kv::Keyspace;
+use super::acl::Users;
 use super::script::Scripts;
 use super::{Store, FORMAT_VERSION};
 
 /// The version byte this build writes at the head of a snapshot. [`FORMAT_VERSION`] (2) is
-/// the same layout without the script set, still read.
-pub const SNAPSHOT_VERSION: u8 = 3;
+/// the same layout without the script set and the users, [`SCRIPTS_VERSION`] (3) without the
+/// users; both are still read.
+pub const SNAPSHOT_VERSION: u8 = 4;
+
+/// The snapshot version that added the script set.
+pub const SCRIPTS_VERSION: u8 = 3;
 
 /// Why snapshot bytes could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,11 +81,17 @@ struct FullRepr {
     dedup: DedupTable,
     deadlines: Deadlines,
     scripts: Scripts,
+    users: Users,
 }
 
 impl StoreRepr {
     /// Checks the invariants of a decoded store and rebuilds its derived indexes.
-    fn into_store(self, mut deadlines: Deadlines, scripts: Scripts) -> Result<Store, String> {
+    fn into_store(
+        self,
+        mut deadlines: Deadlines,
+        scripts: Scripts,
+        users: Users,
+    ) -> Result<Store, String> {
         let StoreRepr {
             revision,
             compact_revision,
@@ -100,6 +113,7 @@ impl StoreRepr {
             dedup,
             deadlines,
             scripts,
+            users,
         })
     }
 }
@@ -113,7 +127,7 @@ impl<'de> Deserialize<'de> for Store {
             keyspace: full.keyspace,
             dedup: full.dedup,
         };
-        core.into_store(full.deadlines, full.scripts)
+        core.into_store(full.deadlines, full.scripts, full.users)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -140,7 +154,7 @@ impl Store {
     /// Loads a store from snapshot bytes written by [`Store::to_snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
         let (&found, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
-        if found != SNAPSHOT_VERSION && found != FORMAT_VERSION {
+        if found != SNAPSHOT_VERSION && found != SCRIPTS_VERSION && found != FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion {
                 found,
                 expected: SNAPSHOT_VERSION,
@@ -153,10 +167,15 @@ impl Store {
         let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(decode_error)?;
         let (deadlines, rest) =
             postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?;
-        let (scripts, rest) = if found == SNAPSHOT_VERSION {
+        let (scripts, rest) = if found >= SCRIPTS_VERSION {
             postcard::take_from_bytes::<Scripts>(rest).map_err(decode_error)?
         } else {
             (Scripts::default(), rest)
+        };
+        let (users, rest) = if found >= SNAPSHOT_VERSION {
+            postcard::take_from_bytes::<Users>(rest).map_err(decode_error)?
+        } else {
+            (Users::default(), rest)
         };
         if !rest.is_empty() {
             return Err(SnapshotError::Corrupt(format!(
@@ -164,7 +183,7 @@ impl Store {
                 rest.len()
             )));
         }
-        repr.into_store(deadlines, scripts)
+        repr.into_store(deadlines, scripts, users)
             .map_err(SnapshotError::Corrupt)
     }
 }
@@ -300,9 +319,10 @@ mod tests {
             },
             Case {
                 // revision 1, compact revision 5, empty keyspace, dedup (no clients, none
-                // recorded, none evicted), deadlines and scripts: decodes, breaks an invariant.
+                // recorded, none evicted), deadlines, scripts and users (none, version 0):
+                // decodes, breaks an invariant.
                 name: "compact above revision",
-                bytes: vec![SNAPSHOT_VERSION, 1, 5, 0, 0, 0, 0, 0, 0],
+                bytes: vec![SNAPSHOT_VERSION, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0],
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
@@ -340,7 +360,7 @@ mod tests {
         assert_eq!(
             Store::from_snapshot(&empty[..empty.len() - 1]),
             Err(SnapshotError::Truncated),
-            "an empty store's snapshot without its (empty) scripts section"
+            "an empty store's snapshot without its (empty) users section"
         );
         for i in 1..good.len() {
             for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {
