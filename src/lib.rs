@@ -42,6 +42,7 @@
 //!   mode) ─▶ RaftNode::read_store ─▶ store::Store::read ─▶ bulk reply
 //! ```
 
+pub mod acl;
 pub mod backup;
 pub mod client;
 pub mod commands;

@@ -292,9 +292,9 @@ impl AclUser {
             return true;
         }
         let hashed = hash_password(password);
-        self.passwords
-            .iter()
-            .fold(false, |ok, p| ok | constant_time_eq(p.as_bytes(), hashed.as_bytes()))
+        self.passwords.iter().fold(false, |ok, p| {
+            ok | constant_time_eq(p.as_bytes(), hashed.as_bytes())
+        })
     }
 
     /// User flags in Redis's order (`ACLUserFlags`).

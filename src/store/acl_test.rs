@@ -39,14 +39,24 @@ fn rules_build_the_user_redis_would() {
             want_commands: &[],
         },
         Case {
-            rules: &["on", ">pw", "~k*", "%R~r*", "%w~w*", "%RW~k*", "+get", "-@admin"],
+            rules: &[
+                "on", ">pw", "~k*", "%R~r*", "%w~w*", "%RW~k*", "+get", "-@admin",
+            ],
             want_flags: &["on"],
             want_keys: &["~k*", "%R~r*", "%W~w*"],
             want_commands: &["+get", "-@admin"],
         },
         Case {
             // +@all clears the rules before it; a repeated rule moves to the end.
-            rules: &["+get", "-set", "ALLCOMMANDS", "-set", "+get", "-set", "nopass"],
+            rules: &[
+                "+get",
+                "-set",
+                "ALLCOMMANDS",
+                "-set",
+                "+get",
+                "-set",
+                "nopass",
+            ],
             want_flags: &["off", "nopass"],
             want_keys: &[],
             want_commands: &["+@all", "+get", "-set"],
@@ -181,7 +191,10 @@ fn users_travel_in_snapshots_and_version_3_still_loads() {
         &mut s,
         Op::AclSetUser {
             name: b("bob"),
-            rules: vec![b("on"), b("#30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4")],
+            rules: vec![
+                b("on"),
+                b("#30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"),
+            ],
             create: vec![],
         },
     );

@@ -30,10 +30,10 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::acl::Users;
 use super::deadlines::Deadlines;
 use super::dedup::DedupTable;
 use super::kv::Keyspace;
-use super::acl::Users;
 use super::script::Scripts;
 use super::{Store, FORMAT_VERSION};
 
