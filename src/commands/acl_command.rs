@@ -142,11 +142,8 @@ async fn set_user(ctx: &ServerContext, session: &mut Session, args: Vec<Bytes>) 
             continue;
         }
         // Errors that do not depend on the user's state (the store finds the others).
-        match AclUser::new().apply_rule(rule) {
-            Err(e @ (RuleError::Syntax | RuleError::BadHash)) => {
-                return Err(modifier(rule, e.text()))
-            }
-            _ => {}
+        if let Err(e @ (RuleError::Syntax | RuleError::BadHash)) = AclUser::new().apply_rule(rule) {
+            return Err(modifier(rule, e.text()));
         }
         rules.push(match rule.first() {
             Some(b'>') => Bytes::from(format!("#{}", hash_password(&rule[1..]))),

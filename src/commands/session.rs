@@ -115,6 +115,7 @@ impl Session {
     /// forwarding, and the store refuses one older than the last it applied. The leader stamps
     /// `at_ms`; the forwarder marks its retries (`RaftNode::write`).
     pub(super) fn request(&mut self, op: Op) -> Request {
+        let op = self.as_user(op);
         self.seq += 1;
         Request {
             client: Some(ClientSeq {
@@ -127,6 +128,27 @@ impl Session {
             }),
             op,
             at_ms: 0,
+        }
+    }
+
+    /// Wraps each script of `op` (alone or in EXEC) in `Op::AsUser`, so that its calls are
+    /// checked against this session's user at apply (ScriptCallsChecked, `store/acl.rs`).
+    fn as_user(&self, op: Op) -> Op {
+        match op {
+            Op::Script { .. } => Op::AsUser {
+                user: self.user.clone(),
+                op: Box::new(op),
+            },
+            Op::Txn {
+                compares,
+                ops,
+                now_ms,
+            } => Op::Txn {
+                compares,
+                ops: ops.into_iter().map(|op| self.as_user(op)).collect(),
+                now_ms,
+            },
+            op => op,
         }
     }
 

@@ -14,6 +14,9 @@
 //! - **HashedOnly.** A password is kept (and proposed) only as its SHA-256 in lowercase hex;
 //!   the commands layer turns `>pass` into `#<sha256>` and `<pass` into `!<sha256>` before a
 //!   rule reaches the log.
+//! - **ScriptCallsChecked.** A script proposed by a session runs as its user
+//!   ([`Op::AsUser`](super::Op)); the script host checks each `redis.call` against that user's
+//!   permissions as they are in the store at apply, so every node decides the same.
 //! - **AllOrNothing.** A `SETUSER` whose rules fail at any point changes nothing, and names the
 //!   failing rule by its index.
 
@@ -406,6 +409,19 @@ impl Store {
             value: deleted,
             revision: self.revision,
         })
+    }
+
+    /// The user an [`Op::AsUser`](super::Op) runs as, as it is now: `None` for a `default` the
+    /// store does not hold (a node's `requirepass` user, allowed everything); refused when the
+    /// user is gone or off (its session closes on every node anyway).
+    pub(super) fn acl_user_at_apply(&self, name: &[u8]) -> Result<Option<AclUser>, StoreError> {
+        match self.users.users.get(name) {
+            Some(u) if u.enabled => Ok(Some(u.clone())),
+            None if name == b"default" => Ok(None),
+            _ => Err(StoreError::Acl(
+                "NOPERM the user running this script was deleted or disabled".into(),
+            )),
+        }
     }
 
     /// The users the cluster has (UsersReplicated).

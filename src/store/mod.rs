@@ -299,6 +299,10 @@ impl Store {
         op: &Op,
         notices: &mut Vec<Notice>,
     ) -> Result<Response, StoreError> {
+        let (user, op) = match op {
+            Op::AsUser { user, op } => (self.acl_user_at_apply(user)?, &**op),
+            op => (None, op),
+        };
         if let Op::Script {
             body,
             keys,
@@ -312,6 +316,7 @@ impl Store {
                 args,
                 now_ms: *now_ms,
                 read_only: false,
+                user: user.as_ref(),
             };
             return self.script_in(c, &run, notices);
         }
@@ -418,6 +423,7 @@ impl Store {
                 create,
             } => self.acl_set_user(name, rules, create),
             Op::AclDelUser { names } => self.acl_del_user(names),
+            Op::AsUser { op, .. } => self.apply_in(c, op),
             Op::HSet {
                 key,
                 pairs,

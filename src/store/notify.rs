@@ -163,7 +163,8 @@ pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut 
         | Op::ScriptLoad { .. }
         | Op::ScriptFlush
         | Op::AclSetUser { .. }
-        | Op::AclDelUser { .. } => {}
+        | Op::AclDelUser { .. }
+        | Op::AsUser { .. } => {}
     }
 }
 

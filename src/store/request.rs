@@ -241,6 +241,10 @@ pub enum Op {
     },
     /// ACL DELUSER: removes the users named. Answers [`Response::Integer`] (how many existed).
     AclDelUser { names: Vec<Bytes> },
+    /// `op` (a script, alone or in EXEC) run for the ACL user `user`: each of its
+    /// `redis.call`s is checked against that user's permissions as they are at apply
+    /// (ScriptCallsChecked, `acl.rs`). Answers as `op`.
+    AsUser { user: Bytes, op: Box<Op> },
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -378,6 +382,7 @@ impl Op {
                 *at = now_ms;
             }
             Op::ExpireDue { now_ms: at, .. } | Op::Script { now_ms: at, .. } => *at = now_ms,
+            Op::AsUser { op, .. } => op.stamp(now_ms),
             _ => {}
         }
     }
@@ -577,6 +582,9 @@ impl fmt::Display for Request {
                 rules.len()
             ),
             Op::AclDelUser { names } => write!(f, "AclDelUser({} users)", names.len()),
+            Op::AsUser { user, op } => {
+                write!(f, "AsUser({:?}, {op:?})", String::from_utf8_lossy(user))
+            }
             Op::HSet { key, pairs, .. } => write!(
                 f,
                 "HSet({:?}, {} fields)",

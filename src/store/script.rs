@@ -101,6 +101,9 @@ pub struct ScriptRun<'a> {
     pub now_ms: i64,
     /// Refuse writes (EVAL_RO, EVALSHA_RO, `no-writes` scripts).
     pub read_only: bool,
+    /// The ACL user each call is checked against (ScriptCallsChecked); `None`: no check (the
+    /// `default` user of a node's `requirepass`, which may run everything).
+    pub user: Option<&'a super::AclUser>,
 }
 
 /// How a script ended.
@@ -158,6 +161,7 @@ impl ScriptCalls for Applying<'_> {
                 | Op::ScriptLoad { .. }
                 | Op::AclSetUser { .. }
                 | Op::AclDelUser { .. }
+                | Op::AsUser { .. }
         ) {
             return Response::Error(StoreError::Script(
                 "ERR This Redis command is not allowed from script".into(),
