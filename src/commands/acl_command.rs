@@ -46,7 +46,8 @@ pub(super) async fn acl(
     session: &mut Session,
     parse: &mut Parse,
 ) -> CommandResult {
-    let sub = parse.next_string()?.to_ascii_lowercase();
+    let typed = parse.next_string()?;
+    let sub = typed.to_ascii_lowercase();
     let mut args = Vec::with_capacity(parse.remaining());
     while parse.remaining() > 0 {
         args.push(parse.next_bytes()?);
@@ -72,9 +73,9 @@ pub(super) async fn acl(
             ))
         }
         "whoami" => Ok(Frame::Bulk(session.user.clone())),
-        "cat" => cat(&args),
-        "genpass" => genpass(&args),
-        "log" => log(ctx, &args),
+        "cat" => cat(&args, &typed),
+        "genpass" => genpass(&args, &typed),
+        "log" => log(ctx, &args, &typed),
         "dryrun" => dryrun(ctx, &args),
         "load" | "save" => Err(err(
             "ERR This Redis instance is not configured to use an ACL file. You may want to \
@@ -268,13 +269,14 @@ fn get_user(ctx: &ServerContext, name: &[u8]) -> CommandResult {
     ]))
 }
 
-fn subcommand_error(sub: &str) -> CommandError {
+fn subcommand_error(typed: &str) -> CommandError {
+    let sub: String = typed.chars().take(128).collect();
     err(format!(
         "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try ACL HELP."
     ))
 }
 
-fn cat(args: &[Bytes]) -> CommandResult {
+fn cat(args: &[Bytes], typed: &str) -> CommandResult {
     match args {
         [] => Ok(Frame::Array(CATEGORIES.iter().map(|c| bulk(*c)).collect())),
         [cat] => {
@@ -290,7 +292,7 @@ fn cat(args: &[Bytes]) -> CommandResult {
                     .collect(),
             ))
         }
-        _ => Err(subcommand_error("CAT")),
+        _ => Err(subcommand_error(typed)),
     }
 }
 
@@ -301,11 +303,11 @@ fn integer(arg: &[u8]) -> Result<i64, CommandError> {
         .ok_or_else(|| err("ERR value is not an integer or out of range"))
 }
 
-fn genpass(args: &[Bytes]) -> CommandResult {
+fn genpass(args: &[Bytes], typed: &str) -> CommandResult {
     let bits = match args {
         [] => 256,
         [bits] => integer(bits)?,
-        _ => return Err(subcommand_error("GENPASS")),
+        _ => return Err(subcommand_error(typed)),
     };
     if bits <= 0 || bits > 4096 {
         return Err(err(
@@ -320,7 +322,7 @@ fn genpass(args: &[Bytes]) -> CommandResult {
     Ok(bulk(hex[..chars].to_string()))
 }
 
-fn log(ctx: &ServerContext, args: &[Bytes]) -> CommandResult {
+fn log(ctx: &ServerContext, args: &[Bytes], typed: &str) -> CommandResult {
     let count = match args {
         [] => 10,
         [a] if a.eq_ignore_ascii_case(b"reset") => {
@@ -332,7 +334,7 @@ fn log(ctx: &ServerContext, args: &[Bytes]) -> CommandResult {
             return Ok(Frame::ok());
         }
         [a] => integer(a)?.max(0) as usize,
-        _ => return Err(subcommand_error("LOG")),
+        _ => return Err(subcommand_error(typed)),
     };
     let entries = ctx
         .acl
