@@ -7,7 +7,7 @@
 //! - `log.rs`: `ACL LOG`, per node as in Redis.
 //!
 //! Imports the store's user data and the command table; runs no command and proposes nothing
-//! (the `ACL` command in `commands/acl_cmd.rs` does).
+//! (the `ACL` command in `commands/acl_command.rs` does).
 //!
 //! - **ViewCurrent.** [`Acl::view`] compares the store's users version (sent by apply under the
 //!   state's write lock, `raft/state_machine`) with the compiled one, and recompiles when they

@@ -60,6 +60,7 @@ mod long_double;
 mod notify;
 mod read;
 mod request;
+mod request_display;
 mod revision;
 mod schema;
 mod script;
@@ -89,6 +90,7 @@ use serde::Serialize;
 
 use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
+use expiry::Ttl;
 use kv::Keyspace;
 
 pub use acl::{hash_password, AclUser, KeyPattern, RuleError, Sanitize, Users};
@@ -173,25 +175,6 @@ impl Changes {
 
     fn is_empty(&self) -> bool {
         self.events.is_empty()
-    }
-}
-
-/// The deadline a put leaves on its key, resolved from a [`PutTtl`].
-#[derive(Clone, Copy, Debug)]
-enum Ttl {
-    Clear,
-    Keep,
-    At(i64),
-}
-
-impl Ttl {
-    /// Resolves a stamped [`PutTtl`]; refuses an unstamped relative one.
-    fn resolve(ttl: PutTtl) -> Result<Ttl, StoreError> {
-        Ok(match ttl {
-            PutTtl::Clear => Ttl::Clear,
-            PutTtl::Keep => Ttl::Keep,
-            PutTtl::Expire(expiry) => Ttl::At(expiry::deadline(expiry)?),
-        })
     }
 }
 
