@@ -10,6 +10,7 @@
 //! | `raft`     | openraft: WAL log, state machine, network      | store, watch                   |
 //! | `watch`    | pub/sub, keyspace notices, `__watch__:` stream | store, protocol, config, glob  |
 //! | `context`  | what sessions share: ServerContext, clients    | raft, config, protocol         |
+//! | `acl`      | ACL users compiled, permission checks, ACL LOG | store, commands::table, glob   |
 //! | `commands` | argv → reply: route, families, read gate       | context, protocol, raft, store |
 //! | `server`   | the Redis listener, connection loop, HTTP      | context, commands, protocol    |
 //! | `config`   | `cluster.toml`, validation, data dir identity  | —                              |
@@ -21,7 +22,7 @@
 //! # How a write flows
 //!
 //! ```text
-//! client ─RESP─▶ server::session ─▶ commands::Batch ─▶ check (table: arity, auth)
+//! client ─RESP─▶ server::session ─▶ commands::Batch ─▶ check (table: arity, auth, ACL)
 //!   ─▶ route (SET ─▶ strings::set: Plan) ─▶ RaftNode::write(Request{client_id, seq})
 //!   ─▶ leader: raft::batcher (every write waiting, from all connections, in one entry)
 //!   ─▶ openraft ─▶ log append (WAL, group-commit fdatasync) on a majority
@@ -42,6 +43,7 @@
 //!   mode) ─▶ RaftNode::read_store ─▶ store::Store::read ─▶ bulk reply
 //! ```
 
+pub mod acl;
 pub mod backup;
 pub mod client;
 pub mod commands;

@@ -37,6 +37,7 @@ use super::reply::{help_reply, verbatim};
 use super::session::ReplyMode;
 use super::REDIS_VERSION;
 use super::{CommandError, CommandResult, Session};
+use crate::acl::{LogContext, LogReason};
 use crate::config::ReadMode;
 use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH};
 use crate::context::{ClientHandle, ServerContext};
@@ -74,21 +75,32 @@ pub(super) fn echo(parse: &mut Parse) -> CommandResult {
     Ok(Frame::Bulk(msg))
 }
 
-/// Whether `user`/`pass` log in as the one user redraft has, `default`: any password when no
-/// `requirepass` is set (Redis's `nopass` default user), else exactly `requirepass`.
-fn credentials_ok(ctx: &ServerContext, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
+/// Logs the session in as `user` if `pass` is one of its passwords (or it is `nopass`) and it
+/// is on (Redis's `ACLAuthenticateUser`); a refusal is an `auth` entry of the ACL LOG, whose
+/// object is the command's name as sent.
+fn authenticate(
+    ctx: &ServerContext,
+    session: &mut Session,
+    command: &str,
+    user: &[u8],
+    pass: &[u8],
+) -> Result<(), CommandError> {
+    match ctx.acl.user(user) {
+        Some(u) if u.user.password_ok(pass) => {
+            session.log_in(u);
+            Ok(())
+        }
+        _ => {
+            let context = if session.txn.in_multi() {
+                LogContext::Multi
+            } else {
+                LogContext::Toplevel
+            };
+            let user = String::from_utf8_lossy(user).into_owned();
+            session.log_refusal(ctx, LogReason::Auth, context, command.into(), Some(user));
+            Err(wrongpass())
+        }
     }
-    match &ctx.requirepass {
-        None => true,
-        Some(expected) => constant_time_eq(pass, expected.as_bytes()),
-    }
-}
-
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn wrongpass() -> CommandError {
@@ -98,7 +110,7 @@ fn wrongpass() -> CommandError {
 pub(super) fn auth(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
     let (user, pass) = match parse.remaining() {
         1 => {
-            if ctx.requirepass.is_none() {
+            if ctx.acl.user(b"default").is_none_or(|u| u.user.nopass) {
                 return Err(CommandError::Reply(
                     "ERR AUTH <password> called without any password configured for the \
                      default user. Are you sure your configuration is correct?"
@@ -111,12 +123,8 @@ pub(super) fn auth(ctx: &ServerContext, session: &mut Session, parse: &mut Parse
         0 => return Err(arity("auth")),
         _ => return Err(ParseError::Syntax.into()),
     };
-    if credentials_ok(ctx, &user, &pass) {
-        session.authenticated = true;
-        Ok(Frame::ok())
-    } else {
-        Err(wrongpass())
-    }
+    authenticate(ctx, session, "AUTH", &user, &pass)?;
+    Ok(Frame::ok())
 }
 
 /// Redis's rule for client names and library fields (`validateClientAttr`): printable ASCII
@@ -175,10 +183,7 @@ pub(super) fn hello(
         }
     }
     if let Some((user, pass)) = credentials {
-        if !credentials_ok(ctx, &user, &pass) {
-            return Err(wrongpass());
-        }
-        session.authenticated = true;
+        authenticate(ctx, session, "HELLO", &user, &pass)?;
     }
     if !session.authenticated {
         return Err(CommandError::Reply(
@@ -467,6 +472,7 @@ fn client_list(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
 fn client_kill(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) -> CommandResult {
     let old_form = parse.remaining() == 1;
     let (mut id, mut kind, mut addr, mut laddr, mut skipme) = (None, None, None, None, true);
+    let mut user: Option<String> = None;
     if old_form {
         addr = Some(parse.next_string()?);
         skipme = false; // With the old form a client can kill itself.
@@ -487,11 +493,11 @@ fn client_kill(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) ->
                 "addr" => addr = Some(parse.next_string()?),
                 "laddr" => laddr = Some(parse.next_string()?),
                 "user" => {
-                    let user = parse.next_string()?;
-                    // Every client is `default`, the one user: USER default matches all.
-                    if user != "default" {
-                        return Err(CommandError::Reply(format!("ERR No such user '{user}'")));
+                    let name = parse.next_string()?;
+                    if ctx.acl.user(name.as_bytes()).is_none() {
+                        return Err(CommandError::Reply(format!("ERR No such user '{name}'")));
                     }
+                    user = Some(name);
                 }
                 "skipme" => {
                     let v = parse.next_string()?;
@@ -512,7 +518,10 @@ fn client_kill(ctx: &ServerContext, session: &mut Session, parse: &mut Parse) ->
         let matches = id.is_none_or(|id| c.id == id)
             && kind.is_none_or(|k| k == type_of(&c))
             && addr.as_deref().is_none_or(|a| c.addr.to_string() == a)
-            && laddr.as_deref().is_none_or(|a| c.laddr.to_string() == a);
+            && laddr.as_deref().is_none_or(|a| c.laddr.to_string() == a)
+            && user
+                .as_deref()
+                .is_none_or(|u| c.names().user.as_deref().unwrap_or("default") == u);
         if !matches || (skipme && c.id == session.id) {
             continue;
         }

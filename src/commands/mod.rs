@@ -57,6 +57,7 @@
 //!     barrier; stale ⇒ none) ─▶ RaftNode::read_store ─▶ store::Store::read ─▶ reply
 //! ```
 
+mod acl_command;
 mod args;
 mod batch;
 mod cluster;
@@ -87,6 +88,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use crate::acl::{Denied, LogContext, LogReason};
 use crate::config::ReadMode;
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
@@ -191,7 +193,18 @@ enum Run {
 /// ahead of it has run.
 fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared {
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
-    let checked = check(session, &argv);
+    if session.user_revoked(ctx) {
+        // The user was deleted or switched off: the connection closes (as Redis closes a
+        // deleted user's clients), without running the command.
+        return Prepared::Done(Outcome {
+            frame: Frame::Error(
+                "NOPERM the user this connection authenticated as was deleted or disabled".into(),
+            ),
+            more: Vec::new(),
+            close: true,
+        });
+    }
+    let checked = check(ctx, session, &argv);
     // Commands per type (`/metrics`): the slot after the table's counts unknown commands.
     let slot = session
         .handle
@@ -268,8 +281,9 @@ async fn run_other(ctx: &ServerContext, session: &mut Session, cmd: OtherCommand
 }
 
 /// The checks before a command runs, in Redis's order: unknown command (before `AUTH` only),
-/// unknown subcommand, arity, authentication. Records the command for `CLIENT LIST`'s `cmd=`.
-fn check(session: &Session, argv: &[Bytes]) -> Result<(), CommandError> {
+/// unknown subcommand, arity, authentication, ACL permissions. Records the command for
+/// `CLIENT LIST`'s `cmd=`.
+fn check(ctx: &ServerContext, session: &Session, argv: &[Bytes]) -> Result<(), CommandError> {
     let Some(raw_name) = argv.first() else {
         return Ok(());
     };
@@ -282,6 +296,9 @@ fn check(session: &Session, argv: &[Bytes]) -> Result<(), CommandError> {
             }
             if !session.authenticated && !spec.has_flag("no_auth") {
                 return Err(noauth());
+            }
+            if session.authenticated {
+                acl_check(ctx, session, spec, id, argv)?;
             }
             Ok(())
         }
@@ -303,6 +320,53 @@ fn check(session: &Session, argv: &[Bytes]) -> Result<(), CommandError> {
             }
         }
     }
+}
+
+/// The ACL check of a known command (`crate::acl::check_command`); a refusal is logged in
+/// the node's ACL LOG and answered with Redis 7.0's NOPERM text (EXEC's own text when EXEC
+/// finds that a queued command is no longer allowed).
+fn acl_check(
+    ctx: &ServerContext,
+    session: &Session,
+    spec: &table::CommandSpec,
+    id: table::CmdId,
+    argv: &[Bytes],
+) -> Result<(), CommandError> {
+    let Some(user) = ctx.acl.user(&session.user) else {
+        return Err(noauth());
+    };
+    let Err(denied) = crate::acl::check_command(&user, spec, id, argv) else {
+        return Ok(());
+    };
+    let (reason, object) = match denied {
+        Denied::Command => (LogReason::Command, spec.name.to_string()),
+        Denied::Key(i) => (
+            LogReason::Key,
+            String::from_utf8_lossy(&argv[i]).into_owned(),
+        ),
+        Denied::Channel(i) => (
+            LogReason::Channel,
+            String::from_utf8_lossy(&argv[i]).into_owned(),
+        ),
+    };
+    let context = if session.exec_running || session.txn.in_multi() {
+        LogContext::Multi
+    } else {
+        LogContext::Toplevel
+    };
+    session.log_refusal(ctx, reason, context, object, None);
+    if session.exec_running {
+        let why = match denied {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        };
+        return Err(CommandError::Reply(format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and \
+             the EXEC call. This command is no longer allowed for the following reason: {why}"
+        )));
+    }
+    Err(CommandError::Reply(denied.reply(spec.name)))
 }
 
 /// A command's failure; its text is the RESP error (first word = prefix).

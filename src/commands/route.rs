@@ -25,8 +25,9 @@ use std::pin::Pin;
 
 use super::reads::ReadReply;
 use super::{
-    cluster, connection, expire, gray, hashes, history, keys, pubsub, schema, scripting, sentinel,
-    server, stream, strings, CommandError, CommandResult, Outcome, Plan, Session,
+    acl_command, cluster, connection, expire, gray, hashes, history, keys, pubsub, schema,
+    scripting, sentinel, server, stream, strings, CommandError, CommandResult, Outcome, Plan,
+    Session,
 };
 use crate::context::ServerContext;
 use crate::protocol::Parse;
@@ -129,6 +130,7 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         "compact" => Write(history::compact),
         // Schemas (`schema.rs`).
         "schema" => Cluster(|c, s, p| Box::pin(schema::schema(c, s, p))),
+        "acl" => Cluster(|c, s, p| Box::pin(acl_command::acl(c, s, p))),
         // Gray releases (`gray.rs`).
         "gray" => Cluster(|c, s, p| Box::pin(gray::gray(c, s, p))),
         "getat" => ReadRun(|c, s, p| Box::pin(history::getat(c, s, p))),

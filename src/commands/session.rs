@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::txn;
+use crate::acl::{CompiledUser, LogContext, LogReason};
 use crate::config::ReadMode;
 use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH, FLAG_READONLY};
 use crate::context::{ClientHandle, DedupIdPool, ServerContext};
@@ -27,10 +28,13 @@ pub struct Session {
     pub addr: SocketAddr,
     pub proto: Protocol,
     pub authenticated: bool,
-    /// The user this session acts as: the author recorded for its writes (AuthorPerRevision,
-    /// `store/audit.rs`). `default` (Redis's user behind `requirepass`) until there are other
-    /// users.
+    /// The ACL user the connection acts as (`default` until `AUTH` names another); its
+    /// permissions are looked up per command, so ACL changes apply from the next command. It is
+    /// also the author recorded for the session's writes (AuthorPerRevision,
+    /// `store/audit.rs`).
     pub user: Bytes,
+    /// Set while EXEC checks its queued commands again (their refusals say the ACL changed).
+    pub(super) exec_running: bool,
     pub read_mode: ReadMode,
     /// What other sessions see of this one (name, flags, last command); shared with the
     /// client registry.
@@ -87,8 +91,9 @@ impl Session {
             id: handle.id,
             addr: handle.addr,
             proto: Protocol::Resp2,
-            authenticated: ctx.requirepass.is_none(),
+            authenticated: ctx.acl.default_is_open(),
             user: Bytes::from_static(DEFAULT_USER),
+            exec_running: false,
             read_mode: ctx.settings.read_mode(),
             handle,
             client_id,
@@ -115,6 +120,7 @@ impl Session {
     /// forwarding, and the store refuses one older than the last it applied. The leader stamps
     /// `at_ms`; the forwarder marks its retries (`RaftNode::write`).
     pub(super) fn request(&mut self, op: Op) -> Request {
+        let op = self.as_user(op);
         self.seq += 1;
         Request {
             client: Some(ClientSeq {
@@ -131,6 +137,27 @@ impl Session {
                 op: Box::new(op),
             },
             at_ms: 0,
+        }
+    }
+
+    /// Wraps each script of `op` (alone or in EXEC) in `Op::AsUser`, so that its calls are
+    /// checked against this session's user at apply (ScriptCallsChecked, `store/acl.rs`).
+    fn as_user(&self, op: Op) -> Op {
+        match op {
+            Op::Script { .. } => Op::AsUser {
+                user: self.user.clone(),
+                op: Box::new(op),
+            },
+            Op::Txn {
+                compares,
+                ops,
+                now_ms,
+            } => Op::Txn {
+                compares,
+                ops: ops.into_iter().map(|op| self.as_user(op)).collect(),
+                now_ms,
+            },
+            op => op,
         }
     }
 
@@ -198,7 +225,45 @@ impl Session {
         self.handle.set_flag(FLAG_NO_TOUCH, false);
         self.set_reply(ReplyMode::On);
         self.disable_tracking();
-        self.authenticated = ctx.requirepass.is_none();
+        self.user = Bytes::from_static(b"default");
+        self.handle.names().user = None;
+        self.authenticated = ctx.acl.default_is_open();
+    }
+
+    /// Authenticated as `user` from now on (AUTH, HELLO ... AUTH).
+    pub(super) fn log_in(&mut self, user: Arc<CompiledUser>) {
+        self.authenticated = true;
+        self.handle.names().user = (&user.name[..] != b"default")
+            .then(|| String::from_utf8_lossy(&user.name).into_owned());
+        self.user = user.name.clone();
+    }
+
+    /// Whether the user this session authenticated as was deleted or switched off since
+    /// (the connection then closes, as Redis closes a deleted user's clients).
+    pub fn user_revoked(&self, ctx: &ServerContext) -> bool {
+        self.authenticated && ctx.acl.user(&self.user).is_none_or(|u| !u.user.enabled)
+    }
+
+    /// Adds an entry to this node's ACL LOG for this client (`username`: the session's user
+    /// when `None`).
+    pub(super) fn log_refusal(
+        &self,
+        ctx: &ServerContext,
+        reason: LogReason,
+        context: LogContext,
+        object: String,
+        username: Option<String>,
+    ) {
+        let mut info = String::new();
+        self.handle
+            .write_info_line(std::time::Instant::now(), &mut info);
+        let info = info.trim_end().to_string();
+        let username = username.unwrap_or_else(|| String::from_utf8_lossy(&self.user).into_owned());
+        ctx.acl
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(reason, context, object, username, info);
     }
 
     /// The deduplication identity of this connection's writes (client tracking's NOLOOP

@@ -88,7 +88,7 @@ pub(super) fn queues(argv: &[Bytes]) -> bool {
 /// its error and marks the transaction.
 pub(super) fn queue(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>) -> Outcome {
     ctx.total_commands.fetch_add(1, Ordering::Relaxed);
-    let refused = match check(session, &argv) {
+    let refused = match check(ctx, session, &argv) {
         Err(e) => Some(e),
         Ok(()) => {
             let name = String::from_utf8_lossy(&argv[0]).to_lowercase();
@@ -215,6 +215,8 @@ async fn exec(ctx: &ServerContext, session: &mut Session) -> CommandResult {
     // CLIENT CACHING holds for the whole transaction (Redis clears it once EXEC has run):
     // every queued read sees the choice made before MULTI or inside it.
     let caching = session.tracking_caching.load(Ordering::Relaxed);
+    // ACL permissions are checked again (Redis checks them at EXEC too).
+    session.exec_running = true;
     for argv in queued {
         session.tracking_caching.store(caching, Ordering::Relaxed);
         items.push(match prepare(ctx, session, argv) {
@@ -233,6 +235,7 @@ async fn exec(ctx: &ServerContext, session: &mut Session) -> CommandResult {
             Prepared::Other(cmd) => Item::Local(cmd),
         });
     }
+    session.exec_running = false;
     session.tracking_caching.store(false, Ordering::Relaxed);
     let responses = if ops.is_empty() && compares.is_empty() {
         Some(Vec::new())

@@ -85,6 +85,8 @@ pub struct ClientNames {
     /// `CLIENT SETINFO LIB-NAME`, `LIB-VER`.
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
+    /// The ACL user the connection is authenticated as (`user=`); None is `default`.
+    pub user: Option<String>,
 }
 
 /// `flags=r`: `READONLY` is on.
@@ -317,8 +319,7 @@ impl ClientHandle {
     }
 
     /// Appends this client's `CLIENT LIST` line (with its `\n`), with Redis 7.2's fields in
-    /// Redis's order (`networking.c` `catClientInfoString`). `db` is always 0 and `user` always
-    /// `default`; the memory fields tracked are `qbuf`/`qbuf-free` (the read buffer),
+    /// Redis's order (`networking.c` `catClientInfoString`). `db` is always 0;  the memory fields tracked are `qbuf`/`qbuf-free` (the read buffer),
     /// `argv-mem` (the arguments of the batch being answered) and `omem` (pending reply bytes);
     /// `tot-mem` is their sum.
     pub fn write_info_line(&self, now: Instant, out: &mut String) {
@@ -332,7 +333,7 @@ impl ClientHandle {
             out,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} \
              ssub=0 multi={} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 \
-             rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} \
+             rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} \
              resp={} \
              lib-name={} lib-ver={}",
             self.id,
@@ -349,6 +350,7 @@ impl ClientHandle {
             omem,
             qbuf + qbuf_free + argv_mem + omem,
             CmdId(self.last_cmd.load(Ordering::Relaxed)).name(),
+            names.user.as_deref().unwrap_or("default"),
             self.redirect.load(Ordering::Relaxed),
             self.resp.load(Ordering::Relaxed),
             names.lib_name.as_deref().unwrap_or(""),

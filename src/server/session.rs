@@ -16,6 +16,8 @@
 //! The connection closes, without a reply unless one is said:
 //! - after `QUIT`'s `+OK`, and after the reply of a `CLIENT KILL` that killed this client;
 //! - when another client's `CLIENT KILL` names it;
+//! - when the ACL user it authenticated as is deleted or switched off (UserRevokedCloses;
+//!   a command it sent meanwhile is refused and closes it too);
 //! - when it has been idle (no command) for `timeout` seconds (`[server] timeout`, 0 = never);
 //!   a reply the client does not read for that long counts as idle too;
 //! - when the replies of one batch exceed the output buffer limit
@@ -69,6 +71,7 @@ pub async fn run(
     let mut conn = Connection::new(stream, ctx.limits.clone());
     let mut session = Session::new(ctx, handle.clone());
     let mut last_interaction = Instant::now();
+    let mut users = ctx.acl.subscribe();
     loop {
         conn.set_unauthenticated(!session.authenticated);
         let idle_limit = idle_limit(ctx);
@@ -93,6 +96,14 @@ pub async fn run(
             }
             _ = shutdown.changed() => return,
             _ = handle.killed() => return,
+            Ok(()) = users.changed() => {
+                // UserRevokedCloses: a deleted or disabled user's connections close.
+                if session.user_revoked(ctx) {
+                    tracing::debug!(client = handle.id, "closing client: its ACL user is gone");
+                    return;
+                }
+                continue;
+            }
             _ = idle => {
                 tracing::debug!(client = handle.id, addr = %addr, "closing idle client");
                 return;

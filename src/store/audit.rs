@@ -8,7 +8,7 @@
 //!
 //! Kept for the revisions of the history window: compaction forgets the authors of revisions
 //! below the compact revision (a version kept there, written earlier, shows no author). In
-//! snapshots since version 4.
+//! snapshots since version 4 (with the ACL users).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,7 @@ impl Authors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::snapshot::{SNAPSHOT_VERSION, SNAPSHOT_WITHOUT_AUTHORS};
+    use crate::store::snapshot::{SCRIPTS_VERSION, SNAPSHOT_VERSION};
     use crate::store::{Op, Request, Store};
 
     fn authored(author: &'static str, op: Op) -> Request {
@@ -108,10 +108,11 @@ mod tests {
         assert_eq!(bytes[0], SNAPSHOT_VERSION);
         let back = Store::from_snapshot(&bytes).unwrap();
         assert_eq!(back.author_of(3).map(|b| &b[..]), Some(&b"bob"[..]));
-        // The version before authors (the same sections without the last) still loads.
+        // The version before users and authors (the same sections without the last two)
+        // still loads.
         let mut v3 = bytes.clone();
-        v3[0] = SNAPSHOT_WITHOUT_AUTHORS;
-        v3.truncate(v3.len() - authors_len(&s));
+        v3[0] = SCRIPTS_VERSION;
+        v3.truncate(v3.len() - authors_len(&s) - users_len(&s));
         let old = Store::from_snapshot(&v3).unwrap();
         assert_eq!(old.author_of(3), None);
         assert_eq!(old.revision(), 3);
@@ -120,6 +121,11 @@ mod tests {
     /// The encoded length of `s`'s authors section.
     fn authors_len(s: &Store) -> usize {
         postcard::to_allocvec(&s.authors).unwrap().len()
+    }
+
+    /// The encoded length of `s`'s users section.
+    fn users_len(s: &Store) -> usize {
+        postcard::to_allocvec(&s.users).unwrap().len()
     }
 
     #[test]

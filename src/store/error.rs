@@ -99,4 +99,11 @@ pub enum StoreError {
     /// (`schema.rs`): the whole RESP error text, code first (`SCHEMA ...`).
     #[error("{0}")]
     Schema(String),
+    /// An ACL change refused as a whole (`acl.rs`): the whole RESP error text, code first.
+    #[error("{0}")]
+    Acl(String),
+    /// `ACL SETUSER` rule number `index` (from 0, after the user name) was refused for
+    /// `reason`; the commands layer names the rule as the client wrote it (AllOrNothing).
+    #[error("ERR Error in ACL SETUSER modifier #{index}: {reason}")]
+    AclRule { index: u64, reason: String },
 }

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 
-use super::{Changes, ExpireCond, Expiry, GetExAction, Response, Store, StoreError, Ttl};
+use super::{Changes, ExpireCond, Expiry, GetExAction, PutTtl, Response, Store, StoreError};
 
 type Applied = Result<Response, StoreError>;
 
@@ -127,5 +127,24 @@ impl Store {
             applied,
             revision: self.revision_with(c),
         }
+    }
+}
+
+/// The deadline a put leaves on its key, resolved from a [`PutTtl`].
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Ttl {
+    Clear,
+    Keep,
+    At(i64),
+}
+
+impl Ttl {
+    /// Resolves a stamped [`PutTtl`]; refuses an unstamped relative one.
+    pub(super) fn resolve(ttl: PutTtl) -> Result<Ttl, StoreError> {
+        Ok(match ttl {
+            PutTtl::Clear => Ttl::Clear,
+            PutTtl::Keep => Ttl::Keep,
+            PutTtl::Expire(expiry) => Ttl::At(deadline(expiry)?),
+        })
     }
 }

@@ -8,6 +8,7 @@
 //! - `key_index.rs`: one key's versions and generations; reading and compacting one key.
 //! - `kv.rs`: the keyspace, key -> key index, in byte order.
 //! - `txn.rs`: transactions (EXEC's compares and ops under one revision).
+//! - `acl.rs`: ACL users ([`Users`]) and the rules `ACL SETUSER` applies to one.
 //! - `script.rs`: scripts at apply (EVAL), through the interpreter the process installs.
 //! - `compaction.rs`: compaction and the readable window.
 //! - `read.rs`: the reads of the current state ([`ReadOp`]).
@@ -44,6 +45,7 @@
 //! - **SnapshotFaithful.** A store restored from [`Store::to_snapshot`] equals the original.
 //! - **NoPanicOnInput.** No request and no snapshot bytes make the store panic.
 
+mod acl;
 mod audit;
 mod compaction;
 mod deadlines;
@@ -59,6 +61,7 @@ mod long_double;
 mod notify;
 mod read;
 mod request;
+mod request_display;
 mod revision;
 mod schema;
 mod script;
@@ -88,8 +91,10 @@ use serde::Serialize;
 
 use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
+use expiry::Ttl;
 use kv::Keyspace;
 
+pub use acl::{hash_password, AclUser, KeyPattern, RuleError, Sanitize, Users};
 pub use audit::{Authors, MAX_AUTHOR_LEN};
 pub use dedup::{DEDUP_WINDOW_MS, MAX_CLOCK_SKEW_MS, MAX_DEDUP_CLIENTS};
 pub use error::StoreError;
@@ -127,6 +132,8 @@ pub struct Store {
     deadlines: Deadlines,
     /// The script bodies applied (ScriptsReplicated, `script.rs`).
     scripts: Scripts,
+    /// ACL users (UsersReplicated, `acl.rs`).
+    users: Users,
     /// Who made each revision of the history window (AuthorPerRevision). Serialised last.
     authors: Authors,
 }
@@ -172,25 +179,6 @@ impl Changes {
 
     fn is_empty(&self) -> bool {
         self.events.is_empty()
-    }
-}
-
-/// The deadline a put leaves on its key, resolved from a [`PutTtl`].
-#[derive(Clone, Copy, Debug)]
-enum Ttl {
-    Clear,
-    Keep,
-    At(i64),
-}
-
-impl Ttl {
-    /// Resolves a stamped [`PutTtl`]; refuses an unstamped relative one.
-    fn resolve(ttl: PutTtl) -> Result<Ttl, StoreError> {
-        Ok(match ttl {
-            PutTtl::Clear => Ttl::Clear,
-            PutTtl::Keep => Ttl::Keep,
-            PutTtl::Expire(expiry) => Ttl::At(expiry::deadline(expiry)?),
-        })
     }
 }
 
@@ -303,6 +291,10 @@ impl Store {
         op: &Op,
         notices: &mut Vec<Notice>,
     ) -> Result<Response, StoreError> {
+        let (user, op) = match op {
+            Op::AsUser { user, op } => (self.acl_user_at_apply(user)?, &**op),
+            op => (None, op),
+        };
         if let Op::Script {
             body,
             keys,
@@ -316,6 +308,7 @@ impl Store {
                 args,
                 now_ms: *now_ms,
                 read_only: false,
+                user: user.as_ref(),
             };
             return self.script_in(c, &run, notices);
         }
@@ -416,6 +409,13 @@ impl Store {
             )),
             Op::ScriptLoad { body } => self.script_load(body),
             Op::ScriptFlush => self.script_flush(),
+            Op::AclSetUser {
+                name,
+                rules,
+                create,
+            } => self.acl_set_user(name, rules, create),
+            Op::AclDelUser { names } => self.acl_del_user(names),
+            Op::AsUser { op, .. } => self.apply_in(c, op),
             Op::HSet {
                 key,
                 pairs,

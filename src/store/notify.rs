@@ -162,6 +162,9 @@ pub(super) fn notices(op: &Op, response: &Response, events: &[Event], out: &mut 
         | Op::Script { .. }
         | Op::ScriptLoad { .. }
         | Op::ScriptFlush
+        | Op::AclSetUser { .. }
+        | Op::AclDelUser { .. }
+        | Op::AsUser { .. }
         | Op::Authored { .. } => {}
     }
 }

@@ -4,9 +4,6 @@
 //! grow: new variants go at the end of each enum (postcard encodes the variant index), and a
 //! field is never removed or reordered. The log and snapshot encodings prefix a format-version
 //! byte ([`FORMAT_VERSION`]).
-
-use std::fmt;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -232,6 +229,19 @@ pub enum Op {
         field: Bytes,
         increment: Bytes,
     },
+    /// ACL SETUSER: applies `rules` to the user `name`, or to a new user made by `create`
+    /// when there is none (`acl.rs`; passwords only as hashes). Answers [`Response::Noop`].
+    AclSetUser {
+        name: Bytes,
+        rules: Vec<Bytes>,
+        create: Vec<Bytes>,
+    },
+    /// ACL DELUSER: removes the users named. Answers [`Response::Integer`] (how many existed).
+    AclDelUser { names: Vec<Bytes> },
+    /// `op` (a script, alone or in EXEC) run for the ACL user `user`: each of its
+    /// `redis.call`s is checked against that user's permissions as they are at apply
+    /// (ScriptCallsChecked, `acl.rs`). Answers as `op`.
+    AsUser { user: Bytes, op: Box<Op> },
     /// `op`, made by the user `author` (AuthorPerRevision, `audit.rs`): a session wraps each
     /// write it proposes; apply records the author for the revision `op` makes. Only at a
     /// request's top level.
@@ -373,6 +383,7 @@ impl Op {
                 *at = now_ms;
             }
             Op::ExpireDue { now_ms: at, .. } | Op::Script { now_ms: at, .. } => *at = now_ms,
+            Op::AsUser { op, .. } => op.stamp(now_ms),
             Op::Authored { op, .. } => op.stamp(now_ms),
             _ => {}
         }
@@ -452,158 +463,4 @@ pub enum Response {
         values: Vec<Option<Stored>>,
         revision: u64,
     },
-}
-
-impl fmt::Display for Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Op::Authored { author, op } = &self.op {
-            write!(f, "{}: ", String::from_utf8_lossy(author))?;
-            let inner = Request {
-                client: self.client,
-                op: (**op).clone(),
-                at_ms: self.at_ms,
-            };
-            return fmt::Display::fmt(&inner, f);
-        }
-        match &self.op {
-            Op::Put { key, value } => {
-                write!(
-                    f,
-                    "Put({:?}, {} bytes)",
-                    String::from_utf8_lossy(key),
-                    value.len()
-                )
-            }
-            Op::Delete { keys } => write!(f, "Delete({} keys)", keys.len()),
-            Op::Compact { revision } => write!(f, "Compact({revision})"),
-            Op::Set {
-                key,
-                value,
-                when,
-                get,
-            } => write!(
-                f,
-                "Set({:?}, {} bytes, {when:?}, get={get})",
-                String::from_utf8_lossy(key),
-                value.len()
-            ),
-            Op::GetDel { key } => write!(f, "GetDel({:?})", String::from_utf8_lossy(key)),
-            Op::IncrBy { key, delta } => {
-                write!(f, "IncrBy({:?}, {delta})", String::from_utf8_lossy(key))
-            }
-            Op::IncrByFloat { key, increment } => write!(
-                f,
-                "IncrByFloat({:?}, {:?})",
-                String::from_utf8_lossy(key),
-                String::from_utf8_lossy(increment)
-            ),
-            Op::Append { key, value } => write!(
-                f,
-                "Append({:?}, {} bytes)",
-                String::from_utf8_lossy(key),
-                value.len()
-            ),
-            Op::SetRange { key, offset, value } => write!(
-                f,
-                "SetRange({:?}, {offset}, {} bytes)",
-                String::from_utf8_lossy(key),
-                value.len()
-            ),
-            Op::MSet {
-                pairs,
-                if_none_exist,
-            } => write!(f, "MSet({} pairs, nx={if_none_exist})", pairs.len()),
-            Op::Rename {
-                src,
-                dst,
-                if_absent,
-            } => write!(
-                f,
-                "Rename({:?} -> {:?}, nx={if_absent})",
-                String::from_utf8_lossy(src),
-                String::from_utf8_lossy(dst)
-            ),
-            Op::Flush => write!(f, "Flush"),
-            Op::Cas {
-                key,
-                expected_mod_revision,
-                value,
-            } => write!(
-                f,
-                "Cas({:?}, expect {expected_mod_revision}, {} bytes)",
-                String::from_utf8_lossy(key),
-                value.len()
-            ),
-            Op::Txn { compares, ops, .. } => {
-                write!(f, "Txn({} compares, {} ops)", compares.len(), ops.len())
-            }
-            Op::Read(read) => write!(f, "Read({read:?})"),
-            Op::SetEx {
-                key,
-                value,
-                when,
-                get,
-                ttl,
-                ..
-            } => write!(
-                f,
-                "SetEx({:?}, {} bytes, {when:?}, get={get}, {ttl:?})",
-                String::from_utf8_lossy(key),
-                value.len()
-            ),
-            Op::Expire {
-                key, expiry, cond, ..
-            } => write!(
-                f,
-                "Expire({:?}, {expiry:?}, {cond:?})",
-                String::from_utf8_lossy(key)
-            ),
-            Op::Persist { key } => write!(f, "Persist({:?})", String::from_utf8_lossy(key)),
-            Op::GetEx { key, action, .. } => {
-                write!(f, "GetEx({:?}, {action:?})", String::from_utf8_lossy(key))
-            }
-            Op::CasEx {
-                key,
-                expected_mod_revision,
-                value,
-                expiry,
-                ..
-            } => write!(
-                f,
-                "CasEx({:?}, expect {expected_mod_revision}, {} bytes, {expiry:?})",
-                String::from_utf8_lossy(key),
-                value.len()
-            ),
-            Op::ExpireDue { keys, now_ms } => {
-                write!(f, "ExpireDue({} keys, now {now_ms})", keys.len())
-            }
-            Op::Batch(reqs) => write!(f, "Batch({} requests)", reqs.len()),
-            Op::Authored { .. } => write!(f, "Authored(nested)"),
-            Op::Script { body, keys, .. } => {
-                write!(f, "Script({} bytes, {} keys)", body.len(), keys.len())
-            }
-            Op::ScriptLoad { body } => write!(f, "ScriptLoad({} bytes)", body.len()),
-            Op::ScriptFlush => write!(f, "ScriptFlush"),
-            Op::HSet { key, pairs, .. } => write!(
-                f,
-                "HSet({:?}, {} fields)",
-                String::from_utf8_lossy(key),
-                pairs.len()
-            ),
-            Op::HDel { key, fields } => write!(
-                f,
-                "HDel({:?}, {} fields)",
-                String::from_utf8_lossy(key),
-                fields.len()
-            ),
-            Op::HIncrBy { key, .. } | Op::HIncrByFloat { key, .. } => {
-                write!(f, "HIncr({:?})", String::from_utf8_lossy(key))
-            }
-            Op::Rollback { key, revision } => write!(
-                f,
-                "Rollback({:?} to {revision})",
-                String::from_utf8_lossy(key)
-            ),
-        }
-    }
 }

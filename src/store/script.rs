@@ -101,6 +101,9 @@ pub struct ScriptRun<'a> {
     pub now_ms: i64,
     /// Refuse writes (EVAL_RO, EVALSHA_RO, `no-writes` scripts).
     pub read_only: bool,
+    /// The ACL user each call is checked against (ScriptCallsChecked); `None`: no check (the
+    /// `default` user of a node's `requirepass`, which may run everything).
+    pub user: Option<&'a super::AclUser>,
 }
 
 /// How a script ended.
@@ -152,7 +155,13 @@ impl ScriptCalls for Applying<'_> {
     fn call(&mut self, op: &Op) -> Response {
         if matches!(
             op,
-            Op::Txn { .. } | Op::Batch(_) | Op::Script { .. } | Op::ScriptLoad { .. }
+            Op::Txn { .. }
+                | Op::Batch(_)
+                | Op::Script { .. }
+                | Op::ScriptLoad { .. }
+                | Op::AclSetUser { .. }
+                | Op::AclDelUser { .. }
+                | Op::AsUser { .. }
         ) {
             return Response::Error(StoreError::Script(
                 "ERR This Redis command is not allowed from script".into(),

@@ -7,13 +7,14 @@
 //!   |                  |   dedup { client -> (seq, reply, leader ms), count, evicted }|
 //!   |                  |   deadlines { key -> unix ms }                                |
 //!   |                  |   scripts { sha1 -> body }          (since version 3)         |
+//!   |                  |   users { name -> rules }, version  (since version 4)         |
 //!   |                  |   authors { revision -> user }      (since version 4)         |
 //!   +------------------+-------------------------------------------------------------+
 //! ```
 //!
-//! Versions 2 (the log records' [`FORMAT_VERSION`], before the script set was cluster state)
-//! and 3 (before authors were recorded) still load, with no scripts or no authors; this build
-//! writes version 4.
+//! Version 2 (the log records' [`FORMAT_VERSION`], before the script set was cluster state)
+//! still loads, with no scripts, and version 3 (before ACL users were cluster state) with no
+//! users; this build writes version 4.
 //!
 //! A snapshot holds the whole history window, the compact revision, the dedup table, the
 //! expiry state (every live key's deadline) and the script bodies applied (ScriptsReplicated),
@@ -30,6 +31,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::acl::Users;
 use super::audit::Authors;
 use super::deadlines::Deadlines;
 use super::dedup::DedupTable;
@@ -38,12 +40,12 @@ use super::script::Scripts;
 use super::{Store, FORMAT_VERSION};
 
 /// The version byte this build writes at the head of a snapshot. [`FORMAT_VERSION`] (2) is
-/// the same layout without the script set and the authors, [`SNAPSHOT_WITHOUT_AUTHORS`] (3)
-/// without the authors; both are still read.
+/// the same layout without the script set and the users, [`SCRIPTS_VERSION`] (3) without the
+/// users; both are still read.
 pub const SNAPSHOT_VERSION: u8 = 4;
 
-/// The snapshot version before authors were recorded (AuthorPerRevision).
-pub const SNAPSHOT_WITHOUT_AUTHORS: u8 = 3;
+/// The snapshot version that added the script set.
+pub const SCRIPTS_VERSION: u8 = 3;
 
 /// Why snapshot bytes could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +83,7 @@ struct FullRepr {
     dedup: DedupTable,
     deadlines: Deadlines,
     scripts: Scripts,
+    users: Users,
     authors: Authors,
 }
 
@@ -90,6 +93,7 @@ impl StoreRepr {
         self,
         mut deadlines: Deadlines,
         scripts: Scripts,
+        users: Users,
         authors: Authors,
     ) -> Result<Store, String> {
         let StoreRepr {
@@ -113,6 +117,7 @@ impl StoreRepr {
             dedup,
             deadlines,
             scripts,
+            users,
             authors,
         })
     }
@@ -127,7 +132,7 @@ impl<'de> Deserialize<'de> for Store {
             keyspace: full.keyspace,
             dedup: full.dedup,
         };
-        core.into_store(full.deadlines, full.scripts, full.authors)
+        core.into_store(full.deadlines, full.scripts, full.users, full.authors)
             .map_err(serde::de::Error::custom)
     }
 }
@@ -154,7 +159,7 @@ impl Store {
     /// Loads a store from snapshot bytes written by [`Store::to_snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
         let (&found, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
-        if ![SNAPSHOT_VERSION, SNAPSHOT_WITHOUT_AUTHORS, FORMAT_VERSION].contains(&found) {
+        if found != SNAPSHOT_VERSION && found != SCRIPTS_VERSION && found != FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion {
                 found,
                 expected: SNAPSHOT_VERSION,
@@ -167,12 +172,17 @@ impl Store {
         let (repr, rest) = postcard::take_from_bytes::<StoreRepr>(body).map_err(decode_error)?;
         let (deadlines, rest) =
             postcard::take_from_bytes::<Deadlines>(rest).map_err(decode_error)?;
-        let (scripts, rest) = if found == FORMAT_VERSION {
-            (Scripts::default(), rest)
-        } else {
+        let (scripts, rest) = if found >= SCRIPTS_VERSION {
             postcard::take_from_bytes::<Scripts>(rest).map_err(decode_error)?
+        } else {
+            (Scripts::default(), rest)
         };
-        let (authors, rest) = if found == SNAPSHOT_VERSION {
+        let (users, rest) = if found >= SNAPSHOT_VERSION {
+            postcard::take_from_bytes::<Users>(rest).map_err(decode_error)?
+        } else {
+            (Users::default(), rest)
+        };
+        let (authors, rest) = if found >= SNAPSHOT_VERSION {
             postcard::take_from_bytes::<Authors>(rest).map_err(decode_error)?
         } else {
             (Authors::default(), rest)
@@ -183,7 +193,7 @@ impl Store {
                 rest.len()
             )));
         }
-        repr.into_store(deadlines, scripts, authors)
+        repr.into_store(deadlines, scripts, users, authors)
             .map_err(SnapshotError::Corrupt)
     }
 }
@@ -319,10 +329,10 @@ mod tests {
             },
             Case {
                 // revision 1, compact revision 5, empty keyspace, dedup (no clients, none
-                // recorded, none evicted), deadlines, scripts and authors: decodes, breaks an
-                // invariant.
+                // recorded, none evicted), deadlines, scripts, users (none, version 0) and
+                // authors: decodes, breaks an invariant.
                 name: "compact above revision",
-                bytes: vec![SNAPSHOT_VERSION, 1, 5, 0, 0, 0, 0, 0, 0, 0],
+                bytes: vec![SNAPSHOT_VERSION, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                 want: |e| matches!(e, SnapshotError::Corrupt(_)),
             },
             Case {
@@ -360,7 +370,7 @@ mod tests {
         assert_eq!(
             Store::from_snapshot(&empty[..empty.len() - 1]),
             Err(SnapshotError::Truncated),
-            "an empty store's snapshot without its (empty) scripts section"
+            "an empty store's snapshot without its (empty) users section"
         );
         for i in 1..good.len() {
             for x in [0x00, 0x01, 0x7f, 0x80, 0xff] {

@@ -19,6 +19,8 @@ use common::{phase, Cluster};
 use resp_client::raw::{RawConn, Reply};
 
 const PASSWORD: &str = "console-pw";
+/// An ACL user the browser logs in as: the author of its changes.
+const ALICE_PASSWORD: &str = "alice-pw";
 
 /// One HTTP request; the status, the `Set-Cookie` value (if any) and the body.
 fn http(
@@ -88,6 +90,11 @@ fn the_console_in_a_browser() {
     auth(&mut l);
     let mut o = RawConn::must_connect(&c.redis_addr(other));
     auth(&mut o);
+    let alice = format!(">{ALICE_PASSWORD}");
+    assert_eq!(
+        l.must_call(&["ACL", "SETUSER", "alice", "on", &alice, "~*", "&*", "+@all"]),
+        Reply::ok()
+    );
     for (k, v) in [
         ("app/payments/limits", r#"{"limit": 10, "currency": "EUR"}"#),
         ("app/payments/provider", "stripe"),
@@ -136,10 +143,11 @@ fn the_console_in_a_browser() {
     phase("the browser must log in; then the overview shows the three members");
     b.goto(&url);
     b.wait_for("#login-password");
+    b.fill("#login-user", "alice");
     b.fill("#login-password", "wrong");
     b.click("#login-submit");
-    b.wait_text("#error", "wrong password");
-    b.fill("#login-password", PASSWORD);
+    b.wait_text("#error", "WRONGPASS");
+    b.fill("#login-password", ALICE_PASSWORD);
     b.click("#login-submit");
     b.wait_for("#members tr[data-member]");
     let members = b.exec(
@@ -171,6 +179,27 @@ fn the_console_in_a_browser() {
         Reply::Bulk(Some(br#"{"limit": 20, "currency": "EUR"}"#.to_vec())),
         "the console's write is on another node"
     );
+
+    phase("the history names who made each revision: alice through the console, default through redis");
+    let history = o.must_call(&["HISTORY", "app/payments/limits", "WITHAUTHORS"]);
+    let Reply::Array(Some(entries)) = history else {
+        panic!("HISTORY answered {history:?}")
+    };
+    let authors: Vec<Reply> = entries
+        .into_iter()
+        .map(|e| match e {
+            Reply::Array(Some(mut parts)) if parts.len() == 4 => parts.pop().unwrap(),
+            other => panic!("a history entry of 4: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        authors,
+        vec![
+            Reply::Bulk(Some(b"default".to_vec())),
+            Reply::Bulk(Some(b"alice".to_vec()))
+        ]
+    );
+    b.wait_text("#history", "alice");
 
     phase("a write on another node arrives live while the page is open");
     b.wait_for("#history tr[data-revision]");

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acl_users;
 mod client_cache;
 mod cluster_ops;
 mod console;

@@ -554,7 +554,12 @@ fn command_table_matches_redis() {
         }
         // Containers list only the subcommands redraft answers; their entries compare one by
         // one.
-        if ["client", "command", "config", "object", "pubsub", "script"].contains(&name.as_str()) {
+        // ACL's subcommands come in Redis's hash order.
+        if [
+            "acl", "client", "command", "config", "object", "pubsub", "script",
+        ]
+        .contains(&name.as_str())
+        {
             continue;
         }
         assert_eq!(

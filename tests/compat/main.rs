@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acl_differential;
 mod connection;
 mod hashes;
 mod redis_cli_and_benchmark;

@@ -21,7 +21,7 @@ use common::{phase, Cluster};
 use redis::Value;
 
 /// A reply as compared: the value, or the error's code and text.
-type Reply = Result<Value, String>;
+pub(crate) type Reply = Result<Value, String>;
 
 fn must_run(con: &mut redis::Connection, args: &[Vec<u8>]) -> Reply {
     let name = String::from_utf8(args[0].clone()).expect("command names are UTF-8");
@@ -189,7 +189,7 @@ fn scan_all(con: &mut redis::Connection, options: &[Vec<u8>]) -> Result<Vec<Vec<
 }
 
 /// Runs one script line on one server.
-fn run_line(con: &mut redis::Connection, line: &str) -> Reply {
+pub(crate) fn run_line(con: &mut redis::Connection, line: &str) -> Reply {
     if let Some(command) = line.strip_prefix("@sorted ") {
         return sorted(must_run_str(con, command));
     }
@@ -292,7 +292,7 @@ fn replies_match_real_redis() {
     }
 }
 
-fn show(reply: &Reply) -> String {
+pub(crate) fn show(reply: &Reply) -> String {
     let text = format!("{reply:?}");
     if text.len() > 300 {
         format!("{}… ({} chars)", &text[..300], text.len())

@@ -10,6 +10,7 @@
 use bytes::Bytes;
 use mlua::{Lua, MultiValue, Value};
 
+use crate::acl::{check_command, CompiledUser};
 use crate::commands::reads;
 use crate::commands::route::{self, Route};
 use crate::commands::table::{self, Lookup};
@@ -24,8 +25,9 @@ pub(super) fn redis_call(
     args: MultiValue,
     read_only: bool,
     now_ms: i64,
+    user: Option<&CompiledUser>,
 ) -> mlua::Result<Value> {
-    match call(calls, args, read_only, now_ms) {
+    match call(calls, args, read_only, now_ms, user) {
         Ok(frame) => to_lua(lua, frame),
         Err(text) => err_table(lua, &text),
     }
@@ -36,6 +38,7 @@ fn call(
     args: MultiValue,
     read_only: bool,
     now_ms: i64,
+    user: Option<&CompiledUser>,
 ) -> Result<Frame, String> {
     if args.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call".into());
@@ -58,8 +61,8 @@ fn call(
         });
     }
     let name = String::from_utf8_lossy(&argv[0]).to_lowercase();
-    let spec = match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
-        Lookup::Found(spec, _) => spec,
+    let (spec, id) = match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
+        Lookup::Found(spec, id) => (spec, id),
         _ => return Err("ERR Unknown Redis command called from script".into()),
     };
     let argc = argv.len() as i64;
@@ -68,6 +71,15 @@ fn call(
     }
     if spec.has_flag("noscript") {
         return Err("ERR This Redis command is not allowed from script".into());
+    }
+    // ScriptCallsChecked (`store/acl.rs`): Redis's `scriptVerifyACL`.
+    if let Some(user) = user {
+        if let Err(denied) = check_command(user, spec, id, &argv) {
+            return Err(format!(
+                "ERR The user executing the script {}",
+                denied.script_reason()
+            ));
+        }
     }
     if read_only && spec.has_flag("write") {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());

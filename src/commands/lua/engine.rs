@@ -25,6 +25,7 @@ use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmSt
 
 use super::calls::redis_call;
 use super::fuel;
+use crate::acl::CompiledUser;
 use crate::commands::scripting::body::{sha1hex, shebang};
 use crate::store::{ScriptCalls, ScriptEnd, ScriptRun, ScriptValue};
 
@@ -180,6 +181,8 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
     };
 
     let (read_only, now_ms) = (run.read_only || no_writes, run.now_ms);
+    let user = run.user.map(|u| CompiledUser::new(Bytes::new(), u.clone()));
+    let user = user.as_ref();
     let calls = RefCell::new(calls);
     let end = lua.scope(|scope| {
         // `redis.call` raises an error reply from Rust, so that the script's own frame is
@@ -187,7 +190,7 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
         // tail call to a Lua wrapper would have dropped it).
         let call = scope.create_function(|lua, args: MultiValue| {
             let mut calls = calls.borrow_mut();
-            let v = redis_call(lua, &mut **calls, args, read_only, now_ms)?;
+            let v = redis_call(lua, &mut **calls, args, read_only, now_ms, user)?;
             match &v {
                 Value::Table(t) => match t.raw_get::<Value>("err")? {
                     Value::String(e) => Err(mlua::Error::external(ReplyError(e.to_string_lossy()))),
@@ -198,7 +201,7 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
         })?;
         let pcall = scope.create_function(|lua, args: MultiValue| {
             let mut calls = calls.borrow_mut();
-            redis_call(lua, &mut **calls, args, read_only, now_ms)
+            redis_call(lua, &mut **calls, args, read_only, now_ms, user)
         })?;
         let redis = redis_table(&lua, call, pcall)?;
         lua.globals().raw_set("redis", redis)?;

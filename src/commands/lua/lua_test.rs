@@ -299,6 +299,7 @@ fn read_only_runs_refuse_writes_and_change_nothing() {
             args: &[],
             now_ms: 0,
             read_only: true,
+            user: None,
         })
     };
     assert_eq!(

@@ -123,6 +123,12 @@ pub(super) async fn eval_ro(
         let (keys, args) = keys_and_args(parse)?;
         remember(&body);
         read_gate(ctx, session).await?;
+        // ScriptCallsChecked: the calls are checked against the session's user as it is now.
+        let user = ctx
+            .acl
+            .user(&session.user)
+            .filter(|u| !u.unrestricted())
+            .map(|u| u.user.clone());
         // An O(1) copy (CheapClone): the script runs without holding the state machine.
         let store = ctx.node.read_store(Clone::clone);
         let value = tokio::task::spawn_blocking(move || {
@@ -132,6 +138,7 @@ pub(super) async fn eval_ro(
                 args: &args,
                 now_ms: crate::raft::unix_ms(),
                 read_only: true,
+                user: user.as_ref(),
             })
         })
         .await

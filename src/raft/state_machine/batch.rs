@@ -43,6 +43,7 @@ impl StateMachineStore {
                 }
                 responses.push(response);
             }
+            self.publish_users(st.store.users(), false);
         }
         if changed {
             self.publish_revision();

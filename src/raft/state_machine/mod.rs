@@ -62,7 +62,7 @@ use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
 use crate::fsutil::PacedFile;
 use crate::metrics::NodeMetrics;
-use crate::store::{Applied, Op, Request, Response, Store};
+use crate::store::{Applied, Op, Request, Response, Store, Users};
 
 pub use self::file::{decode_mapped, SnapshotFile};
 use self::file::{on_snapshot_thread, read_header, remove_temp_files};
@@ -103,6 +103,9 @@ pub struct StateMachineStore {
     /// `watch` channel holds one value whatever the number of waiters: nothing per watcher
     /// is buffered, and no watcher can lag or block apply.
     revision: Arc<watch::Sender<u64>>,
+    /// The store's ACL users, sent under the write lock by the apply that changed them, so a
+    /// session's next command is checked against them (UsersReplicated, `store/acl.rs`).
+    users: Arc<watch::Sender<Users>>,
     /// Woken when an apply (or a snapshot install) makes the earliest deadline earlier, so the
     /// leader's expiry timer (`expiry.rs`) never sleeps past a deadline it has not seen.
     deadline_wake: Arc<Notify>,
@@ -153,6 +156,7 @@ impl StateMachineStore {
             dir: Arc::new(dir.to_path_buf()),
             events,
             revision: Arc::new(revision),
+            users: Arc::new(watch::channel(Users::default()).0),
             deadline_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
             apply_hook: Arc::default(),
@@ -218,6 +222,22 @@ impl StateMachineStore {
     /// Returns a receiver of the store's revision, changed after every apply that moved it.
     pub fn revision_watch(&self) -> watch::Receiver<u64> {
         self.revision.subscribe()
+    }
+
+    /// Returns a receiver of the store's ACL users, changed by every apply that changed them.
+    pub fn users_watch(&self) -> watch::Receiver<Users> {
+        self.users.subscribe()
+    }
+
+    /// Publishes `users` if they changed (a snapshot install publishes them whatever).
+    fn publish_users(&self, users: &Users, always: bool) {
+        self.users.send_if_modified(|u| {
+            let changed = always || u.version() != users.version();
+            if changed {
+                *u = users.clone();
+            }
+            changed
+        });
     }
 
     /// Publishes the store's current revision to the watch stream's waiters.
@@ -302,6 +322,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             next.is_some() && next_before.is_none_or(|b| next < Some(b));
                         // AppliedHookBeforeReaders: still under the write lock.
                         self.run_apply_hook(&applied.1);
+                        self.publish_users(st.store.users(), false);
                         applied
                     }
                     EntryPayload::Membership(ref m) => {
@@ -377,6 +398,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             st.store = store;
             // ScriptsReplicated: EVALSHA finds what the snapshot's scripts were.
             st.store.reload_script_cache();
+            self.publish_users(st.store.users(), true);
             st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
             // Every key may have changed: caches drop everything (AppliedHookBeforeReaders).

@@ -4,22 +4,20 @@
 //! `events.rs`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::error;
+use super::auth::{error, ConsoleUser};
+use super::conn::Conn;
 use super::json::{flat_pairs, int, text, to_json};
 use super::Console;
-use crate::commands::{Batch, Session};
-use crate::context::ClientHandle;
 use crate::protocol::Frame;
 use crate::raft::status::Role;
 
@@ -29,52 +27,7 @@ const MAX_LISTED_KEYS: usize = 10_000;
 const MAX_HISTORY_SHOWN: usize = 200;
 
 type C = State<Arc<Console>>;
-
-/// A console session: runs commands as a client of this node would.
-pub(super) struct Conn {
-    session: Session,
-}
-
-impl Conn {
-    pub(super) fn new(c: &Console) -> Self {
-        let any: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
-        let id = c.ctx.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let handle = Arc::new(ClientHandle::new(id, any, any, -1));
-        let mut session = Session::new(&c.ctx, handle);
-        // The HTTP login stands for AUTH (ConsoleLogin).
-        session.authenticated = true;
-        Self { session }
-    }
-
-    pub(super) async fn call(&mut self, c: &Console, argv: &[&[u8]]) -> Frame {
-        let argv: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-        let mut batch = Batch::new(vec![argv], &mut self.session);
-        match batch.next(&c.ctx, &mut self.session).await {
-            Some(out) => out.frame,
-            None => Frame::Error("ERR no reply".into()),
-        }
-    }
-
-    /// Runs a command; an error reply becomes the HTTP error the page shows.
-    pub(super) async fn ok(&mut self, c: &Console, argv: &[&[u8]]) -> Result<Frame, Response> {
-        match self.call(c, argv).await {
-            Frame::Error(e) => Err(command_error(&e)),
-            f => Ok(f),
-        }
-    }
-}
-
-/// An error reply as an HTTP error: a schema refusal 422, no leader or an uncertain outcome
-/// 503, anything else 400; the reply's text as the message.
-fn command_error(e: &str) -> Response {
-    let word = e.split_whitespace().next().unwrap_or("");
-    let status = match word {
-        "SCHEMA" => StatusCode::UNPROCESSABLE_ENTITY,
-        "TRYAGAIN" | "CLUSTERDOWN" | "UNCERTAIN" | "LOADING" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    error(status, e)
-}
+type U = Extension<ConsoleUser>;
 
 fn role_name(r: Role) -> &'static str {
     match r {
@@ -87,9 +40,9 @@ fn role_name(r: Role) -> &'static str {
 }
 
 /// `GET /api/overview`: this node's view of the cluster.
-pub async fn overview(State(c): C) -> Response {
+pub async fn overview(State(c): C, Extension(u): U) -> Response {
     let st = c.ctx.node.status();
-    let mut conn = Conn::new(&c);
+    let mut conn = Conn::new(&c, &u.0);
     let (mut revision, mut compact) = (Value::Null, Value::Null);
     if let Frame::Map(pairs) = conn.call(&c, &[b"REVISION"]).await {
         for (k, v) in &pairs {
@@ -188,8 +141,8 @@ pub fn group(prefix: &str, keys: &[String]) -> (Vec<(String, usize)>, Vec<String
 }
 
 /// `GET /api/keys?prefix=`: the namespace browser.
-pub async fn keys(State(c): C, Query(q): Query<PrefixQuery>) -> Response {
-    let mut conn = Conn::new(&c);
+pub async fn keys(State(c): C, Extension(u): U, Query(q): Query<PrefixQuery>) -> Response {
+    let mut conn = Conn::new(&c, &u.0);
     let pattern = glob_escape(&q.prefix);
     let mut cursor = b"0".to_vec();
     let mut keys = Vec::new();
@@ -242,8 +195,8 @@ pub struct KeyQuery {
 }
 
 /// `GET /api/key?key=`: a key's value and metadata.
-pub async fn key(State(c): C, Query(q): Query<KeyQuery>) -> Response {
-    let mut conn = Conn::new(&c);
+pub async fn key(State(c): C, Extension(u): U, Query(q): Query<KeyQuery>) -> Response {
+    let mut conn = Conn::new(&c, &u.0);
     let k = q.key.as_bytes();
     let typ = match conn.ok(&c, &[b"TYPE", k]).await {
         Ok(t) => text(&t),
@@ -274,9 +227,12 @@ pub async fn key(State(c): C, Query(q): Query<KeyQuery>) -> Response {
 }
 
 /// `GET /api/history?key=`: the newest [`MAX_HISTORY_SHOWN`] versions, oldest first.
-pub async fn history(State(c): C, Query(q): Query<KeyQuery>) -> Response {
-    let mut conn = Conn::new(&c);
-    let reply = match conn.ok(&c, &[b"HISTORY", q.key.as_bytes()]).await {
+pub async fn history(State(c): C, Extension(u): U, Query(q): Query<KeyQuery>) -> Response {
+    let mut conn = Conn::new(&c, &u.0);
+    let reply = match conn
+        .ok(&c, &[b"HISTORY", q.key.as_bytes(), b"WITHAUTHORS"])
+        .await
+    {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -287,10 +243,14 @@ pub async fn history(State(c): C, Query(q): Query<KeyQuery>) -> Response {
     let entries: Vec<Value> = items[skip..]
         .iter()
         .filter_map(|e| match e {
-            Frame::Array(parts) if parts.len() == 3 => Some(json!({
+            Frame::Array(parts) if parts.len() == 4 => Some(json!({
                 "revision": int(&parts[0]),
                 "event": text(&parts[1]),
                 "value": to_json(&parts[2]),
+                "author": match &parts[3] {
+                    Frame::Bulk(b) => json!(String::from_utf8_lossy(b)),
+                    _ => Value::Null,
+                },
             })),
             _ => None,
         })
@@ -305,8 +265,8 @@ pub struct AtQuery {
 }
 
 /// `GET /api/at?key=&revision=`: the value as of a revision (`GETAT`).
-pub async fn at(State(c): C, Query(q): Query<AtQuery>) -> Response {
-    let mut conn = Conn::new(&c);
+pub async fn at(State(c): C, Extension(u): U, Query(q): Query<AtQuery>) -> Response {
+    let mut conn = Conn::new(&c, &u.0);
     let rev = q.revision.to_string();
     match conn
         .ok(&c, &[b"GETAT", q.key.as_bytes(), rev.as_bytes()])
@@ -335,8 +295,8 @@ pub struct RollbackBody {
 }
 
 /// Runs one change and answers its reply as JSON.
-async fn change(c: &Console, argv: &[&[u8]]) -> Response {
-    let mut conn = Conn::new(c);
+async fn change(c: &Console, u: &ConsoleUser, argv: &[&[u8]]) -> Response {
+    let mut conn = Conn::new(c, &u.0);
     match conn.ok(c, argv).await {
         Ok(f) => Json(json!({ "ok": true, "reply": to_json(&f) })).into_response(),
         Err(r) => r,
@@ -344,27 +304,27 @@ async fn change(c: &Console, argv: &[&[u8]]) -> Response {
 }
 
 /// `POST /api/set {key, value}`.
-pub async fn set(State(c): C, Json(b): Json<SetBody>) -> Response {
+pub async fn set(State(c): C, Extension(u): U, Json(b): Json<SetBody>) -> Response {
     if b.key.is_empty() {
         return error(StatusCode::BAD_REQUEST, "key must not be empty");
     }
-    change(&c, &[b"SET", b.key.as_bytes(), b.value.as_bytes()]).await
+    change(&c, &u, &[b"SET", b.key.as_bytes(), b.value.as_bytes()]).await
 }
 
 /// `POST /api/del {key}`.
-pub async fn del(State(c): C, Json(b): Json<KeyBody>) -> Response {
-    change(&c, &[b"DEL", b.key.as_bytes()]).await
+pub async fn del(State(c): C, Extension(u): U, Json(b): Json<KeyBody>) -> Response {
+    change(&c, &u, &[b"DEL", b.key.as_bytes()]).await
 }
 
 /// `POST /api/rollback {key, revision}`.
-pub async fn rollback(State(c): C, Json(b): Json<RollbackBody>) -> Response {
+pub async fn rollback(State(c): C, Extension(u): U, Json(b): Json<RollbackBody>) -> Response {
     let rev = b.revision.to_string();
-    change(&c, &[b"ROLLBACK", b.key.as_bytes(), rev.as_bytes()]).await
+    change(&c, &u, &[b"ROLLBACK", b.key.as_bytes(), rev.as_bytes()]).await
 }
 
 /// `GET /api/schemas`.
-pub async fn schemas(State(c): C) -> Response {
-    let mut conn = Conn::new(&c);
+pub async fn schemas(State(c): C, Extension(u): U) -> Response {
+    let mut conn = Conn::new(&c, &u.0);
     match conn.ok(&c, &[b"SCHEMA", b"LIST"]).await {
         Ok(f) => Json(json!({
             "schemas": flat_pairs(&f)
@@ -385,22 +345,23 @@ pub struct SchemaBody {
 }
 
 /// `POST /api/schema/set {prefix, schema}`.
-pub async fn schema_set(State(c): C, Json(b): Json<SchemaBody>) -> Response {
+pub async fn schema_set(State(c): C, Extension(u): U, Json(b): Json<SchemaBody>) -> Response {
     change(
         &c,
+        &u,
         &[b"SCHEMA", b"SET", b.prefix.as_bytes(), b.schema.as_bytes()],
     )
     .await
 }
 
 /// `POST /api/schema/del {prefix}`.
-pub async fn schema_del(State(c): C, Json(b): Json<SchemaBody>) -> Response {
-    change(&c, &[b"SCHEMA", b"DEL", b.prefix.as_bytes()]).await
+pub async fn schema_del(State(c): C, Extension(u): U, Json(b): Json<SchemaBody>) -> Response {
+    change(&c, &u, &[b"SCHEMA", b"DEL", b.prefix.as_bytes()]).await
 }
 
 /// `GET /api/gray`: every staged candidate.
-pub async fn gray(State(c): C) -> Response {
-    let mut conn = Conn::new(&c);
+pub async fn gray(State(c): C, Extension(u): U) -> Response {
+    let mut conn = Conn::new(&c, &u.0);
     match conn.ok(&c, &[b"GRAY", b"LIST"]).await {
         Ok(Frame::Array(items)) => Json(json!({
             "staged": items
@@ -430,9 +391,10 @@ pub struct GrayBody {
 }
 
 /// `POST /api/gray/stage {label, key, value}`.
-pub async fn gray_stage(State(c): C, Json(b): Json<GrayBody>) -> Response {
+pub async fn gray_stage(State(c): C, Extension(u): U, Json(b): Json<GrayBody>) -> Response {
     change(
         &c,
+        &u,
         &[
             b"GRAY",
             b"STAGE",
@@ -445,18 +407,20 @@ pub async fn gray_stage(State(c): C, Json(b): Json<GrayBody>) -> Response {
 }
 
 /// `POST /api/gray/promote {label, key}`.
-pub async fn gray_promote(State(c): C, Json(b): Json<GrayBody>) -> Response {
+pub async fn gray_promote(State(c): C, Extension(u): U, Json(b): Json<GrayBody>) -> Response {
     change(
         &c,
+        &u,
         &[b"GRAY", b"PROMOTE", b.label.as_bytes(), b.key.as_bytes()],
     )
     .await
 }
 
 /// `POST /api/gray/abort {label, key}`.
-pub async fn gray_abort(State(c): C, Json(b): Json<GrayBody>) -> Response {
+pub async fn gray_abort(State(c): C, Extension(u): U, Json(b): Json<GrayBody>) -> Response {
     change(
         &c,
+        &u,
         &[b"GRAY", b"ABORT", b.label.as_bytes(), b.key.as_bytes()],
     )
     .await

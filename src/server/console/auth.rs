@@ -1,10 +1,12 @@
 //! The console's logins and CSRF checks.
 //!
 //! **ConsoleLogin.** Every console page's data and every change need a login: `POST
-//! /api/login` with the node's `requirepass` (compared in constant time; any password when
-//! the node has none, as a Redis client needs none) sets a random session cookie
-//! (`HttpOnly`, `SameSite=Strict`, `Secure` over HTTPS, 12 hours). Nothing secret travels in
-//! a URL.
+//! /api/login` with a user name and password, checked by the `AUTH` command (an ACL user, or
+//! `default` with the node's `requirepass`; none needed when `default` has no password, as a
+//! Redis client needs none), sets a random session cookie (`HttpOnly`, `SameSite=Strict`,
+//! `Secure` over HTTPS, 12 hours). The console then acts as that user: its commands are checked
+//! against the user's permissions, and its writes carry the user as their author. Nothing
+//! secret travels in a URL.
 //!
 //! **CsrfOnEveryChange.** Every `POST` must carry `X-CSRF-Token` equal to its session's token
 //! (which only same-origin script can read, from `GET /api/session`), and an `Origin` header,
@@ -19,6 +21,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -32,11 +35,16 @@ const LOGIN_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The most logins a node keeps; the oldest goes first.
 const MAX_LOGINS: usize = 1024;
 
-/// One login: its CSRF token and when it ends.
+/// One login: its user, its CSRF token and when it ends.
 struct Login {
+    user: Bytes,
     csrf: String,
     expires: Instant,
 }
+
+/// The user a request's login acts as (put in the request by [`require_login`]).
+#[derive(Clone, Debug)]
+pub struct ConsoleUser(pub Bytes);
 
 /// The logins of one node's console (not replicated: a login is per node).
 #[derive(Default)]
@@ -50,7 +58,7 @@ fn random_token() -> String {
 }
 
 impl Logins {
-    fn create(&self) -> (String, String) {
+    fn create(&self, user: Bytes) -> (String, String) {
         let (token, csrf) = (random_token(), random_token());
         let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -67,6 +75,7 @@ impl Logins {
         map.insert(
             token.clone(),
             Login {
+                user,
                 csrf: csrf.clone(),
                 expires: now + LOGIN_TTL,
             },
@@ -74,12 +83,12 @@ impl Logins {
         (token, csrf)
     }
 
-    /// The CSRF token of the live login `token`.
-    fn csrf(&self, token: &str) -> Option<String> {
+    /// The CSRF token and user of the live login `token`.
+    fn get(&self, token: &str) -> Option<(String, Bytes)> {
         let map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
         map.get(token)
             .filter(|l| l.expires > Instant::now())
-            .map(|l| l.csrf.clone())
+            .map(|l| (l.csrf.clone(), l.user.clone()))
     }
 
     fn remove(&self, token: &str) {
@@ -111,12 +120,13 @@ fn same_secret(a: &str, b: &str) -> bool {
         == 0
 }
 
-pub fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
+pub use super::conn::error;
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    /// Empty: `default`.
+    #[serde(default)]
+    username: String,
     #[serde(default)]
     password: String,
 }
@@ -126,13 +136,23 @@ pub async fn login(
     State(c): State<std::sync::Arc<Console>>,
     Json(form): Json<LoginForm>,
 ) -> Response {
-    if let Some(pass) = &c.ctx.requirepass {
-        if !same_secret(pass, &form.password) {
-            tracing::warn!("console login refused: wrong password");
-            return error(StatusCode::UNAUTHORIZED, "wrong password");
+    let user = if form.username.is_empty() {
+        "default"
+    } else {
+        form.username.as_str()
+    };
+    if !(user == "default" && c.ctx.acl.default_is_open()) {
+        // AUTH decides, as for a Redis client (ACL users, requirepass, disabled users).
+        let mut conn = super::conn::Conn::new(&c, b"default");
+        let reply = conn
+            .call(&c, &[b"AUTH", user.as_bytes(), form.password.as_bytes()])
+            .await;
+        if let crate::protocol::Frame::Error(e) = reply {
+            tracing::warn!(user, "console login refused");
+            return error(StatusCode::UNAUTHORIZED, &e);
         }
     }
-    let (token, csrf) = c.logins.create();
+    let (token, csrf) = c.logins.create(Bytes::copy_from_slice(user.as_bytes()));
     let secure = if c.https { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
@@ -160,11 +180,12 @@ pub async fn logout(State(c): State<std::sync::Arc<Console>>, headers: HeaderMap
 
 /// `GET /api/session`: whether a login is needed and held, and the login's CSRF token.
 pub async fn session(State(c): State<std::sync::Arc<Console>>, headers: HeaderMap) -> Response {
-    let csrf = cookie_token(&headers).and_then(|t| c.logins.csrf(&t));
+    let login = cookie_token(&headers).and_then(|t| c.logins.get(&t));
     Json(json!({
-        "password_required": c.ctx.requirepass.is_some(),
-        "logged_in": csrf.is_some(),
-        "csrf": csrf,
+        "password_required": !c.ctx.acl.default_is_open(),
+        "logged_in": login.is_some(),
+        "csrf": login.as_ref().map(|l| l.0.clone()),
+        "user": login.as_ref().map(|l| String::from_utf8_lossy(&l.1).into_owned()),
         "node_id": c.ctx.node.id,
         "cluster": c.ctx.cluster_name,
     }))
@@ -191,11 +212,11 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// (CsrfOnEveryChange).
 pub async fn require_login(
     State(c): State<std::sync::Arc<Console>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let Some(csrf) = cookie_token(headers).and_then(|t| c.logins.csrf(&t)) else {
+    let Some((csrf, user)) = cookie_token(headers).and_then(|t| c.logins.get(&t)) else {
         return error(StatusCode::UNAUTHORIZED, "login required");
     };
     if request.method() == Method::POST {
@@ -208,6 +229,7 @@ pub async fn require_login(
             return error(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
         }
     }
+    request.extensions_mut().insert(ConsoleUser(user));
     next.run(request).await
 }
 
@@ -218,15 +240,19 @@ mod tests {
     #[test]
     fn logins_are_random_and_end() {
         let l = Logins::default();
-        let (t1, c1) = l.create();
-        let (t2, _) = l.create();
+        let (t1, c1) = l.create(Bytes::from_static(b"default"));
+        let (t2, _) = l.create(Bytes::from_static(b"alice"));
         assert_ne!(t1, t2);
         assert_eq!(t1.len(), 64);
-        assert_eq!(l.csrf(&t1), Some(c1));
+        assert_eq!(l.get(&t1).map(|(c, _)| c), Some(c1));
+        assert_eq!(
+            l.get(&t2).map(|(_, u)| u),
+            Some(Bytes::from_static(b"alice"))
+        );
         l.remove(&t1);
-        assert_eq!(l.csrf(&t1), None);
-        assert!(l.csrf(&t2).is_some());
-        assert_eq!(l.csrf("forged"), None);
+        assert_eq!(l.get(&t1), None);
+        assert!(l.get(&t2).is_some());
+        assert_eq!(l.get("forged"), None);
     }
 
     #[test]

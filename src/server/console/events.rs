@@ -9,10 +9,12 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::Conn;
+use super::auth::ConsoleUser;
+use super::conn::Conn;
 use super::json::{flat_pairs, int, text, to_json, value_json};
 use super::Console;
 use crate::protocol::Frame;
@@ -68,8 +70,12 @@ fn xread_entries(reply: &Frame) -> Vec<Frame> {
 /// `GET /api/events?prefix=`: server-sent events, one `change` per entry of the watch stream
 /// `__watch__:<prefix>` from now on (the page reloads what it shows when one arrives), an
 /// `error` event and the end when the stream fails.
-pub async fn events(State(c): State<Arc<Console>>, Query(q): Query<EventsQuery>) -> Response {
-    let mut conn = Conn::new(&c);
+pub async fn events(
+    State(c): State<Arc<Console>>,
+    Extension(u): Extension<ConsoleUser>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    let mut conn = Conn::new(&c, &u.0);
     let start = match conn.ok(&c, &[b"REVISION"]).await {
         Ok(f) => flat_pairs(&f)
             .into_iter()

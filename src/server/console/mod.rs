@@ -19,6 +19,7 @@
 
 mod api;
 pub mod auth;
+mod conn;
 mod events;
 mod json;
 

@@ -104,20 +104,22 @@ function navActive(name) {
 // ---- login ----
 
 async function loginPage() {
-  const pw = el("input", { type: "password", id: "login-password", placeholder: "requirepass", autocomplete: "current-password" });
+  const user = el("input", { type: "text", id: "login-user", placeholder: "user (default)", autocomplete: "username" });
+  const pw = el("input", { type: "password", id: "login-password", placeholder: "password", autocomplete: "current-password" });
   const form = el("form", {
     class: "card login",
     onsubmit: async (e) => {
       e.preventDefault();
       try {
-        const r = await api("/api/login", { password: pw.value });
+        const r = await api("/api/login", { username: user.value, password: pw.value });
         csrf = r.csrf;
         showError("");
         route();
       } catch (err) { showError(err.message); }
     },
   }, el("h1", { text: "Log in" }),
-     el("p", { class: "meta", text: "The node's password (requirepass)." }),
+     el("p", { class: "meta", text: "An ACL user, or the node's password (requirepass) for the default user." }),
+     el("div", { class: "row" }, user),
      el("div", { class: "row" }, pw),
      el("div", { class: "row" }, el("button", { type: "submit", id: "login-submit", class: "primary", text: "Log in" })));
   setMain(form);
@@ -263,11 +265,12 @@ async function keyPage(key, isNew) {
   if (hist.truncated) parts.push(el("p", { class: "meta", text: "The newest 200 versions." }));
   const diffBox = el("div", { id: "diff", class: "diff card", hidden: true });
   const table = el("table", { id: "history" },
-    el("tr", {}, ...["A", "B", "revision", "event", "value", ""].map((h) => el("th", { text: h }))),
+    el("tr", {}, ...["A", "B", "revision", "event", "author", "value", ""].map((h) => el("th", { text: h }))),
     entries.map((e, i) => el("tr", { "data-revision": e.revision },
       el("td", {}, el("input", { type: "radio", name: "a", value: e.revision, class: "pick-a", checked: i === 1 || (entries.length === 1 && i === 0) })),
       el("td", {}, el("input", { type: "radio", name: "b", value: e.revision, class: "pick-b", checked: i === 0 })),
       el("td", { class: "num", text: e.revision }), el("td", { text: e.event }),
+      el("td", { class: "author", text: e.author ?? "" }),
       el("td", {}, el("code", { text: valueText(e.value).slice(0, 120) })),
       el("td", {}, el("button", { type: "button", class: "rollback", "data-revision": e.revision, text: "Roll back to this", onclick: async () => {
         if (!(await confirmAction(`Roll ${key} back to its value at revision ${e.revision}? This writes a new revision.`))) return;
@@ -349,7 +352,7 @@ async function route() {
   try {
     if (!csrf) {
       const s = await api("/api/session");
-      document.getElementById("where").textContent = `cluster ${s.cluster} · node ${s.node_id}`;
+      document.getElementById("where").textContent = `cluster ${s.cluster} · node ${s.node_id}` + (s.user ? ` · ${s.user}` : "");
       if (!s.logged_in && !s.password_required) {
         // A node without a password needs none here either (as a Redis client needs none).
         csrf = (await api("/api/login", { password: "" })).csrf;
