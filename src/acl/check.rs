@@ -116,9 +116,15 @@ pub fn check_command(
             let write = flags
                 .iter()
                 .any(|f| matches!(*f, "insert" | "delete" | "update"));
-            let ok = user.user.keys.iter().any(|p| {
-                (p.read || !read) && (p.write || !write) && glob::matches(&p.pattern, &argv[pos])
-            });
+            // KeysFiltered: a watch stream is read by any user; what it shows is cut to the
+            // keys the user may read (`commands/stream.rs`).
+            let watch_read = !write && argv[pos].starts_with(crate::watch::stream::STREAM_PREFIX);
+            let ok = watch_read
+                || user.user.keys.iter().any(|p| {
+                    (p.read || !read)
+                        && (p.write || !write)
+                        && glob::matches(&p.pattern, &argv[pos])
+                });
             if !ok {
                 return Err(Denied::Key(pos));
             }

@@ -50,6 +50,17 @@ impl CompiledUser {
     pub fn unrestricted(&self) -> bool {
         self.perms.all && self.user.allkeys && self.user.allchannels
     }
+
+    /// Whether the user may read `key` (KeysFiltered: what `KEYS`, `SCAN` and the watch
+    /// streams show a user whose key patterns do not cover every key).
+    pub fn may_read_key(&self, key: &[u8]) -> bool {
+        self.user.allkeys
+            || self
+                .user
+                .keys
+                .iter()
+                .any(|p| p.read && crate::glob::matches(&p.pattern, key))
+    }
 }
 
 /// Every user this node knows, compiled, at one users version.

@@ -85,10 +85,12 @@ pub(super) async fn keys(
     // Redis answers `*` without matching (so it includes the empty key, which `*` alone does
     // not match in stringmatchlen).
     let all = pattern.as_ref() == b"*";
+    let limits = session.key_limits(ctx);
     let keys = ctx.node.read_store(|store| {
         store
             .keys()
             .filter(|key| all || glob::matches(&pattern, key))
+            .filter(|key| limits.as_ref().is_none_or(|u| u.may_read_key(key)))
             .map(|key| Frame::Bulk(key.clone()))
             .collect()
     });
@@ -176,6 +178,7 @@ pub(super) async fn scan(
         type_name,
     } = scan_args(parse, true)?;
     read_gate(ctx, session).await?;
+    let limits = session.key_limits(ctx);
     let (page, next) = ctx.node.read_store(|store| {
         let (keys, next) = store.scan(cursor, count);
         let typed: Vec<(Bytes, bool)> = keys
@@ -193,7 +196,9 @@ pub(super) async fn scan(
             let type_ok = type_name
                 .as_ref()
                 .is_none_or(|t| t.eq_ignore_ascii_case(if *hash { "hash" } else { "string" }));
-            type_ok && pattern.as_ref().is_none_or(|p| glob::matches(p, key))
+            type_ok
+                && pattern.as_ref().is_none_or(|p| glob::matches(p, key))
+                && limits.as_ref().is_none_or(|u| u.may_read_key(key))
         })
         .map(|(key, _)| Frame::Bulk(key))
         .collect();

@@ -140,6 +140,13 @@ impl Session {
         }
     }
 
+    /// The session's user when its key patterns do not cover every key: the user whose
+    /// [`crate::acl::CompiledUser::may_read_key`] cuts what `KEYS`, `SCAN` and the watch
+    /// streams show (KeysFiltered); `None` when nothing is to be cut.
+    pub(super) fn key_limits(&self, ctx: &ServerContext) -> Option<Arc<CompiledUser>> {
+        ctx.acl.user(&self.user).filter(|u| !u.user.allkeys)
+    }
+
     /// Wraps each script of `op` (alone or in EXEC) in `Op::AsUser`, so that its calls are
     /// checked against this session's user at apply (ScriptCallsChecked, `store/acl.rs`).
     fn as_user(&self, op: Op) -> Op {

@@ -160,20 +160,36 @@ pub(super) async fn xread(
     let deadline = block
         .filter(|ms| *ms > 0)
         .map(|ms| Instant::now() + Duration::from_millis(ms));
+    let limits = session.key_limits(ctx);
     loop {
         let mut found = Vec::new();
-        for s in &streams {
+        // A stream whose changes were all cut (KeysFiltered) moved on: read again at once.
+        let mut moved_on = false;
+        for s in &mut streams {
             let (Some(prefix), Some(after)) = (&s.prefix, s.after) else {
                 continue;
             };
             let range = (Bound::Excluded(after), Bound::Unbounded);
-            let events = read(ctx, Cursor::new(range, false, limit, true, prefix.clone()))?;
+            let mut events = read(ctx, Cursor::new(range, false, limit, true, prefix.clone()))?;
+            if let Some(user) = &limits {
+                // KeysFiltered: only the changes of keys the user may read. A read whose
+                // changes were all cut moves on past them, so a blocked read keeps waiting.
+                if let Some(last) = events.last() {
+                    s.after = Some(last.revision);
+                }
+                let read = events.len();
+                events.retain(|e| user.may_read_key(&e.kv.key));
+                moved_on |= read > 0 && events.is_empty();
+            }
             if !events.is_empty() {
                 found.push((s.name.clone(), events));
             }
         }
         if !found.is_empty() {
             return Ok(xread_reply(session.proto, found));
+        }
+        if moved_on {
+            continue;
         }
         if block.is_none() {
             return Ok(Frame::NullArray);
@@ -284,10 +300,14 @@ pub(super) async fn xrange(
         return Ok(Frame::Array(Vec::new()));
     }
     let limit = count.unwrap_or(MAX_READ_ENTRIES);
-    let events = read(
+    let mut events = read(
         ctx,
         Cursor::new((start, end), reverse, limit, false, prefix),
     )?;
+    // KeysFiltered (a page may then hold fewer than COUNT entries).
+    if let Some(user) = session.key_limits(ctx) {
+        events.retain(|e| user.may_read_key(&e.kv.key));
+    }
     Ok(Frame::Array(events.iter().map(entry_frame).collect()))
 }
 

@@ -72,7 +72,37 @@ pub struct TrackingOptions {
     pub noloop: bool,
     /// BCAST prefixes, as given.
     pub prefixes: Vec<Bytes>,
+    /// The keys the client's user may read, when not every key (KeysFiltered): invalidations
+    /// name no other key. Fixed when tracking is turned on.
+    pub may_read: Option<KeyFilter>,
 }
+
+/// The test behind a [`KeyFilter`].
+pub type MayRead = dyn Fn(&[u8]) -> bool + Send + Sync;
+
+/// Whether a key may be named to a client (its ACL user's read patterns).
+#[derive(Clone)]
+pub struct KeyFilter(pub Arc<MayRead>);
+
+impl KeyFilter {
+    fn allows(&self, key: &[u8]) -> bool {
+        (self.0)(key)
+    }
+}
+
+impl std::fmt::Debug for KeyFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyFilter")
+    }
+}
+
+impl PartialEq for KeyFilter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for KeyFilter {}
 
 /// One tracking client's state, for `CLIENT TRACKINGINFO` and `CLIENT GETREDIR`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,6 +130,8 @@ struct Client {
     state: TrackingState,
     /// The deduplication identity of the client's writes: NOLOOP skips changes it made.
     dedup_id: u64,
+    /// [`TrackingOptions::may_read`].
+    may_read: Option<KeyFilter>,
 }
 
 #[derive(Default)]
@@ -219,7 +251,14 @@ impl Tracker {
         };
         if inner
             .clients
-            .insert(id, Client { state, dedup_id })
+            .insert(
+                id,
+                Client {
+                    state,
+                    dedup_id,
+                    may_read: opts.may_read.clone(),
+                },
+            )
             .is_none()
         {
             self.tracking.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +416,14 @@ impl Tracker {
                     if c.state.noloop && applied.origin == Some(c.dedup_id) {
                         continue;
                     }
-                    sends.push((*id, Payload::Keys(keys.clone())));
+                    let keys = match &c.may_read {
+                        // KeysFiltered: a BCAST client learns no key its user may not read.
+                        Some(f) => keys.iter().filter(|k| f.allows(k)).cloned().collect(),
+                        None => keys.clone(),
+                    };
+                    if !keys.is_empty() {
+                        sends.push((*id, Payload::Keys(keys)));
+                    }
                 }
             }
         }

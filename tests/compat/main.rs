@@ -9,6 +9,7 @@
 mod common;
 
 mod acl_differential;
+mod acl_keys;
 mod connection;
 mod hashes;
 mod redis_cli_and_benchmark;
