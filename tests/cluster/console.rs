@@ -247,6 +247,13 @@ fn the_console_in_a_browser() {
         Reply::Bulk(Some(br#"{"limit": 10, "currency": "EUR"}"#.to_vec()))
     );
 
+    phase("an invalid schema is refused with a clear error");
+    b.goto(&format!("{url}#/schemas"));
+    b.fill("#schema-prefix", "app/payments/");
+    b.fill("#schema-body", r#"{"type": 1"#);
+    b.click("#schema-save");
+    b.wait_text("#error", "is not a valid JSON Schema");
+
     phase("a schema set on the page refuses a bad value saved on the page");
     b.goto(&format!("{url}#/schemas"));
     b.fill("#schema-prefix", "app/payments/");
