@@ -135,6 +135,7 @@ pub(super) fn subscribe(
     pattern: bool,
 ) -> Result<Outcome, CommandError> {
     let handle = session.handle.clone();
+    let may_read = session.key_filter(ctx);
     let sub = session.subscription.get_or_insert_with(|| {
         Subscription::new(
             ctx.node.pubsub.clone(),
@@ -142,6 +143,9 @@ pub(super) fn subscribe(
             Arc::new(move || handle.kill()),
         )
     });
+    // KeysFiltered: keyspace notifications name only keys the user may read (its patterns
+    // as of this SUBSCRIBE).
+    sub.may_read = may_read;
     let mut out = Vec::with_capacity(parse.remaining());
     while parse.remaining() > 0 {
         let name = parse.next_bytes()?;

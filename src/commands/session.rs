@@ -16,7 +16,7 @@ use crate::context::clients::{FLAG_NO_EVICT, FLAG_NO_TOUCH, FLAG_READONLY};
 use crate::context::{ClientHandle, DedupIdPool, ServerContext};
 use crate::protocol::{Frame, Protocol};
 use crate::store::{ClientSeq, Op, Request};
-use crate::watch::tracking::Tracker;
+use crate::watch::tracking::{KeyFilter, Tracker};
 
 /// Redis's user behind `requirepass` (and of every connection until ACL users exist).
 pub const DEFAULT_USER: &[u8] = b"default";
@@ -145,6 +145,12 @@ impl Session {
     /// streams show (KeysFiltered); `None` when nothing is to be cut.
     pub(super) fn key_limits(&self, ctx: &ServerContext) -> Option<Arc<CompiledUser>> {
         ctx.acl.user(&self.user).filter(|u| !u.user.allkeys)
+    }
+
+    /// [`Session::key_limits`] as the test that tracking and pub/sub apply to keys.
+    pub(super) fn key_filter(&self, ctx: &ServerContext) -> Option<KeyFilter> {
+        self.key_limits(ctx)
+            .map(|user| KeyFilter(Arc::new(move |key: &[u8]| user.may_read_key(key))))
     }
 
     /// Wraps each script of `op` (alone or in EXEC) in `Op::AsUser`, so that its calls are

@@ -113,11 +113,7 @@ pub(super) fn client_tracking(
         }
     }
     if on_off.eq_ignore_ascii_case(b"on") {
-        opts.may_read = session.key_limits(ctx).map(|user| {
-            crate::watch::tracking::KeyFilter(std::sync::Arc::new(move |key: &[u8]| {
-                user.may_read_key(key)
-            }))
-        });
+        opts.may_read = session.key_filter(ctx);
         ctx.tracker
             .enable(session.id, session.dedup_client_id(), &opts)
             .map_err(|e| CommandError::Reply(format!("ERR {e}")))?;

@@ -193,9 +193,37 @@ pub struct Subscription {
     /// In subscription order is not kept: Redis's order (its dict's) is unspecified too.
     channels: BTreeSet<Bytes>,
     patterns: BTreeSet<Bytes>,
+    /// The keys the subscriber's ACL user may read, when not every key (KeysFiltered): a
+    /// keyspace notification naming another key is not delivered to it.
+    pub may_read: Option<crate::watch::tracking::KeyFilter>,
+}
+
+/// The key a keyspace notification names: the channel's suffix for `__keyspace@0__:<key>`,
+/// the payload for `__keyevent@0__:<event>`; `None` for any other message.
+fn notified_key(channel: &[u8], payload: &[u8]) -> Option<Vec<u8>> {
+    if let Some(key) = channel.strip_prefix(b"__keyspace@0__:") {
+        return Some(key.to_vec());
+    }
+    channel
+        .starts_with(b"__keyevent@0__:")
+        .then(|| payload.to_vec())
 }
 
 impl Subscription {
+    /// Whether `m` may reach this subscriber (KeysFiltered).
+    fn may_see(&self, m: &Message) -> bool {
+        let Some(filter) = &self.may_read else {
+            return true;
+        };
+        let (channel, payload) = match m {
+            Message::Message { channel, payload } => (channel, payload),
+            Message::PMessage {
+                channel, payload, ..
+            } => (channel, payload),
+        };
+        notified_key(channel, payload).is_none_or(|key| filter.allows(&key))
+    }
+
     /// Creates an empty subscription for the session `id`; `disconnect` closes it when its
     /// queue overflows.
     pub fn new(hub: Arc<PubSub>, id: u64, disconnect: Arc<dyn Fn() + Send + Sync>) -> Self {
@@ -207,6 +235,7 @@ impl Subscription {
             rx,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            may_read: None,
         }
     }
 
@@ -273,12 +302,22 @@ impl Subscription {
 
     /// Waits for the next message (cancel-safe).
     pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await
+        loop {
+            let m = self.rx.recv().await?;
+            if self.may_see(&m) {
+                return Some(m);
+            }
+        }
     }
 
     /// Returns a message already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Message> {
-        self.rx.try_recv().ok()
+        loop {
+            let m = self.rx.try_recv().ok()?;
+            if self.may_see(&m) {
+                return Some(m);
+            }
+        }
     }
 }
 

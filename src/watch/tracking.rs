@@ -85,7 +85,7 @@ pub type MayRead = dyn Fn(&[u8]) -> bool + Send + Sync;
 pub struct KeyFilter(pub Arc<MayRead>);
 
 impl KeyFilter {
-    fn allows(&self, key: &[u8]) -> bool {
+    pub fn allows(&self, key: &[u8]) -> bool {
         (self.0)(key)
     }
 }

@@ -1,8 +1,9 @@
 //! KeysFiltered: a user limited to `~app/*` learns no other key or value, on every path that
 //! could name one: a read (NOPERM), `KEYS` and `SCAN` (cut to its keys, where Redis shows
 //! every key), `HISTORY`/`GETAT` (NOPERM), the watch stream `__watch__:` (cut to its keys:
-//! `XREAD`, blocked `XREAD` and `XRANGE`), a script (NOPERM inside), and BCAST client
-//! tracking (invalidations name only its keys). A single redraft node, raw RESP.
+//! `XREAD`, blocked `XREAD` and `XRANGE`), a script (NOPERM inside), BCAST client tracking
+//! (invalidations name only its keys) and keyspace notifications (only its keys'). A single
+//! redraft node, raw RESP.
 
 use crate::common;
 
@@ -162,4 +163,49 @@ fn a_user_limited_to_app_learns_no_other_key() {
     assert_eq!(admin.must_call(&["SET", "other", "10"]), Reply::ok());
     std::thread::sleep(Duration::from_millis(300));
     assert!(!tracked.has_unread(), "an invalidation named another key");
+
+    phase("keyspace notifications name only its keys");
+    assert_eq!(
+        admin.must_call(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+        Reply::ok()
+    );
+    let mut listener = RawConn::must_connect(&node.addr);
+    assert_eq!(listener.must_call(&["AUTH", "app", "pw"]), Reply::ok());
+    listener.send(&resp_client::raw::line("PSUBSCRIBE __key*@0__:*"));
+    let confirmed = listener.must_read_reply(Duration::from_secs(5));
+    assert!(matches!(confirmed, Reply::Array(Some(_))), "{confirmed:?}");
+    assert_eq!(admin.must_call(&["SET", "secret/b", "11"]), Reply::ok());
+    assert_eq!(admin.must_call(&["SET", "app/c", "12"]), Reply::ok());
+    let pmessage = |channel: &str, payload: &str| {
+        Reply::Array(Some(vec![
+            bulk("pmessage"),
+            bulk("__key*@0__:*"),
+            bulk(channel),
+            bulk(payload),
+        ]))
+    };
+    assert_eq!(
+        listener.must_read_replies(2, Duration::from_secs(5)),
+        vec![
+            pmessage("__keyspace@0__:app/c", "set"),
+            pmessage("__keyevent@0__:set", "app/c")
+        ],
+        "the notifications of secret/b were not delivered, those of app/c were"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!listener.has_unread());
+    // An unlimited subscriber hears both.
+    let mut all = RawConn::must_connect(&node.addr);
+    all.send(&resp_client::raw::line("SUBSCRIBE __keyevent@0__:set"));
+    all.must_read_reply(Duration::from_secs(5));
+    assert_eq!(admin.must_call(&["SET", "secret/b", "13"]), Reply::ok());
+    let heard = all.must_read_reply(Duration::from_secs(5));
+    assert_eq!(
+        heard,
+        Reply::Array(Some(vec![
+            bulk("message"),
+            bulk("__keyevent@0__:set"),
+            bulk("secret/b")
+        ]))
+    );
 }
