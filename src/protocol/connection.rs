@@ -45,7 +45,7 @@ pub struct Connection<S> {
 }
 
 /// The first byte of a TLS handshake record: never the start of a RESP command.
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Why a connection cannot go on reading commands.
 #[derive(Debug, thiserror::Error)]

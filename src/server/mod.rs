@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 pub use crate::context::ServerContext;
+use crate::protocol::connection::TLS_HANDSHAKE_RECORD;
 use crate::tls::MaybeTls;
 
 /// Accepts clients until `shutdown` turns true.
@@ -46,9 +47,6 @@ pub enum Transport {
 
 /// How long a client may take to complete its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The first byte of every TLS connection: a handshake record (ContentType 22).
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// **TlsPortRefusesPlain.** Opens the TLS session of a client on `tls_addr`. A client that
 /// speaks plain RESP there gets a plain `-ERR` saying so (it could not read a TLS alert), a

@@ -105,13 +105,6 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Browser {
     /// Starts ChromeDriver and a headless Chromium window of 1280×900.
     pub fn start() -> Browser {
@@ -124,7 +117,8 @@ impl Browser {
                 "{tool} is not installed ({path}): apt-get install chromium chromium-driver"
             );
         }
-        let port = free_port();
+        // Outside the kernel's ephemeral range, as every port of the harness.
+        let port = super::free_ports(1)[0];
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
