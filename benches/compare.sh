@@ -246,6 +246,13 @@ for rep in $(seq 1 $REPS); do
             $sys "$rep" --workload mixed --value-size 256 --concurrency "$c" $T
         done
     done
+    # Scripts and hashes (RESP only): redis-py's lock release by EVALSHA (on redraft a Raft
+    # entry run at apply on every node), HSET and HGET of one hash's fields.
+    for w in evalsha hset hget; do
+        for sys in rd rs ra; do
+            $sys "$rep" --workload $w --value-size 256 --concurrency 64 $T
+        done
+    done
     for c in $PIPE_CONCS; do
         for w in set get; do
             rd "$rep" --workload $w --value-size 256 --concurrency "$c" --pipeline 16 $T

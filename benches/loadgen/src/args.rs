@@ -61,6 +61,13 @@ pub enum Workload {
     /// Writes keys `0..keys` once each, in order, then (with `--total-ops`) overwrites keys
     /// chosen uniformly until that many writes are acknowledged: the load of `scale.sh`.
     Fill,
+    /// `EVALSHA` of redis-py's lock release script (compare-and-delete) on a random lock key
+    /// (RESP only): on redraft every call is a Raft entry run at apply on every node.
+    Evalsha,
+    /// `HSET` of one random field of one hash (RESP only).
+    Hset,
+    /// `HGET` of one random field of that hash, every field written first (RESP only).
+    Hget,
 }
 
 impl FromStr for Workload {
@@ -73,8 +80,29 @@ impl FromStr for Workload {
             "watch-latency" => Workload::WatchLatency,
             "failover" => Workload::Failover,
             "fill" => Workload::Fill,
-            _ => bail!("unknown workload {s:?}: set, get, mixed, watch-latency, failover or fill"),
+            "evalsha" => Workload::Evalsha,
+            "hset" => Workload::Hset,
+            "hget" => Workload::Hget,
+            _ => bail!(
+                "unknown workload {s:?}: set, get, mixed, watch-latency, failover, fill, \
+                 evalsha, hset or hget"
+            ),
         })
+    }
+}
+
+impl Workload {
+    /// Workloads with no etcd counterpart (scripts, hashes).
+    pub fn resp_only(self) -> bool {
+        matches!(self, Workload::Evalsha | Workload::Hset | Workload::Hget)
+    }
+
+    /// Workloads whose operations are writes (on redraft: Raft entries).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Workload::Set | Workload::Mixed | Workload::Fill | Workload::Evalsha | Workload::Hset
+        )
     }
 }
 
@@ -87,6 +115,9 @@ impl fmt::Display for Workload {
             Workload::WatchLatency => "watch-latency",
             Workload::Failover => "failover",
             Workload::Fill => "fill",
+            Workload::Evalsha => "evalsha",
+            Workload::Hset => "hset",
+            Workload::Hget => "hget",
         })
     }
 }
@@ -201,6 +232,9 @@ impl RunArgs {
         if self.concurrency == 0 || self.pipeline == 0 || self.keys == 0 {
             bail!("--concurrency, --pipeline and --keys must be at least 1");
         }
+        if self.system.protocol() == Protocol::Etcd && self.workload.resp_only() {
+            bail!("--workload {}: RESP only (redraft or redis)", self.workload);
+        }
         if self.system.protocol() == Protocol::Etcd && self.pipeline != 1 {
             bail!("--pipeline: etcd's gRPC API has no pipelining; use --concurrency");
         }
@@ -243,11 +277,11 @@ impl RunArgs {
             if self.system != System::Redraft {
                 bail!("--force-snapshots: RAFT.SNAPSHOT is redraft's");
             }
-            if !matches!(
-                self.workload,
-                Workload::Set | Workload::Mixed | Workload::Fill
-            ) {
-                bail!("--force-snapshots applies to the write workloads (set, mixed, fill)");
+            if !self.workload.writes() {
+                bail!(
+                    "--force-snapshots applies to the write workloads (set, mixed, fill, \
+                     evalsha, hset)"
+                );
             }
             if every.is_zero() {
                 bail!("--force-snapshots must be above zero");
@@ -357,9 +391,22 @@ mod tests {
             "--system etcd --endpoints h:1 --workload set --force-snapshots 1s",
             "--system redraft --endpoints h:1 --workload get --force-snapshots 1s",
             "--system redraft --endpoints h:1 --workload set --force-snapshots 0s",
+            "--system etcd --endpoints h:1 --workload evalsha",
+            "--system etcd --endpoints h:1 --workload hget",
+            "--system redraft --endpoints h:1 --workload hget --force-snapshots 1s",
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
         }
+    }
+
+    #[test]
+    fn script_and_hash_workloads() {
+        for (w, writes) in [("evalsha", true), ("hset", true), ("hget", false)] {
+            let a = parse(&format!("--system redis --endpoints h:1 --workload {w}")).unwrap();
+            assert_eq!(a.workload.to_string(), w);
+            assert_eq!(a.workload.writes(), writes, "{w}");
+        }
+        parse("--system redraft --endpoints h:1 --workload hset --force-snapshots 1s").unwrap();
     }
 
     #[test]

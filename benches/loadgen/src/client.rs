@@ -17,6 +17,31 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Op {
     Set(u64),
     Get(u64),
+    /// `EVALSHA` of [`LOCK_RELEASE`] on lock key `n` (no lock there: it answers 0).
+    Release(u64),
+    /// `HSET` of field `n` of [`HASH`].
+    HSet(u64),
+    /// `HGET` of field `n` of [`HASH`].
+    HGet(u64),
+}
+
+/// redis-py's `Lock.LUA_RELEASE_SCRIPT`: the compare-and-delete every lock library sends.
+pub const LOCK_RELEASE: &str = "local token = redis.call('get', KEYS[1])
+if not token or token ~= ARGV[1] then
+    return 0
+end
+redis.call('del', KEYS[1])
+return 1";
+
+/// The one hash of the `hset` and `hget` workloads.
+pub const HASH: &[u8] = b"bench:hash";
+
+pub fn lock_key(n: u64) -> Vec<u8> {
+    format!("bench:lock:{n:06}").into_bytes()
+}
+
+pub fn field(n: u64) -> Vec<u8> {
+    format!("field:{n:06}").into_bytes()
 }
 
 pub fn key(n: u64) -> Vec<u8> {
@@ -47,8 +72,15 @@ pub async fn etcd_connect(endpoint: &str) -> anyhow::Result<etcd_client::Client>
 
 /// A connection to one node.
 pub enum Kv {
-    Resp(Conn),
-    Etcd { kv: KvClient, serializable: bool },
+    Resp {
+        conn: Conn,
+        /// The SHA1 of [`LOCK_RELEASE`] once `SCRIPT LOAD` answered it (evalsha workload).
+        release_sha: Vec<u8>,
+    },
+    Etcd {
+        kv: KvClient,
+        serializable: bool,
+    },
 }
 
 impl Kv {
@@ -61,7 +93,10 @@ impl Kv {
                 if system == System::Redraft && !mode.is_empty() {
                     c.request_ok(&[b"READMODE", mode.as_bytes()]).await?;
                 }
-                Ok(Kv::Resp(c))
+                Ok(Kv::Resp {
+                    conn: c,
+                    release_sha: Vec::new(),
+                })
             }
             Protocol::Etcd => Ok(Kv::Etcd {
                 kv: etcd_connect(endpoint).await?.kv_client(),
@@ -82,12 +117,30 @@ impl Kv {
     ) -> anyhow::Result<()> {
         out.clear();
         match self {
-            Kv::Resp(c) => {
+            Kv::Resp {
+                conn: c,
+                release_sha,
+            } => {
+                if release_sha.is_empty() && ops.iter().any(|o| matches!(o, Op::Release(_))) {
+                    match c
+                        .request(&[b"SCRIPT", b"LOAD", LOCK_RELEASE.as_bytes()])
+                        .await?
+                    {
+                        Reply::Bulk(Some(sha)) => *release_sha = sha,
+                        other => bail!("SCRIPT LOAD: unexpected reply {other:?}"),
+                    }
+                }
                 req.clear();
                 for op in ops {
                     match *op {
                         Op::Set(k) => encode_into(req, &[b"SET", &key(k), value]),
                         Op::Get(k) => encode_into(req, &[b"GET", &key(k)]),
+                        Op::Release(k) => encode_into(
+                            req,
+                            &[b"EVALSHA", release_sha, b"1", &lock_key(k), b"token"],
+                        ),
+                        Op::HSet(k) => encode_into(req, &[b"HSET", HASH, &field(k), value]),
+                        Op::HGet(k) => encode_into(req, &[b"HGET", HASH, &field(k)]),
                     }
                 }
                 c.send(req).await?;
@@ -106,6 +159,10 @@ impl Kv {
                             let opts = serializable.then(|| GetOptions::new().with_serializable());
                             kv.get(key(k), opts).await.map(|_| ())
                         }
+                        // RunArgs::validate refuses these workloads for etcd.
+                        Op::Release(_) | Op::HSet(_) | Op::HGet(_) => {
+                            bail!("{op:?} has no etcd counterpart")
+                        }
                     };
                     match r {
                         Ok(()) => out.push(Ok(())),
@@ -122,7 +179,7 @@ impl Kv {
     /// Writes `key = value`, failing on an error reply.
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
         match self {
-            Kv::Resp(c) => {
+            Kv::Resp { conn: c, .. } => {
                 c.request_ok(&[b"SET", key, value]).await?;
                 Ok(())
             }
@@ -137,7 +194,7 @@ impl Kv {
     /// Reads `key` (in the connection's read mode); `None` if absent.
     pub async fn get(&mut self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
         match self {
-            Kv::Resp(c) => match c.request(&[b"GET", key]).await? {
+            Kv::Resp { conn: c, .. } => match c.request(&[b"GET", key]).await? {
                 Reply::Bulk(v) => Ok(v),
                 Reply::Error(e) => bail!("GET: {e}"),
                 other => bail!("GET: unexpected reply {other:?}"),

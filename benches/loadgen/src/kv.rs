@@ -1,4 +1,5 @@
-//! The key-value workloads (`set`, `get`, `mixed`) and the steady writes of `failover`:
+//! The key-value workloads (`set`, `get`, `mixed`; over RESP also `evalsha`, `hset`, `hget`)
+//! and the steady writes of `failover`:
 //! `concurrency` workers, each with its own connection, spread round-robin over the
 //! endpoints; each sends `pipeline` operations per round trip and records every operation's
 //! latency (from sending its batch to reading its reply) in its own histogram, merged at the
@@ -120,8 +121,9 @@ impl Rng {
 /// Writes every key once (for reads) unless the last key already holds a value of this size.
 pub async fn preload(args: &RunArgs) -> anyhow::Result<()> {
     let value = vec![b'x'; args.value_size];
+    let hash = args.workload == Workload::Hget;
     let mut probe = Kv::connect(args.system, &args.endpoints[0], "").await?;
-    if probe.get(&key(args.keys - 1)).await?.map(|v| v.len()) == Some(args.value_size) {
+    if !hash && probe.get(&key(args.keys - 1)).await?.map(|v| v.len()) == Some(args.value_size) {
         return Ok(());
     }
     let workers = 16.min(args.keys as usize);
@@ -135,7 +137,7 @@ pub async fn preload(args: &RunArgs) -> anyhow::Result<()> {
             let (mut out, mut req) = (Vec::new(), Vec::new());
             let mine: Vec<Op> = (0..a.keys)
                 .filter(|k| *k as usize % workers == w)
-                .map(Op::Set)
+                .map(if hash { Op::HSet } else { Op::Set })
                 .collect();
             let per_trip = if a.system == System::Etcd { 1 } else { 64 };
             for chunk in mine.chunks(per_trip) {
@@ -196,6 +198,9 @@ pub async fn worker(
             ops.push(match args.workload {
                 Workload::Get => Op::Get(k),
                 Workload::Mixed if r & 1 == 0 => Op::Get(k),
+                Workload::Evalsha => Op::Release(k),
+                Workload::Hset => Op::HSet(k),
+                Workload::Hget => Op::HGet(k),
                 _ => Op::Set(k),
             });
         }
@@ -331,14 +336,14 @@ pub async fn counted_worker(args: Arc<RunArgs>, id: usize, plan: Arc<Plan>) -> W
 
 /// Runs the set, get, mixed or fill workload and returns its result.
 pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
-    if matches!(args.workload, Workload::Get | Workload::Mixed) {
+    if matches!(
+        args.workload,
+        Workload::Get | Workload::Mixed | Workload::Hget
+    ) {
         preload(&args).await?;
     }
     let args = Arc::new(args);
-    let writes = matches!(
-        args.workload,
-        Workload::Set | Workload::Mixed | Workload::Fill
-    );
+    let writes = args.workload.writes();
     let server_side = args.system == System::Redraft && writes;
     // The counters before: read as the measured time starts (a counted run measures from its
     // start; a timed one after the warm-up, while the warm-up load runs).

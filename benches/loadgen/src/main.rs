@@ -73,9 +73,13 @@ fn main() -> anyhow::Result<()> {
             let out = args.out.clone();
             let result = rt.block_on(async move {
                 match args.workload {
-                    Workload::Set | Workload::Get | Workload::Mixed | Workload::Fill => {
-                        kv::run(args).await
-                    }
+                    Workload::Set
+                    | Workload::Get
+                    | Workload::Mixed
+                    | Workload::Fill
+                    | Workload::Evalsha
+                    | Workload::Hset
+                    | Workload::Hget => kv::run(args).await,
                     Workload::WatchLatency => watch::run(args).await,
                     Workload::Failover => failover::run(args).await,
                 }

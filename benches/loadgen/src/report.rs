@@ -127,7 +127,12 @@ pub fn table(all: &[RunResult]) -> String {
     let kv: Vec<&RunResult> = ok
         .iter()
         .copied()
-        .filter(|r| matches!(r.workload.as_str(), "set" | "get" | "mixed"))
+        .filter(|r| {
+            matches!(
+                r.workload.as_str(),
+                "set" | "get" | "mixed" | "evalsha" | "hset" | "hget"
+            )
+        })
         .collect();
     let mut rows: BTreeSet<RowKey> = kv
         .iter()
