@@ -152,6 +152,45 @@ async fn set_user(ctx: &ServerContext, session: &mut Session, args: Vec<Bytes>) 
             _ => rule.clone(),
         });
     }
+    match set_rules(ctx, session, name, rules).await {
+        Err(SetRulesError::Rule { index, reason }) => {
+            let rule = given.get(index as usize).map_or(&[][..], |r| &r[..]);
+            Err(modifier(rule, &reason))
+        }
+        Err(SetRulesError::Command(e)) => Err(e),
+        Ok(()) => Ok(Frame::ok()),
+    }
+}
+
+/// Why [`set_rules`] failed: a rule the store refused (by its index), or anything else.
+pub(in crate::commands) enum SetRulesError {
+    Rule { index: u64, reason: String },
+    Command(CommandError),
+}
+
+impl From<CommandError> for SetRulesError {
+    fn from(e: CommandError) -> Self {
+        SetRulesError::Command(e)
+    }
+}
+
+impl From<SetRulesError> for CommandError {
+    fn from(e: SetRulesError) -> Self {
+        match e {
+            SetRulesError::Rule { reason, .. } => err(format!("ERR {reason}")),
+            SetRulesError::Command(e) => e,
+        }
+    }
+}
+
+/// Proposes `rules` (checked, passwords already hashed) for user `name`, creating it (for
+/// `default`: from this node's `requirepass` user first), and waits until this node applied it.
+pub(in crate::commands) async fn set_rules(
+    ctx: &ServerContext,
+    session: &mut Session,
+    name: Bytes,
+    rules: Vec<Bytes>,
+) -> Result<(), SetRulesError> {
     let create = if &name[..] == b"default" {
         ctx.acl.default_rules().to_vec()
     } else {
@@ -163,13 +202,12 @@ async fn set_user(ctx: &ServerContext, session: &mut Session, args: Vec<Bytes>) 
         create,
     };
     match propose(ctx, session, op).await? {
-        Response::Noop { .. } => Ok(Frame::ok()),
+        Response::Noop { .. } => Ok(()),
         Response::Error(StoreError::AclRule { index, reason }) => {
-            let rule = given.get(index as usize).map_or(&[][..], |r| &r[..]);
-            Err(modifier(rule, &reason))
+            Err(SetRulesError::Rule { index, reason })
         }
-        Response::Error(e) => Err(err(e.to_string())),
-        other => Err(err(format!("ERR unexpected response {other:?}"))),
+        Response::Error(e) => Err(err(e.to_string()).into()),
+        other => Err(err(format!("ERR unexpected response {other:?}")).into()),
     }
 }
 

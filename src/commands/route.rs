@@ -15,7 +15,7 @@
 //! | `PubSub`   | answered at once, possibly with several frames (`pubsub.rs`)                  |
 //! | `Stream`   | the `__watch__:` streams (`stream.rs`); XREAD may block                       |
 //! | `Admin`    | connection and server commands, answered at once                              |
-//! | `Cluster`  | RAFT.* and SHUTDOWN, which wait for the cluster (`cluster.rs`)                |
+//! | `Cluster`  | RAFT.*, SHUTDOWN, ACL, SCRIPT, CONFIG..., which may wait for the cluster     |
 //!
 //! QUIT is not routed: the dispatcher answers it, since it closes the connection. A name with
 //! no arm is an unknown command.
@@ -170,7 +170,7 @@ pub(crate) fn route(name: &str) -> Option<Route> {
         "sentinel" => Admin(sentinel::sentinel),
         // Server (`server/`).
         "command" => Admin(|_, _, p| server::command(p)),
-        "config" => Admin(|c, _, p| server::config(c, p)),
+        "config" => Cluster(|c, s, p| Box::pin(server::config(c, s, p))),
         "info" => Admin(|c, _, p| server::info_command(c, p)),
         "role" => Admin(|c, _, _| Ok(server::role(c))),
         "time" => Admin(|_, _, _| Ok(server::time())),

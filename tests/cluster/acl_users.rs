@@ -151,4 +151,34 @@ fn acl_users_are_replicated_and_survive_restarts() {
             assert!(refused.contains("WRONGPASS"), "node {id}: {refused}");
         }
     }
+
+    {
+        // CONFIG SET requirepass is the default user's password: cluster state too.
+        phase("CONFIG SET requirepass on a follower: every node asks for it");
+        let leader = c.must_leader(Duration::from_secs(20));
+        let other = c.ids().into_iter().find(|&id| id != leader).unwrap();
+        let mut admin = c.must_connect(other);
+        assert_eq!(
+            run(&mut admin, &["CONFIG", "SET", "requirepass", "cluster-pw"]),
+            Ok(Value::Okay)
+        );
+        for id in c.ids() {
+            let addr = c.redis_addr(id);
+            c.must_wait(
+                Duration::from_secs(10),
+                &format!("requirepass enforced on node {id}"),
+                |_| {
+                    let mut con = redis::Client::open(format!("redis://{addr}"))
+                        .and_then(|cl| cl.get_connection_with_timeout(Duration::from_secs(5)))
+                        .map_err(|e| e.to_string())?;
+                    match run(&mut con, &["GET", "k1"]) {
+                        Err(e) if e.contains("NOAUTH") => {}
+                        other => return Err(format!("GET before AUTH: {other:?}")),
+                    }
+                    run(&mut con, &["AUTH", "cluster-pw"])?;
+                    run(&mut con, &["GET", "k1"]).map(|_| ())
+                },
+            );
+        }
+    }
 }

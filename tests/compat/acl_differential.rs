@@ -192,4 +192,28 @@ fn requirepass_is_the_default_users_password() {
     assert_eq!(cmd(&mut con, "ACL SETUSER default nopass"), Ok(Value::Okay));
     let mut open = must_connect_raw(&node.addr);
     assert_eq!(cmd(&mut open, "SET k v"), Ok(Value::Okay));
+
+    phase("CONFIG SET requirepass sets the default user's password; CONFIG GET never shows it");
+    assert_eq!(
+        cmd(&mut con, "CONFIG SET requirepass third"),
+        Ok(Value::Okay)
+    );
+    let mut third = must_connect_raw(&node.addr);
+    assert!(cmd(&mut third, "GET k").unwrap_err().contains("NOAUTH"));
+    assert!(cmd(&mut third, "AUTH secret")
+        .unwrap_err()
+        .contains("WRONGPASS"));
+    assert_eq!(cmd(&mut third, "AUTH third"), Ok(Value::Okay));
+    assert_eq!(
+        cmd(&mut con, "CONFIG GET requirepass"),
+        Ok(Value::Array(Vec::new()))
+    );
+    let Ok(Value::Array(all)) = cmd(&mut con, "CONFIG GET *") else {
+        panic!("CONFIG GET *")
+    };
+    assert!(all.len() > 10, "CONFIG GET * lists {} items", all.len());
+    assert!(
+        !all.contains(&Value::BulkString(b"requirepass".to_vec())),
+        "CONFIG GET * lists requirepass"
+    );
 }

@@ -1,10 +1,21 @@
 //! CONFIG GET, SET and RESETSTAT: the parameters `CONFIG GET` lists, their values, and the ones
 //! `CONFIG SET` changes on this node until restart (`context::Settings`).
+//!
+//! One parameter is cluster state instead: `CONFIG SET requirepass <password>` is Redis's way of
+//! setting the `default` user's password (Redis's `ACLUpdateDefaultUserPassword`: `resetpass`,
+//! then `><password>`, or `nopass` for an empty one), so it is proposed as that `ACL SETUSER
+//! default` (a Raft entry: every node enforces it at once and keeps it over restarts, and the
+//! node's `requirepass` in `cluster.toml` no longer applies). It is proposed before any other
+//! parameter of the same call is applied (a refused proposal changes nothing); a TLS reload of the
+//! same call that then fails leaves the password changed. `CONFIG GET requirepass` answers
+//! nothing: the password is kept hashed.
 
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
+
 use crate::commands::reply::{bulk, help_reply};
-use crate::commands::{CommandError, CommandResult};
+use crate::commands::{CommandError, CommandResult, Session};
 use crate::config::{NotifyKeyspaceEvents, ReadMode};
 use crate::context::ServerContext;
 use crate::glob;
@@ -26,6 +37,8 @@ enum Value {
     /// What redraft always has (e.g. `appendonly no`: durability is the Raft log's).
     Fixed(&'static str),
     Live(fn(&ServerContext) -> String),
+    /// Settable, never shown (`requirepass`: kept hashed, as cluster state).
+    Hidden,
 }
 
 impl Param {
@@ -33,6 +46,7 @@ impl Param {
         match self.get {
             Value::Fixed(v) => v.to_string(),
             Value::Live(f) => f(ctx),
+            Value::Hidden => String::new(),
         }
     }
 }
@@ -48,6 +62,8 @@ enum NewValue {
     /// A TLS setting: applied with the other TLS settings of the same `CONFIG SET`, before
     /// anything else, by one reload that may still fail (`tls::TlsContext::set`).
     Tls,
+    /// The `default` user's new password (`None`: no password), proposed as an ACL change.
+    RequirePass(Option<String>),
 }
 
 /// A TLS setting's value (empty on a node without TLS).
@@ -61,6 +77,15 @@ fn tls_value(ctx: &ServerContext, name: &str) -> String {
 /// The parameters, in the order `CONFIG GET *` lists them.
 fn params() -> Vec<Param> {
     vec![
+        Param {
+            name: "requirepass",
+            get: Value::Hidden,
+            parse: Some(|v| {
+                Ok(NewValue::RequirePass(
+                    (!v.is_empty()).then(|| v.to_string()),
+                ))
+            }),
+        },
         Param {
             name: "save",
             get: Value::Fixed(""),
@@ -289,7 +314,7 @@ fn apply(ctx: &ServerContext, value: NewValue) {
         NewValue::Timeout(t) => s.timeout_secs.store(t, Ordering::Relaxed),
         NewValue::ReadMode(m) => s.set_read_mode(m),
         NewValue::TrackingTableMaxKeys(n) => ctx.tracker.set_max_keys(n),
-        NewValue::Tls => {} // applied by `config_set` first
+        NewValue::Tls | NewValue::RequirePass(_) => {} // applied by `config_set` first
         NewValue::NotifyKeyspaceEvents(f) => s.notify_keyspace_events.store(f.0, Ordering::Relaxed),
         NewValue::OutputBufferLimit(classes) => {
             let mut stored = s
@@ -311,11 +336,15 @@ fn apply(ctx: &ServerContext, value: NewValue) {
     }
 }
 
-pub(in crate::commands) fn config(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+pub(in crate::commands) async fn config(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let sub = parse.next_string()?.to_ascii_lowercase();
     match sub.as_str() {
         "get" => config_get(ctx, parse),
-        "set" => config_set(ctx, parse),
+        "set" => config_set(ctx, session, parse).await,
         "resetstat" => {
             ctx.total_commands.store(0, Ordering::Relaxed);
             ctx.total_connections.store(0, Ordering::Relaxed);
@@ -349,6 +378,7 @@ fn config_get(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
             // An exact name answers under the name as asked, as Redis 7.0 does.
             if let Some(p) = params
                 .iter()
+                .filter(|p| !matches!(p.get, Value::Hidden))
                 .find(|p| p.name.eq_ignore_ascii_case(&pattern))
             {
                 if !seen.contains(&p.name) {
@@ -358,7 +388,7 @@ fn config_get(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
             }
             continue;
         }
-        for p in &params {
+        for p in params.iter().filter(|p| !matches!(p.get, Value::Hidden)) {
             if !seen.contains(&p.name)
                 && glob::matches_nocase(pattern.as_bytes(), p.name.as_bytes())
             {
@@ -370,7 +400,11 @@ fn config_get(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     Ok(Frame::Map(pairs))
 }
 
-fn config_set(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
+async fn config_set(
+    ctx: &ServerContext,
+    session: &mut Session,
+    parse: &mut Parse,
+) -> CommandResult {
     let mut args = Vec::new();
     while let Ok(a) = parse.next_string() {
         args.push(a);
@@ -411,13 +445,25 @@ fn config_set(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
     // Second pass: validate every value before applying any, so the change is all or nothing.
     let mut values = Vec::new();
     let mut tls: Vec<(&str, &str)> = Vec::new();
+    let mut password = None;
     for (p, name, value) in chosen {
         if let Some(parse_value) = p.parse {
             match parse_value(value).map_err(|why| failed(name, &why))? {
                 NewValue::Tls => tls.push((p.name, value)),
+                NewValue::RequirePass(new) => password = Some(new),
                 v => values.push(v),
             }
         }
+    }
+    if !tls.is_empty() && ctx.tls.is_none() {
+        return Err(failed(
+            tls[0].0,
+            "TLS is not enabled on this node (set tls_addr, or peers or metrics in [tls])",
+        ));
+    }
+    // The password first: cluster state, proposed; refused, it leaves everything as it was.
+    if let Some(new) = password {
+        set_default_password(ctx, session, new.as_deref()).await?;
     }
     // TLS first: its reload reads files and may still fail, and then nothing is applied.
     if let Some(&(first, _)) = tls.first() {
@@ -433,6 +479,25 @@ fn config_set(ctx: &ServerContext, parse: &mut Parse) -> CommandResult {
         apply(ctx, v);
     }
     Ok(Frame::ok())
+}
+
+/// `CONFIG SET requirepass`: Redis's `ACLUpdateDefaultUserPassword` as `ACL SETUSER default
+/// resetpass >password` (or `nopass`), the password hashed before it is proposed (HashedOnly).
+async fn set_default_password(
+    ctx: &ServerContext,
+    session: &mut Session,
+    password: Option<&str>,
+) -> Result<(), CommandError> {
+    let rules = vec![
+        Bytes::from_static(b"resetpass"),
+        match password {
+            Some(p) => Bytes::from(format!("#{}", crate::store::hash_password(p.as_bytes()))),
+            None => Bytes::from_static(b"nopass"),
+        },
+    ];
+    crate::commands::acl_command::set_rules(ctx, session, Bytes::from_static(b"default"), rules)
+        .await
+        .map_err(CommandError::from)
 }
 
 #[cfg(test)]
