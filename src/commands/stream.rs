@@ -37,8 +37,8 @@ use bytes::Bytes;
 use super::{read_gate, CommandError, CommandResult, Session};
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError, Protocol};
-use crate::store::{Event, Revision};
-use crate::watch::stream::{entry_frame, parse_id, watch_prefix, Cursor, MAX_READ_ENTRIES};
+use crate::store::Revision;
+use crate::watch::stream::{parse_id, watch_prefix, Cursor, Entry, MAX_READ_ENTRIES};
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
 
@@ -218,7 +218,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Runs a cursor to its end, one chunk per hold of the read lock (ReadBounded).
-fn read(ctx: &ServerContext, mut cursor: Cursor) -> Result<Vec<Event>, CommandError> {
+fn read(ctx: &ServerContext, mut cursor: Cursor) -> Result<Vec<Entry>, CommandError> {
     while !cursor.done {
         ctx.node
             .read_store(|store| cursor.step(store))
@@ -227,8 +227,8 @@ fn read(ctx: &ServerContext, mut cursor: Cursor) -> Result<Vec<Event>, CommandEr
     Ok(cursor.events)
 }
 
-fn xread_reply(proto: Protocol, found: Vec<(Bytes, Vec<Event>)>) -> Frame {
-    let entries = |events: Vec<Event>| Frame::Array(events.iter().map(entry_frame).collect());
+fn xread_reply(proto: Protocol, found: Vec<(Bytes, Vec<Entry>)>) -> Frame {
+    let entries = |events: Vec<Entry>| Frame::Array(events.iter().map(Entry::frame).collect());
     match proto {
         Protocol::Resp3 => Frame::Map(
             found
@@ -308,7 +308,7 @@ pub(super) async fn xrange(
     if let Some(user) = session.key_limits(ctx) {
         events.retain(|e| user.may_read_key(&e.kv.key));
     }
-    Ok(Frame::Array(events.iter().map(entry_frame).collect()))
+    Ok(Frame::Array(events.iter().map(Entry::frame).collect()))
 }
 
 /// Whether `(start, end)` holds no revision (BTreeMap::range panics on an inverted range).

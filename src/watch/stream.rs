@@ -3,9 +3,11 @@
 //! read from the store's history.
 //!
 //! An entry's ID is `<revision>-<sub>` (etcd's `{main, sub}`), its fields `type` (`set`,
-//! `del`, `expired`), `key`, `value` (absent for a delete or an expiry) and `prev` (the
+//! `del`, `expired`), `key`, `value` (absent for a delete or an expiry), `prev` (the
 //! previous value, absent when there was none, or when it was compacted away: possible only
-//! for a change at exactly the compact revision).
+//! for a change at exactly the compact revision) and, last, `author` (the user whose write
+//! made the revision, `store/audit.rs`; absent for the leader's own writes, expiry and
+//! compaction, and for revisions written before authors were recorded).
 //!
 //! A change to a hash names the fields that changed instead of carrying the whole hash: `type`
 //! is `hset` (some field was set; also a rewrite that changed no field, such as EXPIRE) or
@@ -95,7 +97,7 @@ pub struct Cursor {
     /// Round `count` up to the end of the last revision reached (XREAD: Atomic).
     pub atomic: bool,
     pub prefix: Bytes,
-    pub events: Vec<Event>,
+    pub events: Vec<Entry>,
     /// The scan reached the end of the range or `count`.
     pub done: bool,
 }
@@ -159,7 +161,8 @@ impl Cursor {
             last = Some(revision);
             if key.starts_with(&self.prefix) {
                 if let Some(event) = store.event_at(key, revision) {
-                    self.events.push(event);
+                    let author = store.author_of(revision.main).cloned();
+                    self.events.push(Entry { event, author });
                 }
             }
         }
@@ -262,8 +265,29 @@ fn named(prefix: &str, field: &[u8]) -> Frame {
     Frame::Bulk(Bytes::from([prefix.as_bytes(), field].concat()))
 }
 
+/// One change read from the stream, with the user who made its revision.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub event: Event,
+    pub author: Option<Bytes>,
+}
+
+impl std::ops::Deref for Entry {
+    type Target = Event;
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
+impl Entry {
+    /// The entry as Redis replies it.
+    pub fn frame(&self) -> Frame {
+        entry_frame(&self.event, self.author.as_ref())
+    }
+}
+
 /// One stream entry as Redis replies it: `[id, [field, value, ...]]`.
-pub fn entry_frame(event: &Event) -> Frame {
+pub fn entry_frame(event: &Event, author: Option<&Bytes>) -> Frame {
     let bulk = |s: &'static str| Frame::Bulk(Bytes::from_static(s.as_bytes()));
     let mut fields = vec![
         bulk("type"),
@@ -300,6 +324,10 @@ pub fn entry_frame(event: &Event) -> Frame {
     if let Some(prev) = event.prev.as_ref().filter(|p| p.hash.is_none()) {
         fields.push(bulk("prev"));
         fields.push(Frame::Bulk(prev.value.clone()));
+    }
+    if let Some(author) = author {
+        fields.push(bulk("author"));
+        fields.push(Frame::Bulk(author.clone()));
     }
     Frame::Array(vec![
         Frame::Bulk(id_text(event.revision)),

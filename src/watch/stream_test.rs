@@ -185,7 +185,7 @@ fn entries_carry_type_key_value_prev() {
     );
     assert!(events.is_ok());
     let del = s.event_at(b"a", Revision::new(3, 0)).unwrap();
-    let frame = entry_frame(&del);
+    let frame = entry_frame(&del, None);
     let want = Frame::Array(vec![
         Frame::Bulk(b("3-0")),
         Frame::Array(vec![
@@ -247,6 +247,7 @@ fn hash_entries_name_the_fields_that_changed() {
     let entry = |main| {
         entry_fields(entry_frame(
             &s.event_at(b"h", Revision::new(main, 0)).unwrap(),
+            None,
         ))
     };
     let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -286,5 +287,43 @@ fn hash_entries_name_the_fields_that_changed() {
             ("del:b", "3"),
             ("del:c", "4")
         ])
+    );
+}
+
+#[test]
+fn entries_name_the_author_of_their_revision() {
+    let mut s = Store::new();
+    apply(
+        &mut s,
+        Op::Authored {
+            author: b("alice"),
+            op: Box::new(Op::Put {
+                key: b("k"),
+                value: b("1"),
+            }),
+        },
+    );
+    apply(
+        &mut s,
+        Op::Put {
+            key: b("k"),
+            value: b("2"),
+        },
+    );
+    let mut c = Cursor::new(after(Revision::new(0, 0)), false, 100, true, b(""));
+    while !c.done {
+        c.step(&s).unwrap();
+    }
+    let fields: Vec<Vec<(String, String)>> =
+        c.events.iter().map(|e| entry_fields(e.frame())).collect();
+    assert_eq!(fields.len(), 2);
+    assert_eq!(
+        fields[0].last(),
+        Some(&("author".to_string(), "alice".to_string()))
+    );
+    assert!(
+        fields[1].iter().all(|(k, _)| k != "author"),
+        "a write with no author names none: {:?}",
+        fields[1]
     );
 }

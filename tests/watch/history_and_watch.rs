@@ -127,11 +127,17 @@ fn revision(con: &mut redis::Connection) -> (u64, u64) {
     (get("revision"), get("compact_revision"))
 }
 
+/// A `set` entry of a write by the `default` user (every client write names its author).
 fn set_entry(key: &str, value: &str, prev: Option<&str>) -> BTreeMap<String, String> {
-    let mut f: BTreeMap<String, String> = [("type", "set"), ("key", key), ("value", value)]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let mut f: BTreeMap<String, String> = [
+        ("type", "set"),
+        ("key", key),
+        ("value", value),
+        ("author", "default"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
     if let Some(p) = prev {
         f.insert("prev".into(), p.into());
     }
@@ -367,10 +373,15 @@ fn watch_stream_guarantees_on_one_node() {
                 },
                 Entry {
                     id: (4, 0),
-                    fields: [("type", "del"), ("key", "app/a"), ("prev", "2")]
-                        .into_iter()
-                        .map(|(a, b)| (a.to_string(), b.to_string()))
-                        .collect()
+                    fields: [
+                        ("type", "del"),
+                        ("key", "app/a"),
+                        ("prev", "2"),
+                        ("author", "default")
+                    ]
+                    .into_iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect()
                 },
             ]
         );
@@ -449,6 +460,8 @@ fn watch_stream_guarantees_on_one_node() {
         assert_eq!(expired[0].fields["type"], "expired");
         assert_eq!(expired[0].fields["prev"], "v");
         assert!(!expired[0].fields.contains_key("value"));
+        // The leader's own write: no author.
+        assert!(!expired[0].fields.contains_key("author"));
     }
     {
         phase("XRANGE and XREVRANGE: bounds, exclusive ids, COUNT; writes to the stream refused");
