@@ -144,6 +144,23 @@ pub async fn serve(
                         return;
                     }
                 };
+            // PeerIsANode, PeerNamesChecked (`tls/mod.rs`): now that the dialler said which
+            // node it is, its certificate must be that node's.
+            if let (Some(tls), Some(chain)) = (me.tls.as_ref(), stream.peer_certificates()) {
+                let member = {
+                    use openraft::async_runtime::WatchReceiver;
+                    let rx = raft.metrics();
+                    let m = rx.borrow_watched();
+                    m.membership_config
+                        .membership()
+                        .get_node(&peer)
+                        .map(|n| n.raft_addr.clone())
+                };
+                if let Err(why) = tls.check_peer(chain, member.as_deref()) {
+                    tracing::warn!(%addr, peer, "peer refused: {why}");
+                    return;
+                }
+            }
             tracing::debug!(%addr, peer, "peer connected");
             if let Err(e) = serve_conn(
                 stream, raft, batcher, peer, liveness, pubsub, sm, lease, shutdown,

@@ -13,9 +13,16 @@
 //!   already established keep their session (as in Redis).
 //! - **PeerNamesChecked.** The dialling side of a peer connection checks that the peer's
 //!   certificate chains to the CA *and* names the IP address it dialled (the `raft_addr`); the
-//!   accepting side checks that the dialler's certificate chains to the CA. The cluster
-//!   secret's handshake (`raft::handshake`), when a secret is set, runs inside the TLS session
-//!   as a second factor.
+//!   accepting side checks that the dialler's certificate chains to the CA, and after the
+//!   peer handshake (which tells it the dialler's node id) that it names that member's
+//!   `raft_addr` IP, when the membership holds the node.
+//! - **PeerIsANode.** The accepting side also requires the dialler's certificate to carry the
+//!   serverAuth extended key usage, as node certificates do (`redraft cert` makes them for
+//!   both uses) and client certificates (`client.crt`: clientAuth only) do not: a client
+//!   certificate from the same CA cannot pass as a peer ([`TlsContext::check_peer`]).
+//!
+//! The cluster secret's handshake (`raft::handshake`), when a secret is set, runs inside the TLS
+//! session as a second factor.
 
 pub mod cert;
 mod stream;
@@ -74,6 +81,8 @@ struct Roles {
 struct Built {
     clients: Option<Arc<ServerConfig>>,
     peer_server: Option<Arc<ServerConfig>>,
+    /// The CA the peers' certificates chain to (with `peer_server`).
+    peer_roots: Option<Arc<RootCertStore>>,
     peer_client: Option<Arc<ClientConfig>>,
     https: Option<Arc<ServerConfig>>,
 }
@@ -223,6 +232,55 @@ impl TlsContext {
     }
 }
 
+/// The DER content of the serverAuth extended key usage's OID, 1.3.6.1.5.5.7.3.1.
+const EKU_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+
+impl TlsContext {
+    /// Checks the certificate chain a dialling peer presented (already verified against the CA
+    /// by the TLS handshake) once it has said which node it is: it must be a node certificate
+    /// (serverAuth: PeerIsANode) and, when `member_raft_addr` (that node's `raft_addr` in the
+    /// membership) is known, name its IP (PeerNamesChecked). `Err` says why, for the log.
+    pub fn check_peer(
+        &self,
+        chain: &[CertificateDer<'static>],
+        member_raft_addr: Option<&str>,
+    ) -> Result<(), String> {
+        let built = self.built.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(roots) = built.peer_roots.as_ref() else {
+            return Ok(());
+        };
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err("the peer presented no certificate".into());
+        };
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| format!("the peer's certificate cannot be read: {e}"))?;
+        let now = rustls::pki_types::UnixTime::now();
+        cert.verify_for_usage(
+            provider().signature_verification_algorithms.all,
+            &roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::required(EKU_SERVER_AUTH),
+            None,
+            None,
+        )
+        .map_err(|e| {
+            format!(
+                "the peer's certificate is not a node certificate (it must allow TLS server \
+                 use, serverAuth, as `redraft cert` node certificates do; a client \
+                 certificate is refused): {e}"
+            )
+        })?;
+        if let Some(addr) = member_raft_addr {
+            let name = peer_server_name(addr)?;
+            cert.verify_is_valid_for_subject_name(&name).map_err(|e| {
+                format!("the peer's certificate does not name its member address {addr}: {e}")
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// The name a peer's certificate must carry: the IP of the `raft_addr` dialled
 /// (PeerNamesChecked).
 pub fn peer_server_name(addr: &str) -> Result<ServerName<'static>, String> {
@@ -357,19 +415,19 @@ fn build(roles: Roles, files: &TlsFiles) -> Result<Built, TlsError> {
     } else {
         None
     };
-    let (peer_server, peer_client) = if roles.peers {
+    let (peer_server, peer_client, peer_roots) = if roles.peers {
         let roots = need_roots("tls.peers")?;
         let v = client_verifier(roots.clone(), false)?;
         let server = single(server_builder()?.with_client_cert_verifier(v))?;
         let client = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| tls_error("tls-protocols", Path::new(&files.protocols), e))?
-            .with_root_certificates(roots)
+            .with_root_certificates(roots.clone())
             .with_client_auth_cert(certs.clone(), key.clone_key())
             .map_err(|e| tls_error("tls-key-file", key_path, e))?;
-        (Some(Arc::new(server)), Some(Arc::new(client)))
+        (Some(Arc::new(server)), Some(Arc::new(client)), Some(roots))
     } else {
-        (None, None)
+        (None, None, None)
     };
     let https = if roles.https {
         Some(Arc::new(single(server_builder()?.with_no_client_auth())?))
@@ -380,6 +438,7 @@ fn build(roles: Roles, files: &TlsFiles) -> Result<Built, TlsError> {
         clients,
         peer_server,
         peer_client,
+        peer_roots,
         https,
     })
 }

@@ -16,6 +16,14 @@ pub enum MaybeTls {
 }
 
 impl MaybeTls {
+    /// The certificate chain the other side presented (TLS with a client certificate only).
+    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(s) => s.get_ref().1.peer_certificates(),
+        }
+    }
+
     /// The TCP stream underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {

@@ -169,3 +169,74 @@ fn peer_names_are_the_dialled_ip() {
     assert!(peer_server_name("[::1]:7001").is_ok());
     assert!(peer_server_name("node1:7001").is_err());
 }
+
+/// The DER certificate of a PEM one.
+fn der(pem: &str) -> CertificateDer<'static> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_dialling_peer_must_present_a_node_certificate_naming_its_member_address() {
+    let f = Files::new();
+    let ca = Ca::generate("t").unwrap();
+    let node = ca
+        .issue(&Subject {
+            common_name: "node 2".into(),
+            ips: vec![[127, 0, 0, 1].into(), [10, 0, 0, 2].into()],
+            server: true,
+            client: true,
+            ..Subject::default()
+        })
+        .unwrap();
+    let client = ca
+        .issue(&Subject {
+            common_name: "client".into(),
+            ips: vec![[127, 0, 0, 1].into(), [10, 0, 0, 2].into()],
+            client: true,
+            ..Subject::default()
+        })
+        .unwrap();
+    f.write("a-ca.crt", &ca.cert_pem());
+    f.write("a.crt", &node.cert_pem);
+    f.write("a.key", &node.key_pem);
+    let t = load(&config(&f, "a")).unwrap().expect("tls");
+
+    // PeerIsANode and PeerNamesChecked.
+    let node_chain = [der(&node.cert_pem)];
+    t.check_peer(&node_chain, Some("10.0.0.2:7002")).unwrap();
+    t.check_peer(&node_chain, None).unwrap();
+    let other = t
+        .check_peer(&node_chain, Some("10.0.0.3:7003"))
+        .unwrap_err();
+    assert!(
+        other.contains("does not name its member address 10.0.0.3:7003"),
+        "{other}"
+    );
+    let refused = t
+        .check_peer(&[der(&client.cert_pem)], Some("10.0.0.2:7002"))
+        .unwrap_err();
+    assert!(refused.contains("not a node certificate"), "{refused}");
+    assert!(t.check_peer(&[], None).is_err());
+    // A certificate with no extended key usage at all is not taken for a node's.
+    let bare = ca
+        .issue(&Subject {
+            common_name: "no usage".into(),
+            ips: vec![[10, 0, 0, 2].into()],
+            ..Subject::default()
+        })
+        .unwrap();
+    let bare = t.check_peer(&[der(&bare.cert_pem)], None).unwrap_err();
+    assert!(bare.contains("not a node certificate"), "{bare}");
+    // A node certificate of another CA (rustls refuses it first; checked here too).
+    let stranger = Ca::generate("other")
+        .unwrap()
+        .issue(&Subject {
+            common_name: "stranger".into(),
+            ips: vec![[10, 0, 0, 2].into()],
+            server: true,
+            client: true,
+            ..Subject::default()
+        })
+        .unwrap();
+    assert!(t.check_peer(&[der(&stranger.cert_pem)], None).is_err());
+}

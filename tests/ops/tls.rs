@@ -305,6 +305,24 @@ fn a_peer_certified_by_another_ca_is_refused_until_its_certificate_is_rotated() 
         "node 3 received nothing"
     );
 
+    phase("node 3 restarts with the cluster's client certificate (same CA): not a node's");
+    c.kill9(3);
+    std::fs::copy(certs.join("client.crt"), &crt).unwrap();
+    std::fs::copy(certs.join("client.key"), &key).unwrap();
+    let leader = c.must_leader(Duration::from_secs(30));
+    c.restart(3);
+    // Node 3 campaigns (it hears no leader it can accept): its vote requests are refused.
+    must_log(&c, leader, "is not a node certificate");
+    let mut n3 = RawConn::must_connect(&c.redis_addr(3));
+    assert_eq!(n3.must_call(&["READMODE", "stale"]), Reply::ok());
+    c.must_set(leader, "peer:k2", "v");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        n3.must_call(&["GET", "peer:k2"]),
+        Reply::Bulk(None),
+        "node 3 received nothing"
+    );
+
     phase("node 3's certificate rotated with CONFIG SET: it joins in and catches up");
     std::fs::write(&crt, good_crt).unwrap();
     std::fs::write(&key, good_key).unwrap();
