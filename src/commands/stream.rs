@@ -161,6 +161,7 @@ pub(super) async fn xread(
         .filter(|ms| *ms > 0)
         .map(|ms| Instant::now() + Duration::from_millis(ms));
     let limits = session.key_limits(ctx);
+    let gray = session.gray_label();
     loop {
         let mut found = Vec::new();
         // A stream whose changes were all cut (KeysFiltered) moved on: read again at once.
@@ -170,7 +171,9 @@ pub(super) async fn xread(
                 continue;
             };
             let range = (Bound::Excluded(after), Bound::Unbounded);
-            let mut events = read(ctx, Cursor::new(range, false, limit, true, prefix.clone()))?;
+            let cursor =
+                Cursor::new(range, false, limit, true, prefix.clone()).seen_by(gray.clone());
+            let mut events = read(ctx, cursor)?;
             if let Some(user) = &limits {
                 // KeysFiltered: only the changes of keys the user may read. A read whose
                 // changes were all cut moves on past them, so a blocked read keeps waiting.
@@ -302,7 +305,7 @@ pub(super) async fn xrange(
     let limit = count.unwrap_or(MAX_READ_ENTRIES);
     let mut events = read(
         ctx,
-        Cursor::new((start, end), reverse, limit, false, prefix),
+        Cursor::new((start, end), reverse, limit, false, prefix).seen_by(session.gray_label()),
     )?;
     // KeysFiltered (a page may then hold fewer than COUNT entries).
     if let Some(user) = session.key_limits(ctx) {

@@ -7,11 +7,13 @@
 //!   the BCAST prefixes, and the invalidations every applied entry sends to this node's
 //!   clients.
 //! - `stream.rs`: the read-only virtual stream `__watch__:<prefix>` (XREAD, XRANGE,
-//!   XREVRANGE), served from the store's history.
+//!   XREVRANGE), served from the store's history; `gray_watch.rs`: that stream as a
+//!   gray-release reader sees it.
 //!
 //! This module knows RESP only as [`Frame`](crate::protocol::Frame)s and reads the store only
 //! through the state machine's read lock.
 
+pub mod gray_watch;
 pub mod pubsub;
 pub mod stream;
 pub mod tracking;

@@ -97,6 +97,8 @@ pub struct Cursor {
     /// Round `count` up to the end of the last revision reached (XREAD: Atomic).
     pub atomic: bool,
     pub prefix: Bytes,
+    /// The reader's gray-release label: the stream as it sees it (`gray_watch.rs`).
+    pub gray: Option<Bytes>,
     pub events: Vec<Entry>,
     /// The scan reached the end of the range or `count`.
     pub done: bool,
@@ -116,9 +118,16 @@ impl Cursor {
             count: count.min(MAX_READ_ENTRIES),
             atomic,
             prefix,
+            gray: None,
             events: Vec::new(),
             done: false,
         }
+    }
+
+    /// The stream as the clients of gray-release `label` see it (GrayWatchFollowsTheView).
+    pub fn seen_by(mut self, label: Option<Bytes>) -> Self {
+        self.gray = label;
+        self
     }
 
     /// Scans up to [`SCAN_CHUNK`] index entries of `store`, collecting matching events.
@@ -159,11 +168,16 @@ impl Cursor {
             }
             scanned += 1;
             last = Some(revision);
-            if key.starts_with(&self.prefix) {
-                if let Some(event) = store.event_at(key, revision) {
-                    let author = store.author_of(revision.main).cloned();
-                    self.events.push(Entry { event, author });
+            let event = match &self.gray {
+                Some(label) => {
+                    crate::watch::gray_watch::view_event(store, label, &self.prefix, revision, key)
                 }
+                None if key.starts_with(&self.prefix) => store.event_at(key, revision),
+                None => None,
+            };
+            if let Some(event) = event {
+                let author = store.author_of(revision.main).cloned();
+                self.events.push(Entry { event, author });
             }
         }
         match last {

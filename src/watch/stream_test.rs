@@ -327,3 +327,84 @@ fn entries_name_the_author_of_their_revision() {
         fields[1]
     );
 }
+
+#[test]
+fn a_gray_reader_follows_its_view_of_each_key() {
+    let mut s = Store::new();
+    let put = |k: &str, v: &str| Op::Put {
+        key: b(k),
+        value: b(v),
+    };
+    for op in [
+        put("cfg/x", "old"),                  // 1
+        put("__gray__/canary/cfg/x", "new"),  // 2: staged
+        put("cfg/x", "old2"),                 // 3: hidden from canary
+        put("__gray__/canary/cfg/x", "new2"), // 4: staged again
+        Op::Delete {
+            keys: vec![b("__gray__/canary/cfg/x")], // 5: aborted
+        },
+        put("__gray__/canary/cfg/x", "new3"),  // 6
+        put("__gray__/other/cfg/x", "theirs"), // 7: another label's
+        Op::Rename {
+            src: b("__gray__/canary/cfg/x"),
+            dst: b("cfg/x"),
+            if_absent: false,
+        }, // 8: promoted
+        put("__gray__/canary/cfg/y", "fresh"), // 9: staged for a key that does not exist
+        Op::Delete {
+            keys: vec![b("__gray__/canary/cfg/y")], // 10: aborted: the key is absent
+        },
+    ] {
+        apply(&mut s, op);
+    }
+    let view = |label: Option<&str>, prefix: &str| -> Vec<(u64, Vec<(String, String)>)> {
+        let mut c = Cursor::new(after(Revision::new(0, 0)), false, 100, true, b(prefix))
+            .seen_by(label.map(b));
+        while !c.done {
+            c.step(&s).unwrap();
+        }
+        c.events
+            .iter()
+            .map(|e| (e.revision.main, entry_fields(e.frame())))
+            .collect()
+    };
+    let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let set = |v: &str, prev: Option<&str>| {
+        let mut e = f(&[("type", "set"), ("key", "cfg/x"), ("value", v)]);
+        e.extend(prev.map(|p| ("prev".to_string(), p.to_string())));
+        e
+    };
+    assert_eq!(
+        view(Some("canary"), "cfg/"),
+        vec![
+            (1, set("old", None)),
+            (2, set("new", Some("old"))),
+            (4, set("new2", Some("new"))),
+            (5, set("old2", Some("new2"))),
+            (6, set("new3", Some("old2"))),
+            (8, set("new3", Some("new3"))),
+            (
+                9,
+                f(&[("type", "set"), ("key", "cfg/y"), ("value", "fresh")])
+            ),
+            (
+                10,
+                f(&[("type", "del"), ("key", "cfg/y"), ("prev", "fresh")])
+            ),
+        ]
+    );
+    // Everyone else: the key's own changes only.
+    let plain: Vec<u64> = view(None, "cfg/").iter().map(|e| e.0).collect();
+    assert_eq!(plain, vec![1, 3, 8]);
+    let other: Vec<u64> = view(Some("other"), "cfg/").iter().map(|e| e.0).collect();
+    // other: its own stage (7) shows; its candidate then hides the promote of canary's.
+    assert_eq!(other, vec![1, 3, 7]);
+    // The whole keyspace: canary sees other labels' candidate keys as keys, not its own.
+    let all: Vec<u64> = view(Some("canary"), "").iter().map(|e| e.0).collect();
+    assert_eq!(all, vec![1, 2, 4, 5, 6, 7, 8, 9, 10]);
+}

@@ -179,6 +179,30 @@ fn must_pass(child: std::process::Child, what: &str) -> serde_json::Value {
 /// A gray release through redis-py, across a kill -9 of the leader between stage and promote:
 /// the client named `gray:canary` reads the candidate from the stage on, the other never before
 /// the promote and always after it, and the key's history has the three steps.
+/// The `value` of each entry of an XRANGE reply of a watch stream.
+fn watched_values(r: Reply) -> Vec<String> {
+    let Reply::Array(Some(entries)) = r else {
+        panic!("XRANGE: {r:?}")
+    };
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            let Reply::Array(Some(mut parts)) = e else {
+                panic!("entry: {e:?}")
+            };
+            let Some(Reply::Array(Some(fields))) = parts.pop() else {
+                panic!("fields")
+            };
+            fields.chunks(2).find_map(|kv| match kv {
+                [Reply::Bulk(Some(k)), Reply::Bulk(Some(v))] if k == b"value" => {
+                    Some(String::from_utf8_lossy(v).into_owned())
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn a_gray_release_survives_a_leader_kill_and_only_its_label_reads_it_early() {
     let mut c = Cluster::start();
@@ -190,6 +214,15 @@ fn a_gray_release_survives_a_leader_kill_and_only_its_label_reads_it_early() {
     ok(l.must_call(&["GRAY", "STAGE", "canary", "cfg/x", "new"]));
     let all = c.ids();
     must_pass(gray_readers(&c, &all, "1", false), "after the stage");
+
+    phase("the labelled client's watch stream shows the candidate, the other's does not");
+    let follower = all.iter().copied().find(|&id| id != leader).unwrap();
+    let mut labelled = RawConn::must_connect(&c.redis_addr(follower));
+    ok(labelled.must_call(&["CLIENT", "SETNAME", "gray:canary"]));
+    let mut plain = RawConn::must_connect(&c.redis_addr(follower));
+    let range = ["XRANGE", "__watch__:cfg/", "-", "+"];
+    assert_eq!(watched_values(labelled.must_call(&range)), ["old", "new"]);
+    assert_eq!(watched_values(plain.must_call(&range)), ["old"]);
 
     phase("kill -9 the leader; the survivors keep the candidate staged");
     c.kill9(leader);
