@@ -163,6 +163,9 @@ pub struct NodeMetrics {
     pub snapshot_builds: AtomicU64,
     /// Snapshots received from a leader and installed.
     pub snapshot_installs: AtomicU64,
+    /// The store revision of the newest snapshot this node built, installed or restored
+    /// (`raft::snapshot_trigger`).
+    pub snapshot_revision: AtomicU64,
     /// How long building (and persisting) a snapshot took.
     pub snapshot_build_seconds: Histogram,
     /// Leadership transfers this node started (RAFT.TRANSFER, SHUTDOWN).
@@ -181,6 +184,7 @@ impl Default for NodeMetrics {
             proposals_failed: AtomicU64::new(0),
             snapshot_builds: AtomicU64::new(0),
             snapshot_installs: AtomicU64::new(0),
+            snapshot_revision: AtomicU64::new(0),
             snapshot_build_seconds: Histogram::new(SNAPSHOT_BUCKETS),
             leader_transfers: AtomicU64::new(0),
             batched_entries: AtomicU64::new(0),

@@ -124,7 +124,9 @@ pub struct RaftSection {
     /// The minimum election timeout; each election waits a random time in `[min, 2 × min)`.
     /// Must exceed `2 × heartbeat_ms` so that one lost heartbeat does not start an election.
     pub election_timeout_ms: u64,
-    /// Take a snapshot after this many log entries since the last one.
+    /// Take a snapshot once this many revisions (writes that changed the keyspace) have been
+    /// applied since the last one, as etcd's `--snapshot-count` (also after this many log
+    /// entries, for logs that grow without revisions).
     pub snapshot_every: u64,
     /// Log entries already in a snapshot that are kept, so a slightly lagging follower catches
     /// up from the log instead of receiving a whole snapshot.
@@ -156,7 +158,7 @@ impl Default for RaftSection {
             // run 50/300 under parallel test load since the first cluster test.
             heartbeat_ms: 50,
             election_timeout_ms: 250,
-            snapshot_every: 10_000,
+            snapshot_every: 100_000,
             max_in_snapshot_log_to_keep: 1000,
             lease_drift_margin_ms: None,
         }

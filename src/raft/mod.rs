@@ -17,6 +17,7 @@
 //! - `expiry.rs`: the leader's expiry timer, which proposes the deletion of keys whose deadline
 //!   has passed.
 //! - `compaction.rs`: the leader's automatic compaction (`[store] history_*`).
+//! - `snapshot_trigger.rs`: a snapshot every `snapshot_every` revisions (SnapshotEveryRevisions).
 //! - `publish.rs`: PUBLISH forwarded to every peer (cluster-wide pub/sub).
 //! - `membership.rs`: RAFT.ADDNODE / REMOVENODE / TRANSFER on the leader, and their forwarding.
 //! - `health.rs`: the `/health` and `/ready` verdicts and the metrics watcher behind them.
@@ -49,6 +50,7 @@ pub mod read;
 mod read_gate;
 pub mod rpc;
 pub mod snapshot_transfer;
+mod snapshot_trigger;
 mod start;
 pub mod state_machine;
 pub mod status;
@@ -67,6 +69,7 @@ pub use expiry::spawn_expiry;
 pub use publish::Forwarders;
 pub use raft_node::RaftNode;
 pub use read_gate::{ReadStats, Reads};
+pub use snapshot_trigger::spawn_snapshot_trigger;
 pub use start::{start, Started};
 pub use wire::MAX_ENTRY_BYTES;
 

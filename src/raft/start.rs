@@ -52,7 +52,7 @@ use super::rpc;
 use super::state_machine::StateMachineStore;
 use super::typ::Raft;
 use super::wire::{PeerIdentity, RpcRequest, RpcResponse};
-use super::{spawn_compaction, spawn_expiry, PeerNode, RaftNode};
+use super::{spawn_compaction, spawn_expiry, spawn_snapshot_trigger, PeerNode, RaftNode};
 use crate::config::{ClusterConfig, NodeConfig};
 use crate::error::{Error, Result};
 use crate::watch::pubsub::PubSub;
@@ -220,6 +220,12 @@ pub async fn start(
     tasks.extend(spawn_compaction(
         node.clone(),
         cfg.store.effective(),
+        shutdown.clone(),
+    ));
+    // Every node: a snapshot every `snapshot_every` revisions (SnapshotEveryRevisions).
+    tasks.push(spawn_snapshot_trigger(
+        node.clone(),
+        cfg.raft.snapshot_every,
         shutdown.clone(),
     ));
     Ok(Started {

@@ -10,5 +10,6 @@ mod common;
 
 mod cluster_durability;
 mod fail_stop;
+mod snapshot_cadence;
 mod storage_suite;
 mod wal_durability;

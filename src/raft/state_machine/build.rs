@@ -88,6 +88,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             };
             (meta, st.store.clone())
         };
+        self.metrics
+            .snapshot_revision
+            .fetch_max(store.revision(), Ordering::Relaxed);
         #[cfg(test)]
         let pause = self.build_pause.lock().unwrap().take();
         let this = self.clone();

@@ -396,6 +396,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
             st.store = store;
+            self.metrics
+                .snapshot_revision
+                .fetch_max(st.store.revision(), Ordering::Relaxed);
             // ScriptsReplicated: EVALSHA finds what the snapshot's scripts were.
             st.store.reload_script_cache();
             self.publish_users(st.store.users(), true);
