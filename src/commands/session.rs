@@ -147,10 +147,17 @@ impl Session {
         ctx.acl.user(&self.user).filter(|u| !u.user.allkeys)
     }
 
-    /// [`Session::key_limits`] as the test that tracking and pub/sub apply to keys.
+    /// The test that tracking and pub/sub apply to the keys they name for this session
+    /// (KeysFiltered), or `None` when no ACL user limits keys. It asks the user's key patterns
+    /// **as they are at each message** (FilterFollowsTheUser): an `ACL SETUSER` that narrows
+    /// them, or deletes the user, holds for a subscription or a tracking session made before.
+    /// Always `Some` (a user with every key today may lose some later).
     pub(super) fn key_filter(&self, ctx: &ServerContext) -> Option<KeyFilter> {
-        self.key_limits(ctx)
-            .map(|user| KeyFilter(Arc::new(move |key: &[u8]| user.may_read_key(key))))
+        let acl = ctx.acl.clone();
+        let name = self.user.clone();
+        Some(KeyFilter(Arc::new(move |key: &[u8]| {
+            acl.user(&name).is_some_and(|u| u.may_read_key(key))
+        })))
     }
 
     /// Wraps each script of `op` (alone or in EXEC) in `Op::AsUser`, so that its calls are

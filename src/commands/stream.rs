@@ -160,9 +160,10 @@ pub(super) async fn xread(
     let deadline = block
         .filter(|ms| *ms > 0)
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    let limits = session.key_limits(ctx);
     let gray = session.gray_label();
     loop {
+        // FilterFollowsTheUser: a blocked read asks the user's patterns as they are now.
+        let limits = session.key_limits(ctx);
         let mut found = Vec::new();
         // A stream whose changes were all cut (KeysFiltered) moved on: read again at once.
         let mut moved_on = false;

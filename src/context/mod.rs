@@ -29,7 +29,7 @@ pub struct ServerContext {
     pub limits: Limits,
     pub requirepass: Option<String>,
     /// ACL users as this node enforces them (`crate::acl`), and its ACL LOG.
-    pub acl: crate::acl::Acl,
+    pub acl: Arc<crate::acl::Acl>,
     pub cluster_name: String,
     /// The port clients connect to (INFO's tcp_port).
     pub tcp_port: u16,
@@ -163,7 +163,10 @@ impl ServerContext {
                 redis_addr: n.redis_addr.clone(),
             })
             .unwrap_or_default();
-        let acl = crate::acl::Acl::new(node.sm.users_watch(), cfg.server.requirepass.as_deref());
+        let acl = Arc::new(crate::acl::Acl::new(
+            node.sm.users_watch(),
+            cfg.server.requirepass.as_deref(),
+        ));
         let clients = Arc::new(ClientRegistry::default());
         let tracker = Tracker::new(clients.clone(), cfg.server.tracking_table_max_keys);
         Self {

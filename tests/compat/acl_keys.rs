@@ -208,4 +208,46 @@ fn a_user_limited_to_app_learns_no_other_key() {
             bulk("secret/b")
         ]))
     );
+
+    phase("narrowed later: a subscription and a BCAST session made before follow the new patterns");
+    assert_eq!(
+        admin.must_call(&["ACL", "SETUSER", "wide", "on", ">pw", "~*", "&*", "+@all"]),
+        Reply::ok()
+    );
+    let mut wide = RawConn::must_connect(&node.addr);
+    assert_eq!(wide.must_call(&["AUTH", "wide", "pw"]), Reply::ok());
+    wide.send(&resp_client::raw::line("SUBSCRIBE __keyevent@0__:set"));
+    wide.must_read_reply(Duration::from_secs(5));
+    let mut wide_tracked = RawConn::must_connect(&node.addr);
+    let hello = wide_tracked.must_call(&["HELLO", "3", "AUTH", "wide", "pw"]);
+    assert!(matches!(hello, Reply::Map(_)), "{hello:?}");
+    assert_eq!(
+        wide_tracked.must_call(&["CLIENT", "TRACKING", "ON", "BCAST"]),
+        Reply::ok()
+    );
+    assert_eq!(
+        admin.must_call(&["ACL", "SETUSER", "wide", "resetkeys", "~app/*"]),
+        Reply::ok()
+    );
+    assert_eq!(admin.must_call(&["SET", "secret/b", "14"]), Reply::ok());
+    assert_eq!(admin.must_call(&["SET", "app/c", "15"]), Reply::ok());
+    assert_eq!(
+        wide.must_read_reply(Duration::from_secs(5)),
+        Reply::Array(Some(vec![
+            bulk("message"),
+            bulk("__keyevent@0__:set"),
+            bulk("app/c")
+        ])),
+        "secret/b's notification was not delivered after the narrowing"
+    );
+    assert_eq!(
+        wide_tracked.must_read_reply(Duration::from_secs(5)),
+        Reply::Push(vec![
+            bulk("invalidate"),
+            Reply::Array(Some(vec![bulk("app/c")]))
+        ]),
+        "secret/b's invalidation was not delivered after the narrowing"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!wide.has_unread() && !wide_tracked.has_unread());
 }
