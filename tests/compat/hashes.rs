@@ -157,9 +157,9 @@ fn hashes_through_a_follower_with_history_and_watch() {
     assert_eq!(
         fields,
         vec![
-            flat(&["type", "hset", "key", "cfg", "set:a", "1", "set:b", "2"]),
-            flat(&["type", "hset", "key", "cfg", "set:b", "3", "prev:b", "2"]),
-            flat(&["type", "hdel", "key", "cfg", "del:a", "1"]),
+            flat(&["type", "hset", "key", "cfg", "set:a", "1", "set:b", "2", "author", "default"]),
+            flat(&["type", "hset", "key", "cfg", "set:b", "3", "prev:b", "2", "author", "default"]),
+            flat(&["type", "hdel", "key", "cfg", "del:a", "1", "author", "default"]),
         ]
     );
 
