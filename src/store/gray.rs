@@ -125,6 +125,48 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_candidate_is_read_by_the_labels_hash_reads() {
+        let hset = |key: &str, pairs: &[(&str, &str)]| Op::HSet {
+            key: b(key),
+            pairs: pairs.iter().map(|(f, v)| (b(f), b(v))).collect(),
+            if_absent: false,
+        };
+        let mut s = Store::new();
+        must_apply(&mut s, hset("cfg", &[("a", "1"), ("b", "2")]));
+        must_apply(
+            &mut s,
+            hset("__gray__/canary/cfg", &[("a", "9"), ("b", "2")]),
+        );
+        let field_a = |s: &Store, label: Option<&str>| {
+            let read = ReadOp::Typed {
+                keys: vec![b("cfg")],
+            };
+            let r = match label {
+                Some(l) => s.read_gray(l.as_bytes(), &read),
+                None => s.read(&read),
+            };
+            let Response::Stored { mut values, .. } = r else {
+                panic!("{r:?}")
+            };
+            match values.pop().flatten() {
+                Some(super::super::Stored::Hash(h)) => h.get(&b("a")).cloned(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(field_a(&s, Some("canary")), Some(b("9")));
+        assert_eq!(field_a(&s, None), Some(b("1")));
+        must_apply(
+            &mut s,
+            Op::Rename {
+                src: b("__gray__/canary/cfg"),
+                dst: b("cfg"),
+                if_absent: false,
+            },
+        );
+        assert_eq!(field_a(&s, None), Some(b("9")), "promoted");
+    }
+
+    #[test]
     fn a_candidate_is_checked_against_the_schemas_of_its_key() {
         let mut s = Store::new();
         must_apply(
