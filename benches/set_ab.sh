@@ -112,6 +112,7 @@ done
             tp=$(sel .throughput | median) p50=$(sel .latency_ms.p50 | median)
             p99=$(sel .latency_ms.p99 | median)
             cpu=$(sel '.server_cpu.us_per_op // empty' | median)
+            [ "$cpu" = - ] || cpu=$(printf '%.0f' "$cpu")
             each=$(sel .throughput | awk '{ printf "%.0f\n", $1 }' | paste -sd' ' | sed 's/ /, /g')
             printf '| %s | %s | %.0f | %s | %s | %s | %s |\n' "$label" "$c" "$tp" "$p50" "$p99" "$cpu" "$each"
         done
