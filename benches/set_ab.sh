@@ -2,14 +2,16 @@
 # SET throughput and latency, A/B: two or more redraft binaries side by side in the same run.
 #
 # Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--reps N] [--duration D] [--warmup W]
-#                          [--concurrency "1 64 256"] [--out DIR]
+#                          [--concurrency "1 64 256"] [--workload set|get|mixed] [--mode M]
+#                          [--out DIR]
 #
 # For every binary (default: this checkout's release build, labelled "this"), a three-node
 # cluster on 127.0.0.1 with the shipped timings. Then, repeated N times (default 3) and
 # interleaved over the binaries and concurrencies so that machine noise hits each alike:
 # `redraft-loadgen run --workload set` of 256 B values over 1,000 keys, clients round-robin
 # over the three nodes, for D (default 5s) after W (default 1s) of warm-up, with every node's
-# CPU time per write (`--server-pids`).
+# CPU time per write (`--server-pids`). `--workload get --mode lease` measures GET in a read
+# mode instead (the keys are written first by the workload itself).
 #
 # Writes DIR/results.jsonl (every run), DIR/table.md (loadgen's tables) and DIR/summary.md
 # (per binary and concurrency: the median over the repetitions of throughput, p50, p99 and
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 . benches/lib.sh
 
 BINS=()
-REPS=3 DUR=5s WARM=1s CONCS="1 64 256" OUT=""
+REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) BINS+=("$2"); shift ;;
@@ -29,6 +31,8 @@ while [ $# -gt 0 ]; do
         --duration) DUR=$2; shift ;;
         --warmup) WARM=$2; shift ;;
         --concurrency) CONCS=$2; shift ;;
+        --workload) WL=$2; shift ;;
+        --mode) MODE=$2; shift ;;
         --out) OUT=$2; shift ;;
         *) echo "usage: $0 [--bin LABEL=PATH]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--out DIR]" >&2; exit 2 ;;
     esac
@@ -85,7 +89,7 @@ for rep in $(seq 1 "$REPS"); do
     for c in $CONCS; do
         for label in "${LABELS[@]}"; do
             if ! "$LG" run --out "$OUT/results.jsonl" --rep "$rep" --system redraft \
-                --label "$label" --endpoints "${EPS[$label]}" --workload set --value-size 256 \
+                --label "$label" --endpoints "${EPS[$label]}" --workload "$WL" --mode "$MODE" --value-size 256 \
                 --concurrency "$c" --duration "$DUR" --warmup "$WARM" \
                 --server-pids "${SPIDS[$label]}" >/dev/null 2>>"$OUT/loadgen.log"; then
                 echo "run failed (see loadgen.log): $label c=$c rep $rep" | tee -a "$OUT/loadgen.log" >&2
@@ -97,10 +101,10 @@ done
 
 "$LG" table "$OUT/results.jsonl" >"$OUT/table.md"
 {
-    echo "# SET A/B: $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "# ${WL^^}${MODE:+ ($MODE)} A/B: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "- $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- SET of 256 B over 1,000 keys, clients round-robin over three nodes, $DUR after $WARM of warm-up; $REPS repetitions interleaved"
+    echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes, $DUR after $WARM of warm-up; $REPS repetitions interleaved"
     for spec in "${BINS[@]}"; do echo "- binary ${spec%%=*}: ${spec#*=}"; done
     echo
     echo "| binary | clients | ops/s (median) | p50 ms | p99 ms | CPU µs/op | ops/s, each run |"
