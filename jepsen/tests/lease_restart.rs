@@ -6,12 +6,14 @@
 //! openraft keeps that refusal in memory only, so a follower killed and restarted at once used
 //! to vote for a candidate while the old leader still answered lease reads (VoteAfterRestart,
 //! `src/raft/health.rs`). The scenario, on three nodes (heartbeat 100 ms, election timeout
-//! 3000 ms, lease 2400 ms):
+//! 6000 ms: followers refuse votes for 3.6 s after each AppendEntries, lease 3.6 − 1.2 =
+//! 2.4 s):
 //!
 //! ```text
 //! t0-8 s     cut L–F2          F2 hears no leader; openraft has it campaign after its own
-//!                              follower lease (6 s) plus its election timeout (3-6 s): from
-//!                              t0+1 s on, once F1 (restarted, ~1 s) can answer
+//!                              follower lease (3.6 s) plus its election timeout (2.4-3.6 s),
+//!                              then again every 2.4-3.6 s: from t0-2 s on, answered once F1
+//!                              (restarted, ~1 s) can
 //! t0         kill -9 F1, cut L–F1, restart F1     L is alone; its lease runs until ~t0+2.4 s
 //! then       SET k new through F1 until acknowledged (F2 must lead: F1's vote elects it)
 //!            GET k on L in lease mode: the old value here is a stale read
@@ -21,8 +23,10 @@
 //! may vote for it. F2's election timeout is random, so its first campaign lands inside L's
 //! lease in about half the attempts; the test runs several.
 //! Before the fix, L answered the old value within the first attempts; with it, F1 refuses
-//! votes for two election timeouts after its start, the write waits until L's lease is over,
-//! and L's lease read fails instead of answering.
+//! votes for the vote-refusal window after its start, the write waits until L's lease is over,
+//! and L's lease read fails instead of answering. (The election timeout was 3000 ms when
+//! followers refused votes for two election timeouts; 6000 ms keeps the same 2.4 s lease and
+//! campaign rhythm now that the window is 3/5 of it.)
 //!
 //! Needs root, `ip` and `iptables` (CI installs them; `scripts/jepsen-ci.sh`), and the redraft
 //! binary: `$REDRAFT_BIN`, else `target/debug/redraft`.
@@ -78,7 +82,7 @@ async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_i
         run_dir: run_dir.clone(),
         netns: true,
         heartbeat_ms: 100,
-        election_timeout_ms: 3000,
+        election_timeout_ms: 6000,
         write_timeout_ms: 2000,
         snapshot_every: 10_000,
         read_mode: "lease".into(),

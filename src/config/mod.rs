@@ -121,8 +121,10 @@ pub struct NodeConfig {
 pub struct RaftSection {
     /// Leader heartbeat interval.
     pub heartbeat_ms: u64,
-    /// The minimum election timeout; each election waits a random time in `[min, 2 × min)`.
-    /// Must exceed `2 × heartbeat_ms` so that one lost heartbeat does not start an election.
+    /// How long a follower hears nothing from the leader before it campaigns: a random time
+    /// in `[election_timeout_ms, 1.2 × election_timeout_ms)`, as etcd's `election-timeout`
+    /// (which randomises over `[T, 2T)`). Must exceed `2 × heartbeat_ms` so that one lost
+    /// heartbeat does not start an election. See [`RaftSection::election_timing`].
     pub election_timeout_ms: u64,
     /// Take a snapshot once this many revisions (writes that changed the keyspace) have been
     /// applied since the last one, as etcd's `--snapshot-count` (also after this many log
@@ -131,31 +133,79 @@ pub struct RaftSection {
     /// Log entries already in a snapshot that are kept, so a slightly lagging follower catches
     /// up from the log instead of receiving a whole snapshot.
     pub max_in_snapshot_log_to_keep: u64,
-    /// How much shorter than `election_timeout_ms` a leader's read lease is, to absorb the
-    /// rate drift between the leader's and the followers' monotonic clocks (`read_mode =
-    /// "lease"`). Default: a fifth of `election_timeout_ms`. Equal to `election_timeout_ms`:
-    /// no lease at all (every lease read falls back to a ReadIndex round).
+    /// How much shorter than the followers' vote-refusal window a leader's read lease is, to
+    /// absorb the rate drift between the leader's and the followers' monotonic clocks
+    /// (`read_mode = "lease"`). Default: a fifth of `election_timeout_ms`. At least the window
+    /// (three fifths of `election_timeout_ms`): no lease at all (every lease read falls back to
+    /// a ReadIndex round).
     pub lease_drift_margin_ms: Option<u64>,
 }
 
+/// openraft's election timing, derived from `[raft]` by [`RaftSection::election_timing`].
+///
+/// openraft 0.10 has a follower campaign once it has heard nothing from the leader for its
+/// leader lease plus a random election timeout, `max + rand[min, max)`, and the leader lease
+/// *is* `max`: for `max` after accepting an AppendEntries a follower refuses every Vote and
+/// PreVote (`engine_impl.rs` `handle_vote_req`, `handle_tick_election`; `engine_config.rs`).
+/// So a campaign starts after `[min + max, 2 × max)` of silence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElectionTiming {
+    /// openraft `election_timeout_min`.
+    pub min_ms: u64,
+    /// openraft `election_timeout_max`, which is also openraft's leader lease: the
+    /// **vote-refusal window** a follower keeps after each AppendEntries it accepts.
+    pub max_ms: u64,
+}
+
+impl ElectionTiming {
+    /// The vote-refusal window: how long a follower refuses other candidates after it accepted
+    /// an AppendEntries (openraft's leader lease), and how long a restarted node refuses votes
+    /// (VoteAfterRestart, `raft::health`).
+    pub fn vote_refusal_window(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.max_ms)
+    }
+}
+
 impl RaftSection {
-    /// The leader's read lease: `election_timeout_ms − lease_drift_margin_ms`
-    /// (`raft::read`'s LeaseBound).
+    /// openraft's `election_timeout_min` and `_max` for `election_timeout_ms` = T:
+    /// `min = 2T/5`, `max = T − min` (3T/5), so a follower campaigns after `[T, 1.2T)` of silence
+    /// (see [`ElectionTiming`]) and refuses votes for `3T/5` after each AppendEntries. (Before,
+    /// `min = T` and `max = 2T`: a campaign after `[3T, 4T)` of silence, 750-1,000 ms with the
+    /// shipped 250 ms, measured in `benches/results/2026-12-04-failover/`.) openraft needs
+    /// `heartbeat_ms < min < max`; when `2T/5` is not above the heartbeat (T within about 2.5
+    /// heartbeats), `min` is the heartbeat + 1, `max` at least `min + 1`, and the silence
+    /// before a campaign may be a little longer than T.
+    pub fn election_timing(&self) -> ElectionTiming {
+        let t = self.election_timeout_ms;
+        let mut min_ms = t * 2 / 5;
+        let mut max_ms = t - min_ms;
+        if min_ms <= self.heartbeat_ms {
+            min_ms = self.heartbeat_ms + 1;
+            max_ms = (t - min_ms).max(min_ms + 1);
+        }
+        ElectionTiming { min_ms, max_ms }
+    }
+
+    /// The leader's read lease: the followers' vote-refusal window (`3/5 ×
+    /// election_timeout_ms`) minus `lease_drift_margin_ms` (`raft::read`'s LeaseBound): 100 ms
+    /// with the defaults.
     pub fn read_lease(&self) -> std::time::Duration {
         let margin = self
             .lease_drift_margin_ms
             .unwrap_or(self.election_timeout_ms / 5);
-        std::time::Duration::from_millis(self.election_timeout_ms.saturating_sub(margin))
+        self.election_timing()
+            .vote_refusal_window()
+            .saturating_sub(std::time::Duration::from_millis(margin))
     }
 }
 
 impl Default for RaftSection {
     fn default() -> Self {
         Self {
-            // Failover under a second (kill -9 of the leader: 760-870 ms unavailable, median
-            // of 5, on the project's VM; 3.5 s with 100/1000), and no false election under
-            // full write load with snapshots (`benches/elections.sh`); the test harness has
-            // run 50/300 under parallel test load since the first cluster test.
+            // Failover well under a second (kill -9 of the leader under load:
+            // `benches/results/2026-12-04-failover/`), and no false election under full write
+            // load with snapshots (`benches/elections.sh`); the test harness has run 50/300
+            // under parallel test load since the first cluster test.
             heartbeat_ms: 50,
             election_timeout_ms: 250,
             snapshot_every: 100_000,

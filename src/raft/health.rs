@@ -58,7 +58,8 @@ impl Liveness {
     }
 
     /// **VoteAfterRestart.** Called at start by a node that already belongs to a cluster:
-    /// for `d` (openraft's follower lease, `election_timeout_max`) it grants no Vote or
+    /// for `d` (openraft's follower lease, `election_timeout_max`: the vote-refusal window of
+    /// `config::ElectionTiming`) it grants no Vote or
     /// PreVote to a peer (`rpc.rs`).
     ///
     /// A follower that accepted a leader's AppendEntries refuses other candidates for that

@@ -60,7 +60,10 @@ impl AdminTiming {
         let c = raft.config();
         Self {
             heartbeat: Duration::from_millis(c.heartbeat_interval),
-            election_timeout: Duration::from_millis(c.election_timeout_min),
+            // `[raft] election_timeout_ms` (`config::ElectionTiming`: min + max).
+            election_timeout: Duration::from_millis(
+                c.election_timeout_min + c.election_timeout_max,
+            ),
         }
     }
 }

@@ -33,11 +33,12 @@
 //! # The lease (**LeaseBound**)
 //!
 //! A follower that has accepted an AppendEntries from the leader refuses to vote for anyone
-//! else for openraft's leader lease (`election_timeout_max` = 2 × `election_timeout_ms`) after
-//! it received it. The leader may therefore answer from its own state machine, with no quorum
-//! round, while the last quorum-acknowledged RPC was *sent* less than
-//! `lease = election_timeout_ms − lease_drift_margin_ms` ago (`LinearizerOption`'s
-//! `max_quorum_ack_age`): no other leader can have been elected since. Both ends use monotonic
+//! else for openraft's leader lease, the vote-refusal window (`election_timeout_max` = 3/5 ×
+//! `election_timeout_ms`: `config::ElectionTiming`) after it received it. The leader may
+//! therefore answer from its own state machine, with no quorum round, while the last
+//! quorum-acknowledged RPC was *sent* less than `lease = window − lease_drift_margin_ms` ago
+//! (`LinearizerOption`'s `max_quorum_ack_age`; 150 − 50 = 100 ms with the defaults): no
+//! other leader can have been elected since. Both ends use monotonic
 //! clocks (`Instant`); the margin absorbs their rate drift. The check runs first on the metrics
 //! openraft publishes (no message to the Raft core: [`RaftNode::lease_from_metrics`]), then,
 //! when those cannot show a live lease, in the core (batched). When the last acknowledgement

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! log store + state machine opened ─▶ Raft built (restores snapshot + re-applies committed
-//!   log) ─▶ votes refused for one lease if the log is not empty (VoteAfterRestart) ─▶ peer
+//!   log) ─▶ votes refused and no campaign for one lease if the log is not empty
+//!   (VoteAfterRestart, CampaignAfterRestart) ─▶ peer
 //!   listener ─▶ initialise if the log is empty ─▶ RaftNode ─▶ expiry and compaction tasks
 //! ```
 //!
@@ -84,12 +85,23 @@ pub async fn start(
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
     let node_metrics = sm.metrics();
 
-    let election_timeout_max = cfg.raft.election_timeout_ms * 2;
+    // A campaign after [T, 1.2T) of silence, votes refused for 3T/5 after each AppendEntries
+    // (`config::ElectionTiming`); the read lease is shorter than that window (LeaseBound).
+    let timing = cfg.raft.election_timing();
     let raft_cfg = openraft::Config {
         cluster_name: cfg.cluster.name.clone(),
         heartbeat_interval: cfg.raft.heartbeat_ms,
-        election_timeout_min: cfg.raft.election_timeout_ms,
-        election_timeout_max,
+        election_timeout_min: timing.min_ms,
+        election_timeout_max: timing.max_ms,
+        // A follower asks whether it would win before it bumps its term. Without it, a
+        // follower with a shorter log that times out first raises the term and votes for
+        // itself, and may then refuse the up-to-date follower at that term (a lower node id
+        // loses the tie), which must wait for another timeout; with it, the refused
+        // pre-candidate changes nothing and the up-to-date follower's campaign wins at once.
+        enable_pre_vote: Some(true),
+        // Turned on below: at once on a pristine node, after the vote-refusal window on a
+        // restarted one (CampaignAfterRestart), so no tick can campaign before that is known.
+        enable_elect: false,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
         max_in_snapshot_log_to_keep: cfg.raft.max_in_snapshot_log_to_keep,
         install_snapshot_timeout: 30_000,
@@ -136,7 +148,21 @@ pub async fn start(
         .map_err(|e| Error::Storage(e.to_string()))?;
     if initialized {
         // VoteAfterRestart: before the peer port opens, so no vote slips through.
-        liveness.refuse_votes_for(Duration::from_millis(election_timeout_max));
+        liveness.refuse_votes_for(timing.vote_refusal_window());
+        // CampaignAfterRestart: nor does this node campaign itself within that window.
+        // openraft restores the vote with no lease, so it would campaign after its election
+        // timeout alone (2/5 of `election_timeout_ms`), and a peer that no longer hears the
+        // old leader (cut off from it) would elect it, while the old leader may still use a
+        // lease acknowledged by this node's previous process: up to the window minus the drift
+        // margin (LeaseBound, `read.rs`), which is longer than 2/5 whenever the margin is below
+        // a fifth. Waiting out the window keeps the whole margin, as for votes.
+        let (raft, window) = (raft.clone(), timing.vote_refusal_window());
+        tokio::spawn(async move {
+            tokio::time::sleep(window).await;
+            raft.runtime_config().elect(true);
+        });
+    } else {
+        raft.runtime_config().elect(true);
     }
 
     let peer_listener = TcpListener::bind(&me.raft_addr)

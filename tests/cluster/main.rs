@@ -18,6 +18,7 @@ mod failover;
 mod large_entries;
 mod membership;
 mod pipelined_failover;
+mod restart_campaign;
 mod schemas;
 mod script_failover;
 mod sentinel;

@@ -438,9 +438,15 @@ fn scripts_loaded_before_a_snapshot_run_by_sha_after_a_restart_and_a_catch_up() 
             other => Err(format!("{other:?}")),
         },
     );
-    assert!(
-        !c.snapshot_indexes_since_start(behind, "snapshot installed")
-            .is_empty(),
-        "node {behind} caught up without installing a snapshot"
+    // The state machine answers from the snapshot a moment before the install is logged.
+    c.must_wait(
+        Duration::from_secs(10),
+        "the caught-up node to log that it installed a snapshot",
+        |c| match c.snapshot_indexes_since_start(behind, "snapshot installed") {
+            v if !v.is_empty() => Ok(()),
+            _ => Err(format!(
+                "node {behind} caught up without installing a snapshot"
+            )),
+        },
     );
 }

@@ -380,6 +380,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// `[raft] election_timeout_ms` (default 300).
+    pub fn election_timeout_ms(mut self, ms: u64) -> Self {
+        self.election_timeout_ms = ms;
+        self
+    }
+
     pub fn write_timeout_ms(mut self, ms: u64) -> Self {
         self.write_timeout_ms = Some(ms);
         self

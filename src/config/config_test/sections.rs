@@ -4,19 +4,63 @@
 use super::*;
 
 #[test]
-fn read_lease_is_the_election_timeout_minus_the_drift_margin() {
+fn read_lease_is_the_vote_refusal_window_minus_the_drift_margin() {
     let c = must_parse(BASE);
-    // The defaults: 250 ms election timeout, a fifth of it as margin.
-    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(200));
+    // The defaults: 250 ms election timeout; followers refuse votes for 3/5 of it (150 ms)
+    // after each AppendEntries; a fifth of it (50 ms) as margin.
+    assert_eq!(
+        c.raft.election_timing().vote_refusal_window().as_millis(),
+        150
+    );
+    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(100));
     let c = must_parse(&format!(
         "{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 150\n"
     ));
-    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(350));
+    assert_eq!(c.raft.read_lease(), std::time::Duration::from_millis(150));
+    // A margin of the whole window or more: no lease.
+    let c = must_parse(&format!(
+        "{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 300\n"
+    ));
+    assert_eq!(c.raft.read_lease(), std::time::Duration::ZERO);
     must_be_invalid(
         &format!("{BASE}\n[raft]\nelection_timeout_ms = 500\nlease_drift_margin_ms = 501\n"),
         "raft.lease_drift_margin_ms",
         "must be at most election_timeout_ms",
     );
+}
+
+/// LeaseBound and the campaign window for every accepted timing: openraft's `min < max`,
+/// `heartbeat < min`, a campaign no earlier than `election_timeout_ms` of silence
+/// (`min + max`), and a read lease shorter than the vote-refusal window (`max`) by at least the
+/// drift margin.
+#[test]
+fn election_timing_keeps_the_lease_inside_the_vote_refusal_window() {
+    for heartbeat_ms in [1, 10, 50, 100, 333] {
+        for election_timeout_ms in (2 * heartbeat_ms + 1..=20 * heartbeat_ms).step_by(7) {
+            for margin in [None, Some(0), Some(1), Some(election_timeout_ms / 2)] {
+                let raft = RaftSection {
+                    heartbeat_ms,
+                    election_timeout_ms,
+                    lease_drift_margin_ms: margin,
+                    ..RaftSection::default()
+                };
+                let t = raft.election_timing();
+                let case = format!("{heartbeat_ms}/{election_timeout_ms} margin {margin:?}: {t:?}");
+                assert!(heartbeat_ms < t.min_ms && t.min_ms < t.max_ms, "{case}");
+                assert!(t.min_ms + t.max_ms >= election_timeout_ms, "{case}");
+                if election_timeout_ms * 2 / 5 > heartbeat_ms {
+                    assert_eq!(t.min_ms + t.max_ms, election_timeout_ms, "{case}");
+                }
+                let window = t.vote_refusal_window();
+                let margin = margin.unwrap_or(election_timeout_ms / 5);
+                assert!(
+                    raft.read_lease().as_millis() + u128::from(margin) <= window.as_millis()
+                        || raft.read_lease().is_zero(),
+                    "{case}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
