@@ -32,10 +32,17 @@
 //!     [`MAX_MEMORY`] charged bytes the allocation fails at the same point on every node;
 //!   - the collector is stopped during runs (and collects between runs once garbage passes a
 //!     threshold): no weak table can see when it ran, and the run's heap is at most what it
-//!     was charged plus that bookkeeping. The heap cap mlua enforces stays, at 1 GiB, as a
-//!     safety net that the charged limit reaches first;
+//!     was charged plus that bookkeeping (the string table and the concatenation buffer grow
+//!     in proportion to the strings charged, stacks are bounded by Lua's call-depth limit,
+//!     mlua makes one error object per error and the error's message is charged). The heap
+//!     cap mlua enforces stays, at 1 GiB, as a safety net that the charged limit reaches
+//!     first;
 //!   - a run that is aborted, or that fails inside mlua, drops the interpreter: the next run
 //!     on the thread builds a new one (cheap correctness; it is rare).
+//!
+//!   Outside this invariant, as with a fresh interpreter per run: `tostring` of a table or a
+//!   function, and `pairs` over a table keyed by tables or functions, show heap addresses,
+//!   which differ between nodes.
 //!
 //! Errors read as Redis 7.0's: an error raised by the script or by `redis.call` is answered
 //! `<error> script: <sha1>, on @user_script:<line>.`, a compile error `ERR Error compiling
