@@ -10,15 +10,22 @@
 # started (by PID) when it exits. `bench_init redraft-loadgen` builds the load generator in the
 # same cargo command: built separately, redraft's dependencies would be compiled a second time
 # (cargo unifies features over the packages of one command).
+#
+# REDRAFT_BIN=path skips the build and runs that binary instead (to compare two builds: run
+# the script once per binary, alternating).
 bench_init() {
-    if [ $# -gt 0 ]; then
+    if [ -n "${REDRAFT_BIN:-}" ]; then
+        BIN=$REDRAFT_BIN
+    elif [ $# -gt 0 ]; then
         local p pkgs=()
         for p in "$@"; do pkgs+=(-p "$p"); done
         cargo build --release --locked -q -p redraft "${pkgs[@]}"
     else
         cargo build --release --locked -q --bin redraft
     fi
-    BIN=$PWD/target/release/redraft
+    if [ -z "${REDRAFT_BIN:-}" ]; then
+        BIN=$PWD/target/release/redraft
+    fi
     WORK=$(mktemp -d)
     PIDS=()
     trap bench_cleanup EXIT

@@ -242,6 +242,21 @@ const SCRIPT: &[&[&str]] = &[
     &["EVAL", "return redis.call('incr', 'n')", "0"],
     &["EVAL", "return redis.call('incr', 's')", "0"],
     &["EXEC"],
+    // Read-only globals, libraries and metatables (Redis 7), and a run after them that sees
+    // nothing of what they tried (the interpreter is reused).
+    &["EVAL", "string.rep = nil", "0"],
+    &["EVAL", "rawset(_G, 'x', 1)", "0"],
+    &["EVAL", "table.insert(string, 'x')", "0"],
+    &["EVAL", "setmetatable(_G, nil)", "0"],
+    &["EVAL", "getmetatable('').__index = {}", "0"],
+    &["EVAL", "local t = math; t.y = 2", "0"],
+    &["EVAL", "redis.call = nil", "0"],
+    &["EVAL", "return pcall(function() cjson.x = 1 end)", "0"],
+    &[
+        "EVAL",
+        "return {('a'):rep(2), type(math.y), type(redis.call), #string}",
+        "0",
+    ],
 ];
 
 #[test]

@@ -1,189 +1,144 @@
-//! The Lua 5.1 interpreter behind EVAL (`mlua`, vendored: CI builds it from source with the C
-//! compiler it already has): a fresh state per run, Redis 7.0's `redis` API and conversions,
-//! and the limits that keep apply bounded and deterministic.
+//! The Lua 5.1 interpreter behind EVAL (`mlua`, vendored and patched: `vendor/lua-src`): a run
+//! of a script on this thread's long-lived interpreter (`interpreter.rs`), Redis 7.0's `redis`
+//! API and conversions, and the limits that keep apply bounded and deterministic.
 //!
 //! A run is deterministic (DeterministicApply): the libraries are base, table, string, math,
-//! `cjson` and `bit` (`libs.rs`) only (no `os`, `io`, `debug`, `package`, `load*` of files), `math.random` is a generator
-//! reset to the same seed for every run (as Redis 7 does), `print` is gone, globals are
-//! read-only once the script starts (Redis's "Attempt to modify a readonly table"), and the
-//! limits count rather than time: [`MAX_INSTRUCTIONS`] VM instructions (bytes allocated and the
-//! worst case of pattern calls charged to the same budget: `fuel.rs`) and [`MAX_MEMORY`]
-//! bytes of Lua heap, the same on every node. A run past either is aborted (ScriptEnd::Aborted),
-//! which the store undoes entirely (AbortLeavesNothing).
+//! `cjson` and `bit` (`libs.rs`) only (no `os`, `io`, `debug`, `package`, `load*` of files),
+//! `math.random` is a generator reset to the same seed for every run (as Redis 7 does),
+//! `print` is gone, the globals and libraries are read-only (Redis's "Attempt to modify a
+//! readonly table"), and the limits count rather than time: [`MAX_INSTRUCTIONS`] VM
+//! instructions (bytes allocated and the worst case of pattern calls charged to the same
+//! budget: `fuel.rs`) and [`MAX_MEMORY`] bytes allocated, the same on every node. A run past
+//! either is aborted (ScriptEnd::Aborted), which the store undoes entirely
+//! (AbortLeavesNothing).
+//!
+//! - **ReusedStateIsClean.** A run on an interpreter that has run thousands of scripts, with a
+//!   full function cache, ends exactly as on one built a moment ago (a restarted node): the
+//!   reply, the calls, and whether and why it is aborted are a function of (body, KEYS, ARGV,
+//!   keyspace) only. What a script can reach is reset or read-only (`interpreter.rs`). The
+//!   limit decisions read no quantity that depends on the interpreter's history:
+//!   - instructions: the hook's countdown restarts each run, and a cached function is the
+//!     same bytecode as a fresh compile;
+//!   - compiling is charged to no run (a cache hit and a miss cost the same); it is bounded on
+//!     its own by [`MAX_MEMORY`] charged bytes, a function of the body;
+//!   - memory: the live heap of a reused interpreter depends on what ran before (cached
+//!     functions, garbage not yet collected, Lua interning a string the script makes when an
+//!     equal one is still alive, the string table and the concatenation buffer already
+//!     grown), so it is not what is bounded. The bound is the bytes the run *asks for*,
+//!     counted by Lua itself (`luaM_charge`, `vendor/lua-src/redraft.patch`): every string
+//!     the script makes is charged its length whether it was interned already or not;
+//!     tables, closures and upvalues what they allocate; never Lua's own bookkeeping (string
+//!     table, buffers, stacks) or mlua's userdata, whose size depends on history. Past
+//!     [`MAX_MEMORY`] charged bytes the allocation fails at the same point on every node;
+//!   - the collector is stopped during runs (and collects between runs once garbage passes a
+//!     threshold): no weak table can see when it ran, and the run's heap is at most what it
+//!     was charged plus that bookkeeping (the string table and the concatenation buffer grow
+//!     in proportion to the strings charged, stacks are bounded by Lua's call-depth limit,
+//!     mlua makes one error object per error and the error's message is charged). The heap
+//!     cap mlua enforces stays, at 1 GiB, as a safety net that the charged limit reaches
+//!     first;
+//!   - a run that is aborted, or that fails inside mlua, drops the interpreter: the next run
+//!     on the thread builds a new one (cheap correctness; it is rare).
+//!
+//!   Outside this invariant, as with a fresh interpreter per run: `tostring` of a table or a
+//!   function, and `pairs` over a table keyed by tables or functions, show heap addresses,
+//!   which differ between nodes.
 //!
 //! Errors read as Redis 7.0's: an error raised by the script or by `redis.call` is answered
 //! `<error> script: <sha1>, on @user_script:<line>.`, a compile error `ERR Error compiling
 //! script (new function): user_script:<line>: <message>`.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::cell::RefCell;
 
 use bytes::Bytes;
-use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{Lua, MultiValue, Table, Value};
 
 use super::calls::redis_call;
 use super::fuel;
+use super::interpreter::Interpreter;
 use crate::acl::CompiledUser;
 use crate::commands::scripting::body::{sha1hex, shebang};
-use crate::store::{ScriptCalls, ScriptEnd, ScriptRun, ScriptValue};
+use crate::store::{Op, Response, ScriptCalls, ScriptEnd, ScriptRun, ScriptValue, StoreError};
 
-/// VM instructions a run may execute: tens of milliseconds of pure Lua in a release build. A
-/// script runs inside apply, so this bounds how long one entry can hold the state machine.
-pub const MAX_INSTRUCTIONS: u64 = 10_000_000;
-/// Bytes of Lua heap a run may hold.
-pub const MAX_MEMORY: usize = 64 << 20;
-/// The hook runs every this many instructions.
-const HOOK_EVERY: u32 = 1000;
+pub use super::interpreter::{MAX_INSTRUCTIONS, MAX_MEMORY};
 
-/// Runs `run`, each `redis.call` through `calls`.
+thread_local! {
+    /// This thread's interpreter; `None` until the first run, and after a run that dropped it.
+    static INTERPRETER: RefCell<Option<Interpreter>> = const { RefCell::new(None) };
+}
+
+/// Runs `run`, each `redis.call` through `calls`, on this thread's interpreter.
 pub(super) fn run(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls) -> ScriptEnd {
     let sha = sha1hex(run.body);
-    match run_lua(run, calls, &sha) {
-        Ok(end) => end,
-        Err(e) => ScriptEnd::Reply(ScriptValue::Error(format!("ERR {e}"))),
+    INTERPRETER.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            // Not reached (a script cannot start a script); a new interpreter is as good.
+            return match new_interpreter() {
+                Ok(mut fresh) => run_on(&mut fresh, run, calls, &sha).0,
+                Err(e) => ScriptEnd::Reply(ScriptValue::Error(format!("ERR {e}"))),
+            };
+        };
+        if slot.is_none() {
+            match new_interpreter() {
+                Ok(fresh) => *slot = Some(fresh),
+                Err(e) => return ScriptEnd::Reply(ScriptValue::Error(format!("ERR {e}"))),
+            }
+        }
+        let Some(interpreter) = slot.as_mut() else {
+            unreachable!("just built");
+        };
+        let (end, keep) = run_on(interpreter, run, calls, &sha);
+        if !keep || interpreter.after_run().is_err() {
+            *slot = None;
+        }
+        end
+    })
+}
+
+/// Runs `run` on `interpreter`: how it ended, and whether the interpreter may be reused.
+pub(super) fn run_on(
+    interpreter: &mut Interpreter,
+    run: &ScriptRun<'_>,
+    calls: &mut dyn ScriptCalls,
+    sha: &str,
+) -> (ScriptEnd, bool) {
+    match run_lua(interpreter, run, calls, sha) {
+        Ok(ended) => ended,
+        Err(e) => (
+            ScriptEnd::Reply(ScriptValue::Error(format!("ERR {e}"))),
+            false,
+        ),
     }
 }
 
-fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua::Result<ScriptEnd> {
-    let lua = Lua::new_with(
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
-        LuaOptions::default(),
-    )?;
-    lua.set_memory_limit(MAX_MEMORY)?;
-    let over_limit = Arc::new(AtomicBool::new(false));
-    let executed = Rc::new(Cell::new(0u64));
-    // Bytes allocated by the script (AllocationFuel, `fuel.rs`), charged to the same budget.
-    let allocated = Rc::new(Cell::new(0u64));
-    let spent = {
-        let (executed, allocated) = (executed.clone(), allocated.clone());
-        move || executed.get() + allocated.get() / fuel::BYTES_PER_INSTRUCTION
-    };
-    {
-        let over_limit = over_limit.clone();
-        let executed = executed.clone();
-        let spent = spent.clone();
-        let counter = move |_: &Lua, _: mlua::Debug| {
-            executed.set(executed.get() + u64::from(HOOK_EVERY));
-            if spent() > MAX_INSTRUCTIONS {
-                over_limit.store(true, Ordering::Relaxed);
-                return Err(mlua::Error::runtime(
-                    "script exceeded the instruction limit",
-                ));
-            }
-            Ok(VmState::Continue)
-        };
-        // Deterministic: a count of VM instructions, the same on every node.
-        lua.set_hook(
-            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-            counter,
-        );
-    }
-    let globals = lua.globals();
-    for name in [
-        "print",
-        "dofile",
-        "loadfile",
-        "load",
-        "loadstring",
-        "getfenv",
-        "setfenv",
-        "module",
-        "require",
-        "collectgarbage",
-        "newproxy",
-        "gcinfo",
-    ] {
-        globals.raw_set(name, Value::Nil)?;
-    }
-    install_random(&lua)?;
-    super::libs::install(&lua)?;
-    {
-        // PatternWorstCase (`fuel.rs`): a pattern call is charged its worst case first.
-        let (over_limit, executed, spent) = (over_limit.clone(), executed.clone(), spent.clone());
-        let charge = move |cost: u64| {
-            executed.set(executed.get().saturating_add(cost));
-            if spent() > MAX_INSTRUCTIONS {
-                over_limit.store(true, Ordering::Relaxed);
-                return Err(mlua::Error::runtime(
-                    "script exceeded the instruction limit",
-                ));
-            }
-            Ok(())
-        };
-        let charge: Rc<dyn Fn(u64) -> mlua::Result<()>> = Rc::new(charge);
-        fuel::guard_patterns(&lua, charge.clone())?;
-        fuel::guard_copies(&lua, charge)?;
-    }
-    // The instruction limit cannot be caught: once it is hit, every pcall/xpcall that caught
-    // it raises it again, up to the top.
-    let raw_xpcall: mlua::Function = globals.raw_get("xpcall")?;
-    {
-        let over_limit = over_limit.clone();
-        let over = lua.create_function(move |_, ()| Ok(over_limit.load(Ordering::Relaxed)))?;
-        lua.load(
-            r#"
-            local over, rawpcall, rawxpcall, error, caught, type = ...
-            local function pass(ok, ...)
-                if ok then return ok, ... end
-                if over() then error('script exceeded the instruction limit', 0) end
-                return ok, caught((...))
-            end
-            pcall = function(...) return pass(rawpcall(...)) end
-            xpcall = function(f, h)
-                if type(h) == 'function' then
-                    local handler = h
-                    h = function(e) return handler(caught(e)) end
-                end
-                return pass(rawxpcall(f, h))
-            end
-            "#,
-        )
-        .set_name("=limits")
-        .call::<()>((
-            over,
-            globals.raw_get::<mlua::Function>("pcall")?,
-            raw_xpcall.clone(),
-            globals.raw_get::<mlua::Function>("error")?,
-            fuel::caught_value(&lua)?,
-            globals.raw_get::<mlua::Function>("type")?,
-        ))?;
-    }
-    let keys = lua.create_sequence_from(
-        run.keys
-            .iter()
-            .map(|k| lua.create_string(k))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    let argv = lua.create_sequence_from(
-        run.args
-            .iter()
-            .map(|a| lua.create_string(a))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    globals.raw_set("KEYS", keys)?;
-    globals.raw_set("ARGV", argv)?;
-
+fn run_lua(
+    interpreter: &mut Interpreter,
+    run: &ScriptRun<'_>,
+    calls: &mut dyn ScriptCalls,
+    sha: &str,
+) -> mlua::Result<(ScriptEnd, bool)> {
     let (chunk, no_writes) = shebang(run.body);
-    let f = match lua
-        .load(&chunk[..])
-        .set_name("@user_script")
-        .into_function()
-    {
+    let f = match interpreter.function(sha, &chunk) {
         Ok(f) => f,
         Err(mlua::Error::SyntaxError { message, .. }) => {
-            return Ok(ScriptEnd::Reply(ScriptValue::Error(format!(
-                "ERR Error compiling script (new function): {message}"
-            ))))
+            return Ok((
+                ScriptEnd::Reply(ScriptValue::Error(format!(
+                    "ERR Error compiling script (new function): {message}"
+                ))),
+                true,
+            ))
         }
         Err(e) => return Err(e),
     };
+    interpreter.begin(run.keys, run.args)?;
 
     let (read_only, now_ms) = (run.read_only || no_writes, run.now_ms);
     let user = run.user.map(|u| CompiledUser::new(Bytes::new(), u.clone()));
     let user = user.as_ref();
     let calls = RefCell::new(calls);
+    let lua = &interpreter.lua;
+    let charge = interpreter.charge;
+    let mut exceeded = false;
     let end = lua.scope(|scope| {
         // `redis.call` raises an error reply from Rust, so that the script's own frame is
         // still on the stack for the error's line even after `return redis.call(...)` (a
@@ -203,15 +158,14 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
             let mut calls = calls.borrow_mut();
             redis_call(lua, &mut **calls, args, read_only, now_ms, user)
         })?;
-        let redis = redis_table(&lua, call, pcall)?;
-        lua.globals().raw_set("redis", redis)?;
-        seal_globals(&lua)?;
-        // From here on every byte the script allocates is counted; dropped (the allocator
-        // put back) when the run ends.
-        let _fuel = fuel::AllocationFuel::install(&lua, allocated.clone())?;
+        interpreter.set_calls(call, pcall)?;
         let handler = lua.create_function(error_handler)?;
-        let out: MultiValue = raw_xpcall.call((f, handler))?;
-        let mut out = out.into_iter();
+        // From here on every byte the script asks for is charged (AllocationFuel).
+        charge.start(MAX_MEMORY);
+        let out = interpreter.raw_xpcall.call::<MultiValue>((f, handler));
+        exceeded = charge.exceeded();
+        charge.start(0);
+        let mut out = out?.into_iter();
         let ok = matches!(out.next(), Some(Value::Boolean(true)));
         let value = out.next().unwrap_or(Value::Nil);
         if ok {
@@ -221,133 +175,87 @@ fn run_lua(run: &ScriptRun<'_>, calls: &mut dyn ScriptCalls, sha: &str) -> mlua:
             &value, sha,
         ))))
     });
-    if over_limit.load(Ordering::Relaxed) {
-        return Ok(ScriptEnd::Aborted(format!(
-            "ERR script aborted: it ran past the limit of {MAX_INSTRUCTIONS} instructions; \
-             nothing it did was applied"
-        )));
+    if interpreter.limits.over.get() {
+        return Ok((
+            ScriptEnd::Aborted(format!(
+                "ERR script aborted: it ran past the limit of {MAX_INSTRUCTIONS} instructions; \
+                 nothing it did was applied"
+            )),
+            false,
+        ));
     }
-    match end {
-        Err(mlua::Error::MemoryError(_)) => Ok(ScriptEnd::Aborted(format!(
+    let out_of_memory = || {
+        ScriptEnd::Aborted(format!(
             "ERR script aborted: it used more than {} MiB of memory; nothing it did was applied",
             MAX_MEMORY >> 20
-        ))),
-        Ok(ScriptEnd::Reply(ScriptValue::Error(e))) if e.contains("not enough memory") => {
-            Ok(ScriptEnd::Aborted(format!(
-                "ERR script aborted: it used more than {} MiB of memory; nothing it did was \
-                 applied",
-                MAX_MEMORY >> 20
-            )))
-        }
-        other => other,
-    }
-}
-
-/// Builds the `redis` table: `call`/`pcall` around `raw` (which answers an error reply as a
-/// `{err=...}` table), the reply helpers and the constants scripts use.
-fn redis_table(lua: &Lua, call: mlua::Function, pcall: mlua::Function) -> mlua::Result<Table> {
-    let redis = lua.create_table()?;
-    redis.raw_set("call", call)?;
-    redis.raw_set("pcall", pcall)?;
-    redis.raw_set(
-        "sha1hex",
-        lua.create_function(|_, s: mlua::String| Ok(sha1hex(&s.as_bytes())))?,
-    )?;
-    redis.raw_set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-    redis.raw_set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-    redis.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
-    for (name, v) in [
-        ("LOG_DEBUG", 0),
-        ("LOG_VERBOSE", 1),
-        ("LOG_NOTICE", 2),
-        ("LOG_WARNING", 3),
-        ("REPL_NONE", 0),
-        ("REPL_AOF", 1),
-        ("REPL_SLAVE", 2),
-        ("REPL_REPLICA", 2),
-        ("REPL_ALL", 3),
-    ] {
-        redis.raw_set(name, v)?;
-    }
-    lua.load(
-        r#"
-        local redis = ...
-        redis.error_reply = function(msg)
-            if type(msg) ~= 'string' then error('wrong number or type of arguments') end
-            return {err = msg}
-        end
-        redis.status_reply = function(msg)
-            if type(msg) ~= 'string' then error('wrong number or type of arguments') end
-            return {ok = msg}
-        end
-        "#,
-    )
-    .set_name("=redis")
-    .call::<()>(redis.clone())?;
-    Ok(redis)
-}
-
-/// Redis 7's `math.random`/`math.randomseed`: Redis's `redisLrand48` (the 48-bit linear
-/// congruential generator of `rand48`), reset with seed 0 before every run, so every run sees
-/// the same sequence (as Redis does since scripts replicate by effects).
-fn install_random(lua: &Lua) -> mlua::Result<()> {
-    const MAX: f64 = i32::MAX as f64;
-    let math: Table = lua.globals().raw_get("math")?;
-    let state = Rc::new(Cell::new(seeded(0)));
-    let next = {
-        let state = state.clone();
-        move || {
-            let x = state.get().wrapping_mul(0x5_deec_e66d).wrapping_add(0xb) & 0xffff_ffff_ffff;
-            state.set(x);
-            ((x >> 17) as f64 % MAX) / MAX
-        }
+        ))
     };
-    math.raw_set(
-        "random",
-        lua.create_function(move |_, args: MultiValue| {
-            let r = next();
-            let nums: Vec<f64> = args
-                .iter()
-                .filter_map(|v| match v {
-                    Value::Integer(i) => Some(*i as f64),
-                    Value::Number(n) => Some(*n),
-                    _ => None,
-                })
-                .collect();
-            Ok(match nums.as_slice() {
-                [] => r,
-                [m] => (r * m.floor()).floor() + 1.0,
-                [l, u, ..] => (r * (u - l + 1.0)).floor() + l,
-            })
-        })?,
-    )?;
-    math.raw_set(
-        "randomseed",
-        lua.create_function(move |_, s: f64| {
-            state.set(seeded(s as i64 as i32));
-            Ok(())
-        })?,
-    )?;
+    if exceeded {
+        return Ok((out_of_memory(), false));
+    }
+    match end {
+        // The safety net (mlua's heap cap), or a script that raised this text itself.
+        Err(mlua::Error::MemoryError(_)) => Ok((out_of_memory(), false)),
+        Ok(ScriptEnd::Reply(ScriptValue::Error(e))) if e.contains("not enough memory") => {
+            Ok((out_of_memory(), false))
+        }
+        Ok(end) => Ok((end, true)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Builds an interpreter and warms it up.
+pub(super) fn new_interpreter() -> mlua::Result<Interpreter> {
+    let mut interpreter = Interpreter::new()?;
+    warm_up(&mut interpreter)?;
+    interpreter.collect()?;
+    Ok(interpreter)
+}
+
+/// Runs scripts that take every path a run can take once (replies, errors raised from Rust
+/// and from Lua, pcall, xpcall, the wrapped library functions), so that nothing mlua sets up
+/// lazily on first use is set up during a real run: a new interpreter is, for the runs that
+/// follow, the same as one that has run before (ReusedStateIsClean).
+fn warm_up(interpreter: &mut Interpreter) -> mlua::Result<()> {
+    struct Refusing;
+    impl ScriptCalls for Refusing {
+        fn call(&mut self, _: &Op) -> Response {
+            Response::Error(StoreError::Script("ERR warm-up".into()))
+        }
+    }
+    for body in [
+        "local ok, e = pcall(redis.call, 'get', KEYS[1]) redis.pcall('get', 'k') \
+         pcall(error, {}) pcall(string.rep) pcall(function() x = 1 end) \
+         xpcall(function() error('x') end, function(e) return e end) \
+         local s = cjson.encode(cjson.decode('[1,{\"a\":\"b\"}]')) \
+         local b = bit.band(1, 3) + math.random() + #tostring(1.5) \
+         local f = string.find('ab', 'b') local m = ('ab'):match('(a)') \
+         local g = string.gsub('a b', '%s', '-') local u = ('x'):rep(3):upper() \
+         local c = table.concat({'a', 'b'}) .. string.format('%d', 1) \
+         return {1, 'a', {ok = 'x'}, redis.error_reply('e'), redis.sha1hex('')}",
+        "return redis.call('get', KEYS[1])",
+        "error('warm-up')",
+        "error({err = 'warm-up'})",
+        "return nope",
+    ] {
+        let (_, keep) = run_on(
+            interpreter,
+            &ScriptRun {
+                body: body.as_bytes(),
+                keys: &[Bytes::from_static(b"k")],
+                args: &[Bytes::from_static(b"a")],
+                now_ms: 0,
+                read_only: true,
+                user: None,
+            },
+            &mut Refusing,
+            &sha1hex(body.as_bytes()),
+        );
+        if !keep {
+            return Err(mlua::Error::runtime("the interpreter failed its warm-up"));
+        }
+    }
     Ok(())
-}
-
-/// `redisSrand48(seed)`: the high 32 bits from the seed, the low 16 fixed.
-fn seeded(seed: i32) -> u64 {
-    0x330e | (u64::from(seed as u32) << 16)
-}
-
-/// Makes `_G` read-only from here on, as Redis 7 does before running a script.
-fn seal_globals(lua: &Lua) -> mlua::Result<()> {
-    lua.load(
-        r#"
-        setmetatable(_G, {
-            __newindex = function() error('Attempt to modify a readonly table', 2) end,
-            __index = function(_, k) error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end,
-        })
-        "#,
-    )
-    .set_name("=seal")
-    .exec()
 }
 
 /// The `xpcall` handler (Redis 7's `__redis__err__handler`): turns any error into a table with

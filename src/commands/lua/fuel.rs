@@ -3,22 +3,26 @@
 //! and the worst case of Lua's pattern matcher (`string.find`, `match`, `gmatch`, `gsub`
 //! backtrack in C, without allocating: `('a'):rep(3000):find('.-.-.-b')` runs for minutes).
 //!
-//! - **AllocationFuel.** Every byte a run's allocator hands out (growth of a block included)
-//!   is counted; [`BYTES_PER_INSTRUCTION`] bytes cost one instruction of the budget. The count
-//!   wraps the allocator mlua installed (which still enforces the memory limit) and depends only
-//!   on what the script does, so it is the same on every node (DeterministicApply).
+//! - **AllocationFuel.** Every byte a run asks the Lua heap for is charged, and
+//!   [`BYTES_PER_INSTRUCTION`] bytes cost one instruction of the budget. The count is kept by
+//!   Lua itself (`vendor/lua-src/redraft.patch`, `luaM_charge`) so that it depends only on
+//!   what the script does, never on the interpreter's history (ReusedStateIsClean, in
+//!   `engine.rs`): a string is charged its length each time the script makes it, whether Lua
+//!   finds it already interned or not (so `big .. 'z'` producing an existing string is charged
+//!   too); tables, closures and upvalues are charged what they allocate; Lua's own bookkeeping
+//!   (the string table, the concatenation and lexer buffers, stacks) and mlua's userdata are
+//!   not. Past [`super::interpreter::MAX_MEMORY`] charged bytes the allocation fails with Lua's
+//!   memory error, at the same point on every node.
 //! - **CopyCharge.** The C functions that copy strings are charged the bytes they produce
-//!   ([`guard_copies`]): Lua interns strings, so a copy that yields an existing string
-//!   allocates nothing. What stays unseen: the `..` operator producing a string that already
-//!   exists (`big .. 'z'` in a loop) copies without allocating; the README names this limit.
+//!   ([`guard_copies`]), on top of AllocationFuel; `string.rep` before it copies, so a huge
+//!   repeat is refused before any work.
 //! - **PatternWorstCase.** A pattern call on a subject of `n` bytes is charged its worst case
 //!   before it runs: `(n+1)^(k+1)` for a pattern with `k` repetition items (`*`, `+`, `-`,
 //!   `%b`), one power less when anchored with `^`, `n·m` for a plain find of an `m`-byte
 //!   string. A call whose worst case exceeds what is left of the budget aborts the script
 //!   before it starts, as the instruction limit does.
 
-use std::cell::Cell;
-use std::os::raw::c_void;
+use std::os::raw::c_int;
 use std::rc::Rc;
 
 use mlua::{ffi, Lua, MultiValue, Value};
@@ -28,65 +32,54 @@ use mlua::{ffi, Lua, MultiValue, Value};
 /// a 64 MiB table allocates about 128 MB: 4,000,000 of the budget).
 pub const BYTES_PER_INSTRUCTION: u64 = 32;
 
-/// The allocator's user data: the wrapped allocator and the running count.
-struct Counting {
-    inner: ffi::lua_Alloc,
-    inner_ud: *mut c_void,
-    allocated: Rc<Cell<u64>>,
+// The charge and read-only tables of the patched Lua (`vendor/lua-src/redraft.patch`). None
+// of them raises a Lua error or touches the stack.
+extern "C" {
+    fn lua_enablereadonlytable(state: *mut ffi::lua_State, idx: c_int, enabled: c_int);
+    fn lua_setchargelimit(state: *mut ffi::lua_State, limit: usize);
+    fn lua_charged(state: *mut ffi::lua_State) -> usize;
+    fn lua_chargeexceeded(state: *mut ffi::lua_State) -> c_int;
 }
 
-/// Counts growth, then lets mlua's allocator (and its memory limit) do the work.
-unsafe extern "C-unwind" fn counting_alloc(
-    ud: *mut c_void,
-    ptr: *mut c_void,
-    osize: usize,
-    nsize: usize,
-) -> *mut c_void {
-    // SAFETY: `ud` is the `Counting` that `AllocationFuel::install` boxed, alive until its
-    // guard put the original allocator back.
-    let c = unsafe { &*(ud as *const Counting) };
-    let old = if ptr.is_null() { 0 } else { osize };
-    if nsize > old {
-        c.allocated
-            .set(c.allocated.get().saturating_add((nsize - old) as u64));
-    }
-    // SAFETY: the allocator and user data mlua installed, called as Lua would call them.
-    unsafe { (c.inner)(c.inner_ud, ptr, osize, nsize) }
-}
+/// A Lua state's global data, reached through its main thread: the charge counter.
+#[derive(Clone, Copy)]
+pub struct Charge(*mut ffi::lua_State);
 
-/// The counting allocator of one run; dropping it puts mlua's allocator back.
-pub struct AllocationFuel {
-    state: *mut ffi::lua_State,
-    counting: Box<Counting>,
-}
-
-impl AllocationFuel {
-    /// Wraps `lua`'s allocator; `allocated` counts from now on.
-    pub fn install(lua: &Lua, allocated: Rc<Cell<u64>>) -> mlua::Result<AllocationFuel> {
+impl Charge {
+    /// The charge of `lua` (its main thread's pointer, valid while `lua` lives).
+    pub fn of(lua: &Lua) -> mlua::Result<Charge> {
         let mut state: *mut ffi::lua_State = std::ptr::null_mut();
         // SAFETY: reads the state pointer only; nothing is pushed.
         unsafe { lua.exec_raw::<()>((), |s| state = s)? };
-        let mut inner_ud: *mut c_void = std::ptr::null_mut();
-        // SAFETY: `state` is `lua`'s live state; the allocator is global to it.
-        let inner = unsafe { ffi::lua_getallocf(state, &mut inner_ud) };
-        let counting = Box::new(Counting {
-            inner,
-            inner_ud,
-            allocated,
-        });
-        let ud = &*counting as *const Counting as *mut c_void;
-        // SAFETY: `counting` lives in the returned guard, which restores `inner` on drop,
-        // before the box is freed; `lua` outlives the guard (it is declared first and the
-        // guard is dropped at the end of the run).
-        unsafe { ffi::lua_setallocf(state, counting_alloc, ud) };
-        Ok(AllocationFuel { state, counting })
+        Ok(Charge(state))
     }
-}
 
-impl Drop for AllocationFuel {
-    fn drop(&mut self) {
-        // SAFETY: the state is alive (see `install`); the original allocator and its data.
-        unsafe { ffi::lua_setallocf(self.state, self.counting.inner, self.counting.inner_ud) };
+    /// Starts counting from zero, allocations past `limit` bytes failing (0: no limit).
+    pub fn start(self, limit: usize) {
+        // SAFETY: the state is alive (see `of`); sets four counters of its global data.
+        unsafe { lua_setchargelimit(self.0, limit) }
+    }
+
+    /// Bytes charged since [`Charge::start`].
+    pub fn charged(self) -> u64 {
+        // SAFETY: as `start`; a read.
+        unsafe { lua_charged(self.0) as u64 }
+    }
+
+    /// Whether an allocation failed on the limit since [`Charge::start`].
+    pub fn exceeded(self) -> bool {
+        // SAFETY: as `start`; a read.
+        unsafe { lua_chargeexceeded(self.0) != 0 }
+    }
+
+    /// Makes `table` read-only (Redis 7's "Attempt to modify a readonly table") or writable.
+    pub fn set_readonly(self, lua: &Lua, table: &mlua::Table, readonly: bool) -> mlua::Result<()> {
+        // SAFETY: `table` is pushed as the only argument, so it is at index -1.
+        unsafe {
+            lua.exec_raw::<()>(table, |s| {
+                lua_enablereadonlytable(s, -1, c_int::from(readonly))
+            })
+        }
     }
 }
 
@@ -296,8 +289,6 @@ pub fn guard_patterns(lua: &Lua, charge: Rc<dyn Fn(u64) -> mlua::Result<()>>) ->
 /// `reverse`, `sub`, `table.concat`) with wrappers that charge the bytes they produce
 /// (CopyCharge): `string.rep` before it runs (`n × len`), the others after, by the length of
 /// their result (at most the memory limit, so the work done before the charge is bounded).
-/// Lua interns every string, so a copy that produces a string that already exists allocates
-/// nothing: AllocationFuel alone would not see it.
 pub fn guard_copies(lua: &Lua, charge: Rc<dyn Fn(u64) -> mlua::Result<()>>) -> mlua::Result<()> {
     let string: mlua::Table = lua.globals().raw_get("string")?;
     let table: mlua::Table = lua.globals().raw_get("table")?;

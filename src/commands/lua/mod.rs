@@ -1,5 +1,6 @@
 //! The Lua 5.1 interpreter as the store's script host (`store::ScriptHost`): `engine.rs` runs a
-//! script, `calls.rs` answers its `redis.call`s through the dispatcher's planners, `libs.rs`
+//! script on the thread's long-lived interpreter (`interpreter.rs`: built once, read-only
+//! libraries, compiled functions cached by SHA-1), `calls.rs` answers its `redis.call`s through the dispatcher's planners, `libs.rs`
 //! adds `cjson` and `bit`, `fuel.rs` charges allocation and pattern matching to the script's
 //! instruction budget. Installed
 //! once per process at start-up ([`install`]), before the log replays.
@@ -7,10 +8,13 @@
 mod calls;
 mod engine;
 mod fuel;
+mod interpreter;
 mod libs;
 
 #[cfg(test)]
 mod lua_test;
+#[cfg(test)]
+mod reuse_test;
 
 use bytes::Bytes;
 
@@ -31,6 +35,7 @@ impl ScriptHost for LuaHost {
 
     fn flush(&self) {
         forget_all();
+        interpreter::forget_functions();
     }
 }
 
