@@ -235,6 +235,24 @@ pub fn benches(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // Automatic compaction's step: the oldest 1,000 of a 100,000-revision window
+    // (CompactionCostsWhatItDrops: about the cost of 1,000 entries, not of the window).
+    let slide = Request {
+        client: None,
+        op: Op::Compact { revision: 1_001 },
+        at_ms: 0,
+    };
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("oldest_1k_of_100k_revisions", |b| {
+        b.iter_batched(
+            || history.clone(),
+            |mut s| {
+                let r = s.apply(&slide);
+                (s, r)
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 
     // Snapshots of 100,000 keys with 64-byte values (one revision each).
