@@ -239,11 +239,6 @@ impl KeyIndex {
         }
     }
 
-    /// Returns the main revision of the oldest stored version.
-    pub fn first_main(&self) -> Option<u64> {
-        self.versions.first().map(|v| v.revision.main)
-    }
-
     /// Returns the newest stored revision.
     pub fn last_revision(&self) -> Option<Revision> {
         self.versions.last().map(|v| v.revision)
