@@ -70,7 +70,7 @@ pub struct Event {
 impl Event {
     /// Returns the event of a tombstone of `key` at `revision` replacing `prev`; `kind` says
     /// whether a delete or an expiry wrote it.
-    pub(super) fn tombstone(
+    pub fn tombstone(
         kind: EventKind,
         key: Bytes,
         revision: Revision,

@@ -66,7 +66,7 @@ pub fn view_event(
                         kv,
                         prev,
                     },
-                    None => tombstone(real, revision, prev),
+                    None => Event::tombstone(EventKind::Delete, real, revision, prev),
                 })
             }
         };
@@ -109,20 +109,4 @@ fn seen_before(store: &Store, label: &[u8], key: &Bytes, main: u64) -> Option<Ke
             ..kv
         })
         .or_else(|| at(store, key, before))
-}
-
-fn tombstone(key: Bytes, revision: Revision, prev: Option<KeyValue>) -> Event {
-    Event {
-        kind: EventKind::Delete,
-        revision,
-        kv: KeyValue {
-            key,
-            value: Bytes::new(),
-            create_revision: 0,
-            mod_revision: revision.main,
-            version: 0,
-            hash: None,
-        },
-        prev,
-    }
 }

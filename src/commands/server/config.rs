@@ -465,14 +465,9 @@ async fn config_set(
     if let Some(new) = password {
         set_default_password(ctx, session, new.as_deref()).await?;
     }
-    // TLS first: its reload reads files and may still fail, and then nothing is applied.
-    if let Some(&(first, _)) = tls.first() {
-        let Some(t) = &ctx.tls else {
-            return Err(failed(
-                first,
-                "TLS is not enabled on this node (set tls_addr, or peers or metrics in [tls])",
-            ));
-        };
+    // TLS next (a node without TLS was refused above): its reload reads files and may still
+    // fail, and then nothing else is applied.
+    if let (false, Some(t)) = (tls.is_empty(), &ctx.tls) {
         t.set(&tls).map_err(|(name, why)| failed(&name, &why))?;
     }
     for v in values {
