@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 
 use super::typ::{Raft, RaftMetrics};
+
+/// How often [`watch`] samples the applied index.
+pub const APPLIED_SAMPLE: Duration = Duration::from_millis(20);
 use crate::metrics::NodeMetrics;
 
 /// Time stamps the verdicts need, in milliseconds since `started` (0 = never).
@@ -182,29 +185,51 @@ impl Liveness {
     }
 }
 
-/// Follows `raft`'s metrics until Raft stops: counts leader changes and stamps when the applied
-/// index moves.
+/// Follows `raft` until Raft stops: counts leader changes and stamps when the applied index
+/// moves.
+///
+/// QuietWatchers: openraft publishes its full metrics several times per write; a task woken by
+/// each costs a thread hand-off per publication on every node. Leader changes come from the
+/// server metrics (which change with the vote, the leader or the membership only), and the
+/// applied index is sampled every [`APPLIED_SAMPLE`]: the stamp is late by at most that, far
+/// below the two election timeouts it is compared with.
 pub async fn watch(raft: Raft, liveness: Arc<Liveness>, metrics: Arc<NodeMetrics>) {
-    let mut rx = raft.metrics();
-    let (mut leader, mut applied) = {
-        let m = rx.borrow_watched();
-        (m.current_leader, m.last_applied.as_ref().map(|l| l.index()))
-    };
-    while rx.changed().await.is_ok() {
-        let m = rx.borrow_watched();
-        if m.current_leader != leader {
-            if m.current_leader.is_some() {
-                metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
+    let mut server = raft.server_metrics();
+    let mut leader = server.borrow_watched().current_leader;
+    let mut applied = raft
+        .metrics()
+        .borrow_watched()
+        .last_applied
+        .as_ref()
+        .map(|l| l.index());
+    let mut tick = tokio::time::interval(APPLIED_SAMPLE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = server.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = server.borrow_watched().current_leader;
+                if now != leader {
+                    if now.is_some() {
+                        metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    leader = now;
+                }
             }
-            leader = m.current_leader;
-        }
-        let now_applied = m.last_applied.as_ref().map(|l| l.index());
-        if now_applied != applied {
-            applied = now_applied;
-            liveness.applied_moved();
-        }
-        if m.running_state.is_err() {
-            return;
+            _ = tick.tick() => {
+                let m = raft.metrics();
+                let m = m.borrow_watched();
+                let now_applied = m.last_applied.as_ref().map(|l| l.index());
+                if now_applied != applied {
+                    applied = now_applied;
+                    liveness.applied_moved();
+                }
+                if m.running_state.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

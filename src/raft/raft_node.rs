@@ -91,14 +91,21 @@ impl RaftNode {
 
     /// Resolves when this node's Raft has stopped on its own (a fatal error such as a failed
     /// log flush: FailStop), with the reason.
+    ///
+    /// QuietWatchers: it follows openraft's server metrics (vote, leader, membership), which
+    /// change rarely, not the full metrics, which change several times per write: the core
+    /// drops their sender when it exits, and the reason is then in the full metrics.
     pub async fn stopped(&self) -> String {
-        let mut rx = self.raft.metrics();
+        let mut server = self.raft.server_metrics();
         loop {
-            if let Err(e) = &rx.borrow_watched().running_state {
+            if let Err(e) = &self.raft.metrics().borrow_watched().running_state {
                 return e.to_string();
             }
-            if rx.changed().await.is_err() {
-                return "raft metrics closed".to_string();
+            if server.changed().await.is_err() {
+                return match &self.raft.metrics().borrow_watched().running_state {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "raft stopped".to_string(),
+                };
             }
         }
     }
@@ -126,11 +133,12 @@ impl RaftNode {
 
     /// Waits until the known leader (id and Redis address, `None` during an election) differs
     /// from `known`, and returns it; `None` once the node is shutting down (metrics closed).
+    /// Follows the server metrics only (QuietWatchers, [`Self::stopped`]).
     pub async fn leader_change(
         &self,
         known: &Option<(u64, String)>,
     ) -> Option<Option<(u64, String)>> {
-        let mut rx = self.raft.metrics();
+        let mut rx = self.raft.server_metrics();
         loop {
             let now = {
                 let m = rx.borrow_and_update();
