@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::raft::membership::{AdminRequest, CATCH_UP_TIMEOUT};
 use crate::raft::{PeerNode, RaftNode};
 use crate::server::{self, http, ServerContext};
-use crate::watch::pubsub::spawn_notifier;
+use crate::watch::pubsub::notify_applied;
 
 /// How a node starts besides its config.
 #[derive(Clone, Debug, Default)]
@@ -108,14 +108,16 @@ impl Node {
         let tracker = ctx.tracker.clone();
         node.sm
             .set_apply_hook(Box::new(move |applied| tracker.invalidate(applied)));
-        // Keyspace notifications from applied entries, with this node's CONFIG flags.
-        let notifier_ctx = ctx.clone();
-        tasks.push(spawn_notifier(
-            node.pubsub.clone(),
-            node.sm.subscribe(),
-            move || notifier_ctx.settings.notify_keyspace_events().0,
-            shutdown_rx.clone(),
-        ));
+        // Keyspace notifications from applied entries, with this node's CONFIG flags, in apply
+        // order (NotifyInApplyOrder).
+        let notifier_ctx = Arc::downgrade(&ctx);
+        let hub = node.pubsub.clone();
+        node.sm.set_notify_hook(Box::new(move |applied| {
+            if let Some(ctx) = notifier_ctx.upgrade() {
+                let flags = ctx.settings.notify_keyspace_events().0;
+                notify_applied(&hub, flags, applied);
+            }
+        }));
 
         // Sentinel's `+switch-master` to this node's subscribers when the leader changes
         // (SENTINEL in `commands/sentinel.rs`).

@@ -8,11 +8,11 @@
 //! output buffer limit, so a slow subscriber never holds up the publisher, apply, or the
 //! others. A session with no subscription holds no queue.
 //!
-//! Keyspace notifications ([`spawn_notifier`]) come from applied entries (the state machine's
-//! broadcast of each entry's [`Notice`]s), on every node, filtered by this node's
-//! `notify-keyspace-events`. Like Redis's, they are best effort: a notifier that lags behind
-//! the broadcast drops the notifications it missed (and logs it); the durable, resumable feed
-//! is the watch stream (`stream.rs`).
+//! Keyspace notifications ([`notify_applied`]) come from applied entries (each entry's
+//! [`Notice`]s, handed over by the state machine's notify hook in apply order), on every node,
+//! filtered by this node's `notify-keyspace-events`. Like Redis's, they are best effort: a
+//! subscriber whose queue is full is disconnected; the durable, resumable feed is the watch
+//! stream (`stream.rs`).
 //!
 //! Invariants:
 //! - **HubMatchesSessions.** A session's queue is in the hub under exactly the channels and
@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use crate::config::NotifyKeyspaceEvents as F;
 use crate::glob;
@@ -368,41 +368,16 @@ pub fn notify(hub: &PubSub, flags: u32, notice: &Notice) {
     }
 }
 
-/// Starts the keyspace notifier: for each applied entry, in order, publishes its notices with
-/// the flags `flags()` returns at that moment (this node's `notify-keyspace-events`). Ends
-/// at shutdown or when the broadcast closes.
-pub fn spawn_notifier(
-    hub: Arc<PubSub>,
-    mut applied: broadcast::Receiver<Arc<Applied>>,
-    flags: impl Fn() -> u32 + Send + 'static,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let next = tokio::select! {
-                next = applied.recv() => next,
-                _ = shutdown.changed() => return,
-            };
-            match next {
-                Ok(entry) => {
-                    let flags = flags();
-                    if flags & (F::KEYSPACE | F::KEYEVENT) == 0 || hub.is_empty() {
-                        continue;
-                    }
-                    for notice in &entry.notices {
-                        notify(&hub, flags, notice);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(
-                        entries = n,
-                        "keyspace notifier lagged: notifications of {n} entries dropped"
-                    );
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    })
+/// Keyspace notifications for one applied entry: publishes each of its notices with this
+/// node's `notify-keyspace-events` `flags`. Run by the state machine's notify hook, in apply
+/// order (NotifyInApplyOrder); with notifications off or nobody subscribed it costs a check.
+pub fn notify_applied(hub: &PubSub, flags: u32, applied: &Applied) {
+    if flags & (F::KEYSPACE | F::KEYEVENT) == 0 || hub.is_empty() {
+        return;
+    }
+    for notice in &applied.notices {
+        notify(hub, flags, notice);
+    }
 }
 
 #[cfg(test)]

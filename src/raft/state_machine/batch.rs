@@ -8,8 +8,6 @@
 //! under one hold of the state's lock, so a reader sees all of it or none of it, and the
 //! watch stream's revision is published once.
 
-use std::sync::Arc;
-
 use super::StateMachineStore;
 use crate::raft::typ::LogId;
 use crate::store::{Applied, Request, Response};
@@ -49,8 +47,7 @@ impl StateMachineStore {
             self.publish_revision();
         }
         for applied in published {
-            // No receivers is fine: nobody is listening.
-            let _ = self.events.send(Arc::new(applied));
+            self.publish_applied(applied);
         }
         Response::Batch(responses)
     }

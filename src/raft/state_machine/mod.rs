@@ -94,9 +94,9 @@ pub struct StateMachineStore {
     /// Numbers temp files, so no two writers ever share one.
     tmp_seq: Arc<AtomicU64>,
     dir: Arc<PathBuf>,
-    /// Applied changes and keyspace notifications, in revision order, for the keyspace
-    /// notifier on this node (best effort, as Redis's). Lagging receivers are told they
-    /// lagged; apply never waits for them.
+    /// Applied changes and their notices, in revision order, for whoever subscribes (tests);
+    /// sent only while someone does. Lagging receivers are told they lagged; apply never
+    /// waits for them.
     events: broadcast::Sender<Arc<Applied>>,
     /// The store's revision after the last apply (or snapshot install): what the watch stream's
     /// blocked readers wait on before reading the new changes from the store's history. A
@@ -115,6 +115,9 @@ pub struct StateMachineStore {
     /// (AppliedHookBeforeReaders), and with a `flushed` one when a snapshot replaces the
     /// state: client tracking's invalidations (`watch::tracking`).
     apply_hook: Arc<std::sync::OnceLock<AppliedHook>>,
+    /// Called with every non-empty [`Applied`] once apply released the write lock, in apply
+    /// order (NotifyInApplyOrder): keyspace notifications (`watch::pubsub::notify_applied`).
+    notify_hook: Arc<std::sync::OnceLock<AppliedHook>>,
     /// Test hook: pauses the next snapshot build right before it encodes.
     #[cfg(test)]
     build_pause: Arc<Mutex<Option<BuildPause>>>,
@@ -160,6 +163,7 @@ impl StateMachineStore {
             deadline_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
             apply_hook: Arc::default(),
+            notify_hook: Arc::default(),
             #[cfg(test)]
             build_pause: Arc::default(),
         })
@@ -174,6 +178,34 @@ impl StateMachineStore {
     /// read that observes the change. The hook must be quick and must not take the state lock.
     pub fn set_apply_hook(&self, hook: AppliedHook) {
         let _ = self.apply_hook.set(hook);
+    }
+
+    /// Installs the hook called with each applied entry's [`Applied`] after apply released
+    /// the state's lock; a second call is ignored.
+    ///
+    /// **NotifyInApplyOrder.** Apply runs one entry at a time, so the hook sees every change in
+    /// revision order, and before the entry's client is answered (as Redis publishes a keyspace
+    /// notification before the reply). It runs on apply's path: it must only queue work (the
+    /// pub/sub hub only `try_send`s, PublishNeverBlocks). A hook, not a task fed by a channel:
+    /// such a task cost every node a wake-up and an allocation per write even with
+    /// notifications off (Redis's default), and could lag and drop notifications.
+    pub fn set_notify_hook(&self, hook: AppliedHook) {
+        let _ = self.notify_hook.set(hook);
+    }
+
+    /// Hands a non-empty `applied` to the notify hook (NotifyInApplyOrder), then to the
+    /// subscribers of [`Self::subscribe`], if any.
+    fn publish_applied(&self, applied: Applied) {
+        if applied.is_empty() {
+            return;
+        }
+        if let Some(hook) = self.notify_hook.get() {
+            hook(&applied);
+        }
+        if self.events.receiver_count() > 0 {
+            // A receiver dropped since the count is fine: nobody is listening.
+            let _ = self.events.send(Arc::new(applied));
+        }
     }
 
     /// Runs the apply hook, if one is installed, on a non-empty `applied`.
@@ -339,10 +371,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if !applied.events.is_empty() {
                 self.publish_revision();
             }
-            if !applied.is_empty() {
-                // No receivers is fine: nobody is listening.
-                let _ = self.events.send(Arc::new(applied));
-            }
+            self.publish_applied(applied);
             if let Some(r) = responder {
                 r.send(response);
             }
