@@ -166,6 +166,8 @@ pub struct NodeMetrics {
     /// The store revision of the newest snapshot this node built, installed or restored
     /// (`raft::snapshot_trigger`).
     pub snapshot_revision: AtomicU64,
+    /// The size in bytes of the current snapshot file (`raft::snapshot_trigger`).
+    pub snapshot_bytes: AtomicU64,
     /// How long building (and persisting) a snapshot took.
     pub snapshot_build_seconds: Histogram,
     /// Leadership transfers this node started (RAFT.TRANSFER, SHUTDOWN).
@@ -185,6 +187,7 @@ impl Default for NodeMetrics {
             snapshot_builds: AtomicU64::new(0),
             snapshot_installs: AtomicU64::new(0),
             snapshot_revision: AtomicU64::new(0),
+            snapshot_bytes: AtomicU64::new(0),
             snapshot_build_seconds: Histogram::new(SNAPSHOT_BUCKETS),
             leader_transfers: AtomicU64::new(0),
             batched_entries: AtomicU64::new(0),

@@ -102,7 +102,9 @@ pub async fn start(
         // Turned on below: at once on a pristine node, after the vote-refusal window on a
         // restarted one (CampaignAfterRestart), so no tick can campaign before that is known.
         enable_elect: false,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
+        // Snapshots are asked for by `snapshot_trigger.rs` alone (revisions, log bytes and the
+        // snapshot's size); openraft's policy counts log entries and ignores the size.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: cfg.raft.max_in_snapshot_log_to_keep,
         install_snapshot_timeout: 30_000,
         // Standard Raft: a restarted node wins an election and commits its term's blank
@@ -248,10 +250,13 @@ pub async fn start(
         cfg.store.effective(),
         shutdown.clone(),
     ));
-    // Every node: a snapshot every `snapshot_every` revisions (SnapshotEveryRevisions).
+    // Every node: a snapshot every `snapshot_every` revisions once the log since the last is
+    // as large as `snapshot_log_percent` of it (SnapshotEveryRevisions,
+    // SnapshotCostsNoMoreThanTheLog).
     tasks.push(spawn_snapshot_trigger(
         node.clone(),
         cfg.raft.snapshot_every,
+        cfg.raft.snapshot_log_percent,
         shutdown.clone(),
     ));
     Ok(Started {

@@ -306,6 +306,20 @@ pub fn exposition(ctx: &ServerContext) -> String {
     render_one(
         &mut out,
         "counter",
+        "redraft_log_syncs_total",
+        "Every log sync (fdatasync): for appends, votes and the committed index.",
+        fs.syncs.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "counter",
+        "redraft_log_bytes_written_total",
+        "Bytes of records written to the log.",
+        fs.bytes.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "counter",
         "redraft_log_entries_flushed_total",
         "Log entries acknowledged by those flushes.",
         fs.entries.load(Ordering::Relaxed),

@@ -54,13 +54,15 @@ impl StateMachineStore {
             return Ok(false);
         }
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let bytes = tokio::task::spawn_blocking(move || -> io::Result<u64> {
             std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
-            File::open(dir.as_path())?.sync_all()
+            File::open(dir.as_path())?.sync_all()?;
+            Ok(std::fs::metadata(dir.join(SNAPSHOT_FILE))?.len())
         })
         .await
         .map_err(io::Error::other)??;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
+        self.metrics.snapshot_bytes.store(bytes, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -142,7 +144,11 @@ impl StateMachineStore {
             Err(e) => return Err(e),
         };
         let (meta, offset) = read_header(&mut f)?;
-        let len = f.metadata()?.len() - offset;
+        let file_len = f.metadata()?.len();
+        self.metrics
+            .snapshot_bytes
+            .store(file_len, Ordering::Relaxed);
+        let len = file_len - offset;
         Ok(Some(Snapshot {
             meta,
             snapshot: SnapshotFile {

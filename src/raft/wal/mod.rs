@@ -138,6 +138,11 @@ pub struct FlushStats {
     pub entries: AtomicU64,
     /// Append calls acknowledged by those syncs.
     pub appends: AtomicU64,
+    /// Every successful sync: those above, and those for a vote or the committed index alone.
+    pub syncs: AtomicU64,
+    /// Bytes of records written to the log, frames and padding included (the snapshot
+    /// trigger's measure of the log: `raft/snapshot_trigger.rs`).
+    pub bytes: AtomicU64,
     /// How long each successful group-commit `fdatasync` took
     /// (`redraft_log_flush_duration_seconds`).
     pub flush_seconds: Histogram,
@@ -151,6 +156,8 @@ impl Default for FlushStats {
             flushes: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             appends: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             flush_seconds: Histogram::new(LATENCY_BUCKETS),
             entries_per_flush: Histogram::new(BATCH_BUCKETS),
         }

@@ -49,6 +49,7 @@ impl Shared {
             };
             match result {
                 Ok(()) => {
+                    self.stats.syncs.fetch_add(1, Ordering::Relaxed);
                     let entries: u64 = batch.iter().map(|j| j.entries).sum();
                     let appends = batch.iter().filter(|j| j.entries > 0).count() as u64;
                     if appends > 0 {

@@ -99,6 +99,7 @@ impl Shared {
         let mut locs = Vec::with_capacity(records.len());
         let mut buf = Vec::new();
         let mut buf_start = st.write_off;
+        let mut written = 0u64;
         for r in &records {
             let payload = encode_record(r)?;
             let need = padded(FRAME + payload.len() as u64);
@@ -115,8 +116,10 @@ impl Shared {
             });
             frame_into(&mut buf, &payload);
             st.write_off += need;
+            written += need;
         }
         self.write_buf(st, buf_start, &mut buf)?;
+        self.stats.bytes.fetch_add(written, Ordering::Relaxed);
         Ok(locs)
     }
 
