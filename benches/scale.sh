@@ -5,6 +5,7 @@
 # Usage: benches/scale.sh [--quick] [--keys K] [--revisions R] [--value-size V]
 #            [--history N] [--systems "redraft etcd"] [--redraft-concurrency C]
 #            [--redraft-pipeline P] [--etcd-concurrency C] [--timeout S] [--out DIR]
+#            [--snapshot-log-percent N]
 #
 # For each system in turn (one at a time, so they do not share the cores): starts a three-node
 # cluster on 127.0.0.1 (redraft: release build; etcd: Debian's etcd-server 3.4), writes keys
@@ -44,7 +45,7 @@ usage() {
 
 ARGS="$*"
 MODE=full KEYS="" REVS="" VSIZE=1024 HISTORY=10000 OUT="" SYSTEMS="redraft etcd"
-RD_CONC=64 RD_PIPE=16 ETCD_CONC=256 TIMEOUT=1800
+RD_CONC=64 RD_PIPE=16 ETCD_CONC=256 TIMEOUT=1800 SNAP_PCT=""
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) MODE=quick ;;
@@ -55,6 +56,7 @@ while [ $# -gt 0 ]; do
         --systems) SYSTEMS=$2; shift ;;
         --redraft-concurrency) RD_CONC=$2; shift ;;
         --redraft-pipeline) RD_PIPE=$2; shift ;;
+        --snapshot-log-percent) SNAP_PCT=$2; shift ;;
         --etcd-concurrency) ETCD_CONC=$2; shift ;;
         --timeout) TIMEOUT=$2; shift ;;
         --out) OUT=$2; shift ;;
@@ -164,6 +166,7 @@ run_redraft() {
         echo "[raft]"
         echo "heartbeat_ms = 100"
         echo "election_timeout_ms = 1000"
+        [ -z "$SNAP_PCT" ] || echo "snapshot_log_percent = $SNAP_PCT"
         echo "[store]"
         echo "history_revisions = $HISTORY"
     } >"$cfg"
@@ -382,7 +385,7 @@ run_etcd() {
     dd if=/dev/zero of="$WORK/dsync.test" bs=4k count=300 oflag=dsync 2>"$WORK/dd.txt" || true
     secs=$(grep -o '[0-9.,]* s,' "$WORK/dd.txt" | tr -d ' s,' | tr ',' '.')
     echo "- disk fsync latency: $(awk -v s="$secs" 'BEGIN{ printf "%.2f ms", s * 1000 / 300 }') per 4 KiB write with O_DSYNC (dd, 300 writes, same disk as the data dirs)"
-    echo "- etcd: $(etcd --version | head -1 | awk '{print $3}') (auto-compaction revision mode: every 5 minutes); redraft: $(git rev-parse --short HEAD) (snapshot_every and the other [raft] settings at their defaults)"
+    echo "- etcd: $(etcd --version | head -1 | awk '{print $3}') (auto-compaction revision mode: every 5 minutes); redraft: $(git rev-parse --short HEAD) (snapshot_every and the other [raft] settings at their defaults${SNAP_PCT:+, except snapshot_log_percent = $SNAP_PCT})"
     echo "- both: heartbeat 100 ms, election timeout 1000 ms; three nodes on 127.0.0.1"
 } >"$OUT/machine.md"
 rm -f "$WORK/dsync.test"
