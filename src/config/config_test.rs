@@ -83,7 +83,7 @@ fn base_parses_with_defaults_for_missing_sections() {
     assert_eq!(c.raft.heartbeat_ms, 50);
     assert_eq!(c.raft.election_timeout_ms, 250);
     assert_eq!(c.raft.snapshot_every, 100_000);
-    assert_eq!(c.raft.snapshot_log_percent, 100);
+    assert_eq!(c.raft.snapshot_log_percent, 25);
     assert_eq!(c.raft.max_in_snapshot_log_to_keep, 1000);
     assert_eq!(c.server, ServerSection::default());
     assert_eq!(c.server.requirepass, None);

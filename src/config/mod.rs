@@ -131,9 +131,9 @@ pub struct RaftSection {
     /// entries, for logs that grow without revisions).
     pub snapshot_every: u64,
     /// ... and once the log written since the last snapshot is at least this percentage of
-    /// that snapshot's size, as Redis's `auto-aof-rewrite-percentage` (default 100): a
-    /// snapshot is a full dump of the keyspace and its history, so with many keys it is taken
-    /// less often, and never costs more disk writes than the log it lets go. 0: by
+    /// that snapshot's size, as Redis's `auto-aof-rewrite-percentage` (default 25): a snapshot
+    /// is a full dump of the keyspace and its history, so with many keys it is taken less
+    /// often, and costs at most 100 / this times the disk writes of the log it lets go. 0: by
     /// `snapshot_every` alone. (SnapshotCostsNoMoreThanTheLog, `raft/snapshot_trigger.rs`.)
     pub snapshot_log_percent: u64,
     /// Log entries already in a snapshot that are kept, so a slightly lagging follower catches
@@ -215,7 +215,7 @@ impl Default for RaftSection {
             heartbeat_ms: 50,
             election_timeout_ms: 250,
             snapshot_every: 100_000,
-            snapshot_log_percent: 100,
+            snapshot_log_percent: 25,
             max_in_snapshot_log_to_keep: 1000,
             lease_drift_margin_ms: None,
         }
