@@ -9,4 +9,5 @@ mod common;
 
 mod config_center_example;
 mod history_and_watch;
+mod notify_burst;
 mod pubsub;
