@@ -1,0 +1,161 @@
+//! Unit tests of the state machine: snapshot builds racing installs, apply and reads during an
+//! encode.
+
+use bytes::Bytes;
+use openraft::entry::RaftEntry;
+use openraft::vote::RaftLeaderIdExt;
+
+use std::time::Duration;
+
+use super::*;
+use crate::raft::typ::Entry;
+
+fn log_id(index: u64) -> LogId {
+    let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 1);
+    LogId::new(leader, index)
+}
+
+fn put(key: &str, value: &str) -> Request {
+    Request {
+        client: None,
+        op: Op::Put {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+        },
+        at_ms: 0,
+    }
+}
+
+/// Applies puts `key{i}` = `v{i}` as log entries `first..=last`.
+async fn must_apply(sm: &mut StateMachineStore, first: u64, last: u64) {
+    let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = (first..=last)
+        .map(|i| {
+            let e = Entry::new_normal(log_id(i), put(&format!("key{i}"), &format!("v{i}")));
+            Ok((e, None))
+        })
+        .collect();
+    sm.apply(futures::stream::iter(entries)).await.unwrap();
+}
+
+/// Arms the build hook; returns (captured, resume).
+fn pause_next_build(
+    sm: &StateMachineStore,
+) -> (
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (captured_tx, captured_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    *sm.build_pause.lock().unwrap() = Some(BuildPause {
+        captured: captured_tx,
+        resume: resume_rx,
+    });
+    (captured_rx, resume_tx)
+}
+
+/// An older snapshot build that finishes after a newer install must not replace the
+/// installed snapshot on disk (NewerSnapshotOnly): the log behind the installed one may
+/// already be purged, and the node could not restart from the older one.
+#[tokio::test]
+async fn a_stale_build_never_replaces_a_newer_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(dir.path()).unwrap();
+    must_apply(&mut sm, 1, 5).await;
+
+    // The build captures the state at log index 5, then pauses.
+    let (captured, resume) = pause_next_build(&sm);
+    let mut builder = sm.get_snapshot_builder().await;
+    let build = tokio::spawn(async move { builder.build_snapshot().await });
+    captured.await.unwrap();
+
+    // Meanwhile the leader's snapshot at index 20 is installed.
+    let mut leader = StateMachineStore::open(&dir.path().join("leader")).unwrap();
+    must_apply(&mut leader, 1, 20).await;
+    let newer = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(newer.meta.last_log_id, Some(log_id(20)));
+    sm.install_snapshot(&newer.meta, newer.snapshot)
+        .await
+        .unwrap();
+
+    // The build resumes and finishes.
+    resume.send(()).unwrap();
+    let built = build.await.unwrap().unwrap();
+    assert!(
+        built.meta.last_log_id <= Some(log_id(20)),
+        "a build never claims more than it covers"
+    );
+
+    // What is on disk, and what openraft is told is current, is the newer snapshot.
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta.last_log_id, Some(log_id(20)));
+    let mut reopened = StateMachineStore::open(dir.path()).unwrap();
+    let mut on_disk = reopened.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(
+        on_disk.meta.last_log_id,
+        Some(log_id(20)),
+        "snapshot on disk"
+    );
+    assert_eq!(on_disk.snapshot.load().unwrap().revision(), 20);
+    assert_eq!(
+        temp_files(dir.path()),
+        0,
+        "the stale build's temp file is gone"
+    );
+}
+
+fn temp_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "tmp")
+        })
+        .count()
+}
+
+/// ApplyNeverWaitsForSnapshot: while a build encodes (paused in the middle by the test
+/// hook), entries apply and reads see them; the snapshot holds the state it captured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_and_reads_proceed_while_a_snapshot_encodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(dir.path()).unwrap();
+    must_apply(&mut sm, 1, 5).await;
+    let (captured, resume) = pause_next_build(&sm);
+    let mut builder = sm.get_snapshot_builder().await;
+    let build = tokio::spawn(async move { builder.build_snapshot().await });
+    captured.await.unwrap();
+
+    // The build is mid-encode: apply must not wait for it. (It runs in a task of its own:
+    // an apply that blocks on the state lock blocks its worker thread, and this one must
+    // stay free to see it and resume the build.)
+    let mut applier = sm.clone();
+    let applying = tokio::spawn(async move { must_apply(&mut applier, 6, 10).await });
+    if tokio::time::timeout(Duration::from_secs(10), applying)
+        .await
+        .is_err()
+    {
+        let _ = resume.send(());
+        panic!("apply waited for the snapshot encode");
+    }
+    {
+        let st = sm.read();
+        assert_eq!(st.store.revision(), 10);
+        assert_eq!(st.store.get(b"key8").unwrap().value.as_ref(), b"v8");
+    }
+
+    resume.send(()).unwrap();
+    let built = build.await.unwrap().unwrap();
+    assert_eq!(built.meta.last_log_id, Some(log_id(5)));
+    let mut current = sm.get_current_snapshot().await.unwrap().unwrap();
+    let store = current.snapshot.load().unwrap();
+    assert_eq!(store.revision(), 5, "the snapshot holds what it captured");
+    assert!(store.get(b"key5").is_some() && store.get(b"key6").is_none());
+}
