@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SET throughput and latency, A/B: two or more redraft binaries side by side in the same run.
 #
-# Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--reps N] [--duration D] [--warmup W]
-#                          [--concurrency "1 64 256"] [--workload set|get|mixed] [--mode M]
-#                          [--out DIR]
+# Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--reps N]
+#                          [--duration D] [--warmup W] [--concurrency "1 64 256"]
+#                          [--workload set|get|mixed] [--mode M] [--out DIR]
 #
 # For every binary (default: this checkout's release build, labelled "this"), a three-node
 # cluster on 127.0.0.1 with the shipped timings. Then, repeated N times (default 3) and
@@ -11,11 +11,14 @@
 # `redraft-loadgen run --workload set` of 256 B values over 1,000 keys, clients round-robin
 # over the three nodes, for D (default 5s) after W (default 1s) of warm-up, with every node's
 # CPU time per write (`--server-pids`). `--workload get --mode lease` measures GET in a read
-# mode instead (the keys are written first by the workload itself).
+# mode instead (the keys are written first by the workload itself). `--failpoints LABEL=SPEC`
+# starts that binary's nodes with `REDRAFT_FAILPOINTS=SPEC` (test-only failpoints,
+# `src/raft/log_store.rs`; e.g. `committed_sync_off`, which `benches/committed_sync.sh` uses).
 #
 # Writes DIR/results.jsonl (every run), DIR/table.md (loadgen's tables) and DIR/summary.md
-# (per binary and concurrency: the median over the repetitions of throughput, p50, p99 and
-# CPU µs per write, and each run's throughput). Only one cluster takes load at a time; the
+# (per binary and concurrency: the median over the repetitions of throughput, p50, p99, CPU µs
+# per write and log syncs per write over all nodes (`INFO raft` `raft_log_syncs`), and each
+# run's throughput). Only one cluster takes load at a time; the
 # others idle (heartbeats). Processes are stopped by PID on exit. Ports: BENCH_PORT_BASE
 # (default 25200) + 10*b + 1..3 (raft) and + 500 (redis).
 set -euo pipefail
@@ -23,10 +26,12 @@ cd "$(dirname "$0")/.."
 . benches/lib.sh
 
 BINS=()
+declare -A FAILPOINTS
 REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) BINS+=("$2"); shift ;;
+        --failpoints) FAILPOINTS[${2%%=*}]=${2#*=}; shift ;;
         --reps) REPS=$2; shift ;;
         --duration) DUR=$2; shift ;;
         --warmup) WARM=$2; shift ;;
@@ -34,7 +39,7 @@ while [ $# -gt 0 ]; do
         --workload) WL=$2; shift ;;
         --mode) MODE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--bin LABEL=PATH]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -69,7 +74,8 @@ for spec in "${BINS[@]}"; do
         done
     } >"$WORK/$label.toml"
     for i in 1 2 3; do
-        pid_start "$label-$i" "$path" --config "$WORK/$label.toml" --node "$i" --log warn
+        pid_start "$label-$i" env REDRAFT_FAILPOINTS="${FAILPOINTS[$label]:-}" \
+            "$path" --config "$WORK/$label.toml" --node "$i" --log warn
     done
     EPS[$label]="127.0.0.1:$((redis + 1)),127.0.0.1:$((redis + 2)),127.0.0.1:$((redis + 3))"
     SPIDS[$label]=$(cat "$WORK/pids/$label-1.pid"),$(cat "$WORK/pids/$label-2.pid"),$(cat "$WORK/pids/$label-3.pid")
@@ -105,10 +111,13 @@ done
     echo
     echo "- $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes, $DUR after $WARM of warm-up; $REPS repetitions interleaved"
-    for spec in "${BINS[@]}"; do echo "- binary ${spec%%=*}: ${spec#*=}"; done
+    for spec in "${BINS[@]}"; do
+        l=${spec%%=*}
+        echo "- binary $l: ${spec#*=}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}"
+    done
     echo
-    echo "| binary | clients | ops/s (median) | p50 ms | p99 ms | CPU µs/op | ops/s, each run |"
-    echo "|---|---:|---:|---:|---:|---:|---|"
+    echo "| binary | clients | ops/s (median) | p50 ms | p99 ms | CPU µs/op | log syncs/op | ops/s, each run |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|"
     for c in $CONCS; do
         for label in "${LABELS[@]}"; do
             sel() { jq -r --arg l "$label" --argjson c "$c" \
@@ -117,8 +126,13 @@ done
             p99=$(sel .latency_ms.p99 | median)
             cpu=$(sel '.server_cpu.us_per_op // empty' | median)
             [ "$cpu" = - ] || cpu=$(printf '%.0f' "$cpu")
+            # Every node's log syncs over the measured time, per operation (empty on builds
+            # without raft_log_syncs).
+            syncs=$(sel 'if (.log_flush.nodes // []) != [] and all(.log_flush.nodes[]; .syncs != null) and .ops > 0
+                then ([.log_flush.nodes[].syncs] | add) / .ops else empty end' | median)
+            [ "$syncs" = - ] || syncs=$(printf '%.2f' "$syncs")
             each=$(sel .throughput | awk '{ printf "%.0f\n", $1 }' | paste -sd' ' | sed 's/ /, /g')
-            printf '| %s | %s | %.0f | %s | %s | %s | %s |\n' "$label" "$c" "$tp" "$p50" "$p99" "$cpu" "$each"
+            printf '| %s | %s | %.0f | %s | %s | %s | %s | %s |\n' "$label" "$c" "$tp" "$p50" "$p99" "$cpu" "$syncs" "$each"
         done
     done
 } >"$OUT/summary.md"

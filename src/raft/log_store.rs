@@ -44,6 +44,8 @@ const SLED_FILES: &[&str] = &["db", "conf", "blobs"];
 #[derive(Clone)]
 pub struct LogStore {
     wal: Arc<Wal>,
+    /// `save_committed` waits for the sync (always, but for failpoint `committed_sync_off`).
+    committed_sync: bool,
 }
 
 impl LogStore {
@@ -57,8 +59,12 @@ impl LogStore {
     pub fn open_with(dir: &Path, opts: WalOptions) -> io::Result<Self> {
         refuse_sled(dir)?;
         let disk = RealDisk::open(&dir.join("wal"))?;
+        let committed_sync = opts.committed_sync;
         let wal = Wal::open(Arc::new(disk), opts, Arc::new(FlushStats::default()))?;
-        Ok(Self { wal: Arc::new(wal) })
+        Ok(Self {
+            wal: Arc::new(wal),
+            committed_sync,
+        })
     }
 
     /// The group-commit counters.
@@ -141,8 +147,10 @@ fn refuse_sled(dir: &Path) -> io::Result<()> {
 
 /// Test-only failpoints in `REDRAFT_FAILPOINTS` (comma-separated), read at open:
 /// `log_flush_fail_after=N` (every group-commit sync after the first N fails, as a dying disk
-/// would) and `log_sync_off` (no fsync/fdatasync of the log at all: only to show that the
-/// power-loss tests have teeth; a loud warning is logged).
+/// would), `log_sync_off` (no fsync/fdatasync of the log at all: only to show that the
+/// power-loss tests have teeth; a loud warning is logged) and `committed_sync_off`
+/// (`save_committed` does not wait for a sync: only to measure what DESIGN §2's committed-index
+/// fsync costs, `benches/committed_sync.sh`; a loud warning is logged).
 fn options_from_env() -> WalOptions {
     let mut opts = WalOptions::default();
     if let Ok(spec) = std::env::var("REDRAFT_FAILPOINTS") {
@@ -154,6 +162,12 @@ fn options_from_env() -> WalOptions {
                 }
             } else if kv == "log_sync_off" {
                 opts.sync = false;
+            } else if kv == "committed_sync_off" {
+                tracing::warn!(
+                    "FAILPOINT committed_sync_off ARMED: the committed index is not fsynced \
+                     before save_committed returns (breaks DESIGN §2). For benchmarks only."
+                );
+                opts.committed_sync = false;
             }
         }
     }
@@ -200,6 +214,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // record gets no sync of its own but waits for the next group commit, which it shares
         // with the appends and votes queued around it (CommittedRidesNextSync, `wal/mod.rs`).
         self.wal.save_committed(committed)?;
+        if !self.committed_sync {
+            // Failpoint committed_sync_off: the record rides whichever sync comes next.
+            return Ok(());
+        }
         let (done, rx) = Self::waiter();
         self.wal.sync(done)?;
         Self::wait(rx).await

@@ -20,6 +20,9 @@ pub struct RaftCounters {
     /// Proposal batching (`raft_proposal_entries`, `raft_proposal_requests`): absent on builds
     /// before it.
     pub proposals: Option<(u64, u64)>,
+    /// Every sync of the log, committed-index-only ones included (`raft_log_syncs`): absent on
+    /// builds before it.
+    pub syncs: Option<u64>,
 }
 
 /// The `INFO` field names read (see redraft's `src/commands/server/info.rs`, section `# Raft`).
@@ -28,6 +31,7 @@ const ENTRIES: &str = "raft_log_entries_flushed";
 const STATE: &str = "raft_state";
 const PROPOSAL_ENTRIES: &str = "raft_proposal_entries";
 const PROPOSAL_REQUESTS: &str = "raft_proposal_requests";
+const SYNCS: &str = "raft_log_syncs";
 
 /// Parses the group-commit counters out of an `INFO raft` reply; `None` unless both counters
 /// are there and are numbers.
@@ -45,6 +49,7 @@ pub fn parse_info(text: &str) -> Option<RaftCounters> {
         proposals: field(PROPOSAL_ENTRIES)
             .and_then(|e| e.parse().ok())
             .zip(field(PROPOSAL_REQUESTS).and_then(|r| r.parse().ok())),
+        syncs: field(SYNCS).and_then(|v| v.parse().ok()),
     })
 }
 
@@ -92,6 +97,10 @@ pub fn delta(
                         (Some((be, br)), Some((ae, ar))) if ae >= be && ar >= br => {
                             Some((ae - be, ar - br))
                         }
+                        _ => None,
+                    },
+                    syncs: match (b.syncs, a.syncs) {
+                        (Some(b), Some(a)) if a >= b => Some(a - b),
                         _ => None,
                     },
                 })
@@ -178,8 +187,11 @@ mod tests {
                 flushes: 120,
                 entries: 1800,
                 proposals: None,
+                syncs: None,
             })
         );
+        let synced = format!("{INFO}raft_log_syncs:230\r\n");
+        assert_eq!(parse_info(&synced).unwrap().syncs, Some(230));
         let batched = format!("{INFO}raft_proposal_entries:40\r\nraft_proposal_requests:600\r\n");
         assert_eq!(parse_info(&batched).unwrap().proposals, Some((40, 600)));
         let follower = INFO.replace("Leader", "Follower");
@@ -206,6 +218,7 @@ mod tests {
                 flushes,
                 entries,
                 proposals: Some((flushes, entries * 2)),
+                syncs: Some(flushes * 2),
             })
         };
         let before = vec![c(true, 10, 100), c(false, 5, 50), c(false, 7, 70)];
@@ -222,6 +235,7 @@ mod tests {
             (20, 400, true)
         );
         assert_eq!(d.leader_entries_per_flush(), Some(20.0));
+        assert_eq!((d.nodes[0].syncs, d.nodes[1].syncs), (Some(20), Some(40)));
         let err = delta(&eps, &[None, None, None], &after).unwrap_err();
         assert!(err.contains("a:1, b:2, c:3"), "{err}");
     }

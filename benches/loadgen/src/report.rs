@@ -940,6 +940,7 @@ mod tests {
                     flushes: 100,
                     entries: leader_entries,
                     proposals: None,
+                    syncs: None,
                 },
                 NodeFlush {
                     endpoint: "b:2".into(),
@@ -947,6 +948,7 @@ mod tests {
                     flushes: 100,
                     entries: 500,
                     proposals: None,
+                    syncs: None,
                 },
             ],
         };

@@ -111,6 +111,10 @@ pub struct NodeFlush {
     /// (`INFO raft` `raft_proposal_entries`, `raft_proposal_requests`; not on older builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposals: Option<(u64, u64)>,
+    /// Every sync of the log during the run, committed-index-only ones included (`INFO raft`
+    /// `raft_log_syncs`; not on older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syncs: Option<u64>,
 }
 
 /// Group commit under load: how many log entries each fsync covered, per node.
@@ -286,6 +290,7 @@ mod tests {
             flushes,
             entries,
             proposals: Some((flushes, entries * 4)),
+            syncs: None,
         };
         let f = LogFlush {
             nodes: vec![
@@ -347,6 +352,7 @@ mod tests {
                     flushes: 3,
                     entries: 40,
                     proposals: None,
+                    syncs: None,
                 }],
             }),
             forced_snapshots: Some(ForcedSnapshots {

@@ -117,6 +117,10 @@ pub struct WalOptions {
     pub sync: bool,
     /// Failpoint `log_flush_fail_after=N`: every group-commit sync after the first N fails.
     pub fail_sync_after: Option<u64>,
+    /// `false`: `LogStore::save_committed` returns once its record is written, without waiting
+    /// for the sync (failpoint `committed_sync_off`: breaks DESIGN §2's "committed fsynced
+    /// before returning"; only for measuring what that fsync costs, `benches/committed_sync.sh`).
+    pub committed_sync: bool,
 }
 
 impl Default for WalOptions {
@@ -125,6 +129,7 @@ impl Default for WalOptions {
             segment_bytes: 8 << 20,
             sync: true,
             fail_sync_after: None,
+            committed_sync: true,
         }
     }
 }
