@@ -4,7 +4,8 @@
 # part of redraft it was taken in, plus the context switches per operation.
 #
 # Usage: benches/profile.sh [--workload set|get|mixed] [--mode lease] [--concurrency 64]
-#                           [--endpoints all|leader] [--seconds 4] [--freq 499] [--out DIR]
+#                           [--pipeline 1] [--endpoints all|leader] [--seconds 4] [--freq 499]
+#                           [--out DIR]
 #
 # Starts a cluster on 127.0.0.1 (BENCH_PORT_BASE, default 26000, + 1..3 raft, + 101..103
 # redis), runs the workload (256 B values over 1,000 keys; clients round-robin over the three
@@ -29,24 +30,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
 
-WL=set MODE="" CONC=64 EPS=all SECS=4 FREQ=499 OUT=""
+WL=set MODE="" CONC=64 PIPE=1 EPS=all SECS=4 FREQ=499 OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
         --workload) WL=$2; shift ;;
         --mode) MODE=$2; shift ;;
         --concurrency) CONC=$2; shift ;;
+        --pipeline) PIPE=$2; shift ;;
         --endpoints) EPS=$2; shift ;;
         --seconds) SECS=$2; shift ;;
         --freq) FREQ=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--endpoints all|leader] [--seconds S] [--freq HZ] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--endpoints all|leader] [--seconds S] [--freq HZ] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
 need_tools redis-cli perf jq
 bench_init redraft-loadgen
 LG=$PWD/target/release/redraft-loadgen
-OUT=${OUT:-benches/results/$(date +%Y-%m-%d-%H%M)-profile-$WL-c$CONC}
+suffix=""
+[ "$PIPE" = 1 ] || suffix=-p$PIPE
+OUT=${OUT:-benches/results/$(date +%Y-%m-%d-%H%M)-profile-$WL-c$CONC$suffix}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 BASE=${BENCH_PORT_BASE:-26000}
@@ -76,7 +80,7 @@ switches() {
 dur=$((SECS + 4))
 switches >"$WORK/cs-before"
 "$LG" run --system redraft --endpoints "$endpoints" --workload "$WL" --mode "$MODE" \
-    --value-size 256 --concurrency "$CONC" --duration "${dur}s" --warmup 1s \
+    --value-size 256 --concurrency "$CONC" --pipeline "$PIPE" --duration "${dur}s" --warmup 1s \
     --server-pids "$(IFS=,; echo "${NODE_PIDS[*]}")" >"$OUT/run.json" 2>"$WORK/loadgen.log" &
 lg=$!
 sleep 3
@@ -96,7 +100,7 @@ switches >"$WORK/cs-after"
 # The switches were counted over the warm-up too: operations at the measured rate over both.
 ops=$(jq ".throughput * ($dur + 1)" "$OUT/run.json")
 {
-    echo "# Context switches per operation: $WL${MODE:+ ($MODE)}, $CONC clients ($EPS)"
+    echo "# Context switches per operation: $WL${MODE:+ ($MODE)}, $CONC clients${suffix:+, pipeline $PIPE} ($EPS)"
     echo
     echo "$(jq -c '{throughput, p50: .latency_ms.p50, p99: .latency_ms.p99, cpu_us_per_op: .server_cpu.us_per_op}' "$OUT/run.json")"
     echo
@@ -137,7 +141,7 @@ classify() {
 }
 
 {
-    echo "# Server samples per part: $WL${MODE:+ ($MODE)}, $CONC clients ($EPS), ${SECS} s at $FREQ Hz"
+    echo "# Server samples per part: $WL${MODE:+ ($MODE)}, $CONC clients${suffix:+, pipeline $PIPE} ($EPS), ${SECS} s at $FREQ Hz"
     i=0
     for p in "${NODE_PIDS[@]}"; do
         i=$((i + 1))
