@@ -10,7 +10,9 @@
 #   -c  writing connections, spread over the three nodes (default 64)
 #   -s  RAFT.SNAPSHOT on the leader this often during the load, so snapshot writes compete
 #       with the log's fsyncs as in production (default 10s; 0: none)
-# Prints the terms and leaders before and after, the write rate, and "false elections: N".
+# Prints the terms and leaders before and after, the write rate, each node's history
+# (revision, compact revision) and RSS after the load, and "false elections: N"; on a term
+# change it keeps the nodes' logs (ELECTIONS_LOGS, default benches/results/<date>-elections-logs).
 # Exits 1 if N > 0. Not run in CI (minutes of full load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +54,20 @@ SNAPARGS=()
 T1=$(terms)
 L1=$(leaders)
 echo "after:  terms $T1| leaders $L1"
+# What the load left behind on each node: history kept (revisions above the compact revision)
+# and resident memory.
+for i in "${!CLUSTER_PORTS[@]}"; do
+    p=${CLUSTER_PORTS[$i]}
+    rss=$(awk '/^VmRSS/ { print int($2 / 1024) " MiB" }' "/proc/${PIDS[$i]}/status" 2>/dev/null || echo "?")
+    echo "node $((i + 1)): revision $(field "$p" revision), compact_revision $(field "$p" compact_revision), RSS $rss"
+done
+# On a false election, keep the nodes' logs (warn level: elections and slow syncs).
+if [ "$(echo "$T1" | tr ' ' '\n' | sort -n | tail -1)" != "$(echo "$T0" | tr ' ' '\n' | sort -n | tail -1)" ]; then
+    keep=${ELECTIONS_LOGS:-benches/results/$(date +%Y-%m-%d-%H%M)-elections-logs}
+    mkdir -p "$keep"
+    cp "$WORK"/node*.log "$keep"/
+    echo "term changed: the nodes' logs are in $keep"
+fi
 python3 - "$WORK/result.jsonl" "$T0" "$T1" <<'PY'
 import json, sys
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])

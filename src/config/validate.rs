@@ -325,13 +325,35 @@ impl ClusterConfig {
                 "must be at least 1; set `auto_compaction = false` to keep all history",
             ));
         }
+        if self.store.history_max_revisions == Some(0) {
+            return Err(invalid(
+                "store.history_max_revisions",
+                "must be at least 1; set `auto_compaction = false` to keep all history",
+            ));
+        }
+        if let (Some(max), Some(keep)) = (
+            self.store.history_max_revisions,
+            self.store.history_revisions,
+        ) {
+            if max < keep {
+                return Err(invalid(
+                    "store.history_max_revisions",
+                    format!(
+                        "is {max}, below history_revisions ({keep}): the cap would drop \
+                         revisions that rule keeps"
+                    ),
+                ));
+            }
+        }
         if self.store.auto_compaction == Some(false)
-            && (self.store.history_revisions.is_some() || self.store.history_minutes.is_some())
+            && (self.store.history_revisions.is_some()
+                || self.store.history_minutes.is_some()
+                || self.store.history_max_revisions.is_some())
         {
             return Err(invalid(
                 "store.auto_compaction",
-                "is false, but history_revisions or history_minutes asks for compaction; \
-                 remove one or the other",
+                "is false, but history_revisions, history_minutes or history_max_revisions asks \
+                 for compaction; remove one or the other",
             ));
         }
         Ok(())

@@ -12,6 +12,8 @@
 //!   had applied then was written then or earlier). A node that has not been up T minutes has
 //!   no such sample and compacts nothing by time: a new leader errs on keeping more.
 //! - Both: a revision is kept while either rule wants it (the smaller target).
+//! - `history_max_revisions = M` (HistoryCapped, on by default): whatever the rules above want,
+//!   never more than the last M revisions: the target is at least `revision - M + 1`.
 //!
 //! A target at or below the compact revision proposes nothing.
 
@@ -48,10 +50,18 @@ pub fn target(
             .last()
             .map_or(0, |(_, r)| *r)
     });
-    match (by_count, by_time) {
+    let by_rules = match (by_count, by_time) {
         (None, None) => None,
         (Some(a), None) | (None, Some(a)) => Some(a),
         (Some(a), Some(b)) => Some(a.min(b)),
+    };
+    // HistoryCapped: the cap raises the target, never lowers it.
+    let by_cap = policy
+        .history_max_revisions
+        .map(|m| revision.saturating_sub(m).saturating_add(1));
+    match (by_rules, by_cap) {
+        (Some(a), Some(c)) => Some(a.max(c)),
+        (a, c) => a.or(c),
     }
     .filter(|t| *t > 1)
 }
@@ -63,7 +73,10 @@ pub fn spawn_compaction(
     policy: StoreSection,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if policy.history_revisions.is_none() && policy.history_minutes.is_none() {
+    if policy.history_revisions.is_none()
+        && policy.history_minutes.is_none()
+        && policy.history_max_revisions.is_none()
+    {
         return None;
     }
     Some(tokio::spawn(async move {
@@ -116,6 +129,7 @@ mod tests {
             history_revisions: n,
             history_minutes: m,
             auto_compaction: None,
+            history_max_revisions: None,
         };
         let samples: VecDeque<(i64, u64)> = [(0, 10), (60_000, 20), (120_000, 30)].into();
         let now = 150_000;
@@ -174,5 +188,34 @@ mod tests {
         for c in cases {
             assert_eq!(target(&policy(c.n, c.m), c.revision, &samples, now), c.want);
         }
+    }
+
+    /// HistoryCapped: under a high write rate the time rule keeps everything for its whole
+    /// window (and a leader up less than the window compacts nothing by time); the cap still
+    /// bounds the history, and it never makes a target lower.
+    #[test]
+    fn the_cap_bounds_every_rule() {
+        let policy = |n, m, cap| StoreSection {
+            history_revisions: n,
+            history_minutes: m,
+            auto_compaction: None,
+            history_max_revisions: cap,
+        };
+        let samples: VecDeque<(i64, u64)> = [(0, 10), (60_000, 20), (120_000, 30)].into();
+        let now = 150_000;
+        let t = |p: StoreSection, revision| target(&p, revision, &samples, now);
+        // The default shape: an hour (no sample that old) and 10 revisions; the cap of 15
+        // keeps only the last 15 of 1,000.
+        assert_eq!(t(policy(Some(10), Some(60), Some(15)), 1_000), Some(986));
+        // Without the cap: nothing (the time rule wants everything).
+        assert_eq!(t(policy(Some(10), Some(60), None), 1_000), None);
+        // The cap alone.
+        assert_eq!(t(policy(None, None, Some(100)), 1_000), Some(901));
+        // Below the cap the rules decide: keep the last minute (from revision 20).
+        assert_eq!(t(policy(None, Some(1), Some(100)), 40), Some(20));
+        // A cap lower than what a rule already drops changes nothing.
+        assert_eq!(t(policy(Some(5), None, Some(30)), 40), Some(36));
+        // Fewer revisions than the cap: nothing to drop.
+        assert_eq!(t(policy(None, None, Some(100)), 40), None);
     }
 }

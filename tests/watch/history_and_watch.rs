@@ -339,6 +339,34 @@ fn automatic_compaction_keeps_the_last_revisions() {
         .contains("COMPACTED"));
 }
 
+/// HistoryCapped: a time rule keeps everything for its whole window (a node up less than
+/// the window compacts nothing by time), which under load is unbounded in size; the cap
+/// still compacts. Before the cap, this node kept all 20 revisions for an hour.
+#[test]
+fn the_history_cap_compacts_inside_the_time_window() {
+    let node = Single::start_with("[store]\nhistory_minutes = 60\nhistory_max_revisions = 5\n");
+    let mut c = node.must_connect();
+    for i in 0..20 {
+        must(&mut c, &["SET", "k", &i.to_string()]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (rev, compact) = revision(&mut c);
+        if compact == rev - 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "compact revision {compact}, revision {rev}: the cap of 5 revisions did not compact"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        must(&mut c, &["GETAT", "k", "16"]),
+        Value::BulkString(b"15".to_vec())
+    );
+}
+
 #[test]
 fn watch_stream_guarantees_on_one_node() {
     let node = Single::start();

@@ -184,6 +184,21 @@ fn refuses_zero_history() {
         "store.auto_compaction",
         "remove one or the other",
     );
+    must_be_invalid(
+        &store("history_max_revisions = 0"),
+        "store.history_max_revisions",
+        "at least 1",
+    );
+    must_be_invalid(
+        &store("history_revisions = 500\nhistory_max_revisions = 100"),
+        "store.history_max_revisions",
+        "below history_revisions (500)",
+    );
+    must_be_invalid(
+        &store("auto_compaction = false\nhistory_max_revisions = 5"),
+        "store.auto_compaction",
+        "remove one or the other",
+    );
 }
 
 /// BoundedByDefault: no `[store]` section means the last hour and at least the last
@@ -200,16 +215,49 @@ fn history_is_bounded_by_default() {
         (10_000, 60)
     );
 
+    // HistoryCapped: every policy with compaction on has a cap, by default a million.
+    assert_eq!(
+        default.history_max_revisions,
+        Some(DEFAULT_HISTORY_MAX_REVISIONS)
+    );
+    assert_eq!(DEFAULT_HISTORY_MAX_REVISIONS, 1_000_000);
+
     let only_count = store("history_revisions = 500").effective();
     assert_eq!(only_count.history_revisions, Some(500));
     assert_eq!(only_count.history_minutes, None);
+    assert_eq!(only_count.history_max_revisions, Some(1_000_000));
 
     let only_time = store("history_minutes = 5").effective();
     assert_eq!(only_time.history_revisions, None);
     assert_eq!(only_time.history_minutes, Some(5));
+    assert_eq!(only_time.history_max_revisions, Some(1_000_000));
+
+    // A count rule above the default cap raises it; a written cap is kept.
+    let many = store("history_revisions = 5000000").effective();
+    assert_eq!(many.history_max_revisions, Some(5_000_000));
+    let capped = store("history_minutes = 1440\nhistory_max_revisions = 200000").effective();
+    assert_eq!(
+        (capped.history_minutes, capped.history_max_revisions),
+        (Some(1440), Some(200_000))
+    );
+    // The cap alone keeps the default rules under it.
+    let cap_only = store("history_max_revisions = 50000").effective();
+    assert_eq!(
+        (
+            cap_only.history_revisions,
+            cap_only.history_minutes,
+            cap_only.history_max_revisions
+        ),
+        (
+            Some(DEFAULT_HISTORY_REVISIONS),
+            Some(DEFAULT_HISTORY_MINUTES),
+            Some(50_000)
+        )
+    );
 
     let off = store("auto_compaction = false").effective();
     assert_eq!((off.history_revisions, off.history_minutes), (None, None));
+    assert_eq!(off.history_max_revisions, None);
 }
 
 #[test]
