@@ -112,8 +112,8 @@ done
     echo "- $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes, $DUR after $WARM of warm-up; $REPS repetitions interleaved"
     for spec in "${BINS[@]}"; do
-        l=${spec%%=*}
-        echo "- binary $l: ${spec#*=}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}"
+        l=${spec%%=*} bin=${spec#*=}
+        echo "- binary $l: ${bin#"$PWD"/}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}"
     done
     echo
     echo "| binary | clients | ops/s (median) | p50 ms | p99 ms | CPU µs/op | log syncs/op | ops/s, each run |"

@@ -111,7 +111,7 @@ done
     echo
     echo "- $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- $KEYS keys of 256 B preloaded; SET at concurrency 64 for $DUR after $WARM, $REPS repetitions interleaved; RAFT.SNAPSHOT every $EVERY on the leader in the snap runs"
-    for spec in "${BINS[@]}"; do echo "- binary ${spec%%=*}: ${spec#*=}"; done
+    for spec in "${BINS[@]}"; do bin=${spec#*=}; echo "- binary ${spec%%=*}: ${bin#"$PWD"/}"; done
     for label in "${LABELS[@]}"; do
         "$LG" table "$OUT/$label/results.jsonl" >"$OUT/$label/table.md"
         echo

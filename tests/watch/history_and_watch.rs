@@ -308,6 +308,23 @@ fn history_commands_and_compaction() {
     }
 }
 
+/// Waits (up to 20 s) until automatic compaction keeps only the last five revisions; `rule`
+/// names what should have compacted, for the failure message.
+fn wait_keeps_last_five(c: &mut redis::Connection, rule: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (rev, compact) = revision(c);
+        if compact == rev - 4 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "compact revision {compact}, revision {rev}: {rule} did not compact"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn automatic_compaction_keeps_the_last_revisions() {
     let node = Single::start_with("[store]\nhistory_revisions = 5\n");
@@ -315,18 +332,7 @@ fn automatic_compaction_keeps_the_last_revisions() {
     for i in 0..20 {
         must(&mut c, &["SET", "k", &i.to_string()]);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (rev, compact) = revision(&mut c);
-        if compact == rev - 4 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "compact revision {compact}, revision {rev}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_keeps_last_five(&mut c, "history_revisions = 5");
     assert!(cmd(&mut c, &["GETAT", "k", "15"])
         .unwrap_err()
         .starts_with("COMPACTED"));
@@ -349,18 +355,7 @@ fn the_history_cap_compacts_inside_the_time_window() {
     for i in 0..20 {
         must(&mut c, &["SET", "k", &i.to_string()]);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (rev, compact) = revision(&mut c);
-        if compact == rev - 4 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "compact revision {compact}, revision {rev}: the cap of 5 revisions did not compact"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_keeps_last_five(&mut c, "the cap of 5 revisions");
     assert_eq!(
         must(&mut c, &["GETAT", "k", "16"]),
         Value::BulkString(b"15".to_vec())
