@@ -16,7 +16,8 @@
 //!   writeback of every [`PACE_BYTES`] as it is written and waits for the chunk before, so at
 //!   most two chunks are ever in flight. This is pacing only (RocksDB's `bytes_per_sync`):
 //!   `sync_file_range` makes nothing durable, and the file is still fsynced before anyone
-//!   relies on it.
+//!   relies on it. The Raft log's preallocated segments are zero-filled the same way
+//!   ([`write_zeros_paced`]).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -83,6 +84,29 @@ impl PacedFile {
         self.started = self.pos;
         Ok(())
     }
+}
+
+/// Writes zeros over `from..to` of `file`, [`PACE_BYTES`] at a time, with at most two chunks
+/// of writeback in flight (PacedWrites). The caller syncs the file afterwards.
+pub fn write_zeros_paced(file: &File, from: u64, to: u64) -> io::Result<()> {
+    use libc::{
+        SYNC_FILE_RANGE_WAIT_AFTER as AFTER, SYNC_FILE_RANGE_WAIT_BEFORE as BEFORE,
+        SYNC_FILE_RANGE_WRITE as WRITE,
+    };
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; PACE_BYTES as usize];
+    let (mut off, mut waited) = (from, from);
+    while off < to {
+        let end = (off + PACE_BYTES).min(to);
+        file.write_all_at(&zeros[..(end - off) as usize], off)?;
+        if off > waited {
+            range(file, waited, off, BEFORE | WRITE | AFTER)?;
+            waited = off;
+        }
+        range(file, off, end, WRITE)?;
+        off = end;
+    }
+    Ok(())
 }
 
 /// `sync_file_range(from..to, flags)` on `file`.

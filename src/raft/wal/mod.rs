@@ -7,9 +7,9 @@
 //! it stores and nothing of the keyspace. `log_store.rs` adapts it to openraft's traits.
 //!
 //! This file holds the WAL's state and its API; `record.rs` the record framing, `segment.rs`
-//! the segment files and the spare, `replay.rs` opening (replay, torn tail), `sync.rs` the sync
-//! worker (group commit, purge), `write.rs` the write and sync primitives with fail-stop,
-//! `disk.rs` the file system seam.
+//! the segment files, the spare and the housekeeping thread, `replay.rs` opening (replay, torn
+//! tail), `sync.rs` the sync worker (group commit), `write.rs` the write and sync primitives
+//! with fail-stop, `disk.rs` the file system seam.
 //!
 //! # On-disk layout
 //!
@@ -61,10 +61,10 @@
 //!   holding the first live entry (never the last). After a crash the segments left are a
 //!   contiguous run.
 //! - **PurgeOffTheCore.** `purge` writes the purge point and returns; the sync worker syncs it
-//!   and then deletes the segments (openraft calls `purge` from its core task after every
-//!   snapshot, and waits for it). A purge lost in a crash leaves more log, never a hole:
-//!   openraft only asks that a purge leave no hole, and the snapshot behind it is durable
-//!   first (SnapshotBeforePurge in `state_machine/`).
+//!   and hands the segments to the housekeeping thread, which deletes them (openraft calls
+//!   `purge` from its core task after every snapshot, and waits for it). A purge lost in a
+//!   crash leaves more log, never a hole: openraft only asks that a purge leave no hole, and
+//!   the snapshot behind it is durable first (SnapshotBeforePurge in `state_machine/`).
 //! - **TornTailOnly.** At open, a bad record at the end of the last segment with nothing valid
 //!   after it is a torn write: it is cut off and the cut synced. A bad record anywhere else is
 //!   corruption: open fails naming the file and byte offset. Nothing is dropped silently.
@@ -73,7 +73,13 @@
 //! - **SpareAhead.** The next segment is preallocated before it is needed, so a write into the
 //!   last segment cannot hit ENOSPC. When the spare cannot be made (disk full) the WAL raises
 //!   [`Wal::disk_full`] instead of failing; the write path refuses client writes while it is up,
-//!   and the sync worker retries every second and lowers it once the spare exists.
+//!   and the housekeeping thread retries every second and lowers it once the spare exists.
+//! - **SpareOffTheWritePath.** The spare is made, and purged segments deleted, by a
+//!   housekeeping thread of the WAL's own (`raft-wal-spare`), never under the state lock: a
+//!   roll only takes the spare that is ready (waiting for it only if it is still being made,
+//!   and making one itself only if there is none). Making one writes megabytes of zeros and
+//!   syncs them (WrittenAhead), 5-30 ms under load here; done inside a roll, every append and
+//!   every group commit of the node waited for it, once per segment.
 //! - **WrittenAhead.** On the real disk the spare's zeros are written and synced when it is
 //!   made (`disk.rs`), not only fallocated, so a group commit's `fdatasync` writes data only,
 //!   never the inode of an extent it converted: half the device writes per commit.
@@ -91,7 +97,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use openraft::entry::RaftEntry;
@@ -105,7 +111,7 @@ use crate::metrics::{Histogram, BATCH_BUCKETS, LATENCY_BUCKETS};
 pub const MAGIC: &[u8; 8] = b"RDFTWAL1";
 /// The name of the preallocated next segment.
 const SPARE: &str = "spare.tmp";
-/// How often the sync worker retries making the spare while the disk is full.
+/// How often the housekeeping thread retries making the spare while the disk is full.
 const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
 /// How a WAL behaves; [`WalOptions::default`] is production.
 #[derive(Clone, Debug)]
@@ -200,8 +206,6 @@ struct State {
     write_off: u64,
     /// The last segment's preallocated size: records are written below it.
     cap: u64,
-    /// The preallocated next segment (SpareAhead); `None` while the disk is full.
-    spare: Option<(Arc<dyn DiskFile>, u64)>,
     /// Live entries: `locs[i]` holds index `first + i`.
     locs: VecDeque<Loc>,
     first: u64,
@@ -219,7 +223,6 @@ impl State {
             segments: VecDeque::new(),
             write_off: 0,
             cap: 0,
-            spare: None,
             locs: VecDeque::new(),
             first: 0,
             last_log_id: None,
@@ -242,6 +245,31 @@ struct Shared {
     disk_full: AtomicBool,
     disk_full_reason: Mutex<String>,
     stats: Arc<FlushStats>,
+    /// The housekeeping thread's work (SpareOffTheWritePath). Lock order: `state`, then this.
+    chores: Mutex<Chores>,
+    chores_changed: Condvar,
+}
+
+/// The next segment, preallocated ahead of need (SpareAhead).
+enum Spare {
+    /// None: the housekeeping thread makes one (at once, or after [`DISK_FULL_RETRY`] when the
+    /// last attempt failed).
+    Missing,
+    /// The housekeeping thread is making `spare.tmp`; a roll waits for it.
+    Making,
+    /// `spare.tmp`, preallocated to the given size.
+    Ready(Arc<dyn DiskFile>, u64),
+}
+
+/// What the housekeeping thread has to do (SpareOffTheWritePath).
+struct Chores {
+    spare: Spare,
+    /// When to try making the spare again after a failure (disk full).
+    retry_at: Option<Instant>,
+    /// Purged segments to delete, oldest first (PurgeWholeSegments).
+    dead: Vec<String>,
+    /// The WAL is dropped: the thread ends.
+    stop: bool,
 }
 
 /// The write-ahead log. Dropping the last handle stops its sync worker.
@@ -250,6 +278,18 @@ pub struct Wal {
     /// To the sync worker. Held here, not in `Shared`, so the worker ends when the WAL is
     /// dropped. Unbounded: each job is the callback of a write openraft already bounds.
     tx: Mutex<mpsc::Sender<SyncJob>>,
+    /// The housekeeping thread, joined on drop (it may be writing `spare.tmp`).
+    housekeeper: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.shared.chores.lock().expect("wal chores lock").stop = true;
+        self.shared.chores_changed.notify_all();
+        if let Some(h) = self.housekeeper.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Wal {
@@ -293,6 +333,13 @@ impl Wal {
             disk_full: AtomicBool::new(false),
             disk_full_reason: Mutex::new(String::new()),
             stats,
+            chores: Mutex::new(Chores {
+                spare: Spare::Missing,
+                retry_at: None,
+                dead: Vec::new(),
+                stop: false,
+            }),
+            chores_changed: Condvar::new(),
         });
         for (i, &seq) in seqs.iter().enumerate() {
             let last = i + 1 == seqs.len();
@@ -304,16 +351,22 @@ impl Wal {
             let head = head_bytes(&st)?;
             shared.install_segment(&mut st, 1, file, cap, head)?;
         }
-        shared.refill_spare(&mut st);
+        // The first spare is made here, so an opened log is ready to roll at once.
+        shared.make_spare_now();
         *shared.state.lock().expect("wal state lock") = st;
         let (tx, rx) = mpsc::channel();
         let worker = shared.clone();
         std::thread::Builder::new()
             .name("raft-wal-sync".into())
             .spawn(move || worker.sync_worker(rx))?;
+        let keeper = shared.clone();
+        let housekeeper = std::thread::Builder::new()
+            .name("raft-wal-spare".into())
+            .spawn(move || keeper.housekeeping())?;
         Ok(Wal {
             shared,
             tx: Mutex::new(tx),
+            housekeeper: Some(housekeeper),
         })
     }
 
@@ -441,8 +494,15 @@ impl Wal {
         }
         let shared = self.shared.clone();
         let done: Done = Box::new(move |r| {
-            if r.is_ok() {
-                shared.remove_segments(&dead);
+            if r.is_ok() && !dead.is_empty() {
+                // SpareOffTheWritePath: the sync worker goes on with the next group commit.
+                shared
+                    .chores
+                    .lock()
+                    .expect("wal chores lock")
+                    .dead
+                    .extend(dead);
+                shared.chores_changed.notify_all();
             }
         });
         self.queue(&st, 0, done)

@@ -1,5 +1,6 @@
 //! Segment files: rolling to a new last segment (FullSegmentSynced), the preallocated spare
-//! (SpareAhead) and installing a segment whole before any record is written in it
+//! (SpareAhead) made by the housekeeping thread, which also deletes purged segments
+//! (SpareOffTheWritePath), and installing a segment whole before any record is written in it
 //! (SegmentDurableOnCreate, HeadRepeatsState).
 
 use super::*;
@@ -14,15 +15,25 @@ impl Shared {
             .opts
             .segment_bytes
             .max(padded(head.len() as u64 + need));
-        let (file, cap) = match st.spare.take() {
-            Some((f, cap)) if cap >= want => (f, cap),
+        // SpareOffTheWritePath: the spare the housekeeping thread made, if it is there; the
+        // chores lock is held until `spare.tmp` is renamed, so the thread never makes the next
+        // one under the name of this one.
+        let mut chores = self.chores.lock().expect("wal chores lock");
+        while matches!(chores.spare, Spare::Making) {
+            chores = self.chores_changed.wait(chores).expect("wal chores lock");
+        }
+        let (file, cap) = match std::mem::replace(&mut chores.spare, Spare::Missing) {
+            Spare::Ready(f, cap) if cap >= want => (f, cap),
+            // None yet (the disk was full), or too small for this record: made here.
             _ => self
                 .make_spare(want)
                 .map_err(|e| self.fail("preallocating the next segment", e))?,
         };
         let seq = st.segments.back().map_or(1, |s| s.seq + 1);
         self.install_segment(st, seq, file, cap, head)?;
-        self.refill_spare(st);
+        chores.retry_at = None;
+        drop(chores);
+        self.chores_changed.notify_all();
         Ok(())
     }
 
@@ -43,15 +54,21 @@ impl Shared {
         }
     }
 
-    /// SpareAhead: preallocates the next segment if there is none; a full disk raises the
-    /// disk-full flag instead of failing.
-    pub(super) fn refill_spare(&self, st: &mut State) {
-        if st.spare.is_some() {
-            return;
-        }
-        match self.make_spare(self.opts.segment_bytes) {
-            Ok(s) => {
-                st.spare = Some(s);
+    /// SpareAhead: makes the spare now (at open, where nothing else runs yet) and records the
+    /// outcome as the housekeeping thread does.
+    pub(super) fn make_spare_now(&self) {
+        let made = self.make_spare(self.opts.segment_bytes);
+        let mut chores = self.chores.lock().expect("wal chores lock");
+        self.spare_made(&mut chores, made);
+    }
+
+    /// Records the outcome of making a spare: ready, or the disk-full flag raised (SpareAhead)
+    /// and a retry after [`DISK_FULL_RETRY`].
+    fn spare_made(&self, chores: &mut Chores, made: io::Result<(Arc<dyn DiskFile>, u64)>) {
+        match made {
+            Ok((f, cap)) => {
+                chores.spare = Spare::Ready(f, cap);
+                chores.retry_at = None;
                 if self.disk_full.swap(false, Ordering::AcqRel) {
                     tracing::info!(
                         "raft log: the next segment is preallocated again; disk no longer full"
@@ -59,16 +76,62 @@ impl Shared {
                 }
             }
             Err(e) => {
+                chores.spare = Spare::Missing;
+                chores.retry_at = Some(Instant::now() + DISK_FULL_RETRY);
                 let reason = format!(
                     "cannot preallocate the next raft log segment ({} bytes) in {}: {e}",
                     self.opts.segment_bytes,
                     self.disk.path_of("").display()
                 );
+                *self.disk_full_reason.lock().expect("lock") = reason.clone();
                 if !self.disk_full.swap(true, Ordering::AcqRel) {
                     tracing::error!(error = %reason, "raft log: disk full; client writes are refused until space returns");
                 }
-                *self.disk_full_reason.lock().expect("lock") = reason;
             }
+        }
+    }
+
+    /// The housekeeping thread (SpareOffTheWritePath): deletes purged segments
+    /// (PurgeWholeSegments) and makes the spare whenever there is none (SpareAhead), retrying
+    /// every [`DISK_FULL_RETRY`] while that fails. Ends when the WAL is dropped; after a failure
+    /// (FailStop) it makes no more spares.
+    pub(super) fn housekeeping(self: Arc<Self>) {
+        let mut chores = self.chores.lock().expect("wal chores lock");
+        loop {
+            if chores.stop {
+                return;
+            }
+            if !chores.dead.is_empty() {
+                let dead = std::mem::take(&mut chores.dead);
+                drop(chores);
+                self.remove_segments(&dead);
+                chores = self.chores.lock().expect("wal chores lock");
+                continue;
+            }
+            let wanted =
+                matches!(chores.spare, Spare::Missing) && !self.failed.load(Ordering::Acquire);
+            let wait = match chores.retry_at {
+                Some(at) if wanted => at.checked_duration_since(Instant::now()),
+                _ => None,
+            };
+            if wanted && wait.is_none() {
+                chores.spare = Spare::Making;
+                drop(chores);
+                let made = self.make_spare(self.opts.segment_bytes);
+                chores = self.chores.lock().expect("wal chores lock");
+                self.spare_made(&mut chores, made);
+                self.chores_changed.notify_all();
+                continue;
+            }
+            chores = match wait {
+                Some(d) => {
+                    self.chores_changed
+                        .wait_timeout(chores, d)
+                        .expect("wal chores lock")
+                        .0
+                }
+                None => self.chores_changed.wait(chores).expect("wal chores lock"),
+            };
         }
     }
 

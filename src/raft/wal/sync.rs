@@ -1,29 +1,18 @@
-//! The WAL's sync worker: group commit (DurableBeforeAck) and, after a sync, the deletion of
-//! purged segments (PurgeWholeSegments, PurgeOffTheCore) and the retry of the spare segment
-//! while the disk is full (SpareAhead).
+//! The WAL's sync worker: group commit (DurableBeforeAck); after the sync that makes a purge
+//! point durable, it hands the purged segments to the housekeeping thread (PurgeOffTheCore).
 
 use super::*;
 
 impl Shared {
     /// The sync worker: takes every queued job, syncs the last segment once, completes the
-    /// jobs in order (DurableBeforeAck, group commit). While the disk is full it retries the
-    /// spare every [`DISK_FULL_RETRY`].
+    /// jobs in order (DurableBeforeAck, group commit).
     pub(super) fn sync_worker(self: Arc<Self>, rx: mpsc::Receiver<SyncJob>) {
         let mut batch: Vec<SyncJob> = Vec::new();
         let mut syncs = 0u64;
         loop {
-            match rx.recv_timeout(DISK_FULL_RETRY) {
+            match rx.recv() {
                 Ok(job) => batch.push(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.disk_full.load(Ordering::Acquire)
-                        && !self.failed.load(Ordering::Acquire)
-                    {
-                        let mut st = self.state.lock().expect("wal state lock");
-                        self.refill_spare(&mut st);
-                    }
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvError) => return,
             }
             while let Ok(job) = rx.try_recv() {
                 batch.push(job);

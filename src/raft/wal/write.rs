@@ -71,8 +71,9 @@ impl Shared {
     }
 
     /// PurgeWholeSegments: deletes purged segments, oldest first, with a directory sync after
-    /// each, so a crash leaves a contiguous run. Called by the sync worker after the sync
-    /// that made their purge point durable. A failure stops the log (FailStop).
+    /// each, so a crash leaves a contiguous run. Called by the housekeeping thread, which gets
+    /// them from the sync that made their purge point durable. A failure stops the log
+    /// (FailStop).
     pub(super) fn remove_segments(&self, names: &[String]) {
         for name in names {
             let r = self.disk.remove(name).and_then(|()| self.sync_dir());
