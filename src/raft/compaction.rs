@@ -16,6 +16,14 @@
 //!   never more than the last M revisions: the target is at least `revision - M + 1`.
 //!
 //! A target at or below the compact revision proposes nothing.
+//!
+//! - **CompactionInSteps.** A target is reached in steps of at most [`STEP`] revisions (more
+//!   only when the backlog would take over [`MAX_STEPS`] of them), one `Op::Compact` entry per
+//!   step, [`STEP_PAUSE`] apart. Apply drops the revisions of a compaction all at once, on
+//!   every node, and writes wait for it: at 16,000 writes/s one compaction a second dropped
+//!   16,000 revisions, a 40 ms stall of every write once a second (write p99.9 45-56 ms at 64
+//!   clients, and the p99 up and down with it). etcd compacts in batches of 1,000 keys with a
+//!   pause between them for the same reason.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -29,6 +37,33 @@ use crate::store::{Op, Request};
 
 /// How often the policy is checked and a sample taken.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Revisions one compaction step drops, at most (CompactionInSteps), unless the backlog needs
+/// bigger ones.
+pub const STEP: u64 = 1_000;
+
+/// A backlog is cleared in at most this many steps.
+pub const MAX_STEPS: u64 = 32;
+
+/// The pause between two steps, so that client writes go on between them.
+pub const STEP_PAUSE: Duration = Duration::from_millis(10);
+
+/// The compact revisions of the steps from `compact_revision` to `target` (CompactionInSteps):
+/// increasing, the last one `target`; empty when `target` drops nothing new.
+pub fn steps(compact_revision: u64, target: u64) -> Vec<u64> {
+    if target <= compact_revision {
+        return Vec::new();
+    }
+    let backlog = target - compact_revision;
+    let step = STEP.max(backlog.div_ceil(MAX_STEPS));
+    let mut out = Vec::with_capacity(backlog.div_ceil(step) as usize);
+    let mut at = compact_revision;
+    while at < target {
+        at = at.saturating_add(step).min(target);
+        out.push(at);
+    }
+    out
+}
 
 /// The compaction target of the policy, or `None`: `revision` is the current revision,
 /// `samples` (time ms, revision) oldest first, `now_ms` the proposer's clock.
@@ -103,17 +138,30 @@ pub fn spawn_compaction(
             let Some(target) = target(&policy, revision, &samples, now_ms) else {
                 continue;
             };
-            if target <= compact_revision {
-                continue;
-            }
-            let req = Request {
-                client: None,
-                op: Op::Compact { revision: target },
-                at_ms: 0,
-            };
-            match node.write(req).await {
-                Ok(response) => tracing::debug!(target, ?response, "automatic compaction"),
-                Err(e) => tracing::debug!(error = %e, "automatic compaction failed; retrying"),
+            let plan = steps(compact_revision, target);
+            let last = plan.len();
+            for (i, revision) in plan.into_iter().enumerate() {
+                let req = Request {
+                    client: None,
+                    op: Op::Compact { revision },
+                    at_ms: 0,
+                };
+                match node.write(req).await {
+                    Ok(response) => {
+                        tracing::debug!(revision, target, ?response, "automatic compaction")
+                    }
+                    Err(e) => {
+                        // The next sample starts again from the compact revision then.
+                        tracing::debug!(error = %e, "automatic compaction failed; retrying");
+                        break;
+                    }
+                }
+                if i + 1 < last {
+                    tokio::select! {
+                        _ = tokio::time::sleep(STEP_PAUSE) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
             }
         }
     }))
@@ -217,5 +265,34 @@ mod tests {
         assert_eq!(t(policy(Some(5), None, Some(30)), 40), Some(36));
         // Fewer revisions than the cap: nothing to drop.
         assert_eq!(t(policy(None, None, Some(100)), 40), None);
+    }
+
+    /// CompactionInSteps: a second of writes at 16,000/s is dropped 1,000 revisions at a time,
+    /// not at once; a huge backlog in at most MAX_STEPS bigger steps; the last step is the
+    /// target and nothing is proposed when there is nothing new to drop.
+    #[test]
+    fn compaction_goes_in_bounded_steps() {
+        let plan = steps(100_000, 116_000);
+        assert_eq!(plan.len(), 16);
+        assert_eq!(plan[0], 101_000);
+        assert_eq!(*plan.last().unwrap(), 116_000);
+        assert!(plan.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] <= STEP));
+
+        assert_eq!(steps(10, 2_510), vec![1_010, 2_010, 2_510]);
+        assert_eq!(steps(10, 11), vec![11]);
+
+        let plan = steps(1, 10_000_001);
+        assert_eq!(plan.len() as u64, MAX_STEPS);
+        assert_eq!(*plan.last().unwrap(), 10_000_001);
+        let widest = plan
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap()
+            .max(plan[0] - 1);
+        assert_eq!(widest, 10_000_000u64.div_ceil(MAX_STEPS));
+
+        assert!(steps(500, 500).is_empty());
+        assert!(steps(500, 400).is_empty());
     }
 }
