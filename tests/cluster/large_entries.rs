@@ -5,7 +5,7 @@
 //! batch to 64 MiB of entries and answers for the prefix, so a follower that missed many large
 //! writes catches up in several frames instead of being sent one frame larger than a peer
 //! accepts (1 GiB) forever. Here: a follower frozen while 80 values of 1 MiB are acknowledged
-//! (80 MiB of entries) catches up after it resumes — the leader's log shows a cut batch — and
+//! (80 MiB of entries) catches up after it resumes — a leader's log shows a cut batch — and
 //! serves every value.
 
 use crate::common;
@@ -52,8 +52,13 @@ fn a_follower_behind_by_more_than_one_frame_budget_catches_up() {
             "big{i} on the follower"
         );
     }
+    // Whichever node led the catch-up: on a loaded machine the other follower may elect
+    // itself while the leader reads 80 MiB back from its log (seen in a full-suite run), and
+    // then the new leader sends the backlog.
     assert!(
-        c.log_contains(leader, "append entries cut to the frame budget"),
+        c.ids()
+            .into_iter()
+            .any(|id| c.log_contains(id, "append entries cut to the frame budget")),
         "the catch-up did not need a cut batch: the test no longer covers AppendBytesBound"
     );
 }

@@ -104,6 +104,7 @@ use openraft::entry::RaftEntry;
 
 use self::disk::{Disk, DiskFile};
 use self::record::*;
+use self::segment::{head_bytes, Chores, Spare};
 use super::typ::{Entry, LogId, Vote};
 use crate::metrics::{Histogram, BATCH_BUCKETS, LATENCY_BUCKETS};
 
@@ -248,28 +249,6 @@ struct Shared {
     /// The housekeeping thread's work (SpareOffTheWritePath). Lock order: `state`, then this.
     chores: Mutex<Chores>,
     chores_changed: Condvar,
-}
-
-/// The next segment, preallocated ahead of need (SpareAhead).
-enum Spare {
-    /// None: the housekeeping thread makes one (at once, or after [`DISK_FULL_RETRY`] when the
-    /// last attempt failed).
-    Missing,
-    /// The housekeeping thread is making `spare.tmp`; a roll waits for it.
-    Making,
-    /// `spare.tmp`, preallocated to the given size.
-    Ready(Arc<dyn DiskFile>, u64),
-}
-
-/// What the housekeeping thread has to do (SpareOffTheWritePath).
-struct Chores {
-    spare: Spare,
-    /// When to try making the spare again after a failure (disk full).
-    retry_at: Option<Instant>,
-    /// Purged segments to delete, oldest first (PurgeWholeSegments).
-    dead: Vec<String>,
-    /// The WAL is dropped: the thread ends.
-    stop: bool,
 }
 
 /// The write-ahead log. Dropping the last handle stops its sync worker.
@@ -596,23 +575,6 @@ fn read_entry(file: &dyn DiskFile, loc: Loc) -> io::Result<Entry> {
             loc.off
         ))),
     }
-}
-
-/// A new segment's first bytes: the magic, then the state records (HeadRepeatsState).
-fn head_bytes(st: &State) -> io::Result<Vec<u8>> {
-    let mut buf = MAGIC.to_vec();
-    let mut head = Vec::new();
-    if let Some(v) = &st.vote {
-        head.push(Record::Vote(*v));
-    }
-    head.push(Record::Committed(st.committed));
-    if let Some(p) = st.purged {
-        head.push(Record::Purged(p));
-    }
-    for r in &head {
-        frame_into(&mut buf, &encode_record(r)?);
-    }
-    Ok(buf)
 }
 
 fn apply_purge(st: &mut State, log_id: LogId) {

@@ -5,6 +5,28 @@
 
 use super::*;
 
+/// The next segment, preallocated ahead of need (SpareAhead).
+pub(super) enum Spare {
+    /// None: the housekeeping thread makes one (at once, or after [`DISK_FULL_RETRY`] when the
+    /// last attempt failed).
+    Missing,
+    /// The housekeeping thread is making `spare.tmp`; a roll waits for it.
+    Making,
+    /// `spare.tmp`, preallocated to the given size.
+    Ready(Arc<dyn DiskFile>, u64),
+}
+
+/// What the housekeeping thread has to do (SpareOffTheWritePath).
+pub(super) struct Chores {
+    pub(super) spare: Spare,
+    /// When to try making the spare again after a failure (disk full).
+    pub(super) retry_at: Option<Instant>,
+    /// Purged segments to delete, oldest first (PurgeWholeSegments).
+    pub(super) dead: Vec<String>,
+    /// The WAL is dropped: the thread ends.
+    pub(super) stop: bool,
+}
+
 impl Shared {
     /// Makes a new last segment with room for a record of `need` bytes.
     pub(super) fn roll(&self, st: &mut State, need: u64) -> io::Result<()> {
@@ -160,4 +182,21 @@ impl Shared {
         st.cap = cap.max(buf.len() as u64);
         Ok(())
     }
+}
+
+/// A new segment's first bytes: the magic, then the state records (HeadRepeatsState).
+pub(super) fn head_bytes(st: &State) -> io::Result<Vec<u8>> {
+    let mut buf = MAGIC.to_vec();
+    let mut head = Vec::new();
+    if let Some(v) = &st.vote {
+        head.push(Record::Vote(*v));
+    }
+    head.push(Record::Committed(st.committed));
+    if let Some(p) = st.purged {
+        head.push(Record::Purged(p));
+    }
+    for r in &head {
+        frame_into(&mut buf, &encode_record(r)?);
+    }
+    Ok(buf)
 }
