@@ -12,10 +12,17 @@
 //!   before it returns.
 //! - `save_committed` returns once the next group commit has made its record durable (it
 //!   has no sync of its own: CommittedRidesNextSync).
-//! - `purge` returns once its record is written; the sync worker syncs it, then deletes the
-//!   purged segments (PurgeOffTheCore: openraft runs it on its core task after every
-//!   snapshot).
+//! - `purge` returns once its record is written; the sync worker syncs it, then the WAL's
+//!   housekeeping thread deletes the purged segments (PurgeOffTheCore: openraft runs it on its
+//!   core task after every snapshot).
 //! - `get_log_state` reports `last_log_id = max(last entry, last purged)`.
+//! - **ReplicationReadBound.** Replication (`limited_get_log_entries`) reads at most one peer
+//!   frame's worth of entries at a time, never the 300 entries openraft asks for whatever
+//!   their size.
+//! - **ReadsOffTheRuntime.** A read of more than 1 MiB of records runs on tokio's blocking
+//!   pool: a catch-up of large values never holds a runtime worker, and the heartbeats queued
+//!   behind it, for a `pread` and decode of many MiB (a follower elected itself during such a
+//!   catch-up in a loaded full-suite run).
 //!
 //! An earlier redraft kept this log in sled (`raft-log/db`, `conf`, `blobs`); sled never
 //! fsyncs (its flush is `sync_file_range`, sled issue #1452). Such a data dir is refused at
@@ -32,7 +39,8 @@ use openraft::OptionalSend;
 
 use super::typ::{Entry, LogId, Vote};
 use super::wal::disk::RealDisk;
-use super::wal::{Wal, WalOptions};
+use super::wal::{Located, Wal, WalOptions};
+use super::wire::MAX_APPEND_BYTES;
 use super::TypeConfig;
 
 pub use super::wal::FlushStats;
@@ -174,12 +182,44 @@ fn options_from_env() -> WalOptions {
     opts
 }
 
+/// Reads of more record bytes than this run on tokio's blocking pool (ReadsOffTheRuntime).
+const BLOCKING_READ_BYTES: u64 = 1 << 20;
+
+/// Reads `located` (ReadsOffTheRuntime): a large read on the blocking pool, so that a
+/// follower's catch-up of large values never holds a runtime worker (and with it heartbeats)
+/// for the length of a `pread` and decode of many MiB.
+async fn read_located(located: Located) -> io::Result<Vec<Entry>> {
+    if located.bytes() <= BLOCKING_READ_BYTES {
+        return located.read();
+    }
+    tokio::task::spawn_blocking(move || located.read())
+        .await
+        .map_err(io::Error::other)?
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        self.wal.entries(range)
+        read_located(self.wal.locate(range, u64::MAX)).await
+    }
+
+    /// ReplicationReadBound: replication reads at most one frame's worth of entries
+    /// ([`MAX_APPEND_BYTES`]) at a time; openraft asks for up to `max_payload_entries` (300)
+    /// whatever their size, and 300 entries of 1 MiB would be read, decoded and then mostly
+    /// left out of the frame (AppendBytesBound), again for every frame of a catch-up.
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        let located = self.wal.locate(start..end, MAX_APPEND_BYTES as u64);
+        if located.cut() {
+            tracing::info!(
+                start,
+                end,
+                read = located.len(),
+                "log read for replication limited to the frame budget"
+            );
+        }
+        read_located(located).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {

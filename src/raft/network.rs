@@ -35,7 +35,8 @@ use super::handshake::connect_handshake;
 use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Entry, LogId, Snapshot, Vote};
 use super::wire::{
-    read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse, MAX_FRAME,
+    read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse, MAX_APPEND_BYTES,
+    MAX_FRAME,
 };
 use super::{PeerNode, TypeConfig};
 
@@ -384,12 +385,6 @@ impl PeerClient {
         self.rpc::<std::convert::Infallible>(end, option).await
     }
 }
-
-/// The most entry bytes one AppendEntries frame carries (AppendBytesBound): openraft bounds a
-/// batch by count (`max_payload_entries`), not by size, and 300 entries of a few MB each would
-/// exceed the peer frame limit ([`MAX_FRAME`]), which the follower refuses — replication would
-/// retry the same batch forever.
-pub const MAX_APPEND_BYTES: usize = 64 << 20;
 
 /// How many of `entries`, from the first, fit in `budget` encoded bytes; always at least one
 /// (a single entry larger than the budget travels alone; `write.rs` refuses entries that

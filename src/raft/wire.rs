@@ -47,6 +47,13 @@ pub const MAX_FRAME: u32 = 1024 * 1024 * 1024;
 /// is 1 GB, so every command Redis would accept from one client fits, apart from the extreme.
 pub const MAX_ENTRY_BYTES: usize = MAX_FRAME as usize - (1 << 20);
 
+/// The most entry bytes one AppendEntries frame carries (AppendBytesBound): openraft bounds a
+/// batch by count (`max_payload_entries`), not by size, and 300 entries of a few MB each would
+/// exceed the peer frame limit ([`MAX_FRAME`]), which the follower refuses — replication would
+/// retry the same batch forever. Replication reads no more than this at a time either
+/// (ReplicationReadBound, `log_store.rs`).
+pub const MAX_APPEND_BYTES: usize = 64 << 20;
+
 /// Who this node is, for the handshake.
 #[derive(Clone, Debug)]
 pub struct PeerIdentity {

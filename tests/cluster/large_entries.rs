@@ -1,12 +1,12 @@
-//! Replication of large values when a follower has fallen behind (AppendBytesBound,
-//! `src/raft/network.rs`).
+//! Replication of large values when a follower has fallen behind (ReplicationReadBound,
+//! `src/raft/log_store.rs`; AppendBytesBound, `src/raft/network.rs`, behind it).
 //!
-//! openraft batches up to 300 entries per AppendEntries whatever their size; redraft cuts each
-//! batch to 64 MiB of entries and answers for the prefix, so a follower that missed many large
-//! writes catches up in several frames instead of being sent one frame larger than a peer
-//! accepts (1 GiB) forever. Here: a follower frozen while 80 values of 1 MiB are acknowledged
-//! (80 MiB of entries) catches up after it resumes — a leader's log shows a cut batch — and
-//! serves every value.
+//! openraft asks for up to 300 entries per AppendEntries whatever their size; redraft reads at
+//! most 64 MiB of entries for one (and would cut a larger batch to that and answer for the
+//! prefix), so a follower that missed many large writes catches up in several frames instead
+//! of being sent one frame larger than a peer accepts (1 GiB) forever. Here: a follower
+//! frozen while 80 values of 1 MiB are acknowledged (80 MiB of entries) catches up after it
+//! resumes — a leader's log shows a read limited to the frame budget — and serves every value.
 
 use crate::common;
 
@@ -58,7 +58,7 @@ fn a_follower_behind_by_more_than_one_frame_budget_catches_up() {
     assert!(
         c.ids()
             .into_iter()
-            .any(|id| c.log_contains(id, "append entries cut to the frame budget")),
-        "the catch-up did not need a cut batch: the test no longer covers AppendBytesBound"
+            .any(|id| c.log_contains(id, "log read for replication limited to the frame budget")),
+        "the catch-up read the backlog whole: the test no longer covers ReplicationReadBound"
     );
 }

@@ -85,6 +85,7 @@
 //!   never the inode of an extent it converted: half the device writes per commit.
 
 pub mod disk;
+mod read;
 mod record;
 mod replay;
 mod segment;
@@ -103,6 +104,8 @@ use std::time::{Duration, Instant};
 use openraft::entry::RaftEntry;
 
 use self::disk::{Disk, DiskFile};
+use self::read::read_entry;
+pub use self::read::Located;
 use self::record::*;
 use self::segment::{head_bytes, Chores, Spare};
 use super::typ::{Entry, LogId, Vote};
@@ -487,37 +490,6 @@ impl Wal {
         self.queue(&st, 0, done)
     }
 
-    /// The entries whose indexes are in `range` (those that exist).
-    pub fn entries(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
-        let wanted: Vec<(Arc<dyn DiskFile>, Loc)> = {
-            let st = self.shared.state.lock().expect("wal state lock");
-            let end = st.first + st.locs.len() as u64;
-            let lo = match range.start_bound() {
-                Bound::Included(&i) => i,
-                Bound::Excluded(&i) => i.saturating_add(1),
-                Bound::Unbounded => 0,
-            }
-            .max(st.first);
-            let hi = match range.end_bound() {
-                Bound::Included(&i) => i.saturating_add(1),
-                Bound::Excluded(&i) => i,
-                Bound::Unbounded => u64::MAX,
-            }
-            .min(end);
-            (lo..hi.max(lo))
-                .map(|i| {
-                    let loc = st.locs[(i - st.first) as usize];
-                    (segment_of(&st, loc.seq).file.clone(), loc)
-                })
-                .collect()
-        };
-        let mut out = Vec::with_capacity(wanted.len());
-        for (file, loc) in wanted {
-            out.push(read_entry(&*file, loc)?);
-        }
-        Ok(out)
-    }
-
     pub fn vote(&self) -> Option<Vote> {
         self.shared.state.lock().expect("lock").vote
     }
@@ -563,18 +535,6 @@ impl Wal {
 
 fn segment_of(st: &State, seq: u64) -> &Segment {
     &st.segments[(seq - st.segments[0].seq) as usize]
-}
-
-fn read_entry(file: &dyn DiskFile, loc: Loc) -> io::Result<Entry> {
-    let mut buf = vec![0u8; loc.len as usize];
-    file.read_at(loc.off, &mut buf)?;
-    match super::codec::decode::<Record>(&buf)? {
-        Record::Entry(e) => Ok(e),
-        _ => Err(data_error(format!(
-            "raft log index points at a non-entry record (offset {})",
-            loc.off
-        ))),
-    }
 }
 
 fn apply_purge(st: &mut State, log_id: LogId) {

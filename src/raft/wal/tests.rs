@@ -382,3 +382,30 @@ fn vote_and_committed_survive_purging_their_segments() {
     assert_eq!(wal.committed(), Some(log_id(1, 3)));
     assert_eq!(contents(&wal), vec![(40, 1)]);
 }
+
+/// ReplicationReadBound: `locate` takes entries from the first while they fit the budget, and
+/// always the first; `cut` says the budget left some out.
+#[test]
+fn locate_stops_at_the_budget_but_never_before_the_first_entry() {
+    let (_disk, wal) = log_of(10);
+    let all = wal.locate(1..=10, u64::MAX);
+    assert!(!all.cut());
+    assert_eq!(all.len(), 10);
+    let each = all.bytes() / 10;
+    assert_eq!(all.bytes(), each * 10, "equal entries, equal records");
+    let three = wal.locate(1..=10, each * 3 + each / 2);
+    assert!(three.cut());
+    assert_eq!(three.bytes(), each * 3);
+    let got = three.read().unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.log_id().index()).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let one = wal.locate(4..=10, 1);
+    assert!(one.cut());
+    assert_eq!(one.len(), 1, "the first entry even over the budget");
+    assert_eq!(one.read().unwrap()[0].log_id().index(), 4);
+    let rest = wal.locate(8.., each * 100);
+    assert!(!rest.cut());
+    assert_eq!(rest.len(), 3);
+}
