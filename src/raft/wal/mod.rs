@@ -266,7 +266,12 @@ pub struct Wal {
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        self.shared.chores.lock().expect("wal chores lock").stop = true;
+        // A poisoned lock (the thread panicked) must not turn this drop into a second panic.
+        self.shared
+            .chores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop = true;
         self.shared.chores_changed.notify_all();
         if let Some(h) = self.housekeeper.take() {
             let _ = h.join();
