@@ -32,9 +32,7 @@ pub struct PacedFile {
     file: File,
     /// Bytes written so far.
     pos: u64,
-    /// Writeback has been started for `..started` and waited for `..waited`.
-    started: u64,
-    waited: u64,
+    pacer: Pacer,
     chunk: u64,
 }
 
@@ -48,8 +46,7 @@ impl PacedFile {
         Self {
             file,
             pos: 0,
-            started: 0,
-            waited: 0,
+            pacer: Pacer::at(0),
             chunk,
         }
     }
@@ -62,51 +59,56 @@ impl PacedFile {
     /// Bytes whose writeback was started and waited for (tests).
     #[cfg(test)]
     fn settled(&self) -> u64 {
-        self.waited
-    }
-
-    /// Waits for the previous chunk's writeback, then starts this one's.
-    fn pace(&mut self) -> io::Result<()> {
-        use libc::{
-            SYNC_FILE_RANGE_WAIT_AFTER as AFTER, SYNC_FILE_RANGE_WAIT_BEFORE as BEFORE,
-            SYNC_FILE_RANGE_WRITE as WRITE,
-        };
-        if self.started > self.waited {
-            range(
-                &self.file,
-                self.waited,
-                self.started,
-                BEFORE | WRITE | AFTER,
-            )?;
-            self.waited = self.started;
-        }
-        range(&self.file, self.started, self.pos, WRITE)?;
-        self.started = self.pos;
-        Ok(())
+        self.pacer.waited
     }
 }
 
 /// Writes zeros over `from..to` of `file`, [`PACE_BYTES`] at a time, with at most two chunks
 /// of writeback in flight (PacedWrites). The caller syncs the file afterwards.
 pub fn write_zeros_paced(file: &File, from: u64, to: u64) -> io::Result<()> {
-    use libc::{
-        SYNC_FILE_RANGE_WAIT_AFTER as AFTER, SYNC_FILE_RANGE_WAIT_BEFORE as BEFORE,
-        SYNC_FILE_RANGE_WRITE as WRITE,
-    };
     use std::os::unix::fs::FileExt;
     let zeros = vec![0u8; PACE_BYTES as usize];
-    let (mut off, mut waited) = (from, from);
+    let mut pacer = Pacer::at(from);
+    let mut off = from;
     while off < to {
         let end = (off + PACE_BYTES).min(to);
         file.write_all_at(&zeros[..(end - off) as usize], off)?;
-        if off > waited {
-            range(file, waited, off, BEFORE | WRITE | AFTER)?;
-            waited = off;
-        }
-        range(file, off, end, WRITE)?;
+        pacer.pace(file, end)?;
         off = end;
     }
     Ok(())
+}
+
+/// The writeback of a file written front to back (PacedWrites): started for `..started`,
+/// waited for `..waited`.
+struct Pacer {
+    started: u64,
+    waited: u64,
+}
+
+impl Pacer {
+    /// Nothing before `pos` is paced (it was there before).
+    fn at(pos: u64) -> Self {
+        Self {
+            started: pos,
+            waited: pos,
+        }
+    }
+
+    /// Waits for the previous chunk's writeback, then starts the one ending at `pos`.
+    fn pace(&mut self, file: &File, pos: u64) -> io::Result<()> {
+        use libc::{
+            SYNC_FILE_RANGE_WAIT_AFTER as AFTER, SYNC_FILE_RANGE_WAIT_BEFORE as BEFORE,
+            SYNC_FILE_RANGE_WRITE as WRITE,
+        };
+        if self.started > self.waited {
+            range(file, self.waited, self.started, BEFORE | WRITE | AFTER)?;
+            self.waited = self.started;
+        }
+        range(file, self.started, pos, WRITE)?;
+        self.started = pos;
+        Ok(())
+    }
 }
 
 /// `sync_file_range(from..to, flags)` on `file`.
@@ -133,8 +135,8 @@ impl Write for PacedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.pos += n as u64;
-        if self.pos - self.started >= self.chunk {
-            self.pace()?;
+        if self.pos - self.pacer.started >= self.chunk {
+            self.pacer.pace(&self.file, self.pos)?;
         }
         Ok(n)
     }
