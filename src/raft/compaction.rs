@@ -171,15 +171,24 @@ pub fn spawn_compaction(
 mod tests {
     use super::*;
 
-    #[test]
-    fn targets_follow_either_rule() {
-        let policy = |n, m| StoreSection {
+    /// A policy with these rules and cap.
+    fn policy(n: Option<u64>, m: Option<u64>, cap: Option<u64>) -> StoreSection {
+        StoreSection {
             history_revisions: n,
             history_minutes: m,
             auto_compaction: None,
-            history_max_revisions: None,
-        };
-        let samples: VecDeque<(i64, u64)> = [(0, 10), (60_000, 20), (120_000, 30)].into();
+            history_max_revisions: cap,
+        }
+    }
+
+    /// Revisions 10, 20 and 30 sampled at 0, 60 and 120 s.
+    fn samples() -> VecDeque<(i64, u64)> {
+        [(0, 10), (60_000, 20), (120_000, 30)].into()
+    }
+
+    #[test]
+    fn targets_follow_either_rule() {
+        let samples = samples();
         let now = 150_000;
         struct Case {
             n: Option<u64>,
@@ -234,7 +243,10 @@ mod tests {
             },
         ];
         for c in cases {
-            assert_eq!(target(&policy(c.n, c.m), c.revision, &samples, now), c.want);
+            assert_eq!(
+                target(&policy(c.n, c.m, None), c.revision, &samples, now),
+                c.want
+            );
         }
     }
 
@@ -243,13 +255,7 @@ mod tests {
     /// bounds the history, and it never makes a target lower.
     #[test]
     fn the_cap_bounds_every_rule() {
-        let policy = |n, m, cap| StoreSection {
-            history_revisions: n,
-            history_minutes: m,
-            auto_compaction: None,
-            history_max_revisions: cap,
-        };
-        let samples: VecDeque<(i64, u64)> = [(0, 10), (60_000, 20), (120_000, 30)].into();
+        let samples = samples();
         let now = 150_000;
         let t = |p: StoreSection, revision| target(&p, revision, &samples, now);
         // The default shape: an hour (no sample that old) and 10 revisions; the cap of 15
