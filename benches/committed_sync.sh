@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # What the committed-index fsync costs: the same release build twice, side by side, once as
-# shipped and once with the test-only failpoint `committed_sync_off` (`save_committed` returns
-# once its record is written instead of after the sync that makes it durable).
+# shipped and once with the test-only failpoint `committed_sync_off` (apply goes on once the
+# committed record is written instead of after the sync that makes it durable).
 #
 # Usage: benches/committed_sync.sh [--reps N] [--out DIR]
 #
-# DESIGN §2 requires the committed index fsynced before `save_committed` returns, and openraft
-# awaits that call on its core before it applies (`SaveCommittedAndApply`), so on every node
-# the sync sits between a commit and its apply: on the leader before the client's reply, on a
-# follower before a watch event. This measures that price; it does not propose to pay less
-# durability by default (a node that restarts re-applies up to its durable committed index
-# before it serves anything, so it never reads older than it did before the crash).
+# DESIGN §2 wants the committed index durable; redraft makes every node apply an entry only
+# once a sync has covered a committed record at or past it (CommittedDurableBeforeApply,
+# `src/raft/commit_gate.rs`), so on every node the sync sits between a commit and its apply: on
+# the leader before the client's reply, on a follower before a watch event. This measures that
+# price; it does not propose to pay less durability by default (a node that restarts
+# re-applies up to its durable committed index before it serves anything, so it never reads
+# older than it did before the crash).
 #
 # Runs `benches/set_ab.sh` twice (labels `shipped` and `committed-sync-off`, repetitions
 # interleaved): SET of 256 B at 1, 64 and 256 clients, then the watch workload (put on one

@@ -5,7 +5,7 @@
 #
 # Usage: benches/profile.sh [--workload set|get|mixed] [--mode lease] [--concurrency 64]
 #                           [--pipeline 1] [--endpoints all|leader] [--seconds 4] [--freq 499]
-#                           [--out DIR]
+#                           [--out DIR] [--keep-data DIR]
 #
 # Starts a cluster on 127.0.0.1 (BENCH_PORT_BASE, default 26000, + 1..3 raft, + 101..103
 # redis), runs the workload (256 B values over 1,000 keys; clients round-robin over the three
@@ -17,6 +17,9 @@
 #   switches.md     context switches per operation, per thread kind (from /proc/PID/task/*)
 #   components.md   per node: the share of samples in each part (see `classify` below)
 #   top-<node>.txt  per node: the 40 hottest functions (self time)
+#
+# `--keep-data DIR` also copies the perf recordings there (node<i>.data; tens of MB each, not
+# for committing) for `perf report --children` and the like.
 #
 # A sample belongs to the first part found walking its stack from the leaf: the WAL's sync
 # thread (anything under `sync_worker`: the fdatasync and the callbacks), a client session
@@ -30,7 +33,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
 
-WL=set MODE="" CONC=64 PIPE=1 EPS=all SECS=4 FREQ=499 OUT=""
+WL=set MODE="" CONC=64 PIPE=1 EPS=all SECS=4 FREQ=499 OUT="" KEEP=""
 while [ $# -gt 0 ]; do
     case $1 in
         --workload) WL=$2; shift ;;
@@ -41,7 +44,8 @@ while [ $# -gt 0 ]; do
         --seconds) SECS=$2; shift ;;
         --freq) FREQ=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--endpoints all|leader] [--seconds S] [--freq HZ] [--out DIR]" >&2; exit 2 ;;
+        --keep-data) KEEP=$2; shift ;;
+        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--endpoints all|leader] [--seconds S] [--freq HZ] [--out DIR] [--keep-data DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -96,6 +100,10 @@ wait "$lg"
 # Not a bare `wait`: the nodes are children of this shell too.
 wait "${perfs[@]}"
 switches >"$WORK/cs-after"
+if [ -n "$KEEP" ]; then
+    mkdir -p "$KEEP"
+    cp "$WORK"/node*.data "$KEEP"/
+fi
 
 # The switches were counted over the warm-up too: operations at the measured rate over both.
 ops=$(jq ".throughput * ($dur + 1)" "$OUT/run.json")

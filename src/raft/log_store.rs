@@ -10,8 +10,11 @@
 //!   after the group-commit `fdatasync` that covers them.
 //! - `save_vote` returns after the group-commit sync that covers it; `truncate_after` syncs
 //!   before it returns.
-//! - `save_committed` returns once the next group commit has made its record durable (it
-//!   has no sync of its own: CommittedRidesNextSync).
+//! - `save_committed` returns once its record is written and a sync is queued for it; that
+//!   group-commit sync (shared with the appends and votes around it: CommittedRidesNextSync)
+//!   raises the [`CommitGate`], and the state machine applies nothing the gate does not cover
+//!   (**CommittedDurableBeforeApply**, `commit_gate.rs`: openraft awaits `save_committed` on
+//!   its core, which must not stall for a sync).
 //! - `purge` returns once its record is written; the sync worker syncs it, then the WAL's
 //!   housekeeping thread deletes the purged segments (PurgeOffTheCore: openraft runs it on its
 //!   core task after every snapshot).
@@ -37,6 +40,7 @@ use std::sync::Arc;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 
+use super::commit_gate::CommitGate;
 use super::typ::{Entry, LogId, Vote};
 use super::wal::disk::RealDisk;
 use super::wal::{Located, Wal, WalOptions};
@@ -52,7 +56,11 @@ const SLED_FILES: &[&str] = &["db", "conf", "blobs"];
 #[derive(Clone)]
 pub struct LogStore {
     wal: Arc<Wal>,
-    /// `save_committed` waits for the sync (always, but for failpoint `committed_sync_off`).
+    /// The durable committed index, raised by the syncs `save_committed` queues; the state
+    /// machine waits on it before it applies (CommittedDurableBeforeApply).
+    gate: CommitGate,
+    /// `false` only with failpoint `committed_sync_off`: the gate opens when the record is
+    /// written, before any sync.
     committed_sync: bool,
 }
 
@@ -69,10 +77,18 @@ impl LogStore {
         let disk = RealDisk::open(&dir.join("wal"))?;
         let committed_sync = opts.committed_sync;
         let wal = Wal::open(Arc::new(disk), opts, Arc::new(FlushStats::default()))?;
+        // What open found is on disk: replay read it from there.
+        let gate = CommitGate::new(wal.committed().map(|c| c.index()));
         Ok(Self {
             wal: Arc::new(wal),
+            gate,
             committed_sync,
         })
+    }
+
+    /// The gate the state machine waits on before it applies (CommittedDurableBeforeApply).
+    pub fn commit_gate(&self) -> CommitGate {
+        self.gate.clone()
     }
 
     /// The group-commit counters.
@@ -157,8 +173,8 @@ fn refuse_sled(dir: &Path) -> io::Result<()> {
 /// `log_flush_fail_after=N` (every group-commit sync after the first N fails, as a dying disk
 /// would), `log_sync_off` (no fsync/fdatasync of the log at all: only to show that the
 /// power-loss tests have teeth; a loud warning is logged) and `committed_sync_off`
-/// (`save_committed` does not wait for a sync: only to measure what DESIGN §2's committed-index
-/// fsync costs, `benches/committed_sync.sh`; a loud warning is logged).
+/// (apply does not wait for the committed index's sync: only to measure what that sync costs,
+/// `benches/committed_sync.sh`; a loud warning is logged).
 fn options_from_env() -> WalOptions {
     let mut opts = WalOptions::default();
     if let Ok(spec) = std::env::var("REDRAFT_FAILPOINTS") {
@@ -172,8 +188,8 @@ fn options_from_env() -> WalOptions {
                 opts.sync = false;
             } else if kv == "committed_sync_off" {
                 tracing::warn!(
-                    "FAILPOINT committed_sync_off ARMED: the committed index is not fsynced \
-                     before save_committed returns (breaks DESIGN §2). For benchmarks only."
+                    "FAILPOINT committed_sync_off ARMED: entries are applied before the \
+                     committed index is fsynced (breaks DESIGN §2). For benchmarks only."
                 );
                 opts.committed_sync = false;
             }
@@ -250,17 +266,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        // DurableBeforeAck (DESIGN §2: vote and committed fsynced before returning): the
-        // record gets no sync of its own but waits for the next group commit, which it shares
-        // with the appends and votes queued around it (CommittedRidesNextSync, `wal/mod.rs`).
+        // CommittedDurableBeforeApply (`commit_gate.rs`): the record rides the next group
+        // commit (CommittedRidesNextSync, `wal/mod.rs`), and that sync opens the gate apply
+        // waits on; openraft's core, which awaits this call, does not wait for the sync.
         self.wal.save_committed(committed)?;
+        let index = committed.map(|c| c.index());
         if !self.committed_sync {
-            // Failpoint committed_sync_off: the record rides whichever sync comes next.
+            // Failpoint committed_sync_off: the gate opens before any sync.
+            self.gate.advance(index);
             return Ok(());
         }
-        let (done, rx) = Self::waiter();
-        self.wal.sync(done)?;
-        Self::wait(rx).await
+        let gate = self.gate.clone();
+        self.wal.sync(Box::new(move |r| match r {
+            Ok(()) => gate.advance(index),
+            Err(_) => gate.fail(),
+        }))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -291,6 +311,7 @@ mod tests {
     use openraft::type_config::TypeConfigExt;
     use openraft::vote::RaftLeaderId;
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
     use tokio::sync::mpsc;
 
     use super::*;
@@ -388,6 +409,50 @@ mod tests {
         assert!(s.purge(entry(1, 1).log_id()).await.is_err());
         // Nothing was written by the refused append.
         assert_eq!(s.try_get_log_entries(3..4).await.unwrap().len(), 0);
+    }
+
+    /// CommittedDurableBeforeApply: `save_committed` returns without waiting, and the sync
+    /// it queued opens the commit gate; a reopened log's gate starts at the committed id found.
+    #[tokio::test]
+    async fn the_committed_sync_opens_the_commit_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = LogStore::open(dir.path()).unwrap();
+            append_and_wait(&mut s, (1..=3).map(|i| entry(1, i)).collect())
+                .await
+                .unwrap();
+            let gate = s.commit_gate();
+            assert_eq!(gate.durable(), None);
+            s.save_committed(Some(entry(1, 3).log_id())).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), gate.wait_durable(3))
+                .await
+                .expect("the committed sync never opened the gate")
+                .unwrap();
+        }
+        let mut s = LogStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.read_committed().await.unwrap(),
+            Some(entry(1, 3).log_id())
+        );
+        assert_eq!(s.commit_gate().durable(), Some(3));
+    }
+
+    /// GateFailStops: when the committed record's sync fails, apply's wait fails too (and
+    /// openraft stops the node) instead of waiting forever or going on.
+    #[tokio::test]
+    async fn a_failed_committed_sync_fails_the_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions {
+            fail_sync_after: Some(1),
+            ..WalOptions::default()
+        };
+        let mut s = LogStore::open_with(dir.path(), opts).unwrap();
+        append_and_wait(&mut s, vec![entry(1, 1)]).await.unwrap();
+        s.save_committed(Some(entry(1, 1).log_id())).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), s.commit_gate().wait_durable(1))
+            .await
+            .expect("the gate neither opened nor failed");
+        assert!(r.is_err(), "the gate opened after a failed sync");
     }
 
     /// A data dir whose log an earlier redraft kept in sled is refused, saying how to move it.

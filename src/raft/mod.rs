@@ -34,6 +34,7 @@
 
 mod batcher;
 mod codec;
+pub mod commit_gate;
 mod compaction;
 mod error;
 mod expiry;

@@ -58,6 +58,7 @@ mod build;
 mod file;
 
 use super::codec::encode;
+use super::commit_gate::CommitGate;
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
 use crate::fsutil::PacedFile;
@@ -118,6 +119,10 @@ pub struct StateMachineStore {
     /// Called with every non-empty [`Applied`] once apply released the write lock, in apply
     /// order (NotifyInApplyOrder): keyspace notifications (`watch::pubsub::notify_applied`).
     notify_hook: Arc<std::sync::OnceLock<AppliedHook>>,
+    /// The log's durable committed index: no entry is applied before it covers the entry
+    /// (CommittedDurableBeforeApply, `raft/commit_gate.rs`). Unset: no waiting (tests of the
+    /// state machine alone).
+    commit_gate: Arc<std::sync::OnceLock<CommitGate>>,
     /// Test hook: pauses the next snapshot build right before it encodes.
     #[cfg(test)]
     build_pause: Arc<Mutex<Option<BuildPause>>>,
@@ -164,6 +169,7 @@ impl StateMachineStore {
             metrics: Arc::default(),
             apply_hook: Arc::default(),
             notify_hook: Arc::default(),
+            commit_gate: Arc::default(),
             #[cfg(test)]
             build_pause: Arc::default(),
         })
@@ -191,6 +197,12 @@ impl StateMachineStore {
     /// notifications off (Redis's default), and could lag and drop notifications.
     pub fn set_notify_hook(&self, hook: AppliedHook) {
         let _ = self.notify_hook.set(hook);
+    }
+
+    /// Makes apply wait for `gate` before each entry (CommittedDurableBeforeApply); set before
+    /// openraft starts (it applies at start-up); a second call is ignored.
+    pub fn set_commit_gate(&self, gate: CommitGate) {
+        let _ = self.commit_gate.set(gate);
     }
 
     /// Hands a non-empty `applied` to the notify hook (NotifyInApplyOrder), then to the
@@ -325,6 +337,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
+            if let Some(gate) = self.commit_gate.get() {
+                // CommittedDurableBeforeApply: nothing is applied, so nothing served, past
+                // the committed index a sync has made durable.
+                gate.wait_durable(log_id.index()).await?;
+            }
             if let EntryPayload::Normal(Request {
                 op: Op::Batch(ref reqs),
                 ..

@@ -159,3 +159,42 @@ async fn apply_and_reads_proceed_while_a_snapshot_encodes() {
     assert_eq!(store.revision(), 5, "the snapshot holds what it captured");
     assert!(store.get(b"key5").is_some() && store.get(b"key6").is_none());
 }
+
+/// CommittedDurableBeforeApply: apply takes no entry the commit gate does not cover, so a node
+/// never serves state past the committed index a sync has made durable; it goes on as soon
+/// as a sync covers the next entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_waits_for_the_durable_committed_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = StateMachineStore::open(dir.path()).unwrap();
+    let gate = CommitGate::new(None);
+    sm.set_commit_gate(gate.clone());
+    let mut applier = sm.clone();
+    let applying = tokio::spawn(async move { must_apply(&mut applier, 1, 3).await });
+    let revision = || sm.read().store.revision();
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        revision(),
+        0,
+        "applied before any committed index was durable"
+    );
+    gate.advance(Some(2));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while revision() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        revision(),
+        2,
+        "applied up to the durable index, and not past it"
+    );
+    assert!(!applying.is_finished());
+    gate.advance(Some(3));
+    tokio::time::timeout(Duration::from_secs(10), applying)
+        .await
+        .expect("apply still waiting once the gate covered every entry")
+        .unwrap();
+    assert_eq!(revision(), 3);
+}

@@ -42,9 +42,11 @@
 //!   began (group commit). A vote rides the same group commit and `save_vote` waits for it;
 //!   truncate syncs before it returns.
 //! - **CommittedRidesNextSync.** `save_committed` writes its record and returns without a
-//!   sync of its own; the caller waits for the next group commit with [`Wal::sync`] (the log
-//!   store does, so the committed id is durable before openraft's `save_committed` returns:
-//!   DESIGN §2). Under load that sync is shared with the appends and votes queued around it.
+//!   sync of its own; the caller queues one with [`Wal::sync`] and learns from its callback
+//!   when the record is durable (the log store opens the commit gate there, and the state
+//!   machine applies nothing the gate does not cover: CommittedDurableBeforeApply in
+//!   `raft/commit_gate.rs`). Under load that sync is shared with the appends and votes queued
+//!   around it.
 //!   The committed id found after a crash is never ahead of the log: its record follows, in
 //!   the log, every entry it covers (an entry is written before it can be committed), and
 //!   replay stops at the first record missing.
