@@ -167,7 +167,7 @@ pub mod sim {
 
     use super::*;
 
-    #[derive(Default)]
+    #[derive(Clone, Default)]
     struct SimFile {
         data: Vec<u8>,
         durable: Vec<u8>,
@@ -245,6 +245,20 @@ pub mod sim {
                 files,
                 next_ino: s.next_ino,
                 names: s.durable_names.clone(),
+                durable_names: s.durable_names.clone(),
+                ..State::default()
+            })))
+        }
+
+        /// A new disk holding what this one would after the *process* died now (kill -9): the
+        /// page cache survives, so every written byte is readable, but only what was synced is
+        /// durable (a later [`SimDisk::crash`] of the copy drops the rest).
+        pub fn killed_copy(&self) -> SimDisk {
+            let s = self.0.lock().unwrap();
+            SimDisk(Arc::new(Mutex::new(State {
+                files: s.files.clone(),
+                next_ino: s.next_ino,
+                names: s.names.clone(),
                 durable_names: s.durable_names.clone(),
                 ..State::default()
             })))

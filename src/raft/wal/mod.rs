@@ -67,6 +67,10 @@
 //!   `purge` from its core task after every snapshot, and waits for it). A purge lost in a
 //!   crash leaves more log, never a hole: openraft only asks that a purge leave no hole, and
 //!   the snapshot behind it is durable first (SnapshotBeforePurge in `state_machine/`).
+//! - **ReplayedIsDurable.** Open syncs the last segment of an existing log: after a process
+//!   crash (kill -9) replay reads records that were written but never synced (the page cache
+//!   kept them), and the node acts on them (it reports the entries to a leader, applies up to
+//!   the committed id); a power cut after the restart must not take them back.
 //! - **TornTailOnly.** At open, a bad record at the end of the last segment with nothing valid
 //!   after it is a torn write: it is cut off and the cut synced. A bad record anywhere else is
 //!   corruption: open fails naming the file and byte offset. Nothing is dropped silently.
@@ -339,6 +343,11 @@ impl Wal {
             let (file, cap) = shared.make_spare(shared.opts.segment_bytes)?;
             let head = head_bytes(&st)?;
             shared.install_segment(&mut st, 1, file, cap, head)?;
+        } else {
+            // ReplayedIsDurable: after a process crash the page cache still holds records
+            // that were never synced; what replay read is reported to openraft (entries, vote,
+            // committed id) and acted on, so it is made durable before anything else.
+            shared.sync_last(&st)?;
         }
         // The first spare is made here, so an opened log is ready to roll at once.
         shared.make_spare_now();

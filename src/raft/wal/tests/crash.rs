@@ -347,3 +347,38 @@ fn seg_files(disk: &SimDisk) -> usize {
         .filter(|n| n.ends_with(".seg"))
         .count()
 }
+
+/// ReplayedIsDurable: records written but not synced when the process died (kill -9) are still
+/// in the page cache, and the restarted log reads and reports them (entries, committed id); a
+/// power cut after the restart must not take them back. Open syncs the last segment.
+#[test]
+fn what_a_restarted_log_reads_survives_a_later_power_cut() {
+    let disk = SimDisk::new();
+    let wal = must_open(&disk, opts());
+    append(&wal, vec![entry(1, 1)]).unwrap();
+    // The sync worker is held off: these are written, never synced, when the process dies.
+    disk.hold_syncs(true);
+    let (done, _rx) = waiter();
+    wal.append(vec![entry(1, 2), entry(1, 3)], done).unwrap();
+    wal.save_committed(Some(log_id(1, 3))).unwrap();
+    let killed = disk.killed_copy();
+    disk.hold_syncs(false);
+    drop(wal);
+
+    let restarted = must_open(&killed, opts());
+    assert_eq!(
+        contents(&restarted),
+        span(1, 1..=3),
+        "the page cache kept them"
+    );
+    assert_eq!(restarted.committed(), Some(log_id(1, 3)));
+    drop(restarted);
+    killed.crash();
+    let after_power_cut = must_open(&killed, opts());
+    assert_eq!(
+        contents(&after_power_cut),
+        span(1, 1..=3),
+        "a power cut after the restart took back entries the restarted node had reported"
+    );
+    assert_eq!(after_power_cut.committed(), Some(log_id(1, 3)));
+}
