@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # What the committed-index fsync costs: the same release build twice, side by side, once as
-# shipped and once with the test-only failpoint `committed_sync_off` (apply goes on once the
-# committed record is written instead of after the sync that makes it durable).
+# shipped and once with the test-only failpoint `committed_sync_off` (the commit gate rises once
+# the committed record is written instead of after the sync that makes it durable).
 #
 # Usage: benches/committed_sync.sh [--reps N] [--out DIR]
 #
-# DESIGN §2 wants the committed index durable; redraft makes every node apply an entry only
-# once a sync has covered a committed record at or past it (CommittedDurableBeforeApply,
-# `src/raft/commit_gate.rs`), so on every node the sync sits between a commit and its apply: on
-# the leader before the client's reply, on a follower before a watch event. This measures that
-# price; it does not propose to pay less durability by default (a node that restarts
-# re-applies up to its durable committed index before it serves anything, so it never reads
-# older than it did before the crash).
+# DESIGN §2 wants the committed index durable. Until 2026-12-04 (evening) every node applied an
+# entry only once a sync had covered a committed record at or past it, so the sync sat between
+# a commit and its apply: on the leader before the client's reply, on a follower before a watch
+# event; this bench measured that price. Since DurableReads (`src/raft/commit_gate.rs`) only a
+# read's reply waits for it (a node that restarts re-applies up to its durable committed index,
+# so it never answers a read older than one it answered before the crash), and the two builds
+# should write alike: what is left to measure is the wait of reads under write load.
 #
 # Runs `benches/set_ab.sh` twice (labels `shipped` and `committed-sync-off`, repetitions
 # interleaved): SET of 256 B at 1, 64 and 256 clients, then the watch workload (put on one

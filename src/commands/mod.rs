@@ -392,7 +392,11 @@ pub type CommandResult = Result<Frame, CommandError>;
 /// node has applied that write (read-your-writes on a follower). A run of writes proposed
 /// together clears it too, and a read after the run starts only once the run has been
 /// answered (RunBeforeNext, `batch.rs`). `READMODE` clears it as well.
+///
+/// **DurableReads.** The reply leaves only once this node's durable committed index covers
+/// what it had applied (the session's flush waits: `raft/commit_gate.rs`).
 async fn read_gate(ctx: &ServerContext, session: &mut Session) -> Result<(), CommandError> {
+    session.read_fence = true;
     ctx.node.reads.count(session.read_mode);
     if !session.barrier_valid || session.read_mode == ReadMode::Stale {
         ctx.node.read_barrier(session.read_mode).await?;

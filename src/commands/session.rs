@@ -49,6 +49,10 @@ pub struct Session {
     /// Whether a read barrier already covers the rest of the current pipeline batch
     /// (BatchBarrier, see [`read_gate`]). Cleared at each new batch and by every write.
     pub(super) barrier_valid: bool,
+    /// Whether a reply made since the last flush read this node's state (it passed
+    /// [`read_gate`]): the flush then waits until the durable committed index covers what
+    /// this node has applied (DurableReads, `raft/commit_gate.rs`).
+    pub(super) read_fence: bool,
     /// MULTI's queue and the WATCHed keys (`txn.rs`).
     pub(super) txn: txn::TxnState,
     /// The channels and patterns this connection subscribes to, with its message queue;
@@ -100,6 +104,7 @@ impl Session {
             seq,
             dedup_ids: ctx.dedup_ids.clone(),
             barrier_valid: false,
+            read_fence: false,
             txn: txn::TxnState::default(),
             subscription: None,
             reply_off: false,
@@ -205,6 +210,13 @@ impl Session {
         let names = self.handle.names();
         let label = names.name.as_deref()?.strip_prefix("gray:")?;
         (!label.is_empty()).then(|| Bytes::copy_from_slice(label.as_bytes()))
+    }
+
+    /// Whether the replies queued since the last call include a read's (DurableReads): the
+    /// caller waits for [`crate::raft::state_machine::StateMachineStore::wait_applied_durable`]
+    /// before it sends them.
+    pub fn take_read_fence(&mut self) -> bool {
+        std::mem::take(&mut self.read_fence)
     }
 
     pub fn reply_muted(&mut self) -> bool {

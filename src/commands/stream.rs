@@ -147,7 +147,13 @@ pub(super) async fn xread(
             after,
         });
     }
+    // DurableReads: the watch stream's events do not wait for this node's committed index to
+    // be durable: a watcher names its position by revision and resumes there, so a node that
+    // comes back from a power cut behind it delivers nothing twice, only later
+    // (`raft/commit_gate.rs`). A read earlier in the batch still fences the flush.
+    let fenced = session.read_fence;
     read_gate(ctx, session).await?;
+    session.read_fence = fenced;
     // Subscribed before the first read, so a change applied after it wakes the wait below.
     let mut revisions = ctx.node.sm.revision_watch();
     {

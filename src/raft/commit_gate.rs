@@ -1,32 +1,42 @@
-//! The commit gate: how far the committed log id is durable, and apply waiting for it.
+//! The commit gate: how far the committed log id is durable, and reads waiting for it.
 //!
 //! Owns one number, the index of the newest committed log id whose WAL record a sync has
-//! covered, shared by the log store (which raises it from the sync worker) and the state
-//! machine (which waits on it before it applies an entry). Knows nothing of the WAL's files or
-//! of the keyspace.
+//! covered (or that a durable snapshot file covers), shared by the log store (which raises it
+//! from the sync worker), the state machine (which raises it when a snapshot is installed)
+//! and the read path (whose replies wait on it). Knows nothing of the WAL's files or of the
+//! keyspace.
 //!
-//! # Why apply waits here and not in `save_committed` (**CommittedDurableBeforeApply**)
+//! # What waits for the committed index's sync (**DurableReads**)
 //!
 //! DESIGN §2 asks for the committed id fsynced before `save_committed` returns. What that buys
 //! is one property: a node that restarts re-applies up to its durable committed id before it
-//! serves anything, so it never serves an older state than it served before a crash, even with
-//! no leader to ask (a reply, a read, a watch event are all made from applied state). openraft
-//! awaits `save_committed` inline on its core task (`run_save_committed_and_apply`), so a sync
-//! there stalls every other step of the core (appends, replication responses, proposals) for
-//! one `fdatasync`, one to two times per entry under load, and keeps the committed record out
-//! of the group commit of the appends queued behind it.
+//! serves anything, so it never answers a read with an older state than it answered before a
+//! crash, even with no leader to ask. openraft awaits `save_committed` inline on its core task
+//! (`run_save_committed_and_apply`), so a sync there stalled every other step of the core; and
+//! when apply waited for it instead (the first form of this gate), every write reply and every
+//! watch event still waited for a second `fdatasync` on every node: a third of a write's
+//! latency at one client and the difference between a watch event above and below 1 ms
+//! (README "What the committed-index fsync costs").
 //!
-//! So `save_committed` writes its record and queues a sync without waiting for it, and the
-//! state machine, before it applies entry `i`, waits until a sync has covered a committed
-//! record `>= i` ([`CommitGate::wait_durable`]). Nothing is applied, so nothing is served,
-//! beyond the durable committed id: the property above holds as before. What changes is only
-//! who waits: apply (a task of its own), not openraft's core. The README's durability section
-//! records this departure from DESIGN §2's wording.
+//! So `save_committed` writes its record and queues a sync without waiting; entries are
+//! applied as soon as openraft has them committed; and the reply to a **read** (a command that
+//! passes the read gate, `commands::read_gate`) leaves only once the gate covers the index
+//! this node had applied when the reply was made ([`CommitGate::wait_durable`], called by the
+//! session before it flushes). Under no write load the gate is already there and nothing
+//! waits. What does not wait:
+//! - a write's reply: the entry is committed, fsynced on a majority (DESIGN §4); a node that
+//!   loses power before its own committed record is durable learns the entry again from the
+//!   leader;
+//! - watch events (`XREAD` on `__watch__:`, keyspace notifications, tracking
+//!   invalidations): a watcher names its position by revision and resumes there, so a node
+//!   that comes back behind it delivers nothing twice and nothing out of order, only later.
 //!
 //! Invariants:
 //! - **GateMonotonic.** The durable index only grows: the sync worker completes its jobs in
-//!   submission order, and committed records are written in increasing order.
-//! - **GateFailStops.** A failed sync closes the gate for good: apply returns the error and
+//!   submission order, committed records are written in increasing order, and the snapshot an
+//!   install leaves on disk is at least the installed one.
+//! - **GateFailStops.** A failed sync closes the gate for good: waiting readers get an error
+//!   (their connection closes without the replies), and the WAL refuses every later write, so
 //!   openraft stops the node (FailStop in `wal/mod.rs`); nothing waits forever.
 
 use std::io;
@@ -118,7 +128,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn apply_waits_until_a_sync_covers_the_entry() {
+    async fn a_waiter_waits_until_a_sync_covers_its_index() {
         let gate = CommitGate::new(Some(3));
         gate.wait_durable(3).await.unwrap();
         let waiter = tokio::spawn({

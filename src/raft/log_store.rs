@@ -12,9 +12,10 @@
 //!   before it returns.
 //! - `save_committed` returns once its record is written and a sync is queued for it; that
 //!   group-commit sync (shared with the appends and votes around it: CommittedRidesNextSync)
-//!   raises the [`CommitGate`], and the state machine applies nothing the gate does not cover
-//!   (**CommittedDurableBeforeApply**, `commit_gate.rs`: openraft awaits `save_committed` on
-//!   its core, which must not stall for a sync).
+//!   raises the [`CommitGate`], and a read's reply waits until the gate covers what the node
+//!   had applied (**DurableReads**, `commit_gate.rs`: openraft awaits `save_committed` on its
+//!   core, and neither the core nor apply, hence neither a write's reply nor a watch event,
+//!   waits for that sync).
 //! - `purge` returns once its record is written; the sync worker syncs it, then the WAL's
 //!   housekeeping thread deletes the purged segments (PurgeOffTheCore: openraft runs it on its
 //!   core task after every snapshot).
@@ -56,12 +57,14 @@ const SLED_FILES: &[&str] = &["db", "conf", "blobs"];
 #[derive(Clone)]
 pub struct LogStore {
     wal: Arc<Wal>,
-    /// The durable committed index, raised by the syncs `save_committed` queues; the state
-    /// machine waits on it before it applies (CommittedDurableBeforeApply).
+    /// The durable committed index, raised by the syncs `save_committed` queues; read replies
+    /// wait on it (DurableReads).
     gate: CommitGate,
     /// `false` only with failpoint `committed_sync_off`: the gate opens when the record is
     /// written, before any sync.
     committed_sync: bool,
+    /// Failpoint `committed_gate_delay_ms`: how long after its sync the gate rises.
+    gate_delay: std::time::Duration,
 }
 
 impl LogStore {
@@ -76,6 +79,7 @@ impl LogStore {
         refuse_sled(dir)?;
         let disk = RealDisk::open(&dir.join("wal"))?;
         let committed_sync = opts.committed_sync;
+        let gate_delay = std::time::Duration::from_millis(opts.committed_gate_delay_ms);
         let wal = Wal::open(Arc::new(disk), opts, Arc::new(FlushStats::default()))?;
         // What open found is on disk: replay read it from there.
         let gate = CommitGate::new(wal.committed().map(|c| c.index()));
@@ -83,10 +87,11 @@ impl LogStore {
             wal: Arc::new(wal),
             gate,
             committed_sync,
+            gate_delay,
         })
     }
 
-    /// The gate the state machine waits on before it applies (CommittedDurableBeforeApply).
+    /// The durable committed index read replies wait on (DurableReads).
     pub fn commit_gate(&self) -> CommitGate {
         self.gate.clone()
     }
@@ -172,9 +177,10 @@ fn refuse_sled(dir: &Path) -> io::Result<()> {
 /// Test-only failpoints in `REDRAFT_FAILPOINTS` (comma-separated), read at open:
 /// `log_flush_fail_after=N` (every group-commit sync after the first N fails, as a dying disk
 /// would), `log_sync_off` (no fsync/fdatasync of the log at all: only to show that the
-/// power-loss tests have teeth; a loud warning is logged) and `committed_sync_off`
-/// (apply does not wait for the committed index's sync: only to measure what that sync costs,
-/// `benches/committed_sync.sh`; a loud warning is logged).
+/// power-loss tests have teeth; a loud warning is logged), `committed_sync_off` (read replies
+/// do not wait for the committed index's sync: only to measure what that wait costs,
+/// `benches/committed_sync.sh`; a loud warning is logged) and `committed_gate_delay_ms=N` (the
+/// commit gate rises N ms after each committed sync: tests of which replies wait for it).
 fn options_from_env() -> WalOptions {
     let mut opts = WalOptions::default();
     if let Ok(spec) = std::env::var("REDRAFT_FAILPOINTS") {
@@ -188,10 +194,15 @@ fn options_from_env() -> WalOptions {
                 opts.sync = false;
             } else if kv == "committed_sync_off" {
                 tracing::warn!(
-                    "FAILPOINT committed_sync_off ARMED: entries are applied before the \
+                    "FAILPOINT committed_sync_off ARMED: reads are answered before the \
                      committed index is fsynced (breaks DESIGN §2). For benchmarks only."
                 );
                 opts.committed_sync = false;
+            } else if let Some(ms) = kv.strip_prefix("committed_gate_delay_ms=") {
+                if let Ok(ms) = ms.parse() {
+                    tracing::warn!(ms, "FAILPOINT committed_gate_delay_ms ARMED (tests only)");
+                    opts.committed_gate_delay_ms = ms;
+                }
             }
         }
     }
@@ -266,9 +277,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        // CommittedDurableBeforeApply (`commit_gate.rs`): the record rides the next group
-        // commit (CommittedRidesNextSync, `wal/mod.rs`), and that sync opens the gate apply
-        // waits on; openraft's core, which awaits this call, does not wait for the sync.
+        // DurableReads (`commit_gate.rs`): the record rides the next group commit
+        // (CommittedRidesNextSync, `wal/mod.rs`), and that sync raises the gate read replies
+        // wait on; openraft's core, which awaits this call, does not wait for the sync.
         self.wal.save_committed(committed)?;
         let index = committed.map(|c| c.index());
         if !self.committed_sync {
@@ -277,8 +288,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         }
         let gate = self.gate.clone();
+        let delay = self.gate_delay;
         self.wal.sync(Box::new(move |r| match r {
-            Ok(()) => gate.advance(index),
+            Ok(()) if delay.is_zero() => gate.advance(index),
+            Ok(()) => {
+                // Failpoint committed_gate_delay_ms (tests only).
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    gate.advance(index);
+                });
+            }
             Err(_) => gate.fail(),
         }))
     }
@@ -411,8 +430,8 @@ mod tests {
         assert_eq!(s.try_get_log_entries(3..4).await.unwrap().len(), 0);
     }
 
-    /// CommittedDurableBeforeApply: `save_committed` returns without waiting, and the sync
-    /// it queued opens the commit gate; a reopened log's gate starts at the committed id found.
+    /// DurableReads: `save_committed` returns without waiting, and the sync it queued raises
+    /// the commit gate; a reopened log's gate starts at the committed id found.
     #[tokio::test]
     async fn the_committed_sync_opens_the_commit_gate() {
         let dir = tempfile::tempdir().unwrap();
@@ -437,8 +456,9 @@ mod tests {
         assert_eq!(s.commit_gate().durable(), Some(3));
     }
 
-    /// GateFailStops: when the committed record's sync fails, apply's wait fails too (and
-    /// openraft stops the node) instead of waiting forever or going on.
+    /// GateFailStops: when the committed record's sync fails, a read's wait fails too (and
+    /// the WAL refuses every later write, so openraft stops the node) instead of waiting
+    /// forever or going on.
     #[tokio::test]
     async fn a_failed_committed_sync_fails_the_gate() {
         let dir = tempfile::tempdir().unwrap();

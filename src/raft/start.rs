@@ -84,7 +84,7 @@ pub async fn start(
     let sm = StateMachineStore::open(&me.data_dir.join("snapshot"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
     let node_metrics = sm.metrics();
-    // CommittedDurableBeforeApply: before openraft starts, since it applies at start-up.
+    // DurableReads: before openraft starts, since it restores the snapshot at start-up.
     sm.set_commit_gate(log_store.commit_gate());
 
     // A campaign after [T, 1.2T) of silence, votes refused for 3T/5 after each AppendEntries

@@ -209,6 +209,22 @@ pub async fn run(
                 break;
             }
         }
+        // DurableReads (`raft/commit_gate.rs`): a read's reply leaves once this node's durable
+        // committed index covers what it has applied; at once unless writes are being applied.
+        // A sync that failed (the node is stopping) or never came closes the connection
+        // without the batch's replies: a client sees an uncertain outcome, never a reply the
+        // node's disk could take back.
+        if session.take_read_fence() {
+            if let Err(e) = ctx
+                .node
+                .sm
+                .wait_applied_durable(ctx.node.write_timeout)
+                .await
+            {
+                tracing::warn!(client = handle.id, addr = %addr, error = %e, "closing client: its read replies could not be covered by a durable committed index");
+                return;
+            }
+        }
         write_queued_messages(&mut conn, &mut session);
         if let Some(e) = framing_error.filter(|_| !close) {
             reply_protocol_error(&mut conn, e).await;

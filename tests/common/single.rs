@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::{connect_with_password, file_tail, free_ports, spawn_node, strip_ansi};
+use super::{connect_with_password, file_tail, free_ports, spawn_node_env, strip_ansi};
 
 /// How long a server may take to answer PING after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,7 +35,13 @@ impl Single {
     /// Starts a single-node store; `extra` is appended to the generated `cluster.toml` (e.g.
     /// `"[server]\nrequirepass = \"pw\"\n"`).
     pub fn start_with(extra: &str) -> Single {
-        Single::start_inner(extra, None)
+        Single::start_inner(extra, None, &[])
+    }
+
+    /// Like [`Single::start_with`], with `env` added to the process's environment (e.g. a
+    /// failpoint in `REDRAFT_FAILPOINTS`).
+    pub fn start_with_env(extra: &str, env: &[(String, String)]) -> Single {
+        Single::start_inner(extra, None, env)
     }
 
     /// Starts a single-node store with `requirepass` set to `password` (readiness and
@@ -43,10 +49,10 @@ impl Single {
     /// without a `[server]` section.
     pub fn start_with_password(password: &str, extra: &str) -> Single {
         let extra = format!("[server]\nrequirepass = \"{password}\"\n{extra}");
-        Single::start_inner(&extra, Some(password))
+        Single::start_inner(&extra, Some(password), &[])
     }
 
-    fn start_inner(extra: &str, password: Option<&str>) -> Single {
+    fn start_inner(extra: &str, password: Option<&str>, env: &[(String, String)]) -> Single {
         let dir = tempfile::Builder::new()
             .prefix("redraft-single-")
             .tempdir()
@@ -62,7 +68,7 @@ impl Single {
         );
         std::fs::write(&config, toml).expect("write cluster.toml");
         let log = dir.path().join("node1.log");
-        let child = spawn_node(&config, 1, &log);
+        let child = spawn_node_env(&config, 1, &log, &[], env);
         let mut s = Single {
             dir,
             child,

@@ -9,6 +9,7 @@
 mod common;
 
 mod cluster_durability;
+mod durable_reads;
 mod fail_stop;
 mod snapshot_cadence;
 mod storage_suite;

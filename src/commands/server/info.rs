@@ -302,7 +302,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         out,
         "# Raft\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader_id:{}\r\n\
          raft_voters:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\n\
-         raft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\n\
+         raft_durable_commit_index:{}\r\nraft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\n\
          raft_log_flushes:{}\r\nraft_log_appends_flushed:{}\r\nraft_log_entries_flushed:{}\r\n\
          raft_log_entries_per_flush:{:.2}\r\nraft_log_syncs:{}\r\nraft_log_bytes_written:{}\r\n\
          raft_read_index_rounds:{}\r\n\
@@ -316,6 +316,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         voters.join(","),
         m.last_log_index.unwrap_or(0),
         m.local_committed.as_ref().map(|l| l.index()).unwrap_or(0),
+        ctx.node.sm.durable_committed().unwrap_or(0),
         applied,
         m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
         m.purged.as_ref().map(|l| l.index()).unwrap_or(0),

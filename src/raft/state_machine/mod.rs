@@ -119,9 +119,9 @@ pub struct StateMachineStore {
     /// Called with every non-empty [`Applied`] once apply released the write lock, in apply
     /// order (NotifyInApplyOrder): keyspace notifications (`watch::pubsub::notify_applied`).
     notify_hook: Arc<std::sync::OnceLock<AppliedHook>>,
-    /// The log's durable committed index: no entry is applied before it covers the entry
-    /// (CommittedDurableBeforeApply, `raft/commit_gate.rs`). Unset: no waiting (tests of the
-    /// state machine alone).
+    /// The log's durable committed index, which read replies wait on (DurableReads,
+    /// `raft/commit_gate.rs`); raised here when a snapshot is installed. Unset: reads wait for
+    /// nothing (tests of the state machine alone).
     commit_gate: Arc<std::sync::OnceLock<CommitGate>>,
     /// Test hook: pauses the next snapshot build right before it encodes.
     #[cfg(test)]
@@ -199,10 +199,39 @@ impl StateMachineStore {
         let _ = self.notify_hook.set(hook);
     }
 
-    /// Makes apply wait for `gate` before each entry (CommittedDurableBeforeApply); set before
-    /// openraft starts (it applies at start-up); a second call is ignored.
+    /// Shares the log's durable committed index (DurableReads); set before openraft starts, a
+    /// second call is ignored. The state loaded at open came from a durable snapshot file, so
+    /// the gate covers it from the start (openraft's committed id may be older than the
+    /// snapshot after a power cut: it then re-applies from the snapshot on).
     pub fn set_commit_gate(&self, gate: CommitGate) {
+        gate.advance(self.read().last_applied.map(|l| l.index()));
         let _ = self.commit_gate.set(gate);
+    }
+
+    /// DurableReads: returns once the durable committed index covers everything this node has
+    /// applied now, so a reply made from the state up to now can leave (`commit_gate.rs`).
+    /// `Ok` at once when nothing waits (no write load, or no gate). An error when a sync failed
+    /// (GateFailStops) or `timeout` passed.
+    pub async fn wait_applied_durable(&self, timeout: std::time::Duration) -> io::Result<()> {
+        let Some(gate) = self.commit_gate.get() else {
+            return Ok(());
+        };
+        let Some(applied) = self.read().last_applied.map(|l| l.index()) else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, gate.wait_durable(applied)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the committed index {applied} was not made durable within {timeout:?}"),
+            )),
+        }
+    }
+
+    /// The durable committed index (`INFO raft` `raft_durable_commit_index`); `None` without a
+    /// gate.
+    pub fn durable_committed(&self) -> Option<u64> {
+        self.commit_gate.get().and_then(CommitGate::durable)
     }
 
     /// Hands a non-empty `applied` to the notify hook (NotifyInApplyOrder), then to the
@@ -337,11 +366,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
-            if let Some(gate) = self.commit_gate.get() {
-                // CommittedDurableBeforeApply: nothing is applied, so nothing served, past
-                // the committed index a sync has made durable.
-                gate.wait_durable(log_id.index()).await?;
-            }
             if let EntryPayload::Normal(Request {
                 op: Op::Batch(ref reqs),
                 ..
@@ -450,6 +474,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             self.publish_users(st.store.users(), true);
             st.last_applied = meta.last_log_id;
             st.last_membership = meta.last_membership.clone();
+            // DurableReads: the snapshot file on disk (this one, or a newer one that stays)
+            // covers this state; a restart loads it (GateMonotonic).
+            if let Some(gate) = self.commit_gate.get() {
+                gate.advance(meta.last_log_id.map(|l| l.index()));
+            }
             // Every key may have changed: caches drop everything (AppliedHookBeforeReaders).
             self.run_apply_hook(&Applied {
                 flushed: true,

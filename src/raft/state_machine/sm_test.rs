@@ -5,6 +5,7 @@ use bytes::Bytes;
 use openraft::entry::RaftEntry;
 use openraft::vote::RaftLeaderIdExt;
 
+use std::io;
 use std::time::Duration;
 
 use super::*;
@@ -160,41 +161,85 @@ async fn apply_and_reads_proceed_while_a_snapshot_encodes() {
     assert!(store.get(b"key5").is_some() && store.get(b"key6").is_none());
 }
 
-/// CommittedDurableBeforeApply: apply takes no entry the commit gate does not cover, so a node
-/// never serves state past the committed index a sync has made durable; it goes on as soon
-/// as a sync covers the next entries.
+/// DurableReads: apply does not wait for the committed index's sync (a write's reply and a
+/// watch event do not pay for it), while a read's wait covers everything applied when it
+/// asks, and goes on as soon as a sync covers that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apply_waits_for_the_durable_committed_index() {
+async fn reads_wait_for_the_durable_committed_index_and_apply_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let sm = StateMachineStore::open(dir.path()).unwrap();
     let gate = CommitGate::new(None);
     sm.set_commit_gate(gate.clone());
     let mut applier = sm.clone();
-    let applying = tokio::spawn(async move { must_apply(&mut applier, 1, 3).await });
-    let revision = || sm.read().store.revision();
-
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        revision(),
-        0,
-        "applied before any committed index was durable"
-    );
-    gate.advance(Some(2));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while revision() < 2 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        revision(),
-        2,
-        "applied up to the durable index, and not past it"
-    );
-    assert!(!applying.is_finished());
-    gate.advance(Some(3));
-    tokio::time::timeout(Duration::from_secs(10), applying)
+    tokio::time::timeout(Duration::from_secs(10), must_apply(&mut applier, 1, 3))
         .await
-        .expect("apply still waiting once the gate covered every entry")
+        .expect("apply waited for the committed index's sync");
+    assert_eq!(sm.read().store.revision(), 3);
+
+    let reader = tokio::spawn({
+        let sm = sm.clone();
+        async move { sm.wait_applied_durable(Duration::from_secs(30)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!reader.is_finished(), "a read passed before any sync");
+    gate.advance(Some(2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !reader.is_finished(),
+        "a read passed with index 3 applied, 2 durable"
+    );
+    gate.advance(Some(3));
+    tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("a read still waiting once the gate covered what was applied")
+        .unwrap()
         .unwrap();
-    assert_eq!(revision(), 3);
+    assert_eq!(sm.durable_committed(), Some(3));
+
+    // A read that cannot be covered in time fails instead of hanging; a failed sync fails it.
+    must_apply(&mut applier, 4, 4).await;
+    let late = sm.wait_applied_durable(Duration::from_millis(50)).await;
+    assert_eq!(late.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    gate.fail();
+    assert!(sm
+        .wait_applied_durable(Duration::from_secs(30))
+        .await
+        .is_err());
+}
+
+/// DurableReads: an installed snapshot's state is on disk in its file, so the gate covers it
+/// at once (a follower that caught up by a snapshot answers reads without waiting for a
+/// commit that may never come on a quiet cluster); so does the state loaded at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_snapshot_is_durable_for_reads() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let mut source = StateMachineStore::open(src_dir.path()).unwrap();
+    must_apply(&mut source, 1, 5).await;
+    let snap = source.build_snapshot().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(dir.path()).unwrap();
+    let gate = CommitGate::new(None);
+    sm.set_commit_gate(gate.clone());
+    sm.install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(gate.durable(), Some(5));
+    sm.wait_applied_durable(Duration::from_millis(1))
+        .await
+        .unwrap();
+
+    // Reopened, the state comes from that snapshot file (openraft restores it through
+    // install_snapshot at start-up): covered whatever committed id the log kept.
+    drop(sm);
+    let mut reopened = StateMachineStore::open(dir.path()).unwrap();
+    let gate = CommitGate::new(Some(2));
+    reopened.set_commit_gate(gate.clone());
+    let current = reopened.get_current_snapshot().await.unwrap().unwrap();
+    reopened
+        .install_snapshot(&current.meta, current.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(reopened.read().store.revision(), 5);
+    assert_eq!(gate.durable(), Some(5));
 }

@@ -43,10 +43,9 @@
 //!   truncate syncs before it returns.
 //! - **CommittedRidesNextSync.** `save_committed` writes its record and returns without a
 //!   sync of its own; the caller queues one with [`Wal::sync`] and learns from its callback
-//!   when the record is durable (the log store opens the commit gate there, and the state
-//!   machine applies nothing the gate does not cover: CommittedDurableBeforeApply in
-//!   `raft/commit_gate.rs`). Under load that sync is shared with the appends and votes queued
-//!   around it.
+//!   when the record is durable (the log store raises the commit gate there, and a read's
+//!   reply waits until the gate covers what it read: DurableReads in `raft/commit_gate.rs`).
+//!   Under load that sync is shared with the appends and votes queued around it.
 //!   The committed id found after a crash is never ahead of the log: its record follows, in
 //!   the log, every entry it covers (an entry is written before it can be committed), and
 //!   replay stops at the first record missing.
@@ -133,10 +132,13 @@ pub struct WalOptions {
     pub sync: bool,
     /// Failpoint `log_flush_fail_after=N`: every group-commit sync after the first N fails.
     pub fail_sync_after: Option<u64>,
-    /// `false`: `LogStore::save_committed` returns once its record is written, without waiting
-    /// for the sync (failpoint `committed_sync_off`: breaks DESIGN §2's "committed fsynced
-    /// before returning"; only for measuring what that fsync costs, `benches/committed_sync.sh`).
+    /// `false`: the commit gate rises when the committed record is written, before any sync
+    /// (failpoint `committed_sync_off`: read replies then no longer wait for it; only for
+    /// measuring what that wait costs, `benches/committed_sync.sh`).
     pub committed_sync: bool,
+    /// Failpoint `committed_gate_delay_ms=N`: the gate rises N ms after the sync that covers a
+    /// committed record (tests: shows which replies wait for it). 0: at once.
+    pub committed_gate_delay_ms: u64,
 }
 
 impl Default for WalOptions {
@@ -146,6 +148,7 @@ impl Default for WalOptions {
             sync: true,
             fail_sync_after: None,
             committed_sync: true,
+            committed_gate_delay_ms: 0,
         }
     }
 }

@@ -219,7 +219,7 @@ fn disk_full_is_reported_and_clears_when_space_returns() {
 }
 
 /// CommittedRidesNextSync: `save_committed` returns without a sync of its own (openraft awaits
-/// it on its core; apply waits for the sync: CommittedDurableBeforeApply), and the next
+/// it on its core; read replies wait for the sync: DurableReads), and the next
 /// acknowledged sync makes it durable. What a crash keeps is never ahead of the log.
 #[test]
 fn committed_rides_the_next_sync() {
