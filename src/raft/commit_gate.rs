@@ -18,12 +18,15 @@
 //! latency at one client and the difference between a watch event above and below 1 ms
 //! (README "What the committed-index fsync costs").
 //!
-//! So `save_committed` writes its record and queues a sync without waiting; entries are
-//! applied as soon as openraft has them committed; and the reply to a **read** (a command that
-//! passes the read gate, `commands::read_gate`) leaves only once the gate covers the index
-//! this node had applied when the reply was made ([`CommitGate::wait_durable`], called by the
-//! session before it flushes). Under no write load the gate is already there and nothing
-//! waits. What does not wait:
+//! So `save_committed` only writes its record: the next group commit makes it durable, whoever
+//! queued it (an append, a vote, or a waiting reader: [`CommitGate::set_sync_request`]), and
+//! the WAL's sync worker raises the gate (CommittedRidesNextSync in `wal/mod.rs`): under write
+//! load the committed id costs no sync of its own. Entries are applied as soon as openraft has
+//! them committed; and the reply to a **read** (a command that passes the read gate,
+//! `commands::read_gate`) leaves only once the gate covers the index this node had applied
+//! when the reply was made ([`CommitGate::wait_durable`], called by the session before it
+//! flushes). Under no write load the gate is already there and nothing waits. What does not
+//! wait:
 //! - a write's reply: the entry is committed, fsynced on a majority (DESIGN §4); a node that
 //!   loses power before its own committed record is durable learns the entry again from the
 //!   leader;
@@ -58,9 +61,28 @@ impl Durable {
     }
 }
 
+/// Asks the log for a group-commit sync (one that will cover every committed record written
+/// so far).
+pub type SyncRequest = Box<dyn Fn() + Send + Sync>;
+
 /// The durable committed index and its waiters (the module doc). Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct CommitGate(Arc<watch::Sender<Durable>>);
+#[derive(Clone)]
+pub struct CommitGate(Arc<Inner>);
+
+struct Inner {
+    tx: watch::Sender<Durable>,
+    /// Set by the log store: a waiter the durable index does not cover asks for a sync
+    /// (CommittedRidesNextSync: no sync is queued for the committed record itself).
+    request_sync: std::sync::OnceLock<SyncRequest>,
+}
+
+impl std::fmt::Debug for CommitGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CommitGate")
+            .field(&*self.0.tx.borrow())
+            .finish()
+    }
+}
 
 impl CommitGate {
     /// A gate already open up to `index`: the committed id found in the log at open.
@@ -69,12 +91,20 @@ impl CommitGate {
             index,
             failed: false,
         });
-        Self(Arc::new(tx))
+        Self(Arc::new(Inner {
+            tx,
+            request_sync: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// Sets how a waiter asks the log for a sync; a second call is ignored.
+    pub fn set_sync_request(&self, request: SyncRequest) {
+        let _ = self.0.request_sync.set(request);
     }
 
     /// Records that a sync covered the committed id at `index` (GateMonotonic: never lowers).
     pub fn advance(&self, index: Option<u64>) {
-        self.0.send_if_modified(|d| {
+        self.0.tx.send_if_modified(|d| {
             if index > d.index {
                 d.index = index;
                 true
@@ -86,25 +116,30 @@ impl CommitGate {
 
     /// Records a failed sync: every waiter, now and later, gets an error (GateFailStops).
     pub fn fail(&self) {
-        self.0.send_modify(|d| d.failed = true);
+        self.0.tx.send_modify(|d| d.failed = true);
     }
 
     /// The durable committed index.
     pub fn durable(&self) -> Option<u64> {
-        self.0.borrow().index
+        self.0.tx.borrow().index
     }
 
     /// Returns once a sync has covered a committed id at `index` or above; an error if a sync
     /// failed first.
     pub async fn wait_durable(&self, index: u64) -> io::Result<()> {
-        let now = *self.0.borrow();
+        let now = *self.0.tx.borrow();
         if now.covers(index) {
             return Ok(());
         }
         if now.failed {
             return Err(failed());
         }
-        let mut rx = self.0.subscribe();
+        let mut rx = self.0.tx.subscribe();
+        // The record of a committed id at or past `index` is written (apply follows
+        // `save_committed`); a sync now covers it, whether or not writes follow.
+        if let Some(request) = self.0.request_sync.get() {
+            request();
+        }
         let d = *rx
             .wait_for(|d| d.failed || d.covers(index))
             .await

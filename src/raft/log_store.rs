@@ -10,12 +10,12 @@
 //!   after the group-commit `fdatasync` that covers them.
 //! - `save_vote` returns after the group-commit sync that covers it; `truncate_after` syncs
 //!   before it returns.
-//! - `save_committed` returns once its record is written and a sync is queued for it; that
-//!   group-commit sync (shared with the appends and votes around it: CommittedRidesNextSync)
-//!   raises the [`CommitGate`], and a read's reply waits until the gate covers what the node
-//!   had applied (**DurableReads**, `commit_gate.rs`: openraft awaits `save_committed` on its
-//!   core, and neither the core nor apply, hence neither a write's reply nor a watch event,
-//!   waits for that sync).
+//! - `save_committed` returns once its record is written; the next group-commit sync (an
+//!   append's, a vote's, or one a waiting reader asks for: CommittedRidesNextSync) raises the
+//!   [`CommitGate`], and a read's reply waits until the gate covers what the node had applied
+//!   (**DurableReads**, `commit_gate.rs`: openraft awaits `save_committed` on its core, and
+//!   neither the core nor apply, hence neither a write's reply nor a watch event, waits for
+//!   that sync).
 //! - `purge` returns once its record is written; the sync worker syncs it, then the WAL's
 //!   housekeeping thread deletes the purged segments (PurgeOffTheCore: openraft runs it on its
 //!   core task after every snapshot).
@@ -57,14 +57,12 @@ const SLED_FILES: &[&str] = &["db", "conf", "blobs"];
 #[derive(Clone)]
 pub struct LogStore {
     wal: Arc<Wal>,
-    /// The durable committed index, raised by the syncs `save_committed` queues; read replies
-    /// wait on it (DurableReads).
+    /// The durable committed index, raised after each group-commit sync; read replies wait on
+    /// it (DurableReads).
     gate: CommitGate,
     /// `false` only with failpoint `committed_sync_off`: the gate opens when the record is
     /// written, before any sync.
     committed_sync: bool,
-    /// Failpoint `committed_gate_delay_ms`: how long after its sync the gate rises.
-    gate_delay: std::time::Duration,
 }
 
 impl LogStore {
@@ -80,14 +78,46 @@ impl LogStore {
         let disk = RealDisk::open(&dir.join("wal"))?;
         let committed_sync = opts.committed_sync;
         let gate_delay = std::time::Duration::from_millis(opts.committed_gate_delay_ms);
-        let wal = Wal::open(Arc::new(disk), opts, Arc::new(FlushStats::default()))?;
+        let wal = Arc::new(Wal::open(
+            Arc::new(disk),
+            opts,
+            Arc::new(FlushStats::default()),
+        )?);
         // What open found is on disk: replay read it from there.
         let gate = CommitGate::new(wal.committed().map(|c| c.index()));
+        if committed_sync {
+            // CommittedRidesNextSync: every sync raises the gate to the committed id it covered.
+            let g = gate.clone();
+            wal.on_synced(Box::new(move |synced| match synced {
+                Ok(committed) => {
+                    let index = committed.map(|c| c.index());
+                    if gate_delay.is_zero() {
+                        g.advance(index);
+                    } else {
+                        // Failpoint committed_gate_delay_ms (tests only).
+                        let g = g.clone();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(gate_delay);
+                            g.advance(index);
+                        });
+                    }
+                }
+                Err(_) => g.fail(),
+            }));
+        }
+        // A reader waiting on the gate asks for a sync (none may come otherwise on a quiet
+        // log). Weak: the gate outlives nothing of the log's.
+        let weak = Arc::downgrade(&wal);
+        gate.set_sync_request(Box::new(move || {
+            if let Some(wal) = weak.upgrade() {
+                // Refused only after a failed write or sync, which failed the gate already.
+                let _ = wal.sync(Box::new(|_| {}));
+            }
+        }));
         Ok(Self {
-            wal: Arc::new(wal),
+            wal,
             gate,
             committed_sync,
-            gate_delay,
         })
     }
 
@@ -278,28 +308,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // DurableReads (`commit_gate.rs`): the record rides the next group commit
-        // (CommittedRidesNextSync, `wal/mod.rs`), and that sync raises the gate read replies
-        // wait on; openraft's core, which awaits this call, does not wait for the sync.
+        // (CommittedRidesNextSync, `wal/mod.rs`), which raises the gate read replies wait on;
+        // neither openraft's core, which awaits this call, nor apply waits for that sync.
         self.wal.save_committed(committed)?;
-        let index = committed.map(|c| c.index());
         if !self.committed_sync {
             // Failpoint committed_sync_off: the gate opens before any sync.
-            self.gate.advance(index);
-            return Ok(());
+            self.gate.advance(committed.map(|c| c.index()));
         }
-        let gate = self.gate.clone();
-        let delay = self.gate_delay;
-        self.wal.sync(Box::new(move |r| match r {
-            Ok(()) if delay.is_zero() => gate.advance(index),
-            Ok(()) => {
-                // Failpoint committed_gate_delay_ms (tests only).
-                std::thread::spawn(move || {
-                    std::thread::sleep(delay);
-                    gate.advance(index);
-                });
-            }
-            Err(_) => gate.fail(),
-        }))
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -430,10 +446,11 @@ mod tests {
         assert_eq!(s.try_get_log_entries(3..4).await.unwrap().len(), 0);
     }
 
-    /// DurableReads: `save_committed` returns without waiting, and the sync it queued raises
-    /// the commit gate; a reopened log's gate starts at the committed id found.
+    /// CommittedRidesNextSync: `save_committed` queues no sync; the next append's sync raises
+    /// the commit gate to it, and on a quiet log a waiter's own request does; a reopened log's
+    /// gate starts at the committed id found.
     #[tokio::test]
-    async fn the_committed_sync_opens_the_commit_gate() {
+    async fn the_committed_record_rides_the_next_sync() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut s = LogStore::open(dir.path()).unwrap();
@@ -442,18 +459,32 @@ mod tests {
                 .unwrap();
             let gate = s.commit_gate();
             assert_eq!(gate.durable(), None);
-            s.save_committed(Some(entry(1, 3).log_id())).await.unwrap();
-            tokio::time::timeout(Duration::from_secs(10), gate.wait_durable(3))
+            let syncs = s.flush_stats().syncs.load(Ordering::Relaxed);
+            s.save_committed(Some(entry(1, 2).log_id())).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let after = s.flush_stats().syncs.load(Ordering::Relaxed);
+            assert_eq!(after, syncs, "save_committed queued a sync of its own");
+            assert_eq!(gate.durable(), None, "the gate rose without a sync");
+            append_and_wait(&mut s, vec![entry(1, 4)]).await.unwrap();
+            assert_eq!(
+                gate.durable(),
+                Some(2),
+                "the append's sync did not raise the gate"
+            );
+
+            // Nothing else is written: the waiter's request makes the sync.
+            s.save_committed(Some(entry(1, 4).log_id())).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), gate.wait_durable(4))
                 .await
-                .expect("the committed sync never opened the gate")
+                .expect("a waiter on a quiet log was never covered")
                 .unwrap();
         }
         let mut s = LogStore::open(dir.path()).unwrap();
         assert_eq!(
             s.read_committed().await.unwrap(),
-            Some(entry(1, 3).log_id())
+            Some(entry(1, 4).log_id())
         );
-        assert_eq!(s.commit_gate().durable(), Some(3));
+        assert_eq!(s.commit_gate().durable(), Some(4));
     }
 
     /// GateFailStops: when the committed record's sync fails, a read's wait fails too (and

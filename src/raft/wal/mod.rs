@@ -42,10 +42,11 @@
 //!   began (group commit). A vote rides the same group commit and `save_vote` waits for it;
 //!   truncate syncs before it returns.
 //! - **CommittedRidesNextSync.** `save_committed` writes its record and returns without a
-//!   sync of its own; the caller queues one with [`Wal::sync`] and learns from its callback
-//!   when the record is durable (the log store raises the commit gate there, and a read's
-//!   reply waits until the gate covers what it read: DurableReads in `raft/commit_gate.rs`).
-//!   Under load that sync is shared with the appends and votes queued around it.
+//!   sync of its own: the next group commit, whatever queued it (an append, a vote, a reader
+//!   asking with [`Wal::sync`]), makes it durable, and the sync worker tells the hook set with
+//!   [`Wal::on_synced`] which committed id each sync covered (the log store raises the commit
+//!   gate there; a read's reply waits until the gate covers what it read: DurableReads in
+//!   `raft/commit_gate.rs`). Under write load the committed id costs no sync of its own.
 //!   The committed id found after a crash is never ahead of the log: its record follows, in
 //!   the log, every entry it covers (an entry is written before it can be committed), and
 //!   replay stops at the first record missing.
@@ -191,6 +192,10 @@ impl Default for FlushStats {
 /// Called once with the outcome of the sync that covers a write.
 pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 
+/// Told after every group-commit sync the committed id written before that sync began, or
+/// that it failed (CommittedRidesNextSync; [`Wal::on_synced`]).
+pub type SyncedHook = Box<dyn Fn(Result<Option<LogId>, &io::Error>) + Send + Sync>;
+
 /// A write waiting for the sync worker.
 struct SyncJob {
     /// Entries it appended (0 for a vote or committed record).
@@ -261,6 +266,8 @@ struct Shared {
     /// The housekeeping thread's work (SpareOffTheWritePath). Lock order: `state`, then this.
     chores: Mutex<Chores>,
     chores_changed: Condvar,
+    /// Told what each sync made durable of the committed id (CommittedRidesNextSync).
+    on_synced: std::sync::OnceLock<SyncedHook>,
 }
 
 /// The write-ahead log. Dropping the last handle stops its sync worker.
@@ -335,6 +342,7 @@ impl Wal {
                 dead: Vec::new(),
                 stop: false,
             }),
+            on_synced: std::sync::OnceLock::new(),
             chores_changed: Condvar::new(),
         });
         for (i, &seq) in seqs.iter().enumerate() {
@@ -451,6 +459,12 @@ impl Wal {
             .write_records(&mut st, vec![Record::Committed(committed)])?;
         st.committed = committed;
         Ok(())
+    }
+
+    /// Sets the hook told, after every group-commit sync, the committed id that sync made
+    /// durable (CommittedRidesNextSync); a second call is ignored.
+    pub fn on_synced(&self, hook: SyncedHook) {
+        let _ = self.shared.on_synced.set(hook);
     }
 
     /// Calls `done` after a sync that covers every record written so far (the committed id

@@ -19,9 +19,11 @@ impl Shared {
             }
             syncs += 1;
             let started = Instant::now();
-            let file = {
+            // CommittedRidesNextSync: the committed id written before this sync begins is
+            // durable once it succeeds.
+            let (file, committed) = {
                 let st = self.state.lock().expect("wal state lock");
-                st.segments.back().map(|s| s.file.clone())
+                (st.segments.back().map(|s| s.file.clone()), st.committed)
             };
             let result = if let Err(e) = self.check_writable() {
                 Err(e)
@@ -38,6 +40,9 @@ impl Shared {
             };
             match result {
                 Ok(()) => {
+                    if let Some(hook) = self.on_synced.get() {
+                        hook(Ok(committed));
+                    }
                     self.stats.syncs.fetch_add(1, Ordering::Relaxed);
                     let entries: u64 = batch.iter().map(|j| j.entries).sum();
                     let appends = batch.iter().filter(|j| j.entries > 0).count() as u64;
@@ -54,6 +59,9 @@ impl Shared {
                     }
                 }
                 Err(e) => {
+                    if let Some(hook) = self.on_synced.get() {
+                        hook(Err(&e));
+                    }
                     let msg = e.to_string();
                     for job in batch.drain(..) {
                         (job.done)(Err(io::Error::other(msg.clone())));
