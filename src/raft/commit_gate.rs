@@ -29,7 +29,9 @@
 //! wait:
 //! - a write's reply: the entry is committed, fsynced on a majority (DESIGN §4); a node that
 //!   loses power before its own committed record is durable learns the entry again from the
-//!   leader;
+//!   leader. That includes what a write returns from the keyspace (`INCR`'s value, `GETDEL`,
+//!   an `EXEC`'s queued reads, a writing script's reads, all made at apply): after a power
+//!   cut a `stale` read on the node may briefly show less, as on any lagging node;
 //! - watch events (`XREAD` on `__watch__:`, keyspace notifications, tracking
 //!   invalidations): a watcher names its position by revision and resumes there, so a node
 //!   that comes back behind it delivers nothing twice and nothing out of order, only later.
