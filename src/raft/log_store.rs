@@ -362,6 +362,18 @@ mod tests {
         rx.await.map_err(io::Error::other)?
     }
 
+    /// A log whose every sync after the first fails (failpoint `log_flush_fail_after=1`), and
+    /// the directory it lives in.
+    fn failing_after_one_sync() -> (tempfile::TempDir, LogStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions {
+            fail_sync_after: Some(1),
+            ..WalOptions::default()
+        };
+        let s = LogStore::open_with(dir.path(), opts).unwrap();
+        (dir, s)
+    }
+
     /// DurableBeforeAck: an acknowledged append survives closing and reopening the log.
     #[tokio::test]
     async fn acknowledged_append_survives_reopen() {
@@ -423,12 +435,7 @@ mod tests {
     /// is refused.
     #[tokio::test]
     async fn refuses_writes_after_a_failed_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = WalOptions {
-            fail_sync_after: Some(1),
-            ..WalOptions::default()
-        };
-        let mut s = LogStore::open_with(dir.path(), opts).unwrap();
+        let (_dir, mut s) = failing_after_one_sync();
         append_and_wait(&mut s, vec![entry(1, 1)]).await.unwrap();
         let err = append_and_wait(&mut s, vec![entry(1, 2)])
             .await
@@ -492,12 +499,7 @@ mod tests {
     /// forever or going on.
     #[tokio::test]
     async fn a_failed_committed_sync_fails_the_gate() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = WalOptions {
-            fail_sync_after: Some(1),
-            ..WalOptions::default()
-        };
-        let mut s = LogStore::open_with(dir.path(), opts).unwrap();
+        let (_dir, mut s) = failing_after_one_sync();
         append_and_wait(&mut s, vec![entry(1, 1)]).await.unwrap();
         s.save_committed(Some(entry(1, 1).log_id())).await.unwrap();
         let r = tokio::time::timeout(Duration::from_secs(10), s.commit_gate().wait_durable(1))
