@@ -200,11 +200,10 @@ impl StateMachineStore {
     }
 
     /// Shares the log's durable committed index (DurableReads); set before openraft starts, a
-    /// second call is ignored. The state loaded at open came from a durable snapshot file, so
-    /// the gate covers it from the start (openraft's committed id may be older than the
-    /// snapshot after a power cut: it then re-applies from the snapshot on).
+    /// second call is ignored. openraft restores the snapshot on disk at start-up through
+    /// `install_snapshot`, which raises the gate to it (the log's committed id may be older
+    /// than that snapshot after a power cut).
     pub fn set_commit_gate(&self, gate: CommitGate) {
-        gate.advance(self.read().last_applied.map(|l| l.index()));
         let _ = self.commit_gate.set(gate);
     }
 
