@@ -147,6 +147,13 @@ fn main() -> ExitCode {
         return fail(&e);
     }
 
+    // HandOffsWithoutPreemption (`config/sched_policy.rs`): before the runtime starts its
+    // threads, so that every thread of the node inherits the policy.
+    let policy = cfg.server.sched_policy;
+    if let Err(e) = policy.apply_to_process() {
+        tracing::warn!(policy = %policy, error = %e, "CPU scheduling policy not set; running with the default");
+    }
+
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&e),

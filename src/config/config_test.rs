@@ -94,8 +94,22 @@ fn base_parses_with_defaults_for_missing_sections() {
     assert_eq!(c.server.timeout, 0);
     assert_eq!(c.server.client_output_buffer_limit, 1 << 30);
     assert_eq!(c.server.notify_keyspace_events, "");
+    assert_eq!(c.server.sched_policy, SchedPolicy::Batch);
     assert_eq!(c.store, StoreSection::default());
     assert_eq!(c.store.history_revisions, None);
+}
+
+/// `sched_policy` takes the two policy names and refuses anything else, naming the choices.
+#[test]
+fn sched_policy_is_batch_or_other() {
+    let c = must_parse(&format!("{BASE}\n[server]\nsched_policy = \"other\"\n"));
+    assert_eq!(c.server.sched_policy, SchedPolicy::Other);
+    let c = must_parse(&format!("{BASE}\n[server]\nsched_policy = \"batch\"\n"));
+    assert_eq!(c.server.sched_policy, SchedPolicy::Batch);
+    must_not_parse(
+        &format!("{BASE}\n[server]\nsched_policy = \"fifo\"\n"),
+        &["sched_policy", "unknown variant `fifo`", "batch", "other"],
+    );
 }
 
 #[test]

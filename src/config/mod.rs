@@ -20,7 +20,8 @@
 //! Files: this one holds the schema (the sections and their defaults) and [`ConfigError`];
 //! `validate.rs` turns text into a checked [`ClusterConfig`]; `identity.rs` ties a data
 //! directory to one node ([`ensure_data_dir_identity`]); `notify.rs` and `read_mode.rs` hold
-//! the two option types with their own syntax (`notify_keyspace_events`, `read_mode`).
+//! the two option types with their own syntax (`notify_keyspace_events`, `read_mode`);
+//! `sched_policy.rs` the process's CPU scheduling policy (`sched_policy`).
 //!
 //! Unknown fields anywhere are an error (`deny_unknown_fields`), so a misspelt option is never
 //! silently ignored. `[raft]`, `[server]` and `[store]` and each of their fields are optional.
@@ -34,12 +35,14 @@ use serde::Deserialize;
 mod identity;
 mod notify;
 mod read_mode;
+mod sched_policy;
 mod tls;
 mod validate;
 
 pub use identity::{ensure_data_dir_identity, IDENTITY_FILE};
 pub use notify::NotifyKeyspaceEvents;
 pub use read_mode::{ParseReadModeError, ReadMode};
+pub use sched_policy::SchedPolicy;
 pub use tls::{parse_protocols, TlsAuthClients, TlsSection};
 
 /// Largest accepted `server.proto_max_bulk_len`: Redis's own ceiling, 512 MiB.
@@ -252,6 +255,9 @@ pub struct ServerSection {
     /// `tracking-table-max-keys`, 0 for no limit); past it, keys are forgotten and their clients
     /// told to drop them.
     pub tracking_table_max_keys: usize,
+    /// The process's CPU scheduling policy, set at start (`sched_policy.rs`:
+    /// HandOffsWithoutPreemption): `"batch"` (default) or `"other"`.
+    pub sched_policy: SchedPolicy,
 }
 
 impl Default for ServerSection {
@@ -266,6 +272,7 @@ impl Default for ServerSection {
             client_output_buffer_limit: DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT,
             notify_keyspace_events: String::new(),
             tracking_table_max_keys: crate::watch::tracking::DEFAULT_MAX_KEYS,
+            sched_policy: SchedPolicy::default(),
         }
     }
 }
@@ -401,6 +408,7 @@ impl fmt::Debug for ServerSection {
             )
             .field("notify_keyspace_events", &self.notify_keyspace_events)
             .field("tracking_table_max_keys", &self.tracking_table_max_keys)
+            .field("sched_policy", &self.sched_policy)
             .finish()
     }
 }

@@ -1,5 +1,5 @@
 //! Operations capability: the `redraft` command line and config validation, backup and restore,
-//! and the peer port's shared secret.
+//! the peer port's shared secret, and the process's CPU scheduling policy.
 //!
 //! One test binary; each module below is one area, sharing the harness in `tests/common`.
 
@@ -9,4 +9,5 @@ mod common;
 mod backup_restore;
 mod cli_config;
 mod peer_secret;
+mod sched_policy;
 mod tls;

@@ -1,0 +1,73 @@
+//! `[server] sched_policy`: every thread of a node runs under the configured Linux CPU
+//! scheduling policy (HandOffsWithoutPreemption, `src/config/sched_policy.rs`): `SCHED_BATCH`
+//! by default, `SCHED_OTHER` when the config says `"other"`. Read from `/proc/<pid>/task/*/stat`
+//! of a real process, after it served a write, so the runtime's workers and the WAL's sync
+//! thread exist and must have inherited the policy set at start.
+
+use crate::common;
+
+use std::fs;
+
+use common::single::Single;
+
+/// Linux's policy numbers (`sched.h`).
+const SCHED_OTHER: u32 = 0;
+const SCHED_BATCH: u32 = 3;
+
+/// `(thread name, policy)` of every thread of `pid`.
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).expect("list threads") {
+        let path = task.expect("thread entry").path();
+        let Ok(stat) = fs::read_to_string(path.join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // `pid (comm) state ...`: comm may hold spaces and parentheses, so split after the
+        // last ')'; the field after it is field 3 (state), and policy is field 41.
+        let close = stat.rfind(')').expect("stat has (comm)");
+        let name = stat[stat.find('(').expect("(") + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let policy = fields[41 - 3].parse().expect("policy is a number");
+        out.push((name, policy));
+    }
+    out
+}
+
+fn assert_every_thread(node: &Single, want: u32) {
+    let mut con = node.must_connect();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut con)
+        .expect("SET");
+    let threads = thread_policies(node.pid());
+    assert!(
+        threads.iter().any(|(n, _)| n == "raft-wal-sync"),
+        "the WAL's sync thread should exist: {threads:?}"
+    );
+    assert!(
+        threads
+            .iter()
+            .filter(|(n, _)| n == "tokio-rt-worker")
+            .count()
+            >= 1,
+        "the runtime's workers should exist: {threads:?}"
+    );
+    let wrong: Vec<_> = threads.iter().filter(|(_, p)| *p != want).collect();
+    assert!(
+        wrong.is_empty(),
+        "threads not under policy {want}: {wrong:?}"
+    );
+}
+
+#[test]
+fn every_thread_runs_sched_batch_by_default() {
+    let node = Single::start();
+    assert_every_thread(&node, SCHED_BATCH);
+}
+
+#[test]
+fn sched_policy_other_keeps_the_default_policy() {
+    let node = Single::start_with("[server]\nsched_policy = \"other\"\n");
+    assert_every_thread(&node, SCHED_OTHER);
+}
