@@ -1,6 +1,7 @@
 //! The WAL's read path: finding the records of a range of entries under the state lock
 //! ([`Wal::locate`], at most a budget of bytes: ReplicationReadBound in `log_store.rs`) and
-//! reading them without it ([`Located::read`]).
+//! reading them without it ([`Located::read`]); the newest come from the cache
+//! (RecentEntriesCached, `cache.rs`).
 
 use super::*;
 
@@ -31,6 +32,7 @@ impl Wal {
         let mut out = Located {
             parts: Vec::new(),
             bytes: 0,
+            disk_bytes: 0,
             cut: false,
         };
         for i in lo..hi.max(lo) {
@@ -40,7 +42,14 @@ impl Wal {
                 break;
             }
             out.bytes += u64::from(loc.len);
-            out.parts.push((segment_of(&st, loc.seq).file.clone(), loc));
+            // RecentEntriesCached (CacheIsSuffix: a cached index is this live entry).
+            out.parts.push(match st.cache.get(i) {
+                Some(entry) => Part::Cached(entry.clone()),
+                None => {
+                    out.disk_bytes += u64::from(loc.len);
+                    Part::Disk(segment_of(&st, loc.seq).file.clone(), loc)
+                }
+            });
         }
         out
     }
@@ -48,15 +57,27 @@ impl Wal {
 
 /// Entries found by [`Wal::locate`], to be read.
 pub struct Located {
-    parts: Vec<(Arc<dyn DiskFile>, Loc)>,
+    parts: Vec<Part>,
     bytes: u64,
+    disk_bytes: u64,
     cut: bool,
+}
+
+/// One entry found: its record, or the entry itself from the cache (RecentEntriesCached).
+enum Part {
+    Disk(Arc<dyn DiskFile>, Loc),
+    Cached(Entry),
 }
 
 impl Located {
     /// The bytes of their records.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// The bytes of the records [`Located::read`] will `pread` (those not cached).
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk_bytes
     }
 
     /// Whether the budget left out entries of the range.
@@ -77,8 +98,11 @@ impl Located {
     /// Reads and decodes them (blocking: `pread`s).
     pub fn read(self) -> io::Result<Vec<Entry>> {
         let mut out = Vec::with_capacity(self.parts.len());
-        for (file, loc) in self.parts {
-            out.push(read_entry(&*file, loc)?);
+        for part in self.parts {
+            out.push(match part {
+                Part::Disk(file, loc) => read_entry(&*file, loc)?,
+                Part::Cached(entry) => entry,
+            });
         }
         Ok(out)
     }

@@ -409,3 +409,125 @@ fn locate_stops_at_the_budget_but_never_before_the_first_entry() {
     assert!(!rest.cut());
     assert_eq!(rest.len(), 3);
 }
+
+/// A normal entry whose value is `value_len` bytes of `buf`, a slice (as a value parsed from a
+/// client's read buffer is).
+fn put_entry(term: u64, index: u64, buf: &bytes::Bytes, value_len: usize) -> Entry {
+    let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(term, 1);
+    let op = crate::store::Op::Put {
+        key: bytes::Bytes::from(format!("k{index}")),
+        value: buf.slice(..value_len),
+    };
+    Entry::new_normal(
+        openraft::LogId::new(leader.to_committed(), index),
+        crate::store::Request::new(None, op),
+    )
+}
+
+/// RecentEntriesCached, CachedAsRead: the newest entries are read without a `pread`, equal to
+/// what their records decode to, and hold copies, never the appended entry's own buffers.
+#[test]
+fn recent_entries_are_read_from_the_cache_as_their_records_read() {
+    let disk = SimDisk::new();
+    let wal = must_open(&disk, WalOptions::default());
+    let buf = bytes::Bytes::from(vec![7u8; 4096]);
+    let appended: Vec<Entry> = (1..=5).map(|i| put_entry(1, i, &buf, 100)).collect();
+    append(&wal, appended.clone()).unwrap();
+    let located = wal.locate(1..=5, u64::MAX);
+    assert_eq!(located.disk_bytes(), 0, "all five come from the cache");
+    assert!(located.bytes() > 0);
+    let cached = located.read().unwrap();
+    assert_eq!(cached, appended);
+    let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+    for e in &cached {
+        let openraft::EntryPayload::Normal(req) = &e.payload else {
+            panic!("normal entry")
+        };
+        let crate::store::Op::Put { value, .. } = &req.op else {
+            panic!("put")
+        };
+        assert!(
+            !range.contains(&(value.as_ptr() as usize)),
+            "a cached value must not pin the appended entry's buffer"
+        );
+    }
+    // The same entries read from their records (a reopened WAL has an empty cache).
+    drop(wal);
+    let wal = must_open(&disk, WalOptions::default());
+    let located = wal.locate(1..=5, u64::MAX);
+    assert_eq!(located.disk_bytes(), located.bytes());
+    assert_eq!(located.read().unwrap(), cached);
+}
+
+/// CacheIsSuffix, CacheBudget: through appends, overwrites, truncates, purges and evictions
+/// the WAL reads the same log as a model of it, and as the same WAL reopened (no cache).
+#[test]
+fn the_cache_never_serves_an_entry_the_log_no_longer_holds() {
+    let disk = SimDisk::new();
+    // Room for about eight 100-byte values; an entry of 1,000 bytes is not cached at all.
+    let small = WalOptions {
+        cache_bytes: 1200,
+        segment_bytes: 2048,
+        ..WalOptions::default()
+    };
+    let buf = bytes::Bytes::from(vec![1u8; 1000]);
+    let wal = must_open(&disk, small.clone());
+    let mut model: BTreeMap<u64, u64> = BTreeMap::new();
+    let check = |wal: &Wal, model: &BTreeMap<u64, u64>| {
+        let want: Vec<(u64, u64)> = model.iter().map(|(i, t)| (*i, *t)).collect();
+        assert_eq!(contents(wal), want);
+    };
+    for i in 1..=30 {
+        append(&wal, vec![put_entry(1, i, &buf, 100)]).unwrap();
+        model.insert(i, 1);
+    }
+    check(&wal, &model);
+    let newest = wal.locate(25..=30, u64::MAX);
+    assert_eq!(newest.disk_bytes(), 0, "the newest are cached");
+    let oldest = wal.locate(1..=5, u64::MAX);
+    assert_eq!(
+        oldest.disk_bytes(),
+        oldest.bytes(),
+        "the oldest were evicted"
+    );
+    // An overwrite (truncate first, as openraft does) in a new term.
+    wal.truncate_after(Some(27)).unwrap();
+    model.retain(|i, _| *i <= 27);
+    check(&wal, &model);
+    for i in 28..=33 {
+        append(&wal, vec![put_entry(2, i, &buf, 100)]).unwrap();
+        model.insert(i, 2);
+    }
+    check(&wal, &model);
+    // An append that overwrites without a truncate (the WAL truncates itself).
+    append(&wal, vec![put_entry(3, 32, &buf, 100)]).unwrap();
+    model.retain(|i, _| *i < 32);
+    model.insert(32, 3);
+    check(&wal, &model);
+    // An entry too large for the cache empties it; the next ones are cached again.
+    append(&wal, vec![put_entry(3, 33, &buf, 1000)]).unwrap();
+    model.insert(33, 3);
+    assert_eq!(
+        wal.locate(31..=33, u64::MAX).disk_bytes(),
+        wal.locate(31..=33, u64::MAX).bytes()
+    );
+    append(&wal, vec![put_entry(3, 34, &buf, 100)]).unwrap();
+    model.insert(34, 3);
+    assert_eq!(wal.locate(34..=34, u64::MAX).disk_bytes(), 0);
+    check(&wal, &model);
+    // A purge into the cached range, then past the end of the log.
+    purge(&wal, log_id(3, 33)).unwrap();
+    model.retain(|i, _| *i > 33);
+    check(&wal, &model);
+    purge(&wal, log_id(4, 40)).unwrap();
+    model.clear();
+    check(&wal, &model);
+    append(&wal, vec![put_entry(4, 41, &buf, 100)]).unwrap();
+    model.insert(41, 4);
+    check(&wal, &model);
+    let cached = wal.entries(..).unwrap();
+    drop(wal);
+    let wal = must_open(&disk, small);
+    check(&wal, &model);
+    assert_eq!(wal.entries(..).unwrap(), cached);
+}
