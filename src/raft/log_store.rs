@@ -246,7 +246,7 @@ const BLOCKING_READ_BYTES: u64 = 1 << 20;
 /// follower's catch-up of large values never holds a runtime worker (and with it heartbeats)
 /// for the length of a `pread` and decode of many MiB.
 async fn read_located(located: Located) -> io::Result<Vec<Entry>> {
-    if located.disk_bytes() <= BLOCKING_READ_BYTES {
+    if located.bytes() <= BLOCKING_READ_BYTES {
         return located.read();
     }
     tokio::task::spawn_blocking(move || located.read())

@@ -9,9 +9,7 @@
 //! This file holds the WAL's state and its API; `record.rs` the record framing, `segment.rs`
 //! the segment files, the spare and the housekeeping thread, `replay.rs` opening (replay, torn
 //! tail), `sync.rs` the sync worker (group commit), `write.rs` the write and sync primitives
-//! with fail-stop, `read.rs` the read path, `cache.rs` the newest entries kept decoded
-//! (RecentEntriesCached, CacheIsSuffix, CachedAsRead), `stats.rs` the counters, `disk.rs` the
-//! file system seam.
+//! with fail-stop, `disk.rs` the file system seam.
 //!
 //! # On-disk layout
 //!
@@ -93,13 +91,11 @@
 //!   made (`disk.rs`), not only fallocated, so a group commit's `fdatasync` writes data only,
 //!   never the inode of an extent it converted: half the device writes per commit.
 
-mod cache;
 pub mod disk;
 mod read;
 mod record;
 mod replay;
 mod segment;
-mod stats;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -108,20 +104,19 @@ mod write;
 use std::collections::VecDeque;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use openraft::entry::RaftEntry;
 
-use self::cache::EntryCache;
 use self::disk::{Disk, DiskFile};
 use self::read::read_entry;
 pub use self::read::Located;
 use self::record::*;
 use self::segment::{head_bytes, Chores, Spare};
-pub use self::stats::FlushStats;
 use super::typ::{Entry, LogId, Vote};
+use crate::metrics::{Histogram, BATCH_BUCKETS, LATENCY_BUCKETS};
 
 /// The first 8 bytes of every segment.
 pub const MAGIC: &[u8; 8] = b"RDFTWAL1";
@@ -146,9 +141,6 @@ pub struct WalOptions {
     /// Failpoint `committed_gate_delay_ms=N`: the gate rises N ms after the sync that covers a
     /// committed record (tests: shows which replies wait for it). 0: at once.
     pub committed_gate_delay_ms: u64,
-    /// Record bytes of the newest entries kept decoded in memory (RecentEntriesCached,
-    /// `cache.rs`); 0 keeps none.
-    pub cache_bytes: u64,
 }
 
 impl Default for WalOptions {
@@ -159,7 +151,41 @@ impl Default for WalOptions {
             fail_sync_after: None,
             committed_sync: true,
             committed_gate_delay_ms: 0,
-            cache_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Counters of the group commit, reported by `INFO` (`raft_log_flushes`, ...) and `/metrics`.
+#[derive(Debug)]
+pub struct FlushStats {
+    /// Syncs that acknowledged at least one append.
+    pub flushes: AtomicU64,
+    /// Entries acknowledged by those syncs.
+    pub entries: AtomicU64,
+    /// Append calls acknowledged by those syncs.
+    pub appends: AtomicU64,
+    /// Every successful sync: those above, and those for a vote or the committed index alone.
+    pub syncs: AtomicU64,
+    /// Bytes of records written to the log, frames and padding included (the snapshot
+    /// trigger's measure of the log: `raft/snapshot_trigger.rs`).
+    pub bytes: AtomicU64,
+    /// How long each successful group-commit `fdatasync` took
+    /// (`redraft_log_flush_duration_seconds`).
+    pub flush_seconds: Histogram,
+    /// Entries acknowledged per successful sync (`redraft_log_flush_entries`).
+    pub entries_per_flush: Histogram,
+}
+
+impl Default for FlushStats {
+    fn default() -> Self {
+        Self {
+            flushes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            flush_seconds: Histogram::new(LATENCY_BUCKETS),
+            entries_per_flush: Histogram::new(BATCH_BUCKETS),
         }
     }
 }
@@ -208,8 +234,6 @@ struct State {
     purged: Option<LogId>,
     /// Whether replay has met an entry yet (at open only).
     replayed_entry: bool,
-    /// The newest entries, decoded (RecentEntriesCached; empty after open).
-    cache: EntryCache,
 }
 
 impl State {
@@ -225,7 +249,6 @@ impl State {
             committed: None,
             purged: None,
             replayed_entry: false,
-            cache: EntryCache::new(0),
         }
     }
 }
@@ -340,7 +363,6 @@ impl Wal {
         }
         // The first spare is made here, so an opened log is ready to roll at once.
         shared.make_spare_now();
-        st.cache = EntryCache::new(shared.opts.cache_bytes);
         *shared.state.lock().expect("wal state lock") = st;
         let (tx, rx) = mpsc::channel();
         let worker = shared.clone();
@@ -408,21 +430,15 @@ impl Wal {
             }
         }
         let n = entries.len() as u64;
-        let written = self
+        let locs = self
             .shared
             .write_records(&mut st, entries.into_iter().map(Record::Entry).collect())?;
-        for ((loc, payload), log_id) in written.into_iter().zip(log_ids) {
+        for (loc, log_id) in locs.into_iter().zip(log_ids) {
             if st.locs.is_empty() {
                 st.first = log_id.index();
             }
             st.locs.push_back(loc);
             st.last_log_id = Some(log_id);
-            // CachedAsRead: the decode of what was written, not the caller's entry.
-            if let Ok(Record::Entry(e)) = crate::raft::codec::decode::<Record>(&payload) {
-                st.cache.push(e, loc.len);
-            } else {
-                st.cache.clear();
-            }
         }
         self.queue(&st, n, done)
     }
@@ -557,7 +573,6 @@ fn segment_of(st: &State, seq: u64) -> &Segment {
 
 fn apply_purge(st: &mut State, log_id: LogId) {
     st.purged = st.purged.max(Some(log_id));
-    st.cache.purge_upto(log_id.index());
     while st.first <= log_id.index() && !st.locs.is_empty() {
         st.locs.pop_front();
         st.first += 1;

@@ -1,7 +1,6 @@
 //! The WAL's read path: finding the records of a range of entries under the state lock
 //! ([`Wal::locate`], at most a budget of bytes: ReplicationReadBound in `log_store.rs`) and
-//! reading them without it ([`Located::read`]); the newest come from the cache
-//! (RecentEntriesCached, `cache.rs`).
+//! reading them without it ([`Located::read`]).
 
 use super::*;
 
@@ -32,7 +31,6 @@ impl Wal {
         let mut out = Located {
             parts: Vec::new(),
             bytes: 0,
-            disk_bytes: 0,
             cut: false,
         };
         for i in lo..hi.max(lo) {
@@ -42,14 +40,7 @@ impl Wal {
                 break;
             }
             out.bytes += u64::from(loc.len);
-            // RecentEntriesCached (CacheIsSuffix: a cached index is this live entry).
-            out.parts.push(match st.cache.get(i) {
-                Some(entry) => Part::Cached(entry.clone()),
-                None => {
-                    out.disk_bytes += u64::from(loc.len);
-                    Part::Disk(segment_of(&st, loc.seq).file.clone(), loc)
-                }
-            });
+            out.parts.push((segment_of(&st, loc.seq).file.clone(), loc));
         }
         out
     }
@@ -57,27 +48,15 @@ impl Wal {
 
 /// Entries found by [`Wal::locate`], to be read.
 pub struct Located {
-    parts: Vec<Part>,
+    parts: Vec<(Arc<dyn DiskFile>, Loc)>,
     bytes: u64,
-    disk_bytes: u64,
     cut: bool,
-}
-
-/// One entry found: its record, or the entry itself from the cache (RecentEntriesCached).
-enum Part {
-    Disk(Arc<dyn DiskFile>, Loc),
-    Cached(Entry),
 }
 
 impl Located {
     /// The bytes of their records.
     pub fn bytes(&self) -> u64 {
         self.bytes
-    }
-
-    /// The bytes of the records [`Located::read`] will `pread` (those not cached).
-    pub fn disk_bytes(&self) -> u64 {
-        self.disk_bytes
     }
 
     /// Whether the budget left out entries of the range.
@@ -98,11 +77,8 @@ impl Located {
     /// Reads and decodes them (blocking: `pread`s).
     pub fn read(self) -> io::Result<Vec<Entry>> {
         let mut out = Vec::with_capacity(self.parts.len());
-        for part in self.parts {
-            out.push(match part {
-                Part::Disk(file, loc) => read_entry(&*file, loc)?,
-                Part::Cached(entry) => entry,
-            });
+        for (file, loc) in self.parts {
+            out.push(read_entry(&*file, loc)?);
         }
         Ok(out)
     }

@@ -91,12 +91,12 @@ impl Shared {
     }
 
     /// Writes `records` at the end of the last segment (rolling to a new one when one does
-    /// not fit), one write per segment, and returns where each payload is, with the payload.
+    /// not fit), one write per segment, and returns where each payload is.
     pub(super) fn write_records(
         &self,
         st: &mut State,
         records: Vec<Record>,
-    ) -> io::Result<Vec<(Loc, Vec<u8>)>> {
+    ) -> io::Result<Vec<Loc>> {
         let mut locs = Vec::with_capacity(records.len());
         let mut buf = Vec::new();
         let mut buf_start = st.write_off;
@@ -110,13 +110,12 @@ impl Shared {
                 buf_start = st.write_off;
             }
             let seq = st.segments.back().expect("a last segment").seq;
-            let loc = Loc {
+            locs.push(Loc {
                 seq,
                 off: st.write_off + FRAME,
                 len: payload.len() as u32,
-            };
+            });
             frame_into(&mut buf, &payload);
-            locs.push((loc, payload));
             st.write_off += need;
             written += need;
         }
@@ -143,7 +142,6 @@ impl Shared {
             Some(l) => (l + 1).saturating_sub(st.first).min(st.locs.len() as u64),
         };
         st.locs.truncate(keep as usize);
-        st.cache.truncate_after(last);
         st.last_log_id = match st.locs.back() {
             None => None,
             Some(&loc) => Some(read_entry(&*segment_of(st, loc.seq).file, loc)?.log_id()),
