@@ -4,7 +4,7 @@
 //! Owns `<data_dir>/raft-log` and nothing else; knows nothing of the keyspace. The on-disk
 //! layout and the invariants (**DurableBeforeAck**, **FullSegmentSynced**,
 //! **SegmentDurableOnCreate**, **HeadRepeatsState**, **PurgeWholeSegments**, **TornTailOnly**,
-//! **FailStop**, **SpareAhead**, **RecentEntriesCached**) are drawn and named in `wal/mod.rs`.
+//! **FailStop**, **SpareAhead**) are drawn and named in `wal/mod.rs`.
 //!
 //! - `append` returns once the entries are written (readable); its `IOFlushed` callback fires
 //!   after the group-commit `fdatasync` that covers them.

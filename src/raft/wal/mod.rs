@@ -31,8 +31,7 @@
 //!
 //! Replaying every segment in order rebuilds the state; the in-memory index keeps only
 //! `(segment, offset, len)` per live entry, and reads `pread` the record, so memory grows with
-//! the number of live entries, not with their bytes; only the newest entries, a bounded few
-//! MiB of records, are also kept decoded (RecentEntriesCached, `cache.rs`).
+//! the number of live entries, not with their bytes.
 //!
 //! # Invariants
 //!
