@@ -14,8 +14,9 @@
 //! ends, or the next tick. Nothing else changes: the same fair share of CPU, no privilege
 //! needed (`SCHED_OTHER` → `SCHED_BATCH` is allowed to any process), and no real-time policy
 //! that could starve the machine. Measured side by side (`benches/set_ab.sh`, README
-//! "Performance"). Timing-sensitive work (heartbeats, elections) is delayed by at most a
-//! scheduler tick, against election timeouts of hundreds of milliseconds.
+//! "Performance"). Timing-sensitive work (heartbeats, elections) waits at most for the
+//! running thread to block or use up its time slice (milliseconds), against election
+//! timeouts of hundreds of milliseconds (`benches/elections.sh`: no false election).
 //!
 //! `"other"` keeps the default policy. On a platform without `sched_setscheduler` the option
 //! is ignored with a warning.
