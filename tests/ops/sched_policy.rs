@@ -10,9 +10,9 @@ use std::fs;
 
 use common::single::Single;
 
-/// Linux's policy numbers (`sched.h`).
-const SCHED_OTHER: u32 = 0;
-const SCHED_BATCH: u32 = 3;
+/// Linux's policy numbers, as `/proc/<pid>/task/*/stat` shows them.
+const SCHED_OTHER: u32 = libc::SCHED_OTHER as u32;
+const SCHED_BATCH: u32 = libc::SCHED_BATCH as u32;
 
 /// `(thread name, policy)` of every thread of `pid`.
 fn thread_policies(pid: u32) -> Vec<(String, u32)> {
