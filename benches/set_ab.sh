@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SET throughput and latency, A/B: two or more redraft binaries side by side in the same run.
 #
-# Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--reps N]
+# Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]...
+#                          [--config LABEL=TOML]... [--reps N]
 #                          [--duration D] [--warmup W] [--concurrency "1 64 256"]
 #                          [--workload set|get|mixed] [--mode M] [--out DIR]
 #
@@ -14,6 +15,9 @@
 # mode instead (the keys are written first by the workload itself). `--failpoints LABEL=SPEC`
 # starts that binary's nodes with `REDRAFT_FAILPOINTS=SPEC` (test-only failpoints,
 # `src/raft/log_store.rs`; e.g. `committed_sync_off`, which `benches/committed_sync.sh` uses).
+# `--config LABEL=TOML` appends the file TOML (e.g. a `[raft]` or `[store]` section) to that
+# cluster's `cluster.toml`; the same binary may run under two labels with different configs
+# (`--bin a=PATH --bin b=PATH --config b=nosnap.toml`).
 #
 # Writes DIR/results.jsonl (every run), DIR/table.md (loadgen's tables) and DIR/summary.md
 # (per binary and concurrency: the median over the repetitions of throughput, p50, p99, CPU µs
@@ -26,12 +30,13 @@ cd "$(dirname "$0")/.."
 . benches/lib.sh
 
 BINS=()
-declare -A FAILPOINTS
+declare -A FAILPOINTS CONFIGS
 REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) BINS+=("$2"); shift ;;
         --failpoints) FAILPOINTS[${2%%=*}]=${2#*=}; shift ;;
+        --config) CONFIGS[${2%%=*}]=${2#*=}; shift ;;
         --reps) REPS=$2; shift ;;
         --duration) DUR=$2; shift ;;
         --warmup) WARM=$2; shift ;;
@@ -39,7 +44,7 @@ while [ $# -gt 0 ]; do
         --workload) WL=$2; shift ;;
         --mode) MODE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--config LABEL=TOML]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -72,6 +77,7 @@ for spec in "${BINS[@]}"; do
             echo "redis_addr = \"127.0.0.1:$((redis + i))\""
             echo "data_dir = \"$WORK/$label-$i\""
         done
+        if [ -n "${CONFIGS[$label]:-}" ]; then cat "${CONFIGS[$label]}"; fi
     } >"$WORK/$label.toml"
     for i in 1 2 3; do
         pid_start "$label-$i" env REDRAFT_FAILPOINTS="${FAILPOINTS[$label]:-}" \
@@ -113,7 +119,7 @@ done
     echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes, $DUR after $WARM of warm-up; $REPS repetitions interleaved"
     for spec in "${BINS[@]}"; do
         l=${spec%%=*} bin=${spec#*=}
-        echo "- binary $l: ${bin#"$PWD"/}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}"
+        echo "- binary $l: ${bin#"$PWD"/}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}${CONFIGS[$l]:+, config: $(tr '\n' ' ' <"${CONFIGS[$l]}")}"
     done
     echo
     echo "| binary | clients | ops/s (median) | p50 ms | p99 ms | CPU µs/op | log syncs/op | ops/s, each run |"
