@@ -47,6 +47,58 @@ pub const SNAPSHOT_VERSION: u8 = 4;
 /// The snapshot version that added the script set.
 pub const SCRIPTS_VERSION: u8 = 3;
 
+/// How many encoded bytes [`Store::write_snapshot`] gathers before handing them to its writer.
+const CHUNK: usize = 64 << 10;
+
+/// postcard's output for [`Store::write_snapshot`]: bytes gather in a buffer of [`CHUNK`] and
+/// go to `out` a chunk at a time. postcard's own `to_io` calls `write_all` for every byte it
+/// encodes (each varint, each length): a function call and a `memcpy` per byte, which was
+/// 70 % of a snapshot build (**ChunkedEncode**). An error of `out` is kept in `failed`
+/// (postcard's error type has no room for it) and the encode stops.
+struct Chunks<'a, W: std::io::Write> {
+    buf: Vec<u8>,
+    out: &'a mut W,
+    failed: &'a mut Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> Chunks<'_, W> {
+    /// Hands the gathered bytes to `out`.
+    fn drain(&mut self) -> postcard::Result<()> {
+        if let Err(e) = self.out.write_all(&self.buf) {
+            *self.failed = Some(e);
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl<W: std::io::Write> postcard::ser_flavors::Flavor for Chunks<'_, W> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.buf.push(byte);
+        if self.buf.len() >= CHUNK {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<()> {
+        self.drain()
+    }
+}
+
 /// Why snapshot bytes could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -143,17 +195,24 @@ impl Store {
     /// caller owns `w`.
     pub fn write_snapshot<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
         w.write_all(&[SNAPSHOT_VERSION])?;
-        postcard::to_io(self, &mut w)
-            .map_err(|e| std::io::Error::other(format!("snapshot write failed: {e}")))?;
+        let mut failed = None;
+        let chunks = Chunks {
+            buf: Vec::with_capacity(CHUNK),
+            out: &mut w,
+            failed: &mut failed,
+        };
+        if let Err(e) = postcard::serialize_with_flavor(self, chunks) {
+            return Err(failed
+                .unwrap_or_else(|| std::io::Error::other(format!("snapshot write failed: {e}"))));
+        }
         w.flush()
     }
 
     /// Returns the store as snapshot bytes: [`SNAPSHOT_VERSION`], then `postcard(Store)`.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        let mut out = vec![SNAPSHOT_VERSION];
         // Only maps, sequences of known length, integers and byte strings: postcard cannot fail.
-        postcard::to_io(self, &mut out).expect("postcard encodes a Store into a Vec");
-        out
+        postcard::to_extend(self, vec![SNAPSHOT_VERSION])
+            .expect("postcard encodes a Store into a Vec")
     }
 
     /// Loads a store from snapshot bytes written by [`Store::to_snapshot`].
@@ -268,6 +327,66 @@ mod tests {
             Store::from_snapshot(&Store::new().to_snapshot()).unwrap(),
             Store::new()
         );
+    }
+
+    /// A store of several chunks (ChunkedEncode): the streamed bytes are `to_snapshot`'s, in
+    /// whatever pieces the writer takes them.
+    fn must_large_store() -> Store {
+        let mut s = Store::new();
+        for i in 0..400u32 {
+            s.apply(&Request {
+                client: None,
+                op: Op::Put {
+                    key: Bytes::from(format!("key{}", i % 150)),
+                    value: Bytes::from(vec![i as u8; 700 + (i as usize % 5)]),
+                },
+                at_ms: 0,
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn a_snapshot_of_many_chunks_streams_the_same_bytes() {
+        let s = must_large_store();
+        let bytes = s.to_snapshot();
+        assert!(bytes.len() > 4 * CHUNK, "{} bytes", bytes.len());
+        let mut streamed = Vec::new();
+        s.write_snapshot(&mut streamed).unwrap();
+        assert_eq!(streamed, bytes);
+        assert_eq!(Store::from_snapshot(&streamed).unwrap(), s);
+    }
+
+    /// A writer that fails (a full disk) fails the snapshot write with the writer's own error,
+    /// not a postcard one, and nothing past the failure is written.
+    #[test]
+    fn a_failing_writer_fails_the_snapshot_with_its_error() {
+        struct FullAfter {
+            left: usize,
+            written: usize,
+        }
+        impl std::io::Write for FullAfter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.left == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+                }
+                let n = buf.len().min(self.left);
+                self.left -= n;
+                self.written += n;
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let s = must_large_store();
+        let mut w = FullAfter {
+            left: 2 * CHUNK + 10,
+            written: 0,
+        };
+        let err = s.write_snapshot(&mut w).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+        assert_eq!(w.written, 2 * CHUNK + 10);
     }
 
     #[test]
