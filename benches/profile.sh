@@ -23,7 +23,8 @@
 #
 # A sample belongs to the first part found walking its stack from the leaf: the WAL's sync
 # thread (anything under `sync_worker`: the fdatasync and the callbacks), a client session
-# (`server::session`, `commands::`), the peer RPC server (`raft::rpc`), the peer RPC client
+# (`server::session`, `commands::`, except under openraft's state-machine worker: a script run
+# at apply is apply), the peer RPC server (`raft::rpc`), the peer RPC client
 # (`raft::network`: AppendEntries, forwarded writes), openraft's replication tasks, apply
 # (openraft's state-machine worker and `raft::state_machine`, snapshots included), openraft's
 # core, the batcher and the forwarder, the WAL's append path (`raft::wal`, `LogStore`), watch
@@ -123,13 +124,17 @@ classify() {
     perf script -i "$1" 2>/dev/null | awk '
     /^[^ \t]/ { if (n) emit(); n = 0; delete f; next }
     /^[ \t]+[0-9a-f]+ / { n++; f[n] = $0; next }
-    function emit(   i, c, s) {
+    function emit(   i, c, s, w) {
         for (i = 1; i <= n; i++) if (f[i] ~ /sync_worker/) { cnt["WAL sync thread"]++; tot++; return }
+        # Under openraft'"'"'s state-machine worker everything is apply, even code of `commands::`
+        # (a script run at apply: EVALSHA'"'"'s Lua), which sessions otherwise own.
+        w = 0
+        for (i = 1; i <= n; i++) if (f[i] ~ /core::sm::worker::Worker/) { w = 1; break }
         c = ""
         for (i = 1; i <= n; i++) {
             s = f[i]
             if (s ~ /finish_task_switch|__schedule|futex/) { if (c == "") c = "sched: " }
-            if (s ~ /server::session|commands::/) { c = c "client sessions"; break }
+            if (s ~ /server::session|commands::/) { c = c (w ? "apply (and snapshots)" : "client sessions"); break }
             if (s ~ /raft::rpc::/) { c = c "peer RPC server"; break }
             if (s ~ /PeerConn|PeerClient|PeerSlot|raft::network/) { c = c "peer RPC client"; break }
             if (s ~ /ReplicationCore/) { c = c "openraft replication"; break }
