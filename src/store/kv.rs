@@ -67,9 +67,17 @@ pub fn key_hash(key: &[u8]) -> u64 {
 impl Keyspace {
     /// Puts `value` (a string or a hash) at `key` with `revision` and returns the event.
     pub fn put(&mut self, key: &Bytes, value: &Stored, revision: Revision) -> Event {
-        let index = self.keys.entry(key.clone()).or_default();
-        let was_live = index.is_live();
-        let event = index.put(key, value, revision);
+        // One descent of the map for a key that exists (the common case): imbl's `entry`
+        // looks the key up and then descends again for the value.
+        let (was_live, event) = match self.keys.get_mut(key.as_ref()) {
+            Some(index) => (index.is_live(), index.put(key, value, revision)),
+            None => {
+                let mut index = KeyIndex::default();
+                let event = index.put(key, value, revision);
+                self.keys.insert(key.clone(), index);
+                (false, event)
+            }
+        };
         self.by_revision.insert(revision, key.clone());
         if !was_live {
             self.live += 1;
