@@ -9,6 +9,13 @@ use clap::Parser;
 use redraft::config::{ClusterConfig, NodeConfig};
 use redraft::node::{Node, StartOptions};
 
+/// jemalloc, not glibc's malloc: under MVCC history, compaction frees old values of every size
+/// in the middle of the heap, and glibc's free lists fragment (`_int_malloc`,
+/// `malloc_consolidate` and `unlink_chunk` grew to ~14 % of a node's samples once history held
+/// 100,000 revisions). Redis and TiKV ship jemalloc for the same reason.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A replicated configuration store that speaks the Redis protocol.
 ///
 /// With no arguments, runs a single-node store on 127.0.0.1:6379 with data in ./data.
