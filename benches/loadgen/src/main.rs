@@ -6,6 +6,7 @@
 //!   `--out`.
 //! - `table`: the markdown tables of a results file (medians, min–max, ratios).
 //! - `plot`: the PNG plots of a results file.
+//! - `wakeup`: what waking a sleeping thread costs here, on the same CPU and on another.
 //!
 //! Layout: `args.rs` (flags and their checks), `resp` (the shared `resp-client` crate), `client.rs` (one KV
 //! client over RESP or etcd's gRPC API), `kv.rs` (set/get/mixed/fill), `raftstats.rs`
@@ -20,6 +21,7 @@ mod kv;
 mod raftstats;
 mod report;
 mod result;
+mod wakeup;
 mod watch;
 
 /// The RESP client (the shared `resp-client` crate), as `crate::resp`.
@@ -55,6 +57,15 @@ enum Cmd {
         input: PathBuf,
         #[arg(long)]
         out_dir: PathBuf,
+    },
+    /// Measures a thread wake-up round trip on the same CPU and across CPUs.
+    Wakeup {
+        /// Round trips per placement.
+        #[arg(long, default_value_t = 2000)]
+        rounds: usize,
+        /// Sleep between round trips (µs), so that an idle CPU goes idle.
+        #[arg(long, default_value_t = 1000)]
+        gap_us: u64,
     },
 }
 
@@ -94,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Table { input } => {
             print!("{}", report::table(&result::read_jsonl(&input)?));
         }
+        Cmd::Wakeup { rounds, gap_us } => wakeup::run(rounds, gap_us)?,
         Cmd::Plot { input, out_dir } => {
             for f in report::plot(&result::read_jsonl(&input)?, &out_dir)? {
                 println!("{}", f.display());
