@@ -31,6 +31,43 @@ fn put(i: u64, value: &Bytes) -> Request {
     }
 }
 
+/// Times `iters` steps of automatic compaction on one hot key: the key holds a window of
+/// 100,000 versions; each step, 1,000 more writes (untimed), then a compaction that drops its
+/// oldest 1,000 (timed), as `[store] history_revisions` keeps the window under steady writes.
+fn timed_hot_key_steps(iters: u64) -> Duration {
+    const WINDOW: u64 = 100_000;
+    let value = Bytes::from(vec![b'v'; 64]);
+    let write = Request {
+        client: None,
+        op: Op::Put {
+            key: Bytes::from_static(b"hot"),
+            value,
+        },
+        at_ms: 0,
+    };
+    let mut store = Store::new();
+    for _ in 0..WINDOW {
+        store.apply(&write);
+    }
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        for _ in 0..1_000 {
+            store.apply(&write);
+        }
+        let step = Request {
+            client: None,
+            op: Op::Compact {
+                revision: store.revision() - WINDOW + 1,
+            },
+            at_ms: 0,
+        };
+        let started = Instant::now();
+        black_box(store.apply(&step));
+        total += started.elapsed();
+    }
+    total
+}
+
 /// A store holding `keys` keys with a `value_len`-byte value each, one revision per key.
 pub fn store_with_keys(keys: u64, value_len: usize) -> Store {
     let value = Bytes::from(vec![b'v'; value_len]);
@@ -252,6 +289,13 @@ pub fn benches(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    // The same step on a hot key: one key holding a 100,000-version window
+    // (CompactionCostsWhatItDrops per key: its versions in a `Vec`, every step moved the whole
+    // window).
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("oldest_1k_of_hot_key_100k_versions", |b| {
+        b.iter_custom(timed_hot_key_steps)
     });
     g.finish();
 

@@ -24,6 +24,8 @@
 //!   it is the first one, and it is a put (the key's value at `c`). Every version with main >= `c`
 //!   remains, so `history` from `c` on is complete (HistoryWindow).
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
 use super::{Event, EventKind, Hash, KeyValue, Revision, Stored};
@@ -103,15 +105,20 @@ pub(super) struct Version {
 /// `Serialize`/`Deserialize` are `key_index_codec.rs`'s.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct KeyIndex {
-    /// Ordered by revision (VersionsOrdered). A `Vec` because appends happen at the end and
-    /// reads at a revision binary-search it; compaction drains a prefix.
-    versions: Vec<Version>,
+    /// Ordered by revision (VersionsOrdered). Appends happen at the end, reads at a revision
+    /// binary-search it, and compaction drops a prefix: a ring buffer, so that dropping the
+    /// oldest versions costs what is dropped, not what stays (**CompactionCostsWhatItDrops**
+    /// per key too). A `Vec` moved every remaining version on each compaction step: a key
+    /// with 1,000 versions under automatic compaction moved its 56 KB for every step that
+    /// dropped one of them, 19 % of a leader's samples in a SET run over 1,000 keys with the
+    /// default history cap (`benches/results/2026-12-05-hot-key-compaction/`).
+    versions: VecDeque<Version>,
 }
 
 impl KeyIndex {
     /// Asks the CPU to fetch the versions' allocation (a hint: no effect on what is read).
     pub fn prefetch_versions(&self) {
-        prefetch(self.versions.as_ptr().cast());
+        prefetch(self.versions.as_slices().0.as_ptr().cast());
     }
 
     /// Asks the CPU to fetch the bytes of the first versions' values (a hint).
@@ -125,13 +132,13 @@ impl KeyIndex {
 
     /// Returns the key's value at the newest version, or `None` if it ends in a tombstone.
     pub fn latest(&self, key: &Bytes) -> Option<KeyValue> {
-        self.versions.last().and_then(|v| kv(key, v))
+        self.versions.back().and_then(|v| kv(key, v))
     }
 
     /// Returns whether the newest version is a put.
     pub fn is_live(&self) -> bool {
         self.versions
-            .last()
+            .back()
             .is_some_and(|v| v.change.put_meta().is_some())
     }
 
@@ -161,7 +168,7 @@ impl KeyIndex {
                 version,
             },
         };
-        self.versions.push(Version { revision, change });
+        self.versions.push_back(Version { revision, change });
         let kv = KeyValue {
             key: key.clone(),
             value: value.string().cloned().unwrap_or_default(),
@@ -188,7 +195,7 @@ impl KeyIndex {
         } else {
             (Change::Tombstone, EventKind::Delete)
         };
-        self.versions.push(Version { revision, change });
+        self.versions.push_back(Version { revision, change });
         Some(Event::tombstone(kind, key.clone(), revision, Some(prev)))
     }
 
@@ -269,7 +276,7 @@ impl KeyIndex {
 
     /// Returns the newest stored revision.
     pub fn last_revision(&self) -> Option<Revision> {
-        self.versions.last().map(|v| v.revision)
+        self.versions.back().map(|v| v.revision)
     }
 
     /// Checks the invariants in the module doc for a key loaded from a snapshot, given the

@@ -17,6 +17,8 @@
 //!   empty hash when the previous version is not a hash) into this one; decoding refuses a
 //!   delta that removes a missing field or leaves an empty hash (HashNeverEmpty).
 
+use std::collections::VecDeque;
+
 use serde::de::Error as _;
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -90,14 +92,14 @@ enum ChangeRef<'a> {
 }
 
 /// The versions as a sequence of [`VersionRepr`], written as [`VersionRef`]s.
-struct EncodedVersions<'a>(&'a [Version]);
+struct EncodedVersions<'a>(&'a VecDeque<Version>);
 
 impl Serialize for EncodedVersions<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let empty = Hash::new();
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         let mut prev: Option<&Hash> = None;
-        for v in self.0 {
+        for v in self.0.iter() {
             let change = match &v.change {
                 Change::Put {
                     value,
@@ -162,7 +164,7 @@ impl<'de> Deserialize<'de> for KeyIndex {
             versions: Vec<VersionRepr>,
         }
         let repr = Repr::deserialize(d)?;
-        let mut versions = Vec::with_capacity(repr.versions.len());
+        let mut versions = VecDeque::with_capacity(repr.versions.len());
         let mut prev: Option<Hash> = None;
         for v in repr.versions {
             let change = match v.change {
@@ -213,7 +215,7 @@ impl<'de> Deserialize<'de> for KeyIndex {
                 Change::PutHash { fields, .. } => Some(fields.clone()),
                 _ => None,
             };
-            versions.push(Version {
+            versions.push_back(Version {
                 revision: v.revision,
                 change,
             });
