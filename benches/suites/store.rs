@@ -68,6 +68,32 @@ fn timed_hot_key_steps(iters: u64) -> Duration {
     total
 }
 
+/// Times `iters` first writes to a hot key (100,000 versions) after the store was cloned, as a
+/// snapshot build clones it; the clone is dropped untimed after each.
+fn timed_first_write_after_clone(iters: u64) -> Duration {
+    let write = Request {
+        client: None,
+        op: Op::Put {
+            key: Bytes::from_static(b"hot"),
+            value: Bytes::from(vec![b'v'; 64]),
+        },
+        at_ms: 0,
+    };
+    let mut store = Store::new();
+    for _ in 0..100_000 {
+        store.apply(&write);
+    }
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let captured = store.clone();
+        let started = Instant::now();
+        black_box(store.apply(&write));
+        total += started.elapsed();
+        drop(captured);
+    }
+    total
+}
+
 /// A store holding `keys` keys with a `value_len`-byte value each, one revision per key.
 pub fn store_with_keys(keys: u64, value_len: usize) -> Store {
     let value = Bytes::from(vec![b'v'; value_len]);
@@ -321,6 +347,12 @@ pub fn benches(c: &mut Criterion) {
         b.iter_with_large_drop(|| million.clone())
     });
     drop(million);
+    // ... and what it costs the first write after it: the written key's versions are copied
+    // (copy-on-write), all of them for a hot key holding a window of 100,000.
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("first_write_after_clone/hot_key_100k_versions", |b| {
+        b.iter_custom(timed_first_write_after_clone)
+    });
     g.finish();
 
     // Reads of the latest value: GET of a present key among 100,000.
