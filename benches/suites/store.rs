@@ -347,6 +347,32 @@ pub fn benches(c: &mut Criterion) {
         b.iter_with_large_drop(|| million.clone())
     });
     drop(million);
+    // A delta (DeltaCostsWhatChanged) against a full snapshot, on a history of 100,000
+    // revisions over 1,000 keys of which the last 10,000 came after the base.
+    let mut history = Store::new();
+    let value = Bytes::from(vec![b'v'; 64]);
+    let mut since = 0;
+    for i in 0..100_000u64 {
+        if i == 90_000 {
+            since = history.revision();
+        }
+        history.apply(&Request {
+            client: None,
+            op: Op::Put {
+                key: Bytes::from(format!("key:{:04}", i % 1000)),
+                value: value.clone(),
+            },
+            at_ms: 0,
+        });
+    }
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("full/100k_revisions", |b| {
+        b.iter(|| black_box(history.to_snapshot().len()))
+    });
+    g.bench_function("delta/last_10k_of_100k_revisions", |b| {
+        b.iter(|| black_box(history.to_delta(since, b"").len()))
+    });
+    drop(history);
     // ... and what it costs the first write after it: the written key's versions are copied
     // (copy-on-write), all of them for a hot key holding a window of 100,000.
     g.throughput(Throughput::Elements(1));

@@ -45,6 +45,21 @@ impl Authors {
         self.0.len()
     }
 
+    /// The authors of the revisions above `since`, oldest first (a snapshot delta's).
+    pub fn since(&self, since: u64) -> impl Iterator<Item = (u64, &Bytes)> {
+        self.0
+            .range(since.saturating_add(1)..)
+            .map(|(r, a)| (*r, a))
+    }
+
+    /// Records the authors a snapshot delta carries, as they were recorded (no cut to
+    /// `MAX_AUTHOR_LEN`: they were cut when first recorded).
+    pub fn insert_all(&mut self, authors: impl IntoIterator<Item = (u64, Bytes)>) {
+        for (r, a) in authors {
+            self.0.insert(r, a);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

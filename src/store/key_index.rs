@@ -33,6 +33,8 @@ use super::{Event, EventKind, Hash, KeyValue, Revision, Stored};
 #[path = "key_index_codec.rs"]
 mod codec;
 
+pub(super) use codec::Suffix;
+
 /// What one version of a key holds. Encoded by `key_index_codec.rs` (hashes as changes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Change {
@@ -272,6 +274,33 @@ impl KeyIndex {
                 Event::tombstone(kind, key.clone(), version.revision, prev)
             }
         }
+    }
+
+    /// Returns how many versions are stored.
+    pub fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Returns the position of the first version with main revision above `since` (`len()`
+    /// when there is none): where a snapshot delta since `since` starts.
+    pub fn first_after(&self, since: u64) -> usize {
+        self.versions.partition_point(|v| v.revision.main <= since)
+    }
+
+    /// Appends `newer`'s versions (a snapshot delta's) after this key's. Refuses them unless the
+    /// first is newer than the last stored (VersionsOrdered); the other invariants are checked
+    /// by [`KeyIndex::validate`] once the whole delta is in.
+    pub fn extend(&mut self, newer: KeyIndex) -> Result<(), String> {
+        if let (Some(last), Some(first)) = (self.versions.back(), newer.versions.front()) {
+            if first.revision <= last.revision {
+                return Err(format!(
+                    "delta version at {:?} is not after the stored {:?}",
+                    first.revision, last.revision
+                ));
+            }
+        }
+        self.versions.extend(newer.versions);
+        Ok(())
     }
 
     /// Returns the newest stored revision.

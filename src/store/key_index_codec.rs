@@ -92,14 +92,16 @@ enum ChangeRef<'a> {
 }
 
 /// The versions as a sequence of [`VersionRepr`], written as [`VersionRef`]s.
-struct EncodedVersions<'a>(&'a VecDeque<Version>);
+/// From the version at the position given on (0: all of them).
+struct EncodedVersions<'a>(&'a VecDeque<Version>, usize);
 
 impl Serialize for EncodedVersions<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let empty = Hash::new();
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        let from = self.1.min(self.0.len());
+        let mut seq = s.serialize_seq(Some(self.0.len() - from))?;
         let mut prev: Option<&Hash> = None;
-        for v in self.0.iter() {
+        for v in self.0.range(from..) {
             let change = match &v.change {
                 Change::Put {
                     value,
@@ -151,7 +153,20 @@ impl Serialize for EncodedVersions<'_> {
 impl Serialize for KeyIndex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("KeyIndex", 1)?;
-        st.serialize_field("versions", &EncodedVersions(&self.versions))?;
+        st.serialize_field("versions", &EncodedVersions(&self.versions, 0))?;
+        st.end()
+    }
+}
+
+/// A key's versions from position `.1` on, encoded as a [`KeyIndex`] of those versions alone
+/// (a snapshot delta's; decoded as a `KeyIndex`). A hash version's fields are written against
+/// the previous version *in the suffix*, so the first is written whole.
+pub(in crate::store) struct Suffix<'a>(pub &'a KeyIndex, pub usize);
+
+impl Serialize for Suffix<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("KeyIndex", 1)?;
+        st.serialize_field("versions", &EncodedVersions(&self.0.versions, self.1))?;
         st.end()
     }
 }

@@ -280,6 +280,30 @@ impl Keyspace {
         (page, 0)
     }
 
+    /// Every key with a version whose main revision is above `since`, with the position of
+    /// the first such version, in key order (what a snapshot delta since `since` carries).
+    pub fn changed_since(&self, since: u64) -> impl Iterator<Item = (&Bytes, &KeyIndex, usize)> {
+        self.keys.iter().filter_map(move |(key, index)| {
+            let newer = index.last_revision().is_some_and(|r| r.main > since);
+            newer.then(|| (key, index, index.first_after(since)))
+        })
+    }
+
+    /// Appends a snapshot delta's versions of `key` (all newer than its stored ones). The
+    /// derived indexes (LiveCount, HashIndex, ChangeIndex) are stale until
+    /// [`Keyspace::restore`], which the delta's loader runs next.
+    pub fn extend_key(&mut self, key: Bytes, newer: KeyIndex) -> Result<(), String> {
+        match self.keys.get_mut(&key) {
+            Some(index) => index
+                .extend(newer)
+                .map_err(|e| format!("key {:?}: {e}", String::from_utf8_lossy(&key))),
+            None => {
+                self.keys.insert(key, newer);
+                Ok(())
+            }
+        }
+    }
+
     /// Checks every key loaded from a snapshot and recomputes the live count (LiveCount).
     pub fn restore(&mut self, current: u64, compact_revision: u64) -> Result<(), String> {
         for (key, index) in &self.keys {

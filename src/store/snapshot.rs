@@ -29,6 +29,7 @@
 //! so a wrong version byte, truncated or corrupt input returns a [`SnapshotError`] and never
 //! panics, and every loaded store passes the key and dedup invariants before it is used.
 
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 
 use super::acl::Users;
@@ -99,6 +100,25 @@ impl<W: std::io::Write> postcard::ser_flavors::Flavor for Chunks<'_, W> {
     fn finalize(mut self) -> postcard::Result<()> {
         self.drain()
     }
+}
+
+/// Writes `postcard(value)` to `w` a [`CHUNK`] at a time (ChunkedEncode), then flushes `w`.
+pub(super) fn write_streamed<T: serde::Serialize, W: std::io::Write>(
+    value: &T,
+    w: &mut W,
+) -> std::io::Result<()> {
+    let mut failed = None;
+    let chunks = Chunks {
+        buf: Vec::with_capacity(CHUNK),
+        out: w,
+        failed: &mut failed,
+    };
+    if let Err(e) = postcard::serialize_with_flavor(value, chunks) {
+        return Err(
+            failed.unwrap_or_else(|| std::io::Error::other(format!("snapshot write failed: {e}")))
+        );
+    }
+    w.flush()
 }
 
 /// Why snapshot bytes could not be loaded.
@@ -197,17 +217,7 @@ impl Store {
     /// caller owns `w`.
     pub fn write_snapshot<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
         w.write_all(&[SNAPSHOT_VERSION])?;
-        let mut failed = None;
-        let chunks = Chunks {
-            buf: Vec::with_capacity(CHUNK),
-            out: &mut w,
-            failed: &mut failed,
-        };
-        if let Err(e) = postcard::serialize_with_flavor(self, chunks) {
-            return Err(failed
-                .unwrap_or_else(|| std::io::Error::other(format!("snapshot write failed: {e}"))));
-        }
-        w.flush()
+        write_streamed(self, &mut w)
     }
 
     /// Returns the store as snapshot bytes: [`SNAPSHOT_VERSION`], then `postcard(Store)`.
@@ -217,8 +227,17 @@ impl Store {
             .expect("postcard encodes a Store into a Vec")
     }
 
-    /// Loads a store from snapshot bytes written by [`Store::to_snapshot`].
+    /// Loads a store from snapshot bytes written by [`Store::to_snapshot`], followed by any
+    /// number of delta sections ([`Store::write_delta`], `snapshot_delta.rs`).
     pub fn from_snapshot(bytes: &[u8]) -> Result<Store, SnapshotError> {
+        Self::from_snapshot_and_deltas(bytes).map(|(store, _)| store)
+    }
+
+    /// [`Store::from_snapshot`], also returning each delta section's label and length in
+    /// bytes, in order (none for a snapshot without deltas).
+    pub fn from_snapshot_and_deltas(
+        bytes: &[u8],
+    ) -> Result<(Store, Vec<(Bytes, usize)>), SnapshotError> {
         let (&found, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
         if found != SNAPSHOT_VERSION && found != SCRIPTS_VERSION && found != FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion {
@@ -248,14 +267,12 @@ impl Store {
         } else {
             (Authors::default(), rest)
         };
-        if !rest.is_empty() {
-            return Err(SnapshotError::Corrupt(format!(
-                "{} bytes after the store",
-                rest.len()
-            )));
-        }
-        repr.into_store(deadlines, scripts, users, authors)
-            .map_err(SnapshotError::Corrupt)
+        let mut store = repr
+            .into_store(deadlines, scripts, users, authors)
+            .map_err(SnapshotError::Corrupt)?;
+        // Anything after the store must be delta sections (DeltaChecked).
+        let deltas = store.apply_delta_sections(rest)?;
+        Ok((store, deltas))
     }
 }
 
