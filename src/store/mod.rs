@@ -115,7 +115,7 @@ pub use schema::{compile as compile_schema, SCHEMA_PREFIX};
 pub use script::{install_host, sha1hex, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun};
 pub use script::{ScriptValue, Scripts, MAX_SCRIPTS};
 pub use snapshot::SnapshotError;
-pub use snapshot_delta::DELTA_TAG;
+pub use snapshot_delta::{DELTA_HEADER, DELTA_TAG};
 pub use strings::MAX_STRING_LEN;
 
 /// The replicated keyspace with its history window and client dedup table.

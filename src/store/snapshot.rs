@@ -133,6 +133,11 @@ pub enum SnapshotError {
         "snapshot format version {found} is not supported; this build reads version {expected}"
     )]
     UnsupportedVersion { found: u8, expected: u8 },
+    /// A delta section starts at byte `offset` of the snapshot bytes with a blank header: its
+    /// writer stopped before finishing it (HeaderLast, `snapshot_delta.rs`). Everything from
+    /// there on may be cut off; what precedes it is a valid snapshot.
+    #[error("snapshot delta section at byte {offset} was never finished")]
+    Unfinished { offset: usize },
     /// The bytes decode to nothing valid, or to a store that breaks its invariants.
     #[error("snapshot is corrupt: {0}; fetch it again from the leader")]
     Corrupt(String),
@@ -271,7 +276,13 @@ impl Store {
             .into_store(deadlines, scripts, users, authors)
             .map_err(SnapshotError::Corrupt)?;
         // Anything after the store must be delta sections (DeltaChecked).
-        let deltas = store.apply_delta_sections(rest)?;
+        let base_len = bytes.len() - rest.len();
+        let deltas = store.apply_delta_sections(rest).map_err(|e| match e {
+            SnapshotError::Unfinished { offset } => SnapshotError::Unfinished {
+                offset: base_len + offset,
+            },
+            e => e,
+        })?;
         Ok((store, deltas))
     }
 }
@@ -415,8 +426,10 @@ mod tests {
         wrong_version[0] = SNAPSHOT_VERSION + 1;
         let mut version_1 = good.clone();
         version_1[0] = 1;
+        // A byte after the store other than a delta section's tag; a 0 there reads as a delta
+        // section never finished (HeaderLast, below).
         let mut trailing = good.clone();
-        trailing.push(0);
+        trailing.push(1);
         struct Case {
             name: &'static str,
             bytes: Vec<u8>,
@@ -495,6 +508,12 @@ mod tests {
             let err = Store::from_snapshot(&c.bytes).expect_err(c.name);
             assert!((c.want)(&err), "{}: {err:?}", c.name);
         }
+        let mut blank = good.clone();
+        blank.push(0);
+        assert_eq!(
+            Store::from_snapshot(&blank),
+            Err(SnapshotError::Unfinished { offset: good.len() })
+        );
         // Every truncation errs (also the one that cuts exactly the deadlines off: a torn
         // file must not load without its expiry state). Every single-byte corruption errs or
         // loads; none panics.

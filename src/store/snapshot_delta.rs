@@ -38,7 +38,7 @@
 //! `label` is the caller's (the Raft layer keeps the snapshot meta the section brings the
 //! snapshot up to); the store does not read it.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 
 use bytes::Bytes;
 use serde::ser::SerializeSeq;
@@ -56,8 +56,8 @@ use super::Store;
 /// The first byte of a delta section.
 pub const DELTA_TAG: u8 = 0xD5;
 
-/// Tag, length and CRC.
-const HEADER: usize = 9;
+/// A delta section's header: tag, length and CRC.
+pub const DELTA_HEADER: usize = 9;
 
 /// A delta as written: borrowed from the store.
 #[derive(Serialize)]
@@ -139,16 +139,19 @@ impl<W: Write> Write for Summing<'_, W> {
 }
 
 impl Store {
-    /// Writes a delta section (see the module doc): what changed since this store was at
-    /// revision `since`, to be appended after the snapshot bytes of that store (or after its
+    /// Writes a delta section (see the module doc) with a blank header: what changed since
+    /// this store was at revision `since`, to follow the snapshot bytes of that store (or its
     /// last delta). `label` is stored as given. Streams the encoding into `w` (nothing the
-    /// size of the delta is built in memory), then seeks back to fill in the header.
-    pub fn write_delta<W: Write + Seek>(
+    /// size of the delta is built in memory) and returns the header, which the caller writes
+    /// over the blank [`DELTA_HEADER`] bytes at the section's start once the rest is durable
+    /// (**HeaderLast**: until then the section reads as [`SnapshotError::Unfinished`], which a
+    /// loader may cut off; never as a complete section with bytes missing).
+    pub fn write_delta<W: Write>(
         &self,
         since: u64,
         label: &[u8],
         mut w: W,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<[u8; DELTA_HEADER]> {
         if !self.can_delta_since(since) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -159,8 +162,7 @@ impl Store {
                 ),
             ));
         }
-        let start = w.stream_position()?;
-        w.write_all(&[0u8; HEADER])?;
+        w.write_all(&[0u8; DELTA_HEADER])?;
         let mut summing = Summing {
             out: &mut w,
             len: 0,
@@ -174,15 +176,11 @@ impl Store {
                 "snapshot delta over 4 GiB: take a full snapshot",
             )
         })?;
-        let mut header = [0u8; HEADER];
+        let mut header = [0u8; DELTA_HEADER];
         header[0] = DELTA_TAG;
         header[1..5].copy_from_slice(&len.to_be_bytes());
         header[5..9].copy_from_slice(&crc.to_be_bytes());
-        let end = w.stream_position()?;
-        w.seek(SeekFrom::Start(start))?;
-        w.write_all(&header)?;
-        w.seek(SeekFrom::Start(end))?;
-        w.flush()
+        Ok(header)
     }
 
     /// Whether a delta since revision `since` can be written (DeltaWithinWindow): the store
@@ -194,10 +192,12 @@ impl Store {
     /// [`Store::write_delta`] into a `Vec`. Panics where that returns an error (no delta
     /// since `since`: check [`Store::can_delta_since`]).
     pub fn to_delta(&self, since: u64, label: &[u8]) -> Vec<u8> {
-        let mut out = std::io::Cursor::new(Vec::new());
-        self.write_delta(since, label, &mut out)
+        let mut out = Vec::new();
+        let header = self
+            .write_delta(since, label, &mut out)
             .expect("a delta encodes into a Vec");
-        out.into_inner()
+        out[..DELTA_HEADER].copy_from_slice(&header);
+        out
     }
 
     fn delta_ref<'a>(&'a self, since: u64, label: &'a [u8]) -> DeltaRef<'a> {
@@ -222,13 +222,18 @@ impl Store {
         mut sections: &[u8],
     ) -> Result<Vec<(Bytes, usize)>, SnapshotError> {
         let mut labels = Vec::new();
+        let mut offset = 0;
         while let Some((&tag, rest)) = sections.split_first() {
+            if tag == 0 {
+                // HeaderLast: a section whose header was never written.
+                return Err(SnapshotError::Unfinished { offset });
+            }
             if tag != DELTA_TAG {
                 return Err(SnapshotError::Corrupt(format!(
                     "byte {tag:#04x} after the store where a delta section or the end belongs"
                 )));
             }
-            if rest.len() < HEADER - 1 {
+            if rest.len() < DELTA_HEADER - 1 {
                 return Err(SnapshotError::Truncated);
             }
             let len = u32::from_be_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
@@ -245,9 +250,10 @@ impl Store {
             }
             let delta: DeltaRepr = postcard::from_bytes(payload)
                 .map_err(|e| SnapshotError::Corrupt(format!("delta section: {e}")))?;
-            labels.push((delta.label.clone(), HEADER + len));
+            labels.push((delta.label.clone(), DELTA_HEADER + len));
             self.apply_delta(delta).map_err(SnapshotError::Corrupt)?;
             sections = next;
+            offset += DELTA_HEADER + len;
         }
         Ok(labels)
     }
