@@ -42,6 +42,17 @@ impl PacedFile {
         Self::with_chunk(file, PACE_BYTES)
     }
 
+    /// Paces writes appended to `file` from offset `at` on (its length; the file's offset must
+    /// be there too): the bytes before are not paced.
+    pub fn appending(file: File, at: u64) -> Self {
+        Self {
+            file,
+            pos: at,
+            pacer: Pacer::at(at),
+            chunk: PACE_BYTES,
+        }
+    }
+
     fn with_chunk(file: File, chunk: u64) -> Self {
         Self {
             file,

@@ -161,13 +161,18 @@ pub struct NodeMetrics {
     pub proposals_failed: AtomicU64,
     /// Snapshots built by this node.
     pub snapshot_builds: AtomicU64,
+    /// Of those, deltas appended to the current snapshot file (DeltaAppend).
+    pub snapshot_deltas: AtomicU64,
     /// Snapshots received from a leader and installed.
     pub snapshot_installs: AtomicU64,
     /// The store revision of the newest snapshot this node built, installed or restored
     /// (`raft::snapshot_trigger`).
     pub snapshot_revision: AtomicU64,
-    /// The size in bytes of the current snapshot file (`raft::snapshot_trigger`).
+    /// The size in bytes of the current snapshot file.
     pub snapshot_bytes: AtomicU64,
+    /// The size in bytes of the current snapshot's full dump, without the deltas appended
+    /// after it: what the next full snapshot costs (`raft::snapshot_trigger`).
+    pub snapshot_base_bytes: AtomicU64,
     /// How long building (and persisting) a snapshot took.
     pub snapshot_build_seconds: Histogram,
     /// Leadership transfers this node started (RAFT.TRANSFER, SHUTDOWN).
@@ -185,9 +190,11 @@ impl Default for NodeMetrics {
             proposals_committed: AtomicU64::new(0),
             proposals_failed: AtomicU64::new(0),
             snapshot_builds: AtomicU64::new(0),
+            snapshot_deltas: AtomicU64::new(0),
             snapshot_installs: AtomicU64::new(0),
             snapshot_revision: AtomicU64::new(0),
             snapshot_bytes: AtomicU64::new(0),
+            snapshot_base_bytes: AtomicU64::new(0),
             snapshot_build_seconds: Histogram::new(SNAPSHOT_BUCKETS),
             leader_transfers: AtomicU64::new(0),
             batched_entries: AtomicU64::new(0),

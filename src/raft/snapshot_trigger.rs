@@ -76,7 +76,8 @@ pub struct Now {
     pub asked_at: u64,
     /// Log bytes written since the newest snapshot (or since the last ask, if later).
     pub log_bytes: u64,
-    /// The size of the newest snapshot file (0: none).
+    /// The size of the newest snapshot's full dump, without the deltas after it (0: none):
+    /// what the next full snapshot costs.
     pub snapshot_bytes: u64,
 }
 
@@ -138,7 +139,10 @@ pub fn spawn_snapshot_trigger(
                 snapshot_revision,
                 asked_at,
                 log_bytes: written().saturating_sub(log_from),
-                snapshot_bytes: node.node_metrics.snapshot_bytes.load(Ordering::Relaxed),
+                snapshot_bytes: node
+                    .node_metrics
+                    .snapshot_base_bytes
+                    .load(Ordering::Relaxed),
             };
             if !due(policy, now) {
                 continue;

@@ -47,7 +47,14 @@ impl StateMachineStore {
     /// Makes the fsynced temp file `tmp` (of a snapshot with `meta`) the current snapshot if it
     /// is newer than the current one (NewerSnapshotOnly), else removes it; returns whether it
     /// did. One at a time (OneSnapshotWriter); durable before current (SnapshotBeforePurge).
-    pub(super) async fn commit(&self, meta: &SnapshotMeta, tmp: PathBuf) -> io::Result<bool> {
+    /// `revision`: the store revision of a full dump this node built, to which deltas may be
+    /// appended later (DeltaAppend); `None` for a snapshot installed or restored.
+    pub(super) async fn commit(
+        &self,
+        meta: &SnapshotMeta,
+        tmp: PathBuf,
+        revision: Option<u64>,
+    ) -> io::Result<bool> {
         let _writer = self.writer.lock().await;
         if !self.is_newer(meta) {
             let _ = std::fs::remove_file(&tmp);
@@ -61,8 +68,22 @@ impl StateMachineStore {
         })
         .await
         .map_err(io::Error::other)??;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
+        let header = 4 + encode(meta)?.len() as u64;
+        let layout = revision.map(|revision| Layout {
+            base_meta: meta.clone(),
+            header,
+            store_len: bytes - header,
+            base_len: bytes - header,
+            revision,
+        });
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Current {
+            meta: meta.clone(),
+            layout,
+        });
         self.metrics.snapshot_bytes.store(bytes, Ordering::Relaxed);
+        self.metrics
+            .snapshot_base_bytes
+            .store(bytes - header, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -71,7 +92,59 @@ impl StateMachineStore {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         current
             .as_ref()
-            .is_none_or(|cur| meta.last_log_id > cur.last_log_id)
+            .is_none_or(|cur| meta.last_log_id > cur.meta.last_log_id)
+    }
+
+    /// Whether a build of the state `store` at `meta` may append a delta to the current file,
+    /// and to which (DeltaAppend): the file is one this node built or loaded at start, `meta`
+    /// is newer, compaction has not passed the file's revision (DeltaWithinWindow), and the
+    /// deltas already there are smaller than the full dump (RebaseAtBase).
+    fn delta_plan(&self, meta: &SnapshotMeta, store: &Store) -> Option<(SnapshotMeta, Layout)> {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = current.as_ref()?;
+        let layout = cur.layout.as_ref()?;
+        let fits = meta.last_log_id > cur.meta.last_log_id
+            && store.can_delta_since(layout.revision)
+            && layout.store_len - layout.base_len < layout.base_len;
+        fits.then(|| (cur.meta.clone(), layout.clone()))
+    }
+
+    /// Appends a delta of `store` (at `meta`) since `layout.revision` to the current snapshot
+    /// file, whose layout is `layout` (DeltaAppend, HeaderLast): the section with a blank
+    /// header, fdatasync, the header, fdatasync. Returns the file's store bytes after it. On
+    /// an error the file is cut back to its length before (a crash instead leaves an
+    /// unfinished section, which the next start cuts off). Blocking; under `writer`.
+    fn append_delta(&self, layout: &Layout, meta: &SnapshotMeta, store: &Store) -> io::Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::FileExt;
+        let path = self.dir.join(SNAPSHOT_FILE);
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let start = layout.header + layout.store_len;
+        let len = file.metadata()?.len();
+        if len != start {
+            return Err(io::Error::other(format!(
+                "snapshot {} is {len} bytes, its layout says {start}",
+                path.display()
+            )));
+        }
+        let label = encode(meta)?;
+        let written = (|| {
+            let mut f = file.try_clone()?;
+            f.seek(SeekFrom::Start(start))?;
+            let mut w = BufWriter::with_capacity(WRITE_BUFFER, PacedFile::appending(f, start));
+            let header = store.write_delta(layout.revision, &label, &mut w)?;
+            w.into_inner()
+                .map_err(|e| e.into_error())?
+                .into_inner()
+                .sync_data()?;
+            file.write_all_at(&header, start)?;
+            file.sync_data()?;
+            Ok(file.metadata()?.len() - layout.header)
+        })();
+        if written.is_err() {
+            let _ = file.set_len(start).and_then(|()| file.sync_data());
+        }
+        written
     }
 }
 
@@ -94,19 +167,58 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             .snapshot_revision
             .fetch_max(store.revision(), Ordering::Relaxed);
         #[cfg(test)]
-        let pause = self.build_pause.lock().unwrap().take();
-        let this = self.clone();
-        let m = meta.clone();
-        let tmp = on_snapshot_thread(move || {
-            #[cfg(test)]
-            if let Some(p) = pause {
-                let _ = p.captured.send(());
-                let _ = p.resume.blocking_recv();
+        let mut pause = self.build_pause.lock().unwrap().take();
+        #[cfg(not(test))]
+        let mut pause: Option<()> = None;
+        // DeltaAppend: what changed since the current file, appended to it, when that is
+        // allowed; else a full dump to a temp file of its own.
+        let mut appended = false;
+        if let Some((cur_meta, layout)) = self.delta_plan(&meta, &store) {
+            let _writer = self.writer.lock().await;
+            let unchanged = self
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|c| c.meta == cur_meta && c.layout.as_ref() == Some(&layout));
+            if unchanged {
+                let this = self.clone();
+                let (m, l, s) = (meta.clone(), layout.clone(), store.clone());
+                let p = pause.take();
+                let store_len = on_snapshot_thread(move || {
+                    wait_pause(p);
+                    this.append_delta(&l, &m, &s)
+                })
+                .await??;
+                *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Current {
+                    meta: meta.clone(),
+                    layout: Some(Layout {
+                        store_len,
+                        revision: store.revision(),
+                        ..layout.clone()
+                    }),
+                });
+                self.metrics
+                    .snapshot_bytes
+                    .store(layout.header + store_len, Ordering::Relaxed);
+                self.metrics.snapshot_deltas.fetch_add(1, Ordering::Relaxed);
+                appended = true;
             }
-            this.write_temp(&m, |w| store.write_snapshot(w))
-        })
-        .await??;
-        let fresh = self.commit(&meta, tmp).await?;
+        }
+        let fresh = if appended {
+            true
+        } else {
+            let this = self.clone();
+            let m = meta.clone();
+            let revision = store.revision();
+            let p = pause.take();
+            let tmp = on_snapshot_thread(move || {
+                wait_pause(p);
+                this.write_temp(&m, |w| store.write_snapshot(w))
+            })
+            .await??;
+            self.commit(&meta, tmp, Some(revision)).await?
+        };
         self.metrics.snapshot_builds.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .snapshot_build_seconds
@@ -135,29 +247,73 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 }
 
 impl StateMachineStore {
-    /// Opens the current snapshot file: its meta (as written in it) and a handle on its store
-    /// bytes.
+    /// Opens the current snapshot file: the meta it brings the state to and a handle on its
+    /// store bytes (the full dump and every delta after it, as far as the last one finished).
     pub(super) fn open_current(&self) -> io::Result<Option<Snapshot>> {
-        let mut f = match File::open(self.dir.join(SNAPSHOT_FILE)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let (meta, offset) = read_header(&mut f)?;
-        let file_len = f.metadata()?.len();
-        self.metrics
-            .snapshot_bytes
-            .store(file_len, Ordering::Relaxed);
-        let len = file_len - offset;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: SnapshotFile {
-                file: f,
-                offset,
-                len,
-                decoded: None,
-                temp: None,
-            },
-        }))
+        for _ in 0..100 {
+            let mut f = match File::open(self.dir.join(SNAPSHOT_FILE)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let (header_meta, offset) = read_header(&mut f)?;
+            let file_len = f.metadata()?.len();
+            let current = self
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let (meta, len) = match current {
+                Some(Current {
+                    meta,
+                    layout: Some(l),
+                }) if l.base_meta == header_meta && l.header == offset => (meta, l.store_len),
+                // A newer file was renamed over the path between the open and the look at
+                // `current` (which the renamer updates next): look again.
+                Some(Current {
+                    layout: Some(_), ..
+                }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                _ => (header_meta, file_len - offset),
+            };
+            let decoded = {
+                let mut startup = self.startup.lock().unwrap_or_else(|p| p.into_inner());
+                match startup.take() {
+                    Some((m, store)) if m == meta => Some(store),
+                    other => {
+                        *startup = other;
+                        None
+                    }
+                }
+            };
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: SnapshotFile {
+                    file: f,
+                    offset,
+                    len,
+                    decoded,
+                    temp: None,
+                },
+            }));
+        }
+        Err(io::Error::other(
+            "the current snapshot kept changing while it was opened",
+        ))
     }
 }
+
+/// The test hook: waits where a build was told to pause ([`StateMachineStore`]'s
+/// `build_pause`). Nothing outside tests.
+#[cfg(test)]
+fn wait_pause(pause: Option<BuildPause>) {
+    if let Some(p) = pause {
+        let _ = p.captured.send(());
+        let _ = p.resume.blocking_recv();
+    }
+}
+
+#[cfg(not(test))]
+fn wait_pause(_: Option<()>) {}

@@ -6,9 +6,12 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use super::super::codec::decode;
 use super::super::typ::SnapshotMeta;
-use crate::store::Store;
+use super::Layout;
+use crate::store::{SnapshotError, Store};
 
 /// A snapshot's store bytes in a file: what openraft holds, sends and installs.
 ///
@@ -95,28 +98,99 @@ impl SnapshotFile {
 /// memory map: the encoded bytes stay in the page cache (reclaimable), never copied into the
 /// heap next to the decoded store.
 pub fn decode_mapped(file: &File, offset: u64, len: u64) -> Result<Store, String> {
-    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
-    if offset.checked_add(len) != Some(file_len) {
-        return Err(format!(
-            "snapshot file is {file_len} bytes, expected {offset} + {len}"
-        ));
+    decode_mapped_sections(file, offset, len)
+        .map(|(store, _)| store)
+        .map_err(|e| e.to_string())
+}
+
+/// [`decode_mapped`], also returning each delta section's label and length.
+fn decode_mapped_sections(
+    file: &File,
+    offset: u64,
+    len: u64,
+) -> Result<(Store, Vec<(Bytes, usize)>), SnapshotError> {
+    let io = |e: io::Error| SnapshotError::Corrupt(e.to_string());
+    let file_len = file.metadata().map_err(io)?.len();
+    if offset.checked_add(len).is_none_or(|end| end > file_len) {
+        return Err(SnapshotError::Corrupt(format!(
+            "snapshot file is {file_len} bytes, expected at least {offset} + {len}"
+        )));
     }
-    let len = usize::try_from(len).map_err(|_| "snapshot larger than the address space")?;
+    let len = usize::try_from(len)
+        .map_err(|_| SnapshotError::Corrupt("snapshot larger than the address space".into()))?;
     if len == 0 {
-        return Store::from_snapshot(&[]).map_err(|e| e.to_string());
+        return Store::from_snapshot_and_deltas(&[]);
     }
-    // SAFETY: the map is read-only and the file is one of our snapshot or transfer files,
-    // which are written once (temp file, fsync) and never modified or truncated afterwards
-    // (a newer snapshot is a new file renamed over the path; this handle keeps the old
-    // inode). Nothing else writes to the snapshot dir while the node runs.
+    // SAFETY: the map is read-only and the file is one of our snapshot or transfer files. The
+    // bytes mapped are never modified while mapped: a transfer's or a build's file is written
+    // once (temp file, fsync) before anyone reads it, a newer snapshot is a new file renamed
+    // over the path (this handle keeps the old inode), and a delta is appended past the end
+    // of every length handed out (DeltaAppend). A snapshot file is cut short only by
+    // [`load_at_start`] before anything maps it, and by a failed append back to the length it
+    // had. Nothing else writes to the snapshot dir while the node runs.
     let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)
             .len(len)
             .map(file)
     }
-    .map_err(|e| format!("cannot map the snapshot: {e}"))?;
-    Store::from_snapshot(&map).map_err(|e| e.to_string())
+    .map_err(|e| SnapshotError::Corrupt(format!("cannot map the snapshot: {e}")))?;
+    Store::from_snapshot_and_deltas(&map)
+}
+
+/// Opens the current snapshot file at `path` at start (`None`: there is none): the meta it
+/// brings the state to (its last delta's, else its header's), its layout, and its store
+/// decoded with every delta and checked. **DeltaAppend**: a delta a crash left unfinished
+/// (its header is written last, HeaderLast in `store/snapshot_delta.rs`) is cut off, fsynced,
+/// and the file loads as it was before that append began (the build that appended it had not
+/// returned, so the log behind it is still there). Anything else wrong refuses to start,
+/// naming the file.
+pub(super) fn load_at_start(path: &Path) -> io::Result<Option<(SnapshotMeta, Layout, Store)>> {
+    let refuse = |e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("snapshot {}: {e}", path.display()),
+        )
+    };
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (base_meta, header) = read_header(&mut f).map_err(|e| refuse(&e))?;
+    for _ in 0..2 {
+        let store_len = f.metadata()?.len() - header;
+        match decode_mapped_sections(&f, header, store_len) {
+            Ok((store, deltas)) => {
+                let delta_bytes: usize = deltas.iter().map(|(_, n)| n).sum();
+                let meta = match deltas.last() {
+                    Some((label, _)) => decode::<SnapshotMeta>(label).map_err(|e| refuse(&e))?,
+                    None => base_meta.clone(),
+                };
+                let layout = Layout {
+                    base_meta,
+                    header,
+                    store_len,
+                    base_len: store_len - delta_bytes as u64,
+                    revision: store.revision(),
+                };
+                return Ok(Some((meta, layout, store)));
+            }
+            Err(SnapshotError::Unfinished { offset }) => {
+                let at = header + offset as u64;
+                tracing::warn!(
+                    path = %path.display(),
+                    at,
+                    "snapshot delta left unfinished by a crash: cut off"
+                );
+                let w = std::fs::OpenOptions::new().write(true).open(path)?;
+                w.set_len(at)?;
+                w.sync_all()?;
+            }
+            Err(e) => return Err(refuse(&e)),
+        }
+    }
+    Err(refuse(&"a delta still unfinished after cutting one off"))
 }
 
 /// Reads a snapshot file's header: its meta, and the offset of the store bytes.

@@ -29,11 +29,28 @@
 //!   floods the disk queue the log's `fdatasync` waits in. Installing a received snapshot
 //!   copies it the same way.
 //!
+//! - **DeltaAppend.** A build after one this node made (or loaded at start) appends to the
+//!   current file only what changed since ([`Store::write_delta`], `store/snapshot_delta.rs`),
+//!   rather than dumping the whole history window again: the section with a blank header,
+//!   fdatasync, its header, fdatasync (HeaderLast), all under `writer` and only if the file
+//!   is still the one planned on. The file only grows while it is current: every length
+//!   handed out (a transfer, a memory map) stays valid. A crash mid-append leaves a section
+//!   with a blank header, which the next start cuts off (the build had not returned, so
+//!   openraft had purged nothing behind it). A full dump is written instead once compaction
+//!   has passed the file's revision (DeltaWithinWindow) or the deltas have grown as large as
+//!   the dump (**RebaseAtBase**: a snapshot's bytes stay under twice its dump's, and so do a
+//!   transfer and a restart's load), and after a snapshot was installed or restored. The
+//!   snapshot policy's size rule (SnapshotCostsNoMoreThanTheLog) weighs the dump alone.
+//!
 //! Snapshot file `current.snap`:
 //!
 //! ```text
 //! u32 big-endian n ++ [FORMAT_VERSION ++ postcard(SnapshotMeta)] (n bytes) ++ Store::to_snapshot()
+//!   ++ (delta section, labelled with its SnapshotMeta)*
 //! ```
+//!
+//! The header's meta is the dump's; the last delta's label is the meta the file brings the
+//! state to.
 //!
 //! The store bytes ([`Store::to_snapshot`], which carry their own version byte) hold the whole
 //! history window, the compact revision, the dedup table and every live key's deadline; the
@@ -66,9 +83,37 @@ use crate::metrics::NodeMetrics;
 use crate::store::{Applied, Op, Request, Response, Store, Users};
 
 pub use self::file::{decode_mapped, SnapshotFile};
-use self::file::{on_snapshot_thread, read_header, remove_temp_files};
+use self::file::{load_at_start, on_snapshot_thread, read_header, remove_temp_files};
 
 const SNAPSHOT_FILE: &str = "current.snap";
+
+/// A snapshot's meta and its store, decoded.
+type Decoded = (SnapshotMeta, Box<Store>);
+
+/// The current snapshot file, as [`StateMachineStore`] knows it.
+#[derive(Clone, Debug)]
+struct Current {
+    /// The meta the file brings the state to: its last delta's, else its header's.
+    meta: SnapshotMeta,
+    /// Where its parts lie, for a file this node built or loaded at start (DeltaAppend);
+    /// `None` for one installed from a leader or restored, to which no delta is appended.
+    layout: Option<Layout>,
+}
+
+/// Where the parts of a snapshot file lie (DeltaAppend).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Layout {
+    /// The meta in the file's header: the full dump's.
+    base_meta: SnapshotMeta,
+    /// Bytes of the header; the store bytes start there.
+    header: u64,
+    /// Store bytes: the full dump and every delta after it.
+    store_len: u64,
+    /// Store bytes of the full dump alone.
+    base_len: u64,
+    /// The store revision the file brings the state to.
+    revision: u64,
+}
 
 /// A listener run inside apply (see [`StateMachineStore::set_apply_hook`]).
 pub type AppliedHook = Box<dyn Fn(&Applied) + Send + Sync>;
@@ -87,9 +132,13 @@ pub struct StateMachineStore {
     /// Read-mostly: sessions take the read lock to answer reads, apply takes the write lock
     /// per entry, so a read waits at most for one entry's apply.
     state: Arc<RwLock<SmState>>,
-    /// The meta of the current snapshot file. Changed only under `writer`, after the file is
+    /// The current snapshot file: the meta it brings the state to and, for a file this node
+    /// built or loaded at start, its layout. Changed only under `writer`, after the file is
     /// durable.
-    current: Arc<Mutex<Option<SnapshotMeta>>>,
+    current: Arc<Mutex<Option<Current>>>,
+    /// The store decoded from the current snapshot at open, with that snapshot's meta, until
+    /// openraft's start-up install takes it (so the file is decoded once).
+    startup: Arc<Mutex<Option<Decoded>>>,
     /// Held while a snapshot becomes current (OneSnapshotWriter).
     writer: Arc<tokio::sync::Mutex<()>>,
     /// Numbers temp files, so no two writers ever share one.
@@ -137,28 +186,36 @@ struct BuildPause {
 }
 
 impl StateMachineStore {
-    /// Opens the state machine whose snapshots live under `dir`; checks the last snapshot
-    /// file's header (openraft installs it on start) and removes temp files a crash left.
+    /// Opens the state machine whose snapshots live under `dir`: removes temp files a crash
+    /// left, and decodes and checks the current snapshot file with its deltas (openraft
+    /// installs it on start), cutting off a delta a crash left unfinished (DeltaAppend).
     pub fn open(dir: &Path) -> io::Result<Self> {
         // DirEntryDurable: a snapshot in a directory that vanishes at a power cut is no snapshot.
         crate::fsutil::create_dir_all_durable(dir)?;
         remove_temp_files(dir)?;
-        let path = dir.join(SNAPSHOT_FILE);
-        let current = match File::open(&path) {
-            Ok(mut f) => {
-                let (meta, _) = read_header(&mut f).map_err(|e| {
-                    io::Error::new(e.kind(), format!("snapshot {}: {e}", path.display()))
-                })?;
-                Some(meta)
+        let metrics = Arc::new(NodeMetrics::default());
+        let (current, startup) = match load_at_start(&dir.join(SNAPSHOT_FILE))? {
+            Some((meta, layout, store)) => {
+                metrics
+                    .snapshot_bytes
+                    .store(layout.header + layout.store_len, Ordering::Relaxed);
+                metrics
+                    .snapshot_base_bytes
+                    .store(layout.base_len, Ordering::Relaxed);
+                let current = Current {
+                    meta: meta.clone(),
+                    layout: Some(layout),
+                };
+                (Some(current), Some((meta, Box::new(store))))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
+            None => (None, None),
         };
         let (events, _) = broadcast::channel(1024);
         let (revision, _) = watch::channel(0);
         Ok(Self {
             state: Arc::new(RwLock::new(SmState::default())),
             current: Arc::new(Mutex::new(current)),
+            startup: Arc::new(Mutex::new(startup)),
             writer: Arc::default(),
             tmp_seq: Arc::default(),
             dir: Arc::new(dir.to_path_buf()),
@@ -166,7 +223,7 @@ impl StateMachineStore {
             revision: Arc::new(revision),
             users: Arc::new(watch::channel(Users::default()).0),
             deadline_wake: Arc::new(Notify::new()),
-            metrics: Arc::default(),
+            metrics,
             apply_hook: Arc::default(),
             notify_hook: Arc::default(),
             commit_gate: Arc::default(),
@@ -344,7 +401,7 @@ pub async fn write_restored(
     };
     let sm = StateMachineStore::open(&data_dir.join("snapshot"))?;
     let tmp = sm.write_temp(&meta, |w| w.write_all(store))?;
-    sm.commit(&meta, tmp).await?;
+    sm.commit(&meta, tmp, None).await?;
     let mut log = super::log_store::LogStore::open(&data_dir.join("raft-log"))?;
     log.restore_purged(log_id).await
 }
@@ -438,7 +495,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .is_some_and(|m| m == meta);
+            .is_some_and(|c| &c.meta == meta);
         let (store, data) = tokio::task::spawn_blocking(move || data.load().map(|s| (s, data)))
             .await
             .map_err(io::Error::other)??;
@@ -454,7 +511,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 this.write_temp(&m, |w| io::copy(&mut reader, w).map(|_| ()))
             })
             .await??;
-            self.commit(meta, tmp).await?
+            self.commit(meta, tmp, None).await?
         };
         if !restoring && !persisted {
             tracing::warn!(

@@ -243,3 +243,163 @@ async fn an_installed_snapshot_is_durable_for_reads() {
     assert_eq!(reopened.read().store.revision(), 5);
     assert_eq!(gate.durable(), Some(5));
 }
+
+/// Builds a snapshot of `sm` and returns it.
+async fn must_build(sm: &mut StateMachineStore) -> Snapshot {
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
+/// The revision of the store a fresh `StateMachineStore` opened on `dir` restores, and the
+/// meta it reports as current.
+async fn must_reopen(dir: &Path) -> (u64, Option<LogId>) {
+    let mut sm = StateMachineStore::open(dir).unwrap();
+    let mut snap = sm.get_current_snapshot().await.unwrap().unwrap();
+    let store = snap.snapshot.load().unwrap();
+    (store.revision(), snap.meta.last_log_id)
+}
+
+/// DeltaAppend: the second build appends what changed to the current file rather than
+/// dumping everything again; a restart loads the dump and the delta to the latest state, and
+/// what openraft is told (and sends to followers) is that state.
+#[tokio::test]
+async fn a_second_build_appends_a_delta_that_restarts_to_the_latest_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(dir.path()).unwrap();
+    must_apply(&mut sm, 1, 200).await;
+    must_build(&mut sm).await;
+    let full = std::fs::metadata(dir.path().join(SNAPSHOT_FILE))
+        .unwrap()
+        .len();
+    must_apply(&mut sm, 201, 210).await;
+    let built = must_build(&mut sm).await;
+    assert_eq!(built.meta.last_log_id, Some(log_id(210)));
+    assert_eq!(sm.metrics().snapshot_deltas.load(Ordering::Relaxed), 1);
+    let grown = std::fs::metadata(dir.path().join(SNAPSHOT_FILE))
+        .unwrap()
+        .len();
+    assert!(
+        grown > full && grown - full < full / 4,
+        "a 10-write delta on a 200-write dump: {full} -> {grown} bytes"
+    );
+    // What a follower would be sent decodes to the latest state.
+    let mut sent = Vec::new();
+    io::Read::read_to_end(&mut built.snapshot.reader().unwrap(), &mut sent).unwrap();
+    assert_eq!(Store::from_snapshot(&sent).unwrap().revision(), 210);
+    assert_eq!(must_reopen(dir.path()).await, (210, Some(log_id(210))));
+
+    // A third build appends again; a restart still lands on the latest.
+    must_apply(&mut sm, 211, 215).await;
+    must_build(&mut sm).await;
+    assert_eq!(sm.metrics().snapshot_deltas.load(Ordering::Relaxed), 2);
+    assert_eq!(must_reopen(dir.path()).await, (215, Some(log_id(215))));
+}
+
+/// DeltaAppend, HeaderLast: a crash between a delta's body and its header leaves a section
+/// with a blank header; the next start cuts it off and loads the file as it was before that
+/// append. A corrupt byte inside a finished delta refuses to start, naming the file.
+#[tokio::test]
+async fn an_unfinished_delta_is_cut_off_and_a_corrupt_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SNAPSHOT_FILE);
+    let mut sm = StateMachineStore::open(dir.path()).unwrap();
+    must_apply(&mut sm, 1, 50).await;
+    must_build(&mut sm).await;
+    must_apply(&mut sm, 51, 60).await;
+    must_build(&mut sm).await;
+    let before = std::fs::read(&path).unwrap();
+    must_apply(&mut sm, 61, 70).await;
+    must_build(&mut sm).await;
+    let after = std::fs::read(&path).unwrap();
+    drop(sm);
+
+    // The last append's header never reached the disk.
+    let mut torn = after.clone();
+    torn[before.len()..before.len() + crate::store::DELTA_HEADER].fill(0);
+    std::fs::write(&path, &torn).unwrap();
+    assert_eq!(must_reopen(dir.path()).await, (60, Some(log_id(60))));
+    assert_eq!(std::fs::read(&path).unwrap(), before, "cut back to before");
+
+    // Only part of its body reached the disk, and no header.
+    let mut torn = after.clone();
+    torn.truncate(before.len() + 20);
+    torn[before.len()..].fill(0);
+    std::fs::write(&path, &torn).unwrap();
+    assert_eq!(must_reopen(dir.path()).await, (60, Some(log_id(60))));
+
+    // A flipped byte in the finished delta's body.
+    let mut bad = after.clone();
+    let i = before.len() + crate::store::DELTA_HEADER + 3;
+    bad[i] ^= 0x10;
+    std::fs::write(&path, &bad).unwrap();
+    let err = StateMachineStore::open(dir.path()).err().expect("refused");
+    assert!(
+        err.to_string().contains(&path.display().to_string())
+            && err.to_string().contains("checksum"),
+        "{err}"
+    );
+}
+
+/// DeltaWithinWindow and RebaseAtBase: once compaction passes the current file's revision,
+/// or the deltas outgrow the full dump, the next build is a full dump again.
+#[tokio::test]
+async fn builds_dump_everything_again_past_compaction_or_a_full_dump_of_deltas() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(dir.path()).unwrap();
+    let deltas = |sm: &StateMachineStore| sm.metrics().snapshot_deltas.load(Ordering::Relaxed);
+    must_apply(&mut sm, 1, 20).await;
+    must_build(&mut sm).await;
+    must_apply(&mut sm, 21, 30).await;
+    must_build(&mut sm).await;
+    assert_eq!(deltas(&sm), 1);
+
+    // Compaction to revision 31, past the file's 30.
+    must_apply(&mut sm, 31, 31).await;
+    let compact = Entry::new_normal(
+        log_id(32),
+        Request {
+            client: None,
+            op: Op::Compact { revision: 31 },
+            at_ms: 0,
+        },
+    );
+    sm.apply(futures::stream::iter([Ok((compact, None))]))
+        .await
+        .unwrap();
+    must_build(&mut sm).await;
+    assert_eq!(
+        deltas(&sm),
+        1,
+        "a full dump after compaction passed the file"
+    );
+    assert_eq!(must_reopen(dir.path()).await, (31, Some(log_id(32))));
+
+    // Deltas as large as the 31-key dump: the next build is full.
+    let mut index = 33;
+    let mut full_after = None;
+    for _ in 0..6 {
+        must_apply(&mut sm, index, index + 14).await;
+        index += 15;
+        let before = deltas(&sm);
+        must_build(&mut sm).await;
+        if deltas(&sm) == before {
+            full_after = Some(before);
+            break;
+        }
+    }
+    assert!(
+        full_after.is_some(),
+        "never rebased: {} deltas",
+        deltas(&sm)
+    );
+    let (revision, last) = must_reopen(dir.path()).await;
+    assert_eq!(last, Some(log_id(index - 1)));
+    assert_eq!(
+        revision,
+        index - 2,
+        "one entry (the compaction) made no revision"
+    );
+}
