@@ -346,6 +346,20 @@ pub fn exposition(ctx: &ServerContext) -> String {
     render_one(
         &mut out,
         "counter",
+        "redraft_snapshot_deltas_total",
+        "Of the snapshots this node built, those appended to the current file as a delta.",
+        nm.snapshot_deltas.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "gauge",
+        "redraft_snapshot_bytes",
+        "Size of the current snapshot file (its full dump and the deltas after it).",
+        nm.snapshot_bytes.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "counter",
         "redraft_snapshot_installs_total",
         "Snapshots this node installed from a leader.",
         nm.snapshot_installs.load(Ordering::Relaxed),

@@ -35,6 +35,9 @@
 //!   the last section is [`SnapshotError::Corrupt`], and the loaded store passes every check
 //!   a snapshot's does. Bytes from disk or a peer never panic.
 //!
+//! The tag is the section's format version (DESIGN's leading version byte): a later layout of
+//! the payload gets a new tag, and this build refuses a tag it does not know.
+//!
 //! `label` is the caller's (the Raft layer keeps the snapshot meta the section brings the
 //! snapshot up to); the store does not read it.
 

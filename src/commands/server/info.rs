@@ -307,7 +307,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
          raft_log_entries_per_flush:{:.2}\r\nraft_log_syncs:{}\r\nraft_log_bytes_written:{}\r\n\
          raft_read_index_rounds:{}\r\n\
          raft_read_index_reads:{}\r\nraft_proposal_entries:{}\r\n\
-         raft_proposal_requests:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n\
+         raft_proposal_requests:{}\r\nraft_snapshot_builds:{}\r\nraft_snapshot_deltas:{}\r\n\
+         raft_snapshot_bytes:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n\
          dedup_clients:{}\r\ndedup_window_ms:{}\r\ndedup_max_clients:{}\r\n",
         ctx.node.id,
         m.state,
@@ -335,6 +336,18 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         ctx.node
             .node_metrics
             .batched_requests
+            .load(Ordering::Relaxed),
+        ctx.node
+            .node_metrics
+            .snapshot_builds
+            .load(Ordering::Relaxed),
+        ctx.node
+            .node_metrics
+            .snapshot_deltas
+            .load(Ordering::Relaxed),
+        ctx.node
+            .node_metrics
+            .snapshot_bytes
             .load(Ordering::Relaxed),
         revision,
         compact_revision,
