@@ -373,6 +373,38 @@ pub fn benches(c: &mut Criterion) {
         b.iter(|| black_box(history.to_delta(since, b"").len()))
     });
     drop(history);
+    // What a restart loads: one full dump of 100,000 revisions, against a dump of 60,000 with
+    // four deltas of 10,000 after it (the same store).
+    let mut grown = Store::new();
+    let mut bytes = Vec::new();
+    let mut since = 0;
+    for i in 0..100_000u64 {
+        if i == 60_000 {
+            bytes = grown.to_snapshot();
+            since = grown.revision();
+        } else if i > 60_000 && i % 10_000 == 0 {
+            bytes.extend_from_slice(&grown.to_delta(since, b""));
+            since = grown.revision();
+        }
+        grown.apply(&Request {
+            client: None,
+            op: Op::Put {
+                key: Bytes::from(format!("key:{:04}", i % 1000)),
+                value: value.clone(),
+            },
+            at_ms: 0,
+        });
+    }
+    bytes.extend_from_slice(&grown.to_delta(since, b""));
+    let full = grown.to_snapshot();
+    assert_eq!(Store::from_snapshot(&bytes).unwrap(), grown);
+    g.bench_function("load/full_100k_revisions", |b| {
+        b.iter_with_large_drop(|| Store::from_snapshot(&full).unwrap())
+    });
+    g.bench_function("load/dump_and_4_deltas_100k_revisions", |b| {
+        b.iter_with_large_drop(|| Store::from_snapshot(&bytes).unwrap())
+    });
+    drop(grown);
     // ... and what it costs the first write after it: the written key's versions are copied
     // (copy-on-write), all of them for a hot key holding a window of 100,000.
     g.throughput(Throughput::Elements(1));

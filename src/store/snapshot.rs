@@ -202,6 +202,42 @@ impl StoreRepr {
     }
 }
 
+impl StoreRepr {
+    /// The store as decoded, its derived indexes not yet built and nothing checked but the
+    /// compact revision: for a snapshot with deltas after it, which
+    /// [`Store::apply_delta_sections`] checks and indexes once, after the last
+    /// (`snapshot_delta.rs`), rather than once here and again there.
+    fn into_unchecked_store(
+        self,
+        deadlines: Deadlines,
+        scripts: Scripts,
+        users: Users,
+        authors: Authors,
+    ) -> Result<Store, String> {
+        let StoreRepr {
+            revision,
+            compact_revision,
+            keyspace,
+            dedup,
+        } = self;
+        if compact_revision > revision {
+            return Err(format!(
+                "compact revision {compact_revision} is above the revision {revision}"
+            ));
+        }
+        Ok(Store {
+            revision,
+            compact_revision,
+            keyspace,
+            dedup,
+            deadlines,
+            scripts,
+            users,
+            authors,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Store {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let full = FullRepr::deserialize(deserializer)?;
@@ -272,10 +308,17 @@ impl Store {
         } else {
             (Authors::default(), rest)
         };
+        if rest.is_empty() {
+            let store = repr
+                .into_store(deadlines, scripts, users, authors)
+                .map_err(SnapshotError::Corrupt)?;
+            return Ok((store, Vec::new()));
+        }
+        // Anything after the store must be delta sections (DeltaChecked); the whole is checked
+        // and indexed once, after the last.
         let mut store = repr
-            .into_store(deadlines, scripts, users, authors)
+            .into_unchecked_store(deadlines, scripts, users, authors)
             .map_err(SnapshotError::Corrupt)?;
-        // Anything after the store must be delta sections (DeltaChecked).
         let base_len = bytes.len() - rest.len();
         let deltas = store.apply_delta_sections(rest).map_err(|e| match e {
             SnapshotError::Unfinished { offset } => SnapshotError::Unfinished {
