@@ -403,3 +403,42 @@ async fn builds_dump_everything_again_past_compaction_or_a_full_dump_of_deltas()
         "one entry (the compaction) made no revision"
     );
 }
+
+/// DeltaAppend across a transfer: a follower installs the leader's dump and deltas (the bytes
+/// a transfer sends), holds the same state, restarts to it, and its own next builds are a full
+/// dump and then deltas again.
+#[tokio::test]
+async fn a_snapshot_with_deltas_installs_restarts_and_is_built_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = StateMachineStore::open(&dir.path().join("leader")).unwrap();
+    must_apply(&mut leader, 1, 100).await;
+    must_build(&mut leader).await;
+    must_apply(&mut leader, 101, 110).await;
+    let sent = must_build(&mut leader).await;
+    assert_eq!(leader.metrics().snapshot_deltas.load(Ordering::Relaxed), 1);
+
+    // The follower receives the store bytes as a transfer would: read from the leader's
+    // file, through a temp file of its own, decoded and checked there.
+    let follower_dir = dir.path().join("follower");
+    let mut follower = StateMachineStore::open(&follower_dir).unwrap();
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut sent.snapshot.reader().unwrap(), &mut bytes).unwrap();
+    let received = crate::raft::snapshot_transfer::receive_whole(&follower, &bytes).unwrap();
+    follower
+        .install_snapshot(&sent.meta, received)
+        .await
+        .unwrap();
+    let want = leader.read().store.to_snapshot();
+    assert_eq!(follower.read().store.to_snapshot(), want);
+    assert_eq!(must_reopen(&follower_dir).await, (110, Some(log_id(110))));
+
+    // Its own builds: a full dump first (no delta onto an installed file), then deltas.
+    let deltas = |sm: &StateMachineStore| sm.metrics().snapshot_deltas.load(Ordering::Relaxed);
+    must_apply(&mut follower, 111, 120).await;
+    must_build(&mut follower).await;
+    assert_eq!(deltas(&follower), 0);
+    must_apply(&mut follower, 121, 125).await;
+    must_build(&mut follower).await;
+    assert_eq!(deltas(&follower), 1);
+    assert_eq!(must_reopen(&follower_dir).await, (125, Some(log_id(125))));
+}
