@@ -170,39 +170,20 @@ impl StoreRepr {
     /// Checks the invariants of a decoded store and rebuilds its derived indexes.
     fn into_store(
         self,
-        mut deadlines: Deadlines,
+        deadlines: Deadlines,
         scripts: Scripts,
         users: Users,
         authors: Authors,
     ) -> Result<Store, String> {
-        let StoreRepr {
-            revision,
-            compact_revision,
-            mut keyspace,
-            mut dedup,
-        } = self;
-        if compact_revision > revision {
-            return Err(format!(
-                "compact revision {compact_revision} is above the revision {revision}"
-            ));
-        }
-        keyspace.restore(revision, compact_revision)?;
-        dedup.restore()?;
-        deadlines.restore(&keyspace)?;
-        Ok(Store {
-            revision,
-            compact_revision,
-            keyspace,
-            dedup,
-            deadlines,
-            scripts,
-            users,
-            authors,
-        })
+        let mut store = self.into_unchecked_store(deadlines, scripts, users, authors)?;
+        store
+            .keyspace
+            .restore(store.revision, store.compact_revision)?;
+        store.dedup.restore()?;
+        store.deadlines.restore(&store.keyspace)?;
+        Ok(store)
     }
-}
 
-impl StoreRepr {
     /// The store as decoded, its derived indexes not yet built and nothing checked but the
     /// compact revision: for a snapshot with deltas after it, which
     /// [`Store::apply_delta_sections`] checks and indexes once, after the last

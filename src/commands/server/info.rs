@@ -298,6 +298,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
             store.dedup_clients(),
         )
     });
+    let nm = &ctx.node.node_metrics;
     let _ = write!(
         out,
         "# Raft\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader_id:{}\r\n\
@@ -329,26 +330,11 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         ctx.node.flush_stats.bytes.load(Ordering::Relaxed),
         ctx.node.reads.stats.index_rounds.load(Ordering::Relaxed),
         ctx.node.reads.stats.index_reads.load(Ordering::Relaxed),
-        ctx.node
-            .node_metrics
-            .batched_entries
-            .load(Ordering::Relaxed),
-        ctx.node
-            .node_metrics
-            .batched_requests
-            .load(Ordering::Relaxed),
-        ctx.node
-            .node_metrics
-            .snapshot_builds
-            .load(Ordering::Relaxed),
-        ctx.node
-            .node_metrics
-            .snapshot_deltas
-            .load(Ordering::Relaxed),
-        ctx.node
-            .node_metrics
-            .snapshot_bytes
-            .load(Ordering::Relaxed),
+        nm.batched_entries.load(Ordering::Relaxed),
+        nm.batched_requests.load(Ordering::Relaxed),
+        nm.snapshot_builds.load(Ordering::Relaxed),
+        nm.snapshot_deltas.load(Ordering::Relaxed),
+        nm.snapshot_bytes.load(Ordering::Relaxed),
         revision,
         compact_revision,
         dedup_clients,
