@@ -24,10 +24,9 @@
 //!   it is the first one, and it is a put (the key's value at `c`). Every version with main >= `c`
 //!   remains, so `history` from `c` on is complete (HistoryWindow).
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 
+use super::versions::Versions;
 use super::{Event, EventKind, Hash, KeyValue, Revision, Stored};
 
 #[path = "key_index_codec.rs"]
@@ -108,19 +107,22 @@ pub(super) struct Version {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct KeyIndex {
     /// Ordered by revision (VersionsOrdered). Appends happen at the end, reads at a revision
-    /// binary-search it, and compaction drops a prefix: a ring buffer, so that dropping the
-    /// oldest versions costs what is dropped, not what stays (**CompactionCostsWhatItDrops**
-    /// per key too). A `Vec` moved every remaining version on each compaction step: a key
-    /// with 1,000 versions under automatic compaction moved its 56 KB for every step that
-    /// dropped one of them, 19 % of a leader's samples in a SET run over 1,000 keys with the
-    /// default history cap (`benches/results/2026-12-05-hot-key-compaction/`).
-    versions: VecDeque<Version>,
+    /// binary-search it, and compaction drops a prefix, costing what it drops
+    /// (**CompactionCostsWhatItDrops** per key too: a `Vec` moved every remaining version on
+    /// each compaction step, 19 % of a leader's samples at the default history cap,
+    /// `benches/results/2026-12-05-hot-key-compaction/`). Full chunks are shared between
+    /// clones, so a snapshot's capture costs a key at most one chunk's copy however long its
+    /// history (SharedChunks, `versions.rs`).
+    versions: Versions<Version>,
 }
 
 impl KeyIndex {
-    /// Asks the CPU to fetch the versions' allocation (a hint: no effect on what is read).
+    /// Asks the CPU to fetch the oldest versions, where an encode starts (a hint: no effect
+    /// on what is read).
     pub fn prefetch_versions(&self) {
-        prefetch(self.versions.as_slices().0.as_ptr().cast());
+        if let Some(v) = self.versions.front() {
+            prefetch(std::ptr::from_ref(v).cast());
+        }
     }
 
     /// Asks the CPU to fetch the bytes of the first versions' values (a hint).
@@ -223,7 +225,7 @@ impl KeyIndex {
                 below - 1
             }
         };
-        self.versions.drain(..drop);
+        self.versions.drop_front(drop);
         !self.versions.is_empty()
     }
 

@@ -17,8 +17,6 @@
 //!   empty hash when the previous version is not a hash) into this one; decoding refuses a
 //!   delta that removes a missing field or leaves an empty hash (HashNeverEmpty).
 
-use std::collections::VecDeque;
-
 use serde::de::Error as _;
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -26,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use bytes::Bytes;
 use imbl::ordmap::DiffItem;
 
-use super::{Change, Hash, KeyIndex, Revision, Version};
+use super::{Change, Hash, KeyIndex, Revision, Version, Versions};
 
 /// One version as encoded (decoded into; [`VersionRef`] writes it).
 #[derive(Deserialize)]
@@ -93,7 +91,7 @@ enum ChangeRef<'a> {
 
 /// The versions as a sequence of [`VersionRepr`], written as [`VersionRef`]s.
 /// From the version at the position given on (0: all of them).
-struct EncodedVersions<'a>(&'a VecDeque<Version>, usize);
+struct EncodedVersions<'a>(&'a Versions<Version>, usize);
 
 impl Serialize for EncodedVersions<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -101,7 +99,7 @@ impl Serialize for EncodedVersions<'_> {
         let from = self.1.min(self.0.len());
         let mut seq = s.serialize_seq(Some(self.0.len() - from))?;
         let mut prev: Option<&Hash> = None;
-        for v in self.0.range(from..) {
+        for v in self.0.iter_from(from) {
             let change = match &v.change {
                 Change::Put {
                     value,
@@ -179,7 +177,7 @@ impl<'de> Deserialize<'de> for KeyIndex {
             versions: Vec<VersionRepr>,
         }
         let repr = Repr::deserialize(d)?;
-        let mut versions = VecDeque::with_capacity(repr.versions.len());
+        let mut versions = Vec::with_capacity(repr.versions.len());
         let mut prev: Option<Hash> = None;
         for v in repr.versions {
             let change = match v.change {
@@ -230,12 +228,14 @@ impl<'de> Deserialize<'de> for KeyIndex {
                 Change::PutHash { fields, .. } => Some(fields.clone()),
                 _ => None,
             };
-            versions.push_back(Version {
+            versions.push(Version {
                 revision: v.revision,
                 change,
             });
         }
-        Ok(KeyIndex { versions })
+        Ok(KeyIndex {
+            versions: Versions::from_iter(versions),
+        })
     }
 }
 

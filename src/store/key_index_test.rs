@@ -286,7 +286,7 @@ fn validate_rejects_broken_generations() {
     ];
     for c in cases {
         let ki = KeyIndex {
-            versions: c.versions.into(),
+            versions: c.versions.into_iter().collect(),
         };
         assert_eq!(ki.validate(10, c.compact).is_ok(), c.want_ok, "{}", c.name);
     }

@@ -69,6 +69,7 @@ mod snapshot;
 mod snapshot_delta;
 mod strings;
 mod txn;
+mod versions;
 
 #[cfg(test)]
 mod compaction_test;
