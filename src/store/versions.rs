@@ -69,14 +69,11 @@ impl<T: Clone> Versions<T> {
     }
 
     fn sealed_len(&self) -> usize {
-        let chunks = self.chunks();
-        match chunks.first() {
-            None => 0,
-            Some(first) => first.len() + (chunks.len() - 1) * CHUNK,
-        }
+        self.chunk_start(self.chunks().len())
     }
 
-    /// The position of sealed chunk `k`'s first version (ChunksFull).
+    /// The position of sealed chunk `k`'s first version (ChunksFull); for `k` = the number of
+    /// chunks, the tail's.
     fn chunk_start(&self, k: usize) -> usize {
         match (k, self.chunks().first()) {
             (0, _) | (_, None) => 0,
@@ -84,20 +81,26 @@ impl<T: Clone> Versions<T> {
         }
     }
 
+    /// Where position `i` is: sealed chunk `k` (the number of chunks: the tail) and the
+    /// offset in it; by arithmetic (ChunksFull: past the first, every chunk holds CHUNK).
+    fn locate(&self, i: usize) -> (usize, usize) {
+        let chunks = self.chunks();
+        match chunks.first() {
+            Some(first) if i < first.len() => (0, i),
+            Some(first) if i < self.sealed_len() => {
+                let j = i - first.len();
+                (1 + j / CHUNK, j % CHUNK)
+            }
+            _ => (chunks.len(), i - self.sealed_len()),
+        }
+    }
+
     /// Returns the version at position `i` (0 is the oldest stored).
     pub fn get(&self, i: usize) -> Option<&T> {
-        let chunks = self.chunks();
-        let Some(first) = chunks.first() else {
-            return self.tail.get(i);
-        };
-        if i < first.len() {
-            return first.get(i);
-        }
-        // ChunksFull: past the first chunk, every sealed chunk holds CHUNK.
-        let j = i - first.len();
-        match chunks.get(1 + j / CHUNK) {
-            Some(chunk) => chunk.get(j % CHUNK),
-            None => self.tail.get(i - self.sealed_len()),
+        let (k, offset) = self.locate(i);
+        match self.chunks().get(k) {
+            Some(chunk) => chunk.get(offset),
+            None => self.tail.get(offset),
         }
     }
 
@@ -189,15 +192,7 @@ impl<T: Clone> Versions<T> {
     /// Iterates the versions from position `from` on, oldest first.
     pub fn iter_from(&self, from: usize) -> Iter<'_, T> {
         let chunks = self.chunks();
-        // The chunk holding `from` (the tail counts as the last) and the offset in it.
-        let (k, offset) = match chunks.first() {
-            Some(first) if from < first.len() => (0, from),
-            Some(first) if from < self.sealed_len() => {
-                let j = from - first.len();
-                (1 + j / CHUNK, j % CHUNK)
-            }
-            _ => (chunks.len(), from.saturating_sub(self.sealed_len())),
-        };
+        let (k, offset) = self.locate(from);
         let (cur, tail) = match chunks.get(k) {
             Some(c) => (c.range(offset..), &self.tail[..]),
             None => (
