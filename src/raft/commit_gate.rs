@@ -18,8 +18,9 @@
 //! latency at one client and the difference between a watch event above and below 1 ms
 //! (README "What the committed-index fsync costs").
 //!
-//! So `save_committed` only writes its record: the next group commit makes it durable, whoever
-//! queued it (an append, a vote, or a waiting reader: [`CommitGate::set_sync_request`]), and
+//! So `save_committed` only records the id (its record goes out with the next WAL write or
+//! group commit): the next group commit makes it durable, whoever queued it (an append, a
+//! vote, or a waiting reader: [`CommitGate::set_sync_request`]), and
 //! the WAL's sync worker raises the gate (CommittedRidesNextSync in `wal/mod.rs`): under write
 //! load the committed id costs no sync of its own. Entries are applied as soon as openraft has
 //! them committed; and the reply to a **read** (a command that passes the read gate,

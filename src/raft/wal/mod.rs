@@ -41,9 +41,12 @@
 //!   completes the jobs in submission order: one sync covers every append written before it
 //!   began (group commit). A vote rides the same group commit and `save_vote` waits for it;
 //!   truncate syncs before it returns.
-//! - **CommittedRidesNextSync.** `save_committed` writes its record and returns without a
-//!   sync of its own: the next group commit, whatever queued it (an append, a vote, a reader
-//!   asking with [`Wal::sync`]), makes it durable, and the sync worker tells the hook set with
+//! - **CommittedRidesNextSync.** `save_committed` keeps the committed id in memory and
+//!   returns without a write or a sync of its own: its record is written ahead of the next
+//!   record (in one `pwrite` with the next append's entries), or by the next group commit
+//!   before it syncs, whichever comes first; that group commit, whatever queued it (an
+//!   append, a vote, a reader asking with [`Wal::sync`]), makes it durable, and the sync
+//!   worker tells the hook set with
 //!   [`Wal::on_synced`] which committed id each sync covered (the log store raises the commit
 //!   gate there; a read's reply waits until the gate covers what it read: DurableReads in
 //!   `raft/commit_gate.rs`). Under write load the committed id costs no sync of its own.
@@ -230,6 +233,9 @@ struct State {
     last_log_id: Option<LogId>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    /// `committed` is not in the log yet: the next record written, or the next group commit,
+    /// writes it first (CommittedRidesNextSync).
+    committed_unwritten: bool,
     purged: Option<LogId>,
     /// Whether replay has met an entry yet (at open only).
     replayed_entry: bool,
@@ -246,6 +252,7 @@ impl State {
             last_log_id: None,
             vote: None,
             committed: None,
+            committed_unwritten: false,
             purged: None,
             replayed_entry: false,
         }
@@ -451,13 +458,13 @@ impl Wal {
         self.queue(&st, 0, done)
     }
 
-    /// Records the committed log id and returns: no sync of its own, it rides the next group
-    /// commit (CommittedRidesNextSync).
+    /// Records the committed log id and returns: no write and no sync of its own; its record
+    /// goes ahead of the next record written or into the next group commit, which makes it
+    /// durable (CommittedRidesNextSync).
     pub fn save_committed(&self, committed: Option<LogId>) -> io::Result<()> {
         let mut st = self.shared.lock_writable()?;
-        self.shared
-            .write_records(&mut st, vec![Record::Committed(committed)])?;
         st.committed = committed;
+        st.committed_unwritten = true;
         Ok(())
     }
 

@@ -19,13 +19,23 @@ impl Shared {
             }
             syncs += 1;
             let started = Instant::now();
-            // CommittedRidesNextSync: the committed id written before this sync begins is
-            // durable once it succeeds.
-            let (file, committed) = {
-                let st = self.state.lock().expect("wal state lock");
-                (st.segments.back().map(|s| s.file.clone()), st.committed)
+            // CommittedRidesNextSync: the committed id recorded before this sync begins is
+            // durable once it succeeds; not yet in the log, it is written here first.
+            let (file, committed, written) = {
+                let mut st = self.state.lock().expect("wal state lock");
+                let written = if st.committed_unwritten {
+                    self.check_writable()
+                        .and_then(|()| self.write_records(&mut st, Vec::new()).map(drop))
+                } else {
+                    Ok(())
+                };
+                (
+                    st.segments.back().map(|s| s.file.clone()),
+                    st.committed,
+                    written,
+                )
             };
-            let result = if let Err(e) = self.check_writable() {
+            let result = if let Err(e) = written.and_then(|()| self.check_writable()) {
                 Err(e)
             } else if self.opts.fail_sync_after.is_some_and(|n| syncs > n) {
                 Err(self.fail(

@@ -91,7 +91,8 @@ impl Shared {
     }
 
     /// Writes `records` at the end of the last segment (rolling to a new one when one does
-    /// not fit), one write per segment, and returns where each payload is.
+    /// not fit), one write per segment, and returns where each payload is. A committed id not
+    /// yet in the log goes first (CommittedRidesNextSync); its location is not returned.
     pub(super) fn write_records(
         &self,
         st: &mut State,
@@ -101,7 +102,10 @@ impl Shared {
         let mut buf = Vec::new();
         let mut buf_start = st.write_off;
         let mut written = 0u64;
-        for r in &records {
+        let lead = st
+            .committed_unwritten
+            .then(|| Record::Committed(st.committed));
+        for (i, r) in lead.iter().chain(&records).enumerate() {
             let payload = encode_record(r)?;
             let need = padded(FRAME + payload.len() as u64);
             if st.write_off + need > st.cap {
@@ -109,17 +113,20 @@ impl Shared {
                 self.roll(st, need)?;
                 buf_start = st.write_off;
             }
-            let seq = st.segments.back().expect("a last segment").seq;
-            locs.push(Loc {
-                seq,
-                off: st.write_off + FRAME,
-                len: payload.len() as u32,
-            });
+            if lead.is_none() || i > 0 {
+                let seq = st.segments.back().expect("a last segment").seq;
+                locs.push(Loc {
+                    seq,
+                    off: st.write_off + FRAME,
+                    len: payload.len() as u32,
+                });
+            }
             frame_into(&mut buf, &payload);
             st.write_off += need;
             written += need;
         }
         self.write_buf(st, buf_start, &mut buf)?;
+        st.committed_unwritten = false;
         self.stats.bytes.fetch_add(written, Ordering::Relaxed);
         Ok(locs)
     }

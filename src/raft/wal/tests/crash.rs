@@ -244,6 +244,47 @@ fn committed_rides_the_next_sync() {
     assert_eq!(wal.stats().flushes.load(Ordering::Relaxed), flushes + 1);
 }
 
+/// CommittedRidesNextSync: `save_committed` costs no disk operation (openraft awaits it on
+/// its core after every commit, on every node); its record goes out in the next write, ahead
+/// of that write's records, or in the next group commit, before its sync.
+#[test]
+fn save_committed_writes_nothing_until_the_next_record_or_sync() {
+    let disk = SimDisk::new();
+    // One segment: a roll would add operations to the write counted below.
+    let wal = must_open(&disk, WalOptions::default());
+    append(&wal, (1..=3).map(|i| entry(1, i)).collect()).unwrap();
+    let committed_after_kill =
+        |d: &SimDisk| must_open(&d.killed_copy(), WalOptions::default()).committed();
+
+    let ops = disk.ops();
+    wal.save_committed(Some(log_id(1, 2))).unwrap();
+    assert_eq!(disk.ops(), ops, "save_committed touched the disk");
+    assert_eq!(wal.committed(), Some(log_id(1, 2)), "readable at once");
+    assert_eq!(committed_after_kill(&disk), None, "not written yet");
+    // A group commit with nothing else to write writes it, then syncs it.
+    sync(&wal).unwrap();
+    let crashed = must_open(&disk.crashed_copy(), WalOptions::default());
+    assert_eq!(crashed.committed(), Some(log_id(1, 2)));
+
+    // Ahead of the next append's entries, in the same write.
+    wal.save_committed(Some(log_id(1, 3))).unwrap();
+    let ops = disk.ops();
+    disk.hold_syncs(true);
+    let (done, rx) = waiter();
+    wal.append(vec![entry(1, 4)], done).unwrap();
+    assert_eq!(
+        disk.ops(),
+        ops + 1,
+        "one write for the record and the entry"
+    );
+    assert_eq!(committed_after_kill(&disk), Some(log_id(1, 3)));
+    disk.hold_syncs(false);
+    wait(rx).unwrap();
+    let crashed = must_open(&disk.crashed_copy(), WalOptions::default());
+    assert_eq!(crashed.committed(), Some(log_id(1, 3)));
+    assert_eq!(contents(&crashed), span(1, 1..=4));
+}
+
 /// PurgeOffTheCore: `purge` returns before any sync; until the sync worker has synced the
 /// purge point a crash finds the old purge point and every entry (more log, no hole), and only
 /// after it are the purged segments deleted.
@@ -356,10 +397,13 @@ fn what_a_restarted_log_reads_survives_a_later_power_cut() {
     let disk = SimDisk::new();
     let wal = must_open(&disk, opts());
     append(&wal, vec![entry(1, 1)]).unwrap();
-    // The sync worker is held off: these are written, never synced, when the process dies.
+    wal.save_committed(Some(log_id(1, 1))).unwrap();
+    // The sync worker is held off: these are written, never synced, when the process dies
+    // (the committed id 1 in the same write, ahead of the entries: CommittedRidesNextSync).
     disk.hold_syncs(true);
     let (done, _rx) = waiter();
     wal.append(vec![entry(1, 2), entry(1, 3)], done).unwrap();
+    // Recorded in memory only: the killed process takes it along.
     wal.save_committed(Some(log_id(1, 3))).unwrap();
     let killed = disk.killed_copy();
     disk.hold_syncs(false);
@@ -371,7 +415,7 @@ fn what_a_restarted_log_reads_survives_a_later_power_cut() {
         span(1, 1..=3),
         "the page cache kept them"
     );
-    assert_eq!(restarted.committed(), Some(log_id(1, 3)));
+    assert_eq!(restarted.committed(), Some(log_id(1, 1)));
     drop(restarted);
     killed.crash();
     let after_power_cut = must_open(&killed, opts());
@@ -380,5 +424,5 @@ fn what_a_restarted_log_reads_survives_a_later_power_cut() {
         span(1, 1..=3),
         "a power cut after the restart took back entries the restarted node had reported"
     );
-    assert_eq!(after_power_cut.committed(), Some(log_id(1, 3)));
+    assert_eq!(after_power_cut.committed(), Some(log_id(1, 1)));
 }
