@@ -36,7 +36,7 @@ use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Entry, LogId, Snapshot, Vote};
 use super::wire::{
     read_frame, write_frame, Envelope, PeerIdentity, RpcRequest, RpcResponse, MAX_APPEND_BYTES,
-    MAX_FRAME,
+    MAX_FRAME, PEER_READ_BUFFER,
 };
 use super::{PeerNode, TypeConfig};
 
@@ -129,7 +129,9 @@ impl PeerConn {
             }
             Err(_) => return Err(PeerError::Unreachable(format!("{addr}: connect timed out"))),
         };
-        let (mut rd, wr) = tokio::io::split(stream);
+        let (rd, wr) = tokio::io::split(stream);
+        // Buffered, as the serving side (`rpc.rs`): one `read` for a frame's length and body.
+        let mut rd = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER, rd);
         let pending: Pending = Arc::default();
         let p = pending.clone();
         let reader = tokio::spawn(async move {

@@ -25,7 +25,7 @@ use super::state_machine::StateMachineStore;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use super::wire::{
     encode_frame, read_frame, Envelope, ForwardError, PeerIdentity, PeerStatus, RpcRequest,
-    RpcResponse, MAX_FRAME,
+    RpcResponse, MAX_FRAME, PEER_READ_BUFFER,
 };
 use super::TypeConfig;
 use crate::tls::MaybeTls;
@@ -185,7 +185,11 @@ async fn serve_conn(
     lease: LeaderLease,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let (mut rd, wr) = tokio::io::split(stream);
+    let (rd, wr) = tokio::io::split(stream);
+    // Buffered: a frame's length and body, and every frame already received, come out of one
+    // `read` (unbuffered, each frame cost a read for its length, one for its body and an
+    // `EAGAIN`). Only `read_frame` reads this half.
+    let mut rd = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER, rd);
     // The snapshot transfer in progress on this connection (`snapshot_transfer.rs`).
     let mut incoming = None;
     // Bounded: a peer that stops reading its answers stops being served, not the node.

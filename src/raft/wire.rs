@@ -41,6 +41,9 @@ pub const PEER_PROTOCOL_VERSION: u8 = 3;
 pub const MAX_HANDSHAKE_FRAME: u32 = 64 * 1024;
 /// Largest frame accepted from an authenticated peer (a whole snapshot travels in one frame).
 pub const MAX_FRAME: u32 = 1024 * 1024 * 1024;
+/// Bytes a peer connection's reading half buffers (`rpc.rs`, `network.rs`): frames up to this
+/// size, and several small ones, cost one `read` between them.
+pub const PEER_READ_BUFFER: usize = 64 * 1024;
 /// **EntryBytesBound.** The largest encoded request proposed as one entry: one entry must fit
 /// a peer frame ([`MAX_FRAME`], 1 GiB) with room for the AppendEntries around it, or no
 /// follower could ever receive it and replication would stall. Redis's own query-buffer limit
@@ -354,6 +357,39 @@ mod tests {
         drop(a);
         let r: io::Result<Option<Hello>> = read_frame(&mut b, MAX_FRAME).await;
         assert!(r.unwrap().is_none());
+    }
+
+    /// Peer connections read through a buffer (PEER_READ_BUFFER): frames smaller and larger
+    /// than it, arriving in pieces and several at once, come out whole and in order, then the
+    /// end of the stream.
+    #[tokio::test]
+    async fn buffered_reads_return_every_frame_whole_and_in_order() {
+        let sizes = [
+            1usize,
+            10,
+            3 * PEER_READ_BUFFER + 7,
+            5,
+            PEER_READ_BUFFER,
+            0,
+            3,
+        ];
+        let (mut a, b) = tokio::io::duplex(1000);
+        let writer = tokio::spawn(async move {
+            for (i, &n) in sizes.iter().enumerate() {
+                let body = vec![i as u8; n];
+                a.write_all(&encode_frame(&body, MAX_FRAME).unwrap())
+                    .await
+                    .unwrap();
+            }
+        });
+        let mut rd = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER, b);
+        for (i, &n) in sizes.iter().enumerate() {
+            let got: Vec<u8> = read_frame(&mut rd, MAX_FRAME).await.unwrap().unwrap();
+            assert_eq!(got, vec![i as u8; n], "frame {i}");
+        }
+        writer.await.unwrap();
+        let end: Option<Vec<u8>> = read_frame(&mut rd, MAX_FRAME).await.unwrap();
+        assert!(end.is_none());
     }
 
     #[tokio::test]
