@@ -46,10 +46,9 @@
 //!   record (in one `pwrite` with the next append's entries), or by the next group commit
 //!   before it syncs, whichever comes first; that group commit, whatever queued it (an
 //!   append, a vote, a reader asking with [`Wal::sync`]), makes it durable, and the sync
-//!   worker tells the hook set with
-//!   [`Wal::on_synced`] which committed id each sync covered (the log store raises the commit
-//!   gate there; a read's reply waits until the gate covers what it read: DurableReads in
-//!   `raft/commit_gate.rs`). Under write load the committed id costs no sync of its own.
+//!   worker tells the hook set with [`Wal::on_synced`] which committed id each sync covered
+//!   (the log store raises the commit gate there; a read's reply waits until the gate covers
+//!   what it read: DurableReads in `raft/commit_gate.rs`). Under write load the committed id costs no sync of its own.
 //!   The committed id found after a crash is never ahead of the log: its record follows, in
 //!   the log, every entry it covers (an entry is written before it can be committed), and
 //!   replay stops at the first record missing.
