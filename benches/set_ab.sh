@@ -4,7 +4,7 @@
 # Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]...
 #                          [--config LABEL=TOML]... [--reps N]
 #                          [--duration D] [--warmup W] [--concurrency "1 64 256"]
-#                          [--workload set|get|mixed] [--mode M] [--out DIR]
+#                          [--workload set|get|mixed] [--mode M] [--pipeline P] [--out DIR]
 #
 # For every binary (default: this checkout's release build, labelled "this"), a three-node
 # cluster on 127.0.0.1 with the shipped timings. Then, repeated N times (default 3) and
@@ -12,7 +12,8 @@
 # `redraft-loadgen run --workload set` of 256 B values over 1,000 keys, clients round-robin
 # over the three nodes, for D (default 5s) after W (default 1s) of warm-up, with every node's
 # CPU time per write (`--server-pids`). `--workload get --mode lease` measures GET in a read
-# mode instead (the keys are written first by the workload itself). `--failpoints LABEL=SPEC`
+# mode instead (the keys are written first by the workload itself). `--pipeline P` has every
+# client keep P requests in flight (as `redis-benchmark -P`; default 1). `--failpoints LABEL=SPEC`
 # starts that binary's nodes with `REDRAFT_FAILPOINTS=SPEC` (test-only failpoints,
 # `src/raft/log_store.rs`; e.g. `committed_sync_off`, which `benches/committed_sync.sh` uses).
 # `--config LABEL=TOML` appends the file TOML (e.g. a `[raft]` or `[store]` section) to that
@@ -31,7 +32,7 @@ cd "$(dirname "$0")/.."
 
 BINS=()
 declare -A FAILPOINTS CONFIGS
-REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" OUT=""
+REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" PIPE=1 OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) BINS+=("$2"); shift ;;
@@ -43,8 +44,9 @@ while [ $# -gt 0 ]; do
         --concurrency) CONCS=$2; shift ;;
         --workload) WL=$2; shift ;;
         --mode) MODE=$2; shift ;;
+        --pipeline) PIPE=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--config LABEL=TOML]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--config LABEL=TOML]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--workload W] [--mode M] [--pipeline P] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -102,7 +104,7 @@ for rep in $(seq 1 "$REPS"); do
         for label in "${LABELS[@]}"; do
             if ! "$LG" run --out "$OUT/results.jsonl" --rep "$rep" --system redraft \
                 --label "$label" --endpoints "${EPS[$label]}" --workload "$WL" --mode "$MODE" --value-size 256 \
-                --concurrency "$c" --duration "$DUR" --warmup "$WARM" \
+                --concurrency "$c" --pipeline "$PIPE" --duration "$DUR" --warmup "$WARM" \
                 --server-pids "${SPIDS[$label]}" >/dev/null 2>>"$OUT/loadgen.log"; then
                 echo "run failed (see loadgen.log): $label c=$c rep $rep" | tee -a "$OUT/loadgen.log" >&2
             fi
@@ -116,7 +118,7 @@ done
     echo "# ${WL^^}${MODE:+ ($MODE)} A/B: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "- $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes, $DUR after $WARM of warm-up; $REPS repetitions interleaved"
+    echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes$([ "$PIPE" = 1 ] || echo ", $PIPE requests pipelined per client"), $DUR after $WARM of warm-up; $REPS repetitions interleaved"
     for spec in "${BINS[@]}"; do
         l=${spec%%=*} bin=${spec#*=}
         echo "- binary $l: ${bin#"$PWD"/}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}${CONFIGS[$l]:+, config: $(tr '\n' ' ' <"${CONFIGS[$l]}")}"

@@ -16,6 +16,35 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> io::Result<Vec<u8>> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// Appends what [`encode`] returns for `v` to `buf` (the caller's buffer, reused). On an
+/// error `buf` may hold part of the encoding after its old end.
+pub(crate) fn encode_onto<T: Serialize>(v: &T, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.push(FORMAT_VERSION);
+    postcard::serialize_with_flavor(v, Onto(buf))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// A postcard flavor that appends to a borrowed `Vec` (postcard's own flavors own theirs).
+struct Onto<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Onto<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// Decodes a stored value written by [`encode`].
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     match bytes.split_first() {

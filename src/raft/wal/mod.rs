@@ -238,6 +238,8 @@ struct State {
     purged: Option<LogId>,
     /// Whether replay has met an entry yet (at open only).
     replayed_entry: bool,
+    /// The write buffer records are framed in, reused (WriteBufferReused, `write.rs`).
+    wbuf: Vec<u8>,
 }
 
 impl State {
@@ -254,6 +256,7 @@ impl State {
             committed_unwritten: false,
             purged: None,
             replayed_entry: false,
+            wbuf: Vec::new(),
         }
     }
 }

@@ -55,6 +55,26 @@ pub(super) fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend(std::iter::repeat_n(0u8, pad as usize));
 }
 
+/// Frames `r` as one record onto the end of `buf`, encoded in place (no buffer of its own):
+/// the same bytes as [`frame_into`] of [`encode_record`]. Returns the payload's length. On an
+/// error `buf` is left as it was.
+pub(super) fn frame_onto(buf: &mut Vec<u8>, r: &Record) -> io::Result<u64> {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; FRAME as usize]);
+    if let Err(e) = codec::encode_onto(r, buf) {
+        buf.truncate(at);
+        return Err(e);
+    }
+    let body = at + FRAME as usize;
+    let len = (buf.len() - body) as u64;
+    let crc = crc32c::crc32c(&buf[body..]);
+    buf[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    buf[at + 4..body].copy_from_slice(&crc.to_le_bytes());
+    let pad = padded(FRAME + len) - (FRAME + len);
+    buf.resize(buf.len() + pad as usize, 0);
+    Ok(len)
+}
+
 pub(super) fn encode_record(r: &Record) -> io::Result<Vec<u8>> {
     codec::encode(r)
 }

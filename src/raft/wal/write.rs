@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// The write buffer's capacity kept between writes (WriteBufferReused): a larger one (a
+/// batch of big entries) is freed after its write.
+const WRITE_BUFFER_KEEP: usize = 4 << 20;
+
 impl Shared {
     pub(super) fn lock_writable(&self) -> io::Result<MutexGuard<'_, State>> {
         self.check_writable()?;
@@ -98,18 +102,47 @@ impl Shared {
         st: &mut State,
         records: Vec<Record>,
     ) -> io::Result<Vec<Loc>> {
+        // WriteBufferReused: the records are encoded straight into the log's write buffer,
+        // which keeps its pages from one write to the next (below WRITE_BUFFER_KEEP).
+        let mut buf = std::mem::take(&mut st.wbuf);
+        buf.clear();
+        let written = self.frame_and_write(st, &records, &mut buf);
+        buf.clear();
+        if buf.capacity() > WRITE_BUFFER_KEEP {
+            buf = Vec::new();
+        }
+        st.wbuf = buf;
+        let (locs, written) = written?;
+        st.committed_unwritten = false;
+        self.stats.bytes.fetch_add(written, Ordering::Relaxed);
+        Ok(locs)
+    }
+
+    /// [`Shared::write_records`]'s work: each record framed onto `buf`, the buffer written
+    /// once per segment. Returns the payloads' locations and the bytes written.
+    fn frame_and_write(
+        &self,
+        st: &mut State,
+        records: &[Record],
+        buf: &mut Vec<u8>,
+    ) -> io::Result<(Vec<Loc>, u64)> {
         let mut locs = Vec::with_capacity(records.len());
-        let mut buf = Vec::new();
         let mut buf_start = st.write_off;
         let mut written = 0u64;
         let lead = st
             .committed_unwritten
             .then(|| Record::Committed(st.committed));
-        for (i, r) in lead.iter().chain(&records).enumerate() {
-            let payload = encode_record(r)?;
-            let need = padded(FRAME + payload.len() as u64);
+        for (i, r) in lead.iter().chain(records).enumerate() {
+            let at = buf.len();
+            // An encoding error (none is known for these types) stops the log (FailStop):
+            // `write_off` has moved past records of this call that are not written.
+            let len = frame_onto(buf, r).map_err(|e| self.fail("encoding a record", e))?;
+            let need = padded(FRAME + len);
             if st.write_off + need > st.cap {
-                self.write_buf(st, buf_start, &mut buf)?;
+                // The records before this one go to the segment they fit in; this one starts
+                // the next segment.
+                self.write_at(st, buf_start, &buf[..at])?;
+                buf.drain(..at);
                 self.roll(st, need)?;
                 buf_start = st.write_off;
             }
@@ -118,29 +151,25 @@ impl Shared {
                 locs.push(Loc {
                     seq,
                     off: st.write_off + FRAME,
-                    len: payload.len() as u32,
+                    len: len as u32,
                 });
             }
-            frame_into(&mut buf, &payload);
             st.write_off += need;
             written += need;
         }
-        self.write_buf(st, buf_start, &mut buf)?;
-        st.committed_unwritten = false;
-        self.stats.bytes.fetch_add(written, Ordering::Relaxed);
-        Ok(locs)
+        self.write_at(st, buf_start, buf)?;
+        Ok((locs, written))
     }
 
-    pub(super) fn write_buf(&self, st: &State, at: u64, buf: &mut Vec<u8>) -> io::Result<()> {
-        if buf.is_empty() {
+    /// Writes `bytes` at `at` of the last segment (nothing if empty).
+    fn write_at(&self, st: &State, at: u64, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
             return Ok(());
         }
         let last = st.segments.back().expect("a last segment");
-        if let Err(e) = last.file.write_at(at, buf) {
-            return Err(self.fail("write", e));
-        }
-        buf.clear();
-        Ok(())
+        last.file
+            .write_at(at, bytes)
+            .map_err(|e| self.fail("write", e))
     }
 
     pub(super) fn apply_truncate(&self, st: &mut State, last: Option<u64>) -> io::Result<()> {
