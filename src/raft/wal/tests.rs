@@ -75,8 +75,9 @@ fn save_committed(wal: &Wal, c: Option<LogId>) -> io::Result<()> {
     sync(wal)
 }
 
-/// Purges and waits for the sync after which the purged segments are deleted
-/// (PurgeOffTheCore: the deletion runs in the sync worker before this sync's callback).
+/// Purges and waits for the sync that makes the purge point durable (PurgeOffTheCore: the sync
+/// worker then hands the purged segments to the housekeeping thread, which deletes them
+/// later: callers that need the files gone wait for them).
 fn purge(wal: &Wal, upto: LogId) -> io::Result<()> {
     wal.purge(upto)?;
     sync(wal)
