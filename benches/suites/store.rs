@@ -211,6 +211,22 @@ pub fn benches(c: &mut Criterion) {
             })
         })
     });
+    // Authored, as every write of an authenticated session is (the authors of revisions
+    // are recorded: AuthorRuns).
+    g.bench_function("set_16B_authored", |b| {
+        let value = Bytes::from(vec![b'v'; 16]);
+        let author = Bytes::from_static(b"default");
+        b.iter_custom(|iters| {
+            timed_writes(iters, |i| Request {
+                client: None,
+                op: Op::Authored {
+                    author: author.clone(),
+                    op: Box::new(put(i, &value).op),
+                },
+                at_ms: 0,
+            })
+        })
+    });
     g.bench_function("incr", |b| {
         b.iter_custom(|iters| {
             timed_writes(iters, |i| Request {
