@@ -132,11 +132,12 @@ impl Authors {
     /// The authors of the revisions above `since`, oldest first (a snapshot delta's).
     pub fn since(&self, since: u64) -> impl Iterator<Item = (u64, &Bytes)> {
         let from = since.saturating_add(1);
-        let i = self.first_run_to(from);
-        self.0
-            .iter()
-            .skip(i)
-            .flat_map(move |run| (run.first.max(from)..=run.last).map(move |r| (r, &run.author)))
+        // By index from the first run that counts (each O(log runs)), not by skipping the
+        // runs before it one by one.
+        (self.first_run_to(from)..self.0.len()).flat_map(move |k| {
+            let run = &self.0[k];
+            (run.first.max(from)..=run.last).map(move |r| (r, &run.author))
+        })
     }
 
     /// Records the authors a snapshot delta carries, as they were recorded (no cut to
