@@ -47,34 +47,24 @@ impl Authors {
     }
 
     fn insert(&mut self, revision: u64, author: Bytes) {
-        if let Some(last) = self.0.back_mut() {
-            if revision > last.last {
-                if revision == last.last + 1 && last.author == author {
-                    last.last = revision;
-                } else {
-                    self.0.push_back(Run {
-                        first: revision,
-                        last: revision,
-                        author,
-                    });
-                }
-                return;
+        if self.0.back().is_some_and(|run| revision <= run.last) {
+            // Below the newest revision (not seen in apply, which goes forward): rebuilt.
+            let mut all: std::collections::BTreeMap<u64, Bytes> =
+                self.iter().map(|(r, a)| (r, a.clone())).collect();
+            all.insert(revision, author);
+            *self = Self::default();
+            for (r, a) in all {
+                self.insert(r, a);
             }
-        } else {
-            self.0.push_back(Run {
+            return;
+        }
+        match self.0.back_mut() {
+            Some(run) if run.last + 1 == revision && run.author == author => run.last = revision,
+            _ => self.0.push_back(Run {
                 first: revision,
                 last: revision,
                 author,
-            });
-            return;
-        }
-        // Below the newest revision (not seen in apply, which goes forward): rebuilt.
-        let mut all: std::collections::BTreeMap<u64, Bytes> =
-            self.iter().map(|(r, a)| (r, a.clone())).collect();
-        all.insert(revision, author);
-        *self = Self::default();
-        for (r, a) in all {
-            self.insert(r, a);
+            }),
         }
     }
 
