@@ -45,6 +45,7 @@ mod leader;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+mod pipeline;
 mod publish;
 mod raft_node;
 pub mod read;

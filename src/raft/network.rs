@@ -20,11 +20,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::Stream;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use tokio::net::TcpStream;
 
@@ -32,6 +34,7 @@ use crate::tls::MaybeTls;
 use tokio::sync::{oneshot, Mutex as AsyncMutex};
 
 use super::handshake::connect_handshake;
+use super::pipeline::Pipeline;
 use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Entry, LogId, Snapshot, Vote};
 use super::wire::{
@@ -45,7 +48,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The least time a call may take to write its request: a frame may be large (an AppendEntries
 /// batch of up to [`MAX_APPEND_BYTES`]), and a call's own timeout may be one heartbeat interval.
 /// A peer that takes no more of a frame for this long is treated as gone (NoStaleConn).
-const MIN_WRITE_BOUND: Duration = Duration::from_secs(10);
+pub(super) const MIN_WRITE_BOUND: Duration = Duration::from_secs(10);
 
 /// Why a peer call failed.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -164,32 +167,14 @@ impl PeerConn {
     /// being written, the write itself within `timeout` or [`MIN_WRITE_BOUND`], the longer.
     /// Any other end, a dropped future included, breaks the connection (NoStaleConn).
     pub async fn call(&self, req: RpcRequest, timeout: Duration) -> Result<RpcResponse, PeerError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
+        let (id, rx) = self.register();
         let mut in_flight = InFlight {
             conn: self,
             id,
             answered: false,
         };
-        let write_bound = timeout.max(MIN_WRITE_BOUND);
-        let sent = tokio::time::timeout(write_bound, async {
-            let mut w = self.writer.lock().await;
-            write_frame(&mut *w, &Envelope { id, body: req }).await
-        })
-        .await;
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(PeerError::Lost(e.to_string())),
-            Err(_) => {
-                return Err(PeerError::Lost(format!(
-                    "the peer took no request for {write_bound:?}"
-                )))
-            }
-        }
+        self.write_request(id, req, timeout.max(MIN_WRITE_BOUND))
+            .await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(resp)) => {
                 in_flight.answered = true;
@@ -197,6 +182,100 @@ impl PeerConn {
             }
             Ok(Err(_)) => Err(PeerError::Lost("connection closed".into())),
             Err(_) => Err(PeerError::Timeout(timeout)),
+        }
+    }
+}
+
+impl PeerConn {
+    /// A fresh request id, registered for its answer.
+    fn register(&self) -> (u64, oneshot::Receiver<RpcResponse>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        (id, rx)
+    }
+
+    /// Writes request `id`, within `write_bound` (NoStaleConn: the caller's guard breaks the
+    /// connection if this fails or is dropped mid-way).
+    async fn write_request(
+        &self,
+        id: u64,
+        req: RpcRequest,
+        write_bound: Duration,
+    ) -> Result<(), PeerError> {
+        let sent = tokio::time::timeout(write_bound, async {
+            let mut w = self.writer.lock().await;
+            write_frame(&mut *w, &Envelope { id, body: req }).await
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(PeerError::Lost(e.to_string())),
+            Err(_) => Err(PeerError::Lost(format!(
+                "the peer took no request for {write_bound:?}"
+            ))),
+        }
+    }
+
+    /// Writes `req` and returns at once with the handle its answer comes to (AppendPipelined:
+    /// several requests in flight on one connection). The handle breaks the connection if it is
+    /// dropped unanswered, as [`PeerConn::call`] does (NoStaleConn).
+    pub(super) async fn send(
+        self: &Arc<Self>,
+        req: RpcRequest,
+        write_bound: Duration,
+    ) -> Result<Awaiting, PeerError> {
+        let (id, rx) = self.register();
+        let awaiting = Awaiting {
+            conn: self.clone(),
+            id,
+            rx,
+            answered: false,
+        };
+        self.write_request(id, req, write_bound).await?;
+        Ok(awaiting)
+    }
+}
+
+/// A request written by [`PeerConn::send`] whose answer has not been taken.
+pub(super) struct Awaiting {
+    conn: Arc<PeerConn>,
+    id: u64,
+    rx: oneshot::Receiver<RpcResponse>,
+    answered: bool,
+}
+
+impl Awaiting {
+    /// The answer, or [`PeerError`] if none came by `deadline` (`timeout` after the request
+    /// was written) or the connection closed.
+    pub(super) async fn answer(
+        &mut self,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<RpcResponse, PeerError> {
+        match tokio::time::timeout_at(deadline, &mut self.rx).await {
+            Ok(Ok(resp)) => {
+                self.answered = true;
+                Ok(resp)
+            }
+            Ok(Err(_)) => Err(PeerError::Lost("connection closed".into())),
+            Err(_) => Err(PeerError::Timeout(timeout)),
+        }
+    }
+}
+
+impl Drop for Awaiting {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.conn.broken.store(true, Ordering::SeqCst);
+            self.conn
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.id);
         }
     }
 }
@@ -219,7 +298,7 @@ impl PeerSlot {
         }
     }
 
-    async fn get(&self) -> Result<Arc<PeerConn>, PeerError> {
+    pub(super) async fn get(&self) -> Result<Arc<PeerConn>, PeerError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             if c.is_alive() {
@@ -404,7 +483,7 @@ pub fn entries_within(entries: &[Entry], budget: usize) -> usize {
 
 /// The follower's answer to an AppendEntries of which only a prefix, ending at `cut`, was sent
 /// (`None`: all of it): a plain success then covers the prefix only.
-fn for_sent(
+pub(super) fn for_sent(
     cut: Option<Option<LogId>>,
     resp: AppendEntriesResponse<TypeConfig>,
 ) -> AppendEntriesResponse<TypeConfig> {
@@ -466,6 +545,33 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             _ => return Err(unexpected("append_entries")),
         };
         Ok(for_sent(cut, resp))
+    }
+
+    /// AppendPipelined (`pipeline.rs`): several requests in flight on this client's connection.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let conn = self
+                .slot
+                .get()
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::from_string(e.to_string())))?;
+            let pipeline = Pipeline::new(conn, self.target, option.hard_ttl(), input);
+            let strm: BoxStream<'s, _> = Box::pin(pipeline.into_stream());
+            Ok(strm)
+        })
     }
 
     async fn vote(

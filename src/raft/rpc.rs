@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::raft::{AppendEntriesResponse, SnapshotResponse};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -195,6 +195,14 @@ async fn serve_conn(
     // Bounded: a peer that stops reading its answers stops being served, not the node.
     let (tx, rx) = mpsc::channel::<Envelope<RpcResponse>>(1024);
     let writer = tokio::spawn(write_replies(wr, rx, MAX_FRAME));
+    // AppendInOrder: this connection's AppendEntries, handed to Raft in arrival order.
+    let (appends, lane_rx) = mpsc::channel(APPEND_LANE);
+    let lane = tokio::spawn(append_lane(
+        raft.clone(),
+        liveness.clone(),
+        lane_rx,
+        tx.clone(),
+    ));
     loop {
         let req: Envelope<RpcRequest> = tokio::select! {
             r = read_frame(&mut rd, MAX_FRAME) => match r? {
@@ -219,6 +227,12 @@ async fn serve_conn(
             continue;
         }
         match req.body {
+            RpcRequest::AppendEntries(rpc) => {
+                if appends.send((req.id, rpc)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             RpcRequest::SnapshotChunk {
                 transfer,
                 offset,
@@ -264,8 +278,76 @@ async fn serve_conn(
         });
     }
     drop(tx);
+    lane.abort();
     writer.abort();
     Ok(())
+}
+
+/// AppendEntries a connection may have waiting for its lane.
+const APPEND_LANE: usize = 64;
+
+/// **AppendInOrder.** Serves one connection's AppendEntries: each is handed to Raft before the
+/// next is taken (the first poll of `Raft::append_entries` queues it for openraft's core, which
+/// takes its queue in order), and its answer is sent when Raft gives it, while later ones are
+/// already queued. A leader keeps several in flight on one connection (AppendPipelined,
+/// `pipeline.rs`); served each on a task of its own, as other requests are, a later one could
+/// reach Raft first and be refused for a log id the earlier one brings.
+async fn append_lane(
+    raft: Raft,
+    liveness: Arc<Liveness>,
+    mut rx: mpsc::Receiver<(u64, AppendEntriesRequest<TypeConfig>)>,
+    tx: mpsc::Sender<Envelope<RpcResponse>>,
+) {
+    use futures::StreamExt;
+    let mut waiting = futures::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some((id, body)) = waiting.next(), if !waiting.is_empty() => {
+                if tx.send(Envelope { id, body }).await.is_err() {
+                    return;
+                }
+            }
+            req = rx.recv() => {
+                let Some((id, rpc)) = req else { break };
+                let (raft, liveness) = (raft.clone(), liveness.clone());
+                let mut answer =
+                    Box::pin(async move { (id, append_entries(&raft, &liveness, rpc).await) });
+                // Queued for the core by this first poll, before the next request is read.
+                match futures::poll!(answer.as_mut()) {
+                    std::task::Poll::Ready((id, body)) => {
+                        if tx.send(Envelope { id, body }).await.is_err() {
+                            return;
+                        }
+                    }
+                    std::task::Poll::Pending => waiting.push(answer),
+                }
+            }
+        }
+    }
+    while let Some((id, body)) = waiting.next().await {
+        if tx.send(Envelope { id, body }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Raft's answer to an AppendEntries; an accepted one is a contact from the leader.
+async fn append_entries(
+    raft: &Raft,
+    liveness: &Liveness,
+    rpc: AppendEntriesRequest<TypeConfig>,
+) -> RpcResponse {
+    let resp = raft.append_entries(rpc).await.map_err(|e| e.to_string());
+    if matches!(
+        resp,
+        Ok(AppendEntriesResponse::Success
+            | AppendEntriesResponse::PartialSuccess(_)
+            | AppendEntriesResponse::Conflict)
+    ) {
+        liveness.leader_contact();
+    }
+    RpcResponse::AppendEntries(resp)
 }
 
 /// Why a vote request from `peer` is refused without asking Raft:
@@ -306,18 +388,7 @@ async fn handle(
     req: RpcRequest,
 ) -> RpcResponse {
     match req {
-        RpcRequest::AppendEntries(rpc) => {
-            let resp = raft.append_entries(rpc).await.map_err(|e| e.to_string());
-            if matches!(
-                resp,
-                Ok(AppendEntriesResponse::Success
-                    | AppendEntriesResponse::PartialSuccess(_)
-                    | AppendEntriesResponse::Conflict)
-            ) {
-                liveness.leader_contact();
-            }
-            RpcResponse::AppendEntries(resp)
-        }
+        RpcRequest::AppendEntries(rpc) => append_entries(raft, liveness, rpc).await,
         RpcRequest::Vote(rpc) => match refuse_vote(raft, liveness, peer) {
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),

@@ -1,0 +1,163 @@
+//! Tests of `pipeline.rs`: a scripted peer that holds its answers back and gives them out of
+//! order, so that what the pipeline sends before any answer, and the order it yields in, show.
+
+use std::sync::Mutex as StdMutex;
+
+use bytes::Bytes;
+use openraft::entry::RaftEntry;
+use openraft::raft::StreamAppendError;
+use openraft::vote::RaftLeaderId;
+
+use super::*;
+use crate::raft::handshake::accept_handshake;
+use crate::raft::typ::{Entry, Vote};
+use crate::raft::wire::{read_frame, write_frame, Envelope, PeerIdentity, MAX_FRAME};
+use crate::store::{Op, Request};
+
+fn log_id(index: u64) -> LogId {
+    let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(1, 1);
+    openraft::LogId::new(leader.to_committed(), index)
+}
+
+fn entry(index: u64) -> Entry {
+    let req = Request {
+        client: None,
+        op: Op::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v"),
+        },
+        at_ms: 0,
+    };
+    Entry::new_normal(log_id(index), req)
+}
+
+/// The request that appends entry `index` after `index - 1`.
+fn append(index: u64) -> AppendEntriesRequest<TypeConfig> {
+    AppendEntriesRequest {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: (index > 1).then(|| log_id(index - 1)),
+        leader_commit: None,
+        entries: vec![entry(index)],
+    }
+}
+
+fn ident(node_id: u64) -> PeerIdentity {
+    PeerIdentity {
+        cluster: "c".into(),
+        secret: Some("s".into()),
+        node_id,
+        tls: None,
+    }
+}
+
+/// A peer that reads `hold` AppendEntries before it answers any, then answers them last to
+/// first, the request that appends entry `conflict_at` (if any) with a conflict and the others
+/// with a success. Records the entry index of every request in the order it arrived.
+async fn holding_peer(hold: usize, conflict_at: Option<u64>) -> (String, Arc<StdMutex<Vec<u64>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(StdMutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        accept_handshake(&mut s, &ident(1)).await.unwrap();
+        let mut held = Vec::new();
+        while held.len() < hold {
+            let Ok(Some(req)) = read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await
+            else {
+                return;
+            };
+            let RpcRequest::AppendEntries(rpc) = req.body else {
+                panic!("want AppendEntries")
+            };
+            let index = rpc.entries[0].log_id.index;
+            log.lock().unwrap().push(index);
+            held.push((req.id, index));
+        }
+        for (id, index) in held.into_iter().rev() {
+            let resp = if Some(index) == conflict_at {
+                AppendEntriesResponse::Conflict
+            } else {
+                AppendEntriesResponse::Success
+            };
+            let body = RpcResponse::AppendEntries(Ok(resp));
+            write_frame(&mut s, &Envelope { id, body }).await.unwrap();
+        }
+        // Keep the connection open until the client is done with it.
+        let _ = read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await;
+    });
+    (addr, seen)
+}
+
+/// AppendPipelined: with the peer answering nothing until it has three requests, all three
+/// were sent (one at a time, the pipeline would wait forever for the first answer), and the
+/// answers, given last to first, are yielded first to last.
+#[tokio::test]
+async fn requests_go_out_before_answers_and_answers_come_back_in_order() {
+    let (addr, seen) = holding_peer(3, None).await;
+    let conn = Arc::new(PeerConn::connect(&addr, &ident(2), 1).await.unwrap());
+    let input = futures::stream::iter(vec![append(1), append(2), append(3)]);
+    let out: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(10),
+        Pipeline::new(conn, 1, Duration::from_secs(5), input)
+            .into_stream()
+            .collect(),
+    )
+    .await
+    .expect("the pipeline waited for an answer before sending the next request");
+    assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3]);
+    let acked: Vec<_> = out.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert_eq!(
+        acked,
+        vec![Some(log_id(1)), Some(log_id(2)), Some(log_id(3))]
+    );
+}
+
+/// PipelineStopsAtFirstRefusal: the second request's conflict is the last item, although the
+/// third was answered with a success, and the connection with an abandoned request on it is
+/// not used again (NoStaleConn).
+#[tokio::test]
+async fn a_conflict_ends_the_stream_and_retires_the_connection() {
+    let (addr, _seen) = holding_peer(3, Some(2)).await;
+    let conn = Arc::new(PeerConn::connect(&addr, &ident(2), 1).await.unwrap());
+    let input = futures::stream::iter(vec![append(1), append(2), append(3)]);
+    let out: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(10),
+        Pipeline::new(conn.clone(), 1, Duration::from_secs(5), input)
+            .into_stream()
+            .collect(),
+    )
+    .await
+    .expect("the stream did not end");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].as_ref().unwrap(), &Ok(Some(log_id(1))));
+    assert_eq!(
+        out[1].as_ref().unwrap(),
+        &Err(StreamAppendError::Conflict(log_id(1)))
+    );
+    assert!(
+        !conn.is_alive(),
+        "a connection with an abandoned request stayed in use"
+    );
+}
+
+/// A pipeline whose peer never answers ends with an error once the oldest request's answer
+/// is overdue, instead of waiting forever.
+#[tokio::test]
+async fn an_overdue_answer_ends_the_stream() {
+    let (addr, seen) = holding_peer(usize::MAX, None).await;
+    let conn = Arc::new(PeerConn::connect(&addr, &ident(2), 1).await.unwrap());
+    let input = futures::stream::iter(vec![append(1), append(2)]);
+    let out: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(10),
+        Pipeline::new(conn.clone(), 1, Duration::from_millis(200), input)
+            .into_stream()
+            .collect(),
+    )
+    .await
+    .expect("an unanswered pipeline never ended");
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(matches!(out[0], Err(RPCError::Network(_))), "{out:?}");
+    assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
+    assert!(!conn.is_alive());
+}
