@@ -29,8 +29,8 @@ use openraft::errors::ClientWriteError;
 use openraft::impls::ProgressResponder;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::network::encoded_len;
 use super::typ::Raft;
+use super::wire::encoded_len;
 use super::wire::ForwardError;
 use super::{stamp, TypeConfig};
 use crate::metrics::NodeMetrics;

@@ -20,7 +20,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::batcher::{Answers, MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, MAX_IN_FLIGHT};
-use super::network::{encoded_len, PeerError, PeerSlot, Peers};
+use super::peer_conn::{PeerError, PeerSlot, Peers};
+use super::wire::encoded_len;
 use super::wire::{RpcRequest, RpcResponse};
 use crate::store::Request;
 

@@ -35,7 +35,7 @@ use openraft::ChangeMembers;
 
 use super::error::{AdminError, AdminResult};
 use super::health::Liveness;
-use super::network::PeerError;
+use super::peer_conn::PeerError;
 use super::typ::{Raft, RaftMetrics};
 pub use super::wire::AdminRequest;
 use super::wire::{RpcRequest, RpcResponse};

@@ -9,7 +9,9 @@
 //! - `codec.rs`: the format-version byte + postcard encoding of every stored record.
 //! - `state_machine/`: the adapter around `store::Store` (`mod.rs`), the snapshot file
 //!   (`file.rs`) and snapshot building (`build.rs`).
-//! - `network.rs`: outbound peer RPC (openraft's `RaftNetworkV2`) and write forwarding.
+//! - `peer_conn.rs`: outbound peer connections (multiplexed, NoStaleConn), shared by Raft's
+//!   RPCs and write forwarding; `network.rs`: openraft's `RaftNetworkV2` over them, with
+//!   AppendEntries pipelined (`pipeline.rs`).
 //! - `raft_node.rs`: [`RaftNode`], the node handle (status, health, leader); `write.rs` adds
 //!   client writes to it, `read.rs` read barriers, `membership.rs` administration.
 //! - `read.rs`: batched ReadIndex and lease checks behind the read gate; `read_gate.rs`: its
@@ -45,6 +47,7 @@ mod leader;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+pub mod peer_conn;
 mod pipeline;
 mod publish;
 mod raft_node;

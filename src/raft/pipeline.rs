@@ -35,9 +35,9 @@ use futures::{Stream, StreamExt};
 use openraft::errors::{NetworkError, RPCError, Unreachable};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, StreamAppendResult};
 
-use super::network::{entries_within, for_sent, Awaiting, PeerConn, PeerError, MIN_WRITE_BOUND};
-use super::typ::LogId;
-use super::wire::{RpcRequest, RpcResponse, MAX_APPEND_BYTES};
+use super::peer_conn::{Awaiting, PeerConn, PeerError, MIN_WRITE_BOUND};
+use super::typ::{Entry, LogId};
+use super::wire::{encoded_len, RpcRequest, RpcResponse, MAX_APPEND_BYTES};
 use super::TypeConfig;
 
 /// AppendEntries requests one replication stream keeps unanswered on its connection at most.
@@ -237,6 +237,32 @@ where
                 self.target
             ))),
         }
+    }
+}
+
+/// How many of `entries`, from the first, fit in `budget` encoded bytes; always at least one
+/// (a single entry larger than the budget travels alone; `write.rs` refuses entries that
+/// could not fit a frame at all).
+pub(super) fn entries_within(entries: &[Entry], budget: usize) -> usize {
+    let mut total = 0usize;
+    for (i, e) in entries.iter().enumerate() {
+        total = total.saturating_add(encoded_len(e));
+        if total > budget {
+            return i.max(1);
+        }
+    }
+    entries.len()
+}
+
+/// The follower's answer to an AppendEntries of which only a prefix, ending at `cut`, was sent
+/// (`None`: all of it): a plain success then covers the prefix only.
+pub(super) fn for_sent(
+    cut: Option<Option<LogId>>,
+    resp: AppendEntriesResponse<TypeConfig>,
+) -> AppendEntriesResponse<TypeConfig> {
+    match (cut, resp) {
+        (Some(last), AppendEntriesResponse::Success) => AppendEntriesResponse::PartialSuccess(last),
+        (_, resp) => resp,
     }
 }
 

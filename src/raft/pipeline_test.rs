@@ -19,16 +19,20 @@ fn log_id(index: u64) -> LogId {
     openraft::LogId::new(leader.to_committed(), index)
 }
 
-fn entry(index: u64) -> Entry {
+fn sized_entry(index: u64, value_len: usize) -> Entry {
     let req = Request {
         client: None,
         op: Op::Put {
             key: Bytes::from_static(b"k"),
-            value: Bytes::from_static(b"v"),
+            value: Bytes::from(vec![b'x'; value_len]),
         },
         at_ms: 0,
     };
     Entry::new_normal(log_id(index), req)
+}
+
+fn entry(index: u64) -> Entry {
+    sized_entry(index, 1)
 }
 
 /// The request that appends entry `index` after `index - 1`.
@@ -160,4 +164,37 @@ async fn an_overdue_answer_ends_the_stream() {
     assert!(matches!(out[0], Err(RPCError::Network(_))), "{out:?}");
     assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
     assert!(!conn.is_alive());
+}
+
+#[test]
+fn append_entries_are_cut_to_the_byte_budget() {
+    let entries: Vec<Entry> = (1..=10).map(|i| sized_entry(i, 1000)).collect();
+    let one = encoded_len(&entries[0]);
+    assert!(one > 1000 && one < 1100, "{one}");
+    assert_eq!(entries_within(&entries, 100 * one), 10, "all fit");
+    assert_eq!(entries_within(&entries, 3 * one), 3);
+    assert_eq!(entries_within(&entries, 3 * one - 1), 2);
+    assert_eq!(
+        entries_within(&entries, 10),
+        1,
+        "an entry over the budget still travels, alone"
+    );
+    assert_eq!(entries_within(&[], 10), 0);
+}
+
+#[test]
+fn a_success_for_a_prefix_is_a_partial_success() {
+    let last = Some(entry(3).log_id);
+    assert_eq!(
+        for_sent(Some(last), AppendEntriesResponse::Success),
+        AppendEntriesResponse::PartialSuccess(last)
+    );
+    assert_eq!(
+        for_sent(None, AppendEntriesResponse::Success),
+        AppendEntriesResponse::Success
+    );
+    assert_eq!(
+        for_sent(Some(last), AppendEntriesResponse::Conflict),
+        AppendEntriesResponse::Conflict
+    );
 }

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::mpsc;
 
-use super::network::Peers;
+use super::peer_conn::Peers;
 use super::wire::RpcRequest;
 use super::RaftNode;
 

@@ -11,7 +11,7 @@ use openraft::async_runtime::WatchReceiver;
 use super::error::{RaftError, SnapshotError};
 use super::health::Liveness;
 use super::log_store::{DiskFullProbe, FlushStats};
-use super::network::Peers;
+use super::peer_conn::Peers;
 use super::read_gate::Reads;
 use super::state_machine::StateMachineStore;
 use super::status::Status;

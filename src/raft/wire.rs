@@ -1,6 +1,6 @@
 //! The peer wire format: every message two nodes exchange, and how it is framed. Owns the
 //! bytes between nodes (the handshake's proofs are in `handshake.rs`, the inbound server in
-//! `rpc.rs`, the outbound connections in `network.rs`); knows nothing of RESP.
+//! `rpc.rs`, the outbound connections in `peer_conn.rs`); knows nothing of RESP.
 //!
 //! # Framing
 //!
@@ -41,7 +41,7 @@ pub const PEER_PROTOCOL_VERSION: u8 = 3;
 pub const MAX_HANDSHAKE_FRAME: u32 = 64 * 1024;
 /// Largest frame accepted from an authenticated peer (a whole snapshot travels in one frame).
 pub const MAX_FRAME: u32 = 1024 * 1024 * 1024;
-/// Bytes a peer connection's reading half buffers (`rpc.rs`, `network.rs`): frames up to this
+/// Bytes a peer connection's reading half buffers (`rpc.rs`, `peer_conn.rs`): frames up to this
 /// size, and several small ones, cost one `read` between them.
 pub const PEER_READ_BUFFER: usize = 64 * 1024;
 /// **EntryBytesBound.** The largest encoded request proposed as one entry: one entry must fit
@@ -296,6 +296,21 @@ where
             "empty peer frame",
         )),
     }
+}
+
+/// The postcard-encoded length of `value`, counted without allocating the encoding.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    postcard::to_io(value, Count(0)).map_or(usize::MAX, |c| c.0)
 }
 
 #[cfg(test)]

@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use super::error::RaftError;
 use super::forward::CallFailure;
-use super::network::{encoded_len, PeerError};
+use super::peer_conn::PeerError;
 use super::raft_node::RaftNode;
+use super::wire::encoded_len;
 use super::wire::{ForwardError, MAX_ENTRY_BYTES};
 use crate::store::{ClientSeq, Request, Response, StoreError};
 

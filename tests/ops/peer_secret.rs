@@ -13,7 +13,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::{phase, Cluster};
-use redraft::raft::network::PeerConn;
+use redraft::raft::peer_conn::PeerConn;
 use redraft::raft::wire::{
     self as rpc, Envelope, PeerIdentity, RpcRequest, RpcResponse, MAX_FRAME,
 };

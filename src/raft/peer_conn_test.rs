@@ -1,24 +1,6 @@
-//! Tests of `network.rs` (a child module of it: they reach its private items).
-
-use bytes::Bytes;
-use openraft::entry::RaftEntry;
-use openraft::vote::RaftLeaderId;
+//! Tests of `peer_conn.rs` (a child module of it: they reach its private items).
 
 use super::*;
-use crate::store::{Op, Request};
-
-fn entry(index: u64, value_len: usize) -> Entry {
-    let req = Request {
-        client: None,
-        op: Op::Put {
-            key: Bytes::from_static(b"k"),
-            value: Bytes::from(vec![b'x'; value_len]),
-        },
-        at_ms: 0,
-    };
-    let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(1, 1);
-    Entry::new_normal(openraft::LogId::new(leader.to_committed(), index), req)
-}
 
 fn ident(node_id: u64) -> PeerIdentity {
     PeerIdentity {
@@ -112,38 +94,5 @@ async fn a_write_the_peer_does_not_take_is_bounded() {
         accepted.load(Ordering::SeqCst),
         2,
         "the stuck connection was reused"
-    );
-}
-
-#[test]
-fn append_entries_are_cut_to_the_byte_budget() {
-    let entries: Vec<Entry> = (1..=10).map(|i| entry(i, 1000)).collect();
-    let one = encoded_len(&entries[0]);
-    assert!(one > 1000 && one < 1100, "{one}");
-    assert_eq!(entries_within(&entries, 100 * one), 10, "all fit");
-    assert_eq!(entries_within(&entries, 3 * one), 3);
-    assert_eq!(entries_within(&entries, 3 * one - 1), 2);
-    assert_eq!(
-        entries_within(&entries, 10),
-        1,
-        "an entry over the budget still travels, alone"
-    );
-    assert_eq!(entries_within(&[], 10), 0);
-}
-
-#[test]
-fn a_success_for_a_prefix_is_a_partial_success() {
-    let last = Some(entry(3, 1).log_id);
-    assert_eq!(
-        for_sent(Some(last), AppendEntriesResponse::Success),
-        AppendEntriesResponse::PartialSuccess(last)
-    );
-    assert_eq!(
-        for_sent(None, AppendEntriesResponse::Success),
-        AppendEntriesResponse::Success
-    );
-    assert_eq!(
-        for_sent(Some(last), AppendEntriesResponse::Conflict),
-        AppendEntriesResponse::Conflict
     );
 }
