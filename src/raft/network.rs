@@ -39,6 +39,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             target,
             slot: PeerSlot::new(node.raft_addr.clone(), target, self.me.clone()),
+            sequential: failpoint_append_sequential(),
         }
     }
 }
@@ -48,6 +49,17 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct PeerClient {
     target: u64,
     slot: PeerSlot,
+    /// Failpoint `append_sequential`: openraft's one-at-a-time transport instead of the
+    /// pipeline.
+    sequential: bool,
+}
+
+/// Test-only failpoint `append_sequential` (`REDRAFT_FAILPOINTS`): replication sends one
+/// AppendEntries per round trip (openraft's default transport) instead of pipelining them
+/// (AppendPipelined), so that one build can be measured both ways.
+fn failpoint_append_sequential() -> bool {
+    std::env::var("REDRAFT_FAILPOINTS")
+        .is_ok_and(|spec| spec.split(',').any(|f| f.trim() == "append_sequential"))
 }
 
 impl PeerClient {
@@ -192,6 +204,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
+        if self.sequential {
+            return openraft::network::stream_append_sequential(self, input, option);
+        }
         Box::pin(async move {
             let conn = self
                 .slot

@@ -124,14 +124,36 @@ impl PeerConn {
         let mut rd = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER, rd);
         let pending: Pending = Arc::default();
         let p = pending.clone();
+        let delay = failpoint_answer_delay();
         let reader = tokio::spawn(async move {
+            // The failpoint's delay line, if armed: answers in arrival order, each held until
+            // `delay` after it arrived.
+            let (line, held) = match delay {
+                Some(d) => {
+                    let (tx, mut rx) =
+                        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, _)>();
+                    let p = p.clone();
+                    let held = tokio::spawn(async move {
+                        while let Some((at, env)) = rx.recv().await {
+                            tokio::time::sleep_until(at + d).await;
+                            deliver(&p, env);
+                        }
+                    });
+                    (Some(tx), Some(held))
+                }
+                None => (None, None),
+            };
             while let Ok(Some(env)) =
                 read_frame::<_, Envelope<RpcResponse>>(&mut rd, MAX_FRAME).await
             {
-                let tx = p.lock().unwrap_or_else(|e| e.into_inner()).remove(&env.id);
-                if let Some(tx) = tx {
-                    let _ = tx.send(env.body);
+                match &line {
+                    Some(tx) => drop(tx.send((tokio::time::Instant::now(), env))),
+                    None => deliver(&p, env),
                 }
+            }
+            drop(line);
+            if let Some(held) = held {
+                let _ = held.await;
             }
             // Fail every caller still waiting: dropping the senders wakes them.
             p.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -225,6 +247,39 @@ impl PeerConn {
         self.write_request(id, req, write_bound).await?;
         Ok(awaiting)
     }
+}
+
+/// Hands an answer to the call waiting for it (none: the call gave up; the answer is dropped).
+fn deliver(pending: &Pending, env: Envelope<RpcResponse>) {
+    let tx = pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&env.id);
+    if let Some(tx) = tx {
+        let _ = tx.send(env.body);
+    }
+}
+
+/// Test-only failpoint `peer_answer_delay_us=N` (`REDRAFT_FAILPOINTS`): every answer from a
+/// peer reaches its caller N µs after it arrived (a delay line: answers keep their order and
+/// none waits longer than N), as if the network's round trip were N µs longer. Only for
+/// benchmarks on loopback, where this kernel offers no `netem` (`benches/results/
+/// 2026-12-05-pipelined-appends`); a warning is logged.
+fn failpoint_answer_delay() -> Option<Duration> {
+    let spec = std::env::var("REDRAFT_FAILPOINTS").ok()?;
+    let us: u64 = spec
+        .split(',')
+        .find_map(|kv| kv.trim().strip_prefix("peer_answer_delay_us="))?
+        .parse()
+        .ok()?;
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            us,
+            "FAILPOINT peer_answer_delay_us ARMED: peer answers are held back"
+        );
+    });
+    Some(Duration::from_micros(us))
 }
 
 /// A request written by [`PeerConn::send`] whose answer has not been taken.
