@@ -1,8 +1,8 @@
 //! Cluster capability: three (or five) real `redraft` processes on ephemeral ports: start-up and
 //! election, failover under writes (plain, pipelined, retried through churning connections, scripts),
 //! cluster operations (RAFT.INFO, ROLE, leadership transfer, rolling restart, HTTP), membership
-//! changes, large entries and snapshot transfer in chunks, Sentinel discovery through a leader
-//! kill.
+//! changes, large entries and snapshot transfer in chunks, replication pipelined over a slow
+//! round trip, Sentinel discovery through a leader kill.
 //!
 //! One test binary; each module below is one area, sharing the harness in `tests/common`.
 
@@ -18,6 +18,7 @@ mod failover;
 mod large_entries;
 mod membership;
 mod pipelined_failover;
+mod pipelined_replication;
 mod restart_campaign;
 mod schemas;
 mod script_failover;

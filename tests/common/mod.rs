@@ -380,6 +380,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// `[raft] heartbeat_ms` (default 50): also how long openraft waits for a peer's answer.
+    pub fn heartbeat_ms(mut self, ms: u64) -> Self {
+        self.heartbeat_ms = ms;
+        self
+    }
+
     /// `[raft] election_timeout_ms` (default 300).
     pub fn election_timeout_ms(mut self, ms: u64) -> Self {
         self.election_timeout_ms = ms;
