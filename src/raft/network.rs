@@ -14,10 +14,10 @@ use openraft::raft::{
 };
 
 use super::peer_conn::{PeerError, PeerSlot};
-use super::pipeline::{entries_within, for_sent, Pipeline};
+use super::pipeline::{cut_to_frame_budget, for_sent, Pipeline};
 use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Snapshot, Vote};
-use super::wire::{PeerIdentity, RpcRequest, RpcResponse, MAX_APPEND_BYTES};
+use super::wire::{PeerIdentity, RpcRequest, RpcResponse};
 use super::{PeerNode, TypeConfig};
 
 /// Builds openraft's per-target network clients.
@@ -171,17 +171,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // AppendBytesBound: send at most MAX_APPEND_BYTES of entries per frame; a follower that
         // took the prefix answers for the prefix only (PartialSuccess), and openraft sends the
         // rest next.
-        let kept = entries_within(&rpc.entries, MAX_APPEND_BYTES);
-        let cut = (kept < rpc.entries.len()).then(|| {
-            tracing::info!(
-                target = self.target,
-                sent = kept,
-                of = rpc.entries.len(),
-                "append entries cut to the frame budget"
-            );
-            rpc.entries.truncate(kept);
-            rpc.entries.last().map(|e| e.log_id)
-        });
+        let cut = cut_to_frame_budget(&mut rpc, self.target);
         let resp = match self.rpc(RpcRequest::AppendEntries(rpc), &option).await? {
             RpcResponse::AppendEntries(r) => r.map_err(|m| remote(self.target, m))?,
             _ => return Err(unexpected("append_entries")),

@@ -73,12 +73,7 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.answered {
-            self.conn.broken.store(true, Ordering::SeqCst);
-            self.conn
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.id);
+            self.conn.abandon(self.id);
         }
     }
 }
@@ -196,6 +191,16 @@ impl PeerConn {
 }
 
 impl PeerConn {
+    /// Forgets request `id`'s answer and retires the connection (NoStaleConn): what the guards
+    /// of an unanswered call do when they are dropped.
+    fn abandon(&self, id: u64) {
+        self.broken.store(true, Ordering::SeqCst);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
     /// A fresh request id, registered for its answer.
     fn register(&self) -> (u64, oneshot::Receiver<RpcResponse>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -312,12 +317,7 @@ impl Awaiting {
 impl Drop for Awaiting {
     fn drop(&mut self) {
         if !self.answered {
-            self.conn.broken.store(true, Ordering::SeqCst);
-            self.conn
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.id);
+            self.conn.abandon(self.id);
         }
     }
 }

@@ -153,17 +153,7 @@ where
     ) -> Result<(), RPCError<TypeConfig>> {
         let prev = rpc.prev_log_id;
         let last = rpc.entries.last().map(|e| e.log_id).or(prev);
-        let kept = entries_within(&rpc.entries, MAX_APPEND_BYTES);
-        let cut = (kept < rpc.entries.len()).then(|| {
-            tracing::info!(
-                target = self.target,
-                sent = kept,
-                of = rpc.entries.len(),
-                "append entries cut to the frame budget"
-            );
-            rpc.entries.truncate(kept);
-            rpc.entries.last().map(|e| e.log_id)
-        });
+        let cut = cut_to_frame_budget(&mut rpc, self.target);
         if cut.is_some() {
             // Its partial success ends the stream; nothing may follow it.
             self.input_done = true;
@@ -238,6 +228,26 @@ where
             ))),
         }
     }
+}
+
+/// AppendBytesBound: cuts `rpc`'s entries to what fits [`MAX_APPEND_BYTES`] (a follower that
+/// takes the prefix answers for it alone: [`for_sent`]). Returns `Some(last log id sent)` if
+/// entries were cut.
+pub(super) fn cut_to_frame_budget(
+    rpc: &mut AppendEntriesRequest<TypeConfig>,
+    target: u64,
+) -> Option<Option<LogId>> {
+    let kept = entries_within(&rpc.entries, MAX_APPEND_BYTES);
+    (kept < rpc.entries.len()).then(|| {
+        tracing::info!(
+            target,
+            sent = kept,
+            of = rpc.entries.len(),
+            "append entries cut to the frame budget"
+        );
+        rpc.entries.truncate(kept);
+        rpc.entries.last().map(|e| e.log_id)
+    })
 }
 
 /// How many of `entries`, from the first, fit in `budget` encoded bytes; always at least one

@@ -1,6 +1,6 @@
 #!/bin/bash
 # watch latency by placement: writer endpoint, watcher endpoint
-cd /work/main
+cd "$(dirname "$0")/../../.."   # the repository root
 source benches/lib.sh
 REDRAFT_BIN=${REDRAFT_BIN:-$PWD/target/release/redraft}
 bench_init
