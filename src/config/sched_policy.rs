@@ -13,8 +13,8 @@
 //! turn, the woken thread runs on an idle core at once or after the sender blocks, its slice
 //! ends, or the next tick. Nothing else changes: the same fair share of CPU, no privilege
 //! needed (`SCHED_OTHER` → `SCHED_BATCH` is allowed to any process), and no real-time policy
-//! that could starve the machine. Measured side by side (`benches/set_ab.sh`, README
-//! "Performance"). Timing-sensitive work (heartbeats, elections) waits at most for the
+//! that could starve the machine. Measured side by side (`benches/set_ab.sh`,
+//! `benches/HISTORY.md` "SCHED_BATCH"). Timing-sensitive work (heartbeats, elections) waits at most for the
 //! running thread to block or use up its time slice (milliseconds), against election
 //! timeouts of hundreds of milliseconds (`benches/elections.sh`: no false election).
 //!

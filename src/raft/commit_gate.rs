@@ -16,7 +16,7 @@
 //! when apply waited for it instead (the first form of this gate), every write reply and every
 //! watch event still waited for a second `fdatasync` on every node: a third of a write's
 //! latency at one client and the difference between a watch event above and below 1 ms
-//! (README "What the committed-index fsync costs").
+//! (`benches/HISTORY.md` "What the committed-index fsync costs").
 //!
 //! So `save_committed` only records the id (its record goes out with the next WAL write or
 //! group commit): the next group commit makes it durable, whoever queued it (an append, a
