@@ -393,4 +393,4 @@ impl Peers {
 
 #[cfg(test)]
 #[path = "peer_conn_test.rs"]
-mod tests;
+pub(super) mod tests;

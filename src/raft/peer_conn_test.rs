@@ -2,7 +2,8 @@
 
 use super::*;
 
-fn ident(node_id: u64) -> PeerIdentity {
+/// The identity of node `node_id` in the test cluster "c" (also the pipeline tests').
+pub(in crate::raft) fn ident(node_id: u64) -> PeerIdentity {
     PeerIdentity {
         cluster: "c".into(),
         secret: Some("s".into()),

@@ -10,8 +10,9 @@ use openraft::vote::RaftLeaderId;
 
 use super::*;
 use crate::raft::handshake::accept_handshake;
+use crate::raft::peer_conn::tests::ident;
 use crate::raft::typ::{Entry, Vote};
-use crate::raft::wire::{read_frame, write_frame, Envelope, PeerIdentity, MAX_FRAME};
+use crate::raft::wire::{read_frame, write_frame, Envelope, MAX_FRAME};
 use crate::store::{Op, Request};
 
 fn log_id(index: u64) -> LogId {
@@ -42,15 +43,6 @@ fn append(index: u64) -> AppendEntriesRequest<TypeConfig> {
         prev_log_id: (index > 1).then(|| log_id(index - 1)),
         leader_commit: None,
         entries: vec![entry(index)],
-    }
-}
-
-fn ident(node_id: u64) -> PeerIdentity {
-    PeerIdentity {
-        cluster: "c".into(),
-        secret: Some("s".into()),
-        node_id,
-        tls: None,
     }
 }
 
