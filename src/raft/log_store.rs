@@ -36,7 +36,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
@@ -63,7 +63,12 @@ pub struct LogStore {
     /// `false` only with failpoint `committed_sync_off`: the gate opens when the record is
     /// written, before any sync.
     committed_sync: bool,
+    /// Told what each sync made durable (`early_commit.rs`).
+    on_durable: Arc<OnceLock<DurableHook>>,
 }
+
+/// Told after each sync the last log id durable ([`LogStore::on_durable`]).
+pub type DurableHook = Box<dyn Fn(Option<LogId>) + Send + Sync>;
 
 impl LogStore {
     /// Opens (or creates) the log under `dir` (`<data_dir>/raft-log`) and starts its sync
@@ -85,12 +90,22 @@ impl LogStore {
         )?);
         // What open found is on disk: replay read it from there.
         let gate = CommitGate::new(wal.committed().map(|c| c.index()));
-        if committed_sync {
-            // CommittedRidesNextSync: every sync raises the gate to the committed id it covered.
+        let on_durable: Arc<OnceLock<DurableHook>> = Arc::default();
+        {
+            // CommittedRidesNextSync: every sync raises the gate to the committed id it covered
+            // (unless failpoint committed_sync_off opens it earlier); DurableLastKnown: and
+            // tells the early commit what is durable.
             let g = gate.clone();
+            let hook = on_durable.clone();
             wal.on_synced(Box::new(move |synced| match synced {
-                Ok(committed) => {
-                    let index = committed.map(|c| c.index());
+                Ok(synced) => {
+                    if let Some(h) = hook.get() {
+                        h(synced.durable);
+                    }
+                    if !committed_sync {
+                        return;
+                    }
+                    let index = synced.committed.map(|c| c.index());
                     if gate_delay.is_zero() {
                         g.advance(index);
                     } else {
@@ -102,7 +117,11 @@ impl LogStore {
                         });
                     }
                 }
-                Err(_) => g.fail(),
+                Err(_) => {
+                    if committed_sync {
+                        g.fail();
+                    }
+                }
             }));
         }
         // A reader waiting on the gate asks for a sync (none may come otherwise on a quiet
@@ -118,7 +137,24 @@ impl LogStore {
             wal,
             gate,
             committed_sync,
+            on_durable,
         })
+    }
+
+    /// Sets the hook told, after every sync, the last log id durable ([`LogStore::durable`]);
+    /// called on the WAL's sync thread, so it must be quick. A second call is ignored.
+    pub fn on_durable(&self, hook: DurableHook) {
+        let _ = self.on_durable.set(hook);
+    }
+
+    /// The last log id a sync has made durable (DurableLastKnown, `wal/sync.rs`).
+    pub fn durable(&self) -> Option<LogId> {
+        self.wal.durable()
+    }
+
+    /// The committed log id openraft last saved here (durable or not yet).
+    pub fn committed(&self) -> Option<LogId> {
+        self.wal.committed()
     }
 
     /// The durable committed index read replies wait on (DurableReads).

@@ -38,6 +38,7 @@ mod batcher;
 mod codec;
 pub mod commit_gate;
 mod compaction;
+mod early_commit;
 mod error;
 mod expiry;
 mod forward;

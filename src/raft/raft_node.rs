@@ -46,6 +46,8 @@ pub struct RaftNode {
     pub(super) batcher: super::batcher::Batcher,
     /// Sends client writes to the leader as follower, batched (`forward.rs`).
     pub(super) write_forwarders: super::forward::WriteForwarders,
+    /// Early commit and the leader's read floor (`early_commit.rs`).
+    pub(super) early: Arc<super::early_commit::EarlyCommit>,
 }
 
 impl RaftNode {

@@ -134,6 +134,8 @@ impl RaftNode {
                 }
             }
         };
+        // ReadFloor (`early_commit.rs`): as leader, at least what this node announced.
+        let index = index.max(self.early.read_floor(&self.raft.metrics().borrow_watched()));
         self.wait_applied(index).await
     }
 

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::batcher::Batcher;
+use super::early_commit::EarlyCommit;
 use super::handshake::{accept_handshake, HANDSHAKE_TIMEOUT};
 use super::health::Liveness;
 use super::leader;
@@ -24,8 +25,8 @@ use super::snapshot_transfer;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use super::wire::{
-    encode_frame, read_frame, Envelope, ForwardError, PeerIdentity, PeerStatus, RpcRequest,
-    RpcResponse, MAX_FRAME, PEER_READ_BUFFER,
+    encode_frame, read_frame, Envelope, ForwardError, LeaseIndex, PeerIdentity, PeerStatus,
+    RpcRequest, RpcResponse, MAX_FRAME, PEER_READ_BUFFER,
 };
 use super::TypeConfig;
 use crate::tls::MaybeTls;
@@ -80,6 +81,7 @@ pub async fn serve(
     pubsub: Arc<PubSub>,
     sm: StateMachineStore,
     lease: Duration,
+    early: Arc<EarlyCommit>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let lease = LeaderLease {
@@ -107,6 +109,7 @@ pub async fn serve(
         let liveness = liveness.clone();
         let pubsub = pubsub.clone();
         let sm = sm.clone();
+        let early = early.clone();
         tokio::spawn(async move {
             let mut stream = match me.tls.as_ref().and_then(|t| t.peer_acceptor()) {
                 Some(tls) => {
@@ -163,7 +166,7 @@ pub async fn serve(
             }
             tracing::debug!(%addr, peer, "peer connected");
             if let Err(e) = serve_conn(
-                stream, raft, batcher, peer, liveness, pubsub, sm, lease, shutdown,
+                stream, raft, batcher, peer, liveness, pubsub, sm, lease, early, shutdown,
             )
             .await
             {
@@ -183,6 +186,7 @@ async fn serve_conn(
     pubsub: Arc<PubSub>,
     sm: StateMachineStore,
     lease: LeaderLease,
+    early: Arc<EarlyCommit>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (rd, wr) = tokio::io::split(stream);
@@ -227,6 +231,13 @@ async fn serve_conn(
             continue;
         }
         match req.body {
+            RpcRequest::LeaderFlushed { vote, flushed } => {
+                // Answered at once: the leader keeps one in flight (AnnounceQuietly).
+                early.leader_flushed(vote, flushed);
+                let body = RpcResponse::LeaderFlushed;
+                let _ = tx.send(Envelope { id: req.id, body }).await;
+                continue;
+            }
             RpcRequest::AppendEntries(rpc) => {
                 if appends.send((req.id, rpc)).await.is_err() {
                     break;
@@ -272,8 +283,9 @@ async fn serve_conn(
             }
             _ => {}
         }
+        let early = early.clone();
         tokio::spawn(async move {
-            let body = handle(&raft, &batcher, peer, &liveness, lease, req.body).await;
+            let body = handle(&raft, &batcher, peer, &liveness, lease, &early, req.body).await;
             let _ = tx.send(Envelope { id: req.id, body }).await;
         });
     }
@@ -385,8 +397,14 @@ async fn handle(
     peer: u64,
     liveness: &Liveness,
     lease: LeaderLease,
+    early: &EarlyCommit,
     req: RpcRequest,
 ) -> RpcResponse {
+    // ReadFloor (`early_commit.rs`): read indexes given to followers cover what was announced.
+    let floor = |index: u64| {
+        use openraft::async_runtime::WatchReceiver;
+        index.max(early.read_floor(&raft.metrics().borrow_watched()))
+    };
     match req {
         RpcRequest::AppendEntries(rpc) => append_entries(raft, liveness, rpc).await,
         RpcRequest::Vote(rpc) => match refuse_vote(raft, liveness, peer) {
@@ -420,10 +438,17 @@ async fn handle(
         RpcRequest::ClientWriteMany(reqs) => {
             RpcResponse::ClientWriteMany(batcher.propose(reqs).await)
         }
-        RpcRequest::ReadIndex => RpcResponse::ReadIndex(leader::read_index(raft).await),
+        RpcRequest::ReadIndex => RpcResponse::ReadIndex(leader::read_index(raft).await.map(floor)),
         RpcRequest::LeaseReadIndex => RpcResponse::LeaseReadIndex(
-            leader::lease_read_index(raft, lease.id, liveness, lease.lease).await,
+            leader::lease_read_index(raft, lease.id, liveness, lease.lease)
+                .await
+                .map(|l| LeaseIndex {
+                    index: floor(l.index),
+                    ..l
+                }),
         ),
+        // Answered in `serve_conn`, at once.
+        RpcRequest::LeaderFlushed { .. } => RpcResponse::LeaderFlushed,
         RpcRequest::Admin(req) => {
             RpcResponse::Admin(membership::serve_local(raft, liveness, req).await)
         }

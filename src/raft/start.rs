@@ -44,6 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::batcher::Batcher;
+use super::early_commit::EarlyCommit;
 use super::forward::WriteForwarders;
 use super::health::{self, Liveness};
 use super::log_store::LogStore;
@@ -81,6 +82,7 @@ pub async fn start(
     let log_store = LogStore::open(&me.data_dir.join("raft-log"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
     let flush_stats = log_store.flush_stats();
+    let early = EarlyCommit::new(node_id, &log_store);
     let log_disk = log_store.disk_full_probe();
     let sm = StateMachineStore::open(&me.data_dir.join("snapshot"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
@@ -187,6 +189,7 @@ pub async fn start(
         pubsub.clone(),
         sm.clone(),
         cfg.raft.read_lease(),
+        early.clone(),
         shutdown.clone(),
     )));
 
@@ -242,8 +245,16 @@ pub async fn start(
         pubsub: pubsub.clone(),
         forwarders: Default::default(),
         batcher,
-        write_forwarders: WriteForwarders::new(peers, write_timeout),
+        write_forwarders: WriteForwarders::new(peers.clone(), write_timeout),
+        early: early.clone(),
     });
+    // CommittedByDurableMajority (`early_commit.rs`): announces this node's flushes as leader,
+    // commits what a leader's flush and its own make a majority of as follower.
+    tasks.push(tokio::spawn(early.run(
+        raft.clone(),
+        peers,
+        shutdown.clone(),
+    )));
 
     // Only the leader expires keys; the task idles while this node follows.
     tasks.push(spawn_expiry(node.clone(), shutdown.clone()));

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::AdminResult;
-use super::typ::{SnapshotMeta, Vote};
+use super::typ::{LogId, SnapshotMeta, Vote};
 use super::{PeerNode, TypeConfig};
 use crate::store::{Request, Response};
 
@@ -165,6 +165,14 @@ pub enum RpcRequest {
     /// [`RpcResponse::LeaseReadIndex`]; an older leader answers `Refused`
     /// (AppendedRequestsFallBack: the follower asks for a ReadIndex instead).
     LeaseReadIndex,
+    /// The leader of `vote` has flushed its log up to `flushed`, an entry of its own term
+    /// (`early_commit.rs`): a follower that flushed it too knows it committed. Answered by
+    /// [`RpcResponse::LeaderFlushed`] at once; an older node answers `Refused`
+    /// (AppendedRequestsFallBack: the leader stops announcing to it).
+    LeaderFlushed {
+        vote: Vote,
+        flushed: LogId,
+    },
 }
 
 /// What [`RpcRequest::LeaseReadIndex`] answers: the index to read at, and whether the leader's
@@ -212,6 +220,8 @@ pub enum RpcResponse {
     /// Whether a [`RpcRequest::SnapshotChunk`] was taken.
     SnapshotChunk(Result<(), String>),
     LeaseReadIndex(Result<LeaseIndex, ForwardError>),
+    /// A [`RpcRequest::LeaderFlushed`] was taken.
+    LeaderFlushed,
 }
 
 /// A cluster administration request, served by the leader.

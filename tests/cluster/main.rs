@@ -14,6 +14,7 @@ mod client_cache;
 mod cluster_ops;
 mod console;
 mod dedup_churn_failover;
+mod early_commit;
 mod failover;
 mod large_entries;
 mod membership;

@@ -194,9 +194,18 @@ impl Default for FlushStats {
 /// Called once with the outcome of the sync that covers a write.
 pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 
-/// Told after every group-commit sync the committed id written before that sync began, or
-/// that it failed (CommittedRidesNextSync; [`Wal::on_synced`]).
-pub type SyncedHook = Box<dyn Fn(Result<Option<LogId>, &io::Error>) + Send + Sync>;
+/// Told after every group-commit sync what it made durable, or that it failed
+/// (CommittedRidesNextSync, DurableLastKnown; [`Wal::on_synced`]).
+pub type SyncedHook = Box<dyn Fn(Result<Synced, &io::Error>) + Send + Sync>;
+
+/// What one group-commit sync made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// The committed id written before the sync began.
+    pub committed: Option<LogId>,
+    /// The last log id durable after it ([`Wal::durable`]).
+    pub durable: Option<LogId>,
+}
 
 /// A write waiting for the sync worker.
 struct SyncJob {
@@ -230,6 +239,10 @@ struct State {
     locs: VecDeque<Loc>,
     first: u64,
     last_log_id: Option<LogId>,
+    /// The last log id a sync has covered, lowered by a truncation below it (DurableLastKnown).
+    durable: Option<LogId>,
+    /// Truncations so far: a sync that began before one does not raise `durable`.
+    truncations: u64,
     vote: Option<Vote>,
     committed: Option<LogId>,
     /// `committed` is not in the log yet: the next record written, or the next group commit,
@@ -251,6 +264,8 @@ impl State {
             locs: VecDeque::new(),
             first: 0,
             last_log_id: None,
+            durable: None,
+            truncations: 0,
             vote: None,
             committed: None,
             committed_unwritten: false,
@@ -369,6 +384,7 @@ impl Wal {
             // committed id) and acted on, so it is made durable before anything else.
             shared.sync_last(&st)?;
         }
+        st.durable = st.last_log_id;
         // The first spare is made here, so an opened log is ready to roll at once.
         shared.make_spare_now();
         *shared.state.lock().expect("wal state lock") = st;
@@ -540,28 +556,18 @@ impl Wal {
         self.shared.state.lock().expect("lock").committed
     }
 
+    /// The last log id a sync has made durable (DurableLastKnown): every entry up to it is on
+    /// the disk, and is still this log's (a truncation below it lowers it).
+    pub fn durable(&self) -> Option<LogId> {
+        self.shared.state.lock().expect("lock").durable
+    }
+
     /// `(last purged, last log id)`: the last log id is the greater of the last entry's and
     /// the purge point, so a crash between a purge and the entries after it still reads as an
     /// ordered log to openraft.
     pub fn log_state(&self) -> (Option<LogId>, Option<LogId>) {
         let st = self.shared.state.lock().expect("lock");
         (st.purged, st.last_log_id.max(st.purged))
-    }
-
-    /// Where entry `index`'s record starts: the segment file name and the frame's offset.
-    #[cfg(test)]
-    fn frame_of(&self, index: u64) -> Option<(String, u64)> {
-        let st = self.shared.state.lock().expect("lock");
-        let i = index.checked_sub(st.first)?;
-        let loc = st.locs.get(i as usize)?;
-        Some((seg_name(loc.seq), loc.off - FRAME))
-    }
-
-    /// The segment files, oldest first.
-    #[cfg(test)]
-    fn segment_names(&self) -> Vec<String> {
-        let st = self.shared.state.lock().expect("lock");
-        st.segments.iter().map(|s| seg_name(s.seq)).collect()
     }
 
     fn queue(&self, _st: &MutexGuard<'_, State>, entries: u64, done: Done) -> io::Result<()> {

@@ -1,5 +1,10 @@
 //! The WAL's sync worker: group commit (DurableBeforeAck); after the sync that makes a purge
 //! point durable, it hands the purged segments to the housekeeping thread (PurgeOffTheCore).
+//!
+//! **DurableLastKnown.** After each sync the worker raises [`Wal::durable`] to the last log id
+//! written before the sync began, unless a truncation came in between; a truncation lowers it
+//! to the new last entry. So every entry up to `durable` is on the disk and in the log: what
+//! a follower may count as its own share of a majority (`raft/early_commit.rs`).
 
 use super::*;
 
@@ -21,7 +26,7 @@ impl Shared {
             let started = Instant::now();
             // CommittedRidesNextSync: the committed id recorded before this sync begins is
             // durable once it succeeds; not yet in the log, it is written here first.
-            let (file, committed, written) = {
+            let (file, committed, written, last, truncations) = {
                 let mut st = self.state.lock().expect("wal state lock");
                 let written = if st.committed_unwritten {
                     self.check_writable()
@@ -33,6 +38,8 @@ impl Shared {
                     st.segments.back().map(|s| s.file.clone()),
                     st.committed,
                     written,
+                    st.last_log_id,
+                    st.truncations,
                 )
             };
             let result = if let Err(e) = written.and_then(|()| self.check_writable()) {
@@ -50,8 +57,17 @@ impl Shared {
             };
             match result {
                 Ok(()) => {
+                    // DurableLastKnown: what was written before the sync began is on the disk,
+                    // unless a truncation has taken it back meanwhile.
+                    let durable = {
+                        let mut st = self.state.lock().expect("wal state lock");
+                        if st.truncations == truncations && last > st.durable {
+                            st.durable = last;
+                        }
+                        st.durable
+                    };
                     if let Some(hook) = self.on_synced.get() {
-                        hook(Ok(committed));
+                        hook(Ok(Synced { committed, durable }));
                     }
                     self.stats.syncs.fetch_add(1, Ordering::Relaxed);
                     let entries: u64 = batch.iter().map(|j| j.entries).sum();

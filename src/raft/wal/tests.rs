@@ -484,3 +484,58 @@ fn a_batch_across_segment_rolls_is_written_whole_and_the_buffer_is_kept_small() 
     assert_eq!(wal.log_state().1, Some(log_id(1, n)));
     assert_eq!(wal.shared.state.lock().unwrap().wbuf.capacity(), 0);
 }
+
+/// DurableLastKnown: `durable` rises to the last entry a sync covered, only after that sync,
+/// falls with a truncation below it, and a sync that began before a truncation does not raise
+/// it back to entries the truncation removed.
+#[test]
+fn durable_is_the_last_synced_entry_still_in_the_log() {
+    let disk = SimDisk::new();
+    let wal = Arc::new(must_open(&disk, opts()));
+    assert_eq!(wal.durable(), None);
+    append(&wal, (1..=3).map(|i| entry(1, i)).collect()).unwrap();
+    assert_eq!(wal.durable(), Some(log_id(1, 3)));
+
+    // Written, not yet synced: not durable.
+    disk.hold_syncs(true);
+    let (done, rx) = waiter();
+    wal.append((4..=6).map(|i| entry(1, i)), done).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(wal.durable(), Some(log_id(1, 3)));
+    // A truncation while that sync is held: it takes the state lock and waits for its own
+    // sync; the held group commit ends after it and must not raise `durable` to entry 6.
+    let w = wal.clone();
+    let truncate = std::thread::spawn(move || w.truncate_after(Some(4)));
+    std::thread::sleep(Duration::from_millis(50));
+    disk.hold_syncs(false);
+    truncate.join().unwrap().unwrap();
+    wait(rx).unwrap();
+    sync(&wal).unwrap();
+    assert_eq!(wal.durable(), Some(log_id(1, 4)));
+
+    // A truncation below `durable` lowers it to the new last entry.
+    append(&wal, vec![entry(2, 5), entry(2, 6)]).unwrap();
+    assert_eq!(wal.durable(), Some(log_id(2, 6)));
+    wal.truncate_after(Some(2)).unwrap();
+    assert_eq!(wal.durable(), Some(log_id(1, 2)));
+    drop(wal);
+    // After a restart what replay found is durable (ReplayedIsDurable).
+    let wal = must_open(&disk, opts());
+    assert_eq!(wal.durable(), Some(log_id(1, 2)));
+}
+
+impl Wal {
+    /// Where entry `index`'s record starts: the segment file name and the frame's offset.
+    fn frame_of(&self, index: u64) -> Option<(String, u64)> {
+        let st = self.shared.state.lock().expect("lock");
+        let i = index.checked_sub(st.first)?;
+        let loc = st.locs.get(i as usize)?;
+        Some((seg_name(loc.seq), loc.off - FRAME))
+    }
+
+    /// The segment files, oldest first.
+    fn segment_names(&self) -> Vec<String> {
+        let st = self.shared.state.lock().expect("lock");
+        st.segments.iter().map(|s| seg_name(s.seq)).collect()
+    }
+}

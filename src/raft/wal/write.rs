@@ -182,6 +182,11 @@ impl Shared {
             None => None,
             Some(&loc) => Some(read_entry(&*segment_of(st, loc.seq).file, loc)?.log_id()),
         };
+        // DurableLastKnown: the entries kept were synced as far as they were before.
+        st.truncations += 1;
+        if st.durable.map(|d| d.index()) > st.last_log_id.map(|l| l.index()) {
+            st.durable = st.last_log_id;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,107 @@
+//! Early commit (CommittedByDurableMajority, `src/raft/early_commit.rs`): in a three-voter
+//! cluster a follower applies a write once the leader's flush and its own make a majority,
+//! without waiting for the leader to hear its acknowledgement; and a read on the leader after
+//! a client saw the write on that follower sees it too (ReadFloor), though the leader has not
+//! yet counted the majority itself.
+//!
+//! The leader's view is delayed with the test-only failpoint `peer_answer_delay_us` (every
+//! answer from a peer reaches its caller that much later): the leader commits a write no
+//! sooner than that delay after it, while the followers hear its announcement at once. (An
+//! AppendEntries is given up after a heartbeat interval, hence the long one here.)
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{phase, try_get, Cluster};
+
+/// Answers from peers are held this long.
+const DELAY_MS: u64 = 400;
+
+#[test]
+fn a_follower_applies_a_write_before_the_leader_counts_its_majority() {
+    let failpoints = format!("peer_answer_delay_us={}", DELAY_MS * 1000);
+    let mut b = Cluster::builder()
+        .heartbeat_ms(1500)
+        .election_timeout_ms(10000);
+    for id in 1..=3 {
+        b = b.node_env(id, "REDRAFT_FAILPOINTS", &failpoints);
+    }
+    let mut c = b.start();
+    let leader = c.must_leader(Duration::from_secs(60));
+    let follower = *c.ids().iter().find(|id| **id != leader).unwrap();
+    let mut on_leader = c.must_connect(leader);
+    let _: String = redis::cmd("SET")
+        .arg("warm")
+        .arg("up")
+        .query(&mut on_leader)
+        .unwrap();
+    let mut stale = c.must_connect(follower);
+    let _: String = redis::cmd("READMODE")
+        .arg("stale")
+        .query(&mut stale)
+        .unwrap();
+    let mut lease = c.must_connect(leader);
+    let _: String = redis::cmd("READMODE")
+        .arg("lease")
+        .query(&mut lease)
+        .unwrap();
+    let mut linearizable = c.must_connect(follower);
+    // The follower's first ReadIndex through the leader (its peer connection made now).
+    assert_eq!(
+        try_get(&mut linearizable, "warm").unwrap().as_deref(),
+        Some("up")
+    );
+
+    phase(&format!(
+        "SET on leader {leader}, peer answers held {DELAY_MS} ms; watching follower {follower}"
+    ));
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let r: redis::RedisResult<String> =
+            redis::cmd("SET").arg("k").arg("v1").query(&mut on_leader);
+        (r, started.elapsed())
+    });
+    let seen = loop {
+        if try_get(&mut stale, "k").unwrap().as_deref() == Some("v1") {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "follower {follower} never applied the write"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    phase(&format!("follower applied it after {seen:?}"));
+    // ReadFloor: the leader has not counted the majority yet, but a read after the follower
+    // showed the write must show it too, in every mode.
+    let read_started = started.elapsed();
+    assert_eq!(
+        try_get(&mut lease, "k").unwrap().as_deref(),
+        Some("v1"),
+        "a lease read on the leader after the follower showed the write does not see it"
+    );
+    assert_eq!(
+        try_get(&mut linearizable, "k").unwrap().as_deref(),
+        Some("v1"),
+        "a linearizable read on the follower does not see its own applied write"
+    );
+    let (written, took) = writer.join().unwrap();
+    assert_eq!(written.unwrap(), "OK");
+    phase(&format!("the SET was answered after {took:?}"));
+    assert!(
+        took >= Duration::from_millis(DELAY_MS),
+        "the SET took {took:?}, less than the held answer ({DELAY_MS} ms): the failpoint is not \
+         armed, so this test shows nothing"
+    );
+    assert!(
+        seen < Duration::from_millis(DELAY_MS / 2),
+        "follower {follower} applied the write after {seen:?}: it waited for the leader to \
+         hear an acknowledgement ({DELAY_MS} ms held), as without early commit"
+    );
+    assert!(
+        read_started < Duration::from_millis(DELAY_MS),
+        "the reads began after {read_started:?}, when the leader may have counted the \
+         majority: they show nothing"
+    );
+}
