@@ -181,6 +181,10 @@ pub struct NodeMetrics {
     pub batched_entries: AtomicU64,
     /// Client requests those entries carried.
     pub batched_requests: AtomicU64,
+    /// As leader: flushes announced to a follower (`raft::early_commit`).
+    pub flush_announcements: AtomicU64,
+    /// As follower: commits this node made from a leader's announced flush and its own.
+    pub early_commits: AtomicU64,
 }
 
 impl Default for NodeMetrics {
@@ -198,6 +202,8 @@ impl Default for NodeMetrics {
             snapshot_build_seconds: Histogram::new(SNAPSHOT_BUCKETS),
             leader_transfers: AtomicU64::new(0),
             batched_entries: AtomicU64::new(0),
+            flush_announcements: AtomicU64::new(0),
+            early_commits: AtomicU64::new(0),
             batched_requests: AtomicU64::new(0),
         }
     }

@@ -25,27 +25,31 @@
 //!   with the leader's vote, no entries, `prev_log_id` and `leader_commit` at that entry:
 //!   openraft checks the vote and the log as for any AppendEntries, and commits and applies as
 //!   usual (it applies no further than what it accepted from that leader). A vote that moved on
-//!   meanwhile makes openraft refuse it, and nothing changes.
+//!   meanwhile makes openraft refuse it, and nothing changes. Only an announcement received
+//!   within [`MAX_TOLD_AGE`] is acted on (**FreshTold**).
 //! - **ReadFloor.** A follower may now apply an entry before the leader knows it committed,
 //!   and a client may see it there (a watch event, a stale read). A read on the leader after
 //!   that must see it too (linearizability), so the leader records what it announced before
 //!   it sends it, and every read index it fixes in that term (its own reads, and the ReadIndex
 //!   and lease indexes it gives followers) is at least that: such a read waits for the leader
 //!   to commit and apply it, which the followers' acknowledgements bring.
-//! - **AnnounceQuietly.** The leader announces only a flush that goes beyond its commit index
-//!   (otherwise its own commit probe says as much), to voters of a config the rule above
-//!   covers; one message in flight per follower, newer values replacing unsent ones. An older
-//!   node answers `Refused` (AppendedRequestsFallBack) and is not asked again.
+//! - **AnnounceQuietly.** The leader announces only a flush of exactly one entry beyond its
+//!   commit index (AnnounceSparseOnly: sparse writes, where the round trip is the whole wait;
+//!   under load AppendEntries stream with every entry and carry the commit anyway), to voters
+//!   of a config the rule above covers; one message in flight per follower, newer values
+//!   replacing unsent ones. An older node answers `Refused` (AppendedRequestsFallBack) and is
+//!   not asked again.
 //!
 //! Test-only failpoint `early_commit_off` (`REDRAFT_FAILPOINTS`): the leader announces nothing,
 //! so followers learn commits from the leader alone (to show what the tests would see).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::raft::AppendEntriesRequest;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::vote::RaftLeaderId;
 use openraft::ServerState;
 use tokio::sync::{watch, Notify};
@@ -54,9 +58,17 @@ use super::log_store::LogStore;
 use super::peer_conn::Peers;
 use super::typ::{LogId, Raft, RaftMetrics, Vote};
 use super::wire::{RpcRequest, RpcResponse};
+use crate::metrics::NodeMetrics;
 
 /// How long one announcement may take before it is given up (the next replaces it).
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long after an announcement arrived a follower may still act on it (**FreshTold**).
+/// The AppendEntries it makes tells openraft it heard from the leader, which holds off this
+/// node's own campaign a little longer; an announcement older than this (its own flush was
+/// slower) is left to the leader's commit, so a dead leader's last word never delays a
+/// failover by more than this.
+const MAX_TOLD_AGE: Duration = Duration::from_millis(20);
 
 /// A node's early-commit state: what it announced as leader, what it was told as follower.
 pub struct EarlyCommit {
@@ -65,16 +77,17 @@ pub struct EarlyCommit {
     raft: OnceLock<Raft>,
     wake: Notify,
     /// Follower: the newest flush a leader announced, not yet committed here.
-    told: Mutex<Option<Announcement>>,
+    told: Mutex<Option<(Announcement, Instant)>>,
     /// Leader: the newest flush announced (ReadFloor).
     announced: Mutex<Option<LogId>>,
     /// Failpoint `early_commit_off`.
     off: bool,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl EarlyCommit {
     /// For node `id`, whose log is `log`; the hook on the log's syncs is set here.
-    pub fn new(id: u64, log: &LogStore) -> Arc<Self> {
+    pub fn new(id: u64, log: &LogStore, metrics: Arc<NodeMetrics>) -> Arc<Self> {
         let off = std::env::var("REDRAFT_FAILPOINTS")
             .is_ok_and(|s| s.split(',').any(|kv| kv.trim() == "early_commit_off"));
         if off {
@@ -88,6 +101,7 @@ impl EarlyCommit {
             told: Mutex::new(None),
             announced: Mutex::new(None),
             off,
+            metrics,
         });
         let weak = Arc::downgrade(&early);
         log.on_durable(Box::new(move |durable| {
@@ -108,7 +122,7 @@ impl EarlyCommit {
         let Some(raft) = self.raft.get() else { return };
         let rx = raft.metrics();
         let m = rx.borrow_watched();
-        if m.state == ServerState::Leader && durable > m.local_committed {
+        if m.state == ServerState::Leader && durable.is_some_and(|d| sparse(&d, &m)) {
             self.wake.notify_one();
         }
     }
@@ -119,11 +133,11 @@ impl EarlyCommit {
             let mut told = lock(&self.told);
             if told
                 .as_ref()
-                .is_some_and(|t| (&t.0, &t.1) >= (&vote, &flushed))
+                .is_some_and(|(t, _)| (&t.0, &t.1) >= (&vote, &flushed))
             {
                 return;
             }
-            *told = Some((vote, flushed));
+            *told = Some(((vote, flushed), Instant::now()));
         }
         self.wake.notify_one();
     }
@@ -153,7 +167,9 @@ impl EarlyCommit {
                 self.announce(&m, &peers, &mut senders);
             } else if let Some(req) = self.commit_request(&m) {
                 // CommitThroughOpenraft: a refusal changes nothing.
-                let _ = raft.append_entries(req).await;
+                if let Ok(AppendEntriesResponse::Success) = raft.append_entries(req).await {
+                    self.metrics.early_commits.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -182,26 +198,34 @@ impl EarlyCommit {
                 continue;
             };
             senders.send(peers, id, &node.raft_addr, (m.vote, flushed));
+            self.metrics
+                .flush_announcements
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// As follower: the AppendEntries that commits what the leader's flush and this node's
     /// make a majority of, if any (CommittedByDurableMajority).
     fn commit_request(&self, m: &RaftMetrics) -> Option<AppendEntriesRequest<super::TypeConfig>> {
-        let (vote, flushed) = (*lock(&self.told))?;
-        let decided = decide(m, self.id, &vote, &flushed, self.log.durable());
+        let ((vote, flushed), at) = (*lock(&self.told))?;
+        let decided = if at.elapsed() > MAX_TOLD_AGE {
+            Decision::Drop
+        } else {
+            decide(m, self.id, &vote, &flushed, self.log.durable())
+        };
         let committed = self.log.committed();
         let mut told = lock(&self.told);
+        let same = told.is_some_and(|(t, _)| t == (vote, flushed));
         match decided {
             Decision::Drop => {
-                if *told == Some((vote, flushed)) {
+                if same {
                     *told = None;
                 }
                 None
             }
             Decision::Wait => None,
             Decision::Commit(upto) => {
-                if upto == flushed && *told == Some((vote, flushed)) {
+                if upto == flushed && same {
                     *told = None;
                 }
                 (Some(upto) > committed).then(|| AppendEntriesRequest {
@@ -268,13 +292,24 @@ fn announce_targets(m: &RaftMetrics, me: u64, flushed: &LogId) -> Option<Vec<u64
     if m.current_leader != Some(me)
         || !m.vote.is_committed()
         || flushed.committed_leader_id() != &m.vote.leader_id().to_committed()
-        || Some(*flushed) <= m.local_committed
+        || !sparse(flushed, m)
     {
         return None;
     }
     let voters = uniform_voters(m)?;
     let others: Vec<u64> = voters.iter().copied().filter(|v| *v != me).collect();
     (voters.contains(&me) && voters.len() <= 3 && !others.is_empty()).then_some(others)
+}
+
+/// AnnounceSparseOnly: whether the leader's flush up to `flushed` is the one entry beyond its
+/// commit index. With more (writes arriving faster than a round trip), AppendEntries already
+/// stream to the followers with every new entry, each carrying the commit index; an
+/// announcement then brings the commit only slightly sooner and splits each follower's apply
+/// into more, smaller steps (measured: CPU per write +24 % at 64 clients when every flush was
+/// announced).
+fn sparse(flushed: &LogId, m: &RaftMetrics) -> bool {
+    let committed = m.local_committed.map_or(0, |c| c.index());
+    flushed.index() == committed + 1
 }
 
 /// Whether `a` and `b` are two voters of one uniform config of at most three voters.

@@ -131,6 +131,8 @@ fn the_leader_announces_only_a_flush_of_its_term_beyond_its_commit_index() {
     m.local_committed = Some(log_id(3, 1, 5));
     assert_eq!(announce_targets(&m, 1, &log_id(3, 1, 5)), None);
     assert_eq!(announce_targets(&m, 1, &log_id(3, 1, 6)), Some(vec![2, 3]));
+    // AnnounceSparseOnly: two entries beyond the commit index are writes streaming in.
+    assert_eq!(announce_targets(&m, 1, &log_id(3, 1, 7)), None);
     // Right after an election its last entry may be an older term's.
     assert_eq!(announce_targets(&m, 1, &log_id(2, 2, 6)), None);
     for configs in [

@@ -82,11 +82,12 @@ pub async fn start(
     let log_store = LogStore::open(&me.data_dir.join("raft-log"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
     let flush_stats = log_store.flush_stats();
-    let early = EarlyCommit::new(node_id, &log_store);
+
     let log_disk = log_store.disk_full_probe();
     let sm = StateMachineStore::open(&me.data_dir.join("snapshot"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
     let node_metrics = sm.metrics();
+    let early = EarlyCommit::new(node_id, &log_store, node_metrics.clone());
     // DurableReads: before openraft starts, since it restores the snapshot at start-up.
     sm.set_commit_gate(log_store.commit_gate());
 

@@ -346,6 +346,20 @@ pub fn exposition(ctx: &ServerContext) -> String {
     render_one(
         &mut out,
         "counter",
+        "redraft_flush_announcements_total",
+        "As leader: log flushes announced to a follower for early commit.",
+        nm.flush_announcements.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "counter",
+        "redraft_early_commits_total",
+        "As follower: commits made from the leader's announced flush and this node's own.",
+        nm.early_commits.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "counter",
         "redraft_snapshot_deltas_total",
         "Of the snapshots this node built, those appended to the current file as a delta.",
         nm.snapshot_deltas.load(Ordering::Relaxed),

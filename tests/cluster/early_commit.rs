@@ -86,6 +86,9 @@ fn a_follower_applies_a_write_before_the_leader_counts_its_majority() {
         Some("v1"),
         "a linearizable read on the follower does not see its own applied write"
     );
+    // The counters name the path it took (`INFO raft`).
+    assert!(c.must_raft_u64(leader, "raft_flush_announcements") >= 1);
+    assert!(c.must_raft_u64(follower, "raft_early_commits") >= 1);
     let (written, took) = writer.join().unwrap();
     assert_eq!(written.unwrap(), "OK");
     phase(&format!("the SET was answered after {took:?}"));
