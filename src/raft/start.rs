@@ -82,7 +82,6 @@ pub async fn start(
     let log_store = LogStore::open(&me.data_dir.join("raft-log"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
     let flush_stats = log_store.flush_stats();
-
     let log_disk = log_store.disk_full_probe();
     let sm = StateMachineStore::open(&me.data_dir.join("snapshot"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
