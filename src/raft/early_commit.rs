@@ -164,6 +164,8 @@ impl EarlyCommit {
             }
             let m = raft.metrics().borrow_watched().clone();
             if m.state == ServerState::Leader {
+                // An announcement from before this node led commits nothing here.
+                *lock(&self.told) = None;
                 self.announce(&m, &peers, &mut senders);
             } else if let Some(req) = self.commit_request(&m) {
                 // CommitThroughOpenraft: a refusal changes nothing.
