@@ -162,12 +162,21 @@ impl EarlyCommit {
                 _ = self.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
-            let m = raft.metrics().borrow_watched().clone();
-            if m.state == ServerState::Leader {
-                // An announcement from before this node led commits nothing here.
-                *lock(&self.told) = None;
-                self.announce(&m, &peers, &mut senders);
-            } else if let Some(req) = self.commit_request(&m) {
+            // Decided on the published metrics (borrowed, not copied: this runs per write at
+            // one client), then the AppendEntries awaited without the borrow.
+            let request = {
+                let rx = raft.metrics();
+                let m = rx.borrow_watched();
+                if m.state == ServerState::Leader {
+                    // An announcement from before this node led commits nothing here.
+                    *lock(&self.told) = None;
+                    self.announce(&m, &peers, &mut senders);
+                    None
+                } else {
+                    self.commit_request(&m)
+                }
+            };
+            if let Some(req) = request {
                 // CommitThroughOpenraft: a refusal changes nothing.
                 if let Ok(AppendEntriesResponse::Success) = raft.append_entries(req).await {
                     self.metrics.early_commits.fetch_add(1, Ordering::Relaxed);
