@@ -81,7 +81,8 @@ need_tools() {
 
 # start_cluster RAFT_BASE REDIS_BASE: a three-node cluster on 127.0.0.1 ports RAFT_BASE+i and
 # REDIS_BASE+i (i = 1..3); waits for a leader; sets LEADER and FOLLOWER (redis ports) and
-# CLUSTER_PORTS.
+# CLUSTER_PORTS. CLUSTER_EXTRA_TOML=FILE appends that file (e.g. a `[raft]` section) to the
+# cluster's configuration.
 start_cluster() {
     local raft_base=$1 redis_base=$2 i
     {
@@ -94,6 +95,7 @@ start_cluster() {
             echo "redis_addr = \"127.0.0.1:$((redis_base + i))\""
             echo "data_dir = \"$WORK/node$i\""
         done
+        if [ -n "${CLUSTER_EXTRA_TOML:-}" ]; then cat "$CLUSTER_EXTRA_TOML"; fi
     } >"$WORK/cluster.toml"
     CLUSTER_PORTS=()
     for i in 1 2 3; do
