@@ -190,9 +190,16 @@ impl DedupTable {
             recorded: self.recorded,
         };
         let age = (at_ms, self.recorded);
-        if let Some(old) = self.clients.get(&client.client_id) {
-            self.by_age.remove(&(old.at_ms, old.recorded));
-        } else if self.clients.len() >= MAX_DEDUP_CLIENTS {
+        // A known client (the common case): its entry is replaced in place, one descent.
+        if let Some(old) = self.clients.get_mut(&client.client_id) {
+            let old_age = (old.at_ms, old.recorded);
+            *old = entry;
+            self.by_age.remove(&old_age);
+            self.by_age.insert(age, client.client_id);
+            debug_assert_eq!(self.clients.len(), self.by_age.len(), "AgeIndexed");
+            return;
+        }
+        if self.clients.len() >= MAX_DEDUP_CLIENTS {
             self.evict_oldest();
             tracing::debug!("dedup table full: evicted the oldest client");
         }

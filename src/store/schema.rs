@@ -139,8 +139,12 @@ impl Store {
         Ok(())
     }
 
-    /// The live schemas whose prefix `key` starts with: (prefix, schema text).
+    /// The live schemas whose prefix `key` starts with: (prefix, schema text). Every write asks,
+    /// so a keyspace without schemas answers with one map descent and no allocation.
     fn schemas_over(&self, key: &[u8]) -> Vec<(Bytes, Bytes)> {
+        if !self.keyspace.any_key_with_prefix(SCHEMA_PREFIX) {
+            return Vec::new();
+        }
         self.live_schemas()
             .into_iter()
             .filter(|(prefix, _)| key.starts_with(prefix))
