@@ -206,7 +206,7 @@ async fn propose_round(
             Request {
                 client: None,
                 at_ms: 0,
-                op: Op::Batch(Arc::new(entry.reqs)),
+                op: Op::Batch(entry.reqs),
             }
         };
         let (responder, rx) = ProgressResponder::<TypeConfig, _>::complete_only();

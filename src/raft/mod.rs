@@ -5,8 +5,7 @@
 //!
 //! - `wal/`: the write-ahead log: segmented, checksummed, fdatasynced files holding the Raft
 //!   log, vote, committed id and purge point (DurableBeforeAck, FailStop, SpareAhead).
-//! - `log_store.rs`: openraft's `RaftLogStorage` over the WAL; `recent.rs`: the newest
-//!   entries kept in memory as appended, for apply and replication.
+//! - `log_store.rs`: openraft's `RaftLogStorage` over the WAL.
 //! - `codec.rs`: the format-version byte + postcard encoding of every stored record.
 //! - `state_machine/`: the adapter around `store::Store` (`mod.rs`), the snapshot file
 //!   (`file.rs`) and snapshot building (`build.rs`).
@@ -55,7 +54,6 @@ mod publish;
 mod raft_node;
 pub mod read;
 mod read_gate;
-mod recent;
 pub mod rpc;
 pub mod snapshot_transfer;
 mod snapshot_trigger;

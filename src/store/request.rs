@@ -193,11 +193,8 @@ pub enum Op {
     /// dedup check and record, its own events and notifications), answered by
     /// [`Response::Batch`] with one response per request. Only the state machine unpacks it;
     /// the store refuses it anywhere else ([`StoreError::NestedBatch`]). Last in the enum, so an
-    /// older log still decodes (postcard numbers variants in order). Shared (**CheapEntryClone**):
-    /// the log's in-memory tail (`raft::recent`) hands apply and each follower's replication a
-    /// clone of the entry; an `Arc` encodes exactly as what it holds, so the bytes are a
-    /// `Vec`'s.
-    Batch(std::sync::Arc<Vec<Request>>),
+    /// older log still decodes (postcard numbers variants in order).
+    Batch(Vec<Request>),
     /// EVAL and EVALSHA: runs the script `body` at apply on every node, its calls under one
     /// main revision (ScriptAtomic, `script.rs`), `now_ms` its only clock. Answers
     /// [`Response::Script`].
@@ -348,7 +345,7 @@ impl Op {
     pub fn stamp(&mut self, now_ms: i64) {
         match self {
             Op::Batch(reqs) => {
-                for req in std::sync::Arc::make_mut(reqs) {
+                for req in reqs {
                     req.stamp(now_ms);
                 }
             }

@@ -105,7 +105,7 @@ async fn a_batch_inside_a_request_is_refused_and_changes_nothing() {
         at_ms: 1_000,
         op: Op::Txn {
             compares: vec![],
-            ops: vec![Op::Batch(vec![put(1, 1, "k", "v")].into())],
+            ops: vec![Op::Batch(vec![put(1, 1, "k", "v")])],
             now_ms: 1_000,
         },
     };
@@ -126,7 +126,7 @@ async fn a_batch_inside_a_request_is_refused_and_changes_nothing() {
     let (answer, _) = store.apply(&Request {
         client: None,
         at_ms: 1_000,
-        op: Op::Batch(vec![put(1, 1, "k", "v")].into()),
+        op: Op::Batch(vec![put(1, 1, "k", "v")]),
     });
     assert_eq!(answer, Response::Error(StoreError::NestedBatch));
     assert_eq!(store.revision(), 0);

@@ -194,9 +194,6 @@ impl Default for FlushStats {
 /// Called once with the outcome of the sync that covers a write.
 pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 
-/// What [`Wal::append`] returns: the entries as written, each with its record's length.
-pub type Appended = io::Result<Vec<(Entry, u32)>>;
-
 /// Told after every group-commit sync what it made durable, or that it failed
 /// (CommittedRidesNextSync, DurableLastKnown; [`Wal::on_synced`]).
 pub type SyncedHook = Box<dyn Fn(Result<Synced, &io::Error>) + Send + Sync>;
@@ -412,9 +409,18 @@ impl Wal {
         self.shared.stats.clone()
     }
 
+    /// Whether the next segment cannot be preallocated (SpareAhead), and why.
+    pub fn disk_full(&self) -> Option<String> {
+        if self.shared.disk_full.load(Ordering::Acquire) {
+            Some(self.shared.disk_full_reason.lock().expect("lock").clone())
+        } else {
+            None
+        }
+    }
+
     /// Appends `entries` (readable when this returns) and calls `done` after the sync that
-    /// makes them durable (DurableBeforeAck). Returns them, each with its record's length.
-    pub fn append(&self, entries: impl IntoIterator<Item = Entry>, done: Done) -> Appended {
+    /// makes them durable (DurableBeforeAck).
+    pub fn append(&self, entries: impl IntoIterator<Item = Entry>, done: Done) -> io::Result<()> {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let mut st = self.shared.lock_writable()?;
         let log_ids: Vec<LogId> = entries.iter().map(|e| e.log_id()).collect();
@@ -438,7 +444,7 @@ impl Wal {
                 // log on disk says so (a replay never overwrites implicitly).
                 tracing::warn!(index, "append overwrites entries without a truncate first");
                 self.shared
-                    .write_records(&mut st, &[Record::Truncated(index.checked_sub(1))])?;
+                    .write_records(&mut st, vec![Record::Truncated(index.checked_sub(1))])?;
                 self.shared.apply_truncate(&mut st, index.checked_sub(1))?;
             } else if next.is_some_and(|next| index > next) {
                 return Err(io::Error::new(
@@ -448,26 +454,24 @@ impl Wal {
             }
         }
         let n = entries.len() as u64;
-        let records: Vec<Record> = entries.into_iter().map(Record::Entry).collect();
-        let locs = self.shared.write_records(&mut st, &records)?;
-        let mut written = Vec::with_capacity(records.len());
-        for ((loc, log_id), record) in locs.into_iter().zip(log_ids).zip(records) {
+        let locs = self
+            .shared
+            .write_records(&mut st, entries.into_iter().map(Record::Entry).collect())?;
+        for (loc, log_id) in locs.into_iter().zip(log_ids) {
             if st.locs.is_empty() {
                 st.first = log_id.index();
             }
             st.locs.push_back(loc);
             st.last_log_id = Some(log_id);
-            if let Record::Entry(e) = record {
-                written.push((e, loc.len));
-            }
         }
-        self.queue(&st, n, done).map(|()| written)
+        self.queue(&st, n, done)
     }
 
     /// Records `vote`, then calls `done` after the sync that makes it durable.
     pub fn save_vote(&self, vote: &Vote, done: Done) -> io::Result<()> {
         let mut st = self.shared.lock_writable()?;
-        self.shared.write_records(&mut st, &[Record::Vote(*vote)])?;
+        self.shared
+            .write_records(&mut st, vec![Record::Vote(*vote)])?;
         st.vote = Some(*vote);
         self.queue(&st, 0, done)
     }
@@ -499,7 +503,7 @@ impl Wal {
     pub fn truncate_after(&self, last: Option<u64>) -> io::Result<()> {
         let mut st = self.shared.lock_writable()?;
         self.shared
-            .write_records(&mut st, &[Record::Truncated(last)])?;
+            .write_records(&mut st, vec![Record::Truncated(last)])?;
         self.shared.sync_last(&st)?;
         self.shared.apply_truncate(&mut st, last)
     }
@@ -514,7 +518,7 @@ impl Wal {
             return Ok(());
         }
         self.shared
-            .write_records(&mut st, &[Record::Purged(log_id)])?;
+            .write_records(&mut st, vec![Record::Purged(log_id)])?;
         apply_purge(&mut st, log_id);
         let mut dead = Vec::new();
         while st.segments.len() > 1 {

@@ -200,14 +200,3 @@ pub(super) fn head_bytes(st: &State) -> io::Result<Vec<u8>> {
     }
     Ok(buf)
 }
-
-impl Wal {
-    /// Whether the next segment cannot be preallocated (SpareAhead), and why.
-    pub fn disk_full(&self) -> Option<String> {
-        if self.shared.disk_full.load(Ordering::Acquire) {
-            Some(self.shared.disk_full_reason.lock().expect("lock").clone())
-        } else {
-            None
-        }
-    }
-}

@@ -30,7 +30,7 @@ impl Shared {
                 let mut st = self.state.lock().expect("wal state lock");
                 let written = if st.committed_unwritten {
                     self.check_writable()
-                        .and_then(|()| self.write_records(&mut st, &[]).map(drop))
+                        .and_then(|()| self.write_records(&mut st, Vec::new()).map(drop))
                 } else {
                     Ok(())
                 };

@@ -97,12 +97,16 @@ impl Shared {
     /// Writes `records` at the end of the last segment (rolling to a new one when one does
     /// not fit), one write per segment, and returns where each payload is. A committed id not
     /// yet in the log goes first (CommittedRidesNextSync); its location is not returned.
-    pub(super) fn write_records(&self, st: &mut State, records: &[Record]) -> io::Result<Vec<Loc>> {
+    pub(super) fn write_records(
+        &self,
+        st: &mut State,
+        records: Vec<Record>,
+    ) -> io::Result<Vec<Loc>> {
         // WriteBufferReused: the records are encoded straight into the log's write buffer,
         // which keeps its pages from one write to the next (below WRITE_BUFFER_KEEP).
         let mut buf = std::mem::take(&mut st.wbuf);
         buf.clear();
-        let written = self.frame_and_write(st, records, &mut buf);
+        let written = self.frame_and_write(st, &records, &mut buf);
         buf.clear();
         if buf.capacity() > WRITE_BUFFER_KEEP {
             buf = Vec::new();
