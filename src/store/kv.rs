@@ -196,9 +196,9 @@ impl Keyspace {
     /// names below `at` or at `at` itself (ChangeIndex: a key with a version in
     /// `[compact_revision, at]`; any other key's versions below `at` are only its newest, live
     /// one, which stays as its value at `at`), and the index entries below `at` are split off
-    /// the front of the change queue in O(log n) (ChangeQueue). (imbl's `OrdMap::split_lookup`, used before, rebuilt
-    /// the whole index: about 100 ms of apply for a 100,000-revision window, every second under
-    /// automatic compaction.)
+    /// the front of the change queue in O(log n) (ChangeQueue). (imbl's `OrdMap::split_lookup`,
+    /// used before on an ordered-map index, rebuilt the whole index: about 100 ms of apply for
+    /// a 100,000-revision window, every second under automatic compaction.)
     pub fn compact(&mut self, at: u64) {
         #[cfg(debug_assertions)]
         let live_before = self.live;
