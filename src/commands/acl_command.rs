@@ -406,7 +406,7 @@ fn dryrun(ctx: &ServerContext, args: &[Bytes]) -> CommandResult {
         )));
     };
     let argv = &args[1..];
-    let name = String::from_utf8_lossy(&argv[0]).to_lowercase();
+    let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let Lookup::Found(spec, id) = table::lookup(&name, argv.get(1).map(|a| &a[..])) else {
         return Err(err(format!(
             "ERR Command '{}' not found",

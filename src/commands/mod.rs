@@ -224,7 +224,7 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
     }
     let raw_name = argv.first().cloned().unwrap_or_default();
     if session.subscription.is_some() {
-        let name = String::from_utf8_lossy(&raw_name).to_lowercase();
+        let name = String::from_utf8_lossy(&raw_name).to_ascii_lowercase();
         let full_name = match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
             Lookup::Found(spec, _) => spec.name.to_string(),
             _ => name.clone(),
@@ -236,7 +236,7 @@ fn prepare(ctx: &ServerContext, session: &Session, argv: Vec<Bytes>) -> Prepared
     // RememberBeforeRead (`watch/tracking.rs`): a tracking session's read keys are remembered
     // before the read runs.
     if session.tracking.is_some() {
-        let name = String::from_utf8_lossy(&raw_name).to_lowercase();
+        let name = String::from_utf8_lossy(&raw_name).to_ascii_lowercase();
         tracking::remember_read(ctx, session, &name, &argv);
     }
     let mut parse = Parse::new(argv);
@@ -287,8 +287,7 @@ fn check(ctx: &ServerContext, session: &Session, argv: &[Bytes]) -> Result<(), C
     let Some(raw_name) = argv.first() else {
         return Ok(());
     };
-    let name = String::from_utf8_lossy(raw_name).to_lowercase();
-    match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
+    match table::lookup_argv(argv) {
         Lookup::Found(spec, id) => {
             session.handle.set_last_cmd(id);
             if !spec.arity_ok(argv.len()) {
@@ -431,7 +430,7 @@ async fn write(ctx: &ServerContext, session: &mut Session, plan: Plan) -> Comman
 /// (`benches/suites/protocol.rs`), which measures command parsing through it.
 pub fn plan_write(argv: Vec<Bytes>) -> Result<Option<Op>, String> {
     let name = match argv.first() {
-        Some(n) => String::from_utf8_lossy(n).to_lowercase(),
+        Some(n) => String::from_utf8_lossy(n).to_ascii_lowercase(),
         None => return Ok(None),
     };
     if let Lookup::Found(spec, _) = table::lookup(&name, argv.get(1).map(|a| &a[..])) {

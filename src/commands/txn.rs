@@ -76,7 +76,7 @@ impl TxnState {
 pub(super) fn queues(argv: &[Bytes]) -> bool {
     let name = argv
         .first()
-        .map(|n| String::from_utf8_lossy(n).to_lowercase())
+        .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
         .unwrap_or_default();
     !matches!(
         name.as_str(),
@@ -91,7 +91,7 @@ pub(super) fn queue(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>
     let refused = match check(ctx, session, &argv) {
         Err(e) => Some(e),
         Ok(()) => {
-            let name = String::from_utf8_lossy(&argv[0]).to_lowercase();
+            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
             match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
                 Lookup::Found(spec, _) if spec.has_flag("no_multi") => Some(CommandError::Reply(
                     "ERR Command not allowed inside a transaction".into(),

@@ -38,7 +38,7 @@ impl Parse {
         let mut args = argv.into_iter();
         let name = args
             .next()
-            .map(|name| String::from_utf8_lossy(&name).to_lowercase())
+            .map(|name| String::from_utf8_lossy(&name).to_ascii_lowercase())
             .unwrap_or_default();
         Parse { args, name }
     }

@@ -152,6 +152,10 @@ fn error_replies_match_redis() {
         "ECHO",
         "ECHO hi",
         "FOO x y",
+        // Command names fold ASCII case only, as Redis's strcasecmp does: the Kelvin sign
+        // (U+212A) folds to `k` only under Unicode rules, so this is an unknown command.
+        "\u{212A}EYS *",
+        "gEt",
         "GET",
         "AUTH x",
         "AUTH a b",

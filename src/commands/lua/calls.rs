@@ -60,7 +60,7 @@ fn call(
             }
         });
     }
-    let name = String::from_utf8_lossy(&argv[0]).to_lowercase();
+    let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let (spec, id) = match table::lookup(&name, argv.get(1).map(|a| &a[..])) {
         Lookup::Found(spec, id) => (spec, id),
         _ => return Err("ERR Unknown Redis command called from script".into()),

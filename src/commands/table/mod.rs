@@ -189,26 +189,42 @@ pub enum Lookup {
     Unknown,
 }
 
+/// The longest command name [`lookup_argv`] folds; a longer name is not in the table (a test
+/// checks the table against it).
+const NAME_MAX: usize = 32;
+
 /// The id of the command `argv` calls (its subcommand's for a container), or
 /// [`CmdId::NONE`] when the table does not know it.
 pub fn id_of(argv: &[Bytes]) -> CmdId {
-    let Some(name) = argv.first() else {
-        return CmdId::NONE;
-    };
-    let Ok(name) = std::str::from_utf8(name) else {
-        return CmdId::NONE;
-    };
-    let lower;
-    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        lower = name.to_ascii_lowercase();
-        &lower
-    } else {
-        name
-    };
-    match lookup(name, argv.get(1).map(|a| &a[..])) {
+    match lookup_argv(argv) {
         Lookup::Found(_, id) => id,
         _ => CmdId::NONE,
     }
+}
+
+/// Resolves `argv` as [`lookup`] does, folding the name's case without allocating.
+///
+/// **AsciiCaseFold.** Command names are matched ASCII case-insensitively, as Redis's
+/// `strcasecmp` matches them. Every place that turns a name into a command folds it this way:
+/// this lookup (the table, the checks before a command runs, `INFO commandstats`),
+/// `Parse::new` (what `route` runs), `MULTI`'s queue, scripts' `redis.call` and `ACL DRYRUN`.
+/// So the command checked is the command run. Unicode folding would turn the Kelvin sign into
+/// `k`, so that "\u{212A}EYS" would run `KEYS`; Redis answers it as an unknown command.
+pub fn lookup_argv(argv: &[Bytes]) -> Lookup {
+    let Some(name) = argv.first() else {
+        return Lookup::Unknown;
+    };
+    let mut buf = [0u8; NAME_MAX];
+    let Some(folded) = buf.get_mut(..name.len()) else {
+        return Lookup::Unknown;
+    };
+    for (to, from) in folded.iter_mut().zip(name.iter()) {
+        *to = from.to_ascii_lowercase();
+    }
+    let Ok(lower) = std::str::from_utf8(folded) else {
+        return Lookup::Unknown;
+    };
+    lookup(lower, argv.get(1).map(|a| &a[..]))
 }
 
 fn index() -> &'static HashMap<&'static str, usize> {
@@ -458,94 +474,5 @@ fn simple_set(items: &[&str]) -> Frame {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_unique_lowercase_and_subcommands_are_prefixed() {
-        let mut seen = std::collections::HashSet::new();
-        for c in commands() {
-            assert_eq!(c.name, c.name.to_ascii_lowercase());
-            assert!(seen.insert(c.name), "duplicate {}", c.name);
-            for s in c.subcommands {
-                assert!(s.name.starts_with(&format!("{}|", c.name)), "{}", s.name);
-                assert!(s.subcommands.is_empty());
-            }
-            // A key spec index named by an argument exists.
-            fn check(args: &[Arg], specs: usize, name: &str) {
-                for a in args {
-                    assert!(a.key_spec_index < specs as i64, "{name}: {}", a.name);
-                    check(a.arguments, specs, name);
-                }
-            }
-            check(c.doc.arguments, c.key_specs.len(), c.name);
-        }
-    }
-
-    #[test]
-    fn lookup_resolves_subcommands_and_ids_round_trip() {
-        let Lookup::Found(spec, id) = lookup("client", Some(b"SetName")) else {
-            panic!("client setname")
-        };
-        assert_eq!(spec.name, "client|setname");
-        assert_eq!(id.name(), "client|setname");
-        let Lookup::Found(spec, id) = lookup("get", Some(b"key")) else {
-            panic!("get")
-        };
-        assert_eq!((spec.name, id.name()), ("get", "get"));
-        let Lookup::Found(spec, _) = lookup("client", None) else {
-            panic!("client alone")
-        };
-        assert!(
-            !spec.arity_ok(1),
-            "CLIENT alone fails its arity, as in Redis"
-        );
-        assert!(matches!(
-            lookup("client", Some(b"nope")),
-            Lookup::UnknownSubcommand(c) if c.name == "client"
-        ));
-        assert!(matches!(lookup("nosuch", None), Lookup::Unknown));
-        assert_eq!(CmdId::NONE.name(), "NULL");
-        assert_eq!(find("CLIENT|LIST").map(|c| c.name), Some("client|list"));
-        assert!(find("client|nope").is_none());
-    }
-
-    #[test]
-    fn arity_follows_redis_rules() {
-        let get = command("get").unwrap();
-        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
-        let del = command("del").unwrap();
-        assert!(del.arity_ok(2) && del.arity_ok(9) && !del.arity_ok(1));
-    }
-
-    #[test]
-    fn only_the_handshake_commands_skip_auth() {
-        let no_auth: Vec<&str> = commands()
-            .iter()
-            .filter(|c| c.has_flag("no_auth"))
-            .map(|c| c.name)
-            .collect();
-        assert_eq!(no_auth, ["hello", "auth", "quit", "reset"]);
-    }
-
-    #[test]
-    fn info_entry_has_redis_shape() {
-        let Frame::Array(items) = command("get").unwrap().info_frame() else {
-            panic!("array")
-        };
-        assert_eq!(items.len(), 10);
-        assert_eq!(items[0], Frame::Bulk(Bytes::from_static(b"get")));
-        assert_eq!(items[1], Frame::Integer(2));
-        assert_eq!(
-            items[2],
-            Frame::Set(vec![
-                Frame::Simple("readonly".into()),
-                Frame::Simple("fast".into())
-            ])
-        );
-        assert_eq!(
-            items[3..6],
-            [Frame::Integer(1), Frame::Integer(1), Frame::Integer(1)]
-        );
-    }
-}
+#[path = "table_test.rs"]
+mod tests;
