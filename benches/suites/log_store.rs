@@ -16,21 +16,22 @@ use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderId;
 use redraft::raft::log_store::LogStore;
 use redraft::raft::typ::Entry;
-use redraft::raft::TypeConfig;
+use redraft::raft::{EncodedRequest, TypeConfig};
 use redraft::store::{Op, Request};
 
 fn entry(index: u64, value: &Bytes) -> Entry {
     let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(1, 1);
     Entry::new_normal(
         openraft::LogId::new(leader.to_committed(), index),
-        Request {
+        EncodedRequest::encode(&Request {
             client: None,
             op: Op::Put {
                 key: Bytes::from(format!("key:{:06}", index % 10_000)),
                 value: value.clone(),
             },
             at_ms: 0,
-        },
+        })
+        .expect("a request encodes"),
     )
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use super::typ::Raft;
 use super::wire::encoded_len;
 use super::wire::ForwardError;
-use super::{stamp, TypeConfig};
+use super::{stamp, EncodedRequest, TypeConfig};
 use crate::metrics::NodeMetrics;
 use crate::store::{Op, Request, Response};
 
@@ -209,8 +209,17 @@ async fn propose_round(
                 op: Op::Batch(entry.reqs),
             }
         };
+        // DecodeOnApply: the request's only encoding, copied from here on.
+        let payload = match EncodedRequest::encode(&stamp(payload)) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = ForwardError::Fatal(format!("cannot encode the entry: {e}"));
+                waits.push((entry.slots, Err(e)));
+                continue;
+            }
+        };
         let (responder, rx) = ProgressResponder::<TypeConfig, _>::complete_only();
-        match raft.client_write_ff(stamp(payload), Some(responder)).await {
+        match raft.client_write_ff(payload, Some(responder)).await {
             Ok(()) => waits.push((entry.slots, Ok((single, rx)))),
             Err(fatal) => {
                 let e = ForwardError::Fatal(fatal.to_string());

@@ -34,11 +34,13 @@
 //! - `snapshot_transfer.rs`: receiving a snapshot sent in chunks, checked before install.
 //! - `node.rs` (crate root) calls [`start`] and adds the client-facing listeners.
 
+pub mod append_encoded;
 mod batcher;
 mod codec;
 pub mod commit_gate;
 mod compaction;
 mod early_commit;
+pub mod encoded_request;
 mod error;
 mod expiry;
 mod forward;
@@ -70,6 +72,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use compaction::spawn_compaction;
+pub use encoded_request::EncodedRequest;
 pub use error::{AdminError, AdminResult, RaftError, SnapshotError};
 pub use expiry::spawn_expiry;
 pub use publish::Forwarders;
@@ -102,7 +105,7 @@ impl fmt::Display for PeerNode {
 openraft::declare_raft_types!(
     /// redraft's openraft type configuration.
     pub TypeConfig:
-        D = Request,
+        D = EncodedRequest,
         R = Response,
         NodeId = u64,
         Node = PeerNode,

@@ -13,6 +13,7 @@ use openraft::raft::{
     TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 
+use super::append_encoded::AppendFormat;
 use super::peer_conn::{PeerError, PeerSlot};
 use super::pipeline::{cut_to_frame_budget, for_sent, Pipeline};
 use super::snapshot_transfer::chunk_bytes;
@@ -39,6 +40,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             target,
             slot: PeerSlot::new(node.raft_addr.clone(), target, self.me.clone()),
+            format: AppendFormat::new(),
             sequential: failpoint_append_sequential(),
         }
     }
@@ -49,6 +51,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct PeerClient {
     target: u64,
     slot: PeerSlot,
+    /// Encoded or older AppendEntries (AppendedRequestsFallBack, `append_encoded.rs`).
+    format: AppendFormat,
     /// Failpoint `append_sequential`: openraft's one-at-a-time transport instead of the
     /// pipeline.
     sequential: bool,
@@ -74,11 +78,15 @@ impl PeerClient {
                 format!("node {} refused the request: {why}", self.target),
             ))),
             Ok(r) => Ok(r),
-            Err(e @ PeerError::Unreachable(_)) => Err(RPCError::Unreachable(
-                Unreachable::from_string(e.to_string()),
-            )),
-            Err(e) => Err(RPCError::Network(NetworkError::from_string(e.to_string()))),
+            Err(e) => Err(peer_error(e)),
         }
+    }
+}
+
+fn peer_error<E: std::error::Error>(e: PeerError) -> RPCError<TypeConfig, E> {
+    match e {
+        PeerError::Unreachable(_) => RPCError::Unreachable(Unreachable::from_string(e.to_string())),
+        e => RPCError::Network(NetworkError::from_string(e.to_string())),
     }
 }
 
@@ -172,9 +180,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // took the prefix answers for the prefix only (PartialSuccess), and openraft sends the
         // rest next.
         let cut = cut_to_frame_budget(&mut rpc, self.target);
-        let resp = match self.rpc(RpcRequest::AppendEntries(rpc), &option).await? {
-            RpcResponse::AppendEntries(r) => r.map_err(|m| remote(self.target, m))?,
-            _ => return Err(unexpected("append_entries")),
+        let req = self.format.request(rpc);
+        let resp = match self.slot.call(req, option.hard_ttl()).await {
+            Ok(RpcResponse::Refused(why)) => {
+                self.format.refused(self.target, &why);
+                return Err(remote(self.target, format!("refused the request: {why}")));
+            }
+            Ok(RpcResponse::AppendEntries(r)) => r.map_err(|m| remote(self.target, m))?,
+            Ok(_) => return Err(unexpected("append_entries")),
+            Err(e) => return Err(peer_error(e)),
         };
         Ok(for_sent(cut, resp))
     }
@@ -203,7 +217,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 .get()
                 .await
                 .map_err(|e| RPCError::Unreachable(Unreachable::from_string(e.to_string())))?;
-            let pipeline = Pipeline::new(conn, self.target, option.hard_ttl(), input);
+            let format = self.format.clone();
+            let pipeline = Pipeline::new(conn, self.target, format, option.hard_ttl(), input);
             let strm: BoxStream<'s, _> = Box::pin(pipeline.into_stream());
             Ok(strm)
         })

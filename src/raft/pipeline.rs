@@ -35,9 +35,10 @@ use futures::{Stream, StreamExt};
 use openraft::errors::{NetworkError, RPCError, Unreachable};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, StreamAppendResult};
 
+use super::append_encoded::AppendFormat;
 use super::peer_conn::{Awaiting, PeerConn, PeerError, MIN_WRITE_BOUND};
 use super::typ::{Entry, LogId};
-use super::wire::{encoded_len, RpcRequest, RpcResponse, MAX_APPEND_BYTES};
+use super::wire::{encoded_len, RpcResponse, MAX_APPEND_BYTES};
 use super::TypeConfig;
 
 /// AppendEntries requests one replication stream keeps unanswered on its connection at most.
@@ -60,6 +61,8 @@ struct Sent {
 pub(super) struct Pipeline<S> {
     conn: Arc<PeerConn>,
     target: u64,
+    /// Encoded or older AppendEntries (AppendedRequestsFallBack, `append_encoded.rs`).
+    format: AppendFormat,
     timeout: Duration,
     input: S,
     /// No more requests will be taken from `input`: it ended, or the last one was cut.
@@ -79,10 +82,17 @@ impl<S> Pipeline<S>
 where
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
 {
-    pub(super) fn new(conn: Arc<PeerConn>, target: u64, timeout: Duration, input: S) -> Self {
+    pub(super) fn new(
+        conn: Arc<PeerConn>,
+        target: u64,
+        format: AppendFormat,
+        timeout: Duration,
+        input: S,
+    ) -> Self {
         Self {
             conn,
             target,
+            format,
             timeout,
             input,
             input_done: false,
@@ -161,7 +171,7 @@ where
         let write_bound = self.timeout.max(MIN_WRITE_BOUND);
         let awaiting = self
             .conn
-            .send(RpcRequest::AppendEntries(rpc), write_bound)
+            .send(self.format.request(rpc), write_bound)
             .await
             .map_err(|e| self.rpc_error(e))?;
         self.in_flight.push_back(Sent {
@@ -188,6 +198,7 @@ where
             }
             Ok(RpcResponse::Refused(why)) => {
                 self.stopped = true;
+                self.format.refused(self.target, &why);
                 return Err(RPCError::Network(NetworkError::from_string(format!(
                     "node {} refused the request: {why}",
                     self.target
@@ -256,12 +267,21 @@ pub(super) fn cut_to_frame_budget(
 pub(super) fn entries_within(entries: &[Entry], budget: usize) -> usize {
     let mut total = 0usize;
     for (i, e) in entries.iter().enumerate() {
-        total = total.saturating_add(encoded_len(e));
+        total = total.saturating_add(entry_len(e));
         if total > budget {
             return i.max(1);
         }
     }
     entries.len()
+}
+
+/// The encoded size of `e` ([`encoded_len`]), for a normal entry without decoding its request
+/// (DecodeOnApply): its log id, its payload's variant (one byte) and the request's bytes.
+pub(super) fn entry_len(e: &Entry) -> usize {
+    match &e.payload {
+        openraft::EntryPayload::Normal(req) => encoded_len(&e.log_id) + 1 + req.len(),
+        _ => encoded_len(e),
+    }
 }
 
 /// The follower's answer to an AppendEntries of which only a prefix, ending at `cut`, was sent

@@ -12,7 +12,7 @@ use super::*;
 use crate::raft::handshake::accept_handshake;
 use crate::raft::peer_conn::tests::ident;
 use crate::raft::typ::{Entry, Vote};
-use crate::raft::wire::{read_frame, write_frame, Envelope, MAX_FRAME};
+use crate::raft::wire::{read_frame, write_frame, Envelope, RpcRequest, MAX_FRAME};
 use crate::store::{Op, Request};
 
 fn log_id(index: u64) -> LogId {
@@ -29,7 +29,7 @@ fn sized_entry(index: u64, value_len: usize) -> Entry {
         },
         at_ms: 0,
     };
-    Entry::new_normal(log_id(index), req)
+    Entry::new_normal(log_id(index), req.into())
 }
 
 fn entry(index: u64) -> Entry {
@@ -63,8 +63,8 @@ async fn holding_peer(hold: usize, conflict_at: Option<u64>) -> (String, Arc<Std
             else {
                 return;
             };
-            let RpcRequest::AppendEntries(rpc) = req.body else {
-                panic!("want AppendEntries")
+            let RpcRequest::AppendEntriesEncoded(rpc) = req.body else {
+                panic!("want AppendEntriesEncoded")
             };
             let index = rpc.entries[0].log_id.index;
             log.lock().unwrap().push(index);
@@ -95,7 +95,7 @@ async fn requests_go_out_before_answers_and_answers_come_back_in_order() {
     let input = futures::stream::iter(vec![append(1), append(2), append(3)]);
     let out: Vec<_> = tokio::time::timeout(
         Duration::from_secs(10),
-        Pipeline::new(conn, 1, Duration::from_secs(5), input)
+        Pipeline::new(conn, 1, AppendFormat::new(), Duration::from_secs(5), input)
             .into_stream()
             .collect(),
     )
@@ -119,9 +119,15 @@ async fn a_conflict_ends_the_stream_and_retires_the_connection() {
     let input = futures::stream::iter(vec![append(1), append(2), append(3)]);
     let out: Vec<_> = tokio::time::timeout(
         Duration::from_secs(10),
-        Pipeline::new(conn.clone(), 1, Duration::from_secs(5), input)
-            .into_stream()
-            .collect(),
+        Pipeline::new(
+            conn.clone(),
+            1,
+            AppendFormat::new(),
+            Duration::from_secs(5),
+            input,
+        )
+        .into_stream()
+        .collect(),
     )
     .await
     .expect("the stream did not end");
@@ -146,9 +152,15 @@ async fn an_overdue_answer_ends_the_stream() {
     let input = futures::stream::iter(vec![append(1), append(2)]);
     let out: Vec<_> = tokio::time::timeout(
         Duration::from_secs(10),
-        Pipeline::new(conn.clone(), 1, Duration::from_millis(200), input)
-            .into_stream()
-            .collect(),
+        Pipeline::new(
+            conn.clone(),
+            1,
+            AppendFormat::new(),
+            Duration::from_millis(200),
+            input,
+        )
+        .into_stream()
+        .collect(),
     )
     .await
     .expect("an unanswered pipeline never ended");
@@ -156,6 +168,80 @@ async fn an_overdue_answer_ends_the_stream() {
     assert!(matches!(out[0], Err(RPCError::Network(_))), "{out:?}");
     assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
     assert!(!conn.is_alive());
+}
+
+/// A peer from before encoded appends: it answers an `AppendEntriesEncoded` with `Refused`
+/// (as an older node answers a request it cannot decode) and an `AppendEntries` with a
+/// success. Records which kind each request was (`true`: encoded).
+async fn older_peer() -> (String, Arc<StdMutex<Vec<bool>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(StdMutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        accept_handshake(&mut s, &ident(1)).await.unwrap();
+        while let Ok(Some(req)) = read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await {
+            let body = match req.body {
+                RpcRequest::AppendEntriesEncoded(_) => {
+                    log.lock().unwrap().push(true);
+                    RpcResponse::Refused("unknown variant".into())
+                }
+                RpcRequest::AppendEntries(_) => {
+                    log.lock().unwrap().push(false);
+                    RpcResponse::AppendEntries(Ok(AppendEntriesResponse::Success))
+                }
+                other => panic!("want an append, got {other:?}"),
+            };
+            write_frame(&mut s, &Envelope { id: req.id, body })
+                .await
+                .unwrap();
+        }
+    });
+    (addr, seen)
+}
+
+/// AppendedRequestsFallBack: an older peer's refusal of an encoded append ends the stream with
+/// an error, and the next stream to it sends the older AppendEntries, which it takes.
+#[tokio::test]
+async fn an_older_peer_gets_the_older_append_after_its_refusal() {
+    let (addr, seen) = older_peer().await;
+    let conn = Arc::new(PeerConn::connect(&addr, &ident(2), 1).await.unwrap());
+    let format = AppendFormat::new();
+    let run = |input: Vec<AppendEntriesRequest<TypeConfig>>| {
+        let pipeline = Pipeline::new(
+            conn.clone(),
+            1,
+            format.clone(),
+            Duration::from_secs(5),
+            futures::stream::iter(input),
+        );
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            pipeline.into_stream().collect::<Vec<_>>(),
+        )
+    };
+    let first = run(vec![append(1)]).await.expect("the stream did not end");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(matches!(first[0], Err(RPCError::Network(_))), "{first:?}");
+    let second = run(vec![append(1), append(2)])
+        .await
+        .expect("the stream did not end");
+    let acked: Vec<_> = second.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert_eq!(acked, vec![Some(log_id(1)), Some(log_id(2))]);
+    assert_eq!(*seen.lock().unwrap(), vec![true, false, false]);
+}
+
+/// The size a normal entry is counted at (no decode) is its encoded size.
+#[test]
+fn an_entry_is_sized_without_decoding_as_it_encodes() {
+    for entry in [
+        sized_entry(3, 1),
+        sized_entry(300, 70_000),
+        Entry::new_blank(log_id(9)),
+    ] {
+        assert_eq!(entry_len(&entry), encoded_len(&entry));
+    }
 }
 
 #[test]

@@ -244,6 +244,12 @@ async fn serve_conn(
                 }
                 continue;
             }
+            RpcRequest::AppendEntriesEncoded(rpc) => {
+                if appends.send((req.id, rpc.into())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             RpcRequest::SnapshotChunk {
                 transfer,
                 offset,
@@ -407,6 +413,7 @@ async fn handle(
     };
     match req {
         RpcRequest::AppendEntries(rpc) => append_entries(raft, liveness, rpc).await,
+        RpcRequest::AppendEntriesEncoded(rpc) => append_entries(raft, liveness, rpc.into()).await,
         RpcRequest::Vote(rpc) => match refuse_vote(raft, liveness, peer) {
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),

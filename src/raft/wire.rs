@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::append_encoded::AppendEncoded;
 use super::error::AdminResult;
 use super::typ::{LogId, SnapshotMeta, Vote};
 use super::{PeerNode, TypeConfig};
@@ -173,6 +174,10 @@ pub enum RpcRequest {
         vote: Vote,
         flushed: LogId,
     },
+    /// An AppendEntries whose requests travel as bytes (DecodeOnApply,
+    /// `append_encoded.rs`). Answered by [`RpcResponse::AppendEntries`]; an older node answers
+    /// `Refused` (AppendedRequestsFallBack: the leader sends it [`RpcRequest::AppendEntries`]).
+    AppendEntriesEncoded(AppendEncoded),
 }
 
 /// What [`RpcRequest::LeaseReadIndex`] answers: the index to read at, and whether the leader's

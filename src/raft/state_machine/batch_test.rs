@@ -52,7 +52,7 @@ async fn apply_one_by_one(sm: &mut StateMachineStore, reqs: Vec<Request>) {
     let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = reqs
         .into_iter()
         .enumerate()
-        .map(|(i, req)| Ok((Entry::new_normal(log_id(i as u64 + 1), req), None)))
+        .map(|(i, req)| Ok((Entry::new_normal(log_id(i as u64 + 1), req.into()), None)))
         .collect();
     sm.apply(stream::iter(entries)).await.unwrap();
 }

@@ -422,10 +422,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let log_id = entry.log_id();
-            if let EntryPayload::Normal(Request {
+            // DecodeOnApply (`encoded_request.rs`): an entry that does not decode stops the node
+            // (FailStop) before anything of it is applied.
+            let request =
+                match &entry.payload {
+                    EntryPayload::Normal(enc) => Some(enc.decode().map_err(|e| {
+                        io::Error::new(e.kind(), format!("raft entry {log_id}: {e}"))
+                    })?),
+                    _ => None,
+                };
+            if let Some(Request {
                 op: Op::Batch(ref reqs),
                 ..
-            }) = entry.payload
+            }) = request
             {
                 let response = self.apply_batch(log_id, reqs, &mut earlier_deadline);
                 if let Some(r) = responder {
@@ -444,7 +453,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         },
                         Applied::default(),
                     ),
-                    EntryPayload::Normal(ref req) => {
+                    EntryPayload::Normal(_) => {
+                        let req = request.as_ref().expect("decoded above");
                         let applied = st.store.apply_notified(req);
                         let next = st.store.next_deadline();
                         earlier_deadline |=

@@ -31,7 +31,7 @@ fn put(key: &str, value: &str) -> Request {
 async fn must_apply(sm: &mut StateMachineStore, first: u64, last: u64) {
     let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = (first..=last)
         .map(|i| {
-            let e = Entry::new_normal(log_id(i), put(&format!("key{i}"), &format!("v{i}")));
+            let e = Entry::new_normal(log_id(i), put(&format!("key{i}"), &format!("v{i}")).into());
             Ok((e, None))
         })
         .collect();
@@ -364,7 +364,8 @@ async fn builds_dump_everything_again_past_compaction_or_a_full_dump_of_deltas()
             client: None,
             op: Op::Compact { revision: 31 },
             at_ms: 0,
-        },
+        }
+        .into(),
     );
     sm.apply(futures::stream::iter([Ok((compact, None))]))
         .await

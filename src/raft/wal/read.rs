@@ -84,14 +84,11 @@ impl Located {
     }
 }
 
+/// Reads the entry record at `loc`; a normal entry's request stays encoded, in the bytes read
+/// (DecodeOnApply).
 pub(super) fn read_entry(file: &dyn DiskFile, loc: Loc) -> io::Result<Entry> {
     let mut buf = vec![0u8; loc.len as usize];
     file.read_at(loc.off, &mut buf)?;
-    match crate::raft::codec::decode::<Record>(&buf)? {
-        Record::Entry(e) => Ok(e),
-        _ => Err(data_error(format!(
-            "raft log index points at a non-entry record (offset {})",
-            loc.off
-        ))),
-    }
+    decode_entry(bytes::Bytes::from(buf))
+        .map_err(|e| data_error(format!("raft log record at offset {}: {e}", loc.off)))
 }

@@ -4,10 +4,14 @@
 
 use std::io;
 
+use bytes::Bytes;
+use openraft::entry::RaftEntry;
+use openraft::EntryPayload;
 use serde::{Deserialize, Serialize};
 
 use super::super::codec;
 use super::super::typ::{Entry, LogId, Vote};
+use super::super::EncodedRequest;
 
 /// Bytes of a record's frame before its payload: length and CRC32C.
 pub(super) const FRAME: u64 = 8;
@@ -61,7 +65,14 @@ pub(super) fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
 pub(super) fn frame_onto(buf: &mut Vec<u8>, r: &Record) -> io::Result<u64> {
     let at = buf.len();
     buf.extend_from_slice(&[0; FRAME as usize]);
-    if let Err(e) = codec::encode_onto(r, buf) {
+    let encoded = match r {
+        Record::Entry(Entry {
+            log_id,
+            payload: EntryPayload::Normal(req),
+        }) => encode_normal_entry_onto(log_id, req, buf),
+        _ => codec::encode_onto(r, buf),
+    };
+    if let Err(e) = encoded {
         buf.truncate(at);
         return Err(e);
     }
@@ -73,6 +84,86 @@ pub(super) fn frame_onto(buf: &mut Vec<u8>, r: &Record) -> io::Result<u64> {
     let pad = padded(FRAME + len) - (FRAME + len);
     buf.resize(buf.len() + pad as usize, 0);
     Ok(len)
+}
+
+/// The head of a `Record::Entry` of a normal entry as postcard writes it, up to where the
+/// request's own bytes start: the record's variant, the log id, the payload's variant
+/// (InlineFormat, `raft/encoded_request.rs`). Variant order is [`Record`]'s and openraft's
+/// `EntryPayload`'s.
+#[derive(Serialize)]
+enum RecordHead<'a> {
+    Entry {
+        log_id: &'a LogId,
+        payload: PayloadVariant,
+    },
+}
+
+/// The variant of an entry's payload, without its content.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+enum PayloadVariant {
+    Blank,
+    Normal,
+    Membership,
+}
+
+/// The variant of a record, without its content.
+#[derive(Deserialize)]
+enum RecordVariant {
+    Entry,
+    Vote,
+    Committed,
+    Purged,
+    Truncated,
+}
+
+/// [`codec::encode_onto`] of `Record::Entry` of a normal entry, with the request's bytes copied
+/// (DecodeOnApply): the same bytes.
+fn encode_normal_entry_onto(
+    log_id: &LogId,
+    req: &EncodedRequest,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    let head = RecordHead::Entry {
+        log_id,
+        payload: PayloadVariant::Normal,
+    };
+    codec::encode_onto(&head, buf)?;
+    buf.extend_from_slice(req.bytes());
+    Ok(())
+}
+
+/// Decodes a record that should be an entry's (`payload`: a record's payload as
+/// [`parse_at`] finds it). A normal entry's request is not decoded: it is the record's tail,
+/// taken as it is (DecodeOnApply).
+pub(super) fn decode_entry(payload: Bytes) -> io::Result<Entry> {
+    if let Some(entry) = normal_entry(&payload) {
+        return Ok(entry);
+    }
+    match codec::decode::<Record>(&payload)? {
+        Record::Entry(e) => Ok(e),
+        _ => Err(data_error("not an entry record".into())),
+    }
+}
+
+/// A normal entry's record, the request left encoded; `None` for any other record and for
+/// bytes that are not one (which [`codec::decode`] then explains).
+fn normal_entry(payload: &Bytes) -> Option<Entry> {
+    let (&version, rest) = payload.split_first()?;
+    if version != crate::store::FORMAT_VERSION {
+        return None;
+    }
+    let (variant, rest) = postcard::take_from_bytes::<RecordVariant>(rest).ok()?;
+    if !matches!(variant, RecordVariant::Entry) {
+        return None;
+    }
+    let (log_id, rest) = postcard::take_from_bytes::<LogId>(rest).ok()?;
+    let (kind, rest) = postcard::take_from_bytes::<PayloadVariant>(rest).ok()?;
+    if kind != PayloadVariant::Normal || rest.is_empty() {
+        return None;
+    }
+    let start = payload.len() - rest.len();
+    let req = EncodedRequest::from_bytes(payload.slice(start..));
+    Some(Entry::new_normal(log_id, req))
 }
 
 pub(super) fn encode_record(r: &Record) -> io::Result<Vec<u8>> {
