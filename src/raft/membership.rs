@@ -68,14 +68,27 @@ impl AdminTiming {
     }
 }
 
+/// Whether this node may serve an admin request: it leads, and (**RemovedLeaderServesNoChange**)
+/// it is still a voter of its own newest membership. A leader that removed itself stays leader
+/// until that change commits and it steps down; a change it appended meanwhile would break
+/// openraft's rule that only a leader in the membership appends one (a `debug_assert` in
+/// `append_membership`, seen as a panic when a second RAFT.REMOVENODE reached it). It answers
+/// NotLeader, which the caller retries until the next leader serves it.
 fn leader_check(m: &RaftMetrics) -> Result<(), AdminError> {
-    if m.current_leader == Some(m.id) {
-        Ok(())
-    } else {
-        Err(AdminError::NotLeader {
+    if m.current_leader != Some(m.id) {
+        return Err(AdminError::NotLeader {
             leader: m.current_leader,
-        })
+        });
     }
+    if !m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == m.id)
+    {
+        return Err(AdminError::NotLeader { leader: None });
+    }
+    Ok(())
 }
 
 fn metrics(raft: &Raft) -> RaftMetrics {
@@ -377,6 +390,36 @@ mod tests {
         ));
         let got = write_error("RAFT.ADDNODE (promote)", e);
         assert!(matches!(got, AdminError::Busy(_)), "{got:?}");
+    }
+
+    /// RemovedLeaderServesNoChange: a leader that is no longer a voter of its newest
+    /// membership (it removed itself and has not stepped down yet) serves no admin request;
+    /// a leader that is a voter does.
+    #[test]
+    fn a_leader_that_removed_itself_serves_no_membership_change() {
+        let metrics = |voters: &[u64]| {
+            let mut m = RaftMetrics::new_initial(5);
+            m.current_leader = Some(5);
+            let nodes: BTreeMap<u64, PeerNode> =
+                (1..=5).map(|id| (id, PeerNode::default())).collect();
+            let config = vec![voters.iter().copied().collect::<BTreeSet<u64>>()];
+            let membership = openraft::Membership::new(config, nodes).unwrap();
+            m.membership_config =
+                std::sync::Arc::new(openraft::StoredMembership::new(None, membership));
+            m
+        };
+        assert!(leader_check(&metrics(&[1, 2, 3, 4, 5])).is_ok());
+        let got = leader_check(&metrics(&[1, 2, 3, 4]));
+        assert!(
+            matches!(got, Err(AdminError::NotLeader { leader: None })),
+            "{got:?}"
+        );
+        let mut follower = metrics(&[1, 2, 3, 4, 5]);
+        follower.current_leader = Some(2);
+        assert!(matches!(
+            leader_check(&follower),
+            Err(AdminError::NotLeader { leader: Some(2) })
+        ));
     }
 
     /// Regression (grow-to-five under load flaked): node 5's promote met node 4's change

@@ -25,8 +25,8 @@ use super::snapshot_transfer;
 use super::state_machine::StateMachineStore;
 use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
 use super::wire::{
-    encode_frame, read_frame, Envelope, ForwardError, LeaseIndex, PeerIdentity, PeerStatus,
-    RpcRequest, RpcResponse, MAX_FRAME, PEER_READ_BUFFER,
+    encode_frame, read_request, Envelope, ForwardError, Incoming, LeaseIndex, PeerIdentity,
+    PeerStatus, RpcRequest, RpcResponse, MAX_FRAME, PEER_READ_BUFFER,
 };
 use super::TypeConfig;
 use crate::tls::MaybeTls;
@@ -192,7 +192,7 @@ async fn serve_conn(
     let (rd, wr) = tokio::io::split(stream);
     // Buffered: a frame's length and body, and every frame already received, come out of one
     // `read` (unbuffered, each frame cost a read for its length, one for its body and an
-    // `EAGAIN`). Only `read_frame` reads this half.
+    // `EAGAIN`). Only `read_request` reads this half.
     let mut rd = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER, rd);
     // The snapshot transfer in progress on this connection (`snapshot_transfer.rs`).
     let mut incoming = None;
@@ -209,8 +209,17 @@ async fn serve_conn(
     ));
     loop {
         let req: Envelope<RpcRequest> = tokio::select! {
-            r = read_frame(&mut rd, MAX_FRAME) => match r? {
-                Some(req) => req,
+            r = read_request(&mut rd, MAX_FRAME) => match r? {
+                Some(Incoming::Request(req)) => req,
+                Some(Incoming::Undecodable { id, why }) => {
+                    // AppendedRequestsFallBack: a newer node's request; it falls back.
+                    tracing::debug!(peer, %why, "refusing a request this node cannot decode");
+                    let body = RpcResponse::Refused(why);
+                    if tx.send(Envelope { id, body }).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 None => break,
             },
             _ = shutdown.changed() => break,
@@ -522,6 +531,7 @@ async fn install_whole(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::wire::read_frame;
 
     /// OversizeReplyRefused: the caller of an answer too large for a frame gets a refusal with
     /// its id, and the answers after it still arrive on the same connection.

@@ -16,8 +16,10 @@
 //! message here changes [`PEER_PROTOCOL_VERSION`], with one exception that keeps mixed
 //! versions talking during a rolling upgrade: a request variant appended at the end of
 //! [`RpcRequest`] (with its answer appended to [`RpcResponse`]). An older node cannot decode
-//! it and answers [`RpcResponse::Refused`]; the caller then falls back to what older nodes
-//! serve (**AppendedRequestsFallBack**).
+//! it and answers [`RpcResponse::Refused`] with its id ([`read_request`]); the caller then
+//! falls back to what older nodes serve (**AppendedRequestsFallBack**). Nodes built before
+//! 2026-12-06 closed the connection on such a request instead, so a caller never falls back to
+//! one of them (README, "Rolling upgrade").
 
 use std::io;
 
@@ -276,6 +278,57 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    let Some(body) = read_body(r, max).await? else {
+        return Ok(None);
+    };
+    let rest = versioned(&body)?;
+    postcard::from_bytes(rest)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad peer frame: {e}")))
+}
+
+/// What [`read_request`] read.
+#[derive(Debug)]
+pub enum Incoming {
+    Request(Envelope<RpcRequest>),
+    /// A well-framed request whose body this node cannot decode: a request variant appended
+    /// by a newer version. Answered [`RpcResponse::Refused`] with its id, and the connection
+    /// goes on (AppendedRequestsFallBack).
+    Undecodable {
+        id: u64,
+        why: String,
+    },
+}
+
+/// Reads one request frame of at most `max` bytes (`Ok(None)` on a clean end of stream). A
+/// frame whose body does not decode but starts with an id is [`Incoming::Undecodable`];
+/// anything else that does not decode is an error, as in [`read_frame`].
+pub async fn read_request<R>(r: &mut R, max: u32) -> io::Result<Option<Incoming>>
+where
+    R: AsyncRead + Unpin,
+{
+    let Some(body) = read_body(r, max).await? else {
+        return Ok(None);
+    };
+    let rest = versioned(&body)?;
+    match postcard::from_bytes::<Envelope<RpcRequest>>(rest) {
+        Ok(req) => Ok(Some(Incoming::Request(req))),
+        Err(e) => match postcard::take_from_bytes::<u64>(rest) {
+            Ok((id, _)) => Ok(Some(Incoming::Undecodable {
+                id,
+                why: format!("cannot decode the request: {e}"),
+            })),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad peer frame: {e}"),
+            )),
+        },
+    }
+}
+
+/// The body of one frame of at most `max` bytes (BoundedPeerAlloc); `Ok(None)` on a clean end
+/// of stream.
+async fn read_body<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -298,10 +351,13 @@ where
             format!("peer frame cut short: {got} of {len} bytes"),
         ));
     }
+    Ok(Some(body))
+}
+
+/// A frame body without its protocol version byte, which must be this node's.
+fn versioned(body: &[u8]) -> io::Result<&[u8]> {
     match body.split_first() {
-        Some((&PEER_PROTOCOL_VERSION, rest)) => postcard::from_bytes(rest).map(Some).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("bad peer frame: {e}"))
-        }),
+        Some((&PEER_PROTOCOL_VERSION, rest)) => Ok(rest),
         Some((v, _)) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("peer speaks protocol version {v}, this node speaks {PEER_PROTOCOL_VERSION}"),
@@ -333,6 +389,43 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     use super::*;
+
+    /// AppendedRequestsFallBack: a request this node cannot decode (a variant a newer node
+    /// appended) is read as undecodable with its id, to be refused, and the request after it
+    /// on the same stream reads normally.
+    #[tokio::test]
+    async fn an_unknown_request_is_read_with_its_id_and_the_stream_goes_on() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        // Id 42, a variant index no build has (127), then bytes it would carry.
+        let unknown = [PEER_PROTOCOL_VERSION, 42, 127, 9, 9, 9];
+        a.write_all(&(unknown.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        a.write_all(&unknown).await.unwrap();
+        let known = Envelope {
+            id: 43,
+            body: RpcRequest::Status,
+        };
+        a.write_all(&encode_frame(&known, MAX_FRAME).unwrap())
+            .await
+            .unwrap();
+        drop(a);
+        match read_request(&mut b, MAX_FRAME).await.unwrap() {
+            Some(Incoming::Undecodable { id, why }) => {
+                assert_eq!(id, 42);
+                assert!(why.contains("cannot decode"), "{why}");
+            }
+            other => panic!("want an undecodable request, got {other:?}"),
+        }
+        match read_request(&mut b, MAX_FRAME).await.unwrap() {
+            Some(Incoming::Request(req)) => {
+                assert_eq!(req.id, 43);
+                assert!(matches!(req.body, RpcRequest::Status));
+            }
+            other => panic!("want the Status request, got {other:?}"),
+        }
+        assert!(read_request(&mut b, MAX_FRAME).await.unwrap().is_none());
+    }
 
     /// BoundedPeerAlloc: a frame that declares the largest length but sends a few bytes
     /// allocates what arrived, and ends as a short frame.
