@@ -1,5 +1,5 @@
 //! AppendEntries with each entry's request as bytes ([`AppendEncoded`], sent as
-//! [`RpcRequest::AppendEntriesEncoded`]): a leader copies what it read from its log into the
+//! `RpcRequest::AppendEntriesEncoded`): a leader copies what it read from its log into the
 //! frame and a follower copies what it took from the frame into its log, neither decoding nor
 //! encoding a request (DecodeOnApply, `encoded_request.rs`).
 //!
@@ -7,7 +7,7 @@
 //! requests (length-prefixed bytes instead of inline), so it converts both ways without loss.
 //! A node from before it answers `Refused` (AppendedRequestsFallBack, `wire.rs`): the
 //! replication stream to it ends, [`AppendFormat`] remembers the peer, and every later
-//! AppendEntries to it is sent as [`RpcRequest::AppendEntries`].
+//! AppendEntries to it is sent as `RpcRequest::AppendEntries`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +18,6 @@ use openraft::{EntryPayload, Membership};
 use serde::{Deserialize, Serialize};
 
 use super::typ::{Entry, LogId, Vote};
-use super::wire::RpcRequest;
 use super::{EncodedRequest, PeerNode, TypeConfig};
 
 /// openraft's `AppendEntriesRequest`, each normal entry's request as its bytes.
@@ -107,13 +106,9 @@ impl AppendFormat {
         }
     }
 
-    /// `rpc` as this peer takes it.
-    pub fn request(&self, rpc: AppendEntriesRequest<TypeConfig>) -> RpcRequest {
-        if self.legacy.load(Ordering::Relaxed) {
-            RpcRequest::AppendEntries(rpc)
-        } else {
-            RpcRequest::AppendEntriesEncoded(rpc.into())
-        }
+    /// Whether this peer takes [`AppendEncoded`] (`pipeline::append_request`).
+    pub fn encoded(&self) -> bool {
+        !self.legacy.load(Ordering::Relaxed)
     }
 
     /// The peer refused an AppendEntries (`why`): if it was sent encoded, later ones are not.
@@ -185,15 +180,9 @@ mod tests {
     #[test]
     fn a_refusing_peer_gets_the_older_append() {
         let format = AppendFormat::new();
-        assert!(matches!(
-            format.request(rpc()),
-            RpcRequest::AppendEntriesEncoded(_)
-        ));
+        assert!(format.encoded());
         let clone = format.clone();
         clone.refused(2, "unknown variant");
-        assert!(matches!(
-            format.request(rpc()),
-            RpcRequest::AppendEntries(_)
-        ));
+        assert!(!format.encoded(), "a clone's refusal holds for every clone");
     }
 }

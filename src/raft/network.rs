@@ -15,7 +15,7 @@ use openraft::raft::{
 
 use super::append_encoded::AppendFormat;
 use super::peer_conn::{PeerError, PeerSlot};
-use super::pipeline::{cut_to_frame_budget, for_sent, Pipeline};
+use super::pipeline::{append_request, cut_to_frame_budget, for_sent, Pipeline};
 use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Snapshot, Vote};
 use super::wire::{PeerIdentity, RpcRequest, RpcResponse};
@@ -180,7 +180,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // took the prefix answers for the prefix only (PartialSuccess), and openraft sends the
         // rest next.
         let cut = cut_to_frame_budget(&mut rpc, self.target);
-        let req = self.format.request(rpc);
+        let req = append_request(&self.format, rpc);
         let resp = match self.slot.call(req, option.hard_ttl()).await {
             Ok(RpcResponse::Refused(why)) => {
                 self.format.refused(self.target, &why);

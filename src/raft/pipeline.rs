@@ -38,7 +38,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, StreamAppendRe
 use super::append_encoded::AppendFormat;
 use super::peer_conn::{Awaiting, PeerConn, PeerError, MIN_WRITE_BOUND};
 use super::typ::{Entry, LogId};
-use super::wire::{encoded_len, RpcResponse, MAX_APPEND_BYTES};
+use super::wire::{encoded_len, RpcRequest, RpcResponse, MAX_APPEND_BYTES};
 use super::TypeConfig;
 
 /// AppendEntries requests one replication stream keeps unanswered on its connection at most.
@@ -171,7 +171,7 @@ where
         let write_bound = self.timeout.max(MIN_WRITE_BOUND);
         let awaiting = self
             .conn
-            .send(self.format.request(rpc), write_bound)
+            .send(append_request(&self.format, rpc), write_bound)
             .await
             .map_err(|e| self.rpc_error(e))?;
         self.in_flight.push_back(Sent {
@@ -273,6 +273,19 @@ pub(super) fn entries_within(entries: &[Entry], budget: usize) -> usize {
         }
     }
     entries.len()
+}
+
+/// `rpc` as the peer of `format` takes it: encoded, or the older AppendEntries
+/// (AppendedRequestsFallBack, `append_encoded.rs`).
+pub(super) fn append_request(
+    format: &AppendFormat,
+    rpc: AppendEntriesRequest<TypeConfig>,
+) -> RpcRequest {
+    if format.encoded() {
+        RpcRequest::AppendEntriesEncoded(rpc.into())
+    } else {
+        RpcRequest::AppendEntries(rpc)
+    }
 }
 
 /// The encoded size of `e` ([`encoded_len`]), for a normal entry without decoding its request
