@@ -3,9 +3,9 @@
 //!
 //! **DecodeOnApply.** A node decodes an entry's request once, when it applies it. The bytes are
 //! made once, where the request is proposed (`batcher.rs`), and from then on only copied: into
-//! the leader's WAL record, out of it again for replication (`wal/read.rs` keeps the record's
-//! tail as the payload), into an AppendEntries frame ([`super::wire::AppendEncoded`]) and into
-//! the follower's WAL. Before, every read of an entry decoded it (the leader's apply and one
+//! the leader's WAL record, out of it again for replication (`wal/record.rs`'s `decode_entry`
+//! keeps the record's tail as the payload), into an AppendEntries frame
+//! ([`super::append_encoded::AppendEncoded`]) and into the follower's WAL. Before, every read of an entry decoded it (the leader's apply and one
 //! read per follower's replication stream) and every write encoded it again.
 //!
 //! **InlineFormat.** On disk and in the older `AppendEntries` frame a request is written inline,

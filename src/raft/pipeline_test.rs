@@ -46,10 +46,14 @@ fn append(index: u64) -> AppendEntriesRequest<TypeConfig> {
     }
 }
 
-/// A peer that reads `hold` AppendEntries before it answers any, then answers them last to
-/// first, the request that appends entry `conflict_at` (if any) with a conflict and the others
-/// with a success. Records the entry index of every request in the order it arrived.
-async fn holding_peer(hold: usize, conflict_at: Option<u64>) -> (String, Arc<StdMutex<Vec<u64>>>) {
+/// A peer on a loopback port: accepts one connection, completes the handshake and runs
+/// `serve` on it with a log the test reads back. Returns its address and that log.
+async fn scripted_peer<T, F, Fut>(serve: F) -> (String, Arc<StdMutex<Vec<T>>>)
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::net::TcpStream, Arc<StdMutex<Vec<T>>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let seen = Arc::new(StdMutex::new(Vec::new()));
@@ -57,6 +61,16 @@ async fn holding_peer(hold: usize, conflict_at: Option<u64>) -> (String, Arc<Std
     tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         accept_handshake(&mut s, &ident(1)).await.unwrap();
+        serve(s, log).await;
+    });
+    (addr, seen)
+}
+
+/// A peer that reads `hold` AppendEntries before it answers any, then answers them last to
+/// first, the request that appends entry `conflict_at` (if any) with a conflict and the others
+/// with a success. Records the entry index of every request in the order it arrived.
+async fn holding_peer(hold: usize, conflict_at: Option<u64>) -> (String, Arc<StdMutex<Vec<u64>>>) {
+    scripted_peer(move |mut s, log| async move {
         let mut held = Vec::new();
         while held.len() < hold {
             let Ok(Some(req)) = read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await
@@ -81,8 +95,8 @@ async fn holding_peer(hold: usize, conflict_at: Option<u64>) -> (String, Arc<Std
         }
         // Keep the connection open until the client is done with it.
         let _ = read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await;
-    });
-    (addr, seen)
+    })
+    .await
 }
 
 /// AppendPipelined: with the peer answering nothing until it has three requests, all three
@@ -174,13 +188,7 @@ async fn an_overdue_answer_ends_the_stream() {
 /// (as an older node answers a request it cannot decode) and an `AppendEntries` with a
 /// success. Records which kind each request was (`true`: encoded).
 async fn older_peer() -> (String, Arc<StdMutex<Vec<bool>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let seen = Arc::new(StdMutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        accept_handshake(&mut s, &ident(1)).await.unwrap();
+    scripted_peer(|mut s, log| async move {
         while let Ok(Some(req)) = read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await {
             let body = match req.body {
                 RpcRequest::AppendEntriesEncoded(_) => {
@@ -197,8 +205,8 @@ async fn older_peer() -> (String, Arc<StdMutex<Vec<bool>>>) {
                 .await
                 .unwrap();
         }
-    });
-    (addr, seen)
+    })
+    .await
 }
 
 /// AppendedRequestsFallBack: an older peer's refusal of an encoded append ends the stream with
