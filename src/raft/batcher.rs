@@ -150,10 +150,23 @@ fn cut(sizes: &[usize]) -> Vec<usize> {
     out
 }
 
+/// What an entry's encoding holds besides its requests' own encodings as `sized` counted
+/// them: the batch request around them (no client, its clock, the op's variant, the request
+/// count), at most this many bytes, plus [`STAMP_BYTES`] per request. Only a capacity hint:
+/// an encoding past it grows its buffer, as any `Vec` does.
+const BATCH_ENVELOPE_BYTES: usize = 32;
+/// What stamping adds to a request counted before it (`raft::stamp`), at most, for any op
+/// but a transaction: its clock and its op's (0 became a unix time: 9 more bytes each) and a
+/// relative expiry turned absolute (9 more).
+const STAMP_BYTES: usize = 27;
+
 /// One entry of a round: its requests, and where each answer goes (job, position).
 struct Entry {
     reqs: Vec<Request>,
     slots: Vec<(usize, usize)>,
+    /// The encoded size of its requests as proposed (before stamping), summed: the
+    /// encoding's buffer is made about this large once instead of growing.
+    bytes: usize,
 }
 
 /// Cuts `round` into entries (EntryBytesBound), proposes them in order and spawns the wait for
@@ -181,11 +194,14 @@ async fn propose_round(
         );
     }
     let mut items = items.into_iter();
+    let mut at = 0;
     let entries: Vec<Entry> = cut(&sizes)
         .into_iter()
         .map(|n| {
             let (reqs, slots) = items.by_ref().take(n).unzip();
-            Entry { reqs, slots }
+            let bytes = sizes[at..at + n].iter().sum();
+            at += n;
+            Entry { reqs, slots, bytes }
         })
         .collect();
     let mut waits = Vec::with_capacity(entries.len());
@@ -200,6 +216,7 @@ async fn propose_round(
             continue;
         }
         let single = entry.reqs.len() == 1;
+        let capacity = entry.bytes + entry.reqs.len() * STAMP_BYTES + BATCH_ENVELOPE_BYTES;
         let payload = if single {
             entry.reqs.into_iter().next().expect("one request")
         } else {
@@ -210,7 +227,7 @@ async fn propose_round(
             }
         };
         // DecodeOnApply: the request's only encoding, copied from here on.
-        let payload = match EncodedRequest::encode(&stamp(payload)) {
+        let payload = match EncodedRequest::encode_with_capacity(&stamp(payload), capacity) {
             Ok(p) => p,
             Err(e) => {
                 let e = ForwardError::Fatal(format!("cannot encode the entry: {e}"));

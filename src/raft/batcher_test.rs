@@ -77,3 +77,49 @@ fn an_entry_answers_each_of_its_requests() {
         .iter()
         .all(|r| matches!(r, Err(ForwardError::Fatal(_)))));
 }
+
+/// An entry's encoding fits the buffer made for it (its requests' sizes as `sized` counts
+/// them, before stamping, plus STAMP_BYTES each and BATCH_ENVELOPE_BYTES), for one request
+/// and for a full batch, with relative expiries, so it never grows.
+#[test]
+fn an_entry_encodes_within_the_size_counted_for_it() {
+    for n in [1usize, 2, MAX_BATCH_REQUESTS] {
+        let reqs: Vec<Request> = (0..n)
+            .map(|i| {
+                let op = if i % 2 == 0 {
+                    Op::Put {
+                        key: bytes::Bytes::from(format!("key:{i}")),
+                        value: bytes::Bytes::from(vec![b'v'; i % 300]),
+                    }
+                } else {
+                    Op::Expire {
+                        key: bytes::Bytes::from(format!("key:{i}")),
+                        expiry: crate::store::Expiry::After(0),
+                        cond: crate::store::ExpireCond::default(),
+                        now_ms: 0,
+                    }
+                };
+                let client = crate::store::ClientSeq {
+                    client_id: u64::MAX - i as u64,
+                    seq: u64::MAX,
+                    sent_ms: i64::MIN,
+                    retry: true,
+                };
+                Request::new(Some(client), op)
+            })
+            .collect();
+        let bytes: usize = reqs.iter().map(encoded_len).sum();
+        let mut batch = Request {
+            client: None,
+            at_ms: 0,
+            op: Op::Batch(reqs),
+        };
+        batch.stamp(i64::MIN);
+        let enc = EncodedRequest::encode(&batch).unwrap();
+        assert!(
+            enc.len() <= bytes + n * STAMP_BYTES + BATCH_ENVELOPE_BYTES,
+            "{n} requests: {} of {bytes} counted",
+            enc.len()
+        );
+    }
+}

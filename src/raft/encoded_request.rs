@@ -35,7 +35,13 @@ pub struct EncodedRequest(Bytes);
 impl EncodedRequest {
     /// Encodes `req`.
     pub fn encode(req: &Request) -> io::Result<Self> {
-        postcard::to_allocvec(req)
+        Self::encode_with_capacity(req, 64)
+    }
+
+    /// Encodes `req` into a buffer made `capacity` bytes large at first (its encoded size, if
+    /// known: it then never grows and copies itself).
+    pub fn encode_with_capacity(req: &Request, capacity: usize) -> io::Result<Self> {
+        postcard::to_extend(req, Vec::with_capacity(capacity))
             .map(|v| Self(Bytes::from(v)))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
