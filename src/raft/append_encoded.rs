@@ -4,7 +4,8 @@
 //! encoding a request (DecodeOnApply, `encoded_request.rs`).
 //!
 //! It is the same message as openraft's `AppendEntriesRequest` with another encoding of the
-//! requests (length-prefixed bytes instead of inline), so it converts both ways without loss.
+//! requests (length-prefixed bytes with their CRC32C instead of inline), so it converts both
+//! ways without loss; the way back checks each request's CRC32C (CheckedInTransit).
 //! A node from before it answers `Refused` (AppendedRequestsFallBack, `wire.rs`): the
 //! replication stream to it ends, [`AppendFormat`] remembers the peer, and every later
 //! AppendEntries to it is sent as `RpcRequest::AppendEntries`.
@@ -40,7 +41,14 @@ pub struct EncodedEntry {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum EncodedPayload {
     Blank,
-    Normal(Bytes),
+    /// **CheckedInTransit**: the request's bytes with their CRC32C. A follower no longer
+    /// decodes them on receipt, so a frame damaged on the way (plain TCP's checksum is weak)
+    /// would otherwise reach its log and stop it at apply; a mismatch refuses the frame
+    /// instead, and the leader sends it again.
+    Normal {
+        bytes: Bytes,
+        crc: u32,
+    },
     Membership(Membership<u64, PeerNode>),
 }
 
@@ -53,7 +61,10 @@ impl From<AppendEntriesRequest<TypeConfig>> for AppendEncoded {
                 log_id: e.log_id,
                 payload: match e.payload {
                     EntryPayload::Blank => EncodedPayload::Blank,
-                    EntryPayload::Normal(req) => EncodedPayload::Normal(req.bytes().clone()),
+                    EntryPayload::Normal(req) => EncodedPayload::Normal {
+                        crc: crc32c::crc32c(req.bytes()),
+                        bytes: req.bytes().clone(),
+                    },
                     EntryPayload::Membership(m) => EncodedPayload::Membership(m),
                 },
             })
@@ -67,28 +78,39 @@ impl From<AppendEntriesRequest<TypeConfig>> for AppendEncoded {
     }
 }
 
-impl From<AppendEncoded> for AppendEntriesRequest<TypeConfig> {
-    fn from(rpc: AppendEncoded) -> Self {
-        let entries = rpc
+impl AppendEncoded {
+    /// openraft's AppendEntries; an error names the first entry whose bytes do not match their
+    /// CRC32C (CheckedInTransit).
+    pub fn into_request(self) -> Result<AppendEntriesRequest<TypeConfig>, String> {
+        let entries = self
             .entries
             .into_iter()
-            .map(|e| Entry {
-                log_id: e.log_id,
-                payload: match e.payload {
+            .map(|e| {
+                let payload = match e.payload {
                     EncodedPayload::Blank => EntryPayload::Blank,
-                    EncodedPayload::Normal(b) => {
-                        EntryPayload::Normal(EncodedRequest::from_bytes(b))
+                    EncodedPayload::Normal { bytes, crc } => {
+                        if crc32c::crc32c(&bytes) != crc {
+                            return Err(format!(
+                                "entry {} arrived damaged (CRC32C mismatch)",
+                                e.log_id
+                            ));
+                        }
+                        EntryPayload::Normal(EncodedRequest::from_bytes(bytes))
                     }
                     EncodedPayload::Membership(m) => EntryPayload::Membership(m),
-                },
+                };
+                Ok(Entry {
+                    log_id: e.log_id,
+                    payload,
+                })
             })
-            .collect();
-        Self {
-            vote: rpc.vote,
-            prev_log_id: rpc.prev_log_id,
+            .collect::<Result<_, _>>()?;
+        Ok(AppendEntriesRequest {
+            vote: self.vote,
+            prev_log_id: self.prev_log_id,
             entries,
-            leader_commit: rpc.leader_commit,
-        }
+            leader_commit: self.leader_commit,
+        })
     }
 }
 
@@ -171,9 +193,25 @@ mod tests {
         let encoded = AppendEncoded::from(sent.clone());
         let bytes = postcard::to_allocvec(&encoded).unwrap();
         let back: AppendEncoded = postcard::from_bytes(&bytes).unwrap();
-        let got = AppendEntriesRequest::<TypeConfig>::from(back);
+        let got = back.into_request().unwrap();
         assert_eq!(format!("{got:?}"), format!("{sent:?}"));
         assert_eq!(got.entries, sent.entries);
+    }
+
+    /// CheckedInTransit: a request's bytes changed on the way refuse the frame, naming the
+    /// entry, where they would have reached the follower's log.
+    #[test]
+    fn a_damaged_request_refuses_the_frame() {
+        let mut encoded = AppendEncoded::from(rpc());
+        let EncodedPayload::Normal { bytes, .. } = &mut encoded.entries[1].payload else {
+            panic!("entry 6 is the normal one")
+        };
+        let mut damaged = bytes.to_vec();
+        damaged[0] ^= 0x01;
+        *bytes = Bytes::from(damaged);
+        let e = encoded.into_request().unwrap_err();
+        assert!(e.contains("CRC32C mismatch"), "{e}");
+        assert!(e.contains("6"), "{e}");
     }
 
     /// AppendedRequestsFallBack: encoded until the peer refuses one, the older request after.

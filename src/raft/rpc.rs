@@ -254,8 +254,18 @@ async fn serve_conn(
                 continue;
             }
             RpcRequest::AppendEntriesEncoded(rpc) => {
-                if appends.send((req.id, rpc.into())).await.is_err() {
-                    break;
+                match rpc.into_request() {
+                    Ok(rpc) => {
+                        if appends.send((req.id, rpc)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(why) => {
+                        // CheckedInTransit: refused before it reaches the log; sent again.
+                        tracing::warn!(peer, %why, "append refused");
+                        let body = RpcResponse::AppendEntries(Err(why));
+                        let _ = tx.send(Envelope { id: req.id, body }).await;
+                    }
                 }
                 continue;
             }
@@ -422,7 +432,10 @@ async fn handle(
     };
     match req {
         RpcRequest::AppendEntries(rpc) => append_entries(raft, liveness, rpc).await,
-        RpcRequest::AppendEntriesEncoded(rpc) => append_entries(raft, liveness, rpc.into()).await,
+        RpcRequest::AppendEntriesEncoded(rpc) => match rpc.into_request() {
+            Ok(rpc) => append_entries(raft, liveness, rpc).await,
+            Err(why) => RpcResponse::AppendEntries(Err(why)),
+        },
         RpcRequest::Vote(rpc) => match refuse_vote(raft, liveness, peer) {
             Some(why) => RpcResponse::Vote(Err(why)),
             None => RpcResponse::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
