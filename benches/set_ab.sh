@@ -20,12 +20,12 @@
 # cluster's `cluster.toml`; the same binary may run under two labels with different configs
 # (`--bin a=PATH --bin b=PATH --config b=nosnap.toml`).
 #
-# Writes DIR/results.jsonl (every run), DIR/table.md (loadgen's tables) and DIR/summary.md
+# Writes DIR/results.jsonl (every run), DIR/table.md (loadgen's tables), DIR/summary.md
 # (per binary and concurrency: the median over the repetitions of throughput, p50, p99, CPU µs
 # per write and log syncs per write over all nodes (`INFO raft` `raft_log_syncs`), and each
-# run's throughput). Only one cluster takes load at a time; the
-# others idle (heartbeats). Processes are stopped by PID on exit. Ports: BENCH_PORT_BASE
-# (default 25200) + 10*b + 1..3 (raft) and + 500 (redis).
+# run's throughput) and DIR/info-raft-LABEL-N.txt (each node's `INFO raft` at the end). Only
+# one cluster takes load at a time; the others idle (heartbeats). Processes are stopped by PID
+# on exit. Ports: BENCH_PORT_BASE (default 25200) + 10*b + 1..3 (raft) and + 500 (redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
@@ -111,6 +111,15 @@ for rep in $(seq 1 "$REPS"); do
         done
     done
     echo "set_ab.sh: repetition $rep of $REPS done" >&2
+done
+
+# Every node's raft counters at the end (`INFO raft`: syncs, announcements, probes skipped...).
+b=0
+for label in "${LABELS[@]}"; do
+    for i in 1 2 3; do
+        redis-cli -p $((BASE + 500 + 10 * b + i)) INFO raft >"$OUT/info-raft-$label-$i.txt" 2>&1 || true
+    done
+    b=$((b + 1))
 done
 
 "$LG" table "$OUT/results.jsonl" >"$OUT/table.md"

@@ -185,6 +185,9 @@ pub struct NodeMetrics {
     pub flush_announcements: AtomicU64,
     /// As follower: commits this node made from a leader's announced flush and its own.
     pub early_commits: AtomicU64,
+    /// As leader: commit-only AppendEntries not sent because the follower was told of the
+    /// commit by an announcement (ProbeSkippedWhenTold, `raft::pipeline`).
+    pub commit_probes_skipped: AtomicU64,
 }
 
 impl Default for NodeMetrics {
@@ -204,6 +207,7 @@ impl Default for NodeMetrics {
             batched_entries: AtomicU64::new(0),
             flush_announcements: AtomicU64::new(0),
             early_commits: AtomicU64::new(0),
+            commit_probes_skipped: AtomicU64::new(0),
             batched_requests: AtomicU64::new(0),
         }
     }

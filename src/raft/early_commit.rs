@@ -40,6 +40,12 @@
 //!   replacing unsent ones. An older node answers `Refused` (AppendedRequestsFallBack) and is
 //!   not asked again.
 //!
+//! - **ProbeSkippedWhenTold.** A follower that was told of a flush covering the leader's new
+//!   commit index, and has flushed that far itself, commits by itself: the leader's commit
+//!   probe (an AppendEntries with no entries) is not sent to it (`pipeline.rs`). Counted as
+//!   told only within half of [`MAX_TOLD_AGE`] of handing the announcement to its sender: the
+//!   follower acted on it when both held, which was at most that long after it arrived.
+//!
 //! Test-only failpoint `early_commit_off` (`REDRAFT_FAILPOINTS`): the leader announces nothing,
 //! so followers learn commits from the leader alone (to show what the tests would see).
 
@@ -56,6 +62,7 @@ use tokio::sync::{watch, Notify};
 
 use super::log_store::LogStore;
 use super::peer_conn::Peers;
+use super::pipeline::CommitTold;
 use super::typ::{LogId, Raft, RaftMetrics, Vote};
 use super::wire::{RpcRequest, RpcResponse};
 use crate::metrics::NodeMetrics;
@@ -80,6 +87,9 @@ pub struct EarlyCommit {
     told: Mutex<Option<(Announcement, Instant)>>,
     /// Leader: the newest flush announced (ReadFloor).
     announced: Mutex<Option<LogId>>,
+    /// Leader: the newest announcement handed to each follower's sender, and when
+    /// (ProbeSkippedWhenTold).
+    told_to: Mutex<HashMap<u64, (Announcement, Instant)>>,
     /// Failpoint `early_commit_off`.
     off: bool,
     metrics: Arc<NodeMetrics>,
@@ -100,6 +110,7 @@ impl EarlyCommit {
             wake: Notify::new(),
             told: Mutex::new(None),
             announced: Mutex::new(None),
+            told_to: Mutex::new(HashMap::new()),
             off,
             metrics,
         });
@@ -208,7 +219,9 @@ impl EarlyCommit {
             let Some(node) = membership.get_node(&id) else {
                 continue;
             };
-            senders.send(peers, id, &node.raft_addr, (m.vote, flushed));
+            if senders.send(peers, id, &node.raft_addr, (m.vote, flushed)) {
+                lock(&self.told_to).insert(id, ((m.vote, flushed), Instant::now()));
+            }
             self.metrics
                 .flush_announcements
                 .fetch_add(1, Ordering::Relaxed);
@@ -247,6 +260,22 @@ impl EarlyCommit {
                 })
             }
         }
+    }
+}
+
+impl CommitTold for EarlyCommit {
+    fn skip_commit_probe(&self, target: u64, vote: &Vote, commit: &LogId) -> bool {
+        let told = lock(&self.told_to)
+            .get(&target)
+            .is_some_and(|((v, flushed), at)| {
+                v == vote && flushed >= commit && at.elapsed() <= MAX_TOLD_AGE / 2
+            });
+        if told {
+            self.metrics
+                .commit_probes_skipped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        told
     }
 }
 
@@ -353,9 +382,10 @@ struct Senders {
 }
 
 impl Senders {
-    fn send(&mut self, peers: &Arc<Peers>, id: u64, addr: &str, what: Announcement) {
+    /// Hands `what` to follower `id`'s sender; false if that follower refuses announcements.
+    fn send(&mut self, peers: &Arc<Peers>, id: u64, addr: &str, what: Announcement) -> bool {
         if lock(&self.refused).contains(&id) {
-            return;
+            return false;
         }
         let tx = self.by_peer.entry((id, addr.to_string())).or_insert_with(|| {
             let (tx, rx) = watch::channel(None);
@@ -378,6 +408,7 @@ impl Senders {
             tx
         });
         tx.send_replace(Some(what));
+        true
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use futures::Stream;
 use openraft::base::{BoxFuture, BoxStream};
@@ -15,7 +16,7 @@ use openraft::raft::{
 
 use super::append_encoded::AppendFormat;
 use super::peer_conn::{PeerError, PeerSlot};
-use super::pipeline::{append_request, cut_to_frame_budget, for_sent, Pipeline};
+use super::pipeline::{append_request, cut_to_frame_budget, for_sent, CommitTold, Pipeline};
 use super::snapshot_transfer::chunk_bytes;
 use super::typ::{Snapshot, Vote};
 use super::wire::{PeerIdentity, RpcRequest, RpcResponse};
@@ -25,11 +26,13 @@ use super::{PeerNode, TypeConfig};
 #[derive(Clone)]
 pub struct NetworkFactory {
     me: PeerIdentity,
+    /// Who tells followers of commits (ProbeSkippedWhenTold, `pipeline.rs`).
+    told: Option<Arc<dyn CommitTold>>,
 }
 
 impl NetworkFactory {
-    pub fn new(me: PeerIdentity) -> Self {
-        Self { me }
+    pub fn new(me: PeerIdentity, told: Option<Arc<dyn CommitTold>>) -> Self {
+        Self { me, told }
     }
 }
 
@@ -42,6 +45,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             slot: PeerSlot::new(node.raft_addr.clone(), target, self.me.clone()),
             format: AppendFormat::new(),
             sequential: failpoint_append_sequential(),
+            told: self.told.clone(),
         }
     }
 }
@@ -56,6 +60,7 @@ pub struct PeerClient {
     /// Failpoint `append_sequential`: openraft's one-at-a-time transport instead of the
     /// pipeline.
     sequential: bool,
+    told: Option<Arc<dyn CommitTold>>,
 }
 
 /// Test-only failpoint `append_sequential` (`REDRAFT_FAILPOINTS`): replication sends one
@@ -218,7 +223,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 .await
                 .map_err(|e| RPCError::Unreachable(Unreachable::from_string(e.to_string())))?;
             let format = self.format.clone();
-            let pipeline = Pipeline::new(conn, self.target, format, option.hard_ttl(), input);
+            let told = self.told.clone();
+            let pipeline = Pipeline::new(conn, self.target, format, option.hard_ttl(), input, told);
             let strm: BoxStream<'s, _> = Box::pin(pipeline.into_stream());
             Ok(strm)
         })

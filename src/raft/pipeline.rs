@@ -23,6 +23,19 @@
 //!   request cut to the frame budget (AppendBytesBound) is the last one sent: its partial
 //!   success ends the stream.
 //!
+//! - **ProbeSkippedWhenTold.** When the leader's commit index moves and no new entry is there
+//!   to carry it, openraft makes an AppendEntries with no entries (the commit probe). A follower
+//!   that early commit (`early_commit.rs`) has told of the leader's flush commits by itself, so
+//!   the probe is not sent to it ([`CommitTold`]): at one client that is two of the six peer
+//!   messages per write. Only when it carries nothing else: nothing is in flight (every request
+//!   of this session was answered, so the follower has flushed up to the probe's
+//!   `prev_log_id`), the probe starts where the last request sent ended, that is at or past
+//!   the commit it carries, and the session has already had entries acknowledged. No answer
+//!   is yielded for it; openraft counts it answered with the next answer, to a request sent
+//!   after it, so the lease never counts an acknowledgement from before it was made (LeaseBound,
+//!   `read.rs`). If the follower did not act on the announcement after all (its membership
+//!   moved), the next AppendEntries or heartbeat brings the commit.
+//!
 //! Nothing here changes what a follower accepts: each request is a complete AppendEntries
 //! checked by openraft on the follower (vote, previous log id), so requests that arrive or are
 //! answered in any order cost a retry, never a wrong log.
@@ -37,7 +50,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, StreamAppendRe
 
 use super::append_encoded::AppendFormat;
 use super::peer_conn::{Awaiting, PeerConn, PeerError, MIN_WRITE_BOUND};
-use super::typ::{Entry, LogId};
+use super::typ::{Entry, LogId, Vote};
 use super::wire::{encoded_len, RpcRequest, RpcResponse, MAX_APPEND_BYTES};
 use super::TypeConfig;
 
@@ -45,6 +58,14 @@ use super::TypeConfig;
 pub const MAX_IN_FLIGHT: usize = 4;
 
 type Item = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
+
+/// Whether a follower learns a commit without the leader's commit probe (ProbeSkippedWhenTold).
+pub trait CommitTold: Send + Sync {
+    /// Whether `target`, which has flushed up to `commit`, was told recently enough to act on
+    /// it that the leader of `vote` flushed up to `commit` or further; counts the probe
+    /// skipped when it answers yes.
+    fn skip_commit_probe(&self, target: u64, vote: &Vote, commit: &LogId) -> bool;
+}
 
 /// A request written and not yet answered.
 struct Sent {
@@ -70,6 +91,12 @@ pub(super) struct Pipeline<S> {
     in_flight: VecDeque<Sent>,
     /// An item that ends the stream was yielded (PipelineStopsAtFirstRefusal).
     stopped: bool,
+    /// Who tells followers of commits (ProbeSkippedWhenTold); `None`: every probe is sent.
+    told: Option<Arc<dyn CommitTold>>,
+    /// Where the last request sent ended (its last log id as sent).
+    last_sent: Option<Option<LogId>>,
+    /// A request carrying entries was answered with a success in this session.
+    entries_acked: bool,
 }
 
 /// What one wait of [`Pipeline::next_item`] brought.
@@ -88,6 +115,7 @@ where
         format: AppendFormat,
         timeout: Duration,
         input: S,
+        told: Option<Arc<dyn CommitTold>>,
     ) -> Self {
         Self {
             conn,
@@ -98,6 +126,9 @@ where
             input_done: false,
             in_flight: VecDeque::new(),
             stopped: false,
+            told,
+            last_sent: None,
+            entries_acked: false,
         }
     }
 
@@ -142,6 +173,7 @@ where
             };
             match event {
                 Event::Request(None) => self.input_done = true,
+                Event::Request(Some(req)) if self.probe_needless(&req) => {}
                 Event::Request(Some(req)) => {
                     if let Err(e) = self.send(req).await {
                         self.stopped = true;
@@ -154,6 +186,19 @@ where
                 }
             }
         }
+    }
+
+    /// ProbeSkippedWhenTold: whether `rpc` is a commit probe the follower has no use for.
+    fn probe_needless(&self, rpc: &AppendEntriesRequest<TypeConfig>) -> bool {
+        let (Some(told), Some(commit)) = (&self.told, rpc.leader_commit.as_ref()) else {
+            return false;
+        };
+        rpc.entries.is_empty()
+            && self.in_flight.is_empty()
+            && self.entries_acked
+            && self.last_sent == Some(rpc.prev_log_id)
+            && rpc.prev_log_id.as_ref() >= Some(commit)
+            && told.skip_commit_probe(self.target, &rpc.vote, commit)
     }
 
     /// Writes `rpc` (cut to the frame budget: AppendBytesBound) and puts it in flight.
@@ -174,6 +219,7 @@ where
             .send(append_request(&self.format, rpc), write_bound)
             .await
             .map_err(|e| self.rpc_error(e))?;
+        self.last_sent = Some(cut.unwrap_or(last));
         self.in_flight.push_back(Sent {
             awaiting,
             prev,
@@ -223,6 +269,8 @@ where
         };
         if !whole {
             self.stopped = true;
+        } else if head.last > head.prev {
+            self.entries_acked = true;
         }
         Ok(resp.into_stream_result(head.prev, head.last))
     }

@@ -109,9 +109,16 @@ async fn requests_go_out_before_answers_and_answers_come_back_in_order() {
     let input = futures::stream::iter(vec![append(1), append(2), append(3)]);
     let out: Vec<_> = tokio::time::timeout(
         Duration::from_secs(10),
-        Pipeline::new(conn, 1, AppendFormat::new(), Duration::from_secs(5), input)
-            .into_stream()
-            .collect(),
+        Pipeline::new(
+            conn,
+            1,
+            AppendFormat::new(),
+            Duration::from_secs(5),
+            input,
+            None,
+        )
+        .into_stream()
+        .collect(),
     )
     .await
     .expect("the pipeline waited for an answer before sending the next request");
@@ -139,6 +146,7 @@ async fn a_conflict_ends_the_stream_and_retires_the_connection() {
             AppendFormat::new(),
             Duration::from_secs(5),
             input,
+            None,
         )
         .into_stream()
         .collect(),
@@ -172,6 +180,7 @@ async fn an_overdue_answer_ends_the_stream() {
             AppendFormat::new(),
             Duration::from_millis(200),
             input,
+            None,
         )
         .into_stream()
         .collect(),
@@ -223,6 +232,7 @@ async fn an_older_peer_gets_the_older_append_after_its_refusal() {
             format.clone(),
             Duration::from_secs(5),
             futures::stream::iter(input),
+            None,
         );
         tokio::time::timeout(
             Duration::from_secs(10),
@@ -283,4 +293,154 @@ fn a_success_for_a_prefix_is_a_partial_success() {
         for_sent(Some(last), AppendEntriesResponse::Conflict),
         AppendEntriesResponse::Conflict
     );
+}
+
+/// A peer that answers every AppendEntries with a success at once. Records each request as
+/// (index of its first entry, or `None` for none; its commit index).
+async fn answering_peer() -> (String, Arc<StdMutex<Vec<(Option<u64>, Option<u64>)>>>) {
+    scripted_peer(|mut s, log| async move {
+        while let Ok(Some(req)) = read_frame::<_, Envelope<RpcRequest>>(&mut s, MAX_FRAME).await {
+            let RpcRequest::AppendEntriesEncoded(rpc) = req.body else {
+                panic!("want AppendEntriesEncoded")
+            };
+            let first = rpc.entries.first().map(|e| e.log_id.index);
+            log.lock()
+                .unwrap()
+                .push((first, rpc.leader_commit.map(|c| c.index)));
+            let body = RpcResponse::AppendEntries(Ok(AppendEntriesResponse::Success));
+            write_frame(&mut s, &Envelope { id: req.id, body })
+                .await
+                .unwrap();
+        }
+    })
+    .await
+}
+
+/// Early commit's answer for the tests: always `told`; counts the questions.
+struct Told {
+    told: bool,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl CommitTold for Told {
+    fn skip_commit_probe(&self, _target: u64, _vote: &Vote, _commit: &LogId) -> bool {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.told
+    }
+}
+
+/// The commit probe after entry `index`: no entries, the commit at `index`.
+fn probe(index: u64) -> AppendEntriesRequest<TypeConfig> {
+    AppendEntriesRequest {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: Some(log_id(index)),
+        leader_commit: Some(log_id(index)),
+        entries: Vec::new(),
+    }
+}
+
+/// One step of a scripted session: a request openraft makes, or a wait for the next answer.
+enum Step {
+    Make(AppendEntriesRequest<TypeConfig>),
+    Answer,
+}
+
+/// Runs `steps` through a pipeline to an answering peer, with early commit answering `told`.
+/// Returns the answers yielded (acknowledged log indexes), what the peer saw, and how often
+/// early commit was asked.
+async fn session(
+    told: bool,
+    steps: Vec<Step>,
+) -> (Vec<Option<u64>>, Vec<(Option<u64>, Option<u64>)>, usize) {
+    let (addr, seen) = answering_peer().await;
+    let conn = Arc::new(PeerConn::connect(&addr, &ident(2), 1).await.unwrap());
+    let told = Arc::new(Told {
+        told,
+        asked: Default::default(),
+    });
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let pipeline = Pipeline::new(
+        conn,
+        1,
+        AppendFormat::new(),
+        Duration::from_secs(5),
+        rx,
+        Some(told.clone() as Arc<dyn CommitTold>),
+    );
+    let mut out = Box::pin(pipeline.into_stream());
+    let mut acked = Vec::new();
+    for step in steps {
+        match step {
+            Step::Make(req) => tx.unbounded_send(req).unwrap(),
+            Step::Answer => {
+                let item = tokio::time::timeout(Duration::from_secs(10), out.next())
+                    .await
+                    .expect("no answer came")
+                    .expect("the stream ended");
+                acked.push(item.unwrap().unwrap().map(|l| l.index));
+            }
+        }
+    }
+    drop(tx);
+    let rest: Vec<_> = tokio::time::timeout(Duration::from_secs(10), out.collect::<Vec<_>>())
+        .await
+        .expect("the stream did not end");
+    acked.extend(
+        rest.into_iter()
+            .map(|i| i.unwrap().unwrap().map(|l| l.index)),
+    );
+    let seen = seen.lock().unwrap().clone();
+    let asked = told.asked.load(std::sync::atomic::Ordering::Relaxed);
+    (acked, seen, asked)
+}
+
+/// ProbeSkippedWhenTold: a follower told of the commit gets no probe and the pipeline yields
+/// no answer for it; the next request carries the commit and its answer covers both.
+#[tokio::test]
+async fn a_probe_the_follower_was_told_of_is_not_sent() {
+    use Step::*;
+    let steps = vec![
+        Make(append(1)),
+        Answer,
+        Make(probe(1)),
+        Make(append(2)),
+        Answer,
+    ];
+    let (acked, seen, asked) = session(true, steps).await;
+    assert_eq!(acked, vec![Some(1), Some(2)]);
+    assert_eq!(seen, vec![(Some(1), None), (Some(2), None)]);
+    assert_eq!(asked, 1);
+}
+
+/// Without early commit's word, or before the session has entries acknowledged, or with a
+/// request still in flight, the probe goes out and is answered.
+#[tokio::test]
+async fn a_probe_goes_out_unless_the_follower_was_told() {
+    use Step::*;
+    let untold = vec![Make(append(1)), Answer, Make(probe(1)), Answer];
+    let (acked, seen, asked) = session(false, untold).await;
+    assert_eq!(acked, vec![Some(1), Some(1)]);
+    assert_eq!(seen, vec![(Some(1), None), (None, Some(1))]);
+    assert_eq!(asked, 1);
+
+    // A session that starts with a probe: nothing acknowledged yet.
+    let first = vec![Make(probe(1)), Answer];
+    let (acked, seen, asked) = session(true, first).await;
+    assert_eq!(acked, vec![Some(1)]);
+    assert_eq!(seen, vec![(None, Some(1))]);
+    assert_eq!(
+        asked, 0,
+        "early commit is not asked about the session's first request"
+    );
+
+    // The probe made while append(2) is still unanswered.
+    let in_flight = vec![Make(append(1)), Answer, Make(append(2)), Make(probe(2))];
+    let (acked, seen, asked) = session(true, in_flight).await;
+    assert_eq!(acked, vec![Some(1), Some(2), Some(2)]);
+    assert_eq!(
+        seen,
+        vec![(Some(1), None), (Some(2), None), (None, Some(2))]
+    );
+    assert_eq!(asked, 0);
 }

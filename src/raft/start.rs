@@ -50,6 +50,7 @@ use super::health::{self, Liveness};
 use super::log_store::LogStore;
 use super::network::NetworkFactory;
 use super::peer_conn::{PeerSlot, Peers};
+use super::pipeline::CommitTold;
 use super::read_gate::Reads;
 use super::rpc;
 use super::state_machine::StateMachineStore;
@@ -132,7 +133,7 @@ pub async fn start(
     let raft: Raft = openraft::Raft::new(
         node_id,
         Arc::new(raft_cfg),
-        NetworkFactory::new(identity.clone()),
+        NetworkFactory::new(identity.clone(), Some(early.clone() as Arc<dyn CommitTold>)),
         log_store,
         sm.clone(),
     )

@@ -360,6 +360,13 @@ pub fn exposition(ctx: &ServerContext) -> String {
     render_one(
         &mut out,
         "counter",
+        "redraft_commit_probes_skipped_total",
+        "As leader: commit-only AppendEntries not sent because the follower was told of the commit by an announcement.",
+        nm.commit_probes_skipped.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "counter",
         "redraft_snapshot_deltas_total",
         "Of the snapshots this node built, those appended to the current file as a delta.",
         nm.snapshot_deltas.load(Ordering::Relaxed),

@@ -108,3 +108,66 @@ fn a_follower_applies_a_write_before_the_leader_counts_its_majority() {
          majority: they show nothing"
     );
 }
+
+/// ProbeSkippedWhenTold (`src/raft/pipeline.rs`): at one client the leader does not send a
+/// follower the commit probe when early commit told it of the flush, and each follower still
+/// shows each write at once. The heartbeat (which also carries the commit) is a second here,
+/// so a follower that had neither the probe nor early commit's word would show a write only
+/// up to a second later.
+#[test]
+fn sparse_writes_skip_the_commit_probe_and_followers_still_show_each_at_once() {
+    let mut c = Cluster::builder()
+        .heartbeat_ms(1000)
+        .election_timeout_ms(8000)
+        .start();
+    let leader = c.must_leader(Duration::from_secs(60));
+    let mut on_leader = c.must_connect(leader);
+    let followers: Vec<u64> = c.ids().into_iter().filter(|id| *id != leader).collect();
+    let mut stale: Vec<_> = followers
+        .iter()
+        .map(|f| {
+            let mut conn = c.must_connect(*f);
+            let _: String = redis::cmd("READMODE")
+                .arg("stale")
+                .query(&mut conn)
+                .unwrap();
+            conn
+        })
+        .collect();
+    let _: String = redis::cmd("SET")
+        .arg("warm")
+        .arg("up")
+        .query(&mut on_leader)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut slowest = Duration::ZERO;
+    for i in 0..30 {
+        let key = format!("k{i}");
+        let _: String = redis::cmd("SET")
+            .arg(&key)
+            .arg(i)
+            .query(&mut on_leader)
+            .unwrap();
+        let answered = Instant::now();
+        for (f, conn) in followers.iter().zip(stale.iter_mut()) {
+            loop {
+                if try_get(conn, &key).unwrap() == Some(i.to_string()) {
+                    break;
+                }
+                assert!(
+                    answered.elapsed() < Duration::from_millis(400),
+                    "follower {f} did not show write {i} within 400 ms of its answer: it \
+                     waited for the next heartbeat"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        slowest = slowest.max(answered.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let skipped = c.must_raft_u64(leader, "raft_commit_probes_skipped");
+    phase(&format!(
+        "30 writes: both followers showed each within {slowest:?}; {skipped} probes skipped"
+    ));
+    assert!(skipped >= 1, "no commit probe was skipped");
+}
