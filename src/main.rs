@@ -161,7 +161,11 @@ fn main() -> ExitCode {
         tracing::warn!(policy = %policy, error = %e, "CPU scheduling policy not set; running with the default");
     }
 
-    let rt = match tokio::runtime::Runtime::new() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if cfg.server.worker_threads > 0 {
+        builder.worker_threads(cfg.server.worker_threads);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };

@@ -112,6 +112,24 @@ fn sched_policy_is_batch_or_other() {
     );
 }
 
+/// `worker_threads`: 0 (one per CPU) by default, any count up to the guard, and a clear error
+/// naming the field past it.
+#[test]
+fn worker_threads_defaults_to_one_per_cpu_and_refuses_absurd_counts() {
+    assert_eq!(must_parse(BASE).server.worker_threads, 0);
+    let c = must_parse(&format!("{BASE}\n[server]\nworker_threads = 1\n"));
+    assert_eq!(c.server.worker_threads, 1);
+    must_be_invalid(
+        &format!("{BASE}\n[server]\nworker_threads = 100000\n"),
+        "server.worker_threads",
+        "must be between 0 (one per CPU) and 1024",
+    );
+    must_not_parse(
+        &format!("{BASE}\n[server]\nworker_threads = -1\n"),
+        &["worker_threads"],
+    );
+}
+
 #[test]
 fn partial_sections_keep_other_defaults() {
     let c = must_parse(&format!(

@@ -48,6 +48,9 @@ pub use tls::{parse_protocols, TlsAuthClients, TlsSection};
 /// Largest accepted `server.proto_max_bulk_len`: Redis's own ceiling, 512 MiB.
 pub const MAX_PROTO_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 
+/// Largest `server.worker_threads` accepted (a typo guard: far beyond any useful count).
+pub const MAX_WORKER_THREADS: usize = 1024;
+
 /// Largest accepted `server.timeout`, in seconds: Redis's own ceiling (`INT_MAX`).
 pub const MAX_IDLE_TIMEOUT: u64 = i32::MAX as u64;
 
@@ -258,6 +261,10 @@ pub struct ServerSection {
     /// The process's CPU scheduling policy, set at start (`sched_policy.rs`:
     /// HandOffsWithoutPreemption): `"batch"` (default) or `"other"`.
     pub sched_policy: SchedPolicy,
+    /// Threads of the async runtime that run sessions, Raft and the network (tokio's worker
+    /// threads); 0 (default) is one per CPU. Blocking work (snapshot files, scripts, log
+    /// reads) and the log's sync thread are separate threads either way.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerSection {
@@ -273,6 +280,7 @@ impl Default for ServerSection {
             notify_keyspace_events: String::new(),
             tracking_table_max_keys: crate::watch::tracking::DEFAULT_MAX_KEYS,
             sched_policy: SchedPolicy::default(),
+            worker_threads: 0,
         }
     }
 }
@@ -409,6 +417,7 @@ impl fmt::Debug for ServerSection {
             .field("notify_keyspace_events", &self.notify_keyspace_events)
             .field("tracking_table_max_keys", &self.tracking_table_max_keys)
             .field("sched_policy", &self.sched_policy)
+            .field("worker_threads", &self.worker_threads)
             .finish()
     }
 }

@@ -284,6 +284,12 @@ impl ClusterConfig {
         if server.max_clients == 0 {
             return Err(invalid("server.max_clients", "must be at least 1"));
         }
+        if server.worker_threads > MAX_WORKER_THREADS {
+            return Err(invalid(
+                "server.worker_threads",
+                format!("must be between 0 (one per CPU) and {MAX_WORKER_THREADS}"),
+            ));
+        }
         if server.proto_max_bulk_len == 0 || server.proto_max_bulk_len > MAX_PROTO_MAX_BULK_LEN {
             return Err(invalid(
                 "server.proto_max_bulk_len",

@@ -1,5 +1,5 @@
 //! Operations capability: the `redraft` command line and config validation, backup and restore,
-//! the peer port's shared secret, and the process's CPU scheduling policy.
+//! the peer port's shared secret, and the process's threads (CPU scheduling policy, worker count).
 //!
 //! One test binary; each module below is one area, sharing the harness in `tests/common`.
 

@@ -3,6 +3,9 @@
 //! by default, `SCHED_OTHER` when the config says `"other"`. Read from `/proc/<pid>/task/*/stat`
 //! of a real process, after it served a write, so the runtime's workers and the WAL's sync
 //! thread exist and must have inherited the policy set at start.
+//!
+//! `[server] worker_threads`: the runtime has that many workers (`INFO server`
+//! `worker_threads`), one per CPU when unset, and serves writes and reads with one.
 
 use crate::common;
 
@@ -88,4 +91,40 @@ fn every_thread_runs_sched_batch_by_default() {
 fn sched_policy_other_keeps_the_default_policy() {
     let node = Single::start_with("[server]\nsched_policy = \"other\"\n");
     assert_every_thread(&node, SCHED_OTHER);
+}
+
+/// `worker_threads` of `INFO server`.
+fn info_worker_threads(node: &Single) -> usize {
+    let mut con = node.must_connect();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut con)
+        .expect("INFO server");
+    info.lines()
+        .find_map(|l| l.strip_prefix("worker_threads:"))
+        .unwrap_or_else(|| panic!("INFO server lacks worker_threads: {info}"))
+        .trim()
+        .parse()
+        .expect("worker_threads is a number")
+}
+
+#[test]
+fn worker_threads_sets_the_runtime_and_defaults_to_one_per_cpu() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let node = Single::start();
+    assert_eq!(info_worker_threads(&node), cpus, "default: one per CPU");
+    drop(node);
+
+    let node = Single::start_with("[server]\nworker_threads = 1\n");
+    assert_eq!(info_worker_threads(&node), 1);
+    let mut con = node.must_connect();
+    for i in 0..20 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut con)
+            .expect("SET with one worker");
+    }
+    let v: i64 = redis::cmd("GET").arg("k19").query(&mut con).expect("GET");
+    assert_eq!(v, 19);
 }

@@ -73,7 +73,7 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
                  redis_git_dirty:0\r\nredraft_version:{}\r\nredis_mode:standalone\r\n\
                  os:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{:040x}\r\ntcp_port:{}\r\n\
                  server_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
-                 cluster_name:{}\r\nnode_id:{}\r\n",
+                 cluster_name:{}\r\nnode_id:{}\r\nworker_threads:{}\r\n",
                 env!("CARGO_PKG_VERSION"),
                 std::env::consts::OS,
                 std::env::consts::ARCH,
@@ -85,6 +85,9 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
                 uptime / 86400,
                 ctx.cluster_name,
                 ctx.node.id,
+                tokio::runtime::Handle::try_current()
+                    .map(|h| h.metrics().num_workers())
+                    .unwrap_or(0),
             );
         }
         "clients" => {
