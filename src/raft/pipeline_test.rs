@@ -15,6 +15,14 @@ use crate::raft::typ::{Entry, Vote};
 use crate::raft::wire::{read_frame, write_frame, Envelope, RpcRequest, MAX_FRAME};
 use crate::store::{Op, Request};
 
+/// A pipeline to peer 1 in the current format, with every commit probe sent (no [`CommitTold`]).
+fn untold<S>(conn: Arc<PeerConn>, timeout: Duration, input: S) -> Pipeline<S>
+where
+    S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
+{
+    Pipeline::new(conn, 1, AppendFormat::new(), timeout, input, None)
+}
+
 fn log_id(index: u64) -> LogId {
     let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(1, 1);
     openraft::LogId::new(leader.to_committed(), index)
@@ -109,16 +117,9 @@ async fn requests_go_out_before_answers_and_answers_come_back_in_order() {
     let input = futures::stream::iter(vec![append(1), append(2), append(3)]);
     let out: Vec<_> = tokio::time::timeout(
         Duration::from_secs(10),
-        Pipeline::new(
-            conn,
-            1,
-            AppendFormat::new(),
-            Duration::from_secs(5),
-            input,
-            None,
-        )
-        .into_stream()
-        .collect(),
+        untold(conn, Duration::from_secs(5), input)
+            .into_stream()
+            .collect(),
     )
     .await
     .expect("the pipeline waited for an answer before sending the next request");
@@ -140,16 +141,9 @@ async fn a_conflict_ends_the_stream_and_retires_the_connection() {
     let input = futures::stream::iter(vec![append(1), append(2), append(3)]);
     let out: Vec<_> = tokio::time::timeout(
         Duration::from_secs(10),
-        Pipeline::new(
-            conn.clone(),
-            1,
-            AppendFormat::new(),
-            Duration::from_secs(5),
-            input,
-            None,
-        )
-        .into_stream()
-        .collect(),
+        untold(conn.clone(), Duration::from_secs(5), input)
+            .into_stream()
+            .collect(),
     )
     .await
     .expect("the stream did not end");
@@ -174,16 +168,9 @@ async fn an_overdue_answer_ends_the_stream() {
     let input = futures::stream::iter(vec![append(1), append(2)]);
     let out: Vec<_> = tokio::time::timeout(
         Duration::from_secs(10),
-        Pipeline::new(
-            conn.clone(),
-            1,
-            AppendFormat::new(),
-            Duration::from_millis(200),
-            input,
-            None,
-        )
-        .into_stream()
-        .collect(),
+        untold(conn.clone(), Duration::from_millis(200), input)
+            .into_stream()
+            .collect(),
     )
     .await
     .expect("an unanswered pipeline never ended");
