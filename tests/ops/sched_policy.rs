@@ -95,15 +95,9 @@ fn sched_policy_other_keeps_the_default_policy() {
 
 /// `worker_threads` of `INFO server`.
 fn info_worker_threads(node: &Single) -> usize {
-    let mut con = node.must_connect();
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query(&mut con)
-        .expect("INFO server");
-    info.lines()
-        .find_map(|l| l.strip_prefix("worker_threads:"))
-        .unwrap_or_else(|| panic!("INFO server lacks worker_threads: {info}"))
-        .trim()
+    let info = common::try_info(&mut node.must_connect(), "server").expect("INFO server");
+    info.get("worker_threads")
+        .unwrap_or_else(|| panic!("INFO server lacks worker_threads: {info:?}"))
         .parse()
         .expect("worker_threads is a number")
 }
