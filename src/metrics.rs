@@ -188,6 +188,9 @@ pub struct NodeMetrics {
     /// As leader: commit-only AppendEntries not sent because the follower was told of the
     /// commit by an announcement (ProbeSkippedWhenTold, `raft::pipeline`).
     pub commit_probes_skipped: AtomicU64,
+    /// Times the expiry timer woke: deadlines, leadership changes, its idle recheck
+    /// (`raft::expiry`; QuietWatchers: writes alone do not wake it).
+    pub expiry_wakeups: AtomicU64,
 }
 
 impl Default for NodeMetrics {
@@ -208,6 +211,7 @@ impl Default for NodeMetrics {
             flush_announcements: AtomicU64::new(0),
             early_commits: AtomicU64::new(0),
             commit_probes_skipped: AtomicU64::new(0),
+            expiry_wakeups: AtomicU64::new(0),
             batched_requests: AtomicU64::new(0),
         }
     }

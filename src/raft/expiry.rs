@@ -21,11 +21,16 @@
 //! - **ExpiryIdempotent.** The store deletes a listed key only if it is still live with a
 //!   deadline at or before the entry's `now_ms`; a duplicate or late entry (from an old leader,
 //!   or a retry) deletes nothing it should not.
+//! - **QuietWatchers** (as in `health.rs`). The timer learns of leadership from openraft's
+//!   server metrics (vote, leader, membership), never from the full metrics, which change
+//!   several times per write: writes alone never wake it. `INFO raft` `raft_expiry_wakeups`
+//!   counts its wake-ups.
 //!
 //! Until its expiry entry is applied, a key whose deadline passed is still present on every
 //! node (reads do not hide it). The lag, deadline to deletion, is this task's wake-up plus one
 //! Raft commit, plus the follower's apply for a read on a follower; README reports it.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,12 +59,17 @@ pub fn spawn_expiry(
 }
 
 async fn run(node: Arc<RaftNode>, mut shutdown: watch::Receiver<bool>) {
-    let mut metrics = node.raft.metrics();
+    // QuietWatchers: each change of the full metrics would wake this task (and, on the
+    // leader, read the deadline order under the state machine's lock) several times per write.
+    let mut metrics = node.raft.server_metrics();
     let wake = node.sm.deadline_wake();
     loop {
         if *shutdown.borrow() {
             return;
         }
+        node.node_metrics
+            .expiry_wakeups
+            .fetch_add(1, Ordering::Relaxed);
         if !node.is_leader() {
             tokio::select! {
                 r = metrics.changed() => if r.is_err() { return },

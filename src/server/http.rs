@@ -367,6 +367,13 @@ pub fn exposition(ctx: &ServerContext) -> String {
     render_one(
         &mut out,
         "counter",
+        "redraft_expiry_wakeups_total",
+        "Times the expiry timer woke (deadlines, leadership changes, its idle recheck).",
+        nm.expiry_wakeups.load(Ordering::Relaxed),
+    );
+    render_one(
+        &mut out,
+        "counter",
         "redraft_snapshot_deltas_total",
         "Of the snapshots this node built, those appended to the current file as a delta.",
         nm.snapshot_deltas.load(Ordering::Relaxed),

@@ -7,4 +7,5 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod expiry_timer;
 mod transactions_expiry;
