@@ -7,6 +7,8 @@
 //! - `table`: the markdown tables of a results file (medians, min–max, ratios).
 //! - `plot`: the PNG plots of a results file.
 //! - `wakeup`: what waking a sleeping thread costs here, on the same CPU and on another.
+//! - `fsync`: what a small `fdatasync` costs on this disk, after an idle gap, alone or three
+//!   at once.
 //!
 //! Layout: `args.rs` (flags and their checks), `resp` (the shared `resp-client` crate), `client.rs` (one KV
 //! client over RESP or etcd's gRPC API), `kv.rs` (set/get/mixed/fill), `raftstats.rs`
@@ -17,6 +19,7 @@ mod args;
 mod client;
 mod cpustat;
 mod failover;
+mod fsync;
 mod kv;
 mod raftstats;
 mod report;
@@ -67,6 +70,24 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         gap_us: u64,
     },
+    /// Measures a small write + `fdatasync` after idle gaps, with files synced at once.
+    Fsync {
+        /// Folder for the test files (on the disk to measure).
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many files are synced at the same moment (comma-separated counts).
+        #[arg(long, value_delimiter = ',', default_value = "1,3")]
+        writers: Vec<usize>,
+        /// Idle time before each write (µs, comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "0,300,1000,2000,10000")]
+        gaps_us: Vec<u64>,
+        /// Writes per writer and gap.
+        #[arg(long, default_value_t = 300)]
+        rounds: usize,
+        /// Bytes per write (one SET's log record is ~350).
+        #[arg(long, default_value_t = 352)]
+        bytes: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,6 +127,13 @@ fn main() -> anyhow::Result<()> {
             print!("{}", report::table(&result::read_jsonl(&input)?));
         }
         Cmd::Wakeup { rounds, gap_us } => wakeup::run(rounds, gap_us)?,
+        Cmd::Fsync {
+            dir,
+            writers,
+            gaps_us,
+            rounds,
+            bytes,
+        } => fsync::run(&dir, &writers, &gaps_us, rounds, bytes)?,
         Cmd::Plot { input, out_dir } => {
             for f in report::plot(&result::read_jsonl(&input)?, &out_dir)? {
                 println!("{}", f.display());
