@@ -389,6 +389,27 @@ pub fn benches(c: &mut Criterion) {
         b.iter(|| black_box(history.to_delta(since, b"").len()))
     });
     drop(history);
+    // The same number of revisions as HSETs of one field each to one hash of 10,000 fields:
+    // a hash version is written as its change from the previous version.
+    let mut hashed = Store::new();
+    for i in 0..100_000u64 {
+        hashed.apply(&Request {
+            client: None,
+            op: Op::HSet {
+                key: Bytes::from_static(b"config"),
+                pairs: vec![(
+                    Bytes::from(format!("field:{:05}", i % 10_000)),
+                    value.clone(),
+                )],
+                if_absent: false,
+            },
+            at_ms: 0,
+        });
+    }
+    g.bench_function("full/100k_hash_versions_of_10k_fields", |b| {
+        b.iter(|| black_box(hashed.to_snapshot().len()))
+    });
+    drop(hashed);
     // What a restart loads: one full dump of 100,000 revisions, against a dump of 60,000 with
     // four deltas of 10,000 after it (the same store).
     let mut grown = Store::new();

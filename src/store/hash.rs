@@ -20,10 +20,13 @@
 //!
 //! Semantics and error texts follow Redis 7.0's `t_hash.c`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
+use super::key_index::Touched;
 use super::long_double::LongDouble;
 use super::strings::parse_i64;
 use super::{Changes, KeyValue, Response, Store, StoreError, Ttl};
@@ -89,19 +92,25 @@ impl Store {
     }
 
     /// Writes `fields` as the key's next version, keeping its deadline; an empty hash deletes
-    /// the key (HashNeverEmpty).
-    fn put_hash_in(
+    /// the key (HashNeverEmpty). `touched` names every field that may differ from the key's
+    /// current value (TouchedFields, `key_index.rs`).
+    fn put_hash_in<'a>(
         &mut self,
         c: &mut Changes,
         key: &Bytes,
         fields: Hash,
+        touched: impl IntoIterator<Item = &'a Bytes>,
     ) -> Result<(), StoreError> {
         if fields.is_empty() {
             self.delete_in(c, key);
-            Ok(())
-        } else {
-            self.put_stored_in(c, key, &Stored::Hash(fields), Ttl::Keep)
+            return Ok(());
         }
+        let touched: Arc<[Bytes]> = touched.into_iter().cloned().collect();
+        self.keyspace.touching(Touched(Some(touched)));
+        let put = self.put_stored_in(c, key, &Stored::Hash(fields), Ttl::Keep);
+        // A put refused by a schema never consumed the names: they must not reach another.
+        self.keyspace.touching(Touched::default());
+        put
     }
 
     /// HSET / HMSET (`if_absent` false: every pair is written, the answer counts the new
@@ -127,7 +136,7 @@ impl Store {
         }
         let changed = !pairs.is_empty() && (!if_absent || added > 0);
         if changed {
-            self.put_hash_in(c, key, fields)?;
+            self.put_hash_in(c, key, fields, pairs.iter().map(|(f, _)| f))?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -147,7 +156,7 @@ impl Store {
             }
         }
         if removed > 0 {
-            self.put_hash_in(c, key, fields)?;
+            self.put_hash_in(c, key, fields, names)?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -171,7 +180,7 @@ impl Store {
         };
         let value = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         fields.insert(field.clone(), Bytes::from(value.to_string()));
-        self.put_hash_in(c, key, fields)?;
+        self.put_hash_in(c, key, fields, [field])?;
         let revision = self.revision_with(c);
         Ok(Response::Integer { value, revision })
     }
@@ -199,7 +208,7 @@ impl Store {
             .ok_or(StoreError::NanOrInfinity)?;
         let text = Bytes::from(sum.to_human());
         fields.insert(field.clone(), text.clone());
-        self.put_hash_in(c, key, fields)?;
+        self.put_hash_in(c, key, fields, [field])?;
         let revision = self.revision_with(c);
         Ok(Response::Value {
             value: Some(text),

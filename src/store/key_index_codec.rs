@@ -24,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use bytes::Bytes;
 use imbl::ordmap::DiffItem;
 
-use super::{Change, Hash, KeyIndex, Revision, Version, Versions};
+use super::{Change, Hash, KeyIndex, Revision, Touched, Version, Versions};
 
 /// One version as encoded (decoded into; [`VersionRef`] writes it).
 #[derive(Deserialize)]
@@ -93,9 +93,47 @@ enum ChangeRef<'a> {
 /// From the version at the position given on (0: all of them).
 struct EncodedVersions<'a>(&'a Versions<Version>, usize);
 
+/// A hash version's change from the previous one: the fields set (added or given another
+/// value) and the fields removed, each in field order.
+type HashDelta<'a> = (Vec<(&'a Bytes, &'a Bytes)>, Vec<&'a Bytes>);
+
+/// The change from `prev` (none: the empty hash) to `fields`, by diffing the two maps.
+fn diffed<'a>(prev: Option<&'a Hash>, fields: &'a Hash) -> HashDelta<'a> {
+    let Some(prev) = prev else {
+        return (fields.iter().collect(), Vec::new());
+    };
+    let (mut set, mut removed) = (Vec::new(), Vec::new());
+    // `diff` skips the leaves both maps share, but visits every shared subtree's boundary:
+    // O(branching x depth) per version, not O(change).
+    for item in prev.diff(fields) {
+        match item {
+            DiffItem::Add(f, v) | DiffItem::Update { new: (f, v), .. } => set.push((f, v)),
+            DiffItem::Remove(f, _) => removed.push(f),
+        }
+    }
+    (set, removed)
+}
+
+/// The same change as [`diffed`], from the fields the write named (TouchedFields: a superset
+/// of those it changed): O(named x log fields).
+fn from_touched<'a>(prev: &'a Hash, fields: &'a Hash, touched: &'a [Bytes]) -> HashDelta<'a> {
+    let mut names: Vec<&Bytes> = touched.iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    let (mut set, mut removed) = (Vec::new(), Vec::new());
+    for name in names {
+        match (prev.get_key_value(name), fields.get_key_value(name)) {
+            (Some((_, old)), Some((f, new))) if old != new => set.push((f, new)),
+            (None, Some((f, new))) => set.push((f, new)),
+            (Some((f, _)), None) => removed.push(f),
+            _ => {}
+        }
+    }
+    (set, removed)
+}
+
 impl Serialize for EncodedVersions<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let empty = Hash::new();
         let from = self.1.min(self.0.len());
         let mut seq = s.serialize_seq(Some(self.0.len() - from))?;
         let mut prev: Option<&Hash> = None;
@@ -116,17 +154,21 @@ impl Serialize for EncodedVersions<'_> {
                     fields,
                     create_revision,
                     version,
+                    touched,
                 } => {
-                    let (mut set, mut removed) = (Vec::new(), Vec::new());
-                    // `diff` skips the nodes both maps share: O(change), not O(fields).
-                    for item in prev.unwrap_or(&empty).diff(fields) {
-                        match item {
-                            DiffItem::Add(f, v) | DiffItem::Update { new: (f, v), .. } => {
-                                set.push((f, v))
-                            }
-                            DiffItem::Remove(f, _) => removed.push(f),
+                    let (set, removed) = match (prev, &touched.0) {
+                        (Some(prev), Some(touched)) => {
+                            let delta = from_touched(prev, fields, touched);
+                            debug_assert_eq!(
+                                delta,
+                                diffed(Some(prev), fields),
+                                "TouchedFields: the named fields miss a change at {:?}",
+                                v.revision
+                            );
+                            delta
                         }
-                    }
+                        _ => diffed(prev, fields),
+                    };
                     ChangeRef::PutHash {
                         set,
                         removed,
@@ -221,6 +263,7 @@ impl<'de> Deserialize<'de> for KeyIndex {
                         fields,
                         create_revision,
                         version,
+                        touched: Touched::default(),
                     }
                 }
             };
@@ -258,14 +301,29 @@ mod tests {
     #[test]
     fn borrowed_encoding_is_the_owned_repr_byte_for_byte() {
         let key = b("k");
+        let none = Touched::default;
+        // TouchedFields: names in any order, repeated, or unchanged give the diff's change.
+        let named = |names: &[&str]| Touched(Some(names.iter().map(|n| b(n)).collect()));
         let mut ki = KeyIndex::default();
-        ki.put(&key, &Stored::String(b("one")), Revision::new(2, 0));
-        ki.put(&key, &Stored::String(b("two")), Revision::new(3, 1));
+        ki.put(&key, &Stored::String(b("one")), Revision::new(2, 0), none());
+        ki.put(&key, &Stored::String(b("two")), Revision::new(3, 1), none());
         ki.tombstone(&key, Revision::new(4, 0), false).unwrap();
-        ki.put(&key, &hash(&[("a", "1"), ("b", "2")]), Revision::new(5, 0));
-        ki.put(&key, &hash(&[("a", "1"), ("c", "3")]), Revision::new(6, 0));
+        let first = hash(&[("a", "1"), ("b", "2")]);
+        ki.put(&key, &first, Revision::new(5, 0), named(&["a", "b"]));
+        let second = hash(&[("a", "1"), ("c", "3")]);
+        ki.put(
+            &key,
+            &second,
+            Revision::new(6, 0),
+            named(&["c", "b", "a", "c"]),
+        );
         ki.tombstone(&key, Revision::new(7, 0), true).unwrap();
-        ki.put(&key, &Stored::String(b("three")), Revision::new(8, 0));
+        ki.put(
+            &key,
+            &Stored::String(b("three")),
+            Revision::new(8, 0),
+            none(),
+        );
 
         #[derive(Serialize)]
         #[serde(rename = "KeyIndex")]

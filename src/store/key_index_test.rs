@@ -17,6 +17,7 @@ fn must_build(ops: &[(u64, Option<&str>)]) -> KeyIndex {
                     &key,
                     &Stored::String(Bytes::copy_from_slice(v.as_bytes())),
                     rev(main),
+                    Touched::default(),
                 );
             }
             None => {

@@ -41,7 +41,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, Touched};
 use super::{Event, KeyValue, Revision, Stored};
 
 /// Every key's history. Reading a key's latest value is one ordered-map lookup, O(log n).
@@ -59,6 +59,10 @@ pub(super) struct Keyspace {
     /// keys share their bytes with `keys`.
     #[serde(skip)]
     by_revision: Vector<(Revision, Bytes)>,
+    /// The fields the next hash put named (TouchedFields, `key_index.rs`): set by the hash
+    /// write just before its put and cleared after it, so it never reaches another put.
+    #[serde(skip)]
+    touched: Touched,
 }
 
 /// How many keys ahead [`serialize_keys`] asks the CPU to fetch a key's versions, and (half
@@ -103,15 +107,21 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl Keyspace {
+    /// Names the fields the next put (a hash write's) touched, or none (TouchedFields).
+    pub fn touching(&mut self, touched: Touched) {
+        self.touched = touched;
+    }
+
     /// Puts `value` (a string or a hash) at `key` with `revision` and returns the event.
     pub fn put(&mut self, key: &Bytes, value: &Stored, revision: Revision) -> Event {
+        let touched = std::mem::take(&mut self.touched);
         // One descent of the map for a key that exists (the common case): imbl's `entry`
         // looks the key up and then descends again for the value.
         let (was_live, event) = match self.keys.get_mut(key.as_ref()) {
-            Some(index) => (index.is_live(), index.put(key, value, revision)),
+            Some(index) => (index.is_live(), index.put(key, value, revision, touched)),
             None => {
                 let mut index = KeyIndex::default();
-                let event = index.put(key, value, revision);
+                let event = index.put(key, value, revision, touched);
                 self.keys.insert(key.clone(), index);
                 (false, event)
             }
