@@ -20,13 +20,11 @@
 //!
 //! Semantics and error texts follow Redis 7.0's `t_hash.c`.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
-use super::key_index::Touched;
+use super::key_index::{HashChange, Touched};
 use super::long_double::LongDouble;
 use super::strings::parse_i64;
 use super::{Changes, KeyValue, Response, Store, StoreError, Ttl};
@@ -92,21 +90,31 @@ impl Store {
     }
 
     /// Writes `fields` as the key's next version, keeping its deadline; an empty hash deletes
-    /// the key (HashNeverEmpty). `touched` names every field that may differ from the key's
-    /// current value (TouchedFields, `key_index.rs`).
+    /// the key (HashNeverEmpty). `before` is the key's current value and `named` every field
+    /// the write may have changed: the version keeps its change (TouchedFields, `key_index.rs`),
+    /// found here while both maps are in cache.
     fn put_hash_in<'a>(
         &mut self,
         c: &mut Changes,
         key: &Bytes,
-        fields: Hash,
-        touched: impl IntoIterator<Item = &'a Bytes>,
+        (before, fields): (&Hash, Hash),
+        named: impl IntoIterator<Item = &'a Bytes>,
     ) -> Result<(), StoreError> {
         if fields.is_empty() {
             self.delete_in(c, key);
             return Ok(());
         }
-        let touched: Arc<[Bytes]> = touched.into_iter().cloned().collect();
-        self.keyspace.touching(Touched(Some(touched)));
+        let mut names: Vec<&Bytes> = named.into_iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        let change: HashChange = names
+            .into_iter()
+            .filter_map(|name| {
+                let now = fields.get(name);
+                (before.get(name) != now).then(|| (name.clone(), now.cloned()))
+            })
+            .collect();
+        self.keyspace.touching(Touched(Some(change)));
         let put = self.put_stored_in(c, key, &Stored::Hash(fields), Ttl::Keep);
         // A put refused by a schema never consumed the names: they must not reach another.
         self.keyspace.touching(Touched::default());
@@ -125,6 +133,7 @@ impl Store {
         if_absent: bool,
     ) -> Applied {
         let mut fields = self.hash_at(key)?;
+        let before = fields.clone();
         let mut added = 0i64;
         for (field, value) in pairs {
             if if_absent && fields.contains_key(field) {
@@ -136,7 +145,7 @@ impl Store {
         }
         let changed = !pairs.is_empty() && (!if_absent || added > 0);
         if changed {
-            self.put_hash_in(c, key, fields, pairs.iter().map(|(f, _)| f))?;
+            self.put_hash_in(c, key, (&before, fields), pairs.iter().map(|(f, _)| f))?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -149,6 +158,7 @@ impl Store {
     /// deletes the key. Removing nothing changes nothing.
     pub(super) fn hdel(&mut self, c: &mut Changes, key: &Bytes, names: &[Bytes]) -> Applied {
         let mut fields = self.hash_at(key)?;
+        let before = fields.clone();
         let mut removed = 0i64;
         for name in names {
             if fields.remove(name).is_some() {
@@ -156,7 +166,7 @@ impl Store {
             }
         }
         if removed > 0 {
-            self.put_hash_in(c, key, fields, names)?;
+            self.put_hash_in(c, key, (&before, fields), names)?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -174,13 +184,14 @@ impl Store {
         delta: i64,
     ) -> Applied {
         let mut fields = self.hash_at(key)?;
+        let before = fields.clone();
         let current = match fields.get(field) {
             Some(v) => parse_i64(v).ok_or(StoreError::HashNotInteger)?,
             None => 0,
         };
         let value = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         fields.insert(field.clone(), Bytes::from(value.to_string()));
-        self.put_hash_in(c, key, fields, [field])?;
+        self.put_hash_in(c, key, (&before, fields), [field])?;
         let revision = self.revision_with(c);
         Ok(Response::Integer { value, revision })
     }
@@ -199,6 +210,7 @@ impl Store {
             return Err(StoreError::NotFiniteIncrement);
         }
         let mut fields = self.hash_at(key)?;
+        let before = fields.clone();
         let current = match fields.get(field) {
             Some(v) => LongDouble::parse(v).ok_or(StoreError::HashNotFloat)?,
             None => LongDouble::ZERO,
@@ -208,7 +220,7 @@ impl Store {
             .ok_or(StoreError::NanOrInfinity)?;
         let text = Bytes::from(sum.to_human());
         fields.insert(field.clone(), text.clone());
-        self.put_hash_in(c, key, fields, [field])?;
+        self.put_hash_in(c, key, (&before, fields), [field])?;
         let revision = self.revision_with(c);
         Ok(Response::Value {
             value: Some(text),
