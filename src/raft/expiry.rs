@@ -70,7 +70,11 @@ async fn run(node: Arc<RaftNode>, mut shutdown: watch::Receiver<bool>) {
         node.node_metrics
             .expiry_wakeups
             .fetch_add(1, Ordering::Relaxed);
-        if !node.is_leader() {
+        // Leadership from the server metrics themselves: openraft publishes them before the
+        // full metrics, so the full metrics could still show the old leader when this wakes
+        // (and the task would then wait for the next change of leader).
+        let leads = metrics.borrow_watched().current_leader == Some(node.id);
+        if !leads {
             tokio::select! {
                 r = metrics.changed() => if r.is_err() { return },
                 _ = shutdown.changed() => return,
