@@ -2,7 +2,9 @@
 //! [`Outcome`] (SEMANTICS.md §2).
 //!
 //! A [`Client`] holds at most one connection, to a node it picks at random; any outcome other
-//! than `ok` drops the connection, so the next operation reconnects to a random node.
+//! than `ok` drops the connection, so the next operation reconnects to a random node. A
+//! [`Client::pinned`] one always reconnects to the same node: it stays on a node a partition cut
+//! off, as a client of one server does.
 
 use std::time::Duration;
 
@@ -80,6 +82,8 @@ pub struct Meta {
 pub struct Client {
     nodes: Vec<(u64, String)>,
     conn: Option<(u64, Conn)>,
+    /// The index in `nodes` every connection goes to (a pinned client), or `None` (random).
+    home: Option<usize>,
     pub op_timeout: Duration,
     pub connect_timeout: Duration,
 }
@@ -90,12 +94,23 @@ impl Client {
         Self {
             nodes,
             conn: None,
+            home: None,
             op_timeout,
             connect_timeout: op_timeout,
         }
     }
 
-    /// Closes the current connection; the next operation picks a random node.
+    /// A client that connects only to `nodes[home % nodes.len()]`, after any failure too.
+    pub fn pinned(nodes: Vec<(u64, String)>, home: usize, op_timeout: Duration) -> Self {
+        let home = Some(home % nodes.len().max(1));
+        Self {
+            home,
+            ..Self::new(nodes, op_timeout)
+        }
+    }
+
+    /// Closes the current connection; the next operation picks a random node (a pinned client:
+    /// its node again).
     pub fn reset(&mut self) {
         self.conn = None;
     }
@@ -103,7 +118,11 @@ impl Client {
     /// Sends `args` and returns the reply, classifying any failure by `effect`.
     pub async fn call(&mut self, rng: &mut StdRng, effect: Effect, args: &[&[u8]]) -> Done<Reply> {
         if self.conn.is_none() {
-            let (id, addr) = self.nodes[rng.gen_range(0..self.nodes.len())].clone();
+            let i = match self.home {
+                Some(home) => home,
+                None => rng.gen_range(0..self.nodes.len()),
+            };
+            let (id, addr) = self.nodes[i].clone();
             match Conn::connect(&addr, self.connect_timeout).await {
                 Ok(c) => self.conn = Some((id, c)),
                 Err(e) => {
@@ -439,5 +458,25 @@ mod tests {
         let d = c.set(&mut rng, "k", "v").await;
         assert_eq!(d.node, 1);
         assert_eq!(d.result.unwrap_err().outcome, Outcome::Fail);
+    }
+
+    #[tokio::test]
+    async fn a_pinned_client_reconnects_to_its_node_after_every_failure() {
+        use rand::SeedableRng;
+        let nodes = vec![
+            (1, "127.0.0.1:1".to_string()),
+            (2, "127.0.0.1:2".to_string()),
+        ];
+        let timeout = Duration::from_millis(200);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut pinned = Client::pinned(nodes.clone(), 1, timeout);
+        let mut random = Client::new(nodes, timeout);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            assert_eq!(pinned.set(&mut rng, "k", "v").await.node, 2);
+            seen.insert(random.set(&mut rng, "k", "v").await.node);
+        }
+        // The same failures move an unpinned client between both nodes.
+        assert_eq!(seen, [1, 2].into());
     }
 }

@@ -81,6 +81,11 @@ struct Cli {
     /// Clients still speak plain RESP.
     #[arg(long)]
     peer_tls: bool,
+    /// Each client stays on one node (client i on node i mod nodes), reconnecting there after
+    /// a failure, instead of moving to a random node: clients of a node a partition cut off
+    /// keep reading from it (the stale-read control of CI).
+    #[arg(long)]
+    pinned_clients: bool,
     /// Client timeout per operation, ms (a timeout is an indeterminate outcome).
     #[arg(long, default_value_t = 1000)]
     op_timeout_ms: u64,
@@ -795,6 +800,7 @@ async fn workload_and_nemesis(
         clients.push(tokio::spawn(workload::client_loop(
             p,
             addrs.clone(),
+            cli.pinned_clients,
             Duration::from_millis(cli.op_timeout_ms),
             Generator::new(wcfg.clone(), counters.clone()),
             seed,

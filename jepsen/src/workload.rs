@@ -278,11 +278,13 @@ pub async fn execute(
     }
 }
 
-/// One client's loop until `until` (run clock, ns), at `rate` operations per second.
+/// One client's loop until `until` (run clock, ns), at `rate` operations per second. `pinned`:
+/// the client stays on node `process % nodes` ([`Client::pinned`]), else it moves at random.
 #[allow(clippy::too_many_arguments)]
 pub async fn client_loop(
     process: u64,
     addrs: Vec<(u64, String)>,
+    pinned: bool,
     op_timeout: Duration,
     mut gen: Generator,
     seed: u64,
@@ -292,7 +294,11 @@ pub async fn client_loop(
     unexpected: Unexpected,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ (process.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-    let mut client = Client::new(addrs, op_timeout);
+    let mut client = if pinned {
+        Client::pinned(addrs, process as usize, op_timeout)
+    } else {
+        Client::new(addrs, op_timeout)
+    };
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
     // Start at a random phase so the clients do not move in lockstep.
     tokio::time::sleep(period.mul_f64(rng.gen_range(0.0..1.0))).await;
