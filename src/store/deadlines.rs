@@ -10,7 +10,8 @@
 //! - **DeadlineLive.** Only a live key has a deadline: every delete and expiry removes it
 //!   (checked on snapshot load).
 //! - **DeadlineOrder.** `by_deadline` holds `(deadline, key)` for exactly the entries of
-//!   `by_key`. It is derived state: not serialised, rebuilt by [`Deadlines::restore`].
+//!   `by_key`, and `sum` the sum of their deadlines. Both are derived state: not serialised,
+//!   rebuilt by [`Deadlines::restore`].
 
 use bytes::Bytes;
 use imbl::{OrdMap, OrdSet};
@@ -28,6 +29,9 @@ pub(super) struct Deadlines {
     /// without scanning every key.
     #[serde(skip)]
     by_deadline: OrdSet<(i64, Bytes)>,
+    /// The sum of every deadline (DeadlineOrder), for INFO's mean time to live in O(1).
+    #[serde(skip)]
+    sum: i128,
 }
 
 impl Deadlines {
@@ -40,8 +44,10 @@ impl Deadlines {
     pub fn set(&mut self, key: &Bytes, at: i64) {
         if let Some(old) = self.by_key.insert(key.clone(), at) {
             self.by_deadline.remove(&(old, key.clone()));
+            self.sum -= i128::from(old);
         }
         self.by_deadline.insert((at, key.clone()));
+        self.sum += i128::from(at);
     }
 
     /// Removes `key`'s deadline; returns whether it had one.
@@ -49,6 +55,7 @@ impl Deadlines {
         match self.by_key.remove_with_key(key) {
             Some((key, old)) => {
                 self.by_deadline.remove(&(old, key));
+                self.sum -= i128::from(old);
                 true
             }
             None => false,
@@ -75,6 +82,17 @@ impl Deadlines {
         self.by_key.len()
     }
 
+    /// Returns the mean of the keys' remaining times to live at `now_ms`, in ms (0 with no
+    /// deadline; a deadline already passed counts as 0 left, as the key is about to expire).
+    pub fn mean_ttl(&self, now_ms: i64) -> i64 {
+        let n = self.by_key.len() as i128;
+        if n == 0 {
+            return 0;
+        }
+        let mean = self.sum / n - i128::from(now_ms);
+        mean.clamp(0, i128::from(i64::MAX)) as i64
+    }
+
     /// Checks a table loaded from a snapshot against the keyspace (DeadlineLive) and rebuilds
     /// the time order (DeadlineOrder).
     pub fn restore(&mut self, keyspace: &Keyspace) -> Result<(), String> {
@@ -89,6 +107,7 @@ impl Deadlines {
             .iter()
             .map(|(key, at)| (*at, key.clone()))
             .collect();
+        self.sum = self.by_key.values().map(|at| i128::from(*at)).sum();
         Ok(())
     }
 }
@@ -114,5 +133,11 @@ mod tests {
         assert!(!d.remove(b"c"));
         assert_eq!(d.due(i64::MAX, 10), vec![a.clone(), b.clone()]);
         assert_eq!((d.len(), d.by_deadline.len()), (2, 2));
+        // a at 30, b at 40: a mean deadline of 35.
+        assert_eq!((d.mean_ttl(25), d.mean_ttl(35), d.mean_ttl(99)), (10, 0, 0));
+        assert_eq!(d.sum, 70);
+        d.remove(b"a");
+        d.remove(b"b");
+        assert_eq!((d.sum, d.mean_ttl(0)), (0, 0));
     }
 }

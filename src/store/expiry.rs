@@ -27,6 +27,27 @@ pub(super) fn deadline(expiry: Expiry) -> Result<i64, StoreError> {
 }
 
 impl Store {
+    /// Returns the earliest deadline of any key.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.deadlines.first()
+    }
+
+    /// Returns up to `limit` keys whose deadline is at or before `now_ms`, earliest first: what
+    /// the leader's expiry proposes next.
+    pub fn due(&self, now_ms: i64, limit: usize) -> Vec<Bytes> {
+        self.deadlines.due(now_ms, limit)
+    }
+
+    /// Returns how many keys have a deadline.
+    pub fn expiring(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Returns the mean remaining time to live of the keys with a deadline at `now_ms`, in ms.
+    pub fn mean_ttl(&self, now_ms: i64) -> i64 {
+        self.deadlines.mean_ttl(now_ms)
+    }
+
     /// EXPIRE and friends: `Applied { applied }` is the `:1`/`:0` reply.
     pub(super) fn expire(
         &mut self,

@@ -547,22 +547,6 @@ impl Store {
         self.deadlines.get(key)
     }
 
-    /// Returns the earliest deadline of any key.
-    pub fn next_deadline(&self) -> Option<i64> {
-        self.deadlines.first()
-    }
-
-    /// Returns up to `limit` keys whose deadline is at or before `now_ms`, earliest first: what
-    /// the leader's expiry proposes next.
-    pub fn due(&self, now_ms: i64, limit: usize) -> Vec<Bytes> {
-        self.deadlines.due(now_ms, limit)
-    }
-
-    /// Returns how many keys have a deadline.
-    pub fn expiring(&self) -> usize {
-        self.deadlines.len()
-    }
-
     /// Returns the main revision of `key`'s last change, a delete or expiry included (0 if no
     /// change is stored): what WATCH records and EXEC compares ([`Compare`]).
     pub fn last_change(&self, key: &[u8]) -> u64 {

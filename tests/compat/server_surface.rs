@@ -3,8 +3,8 @@
 //! for byte over a pipeline), `COMMAND GETKEYS` / `GETKEYSANDFLAGS` (byte for byte, RESP2 and
 //! RESP3), the INFO sections and their field names (`memory`, `cpu`, `errorstats`,
 //! `commandstats`, `latencystats`, which `INFO`, `INFO all` and `INFO everything` include),
-//! the counts in `commandstats` and `errorstats` after the same commands, and `CLIENT LIST`'s
-//! query-buffer fields.
+//! the counts in `commandstats` and `errorstats` after the same commands, `INFO keyspace`'s
+//! `keys`, `expires` and `avg_ttl`, and `CLIENT LIST`'s query-buffer fields.
 //!
 //! Known difference, tested on redraft alone: INFO also has redraft's `raft` and `reads`
 //! sections, and `memory` leaves out what redraft has no counterpart for (Lua, functions,
@@ -157,6 +157,56 @@ fn info(addr: &str, section: &str) -> String {
     let reply = c.call(&format!("INFO {section}"));
     let (_, text) = reply.split_once("\r\n").expect("a bulk reply");
     text.to_string()
+}
+
+/// `INFO keyspace`'s `db0` line, or `None` when the keyspace is empty (Redis leaves it out).
+fn db0(addr: &str) -> Option<String> {
+    info(addr, "keyspace")
+        .lines()
+        .find_map(|l| l.strip_prefix("db0:").map(str::to_string))
+}
+
+/// `keys=`, `expires=` and `avg_ttl=` of a `db0` line, as numbers.
+fn db0_fields(line: &str) -> Vec<(String, u64)> {
+    line.split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            (k.to_string(), v.trim().parse().expect("a number"))
+        })
+        .collect()
+}
+
+#[test]
+fn info_keyspace_counts_keys_with_a_deadline_as_redis_does() {
+    let node = Single::start();
+    let redis = RealRedis::start();
+    for addr in [&node.addr, &redis.addr] {
+        assert_eq!(db0(addr), None, "an empty keyspace has no db0 line");
+        let mut c = RawClient::must_connect(addr);
+        for line in [
+            "SET a 1",
+            "SET b 2 EX 100",
+            "SET c 3 PX 50000",
+            "SET d 4 EX 9",
+        ] {
+            assert_eq!(c.call(line), "+OK\r\n");
+        }
+        assert_eq!(c.call("PERSIST d"), ":1\r\n");
+    }
+    let ours = db0_fields(&db0(&node.addr).expect("db0"));
+    let theirs = db0_fields(&db0(&redis.addr).expect("db0"));
+    let names = |f: &[(String, u64)]| f.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&ours),
+        names(&theirs),
+        "the same fields in the same order"
+    );
+    assert_eq!(ours[..2], theirs[..2], "keys and expires");
+    assert_eq!(ours[..2], [("keys".into(), 4), ("expires".into(), 2)]);
+    // Redis estimates avg_ttl by sampling in its expiry cycle; redraft's is exact: the mean of
+    // 100 s and 50 s left, less the time the test took.
+    let avg_ttl = ours[2].1;
+    assert!((60_000..=75_000).contains(&avg_ttl), "avg_ttl {avg_ttl}");
 }
 
 #[test]

@@ -142,10 +142,16 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
         "raft" => raft_section(ctx, &mut out),
         "reads" => reads_section(ctx, &mut out),
         "keyspace" => {
-            let keys = ctx.node.read_store(|store| store.len());
+            let now = crate::raft::unix_ms();
+            let (keys, expires, avg_ttl) = ctx
+                .node
+                .read_store(|store| (store.len(), store.expiring(), store.mean_ttl(now)));
             out.push_str("# Keyspace\r\n");
             if keys > 0 {
-                let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+                let _ = write!(
+                    out,
+                    "db0:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n"
+                );
             }
         }
         _ => {}
