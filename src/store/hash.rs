@@ -97,7 +97,8 @@ impl Store {
         &mut self,
         c: &mut Changes,
         key: &Bytes,
-        (before, fields): (&Hash, Hash),
+        before: &Hash,
+        fields: Hash,
         named: impl IntoIterator<Item = &'a Bytes>,
     ) -> Result<(), StoreError> {
         if fields.is_empty() {
@@ -114,11 +115,10 @@ impl Store {
                 (before.get(name) != now).then(|| (name.clone(), now.cloned()))
             })
             .collect();
-        self.keyspace.touching(Touched(Some(change)));
-        let put = self.put_stored_in(c, key, &Stored::Hash(fields), Ttl::Keep);
-        // A put refused by a schema never consumed the names: they must not reach another.
-        self.keyspace.touching(Touched::default());
-        put
+        let value = Stored::Hash(fields);
+        self.check_schema(key, &value)?;
+        self.put_touched_in(c, key, &value, Ttl::Keep, Touched(Some(change)));
+        Ok(())
     }
 
     /// HSET / HMSET (`if_absent` false: every pair is written, the answer counts the new
@@ -145,7 +145,7 @@ impl Store {
         }
         let changed = !pairs.is_empty() && (!if_absent || added > 0);
         if changed {
-            self.put_hash_in(c, key, (&before, fields), pairs.iter().map(|(f, _)| f))?;
+            self.put_hash_in(c, key, &before, fields, pairs.iter().map(|(f, _)| f))?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -166,7 +166,7 @@ impl Store {
             }
         }
         if removed > 0 {
-            self.put_hash_in(c, key, (&before, fields), names)?;
+            self.put_hash_in(c, key, &before, fields, names)?;
         }
         let revision = self.revision_with(c);
         Ok(Response::Integer {
@@ -191,7 +191,7 @@ impl Store {
         };
         let value = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         fields.insert(field.clone(), Bytes::from(value.to_string()));
-        self.put_hash_in(c, key, (&before, fields), [field])?;
+        self.put_hash_in(c, key, &before, fields, [field])?;
         let revision = self.revision_with(c);
         Ok(Response::Integer { value, revision })
     }
@@ -220,7 +220,7 @@ impl Store {
             .ok_or(StoreError::NanOrInfinity)?;
         let text = Bytes::from(sum.to_human());
         fields.insert(field.clone(), text.clone());
-        self.put_hash_in(c, key, (&before, fields), [field])?;
+        self.put_hash_in(c, key, &before, fields, [field])?;
         let revision = self.revision_with(c);
         Ok(Response::Value {
             value: Some(text),

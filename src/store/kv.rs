@@ -59,10 +59,6 @@ pub(super) struct Keyspace {
     /// keys share their bytes with `keys`.
     #[serde(skip)]
     by_revision: Vector<(Revision, Bytes)>,
-    /// The fields the next hash put named (TouchedFields, `key_index.rs`): set by the hash
-    /// write just before its put and cleared after it, so it never reaches another put.
-    #[serde(skip)]
-    touched: Touched,
 }
 
 /// How many keys ahead [`serialize_keys`] asks the CPU to fetch a key's versions, and (half
@@ -107,14 +103,15 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl Keyspace {
-    /// Names the fields the next put (a hash write's) touched, or none (TouchedFields).
-    pub fn touching(&mut self, touched: Touched) {
-        self.touched = touched;
-    }
-
     /// Puts `value` (a string or a hash) at `key` with `revision` and returns the event.
-    pub fn put(&mut self, key: &Bytes, value: &Stored, revision: Revision) -> Event {
-        let touched = std::mem::take(&mut self.touched);
+    /// `touched`: a hash write's exact change, or none (TouchedFields, `key_index.rs`).
+    pub fn put(
+        &mut self,
+        key: &Bytes,
+        value: &Stored,
+        revision: Revision,
+        touched: Touched,
+    ) -> Event {
         // One descent of the map for a key that exists (the common case): imbl's `entry`
         // looks the key up and then descends again for the value.
         let (was_live, event) = match self.keys.get_mut(key.as_ref()) {
@@ -404,7 +401,7 @@ mod tests {
         for main in 2..400u64 {
             let key = Bytes::from(format!("k{}", main * 7 % 13));
             let r = Revision::new(main, 0);
-            ks.put(&key, &value, r);
+            ks.put(&key, &value, r, Touched::default());
             model.insert(r, key.clone());
             if main % 3 == 0 {
                 let r = Revision::new(main, 1);
@@ -487,7 +484,7 @@ mod tests {
             for i in 0..n * 3 {
                 let key = Bytes::from(format!("key{}", i % n.max(1)));
                 let value = Stored::String(Bytes::from(vec![b'v'; (i % 7) as usize]));
-                ks.put(&key, &value, Revision::new(i + 2, 0));
+                ks.put(&key, &value, Revision::new(i + 2, 0), Touched::default());
                 if i % 5 == 4 {
                     ks.delete(&key, Revision::new(i + 2, 1), false);
                 }

@@ -94,6 +94,7 @@ use serde::Serialize;
 use deadlines::Deadlines;
 use dedup::{Dedup, DedupTable};
 use expiry::Ttl;
+use key_index::Touched;
 use kv::Keyspace;
 
 pub use acl::{hash_password, AclUser, KeyPattern, RuleError, Sanitize, Users};
@@ -459,8 +460,13 @@ impl Store {
     /// [`Store::put_stored_in`] without the schema check: for a value written back unchanged
     /// (a deadline set or cleared), or one checked already.
     fn put_unchecked_in(&mut self, c: &mut Changes, key: &Bytes, value: &Stored, ttl: Ttl) {
+        self.put_touched_in(c, key, value, ttl, Touched::default());
+    }
+
+    /// [`Store::put_unchecked_in`] of a hash write that names its exact change (TouchedFields).
+    fn put_touched_in(&mut self, c: &mut Changes, key: &Bytes, v: &Stored, ttl: Ttl, t: Touched) {
         let revision = Revision::new(c.main, c.events.len() as u64);
-        c.events.push(self.keyspace.put(key, value, revision));
+        c.events.push(self.keyspace.put(key, v, revision, t));
         match ttl {
             Ttl::Clear => {
                 self.deadlines.remove(key);
