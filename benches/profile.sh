@@ -5,7 +5,7 @@
 #
 # Usage: benches/profile.sh [--workload set|get|mixed] [--mode lease] [--concurrency 64]
 #                           [--pipeline 1] [--endpoints all|leader] [--seconds 4] [--freq 499]
-#                           [--out DIR] [--keep-data DIR]
+#                           [--out DIR] [--keep-data DIR] [--frame-pointers]
 #
 # Starts a cluster on 127.0.0.1 (BENCH_PORT_BASE, default 26000, + 1..3 raft, + 101..103
 # redis), runs the workload (256 B values over 1,000 keys; clients round-robin over the three
@@ -21,6 +21,15 @@
 # `--keep-data DIR` also copies the perf recordings there (node<i>.data; tens of MB each, not
 # for committing) for `perf report --children` and the like.
 #
+# `--frame-pointers` profiles a build with frame pointers (`-C force-frame-pointers=yes`, its
+# own target directory, target/frame-pointers: a first build takes ~8 minutes) recorded with
+# `--call-graph fp` instead of DWARF. DWARF unwinding copies 16 KiB of stack per sample and
+# stops at libc functions it cannot unwind (most `memmove` stacks ended there); frame pointers
+# unwind every frame of redraft's own code, and a libc leaf shows its caller's caller. Use it
+# to find who calls a hot user-space leaf (`perf report -G` on the kept data), not for the
+# parts' shares: libc's system-call wrappers keep no frame pointer, so a sample inside the
+# kernel loses its user frames and lands in "other" (about 40 % of a leader's samples).
+#
 # A sample belongs to the first part found walking its stack from the leaf: the WAL's sync
 # thread (anything under `sync_worker`: the fdatasync and the callbacks), a client session
 # (`server::session`, `commands::`, except under openraft's state-machine worker: a script run
@@ -34,7 +43,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
 
-WL=set MODE="" CONC=64 PIPE=1 EPS=all SECS=4 FREQ=499 OUT="" KEEP=""
+WL=set MODE="" CONC=64 PIPE=1 EPS=all SECS=4 FREQ=499 OUT="" KEEP="" FP=0
 while [ $# -gt 0 ]; do
     case $1 in
         --workload) WL=$2; shift ;;
@@ -46,13 +55,24 @@ while [ $# -gt 0 ]; do
         --freq) FREQ=$2; shift ;;
         --out) OUT=$2; shift ;;
         --keep-data) KEEP=$2; shift ;;
-        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--endpoints all|leader] [--seconds S] [--freq HZ] [--out DIR] [--keep-data DIR]" >&2; exit 2 ;;
+        --frame-pointers) FP=1 ;;
+        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--endpoints all|leader] [--seconds S] [--freq HZ] [--out DIR] [--keep-data DIR] [--frame-pointers]" >&2; exit 2 ;;
     esac
     shift
 done
 need_tools redis-cli perf jq
+CALL_GRAPH=dwarf,16384
+if [ "$FP" = 1 ]; then
+    # The same release profile, frame pointers kept in every function of redraft and its
+    # dependencies (std's prebuilt code and libc have none: their frames are skipped).
+    RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=$PWD/target/frame-pointers \
+        cargo build --release --locked -q -p redraft -p redraft-loadgen
+    export REDRAFT_BIN=$PWD/target/frame-pointers/release/redraft
+    CALL_GRAPH=fp
+fi
 bench_init redraft-loadgen
 LG=$PWD/target/release/redraft-loadgen
+[ "$FP" = 1 ] && LG=$PWD/target/frame-pointers/release/redraft-loadgen
 suffix=""
 [ "$PIPE" = 1 ] || suffix=-p$PIPE
 OUT=${OUT:-benches/results/$(date +%Y-%m-%d-%H%M)-profile-$WL-c$CONC$suffix}
@@ -93,7 +113,7 @@ i=0
 perfs=()
 for p in "${NODE_PIDS[@]}"; do
     i=$((i + 1))
-    perf record -q -F "$FREQ" --call-graph dwarf,16384 -p "$p" -o "$WORK/node$i.data" \
+    perf record -q -F "$FREQ" --call-graph "$CALL_GRAPH" -p "$p" -o "$WORK/node$i.data" \
         -- sleep "$SECS" >/dev/null 2>&1 &
     perfs+=($!)
 done
