@@ -46,6 +46,9 @@ pub struct Node {
     pub ctx: Arc<ServerContext>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Raft's own thread with `[server] raft_thread`; dropped last (after the shutdown has
+    /// ended the tasks on it).
+    _raft_thread: Option<crate::raft::runtime::RaftThread>,
 }
 
 impl Node {
@@ -66,15 +69,27 @@ impl Node {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         // Scripts run at apply (EVAL): the interpreter must be in place before the log replays.
         crate::commands::install_script_host();
-        let started = crate::raft::start(
-            &cfg,
-            &me,
-            node_id,
-            opts.join.is_some(),
-            tls.clone(),
-            &shutdown_rx,
-        )
-        .await?;
+        let join = opts.join.is_some();
+        // RaftOnItsOwnThread (`raft/runtime.rs`): Raft starts on the thread's runtime, so that
+        // every task it spawns runs there.
+        let raft_thread = if cfg.server.raft_thread {
+            Some(
+                crate::raft::runtime::RaftThread::start()
+                    .map_err(|e| Error::Io(format!("cannot start the raft thread: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let started = match &raft_thread {
+            None => crate::raft::start(&cfg, &me, node_id, join, tls.clone(), &shutdown_rx).await?,
+            Some(thread) => {
+                let (c, m, t, rx) = (cfg.clone(), me.clone(), tls.clone(), shutdown_rx.clone());
+                thread
+                    .spawn(async move { crate::raft::start(&c, &m, node_id, join, t, &rx).await })
+                    .await
+                    .map_err(|e| Error::Io(format!("raft start-up failed: {e}")))??
+            }
+        };
         let (node, raft_addr, mut tasks) = (started.node, started.raft_addr, started.tasks);
 
         let redis_listener = TcpListener::bind(&me.redis_addr).await.map_err(|e| {
@@ -177,6 +192,7 @@ impl Node {
             ctx,
             shutdown_tx,
             tasks,
+            _raft_thread: raft_thread,
         })
     }
 

@@ -130,6 +130,18 @@ fn worker_threads_defaults_to_one_per_cpu_and_refuses_absurd_counts() {
     );
 }
 
+/// `raft_thread`: on by default, a boolean, anything else refused naming the field.
+#[test]
+fn raft_thread_is_a_boolean_on_by_default() {
+    assert!(must_parse(BASE).server.raft_thread);
+    let c = must_parse(&format!("{BASE}\n[server]\nraft_thread = false\n"));
+    assert!(!c.server.raft_thread);
+    must_not_parse(
+        &format!("{BASE}\n[server]\nraft_thread = \"yes\"\n"),
+        &["raft_thread"],
+    );
+}
+
 #[test]
 fn partial_sections_keep_other_defaults() {
     let c = must_parse(&format!(

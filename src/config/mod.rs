@@ -265,6 +265,11 @@ pub struct ServerSection {
     /// threads); 0 (default) is one per CPU. Blocking work (snapshot files, scripts, log
     /// reads) and the log's sync thread are separate threads either way.
     pub worker_threads: usize,
+    /// Runs Raft (openraft's core, replication, apply, the peer connections, the proposal
+    /// batcher) on one thread of its own, with sessions on the worker threads
+    /// (`raft/runtime.rs`: RaftOnItsOwnThread). Default `true`; `false`: Raft's tasks share
+    /// the worker threads with the sessions.
+    pub raft_thread: bool,
 }
 
 impl Default for ServerSection {
@@ -281,6 +286,7 @@ impl Default for ServerSection {
             tracking_table_max_keys: crate::watch::tracking::DEFAULT_MAX_KEYS,
             sched_policy: SchedPolicy::default(),
             worker_threads: 0,
+            raft_thread: true,
         }
     }
 }
@@ -418,6 +424,7 @@ impl fmt::Debug for ServerSection {
             .field("tracking_table_max_keys", &self.tracking_table_max_keys)
             .field("sched_policy", &self.sched_policy)
             .field("worker_threads", &self.worker_threads)
+            .field("raft_thread", &self.raft_thread)
             .finish()
     }
 }

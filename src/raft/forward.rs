@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::batcher::{Answers, MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, MAX_IN_FLIGHT};
 use super::peer_conn::{PeerError, PeerSlot, Peers};
+use super::runtime::RaftTasks;
 use super::wire::encoded_len;
 use super::wire::{RpcRequest, RpcResponse};
 use crate::store::Request;
@@ -55,14 +56,17 @@ pub struct WriteForwarders {
     /// How long one forwarded call may take: the node's write timeout.
     timeout: Duration,
     tasks: Mutex<HashMap<(u64, String), Forwarder>>,
+    /// Raft's runtime, where a forwarding task runs whoever asked for it (RaftOnItsOwnThread).
+    rt: RaftTasks,
 }
 
 impl WriteForwarders {
-    pub fn new(peers: Arc<Peers>, timeout: Duration) -> Self {
+    pub fn new(peers: Arc<Peers>, timeout: Duration, rt: RaftTasks) -> Self {
         Self {
             peers,
             timeout,
             tasks: Mutex::new(HashMap::new()),
+            rt,
         }
     }
 
@@ -106,7 +110,7 @@ impl WriteForwarders {
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let slot = self.peers.slot(leader, addr);
-                tokio::spawn(run(slot, self.timeout, rx));
+                self.rt.spawn(run(slot, self.timeout, rx));
                 Forwarder { tx }
             })
             .clone()

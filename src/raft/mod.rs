@@ -57,6 +57,7 @@ mod raft_node;
 pub mod read;
 mod read_gate;
 pub mod rpc;
+pub mod runtime;
 pub mod snapshot_transfer;
 mod snapshot_trigger;
 mod start;

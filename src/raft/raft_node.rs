@@ -48,6 +48,8 @@ pub struct RaftNode {
     pub(super) write_forwarders: super::forward::WriteForwarders,
     /// Early commit and the leader's read floor (`early_commit.rs`).
     pub(super) early: Arc<super::early_commit::EarlyCommit>,
+    /// Where the tasks this node starts later are spawned (RaftOnItsOwnThread, `runtime.rs`).
+    pub(super) tasks: super::runtime::RaftTasks,
 }
 
 impl RaftNode {

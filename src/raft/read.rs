@@ -100,7 +100,8 @@ impl RaftNode {
                     let (tx, rx) = oneshot::channel();
                     if self.reads.lease_checks.join(tx) {
                         let node = self.clone();
-                        tokio::spawn(async move { node.run_lease_rounds().await });
+                        self.tasks
+                            .spawn(async move { node.run_lease_rounds().await });
                     }
                     rx.await.unwrap_or_else(|_| Err(stopped()))?
                 } else {
@@ -108,7 +109,8 @@ impl RaftNode {
                     let (tx, rx) = oneshot::channel();
                     if self.reads.leader_leases.join(tx) {
                         let node = self.clone();
-                        tokio::spawn(async move { node.run_leader_lease_rounds().await });
+                        self.tasks
+                            .spawn(async move { node.run_leader_lease_rounds().await });
                     }
                     let got = rx.await.unwrap_or_else(|_| Err(stopped()))?;
                     if got.by_lease {
@@ -171,7 +173,8 @@ impl RaftNode {
         let (tx, rx) = oneshot::channel();
         if self.reads.index.join(tx) {
             let node = self.clone();
-            tokio::spawn(async move { node.run_index_rounds().await });
+            self.tasks
+                .spawn(async move { node.run_index_rounds().await });
         }
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }

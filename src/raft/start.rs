@@ -53,6 +53,7 @@ use super::peer_conn::{PeerSlot, Peers};
 use super::pipeline::CommitTold;
 use super::read_gate::Reads;
 use super::rpc;
+use super::runtime::RaftTasks;
 use super::state_machine::StateMachineStore;
 use super::typ::Raft;
 use super::wire::{PeerIdentity, RpcRequest, RpcResponse};
@@ -80,6 +81,9 @@ pub async fn start(
     tls: Option<Arc<crate::tls::TlsContext>>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Started> {
+    // RaftOnItsOwnThread (`runtime.rs`): this runs on Raft's runtime; what a session starts
+    // later is spawned there through this handle.
+    let raft_tasks = RaftTasks::current();
     let log_store = LogStore::open(&me.data_dir.join("raft-log"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
     let flush_stats = log_store.flush_stats();
@@ -246,8 +250,9 @@ pub async fn start(
         pubsub: pubsub.clone(),
         forwarders: Default::default(),
         batcher,
-        write_forwarders: WriteForwarders::new(peers.clone(), write_timeout),
+        write_forwarders: WriteForwarders::new(peers.clone(), write_timeout, raft_tasks.clone()),
         early: early.clone(),
+        tasks: raft_tasks,
     });
     // CommittedByDurableMajority (`early_commit.rs`): announces this node's flushes as leader,
     // commits what a leader's flush and its own make a majority of as follower.

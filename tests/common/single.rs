@@ -24,6 +24,9 @@ pub struct Single {
     log: PathBuf,
     /// The `requirepass` the node was started with, if any.
     password: Option<String>,
+    /// What [`Single::restart`] spawns again: the config file and the environment.
+    config: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Single {
@@ -76,9 +79,20 @@ impl Single {
             port: ports[1],
             log,
             password: password.map(str::to_string),
+            config,
+            env: env.to_vec(),
         };
         s.must_ready();
         s
+    }
+
+    /// Kills the node (kill -9) and starts it again on the same data dir and config; returns
+    /// once it leads again.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_node_env(&self.config, 1, &self.log, &[], &self.env);
+        self.must_ready();
     }
 
     /// Waits until the node answers PING and is the leader of its one-node cluster.

@@ -6,6 +6,10 @@
 //!
 //! `[server] worker_threads`: the runtime has that many workers (`INFO server`
 //! `worker_threads`), one per CPU when unset, and serves writes and reads with one.
+//!
+//! `[server] raft_thread` (RaftOnItsOwnThread, `src/raft/runtime.rs`): Raft runs on a thread
+//! named `raft` of its own, which exists only with the setting, inherits the policy like every
+//! other thread, and serves writes, reads and a restart.
 
 use crate::common;
 
@@ -121,4 +125,50 @@ fn worker_threads_sets_the_runtime_and_defaults_to_one_per_cpu() {
     }
     let v: i64 = redis::cmd("GET").arg("k19").query(&mut con).expect("GET");
     assert_eq!(v, 19);
+}
+
+/// Whether `pid` has a thread named `raft`.
+fn has_raft_thread(pid: u32) -> bool {
+    thread_policies(pid).iter().any(|(n, _)| n == "raft")
+}
+
+#[test]
+fn raft_thread_runs_raft_on_a_thread_of_its_own() {
+    let node = Single::start_with("[server]\nraft_thread = false\n");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut node.must_connect())
+        .expect("SET");
+    assert!(
+        !has_raft_thread(node.pid()),
+        "no raft thread without the setting"
+    );
+    drop(node);
+
+    let mut node = Single::start_with("[server]\nraft_thread = true\nsched_policy = \"other\"\n");
+    assert_every_thread(&node, SCHED_OTHER);
+    assert!(has_raft_thread(node.pid()), "the raft thread should exist");
+    let mut con = node.must_connect();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut con)
+            .expect("SET with Raft on its own thread");
+    }
+    let v: i64 = redis::cmd("GET").arg("k49").query(&mut con).expect("GET");
+    assert_eq!(v, 49);
+    drop(con);
+    // The log and the snapshot written by that runtime read back after a restart.
+    node.restart();
+    let v: i64 = redis::cmd("GET")
+        .arg("k7")
+        .query(&mut node.must_connect())
+        .expect("GET after restart");
+    assert_eq!(v, 7);
+    assert!(
+        has_raft_thread(node.pid()),
+        "the raft thread after a restart"
+    );
 }
