@@ -130,12 +130,12 @@ fn worker_threads_defaults_to_one_per_cpu_and_refuses_absurd_counts() {
     );
 }
 
-/// `raft_thread`: on by default, a boolean, anything else refused naming the field.
+/// `raft_thread`: off by default, a boolean, anything else refused naming the field.
 #[test]
-fn raft_thread_is_a_boolean_on_by_default() {
-    assert!(must_parse(BASE).server.raft_thread);
-    let c = must_parse(&format!("{BASE}\n[server]\nraft_thread = false\n"));
-    assert!(!c.server.raft_thread);
+fn raft_thread_is_a_boolean_off_by_default() {
+    assert!(!must_parse(BASE).server.raft_thread);
+    let c = must_parse(&format!("{BASE}\n[server]\nraft_thread = true\n"));
+    assert!(c.server.raft_thread);
     must_not_parse(
         &format!("{BASE}\n[server]\nraft_thread = \"yes\"\n"),
         &["raft_thread"],

@@ -267,8 +267,8 @@ pub struct ServerSection {
     pub worker_threads: usize,
     /// Runs Raft (openraft's core, replication, apply, the peer connections, the proposal
     /// batcher) on one thread of its own, with sessions on the worker threads
-    /// (`raft/runtime.rs`: RaftOnItsOwnThread). Default `true`; `false`: Raft's tasks share
-    /// the worker threads with the sessions.
+    /// (`raft/runtime.rs`: RaftOnItsOwnThread). Default `false`: Raft's tasks share the
+    /// worker threads with the sessions.
     pub raft_thread: bool,
 }
 
@@ -286,7 +286,7 @@ impl Default for ServerSection {
             tracking_table_max_keys: crate::watch::tracking::DEFAULT_MAX_KEYS,
             sched_policy: SchedPolicy::default(),
             worker_threads: 0,
-            raft_thread: true,
+            raft_thread: false,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The thread Raft runs on when `[server] raft_thread` is set (the default), and how Raft's
-//! tasks find their runtime either way.
+//! The thread Raft runs on when `[server] raft_thread` is set (off by default), and how
+//! Raft's tasks find their runtime either way.
 //!
 //! **RaftOnItsOwnThread.** With the setting, openraft's core with its replication and
 //! state-machine tasks, the peer RPC server and connections, the proposal batcher, the write
@@ -8,7 +8,11 @@
 //! stay on the worker threads. A write's hand-offs inside Raft (a peer frame to the core, the
 //! core to replication and apply, apply back to the batcher) then stay on one thread and never
 //! wake a second worker to steal the task, and a long client command on a worker cannot hold
-//! up heartbeats. The cost: Raft's own work is bounded by one core.
+//! up heartbeats. The cost: Raft's own work is bounded by one core, and a request that needs
+//! Raft (a write, a lease read on a follower, a watch event to a session) crosses from one
+//! thread to the other and back: measured slower at one client, for lease reads and for watch
+//! events, faster for writes under load (`benches/results/2026-12-06-raft-thread/`), so it is
+//! a setting, not the default.
 //!
 //! Everything Raft spawns must land on that runtime: `raft::start` runs on it (so the tasks it
 //! spawns, and those spawned by them, are its), and the tasks a session starts later (a
