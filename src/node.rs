@@ -85,6 +85,7 @@ impl Node {
             Some(thread) => {
                 let (c, m, t, rx) = (cfg.clone(), me.clone(), tls.clone(), shutdown_rx.clone());
                 thread
+                    .tasks()
                     .spawn(async move { crate::raft::start(&c, &m, node_id, join, t, &rx).await })
                     .await
                     .map_err(|e| Error::Io(format!("raft start-up failed: {e}")))??

@@ -49,7 +49,7 @@ impl RaftTasks {
 /// The `raft` thread and its current-thread runtime. Dropping it stops the runtime; the tasks
 /// still on it are dropped with it (a node shuts its tasks down before that).
 pub struct RaftThread {
-    handle: Handle,
+    tasks: RaftTasks,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -59,7 +59,7 @@ impl RaftThread {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let handle = rt.handle().clone();
+        let tasks = RaftTasks(rt.handle().clone());
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("raft".into())
@@ -69,18 +69,14 @@ impl RaftThread {
                 });
             })?;
         Ok(Self {
-            handle,
+            tasks,
             stop: Some(stop),
         })
     }
 
-    /// Spawns `task` on the thread's runtime.
-    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.handle.spawn(task)
+    /// Where to spawn tasks on the thread's runtime.
+    pub fn tasks(&self) -> &RaftTasks {
+        &self.tasks
     }
 }
 
@@ -103,6 +99,7 @@ mod tests {
         let t = RaftThread::start().expect("raft thread");
         let name = || std::thread::current().name().map(str::to_owned);
         let (outer, inner, tasks) = t
+            .tasks()
             .spawn(async move {
                 let inner = tokio::spawn(async move { name() }).await.expect("inner");
                 (name(), inner, RaftTasks::current())
