@@ -118,6 +118,12 @@ impl Node {
         let mut ctx = ServerContext::new(node.clone(), &cfg, redis_addr.port());
         ctx.tls = tls.clone();
         ctx.tls_port = tls_addr.map_or(0, |a| a.port());
+        ctx.beside_raft = raft_thread.as_ref().map(|t| {
+            crate::raft::runtime::SessionsBesideRaft::new(
+                t.tasks().clone(),
+                cfg.server.raft_thread_sessions,
+            )
+        });
         let ctx = Arc::new(ctx);
         // Client tracking's invalidations, from every applied entry, before any reader can see
         // it (AppliedHookBeforeReaders, RememberBeforeRead in `watch/tracking.rs`).

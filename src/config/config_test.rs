@@ -130,15 +130,27 @@ fn worker_threads_defaults_to_one_per_cpu_and_refuses_absurd_counts() {
     );
 }
 
-/// `raft_thread`: off by default, a boolean, anything else refused naming the field.
+/// `raft_thread`: on by default, a boolean, anything else refused naming the field.
 #[test]
-fn raft_thread_is_a_boolean_off_by_default() {
-    assert!(!must_parse(BASE).server.raft_thread);
-    let c = must_parse(&format!("{BASE}\n[server]\nraft_thread = true\n"));
-    assert!(c.server.raft_thread);
+fn raft_thread_is_a_boolean_on_by_default() {
+    assert!(must_parse(BASE).server.raft_thread);
+    let c = must_parse(&format!("{BASE}\n[server]\nraft_thread = false\n"));
+    assert!(!c.server.raft_thread);
     must_not_parse(
         &format!("{BASE}\n[server]\nraft_thread = \"yes\"\n"),
         &["raft_thread"],
+    );
+}
+
+/// `raft_thread_sessions`: 4 by default, any count (0 keeps every session on the workers).
+#[test]
+fn raft_thread_sessions_defaults_to_four() {
+    assert_eq!(must_parse(BASE).server.raft_thread_sessions, 4);
+    let c = must_parse(&format!("{BASE}\n[server]\nraft_thread_sessions = 0\n"));
+    assert_eq!(c.server.raft_thread_sessions, 0);
+    must_not_parse(
+        &format!("{BASE}\n[server]\nraft_thread_sessions = -1\n"),
+        &["raft_thread_sessions"],
     );
 }
 

@@ -48,6 +48,10 @@ pub use tls::{parse_protocols, TlsAuthClients, TlsSection};
 /// Largest accepted `server.proto_max_bulk_len`: Redis's own ceiling, 512 MiB.
 pub const MAX_PROTO_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
 
+/// Client sessions that run on the `raft` thread by default (`[server] raft_thread_sessions`,
+/// SessionsBesideRaft in `raft/runtime.rs`).
+pub const DEFAULT_RAFT_THREAD_SESSIONS: usize = 4;
+
 /// Largest `server.worker_threads` accepted (a typo guard: far beyond any useful count).
 pub const MAX_WORKER_THREADS: usize = 1024;
 
@@ -266,10 +270,14 @@ pub struct ServerSection {
     /// reads) and the log's sync thread are separate threads either way.
     pub worker_threads: usize,
     /// Runs Raft (openraft's core, replication, apply, the peer connections, the proposal
-    /// batcher) on one thread of its own, with sessions on the worker threads
-    /// (`raft/runtime.rs`: RaftOnItsOwnThread). Default `false`: Raft's tasks share the
-    /// worker threads with the sessions.
+    /// batcher) on one thread of its own, with the first `raft_thread_sessions` client sessions
+    /// beside it and the rest on the worker threads (`raft/runtime.rs`: RaftOnItsOwnThread,
+    /// SessionsBesideRaft). Default `true`; `false`: Raft's tasks share the worker threads
+    /// with every session.
     pub raft_thread: bool,
+    /// With `raft_thread`, how many client sessions run on the `raft` thread beside Raft
+    /// (`raft/runtime.rs`: SessionsBesideRaft); the rest run on the worker threads.
+    pub raft_thread_sessions: usize,
 }
 
 impl Default for ServerSection {
@@ -286,7 +294,8 @@ impl Default for ServerSection {
             tracking_table_max_keys: crate::watch::tracking::DEFAULT_MAX_KEYS,
             sched_policy: SchedPolicy::default(),
             worker_threads: 0,
-            raft_thread: false,
+            raft_thread: true,
+            raft_thread_sessions: DEFAULT_RAFT_THREAD_SESSIONS,
         }
     }
 }
@@ -425,6 +434,7 @@ impl fmt::Debug for ServerSection {
             .field("sched_policy", &self.sched_policy)
             .field("worker_threads", &self.worker_threads)
             .field("raft_thread", &self.raft_thread)
+            .field("raft_thread_sessions", &self.raft_thread_sessions)
             .finish()
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use crate::config::{ClusterConfig, NotifyKeyspaceEvents, ReadMode};
 use crate::metrics::CounterVec;
 use crate::protocol::Limits;
+use crate::raft::runtime::SessionsBesideRaft;
 use crate::raft::{PeerNode, RaftNode};
 
 use crate::watch::tracking::Tracker;
@@ -65,6 +66,12 @@ pub struct ServerContext {
     pub tls: Option<Arc<crate::tls::TlsContext>>,
     /// The TLS client port (INFO's tls_port), 0 without one.
     pub tls_port: u16,
+    /// With `[server] raft_thread`, the places for client sessions on the `raft` thread
+    /// (SessionsBesideRaft in `raft/runtime.rs`); `None` runs every session on the workers.
+    pub beside_raft: Option<SessionsBesideRaft>,
+    /// The worker threads of the runtime the node started on (`INFO server`
+    /// `worker_threads`), counted there: a session beside Raft runs on another runtime.
+    pub worker_threads: usize,
 }
 
 /// Per-node settings that `CONFIG SET` may change at run time. Each is read with one relaxed
@@ -192,6 +199,9 @@ impl ServerContext {
             advertised,
             tls: None,
             tls_port: 0,
+            beside_raft: None,
+            worker_threads: tokio::runtime::Handle::try_current()
+                .map_or(0, |h| h.metrics().num_workers()),
         }
     }
 }

@@ -129,15 +129,53 @@ pub async fn run(
         let id = ctx.next_client_id.fetch_add(1, Ordering::Relaxed);
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let stream = match transport {
-                Transport::Plain => Some(MaybeTls::from(stream)),
-                Transport::Tls => accept_tls(stream, addr, &ctx).await,
-            };
-            if let Some(stream) = stream {
-                session::run(stream, addr, id, &ctx, shutdown).await;
-            }
-            ctx.connected.fetch_sub(1, Ordering::Relaxed);
+        // SessionsBesideRaft (`raft/runtime.rs`): while the `raft` thread has a free place, the
+        // session runs there, its socket moved to that thread's runtime.
+        let hosted = ctx.beside_raft.as_ref().and_then(|places| {
+            let place = places.claim()?;
+            Some((places.tasks().clone(), place))
         });
+        match hosted {
+            None => {
+                tokio::spawn(serve(stream, addr, id, ctx, shutdown, transport));
+            }
+            Some((tasks, place)) => match stream.into_std() {
+                Ok(socket) => {
+                    tasks.spawn(async move {
+                        let _place = place;
+                        match TcpStream::from_std(socket) {
+                            Ok(stream) => serve(stream, addr, id, ctx, shutdown, transport).await,
+                            Err(e) => {
+                                tracing::warn!(%addr, error = %e, "client connection not registered on the raft thread; closed");
+                                ctx.connected.fetch_sub(1, Ordering::Relaxed);
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "client connection not moved to the raft thread; closed");
+                    ctx.connected.fetch_sub(1, Ordering::Relaxed);
+                }
+            },
+        }
     }
+}
+
+/// One client connection, from its TLS handshake (on the TLS port) to its end.
+async fn serve(
+    stream: TcpStream,
+    addr: std::net::SocketAddr,
+    id: u64,
+    ctx: Arc<ServerContext>,
+    shutdown: watch::Receiver<bool>,
+    transport: Transport,
+) {
+    let stream = match transport {
+        Transport::Plain => Some(MaybeTls::from(stream)),
+        Transport::Tls => accept_tls(stream, addr, &ctx).await,
+    };
+    if let Some(stream) = stream {
+        session::run(stream, addr, id, &ctx, shutdown).await;
+    }
+    ctx.connected.fetch_sub(1, Ordering::Relaxed);
 }

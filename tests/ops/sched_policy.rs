@@ -172,3 +172,66 @@ fn raft_thread_runs_raft_on_a_thread_of_its_own() {
         "the raft thread after a restart"
     );
 }
+
+/// `raft_thread_sessions` of `INFO raft`, asked on `con`.
+fn sessions_beside_raft(con: &mut redis::Connection) -> usize {
+    let info = common::try_info(con, "raft").expect("INFO raft");
+    info.get("raft_thread_sessions")
+        .unwrap_or_else(|| panic!("INFO raft lacks raft_thread_sessions: {info:?}"))
+        .parse()
+        .expect("raft_thread_sessions is a number")
+}
+
+/// SessionsBesideRaft: with `raft_thread`, the first `raft_thread_sessions` connections run on
+/// the `raft` thread, later ones on the workers, and a place freed by a closed connection
+/// goes to the next one; sessions in either place serve reads, writes, scripts and
+/// transactions alike. Without the setting, no session is counted there.
+#[test]
+fn sessions_run_beside_raft_up_to_the_limit() {
+    let node = Single::start_with("[server]\nraft_thread = false\n");
+    assert_eq!(sessions_beside_raft(&mut node.must_connect()), 0);
+    drop(node);
+
+    let node = Single::start_with("[server]\nraft_thread = true\nraft_thread_sessions = 2\n");
+    let mut a = node.must_connect();
+    assert_eq!(sessions_beside_raft(&mut a), 1, "the first connection");
+    let mut b = node.must_connect();
+    let mut c = node.must_connect();
+    let mut d = node.must_connect();
+    assert_eq!(sessions_beside_raft(&mut d), 2, "no more than the limit");
+    for (i, con) in [&mut a, &mut b, &mut c, &mut d].into_iter().enumerate() {
+        let key = format!("k{i}");
+        let _: () = redis::cmd("SET").arg(&key).arg(i).query(con).expect("SET");
+        let n: i64 = redis::cmd("INCR").arg(&key).query(con).expect("INCR");
+        assert_eq!(n, i as i64 + 1);
+        let got: i64 = redis::cmd("EVAL")
+            .arg("return redis.call('INCR', KEYS[1])")
+            .arg(1)
+            .arg(&key)
+            .query(con)
+            .expect("EVAL");
+        assert_eq!(got, i as i64 + 2);
+        let (v,): (i64,) = redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg(&key)
+            .query(con)
+            .expect("MULTI/EXEC");
+        assert_eq!(v, i as i64 + 2);
+    }
+    // Both hosted connections close: their places are free again (the count falls once the
+    // node has seen each connection end).
+    drop((a, b));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sessions_beside_raft(&mut c) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "places not given back after their connections closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut e = node.must_connect();
+    assert_eq!(sessions_beside_raft(&mut e), 1, "a freed place is reused");
+    let v: i64 = redis::cmd("GET").arg("k3").query(&mut e).expect("GET");
+    assert_eq!(v, 5);
+}

@@ -85,9 +85,7 @@ fn info_section(ctx: &ServerContext, name: &str) -> String {
                 uptime / 86400,
                 ctx.cluster_name,
                 ctx.node.id,
-                tokio::runtime::Handle::try_current()
-                    .map(|h| h.metrics().num_workers())
-                    .unwrap_or(0),
+                ctx.worker_threads,
             );
         }
         "clients" => {
@@ -318,7 +316,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
          raft_read_index_rounds:{}\r\n\
          raft_read_index_reads:{}\r\nraft_proposal_entries:{}\r\n\
          raft_proposal_requests:{}\r\nraft_flush_announcements:{}\r\nraft_early_commits:{}\r\n\
-         raft_commit_probes_skipped:{}\r\nraft_expiry_wakeups:{}\r\n\
+         raft_commit_probes_skipped:{}\r\nraft_expiry_wakeups:{}\r\nraft_thread_sessions:{}\r\n\
          raft_snapshot_builds:{}\r\nraft_snapshot_deltas:{}\r\n\
          raft_snapshot_bytes:{}\r\nrevision:{}\r\ncompact_revision:{}\r\n\
          dedup_clients:{}\r\ndedup_window_ms:{}\r\ndedup_max_clients:{}\r\n",
@@ -347,6 +345,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         nm.early_commits.load(Ordering::Relaxed),
         nm.commit_probes_skipped.load(Ordering::Relaxed),
         nm.expiry_wakeups.load(Ordering::Relaxed),
+        ctx.beside_raft.as_ref().map_or(0, |b| b.hosted()),
         nm.snapshot_builds.load(Ordering::Relaxed),
         nm.snapshot_deltas.load(Ordering::Relaxed),
         nm.snapshot_bytes.load(Ordering::Relaxed),
