@@ -14,8 +14,9 @@
 //! crosses from one thread to the other and back. Alone that was slower at one client, for
 //! lease reads and for watch events and faster for writes under load
 //! (`benches/results/2026-12-06-raft-thread/`); with the sessions beside Raft it is faster at
-//! one client and under load, level for watch events and 7 % slower for lease reads on
-//! followers (`benches/results/2026-12-06-sessions-beside-raft/`), so it is the default.
+//! one client and under load, level for watch events, 7 % slower for lease reads on followers
+//! and 13 % for linearizable reads at 256 clients (the leader's read rounds share the one
+//! core; `benches/results/2026-12-06-sessions-beside-raft/`), so it is the default.
 //!
 //! Everything Raft spawns must land on that runtime: `raft::start` runs on it (so the tasks it
 //! spawns, and those spawned by them, are its), and the tasks a session starts later (a
