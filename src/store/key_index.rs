@@ -245,8 +245,17 @@ impl KeyIndex {
     /// itself (CompactedPrefix). A tombstone at exactly `at` stays, so that a reader resuming
     /// history at the compact revision still sees that delete; the next compaction drops it.
     pub fn compact(&mut self, at: u64) -> bool {
-        let below = self.versions.partition_point(|v| v.revision.main < at);
-        let at_or_below = self.versions.partition_point(|v| v.revision.main <= at);
+        // Counted from the front, not searched: what lies below `at` is a prefix, usually a
+        // version or two per step, so counting touches the first chunk only, while a binary
+        // search missed the cache on each chunk it probed (most of compaction's time at the
+        // default history cap, `benches/results/2026-12-06-compaction-front/`).
+        let below = self.versions.leading(|v| v.revision.main < at);
+        let at_or_below = below
+            + self
+                .versions
+                .iter_from(below)
+                .take_while(|v| v.revision.main <= at)
+                .count();
         let drop = if below == 0 {
             0
         } else if at_or_below > below {

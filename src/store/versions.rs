@@ -172,6 +172,13 @@ impl<T: Clone> Versions<T> {
         }
     }
 
+    /// Returns the number of leading versions for which `pred` holds, counted from the front:
+    /// what [`Self::partition_point`] returns, at a cost proportional to the count (for a
+    /// prefix known to be short, such as what a compaction step drops).
+    pub fn leading(&self, mut pred: impl FnMut(&T) -> bool) -> usize {
+        self.iter().take_while(|v| pred(v)).count()
+    }
+
     /// Searches versions ordered by `f` (as [`slice::binary_search_by`]).
     pub fn binary_search_by(
         &self,

@@ -138,6 +138,10 @@ fn check(v: &Versions<u64>, model: &VecDeque<u64>) -> Result<(), TestCaseError> 
             model.partition_point(|x| *x < probe)
         );
         prop_assert_eq!(
+            v.leading(|x| *x < probe),
+            model.partition_point(|x| *x < probe)
+        );
+        prop_assert_eq!(
             v.binary_search_by(|x| x.cmp(&probe)),
             model.binary_search_by(|x| x.cmp(&probe))
         );
