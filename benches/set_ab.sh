@@ -4,7 +4,8 @@
 # Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]...
 #                          [--config LABEL=TOML]... [--reps N]
 #                          [--duration D] [--warmup W] [--concurrency "1 64 256"]
-#                          [--workload set|get|mixed] [--mode M] [--pipeline P] [--out DIR]
+#                          [--workload set|get|mixed] [--mode M] [--pipeline P]
+#                          [--preload N] [--out DIR]
 #
 # For every binary (default: this checkout's release build, labelled "this"), a three-node
 # cluster on 127.0.0.1 with the shipped timings. Then, repeated N times (default 3) and
@@ -18,7 +19,11 @@
 # `src/raft/log_store.rs`; e.g. `committed_sync_off`, which `benches/committed_sync.sh` uses).
 # `--config LABEL=TOML` appends the file TOML (e.g. a `[raft]` or `[store]` section) to that
 # cluster's `cluster.toml`; the same binary may run under two labels with different configs
-# (`--bin a=PATH --bin b=PATH --config b=nosnap.toml`).
+# (`--bin a=PATH --bin b=PATH --config b=nosnap.toml`). `--preload N` first writes N SETs
+# (256 B over the same 1,000 keys, 256 clients) to every cluster, untimed: with N past the
+# default history cap (1,000,000 revisions) every run is in the steady state a long-lived
+# cluster under writes reaches, where each write also pays automatic compaction and the
+# snapshots carry a full history window.
 #
 # Writes DIR/results.jsonl (every run), DIR/table.md (loadgen's tables), DIR/summary.md
 # (per binary and concurrency: the median over the repetitions of throughput, p50, p99, CPU µs
@@ -32,7 +37,7 @@ cd "$(dirname "$0")/.."
 
 BINS=()
 declare -A FAILPOINTS CONFIGS
-REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" PIPE=1 OUT=""
+REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" PIPE=1 OUT="" PRELOAD=0
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) BINS+=("$2"); shift ;;
@@ -45,8 +50,9 @@ while [ $# -gt 0 ]; do
         --workload) WL=$2; shift ;;
         --mode) MODE=$2; shift ;;
         --pipeline) PIPE=$2; shift ;;
+        --preload) PRELOAD=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--config LABEL=TOML]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--workload W] [--mode M] [--pipeline P] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--config LABEL=TOML]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--workload W] [--mode M] [--pipeline P] [--preload N] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -99,6 +105,16 @@ for spec in "${BINS[@]}"; do
     b=$((b + 1))
 done
 
+if [ "$PRELOAD" -gt 0 ]; then
+    for label in "${LABELS[@]}"; do
+        "$LG" run --out "$OUT/preload.jsonl" --system redraft --label "$label" \
+            --endpoints "${EPS[$label]}" --workload set --value-size 256 --concurrency 256 \
+            --total-ops "$PRELOAD" --warmup 0s --duration 3600s >/dev/null 2>>"$OUT/loadgen.log" ||
+            { echo "preload failed (see loadgen.log): $label" >&2; exit 1; }
+        echo "set_ab.sh: $label preloaded with $PRELOAD writes" >&2
+    done
+fi
+
 for rep in $(seq 1 "$REPS"); do
     for c in $CONCS; do
         for label in "${LABELS[@]}"; do
@@ -127,7 +143,7 @@ done
     echo "# ${WL^^}${MODE:+ ($MODE)} A/B: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "- $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes$([ "$PIPE" = 1 ] || echo ", $PIPE requests pipelined per client"), $DUR after $WARM of warm-up; $REPS repetitions interleaved"
+    echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes$([ "$PIPE" = 1 ] || echo ", $PIPE requests pipelined per client"), $DUR after $WARM of warm-up; $REPS repetitions interleaved$([ "$PRELOAD" = 0 ] || echo "; every cluster preloaded with $PRELOAD SETs first")"
     for spec in "${BINS[@]}"; do
         l=${spec%%=*} bin=${spec#*=}
         echo "- binary $l: ${bin#"$PWD"/}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}${CONFIGS[$l]:+, config: $(tr '\n' ' ' <"${CONFIGS[$l]}")}"
