@@ -46,8 +46,8 @@ use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
 use crate::context::ServerContext;
 use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::raft::unix_ms;
-use crate::store::{Op, Stored};
+use crate::raft::{unix_ms, DETACH_ABOVE_ITEMS};
+use crate::store::{Op, Store, Stored};
 
 /// SCAN's default COUNT, as Redis.
 const SCAN_DEFAULT_COUNT: usize = 10;
@@ -86,14 +86,21 @@ pub(super) async fn keys(
     // not match in stringmatchlen).
     let all = pattern.as_ref() == b"*";
     let limits = session.key_limits(ctx);
-    let keys = ctx.node.read_store(|store| {
+    let matching = move |store: &Store| -> Vec<Frame> {
         store
             .keys()
             .filter(|key| all || glob::matches(&pattern, key))
             .filter(|key| limits.as_ref().is_none_or(|u| u.may_read_key(key)))
             .map(|key| Frame::Bulk(key.clone()))
             .collect()
-    });
+    };
+    // LongReadsOffRaft (`raft/store_view.rs`): a large keyspace is visited off Raft's lock
+    // and thread.
+    let keys = if ctx.node.read_store(Store::len) > DETACH_ABOVE_ITEMS {
+        ctx.node.read_store_detached(matching).await?
+    } else {
+        ctx.node.read_store(matching)
+    };
     Ok(Frame::Array(keys))
 }
 
@@ -179,7 +186,7 @@ pub(super) async fn scan(
     } = scan_args(parse, true)?;
     read_gate(ctx, session).await?;
     let limits = session.key_limits(ctx);
-    let (page, next) = ctx.node.read_store(|store| {
+    let page_at = move |store: &Store| {
         let (keys, next) = store.scan(cursor, count);
         let typed: Vec<(Bytes, bool)> = keys
             .into_iter()
@@ -189,7 +196,14 @@ pub(super) async fn scan(
             })
             .collect();
         (typed, next)
-    });
+    };
+    // LongReadsOffRaft (`raft/store_view.rs`): a large COUNT over a large keyspace.
+    let (page, next) =
+        if count > DETACH_ABOVE_ITEMS && ctx.node.read_store(Store::len) > DETACH_ABOVE_ITEMS {
+            ctx.node.read_store_detached(page_at).await?
+        } else {
+            ctx.node.read_store(page_at)
+        };
     let keys = page
         .into_iter()
         .filter(|(key, hash)| {

@@ -1,0 +1,153 @@
+//! Reads whose work grows with the keyspace do not stall Raft (LongReadsOffRaft,
+//! `src/raft/store_view.rs`): `KEYS *` and `SCAN 0 COUNT <huge>` on the leader, over a keyspace
+//! large enough that each takes well over an election timeout, from a session beside Raft
+//! (the node's first sessions run on Raft's own thread) and from one on a worker, while
+//! another client keeps writing, cost no election and no failed write.
+//!
+//! The bug this guards against: such a read ran under the state machine's read lock, which
+//! apply (on Raft's thread, with the heartbeats) takes for writing; beside Raft it also ran on
+//! that thread. Over a million keys a `SCAN 0 COUNT 100000000` held Raft 0.8 s in a release
+//! build, and the followers elected a new leader each time.
+
+use crate::common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{phase, try_info, Cluster};
+
+/// How long the longest read of each session must take for the test to mean anything: more than three of
+/// the harness's election timeouts (300 ms), so that holding Raft that long costs an election
+/// (with the reads under the lock, 0.6 s did not always; 0.95 s did).
+const LONG_READ: Duration = Duration::from_millis(1000);
+
+/// The fill stops once a SCAN with nothing else running takes this long; under the writer's
+/// load the same reads took 0.65-1.1 times as long.
+const FILL_UNTIL: Duration = Duration::from_millis(1500);
+
+/// Keys written per MSET while filling the keyspace.
+const BATCH: usize = 5_000;
+
+/// The most keys the fill goes to before giving up on making a read long enough.
+const MAX_KEYS: usize = 2_000_000;
+
+fn raft_field(con: &mut redis::Connection, field: &str) -> String {
+    try_info(con, "raft")
+        .unwrap()
+        .get(field)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Times `SCAN 0 COUNT <all>` and `KEYS *` on `con`; both must see every key.
+fn long_reads(con: &mut redis::Connection, keys: usize) -> (Duration, Duration) {
+    let started = Instant::now();
+    let (cursor, page): (String, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("COUNT")
+        .arg(100_000_000)
+        .query(con)
+        .unwrap();
+    let scan = started.elapsed();
+    assert_eq!(
+        cursor, "0",
+        "one SCAN call with COUNT above the keyspace ends the iteration"
+    );
+    assert_eq!(page.len(), keys);
+    let started = Instant::now();
+    let all: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
+    let listed = started.elapsed();
+    assert_eq!(all.len(), keys);
+    (scan, listed)
+}
+
+#[test]
+fn keyspace_sized_reads_on_the_leader_cost_no_election() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(60));
+    // The leader's first client session: it runs beside Raft (`raft_thread_sessions`).
+    let mut beside = c.must_connect(leader);
+    assert_eq!(raft_field(&mut beside, "raft_thread_sessions"), "1");
+    let term = raft_field(&mut beside, "raft_term");
+
+    phase("filling the keyspace until one SCAN over it takes 1.5 s");
+    let mut keys = 0;
+    loop {
+        for _ in 0..20 {
+            let mut mset = redis::cmd("MSET");
+            for i in keys..keys + BATCH {
+                mset.arg(format!("k{i:08}")).arg("v");
+            }
+            let _: () = mset.query(&mut beside).unwrap();
+            keys += BATCH;
+        }
+        let (scan, _) = long_reads(&mut beside, keys);
+        eprintln!("{keys} keys: SCAN took {scan:?}");
+        if scan >= FILL_UNTIL {
+            break;
+        }
+        assert!(
+            keys < MAX_KEYS,
+            "SCAN over {keys} keys took only {scan:?}: too fast to show anything"
+        );
+    }
+
+    phase("a writer keeps apply busy; the long reads run beside Raft, then on a worker");
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let mut on_leader = c.must_connect(leader);
+    let writer = {
+        let (stop, written) = (stop.clone(), written.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Overwrites only: the keyspace keeps its size.
+                let r: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("k{:08}", n % 100))
+                    .arg(n)
+                    .query(&mut on_leader);
+                r.map_err(|e| format!("write {n} failed during the long reads: {e}"))?;
+                n += 1;
+                written.store(n, Ordering::Relaxed);
+            }
+            Ok::<u64, String>(n)
+        })
+    };
+    while written.load(Ordering::Relaxed) < 10 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (scan, listed) = long_reads(&mut beside, keys);
+    eprintln!("beside Raft: SCAN {scan:?}, KEYS {listed:?}");
+    let mut longest = vec![scan.max(listed)];
+    // Hold the other places beside Raft, so that the next connection runs on a worker.
+    let held: Vec<redis::Connection> = (0..2).map(|_| c.must_connect(leader)).collect();
+    assert_eq!(raft_field(&mut beside, "raft_thread_sessions"), "4");
+    let mut on_worker = c.must_connect(leader);
+    assert_eq!(raft_field(&mut on_worker, "raft_thread_sessions"), "4");
+    let (scan, listed) = long_reads(&mut on_worker, keys);
+    eprintln!("on a worker: SCAN {scan:?}, KEYS {listed:?}");
+    longest.push(scan.max(listed));
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap().unwrap();
+    drop(held);
+
+    phase("no election: the same leader in the same term on every node");
+    assert!(writes > 0, "the writer wrote nothing");
+    // Else the reads were too short to have cost an election even before (raise FILL_UNTIL).
+    for d in longest {
+        assert!(
+            d >= LONG_READ,
+            "the longest read of a session took only {d:?}"
+        );
+    }
+    for id in c.ids() {
+        let mut con = c.must_connect(id);
+        assert_eq!(raft_field(&mut con, "raft_term"), term, "node {id}'s term");
+        assert_eq!(
+            raft_field(&mut con, "raft_leader_id"),
+            leader.to_string(),
+            "node {id}'s leader"
+        );
+    }
+}
