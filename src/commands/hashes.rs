@@ -46,6 +46,7 @@ use super::keys;
 use super::{CommandError, CommandResult, Plan, WriteReply};
 use crate::glob;
 use crate::protocol::{Frame, Parse, ParseError};
+use crate::raft::DETACH_ABOVE_ITEMS;
 use crate::store::{scan_hash, Hash, LongDouble, Op, ReadOp, Stored};
 
 /// HSCAN returns a hash of at most this many fields whole, with cursor 0 (Redis's listpack
@@ -263,6 +264,23 @@ fn hash_of(value: Option<Stored>) -> Result<Hash, CommandError> {
 }
 
 impl HashRead {
+    /// Whether the reply to `value` visits more than [`DETACH_ABOVE_ITEMS`] fields, so that it
+    /// is built off the session's thread (LongReadsOffRaft, `raft/store_view.rs`).
+    pub fn is_long(&self, value: Option<&Stored>) -> bool {
+        let Some(Stored::Hash(hash)) = value else {
+            return false;
+        };
+        let large = hash.len() > DETACH_ABOVE_ITEMS;
+        match self {
+            HashRead::GetAll | HashRead::Keys | HashRead::Vals => large,
+            HashRead::Scan { count, .. } => large && *count > DETACH_ABOVE_ITEMS,
+            HashRead::RandField {
+                count: Some(count), ..
+            } => large && count.unsigned_abs() > DETACH_ABOVE_ITEMS as u64,
+            _ => false,
+        }
+    }
+
     /// The reply to what the key holds.
     pub fn frame(&self, value: Option<Stored>) -> CommandResult {
         let hash = hash_of(value)?;
@@ -385,6 +403,41 @@ mod tests {
         (0..n)
             .map(|i| (Bytes::from(format!("f{i}")), Bytes::from(format!("v{i}"))))
             .collect()
+    }
+
+    /// LongReadsOffRaft: the whole of a hash past the threshold, and a page or sample larger
+    /// than it, are built off the session's thread; everything else inline.
+    #[test]
+    fn only_reads_over_many_fields_are_long() {
+        let big = Some(Stored::Hash(hash(DETACH_ABOVE_ITEMS + 1)));
+        let edge = Some(Stored::Hash(hash(DETACH_ABOVE_ITEMS)));
+        let string = Some(Stored::String(Bytes::from_static(b"v")));
+        let scan = |count| HashRead::Scan {
+            cursor: 0,
+            pattern: None,
+            count,
+        };
+        let rand = |count| HashRead::RandField {
+            count: Some(count),
+            with_values: false,
+        };
+        for read in [HashRead::GetAll, HashRead::Keys, HashRead::Vals] {
+            assert!(read.is_long(big.as_ref()), "{read:?}");
+            assert!(!read.is_long(edge.as_ref()), "{read:?}");
+            assert!(!read.is_long(string.as_ref()), "{read:?}");
+            assert!(!read.is_long(None), "{read:?}");
+        }
+        assert!(scan(DETACH_ABOVE_ITEMS + 1).is_long(big.as_ref()));
+        assert!(!scan(10).is_long(big.as_ref()));
+        assert!(rand(-(DETACH_ABOVE_ITEMS as i64) - 1).is_long(big.as_ref()));
+        assert!(!rand(5).is_long(big.as_ref()));
+        for read in [
+            HashRead::Get(Bytes::from_static(b"f1")),
+            HashRead::Len,
+            HashRead::Exists(Bytes::from_static(b"f1")),
+        ] {
+            assert!(!read.is_long(big.as_ref()), "{read:?}");
+        }
     }
 
     fn fields_of(frame: &Frame) -> (u64, Vec<Bytes>) {

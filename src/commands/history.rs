@@ -31,8 +31,9 @@ use bytes::Bytes;
 use super::{read_gate, CommandError, CommandResult, Plan, Session, WriteReply};
 use crate::context::ServerContext;
 use crate::protocol::{Frame, Parse, ParseError};
-use crate::store::KeyValue;
+use crate::raft::DETACH_ABOVE_ITEMS;
 use crate::store::{EventKind, Op};
+use crate::store::{KeyValue, Store};
 use crate::watch::stream::event_type_of;
 
 /// A version's value as GETAT and HISTORY answer it: a string's bytes, or a hash's fields and
@@ -92,17 +93,23 @@ pub(super) async fn history(
         }
     }
     read_gate(ctx, session).await?;
-    let (events, authors) = ctx
-        .node
-        .read_store(|store| {
-            let events = store.history(&key, from, to, count)?;
-            let authors: Vec<Option<Bytes>> = events
-                .iter()
-                .map(|e| store.author_of(e.revision.main).cloned())
-                .collect();
-            Ok((events, authors))
-        })
-        .map_err(store_error)?;
+    let long = count > DETACH_ABOVE_ITEMS
+        && ctx.node.read_store(|store| store.version_count(&key)) > DETACH_ABOVE_ITEMS;
+    let read = move |store: &Store| {
+        let events = store.history(&key, from, to, count)?;
+        let authors: Vec<Option<Bytes>> = events
+            .iter()
+            .map(|e| store.author_of(e.revision.main).cloned())
+            .collect();
+        Ok((events, authors))
+    };
+    // LongReadsOffRaft (`raft/store_view.rs`): a key with a long history.
+    let (events, authors) = if long {
+        ctx.node.read_store_detached(read).await?
+    } else {
+        ctx.node.read_store(read)
+    }
+    .map_err(store_error)?;
     Ok(Frame::Array(
         events
             .iter()

@@ -124,7 +124,14 @@ pub(crate) async fn run(
             .read_store(|store| store.read_gray(&label, &plan.op)),
         None => ctx.node.read_store(|store| store.read(&plan.op)),
     };
-    plan.reply.frame(response, crate::raft::unix_ms())
+    let now_ms = crate::raft::unix_ms();
+    if plan.reply.is_long(&response) {
+        // LongReadsOffRaft (`raft/store_view.rs`): the hash is copied out (O(1)); its reply is
+        // built on another thread.
+        let reply = plan.reply;
+        return crate::raft::run_detached(move || reply.frame(response, now_ms)).await?;
+    }
+    plan.reply.frame(response, now_ms)
 }
 
 /// TTL's answer for a key with `deadline` at `now_ms` (Redis's `ttlGenericCommand`): -1 without
@@ -140,6 +147,17 @@ fn ttl(deadline: Option<i64>, now_ms: i64, ms: bool, abs: bool) -> i64 {
 }
 
 impl ReadReply {
+    /// Whether building the reply to `response` visits more than
+    /// [`crate::raft::DETACH_ABOVE_ITEMS`] items (a hash read over many fields).
+    pub fn is_long(&self, response: &Response) -> bool {
+        match (self, response) {
+            (Self::Hash(read), Response::Stored { values, .. }) => {
+                read.is_long(values.last().and_then(Option::as_ref))
+            }
+            _ => false,
+        }
+    }
+
     /// The reply to the store's answer; `now_ms` is this node's clock, for TTLs.
     pub fn frame(self, response: Response, now_ms: i64) -> CommandResult {
         let bulk_or_nil = |value: Option<Bytes>| value.map_or(Frame::Null, Frame::Bulk);

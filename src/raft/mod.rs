@@ -81,7 +81,7 @@ pub use raft_node::RaftNode;
 pub use read_gate::{ReadStats, Reads};
 pub use snapshot_trigger::spawn_snapshot_trigger;
 pub use start::{start, Started};
-pub use store_view::DETACH_ABOVE_ITEMS;
+pub use store_view::{run_detached, DETACH_ABOVE_ITEMS};
 pub use wire::MAX_ENTRY_BYTES;
 
 use crate::store::{Request, Response};

@@ -1,11 +1,13 @@
 //! The one way the layers above `raft/` read the applied keyspace: [`RaftNode::read_store`]
 //! (and [`RaftNode::read_applied`], which also gives the index it was applied to), a short look
 //! at `store::Store` under the state machine's read lock, and [`RaftNode::read_store_detached`]
-//! for reads whose work grows with the keyspace. None makes a read safe by itself: a caller
+//! for reads whose work grows with the keyspace ([`run_detached`] for such work done after the
+//! lock, on a value already copied out). None makes a read safe by itself: a caller
 //! that answers a client passes its read gate first (`commands::read_gate`).
 //!
-//! **LongReadsOffRaft.** A read whose work grows with the keyspace (KEYS, a SCAN with a large
-//! COUNT, a key's long history) never runs under the state machine's lock nor on the calling
+//! **LongReadsOffRaft.** A read whose work grows with the keyspace or with one value (KEYS, a
+//! SCAN with a large COUNT, a key's long history, the whole of a hash with many fields) never
+//! runs under the state machine's lock nor on the calling
 //! thread: apply takes that lock for writing, and apply runs on Raft's thread with the node's
 //! heartbeats, so a long read under it (on any thread) stalls them all, and a session beside
 //! Raft running it inline stalls that thread itself. Seen: `SCAN 0 COUNT 100000000` over a
@@ -47,12 +49,51 @@ impl RaftNode {
         F: FnOnce(&Store) -> R + Send + 'static,
     {
         let store = self.sm.read().store.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(r) => Ok(r),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(RaftError::Fatal(
-                "the node is shutting down: the read was not run".into(),
-            )),
-        }
+        run_detached(move || f(&store)).await
+    }
+}
+
+/// Runs `f` on a thread of the runtime's blocking pool, off the calling thread (which may be
+/// Raft's: LongReadsOffRaft): for the long part of a read that needs no lock, such as the reply
+/// to `HGETALL` of a hash with millions of fields. A panic in `f` is the caller's; fails only
+/// when the runtime is shutting down.
+pub async fn run_detached<R, F>(f: F) -> Result<R, RaftError>
+where
+    R: Send + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(RaftError::Fatal(
+            "the node is shutting down: the read was not run".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// LongReadsOffRaft: the work runs on another thread than the caller's, whose runtime (a
+    /// current-thread one, as Raft's) goes on meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn detached_work_leaves_the_calling_thread_free() {
+        let caller = std::thread::current().id();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let ticker = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tx.send(()).unwrap();
+        });
+        // The detached work waits for a task of the caller's runtime: it would never finish if
+        // it blocked that runtime's only thread.
+        let worker = run_detached(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+            std::thread::current().id()
+        })
+        .await
+        .unwrap();
+        assert_ne!(worker, caller);
+        ticker.await.unwrap();
     }
 }

@@ -87,6 +87,11 @@ impl Store {
         self.authors.get(revision)
     }
 
+    /// Returns how many versions of `key` are stored: the most [`Store::history`] of it visits.
+    pub fn version_count(&self, key: &[u8]) -> usize {
+        self.keyspace.version_count(key)
+    }
+
     /// Returns `key`'s changes with `from <= main <= to`, oldest first, at most `limit` of them
     /// (`limit` 0 returns none).
     ///

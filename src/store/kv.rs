@@ -188,6 +188,12 @@ impl Keyspace {
         index.at(key, main)
     }
 
+    /// Returns how many versions of `key` are stored (0 for a key never written or compacted
+    /// away): the most a history read of it visits.
+    pub fn version_count(&self, key: &[u8]) -> usize {
+        self.keys.get(key).map_or(0, KeyIndex::len)
+    }
+
     /// Returns `key`'s stored changes with `from <= main <= to`, oldest first, at most `limit`.
     pub fn history(&self, key: &[u8], from: u64, to: u64, limit: usize) -> Vec<Event> {
         match self.keys.get_key_value(key) {

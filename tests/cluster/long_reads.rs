@@ -151,3 +151,56 @@ fn keyspace_sized_reads_on_the_leader_cost_no_election() {
         );
     }
 }
+
+/// The reads that run detached answer exactly as inline ones: the whole of a hash just past
+/// the threshold (10,000 fields), a page of it, and a key's history of 10,001 versions, from a
+/// session beside Raft.
+#[test]
+fn detached_reads_answer_in_full() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(60));
+    let mut con = c.must_connect(leader);
+    assert_eq!(raft_field(&mut con, "raft_thread_sessions"), "1");
+    let fields = 10_001usize;
+    let mut hset = redis::cmd("HSET");
+    hset.arg("big");
+    for i in 0..fields {
+        hset.arg(format!("f{i}")).arg(i);
+    }
+    let added: usize = hset.query(&mut con).unwrap();
+    assert_eq!(added, fields);
+    let all: Vec<(String, String)> = redis::cmd("HGETALL").arg("big").query(&mut con).unwrap();
+    assert_eq!(all.len(), fields);
+    assert!(
+        all.iter().all(|(f, v)| f[1..] == *v),
+        "every field with its own value"
+    );
+    let names: Vec<String> = redis::cmd("HKEYS").arg("big").query(&mut con).unwrap();
+    assert_eq!(names.len(), fields);
+    let (cursor, page): (String, Vec<String>) = redis::cmd("HSCAN")
+        .arg("big")
+        .arg(0)
+        .arg("COUNT")
+        .arg(20_000)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((cursor.as_str(), page.len()), ("0", 2 * fields));
+
+    let versions = 10_001u64;
+    for chunk in (0..versions).collect::<Vec<_>>().chunks(1_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("SET").arg("hot").arg(i).ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+    }
+    let history: Vec<redis::Value> = redis::cmd("HISTORY").arg("hot").query(&mut con).unwrap();
+    assert_eq!(history.len() as u64, versions);
+    let last: Vec<redis::Value> = redis::from_redis_value(history.last().unwrap()).unwrap();
+    let value: String = redis::from_redis_value(&last[2]).unwrap();
+    assert_eq!(
+        value,
+        (versions - 1).to_string(),
+        "the newest version comes last"
+    );
+}
