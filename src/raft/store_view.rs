@@ -13,7 +13,7 @@
 //! Raft running it inline stalls that thread itself. Seen: `SCAN 0 COUNT 100000000` over a
 //! million keys on the leader, from a session beside Raft and from one on a worker while
 //! writes went on, held Raft 0.8 s and cost an election each time
-//! (`tests/cluster/long_reads.rs`).
+//! (`tests/cluster/long_commands.rs`).
 
 use super::error::RaftError;
 use super::RaftNode;

@@ -1,7 +1,7 @@
 //! Cluster capability: three (or five) real `redraft` processes on ephemeral ports: start-up and
 //! election, failover under writes (plain, pipelined, retried through churning connections, scripts),
 //! cluster operations (RAFT.INFO, ROLE, leadership transfer, rolling restart, HTTP), membership
-//! changes, large entries and snapshot transfer in chunks, keyspace-sized reads without an election, replication pipelined over a slow
+//! changes, large entries and snapshot transfer in chunks, keyspace-sized commands without an election, replication pipelined over a slow
 //! round trip, Sentinel discovery through a leader kill.
 //!
 //! One test binary; each module below is one area, sharing the harness in `tests/common`.
@@ -17,7 +17,7 @@ mod dedup_churn_failover;
 mod early_commit;
 mod failover;
 mod large_entries;
-mod long_reads;
+mod long_commands;
 mod membership;
 mod pipelined_failover;
 mod pipelined_replication;

@@ -73,6 +73,7 @@ use tokio::sync::{broadcast, watch, Notify};
 mod batch;
 mod build;
 mod file;
+mod long_apply;
 
 use super::codec::encode;
 use super::commit_gate::CommitGate;
@@ -436,7 +437,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 ..
             }) = request
             {
-                let response = self.apply_batch(log_id, reqs, &mut earlier_deadline);
+                let response = if reqs.iter().any(|r| self.is_long_apply(r)) {
+                    let reqs = reqs.clone();
+                    self.apply_detached(log_id, reqs, true, &mut earlier_deadline)
+                        .await?
+                } else {
+                    self.apply_batch(log_id, reqs, &mut earlier_deadline)
+                };
+                if let Some(r) = responder {
+                    r.send(response);
+                }
+                continue;
+            }
+            if let Some(req) = request.as_ref().filter(|r| self.is_long_apply(r)).cloned() {
+                let response = self
+                    .apply_detached(log_id, vec![req], false, &mut earlier_deadline)
+                    .await?;
                 if let Some(r) = responder {
                     r.send(response);
                 }

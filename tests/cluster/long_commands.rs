@@ -1,13 +1,15 @@
-//! Reads whose work grows with the keyspace do not stall Raft (LongReadsOffRaft,
-//! `src/raft/store_view.rs`): `KEYS *` and `SCAN 0 COUNT <huge>` on the leader, over a keyspace
-//! large enough that each takes well over an election timeout, from a session beside Raft
-//! (the node's first sessions run on Raft's own thread) and from one on a worker, while
+//! Commands whose work grows with the keyspace do not stall Raft: `KEYS *` and
+//! `SCAN 0 COUNT <huge>` on the leader (LongReadsOffRaft, `src/raft/store_view.rs`), over a
+//! keyspace large enough that each takes well over an election timeout, from a session beside
+//! Raft (the node's first sessions run on Raft's own thread) and from one on a worker, then
+//! `FLUSHALL` of it (LongAppliesOffRaft, `src/raft/state_machine/long_apply.rs`), while
 //! another client keeps writing, cost no election and no failed write.
 //!
-//! The bug this guards against: such a read ran under the state machine's read lock, which
+//! The bugs this guards against: such a read ran under the state machine's read lock, which
 //! apply (on Raft's thread, with the heartbeats) takes for writing; beside Raft it also ran on
 //! that thread. Over a million keys a `SCAN 0 COUNT 100000000` held Raft 0.8 s in a release
-//! build, and the followers elected a new leader each time.
+//! build, and the followers elected a new leader each time. And apply itself ran on Raft's
+//! thread: `FLUSHALL` of a million keys held it 2.8 s, with the same result.
 
 use crate::common;
 
@@ -63,7 +65,7 @@ fn long_reads(con: &mut redis::Connection, keys: usize) -> (Duration, Duration) 
 }
 
 #[test]
-fn keyspace_sized_reads_on_the_leader_cost_no_election() {
+fn keyspace_sized_commands_on_the_leader_cost_no_election() {
     let mut c = Cluster::start();
     let leader = c.must_leader(Duration::from_secs(60));
     // The leader's first client session: it runs beside Raft (`raft_thread_sessions`).
@@ -128,6 +130,17 @@ fn keyspace_sized_reads_on_the_leader_cost_no_election() {
     let (scan, listed) = long_reads(&mut on_worker, keys);
     eprintln!("on a worker: SCAN {scan:?}, KEYS {listed:?}");
     longest.push(scan.max(listed));
+    // LongAppliesOffRaft: a write whose apply visits every key, from the session beside Raft.
+    let started = Instant::now();
+    let _: () = redis::cmd("FLUSHALL").query(&mut beside).unwrap();
+    let flushed = started.elapsed();
+    eprintln!("FLUSHALL of {keys} keys: {flushed:?}");
+    longest.push(flushed);
+    let left: usize = redis::cmd("DBSIZE").query(&mut beside).unwrap();
+    assert!(
+        left <= 100,
+        "{left} keys after FLUSHALL (the writer's 100 at most)"
+    );
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap().unwrap();
     drop(held);
