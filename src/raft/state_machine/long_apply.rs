@@ -1,13 +1,14 @@
 //! Applying an entry whose work grows with the keyspace off Raft's thread.
 //!
 //! **LongAppliesOffRaft.** Apply runs on Raft's thread (`raft/runtime.rs`), with the node's
-//! heartbeats and its sessions beside Raft. An entry whose apply visits every key or many
-//! revisions (`FLUSHALL` of a large keyspace, a `COMPACT` over many revisions, a `DEL` of many
-//! keys) is applied to an O(1) copy of the state (its maps are persistent) on a thread of the
-//! blocking pool, and the result replaces the state under one brief hold of the write lock;
-//! the copy it replaced is dropped off the thread too. Readers meanwhile see the state before
-//! the entry, which is what its applied index says. Nothing else writes the state while it
-//! runs: apply is openraft's one state machine task, and it waits for this entry before the
+//! heartbeats and its sessions beside Raft. An entry whose apply visits more than
+//! [`DETACH_ABOVE_ITEMS`] keys, fields or revisions (`FLUSHALL` of a large keyspace, a
+//! `COMPACT` over many revisions, a `DEL`, `MSET`, `HSET` or `HDEL` of many keys, pairs or
+//! fields) is applied to an O(1) copy of the state (its maps are persistent) on a thread of
+//! the blocking pool, and the result replaces the state under one brief hold of the write
+//! lock; the copy it replaced is dropped off the thread too. Readers meanwhile see the state
+//! before the entry, which is what its applied index says. Nothing else writes the state while
+//! it runs: apply is openraft's one state machine task, and it waits for this entry before the
 //! next. Seen before: `FLUSHALL` over a million keys held the `raft` thread 2.8 s and the
 //! followers elected a new leader (`tests/cluster/long_commands.rs`).
 
@@ -25,6 +26,8 @@ pub(super) fn is_long(store: &Store, req: &Request) -> bool {
     match req.op.authored().1 {
         Op::Flush => store.len() > DETACH_ABOVE_ITEMS,
         Op::Delete { keys } => keys.len() > DETACH_ABOVE_ITEMS,
+        Op::MSet { pairs, .. } | Op::HSet { pairs, .. } => pairs.len() > DETACH_ABOVE_ITEMS,
+        Op::HDel { fields, .. } => fields.len() > DETACH_ABOVE_ITEMS,
         Op::Compact { revision } => {
             revision.saturating_sub(store.compact_revision()) > DETACH_ABOVE_ITEMS as u64
         }
@@ -38,7 +41,12 @@ impl StateMachineStore {
     pub(super) fn is_long_apply(&self, req: &Request) -> bool {
         matches!(
             req.op.authored().1,
-            Op::Flush | Op::Delete { .. } | Op::Compact { .. }
+            Op::Flush
+                | Op::Delete { .. }
+                | Op::MSet { .. }
+                | Op::HSet { .. }
+                | Op::HDel { .. }
+                | Op::Compact { .. }
         ) && is_long(&self.read().store, req)
     }
 
