@@ -66,7 +66,9 @@ fn long_reads(con: &mut redis::Connection, keys: usize) -> (Duration, Duration) 
 
 #[test]
 fn keyspace_sized_commands_on_the_leader_cost_no_election() {
-    let mut c = Cluster::start();
+    // FLUSHALL of a few hundred thousand keys takes seconds in a debug build: its reply must
+    // not run into the write timeout (5 s by default).
+    let mut c = Cluster::builder().write_timeout_ms(30_000).start();
     let leader = c.must_leader(Duration::from_secs(60));
     // The leader's first client session: it runs beside Raft (`raft_thread_sessions`).
     let mut beside = c.must_connect(leader);
