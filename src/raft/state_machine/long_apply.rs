@@ -19,35 +19,37 @@ use crate::raft::typ::LogId;
 use crate::raft::{run_detached, DETACH_ABOVE_ITEMS};
 use crate::store::{Op, Request, Response, Store};
 
-/// Whether applying `req` to `store` visits more than [`DETACH_ABOVE_ITEMS`] keys or
+/// Whether applying `req` to `store` visits more than [`DETACH_ABOVE_ITEMS`] keys, fields or
 /// revisions.
 pub(super) fn is_long(store: &Store, req: &Request) -> bool {
-    // A session's write travels as `Authored` (AuthorPerRevision): what counts is the op inside.
-    match req.op.authored().1 {
+    let op = req.op.authored().1;
+    long_by_arguments(op).unwrap_or_else(|| match op {
         Op::Flush => store.len() > DETACH_ABOVE_ITEMS,
-        Op::Delete { keys } => keys.len() > DETACH_ABOVE_ITEMS,
-        Op::MSet { pairs, .. } | Op::HSet { pairs, .. } => pairs.len() > DETACH_ABOVE_ITEMS,
-        Op::HDel { fields, .. } => fields.len() > DETACH_ABOVE_ITEMS,
         Op::Compact { revision } => {
             revision.saturating_sub(store.compact_revision()) > DETACH_ABOVE_ITEMS as u64
         }
         _ => false,
+    })
+}
+
+/// What `op`'s arguments alone say of its length, or `None` when it depends on the state (a
+/// flush, a compaction). A session's write travels as `Authored` (AuthorPerRevision): the op
+/// given here is the one inside.
+fn long_by_arguments(op: &Op) -> Option<bool> {
+    match op {
+        Op::Delete { keys } => Some(keys.len() > DETACH_ABOVE_ITEMS),
+        Op::MSet { pairs, .. } | Op::HSet { pairs, .. } => Some(pairs.len() > DETACH_ABOVE_ITEMS),
+        Op::HDel { fields, .. } => Some(fields.len() > DETACH_ABOVE_ITEMS),
+        Op::Flush | Op::Compact { .. } => None,
+        _ => Some(false),
     }
 }
 
 impl StateMachineStore {
-    /// [`is_long`] of `req` against the current state; the lock is taken only for the kinds of
-    /// entry that can be long.
+    /// [`is_long`] of `req` against the current state; the state's lock is taken only for a
+    /// flush or a compaction, never per write.
     pub(super) fn is_long_apply(&self, req: &Request) -> bool {
-        matches!(
-            req.op.authored().1,
-            Op::Flush
-                | Op::Delete { .. }
-                | Op::MSet { .. }
-                | Op::HSet { .. }
-                | Op::HDel { .. }
-                | Op::Compact { .. }
-        ) && is_long(&self.read().store, req)
+        long_by_arguments(req.op.authored().1).unwrap_or_else(|| is_long(&self.read().store, req))
     }
 
     /// Applies the requests of the entry at `log_id` off Raft's thread (LongAppliesOffRaft):
