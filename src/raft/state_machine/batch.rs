@@ -10,7 +10,22 @@
 
 use super::StateMachineStore;
 use crate::raft::typ::LogId;
-use crate::store::{Applied, Request, Response};
+use crate::store::{Applied, Request, Response, Store};
+
+/// Applies one request to `store` (`Store::apply_notified`) and sets `earlier_deadline` when it
+/// gave some key a deadline earlier than every deadline before it (the expiry timer must then
+/// be woken). Every apply path, inline or detached, goes through here.
+pub(super) fn apply_one(
+    store: &mut Store,
+    req: &Request,
+    earlier_deadline: &mut bool,
+) -> (Response, Applied) {
+    let before = store.next_deadline();
+    let result = store.apply_notified(req);
+    let next = store.next_deadline();
+    *earlier_deadline |= next.is_some() && before.is_none_or(|b| next < Some(b));
+    result
+}
 
 impl StateMachineStore {
     /// Applies the requests of the batch entry at `log_id` in order and answers
@@ -29,10 +44,7 @@ impl StateMachineStore {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
             st.last_applied = Some(log_id);
             for req in reqs {
-                let next_before = st.store.next_deadline();
-                let (response, applied) = st.store.apply_notified(req);
-                let next = st.store.next_deadline();
-                *earlier_deadline |= next.is_some() && next_before.is_none_or(|b| next < Some(b));
+                let (response, applied) = apply_one(&mut st.store, req, earlier_deadline);
                 changed |= !applied.events.is_empty();
                 // AppliedHookBeforeReaders: still under the write lock.
                 self.run_apply_hook(&applied);

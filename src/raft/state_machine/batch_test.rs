@@ -69,7 +69,7 @@ async fn a_batch_applies_as_its_requests_would_one_entry_each() {
     // The same requests one entry each, in a state machine and in a bare store.
     let mut single = StateMachineStore::open(&dir.path().join("single")).unwrap();
     apply_one_by_one(&mut single, requests()).await;
-    let mut store = crate::store::Store::new();
+    let mut store = Store::new();
     let one_by_one: Vec<Response> = requests().iter().map(|r| store.apply(r).0).collect();
 
     assert_eq!(answer, Response::Batch(one_by_one.clone()));
@@ -111,7 +111,7 @@ async fn a_batch_inside_a_request_is_refused_and_changes_nothing() {
     };
     apply_one_by_one(&mut sm, vec![nested.clone()]).await;
     assert_eq!(sm.read().store.revision(), 0);
-    let mut store = crate::store::Store::new();
+    let mut store = Store::new();
     let (answer, events) = store.apply(&nested);
     let Response::Txn {
         responses: Some(responses),

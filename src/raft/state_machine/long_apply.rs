@@ -14,6 +14,7 @@
 
 use std::io;
 
+use super::batch::apply_one;
 use super::StateMachineStore;
 use crate::raft::typ::LogId;
 use crate::raft::{run_detached, DETACH_ABOVE_ITEMS};
@@ -70,10 +71,7 @@ impl StateMachineStore {
             let mut earlier = false;
             let mut results = Vec::with_capacity(reqs.len());
             for req in &reqs {
-                let before = store.next_deadline();
-                results.push(store.apply_notified(req));
-                let next = store.next_deadline();
-                earlier |= next.is_some() && before.is_none_or(|b| next < Some(b));
+                results.push(apply_one(&mut store, req, &mut earlier));
             }
             (store, results, earlier)
         })

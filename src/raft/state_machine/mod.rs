@@ -460,7 +460,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             let (response, applied) = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-                let next_before = st.store.next_deadline();
                 st.last_applied = Some(log_id);
                 match entry.payload {
                     EntryPayload::Blank => (
@@ -471,10 +470,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     ),
                     EntryPayload::Normal(_) => {
                         let req = request.as_ref().expect("decoded above");
-                        let applied = st.store.apply_notified(req);
-                        let next = st.store.next_deadline();
-                        earlier_deadline |=
-                            next.is_some() && next_before.is_none_or(|b| next < Some(b));
+                        let applied = batch::apply_one(&mut st.store, req, &mut earlier_deadline);
                         // AppliedHookBeforeReaders: still under the write lock.
                         self.run_apply_hook(&applied.1);
                         self.publish_users(st.store.users(), false);
