@@ -21,6 +21,7 @@
 //! - `snapshot.rs`: the snapshot encoding and the checks on load.
 //! - `error.rs`: [`StoreError`], whose texts are RESP errors.
 //! - `notify.rs`: [`Notice`], the keyspace notifications (Redis event names) an op emits.
+//! - `weight.rs`: how many keys, fields or revisions applying an op visits.
 //!
 //! Unit tests sit beside the code as `*_test.rs` (`test_util.rs` holds their shared helpers);
 //! `store_test.rs` checks [`Store`] against a reference model (proptest).
@@ -70,6 +71,7 @@ mod snapshot_delta;
 mod strings;
 mod txn;
 mod versions;
+mod weight;
 
 #[cfg(test)]
 mod compaction_test;
@@ -114,7 +116,8 @@ pub use request::{
 };
 pub use revision::Revision;
 pub use schema::{compile as compile_schema, SCHEMA_PREFIX};
-pub use script::{install_host, sha1hex, ScriptCalls, ScriptEnd, ScriptHost, ScriptRun};
+pub use script::ScriptRun;
+pub use script::{bounded_inline, install_host, sha1hex, ScriptCalls, ScriptEnd, ScriptHost};
 pub use script::{ScriptValue, Scripts, MAX_SCRIPTS};
 pub use snapshot::SnapshotError;
 pub use snapshot_delta::{DELTA_HEADER, DELTA_TAG};

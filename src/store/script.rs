@@ -26,7 +26,15 @@
 //!   (where Redis, whose RDB keeps no scripts, answers NOSCRIPT). The set is bounded
 //!   ([`MAX_SCRIPTS`]); past it the body with the smallest SHA-1 goes, the same one on every
 //!   node.
+//! - **ScriptsBoundedInline.** Inside [`bounded_inline`] (Raft's thread applying an entry), the
+//!   weight of a script's calls (`weight.rs`: keys, fields, revisions visited, at least 1 a
+//!   call) may not pass the bound: the call that would pass it fails, and so does every call
+//!   after it, and the caller learns that the run overran. The caller then puts back the state
+//!   it saved before the entry and applies it again where there is no bound (off Raft's thread,
+//!   LongAppliesOffRaft): the bounded run's result is never kept, so every node ends with the
+//!   state the unbounded run gives (DeterministicApply).
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -34,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use super::notify::{self, Notice};
+use super::weight::reply_weight;
 use super::{Changes, Op, Response, Store, StoreError};
 
 /// The most script bodies the cluster keeps (ScriptsReplicated); past it, an old one is
@@ -144,6 +153,59 @@ fn host() -> Result<&'static dyn ScriptHost, StoreError> {
         .ok_or_else(|| StoreError::Script("ERR scripting is not available on this node".into()))
 }
 
+/// Where [`bounded_inline`] keeps what is left of its bound, and whether a run went past it.
+#[derive(Clone, Copy)]
+struct Bound {
+    left: usize,
+    overran: bool,
+}
+
+thread_local! {
+    /// This thread's bound (ScriptsBoundedInline); `None` outside [`bounded_inline`].
+    static BOUND: Cell<Option<Bound>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the scripts it applies on this thread bounded to `limit` weight in all
+/// (ScriptsBoundedInline), and says whether one of them overran. When it did, the state `f`
+/// left is not a state any node may keep: the caller puts back what it saved.
+pub fn bounded_inline<R>(limit: usize, f: impl FnOnce() -> R) -> (R, bool) {
+    /// Clears the bound however `f` ends.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            BOUND.with(|b| b.set(None));
+        }
+    }
+    BOUND.with(|b| {
+        b.set(Some(Bound {
+            left: limit,
+            overran: false,
+        }))
+    });
+    let _clear = Clear;
+    let result = f();
+    let overran = BOUND.with(|b| b.get().is_some_and(|b| b.overran));
+    (result, overran)
+}
+
+/// Charges `weight` to this thread's bound: `false` once the bound is passed (and for every
+/// charge after), always `true` without a bound.
+fn charge(weight: usize) -> bool {
+    BOUND.with(|cell| {
+        let Some(mut bound) = cell.get() else {
+            return true;
+        };
+        if !bound.overran {
+            match bound.left.checked_sub(weight) {
+                Some(left) => bound.left = left,
+                None => bound.overran = true,
+            }
+            cell.set(Some(bound));
+        }
+        !bound.overran
+    })
+}
+
 /// The calls of a script that may write: each op applied in the script's changes.
 struct Applying<'a> {
     store: &'a mut Store,
@@ -167,11 +229,18 @@ impl ScriptCalls for Applying<'_> {
                 "ERR This Redis command is not allowed from script".into(),
             ));
         }
+        // ScriptsBoundedInline: this run's result will be thrown away; stop doing work.
+        if !charge(self.store.weight(op)) {
+            return Response::Error(StoreError::Script(
+                "ERR script moved off the raft thread".into(),
+            ));
+        }
         let before = self.changes.len();
         match self.store.apply_in(self.changes, op) {
             Ok(response) => {
                 let events = &self.changes.events[before..];
                 notify::notices(op, &response, events, self.notices);
+                charge(reply_weight(&response));
                 response
             }
             Err(e) => Response::Error(e),

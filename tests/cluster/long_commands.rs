@@ -1,15 +1,19 @@
 //! Commands whose work grows with the keyspace do not stall Raft: `KEYS *` and
 //! `SCAN 0 COUNT <huge>` on the leader (LongReadsOffRaft, `src/raft/store_view.rs`), over a
 //! keyspace large enough that each takes well over an election timeout, from a session beside
-//! Raft (the node's first sessions run on Raft's own thread) and from one on a worker, then
-//! `FLUSHALL` of it (LongAppliesOffRaft, `src/raft/state_machine/long_apply.rs`), while
-//! another client keeps writing, cost no election and no failed write.
+//! Raft (the node's first sessions run on Raft's own thread) and from one on a worker, then a
+//! script of 100,000 calls (ScriptsBoundedInline, `src/store/script.rs`) and `FLUSHALL` of the
+//! whole keyspace inside `MULTI`/`EXEC` (LongAppliesOffRaft,
+//! `src/raft/state_machine/long_apply.rs`), while another client keeps writing, cost no
+//! election and no failed write.
 //!
 //! The bugs this guards against: such a read ran under the state machine's read lock, which
 //! apply (on Raft's thread, with the heartbeats) takes for writing; beside Raft it also ran on
 //! that thread. Over a million keys a `SCAN 0 COUNT 100000000` held Raft 0.8 s in a release
 //! build, and the followers elected a new leader each time. And apply itself ran on Raft's
-//! thread: `FLUSHALL` of a million keys held it 2.8 s, with the same result.
+//! thread: `FLUSHALL` of a million keys held it 2.8 s, with the same result. After that fix,
+//! only bare writes were judged by their size: the script (4.4 s) and the flush in a
+//! transaction (2.9 s) still ran on Raft's thread and cost an election in this test.
 
 use crate::common;
 
@@ -27,6 +31,13 @@ const LONG_READ: Duration = Duration::from_millis(1000);
 /// The fill stops once a SCAN with nothing else running takes this long; under the writer's
 /// load the same reads took 0.65-1.1 times as long.
 const FILL_UNTIL: Duration = Duration::from_millis(1500);
+
+/// A script that makes `ARGV[1]` calls, each cheap, and answers how many it made.
+const LONG_SCRIPT: &str =
+    "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 's' .. i, i) end return tonumber(ARGV[1])";
+
+/// The calls [`LONG_SCRIPT`] makes: in a debug build, well over a second of apply.
+const SCRIPT_WRITES: usize = 100_000;
 
 /// Keys written per MSET while filling the keyspace.
 const BATCH: usize = 5_000;
@@ -132,11 +143,38 @@ fn keyspace_sized_commands_on_the_leader_cost_no_election() {
     let (scan, listed) = long_reads(&mut on_worker, keys);
     eprintln!("on a worker: SCAN {scan:?}, KEYS {listed:?}");
     longest.push(scan.max(listed));
-    // LongAppliesOffRaft: a write whose apply visits every key, from the session beside Raft.
+    // ScriptsBoundedInline: a script whose calls add up to seconds of apply, from the session
+    // beside Raft. Its keys are flushed below.
     let started = Instant::now();
-    let _: () = redis::cmd("FLUSHALL").query(&mut beside).unwrap();
+    let set: usize = redis::cmd("EVAL")
+        .arg(LONG_SCRIPT)
+        .arg(0)
+        .arg(SCRIPT_WRITES)
+        .query(&mut beside)
+        .unwrap();
+    let scripted = started.elapsed();
+    eprintln!("a script of {set} SETs: {scripted:?}");
+    assert_eq!(set, SCRIPT_WRITES);
+    longest.push(scripted);
+    let mut peek = c.must_connect(c.ids()[0]);
+    let last: String = redis::cmd("GET")
+        .arg(format!("s{SCRIPT_WRITES}"))
+        .query(&mut peek)
+        .unwrap();
+    assert_eq!(last, SCRIPT_WRITES.to_string(), "the script's last write");
+    // LongAppliesOffRaft: a write whose apply visits every key, queued in a transaction.
+    let started = Instant::now();
+    let (flushed_ok,): (String,) = redis::pipe()
+        .atomic()
+        .cmd("FLUSHALL")
+        .query(&mut beside)
+        .unwrap();
     let flushed = started.elapsed();
-    eprintln!("FLUSHALL of {keys} keys: {flushed:?}");
+    assert_eq!(flushed_ok, "OK");
+    eprintln!(
+        "MULTI FLUSHALL EXEC of {} keys: {flushed:?}",
+        keys + SCRIPT_WRITES
+    );
     longest.push(flushed);
     let left: usize = redis::cmd("DBSIZE").query(&mut beside).unwrap();
     assert!(

@@ -401,3 +401,63 @@ fn scripts_applied_travel_in_snapshots_and_refill_the_cache() {
     assert_eq!(lookup(&sha1hex(loaded.as_bytes())), Some(b(loaded)));
     assert_eq!(lookup(&sha1hex(evaluated.as_bytes())), Some(b(evaluated)));
 }
+
+/// ScriptsBoundedInline: a script whose calls pass the bound overruns (however it catches the
+/// failed call), one under it does not, and the run without a bound is what a node keeps.
+#[test]
+fn a_script_past_its_inline_bound_overruns() {
+    use crate::store::bounded_inline;
+    super::install();
+    let mut s = Store::new();
+    for i in 0..200 {
+        apply(
+            &mut s,
+            Op::Put {
+                key: b(&format!("k{i}")),
+                value: b("v"),
+            },
+        );
+    }
+    let sets = "local n = 0 \
+                for i = 1, tonumber(ARGV[1]) do \
+                  if pcall(redis.call, 'set', 's' .. i, i) then n = n + 1 end \
+                end return n";
+    let mut under = s.clone();
+    let (reply, overran) = bounded_inline(100, || apply(&mut under, script(sets, &[], &["100"])));
+    assert!(!overran, "100 calls within a bound of 100");
+    assert_eq!(value(reply), ScriptValue::Integer(100));
+    // Every call past the bound fails, so the bounded run answers fewer: it must not be kept.
+    let mut bounded = s.clone();
+    let (reply, overran) = bounded_inline(100, || apply(&mut bounded, script(sets, &[], &["101"])));
+    assert!(overran, "101 calls past a bound of 100");
+    assert_eq!(value(reply), ScriptValue::Integer(100));
+    let mut unbounded = s.clone();
+    let reply = apply(&mut unbounded, script(sets, &[], &["101"]));
+    assert_eq!(value(reply), ScriptValue::Integer(101));
+    assert_eq!(unbounded.len(), 200 + 101);
+    // One call that visits the whole keyspace, and a read of a hash over the bound.
+    let (_, overran) = bounded_inline(100, || {
+        apply(&mut s.clone(), script("redis.call('flushall')", &[], &[]))
+    });
+    assert!(overran, "FLUSHALL of 200 keys");
+    let mut hashed = s.clone();
+    let mut hset = vec!["hset".to_owned(), "h".to_owned()];
+    for i in 0..150 {
+        hset.extend([format!("f{i}"), "x".to_owned()]);
+    }
+    let fields: Vec<&str> = hset.iter().map(String::as_str).collect();
+    let hset_body = "return redis.call(unpack(ARGV))";
+    assert_eq!(
+        value(apply(&mut hashed, script(hset_body, &[], &fields))),
+        ScriptValue::Integer(150)
+    );
+    let (reply, overran) = bounded_inline(100, || {
+        apply(&mut hashed, script("return #redis.call('hgetall', 'h')", &[], &[]))
+    });
+    assert!(overran, "HGETALL of 150 fields: {reply:?}");
+    // Outside the bound nothing is charged.
+    let (_, overran) = bounded_inline(100, || ());
+    assert!(!overran);
+    let reply = apply(&mut hashed, script("return #redis.call('hgetall', 'h')", &[], &[]));
+    assert_eq!(value(reply), ScriptValue::Integer(300));
+}

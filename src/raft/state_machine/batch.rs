@@ -6,11 +6,12 @@
 //! notifications, published as their own [`Applied`] (so a watcher sees the same stream as
 //! with one entry per request). Only the entry's log id is shared. The whole batch is applied
 //! under one hold of the state's lock, so a reader sees all of it or none of it, and the
-//! watch stream's revision is published once.
+//! watch stream's revision is published once. A single request's entry takes the same path.
 
 use super::StateMachineStore;
 use crate::raft::typ::LogId;
-use crate::store::{Applied, Request, Response, Store};
+use crate::raft::DETACH_ABOVE_ITEMS;
+use crate::store::{bounded_inline, Applied, Request, Response, Store};
 
 /// Applies one request to `store` (`Store::apply_notified`) and sets `earlier_deadline` when it
 /// gave some key a deadline earlier than every deadline before it (the expiry timer must then
@@ -28,40 +29,66 @@ pub(super) fn apply_one(
 }
 
 impl StateMachineStore {
-    /// Applies the requests of the batch entry at `log_id` in order and answers
-    /// [`Response::Batch`], one response per request. Sets `earlier_deadline` when a request
-    /// gave some key a deadline earlier than every deadline before it.
-    pub(super) fn apply_batch(
+    /// Applies the requests of the entry at `log_id` in order, here on Raft's thread, and
+    /// answers their responses: [`Response::Batch`] for a batch entry (`batch`), else the one
+    /// request's. `None` when a script among them went past its bound (ScriptsBoundedInline,
+    /// `store/script.rs`): then nothing of the entry is applied, hooked or published, and the
+    /// caller applies it off the thread (LongAppliesOffRaft). Sets `earlier_deadline` when a
+    /// request gave some key a deadline earlier than every deadline before it.
+    pub(super) fn apply_inline(
         &self,
         log_id: LogId,
         reqs: &[Request],
+        batch: bool,
         earlier_deadline: &mut bool,
-    ) -> Response {
-        let mut responses = Vec::with_capacity(reqs.len());
-        let mut published: Vec<Applied> = Vec::new();
-        let mut changed = false;
+    ) -> Option<Response> {
+        let mut results: Vec<(Response, Applied)> = Vec::with_capacity(reqs.len());
+        let mut earlier = false;
         {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            st.last_applied = Some(log_id);
+            // The O(1) copy to go back to; only for a script, as a live copy makes every write
+            // after it copy what it changes.
+            let saved = reqs
+                .iter()
+                .any(|r| r.op.runs_script())
+                .then(|| st.store.clone());
             for req in reqs {
-                let (response, applied) = apply_one(&mut st.store, req, earlier_deadline);
-                changed |= !applied.events.is_empty();
-                // AppliedHookBeforeReaders: still under the write lock.
-                self.run_apply_hook(&applied);
-                if !applied.is_empty() {
-                    published.push(applied);
+                let (result, overran) = match &saved {
+                    None => (apply_one(&mut st.store, req, &mut earlier), false),
+                    Some(_) => bounded_inline(DETACH_ABOVE_ITEMS, || {
+                        apply_one(&mut st.store, req, &mut earlier)
+                    }),
+                };
+                if overran {
+                    st.store = saved.expect("bounded only with a saved copy");
+                    return None;
                 }
-                responses.push(response);
+                results.push(result);
+            }
+            st.last_applied = Some(log_id);
+            for (_, applied) in &results {
+                // AppliedHookBeforeReaders: still under the write lock.
+                self.run_apply_hook(applied);
             }
             self.publish_users(st.store.users(), false);
         }
-        if changed {
+        *earlier_deadline |= earlier;
+        if results.iter().any(|(_, a)| !a.events.is_empty()) {
             self.publish_revision();
         }
-        for applied in published {
-            self.publish_applied(applied);
+        let mut responses = Vec::with_capacity(results.len());
+        for (response, applied) in results {
+            if !batch || !applied.is_empty() {
+                self.publish_applied(applied);
+            }
+            responses.push(response);
         }
-        Response::Batch(responses)
+        Some(if batch {
+            Response::Batch(responses)
+        } else {
+            // One request: its response.
+            responses.pop().unwrap_or(Response::Noop { revision: 0 })
+        })
     }
 }
 

@@ -63,7 +63,9 @@ async fn a_batch_applies_as_its_requests_would_one_entry_each() {
     let batched = StateMachineStore::open(&dir.path().join("batched")).unwrap();
     let mut events = batched.subscribe();
     let mut earlier_deadline = false;
-    let answer = batched.apply_batch(log_id(1), &requests(), &mut earlier_deadline);
+    let answer = batched
+        .apply_inline(log_id(1), &requests(), true, &mut earlier_deadline)
+        .expect("no script, no bound");
     assert!(!earlier_deadline);
 
     // The same requests one entry each, in a state machine and in a bare store.
@@ -130,4 +132,52 @@ async fn a_batch_inside_a_request_is_refused_and_changes_nothing() {
     });
     assert_eq!(answer, Response::Error(StoreError::NestedBatch));
     assert_eq!(store.revision(), 0);
+}
+
+/// ScriptsBoundedInline: a batch whose script makes more calls than the bound allows on
+/// Raft's thread is tried there, given up whole (nothing applied, the applied index unmoved),
+/// and applied whole off the thread, in order, as one entry.
+#[tokio::test]
+async fn a_script_past_its_bound_is_applied_whole_off_the_raft_thread() {
+    crate::commands::install_script_host();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(dir.path()).unwrap();
+    let calls = DETACH_ABOVE_ITEMS + 1;
+    let script = Request {
+        client: None,
+        op: Op::Script {
+            body: Bytes::from_static(
+                b"for i = 1, tonumber(ARGV[1]) do redis.call('set', 's' .. i, i) end \
+                  redis.call('set', 'seen', redis.call('get', 'a'))",
+            ),
+            keys: vec![],
+            args: vec![Bytes::from(calls.to_string())],
+            now_ms: 1_000,
+        },
+        at_ms: 1_000,
+    };
+    let reqs = vec![put(7, 1, "a", "1"), script, put(7, 2, "a", "2")];
+    let mut earlier_deadline = false;
+    assert!(sm
+        .apply_inline(log_id(1), &reqs, true, &mut earlier_deadline)
+        .is_none());
+    assert_eq!(sm.read().store.len(), 0, "nothing of the entry kept");
+    assert_eq!(sm.read().last_applied, None);
+
+    let batch = Request {
+        client: None,
+        op: Op::Batch(reqs),
+        at_ms: 1_000,
+    };
+    let entry = Entry::new_normal(log_id(1), batch.into());
+    sm.apply(stream::iter([Ok((entry, None))])).await.unwrap();
+    let st = sm.read();
+    assert_eq!(st.store.len(), 2 + calls, "a, seen and the script's keys");
+    assert_eq!(st.store.get(b"a").unwrap().value, "2");
+    assert_eq!(
+        st.store.get(b"seen").unwrap().value,
+        "1",
+        "the script ran after the first put and before the second"
+    );
+    assert_eq!(st.last_applied, Some(log_id(1)));
 }

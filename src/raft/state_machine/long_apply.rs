@@ -4,7 +4,8 @@
 //! heartbeats and its sessions beside Raft. An entry whose apply visits more than
 //! [`DETACH_ABOVE_ITEMS`] keys, fields or revisions (`FLUSHALL` of a large keyspace, a
 //! `COMPACT` over many revisions, a `DEL`, `MSET`, `HSET` or `HDEL` of many keys, pairs or
-//! fields) is applied to an O(1) copy of the state (its maps are persistent) on a thread of
+//! fields, alone or in a transaction; a script whose calls pass that weight as it runs,
+//! ScriptsBoundedInline in `store/script.rs`) is applied to an O(1) copy of the state (its maps are persistent) on a thread of
 //! the blocking pool, and the result replaces the state under one brief hold of the write
 //! lock; the copy it replaced is dropped off the thread too. Readers meanwhile see the state
 //! before the entry, which is what its applied index says. Nothing else writes the state while
@@ -18,39 +19,43 @@ use super::batch::apply_one;
 use super::StateMachineStore;
 use crate::raft::typ::LogId;
 use crate::raft::{run_detached, DETACH_ABOVE_ITEMS};
-use crate::store::{Op, Request, Response, Store};
+use crate::store::{Request, Response, Store};
 
 /// Whether applying `req` to `store` visits more than [`DETACH_ABOVE_ITEMS`] keys, fields or
-/// revisions.
+/// revisions (its weight, `store/weight.rs`; a transaction's is its ops' sum).
 pub(super) fn is_long(store: &Store, req: &Request) -> bool {
-    let op = req.op.authored().1;
-    long_by_arguments(op).unwrap_or_else(|| match op {
-        Op::Flush => store.len() > DETACH_ABOVE_ITEMS,
-        Op::Compact { revision } => {
-            revision.saturating_sub(store.compact_revision()) > DETACH_ABOVE_ITEMS as u64
-        }
-        _ => false,
-    })
-}
-
-/// What `op`'s arguments alone say of its length, or `None` when it depends on the state (a
-/// flush, a compaction). A session's write travels as `Authored` (AuthorPerRevision): the op
-/// given here is the one inside.
-fn long_by_arguments(op: &Op) -> Option<bool> {
-    match op {
-        Op::Delete { keys } => Some(keys.len() > DETACH_ABOVE_ITEMS),
-        Op::MSet { pairs, .. } | Op::HSet { pairs, .. } => Some(pairs.len() > DETACH_ABOVE_ITEMS),
-        Op::HDel { fields, .. } => Some(fields.len() > DETACH_ABOVE_ITEMS),
-        Op::Flush | Op::Compact { .. } => None,
-        _ => Some(false),
-    }
+    store.weight(&req.op) > DETACH_ABOVE_ITEMS
 }
 
 impl StateMachineStore {
-    /// [`is_long`] of `req` against the current state; the state's lock is taken only for a
-    /// flush or a compaction, never per write.
+    /// [`is_long`] of `req` against the current state; the state's lock is taken only when the
+    /// weight depends on it (a flush or a compaction, alone or in a transaction), never per
+    /// write. A script is not long here: it is bounded as it runs (ScriptsBoundedInline).
     pub(super) fn is_long_apply(&self, req: &Request) -> bool {
-        long_by_arguments(req.op.authored().1).unwrap_or_else(|| is_long(&self.read().store, req))
+        match req.op.weight_by_arguments() {
+            Some(weight) => weight > DETACH_ABOVE_ITEMS,
+            None => is_long(&self.read().store, req),
+        }
+    }
+
+    /// Applies the requests of the entry at `log_id` (one request, or a batch's: `batch`,
+    /// answered [`Response::Batch`]): here on Raft's thread, unless one of them is long or a
+    /// script among them went past its bound, then off it ([`Self::apply_detached`]).
+    pub(super) async fn apply_requests(
+        &self,
+        log_id: LogId,
+        reqs: &[Request],
+        batch: bool,
+        earlier_deadline: &mut bool,
+    ) -> Result<Response, io::Error> {
+        if !reqs.iter().any(|r| self.is_long_apply(r)) {
+            if let Some(response) = self.apply_inline(log_id, reqs, batch, earlier_deadline) {
+                return Ok(response);
+            }
+            tracing::debug!(%log_id, "a script went past its bound on the raft thread");
+        }
+        self.apply_detached(log_id, reqs.to_vec(), batch, earlier_deadline)
+            .await
     }
 
     /// Applies the requests of the entry at `log_id` off Raft's thread (LongAppliesOffRaft):
@@ -117,6 +122,7 @@ impl StateMachineStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Op;
     use bytes::Bytes;
 
     fn req(op: Op) -> Request {

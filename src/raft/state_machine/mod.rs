@@ -81,7 +81,7 @@ use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::TypeConfig;
 use crate::fsutil::PacedFile;
 use crate::metrics::NodeMetrics;
-use crate::store::{Applied, Op, Request, Response, Store, Users};
+use crate::store::{Applied, Op, Response, Store, Users};
 
 pub use self::file::{decode_mapped, SnapshotFile};
 use self::file::{load_at_start, on_snapshot_thread, read_header, remove_temp_files};
@@ -432,65 +432,31 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     })?),
                     _ => None,
                 };
-            if let Some(Request {
-                op: Op::Batch(ref reqs),
-                ..
-            }) = request
-            {
-                let response = if reqs.iter().any(|r| self.is_long_apply(r)) {
-                    let reqs = reqs.clone();
-                    self.apply_detached(log_id, reqs, true, &mut earlier_deadline)
-                        .await?
-                } else {
-                    self.apply_batch(log_id, reqs, &mut earlier_deadline)
+            if let Some(req) = request {
+                // BatchAsEntries (`batch.rs`): a batch's requests, or the entry's one.
+                let (reqs, batch) = match &req.op {
+                    Op::Batch(reqs) => (&reqs[..], true),
+                    _ => (std::slice::from_ref(&req), false),
                 };
-                if let Some(r) = responder {
-                    r.send(response);
-                }
-                continue;
-            }
-            if let Some(req) = request.as_ref().filter(|r| self.is_long_apply(r)).cloned() {
                 let response = self
-                    .apply_detached(log_id, vec![req], false, &mut earlier_deadline)
+                    .apply_requests(log_id, reqs, batch, &mut earlier_deadline)
                     .await?;
                 if let Some(r) = responder {
                     r.send(response);
                 }
                 continue;
             }
-            let (response, applied) = {
+            let response = {
                 let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
                 st.last_applied = Some(log_id);
-                match entry.payload {
-                    EntryPayload::Blank => (
-                        Response::Noop {
-                            revision: st.store.revision(),
-                        },
-                        Applied::default(),
-                    ),
-                    EntryPayload::Normal(_) => {
-                        let req = request.as_ref().expect("decoded above");
-                        let applied = batch::apply_one(&mut st.store, req, &mut earlier_deadline);
-                        // AppliedHookBeforeReaders: still under the write lock.
-                        self.run_apply_hook(&applied.1);
-                        self.publish_users(st.store.users(), false);
-                        applied
-                    }
-                    EntryPayload::Membership(ref m) => {
-                        st.last_membership = StoredMembership::new(Some(log_id), m.clone());
-                        (
-                            Response::Noop {
-                                revision: st.store.revision(),
-                            },
-                            Applied::default(),
-                        )
-                    }
+                if let EntryPayload::Membership(ref m) = entry.payload {
+                    st.last_membership = StoredMembership::new(Some(log_id), m.clone());
+                }
+                Response::Noop {
+                    revision: st.store.revision(),
                 }
             };
-            if !applied.events.is_empty() {
-                self.publish_revision();
-            }
-            self.publish_applied(applied);
+            self.publish_applied(Applied::default());
             if let Some(r) = responder {
                 r.send(response);
             }

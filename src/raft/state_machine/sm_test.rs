@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::raft::typ::Entry;
+use crate::store::Request;
 
 fn log_id(index: u64) -> LogId {
     let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(1, 1);
