@@ -117,21 +117,26 @@ pub(crate) async fn run(
     plan: ReadPlan,
 ) -> CommandResult {
     super::read_gate(ctx, session).await?;
+    let ReadPlan { op, reply } = plan;
+    // LongReadsOffRaft (`raft/store_view.rs`): a read of more keys than the threshold (`MGET`
+    // of a bulk load's keys) runs on a copy of the keyspace, off this thread and the lock.
+    let many = op.weight() > crate::raft::DETACH_ABOVE_ITEMS;
     let response = match session.gray_label() {
         // GrayReadOneRevision (`store/gray.rs`): candidates and keys from one state.
-        Some(label) => ctx
-            .node
-            .read_store(|store| store.read_gray(&label, &plan.op)),
-        None => ctx.node.read_store(|store| store.read(&plan.op)),
+        Some(label) => ctx.node.read_store(|store| store.read_gray(&label, &op)),
+        None if many => {
+            ctx.node
+                .read_store_detached(move |store| store.read(&op))
+                .await?
+        }
+        None => ctx.node.read_store(|store| store.read(&op)),
     };
     let now_ms = crate::raft::unix_ms();
-    if plan.reply.is_long(&response) {
-        // LongReadsOffRaft (`raft/store_view.rs`): the hash is copied out (O(1)); its reply is
-        // built on another thread.
-        let reply = plan.reply;
+    if many || reply.is_long(&response) {
+        // The reply is built on another thread too (a hash copied out in O(1)).
         return crate::raft::run_detached(move || reply.frame(response, now_ms)).await?;
     }
-    plan.reply.frame(response, now_ms)
+    reply.frame(response, now_ms)
 }
 
 /// TTL's answer for a key with `deadline` at `now_ms` (Redis's `ttlGenericCommand`): -1 without

@@ -16,7 +16,7 @@ impl Op {
             Op::Delete { keys } | Op::ExpireDue { keys, .. } => keys.len().max(1),
             Op::MSet { pairs, .. } | Op::HSet { pairs, .. } => pairs.len().max(1),
             Op::HDel { fields, .. } => fields.len().max(1),
-            Op::Read(ReadOp::Get { keys } | ReadOp::Typed { keys }) => keys.len().max(1),
+            Op::Read(read) => read.weight(),
             Op::Txn { ops, .. } => ops
                 .iter()
                 .map(Op::weight_by_arguments)
@@ -36,6 +36,16 @@ impl Op {
             Op::Txn { ops, .. } => ops.iter().any(Op::runs_script),
             Op::Authored { op, .. } | Op::AsUser { op, .. } => op.runs_script(),
             _ => false,
+        }
+    }
+}
+
+impl ReadOp {
+    /// The keys this read visits (at least 1): `MGET` of many keys weighs many.
+    pub fn weight(&self) -> usize {
+        match self {
+            ReadOp::Get { keys } | ReadOp::Typed { keys } => keys.len().max(1),
+            ReadOp::Meta { .. } | ReadOp::Len => 1,
         }
     }
 }
@@ -85,7 +95,8 @@ mod tests {
         }
     }
 
-    /// A transaction weighs what its ops weigh; a flush inside it is weighed by the state.
+    /// A transaction weighs what its ops weigh; a flush inside it is weighed by the state; a
+    /// read, its keys.
     #[test]
     fn a_transaction_weighs_its_ops() {
         let mut store = Store::new();
@@ -125,5 +136,11 @@ mod tests {
         };
         assert!(txn(vec![put("a"), script.clone()]).runs_script());
         assert_eq!(script.weight_by_arguments(), Some(1));
+        let mget = ReadOp::Get {
+            keys: (0..3).map(|i| Bytes::from(format!("k{i}"))).collect(),
+        };
+        assert_eq!(mget.weight(), 3);
+        assert_eq!(ReadOp::Len.weight(), 1);
+        assert_eq!(txn(vec![Op::Read(mget), put("a")]).weight_by_arguments(), Some(4));
     }
 }

@@ -206,8 +206,8 @@ fn keyspace_sized_commands_on_the_leader_cost_no_election() {
 }
 
 /// The reads that run detached answer exactly as inline ones: the whole of a hash just past
-/// the threshold (10,000 fields), a page of it, and a key's history of 10,001 versions, from a
-/// session beside Raft.
+/// the threshold (10,000 fields), a page of it, `MGET` of 10,001 keys and a key's history of
+/// 10,001 versions, from a session beside Raft.
 #[test]
 fn detached_reads_answer_in_full() {
     let mut c = Cluster::start();
@@ -238,6 +238,27 @@ fn detached_reads_answer_in_full() {
         .query(&mut con)
         .unwrap();
     assert_eq!((cursor.as_str(), page.len()), ("0", 2 * fields));
+
+    // A bulk load and its read-back: MSET and MGET of 10,001 keys, and one key never written.
+    let mut mset = redis::cmd("MSET");
+    for i in 0..fields {
+        mset.arg(format!("bulk{i}")).arg(i);
+    }
+    let _: () = mset.query(&mut con).unwrap();
+    let mut mget = redis::cmd("MGET");
+    for i in 0..=fields {
+        mget.arg(format!("bulk{i}"));
+    }
+    let values: Vec<Option<String>> = mget.query(&mut con).unwrap();
+    assert_eq!(values.len(), fields + 1);
+    assert!(
+        values[..fields]
+            .iter()
+            .enumerate()
+            .all(|(i, v)| v.as_deref() == Some(i.to_string().as_str())),
+        "every written key with its own value"
+    );
+    assert_eq!(values[fields], None, "the key never written");
 
     let versions = 10_001u64;
     for chunk in (0..versions).collect::<Vec<_>>().chunks(1_000) {
