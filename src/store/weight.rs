@@ -141,6 +141,9 @@ mod tests {
         };
         assert_eq!(mget.weight(), 3);
         assert_eq!(ReadOp::Len.weight(), 1);
-        assert_eq!(txn(vec![Op::Read(mget), put("a")]).weight_by_arguments(), Some(4));
+        assert_eq!(
+            txn(vec![Op::Read(mget), put("a")]).weight_by_arguments(),
+            Some(4)
+        );
     }
 }

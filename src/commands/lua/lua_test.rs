@@ -452,12 +452,18 @@ fn a_script_past_its_inline_bound_overruns() {
         ScriptValue::Integer(150)
     );
     let (reply, overran) = bounded_inline(100, || {
-        apply(&mut hashed, script("return #redis.call('hgetall', 'h')", &[], &[]))
+        apply(
+            &mut hashed,
+            script("return #redis.call('hgetall', 'h')", &[], &[]),
+        )
     });
     assert!(overran, "HGETALL of 150 fields: {reply:?}");
     // Outside the bound nothing is charged.
     let (_, overran) = bounded_inline(100, || ());
     assert!(!overran);
-    let reply = apply(&mut hashed, script("return #redis.call('hgetall', 'h')", &[], &[]));
+    let reply = apply(
+        &mut hashed,
+        script("return #redis.call('hgetall', 'h')", &[], &[]),
+    );
     assert_eq!(value(reply), ScriptValue::Integer(300));
 }
