@@ -116,8 +116,8 @@ pub use request::{
 };
 pub use revision::Revision;
 pub use schema::{compile as compile_schema, SCHEMA_PREFIX};
-pub use script::ScriptRun;
 pub use script::{bounded_inline, install_host, sha1hex, ScriptCalls, ScriptEnd, ScriptHost};
+pub use script::{ScriptRun, SCRIPT_CALL_WEIGHT};
 pub use script::{ScriptValue, Scripts, MAX_SCRIPTS};
 pub use snapshot::SnapshotError;
 pub use snapshot_delta::{DELTA_HEADER, DELTA_TAG};

@@ -1,11 +1,11 @@
-//! Commands whose work grows with the keyspace do not stall Raft: `KEYS *` and
-//! `SCAN 0 COUNT <huge>` on the leader (LongReadsOffRaft, `src/raft/store_view.rs`), over a
-//! keyspace large enough that each takes well over an election timeout, from a session beside
-//! Raft (the node's first sessions run on Raft's own thread) and from one on a worker, then a
-//! script of 100,000 calls (ScriptsBoundedInline, `src/store/script.rs`) and `FLUSHALL` of the
-//! whole keyspace inside `MULTI`/`EXEC` (LongAppliesOffRaft,
-//! `src/raft/state_machine/long_apply.rs`), while another client keeps writing, cost no
-//! election and no failed write.
+//! Commands whose work grows with the keyspace do not stall Raft. Over a keyspace large enough
+//! that each read takes well over an election timeout, `KEYS *` and `SCAN 0 COUNT <huge>`
+//! (LongReadsOffRaft, `src/raft/store_view.rs`) from a session beside Raft on the leader (the
+//! node's first sessions run on Raft's own thread), from one on a worker and from one on a
+//! follower; then a script of 100,000 calls (ScriptsBoundedInline, `src/store/script.rs`) and
+//! `FLUSHALL` of the whole keyspace inside `MULTI`/`EXEC` (LongAppliesOffRaft,
+//! `src/raft/state_machine/long_apply.rs`): while another client keeps writing, none of them
+//! costs an election or a failed write.
 //!
 //! The bugs this guards against: such a read ran under the state machine's read lock, which
 //! apply (on Raft's thread, with the heartbeats) takes for writing; beside Raft it also ran on
@@ -142,6 +142,12 @@ fn keyspace_sized_commands_on_the_leader_cost_no_election() {
     assert_eq!(raft_field(&mut on_worker, "raft_thread_sessions"), "4");
     let (scan, listed) = long_reads(&mut on_worker, keys);
     eprintln!("on a worker: SCAN {scan:?}, KEYS {listed:?}");
+    longest.push(scan.max(listed));
+    // And on a follower, whose apply (with its heartbeat answers) shares the lock and thread.
+    let follower = c.ids().into_iter().find(|id| *id != leader).unwrap();
+    let mut on_follower = c.must_connect(follower);
+    let (scan, listed) = long_reads(&mut on_follower, keys);
+    eprintln!("on follower {follower}: SCAN {scan:?}, KEYS {listed:?}");
     longest.push(scan.max(listed));
     // ScriptsBoundedInline: a script whose calls add up to seconds of apply, from the session
     // beside Raft. Its keys are flushed below.

@@ -406,7 +406,7 @@ fn scripts_applied_travel_in_snapshots_and_refill_the_cache() {
 /// failed call), one under it does not, and the run without a bound is what a node keeps.
 #[test]
 fn a_script_past_its_inline_bound_overruns() {
-    use crate::store::bounded_inline;
+    use crate::store::{bounded_inline, SCRIPT_CALL_WEIGHT};
     super::install();
     let mut s = Store::new();
     for i in 0..200 {
@@ -422,13 +422,16 @@ fn a_script_past_its_inline_bound_overruns() {
                 for i = 1, tonumber(ARGV[1]) do \
                   if pcall(redis.call, 'set', 's' .. i, i) then n = n + 1 end \
                 end return n";
+    // Each SET weighs the call and the one key it changes.
+    let bound = 100 * (SCRIPT_CALL_WEIGHT + 1);
     let mut under = s.clone();
-    let (reply, overran) = bounded_inline(100, || apply(&mut under, script(sets, &[], &["100"])));
+    let (reply, overran) = bounded_inline(bound, || apply(&mut under, script(sets, &[], &["100"])));
     assert!(!overran, "100 calls within a bound of 100");
     assert_eq!(value(reply), ScriptValue::Integer(100));
     // Every call past the bound fails, so the bounded run answers fewer: it must not be kept.
     let mut bounded = s.clone();
-    let (reply, overran) = bounded_inline(100, || apply(&mut bounded, script(sets, &[], &["101"])));
+    let (reply, overran) =
+        bounded_inline(bound, || apply(&mut bounded, script(sets, &[], &["101"])));
     assert!(overran, "101 calls past a bound of 100");
     assert_eq!(value(reply), ScriptValue::Integer(100));
     let mut unbounded = s.clone();
