@@ -194,6 +194,12 @@ impl Keyspace {
         self.keys.get(key).map_or(0, KeyIndex::len)
     }
 
+    /// How many stored changes have a main revision at or below `at`: what compacting at `at`
+    /// visits (a revision of `MSET` or a script counts each of its changes).
+    pub fn changes_up_to(&self, at: u64) -> usize {
+        self.change_position(&Revision::new(at.saturating_add(1), 0))
+    }
+
     /// Returns `key`'s stored changes with `from <= main <= to`, oldest first, at most `limit`.
     pub fn history(&self, key: &[u8], from: u64, to: u64, limit: usize) -> Vec<Event> {
         match self.keys.get_key_value(key) {

@@ -52,14 +52,15 @@ impl ReadOp {
 
 impl Store {
     /// The weight of applying `op` to this state: its [`Op::weight_by_arguments`], or what the
-    /// state says of a flush (its live keys) or a compaction (the revisions it passes over).
+    /// state says of a flush (its live keys) or a compaction (the changes it drops from the
+    /// history, CompactionWeighsChanges).
     pub fn weight(&self, op: &Op) -> usize {
         op.weight_by_arguments()
             .unwrap_or_else(|| match op {
                 Op::Flush => self.len(),
-                Op::Compact { revision } => {
-                    revision.saturating_sub(self.compact_revision()) as usize
-                }
+                // CompactionWeighsChanges: one revision of `MSET` or a script may hold
+                // thousands of changes, each a key compaction visits.
+                Op::Compact { revision } => self.keyspace.changes_up_to(*revision),
                 Op::Txn { ops, .. } => ops.iter().map(|op| self.weight(op)).sum(),
                 Op::Authored { op, .. } | Op::AsUser { op, .. } => self.weight(op),
                 _ => 1,
@@ -127,6 +128,19 @@ mod tests {
         assert_eq!(flush_in_txn.weight_by_arguments(), None);
         assert_eq!(store.weight(&flush_in_txn), 1 + 5);
         assert_eq!(store.weight(&Op::Compact { revision: 4 }), 4);
+        // One revision of many changes weighs its changes.
+        store.apply(&super::super::Request {
+            client: None,
+            at_ms: 0,
+            op: Op::MSet {
+                pairs: (0..50)
+                    .map(|i| (Bytes::from(format!("m{i}")), Bytes::from_static(b"v")))
+                    .collect(),
+                if_none_exist: false,
+            },
+        });
+        assert_eq!(store.revision(), 6);
+        assert_eq!(store.weight(&Op::Compact { revision: 6 }), 5 + 50);
         assert!(!flush_in_txn.runs_script());
         let script = Op::Script {
             body: Bytes::from_static(b"return 1"),

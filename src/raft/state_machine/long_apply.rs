@@ -3,7 +3,7 @@
 //! **LongAppliesOffRaft.** Apply runs on Raft's thread (`raft/runtime.rs`), with the node's
 //! heartbeats and its sessions beside Raft. An entry whose apply visits more than
 //! [`DETACH_ABOVE_ITEMS`] keys, fields or revisions (`FLUSHALL` of a large keyspace, a
-//! `COMPACT` over many revisions, a `DEL`, `MSET`, `HSET` or `HDEL` of many keys, pairs or
+//! `COMPACT` dropping many changes (CompactionWeighsChanges, `store/weight.rs`), a `DEL`, `MSET`, `HSET` or `HDEL` of many keys, pairs or
 //! fields, alone or in a transaction; a script whose calls pass that weight as it runs,
 //! ScriptsBoundedInline in `store/script.rs`) is applied to an O(1) copy of the state (its maps are persistent) on a thread of
 //! the blocking pool, and the result replaces the state under one brief hold of the write
