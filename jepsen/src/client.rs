@@ -399,6 +399,8 @@ mod tests {
         let cases = [
             (Write, "TRYAGAIN no raft leader available (election in progress or quorum lost); not applied, retry", Fail),
             (Write, "UNCERTAIN the leader was lost or stopped before answering; the write may or may not have been applied", Info),
+            (Write, "UNCERTAIN the write was proposed but not answered within 5000 ms (a long write applied ahead of it, a slow disk, or the leader lost); it may or may not have been applied", Info),
+            (ReadOnly, "TRYAGAIN this node has not applied up to the read's index 7 within 5000 ms (a long write is being applied ahead of it); not served, retry", Fail),
             (Write, "TRYAGAIN the leader was lost before answering; the write may or may not have been applied", Info),
             (Write, "ERR raft stopped on this node: storage error", Info),
             (Write, "ERR unknown command 'CAS', with args beginning with: ", Fail),

@@ -4,16 +4,16 @@
 //!
 //! | error                                   | prefix      |
 //! |-----------------------------------------|-------------|
-//! | `RaftError::NoLeader`                   | `TRYAGAIN`  |
-//! | `RaftError::Unknown`                    | `UNCERTAIN` |
+//! | `RaftError::{NoLeader, ApplyBehind}`    | `TRYAGAIN`  |
+//! | `RaftError::{Unknown, TimedOut}`        | `UNCERTAIN` |
 //! | `RaftError::{TooLarge, DiskFull, Fatal}` | `ERR`       |
 //! | `AdminError::{NotLeader, Incomplete, Busy}` | `TRYAGAIN` |
 //! | `AdminError::Refused`                   | `ERR`       |
 //! | `SnapshotError::Stopped`                | `ERR`       |
 //! | `SnapshotError::NotDone`                | `TRYAGAIN`  |
 //!
-//! Only `NoLeader`, "never sent", carries a prefix that client libraries retry
-//! (UncertainIsNotRetryable, `raft/error.rs`).
+//! Only `NoLeader`, "never sent", and `ApplyBehind`, a read not served, carry a prefix that
+//! client libraries retry (UncertainIsNotRetryable, `raft/error.rs`).
 
 use super::CommandError;
 use crate::raft::{AdminError, RaftError, SnapshotError};
@@ -21,8 +21,8 @@ use crate::raft::{AdminError, RaftError, SnapshotError};
 /// The RESP error text of a failed write or read barrier.
 pub fn raft_error_text(e: &RaftError) -> String {
     let prefix = match e {
-        RaftError::NoLeader => "TRYAGAIN",
-        RaftError::Unknown => "UNCERTAIN",
+        RaftError::NoLeader | RaftError::ApplyBehind { .. } => "TRYAGAIN",
+        RaftError::Unknown | RaftError::TimedOut { .. } => "UNCERTAIN",
         _ => "ERR",
     };
     format!("{prefix} {e}")
@@ -67,6 +67,20 @@ mod tests {
             raft_error_text(&RaftError::NoLeader),
             "TRYAGAIN no raft leader available (election in progress or quorum lost); not \
              applied, retry"
+        );
+        assert_eq!(
+            raft_error_text(&RaftError::ApplyBehind {
+                index: 7,
+                waited_ms: 5000
+            }),
+            "TRYAGAIN this node has not applied up to the read's index 7 within 5000 ms (a long \
+             write is being applied ahead of it); not served, retry"
+        );
+        assert_eq!(
+            raft_error_text(&RaftError::TimedOut { waited_ms: 5000 }),
+            "UNCERTAIN the write was proposed but not answered within 5000 ms (a long write \
+             applied ahead of it, a slow disk, or the leader lost); it may or may not have been \
+             applied"
         );
         assert_eq!(
             raft_error_text(&RaftError::Unknown),

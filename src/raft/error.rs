@@ -44,6 +44,22 @@ pub enum RaftError {
     /// This node's Raft has stopped (e.g. a failed disk flush); it serves nothing more.
     #[error("raft stopped on this node: {0}")]
     Fatal(String),
+    /// This node, the leader, proposed the write but had no answer for it when the write
+    /// timeout ran out: a long write being applied ahead of it, a slow disk, or leadership lost
+    /// meanwhile. It may yet be applied, or not (UncertainIsNotRetryable).
+    #[error(
+        "the write was proposed but not answered within {waited_ms} ms (a long write applied \
+         ahead of it, a slow disk, or the leader lost); it may or may not have been applied"
+    )]
+    TimedOut { waited_ms: u64 },
+    /// A read's index was known but this node had not applied up to it when the wait (the
+    /// write timeout) ran out: a long write is being applied ahead of it. The read was not
+    /// served; nothing was written.
+    #[error(
+        "this node has not applied up to the read's index {index} within {waited_ms} ms (a long \
+         write is being applied ahead of it); not served, retry"
+    )]
+    ApplyBehind { index: u64, waited_ms: u64 },
 }
 
 /// What an administration request answers: a number (the new leader's id for a transfer, the

@@ -63,6 +63,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
+use openraft::metrics::WaitError;
 use openraft::raft::linearizable_read::LinearizerOption;
 use openraft::type_config::alias::InstantOf;
 use openraft::Instant as _;
@@ -164,7 +165,12 @@ impl RaftNode {
             .await
         {
             Ok(_) => Ok(()),
-            Err(_) => Err(RaftError::NoLeader),
+            // There is a leader (it gave the index): apply is behind, e.g. a long FLUSHALL.
+            Err(WaitError::Timeout(waited, _)) => Err(RaftError::ApplyBehind {
+                index,
+                waited_ms: waited.as_millis() as u64,
+            }),
+            Err(WaitError::ShuttingDown) => Err(RaftError::Fatal("raft is shutting down".into())),
         }
     }
 

@@ -112,7 +112,11 @@ impl RaftNode {
                         }
                         ForwardError::NotLeader { .. } => {}
                     },
-                    Err(_) => return Err(RaftError::Unknown),
+                    Err(_) => {
+                        return Err(RaftError::TimedOut {
+                            waited_ms: self.write_timeout.as_millis() as u64,
+                        })
+                    }
                 }
             } else if !addr.is_empty() {
                 let forwarded = self

@@ -300,3 +300,68 @@ fn detached_reads_answer_in_full() {
         "the newest version comes last"
     );
 }
+
+/// A read or a write that outlasts the write timeout behind a long apply says so: `FLUSHALL`
+/// of 300,000 keys on a cluster whose write timeout (1 s) is shorter than its apply is
+/// answered `UNCERTAIN … not answered within 1000 ms`, a `GET` sent meanwhile `TRYAGAIN`
+/// naming apply (before, they said "the leader was lost or stopped" and "no raft leader
+/// available", with the leader in place all along), and the same `GET` once the flush is
+/// applied answers nil.
+#[test]
+fn a_read_behind_a_long_apply_says_so() {
+    let mut c = Cluster::builder().write_timeout_ms(1_000).start();
+    let leader = c.must_leader(Duration::from_secs(60));
+    let mut con = c.must_connect(leader);
+    phase("filling 300,000 keys");
+    for batch in 0..300 {
+        let mut mset = redis::cmd("MSET");
+        for i in batch * 1_000..(batch + 1) * 1_000 {
+            mset.arg(format!("k{i:08}")).arg("v");
+        }
+        let _: () = mset.query(&mut con).unwrap();
+    }
+    phase("FLUSHALL, and a GET while it is applied");
+    let mut flusher = c.must_connect(leader);
+    let flush = std::thread::spawn(move || {
+        let started = Instant::now();
+        let r: redis::RedisResult<()> = redis::cmd("FLUSHALL").query(&mut flusher);
+        (r, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let behind: redis::RedisResult<Option<String>> =
+        redis::cmd("GET").arg("k00000001").query(&mut con);
+    // Neither answer may claim the leader was lost: it was not.
+    let (flushed, took) = flush.join().unwrap();
+    eprintln!("FLUSHALL: {flushed:?} after {took:?}; the GET: {behind:?}");
+    // The flush itself outlasted the write timeout: uncertain, and saying why.
+    let e = flushed.expect_err("FLUSHALL answered within the write timeout: too short a test");
+    let text = format!(
+        "{} {}",
+        e.code().unwrap_or_default(),
+        e.detail().unwrap_or_default()
+    );
+    assert!(
+        text.starts_with("UNCERTAIN the write was proposed but not answered within 1000 ms"),
+        "{text} after {took:?}"
+    );
+    let e = behind.expect_err("a GET behind the flush's apply");
+    let text = format!(
+        "{} {}",
+        e.code().unwrap_or_default(),
+        e.detail().unwrap_or_default()
+    );
+    assert!(
+        text.starts_with("TRYAGAIN this node has not applied up to the read's index"),
+        "{text}"
+    );
+    let mut after = c.must_connect(leader);
+    let mut gone: redis::RedisResult<Option<String>> = Err(e);
+    for _ in 0..100 {
+        gone = redis::cmd("GET").arg("k00000001").query(&mut after);
+        if gone.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(gone.unwrap(), None, "the flush applied");
+}
