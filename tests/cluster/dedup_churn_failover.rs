@@ -35,6 +35,15 @@ const NOT_APPLIED: &str =
 const UNKNOWN: &str = "UNCERTAIN the leader was lost or stopped before answering; the write may \
      or may not have been applied";
 
+/// The other uncertain answer: a leader that proposed the write and had no answer within the
+/// write timeout (`RaftError::TimedOut`), its timeout in the text.
+const TIMED_OUT: &str = "UNCERTAIN the write was proposed but not answered within ";
+
+fn timed_out(r: &Reply) -> bool {
+    matches!(r, Reply::Error(e) if e.starts_with(TIMED_OUT.as_bytes())
+        && e.ends_with(b"; it may or may not have been applied"))
+}
+
 /// INCRs per pipeline of the pipelining client.
 const PIPELINE: usize = 16;
 /// Threads that each open a new connection per INCR.
@@ -59,7 +68,7 @@ impl Counter {
         match reply {
             Reply::Integer(n) => self.acked.push(n),
             r if r == Reply::error(NOT_APPLIED) => self.not_applied += 1,
-            r if r == Reply::error(UNKNOWN) => self.unknown += 1,
+            r if r == Reply::error(UNKNOWN) || timed_out(&r) => self.unknown += 1,
             r => self.wrong.push(format!("{r:?}")),
         }
     }

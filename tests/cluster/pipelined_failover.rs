@@ -29,6 +29,15 @@ const NOT_APPLIED: &str =
 const UNKNOWN: &str = "UNCERTAIN the leader was lost or stopped before answering; the write may \
      or may not have been applied";
 
+/// The other uncertain answer: a leader that proposed the write and had no answer within the
+/// write timeout (`RaftError::TimedOut`), its timeout in the text.
+const TIMED_OUT: &str = "UNCERTAIN the write was proposed but not answered within ";
+
+fn timed_out(r: &Reply) -> bool {
+    matches!(r, Reply::Error(e) if e.starts_with(TIMED_OUT.as_bytes())
+        && e.ends_with(b"; it may or may not have been applied"))
+}
+
 /// SETs per pipeline.
 const PIPELINE: usize = 32;
 /// How long one pipeline's replies may take: a failed run is retried write by write, each retry
@@ -75,7 +84,7 @@ impl Writer {
                         match reply {
                             r if r == Reply::ok() => o.acked.push((key, value)),
                             r if r == Reply::error(NOT_APPLIED) => o.not_applied.push(key),
-                            r if r == Reply::error(UNKNOWN) => o.unknown.push(key),
+                            r if r == Reply::error(UNKNOWN) || timed_out(&r) => o.unknown.push(key),
                             r => o.wrong.push(format!("SET {key}: {r:?}")),
                         }
                     }
