@@ -73,6 +73,18 @@ impl StateMachineStore {
             self.publish_users(st.store.users(), false);
         }
         *earlier_deadline |= earlier;
+        Some(self.publish_and_answer(results, batch))
+    }
+
+    /// After an entry's requests were applied and the state's lock let go: publishes the new
+    /// revision if they changed anything and what each applied (a batch's empty ones skipped,
+    /// BatchAsEntries), and answers [`Response::Batch`] for a batch entry, else the one
+    /// request's response. Shared by the inline and the detached paths.
+    pub(super) fn publish_and_answer(
+        &self,
+        results: Vec<(Response, Applied)>,
+        batch: bool,
+    ) -> Response {
         if results.iter().any(|(_, a)| !a.events.is_empty()) {
             self.publish_revision();
         }
@@ -83,12 +95,12 @@ impl StateMachineStore {
             }
             responses.push(response);
         }
-        Some(if batch {
+        if batch {
             Response::Batch(responses)
         } else {
-            // One request: its response.
+            // One request: its response (never empty; `Noop` only for form's sake).
             responses.pop().unwrap_or(Response::Noop { revision: 0 })
-        })
+        }
     }
 }
 

@@ -97,25 +97,7 @@ impl StateMachineStore {
         // Freeing what only the replaced copy held can take as long as the apply did; the next
         // entry need not wait for it.
         drop(tokio::task::spawn_blocking(move || drop(replaced)));
-        if results
-            .iter()
-            .any(|(_, applied)| !applied.events.is_empty())
-        {
-            self.publish_revision();
-        }
-        let mut responses = Vec::with_capacity(results.len());
-        for (response, applied) in results {
-            if !batch || !applied.is_empty() {
-                self.publish_applied(applied);
-            }
-            responses.push(response);
-        }
-        Ok(if batch {
-            Response::Batch(responses)
-        } else {
-            // One request: its response (never empty; `Noop` only for form's sake).
-            responses.pop().unwrap_or(Response::Noop { revision: 0 })
-        })
+        Ok(self.publish_and_answer(results, batch))
     }
 }
 
