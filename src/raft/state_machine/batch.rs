@@ -42,36 +42,42 @@ impl StateMachineStore {
         batch: bool,
         earlier_deadline: &mut bool,
     ) -> Option<Response> {
-        let mut results: Vec<(Response, Applied)> = Vec::with_capacity(reqs.len());
         let mut earlier = false;
-        {
+        let results = {
             let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-            // The O(1) copy to go back to; only for a script, as a live copy makes every write
-            // after it copy what it changes.
+            // A script's calls are bounded over the whole entry, not each script on its own:
+            // a batch of many scripts just under the bound must not add up to a long apply.
+            // The O(1) copy to go back to is taken only then, as a live copy makes every
+            // write after it copy what it changes.
             let saved = reqs
                 .iter()
                 .any(|r| r.op.runs_script())
                 .then(|| st.store.clone());
-            for req in reqs {
-                let (result, overran) = match &saved {
-                    None => (apply_one(&mut st.store, req, &mut earlier), false),
-                    Some(_) => bounded_inline(DETACH_ABOVE_ITEMS, || {
-                        apply_one(&mut st.store, req, &mut earlier)
-                    }),
-                };
-                if overran {
-                    st.store = saved.expect("bounded only with a saved copy");
-                    return None;
+            let store = &mut st.store;
+            let mut apply_all = || -> Vec<(Response, Applied)> {
+                reqs.iter()
+                    .map(|req| apply_one(store, req, &mut earlier))
+                    .collect()
+            };
+            let results = match saved {
+                None => apply_all(),
+                Some(saved) => {
+                    let (results, overran) = bounded_inline(DETACH_ABOVE_ITEMS, apply_all);
+                    if overran {
+                        st.store = saved;
+                        return None;
+                    }
+                    results
                 }
-                results.push(result);
-            }
+            };
             st.last_applied = Some(log_id);
             for (_, applied) in &results {
                 // AppliedHookBeforeReaders: still under the write lock.
                 self.run_apply_hook(applied);
             }
             self.publish_users(st.store.users(), false);
-        }
+            results
+        };
         *earlier_deadline |= earlier;
         Some(self.publish_and_answer(results, batch))
     }

@@ -134,6 +134,47 @@ async fn a_batch_inside_a_request_is_refused_and_changes_nothing() {
     assert_eq!(store.revision(), 0);
 }
 
+/// A script entry making `calls` SETs of keys `{prefix}{i}`.
+fn sets(prefix: &str, calls: usize) -> Request {
+    Request {
+        client: None,
+        op: Op::Script {
+            body: Bytes::from(format!(
+                "for i = 1, tonumber(ARGV[1]) do redis.call('set', '{prefix}' .. i, i) end"
+            )),
+            keys: vec![],
+            args: vec![Bytes::from(calls.to_string())],
+            now_ms: 1_000,
+        },
+        at_ms: 1_000,
+    }
+}
+
+/// ScriptsBoundedInline bounds a whole entry: two scripts each well within the bound but over
+/// it together are given up on Raft's thread; either alone is applied there.
+#[tokio::test]
+async fn scripts_are_bounded_over_their_whole_entry() {
+    crate::commands::install_script_host();
+    let dir = tempfile::tempdir().unwrap();
+    let sm = StateMachineStore::open(dir.path()).unwrap();
+    // Each SET weighs the call and its key: 60 % of the bound per script.
+    let calls = DETACH_ABOVE_ITEMS * 6 / 10 / (crate::store::SCRIPT_CALL_WEIGHT + 1);
+    let mut earlier_deadline = false;
+    assert!(sm
+        .apply_inline(
+            log_id(1),
+            &[sets("x", calls), sets("y", calls)],
+            true,
+            &mut earlier_deadline
+        )
+        .is_none());
+    assert_eq!(sm.read().store.len(), 0, "nothing of the entry kept");
+    assert!(sm
+        .apply_inline(log_id(1), &[sets("x", calls)], false, &mut earlier_deadline)
+        .is_some());
+    assert_eq!(sm.read().store.len(), calls);
+}
+
 /// ScriptsBoundedInline: a batch whose script makes more calls than the bound allows on
 /// Raft's thread is tried there, given up whole (nothing applied, the applied index unmoved),
 /// and applied whole off the thread, in order, as one entry.

@@ -2,15 +2,16 @@
 //!
 //! **LongAppliesOffRaft.** Apply runs on Raft's thread (`raft/runtime.rs`), with the node's
 //! heartbeats and its sessions beside Raft. An entry whose apply visits more than
-//! [`DETACH_ABOVE_ITEMS`] keys, fields or revisions (`FLUSHALL` of a large keyspace, a
-//! `COMPACT` dropping many changes (CompactionWeighsChanges, `store/weight.rs`), a `DEL`, `MSET`, `HSET` or `HDEL` of many keys, pairs or
-//! fields, alone or in a transaction; a script whose calls pass that weight as it runs,
-//! ScriptsBoundedInline in `store/script.rs`) is applied to an O(1) copy of the state (its maps are persistent) on a thread of
-//! the blocking pool, and the result replaces the state under one brief hold of the write
-//! lock; the copy it replaced is dropped off the thread too. Readers meanwhile see the state
-//! before the entry, which is what its applied index says. Nothing else writes the state while
-//! it runs: apply is openraft's one state machine task, and it waits for this entry before the
-//! next. Seen before: `FLUSHALL` over a million keys held the `raft` thread 2.8 s and the
+//! [`DETACH_ABOVE_ITEMS`] keys, fields or changes (its weight, `store/weight.rs`: `FLUSHALL`
+//! of a large keyspace, a `COMPACT` dropping many changes (CompactionWeighsChanges), a `DEL`,
+//! `MSET`, `HSET` or `HDEL` of many keys, pairs or fields, alone or in a transaction; or
+//! scripts whose calls pass that weight as they run, ScriptsBoundedInline in
+//! `store/script.rs`) is applied to an O(1) copy of the state (its maps are persistent) on a
+//! thread of the blocking pool, and the result replaces the state under one brief hold of the
+//! write lock; the copy it replaced is dropped off the thread too. Readers meanwhile see the
+//! state before the entry, which is what its applied index says. Nothing else writes the state
+//! while it runs: apply is openraft's one state machine task, and it waits for this entry
+//! before the next. Seen before: `FLUSHALL` over a million keys held the `raft` thread 2.8 s and the
 //! followers elected a new leader (`tests/cluster/long_commands.rs`).
 
 use std::io;
