@@ -27,12 +27,13 @@
 //!   ([`MAX_SCRIPTS`]); past it the body with the smallest SHA-1 goes, the same one on every
 //!   node.
 //! - **ScriptsBoundedInline.** Inside [`bounded_inline`] (Raft's thread applying an entry), the
-//!   weight of the calls of every script in the entry together ([`SCRIPT_CALL_WEIGHT`] each, plus the keys, fields or
-//!   revisions it visits, `weight.rs`) may not pass the bound: the call that would pass it fails, and so does every call
-//!   after it, and the caller learns that the run overran. The caller then puts back the state
-//!   it saved before the entry and applies it again where there is no bound (off Raft's thread,
-//!   LongAppliesOffRaft): the bounded run's result is never kept, so every node ends with the
-//!   state the unbounded run gives (DeterministicApply).
+//!   calls of every script in the entry together ([`SCRIPT_CALL_WEIGHT`] each, plus the keys,
+//!   fields or revisions each visits, `weight.rs`) may not pass the bound: the call that would
+//!   pass it fails, and so does every call after it, and the caller learns that the run
+//!   overran. The caller then puts back the state it saved before the entry and applies it
+//!   again where there is no bound (off Raft's thread, LongAppliesOffRaft): the bounded run's
+//!   result is never kept, so every node ends with the state the unbounded run gives
+//!   (DeterministicApply).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
