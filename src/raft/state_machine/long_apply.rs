@@ -11,8 +11,8 @@
 //! write lock; the copy it replaced is dropped off the thread too. Readers meanwhile see the
 //! state before the entry, which is what its applied index says. Nothing else writes the state
 //! while it runs: apply is openraft's one state machine task, and it waits for this entry
-//! before the next. Seen before: `FLUSHALL` over a million keys held the `raft` thread 2.8 s and the
-//! followers elected a new leader (`tests/cluster/long_commands.rs`).
+//! before the next. Seen before: `FLUSHALL` over a million keys held the `raft` thread 2.8 s
+//! and the followers elected a new leader (`tests/cluster/long_commands.rs`).
 
 use std::io;
 
