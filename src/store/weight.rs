@@ -1,9 +1,10 @@
-//! An op's weight: how many keys, fields or revisions applying it visits. What decides whether
-//! an entry's apply may hold Raft's thread (LongAppliesOffRaft, `raft/state_machine/long_apply.rs`)
-//! and how far a script applied there may go (ScriptsBoundedInline, `script.rs`).
+//! An op's weight: how many keys, fields or history changes applying it visits. What decides
+//! whether an entry's apply may hold Raft's thread (LongAppliesOffRaft,
+//! `raft/state_machine/long_apply.rs`) and how far the scripts applied there may go
+//! (ScriptsBoundedInline, `script.rs`).
 //!
 //! A weight is a count, not a time: one unit is about one key's change, a field's, or one
-//! revision compacted. Every op weighs at least 1, so a script's many cheap calls add up.
+//! change compacted away. Every op weighs at least 1, so a script's many cheap calls add up.
 
 use super::{Op, ReadOp, Response, Store, Stored};
 
