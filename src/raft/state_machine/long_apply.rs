@@ -23,7 +23,7 @@ use crate::raft::{run_detached, DETACH_ABOVE_ITEMS};
 use crate::store::{Request, Response, Store};
 
 /// Whether applying `req` to `store` visits more than [`DETACH_ABOVE_ITEMS`] keys, fields or
-/// revisions (its weight, `store/weight.rs`; a transaction's is its ops' sum).
+/// changes (its weight, `store/weight.rs`; a transaction's is its ops' sum).
 pub(super) fn is_long(store: &Store, req: &Request) -> bool {
     store.weight(&req.op) > DETACH_ABOVE_ITEMS
 }
