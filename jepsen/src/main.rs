@@ -685,6 +685,7 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         cas: cas && register,
         watch: watch && register,
         script: script && register,
+        preloaded: preload,
     };
 
     let watchers_n = if cli.watchers == 0 {
