@@ -123,7 +123,8 @@ impl EarlyCommit {
         early
     }
 
-    /// Called on the log's sync thread after each sync: wakes the task when there may be
+    /// Called after each sync, on the thread that made it (the log's sync thread, or Raft's
+    /// for a follower's inline sync, FollowerSyncsInline): wakes the task when there may be
     /// something to announce or to commit.
     fn synced(&self, durable: Option<LogId>) {
         if lock(&self.told).is_some() {

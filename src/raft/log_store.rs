@@ -39,6 +39,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::vote::RaftLeaderId;
 use openraft::OptionalSend;
 
 use super::commit_gate::CommitGate;
@@ -65,6 +66,11 @@ pub struct LogStore {
     committed_sync: bool,
     /// Told what each sync made durable (`early_commit.rs`).
     on_durable: Arc<OnceLock<DurableHook>>,
+    /// This node's id, once Raft starts: an append while another node leads is a follower's
+    /// (FollowerSyncsInline).
+    me: Arc<OnceLock<u64>>,
+    /// `false` only with failpoint `follower_sync_inline_off` (benchmarks).
+    sync_inline: bool,
 }
 
 /// Told after each sync the last log id durable ([`LogStore::on_durable`]).
@@ -82,6 +88,7 @@ impl LogStore {
         refuse_sled(dir)?;
         let disk = RealDisk::open(&dir.join("wal"))?;
         let committed_sync = opts.committed_sync;
+        let sync_inline = opts.follower_sync_inline;
         let gate_delay = std::time::Duration::from_millis(opts.committed_gate_delay_ms);
         let wal = Arc::new(Wal::open(
             Arc::new(disk),
@@ -138,6 +145,8 @@ impl LogStore {
             gate,
             committed_sync,
             on_durable,
+            me: Arc::new(OnceLock::new()),
+            sync_inline,
         })
     }
 
@@ -256,6 +265,8 @@ fn options_from_env() -> WalOptions {
                     tracing::warn!(after = n, "failpoint armed: log flushes will fail");
                     opts.fail_sync_after = Some(n);
                 }
+            } else if kv == "follower_sync_inline_off" {
+                opts.follower_sync_inline = false;
             } else if kv == "log_sync_off" {
                 opts.sync = false;
             } else if kv == "committed_sync_off" {
@@ -273,6 +284,27 @@ fn options_from_env() -> WalOptions {
         }
     }
     opts
+}
+
+impl LogStore {
+    /// Tells the log this node's id (FollowerSyncsInline).
+    pub fn set_node_id(&self, id: u64) {
+        let _ = self.me.set(id);
+    }
+
+    /// FollowerSyncsInline (`wal/sync.rs`): a follower's append on Raft's own thread may sync
+    /// there. Never the leader's, whose core would hold replication back for the sync (its
+    /// own sync runs beside the followers', not before them), and never on a runtime worker,
+    /// which other tasks share.
+    fn syncs_here(&self) -> bool {
+        self.sync_inline
+            && super::runtime::on_raft_thread()
+            && self.me.get().is_some_and(|me| {
+                self.wal
+                    .vote()
+                    .is_some_and(|v| *RaftLeaderId::node_id(v.leader_id()) != *me)
+            })
+    }
 }
 
 /// Reads of more record bytes than this run on tokio's blocking pool (ReadsOffTheRuntime).
@@ -363,8 +395,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.wal
-            .append(entries, Box::new(move |r| callback.io_completed(r)))
+        self.wal.append(
+            entries,
+            Box::new(move |r| callback.io_completed(r)),
+            self.syncs_here(),
+        )
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

@@ -111,6 +111,16 @@ impl SessionsBesideRaft {
     }
 }
 
+thread_local! {
+    static ON_RAFT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the caller runs on a `raft` thread (`raft_thread` on): a thread of Raft's alone,
+/// where blocking holds up no other runtime's tasks (FollowerSyncsInline, `wal/sync.rs`).
+pub fn on_raft_thread() -> bool {
+    ON_RAFT_THREAD.with(std::cell::Cell::get)
+}
+
 /// The `raft` thread and its current-thread runtime. Dropping it stops the runtime; the tasks
 /// still on it are dropped with it (a node shuts its tasks down before that).
 pub struct RaftThread {
@@ -129,6 +139,7 @@ impl RaftThread {
         std::thread::Builder::new()
             .name("raft".into())
             .spawn(move || {
+                ON_RAFT_THREAD.with(|on| on.set(true));
                 rt.block_on(async {
                     let _ = stopped.await;
                 });

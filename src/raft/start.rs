@@ -86,6 +86,7 @@ pub async fn start(
     let raft_tasks = RaftTasks::current();
     let log_store = LogStore::open(&me.data_dir.join("raft-log"))
         .map_err(|e| Error::Storage(format!("{}: {e}", me.data_dir.display())))?;
+    log_store.set_node_id(node_id);
     let flush_stats = log_store.flush_stats();
     let log_disk = log_store.disk_full_probe();
     let sm = StateMachineStore::open(&me.data_dir.join("snapshot"))

@@ -16,6 +16,7 @@ mod console;
 mod dedup_churn_failover;
 mod early_commit;
 mod failover;
+mod follower_sync;
 mod large_entries;
 mod long_commands;
 mod membership;

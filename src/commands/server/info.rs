@@ -312,7 +312,8 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
          raft_voters:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\n\
          raft_durable_commit_index:{}\r\nraft_applied_index:{}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\n\
          raft_log_flushes:{}\r\nraft_log_appends_flushed:{}\r\nraft_log_entries_flushed:{}\r\n\
-         raft_log_entries_per_flush:{:.2}\r\nraft_log_syncs:{}\r\nraft_log_bytes_written:{}\r\n\
+         raft_log_entries_per_flush:{:.2}\r\nraft_log_syncs:{}\r\nraft_log_syncs_inline:{}\r\n\
+         raft_log_bytes_written:{}\r\n\
          raft_read_index_rounds:{}\r\n\
          raft_read_index_reads:{}\r\nraft_proposal_entries:{}\r\n\
          raft_proposal_requests:{}\r\nraft_flush_announcements:{}\r\nraft_early_commits:{}\r\n\
@@ -336,6 +337,7 @@ fn raft_section(ctx: &ServerContext, out: &mut String) {
         entries,
         per_flush,
         ctx.node.flush_stats.syncs.load(Ordering::Relaxed),
+        ctx.node.flush_stats.syncs_inline.load(Ordering::Relaxed),
         ctx.node.flush_stats.bytes.load(Ordering::Relaxed),
         ctx.node.reads.stats.index_rounds.load(Ordering::Relaxed),
         ctx.node.reads.stats.index_reads.load(Ordering::Relaxed),

@@ -105,7 +105,7 @@ mod write;
 use std::collections::VecDeque;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -142,6 +142,9 @@ pub struct WalOptions {
     /// Failpoint `committed_gate_delay_ms=N`: the gate rises N ms after the sync that covers a
     /// committed record (tests: shows which replies wait for it). 0: at once.
     pub committed_gate_delay_ms: u64,
+    /// FollowerSyncsInline (`sync.rs`) on a follower's appends; off with failpoint
+    /// `follower_sync_inline_off` (benchmarks).
+    pub follower_sync_inline: bool,
 }
 
 impl Default for WalOptions {
@@ -152,6 +155,7 @@ impl Default for WalOptions {
             fail_sync_after: None,
             committed_sync: true,
             committed_gate_delay_ms: 0,
+            follower_sync_inline: true,
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct FlushStats {
     pub appends: AtomicU64,
     /// Every successful sync: those above, and those for a vote or the committed index alone.
     pub syncs: AtomicU64,
+    /// Syncs made on the appending thread (FollowerSyncsInline, `sync.rs`).
+    pub syncs_inline: AtomicU64,
     /// Bytes of records written to the log, frames and padding included (the snapshot
     /// trigger's measure of the log: `raft/snapshot_trigger.rs`).
     pub bytes: AtomicU64,
@@ -184,6 +190,7 @@ impl Default for FlushStats {
             entries: AtomicU64::new(0),
             appends: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            syncs_inline: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             flush_seconds: Histogram::new(LATENCY_BUCKETS),
             entries_per_flush: Histogram::new(BATCH_BUCKETS),
@@ -292,6 +299,13 @@ struct Shared {
     chores_changed: Condvar,
     /// Told what each sync made durable of the committed id (CommittedRidesNextSync).
     on_synced: std::sync::OnceLock<SyncedHook>,
+    /// Held by whoever syncs: the worker, or an appender (FollowerSyncsInline, `sync.rs`).
+    syncer: Mutex<()>,
+    /// Jobs queued to the worker and not yet completed.
+    queued: AtomicUsize,
+    /// How long the last sync took, in µs; sync attempts made.
+    last_sync_us: AtomicU64,
+    sync_attempts: AtomicU64,
 }
 
 /// The write-ahead log. Dropping the last handle stops its sync worker.
@@ -367,6 +381,10 @@ impl Wal {
                 stop: false,
             }),
             on_synced: std::sync::OnceLock::new(),
+            syncer: Mutex::new(()),
+            queued: AtomicUsize::new(0),
+            last_sync_us: AtomicU64::new(0),
+            sync_attempts: AtomicU64::new(0),
             chores_changed: Condvar::new(),
         });
         for (i, &seq) in seqs.iter().enumerate() {
@@ -419,8 +437,14 @@ impl Wal {
     }
 
     /// Appends `entries` (readable when this returns) and calls `done` after the sync that
-    /// makes them durable (DurableBeforeAck).
-    pub fn append(&self, entries: impl IntoIterator<Item = Entry>, done: Done) -> io::Result<()> {
+    /// makes them durable (DurableBeforeAck). With `here`, that sync may run on the calling
+    /// thread before this returns (FollowerSyncsInline, `sync.rs`).
+    pub fn append(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+        done: Done,
+        here: bool,
+    ) -> io::Result<()> {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let mut st = self.shared.lock_writable()?;
         let log_ids: Vec<LogId> = entries.iter().map(|e| e.log_id()).collect();
@@ -464,7 +488,16 @@ impl Wal {
             st.locs.push_back(loc);
             st.last_log_id = Some(log_id);
         }
-        self.queue(&st, n, done)
+        let job = SyncJob { entries: n, done };
+        let (st, job) = if here {
+            match self.shared.sync_here(st, job) {
+                Some(back) => back,
+                None => return Ok(()),
+            }
+        } else {
+            (st, job)
+        };
+        self.queue_job(&st, job)
     }
 
     /// Records `vote`, then calls `done` after the sync that makes it durable.
@@ -473,29 +506,6 @@ impl Wal {
         self.shared
             .write_records(&mut st, vec![Record::Vote(*vote)])?;
         st.vote = Some(*vote);
-        self.queue(&st, 0, done)
-    }
-
-    /// Records the committed log id and returns: no write and no sync of its own; its record
-    /// goes ahead of the next record written or into the next group commit, which makes it
-    /// durable (CommittedRidesNextSync).
-    pub fn save_committed(&self, committed: Option<LogId>) -> io::Result<()> {
-        let mut st = self.shared.lock_writable()?;
-        st.committed = committed;
-        st.committed_unwritten = true;
-        Ok(())
-    }
-
-    /// Sets the hook told, after every group-commit sync, the committed id that sync made
-    /// durable (CommittedRidesNextSync); a second call is ignored.
-    pub fn on_synced(&self, hook: SyncedHook) {
-        let _ = self.shared.on_synced.set(hook);
-    }
-
-    /// Calls `done` after a sync that covers every record written so far (the committed id
-    /// and purge point included).
-    pub fn sync(&self, done: Done) -> io::Result<()> {
-        let st = self.shared.lock_writable()?;
         self.queue(&st, 0, done)
     }
 
@@ -568,16 +578,6 @@ impl Wal {
     pub fn log_state(&self) -> (Option<LogId>, Option<LogId>) {
         let st = self.shared.state.lock().expect("lock");
         (st.purged, st.last_log_id.max(st.purged))
-    }
-
-    fn queue(&self, _st: &MutexGuard<'_, State>, entries: u64, done: Done) -> io::Result<()> {
-        // Queued while the state lock is held: the worker, which takes the jobs and then reads
-        // the last segment under the same lock, never syncs a file older than these records.
-        self.tx
-            .lock()
-            .expect("lock")
-            .send(SyncJob { entries, done })
-            .map_err(|_| io::Error::other("raft log sync worker stopped"))
     }
 }
 

@@ -59,7 +59,7 @@ fn wait(rx: std_mpsc::Receiver<io::Result<()>>) -> io::Result<()> {
 
 fn append(wal: &Wal, entries: Vec<Entry>) -> io::Result<()> {
     let (done, rx) = waiter();
-    wal.append(entries, done)?;
+    wal.append(entries, done, false)?;
     wait(rx)
 }
 
@@ -104,7 +104,8 @@ fn span(term: u64, r: std::ops::RangeInclusive<u64>) -> Vec<(u64, u64)> {
 }
 
 /// Group commit: callbacks complete in submission order, each only once its records are
-/// durable (checked in the callback itself: a crash at that instant keeps them).
+/// durable (checked in the callback itself: a crash at that instant keeps them). Every other
+/// append may sync where it stands (FollowerSyncsInline), so both paths are in the mix.
 #[test]
 fn group_commit_acknowledges_in_order_and_only_durable_records() {
     let disk = SimDisk::new();
@@ -138,6 +139,7 @@ fn group_commit_acknowledges_in_order_and_only_durable_records() {
                 }
                 tx.send(()).unwrap();
             }),
+            i % 2 == 0,
         )
         .unwrap();
         rxs.push(rx);
@@ -154,6 +156,75 @@ fn group_commit_acknowledges_in_order_and_only_durable_records() {
         wal.segment_names().len() > 3,
         "the workload must roll segments"
     );
+}
+
+/// FollowerSyncsInline: an append asked to sync where it stands is durable and completed when
+/// `append` returns if nothing else is syncing; while a sync runs, or after a slow one, it is
+/// queued to the worker like any other and completes in order after what was queued before.
+#[test]
+fn an_idle_append_syncs_where_it_stands_and_a_busy_one_queues() {
+    let disk = SimDisk::new();
+    let wal = Arc::new(must_open(&disk, opts()));
+    let done_flag = || {
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
+        let done: Done = Box::new(move |r| {
+            r.unwrap();
+            set.store(true, Ordering::SeqCst);
+        });
+        (flag, done)
+    };
+    let (first, done) = done_flag();
+    wal.append([entry(1, 1)], done, true).unwrap();
+    assert!(
+        first.load(Ordering::SeqCst),
+        "completed before append returned"
+    );
+    let after_crash = Wal::open(
+        Arc::new(disk.crashed_copy()),
+        opts(),
+        Arc::new(FlushStats::default()),
+    )
+    .unwrap();
+    assert_eq!(after_crash.entries(1..=1).unwrap().len(), 1, "and durable");
+
+    // A sync held on the worker: the next inline request must queue behind it, not overtake.
+    disk.hold_syncs(true);
+    let (second, done) = done_flag();
+    wal.append([entry(1, 2)], done, false).unwrap();
+    let (third, done) = done_flag();
+    wal.append([entry(1, 3)], done, true).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!second.load(Ordering::SeqCst) && !third.load(Ordering::SeqCst));
+    disk.hold_syncs(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !third.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(second.load(Ordering::SeqCst) && third.load(Ordering::SeqCst));
+
+    // After a sync slower than the bound, an inline request queues too.
+    wal.shared
+        .last_sync_us
+        .store(sync::INLINE_SYNC_MAX_US + 1, Ordering::Relaxed);
+    disk.hold_syncs(true);
+    let (fourth, done) = done_flag();
+    let (returned, appended) = std_mpsc::channel();
+    let appender = wal.clone();
+    std::thread::spawn(move || {
+        appender.append([entry(1, 4)], done, true).unwrap();
+        returned.send(()).unwrap();
+    });
+    appended
+        .recv_timeout(Duration::from_secs(5))
+        .expect("append returns without waiting for the held sync");
+    assert!(!fourth.load(Ordering::SeqCst), "queued after a slow sync");
+    disk.hold_syncs(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fourth.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(fourth.load(Ordering::SeqCst));
 }
 
 /// Builds a log of entries 1..=n (term 1) in one big segment and returns the disk.
@@ -551,7 +622,8 @@ fn durable_is_the_last_synced_entry_still_in_the_log() {
     // Written, not yet synced: not durable.
     disk.hold_syncs(true);
     let (done, rx) = waiter();
-    wal.append((4..=6).map(|i| entry(1, i)), done).unwrap();
+    wal.append((4..=6).map(|i| entry(1, i)), done, false)
+        .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(wal.durable(), Some(log_id(1, 3)));
     // A truncation while that sync is held: it takes the state lock and waits for its own

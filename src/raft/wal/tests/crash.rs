@@ -271,7 +271,7 @@ fn save_committed_writes_nothing_until_the_next_record_or_sync() {
     let ops = disk.ops();
     disk.hold_syncs(true);
     let (done, rx) = waiter();
-    wal.append(vec![entry(1, 4)], done).unwrap();
+    wal.append(vec![entry(1, 4)], done, false).unwrap();
     assert_eq!(
         disk.ops(),
         ops + 1,
@@ -402,7 +402,8 @@ fn what_a_restarted_log_reads_survives_a_later_power_cut() {
     // (the committed id 1 in the same write, ahead of the entries: CommittedRidesNextSync).
     disk.hold_syncs(true);
     let (done, _rx) = waiter();
-    wal.append(vec![entry(1, 2), entry(1, 3)], done).unwrap();
+    wal.append(vec![entry(1, 2), entry(1, 3)], done, false)
+        .unwrap();
     // Recorded in memory only: the killed process takes it along.
     wal.save_committed(Some(log_id(1, 3))).unwrap();
     let killed = disk.killed_copy();
