@@ -8,8 +8,9 @@
 //!
 //! This file holds the WAL's state and its API; `record.rs` the record framing, `segment.rs`
 //! the segment files, the spare and the housekeeping thread, `replay.rs` opening (replay, torn
-//! tail), `sync.rs` the sync worker (group commit), `write.rs` the write and sync primitives
-//! with fail-stop, `disk.rs` the file system seam.
+//! tail), `sync.rs` the sync worker (group commit), a follower's sync on its own thread
+//! (FollowerSyncsInline) and the group commit's counters, `write.rs` the write and sync
+//! primitives with fail-stop, `disk.rs` the file system seam.
 //!
 //! # On-disk layout
 //!
@@ -116,6 +117,7 @@ use self::read::read_entry;
 pub use self::read::Located;
 use self::record::*;
 use self::segment::{head_bytes, Chores, Spare};
+pub use self::sync::FlushStats;
 use super::typ::{Entry, LogId, Vote};
 use crate::metrics::{Histogram, BATCH_BUCKETS, LATENCY_BUCKETS};
 
@@ -156,44 +158,6 @@ impl Default for WalOptions {
             committed_sync: true,
             committed_gate_delay_ms: 0,
             follower_sync_inline: true,
-        }
-    }
-}
-
-/// Counters of the group commit, reported by `INFO` (`raft_log_flushes`, ...) and `/metrics`.
-#[derive(Debug)]
-pub struct FlushStats {
-    /// Syncs that acknowledged at least one append.
-    pub flushes: AtomicU64,
-    /// Entries acknowledged by those syncs.
-    pub entries: AtomicU64,
-    /// Append calls acknowledged by those syncs.
-    pub appends: AtomicU64,
-    /// Every successful sync: those above, and those for a vote or the committed index alone.
-    pub syncs: AtomicU64,
-    /// Syncs made on the appending thread (FollowerSyncsInline, `sync.rs`).
-    pub syncs_inline: AtomicU64,
-    /// Bytes of records written to the log, frames and padding included (the snapshot
-    /// trigger's measure of the log: `raft/snapshot_trigger.rs`).
-    pub bytes: AtomicU64,
-    /// How long each successful group-commit `fdatasync` took
-    /// (`redraft_log_flush_duration_seconds`).
-    pub flush_seconds: Histogram,
-    /// Entries acknowledged per successful sync (`redraft_log_flush_entries`).
-    pub entries_per_flush: Histogram,
-}
-
-impl Default for FlushStats {
-    fn default() -> Self {
-        Self {
-            flushes: AtomicU64::new(0),
-            entries: AtomicU64::new(0),
-            appends: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-            syncs_inline: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            flush_seconds: Histogram::new(LATENCY_BUCKETS),
-            entries_per_flush: Histogram::new(BATCH_BUCKETS),
         }
     }
 }
@@ -303,8 +267,10 @@ struct Shared {
     syncer: Mutex<()>,
     /// Jobs queued to the worker and not yet completed.
     queued: AtomicUsize,
-    /// How long the last sync took, in µs; sync attempts made.
+    /// How long the last sync took and when it ended (µs since `opened`); sync attempts made.
     last_sync_us: AtomicU64,
+    last_sync_end_us: AtomicU64,
+    opened: Instant,
     sync_attempts: AtomicU64,
 }
 
@@ -384,6 +350,8 @@ impl Wal {
             syncer: Mutex::new(()),
             queued: AtomicUsize::new(0),
             last_sync_us: AtomicU64::new(0),
+            last_sync_end_us: AtomicU64::new(0),
+            opened: Instant::now(),
             sync_attempts: AtomicU64::new(0),
             chores_changed: Condvar::new(),
         });

@@ -159,8 +159,9 @@ fn group_commit_acknowledges_in_order_and_only_durable_records() {
 }
 
 /// FollowerSyncsInline: an append asked to sync where it stands is durable and completed when
-/// `append` returns if nothing else is syncing; while a sync runs, or after a slow one, it is
-/// queued to the worker like any other and completes in order after what was queued before.
+/// `append` returns if nothing else is syncing; while a sync runs, after a slow one, or right
+/// after one (back to back), it is queued to the worker like any other and completes in order
+/// after what was queued before.
 #[test]
 fn an_idle_append_syncs_where_it_stands_and_a_busy_one_queues() {
     let disk = SimDisk::new();
@@ -225,6 +226,30 @@ fn an_idle_append_syncs_where_it_stands_and_a_busy_one_queues() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(fourth.load(Ordering::SeqCst));
+
+    // Back to back (the last sync ended more recently than it took, as under load): queued,
+    // so that appends arriving during a sync share the next one.
+    wal.shared.last_sync_us.store(1_000, Ordering::Relaxed);
+    let now_us = wal.shared.opened.elapsed().as_micros() as u64;
+    wal.shared.last_sync_end_us.store(now_us, Ordering::Relaxed);
+    disk.hold_syncs(true);
+    let (fifth, done) = done_flag();
+    let (returned, appended) = std_mpsc::channel();
+    let appender = wal.clone();
+    std::thread::spawn(move || {
+        appender.append([entry(1, 5)], done, true).unwrap();
+        returned.send(()).unwrap();
+    });
+    appended
+        .recv_timeout(Duration::from_secs(5))
+        .expect("append returns without waiting for the held sync");
+    assert!(!fifth.load(Ordering::SeqCst), "queued right after a sync");
+    disk.hold_syncs(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fifth.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(fifth.load(Ordering::SeqCst));
 }
 
 /// Builds a log of entries 1..=n (term 1) in one big segment and returns the disk.
