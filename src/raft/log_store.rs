@@ -80,7 +80,7 @@ impl LogStore {
     /// Opens (or creates) the log under `dir` (`<data_dir>/raft-log`) and starts its sync
     /// worker. Refuses a log written by an earlier redraft in sled, saying how to move it.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        Self::open_with(dir, options_from_env())
+        Self::open_with(dir, WalOptions::from_env())
     }
 
     /// [`LogStore::open`] with explicit options (tests and benches).
@@ -247,43 +247,6 @@ fn refuse_sled(dir: &Path) -> io::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Test-only failpoints in `REDRAFT_FAILPOINTS` (comma-separated), read at open:
-/// `log_flush_fail_after=N` (every group-commit sync after the first N fails, as a dying disk
-/// would), `log_sync_off` (no fsync/fdatasync of the log at all: only to show that the
-/// power-loss tests have teeth; a loud warning is logged), `committed_sync_off` (read replies
-/// do not wait for the committed index's sync: only to measure what that wait costs,
-/// `benches/committed_sync.sh`; a loud warning is logged) and `committed_gate_delay_ms=N` (the
-/// commit gate rises N ms after each committed sync: tests of which replies wait for it).
-fn options_from_env() -> WalOptions {
-    let mut opts = WalOptions::default();
-    if let Ok(spec) = std::env::var("REDRAFT_FAILPOINTS") {
-        for kv in spec.split(',').map(str::trim) {
-            if let Some(n) = kv.strip_prefix("log_flush_fail_after=") {
-                if let Ok(n) = n.parse() {
-                    tracing::warn!(after = n, "failpoint armed: log flushes will fail");
-                    opts.fail_sync_after = Some(n);
-                }
-            } else if kv == "follower_sync_inline_off" {
-                opts.follower_sync_inline = false;
-            } else if kv == "log_sync_off" {
-                opts.sync = false;
-            } else if kv == "committed_sync_off" {
-                tracing::warn!(
-                    "FAILPOINT committed_sync_off ARMED: reads are answered before the \
-                     committed index is fsynced (breaks DESIGN §2). For benchmarks only."
-                );
-                opts.committed_sync = false;
-            } else if let Some(ms) = kv.strip_prefix("committed_gate_delay_ms=") {
-                if let Ok(ms) = ms.parse() {
-                    tracing::warn!(ms, "FAILPOINT committed_gate_delay_ms ARMED (tests only)");
-                    opts.committed_gate_delay_ms = ms;
-                }
-            }
-        }
-    }
-    opts
 }
 
 impl LogStore {

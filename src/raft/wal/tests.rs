@@ -14,6 +14,7 @@ use super::disk::sim::SimDisk;
 use super::*;
 
 mod crash;
+mod inline;
 mod real_disk;
 
 fn entry(term: u64, index: u64) -> Entry {
@@ -156,100 +157,6 @@ fn group_commit_acknowledges_in_order_and_only_durable_records() {
         wal.segment_names().len() > 3,
         "the workload must roll segments"
     );
-}
-
-/// FollowerSyncsInline: an append asked to sync where it stands is durable and completed when
-/// `append` returns if nothing else is syncing; while a sync runs, after a slow one, or right
-/// after one (back to back), it is queued to the worker like any other and completes in order
-/// after what was queued before.
-#[test]
-fn an_idle_append_syncs_where_it_stands_and_a_busy_one_queues() {
-    let disk = SimDisk::new();
-    let wal = Arc::new(must_open(&disk, opts()));
-    let done_flag = || {
-        let flag = Arc::new(AtomicBool::new(false));
-        let set = flag.clone();
-        let done: Done = Box::new(move |r| {
-            r.unwrap();
-            set.store(true, Ordering::SeqCst);
-        });
-        (flag, done)
-    };
-    let (first, done) = done_flag();
-    wal.append([entry(1, 1)], done, true).unwrap();
-    assert!(
-        first.load(Ordering::SeqCst),
-        "completed before append returned"
-    );
-    let after_crash = Wal::open(
-        Arc::new(disk.crashed_copy()),
-        opts(),
-        Arc::new(FlushStats::default()),
-    )
-    .unwrap();
-    assert_eq!(after_crash.entries(1..=1).unwrap().len(), 1, "and durable");
-
-    // A sync held on the worker: the next inline request must queue behind it, not overtake.
-    disk.hold_syncs(true);
-    let (second, done) = done_flag();
-    wal.append([entry(1, 2)], done, false).unwrap();
-    let (third, done) = done_flag();
-    wal.append([entry(1, 3)], done, true).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(!second.load(Ordering::SeqCst) && !third.load(Ordering::SeqCst));
-    disk.hold_syncs(false);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !third.load(Ordering::SeqCst) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert!(second.load(Ordering::SeqCst) && third.load(Ordering::SeqCst));
-
-    // After a sync slower than the bound, an inline request queues too.
-    wal.shared
-        .last_sync_us
-        .store(sync::INLINE_SYNC_MAX_US + 1, Ordering::Relaxed);
-    disk.hold_syncs(true);
-    let (fourth, done) = done_flag();
-    let (returned, appended) = std_mpsc::channel();
-    let appender = wal.clone();
-    std::thread::spawn(move || {
-        appender.append([entry(1, 4)], done, true).unwrap();
-        returned.send(()).unwrap();
-    });
-    appended
-        .recv_timeout(Duration::from_secs(5))
-        .expect("append returns without waiting for the held sync");
-    assert!(!fourth.load(Ordering::SeqCst), "queued after a slow sync");
-    disk.hold_syncs(false);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !fourth.load(Ordering::SeqCst) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert!(fourth.load(Ordering::SeqCst));
-
-    // Back to back (the last sync ended more recently than it took, as under load): queued,
-    // so that appends arriving during a sync share the next one.
-    wal.shared.last_sync_us.store(1_000, Ordering::Relaxed);
-    let now_us = wal.shared.opened.elapsed().as_micros() as u64;
-    wal.shared.last_sync_end_us.store(now_us, Ordering::Relaxed);
-    disk.hold_syncs(true);
-    let (fifth, done) = done_flag();
-    let (returned, appended) = std_mpsc::channel();
-    let appender = wal.clone();
-    std::thread::spawn(move || {
-        appender.append([entry(1, 5)], done, true).unwrap();
-        returned.send(()).unwrap();
-    });
-    appended
-        .recv_timeout(Duration::from_secs(5))
-        .expect("append returns without waiting for the held sync");
-    assert!(!fifth.load(Ordering::SeqCst), "queued right after a sync");
-    disk.hold_syncs(false);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !fifth.load(Ordering::SeqCst) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert!(fifth.load(Ordering::SeqCst));
 }
 
 /// Builds a log of entries 1..=n (term 1) in one big segment and returns the disk.

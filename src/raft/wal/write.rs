@@ -1,6 +1,7 @@
 //! The primitives every WAL path writes through: the writable check and fail-stop (FailStop:
 //! after a failed write or sync nothing more is written), file and directory syncs, framed
-//! record writes, segment removal and truncation.
+//! record writes, segment removal and truncation; and the test-only failpoints that bend them
+//! ([`WalOptions::from_env`]).
 
 use super::*;
 
@@ -188,5 +189,45 @@ impl Shared {
             st.durable = st.last_log_id;
         }
         Ok(())
+    }
+}
+
+impl WalOptions {
+    /// Test-only failpoints in `REDRAFT_FAILPOINTS` (comma-separated), read at open:
+    /// `log_flush_fail_after=N` (every group-commit sync after the first N fails, as a dying disk
+    /// would), `log_sync_off` (no fsync/fdatasync of the log at all: only to show that the
+    /// power-loss tests have teeth; a loud warning is logged), `committed_sync_off` (read replies
+    /// do not wait for the committed index's sync: only to measure what that wait costs,
+    /// `benches/committed_sync.sh`; a loud warning is logged) and `committed_gate_delay_ms=N` (the
+    /// commit gate rises N ms after each committed sync: tests of which replies wait for it),
+    /// `follower_sync_inline_off` (no FollowerSyncsInline, `sync.rs`: benchmarks).
+    pub fn from_env() -> Self {
+        let mut opts = Self::default();
+        if let Ok(spec) = std::env::var("REDRAFT_FAILPOINTS") {
+            for kv in spec.split(',').map(str::trim) {
+                if let Some(n) = kv.strip_prefix("log_flush_fail_after=") {
+                    if let Ok(n) = n.parse() {
+                        tracing::warn!(after = n, "failpoint armed: log flushes will fail");
+                        opts.fail_sync_after = Some(n);
+                    }
+                } else if kv == "follower_sync_inline_off" {
+                    opts.follower_sync_inline = false;
+                } else if kv == "log_sync_off" {
+                    opts.sync = false;
+                } else if kv == "committed_sync_off" {
+                    tracing::warn!(
+                        "FAILPOINT committed_sync_off ARMED: reads are answered before the \
+                         committed index is fsynced (breaks DESIGN §2). For benchmarks only."
+                    );
+                    opts.committed_sync = false;
+                } else if let Some(ms) = kv.strip_prefix("committed_gate_delay_ms=") {
+                    if let Ok(ms) = ms.parse() {
+                        tracing::warn!(ms, "FAILPOINT committed_gate_delay_ms ARMED (tests only)");
+                        opts.committed_gate_delay_ms = ms;
+                    }
+                }
+            }
+        }
+        opts
     }
 }
