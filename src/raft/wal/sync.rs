@@ -132,9 +132,10 @@ impl Shared {
     }
 
     /// FollowerSyncsInline: syncs `job`'s append on the calling thread and completes it, when
-    /// no job waits for the worker, no sync runs and the last sync was quick; else gives the
-    /// job back. Called with the state lock held (`st`, let go here before the sync), so that
-    /// no job is queued in between.
+    /// no job waits for the worker, no sync runs, and the last sync was quick and ended longer
+    /// ago than it took; else gives the job back. Called with the state lock held (`st`, let
+    /// go here before the sync): every queueing path holds it, so none queues in between, and
+    /// the worker holds `syncer` only while it has jobs counted in `queued`.
     pub(super) fn sync_here<'a>(
         &self,
         st: MutexGuard<'a, State>,
