@@ -4,7 +4,7 @@
 # Usage: benches/set_ab.sh [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]...
 #                          [--config LABEL=TOML]... [--reps N]
 #                          [--duration D] [--warmup W] [--concurrency "1 64 256"]
-#                          [--workload set|get|mixed] [--mode M] [--pipeline P]
+#                          [--workload set|get|mixed|watch-latency] [--mode M] [--pipeline P]
 #                          [--preload N] [--out DIR]
 #
 # For every binary (default: this checkout's release build, labelled "this"), a three-node
@@ -13,7 +13,9 @@
 # `redraft-loadgen run --workload set` of 256 B values over 1,000 keys, clients round-robin
 # over the three nodes, for D (default 5s) after W (default 1s) of warm-up, with every node's
 # CPU time per write (`--server-pids`). `--workload get --mode lease` measures GET in a read
-# mode instead (the keys are written first by the workload itself). `--pipeline P` has every
+# mode instead (the keys are written first by the workload itself); `--workload watch-latency`
+# the put → event delay (a put every 10 ms on the first node, the event on the second;
+# `--mode keyspace`, the default, or `xread`). `--pipeline P` has every
 # client keep P requests in flight (as `redis-benchmark -P`; default 1). `--failpoints LABEL=SPEC`
 # starts that binary's nodes with `REDRAFT_FAILPOINTS=SPEC` (test-only failpoints,
 # `src/raft/log_store.rs`; e.g. `committed_sync_off`, which `benches/committed_sync.sh` uses).
@@ -56,6 +58,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+# The watch workload needs a mechanism; keyspace notifications unless told (`--mode xread`).
+[ "$WL" != watch-latency ] || [ -n "$MODE" ] || MODE=keyspace
 need_tools redis-cli
 bench_init redraft-loadgen
 LG=$PWD/target/release/redraft-loadgen
