@@ -44,6 +44,7 @@
 //! ```
 
 pub mod acl;
+pub mod allocator;
 pub mod backup;
 pub mod client;
 pub mod commands;

@@ -16,6 +16,30 @@ use redraft::node::{Node, StartOptions};
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's heap figures (AllocatorReported, `allocator.rs`), refreshed first: jemalloc
+/// caches its statistics until its `epoch` is advanced.
+fn jemalloc_stats() -> Option<redraft::allocator::HeapStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    Some(redraft::allocator::HeapStats {
+        allocated: stats::allocated::read().ok()? as u64,
+        active: stats::active::read().ok()? as u64,
+        resident: stats::resident::read().ok()? as u64,
+    })
+}
+
+/// Registers jemalloc as the process's allocator for `INFO memory`, named as Redis names it
+/// (`jemalloc-5.3.0`: the version up to its first `-`).
+fn register_allocator() {
+    let version = tikv_jemalloc_ctl::version::read().unwrap_or("unknown");
+    let version = version.split('-').next().unwrap_or(version);
+    let name: &'static str = Box::leak(format!("jemalloc-{version}").into_boxed_str());
+    redraft::allocator::register(redraft::allocator::Allocator {
+        name,
+        stats: jemalloc_stats,
+    });
+}
+
 /// A replicated configuration store that speaks the Redis protocol.
 ///
 /// With no arguments, runs a single-node store on 127.0.0.1:6379 with data in ./data.
@@ -113,6 +137,7 @@ enum Sub {
 }
 
 fn main() -> ExitCode {
+    register_allocator();
     let cli = Cli::parse();
     if let Some(sub) = &cli.command {
         return run_sub(sub);

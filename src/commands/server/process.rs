@@ -1,9 +1,10 @@
-//! The process figures INFO shows in `# Memory` and `# CPU`, read from the C library and the
-//! kernel (Linux): heap bytes in use from glibc's `mallinfo2` (`used_memory`; redraft uses the
-//! system allocator, not jemalloc), resident set size from `/proc/self/statm`, CPU time from
-//! `getrusage` and, for the main thread, `/proc/self/task/<pid>/stat`. Field names and number
-//! formats are Redis 7.0's; the fields redraft has no counterpart for (Lua, functions,
-//! allocator internals, eviction) are left out rather than filled with made-up values.
+//! The process figures INFO shows in `# Memory` and `# CPU`, read from the allocator and the
+//! kernel (Linux): heap bytes in use from the allocator the binary registered (jemalloc's
+//! `stats.allocated`, with its `allocator_*` figures and name: AllocatorReported,
+//! `allocator.rs`), else from glibc's `mallinfo2`; resident set size from `/proc/self/statm`,
+//! CPU time from `getrusage` and, for the main thread, `/proc/self/task/<pid>/stat`. Field
+//! names and number formats are Redis 7.0's; the fields redraft has no counterpart for (Lua,
+//! functions, eviction) are left out rather than filled with made-up values.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +15,9 @@ static PEAK: AtomicU64 = AtomicU64::new(0);
 
 /// `# Memory`.
 pub(super) fn memory_section(out: &mut String) {
-    let used = heap_in_use();
+    let allocator = crate::allocator::registered();
+    let heap = allocator.and_then(|a| (a.stats)());
+    let used = heap.map_or_else(heap_in_use, |h| h.allocated);
     let peak = PEAK.fetch_max(used, Ordering::Relaxed).max(used);
     let rss = resident_bytes();
     let total = total_system_memory();
@@ -32,15 +35,28 @@ pub(super) fn memory_section(out: &mut String) {
         out,
         "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
          used_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\n\
-         used_memory_peak_perc:{peak_perc:.2}%\r\ntotal_system_memory:{total}\r\n\
-         total_system_memory_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\n\
-         maxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{frag:.2}\r\n\
-         mem_fragmentation_bytes:{}\r\nmem_allocator:libc\r\n",
+         used_memory_peak_perc:{peak_perc:.2}%\r\n",
         human(used),
         human(rss),
         human(peak),
+    );
+    if let Some(h) = heap {
+        // Where Redis 7.0 has them, after the dataset figures redraft does not keep.
+        let _ = write!(
+            out,
+            "allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\n",
+            h.allocated, h.active, h.resident
+        );
+    }
+    let _ = write!(
+        out,
+        "total_system_memory:{total}\r\n\
+         total_system_memory_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\n\
+         maxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{frag:.2}\r\n\
+         mem_fragmentation_bytes:{}\r\nmem_allocator:{}\r\n",
         human(total),
         rss as i64 - used as i64,
+        allocator.map_or("libc", |a| a.name),
     );
 }
 
@@ -95,7 +111,8 @@ fn main_thread_cpu() -> Option<(u64, u64)> {
     Some((stime * 1_000_000 / ticks, utime * 1_000_000 / ticks))
 }
 
-/// Heap bytes in use: glibc's arenas plus its mmapped blocks.
+/// Heap bytes in use when no allocator registered its own figures: glibc's arenas plus its
+/// mmapped blocks.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn heap_in_use() -> u64 {
     // SAFETY: mallinfo2 has no preconditions and returns a plain struct.
