@@ -159,6 +159,14 @@ fn info(addr: &str, section: &str) -> String {
     text.to_string()
 }
 
+/// The value of field `name` in the text of an `INFO` section (panics if it is missing).
+fn info_field<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("{name} missing: {text}"))
+        .trim()
+}
+
 /// `INFO keyspace`'s `db0` line, or `None` when the keyspace is empty (Redis leaves it out).
 fn db0(addr: &str) -> Option<String> {
     info(addr, "keyspace")
@@ -325,13 +333,7 @@ fn info_sections_and_statistics_match_redis() {
         "used_memory_peak",
         "total_system_memory",
     ] {
-        let v: u64 = mem
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{f}:")))
-            .unwrap_or_else(|| panic!("{f} missing: {mem}"))
-            .trim()
-            .parse()
-            .unwrap();
+        let v: u64 = info_field(&mem, f).parse().unwrap();
         assert!(v > 0, "{f}: {mem}");
     }
 
@@ -380,13 +382,7 @@ fn info_memory_reports_the_heap_the_values_are_in() {
         assert_eq!(reply, resp_client::raw::Reply::ok(), "SET big:{i}");
     }
     let mem = info(&node.addr, "memory");
-    let field = |f: &str| -> String {
-        mem.lines()
-            .find_map(|l| l.strip_prefix(&format!("{f}:")))
-            .unwrap_or_else(|| panic!("{f} missing: {mem}"))
-            .trim()
-            .to_string()
-    };
+    let field = |f: &str| info_field(&mem, f);
     let used: u64 = field("used_memory").parse().unwrap();
     let rss: u64 = field("used_memory_rss").parse().unwrap();
     assert!(
