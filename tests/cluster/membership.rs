@@ -61,7 +61,7 @@ fn grow_to_five_and_shrink_to_three_under_load() {
         for id in [1, 2, 3, 4, 5] {
             must_voters(&mut c, id, &[1, 2, 3, 4, 5]);
         }
-        assert!(c.log_contains(4, "joined the cluster as a voter"));
+        assert!(c.wait_log_contains(4, "joined the cluster as a voter", Duration::from_secs(10)));
         assert!(!c.log_contains(4, "initialising the membership"));
     }
 
@@ -74,7 +74,11 @@ fn grow_to_five_and_shrink_to_three_under_load() {
         c.must_leader(LEADER_TIMEOUT);
         must_voters(&mut c, 1, &[1, 2, 3, 4, 5]);
         must_voters(&mut c, 4, &[1, 2, 3, 4, 5]);
-        assert!(c.log_contains(4, "already a voter; nothing to join"));
+        assert!(c.wait_log_contains(
+            4,
+            "already a voter; nothing to join",
+            Duration::from_secs(10)
+        ));
     }
 
     {

@@ -819,6 +819,22 @@ impl Cluster {
             .unwrap_or(false)
     }
 
+    /// Whether node `id`'s log comes to contain `needle` within `timeout` (polled): for a line
+    /// logged after the state a test waited for, e.g. a join reported once its RAFT.ADDNODE
+    /// call returns, which the other nodes' membership can show first.
+    pub fn wait_log_contains(&self, id: u64, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log_contains(id, needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Node `id`'s log since its latest (re)start, without ANSI colours.
     pub fn log_since_start(&self, id: u64) -> String {
         let text = fs::read(&self.spec(id).log)
