@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -23,7 +23,7 @@ use super::leader;
 use super::membership;
 use super::snapshot_transfer;
 use super::state_machine::StateMachineStore;
-use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
+use super::typ::Raft;
 use super::wire::{
     encode_frame, read_request, Envelope, ForwardError, Incoming, LeaseIndex, PeerIdentity,
     PeerStatus, RpcRequest, RpcResponse, MAX_FRAME, PEER_READ_BUFFER,
@@ -290,7 +290,10 @@ async fn serve_conn(
                 let taken = incoming.take();
                 tokio::spawn(async move {
                     let body = RpcResponse::FullSnapshot(
-                        install_transfer(&raft, taken, transfer, len, vote, meta).await,
+                        snapshot_transfer::install_transfer(
+                            &raft, taken, transfer, len, vote, meta,
+                        )
+                        .await,
                     );
                     let _ = tx.send(Envelope { id: req.id, body }).await;
                 });
@@ -300,7 +303,7 @@ async fn serve_conn(
                 let sm = sm.clone();
                 tokio::spawn(async move {
                     let body = RpcResponse::FullSnapshot(
-                        install_whole(&raft, &sm, vote, meta, data).await,
+                        snapshot_transfer::install_whole(&raft, &sm, vote, meta, data).await,
                     );
                     let _ = tx.send(Envelope { id: req.id, body }).await;
                 });
@@ -493,52 +496,6 @@ async fn handle(
         // Answered in `serve_conn`, in arrival order.
         RpcRequest::Publish { .. } => RpcResponse::Published(0),
     }
-}
-
-/// Ends a chunked snapshot transfer: checks the received bytes (off the runtime) and, only if
-/// they are a complete, valid store, hands them to openraft to install (TransferLosesNothing).
-async fn install_transfer(
-    raft: &Raft,
-    incoming: Option<snapshot_transfer::Incoming>,
-    transfer: u64,
-    len: u64,
-    vote: Vote,
-    meta: SnapshotMeta,
-) -> Result<SnapshotResponse<TypeConfig>, String> {
-    let incoming =
-        incoming.ok_or_else(|| format!("snapshot transfer {transfer} was not started"))?;
-    let file =
-        tokio::task::spawn_blocking(move || snapshot_transfer::finish(incoming, transfer, len))
-            .await
-            .map_err(|e| e.to_string())??;
-    let snapshot = Snapshot {
-        meta,
-        snapshot: file,
-    };
-    raft.install_full_snapshot(vote, snapshot)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Installs a snapshot sent whole in one frame (a peer of an older build), checked first.
-async fn install_whole(
-    raft: &Raft,
-    sm: &StateMachineStore,
-    vote: Vote,
-    meta: SnapshotMeta,
-    data: Vec<u8>,
-) -> Result<SnapshotResponse<TypeConfig>, String> {
-    let sm = sm.clone();
-    let file = tokio::task::spawn_blocking(move || snapshot_transfer::receive_whole(&sm, &data))
-        .await
-        .map_err(|e| e.to_string())??;
-    let snapshot = Snapshot {
-        meta,
-        snapshot: file,
-    };
-    raft.install_full_snapshot(vote, snapshot)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! Snapshot transfer in chunks: the follower's side (the leader's is `full_snapshot` in
 //! `network.rs`).
 //!
-//! Owns receiving a snapshot's store bytes into a temp file and checking them before openraft
-//! sees them. The leader sends [`RpcRequest::SnapshotChunk`]s in order on one peer connection,
-//! each answered before the next is sent, then one [`RpcRequest::SnapshotEnd`] with the
-//! total length, the vote and the meta:
+//! Owns receiving a snapshot's store bytes into a temp file, checking them before openraft
+//! sees them, and handing them to openraft to install. The leader sends
+//! [`RpcRequest::SnapshotChunk`]s in order on one peer connection, each answered before the
+//! next is sent, then one [`RpcRequest::SnapshotEnd`] with the total length, the vote and the
+//! meta:
 //!
 //! ```text
 //! leader ── SnapshotChunk { transfer, offset: 0, data } ──▶ follower   new temp file
@@ -30,7 +31,11 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
+use openraft::raft::SnapshotResponse;
+
 use super::state_machine::{decode_mapped, SnapshotFile, StateMachineStore};
+use super::typ::{Raft, Snapshot, SnapshotMeta, Vote};
+use super::TypeConfig;
 
 /// The default chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
@@ -138,6 +143,51 @@ pub fn receive_whole(sm: &StateMachineStore, data: &[u8]) -> Result<SnapshotFile
     take_chunk(sm, &mut slot, 0, 0, data)?;
     let incoming = slot.take().ok_or("transfer vanished")?;
     finish(incoming, 0, data.len() as u64)
+}
+
+/// Ends a chunked snapshot transfer: checks the received bytes (off the runtime) and, only if
+/// they are a complete, valid store, hands them to openraft to install (TransferLosesNothing).
+pub async fn install_transfer(
+    raft: &Raft,
+    incoming: Option<Incoming>,
+    transfer: u64,
+    len: u64,
+    vote: Vote,
+    meta: SnapshotMeta,
+) -> Result<SnapshotResponse<TypeConfig>, String> {
+    let incoming =
+        incoming.ok_or_else(|| format!("snapshot transfer {transfer} was not started"))?;
+    let file = tokio::task::spawn_blocking(move || finish(incoming, transfer, len))
+        .await
+        .map_err(|e| e.to_string())??;
+    let snapshot = Snapshot {
+        meta,
+        snapshot: file,
+    };
+    raft.install_full_snapshot(vote, snapshot)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Installs a snapshot sent whole in one frame (a peer of an older build), checked first.
+pub async fn install_whole(
+    raft: &Raft,
+    sm: &StateMachineStore,
+    vote: Vote,
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+) -> Result<SnapshotResponse<TypeConfig>, String> {
+    let sm = sm.clone();
+    let file = tokio::task::spawn_blocking(move || receive_whole(&sm, &data))
+        .await
+        .map_err(|e| e.to_string())??;
+    let snapshot = Snapshot {
+        meta,
+        snapshot: file,
+    };
+    raft.install_full_snapshot(vote, snapshot)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
