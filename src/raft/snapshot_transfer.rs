@@ -157,16 +157,7 @@ pub async fn install_transfer(
 ) -> Result<SnapshotResponse<TypeConfig>, String> {
     let incoming =
         incoming.ok_or_else(|| format!("snapshot transfer {transfer} was not started"))?;
-    let file = tokio::task::spawn_blocking(move || finish(incoming, transfer, len))
-        .await
-        .map_err(|e| e.to_string())??;
-    let snapshot = Snapshot {
-        meta,
-        snapshot: file,
-    };
-    raft.install_full_snapshot(vote, snapshot)
-        .await
-        .map_err(|e| e.to_string())
+    install_checked(raft, vote, meta, move || finish(incoming, transfer, len)).await
 }
 
 /// Installs a snapshot sent whole in one frame (a peer of an older build), checked first.
@@ -178,7 +169,18 @@ pub async fn install_whole(
     data: Vec<u8>,
 ) -> Result<SnapshotResponse<TypeConfig>, String> {
     let sm = sm.clone();
-    let file = tokio::task::spawn_blocking(move || receive_whole(&sm, &data))
+    install_checked(raft, vote, meta, move || receive_whole(&sm, &data)).await
+}
+
+/// Runs `check` off the runtime and installs the file it gives; openraft never sees bytes
+/// that `check` refused (TransferLosesNothing).
+async fn install_checked(
+    raft: &Raft,
+    vote: Vote,
+    meta: SnapshotMeta,
+    check: impl FnOnce() -> Result<SnapshotFile, String> + Send + 'static,
+) -> Result<SnapshotResponse<TypeConfig>, String> {
+    let file = tokio::task::spawn_blocking(check)
         .await
         .map_err(|e| e.to_string())??;
     let snapshot = Snapshot {
