@@ -250,6 +250,43 @@ pub mod sim {
             })))
         }
 
+        /// A new disk holding what this one would after a power cut now in which some of the
+        /// unsynced writes reached the disk and others did not, in no particular order (the
+        /// disk's write cache and the kernel's writeback reorder them; LazyFS's torn-seq):
+        /// each `unit`-byte block (aligned) of every file whose current bytes differ from its
+        /// durable ones is kept when `keep(name, block)` says so, else it reads as it did at
+        /// the last sync (zeros past the durable end). Directory entries as [`SimDisk::crash`].
+        pub fn crashed_copy_keeping(
+            &self,
+            unit: usize,
+            mut keep: impl FnMut(&str, u64) -> bool,
+        ) -> SimDisk {
+            let copy = self.crashed_copy();
+            let s = self.0.lock().unwrap();
+            let mut c = copy.0.lock().unwrap();
+            for (name, ino) in &s.durable_names {
+                let (Some(f), Some(out)) = (s.files.get(ino), c.files.get_mut(ino)) else {
+                    continue;
+                };
+                for block in 0..f.data.len().div_ceil(unit) {
+                    let from = block * unit;
+                    let to = (from + unit).min(f.data.len());
+                    if f.durable.get(from..to) == Some(&f.data[from..to]) {
+                        continue;
+                    }
+                    if keep(name, block as u64) {
+                        if out.data.len() < to {
+                            out.data.resize(to, 0);
+                        }
+                        out.data[from..to].copy_from_slice(&f.data[from..to]);
+                    }
+                }
+                out.durable = out.data.clone();
+            }
+            drop(c);
+            copy
+        }
+
         /// A new disk holding what this one would after the *process* died now (kill -9): the
         /// page cache survives, so every written byte is readable, but only what was synced is
         /// durable (a later [`SimDisk::crash`] of the copy drops the rest).

@@ -76,7 +76,25 @@
 //!   the committed id); a power cut after the restart must not take them back.
 //! - **TornTailOnly.** At open, a bad record at the end of the last segment with nothing valid
 //!   after it is a torn write: it is cut off and the cut synced. A bad record anywhere else is
-//!   corruption: open fails naming the file and byte offset. Nothing is dropped silently.
+//!   corruption: open fails naming the file and byte offset (but see UnsyncedTailCut). Nothing
+//!   is dropped silently.
+//! - **SyncedMarks.** Once group commits have synced a segment [`write::SYNCED_MARK_EVERY`]
+//!   (4 KiB) past the last mark, the next write into it begins with a [`Record::Synced`] mark:
+//!   how far into the segment the last sync reached. A mark is never ahead of a sync that
+//!   completed, and lags the last one by at most those 4 KiB and the records it covered; it
+//!   costs one 16-byte record per 4 KiB of log at most.
+//! - **UnsyncedTailCut.** The disk may keep an unsynced write and lose an earlier one in a
+//!   power cut (its write cache and the kernel's writeback keep no order between syncs), so the
+//!   last segment can read back as records, a hole, and records again. A sync makes every byte
+//!   written before it durable, so a hole means no sync covered it, nor anything after it:
+//!   none of it was acknowledged. At open a bad record in the last segment followed by valid
+//!   records is therefore cut off with everything after it when (a) it lies past the furthest
+//!   sync the marks after it report (so damage to what a sync covered before the last mark is
+//!   refused), and (b) its span holds a whole sector of zeros, what a
+//!   lost write leaves (the unwritten part of a segment is zeros: WrittenAhead). Otherwise it
+//!   is corruption, refused as before: damage a sync had covered, or bytes a lost write could
+//!   not leave. (etcd's WAL cuts at any torn-looking record of its last file, with neither
+//!   check.)
 //! - **FailStop.** After a failed write or sync, every later write is refused with the error;
 //!   openraft stops the node. Nothing that could not be persisted is ever acknowledged.
 //! - **SpareAhead.** The next segment is preallocated before it is needed, so a write into the
@@ -224,6 +242,10 @@ struct State {
     replayed_entry: bool,
     /// The write buffer records are framed in, reused (WriteBufferReused, `write.rs`).
     wbuf: Vec<u8>,
+    /// `(segment, offset)`: the furthest a completed group-commit sync has covered, and the
+    /// furthest a [`Record::Synced`] mark in the log says (SyncedMarks).
+    synced_to: (u64, u64),
+    synced_marked: (u64, u64),
 }
 
 impl State {
@@ -243,6 +265,8 @@ impl State {
             purged: None,
             replayed_entry: false,
             wbuf: Vec::new(),
+            synced_to: (0, 0),
+            synced_marked: (0, 0),
         }
     }
 }

@@ -32,6 +32,13 @@ pub(super) enum Record {
     Purged(LogId),
     /// Entries with an index above this one (all if `None`) are gone.
     Truncated(Option<u64>),
+    /// A sync had covered the first `off` bytes of segment `seq` when this record was written
+    /// (SyncedMarks, `mod.rs`): only read at open, to tell damage a sync covered from a write
+    /// that never reached the disk.
+    Synced {
+        seq: u64,
+        off: u64,
+    },
 }
 
 pub(super) fn seg_name(seq: u64) -> String {
@@ -114,6 +121,7 @@ enum RecordVariant {
     Committed,
     Purged,
     Truncated,
+    Synced,
 }
 
 /// [`codec::encode_onto`] of `Record::Entry` of a normal entry, with the request's bytes copied
@@ -207,10 +215,23 @@ pub(super) fn parse_at(buf: &[u8], off: u64) -> Parsed<'_> {
     Parsed::Record(payload, off + padded(FRAME + len))
 }
 
-/// Whether a valid record starts anywhere after `from` (aligned). `None` when the scan ran
-/// out of budget (then the caller must assume there is one).
-pub(super) fn valid_record_after(buf: &[u8], from: u64) -> Option<bool> {
+/// What follows a bad record of segment `seq` (see [`scan_after`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct After {
+    /// Where the first valid record after it starts (`None`: there is none).
+    pub first_valid: Option<u64>,
+    /// The furthest a sync had covered segment `seq`, by the [`Record::Synced`] marks among
+    /// the valid records after it (0: none).
+    pub synced: u64,
+}
+
+/// Looks for valid records in `buf` (a segment `seq`'s bytes) from `from` on (aligned),
+/// stepping over each one found, and reads the sync marks among them. `None` when the scan
+/// ran out of budget (then the caller must assume the worst: records follow, and a sync
+/// covered them).
+pub(super) fn scan_after(buf: &[u8], from: u64, seq: u64) -> Option<After> {
     let mut budget = SCAN_BUDGET;
+    let mut after = After::default();
     let mut off = padded(from);
     while off + FRAME <= buf.len() as u64 {
         let o = off as usize;
@@ -220,13 +241,52 @@ pub(super) fn valid_record_after(buf: &[u8], from: u64) -> Option<bool> {
                 return None;
             }
             budget -= len;
-            if let Parsed::Record(..) = parse_at(buf, off) {
-                return Some(true);
+            if let Parsed::Record(payload, next) = parse_at(buf, off) {
+                after.first_valid.get_or_insert(off);
+                if payload.len() <= SYNCED_MAX_PAYLOAD {
+                    if let Ok(Record::Synced { seq: s, off: o }) = codec::decode(payload) {
+                        if s == seq {
+                            after.synced = after.synced.max(o);
+                        }
+                    }
+                }
+                off = next;
+                continue;
             }
         }
         off += ALIGN;
     }
-    Some(false)
+    Some(after)
+}
+
+/// A sync mark's payload is at most this long (version, variant and two varints).
+pub(super) const SYNCED_MAX_PAYLOAD: usize = 24;
+
+/// The size of the blocks a disk writes whole or not at all (a sector).
+pub(super) const SECTOR: u64 = 512;
+
+/// Whether `buf[from..to]` reads as a write that never reached the disk: the part of a
+/// sector from `from` to the sector's end, or a whole sector (aligned), all zeros. A lost
+/// write leaves a sector as it was at the last sync, and past the synced records a segment is
+/// zeros (SpareAhead, WrittenAhead), so the lost part of the log starts with such zeros or
+/// holds a whole sector of them. (A bad record's own frame is not zero, so for one that is
+/// not mere zero fill only a whole sector can show it.) Damage that reads back as other bytes
+/// is not taken for a lost write.
+pub(super) fn lost_sector_within(buf: &[u8], from: u64, to: u64) -> bool {
+    let to = to.min(buf.len() as u64);
+    let zeros = |a: u64, b: u64| a < b && buf[a as usize..b as usize].iter().all(|&x| x == 0);
+    let first_end = (from / SECTOR + 1) * SECTOR;
+    if first_end <= to && zeros(from, first_end) {
+        return true;
+    }
+    let mut s = first_end;
+    while s + SECTOR <= to {
+        if zeros(s, s + SECTOR) {
+            return true;
+        }
+        s += SECTOR;
+    }
+    false
 }
 
 pub(super) fn data_error(msg: String) -> io::Error {

@@ -1,5 +1,6 @@
 //! Opening a WAL: replaying a segment's records into the in-memory state, cutting a torn tail
-//! (TornTailOnly) and naming the file and offset of any corruption.
+//! (TornTailOnly) or an unsynced one a power cut left with holes (UnsyncedTailCut), and naming
+//! the file and offset of any corruption.
 
 use std::io;
 
@@ -52,30 +53,72 @@ impl Shared {
                         Parsed::Bad(why) => Some(why),
                         _ => None,
                     };
-                    let after = valid_record_after(&buf, off + ALIGN);
-                    if after != Some(false) || (why.is_some() && !last) {
-                        let why = why.unwrap_or_else(|| "zero fill followed by records".into());
-                        return Err(data_error(format!(
-                            "corrupt raft log record in {} at byte offset {off}: {why}{}; \
-                             refusing to start (records follow it, so it is not a torn write \
-                             at the tail)",
+                    let after = scan_after(&buf, off + ALIGN, seq);
+                    let refuse = |detail: &str| {
+                        data_error(format!(
+                            "corrupt raft log record in {} at byte offset {off}: {}; refusing to \
+                             start ({detail})",
                             path.display(),
-                            if after.is_none() {
-                                " (scan budget spent)"
-                            } else {
-                                ""
-                            },
-                        )));
-                    }
-                    if let Some(why) = why {
-                        // TornTailOnly: cut it off, durably, and keep the preallocation.
-                        tracing::warn!(
-                            file = %path.display(),
-                            offset = off,
-                            reason = %why,
-                            "raft log: torn write at the tail of the last segment (never \
-                             acknowledged); cutting it off"
-                        );
+                            why.as_deref().unwrap_or("zero fill followed by records"),
+                        ))
+                    };
+                    let cut_before = match after {
+                        None => return Err(refuse(
+                            "the scan for records after it ran out of budget (scan budget spent)",
+                        )),
+                        Some(After {
+                            first_valid: None, ..
+                        }) if why.is_some() && !last => {
+                            return Err(refuse("in a segment that is not the last"))
+                        }
+                        Some(After {
+                            first_valid: None, ..
+                        }) => None,
+                        Some(After {
+                            first_valid: Some(_),
+                            ..
+                        }) if !last => {
+                            return Err(refuse(
+                                "records follow it, in a segment that is not the last",
+                            ))
+                        }
+                        Some(After { synced, .. }) if synced > off => {
+                            return Err(refuse(&format!(
+                                "records follow it, and a later sync covered the first {synced} \
+                                 bytes of the file, so it was acknowledged"
+                            )))
+                        }
+                        Some(After {
+                            first_valid: Some(next),
+                            ..
+                        }) if !lost_sector_within(&buf, off, next) => {
+                            return Err(refuse(
+                                "records follow it, so it is not a torn write at the tail",
+                            ))
+                        }
+                        Some(After { first_valid, .. }) => first_valid,
+                    };
+                    if why.is_some() || cut_before.is_some() {
+                        // TornTailOnly, UnsyncedTailCut: cut it off, durably, and keep the
+                        // preallocation (zeros from the cut on).
+                        match cut_before {
+                            None => tracing::warn!(
+                                file = %path.display(),
+                                offset = off,
+                                reason = %why.as_deref().unwrap_or_default(),
+                                "raft log: torn write at the tail of the last segment (never \
+                                 acknowledged); cutting it off"
+                            ),
+                            Some(next) => tracing::warn!(
+                                file = %path.display(),
+                                offset = off,
+                                records_from = next,
+                                bytes = len - off,
+                                "raft log: a sector written after the last sync was lost in a \
+                                 power cut, and records written after it reached the disk; none \
+                                 of them was synced (acknowledged), so the log is cut there"
+                            ),
+                        }
                         let r = file
                             .set_len(off)
                             .and_then(|()| file.allocate(len))
@@ -134,6 +177,8 @@ impl Shared {
             Record::Committed(c) => st.committed = c,
             Record::Purged(p) => apply_purge(st, p),
             Record::Truncated(last) => self.apply_truncate(st, last)?,
+            // Read only by the scan after a bad record (UnsyncedTailCut).
+            Record::Synced { .. } => {}
         }
         Ok(())
     }

@@ -164,7 +164,7 @@ impl Shared {
         let started = Instant::now();
         // CommittedRidesNextSync: the committed id recorded before this sync begins is
         // durable once it succeeds; not yet in the log, it is written here first.
-        let (file, committed, written, last, truncations) = {
+        let (file, reach, committed, written, last, truncations) = {
             let mut st = self.state.lock().expect("wal state lock");
             let written = if st.committed_unwritten {
                 self.check_writable()
@@ -174,6 +174,8 @@ impl Shared {
             };
             (
                 st.segments.back().map(|s| s.file.clone()),
+                // SyncedMarks: how far this sync reaches (records are written under the lock).
+                st.segments.back().map(|s| (s.seq, st.write_off)),
                 st.committed,
                 written,
                 st.last_log_id,
@@ -201,6 +203,9 @@ impl Shared {
                     let mut st = self.state.lock().expect("wal state lock");
                     if st.truncations == truncations && last > st.durable {
                         st.durable = last;
+                    }
+                    if let Some(reach) = reach.filter(|&r| r > st.synced_to) {
+                        st.synced_to = reach;
                     }
                     st.durable
                 };

@@ -16,6 +16,7 @@ use super::*;
 mod crash;
 mod inline;
 mod real_disk;
+mod reordered;
 
 fn entry(term: u64, index: u64) -> Entry {
     let leader = openraft::impls::leader_id_adv::LeaderId::<u64, u64>::new(term, 1);

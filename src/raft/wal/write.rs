@@ -9,6 +9,10 @@ use super::*;
 /// batch of big entries) is freed after its write.
 const WRITE_BUFFER_KEEP: usize = 4 << 20;
 
+/// A sync mark is written once a sync has reached this many bytes past the last mark
+/// (SyncedMarks): not one per group commit, which would be a record per write at one client.
+pub(super) const SYNCED_MARK_EVERY: u64 = 4096;
+
 impl Shared {
     pub(super) fn lock_writable(&self) -> io::Result<MutexGuard<'_, State>> {
         self.check_writable()?;
@@ -97,7 +101,9 @@ impl Shared {
 
     /// Writes `records` at the end of the last segment (rolling to a new one when one does
     /// not fit), one write per segment, and returns where each payload is. A committed id not
-    /// yet in the log goes first (CommittedRidesNextSync); its location is not returned.
+    /// yet in the log goes first (CommittedRidesNextSync), and a sync mark if a sync reached
+    /// further into this segment than the last mark says (SyncedMarks); their locations are
+    /// not returned.
     pub(super) fn write_records(
         &self,
         st: &mut State,
@@ -130,9 +136,22 @@ impl Shared {
         let mut locs = Vec::with_capacity(records.len());
         let mut buf_start = st.write_off;
         let mut written = 0u64;
-        let lead = st
-            .committed_unwritten
-            .then(|| Record::Committed(st.committed));
+        // CommittedRidesNextSync, SyncedMarks: records of the log's own go first.
+        let last_seq = st.segments.back().expect("a last segment").seq;
+        let mut lead = Vec::new();
+        if st.committed_unwritten {
+            lead.push(Record::Committed(st.committed));
+        }
+        let (to_seq, to) = st.synced_to;
+        let marked = match st.synced_marked {
+            (seq, off) if seq == to_seq => off,
+            _ => 0,
+        };
+        if to_seq == last_seq && to >= marked + SYNCED_MARK_EVERY {
+            let (seq, off) = st.synced_to;
+            lead.push(Record::Synced { seq, off });
+            st.synced_marked = st.synced_to;
+        }
         for (i, r) in lead.iter().chain(records).enumerate() {
             let at = buf.len();
             // An encoding error (none is known for these types) stops the log (FailStop):
@@ -147,7 +166,7 @@ impl Shared {
                 self.roll(st, need)?;
                 buf_start = st.write_off;
             }
-            if lead.is_none() || i > 0 {
+            if i >= lead.len() {
                 let seq = st.segments.back().expect("a last segment").seq;
                 locs.push(Loc {
                     seq,

@@ -364,11 +364,9 @@ fn appends_do_not_wait_for_the_next_spare() {
         .recv_timeout(Duration::from_secs(10))
         .expect("a roll waited for the next spare to be made")
         .unwrap();
-    for i in last + 1..=last + 3 {
-        append(&wal, vec![entry(1, i)]).unwrap();
-    }
+    append(&wal, vec![entry(1, last + 1)]).unwrap();
     // The next roll finds the spare still being made and waits for it.
-    let rolled = appender(wal.clone(), last + 4, segments + 2);
+    let rolled = appender(wal.clone(), last + 2, segments + 2);
     assert!(
         rolled.recv_timeout(Duration::from_millis(200)).is_err(),
         "rolled without a spare while one was being made"
