@@ -38,6 +38,8 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub use crate::lossyfs::model::CrashMode;
+
 /// Prefix of every namespace and interface name the harness creates.
 pub const PREFIX: &str = "rdjp";
 
@@ -520,16 +522,21 @@ impl Db {
     }
 
     /// Power loss of node `id`: kill -9, then drop everything its disk had not made durable
-    /// (`crash`, or `crash-torn`: the last unsynced write of each file half kept). Returns
+    /// (`crash`; `crash-torn`: the last unsynced write of each file half kept;
+    /// `crash-reordered`: each unsynced 512-byte block kept or not, at random). Returns
     /// lossyfs's account of what was dropped. The node stays down ([`Db::start`] restarts it).
-    pub fn power_cut(&mut self, id: u64, torn: bool) -> Result<serde_json::Value> {
+    pub fn power_cut(&mut self, id: u64, mode: CrashMode) -> Result<serde_json::Value> {
         self.kill(id)?;
         let disk = self
             .disks
             .get(&id)
             .ok_or_else(|| anyhow!("node {id} has no lossyfs (power cuts need --lossyfs)"))?;
-        let cmd = if torn { "crash-torn" } else { "crash" };
-        let answer = crate::lossyfs::control(&disk.socket, cmd)?;
+        let cmd = match mode {
+            CrashMode::Clean => "crash".to_owned(),
+            CrashMode::Torn => "crash-torn".to_owned(),
+            CrashMode::Reordered { seed } => format!("crash-reordered {seed}"),
+        };
+        let answer = crate::lossyfs::control(&disk.socket, &cmd)?;
         Ok(answer["crash"].clone())
     }
 

@@ -894,7 +894,10 @@ async fn heal_and_read_back(
             let mut dropped = Vec::new();
             for id in 1..=cli.nodes {
                 if d.has_lossyfs() {
-                    dropped.push(format!("node {id}: {}", d.power_cut(id, false)?));
+                    dropped.push(format!(
+                        "node {id}: {}",
+                        d.power_cut(id, db::CrashMode::Clean)?
+                    ));
                 } else {
                     d.kill(id)?;
                 }

@@ -28,7 +28,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::db::Db;
+use crate::db::{CrashMode, Db};
 use crate::history::Recorder;
 use crate::resp::{Conn, Reply};
 
@@ -81,12 +81,13 @@ pub enum Fault {
         node: u64,
         leader: bool,
     },
-    /// kill -9 of `nodes` and a crash of their disks (`torn`: the last unsynced write of each
-    /// file half kept); healed by restarting them.
+    /// kill -9 of `nodes` and a crash of their disks (`crash`: all unsynced data lost, the
+    /// last unsynced write of each file half kept, or each unsynced block kept or lost at
+    /// random); healed by restarting them.
     PowerLoss {
         nodes: Vec<u64>,
         leader: bool,
-        torn: bool,
+        crash: CrashMode,
     },
     /// `RAFT.SNAPSHOT` on `node`, repeated for the fault's length.
     Snapshot {
@@ -203,7 +204,12 @@ pub fn plan(rng: &mut StdRng, families: &[Family], all: &[u64], leader: Option<u
                     vec![target]
                 },
                 leader: is_leader && !all_nodes,
-                torn: rng.gen_bool(1.0 / 3.0),
+                // A third each: clean, torn, reordered (later writes kept, earlier lost).
+                crash: match rng.gen_range(0..3) {
+                    0 => CrashMode::Torn,
+                    1 => CrashMode::Reordered { seed: rng.gen() },
+                    _ => CrashMode::Clean,
+                },
             }
         }
         Family::Snapshot => Fault::Snapshot {
@@ -343,10 +349,10 @@ pub async fn find_leader(addrs: &[(u64, String)], timeout: Duration) -> Option<u
 /// Applies `fault`; returns what a power cut dropped (lossyfs's report per node), if any.
 pub fn apply(db: &Mutex<Db>, fault: &Fault) -> Result<Option<String>> {
     let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
-    if let Fault::PowerLoss { nodes, torn, .. } = fault {
+    if let Fault::PowerLoss { nodes, crash, .. } = fault {
         let mut dropped = Vec::new();
         for n in nodes {
-            dropped.push(format!("node {n}: {}", db.power_cut(*n, *torn)?));
+            dropped.push(format!("node {n}: {}", db.power_cut(*n, *crash)?));
         }
         return Ok(Some(dropped.join("; ")));
     }
@@ -693,7 +699,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let all = [1, 2, 3];
         let mut names = std::collections::BTreeSet::new();
-        let mut torn = 0;
+        let (mut torn, mut reordered) = (0, 0);
         for _ in 0..300 {
             let f = plan(&mut rng, &[Family::PowerLoss], &all, Some(3));
             assert_eq!(f.family(), Family::PowerLoss);
@@ -702,13 +708,17 @@ mod tests {
                 Fault::PowerLoss {
                     nodes,
                     leader,
-                    torn: t,
+                    crash,
                 } => {
                     assert!(nodes.len() == 1 || nodes.as_slice() == all, "{f:?}");
                     if *leader {
                         assert_eq!(nodes, &vec![3]);
                     }
-                    torn += *t as u32;
+                    match crash {
+                        CrashMode::Torn => torn += 1,
+                        CrashMode::Reordered { .. } => reordered += 1,
+                        CrashMode::Clean => {}
+                    }
                 }
                 f => panic!("{f:?}"),
             }
@@ -721,6 +731,10 @@ mod tests {
                 .collect()
         );
         assert!((50..150).contains(&torn), "torn {torn} of 300");
+        assert!(
+            (50..150).contains(&reordered),
+            "reordered {reordered} of 300"
+        );
     }
 
     #[test]

@@ -113,7 +113,12 @@ pub async fn run(o: &PowerCutOpts) -> Result<PowerCutReport> {
     }
     drop(c);
     let disk_before = db.disk_stats(1)?;
-    let dropped = db.power_cut(1, o.torn)?;
+    let mode = if o.torn {
+        crate::db::CrashMode::Torn
+    } else {
+        crate::db::CrashMode::Clean
+    };
+    let dropped = db.power_cut(1, mode)?;
     db.start(1)?;
     wait_ready(&addr, Duration::from_secs(30))
         .await

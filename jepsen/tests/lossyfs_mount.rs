@@ -194,3 +194,43 @@ fn a_torn_crash_keeps_part_of_the_last_write() {
     assert!(data[4096..].iter().all(|&b| b == b'B'));
     assert_eq!(report["files_torn"], 1, "{report}");
 }
+
+#[test]
+fn a_reordered_crash_keeps_later_unsynced_blocks_and_loses_earlier_ones() {
+    let Some(m) = Mounted::new("reordered") else {
+        return;
+    };
+    let p = m.mnt.join("wal");
+    let mut f = File::create(&p).unwrap();
+    f.write_all(&[b'A'; 512]).unwrap();
+    f.sync_data().unwrap();
+    sync_dir(&m.mnt);
+    // 32 unsynced blocks, block i filled with i.
+    for i in 1..=32u8 {
+        f.write_all(&[i; 512]).unwrap();
+    }
+    drop(f);
+    let report = m.crash("crash-reordered 11");
+    let data = read(&p).unwrap();
+    assert!(data[..512].iter().all(|&b| b == b'A'), "{report}");
+    let blocks: Vec<u8> = data[512..].chunks(512).map(|c| c[0]).collect();
+    for (i, c) in data[512..].chunks(512).enumerate() {
+        assert!(
+            c.iter().all(|&b| b == c[0]) && (c[0] == 0 || c[0] == i as u8 + 1),
+            "block {} is neither lost (zeros) nor kept whole: {report}",
+            i + 1
+        );
+    }
+    let kept = blocks.iter().filter(|&&b| b != 0).count() as u64;
+    let first_lost = blocks.iter().position(|&b| b == 0);
+    assert!(
+        first_lost.is_some_and(|l| blocks[l..].iter().any(|&b| b != 0)),
+        "no later block kept after a lost one: {blocks:?}"
+    );
+    assert_eq!(report["blocks_kept"], kept, "{report}");
+    assert_eq!(
+        report["blocks_kept"].as_u64().unwrap() + report["blocks_lost"].as_u64().unwrap(),
+        32,
+        "{report}"
+    );
+}

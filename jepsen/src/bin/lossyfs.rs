@@ -25,7 +25,7 @@ struct Cli {
     /// The control socket (created by the mount; a file left by an earlier run is replaced).
     #[arg(long)]
     control: PathBuf,
-    /// A command for a running lossyfs: crash, crash-torn, stats, ping, unmount.
+    /// A command for a running lossyfs: crash, crash-torn, crash-reordered SEED, stats, ping, unmount.
     command: Option<String>,
 }
 

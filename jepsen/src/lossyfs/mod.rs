@@ -11,13 +11,13 @@
 //! |---|---|---|
 //! | `crash` | power cut: current := durable | `{"ok":true,"crash":{files_reverted, bytes_dropped, …}}` |
 //! | `crash-torn` | the same, but the last unsynced write of each file is half kept | the same |
+//! | `crash-reordered SEED` | the same, but each unsynced 512-byte block is kept or lost by a coin from SEED (later writes may survive earlier ones) | the same, with `blocks_kept`, `blocks_lost` |
 //! | `stats` | | `{"ok":true,"stats":{writes, file_syncs, dir_syncs, unsynced_bytes, …}}` |
 //! | `ping` | | `{"ok":true}` |
 //! | `unmount` | unmount and exit | `{"ok":true}` |
 //!
-//! What it does not model: reordering inside a file (a sync makes everything before it
-//! durable, nothing after it; only the torn crash keeps part of an unsynced write), partial
-//! persistence of earlier unsynced writes, lying disks (a sync that returns before the data is
+//! What it does not model: reordering across a sync (a sync makes everything before it
+//! durable), lying disks (a sync that returns before the data is
 //! safe), I/O errors and full disks, hard links and symlinks (refused with `EPERM`), xattrs.
 //! A crash must only be sent while no process uses the mount (the harness kills the node
 //! first): open handles are forgotten.
@@ -40,7 +40,16 @@ use model::{CrashMode, Model};
 /// Answers one control command (the table above). `quit` is set by `unmount`.
 pub fn command(model: &Mutex<Model>, line: &str, quit: &AtomicBool) -> serde_json::Value {
     let mut m = model.lock().unwrap_or_else(|p| p.into_inner());
-    match line.trim() {
+    let line = line.trim();
+    if let Some(seed) = line.strip_prefix("crash-reordered ") {
+        return match seed.trim().parse() {
+            Ok(seed) => json!({"ok": true, "crash": m.crash(CrashMode::Reordered { seed })}),
+            Err(e) => {
+                json!({"ok": false, "error": format!("crash-reordered wants a seed (u64): {e}")})
+            }
+        };
+    }
+    match line {
         "crash" => json!({"ok": true, "crash": m.crash(CrashMode::Clean)}),
         "crash-torn" => json!({"ok": true, "crash": m.crash(CrashMode::Torn)}),
         "stats" => json!({"ok": true, "stats": m.stats()}),
@@ -50,7 +59,7 @@ pub fn command(model: &Mutex<Model>, line: &str, quit: &AtomicBool) -> serde_jso
             json!({"ok": true})
         }
         other => {
-            json!({"ok": false, "error": format!("unknown command {other:?} (crash, crash-torn, stats, ping, unmount)")})
+            json!({"ok": false, "error": format!("unknown command {other:?} (crash, crash-torn, crash-reordered SEED, stats, ping, unmount)")})
         }
     }
 }

@@ -13,13 +13,17 @@
 //! - **TornKeepsAPrefix.** [`CrashMode::Torn`] is a crash in which the last write to each file
 //!   since its last sync half-reached the disk: the durable contents plus the first half of
 //!   that write (zero-filled if it lies past the durable end).
+//! - **UnsyncedBlocksAnyOrder.** [`CrashMode::Reordered`] is a crash in which each 512-byte
+//!   block (aligned) that changed since the file's last sync reached the disk or not, by a
+//!   coin per block from the crash's seed (LazyFS's torn-seq): later writes may survive
+//!   earlier ones. A file grows to its last kept block; a size cut since the sync is lost.
 //! - **InodesNeverReused.** Inode numbers only grow, so the kernel never confuses an inode
 //!   dropped by a crash with a new one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub type Ino = u64;
 /// The root directory (FUSE's root inode number).
@@ -107,13 +111,29 @@ pub struct Attr {
     pub mtime: SystemTime,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CrashMode {
     /// Every unsynced byte and entry is lost.
     Clean,
     /// As `Clean`, but the last unsynced write of each file is half kept (a torn write).
     Torn,
+    /// Each unsynced [`BLOCK`] of each file reached the disk or not, at random (`seed`): a
+    /// disk's write cache and the kernel's writeback keep no order between syncs, so a later
+    /// write may survive an earlier one (UnsyncedBlocksAnyOrder).
+    Reordered { seed: u64 },
+}
+
+/// What a [`CrashMode::Reordered`] crash keeps or loses whole: a sector.
+pub const BLOCK: usize = 512;
+
+/// Whether block `block` of inode `ino` survives a reordered crash with `seed`: a coin
+/// (splitmix64 of the three), the same every time for the same arguments.
+fn keeps(seed: u64, ino: Ino, block: usize) -> bool {
+    let mut z = seed ^ ino.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (block as u64).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) & 1 == 1
 }
 
 /// What one crash dropped.
@@ -125,6 +145,9 @@ pub struct CrashReport {
     pub bytes_dropped: u64,
     /// Files where a torn crash kept part of the last write.
     pub files_torn: u64,
+    /// Unsynced blocks a reordered crash kept, and lost.
+    pub blocks_kept: u64,
+    pub blocks_lost: u64,
     /// Directory entries added, removed or changed since the last directory sync, undone.
     pub entries_reverted: u64,
     /// Inodes no durable entry reaches any more (files and dirs never made durable).
@@ -465,11 +488,12 @@ impl Model {
         seen
     }
 
-    /// Power loss (CrashKeepsOnlyDurable, TornKeepsAPrefix). Open handles are forgotten: the
-    /// processes that held them are assumed dead (the harness kills them first).
+    /// Power loss (CrashKeepsOnlyDurable, TornKeepsAPrefix, UnsyncedBlocksAnyOrder). Open
+    /// handles are forgotten: the processes that held them are assumed dead (the harness kills
+    /// them first).
     pub fn crash(&mut self, mode: CrashMode) -> CrashReport {
         let mut r = CrashReport::default();
-        for inode in self.inodes.values_mut() {
+        for (&ino, inode) in self.inodes.iter_mut() {
             match &mut inode.kind {
                 Kind::Dir(d) => {
                     r.entries_reverted += entries_diff(&d.entries, &d.durable);
@@ -480,7 +504,26 @@ impl Model {
                         r.files_reverted += 1;
                         r.bytes_dropped += f.unsynced;
                     }
+                    let current = std::mem::take(&mut f.data);
                     f.data.clone_from(&f.durable);
+                    if let (CrashMode::Reordered { seed }, Some((from, to))) = (mode, f.dirty) {
+                        let to = to.min(current.len());
+                        for block in from / BLOCK..to.div_ceil(BLOCK) {
+                            let (a, b) = (block * BLOCK, ((block + 1) * BLOCK).min(current.len()));
+                            if f.durable.get(a..b) == Some(&current[a..b]) {
+                                continue;
+                            }
+                            if !keeps(seed, ino, block) {
+                                r.blocks_lost += 1;
+                                continue;
+                            }
+                            r.blocks_kept += 1;
+                            if f.data.len() < b {
+                                f.data.resize(b, 0);
+                            }
+                            f.data[a..b].copy_from_slice(&current[a..b]);
+                        }
+                    }
                     if let (CrashMode::Torn, Some((off, bytes))) = (mode, f.last_write.take()) {
                         let keep = bytes.len() / 2;
                         if keep > 0 {
@@ -510,6 +553,8 @@ impl Model {
         s.files_reverted += r.files_reverted;
         s.bytes_dropped += r.bytes_dropped;
         s.files_torn += r.files_torn;
+        s.blocks_kept += r.blocks_kept;
+        s.blocks_lost += r.blocks_lost;
         s.entries_reverted += r.entries_reverted;
         s.inodes_dropped += r.inodes_dropped;
         r
@@ -706,6 +751,35 @@ mod tests {
         let r = m.crash(CrashMode::Torn);
         assert_eq!(r, CrashReport::default());
         assert_eq!(contents(&m, ROOT, "wal").unwrap(), b"ABCDEFGH");
+    }
+
+    #[test]
+    fn a_reordered_crash_keeps_some_unsynced_blocks_and_loses_others_in_any_order() {
+        let mut m = Model::new();
+        let f = file(&mut m, ROOT, "wal");
+        m.sync(ROOT).unwrap();
+        m.write(f, 0, &[b'A'; BLOCK]).unwrap();
+        m.sync(f).unwrap();
+        let unsynced: Vec<u8> = (0..16 * BLOCK).map(|i| 1 + (i / BLOCK) as u8).collect();
+        m.write(f, BLOCK as u64, &unsynced).unwrap();
+        let seed = 7;
+        let r = m.crash(CrashMode::Reordered { seed });
+        let got = contents(&m, ROOT, "wal").unwrap();
+        assert_eq!(&got[..BLOCK], &[b'A'; BLOCK][..], "synced block changed");
+        let kept: Vec<bool> = (1..=16).map(|b| keeps(seed, f, b)).collect();
+        assert!(kept.contains(&true) && kept.contains(&false), "{kept:?}");
+        let last_kept = kept.iter().rposition(|&k| k).unwrap() + 1;
+        assert_eq!(got.len(), (last_kept + 1) * BLOCK);
+        for (i, &k) in kept.iter().enumerate().take(last_kept) {
+            let block = &got[(i + 1) * BLOCK..(i + 2) * BLOCK];
+            let want = if k { 1 + i as u8 } else { 0 };
+            assert!(block.iter().all(|&b| b == want), "block {}", i + 1);
+        }
+        assert_eq!(r.blocks_kept as usize, kept.iter().filter(|&&k| k).count());
+        assert_eq!(r.blocks_kept + r.blocks_lost, 16);
+        // What survived is on the disk now: a second crash keeps it.
+        m.crash(CrashMode::Clean);
+        assert_eq!(contents(&m, ROOT, "wal").unwrap(), got);
     }
 
     #[test]
