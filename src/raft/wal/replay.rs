@@ -113,7 +113,6 @@ impl Shared {
                                 file = %path.display(),
                                 offset = off,
                                 records_from = next,
-                                bytes = len - off,
                                 "raft log: a sector written after the last sync was lost in a \
                                  power cut, and records written after it reached the disk; none \
                                  of them was synced (acknowledged), so the log is cut there"

@@ -39,12 +39,8 @@ fn a_lost_sector_before_kept_unsynced_ones_is_cut_with_everything_after_it() {
     wait(rx).unwrap();
     drop(wal);
 
-    let wal = Wal::open(
-        Arc::new(crashed.clone()),
-        opts(),
-        Arc::new(FlushStats::default()),
-    )
-    .expect("a sector lost past the last sync is a torn tail, not corruption");
+    let wal =
+        reopen(&crashed).expect("a sector lost past the last sync is a torn tail, not corruption");
     assert_eq!(contents(&wal), span(1, 1..=4));
     // The cut is durable and the log goes on from it.
     append(&wal, vec![normal_entry(2, 5, 10)]).unwrap();
@@ -72,14 +68,7 @@ fn zeros_where_a_later_sync_covered_the_log_are_refused_as_corruption() {
     let from = ((at3 as usize + 600) / SECTOR) * SECTOR;
     bytes[from..from + SECTOR].fill(0);
     disk.write_file(&name, bytes);
-    let msg = Wal::open(
-        Arc::new(disk.clone()),
-        opts(),
-        Arc::new(FlushStats::default()),
-    )
-    .err()
-    .expect("refused")
-    .to_string();
+    let msg = reopen(&disk).err().expect("refused").to_string();
     assert!(msg.contains(&name), "{msg}");
     assert!(msg.contains(&format!("byte offset {at3}")), "{msg}");
     assert!(msg.contains("a later sync covered"), "{msg}");
@@ -133,12 +122,7 @@ fn a_power_cut_keeping_any_unsynced_sectors_loses_nothing_acknowledged() {
         }
         drop(wal);
 
-        let wal = Wal::open(
-            Arc::new(crashed.clone()),
-            opts(),
-            Arc::new(FlushStats::default()),
-        )
-        .unwrap_or_else(|e| panic!("seed {seed}: refused to open: {e}"));
+        let wal = reopen(&crashed).unwrap_or_else(|e| panic!("seed {seed}: refused to open: {e}"));
         let got = contents(&wal);
         let kept = got.len() as u64;
         assert!(
@@ -150,6 +134,15 @@ fn a_power_cut_keeping_any_unsynced_sectors_loses_nothing_acknowledged() {
     }
     // The case this is about (refused before UnsyncedTailCut) came up often enough.
     assert!(holes_before_records >= 20, "{holes_before_records} of 200");
+}
+
+/// Opens the log on `disk` as a restarted node would.
+fn reopen(disk: &SimDisk) -> io::Result<Wal> {
+    Wal::open(
+        Arc::new(disk.clone()),
+        opts(),
+        Arc::new(FlushStats::default()),
+    )
 }
 
 /// Whether the last segment of `disk` reads as records, a bad record, and a valid one after.
