@@ -174,3 +174,71 @@ fn the_longest_sync_mark_is_within_the_scan_bound() {
     .unwrap();
     assert!(longest.len() <= SYNCED_MAX_PAYLOAD, "{}", longest.len());
 }
+
+/// What a lost write leaves (zeros from the bad record to its sector's end, or a whole zero
+/// sector before the next valid record), and what it cannot (a zero run shorter than that,
+/// or zeros only past the next valid record).
+#[test]
+fn a_lost_write_is_told_by_a_zero_sector_or_zeros_to_the_sector_end() {
+    let s = SECTOR;
+    let mut buf = vec![7u8; 4 * s];
+    // Zeros from 1000 to the end of its sector (1024): what a partly synced sector whose new
+    // version was lost reads as.
+    buf[1000..1024].fill(0);
+    assert!(lost_sector_within(&buf, 1000, 2048));
+    // The same zeros, but the bad record starts before them: its own bytes are not zero.
+    assert!(!lost_sector_within(&buf, 992, 2048));
+    // A whole aligned sector of zeros inside the span.
+    let mut buf = vec![7u8; 4 * s];
+    buf[1024..1536].fill(0);
+    assert!(lost_sector_within(&buf, 1000, 1536));
+    // ... but not when the next valid record starts inside that sector.
+    assert!(!lost_sector_within(&buf, 1000, 1528));
+    // 511 zero bytes across a sector boundary are no whole sector.
+    let mut buf = vec![7u8; 4 * s];
+    buf[700..1211].fill(0);
+    assert!(!lost_sector_within(&buf, 696, 2048));
+    // A span that ends before its own sector does: nothing to judge by.
+    assert!(!lost_sector_within(&vec![0u8; s], 8, 100));
+}
+
+/// The scan after a bad record steps over valid records (never reading marks inside their
+/// payloads), takes the furthest mark of this segment and ignores other segments' marks.
+#[test]
+fn the_scan_after_a_bad_record_reads_this_segments_marks_only() {
+    let mut buf = vec![0u8; 64];
+    let bad_at = buf.len() as u64;
+    buf.extend_from_slice(&[9u8; 24]); // a bad record's bytes
+    let first = buf.len() as u64;
+    frame_into(
+        &mut buf,
+        &encode_record(&Record::Synced { seq: 3, off: 40 }).unwrap(),
+    );
+    frame_into(
+        &mut buf,
+        &encode_record(&Record::Synced { seq: 2, off: 9_999 }).unwrap(),
+    );
+    // An entry whose value holds a framed mark of this segment: stepped over, not read.
+    let mut inner = Vec::new();
+    frame_into(
+        &mut inner,
+        &encode_record(&Record::Synced { seq: 3, off: 8_888 }).unwrap(),
+    );
+    let put = crate::store::Op::Put {
+        key: bytes::Bytes::from_static(b"k"),
+        value: bytes::Bytes::from(inner),
+    };
+    let entry = Entry::new_normal(log_id(1, 1), crate::store::Request::new(None, put).into());
+    frame_into(&mut buf, &encode_record(&Record::Entry(entry)).unwrap());
+    frame_into(
+        &mut buf,
+        &encode_record(&Record::Synced { seq: 3, off: 56 }).unwrap(),
+    );
+    let after = scan_after(&buf, bad_at + ALIGN, 3).unwrap();
+    assert_eq!(after.first_valid, Some(first));
+    assert_eq!(after.synced, 56);
+    // Nothing valid after the last record.
+    let end = buf.len() as u64;
+    buf.extend_from_slice(&[0u8; 64]);
+    assert_eq!(scan_after(&buf, end, 3).unwrap(), After::default());
+}
