@@ -62,41 +62,34 @@ impl Shared {
                             why.as_deref().unwrap_or("zero fill followed by records"),
                         ))
                     };
-                    let cut_before = match after {
-                        None => return Err(refuse(
+                    let Some(after) = after else {
+                        return Err(refuse(
                             "the scan for records after it ran out of budget (scan budget spent)",
-                        )),
-                        Some(After {
-                            first_valid: None, ..
-                        }) if why.is_some() && !last => {
+                        ));
+                    };
+                    let cut_before = match after.first_valid {
+                        None if why.is_some() && !last => {
                             return Err(refuse("in a segment that is not the last"))
                         }
-                        Some(After {
-                            first_valid: None, ..
-                        }) => None,
-                        Some(After {
-                            first_valid: Some(_),
-                            ..
-                        }) if !last => {
+                        None => None,
+                        Some(_) if !last => {
                             return Err(refuse(
                                 "records follow it, in a segment that is not the last",
                             ))
                         }
-                        Some(After { synced, .. }) if synced > off => {
+                        Some(_) if after.synced > off => {
                             return Err(refuse(&format!(
-                                "records follow it, and a later sync covered the first {synced} \
-                                 bytes of the file, so it was acknowledged"
+                                "records follow it, and a later sync covered the first {} \
+                                 bytes of the file, so it was acknowledged",
+                                after.synced
                             )))
                         }
-                        Some(After {
-                            first_valid: Some(next),
-                            ..
-                        }) if !lost_sector_within(&buf, off, next) => {
+                        Some(next) if !lost_sector_within(&buf, off, next) => {
                             return Err(refuse(
                                 "records follow it, so it is not a torn write at the tail",
                             ))
                         }
-                        Some(After { first_valid, .. }) => first_valid,
+                        Some(next) => Some(next),
                     };
                     if why.is_some() || cut_before.is_some() {
                         // TornTailOnly, UnsyncedTailCut: cut it off, durably, and keep the

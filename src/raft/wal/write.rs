@@ -148,8 +148,10 @@ impl Shared {
             _ => 0,
         };
         if to_seq == last_seq && to >= marked + SYNCED_MARK_EVERY {
-            let (seq, off) = st.synced_to;
-            lead.push(Record::Synced { seq, off });
+            lead.push(Record::Synced {
+                seq: to_seq,
+                off: to,
+            });
             st.synced_marked = st.synced_to;
         }
         for (i, r) in lead.iter().chain(records).enumerate() {
