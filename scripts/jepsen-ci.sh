@@ -2,9 +2,9 @@
 # The short Jepsen run of CI (jepsen/README.md): a ~60 s run against a real three-node cluster
 # (kill, pause, partition, leader-transfer and membership nemeses; register and set workloads,
 # two cache readers keeping client-side caches: jepsen/src/cache.rs) that must end
-# `linearizable: true`, a ~40 s run in lease read mode with the peers over mutual TLS (kill,
-# pause, partition and forced snapshots over a preloaded keyspace) that must end
-# `linearizable: true`, then a ~20 s
+# `linearizable: true`, a ~40 s run in lease read mode with the peers over mutual TLS and
+# drifting clocks (kill, pause, partition and forced snapshots over a preloaded keyspace) that
+# must end `linearizable: true`, then a ~20 s
 # negative control with read_mode = "stale" and partitions that must end
 # `linearizable: false` (the checker bites on the real system), and a ~15 s control whose nodes
 # send no invalidations, which the cache check must catch. The harness's unit tests and
@@ -31,6 +31,8 @@ missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+# Clock faults of the lease run (jepsen/src/clock.rs).
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(libfaketime)
 # lossyfs mounts with mount(2) as root; fusermount3 is fuser's fallback.
 command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
 if ((${#missing[@]})); then
@@ -79,10 +81,12 @@ fi
 # partitions of the leader (the faults a lease must survive) and forced snapshots while the
 # clients read from every node (a leader whose apply lags its commit). The peers of this run
 # speak mutual TLS (--peer-tls: certificates from `redraft cert`), so reconnects after kills,
-# pauses and partitions, and snapshots in chunks, go through TLS sessions.
+# pauses and partitions, and snapshots in chunks, go through TLS sessions. The nodes' clocks
+# drift (--clock-drift 0.2: every start of a node runs its clocks at a rate in [1/1.2, 1.2]
+# through libfaketime, two nodes at most 1.44 apart, inside the lease's margin of 1.5).
 "$harness" --bin "$bin" --out "$out" --time-limit "${JEPSEN_LEASE_TIME_LIMIT:-40}" \
     --read-mode lease --nemesis kill,pause,partition,snapshot --workload register --peer-tls \
-    --nemesis-interval 3 --fault-duration 4 \
+    --nemesis-interval 3 --fault-duration 4 --clock-drift 0.2 \
     | tee "$out/lease.txt" || true
 last=$(tail -n 1 "$out/lease.txt")
 if [ "$last" != "linearizable: true" ]; then

@@ -9,7 +9,8 @@
 # jepsen's lossyfs); protoc (Debian's protobuf-compiler, which etcd-client's build script needs
 # for the load generator); strace (the log's fdatasync count in tests/durability/wal_durability.rs);
 # ip and iptables (Debian's iproute2 and iptables: the jepsen harness's tests in network
-# namespaces); node and npm (Debian's nodejs and npm: tests/compat/uncertain_replies.rs installs a pinned ioredis
+# namespaces); libfaketime (Debian's libfaketime: the harness's clock faults); node and npm
+# (Debian's nodejs and npm: tests/compat/uncertain_replies.rs installs a pinned ioredis
 # with npm under target/); chromium and chromedriver (Debian's chromium and chromium-driver: the
 # console's browser test). This script installs them with apt-get when they are missing. Tests
 # that need a missing tool fail and say how to get it; none is skipped silently.
@@ -29,6 +30,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # the `cargo test` below, before scripts/jepsen-ci.sh would install these.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+# Clock faults (jepsen/src/clock.rs; jepsen/tests/lease_clock_drift.rs): libfaketime.
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(libfaketime)
 # The web console's browser test (tests/cluster/console.rs): headless Chromium over WebDriver.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)

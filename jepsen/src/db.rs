@@ -38,6 +38,8 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub use crate::clock::ClockOpts;
+use crate::clock::Clocks;
 pub use crate::lossyfs::model::CrashMode;
 
 /// Prefix of every namespace and interface name the harness creates.
@@ -239,6 +241,8 @@ pub struct DbOpts {
     /// Peer traffic over mutual TLS (`[tls] peers`), with certificates `redraft cert` makes
     /// in `<run_dir>/certs`.
     pub peer_tls: bool,
+    /// Clocks that run fast or slow (`crate::clock`): each start of a node gets a rate.
+    pub clock: Option<ClockOpts>,
 }
 
 /// One node's lossyfs: its process and control socket.
@@ -280,6 +284,8 @@ pub struct Db {
     cut: BTreeSet<(u64, u64)>,
     /// Each node's lossyfs, when [`DbOpts::lossyfs`] is set.
     disks: BTreeMap<u64, LossyMount>,
+    /// The nodes' clock rates, when [`DbOpts::clock`] is set.
+    clocks: Option<Clocks>,
 }
 
 /// Picks X for 10.231.X.0/24: starting from the pid, the first not routed on this host.
@@ -451,7 +457,11 @@ impl Db {
             bridge,
             cut: BTreeSet::new(),
             disks: BTreeMap::new(),
+            clocks: None,
         };
+        if let Some(c) = db.opts.clock.clone() {
+            db.clocks = Some(Clocks::new(c)?);
+        }
         if let Some(lossyfs) = db.opts.lossyfs.clone() {
             for n in db.nodes.clone() {
                 db.mount_lossyfs(&lossyfs, &n)?;
@@ -608,7 +618,17 @@ impl Db {
         }
         let n = self.node(id)?.clone();
         let mut log = OpenOptions::new().create(true).append(true).open(&n.log)?;
-        writeln!(log, "===== redraft-jepsen: starting node {id} =====")?;
+        let rate = self.clocks.as_mut().map(|c| c.next_rate(id));
+        let clock_env = match (&self.clocks, rate) {
+            (Some(c), Some(r)) => c.env(r),
+            _ => Vec::new(),
+        };
+        let clock_note = rate.map(|r| format!(", clocks at x{r:.3}"));
+        writeln!(
+            log,
+            "===== redraft-jepsen: starting node {id}{} =====",
+            clock_note.unwrap_or_default()
+        )?;
         let mut cmd = match &n.ns {
             Some(ns) => {
                 // `ip netns exec` execs the binary: the child's pid is redraft's.
@@ -626,6 +646,7 @@ impl Db {
             .args(["--node", &id.to_string(), "--log", &filter])
             .env("NO_COLOR", "1")
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
+            .envs(clock_env)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -690,6 +711,11 @@ impl Db {
             self.signal(id, libc::SIGCONT)?;
         }
         Ok(())
+    }
+
+    /// `(node, clock rate)` of every start so far, when clocks are faulted.
+    pub fn clock_starts(&self) -> &[(u64, f64)] {
+        self.clocks.as_ref().map_or(&[], |c| &c.starts)
     }
 
     pub fn running(&self) -> Vec<u64> {
@@ -842,6 +868,7 @@ mod tests {
             snapshot_every: 1000,
             read_mode: "lease".into(),
             peer_tls: true,
+            clock: None,
             lossyfs: None,
             env: Vec::new(),
         };
@@ -884,6 +911,7 @@ mod tests {
             snapshot_every: 500,
             read_mode: "stale".into(),
             peer_tls: false,
+            clock: None,
             lossyfs: None,
             env: Vec::new(),
         };
@@ -926,6 +954,7 @@ mod tests {
             snapshot_every: 500,
             read_mode: "linearizable".into(),
             peer_tls: false,
+            clock: None,
             lossyfs: None,
             env: Vec::new(),
         };

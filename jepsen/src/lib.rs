@@ -8,6 +8,7 @@
 //!     ─▶ workload (register / set generators, N clients) ─▶ client (ops over resp) ─▶ history
 //!     ─▶ watch (XREAD watchers following every change, moving between nodes)
 //!     ─▶ cache (readers with a client-side cache kept by CLIENT TRACKING invalidations)
+//!     ─▶ clock (libfaketime: nodes whose clocks run fast or slow) ◀─ db
 //!     ─▶ lossyfs (data dirs that lose unsynced data at a power cut) ◀─ nemesis power-loss
 //!     ─▶ checker (linearizable per key, set, durability, watch, cache) ─▶ report (summary, PNG timeline)
 //! ```
@@ -17,6 +18,7 @@
 pub mod cache;
 pub mod checker;
 pub mod client;
+pub mod clock;
 pub mod db;
 pub mod history;
 pub mod lossyfs;

@@ -121,6 +121,20 @@ struct Cli {
     /// `log_sync_off`: the power-loss control must then fail).
     #[arg(long)]
     failpoints: Option<String>,
+    /// Each node's clock rate for the whole run, comma-separated (node 1 first; nodes past the
+    /// end run at 1): its monotonic and wall clocks advance that many seconds per real second
+    /// (libfaketime; `src/clock.rs`). E.g. `0.1` slows node 1's lease tenfold, beyond the
+    /// clock assumption of lease reads.
+    #[arg(long, value_delimiter = ',')]
+    clock_rates: Vec<f64>,
+    /// Every start of every node draws its clock rate in `[1/(1+D), 1+D]` (uniform in its
+    /// logarithm) from the seed: two nodes differ by a factor of at most `(1+D)²`. 0: true
+    /// clocks. Ignored with --clock-rates.
+    #[arg(long, default_value_t = 0.0)]
+    clock_drift: f64,
+    /// The libfaketime library for clock faults.
+    #[arg(long, default_value = jepsen::clock::DEFAULT_LIB)]
+    faketime_lib: PathBuf,
     /// Watchers following every change with `XREAD … STREAMS __watch__:` (0: none; off when
     /// the server has no watch stream).
     #[arg(long, default_value_t = 3)]
@@ -184,6 +198,8 @@ struct Summary<'a> {
     watch: Option<checker::watch::WatchReport>,
     cache: Option<checker::cache::CacheReport>,
     liveness: Option<String>,
+    /// `(node, rate)` of every start of a node whose clocks were faulted (`--clock-*`).
+    clock_starts: Vec<(u64, f64)>,
     verdict: Verdict,
 }
 
@@ -579,6 +595,12 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         println!("nodes run with REDRAFT_FAILPOINTS={f}");
         env.push(("REDRAFT_FAILPOINTS".to_string(), f.clone()));
     }
+    let clock = (!cli.clock_rates.is_empty() || cli.clock_drift > 0.0).then(|| db::ClockOpts {
+        lib: cli.faketime_lib.clone(),
+        rates: cli.clock_rates.clone(),
+        drift: cli.clock_drift,
+        seed,
+    });
     let db = Db::setup(DbOpts {
         lossyfs,
         env,
@@ -592,6 +614,7 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         snapshot_every: cli.snapshot_every,
         read_mode: cli.read_mode.clone(),
         peer_tls: cli.peer_tls,
+        clock,
     })
     .context("set up the cluster")?;
     let addrs = db.client_addrs();
@@ -603,6 +626,12 @@ async fn setup(cli: &Cli) -> Result<Setup> {
             cli.startup_timeout,
             run_dir.display()
         );
+    }
+    if cli.clock_drift > 0.0 || !cli.clock_rates.is_empty() {
+        // ClockFaultShown: a node that ignored LD_PRELOAD would make the run test nothing.
+        let starts = db.lock().unwrap().clock_starts().to_vec();
+        let lines = jepsen::clock::check_rates(&addrs, &starts).await?;
+        println!("clocks: {}", lines.join(", "));
     }
     println!(
         "cluster up: {} nodes {} ({}), read_mode {}{}",
@@ -1100,6 +1129,7 @@ fn report(
         watch: watch_report.clone(),
         cache: cache_report.clone(),
         liveness: liveness.clone(),
+        clock_starts: setup.db.lock().unwrap().clock_starts().to_vec(),
         verdict,
     };
     std::fs::write(
@@ -1130,6 +1160,18 @@ fn report(
             "unexpected replies: {}; nodes that crashed on their own: {crashes}",
             summary.unexpected_replies
         );
+        if !summary.clock_starts.is_empty() {
+            let starts: Vec<String> = summary
+                .clock_starts
+                .iter()
+                .map(|(id, r)| format!("{id}:x{r:.3}"))
+                .collect();
+            let _ = writeln!(
+                text,
+                "clock rates, node:rate at each start in order: {}",
+                starts.join(" ")
+            );
+        }
         let _ = writeln!(text, "fault windows (availability = ok / invoked):");
         for w in &windows {
             let _ = writeln!(

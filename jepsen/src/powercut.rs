@@ -88,6 +88,7 @@ pub async fn run(o: &PowerCutOpts) -> Result<PowerCutReport> {
         snapshot_every: 100_000,
         read_mode: "linearizable".into(),
         peer_tls: false,
+        clock: None,
         lossyfs: Some(o.lossyfs.clone()),
         env: o
             .failpoints

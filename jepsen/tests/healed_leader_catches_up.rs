@@ -105,6 +105,7 @@ async fn a_leader_cut_off_and_healed_applies_the_new_leaders_writes() {
         snapshot_every: 10_000,
         read_mode: "lease".into(),
         peer_tls: false,
+        clock: None,
         lossyfs: None,
         env: Vec::new(),
     })

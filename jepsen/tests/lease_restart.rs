@@ -36,42 +36,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use jepsen::db::{Db, DbOpts};
-use jepsen::nemesis::find_leader;
 use jepsen::resp::Reply;
-use support::{bulk, call, netns_run_dir, redraft_bin, wait_for};
+use support::{bulk, call, netns_run_dir, redraft_bin, settle};
 
 const ATTEMPTS: u32 = 5;
-
-/// Writes `key = value` through whichever node leads now and waits until every node has applied
-/// it.
-async fn settle(addrs: &[(u64, String)], key: &str, value: &str) -> u64 {
-    let io = Duration::from_secs(2);
-    let leader = wait_for(
-        Duration::from_secs(30),
-        "a leader that takes a write",
-        || async {
-            let leader = find_leader(addrs, Duration::from_millis(500))
-                .await
-                .ok_or("no leader")?;
-            let addr = &addrs.iter().find(|(i, _)| *i == leader).unwrap().1;
-            match call(addr, "linearizable", &["SET", key, value], io).await? {
-                Reply::Simple(s) if s == "OK" => Ok(leader),
-                r => Err(format!("SET on {leader}: {r:?}")),
-            }
-        },
-    )
-    .await;
-    for (id, addr) in addrs {
-        wait_for(Duration::from_secs(60), "every node to apply", || async {
-            match call(addr, "stale", &["GET", key], io).await? {
-                r if r == bulk(value) => Ok(()),
-                r => Err(format!("node {id}: {r:?}")),
-            }
-        })
-        .await;
-    }
-    leader
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_its_lease() {
@@ -87,6 +55,7 @@ async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_i
         snapshot_every: 10_000,
         read_mode: "lease".into(),
         peer_tls: false,
+        clock: None,
         lossyfs: None,
         env: Vec::new(),
     })

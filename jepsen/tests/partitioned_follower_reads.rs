@@ -58,6 +58,7 @@ async fn a_partitioned_follower_serves_stale_reads_and_says_so_but_no_linearizab
         snapshot_every: 10_000,
         read_mode: "linearizable".into(),
         peer_tls: false,
+        clock: None,
         lossyfs: None,
         env: Vec::new(),
     })

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jepsen::nemesis::find_leader;
 use jepsen::resp::{Conn, Reply};
 
 /// The redraft binary under test: `$REDRAFT_BIN`, else `target/debug/redraft` (which
@@ -70,4 +71,35 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+}
+
+/// Writes `key = value` through whichever node leads now and waits until every node has applied
+/// it.
+pub async fn settle(addrs: &[(u64, String)], key: &str, value: &str) -> u64 {
+    let io = Duration::from_secs(2);
+    let leader = wait_for(
+        Duration::from_secs(30),
+        "a leader that takes a write",
+        || async {
+            let leader = find_leader(addrs, Duration::from_millis(500))
+                .await
+                .ok_or("no leader")?;
+            let addr = &addrs.iter().find(|(i, _)| *i == leader).unwrap().1;
+            match call(addr, "linearizable", &["SET", key, value], io).await? {
+                Reply::Simple(s) if s == "OK" => Ok(leader),
+                r => Err(format!("SET on {leader}: {r:?}")),
+            }
+        },
+    )
+    .await;
+    for (id, addr) in addrs {
+        wait_for(Duration::from_secs(60), "every node to apply", || async {
+            match call(addr, "stale", &["GET", key], io).await? {
+                r if r == bulk(value) => Ok(()),
+                r => Err(format!("node {id}: {r:?}")),
+            }
+        })
+        .await;
+    }
+    leader
 }
