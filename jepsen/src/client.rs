@@ -209,6 +209,20 @@ impl Client {
         })
     }
 
+    /// `MSET key value [key value ...]`: every pair in one write.
+    pub async fn mset(&mut self, rng: &mut StdRng, pairs: &[(&str, &str)]) -> Done<()> {
+        let mut args: Vec<&[u8]> = vec![b"MSET"];
+        for (k, v) in pairs {
+            args.push(k.as_bytes());
+            args.push(v.as_bytes());
+        }
+        let d = self.call(rng, Effect::Write, &args).await;
+        self.shape(d, Effect::Write, |r| match r {
+            Reply::Simple(s) if s == "OK" => Ok(()),
+            other => Err(other),
+        })
+    }
+
     /// `GETMETA key`: `None` if absent.
     pub async fn getmeta(&mut self, rng: &mut StdRng, key: &str) -> Done<Option<Meta>> {
         let d = self

@@ -55,8 +55,15 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         watch: bool,
     },
-    /// Set workload: `SET set:<element> 1`.
-    Add { element: u64 },
+    /// Set workload: `SET set:<element> 1`, or with `with`, one `MSET` of `set:<element> 1`
+    /// and `set:<other> 1` for each other element: one entry, so one revision (DESIGN §6,
+    /// *atomic*). Each element of an `MSET` has its own op, with the same outcome and times,
+    /// and the others in `with`.
+    Add {
+        element: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        with: Vec<u64>,
+    },
     /// A cache reader answered from its client-side cache (`src/cache.rs`): `value` is what
     /// the `read` `fill_id`, invoked at `fill_invoke_ns`, returned. Not linearizable; checked
     /// by `checker::cache` against the README's guarantee.

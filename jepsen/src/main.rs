@@ -358,7 +358,8 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
                         result,
                         ..
                     } => format!("cas   {expected:?}@{expected_rev} -> {value}: {result:?}"),
-                    Call::Add { element } => format!("add {element}"),
+                    Call::Add { element, with } if with.is_empty() => format!("add {element}"),
+                    Call::Add { element, with } => format!("add {element} (MSET with {with:?})"),
                     Call::CachedRead { value, fill_id, .. } => {
                         format!("cached -> {value:?} (filled by id {fill_id})")
                     }
@@ -958,7 +959,7 @@ async fn heal_and_read_back(
         let elements: BTreeSet<u64> = ops
             .iter()
             .filter_map(|o| match o.call {
-                Call::Add { element } => Some(element),
+                Call::Add { element, .. } => Some(element),
                 _ => None,
             })
             .collect();

@@ -53,12 +53,32 @@ impl WorkloadCfg {
 /// One generated operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Gen {
-    Read { key: String },
-    Write { key: String, value: String },
-    Cas { key: String, value: String },
-    WatchCas { key: String, value: String },
-    ScriptCas { key: String, value: String },
-    Add { element: u64 },
+    Read {
+        key: String,
+    },
+    Write {
+        key: String,
+        value: String,
+    },
+    Cas {
+        key: String,
+        value: String,
+    },
+    WatchCas {
+        key: String,
+        value: String,
+    },
+    ScriptCas {
+        key: String,
+        value: String,
+    },
+    Add {
+        element: u64,
+    },
+    /// One `MSET` adding every element in one revision.
+    AddMany {
+        elements: Vec<u64>,
+    },
 }
 
 /// Unique values and elements, shared by all clients.
@@ -86,9 +106,16 @@ impl Generator {
             _ => false,
         };
         if use_set {
-            return Gen::Add {
-                element: self.counters.elements.fetch_add(1, Ordering::Relaxed),
-            };
+            let element = || self.counters.elements.fetch_add(1, Ordering::Relaxed);
+            // A quarter of the adds are an `MSET` of two or three elements, for the watch
+            // check's atomicity (one revision never split).
+            if rng.gen_bool(0.25) {
+                let n = rng.gen_range(2..=3);
+                return Gen::AddMany {
+                    elements: (0..n).map(|_| element()).collect(),
+                };
+            }
+            return Gen::Add { element: element() };
         }
         let key = format!("r{}", rng.gen_range(0..self.cfg.keys));
         let value = || (self.counters.values.fetch_add(1, Ordering::Relaxed) + 1).to_string();
@@ -271,12 +298,33 @@ pub async fn execute(
             let (outcome, error) = outcome_of(&d.result, unexpected);
             record(
                 format!("set:{element}"),
-                Call::Add { element },
+                Call::Add {
+                    element,
+                    with: Vec::new(),
+                },
                 d.node,
                 t,
                 outcome,
                 error,
             );
+        }
+        Gen::AddMany { elements } => {
+            let t = rec.now();
+            let keys: Vec<String> = elements.iter().map(|e| format!("set:{e}")).collect();
+            let pairs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "1")).collect();
+            let d = client.mset(rng, &pairs).await;
+            let (outcome, error) = outcome_of(&d.result, unexpected);
+            for (&element, key) in elements.iter().zip(keys) {
+                let with = elements.iter().copied().filter(|&e| e != element).collect();
+                record(
+                    key,
+                    Call::Add { element, with },
+                    d.node,
+                    t,
+                    outcome,
+                    error.clone(),
+                );
+            }
         }
     }
 }
@@ -467,6 +515,12 @@ mod tests {
                     assert!(values.insert(value));
                 }
                 Gen::Add { element } => assert!(elements.insert(element)),
+                Gen::AddMany { elements: many } => {
+                    assert!((2..=3).contains(&many.len()));
+                    for e in many {
+                        assert!(elements.insert(e));
+                    }
+                }
                 Gen::Read { key } => assert!(["r0", "r1", "r2"].contains(&key.as_str())),
             }
         }
@@ -480,7 +534,11 @@ mod tests {
         let ops: Vec<Gen> = (0..1000).map(|_| g.next(&mut rng)).collect();
         assert!(ops.iter().all(|o| !matches!(
             o,
-            Gen::Cas { .. } | Gen::WatchCas { .. } | Gen::ScriptCas { .. } | Gen::Add { .. }
+            Gen::Cas { .. }
+                | Gen::WatchCas { .. }
+                | Gen::ScriptCas { .. }
+                | Gen::Add { .. }
+                | Gen::AddMany { .. }
         )));
         assert!(ops.iter().any(|o| matches!(o, Gen::Read { .. })));
         let mut g = Generator::new(cfg(true, false, true), Counters::default());
@@ -488,7 +546,11 @@ mod tests {
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::WatchCas { .. })));
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::ScriptCas { .. })));
         let mut g = Generator::new(cfg(false, true, false), Counters::default());
-        assert!((0..100).all(|_| matches!(g.next(&mut rng), Gen::Add { .. })));
+        let adds: Vec<Gen> = (0..200).map(|_| g.next(&mut rng)).collect();
+        assert!(adds
+            .iter()
+            .all(|o| matches!(o, Gen::Add { .. } | Gen::AddMany { .. })));
+        assert!(adds.iter().any(|o| matches!(o, Gen::AddMany { .. })));
     }
 
     #[test]

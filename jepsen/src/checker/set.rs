@@ -41,7 +41,7 @@ pub fn check(ops: &[Op], fin: Option<&FinalSet>) -> SetReport {
     let mut info = BTreeSet::new();
     let mut failed = BTreeSet::new();
     for op in ops {
-        if let Call::Add { element } = op.call {
+        if let Call::Add { element, .. } = op.call {
             match op.outcome {
                 Outcome::Ok => ok.insert(element),
                 Outcome::Info => info.insert(element),
@@ -93,7 +93,10 @@ mod tests {
             process: 0,
             node: 1,
             key: format!("set:{element}"),
-            call: Call::Add { element },
+            call: Call::Add {
+                element,
+                with: Vec::new(),
+            },
             invoke_ns: id * 10,
             complete_ns: id * 10 + 5,
             outcome,

@@ -7,7 +7,9 @@
 //! - **the same for every watcher** (whatever nodes they read from and moved between);
 //! - **faithful**: every acknowledged write (`SET`, a successful `CAS`, a set add) appears as a
 //!   `set` of its key to its value, and no register key is ever set to a value nobody tried to
-//!   write.
+//!   write;
+//! - **atomic**: the keys of one `MSET` of set elements appear in one revision or not at all,
+//!   whatever its outcome (an indeterminate `MSET` that took effect must not be split either).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -130,6 +132,46 @@ pub fn check(ops: &[Op], logs: &[WatcherLog], final_revision: Option<u64>) -> Wa
                 problems.push(format!(
                     "acknowledged write of {}={v} (op {}) never appeared in the watch stream",
                     op.key, op.id
+                ));
+            }
+        }
+        // Atomic: every element of an MSET in the same revision, or none of them.
+        let rev_of: BTreeMap<&str, u64> = first
+            .iter()
+            .filter(|e| e.kind == "set")
+            .map(|e| (e.key.as_str(), e.revision))
+            .collect();
+        for op in ops {
+            let Call::Add { element, with } = &op.call else {
+                continue;
+            };
+            // Each MSET once: from its smallest element's op.
+            if with.is_empty() || with.iter().any(|w| w < element) {
+                continue;
+            }
+            let keys: Vec<String> = std::iter::once(element)
+                .chain(with)
+                .map(|e| format!("set:{e}"))
+                .collect();
+            let revs: Vec<Option<u64>> = keys
+                .iter()
+                .map(|k| rev_of.get(k.as_str()).copied())
+                .collect();
+            let whole = revs.iter().all(|r| r.is_some() && *r == revs[0]);
+            if !whole && revs.iter().any(Option::is_some) {
+                let at: Vec<String> = keys
+                    .iter()
+                    .zip(&revs)
+                    .map(|(k, r)| match r {
+                        Some(r) => format!("{k} at revision {r}"),
+                        None => format!("{k} never"),
+                    })
+                    .collect();
+                problems.push(format!(
+                    "MSET (op {}, {}) split across revisions: {}",
+                    op.id,
+                    op.outcome.as_str(),
+                    at.join(", ")
                 ));
             }
         }
@@ -274,6 +316,67 @@ mod tests {
         let r = check(&lost, &[log(0, vec![ev(1, 0, "r0", "1")])], Some(1));
         assert!(
             r.problems.iter().any(|p| p.contains("never appeared")),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    /// The ops of one `MSET` of `elements`, with `outcome`.
+    fn mset(first_id: u64, elements: &[u64], outcome: Outcome) -> Vec<Op> {
+        elements
+            .iter()
+            .enumerate()
+            .map(|(i, &element)| Op {
+                id: first_id + i as u64,
+                process: 0,
+                node: 1,
+                key: format!("set:{element}"),
+                call: Call::Add {
+                    element,
+                    with: elements.iter().copied().filter(|&e| e != element).collect(),
+                },
+                invoke_ns: first_id,
+                complete_ns: first_id + 1,
+                outcome,
+                error: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_mset_split_across_revisions_fails_even_when_its_outcome_is_unknown() {
+        // Whole: both elements in revision 1 (subs 0 and 1); an indeterminate MSET that never
+        // took effect; a failed one that did not either.
+        let mut ops = mset(1, &[10, 11], Outcome::Ok);
+        ops.extend(mset(3, &[12, 13, 14], Outcome::Info));
+        ops.extend(mset(6, &[15, 16], Outcome::Fail));
+        let whole = vec![ev(1, 0, "set:10", "1"), ev(1, 1, "set:11", "1")];
+        let r = check(&ops, &[log(0, whole)], Some(1));
+        assert_eq!(r.verdict, Verdict::True, "{:?}", r.problems);
+
+        // Split across two revisions (acknowledged), or partly present (indeterminate).
+        let split = vec![ev(1, 0, "set:10", "1"), ev(2, 0, "set:11", "1")];
+        let r = check(&ops, &[log(0, split)], Some(2));
+        assert_eq!(r.verdict, Verdict::False);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("split") && p.contains("set:11 at revision 2")),
+            "{:?}",
+            r.problems
+        );
+        let partial = vec![
+            ev(1, 0, "set:10", "1"),
+            ev(1, 1, "set:11", "1"),
+            ev(2, 0, "set:12", "1"),
+            ev(2, 1, "set:14", "1"),
+        ];
+        let r = check(&ops, &[log(0, partial)], Some(2));
+        assert_eq!(r.verdict, Verdict::False);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("info") && p.contains("set:13 never")),
             "{:?}",
             r.problems
         );
