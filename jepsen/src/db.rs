@@ -243,6 +243,9 @@ pub struct DbOpts {
     pub peer_tls: bool,
     /// Clocks that run fast or slow (`crate::clock`): each start of a node gets a rate.
     pub clock: Option<ClockOpts>,
+    /// `[store] history_revisions`: history kept to the last N revisions, so compaction runs
+    /// during the run (`None`: redraft's default, which never compacts in a run's length).
+    pub history_revisions: Option<u64>,
 }
 
 /// One node's lossyfs: its process and control socket.
@@ -345,6 +348,9 @@ pub fn render_config(name: &str, opts: &DbOpts, nodes: &[NodeInfo]) -> String {
         opts.read_mode,
         opts.write_timeout_ms
     );
+    if let Some(n) = opts.history_revisions {
+        s += &format!("\n[store]\nhistory_revisions = {n}\n");
+    }
     s
 }
 
@@ -869,6 +875,7 @@ mod tests {
             read_mode: "lease".into(),
             peer_tls: true,
             clock: None,
+            history_revisions: None,
             lossyfs: None,
             env: Vec::new(),
         };
@@ -912,6 +919,7 @@ mod tests {
             read_mode: "stale".into(),
             peer_tls: false,
             clock: None,
+            history_revisions: None,
             lossyfs: None,
             env: Vec::new(),
         };
@@ -955,6 +963,7 @@ mod tests {
             read_mode: "linearizable".into(),
             peer_tls: false,
             clock: None,
+            history_revisions: None,
             lossyfs: None,
             env: Vec::new(),
         };

@@ -135,6 +135,14 @@ struct Cli {
     /// The libfaketime library for clock faults.
     #[arg(long, default_value = jepsen::clock::DEFAULT_LIB)]
     faketime_lib: PathBuf,
+    /// `[store] history_revisions` of the nodes: history kept to the last N revisions, so
+    /// compaction runs during the run and lagging watchers resume below it (`-COMPACTED`).
+    #[arg(long)]
+    history_revisions: Option<u64>,
+    /// Watchers (besides `--watchers`) that stop reading for 1-4 s now and then during the
+    /// workload; default 1 with --history-revisions, else 0.
+    #[arg(long)]
+    lagging_watchers: Option<usize>,
     /// Watchers following every change with `XREAD … STREAMS __watch__:` (0: none; off when
     /// the server has no watch stream).
     #[arg(long, default_value_t = 3)]
@@ -616,6 +624,7 @@ async fn setup(cli: &Cli) -> Result<Setup> {
         read_mode: cli.read_mode.clone(),
         peer_tls: cli.peer_tls,
         clock,
+        history_revisions: cli.history_revisions,
     })
     .context("set up the cluster")?;
     let addrs = db.client_addrs();
@@ -788,7 +797,13 @@ async fn workload_and_nemesis(
     } = *setup;
     // The run clock starts with the workload.
     let rec = Recorder::new(Instant::now());
-    let watchers = watch::Watchers::start(watchers_n, addrs.clone());
+    let lagging = if watchers_n == 0 {
+        0
+    } else {
+        cli.lagging_watchers
+            .unwrap_or(usize::from(cli.history_revisions.is_some()))
+    };
+    let watchers = watch::Watchers::start(watchers_n + lagging, lagging, addrs.clone(), seed);
     let until = cli.time_limit * 1_000_000_000;
     let cache_readers = (cache_readers_n > 0).then(|| {
         cache::CacheReaders::start(
@@ -1108,6 +1123,19 @@ fn report(
             f.write_all(b"\n")?;
         }
     }
+    // What each watcher saw, one event per line (`watcher-<i>.jsonl`), to compare them.
+    if let Some((logs, _)) = &after.watch_logs {
+        use std::io::Write as _;
+        for l in logs {
+            let path = run_dir.join(format!("watcher-{}.jsonl", l.watcher));
+            let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+            for e in &l.events {
+                serde_json::to_writer(&mut f, e)?;
+                f.write_all(b"\n")?;
+            }
+            f.flush()?;
+        }
+    }
     let windows = report::windows(&events, ops, workload_end_s);
     let summary = Summary {
         seed,
@@ -1227,6 +1255,13 @@ fn report(
             w.moves,
             w.final_revision
         );
+        if w.compacted.iter().any(|&c| c > 0) {
+            println!(
+                "  COMPACTED answers per watcher {:?}, revisions skipped after them {:?}, \
+                 revisions no watcher saw {}",
+                w.compacted, w.compacted_revisions, w.unseen_revisions
+            );
+        }
         for p in &w.problems {
             println!("  {p}");
         }

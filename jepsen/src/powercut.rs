@@ -89,6 +89,7 @@ pub async fn run(o: &PowerCutOpts) -> Result<PowerCutReport> {
         read_mode: "linearizable".into(),
         peer_tls: false,
         clock: None,
+        history_revisions: None,
         lossyfs: Some(o.lossyfs.clone()),
         env: o
             .failpoints

@@ -7,6 +7,12 @@
 //! ID it received — the stream's resume contract, exercised across kill -9, pauses, partitions,
 //! transfers and membership changes. After the run, [`Watchers::drain`] gives each watcher
 //! until a deadline to reach the cluster's final revision.
+//!
+//! *Lagging* watchers (`--lagging-watchers`) also stop reading for 1-4 s now and then during
+//! the workload, as a consumer that falls behind does. With history kept short
+//! (`--history-revisions`), such a watcher resumes below the compact revision and must be told
+//! `-COMPACTED … oldest available revision is R` (DESIGN §6: never a silent gap); it records
+//! that ([`Compaction`]) and goes on from revision R, and the check allows exactly that gap.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +46,28 @@ pub struct WatcherLog {
     pub errors: Vec<String>,
     /// The node it was reading from when it stopped.
     pub last_node: u64,
+    /// Whether it stopped reading now and then (a lagging watcher).
+    pub lagging: bool,
+    /// Every `-COMPACTED` it was answered, in order; after each it resumed from `oldest`.
+    pub compactions: Vec<Compaction>,
+}
+
+/// A `-COMPACTED` answer: the watcher had seen everything up to `seen` and asked for the
+/// changes from revision `required` on; the oldest revision still available was `oldest`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Compaction {
+    pub seen: u64,
+    pub required: u64,
+    pub oldest: u64,
+}
+
+/// Parses redraft's `COMPACTED required revision X has been compacted; oldest available
+/// revision is R` into `(X, R)`.
+pub fn parse_compacted(e: &str) -> Option<(u64, u64)> {
+    let rest = e.strip_prefix("COMPACTED required revision ")?;
+    let (required, rest) = rest.split_once(' ')?;
+    let oldest = rest.rsplit_once("oldest available revision is ")?.1;
+    Some((required.parse().ok()?, oldest.trim().parse().ok()?))
 }
 
 /// Parses an entry ID `<revision>-<sub>`.
@@ -115,11 +143,15 @@ pub struct Watchers {
 }
 
 impl Watchers {
-    /// Starts `n` watchers, watcher `i` first on node `addrs[i % len]`.
-    pub fn start(n: usize, addrs: Vec<(u64, String)>) -> Watchers {
+    /// Starts `n` watchers, watcher `i` first on node `addrs[i % len]`, of which the last
+    /// `lagging` lag now and then (seeded by `seed`).
+    pub fn start(n: usize, lagging: usize, addrs: Vec<(u64, String)>, seed: u64) -> Watchers {
         let stop_at = Arc::new(AtomicU64::new(u64::MAX));
         let tasks = (0..n)
-            .map(|i| tokio::spawn(run(i, addrs.clone(), stop_at.clone())))
+            .map(|i| {
+                let lag = (i + lagging >= n).then(|| seed ^ (i as u64 + 1));
+                tokio::spawn(run(i, addrs.clone(), stop_at.clone(), lag))
+            })
             .collect();
         Watchers { stop_at, tasks }
     }
@@ -155,17 +187,31 @@ impl Watchers {
 /// What a watcher has seen so far, shared so a timed-out drain still reports it.
 type Shared = Arc<Mutex<WatcherLog>>;
 
-async fn run(i: usize, addrs: Vec<(u64, String)>, stop_at: Arc<AtomicU64>) -> WatcherLog {
+async fn run(
+    i: usize,
+    addrs: Vec<(u64, String)>,
+    stop_at: Arc<AtomicU64>,
+    lag: Option<u64>,
+) -> WatcherLog {
     let shared: Shared = Arc::new(Mutex::new(WatcherLog {
         watcher: i,
+        lagging: lag.is_some(),
         ..Default::default()
     }));
-    follow(i, &addrs, &stop_at, &shared).await;
+    follow(i, &addrs, &stop_at, &shared, lag).await;
     let log = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
     log
 }
 
-async fn follow(i: usize, addrs: &[(u64, String)], stop_at: &AtomicU64, shared: &Shared) {
+async fn follow(
+    i: usize,
+    addrs: &[(u64, String)],
+    stop_at: &AtomicU64,
+    shared: &Shared,
+    lag: Option<u64>,
+) {
+    use rand::{Rng, SeedableRng};
+    let mut lag = lag.map(rand::rngs::StdRng::seed_from_u64);
     let io = Duration::from_secs(3);
     let mut node = i % addrs.len();
     let mut last = "0-0".to_string();
@@ -203,12 +249,23 @@ async fn follow(i: usize, addrs: &[(u64, String)], stop_at: &AtomicU64, shared: 
         let reply = match c.call(&args, io).await {
             Ok(Reply::Error(e)) => {
                 if e.starts_with("COMPACTED") {
-                    shared
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .errors
-                        .push(e);
-                    return;
+                    let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some((required, oldest)) = parse_compacted(&e) else {
+                        s.errors.push(format!("unparsable COMPACTED: {e}"));
+                        return;
+                    };
+                    s.compactions.push(Compaction {
+                        seen,
+                        required,
+                        oldest,
+                    });
+                    if oldest <= seen || s.compactions.len() > 1000 {
+                        s.errors.push(format!("after revision {seen}: {e}"));
+                        return;
+                    }
+                    // Everything from `oldest` on: all of revision oldest − 1 counts as seen.
+                    last = format!("{}-{}", oldest - 1, u64::MAX);
+                    continue;
                 }
                 // No leader, a stopped Raft, a removed node: read from the next node.
                 conn = None;
@@ -236,6 +293,13 @@ async fn follow(i: usize, addrs: &[(u64, String)], stop_at: &AtomicU64, shared: 
                     .unwrap_or_else(|p| p.into_inner())
                     .events
                     .extend(events);
+                // A lagging watcher stops reading for a while, during the workload only.
+                if let Some(rng) = lag.as_mut() {
+                    if stop_at.load(Ordering::SeqCst) == u64::MAX && rng.gen_bool(0.1) {
+                        let pause = rng.gen_range(1000..4000);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                }
             }
             Err(why) => {
                 let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -300,6 +364,13 @@ mod tests {
         assert!(parse_xread(&Reply::Array(None)).unwrap().is_empty());
         assert!(parse_xread(&Reply::Int(3)).is_err());
         assert_eq!(parse_id("12-3"), Some((12, 3)));
+        assert_eq!(
+            parse_compacted(
+                "COMPACTED required revision 2 has been compacted; oldest available revision is 5"
+            ),
+            Some((2, 5))
+        );
+        assert_eq!(parse_compacted("COMPACTED something else"), None);
         assert_eq!(parse_id("12"), None);
     }
 }

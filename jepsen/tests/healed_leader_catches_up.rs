@@ -106,6 +106,7 @@ async fn a_leader_cut_off_and_healed_applies_the_new_leaders_writes() {
         read_mode: "lease".into(),
         peer_tls: false,
         clock: None,
+        history_revisions: None,
         lossyfs: None,
         env: Vec::new(),
     })

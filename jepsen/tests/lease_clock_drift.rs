@@ -71,6 +71,7 @@ async fn cluster(tag: &str, rates: [f64; 3]) -> (Db, Vec<(u64, String)>) {
             drift: 0.0,
             seed: 0,
         }),
+        history_revisions: None,
         lossyfs: None,
         env: Vec::new(),
     })

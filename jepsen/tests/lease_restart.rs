@@ -56,6 +56,7 @@ async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_i
         read_mode: "lease".into(),
         peer_tls: false,
         clock: None,
+        history_revisions: None,
         lossyfs: None,
         env: Vec::new(),
     })

@@ -59,6 +59,7 @@ async fn a_partitioned_follower_serves_stale_reads_and_says_so_but_no_linearizab
         read_mode: "linearizable".into(),
         peer_tls: false,
         clock: None,
+        history_revisions: None,
         lossyfs: None,
         env: Vec::new(),
     })
