@@ -293,9 +293,20 @@ impl Client {
     /// `EXEC`. Returns whether EXEC applied (`false`: aborted, a watched key changed). A failure
     /// before EXEC is a `fail` (the connection is closed, which discards the transaction).
     pub async fn multi_set_exec(&mut self, rng: &mut StdRng, key: &str, value: &str) -> Done<bool> {
-        let queue: [&[&[u8]]; 2] = [&[b"MULTI"], &[b"SET", key.as_bytes(), value.as_bytes()]];
-        for (args, want) in queue.into_iter().zip(["OK", "QUEUED"]) {
-            let d = self.call(rng, Effect::ReadOnly, args).await;
+        self.multi_exec(rng, &[(key, value)]).await
+    }
+
+    /// `MULTI`, `SET key value` for each pair, `EXEC`: every pair in one transaction (one
+    /// revision). Returns whether EXEC applied (`false`: aborted, a watched key changed). A
+    /// failure before EXEC is a `fail` (the connection is closed, which discards the
+    /// transaction).
+    pub async fn multi_exec(&mut self, rng: &mut StdRng, pairs: &[(&str, &str)]) -> Done<bool> {
+        let mut queue: Vec<(Vec<&[u8]>, &str)> = vec![(vec![b"MULTI"], "OK")];
+        for (k, v) in pairs {
+            queue.push((vec![b"SET", k.as_bytes(), v.as_bytes()], "QUEUED"));
+        }
+        for (args, want) in queue {
+            let d = self.call(rng, Effect::ReadOnly, &args).await;
             let d = self.shape(d, Effect::ReadOnly, |r| match r {
                 Reply::Simple(s) if s == want => Ok(false),
                 other => Err(other),
@@ -305,8 +316,14 @@ impl Client {
             }
         }
         let d = self.call(rng, Effect::Write, &[b"EXEC"]).await;
+        let n = pairs.len();
         self.shape(d, Effect::Write, |r| match r {
-            Reply::Array(Some(replies)) if replies == [Reply::Simple("OK".into())] => Ok(true),
+            Reply::Array(Some(replies))
+                if replies.len() == n
+                    && replies.iter().all(|r| *r == Reply::Simple("OK".into())) =>
+            {
+                Ok(true)
+            }
             Reply::Array(None) | Reply::Bulk(None) => Ok(false),
             other => Err(other),
         })

@@ -37,8 +37,14 @@ impl Outcome {
 pub enum Call {
     /// `GET`/`GETMETA`; `value` is the result (`None` = nil), meaningful only when `ok`.
     Read { value: Option<String> },
-    /// `SET key value`.
-    Write { value: String },
+    /// `SET key value`; with `with`, one of the `SET`s of a `MULTI` … `EXEC` that also set
+    /// each `(key, value)` of `with`: one entry, so one revision (DESIGN §6, *atomic*). Each key
+    /// of the transaction has its own op, with the same outcome and times.
+    Write {
+        value: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        with: Vec<(String, String)>,
+    },
     /// `CAS key expected_rev value`, where `expected` is the value `GETMETA` returned with
     /// `expected_rev` (`None` and 0 for an absent key); `result` is `:1` / `:0` when `ok`.
     /// With `watch`, the same compare-and-set done Redis's way: `WATCH key`, `GET key`

@@ -351,7 +351,8 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
             for o in ops.iter().filter(|o| ids.contains(&o.id)) {
                 let what = match &o.call {
                     Call::Read { value } => format!("read  -> {value:?}"),
-                    Call::Write { value } => format!("write {value}"),
+                    Call::Write { value, with } if with.is_empty() => format!("write {value}"),
+                    Call::Write { value, with } => format!("write {value} (EXEC with {with:?})"),
                     Call::Cas {
                         expected,
                         value,
@@ -405,7 +406,7 @@ fn print_lin(lin: &checker::linearizable::LinearizabilityReport, ops: &[history:
                 .filter(|o| o.key == k.key && !ids.contains(&o.id))
             {
                 let v = match &o.call {
-                    Call::Write { value } | Call::Cas { value, .. } => value.as_str(),
+                    Call::Write { value, .. } | Call::Cas { value, .. } => value.as_str(),
                     _ => continue,
                 };
                 if read.contains(v) {

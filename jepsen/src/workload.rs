@@ -79,6 +79,10 @@ pub enum Gen {
     AddMany {
         elements: Vec<u64>,
     },
+    /// `MULTI`, a `SET` of each key, `EXEC`: several registers in one revision.
+    MultiWrite {
+        writes: Vec<(String, String)>,
+    },
 }
 
 /// Unique values and elements, shared by all clients.
@@ -122,6 +126,17 @@ impl Generator {
         let roll = rng.gen_range(0..100);
         if roll < 50 {
             Gen::Read { key }
+        } else if (70..75).contains(&roll) && self.cfg.watch && self.cfg.keys > 1 {
+            // Two registers in one transaction (MULTI/EXEC, probed with `watch`).
+            let other = loop {
+                let k = format!("r{}", rng.gen_range(0..self.cfg.keys));
+                if k != key {
+                    break k;
+                }
+            };
+            Gen::MultiWrite {
+                writes: vec![(key, value()), (other, value())],
+            }
         } else if roll < 75 || !self.cfg.cas {
             Gen::Write {
                 key,
@@ -196,7 +211,11 @@ pub async fn execute(
             let t = rec.now();
             let d = client.set(rng, &key, &value).await;
             let (outcome, error) = outcome_of(&d.result, unexpected);
-            record(key, Call::Write { value }, d.node, t, outcome, error);
+            let call = Call::Write {
+                value,
+                with: Vec::new(),
+            };
+            record(key, call, d.node, t, outcome, error);
         }
         Gen::Cas { key, value } => {
             let t = rec.now();
@@ -307,6 +326,29 @@ pub async fn execute(
                 outcome,
                 error,
             );
+        }
+        Gen::MultiWrite { writes } => {
+            let t = rec.now();
+            let pairs: Vec<(&str, &str)> = writes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let d = client.multi_exec(rng, &pairs).await;
+            let (mut outcome, mut error) = outcome_of(&d.result, unexpected);
+            if d.result == Ok(false) {
+                // EXEC without WATCH is never aborted: an aborted one is a reply no command
+                // documents here, and its effect unknown.
+                unexpected.0.fetch_add(1, Ordering::Relaxed);
+                (outcome, error) = (Outcome::Info, Some("EXEC aborted without WATCH".into()));
+            }
+            for (key, value) in &writes {
+                let with = writes.iter().filter(|(k, _)| k != key).cloned().collect();
+                let call = Call::Write {
+                    value: value.clone(),
+                    with,
+                };
+                record(key.clone(), call, d.node, t, outcome, error.clone());
+            }
         }
         Gen::AddMany { elements } => {
             let t = rec.now();
@@ -514,6 +556,14 @@ mod tests {
                     assert!(["r0", "r1", "r2"].contains(&key.as_str()));
                     assert!(values.insert(value));
                 }
+                Gen::MultiWrite { writes } => {
+                    assert_eq!(writes.len(), 2);
+                    assert_ne!(writes[0].0, writes[1].0);
+                    for (key, value) in writes {
+                        assert!(["r0", "r1", "r2"].contains(&key.as_str()));
+                        assert!(values.insert(value));
+                    }
+                }
                 Gen::Add { element } => assert!(elements.insert(element)),
                 Gen::AddMany { elements: many } => {
                     assert!((2..=3).contains(&many.len()));
@@ -539,12 +589,14 @@ mod tests {
                 | Gen::ScriptCas { .. }
                 | Gen::Add { .. }
                 | Gen::AddMany { .. }
+                | Gen::MultiWrite { .. }
         )));
         assert!(ops.iter().any(|o| matches!(o, Gen::Read { .. })));
         let mut g = Generator::new(cfg(true, false, true), Counters::default());
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::Cas { .. })));
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::WatchCas { .. })));
         assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::ScriptCas { .. })));
+        assert!((0..1000).any(|_| matches!(g.next(&mut rng), Gen::MultiWrite { .. })));
         let mut g = Generator::new(cfg(false, true, false), Counters::default());
         let adds: Vec<Gen> = (0..200).map(|_| g.next(&mut rng)).collect();
         assert!(adds

@@ -58,7 +58,7 @@ pub fn check(ops: &[Op], convergence: Option<Convergence>) -> CacheReport {
     let mut writes: HashMap<&str, HashMap<&str, Written>> = HashMap::new();
     for op in ops {
         let value = match &op.call {
-            Call::Write { value } => value,
+            Call::Write { value, .. } => value,
             Call::Cas { value, result, .. } => {
                 if op.outcome == Outcome::Ok && *result != Some(true) {
                     continue;
@@ -216,7 +216,16 @@ mod tests {
     }
 
     fn write(id: u64, v: &str, invoke: u64, complete: u64) -> Op {
-        op(id, 1, Call::Write { value: v.into() }, invoke, complete)
+        op(
+            id,
+            1,
+            Call::Write {
+                value: v.into(),
+                with: Vec::new(),
+            },
+            invoke,
+            complete,
+        )
     }
 
     fn fill(id: u64, v: Option<&str>, invoke: u64, complete: u64) -> Op {

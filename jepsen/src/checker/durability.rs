@@ -48,7 +48,7 @@ pub fn check(ops: &[Op], finals: Option<&BTreeMap<String, Option<String>>>) -> D
     let mut effects: BTreeMap<&str, Vec<Effect>> = BTreeMap::new();
     for op in ops {
         let value = match &op.call {
-            Call::Write { value } => value,
+            Call::Write { value, .. } => value,
             Call::Cas { value, result, .. } => {
                 if op.outcome == Outcome::Ok && *result != Some(true) {
                     continue;
@@ -114,7 +114,10 @@ mod tests {
             process: 0,
             node: 1,
             key: "k".into(),
-            call: Call::Write { value: v.into() },
+            call: Call::Write {
+                value: v.into(),
+                with: Vec::new(),
+            },
             invoke_ns: a,
             complete_ns: b,
             outcome,

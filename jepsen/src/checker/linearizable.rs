@@ -302,7 +302,7 @@ fn to_kops(ops: &[&Op], interner: &mut Interner) -> Vec<KOp> {
                 }
                 KCall::Read(interner.get(value))
             }
-            Call::Write { value } => KCall::Write(interner.get(&Some(value.clone()))),
+            Call::Write { value, .. } => KCall::Write(interner.get(&Some(value.clone()))),
             Call::Cas {
                 expected,
                 value,

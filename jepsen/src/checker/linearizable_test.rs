@@ -25,13 +25,40 @@ impl H {
         self
     }
     fn w(&mut self, p: u64, v: &str, a: u64, b: u64) -> &mut Self {
-        self.push(p, Call::Write { value: v.into() }, a, b, Outcome::Ok)
+        self.push(
+            p,
+            Call::Write {
+                value: v.into(),
+                with: Vec::new(),
+            },
+            a,
+            b,
+            Outcome::Ok,
+        )
     }
     fn w_info(&mut self, p: u64, v: &str, a: u64, b: u64) -> &mut Self {
-        self.push(p, Call::Write { value: v.into() }, a, b, Outcome::Info)
+        self.push(
+            p,
+            Call::Write {
+                value: v.into(),
+                with: Vec::new(),
+            },
+            a,
+            b,
+            Outcome::Info,
+        )
     }
     fn w_fail(&mut self, p: u64, v: &str, a: u64, b: u64) -> &mut Self {
-        self.push(p, Call::Write { value: v.into() }, a, b, Outcome::Fail)
+        self.push(
+            p,
+            Call::Write {
+                value: v.into(),
+                with: Vec::new(),
+            },
+            a,
+            b,
+            Outcome::Fail,
+        )
     }
     fn r(&mut self, p: u64, v: Option<&str>, a: u64, b: u64) -> &mut Self {
         let value = v.map(str::to_string);

@@ -13,8 +13,9 @@
 //!   `set` of its key to its value in what the watchers saw together (checked when together
 //!   they saw every revision), and no register key is ever set to a value nobody tried to
 //!   write;
-//! - **atomic**: the keys of one `MSET` of set elements appear in one revision or not at all,
-//!   whatever its outcome (an indeterminate `MSET` that took effect must not be split either).
+//! - **atomic**: the keys of one `MSET` of set elements, or of one `MULTI`/`EXEC` of register
+//!   writes, appear in one revision or not at all, whatever its outcome (an indeterminate one
+//!   that took effect must not be split either).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -181,7 +182,7 @@ pub fn check(ops: &[Op], logs: &[WatcherLog], final_revision: Option<u64>) -> Wa
         let mut attempted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for op in ops {
             let (written, acked) = match &op.call {
-                Call::Write { value } => (Some(value.as_str()), op.outcome == Outcome::Ok),
+                Call::Write { value, .. } => (Some(value.as_str()), op.outcome == Outcome::Ok),
                 Call::Cas { value, result, .. } => (
                     Some(value.as_str()),
                     op.outcome == Outcome::Ok && *result == Some(true),
@@ -198,42 +199,50 @@ pub fn check(ops: &[Op], logs: &[WatcherLog], final_revision: Option<u64>) -> Wa
                 ));
             }
         }
-        // Atomic: every element of an MSET in the same revision, or none of them.
-        let rev_of: BTreeMap<&str, u64> = first
+        // Atomic: every key of an MSET or a MULTI/EXEC in the same revision, or none of them.
+        let rev_of: BTreeMap<(&str, &str), u64> = first
             .iter()
             .filter(|e| e.kind == "set")
-            .map(|e| (e.key.as_str(), e.revision))
+            .filter_map(|e| Some(((e.key.as_str(), e.value.as_deref()?), e.revision)))
             .collect();
+        // Each transaction once (its ops share their writes): its first op's id and outcome.
+        let mut batches: BTreeMap<Vec<(String, String)>, (u64, Outcome)> = BTreeMap::new();
         for op in ops {
-            let Call::Add { element, with } = &op.call else {
-                continue;
+            let (mine, with): ((String, String), Vec<(String, String)>) = match &op.call {
+                Call::Add { element, with } if !with.is_empty() => (
+                    (op.key.clone(), "1".into()),
+                    with.iter()
+                        .map(|e| (format!("set:{e}"), "1".into()))
+                        .collect(),
+                ),
+                Call::Write { value, with } if !with.is_empty() => {
+                    ((op.key.clone(), value.clone()), with.clone())
+                }
+                _ => continue,
             };
-            // Each MSET once: from its smallest element's op.
-            if with.is_empty() || with.iter().any(|w| w < element) {
-                continue;
-            }
-            let keys: Vec<String> = std::iter::once(element)
-                .chain(with)
-                .map(|e| format!("set:{e}"))
-                .collect();
-            let revs: Vec<Option<u64>> = keys
+            let mut writes: Vec<(String, String)> = with;
+            writes.push(mine);
+            writes.sort();
+            batches.entry(writes).or_insert((op.id, op.outcome));
+        }
+        for (writes, (id, outcome)) in &batches {
+            let revs: Vec<Option<u64>> = writes
                 .iter()
-                .map(|k| rev_of.get(k.as_str()).copied())
+                .map(|(k, v)| rev_of.get(&(k.as_str(), v.as_str())).copied())
                 .collect();
             let whole = revs.iter().all(|r| r.is_some() && *r == revs[0]);
             if !whole && revs.iter().any(Option::is_some) {
-                let at: Vec<String> = keys
+                let at: Vec<String> = writes
                     .iter()
                     .zip(&revs)
-                    .map(|(k, r)| match r {
-                        Some(r) => format!("{k} at revision {r}"),
-                        None => format!("{k} never"),
+                    .map(|((k, v), r)| match r {
+                        Some(r) => format!("{k}={v} at revision {r}"),
+                        None => format!("{k}={v} never"),
                     })
                     .collect();
                 problems.push(format!(
-                    "MSET (op {}, {}) split across revisions: {}",
-                    op.id,
-                    op.outcome.as_str(),
+                    "a multi-key write (op {id}, {}) split across revisions: {}",
+                    outcome.as_str(),
                     at.join(", ")
                 ));
             }
@@ -299,6 +308,7 @@ mod tests {
             key: key.into(),
             call: Call::Write {
                 value: value.into(),
+                with: Vec::new(),
             },
             invoke_ns: id,
             complete_ns: id + 1,
@@ -424,7 +434,7 @@ mod tests {
         assert!(
             r.problems
                 .iter()
-                .any(|p| p.contains("split") && p.contains("set:11 at revision 2")),
+                .any(|p| p.contains("split") && p.contains("set:11=1 at revision 2")),
             "{:?}",
             r.problems
         );
@@ -439,7 +449,44 @@ mod tests {
         assert!(
             r.problems
                 .iter()
-                .any(|p| p.contains("info") && p.contains("set:13 never")),
+                .any(|p| p.contains("info") && p.contains("set:13=1 never")),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    #[test]
+    fn a_multi_exec_of_two_registers_split_across_revisions_fails() {
+        let txn = |id: u64, pairs: [(&str, &str); 2], outcome| {
+            pairs.map(|(key, value)| Op {
+                id,
+                process: 0,
+                node: 1,
+                key: key.into(),
+                call: Call::Write {
+                    value: value.into(),
+                    with: pairs
+                        .iter()
+                        .filter(|(k, _)| *k != key)
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                },
+                invoke_ns: id,
+                complete_ns: id + 1,
+                outcome,
+                error: None,
+            })
+        };
+        let ops: Vec<Op> = txn(1, [("r0", "1"), ("r1", "2")], Outcome::Ok).into();
+        let whole = vec![ev(1, 0, "r0", "1"), ev(1, 1, "r1", "2")];
+        let r = check(&ops, &[log(0, whole)], Some(1));
+        assert_eq!(r.verdict, Verdict::True, "{:?}", r.problems);
+        let split = vec![ev(1, 0, "r0", "1"), ev(2, 0, "r1", "2")];
+        let r = check(&ops, &[log(0, split)], Some(2));
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("split") && p.contains("r1=2 at revision 2")),
             "{:?}",
             r.problems
         );
