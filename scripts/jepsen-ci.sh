@@ -70,9 +70,12 @@ mkdir -p "$out"
 # (jepsen/README.md bug #2 was found that way). History is kept to the last 300 revisions, so
 # compaction runs throughout, and a lagging watcher resumes below the compact revision: it must
 # be told COMPACTED and see everything from the oldest revision left (never a silent gap).
+# Half the clients read in lease mode (READMODE per connection), so lease reads also meet the
+# transfer and membership faults.
 "$harness" --bin "$bin" --out "$out" --time-limit "${JEPSEN_TIME_LIMIT:-60}" \
     --nemesis kill,pause,partition,transfer,membership --workload register,set \
-    --nemesis-interval 4 --fault-duration 5 --history-revisions 300 ${JEPSEN_CI_FLAGS:-} \
+    --nemesis-interval 4 --fault-duration 5 --history-revisions 300 \
+    --client-read-modes linearizable,lease ${JEPSEN_CI_FLAGS:-} \
     | tee "$out/main.txt" || true
 last=$(tail -n 1 "$out/main.txt")
 if [ "$last" != "linearizable: true" ]; then

@@ -84,6 +84,8 @@ pub struct Client {
     conn: Option<(u64, Conn)>,
     /// The index in `nodes` every connection goes to (a pinned client), or `None` (random).
     home: Option<usize>,
+    /// `READMODE` sent on every new connection (`None`: the node's `[server] read_mode`).
+    read_mode: Option<String>,
     pub op_timeout: Duration,
     pub connect_timeout: Duration,
 }
@@ -95,6 +97,7 @@ impl Client {
             nodes,
             conn: None,
             home: None,
+            read_mode: None,
             op_timeout,
             connect_timeout: op_timeout,
         }
@@ -107,6 +110,13 @@ impl Client {
             home,
             ..Self::new(nodes, op_timeout)
         }
+    }
+
+    /// Every connection of this client first sends `READMODE mode` (a per-connection read
+    /// mode, whatever the node's default).
+    pub fn with_read_mode(mut self, mode: Option<String>) -> Self {
+        self.read_mode = mode;
+        self
     }
 
     /// Closes the current connection; the next operation picks a random node (a pinned client:
@@ -124,7 +134,26 @@ impl Client {
             };
             let (id, addr) = self.nodes[i].clone();
             match Conn::connect(&addr, self.connect_timeout).await {
-                Ok(c) => self.conn = Some((id, c)),
+                Ok(mut c) => {
+                    if let Some(mode) = &self.read_mode {
+                        // Before the operation is sent: a failure here is the operation's
+                        // `fail` (it never reached the node).
+                        let r = c
+                            .call(&[b"READMODE", mode.as_bytes()], self.op_timeout)
+                            .await;
+                        if !matches!(&r, Ok(Reply::Simple(ok)) if ok == "OK") {
+                            return Done {
+                                node: id,
+                                result: Err(OpError {
+                                    outcome: Outcome::Fail,
+                                    message: format!("READMODE {mode}: {r:?}"),
+                                    unexpected: false,
+                                }),
+                            };
+                        }
+                    }
+                    self.conn = Some((id, c))
+                }
                 Err(e) => {
                     return Done {
                         node: id,

@@ -77,6 +77,11 @@ struct Cli {
     /// The nodes' `[server] read_mode`: linearizable, lease or stale (stale must fail the check).
     #[arg(long, default_value = "linearizable")]
     read_mode: String,
+    /// Per-connection read modes: client i sends `READMODE` of the (i mod N)-th mode of the
+    /// list on every connection (e.g. `linearizable,lease`: both kinds of reads at once under
+    /// the same faults); the cache readers and watchers keep the nodes' `--read-mode`.
+    #[arg(long, value_delimiter = ',')]
+    client_read_modes: Vec<String>,
     /// Peer traffic over mutual TLS (`[tls] peers`; certificates from `redraft cert`).
     /// Clients still speak plain RESP.
     #[arg(long)]
@@ -855,6 +860,8 @@ async fn workload_and_nemesis(
             rec.clone(),
             until,
             unexpected.clone(),
+            (!cli.client_read_modes.is_empty())
+                .then(|| cli.client_read_modes[p as usize % cli.client_read_modes.len()].clone()),
         )));
     }
     for c in clients {

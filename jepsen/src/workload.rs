@@ -385,13 +385,15 @@ pub async fn client_loop(
     rec: Recorder,
     until: u64,
     unexpected: Unexpected,
+    read_mode: Option<String>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ (process.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
     let mut client = if pinned {
         Client::pinned(addrs, process as usize, op_timeout)
     } else {
         Client::new(addrs, op_timeout)
-    };
+    }
+    .with_read_mode(read_mode);
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
     // Start at a random phase so the clients do not move in lockstep.
     tokio::time::sleep(period.mul_f64(rng.gen_range(0.0..1.0))).await;
