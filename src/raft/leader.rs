@@ -79,6 +79,14 @@ pub(super) async fn lease_read_index(
 
 /// The lease fast path's decision on published metrics `m` of node `id` at `now` (see
 /// `RaftNode::lease_from_metrics`, `read.rs`): the index to read at (LeaseReadsCommitted), or `None`.
+///
+/// **RemovedLeaderNoLease.** Never for a leader that is not a voter of its own membership: once
+/// the configuration without it is committed, openraft transfers its leadership on its own
+/// (`removed_leader_step_down`), a transfer this node's TransferGuard never hears of, and a
+/// transfer is the one way followers give up their lease early; the transferring leader also
+/// stops sending heartbeats, so it does not learn of its successor. Such a leader's reads go
+/// to the core, which refuses them while it transfers. (Found by the jepsen harness: a removed
+/// leader answered a lease read with a value its successor had already overwritten.)
 pub(super) fn lease_index_on_metrics(
     m: &RaftMetrics,
     id: u64,
@@ -86,6 +94,14 @@ pub(super) fn lease_index_on_metrics(
     lease: Duration,
 ) -> Option<u64> {
     if !leads_with_own_term_applied(m) || m.current_leader != Some(id) {
+        return None;
+    }
+    if !m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == id)
+    {
         return None;
     }
     let applied = m.last_applied.as_ref()?.index();
@@ -123,6 +139,26 @@ where
 mod tests {
     use super::*;
 
+    /// Makes `voters` the voters of `m`'s membership.
+    fn set_voters(m: &mut RaftMetrics, voters: &[u64]) {
+        let nodes: std::collections::BTreeMap<u64, super::super::PeerNode> = [1u64, 2, 3]
+            .iter()
+            .map(|id| {
+                let node = super::super::PeerNode {
+                    raft_addr: format!("127.0.0.1:{}", 7000 + id),
+                    redis_addr: String::new(),
+                };
+                (*id, node)
+            })
+            .collect();
+        let config = vec![voters.iter().copied().collect()];
+        let membership = openraft::Membership::new(config, nodes).unwrap();
+        m.membership_config = std::sync::Arc::new(openraft::StoredMembership::new(
+            Some(log_id(3, 1)),
+            membership,
+        ));
+    }
+
     fn log_id(term: u64, index: u64) -> super::super::typ::LogId {
         use openraft::vote::RaftLeaderIdExt;
         let leader = <TypeConfig as openraft::RaftTypeConfig>::LeaderId::new_committed(term, 1);
@@ -143,6 +179,7 @@ mod tests {
         m.last_applied = Some(log_id(3, 10));
         m.local_committed = Some(log_id(3, 12));
         m.last_quorum_acked = Some(now.into());
+        set_voters(&mut m, &[1, 2, 3]);
         assert_eq!(lease_index_on_metrics(&m, 1, now, lease), Some(12));
 
         // Never below what is applied (a snapshot install can put applied ahead).
@@ -153,6 +190,26 @@ mod tests {
         assert_eq!(lease_index_on_metrics(&m, 1, now + lease, lease), None);
         assert_eq!(lease_index_on_metrics(&m, 2, now, lease), None);
         m.last_applied = Some(log_id(2, 10));
+        assert_eq!(lease_index_on_metrics(&m, 1, now, lease), None);
+    }
+
+    /// RemovedLeaderNoLease: a leader whose membership no longer has it as a voter (openraft
+    /// will transfer its leadership unasked) has no lease fast path, however fresh its last
+    /// quorum acknowledgement.
+    #[test]
+    fn a_leader_removed_from_its_membership_has_no_lease_fast_path() {
+        let now = InstantOf::<TypeConfig>::now();
+        let lease = Duration::from_millis(800);
+        let mut m = RaftMetrics::new_initial(1);
+        m.state = ServerState::Leader;
+        m.current_leader = Some(1);
+        m.current_term = 3;
+        m.last_applied = Some(log_id(3, 10));
+        m.local_committed = Some(log_id(3, 10));
+        m.last_quorum_acked = Some(now.into());
+        set_voters(&mut m, &[1, 2, 3]);
+        assert_eq!(lease_index_on_metrics(&m, 1, now, lease), Some(10));
+        set_voters(&mut m, &[2, 3]);
         assert_eq!(lease_index_on_metrics(&m, 1, now, lease), None);
     }
 }
