@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use jepsen::db::{Db, DbOpts};
 use jepsen::nemesis::find_leader;
 use jepsen::resp::Reply;
-use support::{bulk, call, netns_run_dir, redraft_bin};
+use support::{bulk, call, netns_run_dir, three_nodes};
 
 const ROUNDS: u32 = 6;
 /// How long a healed old leader may take to apply the majority's last write.
@@ -95,20 +95,10 @@ async fn applied(id: u64, addr: &str, value: &str) -> Result<Duration, String> {
 async fn a_leader_cut_off_and_healed_applies_the_new_leaders_writes() {
     let run_dir = netns_run_dir("hl");
     let mut db = Db::setup(DbOpts {
-        bin: redraft_bin(),
-        nodes: 3,
-        run_dir: run_dir.clone(),
-        netns: true,
         heartbeat_ms: 100,
         election_timeout_ms: 1000,
-        write_timeout_ms: 2000,
-        snapshot_every: 10_000,
         read_mode: "lease".into(),
-        peer_tls: false,
-        clock: None,
-        history_revisions: None,
-        lossyfs: None,
-        env: Vec::new(),
+        ..three_nodes(&run_dir, true)
     })
     .expect("set up namespaces and config");
     db.start_all().expect("start the nodes");

@@ -45,7 +45,7 @@ use jepsen::clock::{check_rates, ClockOpts, DEFAULT_LIB};
 use jepsen::db::{Db, DbOpts};
 use jepsen::nemesis::find_leader;
 use jepsen::resp::Reply;
-use support::{bulk, call, netns_run_dir, redraft_bin, settle, wait_for};
+use support::{bulk, call, netns_run_dir, settle, three_nodes, wait_for};
 
 /// The tests of this file one at a time: a cluster's namespaces and bridge are named after the
 /// process (UniqueNames), so two at once would collide.
@@ -55,25 +55,16 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn cluster(tag: &str, rates: [f64; 3]) -> (Db, Vec<(u64, String)>) {
     let run_dir = netns_run_dir(tag);
     let mut db = Db::setup(DbOpts {
-        bin: redraft_bin(),
-        nodes: 3,
-        run_dir,
-        netns: true,
         heartbeat_ms: 100,
         election_timeout_ms: 6000,
-        write_timeout_ms: 2000,
-        snapshot_every: 10_000,
         read_mode: "lease".into(),
-        peer_tls: false,
         clock: Some(ClockOpts {
             lib: DEFAULT_LIB.into(),
             rates: rates.to_vec(),
             drift: 0.0,
             seed: 0,
         }),
-        history_revisions: None,
-        lossyfs: None,
-        env: Vec::new(),
+        ..three_nodes(&run_dir, true)
     })
     .expect("set up namespaces, config and clocks (is libfaketime installed?)");
     db.start_all().expect("start the nodes");

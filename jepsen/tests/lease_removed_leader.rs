@@ -28,27 +28,18 @@ use std::time::{Duration, Instant};
 
 use jepsen::db::{Db, DbOpts};
 use jepsen::resp::Reply;
-use support::{call, redraft_bin, settle};
+use support::{call, settle, three_nodes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_removes_itself_serves_no_stale_lease_read() {
     let run_dir = std::env::temp_dir().join(format!("redraft-lrl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
     let mut db = Db::setup(DbOpts {
-        bin: redraft_bin(),
-        nodes: 3,
-        run_dir: run_dir.clone(),
-        netns: false,
         heartbeat_ms: 500,
         election_timeout_ms: 5000,
         write_timeout_ms: 5000,
-        snapshot_every: 10_000,
         read_mode: "lease".into(),
-        peer_tls: false,
-        clock: None,
-        history_revisions: None,
-        lossyfs: None,
-        env: Vec::new(),
+        ..three_nodes(&run_dir, false)
     })
     .expect("set up the cluster");
     db.start_all().expect("start the nodes");

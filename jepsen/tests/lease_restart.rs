@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use jepsen::db::{Db, DbOpts};
 use jepsen::resp::Reply;
-use support::{bulk, call, netns_run_dir, redraft_bin, settle};
+use support::{bulk, call, netns_run_dir, settle, three_nodes};
 
 const ATTEMPTS: u32 = 5;
 
@@ -45,20 +45,10 @@ const ATTEMPTS: u32 = 5;
 async fn a_follower_restarted_at_once_does_not_vote_while_the_old_leader_holds_its_lease() {
     let run_dir = netns_run_dir("lr");
     let mut db = Db::setup(DbOpts {
-        bin: redraft_bin(),
-        nodes: 3,
-        run_dir: run_dir.clone(),
-        netns: true,
         heartbeat_ms: 100,
         election_timeout_ms: 6000,
-        write_timeout_ms: 2000,
-        snapshot_every: 10_000,
         read_mode: "lease".into(),
-        peer_tls: false,
-        clock: None,
-        history_revisions: None,
-        lossyfs: None,
-        env: Vec::new(),
+        ..three_nodes(&run_dir, true)
     })
     .expect("set up namespaces and config");
     db.start_all().expect("start the nodes");

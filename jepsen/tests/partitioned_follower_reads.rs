@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use jepsen::db::{Db, DbOpts};
 use jepsen::resp::Reply;
-use support::{bulk, netns_run_dir, redraft_bin, wait_for};
+use support::{bulk, netns_run_dir, three_nodes, wait_for};
 
 const IO: Duration = Duration::from_secs(5);
 
@@ -48,20 +48,8 @@ fn field(info: &[(String, String)], name: &str) -> u64 {
 async fn a_partitioned_follower_serves_stale_reads_and_says_so_but_no_linearizable_ones() {
     let run_dir = netns_run_dir("pfr");
     let mut db = Db::setup(DbOpts {
-        bin: redraft_bin(),
-        nodes: 3,
-        run_dir: run_dir.clone(),
-        netns: true,
-        heartbeat_ms: 50,
         election_timeout_ms: 300,
-        write_timeout_ms: 2000,
-        snapshot_every: 10_000,
-        read_mode: "linearizable".into(),
-        peer_tls: false,
-        clock: None,
-        history_revisions: None,
-        lossyfs: None,
-        env: Vec::new(),
+        ..three_nodes(&run_dir, true)
     })
     .expect("set up namespaces and config");
     db.start_all().expect("start the nodes");

@@ -168,18 +168,25 @@ mod tests {
     /// LeaseReadsCommitted: while the leader's apply lags its commit (a snapshot encode holds
     /// the state machine), a lease read must wait for what is committed, which a follower may
     /// already have served; reading at the applied index would answer from before it.
-    #[test]
-    fn the_lease_fast_path_reads_at_the_committed_index() {
-        let now = InstantOf::<TypeConfig>::now();
-        let lease = Duration::from_millis(800);
+    /// Metrics of node 1 leading term 3 of voters 1-3, its blank entry applied (index 10),
+    /// committed up to `committed`, its last quorum acknowledgement at `now`.
+    fn leading(now: InstantOf<TypeConfig>, committed: u64) -> RaftMetrics {
         let mut m = RaftMetrics::new_initial(1);
         m.state = ServerState::Leader;
         m.current_leader = Some(1);
         m.current_term = 3;
         m.last_applied = Some(log_id(3, 10));
-        m.local_committed = Some(log_id(3, 12));
+        m.local_committed = Some(log_id(3, committed));
         m.last_quorum_acked = Some(now.into());
         set_voters(&mut m, &[1, 2, 3]);
+        m
+    }
+
+    #[test]
+    fn the_lease_fast_path_reads_at_the_committed_index() {
+        let now = InstantOf::<TypeConfig>::now();
+        let lease = Duration::from_millis(800);
+        let mut m = leading(now, 12);
         assert_eq!(lease_index_on_metrics(&m, 1, now, lease), Some(12));
 
         // Never below what is applied (a snapshot install can put applied ahead).
@@ -200,14 +207,7 @@ mod tests {
     fn a_leader_removed_from_its_membership_has_no_lease_fast_path() {
         let now = InstantOf::<TypeConfig>::now();
         let lease = Duration::from_millis(800);
-        let mut m = RaftMetrics::new_initial(1);
-        m.state = ServerState::Leader;
-        m.current_leader = Some(1);
-        m.current_term = 3;
-        m.last_applied = Some(log_id(3, 10));
-        m.local_committed = Some(log_id(3, 10));
-        m.last_quorum_acked = Some(now.into());
-        set_voters(&mut m, &[1, 2, 3]);
+        let mut m = leading(now, 10);
         assert_eq!(lease_index_on_metrics(&m, 1, now, lease), Some(10));
         set_voters(&mut m, &[2, 3]);
         assert_eq!(lease_index_on_metrics(&m, 1, now, lease), None);

@@ -282,6 +282,17 @@ mod tests {
     use super::*;
     use crate::history::{Call, Op, Outcome};
 
+    /// Fails unless one of `r`'s problems says every one of `needles`.
+    fn assert_problem(r: &WatchReport, needles: &[&str]) {
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| needles.iter().all(|n| p.contains(n))),
+            "no problem says {needles:?}: {:?}",
+            r.problems
+        );
+    }
+
     fn ev(revision: u64, sub: u64, key: &str, value: &str) -> WatchEvent {
         WatchEvent {
             revision,
@@ -377,21 +388,13 @@ mod tests {
             ],
             Some(2),
         );
-        assert!(
-            r.problems.iter().any(|p| p.contains("disagree")),
-            "{:?}",
-            r.problems
-        );
+        assert_problem(&r, &["disagree"]);
         let lost = vec![
             write(1, "r0", "1", Outcome::Ok),
             write(5, "r1", "5", Outcome::Ok),
         ];
         let r = check(&lost, &[log(0, vec![ev(1, 0, "r0", "1")])], Some(1));
-        assert!(
-            r.problems.iter().any(|p| p.contains("never appeared")),
-            "{:?}",
-            r.problems
-        );
+        assert_problem(&r, &["never appeared"]);
     }
 
     /// The ops of one `MSET` of `elements`, with `outcome`.
@@ -431,13 +434,7 @@ mod tests {
         let split = vec![ev(1, 0, "set:10", "1"), ev(2, 0, "set:11", "1")];
         let r = check(&ops, &[log(0, split)], Some(2));
         assert_eq!(r.verdict, Verdict::False);
-        assert!(
-            r.problems
-                .iter()
-                .any(|p| p.contains("split") && p.contains("set:11=1 at revision 2")),
-            "{:?}",
-            r.problems
-        );
+        assert_problem(&r, &["split", "set:11=1 at revision 2"]);
         let partial = vec![
             ev(1, 0, "set:10", "1"),
             ev(1, 1, "set:11", "1"),
@@ -446,13 +443,7 @@ mod tests {
         ];
         let r = check(&ops, &[log(0, partial)], Some(2));
         assert_eq!(r.verdict, Verdict::False);
-        assert!(
-            r.problems
-                .iter()
-                .any(|p| p.contains("info") && p.contains("set:13=1 never")),
-            "{:?}",
-            r.problems
-        );
+        assert_problem(&r, &["info", "set:13=1 never"]);
     }
 
     #[test]
@@ -483,13 +474,7 @@ mod tests {
         assert_eq!(r.verdict, Verdict::True, "{:?}", r.problems);
         let split = vec![ev(1, 0, "r0", "1"), ev(2, 0, "r1", "2")];
         let r = check(&ops, &[log(0, split)], Some(2));
-        assert!(
-            r.problems
-                .iter()
-                .any(|p| p.contains("split") && p.contains("r1=2 at revision 2")),
-            "{:?}",
-            r.problems
-        );
+        assert_problem(&r, &["split", "r1=2 at revision 2"]);
     }
 
     #[test]
@@ -547,11 +532,7 @@ mod tests {
                 Some(4),
             );
             assert_eq!(r.verdict, Verdict::False, "{wrong:?}");
-            assert!(
-                r.problems.iter().any(|p| p.contains("gap")),
-                "{:?}",
-                r.problems
-            );
+            assert_problem(&r, &["gap"]);
         }
         // A watcher that lost the last change of a revision, next to one that has it.
         let two = vec![
@@ -561,13 +542,7 @@ mod tests {
         ];
         let short = vec![ev(1, 0, "r0", "1"), ev(2, 0, "r0", "3")];
         let r = check(&[], &[log(0, two), log(1, short)], Some(2));
-        assert!(
-            r.problems
-                .iter()
-                .any(|p| p.contains("revision 1 with 2 and 1")),
-            "{:?}",
-            r.problems
-        );
+        assert_problem(&r, &["revision 1 with 2 and 1"]);
         // Revisions every watcher skipped: the acknowledged write in them cannot be looked
         // for, and is not called lost; the report says how many no one saw.
         let r = check(&ops, &[lagging(vec![told])], Some(4));

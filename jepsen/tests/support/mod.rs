@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jepsen::db::DbOpts;
 use jepsen::nemesis::find_leader;
 use jepsen::resp::{Conn, Reply};
 
@@ -102,4 +103,26 @@ pub async fn settle(addrs: &[(u64, String)], key: &str, value: &str) -> u64 {
         .await;
     }
     leader
+}
+
+/// A three-node cluster of the binary under test in `run_dir`, in network namespaces when
+/// `netns`: the options the tests share, each test overriding its timing and read mode with
+/// `DbOpts { heartbeat_ms: …, ..three_nodes(…) }`.
+pub fn three_nodes(run_dir: &std::path::Path, netns: bool) -> DbOpts {
+    DbOpts {
+        bin: redraft_bin(),
+        nodes: 3,
+        run_dir: run_dir.to_path_buf(),
+        netns,
+        heartbeat_ms: 50,
+        election_timeout_ms: 500,
+        write_timeout_ms: 2000,
+        snapshot_every: 10_000,
+        read_mode: "linearizable".into(),
+        peer_tls: false,
+        clock: None,
+        history_revisions: None,
+        lossyfs: None,
+        env: Vec::new(),
+    }
 }
