@@ -165,9 +165,6 @@ mod tests {
         super::super::typ::LogId::new(leader, index)
     }
 
-    /// LeaseReadsCommitted: while the leader's apply lags its commit (a snapshot encode holds
-    /// the state machine), a lease read must wait for what is committed, which a follower may
-    /// already have served; reading at the applied index would answer from before it.
     /// Metrics of node 1 leading term 3 of voters 1-3, its blank entry applied (index 10),
     /// committed up to `committed`, its last quorum acknowledgement at `now`.
     fn leading(now: InstantOf<TypeConfig>, committed: u64) -> RaftMetrics {
@@ -182,6 +179,9 @@ mod tests {
         m
     }
 
+    /// LeaseReadsCommitted: while the leader's apply lags its commit (a snapshot encode holds
+    /// the state machine), a lease read must wait for what is committed, which a follower may
+    /// already have served; reading at the applied index would answer from before it.
     #[test]
     fn the_lease_fast_path_reads_at_the_committed_index() {
         let now = InstantOf::<TypeConfig>::now();

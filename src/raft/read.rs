@@ -56,7 +56,10 @@
 //!   then entries committed by the previous leader may be missing here;
 //! - by a leader transferring leadership (openraft refuses: followers drop their lease for the
 //!   transfer target; the fast path is off from before the transfer starts: TransferGuard in
-//!   `health.rs`, called by `membership.rs` before each transfer request).
+//!   `health.rs`, called by `membership.rs` before each transfer request);
+//! - by a leader that is not a voter of its own membership (RemovedLeaderNoLease,
+//!   `leader.rs`): openraft transfers such a leader's leadership unasked, so TransferGuard
+//!   cannot cover it; the fast path is off and the core refuses during the transfer.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
