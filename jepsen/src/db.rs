@@ -624,16 +624,16 @@ impl Db {
         }
         let n = self.node(id)?.clone();
         let mut log = OpenOptions::new().create(true).append(true).open(&n.log)?;
-        let rate = self.clocks.as_mut().map(|c| c.next_rate(id));
-        let clock_env = match (&self.clocks, rate) {
-            (Some(c), Some(r)) => c.env(r),
-            _ => Vec::new(),
+        let (clock_note, clock_env) = match self.clocks.as_mut() {
+            Some(c) => {
+                let rate = c.next_rate(id);
+                (format!(", clocks at x{rate:.3}"), c.env(rate))
+            }
+            None => (String::new(), Vec::new()),
         };
-        let clock_note = rate.map(|r| format!(", clocks at x{r:.3}"));
         writeln!(
             log,
-            "===== redraft-jepsen: starting node {id}{} =====",
-            clock_note.unwrap_or_default()
+            "===== redraft-jepsen: starting node {id}{clock_note} ====="
         )?;
         let mut cmd = match &n.ns {
             Some(ns) => {
