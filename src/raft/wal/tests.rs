@@ -14,6 +14,7 @@ use super::disk::sim::SimDisk;
 use super::*;
 
 mod crash;
+mod damage;
 mod inline;
 mod real_disk;
 mod reordered;
