@@ -324,6 +324,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// store's O(1) clone stays O(1).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Users {
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     users: imbl::OrdMap<Bytes, AclUser>,
     version: u64,
 }

@@ -24,6 +24,7 @@ use super::kv::Keyspace;
 pub(super) struct Deadlines {
     /// Key -> deadline in unix ms. An ordered map for a deterministic snapshot encoding; a
     /// persistent one so the store clones in O(1) (CheapClone, `kv.rs`).
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     by_key: OrdMap<Bytes, i64>,
     /// The same entries by deadline (DeadlineOrder): the leader's timer reads the earliest
     /// without scanning every key.

@@ -124,6 +124,7 @@ struct Entry {
 pub(super) struct DedupTable {
     /// By client id; an ordered map so the snapshot encoding is the same on every node, and a
     /// persistent one so the store clones in O(1) (CheapClone, `kv.rs`).
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     clients: OrdMap<u64, Entry>,
     /// How many requests have been recorded; numbers entries (AgeIndexed).
     recorded: u64,

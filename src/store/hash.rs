@@ -36,7 +36,7 @@ pub type Hash = OrdMap<Bytes, Bytes>;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stored {
     String(Bytes),
-    Hash(Hash),
+    Hash(#[serde(deserialize_with = "super::cautious::ord_map")] Hash),
 }
 
 impl Stored {

@@ -47,7 +47,10 @@ use super::{Event, KeyValue, Revision, Stored};
 /// Every key's history. Reading a key's latest value is one ordered-map lookup, O(log n).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Keyspace {
-    #[serde(serialize_with = "serialize_keys")]
+    #[serde(
+        serialize_with = "serialize_keys",
+        deserialize_with = "super::cautious::ord_map"
+    )]
     keys: OrdMap<Bytes, KeyIndex>,
     /// Number of live keys (LiveCount); kept so that `len` is O(1).
     #[serde(skip)]

@@ -48,6 +48,7 @@
 
 mod acl;
 mod audit;
+mod cautious;
 mod compaction;
 mod deadlines;
 mod dedup;

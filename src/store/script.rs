@@ -59,7 +59,9 @@ pub fn sha1hex(body: &[u8]) -> String {
 /// The script bodies applied, by SHA-1 (ScriptsReplicated). A persistent map: the store's
 /// O(1) clone (CheapClone) stays O(1).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scripts(imbl::OrdMap<String, Bytes>);
+pub struct Scripts(
+    #[serde(deserialize_with = "super::cautious::ord_map")] imbl::OrdMap<String, Bytes>,
+);
 
 impl Scripts {
     /// Keeps `body`; past [`MAX_SCRIPTS`], forgets the body with the smallest SHA-1.
