@@ -3,9 +3,10 @@
 //! imbl 7's serde support collects a map's entries into a `Vec` made with the capacity the
 //! deserializer hints (`imbl/src/ser.rs`, `MapVisitor`), and postcard hints the length written
 //! in the input. So one damaged length in a snapshot file, or in snapshot bytes from a peer,
-//! asked for hundreds of gigabytes at once and aborted the process ("memory allocation ...
-//! failed"), where it must refuse the bytes (found by the damaged-snapshot property test,
-//! `snapshot_delta_test.rs`). serde's own collections cap such a hint
+//! asked for as much memory as it claimed at once, and past what the allocator could map the
+//! process aborted ("memory allocation of 72057594037927936 bytes failed", SIGABRT) where it
+//! must refuse the bytes (found by the damaged-snapshot property test, `snapshot_delta_test.rs`;
+//! a real node in `tests/durability/wal_durability.rs`). serde's own collections cap such a hint
 //! (`serde::de::size_hint::cautious`); this does the same for [`OrdMap`] fields, which name it
 //! with `#[serde(deserialize_with = "cautious::ord_map")]`. The map decoded is the same: the
 //! entries in input order, a later duplicate key replacing an earlier one, as imbl's

@@ -9,6 +9,8 @@
 //! - SpareAhead: a node whose data dir is on a small tmpfs that fills up refuses writes with a
 //!   clear error while reads go on, and resumes once space returns, with every acknowledged
 //!   write still there.
+//! - CautiousPrealloc: a snapshot whose key map claims more entries than memory can hold
+//!   refuses to start naming the snapshot file, not with an abort.
 
 use crate::common;
 
@@ -396,4 +398,63 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
         );
     }
     must_shutdown(&mut con, &mut child, &node.log);
+}
+
+/// CautiousPrealloc, seen from a real process: a snapshot whose key map claims 2^50 entries
+/// (one damaged length) refuses to start with an error naming the snapshot file. Before, the
+/// node died at start in a failed allocation of hundreds of GB (SIGABRT, no message of ours).
+#[test]
+fn damaged_snapshot_length_refuses_to_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_dir(dir.path());
+    let mut child = spawn(&node, &[], &[]);
+    let mut con = must_ready(&node);
+    for i in 0..20 {
+        let _: String = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+    }
+    let _: redis::Value = redis::cmd("RAFT.SNAPSHOT").query(&mut con).unwrap();
+    must_shutdown(&mut con, &mut child, &node.log);
+
+    // current.snap = u32 BE meta length, meta, then the store: a version byte, the revision
+    // and the compact revision (varints), then the key map's length (a varint).
+    let snap = node.data.join("snapshot/current.snap");
+    let bytes = std::fs::read(&snap).unwrap();
+    let meta_len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let mut at = 4 + meta_len + 1;
+    let skip_varint = |at: &mut usize| {
+        while bytes[*at] & 0x80 != 0 {
+            *at += 1;
+        }
+        *at += 1;
+    };
+    skip_varint(&mut at);
+    skip_varint(&mut at);
+    let map_len_at = at;
+    skip_varint(&mut at);
+    let mut damaged = bytes[..map_len_at].to_vec();
+    // 2^50 entries: more bytes than any address space maps, whatever the allocator.
+    let mut n: u64 = 1 << 50;
+    while n >= 0x80 {
+        damaged.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    damaged.push(n as u8);
+    damaged.extend_from_slice(&bytes[at..]);
+    std::fs::write(&snap, damaged).unwrap();
+
+    let mut child = spawn(&node, &[], &[]);
+    let status = must_exit(&mut child, Duration::from_secs(30), &node.log);
+    let text = strip_ansi(&std::fs::read_to_string(&node.log).unwrap());
+    assert!(
+        status.code().is_some_and(|c| c != 0),
+        "want a refusal with an exit status, got {status}:\n{text}"
+    );
+    assert!(
+        text.contains(&snap.display().to_string()),
+        "names the file:\n{text}"
+    );
 }
