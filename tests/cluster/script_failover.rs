@@ -12,10 +12,14 @@
 //! A Lua lock with fencing tokens (acquire = `SET NX PX` + `INCR` in one script, release =
 //! compare-and-delete) taken by three clients through every node while the leader is killed
 //! and a follower paused: no two holders at once, unique tokens, identical nodes afterwards.
+//!
+//! A script returning a table nested 100,000 deep (ReplyDepthBound) takes no node down, then
+//! or at a restart's replay.
 
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -449,4 +453,52 @@ fn scripts_loaded_before_a_snapshot_run_by_sha_after_a_restart_and_a_catch_up() 
             )),
         },
     );
+}
+
+/// ReplyDepthBound, a query of death before: a script returning a table nested 100,000 deep
+/// overflowed the stack of the thread that applies entries, on every node, and again when a
+/// restarted node replayed the entry. Now it answers nested arrays ending in Redis's "reached
+/// lua stack limit" error, every node goes on, and a node killed and restarted replays it.
+#[test]
+fn a_script_returning_a_deeply_nested_table_takes_no_node_down() {
+    let mut c = Cluster::start();
+    let leader = c.must_leader(Duration::from_secs(20));
+    let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    let deep = "local t = {} local c = t for i = 1, 100000 do local n = {} c[1] = n c = n end \
+                return t";
+
+    phase("EVAL of a 100,000-deep table through a follower, read as raw RESP");
+    // Raw bytes: client libraries refuse replies this deep (the redis crate stops at 100).
+    let mut sock = std::net::TcpStream::connect(c.redis_addr(follower)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let cmd = format!(
+        "*3\r\n$4\r\nEVAL\r\n${}\r\n{deep}\r\n$1\r\n0\r\n",
+        deep.len()
+    );
+    sock.write_all(cmd.as_bytes()).unwrap();
+    let mut want = "*1\r\n".repeat(500).into_bytes();
+    want.extend_from_slice(b"-ERR reached lua stack limit\r\n");
+    let mut got = vec![0u8; want.len()];
+    sock.read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("reading the reply: {e}"));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+
+    phase("every node applied it and still serves; a restarted node replays it");
+    for id in c.ids() {
+        let mut con = c.must_connect(id);
+        let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+        assert_eq!(pong, "PONG", "node {id}");
+    }
+    c.kill9(follower);
+    c.restart(follower);
+    c.must_wait(Duration::from_secs(30), "the restarted node serves", |c| {
+        let mut con = c.try_connect(follower)?;
+        redis::cmd("PING")
+            .query::<String>(&mut con)
+            .map_err(|e| e.to_string())
+    });
 }

@@ -332,16 +332,35 @@ fn error_text(value: &Value, sha: &str) -> String {
     }
 }
 
+/// How deep [`to_reply`] follows tables nested in tables (**ReplyDepthBound**). A reply is a
+/// Raft entry's result on every node, kept in the dedup table and in snapshots, and every
+/// step that handles it (this conversion, its encoding and decoding, the RESP frame, its drop)
+/// recurses once per level: a script returning a table nested 100,000 deep overflowed the
+/// `raft` thread's stack on every node, and again at every restart's replay of that entry
+/// (one EVAL took the whole cluster down for good). Redis stops where its Lua stack runs out,
+/// after about 8,000 levels, with the same error element; this stops sooner, where every step
+/// fits half of a default 2 MiB thread stack in a debug build (`lua_test.rs`), and no reply a
+/// script could mean to send nests this deep.
+pub(super) const MAX_REPLY_DEPTH: usize = 500;
+
 /// Redis's Lua-to-RESP conversion: numbers truncate to integers, `true` is 1, `false` and
 /// `nil` are nil, a table with `err` or `ok` is an error or status reply, any other table an
-/// array up to its first nil.
+/// array up to its first nil; a table nested past [`MAX_REPLY_DEPTH`] is the error Redis
+/// gives where its Lua stack runs out, `ERR reached lua stack limit`.
 pub(super) fn to_reply(v: &Value) -> ScriptValue {
+    to_reply_at(v, 0)
+}
+
+fn to_reply_at(v: &Value, depth: usize) -> ScriptValue {
     match v {
         Value::Nil | Value::Boolean(false) => ScriptValue::Nil,
         Value::Boolean(true) => ScriptValue::Integer(1),
         Value::Integer(i) => ScriptValue::Integer(*i),
         Value::Number(n) => ScriptValue::Integer(if n.is_finite() { *n as i64 } else { 0 }),
         Value::String(s) => ScriptValue::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(_) if depth >= MAX_REPLY_DEPTH => {
+            ScriptValue::Error("ERR reached lua stack limit".into())
+        }
         Value::Table(t) => {
             if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
                 return ScriptValue::Error(e.to_string_lossy());
@@ -353,7 +372,7 @@ pub(super) fn to_reply(v: &Value) -> ScriptValue {
             for i in 1.. {
                 match t.raw_get::<Value>(i) {
                     Ok(Value::Nil) | Err(_) => break,
-                    Ok(v) => items.push(to_reply(&v)),
+                    Ok(v) => items.push(to_reply_at(&v, depth + 1)),
                 }
             }
             ScriptValue::Array(items)

@@ -470,3 +470,55 @@ fn a_script_past_its_inline_bound_overruns() {
     );
     assert_eq!(value(reply), ScriptValue::Integer(300));
 }
+
+/// ReplyDepthBound: a script returning a table nested 100,000 deep overflowed the `raft`
+/// thread's stack (on every node, and again at every replay of the entry). Now the reply nests
+/// `MAX_REPLY_DEPTH` arrays and ends in Redis's "reached lua stack limit" error, and every step
+/// that handles it (apply, a snapshot of the store and its reload, the client's frame and its
+/// RESP bytes, the drops) runs on a thread with the default 2 MiB stack, in a debug build.
+#[test]
+fn a_deeply_nested_reply_is_cut_where_every_step_fits_a_thread_stack() {
+    use crate::protocol::{encode, Frame, Protocol};
+    use crate::store::ClientSeq;
+
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            super::install();
+            let mut s = Store::new();
+            let deep =
+                "local t = {} local c = t for i = 1, 100000 do local n = {} c[1] = n c = n end \
+                        return t";
+            let req = Request {
+                client: Some(ClientSeq {
+                    client_id: 9,
+                    seq: 1,
+                    ..Default::default()
+                }),
+                op: script(deep, &[], &[]),
+                at_ms: 0,
+            };
+            let reply = value(s.apply(&req).0);
+            let mut v = reply.clone();
+            let mut depth = 0;
+            while let ScriptValue::Array(mut items) = v {
+                assert_eq!(items.len(), 1);
+                depth += 1;
+                v = items.pop().unwrap();
+            }
+            assert_eq!(depth, super::engine::MAX_REPLY_DEPTH);
+            assert_eq!(v, ScriptValue::Error("ERR reached lua stack limit".into()));
+
+            // The store with the script's entry applied, through a snapshot and back.
+            let again = Store::from_snapshot(&s.to_snapshot()).expect("reloads");
+            assert_eq!(again, s);
+            // To the client's frame and its bytes.
+            let frame = crate::commands::reply::script_frame(reply).expect("an array");
+            let mut out = bytes::BytesMut::new();
+            encode(&frame, Protocol::Resp3, &mut out);
+            assert!(out.ends_with(b"-ERR reached lua stack limit\r\n"));
+            assert!(matches!(frame, Frame::Array(_)));
+        })
+        .unwrap();
+    worker.join().expect("the worker thread's stack held");
+}
