@@ -187,6 +187,7 @@ fn main() -> ExitCode {
     }
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.thread_stack_size(redraft::raft::runtime::THREAD_STACK_BYTES);
     if cfg.server.worker_threads > 0 {
         builder.worker_threads(cfg.server.worker_threads);
     }

@@ -34,6 +34,15 @@
 //! `KEYS *` over a large keyspace) holds up that node's heartbeats, as every session's does
 //! with `raft_thread = false`.
 
+/// The stack of every thread that applies entries or runs client scripts (**ScriptStack**): the
+/// `raft` thread, the runtimes' workers and their blocking pools (`main.rs`), so 8 MiB, what
+/// Redis runs Lua with (its main thread's stack). A script's work recurses in Rust on that
+/// stack (its reply's conversion, `cjson` at its depth limit of 1,000, the reply's encoding):
+/// `cjson.encode` of a table nested past that limit overflowed the `raft` thread's default
+/// 2 MiB in a debug build, on every node and at every replay of the entry. Only the pages a
+/// thread touches are memory; the rest is address space.
+pub const THREAD_STACK_BYTES: usize = 8 << 20;
+
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -133,11 +142,13 @@ impl RaftThread {
     pub fn start() -> io::Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .thread_stack_size(THREAD_STACK_BYTES)
             .build()?;
         let tasks = RaftTasks(rt.handle().clone());
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("raft".into())
+            .stack_size(THREAD_STACK_BYTES)
             .spawn(move || {
                 ON_RAFT_THREAD.with(|on| on.set(true));
                 rt.block_on(async {

@@ -13,8 +13,8 @@
 //! compare-and-delete) taken by three clients through every node while the leader is killed
 //! and a follower paused: no two holders at once, unique tokens, identical nodes afterwards.
 //!
-//! A script returning a table nested 100,000 deep (ReplyDepthBound) takes no node down, then
-//! or at a restart's replay.
+//! A script returning a table nested 100,000 deep (ReplyDepthBound), or `cjson.encode` of it
+//! (ScriptStack), takes no node down, then or at a restart's replay.
 
 use crate::common;
 
@@ -468,6 +468,7 @@ fn a_script_returning_a_deeply_nested_table_takes_no_node_down() {
                 return t";
 
     phase("EVAL of a 100,000-deep table through a follower, read as raw RESP");
+    let mut con = c.must_connect(follower);
     // Raw bytes: client libraries refuse replies this deep (the redis crate stops at 100).
     let mut sock = std::net::TcpStream::connect(c.redis_addr(follower)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
@@ -487,7 +488,23 @@ fn a_script_returning_a_deeply_nested_table_takes_no_node_down() {
         String::from_utf8_lossy(&want)
     );
 
-    phase("every node applied it and still serves; a restarted node replays it");
+    phase("cjson.encode of it: refused at cjson's depth limit, as Redis does");
+    // 1,000 levels of the encoder's recursion overflowed the `raft` thread's 2 MiB stack in a
+    // debug build (ScriptStack: now 8 MiB, as Redis's main thread).
+    let encode = "local t = {} local c = t for i = 1, 100000 do local n = {} c[1] = n c = n end \
+                  return cjson.encode(t)";
+    let err = redis::cmd("EVAL")
+        .arg(encode)
+        .arg(0)
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Cannot serialise, excessive nesting (1001)"),
+        "{err}"
+    );
+
+    phase("every node applied both and still serves; a restarted node replays them");
     for id in c.ids() {
         let mut con = c.must_connect(id);
         let pong: String = redis::cmd("PING").query(&mut con).unwrap();
