@@ -226,21 +226,35 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
-/// A corrupted record in the middle of the log: the node refuses to start and names the file
-/// and the byte offset; nothing is silently dropped.
-#[test]
-fn corrupt_record_in_the_middle_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = node_dir(dir.path());
-    let mut child = spawn(&node, &[], &[]);
+/// A node in `root`, started, after `n` acknowledged SETs.
+fn started_with_sets(root: &Path, n: usize) -> (NodeDir, Child, redis::Connection) {
+    let node = node_dir(root);
+    let child = spawn(&node, &[], &[]);
     let mut con = must_ready(&node);
-    for i in 0..20 {
+    for i in 0..n {
         let _: String = redis::cmd("SET")
             .arg(format!("k{i}"))
             .arg(i)
             .query(&mut con)
             .unwrap();
     }
+    (node, child, con)
+}
+
+/// Starts the node again and waits for it to refuse: its exit status and its log.
+fn refused_start(node: &NodeDir) -> (ExitStatus, String) {
+    let mut child = spawn(node, &[], &[]);
+    let status = must_exit(&mut child, Duration::from_secs(30), &node.log);
+    let text = strip_ansi(&std::fs::read_to_string(&node.log).unwrap());
+    (status, text)
+}
+
+/// A corrupted record in the middle of the log: the node refuses to start and names the file
+/// and the byte offset; nothing is silently dropped.
+#[test]
+fn corrupt_record_in_the_middle_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, mut child, mut con) = started_with_sets(dir.path(), 20);
     must_shutdown(&mut con, &mut child, &node.log);
 
     let seg = segments(&node.data).pop().unwrap();
@@ -251,9 +265,7 @@ fn corrupt_record_in_the_middle_refuses_to_start() {
     bytes[at + 8] ^= 0xff;
     std::fs::write(&seg, bytes).unwrap();
 
-    let mut child = spawn(&node, &[], &[]);
-    let status = must_exit(&mut child, Duration::from_secs(30), &node.log);
-    let text = strip_ansi(&std::fs::read_to_string(&node.log).unwrap());
+    let (status, text) = refused_start(&node);
     assert!(!status.success(), "started on a corrupt log:\n{text}");
     assert!(
         text.contains(&seg.display().to_string()),
@@ -279,9 +291,7 @@ fn sled_data_dir_is_refused_with_the_way_to_move_it() {
     std::fs::write(node.data.join("raft-log/db"), [0u8; 64]).unwrap();
     std::fs::create_dir_all(node.data.join("raft-log/blobs")).unwrap();
 
-    let mut child = spawn(&node, &[], &[]);
-    let status = must_exit(&mut child, Duration::from_secs(30), &node.log);
-    let text = strip_ansi(&std::fs::read_to_string(&node.log).unwrap());
+    let (status, text) = refused_start(&node);
     assert!(!status.success(), "started on a sled log:\n{text}");
     for want in ["sled", "redraft backup", "redraft restore"] {
         assert!(text.contains(want), "message lacks {want:?}:\n{text}");
@@ -402,20 +412,11 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
 
 /// CautiousPrealloc, seen from a real process: a snapshot whose key map claims 2^50 entries
 /// (one damaged length) refuses to start with an error naming the snapshot file. Before, the
-/// node died at start in a failed allocation of hundreds of GB (SIGABRT, no message of ours).
+/// node died at start in a failed allocation of 2^56 bytes (SIGABRT, no message of ours).
 #[test]
 fn damaged_snapshot_length_refuses_to_start_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let node = node_dir(dir.path());
-    let mut child = spawn(&node, &[], &[]);
-    let mut con = must_ready(&node);
-    for i in 0..20 {
-        let _: String = redis::cmd("SET")
-            .arg(format!("k{i}"))
-            .arg(i)
-            .query(&mut con)
-            .unwrap();
-    }
+    let (node, mut child, mut con) = started_with_sets(dir.path(), 20);
     let _: redis::Value = redis::cmd("RAFT.SNAPSHOT").query(&mut con).unwrap();
     must_shutdown(&mut con, &mut child, &node.log);
 
@@ -446,9 +447,7 @@ fn damaged_snapshot_length_refuses_to_start_naming_the_file() {
     damaged.extend_from_slice(&bytes[at..]);
     std::fs::write(&snap, damaged).unwrap();
 
-    let mut child = spawn(&node, &[], &[]);
-    let status = must_exit(&mut child, Duration::from_secs(30), &node.log);
-    let text = strip_ansi(&std::fs::read_to_string(&node.log).unwrap());
+    let (status, text) = refused_start(&node);
     assert!(
         status.code().is_some_and(|c| c != 0),
         "want a refusal with an exit status, got {status}:\n{text}"
