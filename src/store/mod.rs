@@ -51,6 +51,7 @@ mod audit;
 mod cautious;
 mod compaction;
 mod deadlines;
+mod decode_depth;
 mod dedup;
 mod error;
 mod event;

@@ -134,6 +134,7 @@ pub enum Op {
     /// Answers [`Response::Txn`].
     Txn {
         compares: Vec<Compare>,
+        #[serde(deserialize_with = "super::decode_depth::nested_request")]
         ops: Vec<Op>,
         /// The proposing leader's clock (unix ms), stamped by [`Op::stamp`].
         now_ms: i64,
@@ -194,7 +195,7 @@ pub enum Op {
     /// [`Response::Batch`] with one response per request. Only the state machine unpacks it;
     /// the store refuses it anywhere else ([`StoreError::NestedBatch`]). Last in the enum, so an
     /// older log still decodes (postcard numbers variants in order).
-    Batch(Vec<Request>),
+    Batch(#[serde(deserialize_with = "super::decode_depth::nested_request")] Vec<Request>),
     /// EVAL and EVALSHA: runs the script `body` at apply on every node, its calls under one
     /// main revision (ScriptAtomic, `script.rs`), `now_ms` its only clock. Answers
     /// [`Response::Script`].
@@ -241,11 +242,19 @@ pub enum Op {
     /// `op` (a script, alone or in EXEC) run for the ACL user `user`: each of its
     /// `redis.call`s is checked against that user's permissions as they are at apply
     /// (ScriptCallsChecked, `acl.rs`). Answers as `op`.
-    AsUser { user: Bytes, op: Box<Op> },
+    AsUser {
+        user: Bytes,
+        #[serde(deserialize_with = "super::decode_depth::nested_request")]
+        op: Box<Op>,
+    },
     /// `op`, made by the user `author` (AuthorPerRevision, `audit.rs`): a session wraps each
     /// write it proposes; apply records the author for the revision `op` makes. Only at a
     /// request's top level.
-    Authored { author: Bytes, op: Box<Op> },
+    Authored {
+        author: Bytes,
+        #[serde(deserialize_with = "super::decode_depth::nested_request")]
+        op: Box<Op>,
+    },
 }
 
 /// A read, answered from the state at apply when queued in a transaction
@@ -439,6 +448,7 @@ pub enum Response {
     Applied { applied: bool, revision: u64 },
     /// [`Op::Txn`]: one response per op, or `None` if a compare failed (EXEC's nil array).
     Txn {
+        #[serde(deserialize_with = "super::decode_depth::nested")]
         responses: Option<Vec<Response>>,
         revision: u64,
     },
@@ -455,7 +465,7 @@ pub enum Response {
     },
     /// [`Op::Batch`]: one response per request, in order. Never reaches a client: the batcher
     /// hands each request its own.
-    Batch(Vec<Response>),
+    Batch(#[serde(deserialize_with = "super::decode_depth::nested")] Vec<Response>),
     /// [`Op::Script`]: the script's reply; `revision` is the store's afterwards.
     Script { value: ScriptValue, revision: u64 },
     /// [`ReadOp::Typed`]: what each key holds, `None` where absent.

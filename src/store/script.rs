@@ -101,7 +101,7 @@ pub enum ScriptValue {
     Bulk(Bytes),
     Status(String),
     Error(String),
-    Array(Vec<ScriptValue>),
+    Array(#[serde(deserialize_with = "super::decode_depth::nested")] Vec<ScriptValue>),
 }
 
 /// One run of a script.
