@@ -34,6 +34,14 @@
 //! `KEYS *` over a large keyspace) holds up that node's heartbeats, as every session's does
 //! with `raft_thread = false`.
 
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
 /// The stack of every thread that applies entries or runs client scripts (**ScriptStack**): the
 /// `raft` thread, the runtimes' workers and their blocking pools (`main.rs`), so 8 MiB, what
 /// Redis runs Lua with (its main thread's stack). A script's work recurses in Rust on that
@@ -42,14 +50,6 @@
 /// 2 MiB in a debug build, on every node and at every replay of the entry. Only the pages a
 /// thread touches are memory; the rest is address space.
 pub const THREAD_STACK_BYTES: usize = 8 << 20;
-
-use std::future::Future;
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 
 /// Where Raft's tasks are spawned: the runtime `raft::start` ran on (RaftOnItsOwnThread).
 #[derive(Clone, Debug)]

@@ -333,9 +333,9 @@ fn error_text(value: &Value, sha: &str) -> String {
 }
 
 /// How deep [`to_reply`] follows tables nested in tables (**ReplyDepthBound**). A reply is a
-/// Raft entry's result on every node, kept in the dedup table and in snapshots, and every
-/// step that handles it (this conversion, its encoding and decoding, the RESP frame, its drop)
-/// recurses once per level: a script returning a table nested 100,000 deep overflowed the
+/// Raft entry's result on every node, kept in the dedup table when small (and so in
+/// snapshots), and every step that handles it (this conversion, its encoding and decoding, the
+/// RESP frame, its drop) recurses once per level: a script returning a table nested 100,000 deep overflowed the
 /// `raft` thread's stack on every node, and again at every restart's replay of that entry
 /// (one EVAL took the whole cluster down for good). Redis stops where its Lua stack runs out,
 /// after about 8,000 levels, with the same error element; this stops sooner, where every step
