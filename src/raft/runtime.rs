@@ -48,7 +48,8 @@ use tokio::sync::oneshot;
 /// stack (its reply's conversion, `cjson` at its depth limit of 1,000, the reply's encoding):
 /// `cjson.encode` of a table nested past that limit overflowed the `raft` thread's default
 /// 2 MiB in a debug build, on every node and at every replay of the entry. Only the pages a
-/// thread touches are memory; the rest is address space.
+/// thread touches are memory; the rest is address space (under `vm.overcommit_memory = 2`
+/// each thread's whole stack counts against the commit limit).
 pub const THREAD_STACK_BYTES: usize = 8 << 20;
 
 /// Where Raft's tasks are spawned: the runtime `raft::start` ran on (RaftOnItsOwnThread).
