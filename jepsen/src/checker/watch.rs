@@ -448,24 +448,18 @@ mod tests {
 
     #[test]
     fn a_multi_exec_of_two_registers_split_across_revisions_fails() {
-        let txn = |id: u64, pairs: [(&str, &str); 2], outcome| {
-            pairs.map(|(key, value)| Op {
-                id,
-                process: 0,
-                node: 1,
-                key: key.into(),
-                call: Call::Write {
+        let txn = |id: u64, pairs: [(&str, &str); 2], outcome: Outcome| {
+            pairs.map(|(key, value)| {
+                let mut op = write(id, key, value, outcome.clone());
+                op.call = Call::Write {
                     value: value.into(),
                     with: pairs
                         .iter()
                         .filter(|(k, _)| *k != key)
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
-                },
-                invoke_ns: id,
-                complete_ns: id + 1,
-                outcome,
-                error: None,
+                };
+                op
             })
         };
         let ops: Vec<Op> = txn(1, [("r0", "1"), ("r1", "2")], Outcome::Ok).into();
