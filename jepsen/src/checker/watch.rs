@@ -450,7 +450,7 @@ mod tests {
     fn a_multi_exec_of_two_registers_split_across_revisions_fails() {
         let txn = |id: u64, pairs: [(&str, &str); 2], outcome: Outcome| {
             pairs.map(|(key, value)| {
-                let mut op = write(id, key, value, outcome.clone());
+                let mut op = write(id, key, value, outcome);
                 op.call = Call::Write {
                     value: value.into(),
                     with: pairs
