@@ -117,6 +117,9 @@ impl Interpreter {
             "collectgarbage",
             "newproxy",
             "gcinfo",
+            // Its threads run outside the instruction hook, which mlua sets on the main
+            // thread only: a loop in a coroutine would never be stopped.
+            "coroutine",
         ] {
             globals.raw_set(name, Value::Nil)?;
         }
