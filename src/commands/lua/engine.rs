@@ -54,6 +54,7 @@ use bytes::Bytes;
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::calls::redis_call;
+use super::errors::{self, reply_error};
 use super::fuel;
 use super::interpreter::Interpreter;
 use crate::acl::CompiledUser;
@@ -148,7 +149,7 @@ fn run_lua(
             let v = redis_call(lua, &mut **calls, args, read_only, now_ms, user)?;
             match &v {
                 Value::Table(t) => match t.raw_get::<Value>("err")? {
-                    Value::String(e) => Err(mlua::Error::external(ReplyError(e.to_string_lossy()))),
+                    Value::String(e) => Err(errors::raise(e.to_string_lossy())),
                     _ => Ok(v),
                 },
                 _ => Ok(v),
@@ -263,15 +264,24 @@ fn warm_up(interpreter: &mut Interpreter) -> mlua::Result<()> {
 fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
     let t = match &err {
         Value::Table(t) if t.raw_get::<Value>("err").is_ok_and(|v| !v.is_nil()) => t.clone(),
+        // A table without `err` (`error({})`, which crashes Redis 7.0): "ERR unknown error".
+        Value::Table(_) => lua.create_table()?,
         other => {
             let t = lua.create_table()?;
             let text = match other {
-                Value::String(s) => format!("ERR {}", s.to_string_lossy()),
                 Value::Error(e) => match reply_error(e) {
                     Some(reply) => reply,
-                    None => format!("ERR {e}"),
+                    None => match fuel::lib_error_text(e) {
+                        Some(text) => format!("ERR {text}"),
+                        None => format!("ERR {e}"),
+                    },
                 },
-                v => format!("ERR {v:?}"),
+                // Redis's handler: `'ERR ' .. tostring(err)` (`ERR nil`, `ERR true`).
+                v => {
+                    let tostring: mlua::Function = lua.globals().raw_get("tostring")?;
+                    let text: mlua::String = tostring.call(v.clone())?;
+                    format!("ERR {}", text.to_string_lossy())
+                }
             };
             t.raw_set("err", text)?;
             t
@@ -291,34 +301,11 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// An error reply raised by `redis.call`: its text is the reply's, code first.
-#[derive(Debug)]
-struct ReplyError(String);
-
-impl std::fmt::Display for ReplyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ReplyError {}
-
-/// The [`ReplyError`] inside an error raised from Rust, if it is one.
-fn reply_error(e: &mlua::Error) -> Option<String> {
-    match e {
-        mlua::Error::CallbackError { cause, .. } => reply_error(cause),
-        mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ReplyError>() {
-            Some(r) => Some(r.0.clone()),
-            None => fuel::lib_error_text(e).map(|t| format!("ERR {t}")),
-        },
-        _ => None,
-    }
-}
-
 /// The text of an error that ended a script, as Redis 7.0 writes it.
 fn error_text(value: &Value, sha: &str) -> String {
     let Value::Table(t) = value else {
-        return format!("ERR {value:?} script: {sha}");
+        // Not reached: the handler always gives a table.
+        return format!("ERR unknown error script: {sha}");
     };
     let err: String = t
         .raw_get::<mlua::String>("err")
@@ -351,12 +338,24 @@ pub(super) fn to_reply(v: &Value) -> ScriptValue {
     to_reply_at(v, 0)
 }
 
+/// `(long long)n` as Redis's conversion does it on x86-64 (`cvttsd2si`): truncated toward
+/// zero, and `i64::MIN` for NaN, the infinities and anything outside the `i64` range (`return
+/// 1/0` and `return 2^63` both answer `:-9223372036854775808`).
+fn lua_number_to_integer(n: f64) -> i64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-TWO_63..TWO_63).contains(&n) {
+        i64::MIN
+    } else {
+        n as i64
+    }
+}
+
 fn to_reply_at(v: &Value, depth: usize) -> ScriptValue {
     match v {
         Value::Nil | Value::Boolean(false) => ScriptValue::Nil,
         Value::Boolean(true) => ScriptValue::Integer(1),
         Value::Integer(i) => ScriptValue::Integer(*i),
-        Value::Number(n) => ScriptValue::Integer(if n.is_finite() { *n as i64 } else { 0 }),
+        Value::Number(n) => ScriptValue::Integer(lua_number_to_integer(*n)),
         Value::String(s) => ScriptValue::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Table(_) if depth >= MAX_REPLY_DEPTH => {
             ScriptValue::Error("ERR reached lua stack limit".into())

@@ -177,25 +177,6 @@ pub fn lib_error_text(e: &mlua::Error) -> Option<&str> {
     }
 }
 
-/// A Lua function giving what `pcall` and `xpcall`'s handler hand a script for a wrapped
-/// function's error (RaiseAsString). An error a Rust function raises reaches Lua as an error
-/// object (mlua's wrapped failure); the library function itself raises its message string,
-/// so a script that catches it (`local ok, e = pcall(string.rep)`) must get that string. Any
-/// other value passes unchanged. (Raising the string from a Lua wrapper instead would put a
-/// Lua frame between the script and the C function and so turn the script's `return
-/// string.rep()` into a tail call that drops the script's line from the message.)
-pub fn caught_value(lua: &Lua) -> mlua::Result<mlua::Function> {
-    lua.create_function(|lua, v: Value| {
-        Ok(match &v {
-            Value::Error(e) => match lib_error_text(e) {
-                Some(text) => Value::String(lua.create_string(text)?),
-                None => v,
-            },
-            _ => v,
-        })
-    })
-}
-
 /// The error of the wrapped `name` as the script would have seen it from the function itself:
 /// the innermost message, the function named as its caller named it, and the script's line
 /// first, as `luaL_where` writes it.

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
+use super::errors;
 use super::fuel::{self, Charge};
-use crate::commands::scripting::body::sha1hex;
 
 /// VM instructions a run may execute: tens of milliseconds of pure Lua in a release build. A
 /// script runs inside apply, so this bounds how long one entry can hold the state machine.
@@ -117,6 +117,9 @@ impl Interpreter {
             "collectgarbage",
             "newproxy",
             "gcinfo",
+            // Its threads run outside the instruction hook, which mlua sets on the main
+            // thread only: a loop in a coroutine would never be stopped.
+            "coroutine",
         ] {
             globals.raw_set(name, Value::Nil)?;
         }
@@ -288,7 +291,8 @@ impl Interpreter {
 }
 
 /// The limits cannot be caught: once one is hit, every `pcall`/`xpcall` that caught it
-/// raises it again, up to the top.
+/// raises it again, up to the top. Other errors reach the script as Redis 7 hands them over
+/// (`errors.rs`: `pcall` gives an error table's `err` string).
 fn install_uncatchable_limits(
     lua: &Lua,
     limits: Rc<Limits>,
@@ -299,19 +303,19 @@ fn install_uncatchable_limits(
     let over = lua.create_function(move |_, ()| Ok(limits.over.get() || charge.exceeded()))?;
     lua.load(
         r#"
-        local over, rawpcall, rawxpcall, error, caught, type = ...
-        local function pass(ok, ...)
+        local over, rawpcall, rawxpcall, error, for_pcall, for_handler, type = ...
+        local function pass(convert, ok, ...)
             if ok then return ok, ... end
             if over() then error('script exceeded the instruction limit', 0) end
-            return ok, caught((...))
+            return ok, convert((...))
         end
-        pcall = function(...) return pass(rawpcall(...)) end
+        pcall = function(...) return pass(for_pcall, rawpcall(...)) end
         xpcall = function(f, h)
             if type(h) == 'function' then
                 local handler = h
-                h = function(e) return handler(caught(e)) end
+                h = function(e) return handler(for_handler(e)) end
             end
-            return pass(rawxpcall(f, h))
+            return pass(for_handler, rawxpcall(f, h))
         end
         "#,
     )
@@ -321,7 +325,8 @@ fn install_uncatchable_limits(
         globals.raw_get::<Function>("pcall")?,
         raw_xpcall,
         globals.raw_get::<Function>("error")?,
-        fuel::caught_value(lua)?,
+        errors::caught_by_pcall(lua)?,
+        errors::caught_by_handler(lua)?,
         globals.raw_get::<Function>("type")?,
     ))
 }
@@ -350,16 +355,10 @@ fn make_readonly(
 }
 
 /// Builds the `redis` table (`call` and `pcall` are set for each run): the reply helpers and
-/// the constants scripts use.
+/// the constants scripts use, with Redis 7.0's argument checks and error texts (`helpers.rs`).
 fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     let redis = lua.create_table()?;
-    redis.raw_set(
-        "sha1hex",
-        lua.create_function(|_, s: mlua::String| Ok(sha1hex(&s.as_bytes())))?,
-    )?;
-    redis.raw_set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-    redis.raw_set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-    redis.raw_set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    super::helpers::install(lua, &redis)?;
     for (name, v) in [
         ("LOG_DEBUG", 0),
         ("LOG_VERBOSE", 1),
@@ -373,21 +372,6 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     ] {
         redis.raw_set(name, v)?;
     }
-    lua.load(
-        r#"
-        local redis = ...
-        redis.error_reply = function(msg)
-            if type(msg) ~= 'string' then error('wrong number or type of arguments') end
-            return {err = msg}
-        end
-        redis.status_reply = function(msg)
-            if type(msg) ~= 'string' then error('wrong number or type of arguments') end
-            return {ok = msg}
-        end
-        "#,
-    )
-    .set_name("=redis")
-    .call::<()>(redis.clone())?;
     Ok(redis)
 }
 
@@ -410,33 +394,71 @@ fn install_random(lua: &Lua, limits: Rc<Limits>) -> mlua::Result<()> {
             ((x >> 17) as f64 % MAX) / MAX
         }
     };
+    // Lua 5.1's `math_random` and `math_randomseed` around the generator: `luaL_checkint`
+    // arguments (truncated), "interval is empty", at most two arguments.
     math.raw_set(
         "random",
-        lua.create_function(move |_, args: MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             let r = next();
-            let nums: Vec<f64> = args
-                .iter()
-                .filter_map(|v| match v {
-                    Value::Integer(i) => Some(*i as f64),
-                    Value::Number(n) => Some(*n),
-                    _ => None,
-                })
-                .collect();
-            Ok(match nums.as_slice() {
-                [] => r,
-                [m] => (r * m.floor()).floor() + 1.0,
-                [l, u, ..] => (r * (u - l + 1.0)).floor() + l,
-            })
+            let int = |n: usize| int_arg(lua, "random", n, args.get(n - 1));
+            match args.len() {
+                0 => Ok(r),
+                1 => {
+                    let u = int(1)?;
+                    if u < 1.0 {
+                        return Err(errors::lib_error(
+                            lua,
+                            "bad argument #1 to 'random' (interval is empty)",
+                        ));
+                    }
+                    Ok((r * u).floor() + 1.0)
+                }
+                2 => {
+                    let (l, u) = (int(1)?, int(2)?);
+                    if l > u {
+                        return Err(errors::lib_error(
+                            lua,
+                            "bad argument #2 to 'random' (interval is empty)",
+                        ));
+                    }
+                    Ok((r * (u - l + 1.0)).floor() + l)
+                }
+                _ => Err(errors::lib_error(lua, "wrong number of arguments")),
+            }
         })?,
     )?;
     math.raw_set(
         "randomseed",
-        lua.create_function(move |_, s: f64| {
-            limits.random.set(seeded(s as i64 as i32));
+        lua.create_function(move |lua, args: MultiValue| {
+            let seed = int_arg(lua, "randomseed", 1, args.front())?;
+            limits.random.set(seeded(seed as i32));
             Ok(())
         })?,
     )?;
     Ok(())
+}
+
+/// `luaL_checkint`: a number (or numeric string) truncated to an integer, or the error for
+/// argument `n` of `name`.
+fn int_arg(lua: &Lua, name: &str, n: usize, v: Option<&Value>) -> mlua::Result<f64> {
+    let x = match v {
+        Some(Value::Integer(i)) => Some(*i as f64),
+        Some(Value::Number(x)) => Some(*x),
+        Some(Value::String(s)) => s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()),
+        _ => None,
+    };
+    match x {
+        // `(int)(ptrdiff_t)x` on x86-64: to 64 bits (i64::MIN when out of range), then wrapped.
+        Some(x) if x.is_nan() || x.abs() >= 9_223_372_036_854_775_808.0 => Ok(0.0),
+        Some(x) => Ok(f64::from(x as i64 as i32)),
+        None => {
+            let got = v.map_or("no value", |v| v.type_name());
+            Err(errors::lib_error(
+                lua,
+                format!("bad argument #{n} to '{name}' (number expected, got {got})"),
+            ))
+        }
+    }
 }
 
 /// `redisSrand48(seed)`: the high 32 bits from the seed, the low 16 fixed.

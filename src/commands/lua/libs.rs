@@ -5,9 +5,11 @@
 //! Deterministic like the rest of a script: `cjson.encode` walks a table in Lua's own `next`
 //! order, which depends only on how the table was built, the same on every node. Differences
 //! from Redis's lua-cjson: decode errors have serde_json's wording, and nesting is limited to
-//! 1,000 levels both ways.
+//! 1,000 levels for encode, 128 for decode (serde_json's own limit).
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+
+use super::errors::lib_error;
 
 /// Nesting limit of `cjson.encode` and `cjson.decode`.
 const MAX_DEPTH: usize = 1000;
@@ -30,42 +32,44 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     t.raw_set("null", null())?;
     t.raw_set(
         "encode",
-        lua.create_function(|_, v: Value| {
-            let mut out = String::new();
-            encode(&v, &mut out, 0)?;
-            Ok(out)
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(lib_error(
+                    lua,
+                    "bad argument #1 to 'encode' (expected 1 argument)",
+                ));
+            }
+            let mut out = Vec::new();
+            encode(&args[0], &mut out, 0).map_err(|text| lib_error(lua, text))?;
+            lua.create_string(&out)
         })?,
     )?;
     t.raw_set(
         "decode",
         lua.create_function(|lua, s: mlua::String| {
             let json: serde_json::Value = serde_json::from_slice(&s.as_bytes())
-                .map_err(|e| mlua::Error::runtime(format!("cjson.decode: {e}")))?;
-            decode(lua, json, 0)
+                .map_err(|e| lib_error(lua, format!("cjson.decode: {e}")))?;
+            decode(lua, json, 0).map_err(|e| match e {
+                mlua::Error::RuntimeError(text) => lib_error(lua, text),
+                e => e,
+            })
         })?,
     )?;
     Ok(t)
 }
 
-fn encode(v: &Value, out: &mut String, depth: usize) -> mlua::Result<()> {
+/// lua-cjson's encoder: what it writes, or the text of its error.
+fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
-        return Err(mlua::Error::runtime(
-            "Cannot serialise, excessive nesting (1001)",
-        ));
+        return Err("Cannot serialise, excessive nesting (1001)".into());
     }
+    let lua_err = |e: mlua::Error| e.to_string();
     match v {
-        Value::Nil => out.push_str("null"),
-        Value::LightUserData(p) if p.0.is_null() => out.push_str("null"),
-        Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Integer(i) => out.push_str(&i.to_string()),
-        Value::Number(n) => {
-            if !n.is_finite() {
-                return Err(mlua::Error::runtime(
-                    "Cannot serialise number: must not be NaN or Inf",
-                ));
-            }
-            out.push_str(&number_text(*n));
-        }
+        Value::Nil => out.extend_from_slice(b"null"),
+        Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Integer(i) => encode_number(*i as f64, out)?,
+        Value::Number(n) => encode_number(*n, out)?,
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
             // An array when every key is a positive integer (1..=n with at most half holes,
@@ -74,7 +78,7 @@ fn encode(v: &Value, out: &mut String, depth: usize) -> mlua::Result<()> {
             let mut count = 0usize;
             let mut array = true;
             for pair in t.clone().pairs::<Value, Value>() {
-                let (k, _) = pair?;
+                let (k, _) = pair.map_err(lua_err)?;
                 count += 1;
                 match k {
                     Value::Integer(i) if i >= 1 => max = max.max(i as usize),
@@ -83,72 +87,80 @@ fn encode(v: &Value, out: &mut String, depth: usize) -> mlua::Result<()> {
                 }
             }
             if array && count > 0 && (max <= count * 2 || max <= 10) {
-                out.push('[');
+                out.push(b'[');
                 for i in 1..=max {
                     if i > 1 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    encode(&t.raw_get::<Value>(i)?, out, depth + 1)?;
+                    encode(&t.raw_get::<Value>(i).map_err(lua_err)?, out, depth + 1)?;
                 }
-                out.push(']');
+                out.push(b']');
             } else if array && count > 0 {
-                return Err(mlua::Error::runtime(
-                    "Cannot serialise table: excessively sparse array",
-                ));
+                return Err("Cannot serialise table: excessively sparse array".into());
             } else {
-                out.push('{');
+                out.push(b'{');
                 let mut first = true;
                 for pair in t.clone().pairs::<Value, Value>() {
-                    let (k, v) = pair?;
+                    let (k, v) = pair.map_err(lua_err)?;
                     if !first {
-                        out.push(',');
+                        out.push(b',');
                     }
                     first = false;
                     match &k {
                         Value::String(s) => encode_string(&s.as_bytes(), out),
-                        Value::Integer(i) => encode_string(i.to_string().as_bytes(), out),
+                        Value::Integer(i) => encode_string(number_text(*i as f64).as_bytes(), out),
                         Value::Number(n) => encode_string(number_text(*n).as_bytes(), out),
-                        _ => {
-                            return Err(mlua::Error::runtime(
-                                "Cannot serialise table: table key must be a number or string",
+                        other => {
+                            return Err(format!(
+                                "Cannot serialise {}: table key must be a number or string",
+                                other.type_name()
                             ))
                         }
                     }
-                    out.push(':');
+                    out.push(b':');
                     encode(&v, out, depth + 1)?;
                 }
-                out.push('}');
+                out.push(b'}');
             }
         }
         other => {
-            return Err(mlua::Error::runtime(format!(
+            return Err(format!(
                 "Cannot serialise {}: type not supported",
                 other.type_name()
-            )))
+            ))
         }
     }
     Ok(())
 }
 
-/// lua-cjson's string escapes: `"` `\` `/` and control characters.
-fn encode_string(bytes: &[u8], out: &mut String) {
-    out.push('"');
+/// A number as lua-cjson writes it: `%.14g` (`2^53` is `9.007199254741e+15`).
+fn encode_number(n: f64, out: &mut Vec<u8>) -> Result<(), String> {
+    if !n.is_finite() {
+        return Err("Cannot serialise number: must not be NaN or Inf".into());
+    }
+    out.extend_from_slice(number_text(n).as_bytes());
+    Ok(())
+}
+
+/// lua-cjson's string escapes: `"` `\` `/` and control characters; every other byte as it is
+/// (UTF-8 text and binary alike: lua-cjson does not check UTF-8).
+fn encode_string(bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
     for &b in bytes {
         match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'/' => out.push_str("\\/"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            b if b < 0x20 || b == 0x7f => out.push_str(&format!("\\u{b:04x}")),
-            // Other bytes pass through as they are (lua-cjson does not check UTF-8).
-            b => out.push(char::from(b)),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' => out.extend_from_slice(b"\\/"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b if b < 0x20 || b == 0x7f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            b => out.push(b),
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 fn decode(lua: &Lua, v: serde_json::Value, depth: usize) -> mlua::Result<Value> {
@@ -228,24 +240,31 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
-/// Lua BitOp's argument rule: a number to a 32-bit signed integer, modulo 2^32.
-fn tobit(v: &Value) -> mlua::Result<i32> {
-    let n = match v {
-        Value::Integer(i) => *i as f64,
-        Value::Number(n) => *n,
-        Value::String(s) => s
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .ok_or_else(|| mlua::Error::runtime("bad argument (number expected)"))?,
-        _ => return Err(mlua::Error::runtime("bad argument (number expected)")),
+/// Lua BitOp's argument rule (`barg`): a number (or a numeric string) to a 32-bit integer by
+/// adding 2^52 + 2^51 and keeping the low word, which rounds half to even and wraps modulo
+/// 2^32 (`bit.tobit(1.5)` is 2); anything else is `luaL_checknumber`'s error for argument `n`
+/// of `name`.
+fn tobit(lua: &Lua, name: &str, n: usize, v: Option<&Value>) -> mlua::Result<i32> {
+    let x = match v {
+        Some(Value::Integer(i)) => *i as f64,
+        Some(Value::Number(x)) => *x,
+        Some(Value::String(s)) => {
+            match s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
+                Some(x) => x,
+                None => return Err(bad_number(lua, name, n, "string")),
+            }
+        }
+        Some(other) => return Err(bad_number(lua, name, n, other.type_name())),
+        None => return Err(bad_number(lua, name, n, "no value")),
     };
-    let m = n.rem_euclid(4_294_967_296.0);
-    Ok((m as u64 as u32) as i32)
+    Ok((x + 6_755_399_441_055_744.0).to_bits() as u32 as i32)
 }
 
-fn args(a: &MultiValue) -> mlua::Result<Vec<i32>> {
-    a.iter().map(tobit).collect()
+fn bad_number(lua: &Lua, name: &str, n: usize, got: &str) -> mlua::Error {
+    lib_error(
+        lua,
+        format!("bad argument #{n} to '{name}' (number expected, got {got})"),
+    )
 }
 
 fn bit(lua: &Lua) -> mlua::Result<Table> {
@@ -259,12 +278,12 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
     for (name, f) in folds {
         t.raw_set(
             name,
-            lua.create_function(move |_, a: MultiValue| {
-                let v = args(&a)?;
-                let first = *v
-                    .first()
-                    .ok_or_else(|| mlua::Error::runtime("bad argument #1"))?;
-                Ok(f64::from(v[1..].iter().fold(first, |x, &y| f(x, y))))
+            lua.create_function(move |lua, a: MultiValue| {
+                let mut acc = tobit(lua, name, 1, a.front())?;
+                for i in 1..a.len() {
+                    acc = f(acc, tobit(lua, name, i + 1, a.get(i))?);
+                }
+                Ok(f64::from(acc))
             })?,
         )?;
     }
@@ -279,31 +298,34 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
     for (name, f) in shifts {
         t.raw_set(
             name,
-            lua.create_function(move |_, (x, n): (Value, Value)| {
-                let (x, n) = (tobit(&x)?, tobit(&n)? as u32 & 31);
+            lua.create_function(move |lua, a: MultiValue| {
+                let x = tobit(lua, name, 1, a.front())?;
+                let n = tobit(lua, name, 2, a.get(1))? as u32 & 31;
                 Ok(f64::from(f(x, n)))
             })?,
         )?;
     }
-    t.raw_set(
-        "tobit",
-        lua.create_function(|_, x: Value| Ok(f64::from(tobit(&x)?)))?,
-    )?;
-    t.raw_set(
-        "bnot",
-        lua.create_function(|_, x: Value| Ok(f64::from(!tobit(&x)?)))?,
-    )?;
-    t.raw_set(
-        "bswap",
-        lua.create_function(|_, x: Value| Ok(f64::from(tobit(&x)?.swap_bytes())))?,
-    )?;
+    type Unary = fn(i32) -> i32;
+    let unary: [(&str, Unary); 3] = [
+        ("tobit", |x| x),
+        ("bnot", |x| !x),
+        ("bswap", |x| x.swap_bytes()),
+    ];
+    for (name, f) in unary {
+        t.raw_set(
+            name,
+            lua.create_function(move |lua, a: MultiValue| {
+                Ok(f64::from(f(tobit(lua, name, 1, a.front())?)))
+            })?,
+        )?;
+    }
     t.raw_set(
         "tohex",
-        lua.create_function(|_, (x, n): (Value, Option<Value>)| {
-            let x = tobit(&x)? as u32;
-            let n = match n {
-                Some(n) => tobit(&n)?,
-                None => 8,
+        lua.create_function(|lua, a: MultiValue| {
+            let x = tobit(lua, "tohex", 1, a.front())? as u32;
+            let n = match a.get(1) {
+                None | Some(Value::Nil) => 8,
+                v => tobit(lua, "tohex", 2, v)?,
             };
             let digits = n.unsigned_abs().min(8) as usize;
             let text = if n < 0 {

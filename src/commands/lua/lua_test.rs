@@ -522,3 +522,46 @@ fn a_deeply_nested_reply_is_cut_where_every_step_fits_a_thread_stack() {
         .unwrap();
     worker.join().expect("the worker thread's stack held");
 }
+
+/// Lua 5.1's base library brought `coroutine`, and the instruction hook (set on the main
+/// thread) does not follow a coroutine's own thread: `coroutine.wrap(function() while true do
+/// end end)()` ran unbounded inside apply, so one EVAL held the state machine for good, and
+/// again at every restart's replay of its entry. `coroutine` is gone, as the README says.
+#[test]
+fn a_coroutine_cannot_run_past_the_instruction_limit() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let mut s = Store::new();
+            for body in [
+                "return coroutine.wrap(function() while true do end end)()",
+                "local co = coroutine.create(function() while true do end end) \
+                 return {coroutine.resume(co)}",
+            ] {
+                let _ = tx.send(value(apply(&mut s, script(body, &[], &[]))));
+            }
+        })
+        .unwrap();
+    for _ in 0..2 {
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a looping coroutine ended the script in time");
+        let ScriptValue::Error(e) = got else {
+            panic!("an error: {got:?}");
+        };
+        assert!(e.contains("nonexistent global variable 'coroutine'"), "{e}");
+    }
+}
+
+/// `error({})` (a table without `err`, which crashes Redis 7.0) was answered with the table's
+/// heap address (`ERR Table(Ref(0x7f...))`), different on every node; now a fixed text.
+#[test]
+fn an_error_table_without_err_reads_the_same_everywhere() {
+    let mut s = Store::new();
+    let got = value(apply(&mut s, script("error({})", &[], &[])));
+    let ScriptValue::Error(e) = got else {
+        panic!("an error: {got:?}");
+    };
+    assert!(e.starts_with("ERR unknown error script: "), "{e}");
+}

@@ -7,7 +7,9 @@
 
 mod calls;
 mod engine;
+mod errors;
 mod fuel;
+mod helpers;
 mod interpreter;
 mod libs;
 
