@@ -153,6 +153,9 @@ pub(crate) enum HashRead {
         cursor: u64,
         pattern: Option<Bytes>,
         count: usize,
+        /// The options' error, answered only once the key is found to be a hash: Redis looks
+        /// the key up (absent: an empty page; a string: WRONGTYPE) before it parses them.
+        refused: Option<String>,
     },
     RandField {
         count: Option<i64>,
@@ -175,6 +178,7 @@ pub(crate) fn shape(name: &str) -> Option<HashRead> {
             cursor: 0,
             pattern: None,
             count: 0,
+            refused: None,
         },
         "hrandfield" => HashRead::RandField {
             count: None,
@@ -207,6 +211,15 @@ pub(crate) fn plan(
                 0 => None,
                 _ => Some(parse.next_i64()?),
             };
+            // Redis takes a count in [-LONG_MAX, LONG_MAX] before it looks at the rest, and
+            // with values half that, so the reply's length cannot overflow.
+            if count == Some(i64::MIN) {
+                return Err(CommandError::Reply(format!(
+                    "ERR value is out of range, value must between {} and {}",
+                    -i64::MAX,
+                    i64::MAX
+                )));
+            }
             let with_values = match parse.remaining() {
                 0 => false,
                 1 if parse.peek_upper().as_deref() == Some("WITHVALUES") => {
@@ -215,25 +228,8 @@ pub(crate) fn plan(
                 }
                 _ => return Err(ParseError::Syntax.into()),
             };
-            // Redis takes a count in [-LONG_MAX, LONG_MAX], and with values half that, so the
-            // reply's length cannot overflow.
-            if count == Some(i64::MIN) {
-                return Err(CommandError::Reply(format!(
-                    "ERR value is out of range, value must between {} and {}",
-                    -i64::MAX,
-                    i64::MAX
-                )));
-            }
             if with_values && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
                 return Err(CommandError::Reply("ERR value is out of range".into()));
-            }
-            // RepliesBounded: Redis streams a repeated pick and stops when the client overruns
-            // its output buffer; redraft builds a reply whole, so it refuses a repeat count it
-            // could not hold instead of allocating for it.
-            if count.is_some_and(|n| n < -RANDFIELD_MAX_REPEATS) {
-                return Err(CommandError::Reply(format!(
-                    "ERR HRANDFIELD count is out of range, a negative count must be at least -{RANDFIELD_MAX_REPEATS}"
-                )));
             }
             HashRead::RandField { count, with_values }
         }
@@ -242,13 +238,23 @@ pub(crate) fn plan(
     Ok((ReadOp::Typed { keys: vec![key] }, read))
 }
 
-/// HSCAN's cursor and options, as SCAN parses them (`keys.rs`), without TYPE.
+/// HSCAN's cursor and options, as SCAN parses them (`keys.rs`), without TYPE. A bad cursor is
+/// refused at once; a bad option only once the key is found (Redis's `hscanCommand`).
 fn scan_args(parse: &mut Parse) -> Result<HashRead, CommandError> {
-    let args = keys::scan_args(parse, false)?;
-    Ok(HashRead::Scan {
-        cursor: args.cursor,
-        pattern: args.pattern,
-        count: args.count,
+    let cursor = keys::scan_cursor(parse)?;
+    Ok(match keys::scan_options(parse, false) {
+        Ok(args) => HashRead::Scan {
+            cursor,
+            pattern: args.pattern,
+            count: args.count,
+            refused: None,
+        },
+        Err(e) => HashRead::Scan {
+            cursor,
+            pattern: None,
+            count: 0,
+            refused: Some(e.to_string()),
+        },
     })
 }
 
@@ -284,6 +290,24 @@ impl HashRead {
     /// The reply to what the key holds.
     pub fn frame(&self, value: Option<Stored>) -> CommandResult {
         let hash = hash_of(value)?;
+        // Checks Redis makes only once it has found a hash (an absent key answers empty).
+        if !hash.is_empty() {
+            match self {
+                HashRead::Scan {
+                    refused: Some(e), ..
+                } => return Err(CommandError::Reply(e.clone())),
+                // RepliesBounded: Redis streams a repeated pick and stops when the client
+                // overruns its output buffer; redraft builds a reply whole, so it refuses a
+                // repeat count it could not hold instead of allocating for it.
+                HashRead::RandField { count: Some(n), .. } if *n < -RANDFIELD_MAX_REPEATS => {
+                    return Err(CommandError::Reply(format!(
+                        "ERR HRANDFIELD count is out of range, a negative count must be at least \
+                         -{RANDFIELD_MAX_REPEATS}"
+                    )))
+                }
+                _ => {}
+            }
+        }
         let bulk_or_nil = |v: Option<&Bytes>| v.cloned().map_or(Frame::Null, Frame::Bulk);
         Ok(match self {
             HashRead::Get(field) => bulk_or_nil(hash.get(field)),
@@ -306,6 +330,7 @@ impl HashRead {
                 cursor,
                 pattern,
                 count,
+                ..
             } => scan(&hash, *cursor, pattern.as_ref(), *count),
             HashRead::RandField { count, with_values } => {
                 rand_field(&hash, *count, *with_values, &mut rand::thread_rng())
@@ -416,6 +441,7 @@ mod tests {
             cursor: 0,
             pattern: None,
             count,
+            refused: None,
         };
         let rand = |count| HashRead::RandField {
             count: Some(count),
@@ -476,10 +502,17 @@ mod tests {
     /// and the node aborted on "capacity overflow" building it.
     #[test]
     fn hrandfield_refuses_a_repeat_count_it_could_not_hold() {
-        let err = plan_rand("k -9223372036854775807").unwrap_err();
-        assert!(err.contains("HRANDFIELD count is out of range"), "{err}");
+        let read = plan_rand("k -9223372036854775807").unwrap();
+        let err = read.frame(Some(Stored::Hash(hash(3)))).unwrap_err();
+        assert!(
+            err.to_string().contains("HRANDFIELD count is out of range"),
+            "{err}"
+        );
+        // The bound is checked where Redis would start picking: an absent key is empty.
+        assert_eq!(read.frame(None).unwrap(), Frame::Array(Vec::new()));
         let limit = format!("k -{RANDFIELD_MAX_REPEATS}");
-        assert!(plan_rand(&limit).is_ok());
+        let read = plan_rand(&limit).unwrap();
+        assert!(read.frame(Some(Stored::Hash(hash(3)))).is_ok());
         let picked = rand_field(
             &hash(3),
             Some(-RANDFIELD_MAX_REPEATS),

@@ -141,8 +141,22 @@ pub(super) struct ScanArgs {
 /// Parses a cursor and `[MATCH p] [COUNT n]` (and `[TYPE t]` when `with_type`): `ERR invalid
 /// cursor`, a syntax error for COUNT below 1, an unknown option or a missing value.
 pub(super) fn scan_args(parse: &mut Parse, with_type: bool) -> Result<ScanArgs, CommandError> {
-    let cursor = parse_cursor(&parse.next_bytes()?)
-        .ok_or_else(|| CommandError::Reply("ERR invalid cursor".into()))?;
+    let cursor = scan_cursor(parse)?;
+    Ok(ScanArgs {
+        cursor,
+        ..scan_options(parse, with_type)?
+    })
+}
+
+/// Parses a SCAN-family cursor: `ERR invalid cursor`.
+pub(super) fn scan_cursor(parse: &mut Parse) -> Result<u64, CommandError> {
+    parse_cursor(&parse.next_bytes()?)
+        .ok_or_else(|| CommandError::Reply("ERR invalid cursor".into()))
+}
+
+/// Parses the options after a SCAN-family cursor (the returned cursor is 0).
+pub(super) fn scan_options(parse: &mut Parse, with_type: bool) -> Result<ScanArgs, CommandError> {
+    let cursor = 0;
     let (mut count, mut pattern, mut type_name) = (SCAN_DEFAULT_COUNT, None, None);
     while let Some(opt) = parse.peek_upper() {
         parse.next_bytes()?;

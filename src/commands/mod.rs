@@ -131,8 +131,17 @@ impl From<Frame> for Outcome {
 /// Runs one command on its own. The session answers pipelines through [`Batch`], which runs a
 /// lone command exactly this way; this is the entry point for a single command elsewhere.
 pub async fn execute(ctx: &ServerContext, session: &mut Session, argv: Vec<Bytes>) -> Outcome {
-    if session.txn.in_multi() && txn::queues(&argv) {
-        return txn::queue(ctx, session, argv);
+    if session.txn.in_multi() {
+        if txn::queues(&argv) {
+            return txn::queue(ctx, session, argv);
+        }
+        // MULTI, WATCH, DISCARD and RESET run at once; one the checks refuse (its arity) marks
+        // the transaction as a refused queued command does (Redis's `rejectCommand`).
+        let prepared = prepare(ctx, session, argv);
+        if matches!(&prepared, Prepared::Done(out) if matches!(out.frame, Frame::Error(_))) {
+            session.txn.flag();
+        }
+        return run_prepared(ctx, session, prepared).await;
     }
     run_prepared(ctx, session, prepare(ctx, session, argv)).await
 }

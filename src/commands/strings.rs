@@ -32,7 +32,7 @@ use super::args::{parse_string_options, positive_expiry, wrong_arity, OptionsOf}
 use super::{CommandError, Plan, WriteReply};
 use crate::protocol::Parse;
 use crate::raft::unix_ms;
-use crate::store::{LongDouble, Op, PutTtl, SetWhen, MAX_STRING_LEN};
+use crate::store::{Op, PutTtl, SetWhen};
 
 pub(super) fn set(parse: &mut Parse) -> Result<Plan, CommandError> {
     let key = parse.next_bytes()?;
@@ -150,10 +150,9 @@ pub(super) fn incr(name: &str, parse: &mut Parse) -> Result<Plan, CommandError> 
 }
 
 pub(super) fn incrbyfloat(parse: &mut Parse) -> Result<Plan, CommandError> {
+    // Redis looks at the key (WRONGTYPE) and its value before the increment: the store checks
+    // both, in that order.
     let (key, increment) = (parse.next_bytes()?, parse.next_bytes()?);
-    if LongDouble::parse(&increment).is_none() {
-        return Err(CommandError::Reply("ERR value is not a valid float".into()));
-    }
     Ok(Plan {
         op: Op::IncrByFloat { key, increment },
         reply: WriteReply::Value,
@@ -172,14 +171,10 @@ pub(super) fn setrange(parse: &mut Parse) -> Result<Plan, CommandError> {
     let key = parse.next_bytes()?;
     let offset = parse.next_i64()?;
     let value = parse.next_bytes()?;
+    // Redis refuses a negative offset before looking at the key, and the size only after
+    // (WRONGTYPE first, nothing to write: no error): the store checks the size.
     let offset = u64::try_from(offset)
         .map_err(|_| CommandError::Reply("ERR offset is out of range".into()))?;
-    // Redis checks the size before looking at the key, unless there is nothing to write.
-    if !value.is_empty() && offset.saturating_add(value.len() as u64) > MAX_STRING_LEN {
-        return Err(CommandError::Reply(
-            "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into(),
-        ));
-    }
     Ok(Plan {
         op: Op::SetRange { key, offset, value },
         reply: WriteReply::Length,

@@ -69,6 +69,11 @@ impl TxnState {
     pub fn in_multi(&self) -> bool {
         self.queued.is_some()
     }
+
+    /// Marks the transaction as refused: EXEC answers EXECABORT.
+    pub fn flag(&mut self) {
+        self.dirty = true;
+    }
 }
 
 /// Returns whether `argv` is queued inside MULTI: every command but EXEC DISCARD MULTI WATCH

@@ -87,6 +87,9 @@ const SCRIPT: &[&[&str]] = &[
     ],
     &["EVAL", "return redis.call('incrbyfloat', 'f', 1.5)", "0"],
     &["EVAL", "return redis.call('ping')", "0"],
+    &["EVAL", "return redis.call('ping', 'hello')", "0"],
+    &["EVAL", "return redis.pcall('ping', 'a', 'b')", "0"],
+    &["EVAL", "return redis.call('echo', 'e')", "0"],
     &[
         "EVAL",
         "return cjson.encode({a=1, b={1, 2, 3}, c='x', d={e=true}})",

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use mlua::{Lua, MultiValue, Value};
 
 use crate::acl::{check_command, CompiledUser};
-use crate::commands::reads;
 use crate::commands::route::{self, Route};
 use crate::commands::table::{self, Lookup};
+use crate::commands::{connection, reads};
 use crate::protocol::{Frame, Parse};
 use crate::store::{Op, ScriptCalls};
 
@@ -105,14 +105,9 @@ fn call(
             let response = calls.call(&Op::Read(plan.op));
             plan.reply.frame(response, now_ms).map_err(text)
         }
-        _ if name == "ping" => Ok(match parse.next_bytes() {
-            Ok(msg) => Frame::Bulk(msg),
-            Err(_) => Frame::Simple("PONG".into()),
-        }),
-        _ if name == "echo" => parse
-            .next_bytes()
-            .map(Frame::Bulk)
-            .map_err(|e| e.to_string()),
+        // As outside a script: PING takes at most one message.
+        _ if name == "ping" => connection::ping(&mut parse).map_err(text),
+        _ if name == "echo" => connection::echo(&mut parse).map_err(text),
         _ => Err("ERR This Redis command is not allowed from script".into()),
     }
 }
