@@ -321,6 +321,11 @@ const SCRIPT: &[&[&str]] = &[
     &["EVALSHA", "fff", "x"],
     &["EVALSHA", "859A81C149196D031D328CF91BCB497765BEC8D4", "0"],
     &["SCRIPT", "EXISTS", "859A81C149196D031D328CF91BCB497765BEC8D4"],
+    // A body that does not compile is refused before it is proposed or cached.
+    &["EVAL", "retur", "0"],
+    &["SCRIPT", "EXISTS", "33dc7579a8a1200e2b739823680f33fbf5bf3742"],
+    &["EVAL_RO", "retur", "0"],
+    &["SCRIPT", "EXISTS", "33dc7579a8a1200e2b739823680f33fbf5bf3742"],
     &["SCRIPT", "LOAD", "return 'loaded'"],
     &["SCRIPT", "LOAD", "retur 1"],
     &["EVALSHA", "c2dbbcec1c5d9e7ba7f4e46b2bd6b8c2d0fb7c47", "0"],

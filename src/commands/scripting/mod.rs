@@ -91,8 +91,9 @@ fn body_of(sha: &[u8]) -> Result<Bytes, CommandError> {
 }
 
 /// A script's body, KEYS and ARGV in Redis's order of checks: EVALSHA's SHA-1 length, the
-/// key count, the cache, then the shebang line (ShebangBeforeProposing: a script Redis refuses
-/// before running it is refused here, never proposed).
+/// key count, the cache, then the shebang line and, for a body this node has not cached, the
+/// compiler (ShebangBeforeProposing: a script Redis refuses before running it is refused here,
+/// never proposed nor cached; the interpreter checks both again at apply).
 fn script_call(
     parse: &mut Parse,
     by_sha: bool,
@@ -104,7 +105,11 @@ fn script_call(
     };
     let (keys, args) = keys_and_args(parse)?;
     let body = if by_sha { body_of(&named)? } else { named };
-    shebang(&body).map_err(CommandError::Reply)?;
+    if by_sha || lookup(&sha1hex(&body)).is_some() {
+        shebang(&body).map_err(CommandError::Reply)?;
+    } else {
+        compile(&body).map_err(CommandError::Reply)?;
+    }
     Ok((body, keys, args))
 }
 
