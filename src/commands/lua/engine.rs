@@ -59,6 +59,7 @@ use super::fuel;
 use super::interpreter::Interpreter;
 use crate::acl::CompiledUser;
 use crate::commands::scripting::body::{sha1hex, shebang};
+use crate::commands::scripting::shebang::WRITE_FLAG_RO;
 use crate::store::{Op, Response, ScriptCalls, ScriptEnd, ScriptRun, ScriptValue, StoreError};
 
 pub use super::interpreter::{MAX_INSTRUCTIONS, MAX_MEMORY};
@@ -118,8 +119,12 @@ fn run_lua(
     calls: &mut dyn ScriptCalls,
     sha: &str,
 ) -> mlua::Result<(ScriptEnd, bool)> {
-    let (chunk, no_writes) = shebang(run.body);
-    let f = match interpreter.function(sha, &chunk) {
+    // ShebangFromBytes: refused (or not) alike on every node, before anything runs.
+    let flags = match shebang(run.body) {
+        Ok(flags) => flags,
+        Err(e) => return Ok((ScriptEnd::Reply(ScriptValue::Error(e)), true)),
+    };
+    let f = match interpreter.function(sha, &run.body[flags.skip..]) {
         Ok(f) => f,
         Err(mlua::Error::SyntaxError { message, .. }) => {
             return Ok((
@@ -131,9 +136,14 @@ fn run_lua(
         }
         Err(e) => return Err(e),
     };
+    // Redis checks the flags after compiling: a compile error comes first.
+    if run.read_only && flags.declared && !flags.no_writes {
+        let refusal = ScriptValue::Error(WRITE_FLAG_RO.into());
+        return Ok((ScriptEnd::Reply(refusal), true));
+    }
     interpreter.begin(run.keys, run.args)?;
 
-    let (read_only, now_ms) = (run.read_only || no_writes, run.now_ms);
+    let (read_only, now_ms) = (run.read_only || flags.no_writes, run.now_ms);
     let user = run.user.map(|u| CompiledUser::new(Bytes::new(), u.clone()));
     let user = user.as_ref();
     let calls = RefCell::new(calls);

@@ -565,3 +565,18 @@ fn an_error_table_without_err_reads_the_same_everywhere() {
     };
     assert!(e.starts_with("ERR unknown error script: "), "{e}");
 }
+
+/// ShebangFromBytes: an entry whose shebang Redis refuses (proposed by an older build, which
+/// did not check it) answers Redis's error on every store and runs none of its body.
+#[test]
+fn an_entry_with_a_refused_shebang_runs_nothing() {
+    let body = "#!lua flags=bogus\nreturn redis.call('set', 'a', '9')";
+    let (mut x, mut y) = (Store::new(), Store::new());
+    for s in [&mut x, &mut y] {
+        let got = value(apply(s, script(body, &[], &[])));
+        let want = "ERR Unexpected flag in script shebang: bogus";
+        assert_eq!(got, ScriptValue::Error(want.into()));
+        assert!(s.get(b"a").is_none());
+    }
+    assert_eq!(x.to_snapshot(), y.to_snapshot());
+}

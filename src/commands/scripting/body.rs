@@ -14,6 +14,7 @@ use mlua::{Lua, LuaOptions, StdLib};
 /// NOSCRIPT, which clients handle by sending the body).
 pub const MAX_CACHED_SCRIPTS: usize = crate::store::MAX_SCRIPTS;
 
+pub(crate) use super::shebang::shebang;
 pub(crate) use crate::store::sha1hex;
 
 fn cache() -> &'static Mutex<HashMap<String, Bytes>> {
@@ -45,28 +46,13 @@ pub(crate) fn forget_all() {
     cache().lock().unwrap_or_else(|p| p.into_inner()).clear();
 }
 
-/// Redis 7's shebang line: `#!lua [flags=...]` is dropped (its line kept empty, so line
-/// numbers hold), and `flags=no-writes` makes the script read-only.
-pub(crate) fn shebang(body: &[u8]) -> (std::borrow::Cow<'_, [u8]>, bool) {
-    if !body.starts_with(b"#!") {
-        return (std::borrow::Cow::Borrowed(body), false);
-    }
-    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
-    let line = String::from_utf8_lossy(&body[..end]);
-    let no_writes = line
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("flags="))
-        .any(|flags| flags.split(',').any(|f| f == "no-writes"));
-    (std::borrow::Cow::Owned(body[end..].to_vec()), no_writes)
-}
-
-/// Compiles `body` without running it (SCRIPT LOAD): Redis's compile error text if it does
-/// not.
+/// Checks `body`'s shebang and compiles it without running it (SCRIPT LOAD): Redis's error
+/// text if either fails.
 pub(crate) fn compile(body: &[u8]) -> Result<(), String> {
+    let skip = shebang(body)?.skip;
     let lua = Lua::new_with(StdLib::NONE, LuaOptions::default()).map_err(|e| format!("ERR {e}"))?;
-    let (chunk, _) = shebang(body);
     match lua
-        .load(&chunk[..])
+        .load(&body[skip..])
         .set_name("@user_script")
         .into_function()
     {

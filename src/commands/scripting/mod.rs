@@ -7,7 +7,11 @@
 //!   the node the client talks to and proposes the body, so any node can run it.
 //! - EVAL_RO, EVALSHA_RO and scripts whose first line is `#!lua flags=no-writes` refuse writes;
 //!   the `_RO` commands run on the node the client talks to, after the connection's read gate,
-//!   against an O(1) copy of the store, off the async runtime.
+//!   against an O(1) copy of the store, off the async runtime, and refuse a script whose
+//!   shebang lacks `no-writes` before running it.
+//! - A shebang line Redis refuses (`shebang.rs`) is refused here before the script is
+//!   proposed, cached or run (ShebangBeforeProposing); the interpreter checks it again from the
+//!   entry's bytes, so an entry an older build proposed is refused alike on every node.
 //! - The script cache (ScriptsRemembered) holds every body applied on this node (by EVAL,
 //!   EVALSHA or SCRIPT LOAD, which is itself an entry so every node learns it) and every body
 //!   an `_RO` command ran here, and the node a client sends EVAL or SCRIPT LOAD to knows the
@@ -31,6 +35,7 @@
 //! ```
 
 pub(super) mod body;
+pub(super) mod shebang;
 
 use super::reply::{help_reply, script_frame, WriteReply};
 use super::{read_gate, write, CommandError, CommandResult, Plan, Session};
@@ -39,7 +44,7 @@ use crate::protocol::{Frame, Parse};
 use crate::store::{Op, ScriptRun};
 use bytes::Bytes;
 
-use body::{compile, forget_all, lookup, remember, sha1hex};
+use body::{compile, forget_all, lookup, remember, sha1hex, shebang};
 
 /// EVAL's and EVALSHA's `numkeys key... arg...`, checked as Redis's `evalGenericCommand`.
 fn keys_and_args(parse: &mut Parse) -> Result<(Vec<Bytes>, Vec<Bytes>), CommandError> {
@@ -70,18 +75,50 @@ fn noscript() -> CommandError {
     CommandError::Reply("NOSCRIPT No matching script. Please use EVAL.".into())
 }
 
-/// The body EVALSHA names, from this node's cache.
-fn body_of(parse: &mut Parse) -> Result<Bytes, CommandError> {
+/// EVALSHA's SHA-1, checked for length as Redis's `evalShaCommand` does before anything else.
+fn sha_of(parse: &mut Parse) -> Result<Bytes, CommandError> {
     let sha = parse.next_bytes()?;
-    let sha = std::str::from_utf8(&sha).map_err(|_| noscript())?;
     if sha.len() != 40 {
         return Err(noscript());
     }
+    Ok(sha)
+}
+
+/// The body `sha` names, from this node's cache (any case, as Redis matches it).
+fn body_of(sha: &[u8]) -> Result<Bytes, CommandError> {
+    let sha = std::str::from_utf8(sha).map_err(|_| noscript())?;
     lookup(sha).ok_or_else(noscript)
 }
 
-fn plan_script(body: Bytes, parse: &mut Parse) -> Result<Plan, CommandError> {
+/// A script's body, KEYS and ARGV in Redis's order of checks: EVALSHA's SHA-1 length, the
+/// key count, the cache, then the shebang line and, for a body this node has not cached, the
+/// compiler (ShebangBeforeProposing: a script Redis refuses before running it is refused here,
+/// never proposed nor cached; the interpreter checks both again at apply).
+fn script_call(
+    parse: &mut Parse,
+    by_sha: bool,
+) -> Result<(Bytes, Vec<Bytes>, Vec<Bytes>), CommandError> {
+    let named = if by_sha {
+        sha_of(parse)?
+    } else {
+        parse.next_bytes()?
+    };
     let (keys, args) = keys_and_args(parse)?;
+    let body = if by_sha { body_of(&named)? } else { named };
+    if by_sha || lookup(&sha1hex(&body)).is_some() {
+        shebang(&body).map_err(CommandError::Reply)?;
+    } else {
+        compile(&body).map_err(CommandError::Reply)?;
+    }
+    Ok((body, keys, args))
+}
+
+fn plan_script(parse: &mut Parse, by_sha: bool) -> Result<Plan, CommandError> {
+    let (body, keys, args) = script_call(parse, by_sha)?;
+    if !by_sha {
+        // Known here at once: a follower answers before it applied the entry itself.
+        remember(&body);
+    }
     Ok(Plan {
         op: Op::Script {
             body,
@@ -95,16 +132,12 @@ fn plan_script(body: Bytes, parse: &mut Parse) -> Result<Plan, CommandError> {
 
 /// Plans EVAL: one entry run at apply on every node.
 pub(super) fn eval(parse: &mut Parse) -> Result<Plan, CommandError> {
-    let body = parse.next_bytes()?;
-    // Known here at once: a follower answers before it applied the entry itself.
-    remember(&body);
-    plan_script(body, parse)
+    plan_script(parse, false)
 }
 
 /// Plans EVALSHA: the cached body, proposed as EVAL's.
 pub(super) fn evalsha(parse: &mut Parse) -> Result<Plan, CommandError> {
-    let body = body_of(parse)?;
-    plan_script(body, parse)
+    plan_script(parse, true)
 }
 
 /// EVAL_RO and EVALSHA_RO: through the read gate, then on this node, writes refused.
@@ -115,12 +148,7 @@ pub(super) async fn eval_ro(
     by_sha: bool,
 ) -> CommandResult {
     {
-        let body = if by_sha {
-            body_of(parse)?
-        } else {
-            parse.next_bytes()?
-        };
-        let (keys, args) = keys_and_args(parse)?;
+        let (body, keys, args) = script_call(parse, by_sha)?;
         remember(&body);
         read_gate(ctx, session).await?;
         // ScriptCallsChecked: the calls are checked against the session's user as it is now.
