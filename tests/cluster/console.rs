@@ -5,7 +5,9 @@
 //! its confirmation, a schema refusing a bad value on the page, a gray release staged and
 //! promoted, HTML and script in keys and values shown as text, binary and huge values; and
 //! over plain HTTP, an API request without a login (401) and a change without the CSRF token
-//! (403). Screenshots of the main pages go to `REDRAFT_SCREENSHOTS` (the README's come from
+//! (403). The HTTP port's limits against a hostile client: connections beyond the cap are
+//! refused at once while the Redis port keeps serving, and a trickled request body is cut off.
+//! Screenshots of the main pages go to `REDRAFT_SCREENSHOTS` (the README's come from
 //! `REDRAFT_SCREENSHOTS=docs/console cargo test --test cluster console`), else a temp dir.
 
 use crate::common;
@@ -332,6 +334,61 @@ fn the_console_in_a_browser() {
     assert_eq!(l.must_call(&["SET", "app/huge", &huge]), Reply::ok());
     b.goto(&format!("{url}#/key/app%2Fhuge"));
     b.wait_text("#main", "first 1048576 of 3145728 bytes");
+}
+
+/// A `POST /api/login` whose head is sent but whose body (100 bytes announced) is not.
+fn stalled_body(addr: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    s
+}
+
+/// What arrives on `s` within `within` (empty: nothing, or closed without a byte).
+fn read_within(s: &mut std::net::TcpStream, within: Duration) -> String {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    match s.read(&mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// HttpConnectionCap and BodyDeadline: a client that opens more HTTP connections than the cap
+/// (each stalled in its body, which the header timeout does not cover) gets `503` at once on
+/// the extra one, the Redis port keeps answering, and a stalled body is answered `400` and
+/// closed after `BODY_TIMEOUT` (30 s). Seen failing before both: the extra connection was
+/// held open with no answer, and the stalled body was held for good.
+#[test]
+fn the_http_port_caps_connections_and_cuts_off_stalled_bodies() {
+    let mut c = Cluster::builder().name("httplimits").metrics().start();
+    let leader = c.must_leader(Duration::from_secs(30));
+    let web = c.metrics_addr(leader).expect("metrics_addr");
+    phase("fill every HTTP connection slot with a stalled body");
+    // The cap is 512 unless a quarter of the fd limit is less; the test's limit is far above.
+    let held: Vec<_> = (0..512).map(|_| stalled_body(&web)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut extra = std::net::TcpStream::connect(&web).expect("connect");
+    let answer = read_within(&mut extra, Duration::from_secs(3));
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("too many HTTP connections"),
+        "a connection beyond the cap is refused at once, got {answer:?}"
+    );
+    let mut r = RawConn::must_connect(&c.redis_addr(leader));
+    assert_eq!(r.must_call(&["PING"]), Reply::Simple(b"PONG".to_vec()));
+    phase("a stalled body is answered 400 and closed after the body deadline");
+    let mut first = held.into_iter().next().unwrap();
+    let answer = read_within(&mut first, Duration::from_secs(40));
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("not received within 30 s"),
+        "a stalled body is cut off, got {answer:?}"
+    );
+    // The slots are free again: the probes answer.
+    assert_eq!(c.try_http_get(leader, "/health").map(|r| r.0), Ok(200));
 }
 
 fn body_field(body: &str, field: &str) -> String {
