@@ -7,7 +7,8 @@
 //! within [`READ_TIMEOUT`], and at most [`connection_cap`] connections are served at once
 //! (HttpConnectionCap: a connection beyond them gets `503` and is closed at once, so a flood of
 //! idle or slow HTTP connections cannot use up the process's file descriptors and starve the
-//! Redis port).
+//! Redis port); a response the client stops reading is cut off after [`WRITE_STALL`]
+//! (WriteStallCut, `stall.rs`).
 //!
 //! | path       | 200 when                                        | else |
 //! |------------|-------------------------------------------------|------|
@@ -35,6 +36,7 @@ use crate::context::ServerContext;
 use crate::metrics::{render_labelled, render_one};
 use crate::raft::status::Role;
 use crate::server::console;
+use crate::server::stall::{StallGuard, WRITE_STALL};
 use crate::tls::MaybeTls;
 
 /// How long a client may take to send a request head (and, on HTTPS, its handshake).
@@ -117,7 +119,7 @@ pub async fn run(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(StallGuard::new(stream, WRITE_STALL)), service);
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
