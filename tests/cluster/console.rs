@@ -398,7 +398,7 @@ fn the_http_port_caps_connections_and_cuts_off_stalled_bodies() {
     }
     phase("fill every other HTTP connection slot with a stalled body");
     // The cap is 512 unless a quarter of the fd limit is less; the test's limit is far above.
-    let held: Vec<_> = (0..511).map(|_| stalled_body(&web)).collect();
+    let mut held: Vec<_> = (0..511).map(|_| stalled_body(&web)).collect();
     std::thread::sleep(Duration::from_millis(500));
     let mut extra = std::net::TcpStream::connect(&web).expect("connect");
     let answer = read_within(&mut extra, Duration::from_secs(3));
@@ -407,6 +407,19 @@ fn the_http_port_caps_connections_and_cuts_off_stalled_bodies() {
         "a connection beyond the cap is refused at once, got {answer:?}"
     );
     assert_eq!(r.must_call(&["PING"]), Reply::Simple(b"PONG".to_vec()));
+    drop(extra);
+    phase("a body announced over 16 MiB is refused before it is sent");
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = std::net::TcpStream::connect(&web).expect("connect");
+    write!(
+        over,
+        "POST /api/login HTTP/1.1\r\nHost: {web}\r\nContent-Type: application/json\r\n\
+         Content-Length: 17000000\r\n\r\n{{"
+    )
+    .unwrap();
+    let answer = read_within(&mut over, Duration::from_secs(3));
+    assert!(answer.starts_with("HTTP/1.1 413"), "got {answer:?}");
     phase("a stalled body is answered 400 and closed after the body deadline");
     let mut first = held.into_iter().next().unwrap();
     let answer = read_within(&mut first, Duration::from_secs(40));

@@ -50,6 +50,20 @@ struct BodyTimedOut;
 
 /// BodyDeadline: the request's body ends in an error once [`BODY_TIMEOUT`] has passed.
 async fn body_deadline(request: Request, next: Next) -> axum::response::Response {
+    // A body announced over the limit is refused before it is waited for.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            format!("request body over {MAX_BODY} bytes\n"),
+        )
+            .into_response();
+    }
     let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
     let (parts, body) = request.into_parts();
     let chunks = futures::stream::unfold(Some(body.into_data_stream()), move |s| async move {
