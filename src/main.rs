@@ -341,7 +341,7 @@ fn run_sub(sub: &Sub) -> ExitCode {
             };
             let header = match redraft::backup::decode(&bytes) {
                 Ok((h, _)) => h,
-                Err(e) => return fail(&e),
+                Err(e) => return fail(&format!("RAFT.BACKUP reply from {from}: {e}")),
             };
             let tmp = out.with_extension("tmp");
             if let Err(e) = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, out)) {
@@ -391,6 +391,9 @@ fn run_sub(sub: &Sub) -> ExitCode {
                         config.display()
                     );
                     ExitCode::SUCCESS
+                }
+                Err(e @ redraft::backup::BackupError::Format(_)) => {
+                    fail(&format!("{}: {e}", from.display()))
                 }
                 Err(e) => fail(&e),
             }

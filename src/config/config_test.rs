@@ -290,6 +290,19 @@ fn refuses_unknown_field_in_raft_server_store() {
     );
 }
 
+/// QuotedLineCut: an error on a line of 100 MiB (here 1 MiB) quotes its first 120 characters,
+/// not the whole line (it printed all of it to stderr).
+#[test]
+fn an_error_quotes_only_the_start_of_a_long_line() {
+    let text = format!(
+        "{BASE}\n[store]\nhistory_revisions = {}\n",
+        "9".repeat(1 << 20)
+    );
+    let msg = parse(&text).unwrap_err().to_string();
+    assert!(msg.contains("history_revisions = 999"), "{msg}");
+    assert!(msg.len() < 400, "{} bytes: {}…", msg.len(), &msg[..200]);
+}
+
 #[test]
 fn refuses_bad_cluster_name() {
     must_be_invalid(

@@ -58,6 +58,10 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 /// Largest accepted `server.timeout`, in seconds: Redis's own ceiling (`INT_MAX`).
 pub const MAX_IDLE_TIMEOUT: u64 = i32::MAX as u64;
 
+/// The largest `[store] history_minutes` (100 years): its window in milliseconds stays far
+/// inside an `i64`.
+pub const MAX_HISTORY_MINUTES: u64 = 100 * 366 * 24 * 60;
+
 /// Default `server.client_output_buffer_limit`: 1 GiB.
 pub const DEFAULT_CLIENT_OUTPUT_BUFFER_LIMIT: u64 = 1024 * 1024 * 1024;
 

@@ -331,6 +331,15 @@ impl ClusterConfig {
                 "must be at least 1; set `auto_compaction = false` to keep all history",
             ));
         }
+        if self.store.history_minutes > Some(MAX_HISTORY_MINUTES) {
+            return Err(invalid(
+                "store.history_minutes",
+                format!(
+                    "must be at most {MAX_HISTORY_MINUTES} (100 years); set \
+                     `auto_compaction = false` to keep all history"
+                ),
+            ));
+        }
         if self.store.history_max_revisions == Some(0) {
             return Err(invalid(
                 "store.history_max_revisions",
@@ -397,6 +406,9 @@ fn normalize(path: &Path) -> PathBuf {
         .collect()
 }
 
+/// The most characters of a source line an error quotes.
+const MAX_QUOTED_LINE: usize = 120;
+
 /// Renders a toml error on one line: `line L, column C: <message> (in `<source line>`)`. The
 /// source line names the key when toml's message does not (a wrong type, a bad value).
 fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
@@ -410,6 +422,12 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     let line = text[..start].matches('\n').count() + 1;
     let column = text[line_start..start].chars().count() + 1;
     let source = text[line_start..line_end].trim();
+    // A line of a megabyte is quoted by its start (QuotedLineCut).
+    let cut = source.char_indices().nth(MAX_QUOTED_LINE).map(|(i, _)| i);
+    let source = match cut {
+        Some(i) => format!("{}…", &source[..i]),
+        None => source.to_string(),
+    };
     // A missing field's span is the table that lacks it; its first line adds nothing.
     if source.is_empty() || message.starts_with("missing field") {
         format!("line {line}, column {column}: {message}")

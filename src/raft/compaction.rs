@@ -78,7 +78,8 @@ pub fn target(
         .map(|n| revision.saturating_sub(n).saturating_add(1));
     // Compacting at 1 drops nothing: no revision is below it.
     let by_time = policy.history_minutes.map(|minutes| {
-        let cutoff = now_ms.saturating_sub((minutes as i64).saturating_mul(60_000));
+        let minutes = i64::try_from(minutes).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(minutes.saturating_mul(60_000));
         samples
             .iter()
             .take_while(|(at, _)| *at <= cutoff)
@@ -115,7 +116,9 @@ pub fn spawn_compaction(
         return None;
     }
     Some(tokio::spawn(async move {
-        let keep_ms = policy.history_minutes.map_or(0, |m| m as i64 * 60_000);
+        let keep_ms = policy.history_minutes.map_or(0, |m| {
+            i64::try_from(m).unwrap_or(i64::MAX).saturating_mul(60_000)
+        });
         let mut samples: VecDeque<(i64, u64)> = VecDeque::new();
         loop {
             tokio::select! {
@@ -129,7 +132,7 @@ pub fn spawn_compaction(
             };
             samples.push_back((now_ms, revision));
             // Keep one sample older than the window (the one the time rule uses).
-            while samples.len() > 1 && samples[1].0 <= now_ms - keep_ms {
+            while samples.len() > 1 && samples[1].0 <= now_ms.saturating_sub(keep_ms) {
                 samples.pop_front();
             }
             if !node.is_leader() {

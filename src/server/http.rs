@@ -4,7 +4,11 @@
 //! Owns the HTTP listener (plain or HTTPS: `[tls] metrics`) and the exposition of every
 //! metric; knows Raft only through `RaftNode` (metrics, liveness verdicts) and the rest
 //! through `ServerContext`. HTTP/1.1 by hyper, routed by axum; a request head must arrive
-//! within [`READ_TIMEOUT`].
+//! within [`READ_TIMEOUT`], and at most [`connection_cap`] connections are served at once
+//! (HttpConnectionCap: a connection beyond them gets `503` and is closed at once, so a flood of
+//! idle or slow HTTP connections cannot use up the process's file descriptors and starve the
+//! Redis port); a response the client stops reading is cut off after [`WRITE_STALL`]
+//! (WriteStallCut, `stall.rs`).
 //!
 //! | path       | 200 when                                        | else |
 //! |------------|-------------------------------------------------|------|
@@ -32,10 +36,36 @@ use crate::context::ServerContext;
 use crate::metrics::{render_labelled, render_one};
 use crate::raft::status::Role;
 use crate::server::console;
+use crate::server::stall::{StallGuard, WRITE_STALL};
 use crate::tls::MaybeTls;
 
 /// How long a client may take to send a request head (and, on HTTPS, its handshake).
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most HTTP connections served at once (HttpConnectionCap): scrapers, probes and a few
+/// console pages (each open page holds one event stream) need far fewer. Never more than a
+/// quarter of the process's file descriptor limit ([`connection_cap`]).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// [`MAX_CONNECTIONS`], or a quarter of `RLIMIT_NOFILE` when that is less (at least 16), so
+/// the HTTP port can never take the descriptors the Redis port and the peers need.
+pub fn connection_cap() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+    let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    (nofile / 4).clamp(16, MAX_CONNECTIONS)
+}
+
+/// What a connection beyond [`connection_cap`] is sent before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: \
+text/plain; charset=utf-8\r\ncontent-length: 31\r\n\r\ntoo many HTTP connections open\n";
 
 /// Serves HTTP on `listener` until `shutdown` turns true.
 pub async fn run(
@@ -48,6 +78,8 @@ pub async fn run(
         .as_ref()
         .is_some_and(|t| t.https_acceptor().is_some());
     let app = router(ctx.clone(), https);
+    let cap = connection_cap();
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -60,10 +92,17 @@ pub async fn run(
             },
             _ = shutdown.changed() => return,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // HttpConnectionCap: answered (if the socket takes it at once) and closed now.
+            let _ = stream.try_write(BUSY);
+            tracing::debug!("HTTP connection refused: {cap} open");
+            continue;
+        };
         let ctx = ctx.clone();
         let app = app.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // HTTPS (`[tls] metrics`): the handshake within the request's read timeout.
             let stream = match ctx.tls.as_ref().and_then(|t| t.https_acceptor()) {
                 Some(tls) => match tokio::time::timeout(READ_TIMEOUT, tls.accept(stream)).await {
@@ -80,7 +119,7 @@ pub async fn run(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(StallGuard::new(stream, WRITE_STALL)), service);
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {

@@ -9,6 +9,7 @@
 pub mod console;
 pub mod http;
 pub mod session;
+mod stall;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

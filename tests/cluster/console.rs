@@ -5,7 +5,10 @@
 //! its confirmation, a schema refusing a bad value on the page, a gray release staged and
 //! promoted, HTML and script in keys and values shown as text, binary and huge values; and
 //! over plain HTTP, an API request without a login (401) and a change without the CSRF token
-//! (403). Screenshots of the main pages go to `REDRAFT_SCREENSHOTS` (the README's come from
+//! (403). The HTTP port's limits against a hostile client: connections beyond the cap are
+//! refused at once while the Redis port keeps serving, a trickled request body is cut off, and
+//! an event stream whose client stopped reading is closed.
+//! Screenshots of the main pages go to `REDRAFT_SCREENSHOTS` (the README's come from
 //! `REDRAFT_SCREENSHOTS=docs/console cargo test --test cluster console`), else a temp dir.
 
 use crate::common;
@@ -332,6 +335,125 @@ fn the_console_in_a_browser() {
     assert_eq!(l.must_call(&["SET", "app/huge", &huge]), Reply::ok());
     b.goto(&format!("{url}#/key/app%2Fhuge"));
     b.wait_text("#main", "first 1048576 of 3145728 bytes");
+}
+
+/// A `POST /api/login` whose head is sent but whose body (100 bytes announced) is not.
+fn stalled_body(addr: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    s
+}
+
+/// What arrives on `s` within `within` (empty: nothing, or closed without a byte).
+fn read_within(s: &mut std::net::TcpStream, within: Duration) -> String {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    match s.read(&mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// HttpConnectionCap, BodyDeadline and WriteStallCut: a client that opens more HTTP connections
+/// than the cap (each stalled in its body, which the header timeout does not cover) gets `503`
+/// at once on the extra one, the Redis port keeps answering, a stalled body is answered `400`
+/// and closed after `BODY_TIMEOUT` (30 s), and an event stream whose client stopped reading is
+/// closed after `WRITE_STALL` (30 s). Seen failing before each: the extra connection was held
+/// open with no answer, the stalled body was held for good, the event stream stayed open.
+#[test]
+fn the_http_port_caps_connections_and_cuts_off_stalled_bodies() {
+    let mut c = Cluster::builder().name("httplimits").metrics().start();
+    let leader = c.must_leader(Duration::from_secs(30));
+    let web = c.metrics_addr(leader).expect("metrics_addr");
+    phase("an event stream whose client never reads, then 26 MB of changes under its prefix");
+    let (status, cookie, _) = http(
+        &web,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        "{}",
+    );
+    assert_eq!(status, 200, "no password: any login");
+    // Never read: the node's send buffer and this socket's receive buffer (a few MB, which
+    // grows only as the application reads) fill long before 26 MB.
+    let mut events = std::net::TcpStream::connect(&web).expect("connect");
+    write!(
+        events,
+        "GET /api/events?prefix=stall/ HTTP/1.1\r\nHost: {web}\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut r = RawConn::must_connect(&c.redis_addr(leader));
+    let big = "x".repeat(64 * 1024);
+    for i in 0..400 {
+        assert_eq!(
+            r.must_call(&["SET", &format!("stall/{i}"), &big]),
+            Reply::ok()
+        );
+    }
+    phase("fill every other HTTP connection slot with a stalled body");
+    // The cap is 512 unless a quarter of the fd limit is less; the test's limit is far above.
+    let mut held: Vec<_> = (0..511).map(|_| stalled_body(&web)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut extra = std::net::TcpStream::connect(&web).expect("connect");
+    let answer = read_within(&mut extra, Duration::from_secs(3));
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("too many HTTP connections"),
+        "a connection beyond the cap is refused at once, got {answer:?}"
+    );
+    assert_eq!(r.must_call(&["PING"]), Reply::Simple(b"PONG".to_vec()));
+    drop(extra);
+    phase("a body announced over 16 MiB is refused before it is sent");
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = std::net::TcpStream::connect(&web).expect("connect");
+    write!(
+        over,
+        "POST /api/login HTTP/1.1\r\nHost: {web}\r\nContent-Type: application/json\r\n\
+         Content-Length: 17000000\r\n\r\n{{"
+    )
+    .unwrap();
+    let answer = read_within(&mut over, Duration::from_secs(3));
+    assert!(answer.starts_with("HTTP/1.1 413"), "got {answer:?}");
+    phase("a stalled body is answered 400 and closed after the body deadline");
+    let mut first = held.into_iter().next().unwrap();
+    let answer = read_within(&mut first, Duration::from_secs(40));
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("not received within 30 s"),
+        "a stalled body is cut off, got {answer:?}"
+    );
+    // The slots are free again: the probes answer.
+    assert_eq!(c.try_http_get(leader, "/health").map(|r| r.0), Ok(200));
+    phase("the event stream nobody read was closed (WRITE_STALL, 30 s): its bytes end");
+    // What the node had sent before the cut still arrives; then the end.
+    events
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0usize;
+    // An open stream never ends by itself: a keep-alive comment comes every 15 s.
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < until,
+            "the stalled event stream is still open after {got} bytes"
+        );
+        match events.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the stalled event stream is still open after {got} bytes: {e}"),
+        }
+    }
+    assert!(
+        got < 400 * 64 * 1024,
+        "{got} bytes: the stream was cut before its last event"
+    );
 }
 
 fn body_field(body: &str, field: &str) -> String {

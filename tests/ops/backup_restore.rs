@@ -131,4 +131,33 @@ fn backup_under_load_restores_into_a_fresh_cluster() {
         assert!(!again.status.success());
         assert!(String::from_utf8_lossy(&again.stderr).contains("already in use"));
     }
+
+    {
+        phase("a backup with one flipped bit in a value is refused, naming the file");
+        // BackupChecksummed: before the checksum this restored the damaged value as a success.
+        let bytes = std::fs::read(&file).unwrap();
+        let at = bytes
+            .windows(2)
+            .rposition(|w| w == b"x4")
+            .expect("a value of the h* keys in the backup");
+        let mut damaged = bytes.clone();
+        damaged[at + 1] ^= 1;
+        let bad = src.dir().join("damaged.bin");
+        std::fs::write(&bad, &damaged).unwrap();
+        let fresh = Cluster::builder().name("damaged").create();
+        let out = Command::new(BIN)
+            .args(["restore", "--from"])
+            .arg(&bad)
+            .arg("--config")
+            .arg(fresh.config_path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}: ", bad.display())) && stderr.contains("checksum"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }

@@ -201,6 +201,20 @@ fn refuses_zero_history() {
     );
 }
 
+/// A history window whose milliseconds overflow an `i64` is refused naming the field; it was
+/// taken, and the compaction task of a debug build panicked on `minutes * 60_000` a second
+/// after the start (the release build wrapped it).
+#[test]
+fn refuses_a_history_window_beyond_100_years() {
+    let store = |body: &str| format!("{BASE}\n[store]\n{body}\n");
+    must_be_invalid(
+        &store("history_minutes = 99999999999999999"),
+        "store.history_minutes",
+        "at most 52704000 (100 years)",
+    );
+    must_parse(&store("history_minutes = 52704000"));
+}
+
 /// BoundedByDefault: no `[store]` section means the last hour and at least the last
 /// 10,000 revisions; written rules replace the defaults; `auto_compaction = false` keeps
 /// everything.

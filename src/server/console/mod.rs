@@ -24,16 +24,59 @@ mod events;
 mod json;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::header;
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use futures::StreamExt;
 
 use crate::context::ServerContext;
 
 /// Largest request body the console takes (a value to write, a schema): larger ones get 413.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// How long a request body may take to arrive after its head (BodyDeadline): a client that
+/// trickles a body is answered `400` and its connection closed, not served forever.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within {} s", BODY_TIMEOUT.as_secs())]
+struct BodyTimedOut;
+
+/// BodyDeadline: the request's body ends in an error once [`BODY_TIMEOUT`] has passed.
+async fn body_deadline(request: Request, next: Next) -> axum::response::Response {
+    // A body announced over the limit is refused before it is waited for.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            format!("request body over {MAX_BODY} bytes\n"),
+        )
+            .into_response();
+    }
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    let (parts, body) = request.into_parts();
+    let chunks = futures::stream::unfold(Some(body.into_data_stream()), move |s| async move {
+        let mut s = s?;
+        match tokio::time::timeout_at(deadline, s.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(s))),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::Error::new(BodyTimedOut)), None)),
+        }
+    });
+    next.run(Request::from_parts(parts, Body::from_stream(chunks)))
+        .await
+}
 
 /// What every console request shares.
 pub struct Console {
@@ -121,5 +164,6 @@ pub fn router(ctx: Arc<ServerContext>, https: bool) -> Router {
         .route("/api/session", get(auth::session))
         .merge(api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(body_deadline))
         .with_state(console)
 }
