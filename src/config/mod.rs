@@ -254,10 +254,11 @@ pub struct ServerSection {
     /// Seconds a client may stay idle before its connection is closed; 0 keeps idle clients
     /// forever (Redis's `timeout`, settable with `CONFIG SET timeout`).
     pub timeout: u64,
-    /// Largest amount of reply bytes a connection may have pending, in bytes; a client past it is
-    /// disconnected (the hard limit of Redis's `client-output-buffer-limit normal` class). 0 is
-    /// no limit. The default, 1 GiB, exceeds any single reply, so only a client that pipelines
-    /// far more than it reads is cut off.
+    /// The hard limit of Redis's `client-output-buffer-limit normal` class, in bytes: a client
+    /// whose pending replies reach it is disconnected, counted as Redis counts them (what
+    /// overflows the reply buffer, `protocol::obuf`). 0 is no limit. The default, 1 GiB,
+    /// exceeds any single reply, so only a client that pipelines far more than it reads is cut
+    /// off.
     pub client_output_buffer_limit: u64,
     /// Keyspace notification classes (Redis's `notify-keyspace-events` letters, e.g. `"KEA"`);
     /// empty disables them.

@@ -18,7 +18,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, Notify};
 
 use crate::commands::table::CmdId;
-use crate::protocol::Frame;
+use crate::protocol::{Frame, ReplyStats};
 
 /// The most pushes (client-tracking invalidations) waiting for one client before it is
 /// disconnected, as Redis disconnects a client past its output buffer limit.
@@ -44,8 +44,13 @@ pub struct ClientHandle {
     resp: AtomicU8,
     /// Flag bits, `FLAG_*` (`flags=`).
     flags: AtomicU8,
-    /// Reply bytes being written (`omem=`, `tot-mem=`): a batch's replies while they are
-    /// flushed, 0 between batches.
+    /// The reply buffer and list as Redis would hold the replies being written (`rbs=`,
+    /// `rbp=`, `obl=`, `oll=`, `omem=`; `protocol::obuf`): a batch's replies while they are
+    /// flushed, nothing pending between batches.
+    rbs: AtomicU64,
+    rbp: AtomicU64,
+    obl: AtomicU64,
+    oll: AtomicU64,
     omem: AtomicU64,
     /// The read buffer's unparsed bytes and free capacity (`qbuf=`, `qbuf-free=`), and the
     /// argument bytes of the batch being answered (`argv-mem=`), as of the last batch start or
@@ -115,6 +120,10 @@ impl ClientHandle {
             last_cmd: AtomicU32::new(CmdId::NONE.0),
             resp: AtomicU8::new(2),
             flags: AtomicU8::new(0),
+            rbs: AtomicU64::new(crate::protocol::obuf::REPLY_CHUNK_BYTES as u64),
+            rbp: AtomicU64::new(crate::protocol::obuf::REPLY_CHUNK_BYTES as u64),
+            obl: AtomicU64::new(0),
+            oll: AtomicU64::new(0),
             omem: AtomicU64::new(0),
             qbuf: AtomicU64::new(0),
             qbuf_free: AtomicU64::new(0),
@@ -195,12 +204,21 @@ impl ClientHandle {
         }
     }
 
-    /// Records an interaction (a batch run, or its replies written) and the reply bytes still
+    /// Records an interaction (a batch run, or its replies written) and the replies still
     /// being written.
-    pub fn touch(&self, now: Instant, omem: usize) {
+    pub fn touch(&self, now: Instant, replies: ReplyStats) {
         let ms = now.saturating_duration_since(self.created).as_millis() as u64;
         self.last_interaction_ms.store(ms, Ordering::Relaxed);
-        self.omem.store(omem as u64, Ordering::Relaxed);
+        self.touch_replies(replies);
+    }
+
+    /// Records the replies being written, as Redis would hold them.
+    pub fn touch_replies(&self, replies: ReplyStats) {
+        self.rbs.store(replies.rbs, Ordering::Relaxed);
+        self.rbp.store(replies.rbp, Ordering::Relaxed);
+        self.obl.store(replies.obl, Ordering::Relaxed);
+        self.oll.store(replies.oll, Ordering::Relaxed);
+        self.omem.store(replies.omem, Ordering::Relaxed);
     }
 
     /// Records the query buffer (`qbuf=`: bytes received and not yet parsed, `qbuf-free=`: its
@@ -319,12 +337,14 @@ impl ClientHandle {
     }
 
     /// Appends this client's `CLIENT LIST` line (with its `\n`), with Redis 7.2's fields in
-    /// Redis's order (`networking.c` `catClientInfoString`). `db` is always 0;  the memory fields tracked are `qbuf`/`qbuf-free` (the read buffer),
-    /// `argv-mem` (the arguments of the batch being answered) and `omem` (pending reply bytes);
-    /// `tot-mem` is their sum.
+    /// Redis's order (`networking.c` `catClientInfoString`). `db` is always 0; the memory fields
+    /// tracked are `qbuf`/`qbuf-free` (the read buffer), `argv-mem` (the arguments of the batch
+    /// being answered) and `rbs`/`rbp`/`obl`/`oll`/`omem` (pending replies as Redis would hold
+    /// them, `protocol::obuf`); `tot-mem` is the sum of those Redis adds up.
     pub fn write_info_line(&self, now: Instant, out: &mut String) {
         let names = self.names().clone();
-        let omem = self.omem.load(Ordering::Relaxed);
+        let [rbs, rbp, obl, oll, omem] = [&self.rbs, &self.rbp, &self.obl, &self.oll, &self.omem]
+            .map(|a| a.load(Ordering::Relaxed));
         let multi = self.multi_queued.load(Ordering::Relaxed);
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         let qbuf_free = self.qbuf_free.load(Ordering::Relaxed);
@@ -333,7 +353,7 @@ impl ClientHandle {
             out,
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} \
              ssub=0 multi={} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 \
-             rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} \
+             rbs={rbs} rbp={rbp} obl={obl} oll={oll} omem={omem} tot-mem={} events=r cmd={} user={} redir={} \
              resp={} \
              lib-name={} lib-ver={}",
             self.id,
@@ -347,8 +367,7 @@ impl ClientHandle {
             self.subscriptions.load(Ordering::Relaxed),
             self.pattern_subscriptions.load(Ordering::Relaxed),
             multi,
-            omem,
-            qbuf + qbuf_free + argv_mem + omem,
+            qbuf + qbuf_free + argv_mem + rbs + omem,
             CmdId(self.last_cmd.load(Ordering::Relaxed)).name(),
             names.user.as_deref().unwrap_or("default"),
             self.redirect.load(Ordering::Relaxed),

@@ -12,7 +12,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::framer::{FrameError, Framer, Limits};
-use super::reply::{encode, Frame, Protocol};
+use super::obuf::ReplyBuffer;
+use super::reply::{encode_pieces, Frame, Protocol};
 
 /// Spare read capacity kept before each read, and the initial size of both buffers.
 const READ_CHUNK: usize = 16 * 1024;
@@ -37,6 +38,8 @@ pub struct Connection<S> {
     framer: Framer,
     /// Encoded replies not yet written; `flush` sends them in one `write_all`.
     wbuf: BytesMut,
+    /// How Redis would hold `wbuf`'s replies (the output buffer limit, `CLIENT LIST`).
+    obuf: ReplyBuffer,
     limits: Limits,
     /// The reply protocol; `HELLO 3` sets it to RESP3.
     pub proto: Protocol,
@@ -72,6 +75,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             framer: Framer::new(),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
+            obuf: ReplyBuffer::new(std::time::Instant::now()),
             limits,
             proto: Protocol::default(),
             fresh: true,
@@ -134,7 +138,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Appends the encoding of `frame` (in `self.proto`) to the output buffer; nothing is sent.
     pub fn write_frame(&mut self, frame: &Frame) {
-        encode(frame, self.proto, &mut self.wbuf);
+        let obuf = &mut self.obuf;
+        encode_pieces(frame, self.proto, &mut self.wbuf, &mut |n| obuf.append(n));
     }
 
     /// Writes everything queued with one `write_all`, then flushes the stream.
@@ -142,6 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
             self.wbuf.clear();
+            self.obuf.written();
         }
         self.stream.flush().await
     }
@@ -152,9 +158,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         (self.rbuf.len(), self.rbuf.capacity() - self.rbuf.len())
     }
 
-    /// Returns how many encoded reply bytes wait for `flush` (for output buffer limits).
-    pub fn pending_output(&self) -> usize {
-        self.wbuf.len()
+    /// The replies waiting for `flush`, as Redis would account them (output buffer limits,
+    /// `CLIENT LIST`).
+    pub fn reply_buffer(&self) -> &ReplyBuffer {
+        &self.obuf
+    }
+
+    /// Replays Redis's periodic resizing of the reply buffer up to `now` ([`ReplyBuffer::cron`]).
+    pub fn reply_buffer_cron(&mut self, now: std::time::Instant) {
+        self.obuf.cron(now);
     }
 
     /// Keeps at least `READ_CHUNK` bytes free for the next read. While a large argument arrives
@@ -250,9 +262,11 @@ mod tests {
 
         conn.write_frame(&Frame::Null);
         conn.write_frame(&Frame::Simple("PONG".into()));
-        assert_eq!(conn.pending_output(), b"$-1\r\n+PONG\r\n".len());
+        assert_eq!(conn.wbuf.len(), b"$-1\r\n+PONG\r\n".len());
+        assert_eq!(conn.reply_buffer().stats().obl, 12);
         conn.flush().await.unwrap();
-        assert_eq!(conn.pending_output(), 0);
+        assert_eq!(conn.wbuf.len(), 0);
+        assert_eq!(conn.reply_buffer().stats().obl, 0);
         assert_eq!(conn.stream.writes, 1);
 
         let mut got = vec![0u8; b"$-1\r\n+PONG\r\n".len()];

@@ -8,6 +8,8 @@
 //!   [`Limits`]).
 //! - [`reply`] owns reply encoding ([`Frame`], [`encode`], RESP2/RESP3 via [`Protocol`]).
 //! - [`parse`] owns the argument cursor a command uses to read its argv ([`Parse`]).
+//! - [`obuf`] owns Redis's accounting of pending replies ([`ReplyBuffer`]: the output buffer
+//!   limit, `CLIENT LIST`'s `rbs`, `rbp`, `obl`, `oll`, `omem`).
 //! - [`connection`] owns the buffered socket ([`Connection`]): read a command, queue replies,
 //!   flush once per batch so pipelined requests cost one write.
 //!
@@ -29,10 +31,12 @@
 
 pub mod connection;
 pub mod framer;
+pub mod obuf;
 pub mod parse;
 pub mod reply;
 
 pub use connection::{Connection, ConnectionError};
 pub use framer::{parse_command, FrameError, Framer, Limits};
+pub use obuf::{ReplyBuffer, ReplyStats};
 pub use parse::{Parse, ParseError};
-pub use reply::{encode, Frame, Protocol};
+pub use reply::{encode, encode_pieces, Frame, Protocol};

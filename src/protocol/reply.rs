@@ -70,7 +70,20 @@ pub enum Protocol {
 
 /// Appends the encoding of `frame` in `proto` to `out`.
 pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
+    encode_pieces(frame, proto, out, &mut |_| {});
+}
+
+/// [`encode`], telling `piece` the length of each part Redis would queue on its own: an
+/// aggregate's header line, then each of its items (for the output buffer accounting,
+/// `obuf`).
+pub fn encode_pieces<F: FnMut(usize)>(
+    frame: &Frame,
+    proto: Protocol,
+    out: &mut BytesMut,
+    piece: &mut F,
+) {
     let resp3 = proto == Protocol::Resp3;
+    let start = out.len();
     match frame {
         Frame::Simple(text) => put_line(out, b'+', text.as_bytes()),
         Frame::Error(text) => put_line(out, b'-', text.as_bytes()),
@@ -80,22 +93,31 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
         Frame::Null => out.extend_from_slice(b"$-1\r\n"),
         Frame::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
         Frame::NullArray => out.extend_from_slice(b"*-1\r\n"),
-        Frame::Array(items) => put_aggregate(out, b'*', items, proto),
-        Frame::Set(items) => put_aggregate(out, if resp3 { b'~' } else { b'*' }, items, proto),
-        Frame::Push(items) => put_aggregate(out, if resp3 { b'>' } else { b'*' }, items, proto),
+        Frame::Array(items) => return put_aggregate(out, b'*', items, proto, piece),
+        Frame::Set(items) => {
+            let kind = if resp3 { b'~' } else { b'*' };
+            return put_aggregate(out, kind, items, proto, piece);
+        }
+        Frame::Push(items) => {
+            let kind = if resp3 { b'>' } else { b'*' };
+            return put_aggregate(out, kind, items, proto, piece);
+        }
         Frame::Pairs(pairs) => {
             if resp3 {
                 put_len_line(out, b'*', pairs.len());
             } else {
                 put_len_line(out, b'*', pairs.len().saturating_mul(2));
             }
+            piece(out.len() - start);
             for (a, b) in pairs {
                 if resp3 {
                     put_len_line(out, b'*', 2);
+                    piece(4);
                 }
-                encode(a, proto, out);
-                encode(b, proto, out);
+                encode_pieces(a, proto, out, piece);
+                encode_pieces(b, proto, out, piece);
             }
+            return;
         }
         Frame::Map(pairs) => {
             if resp3 {
@@ -103,10 +125,12 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
             } else {
                 put_len_line(out, b'*', pairs.len().saturating_mul(2));
             }
+            piece(out.len() - start);
             for (key, value) in pairs {
-                encode(key, proto, out);
-                encode(value, proto, out);
+                encode_pieces(key, proto, out, piece);
+                encode_pieces(value, proto, out, piece);
             }
+            return;
         }
         Frame::Double(value) => {
             let mut text = StackStr::new();
@@ -143,12 +167,21 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
             }
         }
     }
+    piece(out.len() - start);
 }
 
-fn put_aggregate(out: &mut BytesMut, kind: u8, items: &[Frame], proto: Protocol) {
+fn put_aggregate<F: FnMut(usize)>(
+    out: &mut BytesMut,
+    kind: u8,
+    items: &[Frame],
+    proto: Protocol,
+    piece: &mut F,
+) {
+    let start = out.len();
     put_len_line(out, kind, items.len());
+    piece(out.len() - start);
     for item in items {
-        encode(item, proto, out);
+        encode_pieces(item, proto, out, piece);
     }
 }
 

@@ -20,8 +20,9 @@
 //!   a command it sent meanwhile is refused and closes it too);
 //! - when it has been idle (no command) for `timeout` seconds (`[server] timeout`, 0 = never);
 //!   a reply the client does not read for that long counts as idle too;
-//! - when the replies of one batch exceed the output buffer limit
-//!   (`[server] client_output_buffer_limit`), logged as Redis logs it.
+//! - when the replies of one batch, or the pub/sub messages and pushes written with them,
+//!   reach the output buffer limit (`[server] client_output_buffer_limit`) as Redis accounts
+//!   them (`protocol::obuf`: what overflows the reply buffer), logged as Redis logs it.
 //!
 //! Pub/sub: a subscribed connection also wakes for its queued messages (`watch::pubsub`) and
 //! writes them between batches, in the order they were published; a message that arrives
@@ -87,11 +88,17 @@ pub async fn run(
                 // Pub/sub and tracking: write this message and any others already queued,
                 // then wait again.
                 conn.proto = session.proto;
+                conn.reply_buffer_cron(Instant::now());
                 conn.write_frame(&frame);
                 write_queued_messages(&mut conn, &mut session);
+                if over_output_limit(&conn, ctx, &handle) {
+                    return;
+                }
+                handle.touch_replies(conn.reply_buffer().stats());
                 if !flush_within(&mut conn, idle_limit).await {
                     return;
                 }
+                handle.touch_replies(conn.reply_buffer().stats());
                 continue;
             }
             _ = shutdown.changed() => return,
@@ -137,8 +144,12 @@ pub async fn run(
         };
         // PublishBeforeReply: every command of the batch arrived after these messages were
         // queued, so they go first.
+        conn.reply_buffer_cron(Instant::now());
         write_queued_messages(&mut conn, &mut session);
-        let output_limit = ctx.settings.output_buffer_limit() as usize;
+        if over_output_limit(&conn, ctx, &handle) {
+            return;
+        }
+        handle.touch_replies(conn.reply_buffer().stats());
         let mut close = false;
         // INFO commandstats: each command's id, and its time from the previous reply.
         let mut ids: std::collections::VecDeque<CmdId> =
@@ -194,14 +205,7 @@ pub async fn run(
                     conn.write_frame(frame);
                 }
             }
-            if output_limit > 0 && conn.pending_output() > output_limit {
-                tracing::warn!(
-                    client = handle.id,
-                    addr = %addr,
-                    pending = conn.pending_output(),
-                    limit = output_limit,
-                    "client closed for overcoming of output buffer limits"
-                );
+            if over_output_limit(&conn, ctx, &handle) {
                 return;
             }
             if out.close || handle.is_killed() {
@@ -226,11 +230,14 @@ pub async fn run(
             }
         }
         write_queued_messages(&mut conn, &mut session);
+        if over_output_limit(&conn, ctx, &handle) {
+            return;
+        }
         if let Some(e) = framing_error.filter(|_| !close) {
             reply_protocol_error(&mut conn, e).await;
             return;
         }
-        handle.touch(Instant::now(), conn.pending_output());
+        handle.touch(Instant::now(), conn.reply_buffer().stats());
         let (qbuf, qbuf_free) = conn.read_buffer();
         handle.set_query_buffer(qbuf, qbuf_free, 0);
         let flushed = tokio::select! {
@@ -245,7 +252,7 @@ pub async fn run(
             return;
         }
         last_interaction = Instant::now();
-        handle.touch(last_interaction, 0);
+        handle.touch(last_interaction, conn.reply_buffer().stats());
     }
 }
 
@@ -289,6 +296,28 @@ fn write_queued_messages(conn: &mut Connection<MaybeTls>, session: &mut Session)
             conn.write_frame(&push);
         }
     }
+}
+
+/// Whether the replies queued so far pass the output buffer limit, as Redis accounts them
+/// (`protocol::obuf`: only what overflows the reply buffer counts); logs the close.
+fn over_output_limit(
+    conn: &Connection<MaybeTls>,
+    ctx: &ServerContext,
+    handle: &ClientHandle,
+) -> bool {
+    let limit = ctx.settings.output_buffer_limit();
+    let replies = conn.reply_buffer();
+    if !replies.over_limit(limit) {
+        return false;
+    }
+    tracing::warn!(
+        client = handle.id,
+        addr = %handle.addr,
+        omem = replies.memory(),
+        limit,
+        "client closed for overcoming of output buffer limits"
+    );
+    true
 }
 
 /// The idle timeout now in force, if any.

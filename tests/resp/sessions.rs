@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::single::Single;
+use common::single::{RealRedis, Single};
 use resp_client::raw::{self as raw_client, encode as command, RawConn as RawClient};
 
 #[test]
@@ -114,6 +114,58 @@ fn output_buffer_limit_closes_a_client_that_does_not_read() {
     );
     // The server is fine, and so is the well-behaved client.
     assert_eq!(c.call("PING"), "+PONG\r\n");
+}
+
+/// Redis counts towards `client-output-buffer-limit` only the replies that overflow its reply
+/// buffer (16 KB on a new connection, shrunk to 1 KB once it has been idle for about 200 ms).
+/// With a 1-byte hard limit, PING and a 10 KB GET sent at once are answered, a 100 KB reply
+/// closes the connection without a byte, and after a second of idling a 2 KB reply does too:
+/// the same on redraft and on redis-server. redraft used to count every pending byte, so
+/// even PING closed the connection.
+#[test]
+fn output_buffer_limit_counts_only_what_overflows_the_reply_buffer_like_redis() {
+    let node = Single::start_with("[server]\nclient_output_buffer_limit = 1\n");
+    let redis = RealRedis::start_with_args(&["--client-output-buffer-limit", "normal 1 0 0"]);
+    let values: Vec<(&[u8], Vec<u8>)> = vec![
+        (b"v2k", vec![b'a'; 2048]),
+        (b"v10k", vec![b'b'; 10 * 1024]),
+        (b"v100k", vec![b'c'; 100 * 1024]),
+    ];
+    for addr in [&node.addr, &redis.addr] {
+        let mut setup = RawClient::must_connect(addr);
+        for (key, value) in &values {
+            assert_eq!(setup.call_args(&[b"SET", key, value]), "+OK\r\n", "{addr}");
+        }
+        let bulk = |v: &[u8]| format!("${}\r\n{}\r\n", v.len(), String::from_utf8_lossy(v));
+
+        // A new connection: the 10 KB value fits the reply buffer.
+        let mut fresh = RawClient::must_connect(addr);
+        let mut pipeline = command(&[b"GET", b"v10k"]);
+        pipeline.extend(command(&[b"PING"]));
+        fresh.send(&pipeline);
+        assert_eq!(fresh.must_reply(), bulk(&values[1].1), "{addr}");
+        assert_eq!(fresh.must_reply(), "+PONG\r\n", "{addr}");
+
+        // 100 KB overflows it: closed, nothing sent.
+        let mut big = RawClient::must_connect(addr);
+        big.send(&command(&[b"GET", b"v100k"]));
+        let (_, received) = big
+            .wait_closed(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{addr}: a 100 KB reply closes the connection"));
+        assert_eq!(received, 0, "{addr}");
+
+        // An idle connection's reply buffer is 1 KB: PING still fits, 2 KB does not.
+        let mut idle = RawClient::must_connect(addr);
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(idle.call("PING"), "+PONG\r\n", "{addr}");
+        idle.send(&command(&[b"GET", b"v2k"]));
+        let (_, received) = idle
+            .wait_closed(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("{addr}: a 2 KB reply closes an idle connection"));
+        assert_eq!(received, 0, "{addr}");
+        assert_eq!(setup.call("PING"), "+PONG\r\n", "{addr}");
+    }
+    assert!(node.log_tail().contains("output buffer limits"));
 }
 
 #[test]
