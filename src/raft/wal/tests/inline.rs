@@ -87,9 +87,12 @@ fn an_idle_append_syncs_where_it_stands_and_a_busy_one_queues() {
     must_queue(&wal, &disk, 4, "after a slow sync");
 
     // Back to back (the last sync ended more recently than it took, as under load), so that
-    // appends arriving during a sync share the next one.
+    // appends arriving during a sync share the next one. The end is stamped a minute ahead so
+    // that it stays "more recently than it took" however late the appending thread starts: with
+    // the end stamped now, a loaded machine that started the thread more than the 1 ms later
+    // made the append sync inline, and the test failed in a full suite run.
     wal.shared.last_sync_us.store(1_000, Ordering::Relaxed);
-    let now_us = wal.shared.opened.elapsed().as_micros() as u64;
-    wal.shared.last_sync_end_us.store(now_us, Ordering::Relaxed);
+    let ahead_us = wal.shared.opened.elapsed().as_micros() as u64 + 60_000_000;
+    wal.shared.last_sync_end_us.store(ahead_us, Ordering::Relaxed);
     must_queue(&wal, &disk, 5, "right after a sync");
 }
