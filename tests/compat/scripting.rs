@@ -373,6 +373,30 @@ const SCRIPT: &[&[&str]] = &[
         "return {('a'):rep(2), type(math.y), type(redis.call), #string}",
         "0",
     ],
+    // pcall/xpcall recursion: the status was pushed past the frame (a debug build aborted).
+    &["EVAL", "local function f() return pcall(f) end return f()", "0"],
+    &[
+        "EVAL",
+        "local function f() return xpcall(f, function(e) return e end) end return f()",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local function f(n) if n == 0 then error({err = 'ERR deep'}) end \
+         return pcall(f, n - 1) end local t = {f(150)} return {#t, t[#t]}",
+        "0",
+    ],
+    &[
+        "EVAL",
+        "local t = {} for i = 1, 7000 do t[i] = 'x' .. i end return unpack(t)",
+        "0",
+    ],
+    &["EVAL", "return {pcall()}", "0"],
+    &[
+        "EVAL",
+        "local ok = xpcall(function() return 1 end) return ok",
+        "0",
+    ],
 ];
 
 #[test]

@@ -173,7 +173,7 @@ fn run_lua(
         let handler = lua.create_function(error_handler)?;
         // From here on every byte the script asks for is charged (AllocationFuel).
         charge.start(MAX_MEMORY);
-        let out = interpreter.raw_xpcall.call::<MultiValue>((f, handler));
+        let out = interpreter.run.call::<MultiValue>((f, handler));
         exceeded = charge.exceeded();
         charge.start(0);
         let mut out = out?.into_iter();

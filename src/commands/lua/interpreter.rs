@@ -24,6 +24,7 @@ use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, V
 
 use super::errors;
 use super::fuel::{self, Charge};
+use super::protect;
 
 /// VM instructions a run may execute: tens of milliseconds of pure Lua in a release build. A
 /// script runs inside apply, so this bounds how long one entry can hold the state machine.
@@ -79,8 +80,9 @@ pub struct Interpreter {
     pub lua: Lua,
     pub charge: Charge,
     pub limits: Rc<Limits>,
-    /// The original `xpcall`, which runs the script (the global one re-raises the limits).
-    pub raw_xpcall: Function,
+    /// Runs the script: `xpcall(f, handler)`'s first two values (`protect::functions`; the
+    /// global `xpcall` re-raises the limits).
+    pub run: Function,
     redis: Table,
     globals: Table,
     /// Compiled functions by SHA-1 of the body, and the body bytes they hold.
@@ -144,8 +146,8 @@ impl Interpreter {
             fuel::guard_patterns(&lua, charge_fn.clone())?;
             fuel::guard_copies(&lua, charge_fn)?;
         }
-        let raw_xpcall: Function = globals.raw_get("xpcall")?;
-        install_uncatchable_limits(&lua, limits.clone(), charge, raw_xpcall.clone())?;
+        let (raw_pcall, raw_xpcall, run) = protect::functions(&lua)?;
+        install_uncatchable_limits(&lua, limits.clone(), charge, raw_pcall, raw_xpcall)?;
         let redis = redis_table(&lua)?;
         globals.raw_set("redis", redis.clone())?;
         let string_meta: Table = lua.load("return getmetatable('')").eval()?;
@@ -158,7 +160,7 @@ impl Interpreter {
             lua,
             charge,
             limits,
-            raw_xpcall,
+            run,
             redis,
             globals,
             cache: HashMap::new(),
@@ -291,29 +293,40 @@ impl Interpreter {
 }
 
 /// The limits cannot be caught: once one is hit, every `pcall`/`xpcall` that caught it
-/// raises it again, up to the top. Other errors reach the script as Redis 7 hands them over
-/// (`errors.rs`: `pcall` gives an error table's `err` string).
+/// raises it again, up to the top, and no `xpcall` handler runs (the error raised from the
+/// instruction hook reaches the handler with hooks off, where `local function h(e) return
+/// h(e) end` looped for good). Other errors reach the script as Redis 7 hands them over
+/// (`errors.rs`: `pcall` gives an error table's `err` string). `raw_pcall` and `raw_xpcall`
+/// are `protect.rs`'s, which never push past their frame.
 fn install_uncatchable_limits(
     lua: &Lua,
     limits: Rc<Limits>,
     charge: Charge,
+    raw_pcall: Function,
     raw_xpcall: Function,
 ) -> mlua::Result<()> {
     let globals = lua.globals();
     let over = lua.create_function(move |_, ()| Ok(limits.over.get() || charge.exceeded()))?;
     lua.load(
         r#"
-        local over, rawpcall, rawxpcall, error, for_pcall, for_handler, type = ...
+        local over, rawpcall, rawxpcall, error, for_pcall, for_handler, type, select = ...
         local function pass(convert, ok, ...)
             if ok then return ok, ... end
             if over() then error('script exceeded the instruction limit', 0) end
             return ok, convert((...))
         end
         pcall = function(...) return pass(for_pcall, rawpcall(...)) end
-        xpcall = function(f, h)
+        xpcall = function(...)
+            local f, h = ...
+            if select('#', ...) < 2 then
+                error("bad argument #2 to 'xpcall' (value expected)", 2)
+            end
             if type(h) == 'function' then
                 local handler = h
-                h = function(e) return handler(for_handler(e)) end
+                h = function(e)
+                    if over() then return e end
+                    return handler(for_handler(e))
+                end
             end
             return pass(for_handler, rawxpcall(f, h))
         end
@@ -322,12 +335,13 @@ fn install_uncatchable_limits(
     .set_name("=limits")
     .call::<()>((
         over,
-        globals.raw_get::<Function>("pcall")?,
+        raw_pcall,
         raw_xpcall,
         globals.raw_get::<Function>("error")?,
         errors::caught_by_pcall(lua)?,
         errors::caught_by_handler(lua)?,
         globals.raw_get::<Function>("type")?,
+        globals.raw_get::<Function>("select")?,
     ))
 }
 

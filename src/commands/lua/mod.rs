@@ -12,11 +12,14 @@ mod fuel;
 mod helpers;
 mod interpreter;
 mod libs;
+mod protect;
 
 #[cfg(test)]
 mod lua_test;
 #[cfg(test)]
 mod reuse_test;
+#[cfg(test)]
+mod stack_test;
 
 use bytes::Bytes;
 
