@@ -179,6 +179,26 @@ fn crash_test_catches_missing_syncs() {
     assert!(!failures.is_empty(), "log_sync_off went unnoticed");
 }
 
+/// Waits until the housekeeping thread has made the next spare or reported the disk full, as
+/// it has long done between two rolls of a real log. Here a 128-byte segment rolls every two
+/// appends: on a loaded machine (a fresh-clone suite run) the thread woke late, the next roll
+/// found no spare and made one itself, which this full disk refuses, and the append failed.
+fn spare_settled(wal: &Wal) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let chores = wal.shared.chores.lock().unwrap();
+        if matches!(chores.spare, segment::Spare::Ready(..)) || wal.disk_full().is_some() {
+            return;
+        }
+        drop(chores);
+        assert!(
+            Instant::now() < deadline,
+            "the housekeeping thread never settled"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// SpareAhead: when the next segment cannot be preallocated the WAL says "disk full" and goes
 /// on writing into the segment it has; once space returns the flag clears by itself.
 #[test]
@@ -193,6 +213,7 @@ fn disk_full_is_reported_and_clears_when_space_returns() {
         i += 1;
         assert!(i < 100, "disk never reported full");
         append(&wal, vec![entry(1, i)]).unwrap();
+        spare_settled(&wal);
     }
     let reason = wal.disk_full().unwrap();
     assert!(

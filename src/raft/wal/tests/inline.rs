@@ -93,6 +93,8 @@ fn an_idle_append_syncs_where_it_stands_and_a_busy_one_queues() {
     // made the append sync inline, and the test failed in a full suite run.
     wal.shared.last_sync_us.store(1_000, Ordering::Relaxed);
     let ahead_us = wal.shared.opened.elapsed().as_micros() as u64 + 60_000_000;
-    wal.shared.last_sync_end_us.store(ahead_us, Ordering::Relaxed);
+    wal.shared
+        .last_sync_end_us
+        .store(ahead_us, Ordering::Relaxed);
     must_queue(&wal, &disk, 5, "right after a sync");
 }
