@@ -187,7 +187,7 @@ fn spare_settled(wal: &Wal) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let chores = wal.shared.chores.lock().unwrap();
-        if matches!(chores.spare, segment::Spare::Ready(..)) || wal.disk_full().is_some() {
+        if matches!(chores.spare, Spare::Ready(..)) || wal.disk_full().is_some() {
             return;
         }
         drop(chores);
