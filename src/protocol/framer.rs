@@ -364,8 +364,8 @@ pub(crate) fn parse_u64_digits(digits: &[u8]) -> Option<u64> {
 
 /// Splits an inline line as Redis's `sdssplitargs` does. Returns `None` for unbalanced quotes or
 /// a closing quote followed by something other than a space. A NUL byte ends the line, as it does
-/// for the C original.
-fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+/// for the C original. Also splits a script's shebang line (`commands::scripting::shebang`).
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
     let line = match line.iter().position(|&b| b == 0) {
         Some(nul) => &line[..nul],
         None => line,

@@ -3,7 +3,10 @@
 //! `sdssplitargs` splits (quotes and escapes included), its words compared as C strings (up to
 //! a NUL byte, as `strcmp` compares). Decided from the body's bytes alone, so every node that
 //! checks an entry decides alike (ShebangFromBytes). Used by the script commands (before a
-//! script is proposed or run) and by the interpreter (`lua/engine.rs`).
+//! script is proposed or run) and by the interpreter (`lua/engine.rs`). The line is split by the
+//! inline-command framer's `sdssplitargs` port.
+
+use crate::protocol::framer::split_args;
 
 /// The flags Redis 7.0 knows (`scripts_flags_def`). Only `no-writes` changes what a redraft
 /// script may do; the others are accepted and mean nothing here (no OOM, stale or cluster
@@ -52,7 +55,7 @@ pub(crate) fn shebang(body: &[u8]) -> Result<Shebang, String> {
         return Err("ERR Invalid engine in script shebang".into());
     };
     let text = |b: &[u8]| String::from_utf8_lossy(c_str(b)).into_owned();
-    let engine = parts.first().map(Vec::as_slice).unwrap_or_default();
+    let engine = parts.first().map(|b| &b[..]).unwrap_or_default();
     if c_str(engine) != b"#!lua" {
         return Err(format!(
             "ERR Unexpected engine in script shebang: {}",
@@ -90,95 +93,6 @@ pub(crate) fn shebang(body: &[u8]) -> Result<Shebang, String> {
 /// `s` up to its first NUL byte, as C's string functions read it.
 fn c_str(s: &[u8]) -> &[u8] {
     s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
-}
-
-/// C's `isspace` in the C locale.
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// Redis's `sdssplitargs`: words split on blanks, `"..."` with `\xHH`, `\n`, `\r`, `\t`, `\b`,
-/// `\a` escapes, `'...'` with `\'`; `None` for an unbalanced quote or a closing quote not
-/// followed by a blank. `line` holds no NUL byte (the caller stops at one).
-fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    let mut words = Vec::new();
-    let mut p = 0;
-    loop {
-        while p < line.len() && is_space(line[p]) {
-            p += 1;
-        }
-        if p >= line.len() {
-            return Some(words);
-        }
-        let (mut word, mut in_double, mut in_single) = (Vec::new(), false, false);
-        loop {
-            let c = at(p);
-            if in_double {
-                if c == b'\\' && at(p + 1) == b'x' {
-                    if let (Some(h), Some(l)) = (hex(at(p + 2)), hex(at(p + 3))) {
-                        word.push(h * 16 + l);
-                        p += 4;
-                        continue;
-                    }
-                }
-                if c == b'\\' && at(p + 1) != 0 {
-                    p += 1;
-                    word.push(match at(p) {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    word.push(c);
-                }
-            } else if in_single {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    word.push(b'\'');
-                } else if c == b'\'' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    word.push(c);
-                }
-            } else {
-                match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
-                        if c != 0 {
-                            p += 1;
-                        }
-                        break;
-                    }
-                    b'"' => in_double = true,
-                    b'\'' => in_single = true,
-                    other => word.push(other),
-                }
-            }
-            p += 1;
-        }
-        words.push(word);
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
