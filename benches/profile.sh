@@ -4,12 +4,13 @@
 # part of redraft it was taken in, plus the context switches per operation.
 #
 # Usage: benches/profile.sh [--workload set|get|mixed] [--mode lease] [--concurrency 64]
-#                           [--pipeline 1] [--endpoints all|leader] [--seconds 4] [--freq 499]
+#                           [--pipeline 1] [--endpoints all|leader|followers] [--seconds 4] [--freq 499]
 #                           [--out DIR] [--keep-data DIR] [--frame-pointers]
 #
 # Starts a cluster on 127.0.0.1 (BENCH_PORT_BASE, default 26000, + 1..3 raft, + 101..103
 # redis), runs the workload (256 B values over 1,000 keys; clients round-robin over the three
-# nodes, or `--endpoints leader`: every connection on the leader) and, while it runs, records
+# nodes, or `--endpoints leader`: every connection on the leader, or `followers`: on the two
+# followers, every write forwarded) and, while it runs, records
 # each node for `--seconds` (linux-perf; works with `kernel.perf_event_paranoid` = 2 for our
 # own processes). Writes DIR (default benches/results/<date>-profile-<workload>-c<N>):
 #
@@ -56,7 +57,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift ;;
         --keep-data) KEEP=$2; shift ;;
         --frame-pointers) FP=1 ;;
-        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--endpoints all|leader] [--seconds S] [--freq HZ] [--out DIR] [--keep-data DIR] [--frame-pointers]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--endpoints all|leader|followers] [--seconds S] [--freq HZ] [--out DIR] [--keep-data DIR] [--frame-pointers]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -82,12 +83,14 @@ BASE=${BENCH_PORT_BASE:-26000}
 need_free_ports $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 101)) $((BASE + 102)) $((BASE + 103))
 start_cluster "$BASE" $((BASE + 100))
 NODE_PIDS=("${PIDS[@]}")
-if [ "$EPS" = leader ]; then
-    endpoints=127.0.0.1:$LEADER
-else
-    endpoints=$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}")
-    endpoints=${endpoints%,}
-fi
+endpoints=""
+for port in "${CLUSTER_PORTS[@]}"; do
+    case $EPS in
+        leader) [ "$port" = "$LEADER" ] || continue ;;
+        followers) [ "$port" != "$LEADER" ] || continue ;;
+    esac
+    endpoints="$endpoints${endpoints:+,}127.0.0.1:$port"
+done
 
 # switches: "kind count" for every thread of the nodes (kind: the thread's name).
 switches() {

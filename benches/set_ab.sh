@@ -5,7 +5,7 @@
 #                          [--config LABEL=TOML]... [--reps N]
 #                          [--duration D] [--warmup W] [--concurrency "1 64 256"]
 #                          [--workload set|get|mixed|watch-latency] [--mode M] [--pipeline P]
-#                          [--preload N] [--out DIR]
+#                          [--preload N] [--endpoints all|leader|followers] [--out DIR]
 #
 # For every binary (default: this checkout's release build, labelled "this"), a three-node
 # cluster on 127.0.0.1 with the shipped timings. Then, repeated N times (default 3) and
@@ -27,6 +27,10 @@
 # cluster under writes reaches, where each write also pays automatic compaction and the
 # snapshots carry a full history window.
 #
+# `--endpoints leader` sends every client to the leader, `followers` spreads them over the two
+# followers (every write forwarded), `all` (the default) round-robin over the three nodes as
+# `compare.sh` does: what forwarding costs.
+#
 # Writes DIR/results.jsonl (every run), DIR/table.md (loadgen's tables), DIR/summary.md
 # (per binary and concurrency: the median over the repetitions of throughput, p50, p99, CPU µs
 # per write and log syncs per write over all nodes (`INFO raft` `raft_log_syncs`), and each
@@ -39,7 +43,7 @@ cd "$(dirname "$0")/.."
 
 BINS=()
 declare -A FAILPOINTS CONFIGS
-REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" PIPE=1 OUT="" PRELOAD=0
+REPS=3 DUR=5s WARM=1s CONCS="1 64 256" WL=set MODE="" PIPE=1 OUT="" PRELOAD=0 ENDPOINTS=all
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) BINS+=("$2"); shift ;;
@@ -53,13 +57,15 @@ while [ $# -gt 0 ]; do
         --mode) MODE=$2; shift ;;
         --pipeline) PIPE=$2; shift ;;
         --preload) PRELOAD=$2; shift ;;
+        --endpoints) ENDPOINTS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--config LABEL=TOML]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--workload W] [--mode M] [--pipeline P] [--preload N] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bin LABEL=PATH]... [--failpoints LABEL=SPEC]... [--config LABEL=TOML]... [--reps N] [--duration D] [--warmup W] [--concurrency \"1 64 256\"] [--workload W] [--mode M] [--pipeline P] [--preload N] [--endpoints all|leader|followers] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
 # The watch workload needs a mechanism; keyspace notifications unless told (`--mode xread`).
 [ "$WL" != watch-latency ] || [ -n "$MODE" ] || MODE=keyspace
+case $ENDPOINTS in all | leader | followers) ;; *) echo "--endpoints: all, leader or followers" >&2; exit 2 ;; esac
 need_tools redis-cli
 bench_init redraft-loadgen
 LG=$PWD/target/release/redraft-loadgen
@@ -106,6 +112,16 @@ for spec in "${BINS[@]}"; do
         sleep 0.2
     done
     [ -n "$leader" ] || { echo "$label: no leader; logs in $WORK" >&2; tail -5 "$WORK"/*.log >&2; exit 1; }
+    if [ "$ENDPOINTS" != all ]; then
+        eps=""
+        for i in 1 2 3; do
+            if { [ "$ENDPOINTS" = leader ] && [ "$i" = "$leader" ]; } ||
+                { [ "$ENDPOINTS" = followers ] && [ "$i" != "$leader" ]; }; then
+                eps="$eps${eps:+,}127.0.0.1:$((redis + i))"
+            fi
+        done
+        EPS[$label]=$eps
+    fi
     b=$((b + 1))
 done
 
@@ -147,7 +163,9 @@ done
     echo "# ${WL^^}${MODE:+ ($MODE)} A/B: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "- $(nproc) cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients round-robin over three nodes$([ "$PIPE" = 1 ] || echo ", $PIPE requests pipelined per client"), $DUR after $WARM of warm-up; $REPS repetitions interleaved$([ "$PRELOAD" = 0 ] || echo "; every cluster preloaded with $PRELOAD SETs first")"
+    echo "- $WL${MODE:+ ($MODE)} of 256 B over 1,000 keys, clients $(case $ENDPOINTS in all) echo "round-robin over three nodes" ;; leader) echo "all on the leader" ;; *) echo "round-robin over the two followers" ;; esac)$([ "$PIPE" = 1 ] || echo ", $PIPE requests pipelined per client"), $DUR after $WARM of warm-up; $REPS repetitions interleaved$([ "$PRELOAD" = 0 ] || echo "; every cluster preloaded with $PRELOAD SETs first")"
+    [ "$ENDPOINTS" = all ] ||
+        echo "- log syncs/op counts only the nodes the clients connect to (the load generator reads their \`INFO raft\`)"
     for spec in "${BINS[@]}"; do
         l=${spec%%=*} bin=${spec#*=}
         echo "- binary $l: ${bin#"$PWD"/}${FAILPOINTS[$l]:+, REDRAFT_FAILPOINTS=${FAILPOINTS[$l]}}${CONFIGS[$l]:+, config: $(tr '\n' ' ' <"${CONFIGS[$l]}")}"

@@ -4,7 +4,8 @@
 # /proc/PID/task/TID/stat) per thread kind over the measured time, per operation.
 #
 # Usage: benches/threads.sh [--workload set|get|mixed] [--mode M] [--concurrency 64]
-#                           [--pipeline 1] [--seconds 8] [--out DIR]
+#                           [--pipeline 1] [--seconds 8] [--endpoints all|leader|followers]
+#                           [--out DIR]
 #
 # Starts a cluster on 127.0.0.1 (BENCH_PORT_BASE, default 26200, + 1..3 raft, + 101..103
 # redis), runs the workload for 2 s untimed, then for `--seconds` with every node's threads
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
 
-WL=set MODE="" CONC=64 PIPE=1 SECS=8 OUT=""
+WL=set MODE="" CONC=64 PIPE=1 SECS=8 OUT="" ENDPOINTS=all
 while [ $# -gt 0 ]; do
     case $1 in
         --workload) WL=$2; shift ;;
@@ -32,8 +33,9 @@ while [ $# -gt 0 ]; do
         --concurrency) CONC=$2; shift ;;
         --pipeline) PIPE=$2; shift ;;
         --seconds) SECS=$2; shift ;;
+        --endpoints) ENDPOINTS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--seconds S] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--workload W] [--mode M] [--concurrency N] [--pipeline P] [--seconds S] [--endpoints all|leader|followers] [--out DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -46,8 +48,16 @@ BASE=${BENCH_PORT_BASE:-26200}
 need_free_ports $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 101)) $((BASE + 102)) $((BASE + 103))
 start_cluster "$BASE" $((BASE + 100))
 NODE_PIDS=("${PIDS[@]}")
-endpoints=$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}")
-endpoints=${endpoints%,}
+# Clients round-robin over every node (as compare.sh), or only on the leader, or only on the
+# followers (every write forwarded).
+endpoints=""
+for port in "${CLUSTER_PORTS[@]}"; do
+    case $ENDPOINTS in
+        leader) [ "$port" = "$LEADER" ] || continue ;;
+        followers) [ "$port" != "$LEADER" ] || continue ;;
+    esac
+    endpoints="$endpoints${endpoints:+,}127.0.0.1:$port"
+done
 
 # cpu_ticks: "node tid kind user system" for every thread of the nodes, and "node total
 # total user system" for each process (its total keeps the time of threads that have ended).
