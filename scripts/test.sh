@@ -2,7 +2,8 @@
 # The test command (README): installs what the tests need, then runs the whole suite: cargo
 # test over the workspace (redraft, the jepsen harness, the load generator), then the short
 # jepsen run (scripts/jepsen-ci.sh), then builds the benchmarks (`cargo build --benches`:
-# they are built, never timed, here). Ends with one line: total passed/failed.
+# they are built, never timed, here) and type-checks the cargo-fuzz targets. Ends with one
+# line: total passed/failed.
 #
 # Needs: a Rust toolchain; redis-cli and redis-benchmark (Debian's redis-tools) and
 # redis-server (differential tests against real Redis); fusermount3 (Debian's fuse3, for
@@ -64,6 +65,10 @@ bash scripts/jepsen-ci.sh 2>&1 | tee -a "$log"
 # test build's profile and features, so only the bench targets themselves compile; a release
 # build (`cargo bench --no-run`) recompiled everything and cost CI 8 to 20 minutes.
 cargo build --locked --workspace --benches 2>&1 | tee -a "$log"
+# The cargo-fuzz targets (fuzz/: the framer, snapshot decoding, the WAL's open) type-check on
+# stable: running them needs nightly and cargo-fuzz (fuzz/Cargo.toml), but a change to the
+# API they call fails here, not months later. Its own lockfile, with the main one's versions.
+cargo check --locked --manifest-path fuzz/Cargo.toml --bins 2>&1 | tee -a "$log"
 awk '/^test result:/ {
         for (i = 2; i <= NF; i++) {
             if ($i ~ /^passed;?$/) p += $(i - 1)
