@@ -92,7 +92,8 @@ pub struct Settings {
     pub read_mode: AtomicU8,
     /// The rest of `client-output-buffer-limit` as `CONFIG GET` shows it: the normal class's soft
     /// limit and seconds (stored, not enforced), and the replica and pubsub classes (stored;
-    /// redraft has no Redis replicas, and pub/sub uses the normal limit). Rarely touched.
+    /// redraft has no Redis replicas; the pubsub class is enforced on each subscriber's queue
+    /// by the node's pub/sub hub, `watch/pubsub.rs`, which holds its live value). Rarely touched.
     pub output_buffer_classes: Mutex<OutputBufferClasses>,
 }
 
@@ -112,7 +113,7 @@ impl Default for OutputBufferClasses {
             normal_soft: 0,
             normal_soft_secs: 0,
             replica: [256 << 20, 64 << 20, 60],
-            pubsub: [32 << 20, 8 << 20, 60],
+            pubsub: crate::watch::pubsub::PUBSUB_LIMITS_DEFAULT,
         }
     }
 }

@@ -4,9 +4,11 @@
 //! Every subscribed session owns a [`Subscription`]: a bounded queue of [`Message`]s and the
 //! set of its channels and patterns; the [`PubSub`] hub maps each channel and pattern to the
 //! queues of its subscribers. Publishing never waits: a subscriber whose queue is full
-//! ([`QUEUE_BOUND`] messages) is disconnected, as Redis disconnects a client past its pubsub
-//! output buffer limit, so a slow subscriber never holds up the publisher, apply, or the
-//! others. A session with no subscription holds no queue.
+//! ([`QUEUE_BOUND`] messages), or whose queued bytes pass the `client-output-buffer-limit
+//! pubsub` class (Redis's default: 32 MB hard, or 8 MB for more than 60 seconds), is
+//! disconnected, as Redis disconnects a subscriber past that limit, so a slow subscriber never
+//! holds up the publisher, apply, or the others, and its backlog stays bounded in bytes, not
+//! only in messages. A session with no subscription holds no queue.
 //!
 //! Keyspace notifications ([`notify_applied`]) come from applied entries (each entry's
 //! [`Notice`]s, handed over by the state machine's notify hook in apply order), on every node,
@@ -18,9 +20,13 @@
 //! - **HubMatchesSessions.** A session's queue is in the hub under exactly the channels and
 //!   patterns its [`Subscription`] lists; dropping the subscription removes them all.
 //! - **PublishNeverBlocks.** [`PubSub::publish`] only `try_send`s.
+//! - **QueuedBytesCounted.** A queue's `pending` bytes are the sizes of the messages in it:
+//!   added before the send (taken back if it fails), taken when a message leaves the queue.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -32,6 +38,10 @@ use crate::store::{Applied, Notice, NoticeClass};
 
 /// The most messages queued for one subscriber before it is disconnected.
 pub const QUEUE_BOUND: usize = 16 * 1024;
+
+/// Redis's `client-output-buffer-limit` defaults for the pubsub class: hard bytes, soft
+/// bytes, soft seconds.
+pub const PUBSUB_LIMITS_DEFAULT: [u64; 3] = [32 << 20, 8 << 20, 60];
 
 /// A message for a subscriber.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +57,24 @@ pub enum Message {
 }
 
 impl Message {
+    /// The bytes of its RESP2 frame: what it adds to the subscriber's backlog.
+    fn size(&self) -> u64 {
+        fn bulk(n: usize) -> u64 {
+            // `$<n>\r\n<bytes>\r\n`
+            (1 + n.to_string().len() + 2 + n + 2) as u64
+        }
+        match self {
+            Message::Message { channel, payload } => {
+                4 + bulk(7) + bulk(channel.len()) + bulk(payload.len())
+            }
+            Message::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => 4 + bulk(8) + bulk(pattern.len()) + bulk(channel.len()) + bulk(payload.len()),
+        }
+    }
+
     /// The push frame Redis sends: `message channel payload` or `pmessage pattern channel
     /// payload` (an array in RESP2, a push in RESP3).
     pub fn frame(&self) -> Frame {
@@ -77,6 +105,37 @@ struct Queue {
     tx: mpsc::Sender<Message>,
     /// Closes the subscriber's connection (its queue overflowed).
     disconnect: Arc<dyn Fn() + Send + Sync>,
+    /// What is queued, in bytes (QueuedBytesCounted), and since when it is over the soft limit.
+    pending: Arc<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    bytes: AtomicU64,
+    /// Unix seconds when the backlog first reached the soft limit; 0 while under it (Redis's
+    /// `obuf_soft_limit_reached_time`).
+    soft_since: AtomicU64,
+}
+
+impl Pending {
+    /// Redis's `checkClientOutputBufferLimits` for a backlog of `used` bytes at `now` (unix
+    /// seconds): over the hard limit, or over the soft limit for more than its seconds (0 turns
+    /// a limit off).
+    fn over(&self, used: u64, [hard, soft, soft_secs]: [u64; 3], now: u64) -> bool {
+        if hard > 0 && used >= hard {
+            return true;
+        }
+        if soft > 0 && used >= soft {
+            let since = self.soft_since.load(Ordering::Relaxed);
+            if since == 0 {
+                self.soft_since.store(now, Ordering::Relaxed);
+                return false;
+            }
+            return now.saturating_sub(since) > soft_secs;
+        }
+        self.soft_since.store(0, Ordering::Relaxed);
+        false
+    }
 }
 
 #[derive(Default)]
@@ -89,14 +148,37 @@ struct Inner {
 
 /// The node's channels and patterns. One mutex: SUBSCRIBE and PUBLISH hold it for a map
 /// update or one fan-out of `try_send`s, never across an await.
-#[derive(Default)]
 pub struct PubSub {
     inner: Mutex<Inner>,
+    /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
+    limits: [AtomicU64; 3],
+}
+
+impl Default for PubSub {
+    fn default() -> Self {
+        PubSub {
+            inner: Mutex::default(),
+            limits: PUBSUB_LIMITS_DEFAULT.map(AtomicU64::new),
+        }
+    }
 }
 
 impl PubSub {
     pub fn new() -> Arc<Self> {
         Arc::default()
+    }
+
+    /// Sets the pubsub class's limits (`CONFIG SET client-output-buffer-limit "pubsub ..."`);
+    /// they apply from the next message published.
+    pub fn set_limits(&self, limits: [u64; 3]) {
+        for (slot, v) in self.limits.iter().zip(limits) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The pubsub class's limits now: hard bytes, soft bytes, soft seconds.
+    pub fn limits(&self) -> [u64; 3] {
+        [0, 1, 2].map(|i| self.limits[i].load(Ordering::Relaxed))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -106,10 +188,19 @@ impl PubSub {
     /// Delivers `payload` to the subscribers of `channel` and then to those of each matching
     /// pattern, as Redis does; returns how many received it (PublishNeverBlocks).
     pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.publish_at(channel, payload, now)
+    }
+
+    /// [`PubSub::publish`] at `now`, unix seconds (the soft limit's clock).
+    fn publish_at(&self, channel: &Bytes, payload: &Bytes, now: u64) -> usize {
         let inner = self.lock();
         if inner.channels.is_empty() && inner.patterns.is_empty() {
             return 0;
         }
+        let limits = self.limits();
         let mut received = 0;
         if let Some(subs) = inner.channels.get(channel) {
             for q in subs.values() {
@@ -117,7 +208,7 @@ impl PubSub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                received += usize::from(deliver(q, msg));
+                received += usize::from(deliver(q, msg, limits, now));
             }
         }
         for (pattern, subs) in &inner.patterns {
@@ -130,7 +221,7 @@ impl PubSub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                received += usize::from(deliver(q, msg));
+                received += usize::from(deliver(q, msg, limits, now));
             }
         }
         received
@@ -166,20 +257,33 @@ impl PubSub {
     }
 }
 
-/// Queues `msg`; a full queue disconnects its subscriber. Returns whether it was queued.
-fn deliver(q: &Queue, msg: Message) -> bool {
-    match q.tx.try_send(msg) {
+/// Queues `msg`; a full queue, or a backlog over the pubsub class's `limits` at `now`,
+/// disconnects its subscriber. Returns whether it was queued.
+fn deliver(q: &Queue, msg: Message, limits: [u64; 3], now: u64) -> bool {
+    let size = msg.size();
+    let used = q.pending.bytes.fetch_add(size, Ordering::Relaxed) + size;
+    let over = q.pending.over(used, limits, now);
+    let sent = if over {
+        Err(mpsc::error::TrySendError::Full(msg))
+    } else {
+        q.tx.try_send(msg)
+    };
+    match sent {
         Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            tracing::warn!(
-                bound = QUEUE_BOUND,
-                "pub/sub client closed for overcoming of output buffer limits"
-            );
-            (q.disconnect)();
+        Err(e) => {
+            q.pending.bytes.fetch_sub(size, Ordering::Relaxed);
+            if let mpsc::error::TrySendError::Full(_) = e {
+                tracing::warn!(
+                    bound = QUEUE_BOUND,
+                    queued_bytes = used - size,
+                    limits = ?limits,
+                    "pub/sub client closed for overcoming of output buffer limits"
+                );
+                (q.disconnect)();
+            }
+            // Closed: the session is gone; its subscription is being dropped.
             false
         }
-        // The session is gone; its subscription is being dropped.
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
@@ -231,7 +335,11 @@ impl Subscription {
         Self {
             hub,
             id,
-            queue: Queue { tx, disconnect },
+            queue: Queue {
+                tx,
+                disconnect,
+                pending: Arc::default(),
+            },
             rx,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
@@ -304,16 +412,31 @@ impl Subscription {
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
             let m = self.rx.recv().await?;
+            self.taken(&m);
             if self.may_see(&m) {
                 return Some(m);
             }
         }
     }
 
+    /// `m` left the queue (QueuedBytesCounted).
+    fn taken(&self, m: &Message) {
+        self.queue
+            .pending
+            .bytes
+            .fetch_sub(m.size(), Ordering::Relaxed);
+    }
+
+    /// The bytes queued for this subscriber and not yet taken.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queue.pending.bytes.load(Ordering::Relaxed)
+    }
+
     /// Returns a message already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Message> {
         loop {
             let m = self.rx.try_recv().ok()?;
+            self.taken(&m);
             if self.may_see(&m) {
                 return Some(m);
             }
@@ -381,99 +504,5 @@ pub fn notify_applied(hub: &PubSub, flags: u32, applied: &Applied) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
-
-    fn sub(hub: &Arc<PubSub>, id: u64) -> Subscription {
-        Subscription::new(hub.clone(), id, Arc::new(|| {}))
-    }
-
-    #[test]
-    fn publish_reaches_channels_then_patterns_and_drop_unsubscribes() {
-        let hub = PubSub::new();
-        let mut a = sub(&hub, 1);
-        let mut c = sub(&hub, 2);
-        assert!(a.subscribe(&b("news")));
-        assert!(!a.subscribe(&b("news")));
-        assert!(a.psubscribe(&b("n*")));
-        assert!(c.psubscribe(&b("n*")));
-        assert_eq!((a.count(), hub.numsub(b"news"), hub.numpat()), (2, 1, 1));
-        assert_eq!(hub.publish(&b("news"), &b("hi")), 3);
-        assert_eq!(
-            a.try_recv(),
-            Some(Message::Message {
-                channel: b("news"),
-                payload: b("hi")
-            })
-        );
-        assert!(matches!(a.try_recv(), Some(Message::PMessage { .. })));
-        assert!(a.try_recv().is_none());
-        assert_eq!(hub.channels(None), vec![b("news")]);
-        assert_eq!(hub.channels(Some(b"x*")), Vec::<Bytes>::new());
-        drop(a);
-        assert_eq!((hub.numsub(b"news"), hub.numpat()), (0, 1));
-        assert_eq!(hub.publish(&b("news"), &b("hi")), 1);
-        assert!(c.punsubscribe(&b("n*")));
-        assert!(hub.is_empty());
-    }
-
-    #[test]
-    fn a_full_queue_disconnects_its_subscriber_only() {
-        let hub = PubSub::new();
-        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = cut.clone();
-        let mut slow = Subscription::new(
-            hub.clone(),
-            1,
-            Arc::new(move || flag.store(true, std::sync::atomic::Ordering::Relaxed)),
-        );
-        let mut fast = sub(&hub, 2);
-        slow.subscribe(&b("c"));
-        fast.subscribe(&b("c"));
-        for _ in 0..QUEUE_BOUND {
-            assert_eq!(hub.publish(&b("c"), &b("m")), 2);
-            fast.try_recv().unwrap();
-        }
-        assert!(!cut.load(std::sync::atomic::Ordering::Relaxed));
-        assert_eq!(
-            hub.publish(&b("c"), &b("m")),
-            1,
-            "the fast one still gets it"
-        );
-        assert!(cut.load(std::sync::atomic::Ordering::Relaxed));
-    }
-
-    #[test]
-    fn notify_follows_the_flags() {
-        let hub = PubSub::new();
-        let mut s = sub(&hub, 1);
-        s.psubscribe(&b("*"));
-        let n = Notice {
-            class: NoticeClass::String,
-            event: "set",
-            key: b("k"),
-        };
-        notify(&hub, F::KEYSPACE | F::GENERIC, &n);
-        assert!(s.try_recv().is_none(), "class $ is off");
-        notify(&hub, F::KEYSPACE | F::KEYEVENT | F::STRING, &n);
-        let got: Vec<(Bytes, Bytes)> = std::iter::from_fn(|| s.try_recv())
-            .map(|m| match m {
-                Message::PMessage {
-                    channel, payload, ..
-                } => (channel, payload),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (b("__keyspace@0__:k"), b("set")),
-                (b("__keyevent@0__:set"), b("k"))
-            ]
-        );
-    }
-}
+#[path = "pubsub_test.rs"]
+mod tests;

@@ -229,3 +229,60 @@ fn client_kill_closes_the_named_connection() {
     assert!(reply.starts_with(':') && reply != ":0\r\n", "{reply}");
     assert!(b.wait_closed(Duration::from_secs(5)).is_some());
 }
+
+/// `client-output-buffer-limit pubsub`: a subscriber that stops reading is cut once its
+/// backlog passes the class's hard limit, on redraft as on redis-server, and the publisher and
+/// the others carry on. redraft used to bound a subscriber's queue only by its count of
+/// messages (16,384), so 400 messages of 64 KB (25 MB) stayed queued past a 1 MB limit.
+#[test]
+fn a_subscriber_that_does_not_read_is_cut_at_the_pubsub_limit_like_redis() {
+    let node = Single::start();
+    let redis = RealRedis::start();
+    let payload = vec![b'p'; 64 * 1024];
+    for addr in [&node.addr, &redis.addr] {
+        let mut admin = RawClient::must_connect(addr);
+        assert_eq!(
+            admin.call_args(&[
+                b"CONFIG",
+                b"SET",
+                b"client-output-buffer-limit",
+                b"pubsub 1mb 0 0"
+            ]),
+            "+OK\r\n",
+            "{addr}"
+        );
+        let mut slow = RawClient::must_connect(addr);
+        slow.send(&command(&[b"SUBSCRIBE", b"feed"]));
+        assert_eq!(
+            slow.must_reply(),
+            "*3\r\n$9\r\nsubscribe\r\n$4\r\nfeed\r\n:1\r\n",
+            "{addr}"
+        );
+        let mut publisher = RawClient::must_connect(addr);
+        let publish = command(&[b"PUBLISH", b"feed", &payload]);
+        publisher.send(&publish.repeat(400));
+        let mut delivered = 0;
+        for _ in 0..400 {
+            match publisher.must_reply().as_str() {
+                ":1\r\n" => delivered += 1,
+                ":0\r\n" => {}
+                other => panic!("{addr}: PUBLISH answered {other:?}"),
+            }
+        }
+        assert!(delivered < 400, "{addr}: the subscriber was never cut");
+        let (_, received) = slow
+            .wait_closed(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{addr}: the slow subscriber is disconnected"));
+        assert!(
+            received < 400 * payload.len(),
+            "{addr}: received {received} bytes before the close"
+        );
+        assert_eq!(
+            admin.call("PUBSUB NUMSUB feed"),
+            "*2\r\n$4\r\nfeed\r\n:0\r\n",
+            "{addr}"
+        );
+        assert_eq!(admin.call("PING"), "+PONG\r\n", "{addr}");
+    }
+    assert!(node.log_tail().contains("output buffer limits"));
+}

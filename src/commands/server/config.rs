@@ -298,7 +298,7 @@ fn output_buffer_limit_string(ctx: &ServerContext) -> String {
         .map(|c| c.clone())
         .unwrap_or_default();
     let [rh, rs, rt] = classes.replica;
-    let [ph, ps, pt] = classes.pubsub;
+    let [ph, ps, pt] = ctx.node.pubsub.limits();
     format!(
         "normal {} {} {} slave {rh} {rs} {rt} pubsub {ph} {ps} {pt}",
         ctx.settings.output_buffer_limit(),
@@ -329,7 +329,10 @@ fn apply(ctx: &ServerContext, value: NewValue) {
                         stored.normal_soft_secs = secs;
                     }
                     "replica" => stored.replica = [hard, soft, secs],
-                    _ => stored.pubsub = [hard, soft, secs],
+                    _ => {
+                        stored.pubsub = [hard, soft, secs];
+                        ctx.node.pubsub.set_limits([hard, soft, secs]);
+                    }
                 }
             }
         }
