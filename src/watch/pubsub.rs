@@ -61,7 +61,8 @@ impl Message {
     fn size(&self) -> u64 {
         fn bulk(n: usize) -> u64 {
             // `$<n>\r\n<bytes>\r\n`
-            (1 + n.to_string().len() + 2 + n + 2) as u64
+            let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
+            (1 + digits + 2 + n + 2) as u64
         }
         match self {
             Message::Message { channel, payload } => {

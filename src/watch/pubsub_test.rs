@@ -84,6 +84,19 @@ fn the_limits_default_to_redis_pubsub_class() {
 
 #[test]
 fn a_message_counts_its_resp2_frame() {
+    for n in [0usize, 9, 10, 99, 100, 65_536] {
+        let m = Message::Message {
+            channel: b("ch"),
+            payload: Bytes::from(vec![b'x'; n]),
+        };
+        let mut frame = Vec::new();
+        for part in [&b"message"[..], b"ch", &vec![b'x'; n]] {
+            frame.extend(format!("${}\r\n", part.len()).into_bytes());
+            frame.extend_from_slice(part);
+            frame.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(m.size(), 4 + frame.len() as u64, "payload of {n}");
+    }
     let m = Message::Message {
         channel: b("c"),
         payload: b("hello"),
