@@ -116,6 +116,21 @@ start_cluster() {
 }
 
 # start_redis PORT [redis-server options...]: a local Redis without snapshots.
+# cluster_endpoints all|leader|followers: the started cluster's client addresses (after
+# start_cluster), comma-separated: every node (clients round-robin, as compare.sh), the leader
+# only, or the followers only (every write forwarded).
+cluster_endpoints() {
+    local port out=""
+    for port in "${CLUSTER_PORTS[@]}"; do
+        case $1 in
+            leader) [ "$port" = "$LEADER" ] || continue ;;
+            followers) [ "$port" != "$LEADER" ] || continue ;;
+        esac
+        out="$out${out:+,}127.0.0.1:$port"
+    done
+    echo "$out"
+}
+
 start_redis() {
     local port=$1
     shift

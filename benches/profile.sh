@@ -83,14 +83,7 @@ BASE=${BENCH_PORT_BASE:-26000}
 need_free_ports $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 101)) $((BASE + 102)) $((BASE + 103))
 start_cluster "$BASE" $((BASE + 100))
 NODE_PIDS=("${PIDS[@]}")
-endpoints=""
-for port in "${CLUSTER_PORTS[@]}"; do
-    case $EPS in
-        leader) [ "$port" = "$LEADER" ] || continue ;;
-        followers) [ "$port" != "$LEADER" ] || continue ;;
-    esac
-    endpoints="$endpoints${endpoints:+,}127.0.0.1:$port"
-done
+endpoints=$(cluster_endpoints "$EPS")
 
 # switches: "kind count" for every thread of the nodes (kind: the thread's name).
 switches() {

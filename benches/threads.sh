@@ -48,16 +48,7 @@ BASE=${BENCH_PORT_BASE:-26200}
 need_free_ports $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 101)) $((BASE + 102)) $((BASE + 103))
 start_cluster "$BASE" $((BASE + 100))
 NODE_PIDS=("${PIDS[@]}")
-# Clients round-robin over every node (as compare.sh), or only on the leader, or only on the
-# followers (every write forwarded).
-endpoints=""
-for port in "${CLUSTER_PORTS[@]}"; do
-    case $ENDPOINTS in
-        leader) [ "$port" = "$LEADER" ] || continue ;;
-        followers) [ "$port" != "$LEADER" ] || continue ;;
-    esac
-    endpoints="$endpoints${endpoints:+,}127.0.0.1:$port"
-done
+endpoints=$(cluster_endpoints "$ENDPOINTS")
 
 # cpu_ticks: "node tid kind user system" for every thread of the nodes, and "node total
 # total user system" for each process (its total keeps the time of threads that have ended).
